@@ -1,0 +1,325 @@
+//! Process settings: defaults, then an optional `kpibot.toml`, then `KPIBOT__SECTION__KEY`
+//! environment variables. Secrets never print.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The settings file read when `--config` is not given (optional).
+pub const DEFAULT_SETTINGS_FILE: &str = "kpibot.toml";
+/// Prefix of environment variables that override settings.
+pub const ENV_PREFIX: &str = "KPIBOT";
+/// What a secret prints as.
+pub const REDACTED: &str = "[redacted]";
+
+/// A secret value (token, signing secret). It prints and serializes as `[redacted]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Timezone of reports that do not name one. Default `Asia/Tokyo`.
+    pub timezone: String,
+    pub reports: ReportsSettings,
+    pub warehouse: WarehouseSettings,
+    pub delivery: DeliverySettings,
+    pub slack: SlackSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsSettings {
+    /// Folder of report specs. Default `reports`.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WarehouseKind {
+    /// The embedded DuckDB database (the default).
+    Duckdb,
+    /// Google BigQuery.
+    Bigquery,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarehouseSettings {
+    /// `duckdb` (default) or `bigquery`.
+    pub kind: WarehouseKind,
+    /// Longest a report query may run, unless its spec says otherwise. Default 60.
+    pub query_timeout_seconds: u64,
+    pub duckdb: DuckDbSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DuckDbSettings {
+    /// The database file. Default `data/demo.duckdb`, the demo mart.
+    pub path: PathBuf,
+    /// Build (or refresh) the demo mart in `path` before running. Default true.
+    pub demo_mart: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryKind {
+    /// Write PNG, JSON and CSV files to a folder (the default).
+    Folder,
+    /// Post to Slack.
+    Slack,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// `folder` (default) or `slack`.
+    pub kind: DeliveryKind,
+    /// Output folder of folder delivery. Default `out`.
+    pub folder: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackSettings {
+    /// Bot token (`xoxb-…`). No default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_token: Option<Secret>,
+    /// Signing secret for slash-command requests. No default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<Secret>,
+    /// App-level token (`xapp-…`) for Socket Mode. No default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_token: Option<Secret>,
+    /// Base URL of the Slack Web API. Default `https://slack.com/api/`.
+    pub api_url: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            timezone: "Asia/Tokyo".into(),
+            reports: ReportsSettings::default(),
+            warehouse: WarehouseSettings::default(),
+            delivery: DeliverySettings::default(),
+            slack: SlackSettings::default(),
+        }
+    }
+}
+
+impl Default for ReportsSettings {
+    fn default() -> Self {
+        Self {
+            dir: "reports".into(),
+        }
+    }
+}
+
+impl Default for WarehouseSettings {
+    fn default() -> Self {
+        Self {
+            kind: WarehouseKind::Duckdb,
+            query_timeout_seconds: 60,
+            duckdb: DuckDbSettings::default(),
+        }
+    }
+}
+
+impl Default for DuckDbSettings {
+    fn default() -> Self {
+        Self {
+            path: "data/demo.duckdb".into(),
+            demo_mart: true,
+        }
+    }
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            kind: DeliveryKind::Folder,
+            folder: "out".into(),
+        }
+    }
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        Self {
+            bot_token: None,
+            signing_secret: None,
+            app_token: None,
+            api_url: "https://slack.com/api/".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid settings: {0}")]
+    Invalid(String),
+    #[error(
+        "unknown timezone `{0}` in setting `timezone` (KPIBOT__TIMEZONE); use an IANA name such as `Asia/Tokyo`"
+    )]
+    Timezone(String),
+}
+
+impl Settings {
+    /// Loads settings from `file` (or `kpibot.toml` if it exists) and the process
+    /// environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Loads settings from `file` and the given environment (tests pass their own).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let (path, required) = match file {
+            Some(path) => (path.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_SETTINGS_FILE), false),
+        };
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        let settings: Settings = config::Config::builder()
+            .add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(required),
+            )
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env)),
+            )
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        settings.timezone()?;
+        Ok(settings)
+    }
+
+    pub fn timezone(&self) -> Result<Tz, SettingsError> {
+        Tz::from_str(&self.timezone).map_err(|_| SettingsError::Timezone(self.timezone.clone()))
+    }
+
+    pub fn query_timeout(&self) -> Duration {
+        Duration::from_secs(self.warehouse.query_timeout_seconds)
+    }
+
+    /// The effective settings as TOML, every secret redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print settings: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_demo_and_folder_delivery() {
+        let s = Settings::load_from(Some(Path::new("/nonexistent/kpibot.toml")), env(&[]));
+        assert!(s.is_err(), "a named settings file must exist");
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.warehouse.kind, WarehouseKind::Duckdb);
+        assert_eq!(s.delivery.kind, DeliveryKind::Folder);
+        assert_eq!(s.delivery.folder, PathBuf::from("out"));
+        assert_eq!(s.timezone().unwrap(), chrono_tz::Asia::Tokyo);
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kpibot.toml");
+        std::fs::write(
+            &file,
+            "timezone = \"UTC\"\n[warehouse]\nquery_timeout_seconds = 5\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            env(&[
+                ("KPIBOT__WAREHOUSE__QUERY_TIMEOUT_SECONDS", "9"),
+                ("KPIBOT__DELIVERY__KIND", "slack"),
+                ("KPIBOT__SLACK__BOT_TOKEN", "xoxb-very-secret"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.timezone, "UTC");
+        assert_eq!(s.warehouse.query_timeout_seconds, 9);
+        assert_eq!(s.delivery.kind, DeliveryKind::Slack);
+        assert_eq!(
+            s.slack.bot_token.as_ref().unwrap().expose(),
+            "xoxb-very-secret"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::load_from(
+            None,
+            env(&[("KPIBOT__SLACK__BOT_TOKEN", "xoxb-very-secret")]),
+        )
+        .unwrap();
+        let printed = s.to_redacted_toml();
+        assert!(!printed.contains("xoxb-very-secret"), "{printed}");
+        assert!(printed.contains(REDACTED));
+        assert!(!format!("{s:?}").contains("xoxb-very-secret"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err =
+            Settings::load_from(None, env(&[("KPIBOT__WAREHOUSE__KIDN", "duckdb")])).unwrap_err();
+        assert!(err.to_string().contains("kidn"), "{err}");
+        let err =
+            Settings::load_from(None, env(&[("KPIBOT__TIMEZONE", "Asia/Tokio")])).unwrap_err();
+        assert!(err.to_string().contains("Asia/Tokio"), "{err}");
+        let err =
+            Settings::load_from(None, env(&[("KPIBOT__WAREHOUSE__KIND", "oracle")])).unwrap_err();
+        assert!(err.to_string().contains("oracle"), "{err}");
+    }
+}
