@@ -1,0 +1,351 @@
+//! Report specs: `reports/*.toml` loaded, validated (every problem, with line and column)
+//! and turned into checked types the rest of the bot can trust.
+
+pub mod diagnostic;
+pub mod period;
+mod reader;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use chrono::Weekday;
+use chrono_tz::Tz;
+
+pub use diagnostic::Diagnostic;
+pub use period::{Period, Window};
+
+/// Query parameters the bot binds for every report query.
+pub const PROVIDED_PARAMETERS: [&str; 3] = ["start_date", "end_date", "run_date"];
+
+/// A validated report spec. Past this type, every field is known to be usable.
+#[derive(Debug, Clone)]
+pub struct ReportSpec {
+    /// The file stem, e.g. `daily_active_users`.
+    pub id: String,
+    pub path: PathBuf,
+    /// The file's text, kept so warehouse errors can point into the SQL.
+    pub source: String,
+    pub title: String,
+    pub description: String,
+    /// Who hears about failures: a `#channel`, a channel ID or a user.
+    pub owner: String,
+    pub tags: Vec<String>,
+    /// The timezone the report's dates are computed in (defaults to the bot's setting).
+    pub timezone: Tz,
+    pub definition: Definition,
+    pub query: QuerySpec,
+    pub chart: ChartSpec,
+    pub schedules: Vec<ScheduleSpec>,
+}
+
+/// The data definition shown to readers: where the numbers come from.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub source: String,
+    pub refreshed: String,
+    pub purpose: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuerySpec {
+    pub sql: String,
+    /// Byte offset in the spec file where the SQL text starts, when every character of the
+    /// SQL maps one-to-one onto the file (no escapes), so errors can point at a SQL line.
+    pub sql_offset: Option<usize>,
+    /// Byte range of the whole `sql = …` value in the file.
+    pub sql_span: Range<usize>,
+    pub period: Period,
+    pub week_start: Weekday,
+    /// Seconds the warehouse may spend on one run of this query (overrides the setting).
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartKind {
+    Line,
+    Bar,
+    StackedBar,
+    Area,
+    Number,
+    Table,
+}
+
+impl ChartKind {
+    pub const NAMES: [&'static str; 6] = ["line", "bar", "stacked_bar", "area", "number", "table"];
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "line" => Self::Line,
+            "bar" => Self::Bar,
+            "stacked_bar" => Self::StackedBar,
+            "area" => Self::Area,
+            "number" => Self::Number,
+            "table" => Self::Table,
+            _ => return None,
+        })
+    }
+}
+
+/// How numbers are written on axes, labels and in the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberFormat {
+    Integer,
+    Decimal,
+    Percent,
+    Currency,
+    Duration,
+}
+
+impl NumberFormat {
+    pub const NAMES: [&'static str; 5] = ["integer", "decimal", "percent", "currency", "duration"];
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "integer" => Self::Integer,
+            "decimal" => Self::Decimal,
+            "percent" => Self::Percent,
+            "currency" => Self::Currency,
+            "duration" => Self::Duration,
+            _ => return None,
+        })
+    }
+}
+
+/// Which single number summarises the window in the message headline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headline {
+    /// The value at the latest x (all series added up). The default.
+    Last,
+    /// The sum over the whole window.
+    Total,
+    /// The mean of the per-x totals over the window.
+    Average,
+}
+
+impl Headline {
+    pub const NAMES: [&'static str; 3] = ["last", "total", "average"];
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "last" => Self::Last,
+            "total" => Self::Total,
+            "average" => Self::Average,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChartSpec {
+    pub kind: ChartKind,
+    pub x: Column,
+    pub y: Column,
+    pub series: Option<Column>,
+    pub format: NumberFormat,
+    pub headline: Headline,
+}
+
+/// A column name from the spec and where it was written, for `check --dry-run` messages.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleSpec {
+    pub cron: cron::Schedule,
+    pub timezone: Tz,
+    pub channel: String,
+    /// Where the `[[schedule]]` entry is written.
+    pub span: Range<usize>,
+}
+
+/// Settings that fill in what a spec leaves out.
+#[derive(Debug, Clone)]
+pub struct SpecDefaults {
+    pub timezone: Tz,
+}
+
+/// One spec file after loading: its text, the spec if it is valid, and every problem.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    pub path: PathBuf,
+    pub source: String,
+    pub spec: Option<ReportSpec>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl LoadedFile {
+    /// Every diagnostic rendered rustc-style, in source order.
+    pub fn render_diagnostics(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(&self.source))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read the reports folder {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the report spec {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The set of valid reports, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    reports: BTreeMap<String, ReportSpec>,
+}
+
+impl Catalog {
+    /// Keeps the valid specs of `files`.
+    pub fn from_loaded(files: &[LoadedFile]) -> Self {
+        let reports = files
+            .iter()
+            .filter_map(|f| f.spec.clone())
+            .map(|spec| (spec.id.clone(), spec))
+            .collect();
+        Self { reports }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ReportSpec> {
+        self.reports.get(id)
+    }
+
+    pub fn reports(&self) -> impl Iterator<Item = &ReportSpec> {
+        self.reports.values()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.reports.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.reports.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reports.is_empty()
+    }
+}
+
+/// Loads every `*.toml` under `dir` (recursively, in path order). Problems in the files are
+/// diagnostics on each [`LoadedFile`]; only an unreadable folder or file is an `Err`.
+pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, LoadError> {
+    let mut paths = Vec::new();
+    collect_toml_files(dir, &mut paths)?;
+    paths.sort();
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let source = std::fs::read_to_string(&path).map_err(|source| LoadError::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        files.push(load_source(&path, source, defaults));
+    }
+    flag_duplicate_ids(&mut files);
+    Ok(files)
+}
+
+fn collect_toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| LoadError::ReadDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        if path.is_dir() {
+            collect_toml_files(&path, out)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Report ids are compared case-insensitively: `/kpi DAU` and `/kpi dau` must not be two
+/// reports.
+fn flag_duplicate_ids(files: &mut [LoadedFile]) {
+    let mut first_seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for file in files.iter_mut() {
+        let id = report_id(&file.path).to_lowercase();
+        if let Some(first) = first_seen.get(&id) {
+            file.spec = None;
+            file.diagnostics.insert(
+                0,
+                Diagnostic::new(&file.path, 0..0, format!("duplicate report id `{id}`"))
+                    .with_label("this file's name is its report id")
+                    .with_hint(format!(
+                        "{} already defines report `{id}`; rename one of the files",
+                        first.display()
+                    )),
+            );
+        } else {
+            first_seen.insert(id, file.path.clone());
+        }
+    }
+}
+
+/// The report id of a spec file: its stem.
+pub fn report_id(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Parses and validates one spec file's text.
+pub fn load_source(path: &Path, source: String, defaults: &SpecDefaults) -> LoadedFile {
+    let (spec, mut diagnostics) = reader::read_spec(path, &source, defaults);
+    diagnostics.sort_by_key(|d| d.span.start);
+    LoadedFile {
+        path: path.to_path_buf(),
+        spec: if diagnostics.is_empty() { spec } else { None },
+        diagnostics,
+        source,
+    }
+}
+
+impl ReportSpec {
+    /// Byte offset in the spec file of the start of the SQL's 1-based `sql_line`, when the
+    /// SQL is written without escapes (so offsets map one-to-one).
+    pub fn sql_line_offset(&self, sql_line: usize) -> Option<usize> {
+        let start = self.query.sql_offset?;
+        let lines: Vec<&str> = self.query.sql.split_inclusive('\n').collect();
+        if sql_line == 0 || sql_line > lines.len().max(1) {
+            return None;
+        }
+        let before: usize = lines.iter().take(sql_line - 1).map(|l| l.len()).sum();
+        let indent = lines
+            .get(sql_line - 1)
+            .map_or(0, |l| l.len() - l.trim_start().len());
+        Some(start + before + indent)
+    }
+
+    /// `path:line:col` of the SQL's 1-based `sql_line` in the spec file (the start of the
+    /// `sql` value when the line cannot be mapped).
+    pub fn sql_location(&self, sql_line: usize) -> String {
+        let offset = self
+            .sql_line_offset(sql_line)
+            .unwrap_or(self.query.sql_span.start);
+        let (line, col) = diagnostic::line_col(&self.source, offset);
+        format!("{}:{line}:{col}", self.path.display())
+    }
+}

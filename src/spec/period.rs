@@ -1,0 +1,421 @@
+//! Report periods: a small grammar (`last 28 days`, `this month`, `2026-01-01..2026-01-31`, …)
+//! resolved to an inclusive date window in the report's timezone.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{Datelike, Days, Months, NaiveDate, Weekday};
+
+/// A period as written by a report author or a Slack user, not yet tied to a date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Yesterday,
+    Today,
+    /// `last N days|weeks|months`: N complete units before the current one.
+    Last(u32, Unit),
+    /// `this week|month|quarter|year`: the current unit up to and including today.
+    This(Unit),
+    /// `month to date`: the first of the month through yesterday (complete days).
+    MonthToDate,
+    /// `2026-01-01..2026-01-31`, both ends included.
+    Between(NaiveDate, NaiveDate),
+    /// `since 2026-04-01`: that day through today.
+    Since(NaiveDate),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+/// An inclusive range of calendar dates in one timezone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+impl Window {
+    /// Number of days in the window, both ends included.
+    pub fn days(&self) -> i64 {
+        (self.end - self.start).num_days() + 1
+    }
+
+    /// The window of the same length that ends the day before this one starts.
+    pub fn previous(&self) -> Window {
+        let end = self.start - chrono::Duration::days(1);
+        Window {
+            start: end - chrono::Duration::days(self.days() - 1),
+            end,
+        }
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.start == self.end {
+            write!(f, "{}", self.start)
+        } else {
+            write!(f, "{} – {}", self.start, self.end)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeriodError {
+    #[error(
+        "`{0}` is not a period I understand; try `yesterday`, `last 28 days`, `this month`, `last month`, `month to date`, `2026-01-01..2026-01-31` or `since 2026-04-01`"
+    )]
+    Unparsable(String),
+    #[error("`{0}` must be a positive number of days, weeks or months")]
+    ZeroLength(String),
+    #[error("the period starts on {start} but ends earlier, on {end}")]
+    Backwards { start: NaiveDate, end: NaiveDate },
+    #[error("`{0}` is not a date in YYYY-MM-DD form")]
+    BadDate(String),
+}
+
+/// Largest N accepted in `last N …`, so a typo cannot ask for a century of data.
+pub const MAX_PERIOD_COUNT: u32 = 3660;
+
+impl FromStr for Period {
+    type Err = PeriodError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let normalized = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        let unparsable = || PeriodError::Unparsable(text.trim().to_string());
+        let words: Vec<&str> = normalized.split(' ').collect();
+        match words.as_slice() {
+            ["yesterday"] => Ok(Period::Yesterday),
+            ["today"] => Ok(Period::Today),
+            ["month", "to", "date"] | ["mtd"] => Ok(Period::MonthToDate),
+            ["last", "month"] => Ok(Period::Last(1, Unit::Month)),
+            ["last", "week"] => Ok(Period::Last(1, Unit::Week)),
+            ["this", unit] => match parse_unit(unit) {
+                Some(Unit::Day) => Ok(Period::Today),
+                Some(unit) => Ok(Period::This(unit)),
+                None => Err(unparsable()),
+            },
+            ["last", count, unit] => {
+                let count: u32 = count.parse().map_err(|_| unparsable())?;
+                let unit = match parse_unit(unit) {
+                    Some(unit @ (Unit::Day | Unit::Week | Unit::Month)) => unit,
+                    _ => return Err(unparsable()),
+                };
+                if count == 0 || count > MAX_PERIOD_COUNT {
+                    return Err(PeriodError::ZeroLength(text.trim().to_string()));
+                }
+                Ok(Period::Last(count, unit))
+            }
+            ["since", date] => Ok(Period::Since(parse_date(date)?)),
+            [range] if range.contains("..") => {
+                let (start, end) = range.split_once("..").ok_or_else(unparsable)?;
+                let (start, end) = (parse_date(start)?, parse_date(end)?);
+                if end < start {
+                    return Err(PeriodError::Backwards { start, end });
+                }
+                Ok(Period::Between(start, end))
+            }
+            _ => Err(unparsable()),
+        }
+    }
+}
+
+fn parse_unit(word: &str) -> Option<Unit> {
+    match word {
+        "day" | "days" => Some(Unit::Day),
+        "week" | "weeks" => Some(Unit::Week),
+        "month" | "months" => Some(Unit::Month),
+        "quarter" | "quarters" => Some(Unit::Quarter),
+        "year" | "years" => Some(Unit::Year),
+        _ => None,
+    }
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, PeriodError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| PeriodError::BadDate(text.to_string()))
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit_name = |unit: Unit, plural: bool| {
+            let name = match unit {
+                Unit::Day => "day",
+                Unit::Week => "week",
+                Unit::Month => "month",
+                Unit::Quarter => "quarter",
+                Unit::Year => "year",
+            };
+            if plural {
+                format!("{name}s")
+            } else {
+                name.to_string()
+            }
+        };
+        match self {
+            Period::Yesterday => write!(f, "yesterday"),
+            Period::Today => write!(f, "today"),
+            Period::Last(1, unit) => write!(f, "last {}", unit_name(*unit, false)),
+            Period::Last(n, unit) => write!(f, "last {n} {}", unit_name(*unit, true)),
+            Period::This(unit) => write!(f, "this {}", unit_name(*unit, false)),
+            Period::MonthToDate => write!(f, "month to date"),
+            Period::Between(start, end) => write!(f, "{start}..{end}"),
+            Period::Since(date) => write!(f, "since {date}"),
+        }
+    }
+}
+
+impl Period {
+    /// The inclusive window this period covers when "today" is `today` in the report's
+    /// timezone; weeks start on `week_start`.
+    pub fn resolve(&self, today: NaiveDate, week_start: Weekday) -> Result<Window, PeriodError> {
+        let yesterday = today - Days::new(1);
+        let window = match *self {
+            Period::Yesterday => Window {
+                start: yesterday,
+                end: yesterday,
+            },
+            Period::Today => Window {
+                start: today,
+                end: today,
+            },
+            Period::Last(n, Unit::Day) => Window {
+                start: today - Days::new(u64::from(n)),
+                end: yesterday,
+            },
+            Period::Last(n, Unit::Week) => {
+                let this_week = start_of_week(today, week_start);
+                Window {
+                    start: this_week - Days::new(7 * u64::from(n)),
+                    end: this_week - Days::new(1),
+                }
+            }
+            Period::Last(n, unit) => {
+                let months_per_unit = months_in(unit);
+                let this_unit = start_of_unit(today, unit, week_start);
+                Window {
+                    start: this_unit - Months::new(n * months_per_unit),
+                    end: this_unit - Days::new(1),
+                }
+            }
+            Period::This(unit) => Window {
+                start: start_of_unit(today, unit, week_start),
+                end: today,
+            },
+            Period::MonthToDate => Window {
+                start: start_of_unit(yesterday, Unit::Month, week_start),
+                end: yesterday,
+            },
+            Period::Between(start, end) => Window { start, end },
+            Period::Since(start) => Window { start, end: today },
+        };
+        if window.end < window.start {
+            return Err(PeriodError::Backwards {
+                start: window.start,
+                end: window.end,
+            });
+        }
+        Ok(window)
+    }
+}
+
+fn months_in(unit: Unit) -> u32 {
+    match unit {
+        Unit::Quarter => 3,
+        Unit::Year => 12,
+        _ => 1,
+    }
+}
+
+fn start_of_week(day: NaiveDate, week_start: Weekday) -> NaiveDate {
+    let back = (7 + day.weekday().num_days_from_monday() - week_start.num_days_from_monday()) % 7;
+    day - Days::new(u64::from(back))
+}
+
+fn start_of_unit(day: NaiveDate, unit: Unit, week_start: Weekday) -> NaiveDate {
+    let first_of = |month: u32| NaiveDate::from_ymd_opt(day.year(), month, 1).unwrap_or(day);
+    match unit {
+        Unit::Day => day,
+        Unit::Week => start_of_week(day, week_start),
+        Unit::Month => first_of(day.month()),
+        Unit::Quarter => first_of((day.month0() / 3) * 3 + 1),
+        Unit::Year => first_of(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn window(period: &str, today: &str) -> (String, String) {
+        let w = period
+            .parse::<Period>()
+            .unwrap()
+            .resolve(d(today), Weekday::Mon)
+            .unwrap();
+        (w.start.to_string(), w.end.to_string())
+    }
+
+    fn pair(start: &str, end: &str) -> (String, String) {
+        (start.to_string(), end.to_string())
+    }
+
+    // 2026-11-26 is a Thursday.
+    #[test]
+    fn relative_periods_resolve_to_complete_days() {
+        assert_eq!(
+            window("yesterday", "2026-11-26"),
+            pair("2026-11-25", "2026-11-25")
+        );
+        assert_eq!(
+            window("today", "2026-11-26"),
+            pair("2026-11-26", "2026-11-26")
+        );
+        assert_eq!(
+            window("last 28 days", "2026-11-26"),
+            pair("2026-10-29", "2026-11-25")
+        );
+        assert_eq!(
+            window("last 7 days", "2026-03-01"),
+            pair("2026-02-22", "2026-02-28")
+        );
+        assert_eq!(
+            window("last 2 weeks", "2026-11-26"),
+            pair("2026-11-09", "2026-11-22")
+        );
+        assert_eq!(
+            window("last week", "2026-11-26"),
+            pair("2026-11-16", "2026-11-22")
+        );
+        assert_eq!(
+            window("last month", "2026-03-31"),
+            pair("2026-02-01", "2026-02-28")
+        );
+        assert_eq!(
+            window("last 3 months", "2026-01-15"),
+            pair("2025-10-01", "2025-12-31")
+        );
+    }
+
+    #[test]
+    fn to_date_periods_include_today_or_stop_at_yesterday() {
+        assert_eq!(
+            window("this week", "2026-11-26"),
+            pair("2026-11-23", "2026-11-26")
+        );
+        assert_eq!(
+            window("this month", "2026-11-26"),
+            pair("2026-11-01", "2026-11-26")
+        );
+        assert_eq!(
+            window("this quarter", "2026-11-26"),
+            pair("2026-10-01", "2026-11-26")
+        );
+        assert_eq!(
+            window("this year", "2026-11-26"),
+            pair("2026-01-01", "2026-11-26")
+        );
+        assert_eq!(
+            window("month to date", "2026-11-26"),
+            pair("2026-11-01", "2026-11-25")
+        );
+        // On the 1st, month to date is the whole previous month, never an empty window.
+        assert_eq!(
+            window("month to date", "2026-12-01"),
+            pair("2026-11-01", "2026-11-30")
+        );
+    }
+
+    #[test]
+    fn explicit_periods() {
+        assert_eq!(
+            window("2026-01-01..2026-01-31", "2026-11-26"),
+            pair("2026-01-01", "2026-01-31")
+        );
+        assert_eq!(
+            window("since 2026-04-01", "2026-11-26"),
+            pair("2026-04-01", "2026-11-26")
+        );
+        assert_eq!(
+            window("  Last   28   Days ", "2026-11-26"),
+            pair("2026-10-29", "2026-11-25")
+        );
+    }
+
+    #[test]
+    fn weeks_can_start_on_sunday() {
+        let w = Period::This(Unit::Week)
+            .resolve(d("2026-11-26"), Weekday::Sun)
+            .unwrap();
+        assert_eq!(w.start, d("2026-11-22"));
+        let w = Period::Last(1, Unit::Week)
+            .resolve(d("2026-11-22"), Weekday::Sun)
+            .unwrap();
+        assert_eq!((w.start, w.end), (d("2026-11-15"), d("2026-11-21")));
+    }
+
+    #[test]
+    fn bad_periods_say_what_is_wrong() {
+        assert!(matches!(
+            "last fortnight".parse::<Period>(),
+            Err(PeriodError::Unparsable(_))
+        ));
+        assert!(matches!(
+            "last 0 days".parse::<Period>(),
+            Err(PeriodError::ZeroLength(_))
+        ));
+        assert!(matches!(
+            "2026-02-01..2026-01-01".parse::<Period>(),
+            Err(PeriodError::Backwards { .. })
+        ));
+        assert!(matches!(
+            "since 2026-13-01".parse::<Period>(),
+            Err(PeriodError::BadDate(_))
+        ));
+        assert!(matches!(
+            "since 2027-01-01"
+                .parse::<Period>()
+                .unwrap()
+                .resolve(d("2026-11-26"), Weekday::Mon),
+            Err(PeriodError::Backwards { .. })
+        ));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in [
+            "yesterday",
+            "last 28 days",
+            "last month",
+            "this quarter",
+            "month to date",
+            "2026-01-01..2026-01-31",
+            "since 2026-04-01",
+        ] {
+            assert_eq!(text.parse::<Period>().unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn previous_window_has_the_same_length() {
+        let w = Window {
+            start: d("2026-10-29"),
+            end: d("2026-11-25"),
+        };
+        let p = w.previous();
+        assert_eq!((p.start, p.end), (d("2026-10-01"), d("2026-10-28")));
+        assert_eq!(p.days(), 28);
+    }
+}

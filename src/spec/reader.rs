@@ -1,0 +1,622 @@
+//! Walks a parsed TOML document and builds a [`ReportSpec`], collecting every problem
+//! instead of stopping at the first.
+
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::Weekday;
+use chrono_tz::Tz;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostic::{Diagnostic, closest, did_you_mean};
+use super::{
+    ChartKind, ChartSpec, Column, Definition, Headline, NumberFormat, PROVIDED_PARAMETERS, Period,
+    QuerySpec, ReportSpec, ScheduleSpec, SpecDefaults, report_id,
+};
+use crate::warehouse::sql;
+
+const ROOT_KEYS: [&str; 9] = [
+    "title",
+    "description",
+    "owner",
+    "tags",
+    "timezone",
+    "definition",
+    "query",
+    "chart",
+    "schedule",
+];
+const DEFINITION_KEYS: [&str; 3] = ["source", "refreshed", "purpose"];
+const QUERY_KEYS: [&str; 4] = ["sql", "period", "week_start", "timeout_seconds"];
+const CHART_KEYS: [&str; 6] = ["kind", "x", "y", "series", "format", "headline"];
+const SCHEDULE_KEYS: [&str; 3] = ["cron", "timezone", "channel"];
+
+/// The default period of a report that does not name one.
+pub const DEFAULT_PERIOD: &str = "last 28 days";
+
+struct Reader<'a> {
+    path: &'a Path,
+    source: &'a str,
+    errors: Vec<Diagnostic>,
+    /// Full key names already suggested for a misspelled key: not reported missing too.
+    suggested: Vec<String>,
+}
+
+/// A table and where to point when something is missing from it.
+struct Tbl<'t, 'i> {
+    table: &'t DeTable<'i>,
+    name: String,
+    anchor: Range<usize>,
+}
+
+pub(super) fn read_spec(
+    path: &Path,
+    source: &str,
+    defaults: &SpecDefaults,
+) -> (Option<ReportSpec>, Vec<Diagnostic>) {
+    let mut r = Reader {
+        path,
+        source,
+        errors: Vec::new(),
+        suggested: Vec::new(),
+    };
+    let (document, syntax_errors) = DeTable::parse_recoverable(source);
+    for error in &syntax_errors {
+        let span = error.span().unwrap_or(0..0);
+        let message = error.message().trim().trim_end_matches('.').to_string();
+        r.errors.push(Diagnostic::new(
+            path,
+            span,
+            format!("TOML syntax error: {message}"),
+        ));
+    }
+    if !syntax_errors.is_empty() {
+        // The rest of the document may be misread after a syntax error; don't pile on.
+        return (None, r.errors);
+    }
+    let id = report_id(path);
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        r.errors.push(
+            Diagnostic::new(path, 0..0, format!("`{id}` cannot be a report id"))
+                .with_hint("name the file with letters, digits, `_` or `-` only, e.g. `daily_active_users.toml`; the file name is what people type after /kpi"),
+        );
+    }
+    let root = Tbl {
+        table: document.get_ref(),
+        name: String::new(),
+        anchor: 0..0,
+    };
+    r.check_keys(&root, &ROOT_KEYS);
+    let title = r.string(&root, "title", true);
+    let description = r.string(&root, "description", true);
+    let owner = r.string(&root, "owner", true);
+    let tags = r.string_list(&root, "tags");
+    let timezone = match r.string(&root, "timezone", false) {
+        Some(tz) => r.timezone(&tz),
+        None => Some(defaults.timezone),
+    };
+
+    let definition = r.table(&root, "definition", true).map(|t| {
+        r.check_keys(&t, &DEFINITION_KEYS);
+        (
+            r.string(&t, "source", true),
+            r.string(&t, "refreshed", true),
+            r.string(&t, "purpose", true),
+        )
+    });
+    let query = r.table(&root, "query", true).map(|t| r.query(&t));
+    let chart = r.table(&root, "chart", true).map(|t| r.chart(&t));
+    let schedules = r.schedules(&root, timezone.unwrap_or(defaults.timezone));
+
+    let spec = (|| {
+        let (source_table, refreshed, purpose) = definition?;
+        Some(ReportSpec {
+            id,
+            path: path.to_path_buf(),
+            source: source.to_string(),
+            title: title?.into_inner(),
+            description: description?.into_inner(),
+            owner: owner?.into_inner(),
+            tags: tags?,
+            timezone: timezone?,
+            definition: Definition {
+                source: source_table?.into_inner(),
+                refreshed: refreshed?.into_inner(),
+                purpose: purpose?.into_inner(),
+            },
+            query: query??,
+            chart: chart??,
+            schedules: schedules?,
+        })
+    })();
+    (spec, r.errors)
+}
+
+impl<'a> Reader<'a> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) -> &mut Diagnostic {
+        self.errors.push(Diagnostic::new(self.path, span, message));
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    fn key_name(&self, table: &Tbl, key: &str) -> String {
+        if table.name.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", table.name)
+        }
+    }
+
+    fn check_keys(&mut self, table: &Tbl, allowed: &[&str]) {
+        for (key, _) in table.table.iter() {
+            if !allowed.contains(&key.get_ref().as_ref()) {
+                let name = self.key_name(table, key.get_ref());
+                let suggestion = closest(key.get_ref(), allowed.iter().copied());
+                if let Some(suggestion) = suggestion {
+                    self.suggested.push(self.key_name(table, suggestion));
+                }
+                let hint = suggestion.map_or_else(
+                    || format!("valid keys here: {}", allowed.join(", ")),
+                    |s| format!("did you mean `{s}`?"),
+                );
+                let d = self.error(key.span(), format!("unknown key `{name}`"));
+                *d = d.clone().with_label(hint);
+            }
+        }
+    }
+
+    fn lookup<'t, 'i>(table: &'t Tbl<'t, 'i>, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+        table
+            .table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| v)
+    }
+
+    fn missing(&mut self, table: &Tbl, key: &str, expected: &str) {
+        let name = self.key_name(table, key);
+        if self.suggested.contains(&name) {
+            return;
+        }
+        let where_ = if table.name.is_empty() {
+            "the report".to_string()
+        } else {
+            format!("[{}]", table.name)
+        };
+        let d = self.error(
+            table.anchor.clone(),
+            format!("missing required key `{name}` ({expected})"),
+        );
+        *d = d.clone().with_hint(format!("add `{key} = …` to {where_}"));
+    }
+
+    fn wrong_type(&mut self, table: &Tbl, key: &str, value: &Spanned<DeValue>, expected: &str) {
+        let name = self.key_name(table, key);
+        let found = value.get_ref().type_str();
+        self.error(
+            value.span(),
+            format!("`{name}` must be {expected}, found {found}"),
+        );
+    }
+
+    fn string(&mut self, table: &Tbl, key: &str, required: bool) -> Option<Spanned<String>> {
+        let Some(value) = Self::lookup(table, key) else {
+            if required {
+                self.missing(table, key, "a string");
+            }
+            return None;
+        };
+        match value.get_ref().as_str() {
+            Some(s) => Some(Spanned::new(value.span(), s.to_string())),
+            None => {
+                self.wrong_type(table, key, value, "a string");
+                None
+            }
+        }
+    }
+
+    /// An optional list of strings; `Some(vec![])` when absent, `None` when invalid.
+    fn string_list(&mut self, table: &Tbl, key: &str) -> Option<Vec<String>> {
+        let Some(value) = Self::lookup(table, key) else {
+            return Some(Vec::new());
+        };
+        let Some(items) = value.get_ref().as_array() else {
+            self.wrong_type(table, key, value, "a list of strings");
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref().as_str() {
+                Some(s) => out.push(s.to_string()),
+                None => {
+                    self.wrong_type(table, key, item, "a list of strings");
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn table<'t, 'i>(
+        &mut self,
+        parent: &Tbl<'t, 'i>,
+        key: &str,
+        required: bool,
+    ) -> Option<Tbl<'t, 'i>> {
+        let entry = parent
+            .table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key);
+        let Some((k, value)) = entry else {
+            if required {
+                let d = self.error(
+                    parent.anchor.clone(),
+                    format!("missing required table `[{}]`", self.key_name(parent, key)),
+                );
+                *d = d.clone().with_hint(format!("add a `[{key}]` section"));
+            }
+            return None;
+        };
+        match value.get_ref().as_table() {
+            Some(table) => Some(Tbl {
+                table,
+                name: self.key_name(parent, key),
+                anchor: k.span(),
+            }),
+            None => {
+                self.wrong_type(parent, key, value, "a table");
+                None
+            }
+        }
+    }
+
+    fn timezone(&mut self, value: &Spanned<String>) -> Option<Tz> {
+        match Tz::from_str(value.get_ref()) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                let hint = match value.get_ref().to_uppercase().as_str() {
+                    "JST" => "abbreviations are ambiguous; write `Asia/Tokyo`".to_string(),
+                    "KST" => "abbreviations are ambiguous; write `Asia/Seoul`".to_string(),
+                    _ => {
+                        let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+                        did_you_mean(value.get_ref(), names).unwrap_or_else(|| {
+                            "use an IANA name such as `Asia/Tokyo` or `UTC`".into()
+                        })
+                    }
+                };
+                let d = self.error(
+                    value.span(),
+                    format!("unknown timezone `{}`", value.get_ref()),
+                );
+                *d = d.clone().with_label(hint);
+                None
+            }
+        }
+    }
+
+    /// A string value that must be one of `names`.
+    fn choice<T>(
+        &mut self,
+        table: &Tbl,
+        key: &str,
+        names: &[&str],
+        parse: fn(&str) -> Option<T>,
+        default: Option<T>,
+    ) -> Option<T> {
+        let Some(value) = self.string(table, key, default.is_none()) else {
+            return if Self::lookup(table, key).is_some() {
+                None
+            } else {
+                default
+            };
+        };
+        if let Some(parsed) = parse(value.get_ref()) {
+            return Some(parsed);
+        }
+        let label = did_you_mean(value.get_ref(), names.iter().copied())
+            .unwrap_or_else(|| format!("expected one of: {}", names.join(", ")));
+        let name = self.key_name(table, key);
+        let d = self.error(
+            value.span(),
+            format!("`{}` is not a valid `{name}`", value.get_ref()),
+        );
+        *d = d.clone().with_label(label);
+        None
+    }
+
+    fn query(&mut self, t: &Tbl) -> Option<QuerySpec> {
+        self.check_keys(t, &QUERY_KEYS);
+        let sql_value = self.string(t, "sql", true);
+        let period = match self.string(t, "period", false) {
+            Some(p) => match p.get_ref().parse::<Period>() {
+                Ok(period) => Some(period),
+                Err(e) => {
+                    self.error(p.span(), format!("unparsable period: {e}"));
+                    None
+                }
+            },
+            None => DEFAULT_PERIOD.parse().ok(),
+        };
+        let week_start = self.choice(
+            t,
+            "week_start",
+            &["monday", "sunday"],
+            |s| match s {
+                "monday" => Some(Weekday::Mon),
+                "sunday" => Some(Weekday::Sun),
+                _ => None,
+            },
+            Some(Weekday::Mon),
+        );
+        let timeout_seconds = match Self::lookup(t, "timeout_seconds") {
+            None => Some(None),
+            Some(v) => match v
+                .get_ref()
+                .as_integer()
+                .and_then(|i| i.as_str().parse::<u64>().ok())
+            {
+                Some(secs) if secs > 0 => Some(Some(secs)),
+                _ => {
+                    self.wrong_type(
+                        t,
+                        "timeout_seconds",
+                        v,
+                        "a positive whole number of seconds",
+                    );
+                    None
+                }
+            },
+        };
+        let sql_value = sql_value?;
+        let sql_text = sql_value.get_ref().clone();
+        let sql_offset = string_content_offset(self.source, sql_value.span(), &sql_text);
+        if sql_text.trim().is_empty() {
+            let d = self.error(sql_value.span(), "`query.sql` is empty");
+            *d = d
+                .clone()
+                .with_hint("write the SELECT that produces the chart's columns");
+            return None;
+        }
+        let mut params_ok = true;
+        for param in sql::parameters(&sql_text) {
+            if PROVIDED_PARAMETERS.contains(&param.name.as_str()) {
+                continue;
+            }
+            params_ok = false;
+            let span = match sql_offset {
+                Some(start) => start + param.span.start..start + param.span.end,
+                None => sql_value.span(),
+            };
+            let provided = PROVIDED_PARAMETERS.map(|p| format!("@{p}")).join(", ");
+            let label = closest(&param.name, PROVIDED_PARAMETERS)
+                .map(|c| format!("did you mean `@{c}`?"))
+                .unwrap_or_else(|| format!("the bot provides {provided}"));
+            let d = self.error(
+                span,
+                format!(
+                    "query parameter `@{}` is not one the bot provides",
+                    param.name
+                ),
+            );
+            *d = d.clone().with_label(label).with_hint(format!(
+                "kpibot binds {provided} (dates in the report's timezone)"
+            ));
+        }
+        Some(QuerySpec {
+            sql: sql_text,
+            sql_offset,
+            sql_span: sql_value.span(),
+            period: period?,
+            week_start: week_start?,
+            timeout_seconds: timeout_seconds?,
+        })
+        .filter(|_| params_ok)
+    }
+
+    fn column(&mut self, t: &Tbl, key: &str, required: bool) -> Option<Column> {
+        self.string(t, key, required).map(|v| Column {
+            span: v.span(),
+            name: v.into_inner(),
+        })
+    }
+
+    fn chart(&mut self, t: &Tbl) -> Option<ChartSpec> {
+        self.check_keys(t, &CHART_KEYS);
+        let kind = self.choice(t, "kind", &ChartKind::NAMES, ChartKind::parse, None);
+        let x = self.column(t, "x", true);
+        let y = self.column(t, "y", true);
+        let series_ok = Self::lookup(t, "series").is_none_or(|v| v.get_ref().is_str());
+        let series = self.column(t, "series", false);
+        let format = self.choice(
+            t,
+            "format",
+            &NumberFormat::NAMES,
+            NumberFormat::parse,
+            Some(NumberFormat::Integer),
+        );
+        let headline = self.choice(
+            t,
+            "headline",
+            &Headline::NAMES,
+            Headline::parse,
+            Some(Headline::Last),
+        );
+        if !series_ok {
+            return None;
+        }
+        Some(ChartSpec {
+            kind: kind?,
+            x: x?,
+            y: y?,
+            series,
+            format: format?,
+            headline: headline?,
+        })
+    }
+
+    fn schedules(&mut self, root: &Tbl, report_tz: Tz) -> Option<Vec<ScheduleSpec>> {
+        let Some((key, value)) = root
+            .table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == "schedule")
+        else {
+            return Some(Vec::new());
+        };
+        let Some(entries) = value.get_ref().as_array() else {
+            let d = self.error(
+                value.span(),
+                "`schedule` must be a list of `[[schedule]]` tables",
+            );
+            *d = d
+                .clone()
+                .with_hint("write each schedule as `[[schedule]]` with cron, timezone and channel");
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (index, entry) in entries.iter().enumerate() {
+            let Some(table) = entry.get_ref().as_table() else {
+                self.error(
+                    entry.span(),
+                    format!("schedule #{} must be a table", index + 1),
+                );
+                ok = false;
+                continue;
+            };
+            let anchor = if entry.span().is_empty() {
+                key.span()
+            } else {
+                entry.span()
+            };
+            let t = Tbl {
+                table,
+                name: format!("schedule[{index}]"),
+                anchor,
+            };
+            match self.schedule(&t, report_tz) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn schedule(&mut self, t: &Tbl, report_tz: Tz) -> Option<ScheduleSpec> {
+        self.check_keys(t, &SCHEDULE_KEYS);
+        let cron_text = self.string(t, "cron", true);
+        let timezone = match self.string(t, "timezone", false) {
+            Some(tz) => self.timezone(&tz),
+            None => Some(report_tz),
+        };
+        let channel = self.string(t, "channel", true);
+        if let Some(channel) = &channel
+            && channel.get_ref().trim().is_empty()
+        {
+            self.error(channel.span(), "`channel` is empty").hint =
+                Some("write a channel as `#kpi-daily` or as its ID, e.g. `C0123456789`".into());
+        }
+        let cron_text = cron_text?;
+        let schedule = self.cron(&cron_text, timezone);
+        Some(ScheduleSpec {
+            cron: schedule?,
+            timezone: timezone?,
+            channel: channel?.into_inner(),
+            span: t.anchor.clone(),
+        })
+    }
+
+    fn cron(&mut self, text: &Spanned<String>, timezone: Option<Tz>) -> Option<cron::Schedule> {
+        let expr = text.get_ref().trim();
+        let fields = expr.split_whitespace().count();
+        if fields == 5 {
+            let d = self.error(
+                text.span(),
+                format!("`{expr}` is a 5-field Unix cron; kpibot's cron has a seconds field first"),
+            );
+            *d = d
+                .clone()
+                .with_label(
+                    "6 or 7 fields expected: sec min hour day-of-month month day-of-week [year]",
+                )
+                .with_hint(format!("write `0 {expr}` to fire at second 0"));
+            return None;
+        }
+        match cron::Schedule::from_str(expr) {
+            Ok(schedule) => {
+                if let Some(tz) = timezone
+                    && schedule.upcoming(tz).next().is_none()
+                {
+                    self.error(text.span(), format!("the cron `{expr}` never fires"));
+                    return None;
+                }
+                Some(schedule)
+            }
+            Err(e) => {
+                // The cron crate's message repeats the expression with a caret line; keep
+                // only its explanation.
+                let full = e.to_string();
+                let reason = full
+                    .lines()
+                    .rev()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && *l != "^")
+                    .unwrap_or("unreadable expression")
+                    .to_string();
+                let d = self.error(text.span(), format!("invalid cron `{expr}`: {reason}"));
+                *d = d.clone().with_hint(
+                    "fields are: sec min hour day-of-month month day-of-week [year], e.g. `0 0 9 * * Mon-Fri`",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Where the characters of a string value start in the file, when the file spells them
+/// one-to-one (no escape sequences), so a byte offset in the value is the same offset in
+/// the file from there.
+fn string_content_offset(source: &str, span: Range<usize>, value: &str) -> Option<usize> {
+    let raw = source.get(span.clone())?;
+    let (open, multiline) = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+        (3, true)
+    } else {
+        (1, false)
+    };
+    let mut start = span.start + open;
+    if multiline {
+        if source[start..].starts_with("\r\n") {
+            start += 2;
+        } else if source[start..].starts_with('\n') {
+            start += 1;
+        }
+    }
+    (source.get(start..start + value.len()) == Some(value)).then_some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_offset_of_multiline_and_plain_strings() {
+        let source = "sql = \"\"\"\nSELECT 1\n\"\"\"\nx = 'a b'\n";
+        let span = source.find("\"\"\"").unwrap()..source.rfind("\"\"\"").unwrap() + 3;
+        let start = string_content_offset(source, span, "SELECT 1\n").unwrap();
+        assert_eq!(&source[start..start + 6], "SELECT");
+        let span = source.find("'a").unwrap()..source.find("b'").unwrap() + 2;
+        let start = string_content_offset(source, span, "a b").unwrap();
+        assert_eq!(&source[start..start + 3], "a b");
+    }
+
+    #[test]
+    fn escaped_strings_have_no_one_to_one_offset() {
+        let source = "sql = \"a\\tb\"";
+        let span = 6..source.len();
+        assert_eq!(string_content_offset(source, span, "a\tb"), None);
+    }
+}

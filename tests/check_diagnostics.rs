@@ -1,0 +1,166 @@
+//! `kpibot check` on broken specs: every problem, with path, line, column and a caret,
+//! snapshot-tested so a change in wording is a reviewed change.
+
+mod common;
+
+use std::path::Path;
+
+use kpibot::spec::{self, SpecDefaults};
+
+fn defaults() -> SpecDefaults {
+    SpecDefaults {
+        timezone: chrono_tz::Asia::Tokyo,
+    }
+}
+
+/// Loads one fixture with a repo-relative path, as `kpibot check tests/fixtures/…` shows it.
+fn diagnostics_of(name: &str) -> (usize, String) {
+    let relative = format!("tests/fixtures/invalid/{name}.toml");
+    let source = std::fs::read_to_string(common::repo_path(&relative)).unwrap();
+    let file = spec::load_source(Path::new(&relative), source, &defaults());
+    assert!(file.spec.is_none(), "{name} must not load as a valid spec");
+    (file.diagnostics.len(), file.render_diagnostics())
+}
+
+macro_rules! fixture_test {
+    ($name:ident, $min_problems:expr, [$($needle:expr),*]) => {
+        #[test]
+        fn $name() {
+            let (count, rendered) = diagnostics_of(stringify!($name));
+            assert!(count >= $min_problems, "expected at least {} problems, got {count}:\n{rendered}", $min_problems);
+            $(assert!(rendered.contains($needle), "missing {:?} in:\n{rendered}", $needle);)*
+            insta::assert_snapshot!(stringify!($name), rendered);
+        }
+    };
+}
+
+fixture_test!(
+    syntax_error,
+    1,
+    [
+        "tests/fixtures/invalid/syntax_error.toml:1:",
+        "TOML syntax error"
+    ]
+);
+fixture_test!(
+    unknown_keys,
+    3,
+    [
+        "unknown_keys.toml:1:1: error: unknown key `titel`",
+        "did you mean `title`?",
+        "did you mean `series`?",
+        "did you mean `channel`?"
+    ]
+);
+fixture_test!(
+    wrong_types,
+    5,
+    [
+        "`title` must be a string, found integer",
+        "`tags` must be a list of strings",
+        "`query.timeout_seconds` must be a positive whole number of seconds",
+        "`chart.y` must be a string, found array",
+        "`schedule` must be a list"
+    ]
+);
+fixture_test!(
+    missing_keys,
+    5,
+    [
+        "missing required key `description`",
+        "missing required key `owner`",
+        "missing required table `[definition]`",
+        "missing required key `query.sql`",
+        "missing required key `chart.y`"
+    ]
+);
+fixture_test!(
+    unix_cron,
+    2,
+    [
+        "unix_cron.toml:19:8: error: `0 9 * * 1-5` is a 5-field Unix cron",
+        "write `0 0 9 * * 1-5`",
+        "invalid cron `0 0 25 * * *`"
+    ]
+);
+fixture_test!(
+    unknown_timezone,
+    2,
+    [
+        "unknown timezone `Asia/Tokio`",
+        "did you mean `Asia/Tokyo`?",
+        "unknown timezone `JST`"
+    ]
+);
+fixture_test!(
+    bad_period_and_choices,
+    4,
+    [
+        "unparsable period",
+        "`saturday` is not a valid `query.week_start`",
+        "`pie` is not a valid `chart.kind`",
+        "did you mean `percent`?"
+    ]
+);
+fixture_test!(empty_sql, 1, ["`query.sql` is empty"]);
+fixture_test!(
+    unknown_parameters,
+    2,
+    [
+        "unknown_parameters.toml:14:29: error: query parameter `@start_dat`",
+        "did you mean `@start_date`?",
+        "query parameter `@region`"
+    ]
+);
+
+#[test]
+fn every_fixture_has_a_test() {
+    let dir = common::repo_path("tests/fixtures/invalid");
+    let tested = [
+        "syntax_error",
+        "unknown_keys",
+        "wrong_types",
+        "missing_keys",
+        "unix_cron",
+        "unknown_timezone",
+        "bad_period_and_choices",
+        "empty_sql",
+        "unknown_parameters",
+    ];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let stem = entry
+            .unwrap()
+            .path()
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            tested.contains(&stem.as_str()),
+            "fixture {stem} has no test"
+        );
+    }
+}
+
+#[test]
+fn duplicate_report_ids_across_folders_are_reported() {
+    let dir = common::repo_path("tests/fixtures/duplicate_ids");
+    let files = spec::load_dir(&dir, &defaults()).unwrap();
+    let flagged: Vec<_> = files.iter().filter(|f| !f.diagnostics.is_empty()).collect();
+    assert_eq!(flagged.len(), 1, "exactly the second file is flagged");
+    let rendered = flagged[0].render_diagnostics();
+    assert!(rendered.contains("duplicate report id `dau`"), "{rendered}");
+    assert!(
+        rendered.contains("marketing/dau.toml already defines"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn the_example_reports_are_valid() {
+    let files = spec::load_dir(&common::repo_path("reports"), &defaults()).unwrap();
+    assert!(files.len() >= 6, "at least six example reports");
+    for file in &files {
+        assert!(file.diagnostics.is_empty(), "{}", file.render_diagnostics());
+    }
+}
