@@ -1,0 +1,79 @@
+//! The embedded demo mart: builds `assets/demo_mart.sql` into a DuckDB file, deterministic
+//! for a given last day, so a newcomer sees real charts without any account.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use duckdb::Connection;
+
+/// The demo mart's definition; the data is a pure function of its last day.
+pub const DEMO_MART_SQL: &str = include_str!("../assets/demo_mart.sql");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot build the demo mart at {path}: {message}")]
+    Build { path: String, message: String },
+}
+
+/// What [`ensure_demo_mart`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MartStatus {
+    /// The file already held data through the requested day.
+    UpToDate,
+    /// The file was (re)built.
+    Built,
+}
+
+/// Makes sure `path` holds the demo mart with data through `data_through` (yesterday in
+/// the bot's timezone), building it if it is absent or older. The new file is built beside
+/// the old one and renamed into place, so a reader never sees half a mart.
+pub fn ensure_demo_mart(path: &Path, data_through: NaiveDate) -> Result<MartStatus, DemoError> {
+    if built_through(path) >= Some(data_through) {
+        return Ok(MartStatus::UpToDate);
+    }
+    let fail = |message: String| DemoError::Build {
+        path: path.display().to_string(),
+        message,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+    }
+    let staging = path.with_extension(format!("building-{}", std::process::id()));
+    let _ = std::fs::remove_file(&staging);
+    let result = (|| {
+        let conn = Connection::open(&staging).map_err(|e| fail(e.to_string()))?;
+        conn.execute_batch(&format!(
+            "SET VARIABLE mart_end = DATE '{}';\n{DEMO_MART_SQL}",
+            data_through.format("%Y-%m-%d")
+        ))
+        .map_err(|e| fail(e.to_string()))?;
+        conn.execute_batch("CHECKPOINT;")
+            .map_err(|e| fail(e.to_string()))?;
+        drop(conn);
+        std::fs::rename(&staging, path).map_err(|e| fail(e.to_string()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&staging);
+        let _ = std::fs::remove_file(staging.with_extension("wal"));
+    }
+    result.map(|()| MartStatus::Built)
+}
+
+/// The last day of data in an existing demo mart file.
+pub fn built_through(path: &Path) -> Option<NaiveDate> {
+    if !path.exists() {
+        return None;
+    }
+    let config = duckdb::Config::default()
+        .access_mode(duckdb::AccessMode::ReadOnly)
+        .ok()?;
+    let conn = Connection::open_with_flags(path, config).ok()?;
+    let text: String = conn
+        .query_row(
+            "SELECT strftime(data_through, '%Y-%m-%d') FROM mart.kpibot_demo_build",
+            [],
+            |row| row.get(0),
+        )
+        .ok()?;
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok()
+}

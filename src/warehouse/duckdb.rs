@@ -1,0 +1,295 @@
+//! The embedded warehouse: a DuckDB database file, queried read-only off the async runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate};
+use duckdb::arrow::datatypes::DataType;
+use duckdb::types::{TimeUnit, Value};
+use duckdb::{AccessMode, Config, Connection};
+
+use super::sql::with_dollar_parameters;
+use super::{Cell, ColumnInfo, ColumnType, Estimate, ParamValue, Params, Table, WarehouseError};
+
+/// A DuckDB database opened read-only: report SQL can read the mart, never change it.
+pub struct DuckDbWarehouse {
+    path: PathBuf,
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl DuckDbWarehouse {
+    pub fn open(path: &Path) -> Result<Self, WarehouseError> {
+        if !path.exists() {
+            return Err(WarehouseError::Unavailable(format!(
+                "the DuckDB database {} does not exist (run `kpibot demo` to build the demo mart)",
+                path.display()
+            )));
+        }
+        let config = Config::default()
+            .access_mode(AccessMode::ReadOnly)
+            .map_err(|e| WarehouseError::Unavailable(e.to_string()))?;
+        let connection = Connection::open_with_flags(path, config).map_err(|e| {
+            WarehouseError::Unavailable(format!("cannot open {}: {e}", path.display()))
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Runs `work` on its own connection in a blocking thread; interrupts DuckDB when the
+    /// timeout passes, so a runaway query does not keep a core busy.
+    async fn run<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        work: impl FnOnce(&Connection) -> Result<T, WarehouseError> + Send + 'static,
+    ) -> Result<T, WarehouseError> {
+        let connection = self
+            .connection
+            .lock()
+            .map_err(|_| WarehouseError::Unavailable("the DuckDB connection was poisoned".into()))?
+            .try_clone()
+            .map_err(|e| WarehouseError::Unavailable(e.to_string()))?;
+        let interrupt = connection.interrupt_handle();
+        let task = tokio::task::spawn_blocking(move || work(&connection));
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join_error)) => Err(WarehouseError::Unavailable(format!(
+                "the query thread failed: {join_error}"
+            ))),
+            Err(_) => {
+                interrupt.interrupt();
+                Err(WarehouseError::Timeout(timeout))
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Warehouse for DuckDbWarehouse {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &Params,
+        timeout: Duration,
+    ) -> Result<Table, WarehouseError> {
+        let bound = bind(sql, params);
+        let sql = with_dollar_parameters(sql);
+        self.run(timeout, move |conn| read_table(conn, &sql, &bound))
+            .await
+    }
+
+    async fn dry_run(
+        &self,
+        sql: &str,
+        params: &Params,
+        timeout: Duration,
+    ) -> Result<Estimate, WarehouseError> {
+        let body = sql.trim().trim_end_matches(';');
+        let wrapped = format!("SELECT * FROM (\n{body}\n) AS kpibot_dry_run LIMIT 0");
+        let bound = bind(&wrapped, params);
+        let sql = with_dollar_parameters(&wrapped);
+        let table = self
+            .run(timeout, move |conn| read_table(conn, &sql, &bound))
+            .await
+            .map_err(|e| match e {
+                // The wrapper adds one line above the report's SQL.
+                WarehouseError::Query { message, line } => WarehouseError::Query {
+                    message,
+                    line: line.map(|l| l.saturating_sub(1).max(1)),
+                },
+                other => other,
+            })?;
+        Ok(Estimate {
+            columns: table.columns,
+            bytes_processed: None,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("duckdb {}", self.path.display())
+    }
+}
+
+/// The values for the parameters `sql` uses (DuckDB rejects values it was not asked for).
+/// A parameter without a value is left unbound, and DuckDB says which one is missing.
+fn bind(sql: &str, params: &Params) -> Vec<(String, Value)> {
+    super::sql::parameters(sql)
+        .into_iter()
+        .map(|p| p.name)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter_map(|name| params.get(&name).map(|v| (name.clone(), to_value(v))))
+        .collect()
+}
+
+fn read_table(
+    conn: &Connection,
+    sql: &str,
+    used: &[(String, Value)],
+) -> Result<Table, WarehouseError> {
+    let mut statement = conn.prepare(sql).map_err(query_error)?;
+    let bound: Vec<(&str, &dyn duckdb::ToSql)> = used
+        .iter()
+        .map(|(name, value)| (name.as_str(), value as &dyn duckdb::ToSql))
+        .collect();
+    let mut rows = statement.query(bound.as_slice()).map_err(query_error)?;
+    let mut out_rows = Vec::new();
+    let mut columns: Option<Vec<ColumnInfo>> = None;
+    while let Some(row) = rows.next().map_err(query_error)? {
+        if columns.is_none() {
+            columns = Some(describe_columns(row.as_ref())?);
+        }
+        let width = columns.as_ref().map_or(0, Vec::len);
+        let mut cells = Vec::with_capacity(width);
+        for index in 0..width {
+            let value: Value = row.get(index).map_err(query_error)?;
+            cells.push(to_cell(
+                value,
+                &columns.as_ref().expect("set above")[index].name,
+            )?);
+        }
+        out_rows.push(cells);
+    }
+    let columns = match columns {
+        Some(columns) => columns,
+        None => match rows.as_ref() {
+            Some(statement) => describe_columns(statement)?,
+            None => Vec::new(),
+        },
+    };
+    Ok(Table {
+        columns,
+        rows: out_rows,
+    })
+}
+
+fn describe_columns(statement: &duckdb::Statement<'_>) -> Result<Vec<ColumnInfo>, WarehouseError> {
+    statement
+        .column_names()
+        .into_iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let data_type = statement.column_type(index);
+            let ty = column_type(&data_type).ok_or_else(|| WarehouseError::UnsupportedType {
+                column: name.clone(),
+                type_name: data_type.to_string(),
+            })?;
+            Ok(ColumnInfo { name, ty })
+        })
+        .collect()
+}
+
+fn column_type(data_type: &DataType) -> Option<ColumnType> {
+    Some(match data_type {
+        DataType::Boolean => ColumnType::Bool,
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => ColumnType::Integer,
+        DataType::Decimal128(_, 0) => ColumnType::Integer,
+        DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => ColumnType::Decimal,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => ColumnType::Float,
+        DataType::Date32 | DataType::Date64 => ColumnType::Date,
+        DataType::Timestamp(_, _) => ColumnType::Timestamp,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::Text,
+        DataType::Dictionary(_, value) if matches!(**value, DataType::Utf8) => ColumnType::Text,
+        DataType::Null => ColumnType::Text,
+        _ => return None,
+    })
+}
+
+fn to_value(value: &ParamValue) -> Value {
+    match value {
+        ParamValue::Date(date) => {
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+            Value::Date32((*date - epoch).num_days() as i32)
+        }
+        ParamValue::Text(text) => Value::Text(text.clone()),
+        ParamValue::Integer(i) => Value::BigInt(*i),
+    }
+}
+
+fn to_cell(value: Value, column: &str) -> Result<Cell, WarehouseError> {
+    let unsupported = |type_name: &str| WarehouseError::UnsupportedType {
+        column: column.to_string(),
+        type_name: type_name.to_string(),
+    };
+    Ok(match value {
+        Value::Null => Cell::Null,
+        Value::Boolean(b) => Cell::Bool(b),
+        Value::TinyInt(i) => Cell::Integer(i.into()),
+        Value::SmallInt(i) => Cell::Integer(i.into()),
+        Value::Int(i) => Cell::Integer(i.into()),
+        Value::BigInt(i) => Cell::Integer(i),
+        Value::UTinyInt(i) => Cell::Integer(i.into()),
+        Value::USmallInt(i) => Cell::Integer(i.into()),
+        Value::UInt(i) => Cell::Integer(i.into()),
+        Value::UBigInt(i) => i64::try_from(i).map_or(
+            Cell::Decimal {
+                value: i.into(),
+                scale: 0,
+            },
+            Cell::Integer,
+        ),
+        Value::HugeInt(i) => {
+            i64::try_from(i).map_or(Cell::Decimal { value: i, scale: 0 }, Cell::Integer)
+        }
+        Value::Float(f) => Cell::Float(f.into()),
+        Value::Double(f) => Cell::Float(f),
+        Value::Decimal(d) => Cell::Decimal {
+            value: d.value(),
+            scale: d.scale(),
+        },
+        Value::Date32(days) => Cell::Date(
+            NaiveDate::from_ymd_opt(1970, 1, 1)
+                .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(days.into())))
+                .ok_or_else(|| unsupported("DATE out of range"))?,
+        ),
+        Value::Timestamp(unit, amount) => {
+            let micros = match unit {
+                TimeUnit::Second => amount.saturating_mul(1_000_000),
+                TimeUnit::Millisecond => amount.saturating_mul(1_000),
+                TimeUnit::Microsecond => amount,
+                TimeUnit::Nanosecond => amount / 1_000,
+            };
+            Cell::Timestamp(
+                DateTime::from_timestamp_micros(micros)
+                    .ok_or_else(|| unsupported("TIMESTAMP out of range"))?
+                    .naive_utc(),
+            )
+        }
+        Value::Text(s) | Value::Enum(s) => Cell::Text(s),
+        other => {
+            return Err(unsupported(
+                &format!("{other:?}").chars().take(40).collect::<String>(),
+            ));
+        }
+    })
+}
+
+/// Turns a DuckDB error into a query error, keeping the SQL line it points at.
+fn query_error(error: duckdb::Error) -> WarehouseError {
+    let message = error.to_string();
+    let line = message.find("LINE ").and_then(|at| {
+        message[at + 5..]
+            .split(':')
+            .next()
+            .and_then(|n| n.trim().parse::<usize>().ok())
+    });
+    let first = message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(&message)
+        .trim()
+        .to_string();
+    WarehouseError::Query {
+        message: first,
+        line,
+    }
+}

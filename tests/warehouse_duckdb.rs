@@ -1,0 +1,187 @@
+//! The embedded DuckDB warehouse: values are bound (never spliced), types and NULLs survive,
+//! runaway queries are cancelled, and errors keep the SQL line.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use kpibot::warehouse::duckdb::DuckDbWarehouse;
+use kpibot::warehouse::{Cell, ColumnType, ParamValue, Params, Warehouse, WarehouseError};
+
+const GENEROUS_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn warehouse_with(sql: &str) -> (tempfile::TempDir, DuckDbWarehouse) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    let conn = duckdb::Connection::open(&path).unwrap();
+    conn.execute_batch(sql).unwrap();
+    drop(conn);
+    let warehouse = DuckDbWarehouse::open(&path).unwrap();
+    (dir, warehouse)
+}
+
+#[tokio::test]
+async fn values_are_bound_not_spliced() {
+    let (_dir, w) = warehouse_with(
+        "CREATE TABLE people(name VARCHAR); INSERT INTO people VALUES ('O''Reilly'), ('Smith');",
+    );
+    let params = Params::from([("who".to_string(), ParamValue::Text("O'Reilly".into()))]);
+    let table = w
+        .query(
+            "SELECT name FROM people WHERE name = @who",
+            &params,
+            GENEROUS_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(table.rows, vec![vec![Cell::Text("O'Reilly".into())]]);
+
+    let hostile = Params::from([("who".to_string(), ParamValue::Text("x' OR '1'='1".into()))]);
+    let table = w
+        .query(
+            "SELECT name FROM people WHERE name = @who",
+            &hostile,
+            GENEROUS_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert!(
+        table.rows.is_empty(),
+        "an injection attempt is just a value that matches nothing"
+    );
+}
+
+#[tokio::test]
+async fn types_and_nulls_come_back_faithfully() {
+    let (_dir, w) = warehouse_with("SELECT 1");
+    let params = Params::from([(
+        "d".to_string(),
+        ParamValue::Date(NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()),
+    )]);
+    let table = w
+        .query(
+            "SELECT @d AS day, @d + 1 AS next_day, TIMESTAMP '2026-01-02 03:04:05' AS ts, 42::BIGINT AS n,
+                    SUM(x) AS huge, 1.5::DOUBLE AS f, 12.34::DECIMAL(10,2) AS money, '東京都' AS pref,
+                    true AS flag, NULL::INTEGER AS missing
+             FROM (SELECT 1 AS x)",
+            &params,
+            GENEROUS_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    let types: Vec<ColumnType> = table.columns.iter().map(|c| c.ty).collect();
+    assert_eq!(
+        types,
+        vec![
+            ColumnType::Date,
+            ColumnType::Date,
+            ColumnType::Timestamp,
+            ColumnType::Integer,
+            ColumnType::Integer,
+            ColumnType::Float,
+            ColumnType::Decimal,
+            ColumnType::Text,
+            ColumnType::Bool,
+            ColumnType::Integer
+        ]
+    );
+    let row = &table.rows[0];
+    assert_eq!(
+        row[0],
+        Cell::Date(NaiveDate::from_ymd_opt(2026, 2, 28).unwrap())
+    );
+    assert_eq!(
+        row[1],
+        Cell::Date(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap())
+    );
+    assert_eq!(row[2].to_string(), "2026-01-02T03:04:05");
+    assert_eq!(row[3], Cell::Integer(42));
+    assert_eq!(row[4], Cell::Integer(1));
+    assert_eq!(row[5], Cell::Float(1.5));
+    assert_eq!(row[6].to_string(), "12.34");
+    assert_eq!(row[7], Cell::Text("東京都".into()));
+    assert_eq!(row[8], Cell::Bool(true));
+    assert_eq!(row[9], Cell::Null);
+}
+
+#[tokio::test]
+async fn empty_results_keep_their_columns() {
+    let (_dir, w) = warehouse_with("CREATE TABLE t(day DATE, users INTEGER);");
+    let table = w
+        .query("SELECT day, users FROM t", &Params::new(), GENEROUS_TIMEOUT)
+        .await
+        .unwrap();
+    assert!(table.rows.is_empty());
+    assert_eq!(table.column_names(), vec!["day", "users"]);
+}
+
+#[tokio::test]
+async fn a_runaway_query_is_cancelled_at_the_timeout() {
+    let (_dir, w) = warehouse_with("SELECT 1");
+    let err = w
+        .query(
+            "SELECT COUNT(*) FROM range(1000000000000) a WHERE hash(a.range) % 7 = 3",
+            &Params::new(),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WarehouseError::Timeout(_)), "{err}");
+    // The connection is still usable afterwards.
+    let table = w
+        .query("SELECT 1 AS one", &Params::new(), GENEROUS_TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(table.rows[0][0], Cell::Integer(1));
+}
+
+#[tokio::test]
+async fn query_errors_keep_the_sql_line() {
+    let (_dir, w) = warehouse_with("CREATE TABLE t(day DATE);");
+    let err = w
+        .query(
+            "SELECT day\nFROM t\nWHERE dya > @start_date",
+            &Params::from([(
+                "start_date".to_string(),
+                ParamValue::Date(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()),
+            )]),
+            GENEROUS_TIMEOUT,
+        )
+        .await
+        .unwrap_err();
+    match err {
+        WarehouseError::Query { message, line } => {
+            assert!(message.contains("dya"), "{message}");
+            assert_eq!(line, Some(3));
+        }
+        other => panic!("expected a query error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_mart_is_read_only_to_reports() {
+    let (_dir, w) = warehouse_with("CREATE TABLE t(x INTEGER);");
+    let err = w
+        .query("INSERT INTO t VALUES (1)", &Params::new(), GENEROUS_TIMEOUT)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("read-only")
+            || err.to_string().to_lowercase().contains("read only"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_reports_columns_without_reading_rows() {
+    let (_dir, w) = warehouse_with("CREATE TABLE t AS SELECT range AS n FROM range(1000);");
+    let estimate = w
+        .dry_run(
+            "SELECT n, n * 2 AS doubled FROM t ORDER BY n;",
+            &Params::new(),
+            GENEROUS_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = estimate.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["n", "doubled"]);
+}
