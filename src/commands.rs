@@ -1,0 +1,323 @@
+//! The CLI's verbs (`demo`, `check`, `preview`, `config`) as functions over settings, so
+//! tests run exactly what a user runs.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, Days, Utc};
+
+use crate::deliver::{Delivery, FolderDelivery, Receipt};
+use crate::demo::{MartStatus, ensure_demo_mart};
+use crate::pipeline::{self, RunOptions};
+use crate::render::format::format_value;
+use crate::settings::{Settings, WarehouseKind};
+use crate::spec::diagnostic::{Diagnostic, did_you_mean};
+use crate::spec::{self, Catalog, LoadedFile, Period, ReportSpec, SpecDefaults};
+use crate::warehouse::duckdb::DuckDbWarehouse;
+use crate::warehouse::{Warehouse, WarehouseError};
+
+/// Opens the configured warehouse; for the embedded demo, builds or refreshes the demo
+/// mart first so it holds data through yesterday in the bot's timezone.
+pub fn open_warehouse(
+    settings: &Settings,
+    now: DateTime<Utc>,
+    log: &mut dyn Write,
+) -> anyhow::Result<Box<dyn Warehouse>> {
+    match settings.warehouse.kind {
+        WarehouseKind::Duckdb => {
+            let duck = &settings.warehouse.duckdb;
+            if duck.demo_mart {
+                let yesterday = pipeline::today_in(settings.timezone()?, now) - Days::new(1);
+                if ensure_demo_mart(&duck.path, yesterday)? == MartStatus::Built {
+                    writeln!(
+                        log,
+                        "built the demo mart {} (data through {yesterday})",
+                        duck.path.display()
+                    )?;
+                }
+            }
+            Ok(Box::new(DuckDbWarehouse::open(&duck.path)?))
+        }
+        WarehouseKind::Bigquery => bail!(
+            "the BigQuery warehouse is not available in this build yet; set KPIBOT__WAREHOUSE__KIND=duckdb"
+        ),
+    }
+}
+
+fn spec_defaults(settings: &Settings) -> anyhow::Result<SpecDefaults> {
+    Ok(SpecDefaults {
+        timezone: settings.timezone()?,
+    })
+}
+
+/// Loads every spec under `dir`; a folder with invalid specs is an error that shows them.
+pub fn load_catalog(dir: &Path, settings: &Settings) -> anyhow::Result<Catalog> {
+    let files = spec::load_dir(dir, &spec_defaults(settings)?)?;
+    let broken: Vec<&LoadedFile> = files.iter().filter(|f| !f.diagnostics.is_empty()).collect();
+    if !broken.is_empty() {
+        let rendered: Vec<String> = broken.iter().map(|f| f.render_diagnostics()).collect();
+        bail!(
+            "{} report spec(s) are invalid; fix them or run `kpibot check {}`:\n\n{}",
+            broken.len(),
+            dir.display(),
+            rendered.join("\n")
+        );
+    }
+    Ok(Catalog::from_loaded(&files))
+}
+
+/// What `check` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckSummary {
+    pub files: usize,
+    pub invalid: usize,
+    pub problems: usize,
+}
+
+/// Validates every spec under `dir`, printing ✓/✗ per file and every problem at once.
+/// With a warehouse, also prepares each query and checks the chart's columns exist.
+pub async fn check(
+    dir: &Path,
+    settings: &Settings,
+    warehouse: Option<&dyn Warehouse>,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<CheckSummary> {
+    let mut files = spec::load_dir(dir, &spec_defaults(settings)?)?;
+    if let Some(warehouse) = warehouse {
+        for file in files.iter_mut() {
+            if let Some(spec) = &file.spec {
+                let problems = dry_run(warehouse, spec, settings, now).await;
+                if !problems.is_empty() {
+                    file.diagnostics.extend(problems);
+                    file.spec = None;
+                }
+            }
+        }
+    }
+    let mut summary = CheckSummary {
+        files: files.len(),
+        invalid: 0,
+        problems: 0,
+    };
+    for file in &files {
+        match &file.spec {
+            Some(spec) => writeln!(out, "✓ {}  ({})", file.path.display(), spec.title)?,
+            None => {
+                summary.invalid += 1;
+                summary.problems += file.diagnostics.len();
+                writeln!(out, "✗ {}", file.path.display())?;
+                writeln!(out, "{}", file.render_diagnostics())?;
+            }
+        }
+    }
+    let checked = if warehouse.is_some() {
+        "checked with dry runs"
+    } else {
+        "checked"
+    };
+    if summary.files == 0 {
+        writeln!(out, "no report specs (*.toml) found in {}", dir.display())?;
+    } else if summary.invalid == 0 {
+        writeln!(out, "{} report(s) {checked}: all valid", summary.files)?;
+    } else {
+        writeln!(
+            out,
+            "{} report(s) {checked}: {} invalid, {} problem(s)",
+            summary.files, summary.invalid, summary.problems
+        )?;
+    }
+    Ok(summary)
+}
+
+/// Prepares the report's query for its default window and checks the chart's columns.
+async fn dry_run(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Vec<Diagnostic> {
+    let window = match pipeline::window_for(spec, None, now) {
+        Ok(window) => window,
+        Err(e) => {
+            return vec![Diagnostic::new(
+                &spec.path,
+                spec.query.sql_span.clone(),
+                e.to_string(),
+            )];
+        }
+    };
+    let params = pipeline::params_for(window, pipeline::today_in(spec.timezone, now));
+    let timeout = pipeline::timeout_for(spec, settings.query_timeout());
+    let estimate = match warehouse.dry_run(&spec.query.sql, &params, timeout).await {
+        Ok(estimate) => estimate,
+        Err(WarehouseError::Query { message, line }) => {
+            let at = line
+                .and_then(|l| spec.sql_line_offset(l))
+                .unwrap_or(spec.query.sql_span.start);
+            let end = spec.source[at..]
+                .find('\n')
+                .map_or(spec.source.len(), |n| at + n);
+            return vec![
+                Diagnostic::new(
+                    &spec.path,
+                    at..end,
+                    format!("the warehouse rejected the query: {message}"),
+                )
+                .with_hint(format!("checked with {}", warehouse.describe())),
+            ];
+        }
+        Err(other) => {
+            return vec![Diagnostic::new(
+                &spec.path,
+                spec.query.sql_span.clone(),
+                other.to_string(),
+            )];
+        }
+    };
+    let names: Vec<&str> = estimate.columns.iter().map(|c| c.name.as_str()).collect();
+    let chart = &spec.chart;
+    let mut wanted = vec![("x", &chart.x), ("y", &chart.y)];
+    if let Some(series) = &chart.series {
+        wanted.push(("series", series));
+    }
+    wanted
+        .into_iter()
+        .filter(|(_, column)| !names.contains(&column.name.as_str()))
+        .map(|(key, column)| {
+            let label = did_you_mean(&column.name, names.iter().copied())
+                .unwrap_or_else(|| format!("the query returns: {}", names.join(", ")));
+            Diagnostic::new(
+                &spec.path,
+                column.span.clone(),
+                format!(
+                    "`chart.{key}` names column `{}`, which the query does not return",
+                    column.name
+                ),
+            )
+            .with_label(label)
+        })
+        .collect()
+}
+
+/// One report run to a folder, and the line `demo` prints for it.
+async fn run_to_folder(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    period: Option<Period>,
+    settings: &Settings,
+    delivery: &FolderDelivery,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let options = RunOptions {
+        period,
+        now,
+        channel: spec.schedules.first().map(|s| s.channel.clone()),
+        default_timeout: settings.query_timeout(),
+    };
+    let outcome = pipeline::run(warehouse, spec, &options).await?;
+    let Receipt::Folder { png, .. } = delivery.deliver(&outcome.rendered).await?;
+    let latest = match outcome.headline {
+        Some(v) => format_value(v, spec.chart.format),
+        None => "no data".to_string(),
+    };
+    Ok(format!(
+        "{:<28} {:>5} rows  {:<14} {} ({})  {:>6.2} s  → {}",
+        spec.id,
+        outcome.table.rows.len(),
+        latest,
+        outcome.window,
+        spec.timezone.name(),
+        outcome.elapsed.as_secs_f64(),
+        png.display()
+    ))
+}
+
+/// `kpibot demo`: build the demo mart if needed and run every report into the folder.
+/// A failing report is reported and the others still run; the result says how many failed.
+pub async fn demo(
+    settings: &Settings,
+    out_dir: &Path,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<usize> {
+    let catalog = load_catalog(&settings.reports.dir, settings)?;
+    if catalog.is_empty() {
+        bail!(
+            "no report specs found in {}",
+            settings.reports.dir.display()
+        );
+    }
+    let warehouse = open_warehouse(settings, now, out)?;
+    let delivery = FolderDelivery::new(out_dir);
+    let mut failed = 0;
+    for spec in catalog.reports() {
+        match run_to_folder(warehouse.as_ref(), spec, None, settings, &delivery, now).await {
+            Ok(line) => writeln!(out, "{line}")?,
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "✗ {:<26} {e:#}", spec.id)?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} report(s) written to {}{}",
+        catalog.len() - failed,
+        out_dir.display(),
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    )?;
+    Ok(failed)
+}
+
+/// `kpibot preview <report>`: run one report into a folder; post nothing.
+pub async fn preview(
+    settings: &Settings,
+    report: &str,
+    period: Option<&str>,
+    out_dir: &Path,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let catalog = load_catalog(&settings.reports.dir, settings)?;
+    let spec = find_report(&catalog, report)?;
+    let period = period
+        .map(|p| p.parse::<Period>().map_err(|e| anyhow!("--period: {e}")))
+        .transpose()?;
+    let warehouse = open_warehouse(settings, now, out)?;
+    let line = run_to_folder(
+        warehouse.as_ref(),
+        spec,
+        period,
+        settings,
+        &FolderDelivery::new(out_dir),
+        now,
+    )
+    .await
+    .with_context(|| format!("preview of `{report}` failed"))?;
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// The report named `name`, or an error that lists the valid names.
+pub fn find_report<'a>(catalog: &'a Catalog, name: &str) -> anyhow::Result<&'a ReportSpec> {
+    if let Some(spec) = catalog
+        .get(name)
+        .or_else(|| catalog.reports().find(|r| r.id.eq_ignore_ascii_case(name)))
+    {
+        return Ok(spec);
+    }
+    let suggestion = did_you_mean(name, catalog.ids())
+        .map(|s| format!("{s} "))
+        .unwrap_or_default();
+    let valid: Vec<&str> = catalog.ids().collect();
+    bail!(
+        "no report named `{name}`. {suggestion}Reports: {}",
+        valid.join(", ")
+    )
+}

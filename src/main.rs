@@ -1,0 +1,124 @@
+//! The `kpibot` command line: parse arguments, run the verb, report how it ended.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use kpibot::commands;
+use kpibot::settings::Settings;
+
+#[derive(Parser)]
+#[command(
+    name = "kpibot",
+    version,
+    about = "KPI reports from your mart layer, as charts in Slack"
+)]
+struct Cli {
+    /// Settings file (default: ./kpibot.toml if it exists). Environment variables
+    /// KPIBOT__SECTION__KEY override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the embedded demo mart if needed and run every report into a folder.
+    Demo {
+        /// Output folder (default: the delivery.folder setting, `out`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Validate every report spec and print every problem at once.
+    Check {
+        /// Folder of specs (default: the reports.dir setting, `reports`).
+        dir: Option<PathBuf>,
+        /// Also prepare every query on the warehouse and check the chart's columns.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run one report into a folder; post nothing.
+    Preview {
+        /// The report id (its file name without `.toml`).
+        report: String,
+        /// Override the report's period, e.g. "last 7 days" or "2026-01-01..2026-01-31".
+        #[arg(long)]
+        period: Option<String>,
+        /// Output folder (default: the delivery.folder setting, `out`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the effective settings, secrets redacted.
+    Config,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    let mut stdout = std::io::stdout();
+    let now = Utc::now();
+    match cli.command {
+        Command::Demo { out } => {
+            let out = out.unwrap_or_else(|| settings.delivery.folder.clone());
+            let failed = commands::demo(&settings, &out, now, &mut stdout).await?;
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Check { dir, dry_run } => {
+            let dir = dir.unwrap_or_else(|| settings.reports.dir.clone());
+            let warehouse = if dry_run {
+                Some(commands::open_warehouse(
+                    &settings,
+                    now,
+                    &mut std::io::stderr(),
+                )?)
+            } else {
+                None
+            };
+            let summary =
+                commands::check(&dir, &settings, warehouse.as_deref(), now, &mut stdout).await?;
+            Ok(if summary.invalid == 0 && summary.files > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Preview {
+            report,
+            period,
+            out,
+        } => {
+            let out = out.unwrap_or_else(|| settings.delivery.folder.clone());
+            commands::preview(
+                &settings,
+                &report,
+                period.as_deref(),
+                &out,
+                now,
+                &mut stdout,
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config => {
+            print!("{}", settings.to_redacted_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

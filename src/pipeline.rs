@@ -1,0 +1,226 @@
+//! The one shared path: spec + period → query → chart + message. Scheduled posts, slash
+//! commands, `demo` and `preview` all run reports through [`run`], so they cannot disagree.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use crate::deliver::Rendered;
+use crate::render::{self, ChartData, Heading, MessageFacts, RenderError, ShapeError};
+use crate::spec::period::PeriodError;
+use crate::spec::{Headline, Period, ReportSpec, Window};
+use crate::warehouse::{ParamValue, Params, Table, Warehouse, WarehouseError};
+
+/// How to run a report this time.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Overrides the spec's default period.
+    pub period: Option<Period>,
+    /// "Now": decides today's date in the report's timezone. Injected so tests and
+    /// catch-up runs compute the window of the slot, not of the wall clock.
+    pub now: DateTime<Utc>,
+    /// The channel the message is for, if known.
+    pub channel: Option<String>,
+    /// Warehouse time limit when the spec does not set one.
+    pub default_timeout: Duration,
+}
+
+/// A finished run, ready to deliver.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub rendered: Rendered,
+    pub window: Window,
+    pub comparison: Window,
+    pub table: Table,
+    pub headline: Option<f64>,
+    /// The query returned nothing to chart: the image and message say "no data".
+    pub no_data: bool,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("report `{report}`: {source}")]
+    Period { report: String, source: PeriodError },
+    #[error("report `{report}` ({location}): the warehouse rejected the query: {source}")]
+    Warehouse {
+        report: String,
+        location: String,
+        source: WarehouseError,
+    },
+    #[error("report `{report}` ({location}): {source}")]
+    Shape {
+        report: String,
+        location: String,
+        source: ShapeError,
+    },
+    #[error("report `{report}`: {source}")]
+    Render { report: String, source: RenderError },
+}
+
+/// Today's date in the report's timezone.
+pub fn today_in(tz: Tz, now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&tz).date_naive()
+}
+
+/// The window a run covers.
+pub fn window_for(
+    spec: &ReportSpec,
+    period: Option<Period>,
+    now: DateTime<Utc>,
+) -> Result<Window, PeriodError> {
+    period
+        .unwrap_or(spec.query.period)
+        .resolve(today_in(spec.timezone, now), spec.query.week_start)
+}
+
+/// The parameters every report query gets: its window and the run date, as DATEs.
+pub fn params_for(window: Window, run_date: NaiveDate) -> Params {
+    Params::from([
+        ("start_date".to_string(), ParamValue::Date(window.start)),
+        ("end_date".to_string(), ParamValue::Date(window.end)),
+        ("run_date".to_string(), ParamValue::Date(run_date)),
+    ])
+}
+
+pub fn timeout_for(spec: &ReportSpec, default: Duration) -> Duration {
+    spec.query
+        .timeout_seconds
+        .map_or(default, Duration::from_secs)
+}
+
+/// Runs the report's query for `window` and shapes it for the chart.
+async fn query_window(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    window: Window,
+    run_date: NaiveDate,
+    timeout: Duration,
+) -> Result<(Table, ChartData), PipelineError> {
+    let table = warehouse
+        .query(&spec.query.sql, &params_for(window, run_date), timeout)
+        .await
+        .map_err(|source| PipelineError::Warehouse {
+            report: spec.id.clone(),
+            location: match &source {
+                WarehouseError::Query {
+                    line: Some(line), ..
+                } => spec.sql_location(*line),
+                _ => spec.sql_location(1),
+            },
+            source,
+        })?;
+    let data = ChartData::from_table(&table, &spec.chart).map_err(|source| {
+        let span = match &source {
+            ShapeError::MissingColumn { key: "x", .. } => spec.chart.x.span.clone(),
+            ShapeError::MissingColumn { key: "series", .. } => spec
+                .chart
+                .series
+                .as_ref()
+                .map_or(spec.chart.y.span.clone(), |s| s.span.clone()),
+            _ => spec.chart.y.span.clone(),
+        };
+        let (line, col) = crate::spec::diagnostic::line_col(&spec.source, span.start);
+        PipelineError::Shape {
+            report: spec.id.clone(),
+            location: format!("{}:{line}:{col}", spec.path.display()),
+            source,
+        }
+    })?;
+    Ok((table, data))
+}
+
+/// Runs one report: query the window and the comparison window, render, build the message.
+pub async fn run(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    options: &RunOptions,
+) -> Result<RunOutcome, PipelineError> {
+    let started = Instant::now();
+    let window =
+        window_for(spec, options.period, options.now).map_err(|source| PipelineError::Period {
+            report: spec.id.clone(),
+            source,
+        })?;
+    let comparison = window.previous();
+    let run_date = today_in(spec.timezone, options.now);
+    let timeout = timeout_for(spec, options.default_timeout);
+
+    let (table, data) = query_window(warehouse, spec, window, run_date, timeout).await?;
+    let headline = data.headline(spec.chart.headline);
+    let previous = match headline {
+        Some(_) => {
+            let (_, previous_data) =
+                query_window(warehouse, spec, comparison, run_date, timeout).await?;
+            previous_data.headline(spec.chart.headline).map(|(v, _)| v)
+        }
+        None => None,
+    };
+
+    let tz_name = spec.timezone.name();
+    let window_text = format!("{window} ({tz_name})");
+    let empty_message = format!("No data for {window_text}");
+    let png = render::render_png(
+        &data,
+        spec.chart.kind,
+        spec.chart.format,
+        &Heading {
+            title: &spec.title,
+            subtitle: &window_text,
+            empty_message: &empty_message,
+        },
+    )
+    .map_err(|source| PipelineError::Render {
+        report: spec.id.clone(),
+        source,
+    })?;
+
+    let format = spec.chart.format;
+    let headline_label = match (spec.chart.headline, &headline) {
+        (Headline::Last, Some((_, Some(at)))) => format!("Latest ({at})"),
+        (Headline::Last, _) => "Latest".to_string(),
+        (Headline::Total, _) => "Total".to_string(),
+        (Headline::Average, _) => "Average".to_string(),
+    };
+    let change_text = match (&headline, previous) {
+        (Some((current, _)), Some(previous)) => Some(format!(
+            "{} vs {comparison}",
+            render::format::format_change(*current, previous, format)
+        )),
+        _ => None,
+    };
+    let facts = MessageFacts {
+        report_id: spec.id.clone(),
+        title: spec.title.clone(),
+        channel: options.channel.clone(),
+        slot: options.now.with_timezone(&spec.timezone).to_rfc3339(),
+        window_start: window.start.to_string(),
+        window_end: window.end.to_string(),
+        window_text,
+        timezone: tz_name.to_string(),
+        headline_label,
+        headline_text: headline
+            .as_ref()
+            .map(|(v, _)| render::format::format_value(*v, format)),
+        headline_raw: headline.as_ref().map(|(v, _)| *v),
+        change_text,
+        source: spec.definition.source.clone(),
+        refreshed: spec.definition.refreshed.clone(),
+    };
+    let message = render::build_message(&facts);
+    Ok(RunOutcome {
+        rendered: Rendered {
+            report_id: spec.id.clone(),
+            png,
+            message,
+            csv: table.to_csv(),
+        },
+        window,
+        comparison,
+        headline: headline.map(|(v, _)| v),
+        no_data: data.is_empty(),
+        table,
+        elapsed: started.elapsed(),
+    })
+}

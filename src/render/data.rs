@@ -1,0 +1,202 @@
+//! Shapes a query result into what a chart draws: an x axis, named series, gaps kept.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use crate::spec::{ChartSpec, Headline};
+use crate::warehouse::{Cell, Table};
+
+/// The x axis: calendar days (missing days become gaps) or categories in query order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum XAxis {
+    Dates(Vec<NaiveDate>),
+    Categories(Vec<String>),
+}
+
+impl XAxis {
+    pub fn len(&self) -> usize {
+        match self {
+            XAxis::Dates(d) => d.len(),
+            XAxis::Categories(c) => c.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn label(&self, index: usize) -> String {
+        match self {
+            XAxis::Dates(d) => d.get(index).map(|d| d.format("%m/%d").to_string()),
+            XAxis::Categories(c) => c.get(index).cloned(),
+        }
+        .unwrap_or_default()
+    }
+
+    pub fn full_label(&self, index: usize) -> String {
+        match self {
+            XAxis::Dates(d) => d.get(index).map(|d| d.to_string()).unwrap_or_default(),
+            XAxis::Categories(_) => self.label(index),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    /// One value per x; `None` is a gap (no row, or NULL), never drawn as zero.
+    pub values: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartData {
+    pub x: XAxis,
+    pub series: Vec<Series>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ShapeError {
+    #[error(
+        "the query returns no column `{column}` named by `chart.{key}` (it returns: {available})"
+    )]
+    MissingColumn {
+        key: &'static str,
+        column: String,
+        available: String,
+    },
+    #[error("column `{column}` (chart.y) holds {found}, not numbers")]
+    NotNumeric { column: String, found: String },
+}
+
+impl ChartData {
+    pub fn from_table(table: &Table, chart: &ChartSpec) -> Result<Self, ShapeError> {
+        let find = |key: &'static str, name: &str| {
+            table
+                .column_index(name)
+                .ok_or_else(|| ShapeError::MissingColumn {
+                    key,
+                    column: name.to_string(),
+                    available: table.column_names().join(", "),
+                })
+        };
+        let x_index = find("x", &chart.x.name)?;
+        let y_index = find("y", &chart.y.name)?;
+        let series_index = match &chart.series {
+            Some(s) => Some(find("series", &s.name)?),
+            None => None,
+        };
+
+        let mut dates = Vec::new();
+        let mut categories: Vec<String> = Vec::new();
+        let all_dates = table
+            .rows
+            .iter()
+            .all(|r| matches!(r[x_index], Cell::Date(_) | Cell::Null));
+        let mut values: BTreeMap<(String, String), f64> = BTreeMap::new();
+        let mut series_names: Vec<String> = Vec::new();
+        for row in &table.rows {
+            let x_key = match &row[x_index] {
+                Cell::Date(d) => {
+                    dates.push(*d);
+                    d.to_string()
+                }
+                Cell::Null => continue,
+                other => other.to_string(),
+            };
+            if !all_dates && !categories.contains(&x_key) {
+                categories.push(x_key.clone());
+            }
+            let series_name = match series_index {
+                Some(i) if row[i].is_null() => "(none)".to_string(),
+                Some(i) => row[i].to_string(),
+                None => chart.y.name.clone(),
+            };
+            if !series_names.contains(&series_name) {
+                series_names.push(series_name.clone());
+            }
+            let y = &row[y_index];
+            if y.is_null() {
+                continue;
+            }
+            let y = y.as_f64().ok_or_else(|| ShapeError::NotNumeric {
+                column: chart.y.name.clone(),
+                found: format!("`{y}`"),
+            })?;
+            *values.entry((x_key, series_name)).or_insert(0.0) += y;
+        }
+
+        let x = if all_dates {
+            dates.sort();
+            dates.dedup();
+            XAxis::Dates(fill_daily_gaps(dates))
+        } else {
+            XAxis::Categories(categories)
+        };
+        let keys: Vec<String> = (0..x.len()).map(|i| x.full_label(i)).collect();
+        let mut series: Vec<Series> = series_names
+            .into_iter()
+            .map(|name| Series {
+                values: keys
+                    .iter()
+                    .map(|k| values.get(&(k.clone(), name.clone())).copied())
+                    .collect(),
+                name,
+            })
+            .collect();
+        // Biggest series first: legend order matches visual weight.
+        series.sort_by(|a, b| total(b).total_cmp(&total(a)));
+        Ok(ChartData { x, series })
+    }
+
+    /// Sum across series at each x; `None` where no series has a value.
+    pub fn totals(&self) -> Vec<Option<f64>> {
+        (0..self.x.len())
+            .map(|i| {
+                let present: Vec<f64> = self.series.iter().filter_map(|s| s.values[i]).collect();
+                (!present.is_empty()).then(|| present.iter().sum())
+            })
+            .collect()
+    }
+
+    /// The single number summarising the window, and the x it belongs to (for `last`).
+    pub fn headline(&self, headline: Headline) -> Option<(f64, Option<String>)> {
+        let totals = self.totals();
+        let present: Vec<(usize, f64)> = totals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (i, v)))
+            .collect();
+        match headline {
+            Headline::Last => present
+                .last()
+                .map(|(i, v)| (*v, Some(self.x.full_label(*i)))),
+            Headline::Total => {
+                (!present.is_empty()).then(|| (present.iter().map(|(_, v)| v).sum(), None))
+            }
+            Headline::Average => (!present.is_empty()).then(|| {
+                let sum: f64 = present.iter().map(|(_, v)| v).sum();
+                (sum / present.len() as f64, None)
+            }),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series
+            .iter()
+            .all(|s| s.values.iter().all(Option::is_none))
+    }
+}
+
+fn total(series: &Series) -> f64 {
+    series.values.iter().flatten().sum()
+}
+
+/// Daily data with missing days gets those days back, as gaps.
+fn fill_daily_gaps(dates: Vec<NaiveDate>) -> Vec<NaiveDate> {
+    let daily = dates.windows(2).any(|w| (w[1] - w[0]).num_days() == 1);
+    match (daily, dates.first(), dates.last()) {
+        (true, Some(first), Some(last)) => first.iter_days().take_while(|d| d <= last).collect(),
+        _ => dates,
+    }
+}

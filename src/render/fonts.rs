@@ -1,0 +1,33 @@
+//! The bundled font (BIZ UDPGothic, SIL OFL; see `assets/fonts/`): full Japanese coverage,
+//! registered with Plotters' ab_glyph backend so no system font is ever needed.
+
+use std::sync::OnceLock;
+
+use plotters::style::FontStyle;
+
+/// The family name every chart element asks for.
+pub const FONT_FAMILY: &str = "sans-serif";
+
+static REGULAR: &[u8] = include_bytes!("../../assets/fonts/BIZUDPGothic-Regular.ttf");
+static BOLD: &[u8] = include_bytes!("../../assets/fonts/BIZUDPGothic-Bold.ttf");
+
+/// Registers the bundled font once per process. Returns false if the font data is
+/// unreadable (a broken build), which the renderer turns into an error.
+pub fn register() -> bool {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, REGULAR).is_ok()
+            && plotters::style::register_font(FONT_FAMILY, FontStyle::Bold, BOLD).is_ok()
+    })
+}
+
+/// Whether the bundled font has a glyph for every character of `text` (whitespace aside).
+pub fn covers(text: &str) -> bool {
+    use ab_glyph::{Font, FontRef};
+    let Ok(font) = FontRef::try_from_slice(REGULAR) else {
+        return false;
+    };
+    text.chars()
+        .filter(|c| !c.is_whitespace())
+        .all(|c| font.glyph_id(c).0 != 0)
+}

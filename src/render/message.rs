@@ -1,0 +1,116 @@
+//! The Slack message for a report run: Block Kit blocks plus message metadata, exactly the
+//! `chat.postMessage` body the bot sends (the image's file id is filled in at upload).
+
+use serde_json::{Value, json};
+
+/// Slack's limit on a header block's text, in characters.
+pub const HEADER_MAX_CHARS: usize = 150;
+/// Slack's limit on a section field's text, in characters.
+pub const FIELD_MAX_CHARS: usize = 2000;
+/// Slack's limit on an image's alt text, in characters.
+pub const ALT_TEXT_MAX_CHARS: usize = 2000;
+/// The metadata `event_type` on every report post.
+pub const METADATA_EVENT_TYPE: &str = "kpibot_report";
+/// Stands in for the uploaded chart's Slack file id until the upload has happened.
+pub const FILE_ID_PLACEHOLDER: &str = "<uploaded-chart-file-id>";
+
+/// Everything the message states, already formatted.
+#[derive(Debug, Clone)]
+pub struct MessageFacts {
+    pub report_id: String,
+    pub title: String,
+    pub channel: Option<String>,
+    /// The scheduled slot (RFC 3339) or, for an ad-hoc run, the time it ran.
+    pub slot: String,
+    pub window_start: String,
+    pub window_end: String,
+    /// e.g. `2026-10-29 – 2026-11-25 (Asia/Tokyo)`.
+    pub window_text: String,
+    pub timezone: String,
+    /// Label for the headline field, e.g. `Latest (2026-11-25)`.
+    pub headline_label: String,
+    /// The headline, formatted; `None` when there is no data.
+    pub headline_text: Option<String>,
+    /// The raw headline value, for machines reading the metadata.
+    pub headline_raw: Option<f64>,
+    /// e.g. `▲ +1,234 (+3.2%) vs 2026-10-01 – 2026-10-28`.
+    pub change_text: Option<String>,
+    pub source: String,
+    pub refreshed: String,
+}
+
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Escapes text for Slack mrkdwn (`&`, `<`, `>`), so data never becomes a link or mention.
+pub fn escape_mrkdwn(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The `chat.postMessage` body for a report run.
+pub fn build_message(facts: &MessageFacts) -> Value {
+    let headline = facts
+        .headline_text
+        .clone()
+        .unwrap_or_else(|| format!("No data for {}", facts.window_text));
+    let mut fields = vec![json!({
+        "type": "mrkdwn",
+        "text": truncate_chars(&format!("*{}*\n{}", escape_mrkdwn(&facts.headline_label), escape_mrkdwn(&headline)), FIELD_MAX_CHARS),
+    })];
+    if let Some(change) = &facts.change_text {
+        fields.push(json!({
+            "type": "mrkdwn",
+            "text": truncate_chars(&format!("*vs previous period*\n{}", escape_mrkdwn(change)), FIELD_MAX_CHARS),
+        }));
+    }
+    let fallback = match (&facts.headline_text, &facts.change_text) {
+        (Some(h), Some(c)) => format!("{}: {h} ({c}) — {}", facts.title, facts.window_text),
+        (Some(h), None) => format!("{}: {h} — {}", facts.title, facts.window_text),
+        _ => format!("{}: no data for {}", facts.title, facts.window_text),
+    };
+    let context = format!(
+        "Data: {} · Source: `{}` · Refreshed: {} · Report: `{}`",
+        escape_mrkdwn(&facts.window_text),
+        escape_mrkdwn(&facts.source),
+        escape_mrkdwn(&facts.refreshed),
+        escape_mrkdwn(&facts.report_id),
+    );
+    let mut message = json!({
+        "text": fallback,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": truncate_chars(&facts.title, HEADER_MAX_CHARS), "emoji": true}},
+            {"type": "section", "fields": fields},
+            {
+                "type": "image",
+                "slack_file": {"id": FILE_ID_PLACEHOLDER},
+                "alt_text": truncate_chars(&format!("{} chart, {}", facts.title, facts.window_text), ALT_TEXT_MAX_CHARS),
+            },
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
+        ],
+        "metadata": {
+            "event_type": METADATA_EVENT_TYPE,
+            "event_payload": {
+                "report_id": facts.report_id,
+                "slot": facts.slot,
+                "window_start": facts.window_start,
+                "window_end": facts.window_end,
+                "timezone": facts.timezone,
+                "headline_value": facts.headline_raw.map(|v| v.to_string()).unwrap_or_default(),
+            },
+        },
+        "unfurl_links": false,
+        "unfurl_media": false,
+    });
+    if let Some(channel) = &facts.channel {
+        message["channel"] = json!(channel);
+    }
+    message
+}

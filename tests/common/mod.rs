@@ -1,0 +1,57 @@
+//! Helpers shared by the integration tests: a fixed clock and settings in a temp folder.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeZone, Utc};
+use kpibot::settings::Settings;
+
+/// 2026-11-25 16:30 UTC: already 2026-11-26 (a Thursday) in Tokyo, still the 25th in UTC.
+pub fn fixed_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 16, 30, 0).unwrap()
+}
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Default settings, with the demo mart and output inside `dir`.
+pub fn settings_in(dir: &Path, reports: &Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.reports.dir = reports.to_path_buf();
+    settings.warehouse.duckdb.path = dir.join("demo.duckdb");
+    settings.delivery.folder = dir.join("out");
+    settings
+}
+
+/// A minimal RFC 4180 reader: rows of fields, quotes and doubled quotes handled.
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
