@@ -1,67 +1,46 @@
-//! How long one chart takes to render (a 28-day, three-series line chart, and a bar chart
-//! of ten Japanese categories), PNG encoding included.
+//! Renders the standard chart set to PNG bytes, encoding included: a 90-day 3-series line
+//! chart, a 12-month stacked bar chart, a KPI card and a 20-row table. Compare with
+//! `scripts/bench_matplotlib.py`, which renders the same data with matplotlib.
 
-use chrono::NaiveDate;
 use criterion::{Criterion, criterion_group, criterion_main};
-use kpibot::render::data::{ChartData, Series, XAxis};
-use kpibot::render::{Heading, render_png};
-use kpibot::spec::{ChartKind, NumberFormat};
+use kpibot::render::chart::{Card, ChartInput, render_png};
+use kpibot::render::data::ChartData;
+use kpibot::render::format::NumberStyle;
+use kpibot::render::standard_set::{StandardChart, standard_set};
+use kpibot::spec::ChartKind;
 
-fn line_data() -> ChartData {
-    let start = NaiveDate::from_ymd_opt(2026, 10, 29).unwrap();
-    let days: Vec<NaiveDate> = start.iter_days().take(28).collect();
-    let series = ["student", "guardian", "teacher"]
-        .iter()
-        .enumerate()
-        .map(|(k, name)| Series {
-            name: name.to_string(),
-            values: (0..28)
-                .map(|i| Some(1000.0 * (k + 1) as f64 + (i * 37 % 11) as f64 * 40.0))
-                .collect(),
-        })
-        .collect();
-    ChartData {
-        x: XAxis::Dates(days),
-        series,
-    }
-}
-
-fn bar_data() -> ChartData {
-    let names = [
-        "東京都",
-        "神奈川県",
-        "大阪府",
-        "愛知県",
-        "埼玉県",
-        "千葉県",
-        "兵庫県",
-        "北海道",
-        "福岡県",
-        "静岡県",
-    ];
-    ChartData {
-        x: XAxis::Categories(names.iter().map(|s| s.to_string()).collect()),
-        series: vec![Series {
-            name: "users".into(),
-            values: (0..10).map(|i| Some(5000.0 - i as f64 * 350.0)).collect(),
-        }],
+fn input<'a>(chart: &'a StandardChart, data: &'a ChartData) -> ChartInput<'a> {
+    ChartInput {
+        data,
+        table: chart.table.as_ref(),
+        kind: chart.kind,
+        style: NumberStyle::integer(),
+        title: &chart.title,
+        subtitle: "2026-08-28 – 2026-11-25 (Asia/Tokyo)",
+        empty_message: "No data",
+        goal: None,
+        label_last: false,
+        max_rows: 20,
+        y_column: "users",
+        card: (chart.kind == ChartKind::Number).then(|| Card {
+            label: "Latest (2026-11-25)".into(),
+            value: "122,748".into(),
+            change: Some("▲ +3,120 (+2.6%)".into()),
+            delta: 3120.0,
+            comparison: Some("vs 2026-10-28".into()),
+        }),
     }
 }
 
 fn bench(c: &mut Criterion) {
-    let heading = Heading {
-        title: "日次アクティブユーザー (DAU)",
-        subtitle: "2026-10-29 – 2026-11-25 (Asia/Tokyo)",
-        empty_message: "No data",
-    };
-    let line = line_data();
-    let bars = bar_data();
-    c.bench_function("render line chart 28x3", |b| {
-        b.iter(|| render_png(&line, ChartKind::Line, NumberFormat::Integer, &heading).unwrap())
-    });
-    c.bench_function("render bar chart 10 categories", |b| {
-        b.iter(|| render_png(&bars, ChartKind::Bar, NumberFormat::Integer, &heading).unwrap())
-    });
+    for chart in standard_set() {
+        let data = chart.data.clone();
+        c.bench_function(&format!("render {}", chart.name), |b| {
+            b.iter(|| render_png(&input(&chart, &data)).unwrap())
+        });
+        let bytes = render_png(&input(&chart, &data)).unwrap();
+        eprintln!("{}: {} bytes", chart.name, bytes.len());
+    }
 }
 
 criterion_group!(benches, bench);

@@ -1,32 +1,39 @@
-//! Plotters charts: line and bar (grouped or stacked) PNGs at 2× density for Slack.
+//! Charts: line, area, bar (grouped or stacked), the `number` KPI card and the `table`
+//! image, drawn anti-aliased at 2× density with the bundled font, encoded as a small PNG.
 
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
-use plotters::style::text_anchor;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use tiny_skia::Pixmap;
 
+use super::backend::SkiaBackend;
 use super::data::{ChartData, XAxis};
+use super::encode::encode_indexed_png;
 use super::fonts::{self, FONT_FAMILY};
-use super::format::format_compact;
-use crate::spec::{ChartKind, NumberFormat};
+use super::format::NumberStyle;
+use crate::spec::{ChartKind, Goal};
+use crate::warehouse::{Cell, Table};
 
 /// Pixel size of every chart: an 800×450 chart at 2× density.
 pub const CHART_WIDTH_PX: u32 = 1600;
 pub const CHART_HEIGHT_PX: u32 = 900;
-const HEADER_HEIGHT_PX: u32 = 150;
-const MARGIN_PX: u32 = 56;
+const MARGIN_PX: i32 = 56;
 const TITLE_SIZE_PX: u32 = 46;
 const SUBTITLE_SIZE_PX: u32 = 28;
 const LABEL_SIZE_PX: u32 = 26;
-/// Most x labels drawn, so they never overlap.
-const MAX_X_LABELS: usize = 10;
-
-/// The plot's coordinates: x is the index on the x axis, y the value.
-type Plane = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+const LINE_WIDTH_PX: u32 = 5;
+/// Space kept between two x-axis labels.
+const X_LABEL_GAP_PX: i32 = 24;
+/// Longest category label, in characters, before it is shortened with "…".
+const MAX_CATEGORY_LABEL_CHARS: usize = 14;
 
 const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
 const MUTED: RGBColor = RGBColor(0x5f, 0x63, 0x68);
 const GRID: RGBColor = RGBColor(0xe3, 0xe5, 0xe8);
+const ZEBRA: RGBColor = RGBColor(0xf4, 0xf6, 0xf8);
+const UP: RGBColor = RGBColor(0x00, 0x9E, 0x73);
+const DOWN: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
 /// Okabe–Ito: distinguishable with the common forms of colour blindness.
 pub const PALETTE: [RGBColor; 8] = [
     RGBColor(0x00, 0x72, 0xB2),
@@ -39,100 +46,200 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(0x00, 0x00, 0x00),
 ];
 
+/// The plot's coordinates: x is the index on the x axis, y the value.
+type Plane = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+type Area<'a> = DrawingArea<SkiaBackend<'a>, Shift>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("the bundled font could not be loaded")]
     Font,
     #[error("drawing the chart failed: {0}")]
     Draw(String),
-    #[error("encoding the PNG failed: {0}")]
-    Encode(String),
+    #[error(transparent)]
+    Encode(#[from] super::encode::EncodeError),
 }
 
 fn draw_err<E: std::fmt::Debug>(e: E) -> RenderError {
     RenderError::Draw(format!("{e:?}"))
 }
 
-/// What the chart says above the plot.
-pub struct Heading<'a> {
+/// The KPI card's figures, already formatted.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub label: String,
+    pub value: String,
+    pub change: Option<String>,
+    /// Sign of the change: colours the change up (green) or down (orange).
+    pub delta: f64,
+    pub comparison: Option<String>,
+}
+
+/// Everything a chart shows.
+pub struct ChartInput<'a> {
+    pub data: &'a ChartData,
+    /// The query result, for `table` charts.
+    pub table: Option<&'a Table>,
+    pub kind: ChartKind,
+    pub style: NumberStyle,
     pub title: &'a str,
     /// The data window and timezone, e.g. `2026-10-29 – 2026-11-25 (Asia/Tokyo)`.
     pub subtitle: &'a str,
     /// Shown instead of a plot when there is no data.
     pub empty_message: &'a str,
+    pub goal: Option<&'a Goal>,
+    pub label_last: bool,
+    pub max_rows: usize,
+    /// The `y` column, formatted with the report's style in tables.
+    pub y_column: &'a str,
+    pub card: Option<Card>,
 }
 
-/// Renders `data` as a PNG.
-pub fn render_png(
-    data: &ChartData,
-    kind: ChartKind,
-    format: NumberFormat,
-    heading: &Heading,
-) -> Result<Vec<u8>, RenderError> {
+/// Renders the chart as a PNG.
+pub fn render_png(input: &ChartInput) -> Result<Vec<u8>, RenderError> {
+    let pixmap = render_pixmap(input)?;
+    Ok(encode_indexed_png(
+        pixmap.data(),
+        pixmap.width(),
+        pixmap.height(),
+    )?)
+}
+
+/// Renders the chart to pixels (RGBA, opaque).
+pub fn render_pixmap(input: &ChartInput) -> Result<Pixmap, RenderError> {
     if !fonts::register() {
         return Err(RenderError::Font);
     }
-    let mut pixels = vec![255u8; (CHART_WIDTH_PX * CHART_HEIGHT_PX * 3) as usize];
+    let mut pixmap = Pixmap::new(CHART_WIDTH_PX, CHART_HEIGHT_PX)
+        .ok_or_else(|| RenderError::Draw("cannot allocate the canvas".into()))?;
+    pixmap.fill(tiny_skia::Color::WHITE);
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, (CHART_WIDTH_PX, CHART_HEIGHT_PX))
-            .into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
-        draw_heading(&root, heading)?;
-        let (_, body) = root.split_vertically(HEADER_HEIGHT_PX);
-        if data.is_empty() {
-            draw_empty(&body, heading.empty_message)?;
-        } else {
-            match kind {
-                ChartKind::Bar => draw_bars(&body, data, format, false)?,
-                ChartKind::StackedBar => draw_bars(&body, data, format, true)?,
-                _ => draw_lines(&body, data, format)?,
-            }
-        }
+        let root = SkiaBackend::new(&mut pixmap).into_drawing_area();
+        draw_chart(&root, input)?;
         root.present().map_err(draw_err)?;
     }
-    encode_png(&pixels, CHART_WIDTH_PX, CHART_HEIGHT_PX)
+    Ok(pixmap)
 }
 
-fn draw_heading(
-    root: &DrawingArea<BitMapBackend, Shift>,
-    heading: &Heading,
+fn font(size: u32) -> FontDesc<'static> {
+    (FONT_FAMILY, size).into_font()
+}
+
+fn text<'a>(
+    area: &Area,
+    content: &str,
+    at: (i32, i32),
+    style: impl IntoTextStyle<'a>,
 ) -> Result<(), RenderError> {
-    let title_style = (FONT_FAMILY, TITLE_SIZE_PX)
-        .into_font()
-        .style(FontStyle::Bold)
-        .color(&INK);
-    let subtitle_style = (FONT_FAMILY, SUBTITLE_SIZE_PX).into_font().color(&MUTED);
-    let x = MARGIN_PX as i32;
-    root.draw(&Text::new(heading.title.to_string(), (x, 44), title_style))
-        .map_err(draw_err)?;
-    root.draw(&Text::new(
-        heading.subtitle.to_string(),
-        (x, 106),
-        subtitle_style,
-    ))
-    .map_err(draw_err)?;
-    Ok(())
+    let style = style.into_text_style(area);
+    area.draw(&Text::new(content.to_string(), at, style))
+        .map_err(draw_err)
 }
 
-fn draw_empty(body: &DrawingArea<BitMapBackend, Shift>, message: &str) -> Result<(), RenderError> {
+fn text_width(area: &Area, content: &str, size: u32) -> i32 {
+    area.estimate_text_size(content, &font(size).into_text_style(area))
+        .map_or(content.chars().count() as i32 * size as i32, |(w, _)| {
+            w as i32
+        })
+}
+
+fn draw_chart(root: &Area, input: &ChartInput) -> Result<(), RenderError> {
+    let x = MARGIN_PX;
+    text(
+        root,
+        input.title,
+        (x, 30),
+        font(TITLE_SIZE_PX).style(FontStyle::Bold).color(&INK),
+    )?;
+    text(
+        root,
+        input.subtitle,
+        (x, 92),
+        font(SUBTITLE_SIZE_PX).color(&MUTED),
+    )?;
+    let mut header = 146;
+    let with_legend = input.data.series.len() > 1
+        && matches!(
+            input.kind,
+            ChartKind::Line | ChartKind::Area | ChartKind::Bar | ChartKind::StackedBar
+        );
+    if with_legend && !input.data.is_empty() {
+        header = draw_legend(root, input, header + 4)? + 16;
+    }
+    let (_, body) = root.split_vertically(header);
+    if input.kind == ChartKind::Table {
+        return match input.table.filter(|t| !t.rows.is_empty()) {
+            Some(table) => draw_table(root, &body, table, input),
+            None => draw_empty(&body, input.empty_message),
+        };
+    }
+    if input.data.is_empty() {
+        return draw_empty(&body, input.empty_message);
+    }
+    match input.kind {
+        ChartKind::Bar => draw_bars(root, &body, input, false),
+        ChartKind::StackedBar => draw_bars(root, &body, input, true),
+        ChartKind::Number => draw_card(root, &body, input),
+        ChartKind::Area => draw_lines(root, &body, input, true),
+        ChartKind::Line | ChartKind::Table => draw_lines(root, &body, input, false),
+    }
+}
+
+/// A row of coloured swatches and series names under the subtitle, wrapping as needed.
+/// Returns the y just below it.
+fn draw_legend(root: &Area, input: &ChartInput, top: i32) -> Result<i32, RenderError> {
+    let right = CHART_WIDTH_PX as i32 - MARGIN_PX;
+    let (mut x, mut y) = (MARGIN_PX, top);
+    let row_height = 40;
+    let bars = matches!(input.kind, ChartKind::Bar | ChartKind::StackedBar);
+    for (index, series) in input.data.series.iter().enumerate() {
+        let color = PALETTE[index % PALETTE.len()];
+        let width = 40 + text_width(root, &series.name, LABEL_SIZE_PX) + 36;
+        if x + width > right && x > MARGIN_PX {
+            x = MARGIN_PX;
+            y += row_height;
+        }
+        let middle = y + 16;
+        if bars {
+            root.draw(&Rectangle::new(
+                [(x, middle - 11), (x + 22, middle + 11)],
+                color.filled(),
+            ))
+            .map_err(draw_err)?;
+        } else {
+            root.draw(&PathElement::new(
+                vec![(x, middle), (x + 30, middle)],
+                ShapeStyle::from(&color).stroke_width(LINE_WIDTH_PX + 1),
+            ))
+            .map_err(draw_err)?;
+        }
+        text(
+            root,
+            &series.name,
+            (x + 40, middle),
+            font(LABEL_SIZE_PX)
+                .color(&INK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        )?;
+        x += width;
+    }
+    Ok(y + row_height)
+}
+
+fn draw_empty(body: &Area, message: &str) -> Result<(), RenderError> {
     let (w, h) = body.dim_in_pixel();
-    let style = (FONT_FAMILY, 40)
-        .into_font()
-        .color(&MUTED)
-        .pos(text_anchor::Pos::new(
-            text_anchor::HPos::Center,
-            text_anchor::VPos::Center,
-        ));
     body.draw(&Text::new(
         message.to_string(),
         (w as i32 / 2, h as i32 / 2 - 40),
-        style,
+        font(40)
+            .color(&MUTED)
+            .pos(Pos::new(HPos::Center, VPos::Center)),
     ))
     .map_err(draw_err)
 }
 
-/// The y range: bars start at zero; lines are padded, never clipped, and do not dip below
-/// zero when no value does.
+/// The y range: bars and areas start at zero; lines are padded, never clipped, and do not
+/// dip below zero when no value does. The goal line is always inside.
 fn y_range(min: f64, max: f64, from_zero: bool) -> (f64, f64) {
     let (min, max) = if from_zero {
         (min.min(0.0), max.max(0.0))
@@ -152,7 +259,7 @@ fn y_range(min: f64, max: f64, from_zero: bool) -> (f64, f64) {
         min - pad
     };
     let low = if from_zero && min >= 0.0 { 0.0 } else { low };
-    let high = if from_zero && max <= 0.0 {
+    let high = if from_zero && max < 0.0 {
         0.0
     } else {
         max + pad
@@ -160,159 +267,322 @@ fn y_range(min: f64, max: f64, from_zero: bool) -> (f64, f64) {
     (low, high)
 }
 
-fn x_label_for(x: &XAxis, value: f64) -> String {
-    let index = value.round();
-    if (value - index).abs() > 1e-6 || index < 0.0 {
-        return String::new();
+fn value_bounds(input: &ChartInput, stacked: bool) -> (f64, f64) {
+    let data = input.data;
+    let (mut min, mut max) = if stacked {
+        (0..data.x.len()).fold((0.0f64, 0.0f64), |(lo, hi), i| {
+            let values = data.series.iter().filter_map(|s| s.values[i]);
+            let pos: f64 = values.clone().filter(|v| *v > 0.0).sum();
+            let neg: f64 = values.filter(|v| *v < 0.0).sum();
+            (lo.min(neg), hi.max(pos))
+        })
+    } else {
+        data.series
+            .iter()
+            .flat_map(|s| s.values.iter().flatten().copied())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            })
+    };
+    if let Some(goal) = input.goal {
+        min = min.min(goal.value);
+        max = max.max(goal.value);
     }
-    x.label(index as usize)
+    (min, max)
 }
 
-fn configure<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Plane>,
-    data: &ChartData,
-    format: NumberFormat,
-) -> Result<(), RenderError>
-where
-    DB::ErrorType: 'static,
-{
-    let x_formatter = |v: &f64| x_label_for(&data.x, *v);
-    let y_formatter = |v: &f64| format_compact(*v, format);
+/// Builds the plot with its y axis; x labels are drawn separately so they never overlap.
+fn build<'a>(
+    root: &Area,
+    body: &DrawingArea<SkiaBackend<'a>, Shift>,
+    input: &ChartInput,
+    (low, high): (f64, f64),
+) -> Result<ChartContext<'a, SkiaBackend<'a>, Plane>, RenderError> {
+    let style = input.style;
+    let widest_y_label = [low, high, (low + high) / 2.0]
+        .iter()
+        .map(|v| {
+            text_width(
+                root,
+                &style.axis(*v, low.abs().max(high.abs())),
+                LABEL_SIZE_PX,
+            )
+        })
+        .max()
+        .unwrap_or(80);
+    let x_count = input.data.x.len();
+    let mut chart = ChartBuilder::on(body)
+        .margin_left(MARGIN_PX as u32 / 2)
+        .margin_right(MARGIN_PX as u32)
+        .margin_bottom(16)
+        .margin_top(10)
+        .x_label_area_size(56)
+        .y_label_area_size((widest_y_label + 36) as u32)
+        .build_cartesian_2d(-0.5..(x_count as f64 - 0.5), low..high)
+        .map_err(draw_err)?;
+    let axis_max = low.abs().max(high.abs());
+    let y_formatter = |v: &f64| style.axis(*v, axis_max);
     chart
         .configure_mesh()
         .disable_x_mesh()
         .bold_line_style(GRID)
         .light_line_style(TRANSPARENT)
         .axis_style(MUTED)
-        .x_labels(data.x.len().clamp(1, MAX_X_LABELS))
-        .y_labels(6)
-        .x_label_formatter(&x_formatter)
+        .x_labels(0)
+        .y_labels(8)
         .y_label_formatter(&y_formatter)
-        .label_style((FONT_FAMILY, LABEL_SIZE_PX).into_font().color(&MUTED))
+        .label_style(font(LABEL_SIZE_PX).color(&MUTED))
         .draw()
-        .map_err(|e| RenderError::Draw(format!("{e:?}")))
+        .map_err(draw_err)?;
+    Ok(chart)
 }
 
-fn build<'a, DB: DrawingBackend + 'a>(
-    body: &DrawingArea<DB, Shift>,
-    x_count: usize,
-    (low, high): (f64, f64),
-) -> Result<ChartContext<'a, DB, Plane>, RenderError>
-where
-    DB::ErrorType: 'static,
-{
-    ChartBuilder::on(body)
-        .margin_left(MARGIN_PX / 2)
-        .margin_right(MARGIN_PX)
-        .margin_bottom(MARGIN_PX / 2)
-        .margin_top(10)
-        .x_label_area_size(60)
-        .y_label_area_size(130)
-        .build_cartesian_2d(-0.5..(x_count as f64 - 0.5), low..high)
-        .map_err(draw_err)
-}
-
-fn draw_legend<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Plane>,
-) -> Result<(), RenderError>
-where
-    DB::ErrorType: 'static,
-{
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(GRID)
-        .label_font((FONT_FAMILY, LABEL_SIZE_PX).into_font().color(&INK))
-        .draw()
-        .map_err(|e| RenderError::Draw(format!("{e:?}")))
-}
-
-fn draw_lines<DB: DrawingBackend>(
-    body: &DrawingArea<DB, Shift>,
-    data: &ChartData,
-    format: NumberFormat,
-) -> Result<(), RenderError>
-where
-    DB::ErrorType: 'static,
-{
-    let values = data
-        .series
-        .iter()
-        .flat_map(|s| s.values.iter().flatten().copied());
-    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let mut chart = build(body, data.x.len(), y_range(min, max, false))?;
-    configure(&mut chart, data, format)?;
-    for (index, series) in data.series.iter().enumerate() {
-        let color = PALETTE[index % PALETTE.len()];
-        let style = ShapeStyle::from(&color).stroke_width(5);
-        let mut labelled = false;
-        // Each unbroken run is its own line: a gap in the data is a gap in the chart.
-        for run in runs(&series.values) {
-            let points: Vec<(f64, f64)> = run.iter().map(|(i, v)| (*i as f64, *v)).collect();
-            let drawn = if points.len() == 1 {
-                chart
-                    .draw_series(std::iter::once(Circle::new(points[0], 7, style.filled())))
-                    .map_err(draw_err)?
+/// Which x positions get a label: days, Mondays, month starts or quarter starts by span;
+/// every category (then thinned so none overlap).
+fn x_tick_candidates(x: &XAxis) -> Vec<(usize, String)> {
+    use chrono::Datelike;
+    match x {
+        XAxis::Dates(days) => {
+            let span = days.len();
+            let pick: Box<dyn Fn(&chrono::NaiveDate) -> bool> = if span <= 16 {
+                Box::new(|_| true)
+            } else if span <= 70 {
+                Box::new(|d| d.weekday() == chrono::Weekday::Mon)
+            } else if span <= 400 {
+                Box::new(|d| d.day() == 1)
             } else {
-                chart
-                    .draw_series(LineSeries::new(points, style))
-                    .map_err(draw_err)?
+                Box::new(|d| d.day() == 1 && d.month0() % 3 == 0)
             };
-            if !labelled {
-                labelled = true;
-                drawn.label(series.name.clone()).legend(move |(x, y)| {
-                    PathElement::new(
-                        vec![(x, y), (x + 36, y)],
-                        ShapeStyle::from(&color).stroke_width(6),
-                    )
-                });
-            }
+            let format = if span <= 70 { "%m/%d" } else { "%Y/%m" };
+            days.iter()
+                .enumerate()
+                .filter(|(_, d)| pick(d))
+                .map(|(i, d)| (i, d.format(format).to_string()))
+                .collect()
+        }
+        XAxis::Categories(names) => names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i, shorten(n, MAX_CATEGORY_LABEL_CHARS)))
+            .collect(),
+    }
+}
+
+/// Cuts text to `max` characters with an ellipsis.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// Shortens `label` with "…" until it is at most `room` pixels wide.
+fn fit(root: &Area, label: &str, room: i32) -> String {
+    if text_width(root, label, LABEL_SIZE_PX) <= room {
+        return label.to_string();
+    }
+    let chars: Vec<char> = label.chars().collect();
+    for keep in (1..chars.len()).rev() {
+        let candidate: String = chars[..keep].iter().collect::<String>() + "…";
+        if text_width(root, &candidate, LABEL_SIZE_PX) <= room {
+            return candidate;
         }
     }
-    if data.series.len() > 1 {
-        draw_legend(&mut chart)?;
+    "…".to_string()
+}
+
+/// Draws x labels under the plot: centred on their position, kept inside the image, and
+/// skipped when they would touch the previous one.
+fn draw_x_labels(
+    root: &Area,
+    chart: &ChartContext<SkiaBackend, Plane>,
+    input: &ChartInput,
+    low: f64,
+) -> Result<(), RenderError> {
+    let area = chart.plotting_area();
+    let (x_range, _) = area.get_pixel_range();
+    let mut last_right = i32::MIN;
+    let candidates = x_tick_candidates(&input.data.x);
+    // Categories: label every k-th bar (k as small as keeps a few characters readable) and
+    // shorten each label to its room, so every labelled bar has a label.
+    let slot = (x_range.end - x_range.start) as f64 / input.data.x.len().max(1) as f64;
+    let (step, room) = match input.data.x {
+        XAxis::Categories(_) => {
+            let widest = candidates
+                .iter()
+                .map(|(_, l)| text_width(root, l, LABEL_SIZE_PX))
+                .max()
+                .unwrap_or(0);
+            let readable = widest.min(text_width(root, "カテゴリ", LABEL_SIZE_PX));
+            let step = ((f64::from(readable + X_LABEL_GAP_PX) / slot).ceil() as usize).max(1);
+            (step, (slot * step as f64) as i32 - X_LABEL_GAP_PX)
+        }
+        XAxis::Dates(_) => (1, i32::MAX),
+    };
+    for (i, label) in candidates.into_iter().filter(|(i, _)| i % step == 0) {
+        let label = fit(root, &label, room);
+        let (px, py) = area.map_coordinate(&(i as f64, low));
+        let width = text_width(root, &label, LABEL_SIZE_PX);
+        let left = (px - width / 2).clamp(x_range.start - 40, CHART_WIDTH_PX as i32 - width - 8);
+        if left < last_right + X_LABEL_GAP_PX {
+            continue;
+        }
+        text(
+            root,
+            &label,
+            (left, py + 14),
+            font(LABEL_SIZE_PX).color(&MUTED),
+        )?;
+        area.draw(&PathElement::new(
+            vec![(i as f64, low), (i as f64, low)],
+            MUTED,
+        ))
+        .map_err(draw_err)?;
+        last_right = left + width;
     }
     Ok(())
 }
 
-fn draw_bars<DB: DrawingBackend>(
-    body: &DrawingArea<DB, Shift>,
-    data: &ChartData,
-    format: NumberFormat,
-    stacked: bool,
-) -> Result<(), RenderError>
-where
-    DB::ErrorType: 'static,
-{
-    let n = data.x.len();
-    let (min, max) = if stacked {
-        (0..n).fold((0.0f64, 0.0f64), |(lo, hi), i| {
-            let pos: f64 = data
-                .series
-                .iter()
-                .filter_map(|s| s.values[i])
-                .filter(|v| *v > 0.0)
-                .sum();
-            let neg: f64 = data
-                .series
-                .iter()
-                .filter_map(|s| s.values[i])
-                .filter(|v| *v < 0.0)
-                .sum();
-            (lo.min(neg), hi.max(pos))
-        })
-    } else {
-        let values = data
-            .series
-            .iter()
-            .flat_map(|s| s.values.iter().flatten().copied());
-        values.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)))
+fn draw_goal(
+    root: &Area,
+    chart: &mut ChartContext<SkiaBackend, Plane>,
+    input: &ChartInput,
+) -> Result<(), RenderError> {
+    let Some(goal) = input.goal else {
+        return Ok(());
     };
-    let mut chart = build(body, n, y_range(min, max, true))?;
-    configure(&mut chart, data, format)?;
+    let n = input.data.x.len() as f64;
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(-0.5, goal.value), (n - 0.5, goal.value)],
+            14,
+            10,
+            ShapeStyle::from(&INK).stroke_width(3),
+        ))
+        .map_err(draw_err)?;
+    let (px, py) = chart.plotting_area().map_coordinate(&(n - 0.5, goal.value));
+    let label = format!("{} {}", goal.label, input.style.compact(goal.value));
+    text(
+        root,
+        &label,
+        (px - 8, py - 8),
+        font(LABEL_SIZE_PX)
+            .style(FontStyle::Bold)
+            .color(&INK)
+            .pos(Pos::new(HPos::Right, VPos::Bottom)),
+    )
+}
+
+/// Unbroken runs of present values, with their x index.
+fn runs(values: &[Option<f64>]) -> Vec<Vec<(usize, f64)>> {
+    let mut out: Vec<Vec<(usize, f64)>> = Vec::new();
+    let mut current = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        match v {
+            Some(v) => current.push((i, *v)),
+            None if !current.is_empty() => out.push(std::mem::take(&mut current)),
+            None => {}
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+fn draw_lines(
+    root: &Area,
+    body: &Area,
+    input: &ChartInput,
+    filled: bool,
+) -> Result<(), RenderError> {
+    let (min, max) = value_bounds(input, false);
+    let (low, high) = y_range(min, max, filled);
+    let mut chart = build(root, body, input, (low, high))?;
+    let baseline = low.max(0.0).min(high);
+    for (index, series) in input.data.series.iter().enumerate().rev() {
+        let color = PALETTE[index % PALETTE.len()];
+        let style = ShapeStyle::from(&color).stroke_width(LINE_WIDTH_PX);
+        // Each unbroken run is its own line: a gap in the data is a gap in the chart.
+        for run in runs(&series.values) {
+            let points: Vec<(f64, f64)> = run.iter().map(|(i, v)| (*i as f64, *v)).collect();
+            if filled && points.len() > 1 {
+                let mut polygon = points.clone();
+                polygon.push((points[points.len() - 1].0, baseline));
+                polygon.push((points[0].0, baseline));
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        polygon,
+                        color.mix(0.18).filled(),
+                    )))
+                    .map_err(draw_err)?;
+            }
+            if points.len() == 1 {
+                chart
+                    .draw_series(std::iter::once(Circle::new(points[0], 7, style.filled())))
+                    .map_err(draw_err)?;
+            } else {
+                chart
+                    .draw_series(LineSeries::new(points, style))
+                    .map_err(draw_err)?;
+            }
+        }
+    }
+    draw_goal(root, &mut chart, input)?;
+    if input.label_last {
+        draw_last_labels(root, &chart, input)?;
+    }
+    draw_x_labels(root, &chart, input, low)
+}
+
+/// The value at the end of each line, in the line's colour.
+fn draw_last_labels(
+    root: &Area,
+    chart: &ChartContext<SkiaBackend, Plane>,
+    input: &ChartInput,
+) -> Result<(), RenderError> {
+    for (index, series) in input.data.series.iter().enumerate() {
+        let Some((i, v)) = series
+            .values
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, v)| v.map(|v| (i, v)))
+        else {
+            continue;
+        };
+        let color = PALETTE[index % PALETTE.len()];
+        let (px, py) = chart.plotting_area().map_coordinate(&(i as f64, v));
+        chart
+            .plotting_area()
+            .draw(&Circle::new((i as f64, v), 8, color.filled()))
+            .map_err(draw_err)?;
+        text(
+            root,
+            &input.style.compact(v),
+            (px - 12, py - 14),
+            font(LABEL_SIZE_PX)
+                .style(FontStyle::Bold)
+                .color(&color)
+                .pos(Pos::new(HPos::Right, VPos::Bottom)),
+        )?;
+    }
+    Ok(())
+}
+
+fn draw_bars(
+    root: &Area,
+    body: &Area,
+    input: &ChartInput,
+    stacked: bool,
+) -> Result<(), RenderError> {
+    let data = input.data;
+    let n = data.x.len();
+    let (min, max) = value_bounds(input, stacked);
+    let (low, high) = y_range(min, max, true);
+    let mut chart = build(root, body, input, (low, high))?;
     let slot_width = 0.8;
     let groups = if stacked { 1 } else { data.series.len().max(1) };
     let bar_width = slot_width / groups as f64;
@@ -348,52 +618,210 @@ where
                 )
             })
             .collect();
-        chart
-            .draw_series(bars)
-            .map_err(draw_err)?
-            .label(series.name.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 10), (x + 24, y + 10)], color.filled()));
+        chart.draw_series(bars).map_err(draw_err)?;
     }
-    if data.series.len() > 1 {
-        draw_legend(&mut chart)?;
+    draw_goal(root, &mut chart, input)?;
+    draw_x_labels(root, &chart, input, low)
+}
+
+/// The KPI card: the big number, its change and comparison window, and a sparkline.
+fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<(), RenderError> {
+    let Some(card) = &input.card else {
+        return draw_lines(root, body, input, false);
+    };
+    let (x, top) = (MARGIN_PX, 170);
+    text(root, &card.label, (x, top), font(30).color(&MUTED))?;
+    text(
+        root,
+        &card.value,
+        (x, top + 100),
+        font(150).style(FontStyle::Bold).color(&INK),
+    )?;
+    if let Some(change) = &card.change {
+        let color = if card.delta > 0.0 {
+            UP
+        } else if card.delta < 0.0 {
+            DOWN
+        } else {
+            MUTED
+        };
+        text(
+            root,
+            change,
+            (x, top + 280),
+            font(48).style(FontStyle::Bold).color(&color),
+        )?;
+    }
+    if let Some(comparison) = &card.comparison {
+        text(root, comparison, (x, top + 350), font(28).color(&MUTED))?;
+    }
+    // Sparkline of the per-x totals along the bottom.
+    let totals = input.data.totals();
+    let present: Vec<f64> = totals.iter().flatten().copied().collect();
+    if present.len() < 2 {
+        return Ok(());
+    }
+    let (min, max) = present
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let (low, high) = y_range(min, max, false);
+    let (_, spark_area) = root.split_vertically(CHART_HEIGHT_PX as i32 - 250);
+    let spark_area = spark_area.margin(10, 40, MARGIN_PX as u32, MARGIN_PX as u32);
+    let mut spark = ChartBuilder::on(&spark_area)
+        .build_cartesian_2d(-0.5..(totals.len() as f64 - 0.5), low..high)
+        .map_err(draw_err)?;
+    let color = PALETTE[0];
+    for run in runs(&totals) {
+        let points: Vec<(f64, f64)> = run.iter().map(|(i, v)| (*i as f64, *v)).collect();
+        let mut polygon = points.clone();
+        polygon.push((points[points.len() - 1].0, low));
+        polygon.push((points[0].0, low));
+        spark
+            .draw_series(std::iter::once(Polygon::new(
+                polygon,
+                color.mix(0.15).filled(),
+            )))
+            .map_err(draw_err)?;
+        spark
+            .draw_series(LineSeries::new(
+                points,
+                ShapeStyle::from(&color).stroke_width(LINE_WIDTH_PX),
+            ))
+            .map_err(draw_err)?;
+    }
+    if let Some((i, v)) = totals
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, v)| v.map(|v| (i, v)))
+    {
+        spark
+            .draw_series(std::iter::once(Circle::new(
+                (i as f64, v),
+                9,
+                color.filled(),
+            )))
+            .map_err(draw_err)?;
     }
     Ok(())
 }
 
-/// Unbroken runs of present values, with their x index.
-fn runs(values: &[Option<f64>]) -> Vec<Vec<(usize, f64)>> {
-    let mut out: Vec<Vec<(usize, f64)>> = Vec::new();
-    let mut current = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        match v {
-            Some(v) => current.push((i, *v)),
-            None if !current.is_empty() => out.push(std::mem::take(&mut current)),
-            None => {}
+fn cell_text(cell: &Cell, is_y: bool, style: NumberStyle) -> String {
+    match cell {
+        Cell::Null => "–".to_string(),
+        _ if is_y => cell
+            .as_f64()
+            .map_or_else(|| cell.to_string(), |v| style.value(v)),
+        Cell::Integer(_) | Cell::Decimal { .. } | Cell::Float(_) => {
+            let plain = NumberStyle {
+                format: if matches!(cell, Cell::Integer(_)) {
+                    crate::spec::NumberFormat::Integer
+                } else {
+                    crate::spec::NumberFormat::Decimal
+                },
+                ..style
+            };
+            cell.as_f64()
+                .map_or_else(|| cell.to_string(), |v| plain.value(v))
         }
+        _ => cell.to_string(),
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
 }
 
-fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, RenderError> {
-    let mut out = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut out, width, height);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder
-            .write_header()
-            .map_err(|e| RenderError::Encode(e.to_string()))?;
-        writer
-            .write_image_data(rgb)
-            .map_err(|e| RenderError::Encode(e.to_string()))?;
-        writer
-            .finish()
-            .map_err(|e| RenderError::Encode(e.to_string()))?;
+/// The first rows of the query result as a table, numbers right-aligned.
+fn draw_table(
+    root: &Area,
+    body: &Area,
+    table: &Table,
+    input: &ChartInput,
+) -> Result<(), RenderError> {
+    let (_, body_top) = body.get_base_pixel();
+    let available = CHART_HEIGHT_PX as i32 - body_top - 30;
+    let rows_shown = table.rows.len().min(input.max_rows);
+    let row_height = (available / (rows_shown as i32 + 2)).clamp(28, 56);
+    let size = ((row_height as f64) * 0.55) as u32;
+    let columns = table.columns.len().max(1);
+    let width = CHART_WIDTH_PX as i32 - 2 * MARGIN_PX;
+    let column_width = width / columns as i32;
+    let max_chars = ((column_width as f64) / (size as f64) * 1.6) as usize;
+    let numeric: Vec<bool> = table
+        .columns
+        .iter()
+        .map(|c| {
+            matches!(
+                c.ty,
+                crate::warehouse::ColumnType::Integer
+                    | crate::warehouse::ColumnType::Float
+                    | crate::warehouse::ColumnType::Decimal
+            )
+        })
+        .collect();
+    let cell_x = |col: usize| {
+        if numeric[col] {
+            (
+                MARGIN_PX + column_width * (col as i32 + 1) - 16,
+                HPos::Right,
+            )
+        } else {
+            (MARGIN_PX + column_width * col as i32 + 12, HPos::Left)
+        }
+    };
+    let mut y = body_top;
+    for (col, column) in table.columns.iter().enumerate() {
+        let (x, h) = cell_x(col);
+        text(
+            root,
+            &shorten(&column.name, max_chars),
+            (x, y + row_height / 2),
+            font(size)
+                .style(FontStyle::Bold)
+                .color(&INK)
+                .pos(Pos::new(h, VPos::Center)),
+        )?;
     }
-    Ok(out)
+    y += row_height;
+    root.draw(&PathElement::new(
+        vec![(MARGIN_PX, y), (MARGIN_PX + width, y)],
+        ShapeStyle::from(&MUTED).stroke_width(2),
+    ))
+    .map_err(draw_err)?;
+    for (r, row) in table.rows.iter().take(rows_shown).enumerate() {
+        if r % 2 == 1 {
+            root.draw(&Rectangle::new(
+                [(MARGIN_PX, y + 1), (MARGIN_PX + width, y + row_height)],
+                ZEBRA.filled(),
+            ))
+            .map_err(draw_err)?;
+        }
+        for (col, cell) in row.iter().enumerate() {
+            let (x, h) = cell_x(col);
+            let content = shorten(
+                &cell_text(cell, table.columns[col].name == input.y_column, input.style),
+                max_chars,
+            );
+            text(
+                root,
+                &content,
+                (x, y + row_height / 2),
+                font(size).color(&INK).pos(Pos::new(h, VPos::Center)),
+            )?;
+        }
+        y += row_height;
+    }
+    if table.rows.len() > rows_shown {
+        let more = format!("… {} more rows", table.rows.len() - rows_shown);
+        text(
+            root,
+            &more,
+            (MARGIN_PX + 12, y + row_height / 2),
+            font(size)
+                .color(&MUTED)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -407,11 +835,39 @@ mod tests {
         assert!(low < 100.0 && low > 0.0 && high > 200.0);
         let (low, _) = y_range(-50.0, 10.0, true);
         assert!(low < -50.0);
+        let (low, high) = y_range(0.0, 0.0, true);
+        assert!(low == 0.0 && high > 0.0, "all zeros still get an axis");
     }
 
     #[test]
     fn gaps_split_lines() {
         let r = runs(&[Some(1.0), None, Some(2.0), Some(3.0), None]);
         assert_eq!(r, vec![vec![(0, 1.0)], vec![(2, 2.0), (3, 3.0)]]);
+    }
+
+    #[test]
+    fn date_ticks_follow_the_span() {
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let days = |n: usize| XAxis::Dates(start.iter_days().take(n).collect());
+        assert_eq!(
+            x_tick_candidates(&days(14)).len(),
+            14,
+            "two weeks: every day"
+        );
+        let weekly = x_tick_candidates(&days(60));
+        assert!(weekly.iter().all(|(i, _)| {
+            (start + chrono::Days::new(*i as u64))
+                .format("%a")
+                .to_string()
+                == "Mon"
+        }));
+        let monthly = x_tick_candidates(&days(365));
+        assert_eq!(monthly.len(), 12);
+        assert_eq!(monthly[1].1, "2026/02");
+        assert_eq!(
+            x_tick_candidates(&days(731)).len(),
+            9,
+            "two years: quarters"
+        );
     }
 }

@@ -146,7 +146,10 @@ impl ChartData {
             .collect();
         // Biggest series first: legend order matches visual weight.
         series.sort_by(|a, b| total(b).total_cmp(&total(a)));
-        Ok(ChartData { x, series })
+        Ok(ChartData {
+            x,
+            series: fold_small_series(series),
+        })
     }
 
     /// Sum across series at each x; `None` where no series has a value.
@@ -188,6 +191,32 @@ impl ChartData {
     }
 }
 
+/// More series than a chart can tell apart.
+pub const MAX_SERIES: usize = 8;
+/// The name of the series that folds the smallest ones together.
+pub const OTHER_SERIES: &str = "other";
+
+/// Keeps the 7 biggest series and adds the rest up as "other" (gaps stay gaps: "other" has
+/// a value wherever any folded series has one).
+fn fold_small_series(mut series: Vec<Series>) -> Vec<Series> {
+    if series.len() <= MAX_SERIES {
+        return series;
+    }
+    let rest = series.split_off(MAX_SERIES - 1);
+    let len = rest[0].values.len();
+    let values = (0..len)
+        .map(|i| {
+            let present: Vec<f64> = rest.iter().filter_map(|s| s.values[i]).collect();
+            (!present.is_empty()).then(|| present.iter().sum())
+        })
+        .collect();
+    series.push(Series {
+        name: format!("{OTHER_SERIES} ({})", rest.len()),
+        values,
+    });
+    series
+}
+
 fn total(series: &Series) -> f64 {
     series.values.iter().flatten().sum()
 }
@@ -198,5 +227,53 @@ fn fill_daily_gaps(dates: Vec<NaiveDate>) -> Vec<NaiveDate> {
     match (daily, dates.first(), dates.last()) {
         (true, Some(first), Some(last)) => first.iter_days().take_while(|d| d <= last).collect(),
         _ => dates,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(name: &str, values: &[Option<f64>]) -> Series {
+        Series {
+            name: name.into(),
+            values: values.to_vec(),
+        }
+    }
+
+    #[test]
+    fn more_than_eight_series_fold_into_other() {
+        let many: Vec<Series> = (0..12)
+            .map(|i| {
+                series(
+                    &format!("s{i}"),
+                    &[
+                        Some(100.0 - i as f64),
+                        if i == 11 { None } else { Some(1.0) },
+                    ],
+                )
+            })
+            .collect();
+        let folded = fold_small_series(many);
+        assert_eq!(folded.len(), 8);
+        assert_eq!(folded[7].name, "other (5)");
+        assert_eq!(
+            folded[7].values,
+            vec![Some(93.0 + 92.0 + 91.0 + 90.0 + 89.0), Some(4.0)]
+        );
+        let total_before: f64 = (0..12).map(|i| 100.0 - i as f64).sum();
+        let total_after: f64 = folded.iter().map(|s| s.values[0].unwrap()).sum();
+        assert_eq!(
+            total_before, total_after,
+            "folding never changes the numbers"
+        );
+    }
+
+    #[test]
+    fn missing_days_become_gaps() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let filled = fill_daily_gaps(vec![d("2026-01-01"), d("2026-01-02"), d("2026-01-04")]);
+        assert_eq!(filled.len(), 4);
+        assert_eq!(filled[2], d("2026-01-03"));
     }
 }

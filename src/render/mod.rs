@@ -1,11 +1,14 @@
 //! Rendering a report run: the chart PNG and the Slack message, from the query result.
 
+pub mod backend;
 pub mod chart;
 pub mod data;
+pub mod encode;
 pub mod fonts;
 pub mod format;
 pub mod message;
+pub mod standard_set;
 
-pub use chart::{Heading, RenderError, render_png};
+pub use chart::{Card, ChartInput, RenderError, render_pixmap, render_png};
 pub use data::{ChartData, ShapeError};
 pub use message::{MessageFacts, build_message};

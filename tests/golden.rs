@@ -1,0 +1,330 @@
+//! Golden images: every chart kind and the odd-data cases, compared pixel by pixel (with a
+//! small tolerance) with the reviewed PNGs in `tests/golden/`. After an intended change,
+//! regenerate them with `KPIBOT_UPDATE_GOLDEN=1 cargo test --test golden` and review the
+//! images in the diff.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use kpibot::render::chart::{Card, ChartInput, render_png};
+use kpibot::render::data::{ChartData, Series, XAxis};
+use kpibot::render::format::NumberStyle;
+use kpibot::render::standard_set::standard_set;
+use kpibot::spec::{ChartKind, Currency, Goal, Locale, NumberFormat};
+
+/// A pixel counts as different when a channel differs by more than this.
+const CHANNEL_TOLERANCE: i32 = 48;
+/// Share of pixels allowed to differ (anti-aliasing and rounding across machines).
+const MAX_DIFFERENT_PIXELS: f64 = 0.002;
+
+struct Case {
+    name: String,
+    kind: ChartKind,
+    data: ChartData,
+    table: Option<kpibot::warehouse::Table>,
+    style: NumberStyle,
+    goal: Option<Goal>,
+    label_last: bool,
+    card: Option<Card>,
+    title: String,
+}
+
+fn case(name: &str, kind: ChartKind, data: ChartData) -> Case {
+    Case {
+        name: name.into(),
+        kind,
+        data,
+        table: None,
+        style: NumberStyle::integer(),
+        goal: None,
+        label_last: false,
+        card: None,
+        title: format!("Golden: {name}"),
+    }
+}
+
+fn days(n: usize) -> Vec<NaiveDate> {
+    NaiveDate::from_ymd_opt(2026, 10, 1)
+        .unwrap()
+        .iter_days()
+        .take(n)
+        .collect()
+}
+
+fn one(name: &str, values: Vec<Option<f64>>) -> Vec<Series> {
+    vec![Series {
+        name: name.into(),
+        values,
+    }]
+}
+
+fn cases() -> Vec<Case> {
+    let mut all: Vec<Case> = standard_set()
+        .into_iter()
+        .map(|s| {
+            let mut c = case(s.name, s.kind, s.data);
+            c.title = s.title;
+            c.table = s.table;
+            if s.kind == ChartKind::Number {
+                c.card = Some(Card {
+                    label: "Latest (2026-11-25)".into(),
+                    value: "122,748".into(),
+                    change: Some("▼ -3,120 (-2.5%)".into()),
+                    delta: -3120.0,
+                    comparison: Some("vs 2026-10-28".into()),
+                });
+            }
+            c
+        })
+        .collect();
+    let date_axis = |n| XAxis::Dates(days(n));
+    all.push(case(
+        "one_point",
+        ChartKind::Line,
+        ChartData {
+            x: date_axis(1),
+            series: one("users", vec![Some(1234.0)]),
+        },
+    ));
+    all.push(case(
+        "all_zeros",
+        ChartKind::Bar,
+        ChartData {
+            x: date_axis(7),
+            series: one("users", vec![Some(0.0); 7]),
+        },
+    ));
+    all.push(case(
+        "negative_values",
+        ChartKind::Bar,
+        ChartData {
+            x: date_axis(10),
+            series: one(
+                "net",
+                (0..10).map(|i| Some((i as f64 - 5.0) * 1200.0)).collect(),
+            ),
+        },
+    ));
+    all.push(case(
+        "huge_outlier",
+        ChartKind::Line,
+        ChartData {
+            x: date_axis(30),
+            series: one(
+                "orders",
+                (0..30)
+                    .map(|i| {
+                        Some(if i == 17 {
+                            2_400_000_000.0
+                        } else {
+                            1_000.0 + i as f64
+                        })
+                    })
+                    .collect(),
+            ),
+        },
+    ));
+    all.push(case(
+        "gaps_are_gaps",
+        ChartKind::Line,
+        ChartData {
+            x: date_axis(20),
+            series: one(
+                "sessions",
+                (0..20)
+                    .map(|i| {
+                        if (8..11).contains(&i) {
+                            None
+                        } else {
+                            Some(5000.0 + (i * 37 % 9) as f64 * 100.0)
+                        }
+                    })
+                    .collect(),
+            ),
+        },
+    ));
+    all.push(case(
+        "sixty_categories",
+        ChartKind::Bar,
+        ChartData {
+            x: XAxis::Categories((0..64).map(|i| format!("カテゴリー{i:02}")).collect()),
+            series: one(
+                "count",
+                (0..64)
+                    .map(|i| Some(100.0 + (i * 53 % 41) as f64 * 10.0))
+                    .collect(),
+            ),
+        },
+    ));
+    all.push(case(
+        "long_japanese_categories_billions",
+        ChartKind::Bar,
+        ChartData {
+            x: XAxis::Categories(
+                [
+                    "東京都心部オフィス向け法人プラン",
+                    "地方自治体向け教育委員会一括契約",
+                    "個人向けプレミアムプラン（年額）",
+                    "その他",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ),
+            series: one(
+                "revenue",
+                vec![Some(4.2e9), Some(2.9e9), Some(1.1e9), Some(0.3e9)],
+            ),
+        },
+    ));
+    let mut ja = case(
+        "ja_currency_goal_last_label",
+        ChartKind::Area,
+        ChartData {
+            x: date_axis(28),
+            series: one(
+                "売上",
+                (0..28)
+                    .map(|i| Some(9.0e7 + (i * 29 % 17) as f64 * 4.0e6))
+                    .collect(),
+            ),
+        },
+    );
+    ja.style = NumberStyle {
+        format: NumberFormat::Currency,
+        locale: Locale::Ja,
+        currency: Currency::Jpy,
+    };
+    ja.goal = Some(Goal {
+        value: 1.5e8,
+        label: "目標".into(),
+    });
+    ja.label_last = true;
+    all.push(ja);
+    all.push(case(
+        "twelve_series_fold_into_other",
+        ChartKind::Line,
+        ChartData {
+            x: date_axis(14),
+            series: (0..8)
+                .map(|k| Series {
+                    name: if k == 7 {
+                        "other (5)".into()
+                    } else {
+                        format!("系列{k}")
+                    },
+                    values: (0..14)
+                        .map(|i| Some(1000.0 * (8 - k) as f64 + (i * 31 % 7) as f64 * 50.0))
+                        .collect(),
+                })
+                .collect(),
+        },
+    ));
+    all.push(case(
+        "empty",
+        ChartKind::Line,
+        ChartData {
+            x: date_axis(0),
+            series: vec![],
+        },
+    ));
+    all
+}
+
+fn render(case: &Case) -> Vec<u8> {
+    render_png(&ChartInput {
+        data: &case.data,
+        table: case.table.as_ref(),
+        kind: case.kind,
+        style: case.style,
+        title: &case.title,
+        subtitle: "2026-10-01 – 2026-10-28 (Asia/Tokyo)",
+        empty_message: "No data for 2026-10-01 – 2026-10-28 (Asia/Tokyo)",
+        goal: case.goal.as_ref(),
+        label_last: case.label_last,
+        max_rows: 20,
+        y_column: "users",
+        card: case.card.clone(),
+    })
+    .unwrap()
+}
+
+/// RGB pixels of a PNG (palette expanded).
+fn decode(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    pixels.truncate(info.buffer_size());
+    (info.width, info.height, pixels)
+}
+
+#[test]
+fn charts_match_their_golden_images() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let update = std::env::var_os("KPIBOT_UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for case in cases() {
+        let actual = render(&case);
+        assert!(
+            actual.len() < 150_000,
+            "{}: {} bytes, over the 150 KB budget",
+            case.name,
+            actual.len()
+        );
+        let path = dir.join(format!("{}.png", case.name));
+        if update {
+            std::fs::write(&path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read(&path).unwrap_or_else(|_| {
+            panic!(
+                "{} is missing; run with KPIBOT_UPDATE_GOLDEN=1",
+                path.display()
+            )
+        });
+        let (w, h, got) = decode(&actual);
+        let (ew, eh, want) = decode(&expected);
+        assert_eq!((w, h), (ew, eh), "{}: size", case.name);
+        let different = got
+            .chunks(3)
+            .zip(want.chunks(3))
+            .filter(|(a, b)| {
+                a.iter()
+                    .zip(b.iter())
+                    .any(|(x, y)| (i32::from(*x) - i32::from(*y)).abs() > CHANNEL_TOLERANCE)
+            })
+            .count();
+        let share = different as f64 / f64::from(w * h);
+        if share > MAX_DIFFERENT_PIXELS {
+            let actual_path = std::env::temp_dir().join(format!("{}.actual.png", case.name));
+            std::fs::write(&actual_path, &actual).unwrap();
+            failures.push(format!(
+                "{}: {:.3}% of pixels differ (see {})",
+                case.name,
+                share * 100.0,
+                actual_path.display()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "charts differ from their goldens:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn an_empty_chart_says_no_data_and_is_not_blank() {
+    let empty = cases().into_iter().find(|c| c.name == "empty").unwrap();
+    let (_, _, pixels) = decode(&render(&empty));
+    let inked = pixels
+        .chunks(3)
+        .filter(|p| p.iter().any(|c| *c < 160))
+        .count();
+    assert!(
+        inked > 2_000,
+        "the title and the no-data message are drawn ({inked} dark pixels)"
+    );
+}
