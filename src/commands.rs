@@ -10,7 +10,7 @@ use chrono::{DateTime, Days, Utc};
 use crate::deliver::{Delivery, FolderDelivery, Receipt};
 use crate::demo::{MartStatus, ensure_demo_mart};
 use crate::pipeline::{self, RunOptions};
-use crate::render::format::format_value;
+use crate::render::format::NumberStyle;
 use crate::settings::{Settings, WarehouseKind};
 use crate::spec::diagnostic::{Diagnostic, did_you_mean};
 use crate::spec::{self, Catalog, LoadedFile, Period, ReportSpec, SpecDefaults};
@@ -219,7 +219,7 @@ async fn run_to_folder(
     let outcome = pipeline::run(warehouse, spec, &options).await?;
     let Receipt::Folder { png, .. } = delivery.deliver(&outcome.rendered).await?;
     let latest = match outcome.headline {
-        Some(v) => format_value(v, spec.chart.format),
+        Some(v) => NumberStyle::of(&spec.chart).value(v),
         None => "no data".to_string(),
     };
     Ok(format!(

@@ -7,9 +7,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::deliver::Rendered;
-use crate::render::{self, ChartData, Heading, MessageFacts, RenderError, ShapeError};
+use crate::render::format::NumberStyle;
+use crate::render::{self, Card, ChartData, ChartInput, MessageFacts, RenderError, ShapeError};
 use crate::spec::period::PeriodError;
-use crate::spec::{Headline, Period, ReportSpec, Window};
+use crate::spec::{ChartKind, Compare, Headline, Period, ReportSpec, Window};
 use crate::warehouse::{ParamValue, Params, Table, Warehouse, WarehouseError};
 
 /// How to run a report this time.
@@ -31,7 +32,8 @@ pub struct RunOptions {
 pub struct RunOutcome {
     pub rendered: Rendered,
     pub window: Window,
-    pub comparison: Window,
+    /// The window the headline was compared with, if the report compares.
+    pub comparison: Option<Window>,
     pub table: Table,
     pub headline: Option<f64>,
     /// The query returned nothing to chart: the image and message say "no data".
@@ -131,6 +133,55 @@ async fn query_window(
     Ok((table, data))
 }
 
+/// The window the headline is compared with.
+pub fn comparison_window(window: Window, compare: Compare) -> Option<Window> {
+    let shift = |days: i64| Window {
+        start: window.start - chrono::Duration::days(days),
+        end: window.end - chrono::Duration::days(days),
+    };
+    match compare {
+        Compare::PreviousPeriod => Some(window.previous()),
+        Compare::PreviousWeek => Some(shift(7)),
+        Compare::PreviousYear => {
+            let year_back =
+                |d: NaiveDate| d.checked_sub_months(chrono::Months::new(12)).unwrap_or(d);
+            Some(Window {
+                start: year_back(window.start),
+                end: year_back(window.end),
+            })
+        }
+        Compare::None => None,
+    }
+}
+
+/// What the chart shows, in words: the title and each series' latest value, so the post
+/// is searchable and readable with a screen reader.
+fn alt_text(title: &str, data: &ChartData, style: NumberStyle) -> String {
+    let latest: Vec<String> = data
+        .series
+        .iter()
+        .filter_map(|s| {
+            let (i, v) = s
+                .values
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(i, v)| v.map(|v| (i, v)))?;
+            Some(format!(
+                "{} {} ({})",
+                s.name,
+                style.value(v),
+                data.x.full_label(i)
+            ))
+        })
+        .collect();
+    if latest.is_empty() {
+        format!("{title}: no data")
+    } else {
+        format!("{title}. Latest: {}", latest.join(", "))
+    }
+}
+
 /// Runs one report: query the window and the comparison window, render, build the message.
 pub async fn run(
     warehouse: &dyn Warehouse,
@@ -143,53 +194,72 @@ pub async fn run(
             report: spec.id.clone(),
             source,
         })?;
-    let comparison = window.previous();
+    let comparison = comparison_window(window, spec.chart.compare);
     let run_date = today_in(spec.timezone, options.now);
     let timeout = timeout_for(spec, options.default_timeout);
 
     let (table, data) = query_window(warehouse, spec, window, run_date, timeout).await?;
     let headline = data.headline(spec.chart.headline);
-    let previous = match headline {
-        Some(_) => {
+    let previous = match (&headline, comparison) {
+        (Some(_), Some(comparison)) => {
             let (_, previous_data) =
                 query_window(warehouse, spec, comparison, run_date, timeout).await?;
-            previous_data.headline(spec.chart.headline).map(|(v, _)| v)
+            // For `last`, name the day compared with, not the whole window.
+            previous_data
+                .headline(spec.chart.headline)
+                .map(|(v, at)| (v, at.unwrap_or_else(|| comparison.to_string())))
         }
-        None => None,
+        _ => None,
     };
+    let style = NumberStyle::of(&spec.chart);
 
     let tz_name = spec.timezone.name();
     let window_text = format!("{window} ({tz_name})");
     let empty_message = format!("No data for {window_text}");
-    let png = render::render_png(
-        &data,
-        spec.chart.kind,
-        spec.chart.format,
-        &Heading {
-            title: &spec.title,
-            subtitle: &window_text,
-            empty_message: &empty_message,
-        },
-    )
-    .map_err(|source| PipelineError::Render {
-        report: spec.id.clone(),
-        source,
-    })?;
-
-    let format = spec.chart.format;
     let headline_label = match (spec.chart.headline, &headline) {
         (Headline::Last, Some((_, Some(at)))) => format!("Latest ({at})"),
         (Headline::Last, _) => "Latest".to_string(),
         (Headline::Total, _) => "Total".to_string(),
         (Headline::Average, _) => "Average".to_string(),
     };
-    let change_text = match (&headline, previous) {
-        (Some((current, _)), Some(previous)) => Some(format!(
-            "{} vs {comparison}",
-            render::format::format_change(*current, previous, format)
+    let change = match (&headline, previous) {
+        (Some((current, _)), Some((previous, compared_with))) => Some((
+            style.change(*current, previous),
+            *current - previous,
+            format!("vs {compared_with}"),
         )),
         _ => None,
     };
+    let card = headline.as_ref().map(|(value, _)| Card {
+        label: headline_label.clone(),
+        value: style.value(*value),
+        change: change.as_ref().map(|(text, _, _)| text.clone()),
+        delta: change.as_ref().map_or(0.0, |(_, delta, _)| *delta),
+        comparison: change.as_ref().map(|(_, _, window)| window.clone()),
+    });
+    let png = render::render_png(&ChartInput {
+        data: &data,
+        table: Some(&table),
+        kind: spec.chart.kind,
+        style,
+        title: &spec.title,
+        subtitle: &window_text,
+        empty_message: &empty_message,
+        goal: spec.chart.goal.as_ref(),
+        label_last: spec.chart.label_last,
+        max_rows: spec.chart.max_rows,
+        y_column: &spec.chart.y.name,
+        card: if spec.chart.kind == ChartKind::Number {
+            card
+        } else {
+            None
+        },
+    })
+    .map_err(|source| PipelineError::Render {
+        report: spec.id.clone(),
+        source,
+    })?;
+
     let facts = MessageFacts {
         report_id: spec.id.clone(),
         title: spec.title.clone(),
@@ -200,11 +270,10 @@ pub async fn run(
         window_text,
         timezone: tz_name.to_string(),
         headline_label,
-        headline_text: headline
-            .as_ref()
-            .map(|(v, _)| render::format::format_value(*v, format)),
+        headline_text: headline.as_ref().map(|(v, _)| style.value(*v)),
         headline_raw: headline.as_ref().map(|(v, _)| *v),
-        change_text,
+        change_text: change.map(|(text, _, window)| format!("{text} {window}")),
+        alt_text: alt_text(&spec.title, &data, style),
         source: spec.definition.source.clone(),
         refreshed: spec.definition.refreshed.clone(),
     };

@@ -19,6 +19,8 @@ fn expected_windows() -> BTreeMap<&'static str, (&'static str, &'static str)> {
         ("assignment_submissions", ("2026-09-28", "2026-11-22")),
         ("web_sessions_by_device", ("2026-08-01", "2026-10-31")),
         ("active_users_by_prefecture", ("2026-11-25", "2026-11-25")),
+        ("active_users_card", ("2026-10-29", "2026-11-25")),
+        ("prefecture_breakdown", ("2026-11-19", "2026-11-25")),
         ("page_views_month_to_date", ("2026-11-01", "2026-11-25")),
     ])
 }
@@ -172,9 +174,25 @@ async fn the_headline_matches_the_data_and_the_comparison_window() {
     let fields = message["blocks"][1]["fields"].to_string();
     assert!(fields.contains("Latest (2026-11-25)"), "{fields}");
     assert!(
-        fields.contains("vs 2026-10-01 – 2026-10-28"),
-        "the comparison window is named: {fields}"
+        fields.contains("vs 2026-10-28"),
+        "the day compared with is named: {fields}"
     );
+
+    // A total is compared with the whole previous window, which the message names.
+    let message: Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("web_sessions_by_device.json")).unwrap(),
+    )
+    .unwrap();
+    let fields = message["blocks"][1]["fields"].to_string();
+    assert!(fields.contains("vs 2026-05-01 – 2026-07-31"), "{fields}");
+
+    // `compare = "previous_week"`: the same weekday one week earlier.
+    let message: Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("active_users_card.json")).unwrap(),
+    )
+    .unwrap();
+    let fields = message["blocks"][1]["fields"].to_string();
+    assert!(fields.contains("vs 2026-11-18"), "{fields}");
 }
 
 #[tokio::test]

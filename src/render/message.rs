@@ -9,6 +9,8 @@ pub const HEADER_MAX_CHARS: usize = 150;
 pub const FIELD_MAX_CHARS: usize = 2000;
 /// Slack's limit on an image's alt text, in characters.
 pub const ALT_TEXT_MAX_CHARS: usize = 2000;
+/// Slack truncates a message's top-level `text` beyond this many characters.
+pub const TEXT_MAX_CHARS: usize = 4000;
 /// The metadata `event_type` on every report post.
 pub const METADATA_EVENT_TYPE: &str = "kpibot_report";
 /// Stands in for the uploaded chart's Slack file id until the upload has happened.
@@ -35,6 +37,8 @@ pub struct MessageFacts {
     pub headline_raw: Option<f64>,
     /// e.g. `▲ +1,234 (+3.2%) vs 2026-10-01 – 2026-10-28`.
     pub change_text: Option<String>,
+    /// The image's alt text: what the chart shows and its latest values.
+    pub alt_text: String,
     pub source: String,
     pub refreshed: String,
 }
@@ -68,7 +72,7 @@ pub fn build_message(facts: &MessageFacts) -> Value {
     if let Some(change) = &facts.change_text {
         fields.push(json!({
             "type": "mrkdwn",
-            "text": truncate_chars(&format!("*vs previous period*\n{}", escape_mrkdwn(change)), FIELD_MAX_CHARS),
+            "text": truncate_chars(&format!("*Change*\n{}", escape_mrkdwn(change)), FIELD_MAX_CHARS),
         }));
     }
     let fallback = match (&facts.headline_text, &facts.change_text) {
@@ -84,14 +88,14 @@ pub fn build_message(facts: &MessageFacts) -> Value {
         escape_mrkdwn(&facts.report_id),
     );
     let mut message = json!({
-        "text": fallback,
+        "text": truncate_chars(&fallback, TEXT_MAX_CHARS),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": truncate_chars(&facts.title, HEADER_MAX_CHARS), "emoji": true}},
             {"type": "section", "fields": fields},
             {
                 "type": "image",
                 "slack_file": {"id": FILE_ID_PLACEHOLDER},
-                "alt_text": truncate_chars(&format!("{} chart, {}", facts.title, facts.window_text), ALT_TEXT_MAX_CHARS),
+                "alt_text": truncate_chars(&format!("{} ({})", facts.alt_text, facts.window_text), ALT_TEXT_MAX_CHARS),
             },
             {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         ],

@@ -144,6 +144,88 @@ pub struct ChartSpec {
     pub series: Option<Column>,
     pub format: NumberFormat,
     pub headline: Headline,
+    /// Which window the headline is compared with.
+    pub compare: Compare,
+    /// `ja` writes compact numbers as 万 / 億; `en` as K / M / B.
+    pub locale: Locale,
+    /// Currency symbol for `format = "currency"`.
+    pub currency: Currency,
+    /// A horizontal target line and its label.
+    pub goal: Option<Goal>,
+    /// Write the value next to the last point of each line.
+    pub label_last: bool,
+    /// Rows shown by `kind = "table"`.
+    pub max_rows: usize,
+}
+
+/// The window the headline is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// The window of the same length just before (the default).
+    PreviousPeriod,
+    /// The same days one week earlier (same weekdays).
+    PreviousWeek,
+    /// The same dates one year earlier.
+    PreviousYear,
+    /// No comparison.
+    None,
+}
+
+impl Compare {
+    pub const NAMES: [&'static str; 4] =
+        ["previous_period", "previous_week", "previous_year", "none"];
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "previous_period" => Self::PreviousPeriod,
+            "previous_week" => Self::PreviousWeek,
+            "previous_year" => Self::PreviousYear,
+            "none" => Self::None,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locale {
+    En,
+    Ja,
+}
+
+impl Locale {
+    pub const NAMES: [&'static str; 2] = ["en", "ja"];
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "en" => Self::En,
+            "ja" => Self::Ja,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Currency {
+    Jpy,
+    Usd,
+}
+
+impl Currency {
+    pub const NAMES: [&'static str; 2] = ["JPY", "USD"];
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "JPY" => Self::Jpy,
+            "USD" => Self::Usd,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Goal {
+    pub value: f64,
+    pub label: String,
 }
 
 /// A column name from the spec and where it was written, for `check --dry-run` messages.

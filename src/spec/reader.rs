@@ -12,8 +12,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::{Diagnostic, closest, did_you_mean};
 use super::{
-    ChartKind, ChartSpec, Column, Definition, Headline, NumberFormat, PROVIDED_PARAMETERS, Period,
-    QuerySpec, ReportSpec, ScheduleSpec, SpecDefaults, report_id,
+    ChartKind, ChartSpec, Column, Compare, Currency, Definition, Goal, Headline, Locale,
+    NumberFormat, PROVIDED_PARAMETERS, Period, QuerySpec, ReportSpec, ScheduleSpec, SpecDefaults,
+    report_id,
 };
 use crate::warehouse::sql;
 
@@ -30,7 +31,23 @@ const ROOT_KEYS: [&str; 9] = [
 ];
 const DEFINITION_KEYS: [&str; 3] = ["source", "refreshed", "purpose"];
 const QUERY_KEYS: [&str; 4] = ["sql", "period", "week_start", "timeout_seconds"];
-const CHART_KEYS: [&str; 6] = ["kind", "x", "y", "series", "format", "headline"];
+const CHART_KEYS: [&str; 13] = [
+    "kind",
+    "x",
+    "y",
+    "series",
+    "format",
+    "headline",
+    "compare",
+    "locale",
+    "currency",
+    "goal",
+    "goal_label",
+    "label_last",
+    "max_rows",
+];
+/// Rows a `table` chart shows unless `max_rows` says otherwise.
+pub const DEFAULT_TABLE_ROWS: usize = 20;
 const SCHEDULE_KEYS: [&str; 3] = ["cron", "timezone", "channel"];
 
 /// The default period of a report that does not name one.
@@ -446,9 +463,62 @@ impl<'a> Reader<'a> {
             Headline::parse,
             Some(Headline::Last),
         );
+        let compare = self.choice(
+            t,
+            "compare",
+            &Compare::NAMES,
+            Compare::parse,
+            Some(Compare::PreviousPeriod),
+        );
+        let locale = self.choice(t, "locale", &Locale::NAMES, Locale::parse, Some(Locale::En));
+        let currency = self.choice(
+            t,
+            "currency",
+            &Currency::NAMES,
+            Currency::parse,
+            Some(Currency::Jpy),
+        );
+        let goal = match Self::lookup(t, "goal") {
+            None => Some(None),
+            Some(v) => match v.get_ref() {
+                DeValue::Integer(i) => i.as_str().replace('_', "").parse::<f64>().ok().map(Some),
+                DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok().map(Some),
+                _ => None,
+            }
+            .or_else(|| {
+                self.wrong_type(t, "goal", v, "a number");
+                None
+            }),
+        };
+        let goal_label = self.string(t, "goal_label", false).map(Spanned::into_inner);
+        let label_last = match Self::lookup(t, "label_last") {
+            None => Some(false),
+            Some(v) => v.get_ref().as_bool().or_else(|| {
+                self.wrong_type(t, "label_last", v, "true or false");
+                None
+            }),
+        };
+        let max_rows = match Self::lookup(t, "max_rows") {
+            None => Some(DEFAULT_TABLE_ROWS),
+            Some(v) => match v
+                .get_ref()
+                .as_integer()
+                .and_then(|i| i.as_str().parse::<usize>().ok())
+            {
+                Some(n) if (1..=100).contains(&n) => Some(n),
+                _ => {
+                    self.wrong_type(t, "max_rows", v, "a whole number from 1 to 100");
+                    None
+                }
+            },
+        };
         if !series_ok {
             return None;
         }
+        let goal = goal?.map(|value| Goal {
+            value,
+            label: goal_label.unwrap_or_else(|| "Goal".to_string()),
+        });
         Some(ChartSpec {
             kind: kind?,
             x: x?,
@@ -456,6 +526,12 @@ impl<'a> Reader<'a> {
             series,
             format: format?,
             headline: headline?,
+            compare: compare?,
+            locale: locale?,
+            currency: currency?,
+            goal,
+            label_last: label_last?,
+            max_rows: max_rows?,
         })
     }
 

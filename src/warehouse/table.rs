@@ -55,7 +55,8 @@ impl fmt::Display for Cell {
             Cell::Null => Ok(()),
             Cell::Bool(b) => write!(f, "{b}"),
             Cell::Integer(i) => write!(f, "{i}"),
-            Cell::Float(x) => write!(f, "{x}"),
+            // Like the warehouse prints it: `2.0`, not `2`.
+            Cell::Float(x) => write!(f, "{x:?}"),
             Cell::Decimal { value, scale } => write!(f, "{}", decimal_string(*value, *scale)),
             Cell::Date(d) => write!(f, "{d}"),
             Cell::Timestamp(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%S%.f")),
