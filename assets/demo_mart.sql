@@ -116,21 +116,22 @@ ORDER BY signup_date, channel;
 CREATE TEMP TABLE kp_devices AS SELECT * FROM (VALUES
     ('desktop', 1, 21000, 6.1), ('mobile', 2, 34000, 3.4), ('tablet', 3, 26000, 4.8)) AS t(device, device_no, sessions_per_day, pages_per_session);
 
+-- Web traffic follows school activity, and mobile keeps up at weekends.
+CREATE TEMP MACRO kp_web_factor(d, device) AS (
+    (0.55 + 0.45 * kp_school_factor(d))
+    * (CASE WHEN dayofweek(d) IN (0, 6) AND device = 'mobile' THEN 0.95
+            WHEN dayofweek(d) IN (0, 6) THEN 0.55 ELSE 1.0 END)
+);
+
 -- Web analytics had a one-day tracking outage (no rows) 400 days before the end:
 -- charts must show it as a gap, not a zero.
 CREATE OR REPLACE TABLE mart.web_traffic AS
 SELECT
     d.day AS visit_date,
     v.device,
-    CAST(round(v.sessions_per_day * d.growth
-        * (0.55 + 0.45 * kp_school_factor(d.day))
-        * (CASE WHEN dayofweek(d.day) IN (0, 6) AND v.device = 'mobile' THEN 0.95
-                WHEN dayofweek(d.day) IN (0, 6) THEN 0.55 ELSE 1.0 END)
+    CAST(round(v.sessions_per_day * d.growth * kp_web_factor(d.day, v.device)
         * (0.9 + 0.2 * kp_noise(d.day_no, 10000 + v.device_no))) AS BIGINT) AS sessions,
-    CAST(round(v.sessions_per_day * v.pages_per_session * d.growth
-        * (0.55 + 0.45 * kp_school_factor(d.day))
-        * (CASE WHEN dayofweek(d.day) IN (0, 6) AND v.device = 'mobile' THEN 0.95
-                WHEN dayofweek(d.day) IN (0, 6) THEN 0.55 ELSE 1.0 END)
+    CAST(round(v.sessions_per_day * v.pages_per_session * d.growth * kp_web_factor(d.day, v.device)
         * (0.85 + 0.3 * kp_noise(d.day_no, 11000 + v.device_no))) AS BIGINT) AS page_views
 FROM kp_days d, kp_devices v
 WHERE d.day <> getvariable('mart_end')::DATE - 400

@@ -41,6 +41,26 @@ fn centre(point: BackendCoord) -> (f32, f32) {
     (point.0 as f32 + 0.5, point.1 as f32 + 0.5)
 }
 
+/// A path through pixel centres; `None` when there are too few points to draw.
+fn polyline(
+    points: impl IntoIterator<Item = BackendCoord>,
+    closed: bool,
+) -> Option<tiny_skia::Path> {
+    let mut builder = PathBuilder::new();
+    for (i, point) in points.into_iter().enumerate() {
+        let (x, y) = centre(point);
+        if i == 0 {
+            builder.move_to(x, y);
+        } else {
+            builder.line_to(x, y);
+        }
+    }
+    if closed {
+        builder.close();
+    }
+    builder.finish()
+}
+
 impl DrawingBackend for SkiaBackend<'_> {
     type ErrorType = Infallible;
 
@@ -132,16 +152,7 @@ impl DrawingBackend for SkiaBackend<'_> {
         path: I,
         style: &S,
     ) -> Result<(), DrawingErrorKind<Infallible>> {
-        let mut builder = PathBuilder::new();
-        for (i, point) in path.into_iter().enumerate() {
-            let (x, y) = centre(point);
-            if i == 0 {
-                builder.move_to(x, y);
-            } else {
-                builder.line_to(x, y);
-            }
-        }
-        if let Some(path) = builder.finish() {
+        if let Some(path) = polyline(path, false) {
             self.pixmap.stroke_path(
                 &path,
                 &paint_for(style.color()),
@@ -189,17 +200,7 @@ impl DrawingBackend for SkiaBackend<'_> {
         vertices: I,
         style: &S,
     ) -> Result<(), DrawingErrorKind<Infallible>> {
-        let mut builder = PathBuilder::new();
-        for (i, point) in vertices.into_iter().enumerate() {
-            let (x, y) = centre(point);
-            if i == 0 {
-                builder.move_to(x, y);
-            } else {
-                builder.line_to(x, y);
-            }
-        }
-        builder.close();
-        if let Some(path) = builder.finish() {
+        if let Some(path) = polyline(vertices, true) {
             self.pixmap.fill_path(
                 &path,
                 &paint_for(style.color()),

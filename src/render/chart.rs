@@ -509,15 +509,7 @@ fn draw_lines(
         for run in runs(&series.values) {
             let points: Vec<(f64, f64)> = run.iter().map(|(i, v)| (*i as f64, *v)).collect();
             if filled && points.len() > 1 {
-                let mut polygon = points.clone();
-                polygon.push((points[points.len() - 1].0, baseline));
-                polygon.push((points[0].0, baseline));
-                chart
-                    .draw_series(std::iter::once(Polygon::new(
-                        polygon,
-                        color.mix(0.18).filled(),
-                    )))
-                    .map_err(draw_err)?;
+                fill_under(&mut chart, &points, baseline, color.mix(0.18))?;
             }
             if points.len() == 1 {
                 chart
@@ -535,6 +527,25 @@ fn draw_lines(
         draw_last_labels(root, &chart, input)?;
     }
     draw_x_labels(root, &chart, input, low)
+}
+
+/// Shades the area between a run of points and the baseline.
+fn fill_under(
+    chart: &mut ChartContext<SkiaBackend, Plane>,
+    points: &[(f64, f64)],
+    baseline: f64,
+    color: RGBAColor,
+) -> Result<(), RenderError> {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return Ok(());
+    };
+    let mut polygon = points.to_vec();
+    polygon.push((last.0, baseline));
+    polygon.push((first.0, baseline));
+    chart
+        .draw_series(std::iter::once(Polygon::new(polygon, color.filled())))
+        .map_err(draw_err)?;
+    Ok(())
 }
 
 /// The value at the end of each line, in the line's colour.
@@ -675,15 +686,7 @@ fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<(), RenderE
     let color = PALETTE[0];
     for run in runs(&totals) {
         let points: Vec<(f64, f64)> = run.iter().map(|(i, v)| (*i as f64, *v)).collect();
-        let mut polygon = points.clone();
-        polygon.push((points[points.len() - 1].0, low));
-        polygon.push((points[0].0, low));
-        spark
-            .draw_series(std::iter::once(Polygon::new(
-                polygon,
-                color.mix(0.15).filled(),
-            )))
-            .map_err(draw_err)?;
+        fill_under(&mut spark, &points, low, color.mix(0.15))?;
         spark
             .draw_series(LineSeries::new(
                 points,
