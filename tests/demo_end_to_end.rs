@@ -313,3 +313,30 @@ async fn preview_with_a_period_override_uses_that_window() {
         "preview runs one report only"
     );
 }
+
+#[tokio::test]
+async fn a_warehouse_error_names_the_report_and_the_sql_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings_in(dir.path(), &common::repo_path("tests/fixtures/dry_run"));
+    let err = commands::preview(
+        &settings,
+        "bad_sql",
+        None,
+        dir.path(),
+        common::fixed_now(),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("report `bad_sql`"), "{message}");
+    assert!(
+        message.contains("tests/fixtures/dry_run/bad_sql.toml:14:1"),
+        "points at the SQL line: {message}"
+    );
+    assert!(message.contains("activity_day"), "{message}");
+    assert!(
+        !dir.path().join("bad_sql.png").exists(),
+        "a failed run writes no chart"
+    );
+}

@@ -9,6 +9,8 @@ pub const HEADER_MAX_CHARS: usize = 150;
 pub const FIELD_MAX_CHARS: usize = 2000;
 /// Slack's limit on an image's alt text, in characters.
 pub const ALT_TEXT_MAX_CHARS: usize = 2000;
+/// Slack's limit on a context element's text, in characters.
+pub const CONTEXT_MAX_CHARS: usize = 3000;
 /// Slack truncates a message's top-level `text` beyond this many characters.
 pub const TEXT_MAX_CHARS: usize = 4000;
 /// The metadata `event_type` on every report post.
@@ -97,7 +99,7 @@ pub fn build_message(facts: &MessageFacts) -> Value {
                 "slack_file": {"id": FILE_ID_PLACEHOLDER},
                 "alt_text": truncate_chars(&format!("{} ({})", facts.alt_text, facts.window_text), ALT_TEXT_MAX_CHARS),
             },
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate_chars(&context, CONTEXT_MAX_CHARS)}]},
         ],
         "metadata": {
             "event_type": METADATA_EVENT_TYPE,
@@ -117,4 +119,59 @@ pub fn build_message(facts: &MessageFacts) -> Value {
         message["channel"] = json!(channel);
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(title: &str) -> MessageFacts {
+        MessageFacts {
+            report_id: "r".into(),
+            title: title.into(),
+            channel: Some("#kpi".into()),
+            slot: "2026-11-26T09:00:00+09:00".into(),
+            window_start: "2026-10-29".into(),
+            window_end: "2026-11-25".into(),
+            window_text: "2026-10-29 – 2026-11-25 (Asia/Tokyo)".into(),
+            timezone: "Asia/Tokyo".into(),
+            headline_label: "Latest".into(),
+            headline_text: Some("1,234".into()),
+            headline_raw: Some(1234.0),
+            change_text: Some("▲ +1 (+0.1%) vs 2026-10-28".into()),
+            alt_text: "chart".into(),
+            source: "mart.x".into(),
+            refreshed: "daily".into(),
+        }
+    }
+
+    #[test]
+    fn block_kit_limits_are_kept_by_truncating() {
+        let long_title = "日".repeat(400);
+        let message = build_message(&facts(&long_title));
+        let header = message["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert_eq!(header.chars().count(), HEADER_MAX_CHARS);
+        assert!(header.ends_with('…'));
+        assert!(message["text"].as_str().unwrap().chars().count() <= TEXT_MAX_CHARS);
+    }
+
+    #[test]
+    fn data_cannot_become_a_mention_or_link() {
+        let mut f = facts("t");
+        f.headline_text = Some("<!channel> & <https://evil>".into());
+        let message = build_message(&f);
+        let field = message["blocks"][1]["fields"][0]["text"].as_str().unwrap();
+        assert!(
+            field.contains("&lt;!channel&gt; &amp; &lt;https://evil&gt;"),
+            "{field}"
+        );
+    }
+
+    #[test]
+    fn metadata_values_are_strings() {
+        let message = build_message(&facts("t"));
+        let payload = message["metadata"]["event_payload"].as_object().unwrap();
+        assert!(payload.values().all(|v| v.is_string()), "{payload:?}");
+        assert_eq!(message["metadata"]["event_type"], METADATA_EVENT_TYPE);
+    }
 }
