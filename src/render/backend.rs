@@ -3,9 +3,14 @@
 
 use std::convert::Infallible;
 
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
+use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
-    BackendColor, BackendCoord, BackendStyle, DrawingBackend, DrawingErrorKind,
+    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
+    FontStyle,
 };
+
+use super::fonts;
 use tiny_skia::{FillRule, LineCap, LineJoin, Paint, PathBuilder, Pixmap, Rect, Stroke, Transform};
 
 /// Draws into an RGBA pixmap (premultiplied; charts start from an opaque background).
@@ -39,6 +44,45 @@ fn stroke_for(width: u32) -> Stroke {
 /// Plotters gives pixel indices; a 1-pixel line is sharp when drawn through pixel centres.
 fn centre(point: BackendCoord) -> (f32, f32) {
     (point.0 as f32 + 0.5, point.1 as f32 + 0.5)
+}
+
+/// A line of text laid out with the font's advances, kerning and side bearings (Plotters'
+/// own ab_glyph path drops the left side bearing, which makes letter spacing uneven).
+struct TextLayout {
+    font: &'static FontRef<'static>,
+    scale: PxScale,
+    width: f32,
+    ascent: f32,
+    descent: f32,
+}
+
+impl TextLayout {
+    fn new<S: BackendTextStyle>(text: &str, style: &S) -> Option<Self> {
+        let font = fonts::font_for(matches!(style.style(), FontStyle::Bold))?;
+        let scale = PxScale::from(style.size() as f32);
+        let scaled = font.as_scaled(scale);
+        let mut width = 0.0;
+        let mut previous = None;
+        for c in text.chars() {
+            let id = scaled.glyph_id(c);
+            if let Some(p) = previous {
+                width += scaled.kern(p, id);
+            }
+            width += scaled.h_advance(id);
+            previous = Some(id);
+        }
+        Some(Self {
+            font,
+            scale,
+            width,
+            ascent: scaled.ascent(),
+            descent: scaled.descent(),
+        })
+    }
+
+    fn height(&self) -> f32 {
+        self.ascent - self.descent
+    }
 }
 
 /// A path through pixel centres; `None` when there are too few points to draw.
@@ -190,6 +234,76 @@ impl DrawingBackend for SkiaBackend<'_> {
                     Transform::identity(),
                     None,
                 );
+            }
+        }
+        Ok(())
+    }
+
+    fn estimate_text_size<S: BackendTextStyle>(
+        &self,
+        text: &str,
+        style: &S,
+    ) -> Result<(u32, u32), DrawingErrorKind<Infallible>> {
+        Ok(TextLayout::new(text, style).map_or((0, 0), |l| {
+            (l.width.ceil() as u32, l.height().ceil() as u32)
+        }))
+    }
+
+    /// Text anchored like Plotters anchors it, drawn on the font's baseline with coverage
+    /// blended into the canvas. Rotated text is not used by kpibot's charts.
+    fn draw_text<S: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &S,
+        pos: BackendCoord,
+    ) -> Result<(), DrawingErrorKind<Infallible>> {
+        let color = style.color();
+        let Some(layout) = TextLayout::new(text, style) else {
+            return Ok(());
+        };
+        if color.alpha <= 0.0 {
+            return Ok(());
+        }
+        let anchor = style.anchor();
+        let left = pos.0 as f32
+            - match anchor.h_pos {
+                HPos::Left => 0.0,
+                HPos::Center => layout.width / 2.0,
+                HPos::Right => layout.width,
+            };
+        let baseline = pos.1 as f32
+            + match anchor.v_pos {
+                VPos::Top => layout.ascent,
+                VPos::Center => (layout.ascent + layout.descent) / 2.0,
+                VPos::Bottom => layout.descent,
+            };
+        let scaled = layout.font.as_scaled(layout.scale);
+        let mut x = left;
+        let mut previous = None;
+        for c in text.chars() {
+            let id = scaled.glyph_id(c);
+            if let Some(p) = previous {
+                x += scaled.kern(p, id);
+            }
+            previous = Some(id);
+            let glyph = id.with_scale_and_position(layout.scale, point(x, baseline));
+            x += scaled.h_advance(id);
+            let Some(outline) = layout.font.outline_glyph(glyph) else {
+                continue;
+            };
+            let bounds = outline.px_bounds();
+            let mut coverage = Vec::new();
+            outline.draw(|gx, gy, c| coverage.push((gx, gy, c)));
+            for (gx, gy, c) in coverage {
+                let pixel = (
+                    bounds.min.x as i32 + gx as i32,
+                    bounds.min.y as i32 + gy as i32,
+                );
+                let blended = BackendColor {
+                    alpha: color.alpha * f64::from(c.min(1.0)),
+                    rgb: color.rgb,
+                };
+                self.draw_pixel(pixel, blended)?;
             }
         }
         Ok(())

@@ -21,6 +21,19 @@ pub fn register() -> bool {
     })
 }
 
+/// The bundled font for a style, parsed once.
+pub fn font_for(bold: bool) -> Option<&'static ab_glyph::FontRef<'static>> {
+    static REGULAR_FONT: OnceLock<Option<ab_glyph::FontRef<'static>>> = OnceLock::new();
+    static BOLD_FONT: OnceLock<Option<ab_glyph::FontRef<'static>>> = OnceLock::new();
+    let (cell, bytes) = if bold {
+        (&BOLD_FONT, BOLD)
+    } else {
+        (&REGULAR_FONT, REGULAR)
+    };
+    cell.get_or_init(|| ab_glyph::FontRef::try_from_slice(bytes).ok())
+        .as_ref()
+}
+
 /// Whether the bundled font has a glyph for every character of `text` (whitespace aside).
 pub fn covers(text: &str) -> bool {
     use ab_glyph::{Font, FontRef};
