@@ -103,7 +103,23 @@ pub async fn check(
     };
     for file in &files {
         match &file.spec {
-            Some(spec) => writeln!(out, "✓ {}  ({})", file.path.display(), spec.title)?,
+            Some(spec) => {
+                writeln!(out, "✓ {}  ({})", file.path.display(), spec.title)?;
+                for schedule in &spec.schedules {
+                    if let Some(slot) =
+                        crate::schedule::next_slot(&schedule.cron, schedule.timezone, now)
+                    {
+                        let local = slot.with_timezone(&schedule.timezone);
+                        writeln!(
+                            out,
+                            "    next post {} ({}) → {}",
+                            local.format("%Y-%m-%d %H:%M %a"),
+                            schedule.timezone.name(),
+                            schedule.channel
+                        )?;
+                    }
+                }
+            }
             None => {
                 summary.invalid += 1;
                 summary.problems += file.diagnostics.len();

@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod demo;
 pub mod pipeline;
 pub mod render;
+pub mod schedule;
 pub mod settings;
 pub mod spec;
 pub mod warehouse;

@@ -41,6 +41,10 @@ fn check_passes_the_example_reports() {
     let (ok, stdout, stderr) = kpibot(&["check", reports.to_str().unwrap()], dir.path());
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("all valid"), "{stdout}");
+    assert!(
+        stdout.contains("next post ") && stdout.contains("(Asia/Tokyo) → #kpi-daily"),
+        "{stdout}"
+    );
 }
 
 #[test]
