@@ -409,6 +409,20 @@ mod tests {
     }
 
     #[test]
+    fn windows_print_as_posts_state_them() {
+        let w = Window {
+            start: d("2026-10-29"),
+            end: d("2026-11-25"),
+        };
+        assert_eq!(w.to_string(), "2026-10-29 – 2026-11-25");
+        let day = Window {
+            start: d("2026-11-25"),
+            end: d("2026-11-25"),
+        };
+        assert_eq!(day.to_string(), "2026-11-25");
+    }
+
+    #[test]
     fn previous_window_has_the_same_length() {
         let w = Window {
             start: d("2026-10-29"),
