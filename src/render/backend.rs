@@ -326,3 +326,84 @@ impl DrawingBackend for SkiaBackend<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+    use super::*;
+
+    /// The box (left, top, right, bottom) of dark pixels after drawing `text` anchored at
+    /// (200, 100).
+    fn ink_box(text: &str, h: HPos, v: VPos) -> (u32, u32, u32, u32) {
+        assert!(fonts::register());
+        let mut pixmap = Pixmap::new(400, 200).unwrap();
+        pixmap.fill(tiny_skia::Color::WHITE);
+        {
+            let root = SkiaBackend::new(&mut pixmap).into_drawing_area();
+            let style = ("sans-serif", 40)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(h, v));
+            root.draw(&Text::new(text.to_string(), (200, 100), style))
+                .unwrap();
+        }
+        let dark: Vec<(u32, u32)> = (0..200)
+            .flat_map(|y| (0..400).map(move |x| (x, y)))
+            .filter(|(x, y)| pixmap.pixel(*x, *y).is_some_and(|p| p.red() < 128))
+            .collect();
+        let xs = dark.iter().map(|p| p.0);
+        let ys = dark.iter().map(|p| p.1);
+        (
+            xs.clone().min().unwrap(),
+            ys.clone().min().unwrap(),
+            xs.max().unwrap(),
+            ys.max().unwrap(),
+        )
+    }
+
+    #[test]
+    fn text_is_anchored_where_plotters_asks() {
+        let (left, top, _, _) = ink_box("Hx", HPos::Left, VPos::Top);
+        assert!(
+            (200..=206).contains(&left),
+            "left-anchored text starts at the anchor: {left}"
+        );
+        assert!(
+            (100..=112).contains(&top),
+            "top-anchored text hangs from the anchor: {top}"
+        );
+        let (_, _, right, bottom) = ink_box("Hx", HPos::Right, VPos::Bottom);
+        assert!(
+            (194..=200).contains(&right),
+            "right-anchored text ends at the anchor: {right}"
+        );
+        assert!(
+            bottom <= 100,
+            "bottom-anchored text sits on the anchor: {bottom}"
+        );
+        let (left, top, right, bottom) = ink_box("H", HPos::Center, VPos::Center);
+        assert!(
+            (left + right) / 2 >= 197 && (left + right) / 2 <= 203,
+            "centred: {left}..{right}"
+        );
+        assert!(
+            (top + bottom) / 2 >= 94 && (top + bottom) / 2 <= 106,
+            "centred: {top}..{bottom}"
+        );
+    }
+
+    #[test]
+    fn japanese_text_is_drawn_not_boxes() {
+        assert!(fonts::covers(
+            "日次アクティブユーザー 都道府県 東京都 先週 ¥ 万 億"
+        ));
+        let (left, _, right, _) = ink_box("日次", HPos::Left, VPos::Top);
+        assert!(
+            right - left > 60,
+            "two ideographs are about two ems wide: {}",
+            right - left
+        );
+    }
+}
