@@ -24,13 +24,27 @@ fn bucket(r: u8, g: u8, b: u8) -> usize {
 pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
     let mut counts = vec![0u32; BUCKETS];
     let mut sums = vec![[0u64; 3]; BUCKETS];
-    for px in rgba.chunks_exact(4) {
+    // Charts are mostly long runs of one colour (background, bars): count runs, not pixels.
+    let mut add_run = |px: &[u8], run: u32| {
         let key = bucket(px[0], px[1], px[2]);
-        counts[key] += 1;
+        counts[key] += run;
         let sum = &mut sums[key];
-        sum[0] += u64::from(px[0]);
-        sum[1] += u64::from(px[1]);
-        sum[2] += u64::from(px[2]);
+        for channel in 0..3 {
+            sum[channel] += u64::from(px[channel]) * u64::from(run);
+        }
+    };
+    let mut pixels = rgba.chunks_exact(4);
+    if let Some(first) = pixels.next() {
+        let (mut current, mut run) = (first, 1u32);
+        for px in pixels {
+            if px == current {
+                run += 1;
+            } else {
+                add_run(current, run);
+                (current, run) = (px, 1);
+            }
+        }
+        add_run(current, run);
     }
     let mut used: Vec<usize> = (0..BUCKETS).filter(|&k| counts[k] > 0).collect();
     used.sort_by_key(|&k| std::cmp::Reverse(counts[k]));
@@ -64,10 +78,16 @@ pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
                 .map_or(0, |(i, _)| i as u8)
         };
     }
-    let indices = rgba
-        .chunks_exact(4)
-        .map(|px| nearest[bucket(px[0], px[1], px[2])])
-        .collect();
+    let mut indices = Vec::with_capacity(rgba.len() / 4);
+    let mut last: Option<(&[u8], u8)> = None;
+    for px in rgba.chunks_exact(4) {
+        let index = match last {
+            Some((previous, index)) if previous == px => index,
+            _ => nearest[bucket(px[0], px[1], px[2])],
+        };
+        last = Some((px, index));
+        indices.push(index);
+    }
     (palette, indices)
 }
 
