@@ -1,0 +1,502 @@
+//! The run ledger: one row per (report, schedule, slot) in a SQLite file, claimed in a
+//! transaction before the run, so restarts and a second process never post a slot twice.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    report      TEXT    NOT NULL,
+    schedule    INTEGER NOT NULL,
+    slot        TEXT    NOT NULL,  -- RFC 3339, UTC
+    state       TEXT    NOT NULL CHECK (state IN ('claimed','running','delivered','failed','skipped','no_data')),
+    attempts    INTEGER NOT NULL DEFAULT 1,
+    claimed_at  TEXT    NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    error       TEXT,
+    channel     TEXT,
+    ts          TEXT,
+    rows        INTEGER,
+    bytes       INTEGER,
+    PRIMARY KEY (report, schedule, slot)
+);
+";
+
+/// Which scheduled post a row is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotKey {
+    pub report: String,
+    /// Index of the `[[schedule]]` entry in the spec.
+    pub schedule: u32,
+    pub slot: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Claimed,
+    Running,
+    Delivered,
+    Failed,
+    Skipped,
+    NoData,
+}
+
+impl RunState {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunState::Claimed => "claimed",
+            RunState::Running => "running",
+            RunState::Delivered => "delivered",
+            RunState::Failed => "failed",
+            RunState::Skipped => "skipped",
+            RunState::NoData => "no_data",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "claimed" => RunState::Claimed,
+            "running" => RunState::Running,
+            "delivered" => RunState::Delivered,
+            "failed" => RunState::Failed,
+            "skipped" => RunState::Skipped,
+            "no_data" => RunState::NoData,
+            _ => return None,
+        })
+    }
+
+    /// Claimed or running: a crash may have left it so.
+    pub fn is_open(self) -> bool {
+        matches!(self, RunState::Claimed | RunState::Running)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered: Slack answered ok with a message ts (or the folder was written).
+    Delivered {
+        channel: String,
+        ts: String,
+        rows: u64,
+    },
+    Failed {
+        error: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    NoData {
+        rows: u64,
+    },
+}
+
+/// One row of run history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub key: SlotKey,
+    pub state: RunState,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub channel: Option<String>,
+    pub ts: Option<String>,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This process owns the slot now and must run it.
+    Won,
+    /// Another run (this process earlier, another process, or a run before a crash) has it.
+    Taken(RunRecord),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the run ledger {path} cannot be used: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("the run ledger failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("no ledger row for report `{report}` slot {slot}: it was never claimed")]
+    NotClaimed { report: String, slot: String },
+    #[error(
+        "the ledger row for report `{report}` slot {slot} is {state:?} already and cannot change"
+    )]
+    AlreadyFinished {
+        report: String,
+        slot: String,
+        state: RunState,
+    },
+}
+
+pub struct Ledger {
+    connection: Mutex<Connection>,
+}
+
+fn slot_text(slot: DateTime<Utc>) -> String {
+    slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger file in WAL mode.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let fail = |source| LedgerError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let connection = Connection::open(path).map_err(fail)?;
+        connection
+            .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(fail)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(fail)?;
+        connection.execute_batch(SCHEMA).map_err(fail)?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&mut connection)
+    }
+
+    /// Claims a slot before running it. Exactly one claimant wins, across processes.
+    pub fn claim(&self, key: &SlotKey, now: DateTime<Utc>) -> Result<Claim, LedgerError> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let inserted = tx.execute(
+                "INSERT INTO runs (report, schedule, slot, state, claimed_at) VALUES (?1, ?2, ?3, 'claimed', ?4)
+                 ON CONFLICT (report, schedule, slot) DO NOTHING",
+                params![key.report, key.schedule, slot_text(key.slot), slot_text(now)],
+            )?;
+            let claim = if inserted == 1 {
+                Claim::Won
+            } else {
+                Claim::Taken(read(&tx, key)?.ok_or_else(|| not_claimed(key))?)
+            };
+            tx.commit()?;
+            Ok(claim)
+        })
+    }
+
+    /// Takes over a slot a crashed run left claimed or running, counting the attempt. The
+    /// caller must first make sure the post does not exist already.
+    pub fn reclaim(&self, key: &SlotKey, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+        self.with(|conn| {
+            let changed = conn.execute(
+                "UPDATE runs SET state = 'claimed', attempts = attempts + 1, claimed_at = ?4, error = NULL
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                params![key.report, key.schedule, slot_text(key.slot), slot_text(now)],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    pub fn mark_running(&self, key: &SlotKey, now: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.transition(key, |conn| {
+            conn.execute(
+                "UPDATE runs SET state = 'running', started_at = ?4
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                params![key.report, key.schedule, slot_text(key.slot), slot_text(now)],
+            )
+        })
+    }
+
+    /// Records how a run ended. A finished row never changes again.
+    pub fn finish(
+        &self,
+        key: &SlotKey,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let (state, error, channel, ts, rows) = match outcome {
+            Outcome::Delivered { channel, ts, rows } => (
+                RunState::Delivered,
+                None,
+                Some(channel.as_str()),
+                Some(ts.as_str()),
+                Some(*rows),
+            ),
+            Outcome::Failed { error } => (RunState::Failed, Some(error.as_str()), None, None, None),
+            Outcome::Skipped { reason } => {
+                (RunState::Skipped, Some(reason.as_str()), None, None, None)
+            }
+            Outcome::NoData { rows } => (RunState::NoData, None, None, None, Some(*rows)),
+        };
+        self.transition(key, |conn| {
+            conn.execute(
+                "UPDATE runs SET state = ?4, finished_at = ?5, error = ?6, channel = ?7, ts = ?8, rows = ?9
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                params![
+                    key.report,
+                    key.schedule,
+                    slot_text(key.slot),
+                    state.as_str(),
+                    slot_text(now),
+                    error,
+                    channel,
+                    ts,
+                    rows.map(|r| r as i64)
+                ],
+            )
+        })
+    }
+
+    /// Records a slot that will not run (e.g. older than the catch-up window) without a
+    /// claim, unless it already has a row.
+    pub fn skip(
+        &self,
+        key: &SlotKey,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        self.with(|conn| {
+            let inserted = conn.execute(
+                "INSERT INTO runs (report, schedule, slot, state, claimed_at, finished_at, error)
+                 VALUES (?1, ?2, ?3, 'skipped', ?4, ?4, ?5) ON CONFLICT (report, schedule, slot) DO NOTHING",
+                params![key.report, key.schedule, slot_text(key.slot), slot_text(now), reason],
+            )?;
+            Ok(inserted == 1)
+        })
+    }
+
+    fn transition(
+        &self,
+        key: &SlotKey,
+        update: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
+    ) -> Result<(), LedgerError> {
+        self.with(|conn| {
+            if update(conn)? == 1 {
+                return Ok(());
+            }
+            match read(conn, key)? {
+                None => Err(not_claimed(key)),
+                Some(record) => Err(LedgerError::AlreadyFinished {
+                    report: key.report.clone(),
+                    slot: slot_text(key.slot),
+                    state: record.state,
+                }),
+            }
+        })
+    }
+
+    pub fn get(&self, key: &SlotKey) -> Result<Option<RunRecord>, LedgerError> {
+        self.with(|conn| read(conn, key))
+    }
+
+    /// Rows a crash left claimed or running, oldest slot first.
+    pub fn open_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
+        self.with(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT report, schedule, slot, state, attempts, error, channel, ts FROM runs
+                 WHERE state IN ('claimed', 'running') ORDER BY slot",
+            )?;
+            let rows = statement.query_map([], record_from_row)?;
+            Ok(rows
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect())
+        })
+    }
+}
+
+fn not_claimed(key: &SlotKey) -> LedgerError {
+    LedgerError::NotClaimed {
+        report: key.report.clone(),
+        slot: slot_text(key.slot),
+    }
+}
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<RunRecord>> {
+    let slot: String = row.get(2)?;
+    let state: String = row.get(3)?;
+    let (Ok(slot), Some(state)) = (DateTime::parse_from_rfc3339(&slot), RunState::parse(&state))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(RunRecord {
+        key: SlotKey {
+            report: row.get(0)?,
+            schedule: row.get(1)?,
+            slot: slot.with_timezone(&Utc),
+        },
+        state,
+        attempts: row.get(4)?,
+        error: row.get(5)?,
+        channel: row.get(6)?,
+        ts: row.get(7)?,
+    }))
+}
+
+fn read(conn: &Connection, key: &SlotKey) -> Result<Option<RunRecord>, LedgerError> {
+    Ok(conn
+        .query_row(
+            "SELECT report, schedule, slot, state, attempts, error, channel, ts FROM runs
+             WHERE report = ?1 AND schedule = ?2 AND slot = ?3",
+            params![key.report, key.schedule, slot_text(key.slot)],
+            record_from_row,
+        )
+        .optional()?
+        .flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier};
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn key(report: &str, hour: u32) -> SlotKey {
+        SlotKey {
+            report: report.into(),
+            schedule: 0,
+            slot: Utc.with_ymd_and_hms(2026, 11, 26, hour, 0, 0).unwrap(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 5).unwrap()
+    }
+
+    #[test]
+    fn a_slot_is_claimed_once_and_finished_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+        let k = key("dau", 0);
+        assert_eq!(ledger.claim(&k, now()).unwrap(), Claim::Won);
+        assert!(
+            matches!(ledger.claim(&k, now()).unwrap(), Claim::Taken(r) if r.state == RunState::Claimed)
+        );
+        ledger.mark_running(&k, now()).unwrap();
+        let delivered = Outcome::Delivered {
+            channel: "C1".into(),
+            ts: "1764115200.000100".into(),
+            rows: 84,
+        };
+        ledger.finish(&k, &delivered, now()).unwrap();
+        let record = ledger.get(&k).unwrap().unwrap();
+        assert_eq!(
+            (record.state, record.ts.as_deref()),
+            (RunState::Delivered, Some("1764115200.000100"))
+        );
+        assert!(matches!(
+            ledger.finish(
+                &k,
+                &Outcome::Failed {
+                    error: "late".into()
+                },
+                now()
+            ),
+            Err(LedgerError::AlreadyFinished {
+                state: RunState::Delivered,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ledger.finish(&key("dau", 5), &delivered, now()),
+            Err(LedgerError::NotClaimed { .. })
+        ));
+    }
+
+    #[test]
+    fn the_ledger_survives_a_restart_and_lists_what_a_crash_left_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        {
+            let ledger = Ledger::open(&path).unwrap();
+            ledger.claim(&key("dau", 1), now()).unwrap();
+            ledger.mark_running(&key("dau", 1), now()).unwrap();
+            ledger.claim(&key("dau", 2), now()).unwrap();
+            ledger
+                .finish(&key("dau", 2), &Outcome::NoData { rows: 0 }, now())
+                .unwrap();
+            assert!(
+                ledger
+                    .skip(&key("dau", 3), "older than the catch-up window", now())
+                    .unwrap()
+            );
+        } // "crash"
+        let ledger = Ledger::open(&path).unwrap();
+        let open: Vec<SlotKey> = ledger
+            .open_runs()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(open, vec![key("dau", 1)]);
+        assert!(ledger.reclaim(&key("dau", 1), now()).unwrap());
+        assert_eq!(ledger.get(&key("dau", 1)).unwrap().unwrap().attempts, 2);
+        assert!(
+            !ledger.reclaim(&key("dau", 2), now()).unwrap(),
+            "a finished run is not reclaimed"
+        );
+        assert!(
+            !ledger.skip(&key("dau", 2), "x", now()).unwrap(),
+            "skip never overwrites a run"
+        );
+    }
+
+    #[test]
+    fn two_processes_sharing_the_file_never_both_win_a_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        // Two ledgers = two independent SQLite connections, as two `serve` processes have.
+        let ledgers = [
+            Arc::new(Ledger::open(&path).unwrap()),
+            Arc::new(Ledger::open(&path).unwrap()),
+        ];
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = ledgers
+            .iter()
+            .map(|ledger| {
+                let (ledger, barrier) = (Arc::clone(ledger), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    (0..200)
+                        .filter(|i| {
+                            let k = SlotKey {
+                                report: format!("r{}", i % 20),
+                                schedule: 0,
+                                slot: Utc
+                                    .timestamp_opt(1_764_115_200 + i64::from(*i) * 60, 0)
+                                    .unwrap(),
+                            };
+                            ledger.claim(&k, now()).unwrap() == Claim::Won
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let wins: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            wins.iter().sum::<usize>(),
+            200,
+            "every slot won exactly once: {wins:?}"
+        );
+    }
+}
