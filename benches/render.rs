@@ -27,6 +27,7 @@ fn input<'a>(chart: &'a StandardChart, data: &'a ChartData) -> ChartInput<'a> {
             value: "122,748".into(),
             change: Some("▲ +3,120 (+2.6%)".into()),
             delta: 3120.0,
+            higher_is_better: true,
             comparison: Some("vs 2026-10-28".into()),
         }),
     }

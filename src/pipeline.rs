@@ -235,6 +235,7 @@ pub async fn run(
         value: style.value(*value),
         change: change.as_ref().map(|(text, _, _)| text.clone()),
         delta: change.as_ref().map_or(0.0, |(_, delta, _)| *delta),
+        higher_is_better: spec.chart.higher_is_better,
         comparison: change.as_ref().map(|(_, _, window)| window.clone()),
     });
     let png = render::render_png(&ChartInput {

@@ -71,6 +71,7 @@ fn cases() -> Vec<Case> {
                     value: "122,748".into(),
                     change: Some("▼ -3,120 (-2.5%)".into()),
                     delta: -3120.0,
+                    higher_is_better: true,
                     comparison: Some("vs 2026-10-28".into()),
                 });
             }

@@ -70,8 +70,9 @@ pub struct Card {
     pub label: String,
     pub value: String,
     pub change: Option<String>,
-    /// Sign of the change: colours the change up (green) or down (orange).
+    /// Sign of the change: with `higher_is_better`, up is green and down orange.
     pub delta: f64,
+    pub higher_is_better: bool,
     pub comparison: Option<String>,
 }
 
@@ -649,12 +650,12 @@ fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<(), RenderE
         font(150).style(FontStyle::Bold).color(&INK),
     )?;
     if let Some(change) = &card.change {
-        let color = if card.delta > 0.0 {
-            UP
-        } else if card.delta < 0.0 {
-            DOWN
-        } else {
+        let color = if card.delta == 0.0 {
             MUTED
+        } else if (card.delta > 0.0) == card.higher_is_better {
+            UP
+        } else {
+            DOWN
         };
         text(
             root,

@@ -156,6 +156,8 @@ pub struct ChartSpec {
     pub label_last: bool,
     /// Rows shown by `kind = "table"`.
     pub max_rows: usize,
+    /// Whether a rise is good news (green) or bad news (orange), e.g. false for churn.
+    pub higher_is_better: bool,
 }
 
 /// The window the headline is compared with.

@@ -31,7 +31,7 @@ const ROOT_KEYS: [&str; 9] = [
 ];
 const DEFINITION_KEYS: [&str; 3] = ["source", "refreshed", "purpose"];
 const QUERY_KEYS: [&str; 4] = ["sql", "period", "week_start", "timeout_seconds"];
-const CHART_KEYS: [&str; 13] = [
+const CHART_KEYS: [&str; 14] = [
     "kind",
     "x",
     "y",
@@ -45,6 +45,7 @@ const CHART_KEYS: [&str; 13] = [
     "goal_label",
     "label_last",
     "max_rows",
+    "higher_is_better",
 ];
 /// Rows a `table` chart shows unless `max_rows` says otherwise.
 pub const DEFAULT_TABLE_ROWS: usize = 20;
@@ -498,6 +499,13 @@ impl<'a> Reader<'a> {
                 None
             }),
         };
+        let higher_is_better = match Self::lookup(t, "higher_is_better") {
+            None => Some(true),
+            Some(v) => v.get_ref().as_bool().or_else(|| {
+                self.wrong_type(t, "higher_is_better", v, "true or false");
+                None
+            }),
+        };
         let max_rows = match Self::lookup(t, "max_rows") {
             None => Some(DEFAULT_TABLE_ROWS),
             Some(v) => match v
@@ -532,6 +540,7 @@ impl<'a> Reader<'a> {
             goal,
             label_last: label_last?,
             max_rows: max_rows?,
+            higher_is_better: higher_is_better?,
         })
     }
 
