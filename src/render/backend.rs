@@ -22,6 +22,28 @@ impl<'a> SkiaBackend<'a> {
     pub fn new(pixmap: &'a mut Pixmap) -> Self {
         Self { pixmap }
     }
+
+    /// Fills `path`, or strokes it with the style's width.
+    fn paint_path<S: BackendStyle>(
+        &mut self,
+        path: Option<tiny_skia::Path>,
+        style: &S,
+        fill: bool,
+    ) {
+        let Some(path) = path else {
+            return;
+        };
+        let paint = paint_for(style.color());
+        let identity = Transform::identity();
+        if fill {
+            self.pixmap
+                .fill_path(&path, &paint, FillRule::Winding, identity, None);
+        } else {
+            let stroke = stroke_for(style.stroke_width());
+            self.pixmap
+                .stroke_path(&path, &paint, &stroke, identity, None);
+        }
+    }
 }
 
 fn paint_for(color: BackendColor) -> Paint<'static> {
@@ -178,16 +200,9 @@ impl DrawingBackend for SkiaBackend<'_> {
         }
         let (l, t) = centre(upper_left);
         let (r, b) = centre(bottom_right);
-        if let Some(rect) = Rect::from_ltrb(l.min(r), t.min(b), l.max(r), t.max(b)) {
-            let path = PathBuilder::from_rect(rect);
-            self.pixmap.stroke_path(
-                &path,
-                &paint,
-                &stroke_for(style.stroke_width()),
-                Transform::identity(),
-                None,
-            );
-        }
+        let outline =
+            Rect::from_ltrb(l.min(r), t.min(b), l.max(r), t.max(b)).map(PathBuilder::from_rect);
+        self.paint_path(outline, style, false);
         Ok(())
     }
 
@@ -196,15 +211,7 @@ impl DrawingBackend for SkiaBackend<'_> {
         path: I,
         style: &S,
     ) -> Result<(), DrawingErrorKind<Infallible>> {
-        if let Some(path) = polyline(path, false) {
-            self.pixmap.stroke_path(
-                &path,
-                &paint_for(style.color()),
-                &stroke_for(style.stroke_width()),
-                Transform::identity(),
-                None,
-            );
-        }
+        self.paint_path(polyline(path, false), style, false);
         Ok(())
     }
 
@@ -216,26 +223,11 @@ impl DrawingBackend for SkiaBackend<'_> {
         fill: bool,
     ) -> Result<(), DrawingErrorKind<Infallible>> {
         let (x, y) = centre(center);
-        if let Some(path) = PathBuilder::from_circle(x, y, radius.max(1) as f32) {
-            let paint = paint_for(style.color());
-            if fill {
-                self.pixmap.fill_path(
-                    &path,
-                    &paint,
-                    FillRule::Winding,
-                    Transform::identity(),
-                    None,
-                );
-            } else {
-                self.pixmap.stroke_path(
-                    &path,
-                    &paint,
-                    &stroke_for(style.stroke_width()),
-                    Transform::identity(),
-                    None,
-                );
-            }
-        }
+        self.paint_path(
+            PathBuilder::from_circle(x, y, radius.max(1) as f32),
+            style,
+            fill,
+        );
         Ok(())
     }
 
@@ -314,15 +306,7 @@ impl DrawingBackend for SkiaBackend<'_> {
         vertices: I,
         style: &S,
     ) -> Result<(), DrawingErrorKind<Infallible>> {
-        if let Some(path) = polyline(vertices, true) {
-            self.pixmap.fill_path(
-                &path,
-                &paint_for(style.color()),
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
-        }
+        self.paint_path(polyline(vertices, true), style, true);
         Ok(())
     }
 }
