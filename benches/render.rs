@@ -3,8 +3,9 @@
 //! `scripts/bench_matplotlib.py`, which renders the same data with matplotlib.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use kpibot::render::chart::{Card, ChartInput, render_png};
+use kpibot::render::chart::{Card, ChartInput, render_pixmap, render_png};
 use kpibot::render::data::ChartData;
+use kpibot::render::encode::{encode_indexed_png, quantize};
 use kpibot::render::format::NumberStyle;
 use kpibot::render::standard_set::{StandardChart, standard_set};
 use kpibot::spec::ChartKind;
@@ -38,6 +39,17 @@ fn bench(c: &mut Criterion) {
         let data = chart.data.clone();
         c.bench_function(&format!("render {}", chart.name), |b| {
             b.iter(|| render_png(&input(&chart, &data)).unwrap())
+        });
+        // Where the time goes: drawing, palette reduction, and the whole encode.
+        c.bench_function(&format!("draw {}", chart.name), |b| {
+            b.iter(|| render_pixmap(&input(&chart, &data)).unwrap())
+        });
+        let pixmap = render_pixmap(&input(&chart, &data)).unwrap();
+        c.bench_function(&format!("quantize {}", chart.name), |b| {
+            b.iter(|| quantize(pixmap.data()))
+        });
+        c.bench_function(&format!("encode {}", chart.name), |b| {
+            b.iter(|| encode_indexed_png(pixmap.data(), pixmap.width(), pixmap.height()).unwrap())
         });
         let bytes = render_png(&input(&chart, &data)).unwrap();
         eprintln!("{}: {} bytes", chart.name, bytes.len());

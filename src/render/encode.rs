@@ -18,6 +18,11 @@ fn bucket(r: u8, g: u8, b: u8) -> usize {
         | (b as usize >> shift)
 }
 
+/// One RGBA pixel as a word, so runs compare in one instruction.
+fn pixel_word(px: &[u8]) -> u32 {
+    u32::from_le_bytes([px[0], px[1], px[2], px[3]])
+}
+
 /// Reduces an opaque RGBA image to at most 256 colours: the most used colour groups, each
 /// its exact average; every pixel takes the nearest palette colour. Returns the palette
 /// (RGB triples) and one index per pixel.
@@ -25,15 +30,16 @@ pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
     let mut counts = vec![0u32; BUCKETS];
     let mut sums = vec![[0u64; 3]; BUCKETS];
     // Charts are mostly long runs of one colour (background, bars): count runs, not pixels.
-    let mut add_run = |px: &[u8], run: u32| {
-        let key = bucket(px[0], px[1], px[2]);
+    let mut add_run = |px: u32, run: u32| {
+        let [r, g, b, _] = px.to_le_bytes();
+        let key = bucket(r, g, b);
         counts[key] += run;
         let sum = &mut sums[key];
-        for channel in 0..3 {
-            sum[channel] += u64::from(px[channel]) * u64::from(run);
+        for (channel, value) in [r, g, b].into_iter().enumerate() {
+            sum[channel] += u64::from(value) * u64::from(run);
         }
     };
-    let mut pixels = rgba.chunks_exact(4);
+    let mut pixels = rgba.chunks_exact(4).map(pixel_word);
     if let Some(first) = pixels.next() {
         let (mut current, mut run) = (first, 1u32);
         for px in pixels {
@@ -79,11 +85,14 @@ pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
         };
     }
     let mut indices = Vec::with_capacity(rgba.len() / 4);
-    let mut last: Option<(&[u8], u8)> = None;
-    for px in rgba.chunks_exact(4) {
+    let mut last: Option<(u32, u8)> = None;
+    for px in rgba.chunks_exact(4).map(pixel_word) {
         let index = match last {
             Some((previous, index)) if previous == px => index,
-            _ => nearest[bucket(px[0], px[1], px[2])],
+            _ => {
+                let [r, g, b, _] = px.to_le_bytes();
+                nearest[bucket(r, g, b)]
+            }
         };
         last = Some((px, index));
         indices.push(index);
