@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use ab_glyph::{Font, FontRef, OutlineCurve, PxScale, ScaleFont};
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
@@ -269,11 +269,7 @@ impl DrawingBackend for SkiaBackend<'_> {
                 VPos::Center => (layout.ascent + layout.descent) / 2.0,
                 VPos::Bottom => layout.descent,
             };
-        // Glyph outlines become one tiny-skia path: filled anti-aliased in one pass, which
-        // is both sharper and much faster than blending coverage pixel by pixel.
         let scaled = layout.font.as_scaled(layout.scale);
-        let (h_scale, v_scale) = (scaled.h_scale_factor(), scaled.v_scale_factor());
-        let mut builder = PathBuilder::new();
         let mut x = left;
         let mut previous = None;
         for c in text.chars() {
@@ -282,50 +278,25 @@ impl DrawingBackend for SkiaBackend<'_> {
                 x += scaled.kern(p, id);
             }
             previous = Some(id);
-            if let Some(outline) = layout.font.outline(id) {
-                let at = |p: ab_glyph::Point| (x + p.x * h_scale, baseline - p.y * v_scale);
-                let mut pen: Option<(f32, f32)> = None;
-                for curve in &outline.curves {
-                    let (start, end) = match curve {
-                        OutlineCurve::Line(a, b) => (at(*a), at(*b)),
-                        OutlineCurve::Quad(a, _, b) => (at(*a), at(*b)),
-                        OutlineCurve::Cubic(a, _, _, b) => (at(*a), at(*b)),
-                    };
-                    if pen != Some(start) {
-                        if pen.is_some() {
-                            builder.close();
-                        }
-                        builder.move_to(start.0, start.1);
-                    }
-                    match curve {
-                        OutlineCurve::Line(..) => builder.line_to(end.0, end.1),
-                        OutlineCurve::Quad(_, c1, _) => {
-                            let c1 = at(*c1);
-                            builder.quad_to(c1.0, c1.1, end.0, end.1);
-                        }
-                        OutlineCurve::Cubic(_, c1, c2, _) => {
-                            let (c1, c2) = (at(*c1), at(*c2));
-                            builder.cubic_to(c1.0, c1.1, c2.0, c2.1, end.0, end.1);
-                        }
-                    }
-                    pen = Some(end);
-                }
-                if pen.is_some() {
-                    builder.close();
-                }
-            }
+            let glyph = id.with_scale_and_position(layout.scale, point(x, baseline));
             x += scaled.h_advance(id);
-        }
-        if let Some(path) = builder.finish() {
-            let mut paint = paint_for(color);
-            paint.anti_alias = true;
-            self.pixmap.fill_path(
-                &path,
-                &paint,
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
+            let Some(outline) = layout.font.outline_glyph(glyph) else {
+                continue;
+            };
+            let bounds = outline.px_bounds();
+            let mut coverage = Vec::new();
+            outline.draw(|gx, gy, c| coverage.push((gx, gy, c)));
+            for (gx, gy, c) in coverage {
+                let pixel = (
+                    bounds.min.x as i32 + gx as i32,
+                    bounds.min.y as i32 + gy as i32,
+                );
+                let blended = BackendColor {
+                    alpha: color.alpha * f64::from(c.min(1.0)),
+                    rgb: color.rgb,
+                };
+                self.draw_pixel(pixel, blended)?;
+            }
         }
         Ok(())
     }
