@@ -18,11 +18,6 @@ fn bucket(r: u8, g: u8, b: u8) -> usize {
         | (b as usize >> shift)
 }
 
-/// One RGBA pixel as a word, so runs compare in one instruction.
-fn pixel_word(px: &[u8]) -> u32 {
-    u32::from_le_bytes([px[0], px[1], px[2], px[3]])
-}
-
 /// Reduces an opaque RGBA image to at most 256 colours: the most used colour groups, each
 /// its exact average; every pixel takes the nearest palette colour. Returns the palette
 /// (RGB triples) and one index per pixel.
@@ -39,7 +34,8 @@ pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
             sum[channel] += u64::from(value) * u64::from(run);
         }
     };
-    let mut pixels = rgba.chunks_exact(4).map(pixel_word);
+    let (words, _) = rgba.as_chunks::<4>();
+    let mut pixels = words.iter().map(|px| u32::from_le_bytes(*px));
     if let Some(first) = pixels.next() {
         let (mut current, mut run) = (first, 1u32);
         for px in pixels {
@@ -86,7 +82,7 @@ pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
     }
     let mut indices = Vec::with_capacity(rgba.len() / 4);
     let mut last: Option<(u32, u8)> = None;
-    for px in rgba.chunks_exact(4).map(pixel_word) {
+    for px in words.iter().map(|px| u32::from_le_bytes(*px)) {
         let index = match last {
             Some((previous, index)) if previous == px => index,
             _ => {
