@@ -317,6 +317,41 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An optional `true`/`false`; `None` (reported) when it is something else.
+    fn flag(&mut self, table: &Tbl, key: &str, default: bool) -> Option<bool> {
+        let Some(value) = Self::lookup(table, key) else {
+            return Some(default);
+        };
+        let flag = value.get_ref().as_bool();
+        if flag.is_none() {
+            self.wrong_type(table, key, value, "true or false");
+        }
+        flag
+    }
+
+    /// An optional whole number within `range`: `Some(None)` when absent, `None`
+    /// (reported as `expected`) when it is not such a number.
+    fn whole_number(
+        &mut self,
+        table: &Tbl,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+        expected: &str,
+    ) -> Option<Option<u64>> {
+        let Some(value) = Self::lookup(table, key) else {
+            return Some(None);
+        };
+        let number = value
+            .get_ref()
+            .as_integer()
+            .and_then(|i| i.as_str().parse::<u64>().ok())
+            .filter(|n| range.contains(n));
+        if number.is_none() {
+            self.wrong_type(table, key, value, expected);
+        }
+        number.map(Some)
+    }
+
     /// A string value that must be one of `names`.
     fn choice<T>(
         &mut self,
@@ -371,25 +406,12 @@ impl<'a> Reader<'a> {
             },
             Some(Weekday::Mon),
         );
-        let timeout_seconds = match Self::lookup(t, "timeout_seconds") {
-            None => Some(None),
-            Some(v) => match v
-                .get_ref()
-                .as_integer()
-                .and_then(|i| i.as_str().parse::<u64>().ok())
-            {
-                Some(secs) if secs > 0 => Some(Some(secs)),
-                _ => {
-                    self.wrong_type(
-                        t,
-                        "timeout_seconds",
-                        v,
-                        "a positive whole number of seconds",
-                    );
-                    None
-                }
-            },
-        };
+        let timeout_seconds = self.whole_number(
+            t,
+            "timeout_seconds",
+            1..=u64::MAX,
+            "a positive whole number of seconds",
+        );
         let sql_value = sql_value?;
         let sql_text = sql_value.get_ref().clone();
         let sql_offset = string_content_offset(self.source, sql_value.span(), &sql_text);
@@ -492,34 +514,11 @@ impl<'a> Reader<'a> {
             }),
         };
         let goal_label = self.string(t, "goal_label", false).map(Spanned::into_inner);
-        let label_last = match Self::lookup(t, "label_last") {
-            None => Some(false),
-            Some(v) => v.get_ref().as_bool().or_else(|| {
-                self.wrong_type(t, "label_last", v, "true or false");
-                None
-            }),
-        };
-        let higher_is_better = match Self::lookup(t, "higher_is_better") {
-            None => Some(true),
-            Some(v) => v.get_ref().as_bool().or_else(|| {
-                self.wrong_type(t, "higher_is_better", v, "true or false");
-                None
-            }),
-        };
-        let max_rows = match Self::lookup(t, "max_rows") {
-            None => Some(DEFAULT_TABLE_ROWS),
-            Some(v) => match v
-                .get_ref()
-                .as_integer()
-                .and_then(|i| i.as_str().parse::<usize>().ok())
-            {
-                Some(n) if (1..=100).contains(&n) => Some(n),
-                _ => {
-                    self.wrong_type(t, "max_rows", v, "a whole number from 1 to 100");
-                    None
-                }
-            },
-        };
+        let label_last = self.flag(t, "label_last", false);
+        let higher_is_better = self.flag(t, "higher_is_better", true);
+        let max_rows = self
+            .whole_number(t, "max_rows", 1..=100, "a whole number from 1 to 100")
+            .map(|n| n.map_or(DEFAULT_TABLE_ROWS, |n| n as usize));
         if !series_ok {
             return None;
         }
