@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::deliver::Rendered;
+use crate::render::data::last_present;
 use crate::render::format::NumberStyle;
 use crate::render::{self, Card, ChartData, ChartInput, MessageFacts, RenderError, ShapeError};
 use crate::spec::period::PeriodError;
@@ -161,12 +162,7 @@ fn alt_text(title: &str, data: &ChartData, style: NumberStyle) -> String {
         .series
         .iter()
         .filter_map(|s| {
-            let (i, v) = s
-                .values
-                .iter()
-                .enumerate()
-                .rev()
-                .find_map(|(i, v)| v.map(|v| (i, v)))?;
+            let (i, v) = last_present(&s.values)?;
             Some(format!(
                 "{} {} ({})",
                 s.name,
@@ -230,14 +226,17 @@ pub async fn run(
         )),
         _ => None,
     };
-    let card = headline.as_ref().map(|(value, _)| Card {
-        label: headline_label.clone(),
-        value: style.value(*value),
-        change: change.as_ref().map(|(text, _, _)| text.clone()),
-        delta: change.as_ref().map_or(0.0, |(_, delta, _)| *delta),
-        higher_is_better: spec.chart.higher_is_better,
-        comparison: change.as_ref().map(|(_, _, window)| window.clone()),
-    });
+    let card = headline
+        .as_ref()
+        .filter(|_| spec.chart.kind == ChartKind::Number)
+        .map(|(value, _)| Card {
+            label: headline_label.clone(),
+            value: style.value(*value),
+            change: change.as_ref().map(|(text, _, _)| text.clone()),
+            delta: change.as_ref().map_or(0.0, |(_, delta, _)| *delta),
+            higher_is_better: spec.chart.higher_is_better,
+            comparison: change.as_ref().map(|(_, _, window)| window.clone()),
+        });
     let png = render::render_png(&ChartInput {
         data: &data,
         table: Some(&table),
@@ -250,11 +249,7 @@ pub async fn run(
         label_last: spec.chart.label_last,
         max_rows: spec.chart.max_rows,
         y_column: &spec.chart.y.name,
-        card: if spec.chart.kind == ChartKind::Number {
-            card
-        } else {
-            None
-        },
+        card,
     })
     .map_err(|source| PipelineError::Render {
         report: spec.id.clone(),

@@ -8,10 +8,11 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use tiny_skia::Pixmap;
 
 use super::backend::SkiaBackend;
-use super::data::{ChartData, XAxis};
+use super::data::{ChartData, XAxis, last_present};
 use super::encode::encode_indexed_png;
 use super::fonts::{self, FONT_FAMILY};
 use super::format::NumberStyle;
+use super::message::truncate_chars;
 use crate::spec::{ChartKind, Goal};
 use crate::warehouse::{Cell, Table};
 
@@ -278,18 +279,24 @@ fn value_bounds(input: &ChartInput, stacked: bool) -> (f64, f64) {
             (lo.min(neg), hi.max(pos))
         })
     } else {
-        data.series
-            .iter()
-            .flat_map(|s| s.values.iter().flatten().copied())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
-            })
+        min_max(
+            data.series
+                .iter()
+                .flat_map(|s| s.values.iter().flatten().copied()),
+        )
     };
     if let Some(goal) = input.goal {
         min = min.min(goal.value);
         max = max.max(goal.value);
     }
     (min, max)
+}
+
+/// The smallest and largest of `values` (infinities when there are none).
+fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    })
 }
 
 /// Builds the plot with its y axis; x labels are drawn separately so they never overlap.
@@ -364,19 +371,9 @@ fn x_tick_candidates(x: &XAxis) -> Vec<(usize, String)> {
         XAxis::Categories(names) => names
             .iter()
             .enumerate()
-            .map(|(i, n)| (i, shorten(n, MAX_CATEGORY_LABEL_CHARS)))
+            .map(|(i, n)| (i, truncate_chars(n, MAX_CATEGORY_LABEL_CHARS)))
             .collect(),
     }
-}
-
-/// Cuts text to `max` characters with an ellipsis.
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 /// Shortens `label` with "…" until it is at most `room` pixels wide.
@@ -556,13 +553,7 @@ fn draw_last_labels(
     input: &ChartInput,
 ) -> Result<(), RenderError> {
     for (index, series) in input.data.series.iter().enumerate() {
-        let Some((i, v)) = series
-            .values
-            .iter()
-            .enumerate()
-            .rev()
-            .find_map(|(i, v)| v.map(|v| (i, v)))
-        else {
+        let Some((i, v)) = last_present(&series.values) else {
             continue;
         };
         let color = PALETTE[index % PALETTE.len()];
@@ -669,15 +660,10 @@ fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<(), RenderE
     }
     // Sparkline of the per-x totals along the bottom.
     let totals = input.data.totals();
-    let present: Vec<f64> = totals.iter().flatten().copied().collect();
-    if present.len() < 2 {
+    if totals.iter().flatten().count() < 2 {
         return Ok(());
     }
-    let (min, max) = present
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(*v), hi.max(*v))
-        });
+    let (min, max) = min_max(totals.iter().flatten().copied());
     let (low, high) = y_range(min, max, false);
     let (_, spark_area) = root.split_vertically(CHART_HEIGHT_PX as i32 - 250);
     let spark_area = spark_area.margin(10, 40, MARGIN_PX as u32, MARGIN_PX as u32);
@@ -695,12 +681,7 @@ fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<(), RenderE
             ))
             .map_err(draw_err)?;
     }
-    if let Some((i, v)) = totals
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, v)| v.map(|v| (i, v)))
-    {
+    if let Some((i, v)) = last_present(&totals) {
         spark
             .draw_series(std::iter::once(Circle::new(
                 (i as f64, v),
@@ -777,7 +758,7 @@ fn draw_table(
         let (x, h) = cell_x(col);
         text(
             root,
-            &shorten(&column.name, max_chars),
+            &truncate_chars(&column.name, max_chars),
             (x, y + row_height / 2),
             font(size)
                 .style(FontStyle::Bold)
@@ -801,7 +782,7 @@ fn draw_table(
         }
         for (col, cell) in row.iter().enumerate() {
             let (x, h) = cell_x(col);
-            let content = shorten(
+            let content = truncate_chars(
                 &cell_text(cell, table.columns[col].name == input.y_column, input.style),
                 max_chars,
             );

@@ -26,19 +26,13 @@ impl XAxis {
         self.len() == 0
     }
 
-    pub fn label(&self, index: usize) -> String {
+    /// The x value at `index` as the message states it: an ISO date or the category.
+    pub fn full_label(&self, index: usize) -> String {
         match self {
-            XAxis::Dates(d) => d.get(index).map(|d| d.format("%m/%d").to_string()),
+            XAxis::Dates(d) => d.get(index).map(|d| d.to_string()),
             XAxis::Categories(c) => c.get(index).cloned(),
         }
         .unwrap_or_default()
-    }
-
-    pub fn full_label(&self, index: usize) -> String {
-        match self {
-            XAxis::Dates(d) => d.get(index).map(|d| d.to_string()).unwrap_or_default(),
-            XAxis::Categories(_) => self.label(index),
-        }
     }
 }
 
@@ -154,12 +148,7 @@ impl ChartData {
 
     /// Sum across series at each x; `None` where no series has a value.
     pub fn totals(&self) -> Vec<Option<f64>> {
-        (0..self.x.len())
-            .map(|i| {
-                let present: Vec<f64> = self.series.iter().filter_map(|s| s.values[i]).collect();
-                (!present.is_empty()).then(|| present.iter().sum())
-            })
-            .collect()
+        sum_present(&self.series, self.x.len())
     }
 
     /// The single number summarising the window, and the x it belongs to (for `last`).
@@ -171,9 +160,7 @@ impl ChartData {
             .filter_map(|(i, v)| v.map(|v| (i, v)))
             .collect();
         match headline {
-            Headline::Last => present
-                .last()
-                .map(|(i, v)| (*v, Some(self.x.full_label(*i)))),
+            Headline::Last => last_present(&totals).map(|(i, v)| (v, Some(self.x.full_label(i)))),
             Headline::Total => {
                 (!present.is_empty()).then(|| (present.iter().map(|(_, v)| v).sum(), None))
             }
@@ -203,18 +190,31 @@ fn fold_small_series(mut series: Vec<Series>) -> Vec<Series> {
         return series;
     }
     let rest = series.split_off(MAX_SERIES - 1);
-    let len = rest[0].values.len();
-    let values = (0..len)
-        .map(|i| {
-            let present: Vec<f64> = rest.iter().filter_map(|s| s.values[i]).collect();
-            (!present.is_empty()).then(|| present.iter().sum())
-        })
-        .collect();
     series.push(Series {
         name: format!("{OTHER_SERIES} ({})", rest.len()),
-        values,
+        values: sum_present(&rest, rest[0].values.len()),
     });
     series
+}
+
+/// At each of `len` positions, the sum of the series that have a value there; `None`
+/// where none has (a gap stays a gap).
+fn sum_present(series: &[Series], len: usize) -> Vec<Option<f64>> {
+    (0..len)
+        .map(|i| {
+            let mut present = series.iter().filter_map(|s| s.values[i]).peekable();
+            present.peek().is_some().then(|| present.sum())
+        })
+        .collect()
+}
+
+/// The last position that has a value, and the value.
+pub fn last_present(values: &[Option<f64>]) -> Option<(usize, f64)> {
+    values
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, v)| v.map(|v| (i, v)))
 }
 
 fn total(series: &Series) -> f64 {

@@ -36,8 +36,8 @@ pub fn font_for(bold: bool) -> Option<&'static ab_glyph::FontRef<'static>> {
 
 /// Whether the bundled font has a glyph for every character of `text` (whitespace aside).
 pub fn covers(text: &str) -> bool {
-    use ab_glyph::{Font, FontRef};
-    let Ok(font) = FontRef::try_from_slice(REGULAR) else {
+    use ab_glyph::Font;
+    let Some(font) = font_for(false) else {
         return false;
     };
     text.chars()
