@@ -121,7 +121,7 @@ pub enum Claim {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("the run ledger {path} cannot be used: {source}")]
+    #[error("the run ledger {path} cannot be used")]
     Open {
         path: String,
         source: rusqlite::Error,

@@ -44,21 +44,21 @@ pub struct RunOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("report `{report}`: {source}")]
+    #[error("report `{report}`")]
     Period { report: String, source: PeriodError },
-    #[error("report `{report}` ({location}): the warehouse rejected the query: {source}")]
+    #[error("report `{report}` ({location}): the warehouse rejected the query")]
     Warehouse {
         report: String,
         location: String,
         source: WarehouseError,
     },
-    #[error("report `{report}` ({location}): {source}")]
+    #[error("report `{report}` ({location})")]
     Shape {
         report: String,
         location: String,
         source: ShapeError,
     },
-    #[error("report `{report}`: {source}")]
+    #[error("report `{report}`")]
     Render { report: String, source: RenderError },
 }
 

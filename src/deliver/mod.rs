@@ -29,7 +29,7 @@ pub enum Receipt {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

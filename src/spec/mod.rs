@@ -274,12 +274,12 @@ impl LoadedFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read the reports folder {path}: {source}")]
+    #[error("cannot read the reports folder {path}")]
     ReadDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read the report spec {path}: {source}")]
+    #[error("cannot read the report spec {path}")]
     ReadFile {
         path: PathBuf,
         source: std::io::Error,
