@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Days, Utc};
 
-use crate::deliver::{Delivery, FolderDelivery, Receipt};
+use crate::deliver::{Delivery, FolderDelivery};
 use crate::demo::{MartStatus, ensure_demo_mart};
 use crate::pipeline::{self, RunOptions};
 use crate::render::format::NumberStyle;
@@ -230,10 +230,12 @@ async fn run_to_folder(
         period,
         now,
         channel: spec.schedules.first().map(|s| s.channel.clone()),
+        slot: None,
+        thread: false,
         default_timeout: settings.query_timeout(),
     };
     let outcome = pipeline::run(warehouse, spec, &options).await?;
-    let Receipt::Folder { png, .. } = delivery.deliver(&outcome.rendered).await?;
+    let receipt = delivery.deliver(&outcome.rendered).await?;
     let latest = match outcome.headline {
         Some(v) => NumberStyle::of(&spec.chart).value(v),
         None => "no data".to_string(),
@@ -246,7 +248,7 @@ async fn run_to_folder(
         outcome.window,
         spec.timezone.name(),
         outcome.elapsed.as_secs_f64(),
-        png.display()
+        receipt.describe()
     ))
 }
 

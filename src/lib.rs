@@ -9,6 +9,7 @@ pub mod commands;
 pub mod deliver;
 pub mod demo;
 pub mod ledger;
+pub mod metrics;
 pub mod pipeline;
 pub mod render;
 pub mod schedule;

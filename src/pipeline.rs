@@ -24,6 +24,10 @@ pub struct RunOptions {
     pub now: DateTime<Utc>,
     /// The channel the message is for, if known.
     pub channel: Option<String>,
+    /// The scheduled slot this run is for; `None` for an ad-hoc run (the slot is `now`).
+    pub slot: Option<DateTime<Utc>>,
+    /// Post the chart as a thread reply under a one-line summary.
+    pub thread: bool,
     /// Warehouse time limit when the spec does not set one.
     pub default_timeout: Duration,
 }
@@ -65,6 +69,13 @@ pub enum PipelineError {
 /// Today's date in the report's timezone.
 pub fn today_in(tz: Tz, now: DateTime<Utc>) -> NaiveDate {
     now.with_timezone(&tz).date_naive()
+}
+
+/// How a slot is written in message metadata and receipts: RFC 3339 in the report's
+/// timezone, to the second.
+pub fn slot_text(tz: Tz, slot: DateTime<Utc>) -> String {
+    slot.with_timezone(&tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 /// The window a run covers.
@@ -191,6 +202,7 @@ pub async fn run(
             source,
         })?;
     let comparison = comparison_window(window, spec.chart.compare);
+    let slot = slot_text(spec.timezone, options.slot.unwrap_or(options.now));
     let run_date = today_in(spec.timezone, options.now);
     let timeout = timeout_for(spec, options.default_timeout);
 
@@ -260,7 +272,7 @@ pub async fn run(
         report_id: spec.id.clone(),
         title: spec.title.clone(),
         channel: options.channel.clone(),
-        slot: options.now.with_timezone(&spec.timezone).to_rfc3339(),
+        slot: slot.clone(),
         window_start: window.start.to_string(),
         window_end: window.end.to_string(),
         window_text,
@@ -277,6 +289,10 @@ pub async fn run(
     Ok(RunOutcome {
         rendered: Rendered {
             report_id: spec.id.clone(),
+            title: spec.title.clone(),
+            channel: options.channel.clone(),
+            slot,
+            thread: options.thread,
             png,
             message,
             csv: table.to_csv(),

@@ -121,8 +121,17 @@ pub struct SlackSettings {
     /// App-level token (`xapp-…`) for Socket Mode. No default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_token: Option<Secret>,
-    /// Base URL of the Slack Web API. Default `https://slack.com/api/`.
+    /// Base URL of the Slack Web API. Default `https://slack.com/api`. Plain `http://` is
+    /// accepted only for 127.0.0.1 (a local test server).
     pub api_url: String,
+    /// Longest wait for one Slack API answer. Default 30.
+    pub request_timeout_seconds: u64,
+    /// How long a post keeps being retried before its owner is told it failed. Default 300.
+    pub retry_deadline_seconds: u64,
+    /// Shortest time between two posts to one channel, in ms. Default 1000 (Slack's limit).
+    pub channel_post_interval_ms: u64,
+    /// Posts in flight at once across all channels. Default 4.
+    pub max_concurrent_posts: usize,
 }
 
 impl Default for Settings {
@@ -179,7 +188,11 @@ impl Default for SlackSettings {
             bot_token: None,
             signing_secret: None,
             app_token: None,
-            api_url: "https://slack.com/api/".into(),
+            api_url: "https://slack.com/api".into(),
+            request_timeout_seconds: 30,
+            retry_deadline_seconds: 300,
+            channel_post_interval_ms: crate::deliver::pacing::CHANNEL_POST_INTERVAL_MS,
+            max_concurrent_posts: 4,
         }
     }
 }

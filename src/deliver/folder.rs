@@ -1,9 +1,14 @@
 //! Folder delivery: `<out>/<report-id>.png`, `.json` (the exact message) and `.csv` (the
-//! data), each written whole or not at all. Used by `demo`, `preview` and tests.
+//! data), each written whole or not at all; owner notices go to `<out>/notices.log`. The
+//! default delivery: `demo`, `preview`, `run` and `serve` without a Slack token.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Delivery, DeliveryError, Receipt, Rendered};
+
+/// Where folder delivery writes owner notices.
+pub const NOTICES_FILE: &str = "notices.log";
 
 pub struct FolderDelivery {
     dir: PathBuf,
@@ -53,5 +58,35 @@ impl Delivery for FolderDelivery {
         write_atomically(&png, &rendered.png)?;
         write_atomically(&json, message.as_bytes())?;
         Ok(Receipt::Folder { png, json, csv })
+    }
+
+    /// The report's files, if the message written there is for the same slot.
+    async fn find_existing(&self, rendered: &Rendered) -> Result<Option<Receipt>, DeliveryError> {
+        let path = |ext: &str| self.dir.join(format!("{}.{ext}", rendered.report_id));
+        let Ok(text) = std::fs::read_to_string(path("json")) else {
+            return Ok(None);
+        };
+        let written: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let same_slot = written["metadata"]["event_payload"]["slot"] == rendered.slot.as_str();
+        Ok(same_slot.then(|| Receipt::Folder {
+            png: path("png"),
+            json: path("json"),
+            csv: path("csv"),
+        }))
+    }
+
+    async fn notify(&self, recipient: &str, text: &str) -> Result<(), DeliveryError> {
+        let path = self.dir.join(NOTICES_FILE);
+        let fail = |source| DeliveryError::Write {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(fail)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(fail)?;
+        writeln!(file, "to {recipient}: {}", text.replace('\n', "\n    ")).map_err(fail)
     }
 }

@@ -1,15 +1,28 @@
-//! The delivery seam: hand a rendered report to Slack or to a folder and get a receipt.
+//! The delivery seam: hand a rendered report to Slack or to a folder and get a receipt,
+//! ask whether a slot was already posted, and tell a report's owner what went wrong.
 
 pub mod folder;
+pub mod pacing;
+pub mod retry;
+pub mod slack;
 
 use std::path::PathBuf;
 
 pub use folder::FolderDelivery;
+pub use slack::{SlackDelivery, SlackOptions};
 
 /// A report run ready to deliver: the chart, the message and the data behind it.
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub report_id: String,
+    pub title: String,
+    /// Where it goes: `#name` or a channel ID. `None` for a run without a channel.
+    pub channel: Option<String>,
+    /// The scheduled slot (RFC 3339), or the time an ad-hoc run ran. With the report id,
+    /// it identifies the post, so a slot is never posted twice.
+    pub slot: String,
+    /// Post the chart and details as a thread reply under a one-line summary.
+    pub thread: bool,
     pub png: Vec<u8>,
     /// The exact `chat.postMessage` body, metadata included.
     pub message: serde_json::Value,
@@ -25,6 +38,43 @@ pub enum Receipt {
         json: PathBuf,
         csv: PathBuf,
     },
+    Slack {
+        /// The channel's ID.
+        channel: String,
+        /// The message's timestamp: its ID in the channel.
+        ts: String,
+        permalink: Option<String>,
+        /// Set when the chart was posted as a reply in this thread.
+        thread_ts: Option<String>,
+        /// The post already existed (an earlier attempt got through); nothing was re-sent.
+        found_existing: bool,
+    },
+}
+
+impl Receipt {
+    /// Where it went, in one line for logs and the CLI.
+    pub fn describe(&self) -> String {
+        match self {
+            Receipt::Folder { png, .. } => png.display().to_string(),
+            Receipt::Slack {
+                channel,
+                ts,
+                permalink,
+                found_existing,
+                ..
+            } => format!(
+                "{}{}",
+                permalink
+                    .clone()
+                    .unwrap_or_else(|| format!("channel {channel}, ts {ts}")),
+                if *found_existing {
+                    " (already posted; not sent again)"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,10 +84,88 @@ pub enum DeliveryError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "Slack {method} failed with `{code}`{} after {attempts} attempt(s); to fix: {advice}",
+        detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+    )]
+    Slack {
+        method: &'static str,
+        /// Slack's error code, or `timeout`, `connection`, `http_503`, `unconfirmed`.
+        code: String,
+        detail: Option<String>,
+        attempts: u32,
+        /// What the owner should do, in words.
+        advice: String,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl DeliveryError {
+    /// A short machine-readable code for logs, metrics and the ledger.
+    pub fn code(&self) -> &str {
+        match self {
+            DeliveryError::Write { .. } => "write_failed",
+            DeliveryError::Slack { code, .. } => code,
+            DeliveryError::Setup(_) => "setup",
+        }
+    }
+}
+
+/// The message a report's owner gets when a post failed for good.
+pub fn failure_notice(rendered: &Rendered, error: &dyn std::error::Error) -> String {
+    let mut cause = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        cause.push_str(": ");
+        cause.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    format!(
+        ":warning: kpibot could not deliver *{}* (`{}`) scheduled for {} to {}.\n{}",
+        rendered.title,
+        rendered.report_id,
+        rendered.slot,
+        rendered.channel.as_deref().unwrap_or("(no channel)"),
+        cause
+    )
 }
 
 /// Somewhere a rendered report can go.
 #[async_trait::async_trait]
 pub trait Delivery: Send + Sync {
+    /// Delivers the report; a receipt means it really arrived.
     async fn deliver(&self, rendered: &Rendered) -> Result<Receipt, DeliveryError>;
+
+    /// The earlier delivery of the same report and slot, if there is one (used before
+    /// re-running a slot that a crash left unfinished).
+    async fn find_existing(&self, rendered: &Rendered) -> Result<Option<Receipt>, DeliveryError>;
+
+    /// Tells a report's owner (a channel or a user) something went wrong.
+    async fn notify(&self, recipient: &str, text: &str) -> Result<(), DeliveryError>;
+}
+
+/// Delivers; when that fails for good, tells the report's owner, and when even that
+/// fails, says so in the log at error level. The delivery's error is returned either way.
+pub async fn deliver_or_notify(
+    delivery: &dyn Delivery,
+    rendered: &Rendered,
+    owner: &str,
+) -> Result<Receipt, DeliveryError> {
+    let error = match delivery.deliver(rendered).await {
+        Ok(receipt) => return Ok(receipt),
+        Err(error) => error,
+    };
+    let notice = failure_notice(rendered, &error);
+    if let Err(notice_error) = delivery.notify(owner, &notice).await {
+        tracing::error!(
+            report = %rendered.report_id,
+            slot = %rendered.slot,
+            owner,
+            error = %notice_error,
+            notice = %notice,
+            "could not tell the report's owner that delivery failed"
+        );
+    }
+    Err(error)
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a fixed clock and settings in a temp folder.
 #![allow(dead_code)]
 
+pub mod fake_slack;
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};

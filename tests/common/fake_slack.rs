@@ -1,0 +1,760 @@
+//! A local Slack Web API for the tests: axum on 127.0.0.1, speaking Slack's wire format.
+//! It checks the bearer token, stores what was posted, enforces Slack's documented rules
+//! (`ok:false` with HTTP 200, Block Kit limits, upload length, completed files only) and
+//! injects faults per method on request: 429 with Retry-After, 5xx, `ok:false` codes,
+//! slow answers and connections dropped after the work was done.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+/// The bot token the fake accepts.
+pub const TOKEN: &str = "xoxb-fake-test-token";
+
+/// Slack's limits, as documented for Block Kit and chat.postMessage.
+pub const MAX_BLOCKS: usize = 50;
+pub const MAX_HEADER_CHARS: usize = 150;
+pub const MAX_SECTION_TEXT_CHARS: usize = 3000;
+pub const MAX_SECTION_FIELDS: usize = 10;
+pub const MAX_FIELD_CHARS: usize = 2000;
+pub const MAX_ALT_TEXT_CHARS: usize = 2000;
+pub const MAX_CONTEXT_ELEMENTS: usize = 10;
+pub const MAX_TEXT_CHARS: usize = 40_000;
+
+/// A fault to inject into one call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// HTTP 429 with `Retry-After` seconds; nothing is done.
+    RateLimited { retry_after_seconds: u64 },
+    /// This HTTP status (e.g. 500, 503) with an HTML body; nothing is done.
+    Status(u16),
+    /// HTTP 200 with `{"ok": false, "error": code}`; nothing is done.
+    SlackError(&'static str),
+    /// The work is done, then the answer comes this late.
+    Slow(Duration),
+    /// The work is done, then the connection is cut before the answer's body.
+    DropAfterProcessing,
+    /// chat.postMessage only: `invalid_blocks` because the file is still processing.
+    FileNotReady,
+}
+
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub channel: String,
+    pub ts: String,
+    pub thread_ts: Option<String>,
+    pub body: Value,
+    pub at: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub at: Instant,
+    pub fault: Option<Fault>,
+}
+
+#[derive(Debug, Clone)]
+struct Channel {
+    id: String,
+    name: String,
+    is_member: bool,
+}
+
+#[derive(Debug, Default)]
+struct File {
+    announced_length: usize,
+    uploaded: Option<usize>,
+    completed: bool,
+}
+
+/// Random faults for soak runs: each call fails with `rate` probability, picking one of
+/// `faults` (deterministic for a seed).
+#[derive(Debug, Clone)]
+struct RandomFaults {
+    rate: f64,
+    faults: Vec<Fault>,
+    state: u64,
+}
+
+impl RandomFaults {
+    fn next_fraction(&mut self) -> f64 {
+        // xorshift64*
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        (self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    base_url: String,
+    channels: Vec<Channel>,
+    files: HashMap<String, File>,
+    messages: Vec<Posted>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    random: Option<RandomFaults>,
+    calls: Vec<Call>,
+    next_id: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeSlack {
+    /// The Web API base URL, for `KPIBOT__SLACK__API_URL`.
+    pub api_url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeSlack {
+    /// Starts the fake on a free port with the given channels: `(id, name, bot is member)`.
+    pub async fn start(channels: &[(&str, &str, bool)]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let inner = Arc::new(Mutex::new(Inner {
+            base_url: base_url.clone(),
+            channels: channels
+                .iter()
+                .map(|(id, name, is_member)| Channel {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                    is_member: *is_member,
+                })
+                .collect(),
+            ..Inner::default()
+        }));
+        let app = Router::new()
+            .route("/api/{method}", get(api).post(api))
+            .route("/upload/{file_id}", post(upload))
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            api_url: format!("{base_url}/api"),
+            inner,
+        }
+    }
+
+    /// Starts the fake on its own thread and runtime, for tests that run the real binary
+    /// from synchronous code.
+    pub fn start_in_background(channels: &[(&str, &str, bool)]) -> Self {
+        let channels: Vec<(String, String, bool)> = channels
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+            .collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let refs: Vec<(&str, &str, bool)> = channels
+                    .iter()
+                    .map(|(a, b, c)| (a.as_str(), b.as_str(), *c))
+                    .collect();
+                tx.send(FakeSlack::start(&refs).await).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().unwrap()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.inner.lock().unwrap())
+    }
+
+    /// Queues faults for the next calls of `method` (e.g. `chat.postMessage`).
+    pub fn fail_next(&self, method: &str, faults: impl IntoIterator<Item = Fault>) {
+        self.with(|s| {
+            s.faults
+                .entry(method.to_string())
+                .or_default()
+                .extend(faults)
+        });
+    }
+
+    /// From now on, every call fails with probability `rate`, with one of `faults`.
+    pub fn fail_randomly(&self, rate: f64, faults: Vec<Fault>, seed: u64) {
+        self.with(|s| {
+            s.random = Some(RandomFaults {
+                rate,
+                faults,
+                state: seed.max(1),
+            })
+        });
+    }
+
+    /// Adds a channel: `(id, name, bot is member)`.
+    pub fn add_channel(&self, id: &str, name: &str, is_member: bool) {
+        self.with(|s| {
+            s.channels.push(Channel {
+                id: id.into(),
+                name: name.into(),
+                is_member,
+            })
+        });
+    }
+
+    /// Every message posted, in order.
+    pub fn messages(&self) -> Vec<Posted> {
+        self.with(|s| s.messages.clone())
+    }
+
+    /// Messages posted to `channel` (an ID).
+    pub fn messages_in(&self, channel: &str) -> Vec<Posted> {
+        self.with(|s| {
+            s.messages
+                .iter()
+                .filter(|m| m.channel == channel)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Every call received, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.with(|s| s.calls.clone())
+    }
+
+    /// Calls of one method.
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        self.with(|s| {
+            s.calls
+                .iter()
+                .filter(|c| c.method == method)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// How many faults were injected so far.
+    pub fn faults_injected(&self) -> usize {
+        self.with(|s| s.calls.iter().filter(|c| c.fault.is_some()).count())
+    }
+
+    /// Files completed through files.completeUploadExternal.
+    pub fn completed_files(&self) -> usize {
+        self.with(|s| s.files.values().filter(|f| f.completed).count())
+    }
+}
+
+fn ok(mut body: Value) -> Response {
+    body["ok"] = json!(true);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn slack_error(code: &str, errors: Option<Vec<String>>) -> Response {
+    let mut body = json!({"ok": false, "error": code});
+    if let Some(errors) = errors {
+        body["errors"] = json!(errors);
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Whether an injected fault stops the work before it is done (answered at once).
+fn refusal(fault: &Fault) -> Option<Response> {
+    Some(match fault {
+        Fault::RateLimited {
+            retry_after_seconds,
+        } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/json; charset=utf-8".to_string(),
+                ),
+                (header::RETRY_AFTER, retry_after_seconds.to_string()),
+            ],
+            json!({"ok": false, "error": "ratelimited"}).to_string(),
+        )
+            .into_response(),
+        Fault::Status(code) => (
+            StatusCode::from_u16(*code).unwrap(),
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body>upstream error</body></html>",
+        )
+            .into_response(),
+        Fault::SlackError(code) => slack_error(code, None),
+        Fault::FileNotReady => slack_error(
+            "invalid_blocks",
+            Some(vec![
+                "invalid slack file [json-pointer:/blocks/2/slack_file]".into(),
+            ]),
+        ),
+        Fault::Slow(_) | Fault::DropAfterProcessing => return None,
+    })
+}
+
+/// Applies a fault that lets the work happen but spoils the answer.
+async fn spoil(fault: Option<Fault>, response: Response) -> Response {
+    match fault {
+        Some(Fault::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            response
+        }
+        Some(Fault::DropAfterProcessing) => {
+            let stream = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
+            });
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+                .body(Body::from_stream(stream))
+                .unwrap()
+        }
+        _ => response,
+    }
+}
+
+fn take_fault(s: &mut Inner, method: &str) -> Option<Fault> {
+    if let Some(fault) = s.faults.get_mut(method).and_then(VecDeque::pop_front) {
+        return Some(fault);
+    }
+    let random = s.random.as_mut()?;
+    if random.next_fraction() >= random.rate {
+        return None;
+    }
+    let index = (random.next_fraction() * random.faults.len() as f64) as usize;
+    let fault = random.faults[index.min(random.faults.len() - 1)].clone();
+    // An unprocessed file is only meaningful for posts; elsewhere it is a plain 500.
+    if fault == Fault::FileNotReady && method != "chat.postMessage" {
+        return Some(Fault::Status(500));
+    }
+    Some(fault)
+}
+
+/// Slack's answer to a missing or wrong bearer token; `None` when the token is right.
+fn auth_refusal(headers: &HeaderMap) -> Option<Response> {
+    match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => Some(slack_error("not_authed", None)),
+        Some(value) if value == format!("Bearer {TOKEN}") => None,
+        Some(_) => Some(slack_error("invalid_auth", None)),
+    }
+}
+
+fn chars(value: &Value) -> usize {
+    value.as_str().map_or(0, |s| s.chars().count())
+}
+
+/// Slack's Block Kit rules, as `invalid_blocks` error strings.
+fn block_errors(blocks: &[Value], files: &HashMap<String, File>) -> Vec<String> {
+    let mut errors = Vec::new();
+    if blocks.len() > MAX_BLOCKS {
+        errors.push(format!(
+            "no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"
+        ));
+    }
+    for (i, block) in blocks.iter().enumerate() {
+        let at = |field: &str| format!("[json-pointer:/blocks/{i}/{field}]");
+        match block["type"].as_str() {
+            Some("header") => {
+                if chars(&block["text"]["text"]) > MAX_HEADER_CHARS {
+                    errors.push(format!(
+                        "must be less than {} characters {}",
+                        MAX_HEADER_CHARS + 1,
+                        at("text/text")
+                    ));
+                }
+            }
+            Some("section") => {
+                if chars(&block["text"]["text"]) > MAX_SECTION_TEXT_CHARS {
+                    errors.push(format!(
+                        "must be less than 3001 characters {}",
+                        at("text/text")
+                    ));
+                }
+                let fields = block["fields"].as_array().cloned().unwrap_or_default();
+                if fields.len() > MAX_SECTION_FIELDS {
+                    errors.push(format!(
+                        "must provide no more than 10 items {}",
+                        at("fields")
+                    ));
+                }
+                if fields.iter().any(|f| chars(&f["text"]) > MAX_FIELD_CHARS) {
+                    errors.push(format!(
+                        "must be less than 2001 characters {}",
+                        at("fields")
+                    ));
+                }
+                if block.get("text").is_none() && fields.is_empty() {
+                    errors.push(format!("must provide text or fields {}", at("text")));
+                }
+            }
+            Some("image") => {
+                if chars(&block["alt_text"]) > MAX_ALT_TEXT_CHARS {
+                    errors.push(format!(
+                        "must be less than 2001 characters {}",
+                        at("alt_text")
+                    ));
+                }
+                if let Some(id) = block["slack_file"]["id"].as_str()
+                    && !files.get(id).is_some_and(|f| f.completed)
+                {
+                    errors.push(format!("invalid slack file {}", at("slack_file")));
+                }
+            }
+            Some("context") => {
+                let elements = block["elements"].as_array().cloned().unwrap_or_default();
+                if elements.is_empty() || elements.len() > MAX_CONTEXT_ELEMENTS {
+                    errors.push(format!("must provide 1 to 10 items {}", at("elements")));
+                }
+                if elements
+                    .iter()
+                    .any(|e| chars(&e["text"]) > MAX_SECTION_TEXT_CHARS)
+                {
+                    errors.push(format!(
+                        "must be less than 3001 characters {}",
+                        at("elements")
+                    ));
+                }
+            }
+            Some("divider") => {}
+            other => errors.push(format!("unsupported block type {other:?} {}", at("type"))),
+        }
+    }
+    errors
+}
+
+fn post_message(s: &mut Inner, params: &Value) -> Response {
+    let Some(channel_ref) = params["channel"].as_str() else {
+        return slack_error("channel_not_found", None);
+    };
+    let is_user = channel_ref.starts_with('U') || channel_ref.starts_with('W');
+    let channel = s
+        .channels
+        .iter()
+        .find(|c| c.id == channel_ref || format!("#{}", c.name) == channel_ref)
+        .cloned();
+    let channel_id = match (&channel, is_user) {
+        (Some(c), _) if !c.is_member => return slack_error("not_in_channel", None),
+        (Some(c), _) => c.id.clone(),
+        (None, true) => channel_ref.to_string(),
+        (None, false) => return slack_error("channel_not_found", None),
+    };
+    let text = params["text"].as_str().unwrap_or_default();
+    let blocks = params["blocks"].as_array().cloned().unwrap_or_default();
+    if text.is_empty() && blocks.is_empty() {
+        return slack_error("no_text", None);
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return slack_error("msg_too_long", None);
+    }
+    let errors = block_errors(&blocks, &s.files);
+    if !errors.is_empty() {
+        return slack_error("invalid_blocks", Some(errors));
+    }
+    if let Some(metadata) = params.get("metadata") {
+        let payload_ok = metadata["event_payload"].as_object().is_none_or(|p| {
+            p.values()
+                .all(|v| v.is_string() || v.is_number() || v.is_boolean())
+        });
+        if metadata["event_type"].as_str().is_none_or(str::is_empty) || !payload_ok {
+            return slack_error("invalid_metadata_format", None);
+        }
+    }
+    let thread_ts = params["thread_ts"].as_str().map(str::to_string);
+    if let Some(parent) = &thread_ts
+        && !s
+            .messages
+            .iter()
+            .any(|m| &m.ts == parent && m.channel == channel_id)
+    {
+        return slack_error("thread_not_found", None);
+    }
+    s.next_id += 1;
+    let ts = format!("{}.{:06}", 1_800_000_000 + s.next_id, s.next_id);
+    let mut message = params.clone();
+    message["ts"] = json!(ts);
+    message["type"] = json!("message");
+    message["bot_id"] = json!("B0KPIBOT");
+    s.messages.push(Posted {
+        channel: channel_id.clone(),
+        ts: ts.clone(),
+        thread_ts,
+        body: message.clone(),
+        at: Instant::now(),
+    });
+    if let Some(m) = message.as_object_mut() {
+        m.remove("channel");
+    }
+    ok(json!({"channel": channel_id, "ts": ts, "message": message}))
+}
+
+fn history(s: &Inner, params: &Value) -> Response {
+    let channel = params["channel"].as_str().unwrap_or_default();
+    if !s.channels.iter().any(|c| c.id == channel) {
+        return slack_error("channel_not_found", None);
+    }
+    let oldest: f64 = params["oldest"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0.0);
+    let with_metadata = params["include_all_metadata"].as_str() == Some("true");
+    let limit: usize = params["limit"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100);
+    let offset: usize = params["cursor"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("offset:"))
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
+    let mut top_level: Vec<&Posted> = s
+        .messages
+        .iter()
+        .filter(|m| m.channel == channel && m.thread_ts.is_none())
+        .filter(|m| m.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+        .collect();
+    top_level.reverse(); // newest first, as Slack returns them
+    let page: Vec<Value> = top_level
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|m| {
+            let mut body = m.body.clone();
+            if let Some(o) = body.as_object_mut() {
+                o.remove("channel");
+                if !with_metadata {
+                    o.remove("metadata");
+                }
+            }
+            body
+        })
+        .collect();
+    let more = offset + limit < top_level.len();
+    ok(json!({
+        "messages": page,
+        "has_more": more,
+        "response_metadata": {"next_cursor": if more { format!("offset:{}", offset + limit) } else { String::new() }},
+    }))
+}
+
+fn replies(s: &Inner, params: &Value) -> Response {
+    let channel = params["channel"].as_str().unwrap_or_default();
+    let parent = params["ts"].as_str().unwrap_or_default();
+    let thread: Vec<Value> = s
+        .messages
+        .iter()
+        .filter(|m| {
+            m.channel == channel && (m.ts == parent || m.thread_ts.as_deref() == Some(parent))
+        })
+        .map(|m| {
+            let mut body = m.body.clone();
+            if let Some(o) = body.as_object_mut() {
+                o.remove("channel");
+                // conversations.replies does not return metadata without asking for it.
+                o.remove("metadata");
+            }
+            body
+        })
+        .collect();
+    if thread.is_empty() {
+        return slack_error("thread_not_found", None);
+    }
+    ok(json!({"messages": thread, "has_more": false, "response_metadata": {"next_cursor": ""}}))
+}
+
+fn list_channels(s: &Inner, params: &Value) -> Response {
+    let limit: usize = params["limit"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100)
+        .min(1000);
+    let offset: usize = params["cursor"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("offset:"))
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = s
+        .channels
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|c| {
+            json!({
+                "id": c.id, "name": c.name, "name_normalized": c.name,
+                "created": 1_700_000_000, "is_channel": true, "is_member": c.is_member,
+            })
+        })
+        .collect();
+    let more = offset + limit < s.channels.len();
+    ok(json!({
+        "channels": page,
+        "response_metadata": {"next_cursor": if more { format!("offset:{}", offset + limit) } else { String::new() }},
+    }))
+}
+
+fn params_of(query: HashMap<String, String>, body: &Bytes) -> Value {
+    let mut params: Value = serde_json::from_slice(body).unwrap_or_else(|_| json!({}));
+    if !params.is_object() {
+        params = json!({});
+    }
+    for (k, v) in query {
+        params[k] = json!(v);
+    }
+    params
+}
+
+async fn api(
+    State(state): State<Arc<Mutex<Inner>>>,
+    Path(method): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = {
+        let mut s = state.lock().unwrap();
+        let fault = take_fault(&mut s, &method);
+        s.calls.push(Call {
+            method: method.clone(),
+            at: Instant::now(),
+            fault: fault.clone(),
+        });
+        fault
+    };
+    if let Some(refused) = fault.as_ref().and_then(refusal) {
+        return refused;
+    }
+    if let Some(denied) = auth_refusal(&headers) {
+        return denied;
+    }
+    let params = params_of(query, &body);
+    let response = {
+        let mut s = state.lock().unwrap();
+        match method.as_str() {
+            "chat.postMessage" => post_message(&mut s, &params),
+            "conversations.history" => history(&s, &params),
+            "conversations.replies" => replies(&s, &params),
+            "conversations.list" => list_channels(&s, &params),
+            "chat.getPermalink" => {
+                let channel = params["channel"].as_str().unwrap_or_default().to_string();
+                let ts = params["message_ts"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if s.messages
+                    .iter()
+                    .any(|m| m.channel == channel && m.ts == ts)
+                {
+                    ok(json!({
+                        "channel": channel,
+                        "permalink": format!("https://fake.slack.test/archives/{channel}/p{}", ts.replace('.', "")),
+                    }))
+                } else {
+                    slack_error("message_not_found", None)
+                }
+            }
+            "files.getUploadURLExternal" => {
+                let length: Option<usize> = params["length"].as_str().and_then(|l| l.parse().ok());
+                match (params["filename"].as_str(), length) {
+                    (Some(_), Some(length)) if length > 0 => {
+                        s.next_id += 1;
+                        let file_id = format!("F{:08}", s.next_id);
+                        s.files.insert(
+                            file_id.clone(),
+                            File {
+                                announced_length: length,
+                                ..File::default()
+                            },
+                        );
+                        ok(json!({
+                            "file_id": file_id,
+                            "upload_url": format!("{}/upload/{file_id}", s.base_url),
+                        }))
+                    }
+                    _ => slack_error("invalid_arguments", None),
+                }
+            }
+            "files.completeUploadExternal" => {
+                let files = params["files"].as_array().cloned().unwrap_or_default();
+                let mut done = Vec::new();
+                for f in &files {
+                    let id = f["id"].as_str().unwrap_or_default();
+                    match s.files.get_mut(id) {
+                        Some(file) if file.uploaded == Some(file.announced_length) => {
+                            file.completed = true;
+                            done.push(json!({"id": id, "title": f["title"]}));
+                        }
+                        _ => return slack_error("file_not_found", None),
+                    }
+                }
+                if done.is_empty() {
+                    slack_error("invalid_arguments", None)
+                } else {
+                    ok(json!({"files": done}))
+                }
+            }
+            _ => slack_error("unknown_method", None),
+        }
+    };
+    spoil(fault, response).await
+}
+
+async fn upload(
+    State(state): State<Arc<Mutex<Inner>>>,
+    Path(file_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let fault = {
+        let mut s = state.lock().unwrap();
+        let fault = take_fault(&mut s, "files.upload");
+        s.calls.push(Call {
+            method: "files.upload".into(),
+            at: Instant::now(),
+            fault: fault.clone(),
+        });
+        fault
+    };
+    if let Some(refused) = fault.as_ref().and_then(refusal) {
+        return refused;
+    }
+    let response = {
+        let mut s = state.lock().unwrap();
+        match s.files.get_mut(&file_id) {
+            None => (StatusCode::NOT_FOUND, "unknown upload URL").into_response(),
+            Some(file) if body.len() != file.announced_length => (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "length {} does not match the announced {}",
+                    body.len(),
+                    file.announced_length
+                ),
+            )
+                .into_response(),
+            Some(file) => {
+                file.uploaded = Some(body.len());
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "text/plain")],
+                    format!("OK - {}", body.len()),
+                )
+                    .into_response()
+            }
+        }
+    };
+    spoil(fault, response).await
+}

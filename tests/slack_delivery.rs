@@ -1,0 +1,456 @@
+//! Slack delivery through the real slack-morphism client against the local fake Slack:
+//! the upload flow, error classification and retries, lost answers, pacing, owner notices.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fake_slack::{FakeSlack, Fault, TOKEN};
+use kpibot::deliver::retry::RetryPolicy;
+use kpibot::deliver::{
+    Delivery, DeliveryError, Receipt, Rendered, SlackDelivery, SlackOptions, deliver_or_notify,
+};
+use kpibot::metrics::Metrics;
+use kpibot::render::{MessageFacts, build_message};
+use kpibot::settings::Secret;
+
+const DAILY: &str = "C0KPIDAILY";
+const TEAM: &str = "C0DATATEAM";
+const PRIVATE: &str = "C0PRIVATE1";
+
+/// The fake with `#kpi-daily`, `#data-team`, `#private-kpi` (bot not invited) and 2,500
+/// other channels, so resolving a name needs several `conversations.list` pages.
+async fn fake() -> FakeSlack {
+    let slack = FakeSlack::start(&[(PRIVATE, "private-kpi", false)]).await;
+    for i in 0..2500 {
+        slack.add_channel(&format!("C{i:09}"), &format!("team-{i}"), true);
+    }
+    slack.add_channel(TEAM, "data-team", true);
+    slack.add_channel(DAILY, "kpi-daily", true);
+    slack
+}
+
+fn options(slack: &FakeSlack) -> SlackOptions {
+    SlackOptions {
+        api_url: slack.api_url.clone(),
+        bot_token: Secret::new(TOKEN),
+        retry: RetryPolicy {
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            deadline: Duration::from_secs(20),
+            max_attempts: 6,
+            request_timeout: Duration::from_millis(500),
+        },
+        channel_interval: Duration::from_millis(1000),
+        max_concurrent_posts: 8,
+    }
+}
+
+fn delivery(slack: &FakeSlack) -> (SlackDelivery, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    (
+        SlackDelivery::new(options(slack), metrics.clone()).unwrap(),
+        metrics,
+    )
+}
+
+fn chart_png() -> Vec<u8> {
+    std::fs::read(common::repo_path("tests/golden/empty.png")).unwrap()
+}
+
+fn facts(report: &str, slot: &str, channel: &str) -> MessageFacts {
+    MessageFacts {
+        report_id: report.into(),
+        title: "日次アクティブユーザー (DAU)".into(),
+        channel: Some(channel.into()),
+        slot: slot.into(),
+        window_start: "2026-10-29".into(),
+        window_end: "2026-11-25".into(),
+        window_text: "2026-10-29 – 2026-11-25 (Asia/Tokyo)".into(),
+        timezone: "Asia/Tokyo".into(),
+        headline_label: "Latest (2026-11-25)".into(),
+        headline_text: Some("12,345".into()),
+        headline_raw: Some(12345.0),
+        change_text: Some("▲ +1,234 (+11.1%) vs 2026-11-24".into()),
+        alt_text: "DAU by role. Latest: students 10,000".into(),
+        source: "mart.daily_active_users".into(),
+        refreshed: "daily by 06:00 JST".into(),
+    }
+}
+
+fn rendered_from(facts: &MessageFacts) -> Rendered {
+    Rendered {
+        report_id: facts.report_id.clone(),
+        title: facts.title.clone(),
+        channel: facts.channel.clone(),
+        slot: facts.slot.clone(),
+        thread: false,
+        png: chart_png(),
+        message: build_message(facts),
+        csv: "day,users\n".into(),
+    }
+}
+
+fn rendered(report: &str, slot: &str, channel: &str) -> Rendered {
+    rendered_from(&facts(report, slot, channel))
+}
+
+const SLOT: &str = "2026-11-26T09:00:00+09:00";
+
+fn slack_receipt(receipt: &Receipt) -> (&str, &str, Option<&str>, bool) {
+    match receipt {
+        Receipt::Slack {
+            channel,
+            ts,
+            permalink,
+            found_existing,
+            ..
+        } => (channel, ts, permalink.as_deref(), *found_existing),
+        other => panic!("expected a Slack receipt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_report_is_one_upload_and_one_message_with_the_chart_in_it() {
+    let slack = fake().await;
+    let (delivery, _) = delivery(&slack);
+    let receipt = delivery
+        .deliver(&rendered("dau", SLOT, "#kpi-daily"))
+        .await
+        .unwrap();
+    let (channel, ts, permalink, found) = slack_receipt(&receipt);
+    assert_eq!(channel, DAILY, "#kpi-daily resolved across list pages");
+    assert!(!found);
+    assert_eq!(
+        permalink.unwrap(),
+        format!(
+            "https://fake.slack.test/archives/{DAILY}/p{}",
+            ts.replace('.', "")
+        )
+    );
+    assert_eq!(slack.calls_of("conversations.list").len(), 3);
+    assert_eq!(slack.calls_of("files.getUploadURLExternal").len(), 1);
+    assert_eq!(slack.calls_of("files.upload").len(), 1);
+    assert_eq!(slack.calls_of("files.completeUploadExternal").len(), 1);
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 1);
+    let posted = &messages[0];
+    assert_eq!((posted.channel.as_str(), posted.ts.as_str()), (DAILY, ts));
+    let image = posted.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "image")
+        .expect("the chart is in the message");
+    assert!(image["slack_file"]["id"].as_str().unwrap().starts_with('F'));
+    assert_eq!(posted.body["metadata"]["event_type"], "kpibot_report");
+    assert_eq!(posted.body["metadata"]["event_payload"]["report_id"], "dau");
+    assert_eq!(posted.body["metadata"]["event_payload"]["slot"], SLOT);
+
+    // A second post to the same channel uses the cached channel id.
+    delivery
+        .deliver(&rendered("signups", SLOT, "#kpi-daily"))
+        .await
+        .unwrap();
+    assert_eq!(slack.calls_of("conversations.list").len(), 3);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_at_least_retry_after() {
+    let slack = fake().await;
+    slack.fail_next(
+        "chat.postMessage",
+        [Fault::RateLimited {
+            retry_after_seconds: 1,
+        }],
+    );
+    let (delivery, metrics) = delivery(&slack);
+    delivery
+        .deliver(&rendered("dau", SLOT, DAILY))
+        .await
+        .unwrap();
+    let posts = slack.calls_of("chat.postMessage");
+    assert_eq!(posts.len(), 2);
+    let waited = posts[1].at - posts[0].at;
+    assert!(waited >= Duration::from_secs(1), "waited only {waited:?}");
+    assert_eq!(slack.messages().len(), 1);
+    assert_eq!(
+        metrics.counter(
+            "kpibot_slack_api_errors_total",
+            &[("method", "chat.postMessage"), ("code", "ratelimited")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn three_5xx_then_success_posts_once() {
+    let slack = fake().await;
+    slack.fail_next("files.upload", [Fault::Status(502)]);
+    slack.fail_next(
+        "chat.postMessage",
+        [Fault::Status(500), Fault::Status(503), Fault::Status(500)],
+    );
+    let (delivery, metrics) = delivery(&slack);
+    delivery
+        .deliver(&rendered("dau", SLOT, DAILY))
+        .await
+        .unwrap();
+    assert_eq!(slack.calls_of("files.upload").len(), 2);
+    assert_eq!(slack.calls_of("chat.postMessage").len(), 4);
+    // A 5xx may hide a post that went through, so each retry looked first.
+    assert_eq!(slack.calls_of("conversations.history").len(), 3);
+    assert_eq!(slack.messages().len(), 1);
+    assert_eq!(
+        metrics.counter(
+            "kpibot_slack_retries_total",
+            &[("method", "chat.postMessage")]
+        ),
+        3.0
+    );
+}
+
+#[tokio::test]
+async fn not_in_channel_is_not_retried_and_the_owner_is_told_how_to_fix_it() {
+    let slack = fake().await;
+    let (delivery, metrics) = delivery(&slack);
+    let report = rendered("dau", SLOT, "#private-kpi");
+    let error = deliver_or_notify(&delivery, &report, "#data-team")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "not_in_channel");
+    assert!(
+        error.to_string().contains("invite @kpibot to #private-kpi"),
+        "{error}"
+    );
+    assert_eq!(slack.calls_of("chat.postMessage").len(), 2, "post + notice");
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 1);
+    let notice = &messages[0];
+    assert_eq!(notice.channel, TEAM);
+    let text = notice.body["text"].as_str().unwrap();
+    for expected in [
+        "日次アクティブユーザー (DAU)",
+        "`dau`",
+        SLOT,
+        "#private-kpi",
+        "not_in_channel",
+        "/invite @kpibot",
+    ] {
+        assert!(text.contains(expected), "notice lacks {expected:?}: {text}");
+    }
+    assert_eq!(
+        metrics.counter(
+            "kpibot_slack_api_errors_total",
+            &[("code", "not_in_channel")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.counter("kpibot_slack_posts_total", &[("outcome", "failed")]),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_channel_name_fails_with_advice_and_nothing_is_uploaded() {
+    let slack = fake().await;
+    let (delivery, _) = delivery(&slack);
+    let error = delivery
+        .deliver(&rendered("dau", SLOT, "#kpi-dialy"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "channel_not_found");
+    assert!(error.to_string().contains("#kpi-dialy"), "{error}");
+    assert!(slack.calls_of("files.getUploadURLExternal").is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_token_is_permanent_and_names_the_setting() {
+    let slack = fake().await;
+    let mut options = options(&slack);
+    options.bot_token = Secret::new("xoxb-wrong");
+    let delivery = SlackDelivery::new(options, Arc::new(Metrics::new())).unwrap();
+    let error = delivery
+        .deliver(&rendered("dau", SLOT, DAILY))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "invalid_auth");
+    assert!(error.to_string().contains("KPIBOT__SLACK__BOT_TOKEN"));
+    assert_eq!(slack.calls_of("files.getUploadURLExternal").len(), 1);
+}
+
+#[tokio::test]
+async fn oversize_text_is_truncated_by_the_renderer_and_accepted_by_slack() {
+    let slack = fake().await;
+    let (delivery, _) = delivery(&slack);
+    let mut long = facts("long", SLOT, DAILY);
+    long.title = "売上".repeat(200);
+    long.alt_text = "x".repeat(10_000);
+    long.headline_label = "y".repeat(5_000);
+    long.source = "z".repeat(5_000);
+    delivery.deliver(&rendered_from(&long)).await.unwrap();
+    let blocks = slack.messages()[0].body["blocks"].clone();
+    let header = blocks[0]["text"]["text"].as_str().unwrap();
+    assert_eq!(header.chars().count(), 150);
+    assert!(header.ends_with('…'));
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_looked_up_not_resent() {
+    let slack = fake().await;
+    slack.fail_next("chat.postMessage", [Fault::DropAfterProcessing]);
+    let (delivery, _) = delivery(&slack);
+    let receipt = delivery
+        .deliver(&rendered("dau", SLOT, DAILY))
+        .await
+        .unwrap();
+    let (_, ts, _, found) = slack_receipt(&receipt);
+    assert!(found, "the post was found, not re-sent");
+    assert_eq!(slack.calls_of("chat.postMessage").len(), 1);
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].ts, ts);
+}
+
+#[tokio::test]
+async fn a_slow_answer_past_the_timeout_is_looked_up_not_resent() {
+    let slack = fake().await;
+    slack.fail_next(
+        "chat.postMessage",
+        [Fault::Slow(Duration::from_millis(1500))],
+    );
+    let (delivery, _) = delivery(&slack);
+    let receipt = delivery
+        .deliver(&rendered("dau", SLOT, DAILY))
+        .await
+        .unwrap();
+    assert!(slack_receipt(&receipt).3);
+    assert_eq!(slack.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_file_slack_is_still_processing_is_waited_for() {
+    let slack = fake().await;
+    slack.fail_next(
+        "chat.postMessage",
+        [Fault::FileNotReady, Fault::FileNotReady],
+    );
+    let (delivery, _) = delivery(&slack);
+    delivery
+        .deliver(&rendered("dau", SLOT, DAILY))
+        .await
+        .unwrap();
+    assert_eq!(slack.calls_of("chat.postMessage").len(), 3);
+    assert_eq!(slack.messages().len(), 1);
+    // `ok:false` is a definite answer: nothing to look up.
+    assert!(slack.calls_of("conversations.history").is_empty());
+}
+
+#[tokio::test]
+async fn after_a_crash_the_lookup_finds_the_earlier_post() {
+    let slack = fake().await;
+    let report = rendered("dau", SLOT, "#kpi-daily");
+    {
+        let (first_process, _) = delivery(&slack);
+        first_process.deliver(&report).await.unwrap();
+    }
+    // A new process (fresh caches) that does not know whether the post went out.
+    let (second_process, _) = delivery(&slack);
+    let found = second_process.find_existing(&report).await.unwrap();
+    let (channel, ts, permalink, found_existing) = slack_receipt(found.as_ref().unwrap());
+    assert_eq!(channel, DAILY);
+    assert_eq!(ts, slack.messages()[0].ts);
+    assert!(permalink.is_some() && found_existing);
+    // Another slot of the same report, and the same slot of another report, are not it.
+    let next_day = rendered("dau", "2026-11-27T09:00:00+09:00", "#kpi-daily");
+    assert_eq!(second_process.find_existing(&next_day).await.unwrap(), None);
+    let other = rendered("signups", SLOT, "#kpi-daily");
+    assert_eq!(second_process.find_existing(&other).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn thread_mode_posts_a_summary_and_the_chart_as_a_reply() {
+    let slack = fake().await;
+    let (delivery, _) = delivery(&slack);
+    let mut report = rendered("dau", SLOT, DAILY);
+    report.thread = true;
+    let receipt = delivery.deliver(&report).await.unwrap();
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].thread_ts, None);
+    assert_eq!(
+        messages[1].thread_ts.as_deref(),
+        Some(messages[0].ts.as_str())
+    );
+    assert!(
+        messages[1].body["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["type"] == "image")
+    );
+    match receipt {
+        Receipt::Slack { thread_ts, .. } => assert_eq!(thread_ts, Some(messages[0].ts.clone())),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_200_reports_all_arrive_paced_per_channel_and_in_order() {
+    let slack = fake().await;
+    let channels: Vec<String> = (0..40).map(|i| format!("C{i:09}")).collect();
+    let delivery = Arc::new(delivery(&slack).0);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let delivery = delivery.clone();
+        let channel = channels[i % channels.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            delivery
+                .deliver(&rendered(&format!("report_{i:03}"), SLOT, &channel))
+                .await
+        }));
+        // Queue in order, as the scheduler does for reports due at the same second.
+        tokio::task::yield_now().await;
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 200, "none dropped, none doubled");
+    for channel in &channels {
+        let posts = slack.messages_in(channel);
+        assert_eq!(posts.len(), 5);
+        for pair in posts.windows(2) {
+            let gap = pair[1].at - pair[0].at;
+            // The pacer spaces the requests; allow for the request's own travel time.
+            assert!(gap >= Duration::from_millis(950), "{channel}: {gap:?}");
+            let id = |p: &common::fake_slack::Posted| {
+                p.body["metadata"]["event_payload"]["report_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            assert!(
+                id(&pair[0]) < id(&pair[1]),
+                "posts to {channel} out of order"
+            );
+        }
+    }
+}
+
+#[test]
+fn plain_http_is_refused_except_to_this_machine() {
+    let mut options = SlackOptions {
+        api_url: "http://slack.example.com/api".into(),
+        bot_token: Secret::new(TOKEN),
+        retry: RetryPolicy::default(),
+        channel_interval: Duration::from_secs(1),
+        max_concurrent_posts: 1,
+    };
+    let refused = SlackDelivery::new(options.clone(), Arc::new(Metrics::new()));
+    assert!(matches!(refused, Err(DeliveryError::Setup(m)) if m.contains("https://")));
+    options.api_url = "https://slack.com/api".into();
+    assert!(SlackDelivery::new(options, Arc::new(Metrics::new())).is_ok());
+}
