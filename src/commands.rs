@@ -1,17 +1,19 @@
-//! The CLI's verbs (`demo`, `check`, `preview`, `config`) as functions over settings, so
+//! The CLI's verbs (`demo`, `check`, `preview`, `run`, `config`) as functions over settings, so
 //! tests run exactly what a user runs.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Days, Utc};
 
-use crate::deliver::{Delivery, FolderDelivery};
+use crate::deliver::{Delivery, FolderDelivery, SlackDelivery, SlackOptions};
 use crate::demo::{MartStatus, ensure_demo_mart};
+use crate::metrics::Metrics;
 use crate::pipeline::{self, RunOptions};
 use crate::render::format::NumberStyle;
-use crate::settings::{Settings, WarehouseKind};
+use crate::settings::{DeliveryKind, Settings, WarehouseKind};
 use crate::spec::diagnostic::{Diagnostic, did_you_mean};
 use crate::spec::{self, Catalog, LoadedFile, Period, ReportSpec, SpecDefaults};
 use crate::warehouse::duckdb::DuckDbWarehouse;
@@ -217,21 +219,49 @@ async fn dry_run(
         .collect()
 }
 
-/// One report run to a folder, and the line `demo` prints for it.
-async fn run_to_folder(
+/// The configured delivery: Slack when it is chosen (or a bot token is set), else the
+/// folder.
+pub fn open_delivery(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<dyn Delivery>> {
+    Ok(match settings.effective_delivery() {
+        DeliveryKind::Slack => Arc::new(SlackDelivery::new(
+            SlackOptions::from_settings(settings)?,
+            metrics,
+        )?),
+        DeliveryKind::Folder | DeliveryKind::Auto => {
+            Arc::new(FolderDelivery::new(settings.delivery.folder.clone()))
+        }
+    })
+}
+
+/// How one CLI run of a report is asked for.
+struct RunRequest<'a> {
+    period: Option<Period>,
+    /// Overrides the channel of the report's first schedule.
+    channel: Option<&'a str>,
+    now: DateTime<Utc>,
+}
+
+/// Runs one report and delivers it; returns the line the CLI prints for it.
+async fn run_and_deliver(
     warehouse: &dyn Warehouse,
     spec: &ReportSpec,
-    period: Option<Period>,
+    request: RunRequest<'_>,
     settings: &Settings,
-    delivery: &FolderDelivery,
-    now: DateTime<Utc>,
+    delivery: &dyn Delivery,
 ) -> anyhow::Result<String> {
+    let schedule = spec.schedules.first();
     let options = RunOptions {
-        period,
-        now,
-        channel: spec.schedules.first().map(|s| s.channel.clone()),
+        period: request.period,
+        now: request.now,
+        channel: request
+            .channel
+            .map(str::to_string)
+            .or_else(|| schedule.map(|s| s.channel.clone())),
         slot: None,
-        thread: false,
+        thread: schedule.is_some_and(|s| s.thread),
         default_timeout: settings.query_timeout(),
     };
     let outcome = pipeline::run(warehouse, spec, &options).await?;
@@ -250,6 +280,12 @@ async fn run_to_folder(
         outcome.elapsed.as_secs_f64(),
         receipt.describe()
     ))
+}
+
+fn parse_period(period: Option<&str>) -> anyhow::Result<Option<Period>> {
+    period
+        .map(|p| p.parse::<Period>().map_err(|e| anyhow!("--period: {e}")))
+        .transpose()
 }
 
 /// `kpibot demo`: build the demo mart if needed and run every report into the folder.
@@ -271,7 +307,12 @@ pub async fn demo(
     let delivery = FolderDelivery::new(out_dir);
     let mut failed = 0;
     for spec in catalog.reports() {
-        match run_to_folder(warehouse.as_ref(), spec, None, settings, &delivery, now).await {
+        let request = RunRequest {
+            period: None,
+            channel: None,
+            now,
+        };
+        match run_and_deliver(warehouse.as_ref(), spec, request, settings, &delivery).await {
             Ok(line) => writeln!(out, "{line}")?,
             Err(e) => {
                 failed += 1;
@@ -304,20 +345,48 @@ pub async fn preview(
 ) -> anyhow::Result<()> {
     let catalog = load_catalog(&settings.reports.dir, settings)?;
     let spec = find_report(&catalog, report)?;
-    let period = period
-        .map(|p| p.parse::<Period>().map_err(|e| anyhow!("--period: {e}")))
-        .transpose()?;
+    let request = RunRequest {
+        period: parse_period(period)?,
+        channel: None,
+        now,
+    };
     let warehouse = open_warehouse(settings, now, out)?;
-    let line = run_to_folder(
+    let delivery = FolderDelivery::new(out_dir);
+    let line = run_and_deliver(warehouse.as_ref(), spec, request, settings, &delivery)
+        .await
+        .with_context(|| format!("preview of `{report}` failed"))?;
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// `kpibot run <report>`: run one report now and deliver it through the configured
+/// delivery (Slack with a token, else the folder). Errors say what to fix.
+pub async fn run(
+    settings: &Settings,
+    report: &str,
+    channel: Option<&str>,
+    period: Option<&str>,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let catalog = load_catalog(&settings.reports.dir, settings)?;
+    let spec = find_report(&catalog, report)?;
+    let request = RunRequest {
+        period: parse_period(period)?,
+        channel,
+        now,
+    };
+    let delivery = open_delivery(settings, Arc::new(Metrics::new()))?;
+    let warehouse = open_warehouse(settings, now, out)?;
+    let line = run_and_deliver(
         warehouse.as_ref(),
         spec,
-        period,
+        request,
         settings,
-        &FolderDelivery::new(out_dir),
-        now,
+        delivery.as_ref(),
     )
     .await
-    .with_context(|| format!("preview of `{report}` failed"))?;
+    .with_context(|| format!("run of `{report}` failed"))?;
     writeln!(out, "{line}")?;
     Ok(())
 }

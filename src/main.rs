@@ -50,6 +50,18 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run one report now and deliver it: to Slack when KPIBOT__SLACK__BOT_TOKEN is set,
+    /// else into the output folder.
+    Run {
+        /// The report id (its file name without `.toml`).
+        report: String,
+        /// Post here instead of the first schedule's channel (`#name` or an ID).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Override the report's period, e.g. "last 7 days".
+        #[arg(long)]
+        period: Option<String>,
+    },
     /// Print the effective settings, secrets redacted.
     Config,
 }
@@ -110,6 +122,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &report,
                 period.as_deref(),
                 &out,
+                now,
+                &mut stdout,
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            report,
+            channel,
+            period,
+        } => {
+            commands::run(
+                &settings,
+                &report,
+                channel.as_deref(),
+                period.as_deref(),
                 now,
                 &mut stdout,
             )

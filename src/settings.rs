@@ -94,7 +94,9 @@ pub struct DuckDbSettings {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryKind {
-    /// Write PNG, JSON and CSV files to a folder (the default).
+    /// Slack when a bot token is set, otherwise the folder (the default).
+    Auto,
+    /// Write PNG, JSON and CSV files to a folder.
     Folder,
     /// Post to Slack.
     Slack,
@@ -103,7 +105,8 @@ pub enum DeliveryKind {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliverySettings {
-    /// `folder` (default) or `slack`.
+    /// `auto` (default: Slack when KPIBOT__SLACK__BOT_TOKEN is set, else the folder),
+    /// `folder` or `slack`.
     pub kind: DeliveryKind,
     /// Output folder of folder delivery. Default `out`.
     pub folder: PathBuf,
@@ -176,7 +179,7 @@ impl Default for DuckDbSettings {
 impl Default for DeliverySettings {
     fn default() -> Self {
         Self {
-            kind: DeliveryKind::Folder,
+            kind: DeliveryKind::Auto,
             folder: "out".into(),
         }
     }
@@ -208,6 +211,15 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// Where reports go: `auto` resolved to Slack when a bot token is set.
+    pub fn effective_delivery(&self) -> DeliveryKind {
+        match self.delivery.kind {
+            DeliveryKind::Auto if self.slack.bot_token.is_some() => DeliveryKind::Slack,
+            DeliveryKind::Auto => DeliveryKind::Folder,
+            kind => kind,
+        }
+    }
+
     /// Loads settings from `file` (or `kpibot.toml` if it exists) and the process
     /// environment.
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
@@ -277,7 +289,8 @@ mod tests {
         assert!(s.is_err(), "a named settings file must exist");
         let s = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(s.warehouse.kind, WarehouseKind::Duckdb);
-        assert_eq!(s.delivery.kind, DeliveryKind::Folder);
+        assert_eq!(s.delivery.kind, DeliveryKind::Auto);
+        assert_eq!(s.effective_delivery(), DeliveryKind::Folder);
         assert_eq!(s.delivery.folder, PathBuf::from("out"));
         assert_eq!(s.timezone().unwrap(), chrono_tz::Asia::Tokyo);
     }

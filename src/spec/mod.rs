@@ -242,6 +242,8 @@ pub struct ScheduleSpec {
     pub cron: cron::Schedule,
     pub timezone: Tz,
     pub channel: String,
+    /// Post a one-line summary in the channel and the chart as a thread reply.
+    pub thread: bool,
     /// Where the `[[schedule]]` entry is written.
     pub span: Range<usize>,
 }

@@ -49,7 +49,7 @@ const CHART_KEYS: [&str; 14] = [
 ];
 /// Rows a `table` chart shows unless `max_rows` says otherwise.
 pub const DEFAULT_TABLE_ROWS: usize = 20;
-const SCHEDULE_KEYS: [&str; 3] = ["cron", "timezone", "channel"];
+const SCHEDULE_KEYS: [&str; 4] = ["cron", "timezone", "channel", "thread"];
 
 /// The default period of a report that does not name one.
 pub const DEFAULT_PERIOD: &str = "last 28 days";
@@ -604,12 +604,14 @@ impl<'a> Reader<'a> {
             self.error(channel.span(), "`channel` is empty").hint =
                 Some("write a channel as `#kpi-daily` or as its ID, e.g. `C0123456789`".into());
         }
+        let thread = self.flag(t, "thread", false);
         let cron_text = cron_text?;
         let schedule = self.cron(&cron_text, timezone);
         Some(ScheduleSpec {
             cron: schedule?,
             timezone: timezone?,
             channel: channel?.into_inner(),
+            thread: thread?,
             span: t.anchor.clone(),
         })
     }
