@@ -408,3 +408,87 @@ pub fn find_report<'a>(catalog: &'a Catalog, name: &str) -> anyhow::Result<&'a R
         valid.join(", ")
     )
 }
+
+/// `kpibot schedule`: every report's next `count` slots, in each schedule's timezone.
+pub fn schedule(
+    settings: &Settings,
+    count: usize,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let catalog = load_catalog(&settings.reports.dir, settings)?;
+    for spec in catalog.reports() {
+        if spec.schedules.is_empty() {
+            writeln!(out, "{}: no schedule (ad hoc only)", spec.id)?;
+            continue;
+        }
+        for schedule in &spec.schedules {
+            writeln!(
+                out,
+                "{}: `{}` ({}) → {}",
+                spec.id,
+                schedule.cron,
+                schedule.timezone.name(),
+                schedule.channel
+            )?;
+            for slot in
+                crate::schedule::slots_after(&schedule.cron, schedule.timezone, now).take(count)
+            {
+                writeln!(
+                    out,
+                    "    {}",
+                    slot.with_timezone(&schedule.timezone)
+                        .format("%Y-%m-%d %H:%M:%S %a %Z")
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `kpibot history [report] [--limit N]`: recent runs from the ledger, newest first.
+pub fn history(
+    settings: &Settings,
+    report: Option<&str>,
+    limit: usize,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let path = &settings.ledger.path;
+    if !path.exists() {
+        bail!(
+            "no run ledger at {} yet: `kpibot serve` creates it (KPIBOT__LEDGER__PATH)",
+            path.display()
+        );
+    }
+    let ledger = crate::ledger::Ledger::open(path)?;
+    let runs = ledger.history(report, limit)?;
+    if runs.is_empty() {
+        writeln!(out, "no runs recorded")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<28} {:>3} {:<20} {:<10} {:>3} {:>7} {:<12} {:<18} error",
+        "report", "#", "slot (UTC)", "state", "try", "secs", "channel", "ts"
+    )?;
+    for run in runs {
+        let seconds = match (run.claimed_at, run.finished_at) {
+            (Some(a), Some(b)) => format!("{:.1}", (b - a).num_milliseconds() as f64 / 1000.0),
+            _ => "-".into(),
+        };
+        writeln!(
+            out,
+            "{:<28} {:>3} {:<20} {:<10} {:>3} {:>7} {:<12} {:<18} {}",
+            run.key.report,
+            run.key.schedule,
+            run.key.slot.format("%Y-%m-%d %H:%M:%S"),
+            format!("{:?}", run.state).to_lowercase(),
+            run.attempts,
+            seconds,
+            run.channel.unwrap_or_default(),
+            run.ts.unwrap_or_default(),
+            run.error.unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}

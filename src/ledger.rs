@@ -26,9 +26,20 @@ CREATE TABLE IF NOT EXISTS runs (
     ts          TEXT,
     rows        INTEGER,
     bytes       INTEGER,
+    owner       TEXT,              -- the process instance running it
+    lease_until TEXT,              -- RFC 3339, UTC: after this, an open row is abandoned
     PRIMARY KEY (report, schedule, slot)
 );
+CREATE INDEX IF NOT EXISTS runs_open ON runs (state, lease_until);
 ";
+
+/// Who holds an open row, and until when, unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// A unique name for this process instance.
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
 
 /// Which scheduled post a row is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,8 +105,10 @@ pub enum Outcome {
     Skipped {
         reason: String,
     },
+    /// Delivered, saying there was no data for the window.
     NoData {
-        rows: u64,
+        channel: String,
+        ts: String,
     },
 }
 
@@ -108,6 +121,10 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub channel: Option<String>,
     pub ts: Option<String>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub rows: Option<u64>,
 }
 
 /// What a claim found.
@@ -148,6 +165,12 @@ fn slot_text(slot: DateTime<Utc>) -> String {
     slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Event times (claimed, started, finished, lease) to the millisecond; one fixed format so
+/// that text order is time order.
+fn time_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 impl Ledger {
     /// Opens (creating if needed) the ledger file in WAL mode.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
@@ -183,13 +206,26 @@ impl Ledger {
     }
 
     /// Claims a slot before running it. Exactly one claimant wins, across processes.
-    pub fn claim(&self, key: &SlotKey, now: DateTime<Utc>) -> Result<Claim, LedgerError> {
+    pub fn claim(
+        &self,
+        key: &SlotKey,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, LedgerError> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let inserted = tx.execute(
-                "INSERT INTO runs (report, schedule, slot, state, claimed_at) VALUES (?1, ?2, ?3, 'claimed', ?4)
+                "INSERT INTO runs (report, schedule, slot, state, claimed_at, owner, lease_until)
+                 VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6)
                  ON CONFLICT (report, schedule, slot) DO NOTHING",
-                params![key.report, key.schedule, slot_text(key.slot), slot_text(now)],
+                params![
+                    key.report,
+                    key.schedule,
+                    slot_text(key.slot),
+                    time_text(now),
+                    lease.owner,
+                    time_text(lease.until)
+                ],
             )?;
             let claim = if inserted == 1 {
                 Claim::Won
@@ -201,16 +237,103 @@ impl Ledger {
         })
     }
 
-    /// Takes over a slot a crashed run left claimed or running, counting the attempt. The
-    /// caller must first make sure the post does not exist already.
-    pub fn reclaim(&self, key: &SlotKey, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+    /// Takes over an open slot whose lease has run out (its process died), counting the
+    /// attempt. Only one process can win this. The caller must then make sure the post
+    /// does not exist already before running it.
+    pub fn reclaim(
+        &self,
+        key: &SlotKey,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
         self.with(|conn| {
             let changed = conn.execute(
-                "UPDATE runs SET state = 'claimed', attempts = attempts + 1, claimed_at = ?4, error = NULL
-                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
-                params![key.report, key.schedule, slot_text(key.slot), slot_text(now)],
+                "UPDATE runs SET state = 'claimed', attempts = attempts + 1, claimed_at = ?4,
+                        error = NULL, owner = ?5, lease_until = ?6
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3
+                   AND state IN ('claimed', 'running') AND (lease_until IS NULL OR lease_until < ?4)",
+                params![
+                    key.report,
+                    key.schedule,
+                    slot_text(key.slot),
+                    time_text(now),
+                    lease.owner,
+                    time_text(lease.until)
+                ],
             )?;
             Ok(changed == 1)
+        })
+    }
+
+    /// Extends the lease on every open row this process holds; returns how many.
+    pub fn renew(&self, lease: &Lease) -> Result<usize, LedgerError> {
+        self.with(|conn| {
+            Ok(conn.execute(
+                "UPDATE runs SET lease_until = ?2 WHERE owner = ?1 AND state IN ('claimed', 'running')",
+                params![lease.owner, time_text(lease.until)],
+            )?)
+        })
+    }
+
+    /// Open rows whose lease ran out: their process died mid-run. Oldest slot first.
+    pub fn abandoned_runs(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>, LedgerError> {
+        self.select(
+            "WHERE state IN ('claimed', 'running') AND (lease_until IS NULL OR lease_until < ?1)
+             ORDER BY slot",
+            params![time_text(now)],
+        )
+    }
+
+    /// The newest slot recorded for a schedule, whatever its state.
+    pub fn last_slot(
+        &self,
+        report: &str,
+        schedule: u32,
+    ) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        self.with(|conn| {
+            let text: Option<String> = conn.query_row(
+                "SELECT MAX(slot) FROM runs WHERE report = ?1 AND schedule = ?2",
+                params![report, schedule],
+                |row| row.get(0),
+            )?;
+            Ok(text.as_deref().and_then(parse_time))
+        })
+    }
+
+    /// The most recent runs (of one report, or all), newest slot first.
+    pub fn history(
+        &self,
+        report: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, LedgerError> {
+        self.select(
+            "WHERE (?1 IS NULL OR report = ?1) ORDER BY slot DESC, report LIMIT ?2",
+            params![report, limit as i64],
+        )
+    }
+
+    /// Whether a write can be made now (for `/readyz`).
+    pub fn check_writable(&self) -> Result<(), LedgerError> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.rollback()?;
+            Ok(())
+        })
+    }
+
+    fn select(
+        &self,
+        condition: &str,
+        values: impl rusqlite::Params,
+    ) -> Result<Vec<RunRecord>, LedgerError> {
+        self.with(|conn| {
+            let mut statement = conn.prepare(&format!("SELECT {COLUMNS} FROM runs {condition}"))?;
+            let rows = statement.query_map(values, record_from_row)?;
+            Ok(rows
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect())
         })
     }
 
@@ -219,7 +342,7 @@ impl Ledger {
             conn.execute(
                 "UPDATE runs SET state = 'running', started_at = ?4
                  WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
-                params![key.report, key.schedule, slot_text(key.slot), slot_text(now)],
+                params![key.report, key.schedule, slot_text(key.slot), time_text(now)],
             )
         })
     }
@@ -243,7 +366,13 @@ impl Ledger {
             Outcome::Skipped { reason } => {
                 (RunState::Skipped, Some(reason.as_str()), None, None, None)
             }
-            Outcome::NoData { rows } => (RunState::NoData, None, None, None, Some(*rows)),
+            Outcome::NoData { channel, ts } => (
+                RunState::NoData,
+                None,
+                Some(channel.as_str()),
+                Some(ts.as_str()),
+                Some(0),
+            ),
         };
         self.transition(key, |conn| {
             conn.execute(
@@ -254,7 +383,7 @@ impl Ledger {
                     key.schedule,
                     slot_text(key.slot),
                     state.as_str(),
-                    slot_text(now),
+                    time_text(now),
                     error,
                     channel,
                     ts,
@@ -276,7 +405,7 @@ impl Ledger {
             let inserted = conn.execute(
                 "INSERT INTO runs (report, schedule, slot, state, claimed_at, finished_at, error)
                  VALUES (?1, ?2, ?3, 'skipped', ?4, ?4, ?5) ON CONFLICT (report, schedule, slot) DO NOTHING",
-                params![key.report, key.schedule, slot_text(key.slot), slot_text(now), reason],
+                params![key.report, key.schedule, slot_text(key.slot), time_text(now), reason],
             )?;
             Ok(inserted == 1)
         })
@@ -306,21 +435,18 @@ impl Ledger {
         self.with(|conn| read(conn, key))
     }
 
-    /// Rows a crash left claimed or running, oldest slot first.
+    /// Rows left claimed or running (by a crash, or in flight now), oldest slot first.
     pub fn open_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
-        self.with(|conn| {
-            let mut statement = conn.prepare(
-                "SELECT report, schedule, slot, state, attempts, error, channel, ts FROM runs
-                 WHERE state IN ('claimed', 'running') ORDER BY slot",
-            )?;
-            let rows = statement.query_map([], record_from_row)?;
-            Ok(rows
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .flatten()
-                .collect())
-        })
+        self.select("WHERE state IN ('claimed', 'running') ORDER BY slot", [])
     }
+}
+
+const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows";
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn not_claimed(key: &SlotKey) -> LedgerError {
@@ -348,14 +474,28 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<RunRecord
         error: row.get(5)?,
         channel: row.get(6)?,
         ts: row.get(7)?,
+        claimed_at: row
+            .get::<_, Option<String>>(8)?
+            .as_deref()
+            .and_then(parse_time),
+        started_at: row
+            .get::<_, Option<String>>(9)?
+            .as_deref()
+            .and_then(parse_time),
+        finished_at: row
+            .get::<_, Option<String>>(10)?
+            .as_deref()
+            .and_then(parse_time),
+        rows: row.get::<_, Option<i64>>(11)?.map(|r| r.max(0) as u64),
     }))
 }
 
 fn read(conn: &Connection, key: &SlotKey) -> Result<Option<RunRecord>, LedgerError> {
     Ok(conn
         .query_row(
-            "SELECT report, schedule, slot, state, attempts, error, channel, ts FROM runs
-             WHERE report = ?1 AND schedule = ?2 AND slot = ?3",
+            &format!(
+                "SELECT {COLUMNS} FROM runs WHERE report = ?1 AND schedule = ?2 AND slot = ?3"
+            ),
             params![key.report, key.schedule, slot_text(key.slot)],
             record_from_row,
         )
@@ -383,14 +523,24 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 5).unwrap()
     }
 
+    fn lease(owner: &str, seconds_after_now: i64) -> Lease {
+        Lease {
+            owner: owner.into(),
+            until: now() + chrono::Duration::seconds(seconds_after_now),
+        }
+    }
+
     #[test]
     fn a_slot_is_claimed_once_and_finished_once() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
         let k = key("dau", 0);
-        assert_eq!(ledger.claim(&k, now()).unwrap(), Claim::Won);
+        assert_eq!(
+            ledger.claim(&k, &lease("a", 30), now()).unwrap(),
+            Claim::Won
+        );
         assert!(
-            matches!(ledger.claim(&k, now()).unwrap(), Claim::Taken(r) if r.state == RunState::Claimed)
+            matches!(ledger.claim(&k, &lease("a", 30), now()).unwrap(), Claim::Taken(r) if r.state == RunState::Claimed)
         );
         ledger.mark_running(&k, now()).unwrap();
         let delivered = Outcome::Delivered {
@@ -429,12 +579,18 @@ mod tests {
         let path = dir.path().join("ledger.sqlite");
         {
             let ledger = Ledger::open(&path).unwrap();
-            ledger.claim(&key("dau", 1), now()).unwrap();
-            ledger.mark_running(&key("dau", 1), now()).unwrap();
-            ledger.claim(&key("dau", 2), now()).unwrap();
             ledger
-                .finish(&key("dau", 2), &Outcome::NoData { rows: 0 }, now())
+                .claim(&key("dau", 1), &lease("a", 30), now())
                 .unwrap();
+            ledger.mark_running(&key("dau", 1), now()).unwrap();
+            ledger
+                .claim(&key("dau", 2), &lease("a", 30), now())
+                .unwrap();
+            let no_data = Outcome::NoData {
+                channel: "C1".into(),
+                ts: "1.2".into(),
+            };
+            ledger.finish(&key("dau", 2), &no_data, now()).unwrap();
             assert!(
                 ledger
                     .skip(&key("dau", 3), "older than the catch-up window", now())
@@ -449,11 +605,37 @@ mod tests {
             .map(|r| r.key)
             .collect();
         assert_eq!(open, vec![key("dau", 1)]);
-        assert!(ledger.reclaim(&key("dau", 1), now()).unwrap());
+        // Its process's lease still runs: not abandoned yet, and not reclaimable.
+        assert!(ledger.abandoned_runs(now()).unwrap().is_empty());
+        assert!(
+            !ledger
+                .reclaim(&key("dau", 1), &lease("b", 60), now())
+                .unwrap()
+        );
+        let later = now() + chrono::Duration::seconds(31);
+        assert_eq!(ledger.abandoned_runs(later).unwrap().len(), 1);
+        let b = Lease {
+            owner: "b".into(),
+            until: later + chrono::Duration::seconds(30),
+        };
+        assert!(ledger.reclaim(&key("dau", 1), &b, later).unwrap());
+        assert!(
+            !ledger.reclaim(&key("dau", 1), &b, later).unwrap(),
+            "a reclaimed row holds a fresh lease: no second process can take it"
+        );
         assert_eq!(ledger.get(&key("dau", 1)).unwrap().unwrap().attempts, 2);
         assert!(
-            !ledger.reclaim(&key("dau", 2), now()).unwrap(),
+            !ledger.reclaim(&key("dau", 2), &b, later).unwrap(),
             "a finished run is not reclaimed"
+        );
+        assert_eq!(
+            ledger.last_slot("dau", 0).unwrap(),
+            Some(key("dau", 3).slot)
+        );
+        let history = ledger.history(Some("dau"), 2).unwrap();
+        assert_eq!(
+            history.iter().map(|r| r.state).collect::<Vec<_>>(),
+            [RunState::Skipped, RunState::NoData]
         );
         assert!(
             !ledger.skip(&key("dau", 2), "x", now()).unwrap(),
@@ -486,7 +668,7 @@ mod tests {
                                     .timestamp_opt(1_764_115_200 + i64::from(*i) * 60, 0)
                                     .unwrap(),
                             };
-                            ledger.claim(&k, now()).unwrap() == Claim::Won
+                            ledger.claim(&k, &lease("a", 30), now()).unwrap() == Claim::Won
                         })
                         .count()
                 })

@@ -13,6 +13,8 @@ pub mod metrics;
 pub mod pipeline;
 pub mod render;
 pub mod schedule;
+pub mod scheduler;
+pub mod serve;
 pub mod settings;
 pub mod spec;
 pub mod warehouse;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use kpibot::commands;
-use kpibot::settings::Settings;
+use kpibot::settings::{LogFormat, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,21 @@ enum Command {
         #[arg(long)]
         period: Option<String>,
     },
+    /// Run the bot: post every report on its schedule, serve /healthz, /readyz, /metrics.
+    Serve,
+    /// List every report's next fire times, in each schedule's timezone.
+    Schedule {
+        /// How many upcoming slots per schedule.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
+    /// Show recent runs from the ledger, newest first.
+    History {
+        /// Only this report.
+        report: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Print the effective settings, secrets redacted.
     Config,
 }
@@ -78,8 +93,28 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr: `serve` at the configured level (default info), one-shot commands
+/// at warn so their output stays readable. `RUST_LOG` overrides both.
+fn init_logging(settings: &Settings, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = if serving {
+        settings.log.level.as_str()
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
+    init_logging(&settings, matches!(cli.command, Command::Serve));
     let mut stdout = std::io::stdout();
     let now = Utc::now();
     match cli.command {
@@ -142,6 +177,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &mut stdout,
             )
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            kpibot::serve::serve(&settings).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schedule { count } => {
+            commands::schedule(&settings, count, now, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { report, limit } => {
+            commands::history(&settings, report.as_deref(), limit, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config => {

@@ -94,9 +94,20 @@ impl Metrics {
         });
     }
 
-    /// Removes every series of a gauge (before setting the current ones again).
-    pub fn clear_gauge(&self, name: &'static str) {
-        self.with(|f| f.gauges.retain(|(n, _), _| *n != name));
+    /// Replaces every series of a gauge at once, so a scrape never sees it half-updated.
+    pub fn replace_gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        series: &[(Vec<(&str, &str)>, f64)],
+    ) {
+        self.with(|f| {
+            f.help.insert(name, (help, "gauge"));
+            f.gauges.retain(|(n, _), _| *n != name);
+            for (pairs, value) in series {
+                f.gauges.insert((name, labels(pairs)), *value);
+            }
+        });
     }
 
     /// Records one observation, in seconds, in a duration histogram.

@@ -54,6 +54,94 @@ pub struct Settings {
     pub warehouse: WarehouseSettings,
     pub delivery: DeliverySettings,
     pub slack: SlackSettings,
+    pub ledger: LedgerSettings,
+    pub http: HttpSettings,
+    pub scheduler: SchedulerSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSettings {
+    /// The run ledger (SQLite, WAL). Default `data/ledger.sqlite`.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Where `serve` listens for /healthz, /readyz, /metrics. Default `127.0.0.1:3000`.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    /// Slots missed by at most this long run after downtime; older ones are skipped.
+    /// A schedule's `catch_up_hours` overrides it. Default 6.
+    pub catch_up_hours: u64,
+    /// A running slot's claim lasts this long unless its process renews it; after that,
+    /// another process may recover it. Default 60.
+    pub lease_seconds: u64,
+    /// On SIGTERM, how long in-flight posts may take to finish. Default 30.
+    pub shutdown_grace_seconds: u64,
+    /// Attempts of a report query that fails transiently (timeouts, unavailable). Default 3.
+    pub warehouse_attempts: u32,
+    /// How often `reports/` is checked for changes, in ms. Default 2000.
+    pub reload_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` (default) or `json` (one object per line, for log collectors).
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `kpibot=debug`. Default `info`. `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        Self {
+            path: "data/ledger.sqlite".into(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:3000".into(),
+        }
+    }
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            catch_up_hours: 6,
+            lease_seconds: 60,
+            shutdown_grace_seconds: 30,
+            warehouse_attempts: 3,
+            reload_interval_ms: 2000,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -145,6 +233,10 @@ impl Default for Settings {
             warehouse: WarehouseSettings::default(),
             delivery: DeliverySettings::default(),
             slack: SlackSettings::default(),
+            ledger: LedgerSettings::default(),
+            http: HttpSettings::default(),
+            scheduler: SchedulerSettings::default(),
+            log: LogSettings::default(),
         }
     }
 }

@@ -358,16 +358,31 @@ async fn after_a_crash_the_lookup_finds_the_earlier_post() {
     }
     // A new process (fresh caches) that does not know whether the post went out.
     let (second_process, _) = delivery(&slack);
-    let found = second_process.find_existing(&report).await.unwrap();
+    let found = second_process
+        .find_existing(&report.identity())
+        .await
+        .unwrap();
     let (channel, ts, permalink, found_existing) = slack_receipt(found.as_ref().unwrap());
     assert_eq!(channel, DAILY);
     assert_eq!(ts, slack.messages()[0].ts);
     assert!(permalink.is_some() && found_existing);
     // Another slot of the same report, and the same slot of another report, are not it.
     let next_day = rendered("dau", "2026-11-27T09:00:00+09:00", "#kpi-daily");
-    assert_eq!(second_process.find_existing(&next_day).await.unwrap(), None);
+    assert_eq!(
+        second_process
+            .find_existing(&next_day.identity())
+            .await
+            .unwrap(),
+        None
+    );
     let other = rendered("signups", SLOT, "#kpi-daily");
-    assert_eq!(second_process.find_existing(&other).await.unwrap(), None);
+    assert_eq!(
+        second_process
+            .find_existing(&other.identity())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]

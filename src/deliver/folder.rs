@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{Delivery, DeliveryError, Receipt, Rendered};
+use super::{Delivery, DeliveryError, PostIdentity, Receipt, Rendered};
 
 /// Where folder delivery writes owner notices.
 pub const NOTICES_FILE: &str = "notices.log";
@@ -61,13 +61,13 @@ impl Delivery for FolderDelivery {
     }
 
     /// The report's files, if the message written there is for the same slot.
-    async fn find_existing(&self, rendered: &Rendered) -> Result<Option<Receipt>, DeliveryError> {
-        let path = |ext: &str| self.dir.join(format!("{}.{ext}", rendered.report_id));
+    async fn find_existing(&self, post: &PostIdentity) -> Result<Option<Receipt>, DeliveryError> {
+        let path = |ext: &str| self.dir.join(format!("{}.{ext}", post.report_id));
         let Ok(text) = std::fs::read_to_string(path("json")) else {
             return Ok(None);
         };
         let written: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let same_slot = written["metadata"]["event_payload"]["slot"] == rendered.slot.as_str();
+        let same_slot = written["metadata"]["event_payload"]["slot"] == post.slot.as_str();
         Ok(same_slot.then(|| Receipt::Folder {
             png: path("png"),
             json: path("json"),

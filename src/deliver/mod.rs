@@ -30,6 +30,35 @@ pub struct Rendered {
     pub csv: String,
 }
 
+/// Which post a delivery is: one per report and slot, in one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostIdentity {
+    pub report_id: String,
+    pub channel: Option<String>,
+    /// The slot as written in the message metadata (see `pipeline::slot_text`).
+    pub slot: String,
+}
+
+impl Rendered {
+    pub fn identity(&self) -> PostIdentity {
+        PostIdentity {
+            report_id: self.report_id.clone(),
+            channel: self.channel.clone(),
+            slot: self.slot.clone(),
+        }
+    }
+}
+
+impl Receipt {
+    /// The channel and message id the ledger records (the folder path for folder delivery).
+    pub fn location(&self) -> (String, String) {
+        match self {
+            Receipt::Folder { png, .. } => ("folder".into(), png.display().to_string()),
+            Receipt::Slack { channel, ts, .. } => (channel.clone(), ts.clone()),
+        }
+    }
+}
+
 /// Proof that a delivery happened, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Receipt {
@@ -112,22 +141,31 @@ impl DeliveryError {
     }
 }
 
-/// The message a report's owner gets when a post failed for good.
-pub fn failure_notice(rendered: &Rendered, error: &dyn std::error::Error) -> String {
-    let mut cause = error.to_string();
+/// An error and its causes on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
-        cause.push_str(": ");
-        cause.push_str(&inner.to_string());
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
         source = inner.source();
     }
+    text
+}
+
+/// The message a report's owner gets when a scheduled post failed for good.
+pub fn failure_notice(
+    what: &str,
+    title: &str,
+    post: &PostIdentity,
+    error: &dyn std::error::Error,
+) -> String {
     format!(
-        ":warning: kpibot could not deliver *{}* (`{}`) scheduled for {} to {}.\n{}",
-        rendered.title,
-        rendered.report_id,
-        rendered.slot,
-        rendered.channel.as_deref().unwrap_or("(no channel)"),
-        cause
+        ":warning: kpibot could not {what} *{title}* (`{}`) scheduled for {} to {}.\n{}",
+        post.report_id,
+        post.slot,
+        post.channel.as_deref().unwrap_or("(no channel)"),
+        error_chain(error)
     )
 }
 
@@ -139,7 +177,7 @@ pub trait Delivery: Send + Sync {
 
     /// The earlier delivery of the same report and slot, if there is one (used before
     /// re-running a slot that a crash left unfinished).
-    async fn find_existing(&self, rendered: &Rendered) -> Result<Option<Receipt>, DeliveryError>;
+    async fn find_existing(&self, post: &PostIdentity) -> Result<Option<Receipt>, DeliveryError>;
 
     /// Tells a report's owner (a channel or a user) something went wrong.
     async fn notify(&self, recipient: &str, text: &str) -> Result<(), DeliveryError>;
@@ -156,7 +194,7 @@ pub async fn deliver_or_notify(
         Ok(receipt) => return Ok(receipt),
         Err(error) => error,
     };
-    let notice = failure_notice(rendered, &error);
+    let notice = failure_notice("deliver", &rendered.title, &rendered.identity(), &error);
     if let Err(notice_error) = delivery.notify(owner, &notice).await {
         tracing::error!(
             report = %rendered.report_id,

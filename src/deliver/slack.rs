@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::pacing::Pacer;
 use super::retry::{CallFailure, FailureClass, RetryPolicy, classify, next_delay, timed_out};
-use super::{Delivery, DeliveryError, Receipt, Rendered};
+use super::{Delivery, DeliveryError, PostIdentity, Receipt, Rendered};
 use crate::metrics::Metrics;
 use crate::render::message::{FILE_ID_PLACEHOLDER, METADATA_EVENT_TYPE};
 use crate::settings::{Secret, Settings};
@@ -692,20 +692,14 @@ impl Delivery for SlackDelivery {
         result
     }
 
-    async fn find_existing(&self, rendered: &Rendered) -> Result<Option<Receipt>, DeliveryError> {
-        let Some(channel) = rendered.channel.as_deref() else {
+    async fn find_existing(&self, post: &PostIdentity) -> Result<Option<Receipt>, DeliveryError> {
+        let Some(channel) = post.channel.as_deref() else {
             return Ok(None);
         };
         let deadline = Instant::now() + self.options.retry.deadline;
         let channel_id = self.channel_id(channel).await?;
         let Some(ts) = self
-            .find_post(
-                &channel_id,
-                &rendered.report_id,
-                &rendered.slot,
-                None,
-                deadline,
-            )
+            .find_post(&channel_id, &post.report_id, &post.slot, None, deadline)
             .await?
         else {
             return Ok(None);

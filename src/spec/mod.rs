@@ -37,6 +37,20 @@ pub struct ReportSpec {
     pub query: QuerySpec,
     pub chart: ChartSpec,
     pub schedules: Vec<ScheduleSpec>,
+    /// Checked before a scheduled run: is the source refreshed?
+    pub freshness: Option<FreshnessSpec>,
+}
+
+/// A freshness gate: `sql` returns the newest date in the source (one row, one column);
+/// it must be at least the slot's date minus `expect_days_ago` in the report's timezone.
+#[derive(Debug, Clone)]
+pub struct FreshnessSpec {
+    pub sql: String,
+    pub expect_days_ago: u32,
+    /// How long to wait between checks while the data is stale.
+    pub recheck: std::time::Duration,
+    /// How long after the slot to keep waiting before telling the owner.
+    pub deadline: std::time::Duration,
 }
 
 /// The data definition shown to readers: where the numbers come from.
@@ -244,6 +258,8 @@ pub struct ScheduleSpec {
     pub channel: String,
     /// Post a one-line summary in the channel and the chart as a thread reply.
     pub thread: bool,
+    /// Missed slots younger than this run after downtime (default: the setting, 6 h).
+    pub catch_up: Option<std::time::Duration>,
     /// Where the `[[schedule]]` entry is written.
     pub span: Range<usize>,
 }
@@ -303,6 +319,13 @@ impl Catalog {
             .map(|spec| (spec.id.clone(), spec))
             .collect();
         Self { reports }
+    }
+
+    /// A catalog of these specs, by id.
+    pub fn from_specs(specs: impl IntoIterator<Item = ReportSpec>) -> Self {
+        Self {
+            reports: specs.into_iter().map(|s| (s.id.clone(), s)).collect(),
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&ReportSpec> {

@@ -12,13 +12,13 @@ use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::{Diagnostic, closest, did_you_mean};
 use super::{
-    ChartKind, ChartSpec, Column, Compare, Currency, Definition, Goal, Headline, Locale,
-    NumberFormat, PROVIDED_PARAMETERS, Period, QuerySpec, ReportSpec, ScheduleSpec, SpecDefaults,
-    report_id,
+    ChartKind, ChartSpec, Column, Compare, Currency, Definition, FreshnessSpec, Goal, Headline,
+    Locale, NumberFormat, PROVIDED_PARAMETERS, Period, QuerySpec, ReportSpec, ScheduleSpec,
+    SpecDefaults, report_id,
 };
 use crate::warehouse::sql;
 
-const ROOT_KEYS: [&str; 9] = [
+const ROOT_KEYS: [&str; 10] = [
     "title",
     "description",
     "owner",
@@ -28,7 +28,9 @@ const ROOT_KEYS: [&str; 9] = [
     "query",
     "chart",
     "schedule",
+    "freshness",
 ];
+const FRESHNESS_KEYS: [&str; 4] = ["sql", "expect", "recheck_minutes", "deadline_minutes"];
 const DEFINITION_KEYS: [&str; 3] = ["source", "refreshed", "purpose"];
 const QUERY_KEYS: [&str; 4] = ["sql", "period", "week_start", "timeout_seconds"];
 const CHART_KEYS: [&str; 14] = [
@@ -49,7 +51,7 @@ const CHART_KEYS: [&str; 14] = [
 ];
 /// Rows a `table` chart shows unless `max_rows` says otherwise.
 pub const DEFAULT_TABLE_ROWS: usize = 20;
-const SCHEDULE_KEYS: [&str; 4] = ["cron", "timezone", "channel", "thread"];
+const SCHEDULE_KEYS: [&str; 5] = ["cron", "timezone", "channel", "thread", "catch_up_hours"];
 
 /// The default period of a report that does not name one.
 pub const DEFAULT_PERIOD: &str = "last 28 days";
@@ -131,6 +133,11 @@ pub(super) fn read_spec(
     let query = r.table(&root, "query", true).map(|t| r.query(&t));
     let chart = r.table(&root, "chart", true).map(|t| r.chart(&t));
     let schedules = r.schedules(&root, timezone.unwrap_or(defaults.timezone));
+    let freshness = match r.table(&root, "freshness", false) {
+        Some(t) => r.freshness(&t).map(Some),
+        None if Reader::lookup(&root, "freshness").is_some() => None,
+        None => Some(None),
+    };
 
     let spec = (|| {
         let (source_table, refreshed, purpose) = definition?;
@@ -151,9 +158,24 @@ pub(super) fn read_spec(
             query: query??,
             chart: chart??,
             schedules: schedules?,
+            freshness: freshness?,
         })
     })();
     (spec, r.errors)
+}
+
+/// `today` → 0, `yesterday` → 1, `N days ago` → N.
+fn parse_days_ago(text: &str) -> Option<u32> {
+    match text.trim() {
+        "today" => Some(0),
+        "yesterday" => Some(1),
+        other => other
+            .strip_suffix("days ago")
+            .or_else(|| other.strip_suffix("day ago"))?
+            .trim()
+            .parse()
+            .ok(),
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -605,6 +627,12 @@ impl<'a> Reader<'a> {
                 Some("write a channel as `#kpi-daily` or as its ID, e.g. `C0123456789`".into());
         }
         let thread = self.flag(t, "thread", false);
+        let catch_up_hours = self.whole_number(
+            t,
+            "catch_up_hours",
+            0..=720,
+            "a whole number of hours from 0 to 720",
+        );
         let cron_text = cron_text?;
         let schedule = self.cron(&cron_text, timezone);
         Some(ScheduleSpec {
@@ -612,7 +640,50 @@ impl<'a> Reader<'a> {
             timezone: timezone?,
             channel: channel?.into_inner(),
             thread: thread?,
+            catch_up: catch_up_hours?.map(|h| std::time::Duration::from_secs(h * 3600)),
             span: t.anchor.clone(),
+        })
+    }
+
+    fn freshness(&mut self, t: &Tbl) -> Option<FreshnessSpec> {
+        self.check_keys(t, &FRESHNESS_KEYS);
+        let sql = self.string(t, "sql", true);
+        let expect = self.string(t, "expect", true);
+        let recheck = self.whole_number(
+            t,
+            "recheck_minutes",
+            1..=1440,
+            "a whole number of minutes from 1 to 1440",
+        );
+        let deadline = self.whole_number(
+            t,
+            "deadline_minutes",
+            0..=1440,
+            "a whole number of minutes from 0 to 1440",
+        );
+        let expect = expect.and_then(|e| match parse_days_ago(e.get_ref()) {
+            Some(days) => Some(days),
+            None => {
+                let d = self.error(
+                    e.span(),
+                    format!("`{}` is not a freshness expectation", e.get_ref()),
+                );
+                *d = d.clone().with_hint(
+                    "write `today`, `yesterday` or `N days ago`: the newest date the source must hold",
+                );
+                None
+            }
+        });
+        let sql = sql?;
+        if sql.get_ref().trim().is_empty() {
+            self.error(sql.span(), "`freshness.sql` is empty");
+            return None;
+        }
+        Some(FreshnessSpec {
+            sql: sql.into_inner(),
+            expect_days_ago: expect?,
+            recheck: std::time::Duration::from_secs(60 * recheck?.unwrap_or(10)),
+            deadline: std::time::Duration::from_secs(60 * deadline?.unwrap_or(180)),
         })
     }
 

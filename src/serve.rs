@@ -1,0 +1,368 @@
+//! `kpibot serve`: the long-running bot. Wires the catalog (reloaded when `reports/`
+//! changes), the ledger, the warehouse and the delivery into the scheduler, serves
+//! `/healthz`, `/readyz` and `/metrics`, and stops cleanly on SIGTERM or Ctrl-C.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::commands::{open_delivery, open_warehouse};
+use crate::deliver::Delivery;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::scheduler::{Scheduler, SchedulerConfig, SharedCatalog};
+use crate::settings::Settings;
+use crate::spec::{self, Catalog, LoadedFile, ReportSpec, SpecDefaults};
+use crate::warehouse::{Params, Warehouse};
+
+/// The paths `serve` answers, shared with the deploy manifests' probes.
+pub const HEALTH_PATH: &str = "/healthz";
+pub const READY_PATH: &str = "/readyz";
+pub const METRICS_PATH: &str = "/metrics";
+/// Longest a readiness check waits for the warehouse.
+pub const READY_WAREHOUSE_TIMEOUT_MS: u64 = 2000;
+
+const METRIC_SPEC_ERRORS: &str = "kpibot_invalid_specs";
+const METRIC_SPEC_ERRORS_HELP: &str =
+    "Spec files that failed validation at the last load (their last good version keeps running)";
+const METRIC_REPORTS: &str = "kpibot_reports";
+const METRIC_REPORTS_HELP: &str = "Reports in the running catalog";
+
+/// What the HTTP handlers can see.
+#[derive(Clone)]
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub ledger: Arc<Ledger>,
+    pub warehouse: Arc<dyn Warehouse>,
+    pub catalog_loaded: Arc<AtomicBool>,
+}
+
+/// The HTTP routes of `serve`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(HEALTH_PATH, get(|| async { "ok\n" }))
+        .route(READY_PATH, get(ready))
+        .route(METRICS_PATH, get(metrics))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let mut problems = Vec::new();
+    if !state.catalog_loaded.load(Ordering::Relaxed) {
+        problems.push("the report catalog is not loaded".to_string());
+    }
+    if let Err(e) = state.ledger.check_writable() {
+        problems.push(format!("the ledger is not writable: {e}"));
+    }
+    if let Err(e) = state
+        .warehouse
+        .query(
+            "SELECT 1",
+            &Params::new(),
+            Duration::from_millis(READY_WAREHOUSE_TIMEOUT_MS),
+        )
+        .await
+    {
+        problems.push(format!("the warehouse is not reachable: {e}"));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready:\n- {}\n", problems.join("\n- ")),
+        )
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// Size and modification time of every spec file: changes when any file does.
+fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, (u64, Option<SystemTime>)> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                files.insert(path, (meta.len(), meta.modified().ok()));
+            }
+        }
+    }
+    files
+}
+
+/// Builds the next catalog: valid files replace their report; an invalid file keeps its
+/// report's last good version. Returns the catalog and the files that failed.
+pub fn merge_catalog<'f>(
+    previous: &Catalog,
+    files: &'f [LoadedFile],
+) -> (Catalog, Vec<&'f LoadedFile>) {
+    let mut reports: Vec<ReportSpec> = Vec::new();
+    let mut broken = Vec::new();
+    for file in files {
+        match (&file.spec, file.diagnostics.is_empty()) {
+            (Some(spec), true) => reports.push(spec.clone()),
+            _ => {
+                broken.push(file);
+                let id = spec::report_id(&file.path);
+                if let Some(last_good) = previous.get(&id) {
+                    reports.push(last_good.clone());
+                }
+            }
+        }
+    }
+    (Catalog::from_specs(reports), broken)
+}
+
+/// The owner to tell about a broken file: its last good version's owner, or the `owner`
+/// written in the broken file if it can still be read.
+fn owner_of_broken(previous: &Catalog, file: &LoadedFile) -> Option<String> {
+    if let Some(spec) = previous.get(&spec::report_id(&file.path)) {
+        return Some(spec.owner.clone());
+    }
+    let value: toml::Table = toml::from_str(&file.source).ok()?;
+    value.get("owner")?.as_str().map(str::to_string)
+}
+
+/// Loads the catalog now; returns it with the files that failed validation.
+fn load(
+    dir: &Path,
+    defaults: &SpecDefaults,
+    previous: &Catalog,
+) -> anyhow::Result<(Catalog, Vec<LoadedFile>)> {
+    let files = spec::load_dir(dir, defaults)?;
+    let (catalog, broken) = merge_catalog(previous, &files);
+    let broken = broken.into_iter().cloned().collect();
+    Ok((catalog, broken))
+}
+
+/// Watches `reports/` and swaps the catalog when it changes.
+struct Reloader {
+    dir: PathBuf,
+    defaults: SpecDefaults,
+    catalog: SharedCatalog,
+    delivery: Arc<dyn Delivery>,
+    metrics: Arc<Metrics>,
+    /// How often the folder is checked.
+    interval: Duration,
+}
+
+/// Reloads whenever a spec file changes; tells owners about files that fail validation
+/// (once per version of the file).
+async fn reload_loop(
+    reloader: Reloader,
+    reloaded: watch::Sender<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Reloader {
+        dir,
+        defaults,
+        catalog,
+        delivery,
+        metrics,
+        interval,
+    } = reloader;
+    let mut seen = fingerprint(&dir);
+    let mut told: HashMap<PathBuf, String> = HashMap::new();
+    let mut generation = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = fingerprint(&dir);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let previous = catalog.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let (next, broken) = match load(&dir, &defaults, &previous) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(dir = %dir.display(), error = %format!("{error:#}"), "cannot reload the reports; keeping the running ones");
+                continue;
+            }
+        };
+        for file in &broken {
+            let diagnostics = file.render_diagnostics();
+            tracing::error!(file = %file.path.display(), "invalid report spec; its last good version keeps running:\n{diagnostics}");
+            if told.get(&file.path) == Some(&file.source) {
+                continue;
+            }
+            told.insert(file.path.clone(), file.source.clone());
+            if let Some(owner) = owner_of_broken(&previous, file) {
+                let text = format!(
+                    ":x: `{}` has problems; kpibot keeps running its last good version until it is fixed:\n```\n{}```",
+                    file.path.display(),
+                    diagnostics
+                );
+                if let Err(error) = delivery.notify(&owner, &text).await {
+                    tracing::error!(owner, error = %error, "could not tell the owner about an invalid spec");
+                }
+            }
+        }
+        told.retain(|path, _| broken.iter().any(|f| &f.path == path));
+        metrics.set(
+            METRIC_SPEC_ERRORS,
+            METRIC_SPEC_ERRORS_HELP,
+            &[],
+            broken.len() as f64,
+        );
+        metrics.set(METRIC_REPORTS, METRIC_REPORTS_HELP, &[], next.len() as f64);
+        tracing::info!(
+            reports = next.len(),
+            invalid = broken.len(),
+            "reports reloaded"
+        );
+        *catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        generation += 1;
+        let _ = reloaded.send(generation);
+    }
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs the bot until SIGTERM/SIGINT.
+pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let defaults = SpecDefaults {
+        timezone: settings.timezone()?,
+    };
+    let dir = settings.reports.dir.clone();
+    let (initial, broken) = load(&dir, &defaults, &Catalog::default())
+        .with_context(|| format!("cannot load the reports in {}", dir.display()))?;
+    for file in &broken {
+        tracing::error!(file = %file.path.display(), "invalid report spec; it will not run until fixed:\n{}", file.render_diagnostics());
+    }
+    metrics.set(
+        METRIC_SPEC_ERRORS,
+        METRIC_SPEC_ERRORS_HELP,
+        &[],
+        broken.len() as f64,
+    );
+    metrics.set(
+        METRIC_REPORTS,
+        METRIC_REPORTS_HELP,
+        &[],
+        initial.len() as f64,
+    );
+    let ledger = Arc::new(Ledger::open(&settings.ledger.path)?);
+    let warehouse: Arc<dyn Warehouse> = Arc::from(open_warehouse(
+        settings,
+        Utc::now(),
+        &mut std::io::stderr(),
+    )?);
+    let delivery = open_delivery(settings, metrics.clone())?;
+    let listener = tokio::net::TcpListener::bind(&settings.http.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (KPIBOT__HTTP__LISTEN)",
+                settings.http.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    let reports = initial.len();
+    let catalog: SharedCatalog = Arc::new(RwLock::new(Arc::new(initial)));
+    let catalog_loaded = Arc::new(AtomicBool::new(true));
+
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let (reloaded_tx, reloaded) = watch::channel(0u64);
+    let app = router(AppState {
+        metrics: metrics.clone(),
+        ledger: ledger.clone(),
+        warehouse: warehouse.clone(),
+        catalog_loaded,
+    });
+    let mut http_shutdown = shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_shutdown.changed().await;
+            })
+            .await
+    });
+    let reloader = Reloader {
+        dir: dir.clone(),
+        defaults,
+        catalog: catalog.clone(),
+        delivery: delivery.clone(),
+        metrics: metrics.clone(),
+        interval: Duration::from_millis(settings.scheduler.reload_interval_ms),
+    };
+    tokio::spawn(reload_loop(reloader, reloaded_tx, shutdown.clone()));
+    tokio::spawn(async move {
+        termination().await;
+        tracing::info!("stop requested");
+        let _ = shutdown_tx.send(true);
+    });
+    tracing::info!(
+        %address,
+        reports,
+        delivery = ?settings.effective_delivery(),
+        ledger = %settings.ledger.path.display(),
+        "kpibot serve: listening on http://{address}"
+    );
+    let scheduler = Scheduler::new(
+        catalog,
+        ledger,
+        warehouse,
+        delivery,
+        metrics,
+        SchedulerConfig {
+            catch_up: Duration::from_secs(settings.scheduler.catch_up_hours * 3600),
+            lease: Duration::from_secs(settings.scheduler.lease_seconds.max(1)),
+            warehouse_attempts: settings.scheduler.warehouse_attempts.max(1),
+            default_timeout: settings.query_timeout(),
+            shutdown_grace: Duration::from_secs(settings.scheduler.shutdown_grace_seconds),
+        },
+    );
+    scheduler.run(shutdown, reloaded).await?;
+    http.await??;
+    tracing::info!("kpibot serve stopped");
+    Ok(())
+}

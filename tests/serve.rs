@@ -1,0 +1,413 @@
+//! `kpibot serve` as a process: the HTTP endpoints, hot reload, and the crash test —
+//! SIGKILL at random moments, restart, and every slot still posted exactly once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fake_slack::{FakeSlack, Fault, TOKEN};
+
+/// Every two seconds: fast enough for a test, slow enough for a debug build to keep up.
+const EVERY_TWO_SECONDS: &str = "*/2 * * * * *";
+
+fn report_toml(title: &str, cron: &str, channel: &str) -> String {
+    format!(
+        r##"title = "{title}"
+description = "A report for the serve tests."
+owner = "#data-team"
+
+[definition]
+source = "mart.daily_active_users"
+refreshed = "daily"
+purpose = "testing"
+
+[query]
+sql = """
+SELECT activity_date AS day, SUM(active_users) AS users
+FROM mart.daily_active_users
+WHERE activity_date BETWEEN @start_date AND @end_date
+GROUP BY activity_date ORDER BY day
+"""
+period = "last 7 days"
+
+[chart]
+kind = "line"
+x = "day"
+y = "users"
+
+[[schedule]]
+cron = "{cron}"
+channel = "{channel}"
+"##
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Bot {
+    dir: PathBuf,
+    port: u16,
+    env: Vec<(String, String)>,
+}
+
+impl Bot {
+    fn new(dir: &Path, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "KPIBOT__REPORTS__DIR".into(),
+                dir.join("reports").display().to_string(),
+            ),
+            (
+                "KPIBOT__WAREHOUSE__DUCKDB__PATH".into(),
+                dir.join("demo.duckdb").display().to_string(),
+            ),
+            (
+                "KPIBOT__LEDGER__PATH".into(),
+                dir.join("ledger.sqlite").display().to_string(),
+            ),
+            (
+                "KPIBOT__DELIVERY__FOLDER".into(),
+                dir.join("out").display().to_string(),
+            ),
+            ("KPIBOT__HTTP__LISTEN".into(), format!("127.0.0.1:{port}")),
+            ("KPIBOT__SCHEDULER__RELOAD_INTERVAL_MS".into(), "200".into()),
+            ("KPIBOT__SCHEDULER__LEASE_SECONDS".into(), "2".into()),
+            (
+                "KPIBOT__SLACK__CHANNEL_POST_INTERVAL_MS".into(),
+                "100".into(),
+            ),
+            ("RUST_LOG".into(), "kpibot=info".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Self {
+            dir: dir.to_path_buf(),
+            port,
+            env,
+        }
+    }
+
+    fn start(&self, log_name: &str) -> Child {
+        let log = std::fs::File::create(self.dir.join(log_name)).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_kpibot"))
+            .arg("serve")
+            .current_dir(&self.dir)
+            .env_remove("KPIBOT__SLACK__BOT_TOKEN")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_for(
+            "the bot to answer /healthz",
+            Duration::from_secs(60),
+            || {
+                self.get("/healthz")
+                    .is_some_and(|(status, _)| status == 200)
+            },
+        );
+        child
+    }
+
+    /// A plain HTTP/1.1 GET: (status, body).
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n")?.1.to_string();
+        Some((status, body))
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+/// Polls `condition` until it holds; panics with `what` after `limit`.
+fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap()
+}
+
+fn setup(reports: &[(&str, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("reports")).unwrap();
+    for (name, text) in reports {
+        std::fs::write(dir.path().join("reports").join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn serve_posts_on_schedule_and_reports_health_readiness_and_metrics() {
+    let dir = setup(&[(
+        "fast.toml",
+        report_toml("Fast", EVERY_TWO_SECONDS, "#kpi-fast"),
+    )]);
+    let bot = Bot::new(dir.path(), &[]);
+    let child = bot.start("serve.log");
+    let (status, body) = bot.get("/readyz").unwrap();
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    wait_for("two delivered runs", Duration::from_secs(20), || {
+        bot.get("/metrics").is_some_and(|(_, m)| {
+            m.contains("kpibot_runs_total{report=\"fast\",state=\"delivered\"} 2")
+        })
+    });
+    let (_, metrics) = bot.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("kpibot_next_run_timestamp_seconds{report=\"fast\",schedule=\"0\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kpibot_run_duration_seconds_count{report=\"fast\"}"));
+    assert!(metrics.contains("kpibot_warehouse_rows_total{report=\"fast\"} "));
+    assert!(dir.path().join("out/fast.png").exists());
+    let status = terminate(child);
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    assert!(bot.log("serve.log").contains("kpibot serve stopped"));
+
+    // The ledger shows what ran.
+    let history = Command::new(env!("CARGO_BIN_EXE_kpibot"))
+        .args(["history", "fast", "--limit", "3"])
+        .current_dir(dir.path())
+        .envs(bot.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(history.status.success(), "{text}");
+    assert!(text.matches(" delivered ").count() >= 2, "{text}");
+}
+
+#[test]
+fn hot_reload_adds_changes_and_removes_reports_and_keeps_the_last_good_version() {
+    let dir = setup(&[(
+        "fast.toml",
+        report_toml("Fast", EVERY_TWO_SECONDS, "#kpi-fast"),
+    )]);
+    let bot = Bot::new(dir.path(), &[]);
+    let child = bot.start("serve.log");
+    let out = dir.path().join("out");
+    let reports = dir.path().join("reports");
+
+    // A new report starts posting without a restart.
+    std::fs::write(
+        reports.join("added.toml"),
+        report_toml("Added", EVERY_TWO_SECONDS, "#kpi-added"),
+    )
+    .unwrap();
+    wait_for("the added report to post", Duration::from_secs(20), || {
+        out.join("added.png").exists()
+    });
+
+    // A broken edit: the owner hears exactly what is wrong; the last good version runs on.
+    let broken = report_toml("Fast", EVERY_TWO_SECONDS, "#kpi-fast")
+        .replace("kind = \"line\"", "kind = \"pie\"");
+    std::fs::write(reports.join("fast.toml"), broken).unwrap();
+    let notices = out.join("notices.log");
+    wait_for("the owner to be told", Duration::from_secs(20), || {
+        std::fs::read_to_string(&notices).is_ok_and(|n| n.contains("fast.toml"))
+    });
+    let notice = std::fs::read_to_string(&notices).unwrap();
+    assert!(notice.starts_with("to #data-team:"), "{notice}");
+    assert!(
+        notice.contains("fast.toml:20:8: error: `pie` is not a valid `chart.kind`"),
+        "{notice}"
+    );
+    let posted_before = std::fs::metadata(out.join("fast.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    wait_for(
+        "the last good version to keep posting",
+        Duration::from_secs(20),
+        || {
+            std::fs::metadata(out.join("fast.json"))
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > posted_before)
+        },
+    );
+
+    // A removed report stops.
+    std::fs::remove_file(reports.join("added.toml")).unwrap();
+    wait_for(
+        "the removal to be picked up",
+        Duration::from_secs(20),
+        || {
+            bot.get("/metrics").is_some_and(|(_, m)| {
+                !m.contains("kpibot_next_run_timestamp_seconds{report=\"added\"")
+            })
+        },
+    );
+    let last = std::fs::metadata(out.join("added.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    // Let two more slots of `fast` pass; `added` must not have posted during them.
+    let fast_before = std::fs::metadata(out.join("fast.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    wait_for("two more slots", Duration::from_secs(20), || {
+        std::fs::metadata(out.join("fast.json"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| {
+                t.duration_since(fast_before).unwrap_or_default() >= Duration::from_secs(3)
+            })
+    });
+    assert_eq!(
+        std::fs::metadata(out.join("added.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        last,
+        "a removed report posted"
+    );
+    assert!(terminate(child).success());
+}
+
+/// Seeds the kill schedule; printed so a failure can be replayed.
+fn seed() -> u64 {
+    std::env::var("KPIBOT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+#[test]
+fn killed_and_restarted_the_bot_posts_every_slot_exactly_once() {
+    let slack = FakeSlack::start_in_background(&[
+        ("C0KPICRASH", "kpi-crash", true),
+        ("C0DATATEAM", "data-team", true),
+    ]);
+    let dir = setup(&[(
+        "crash.toml",
+        report_toml("Crash test", EVERY_TWO_SECONDS, "#kpi-crash"),
+    )]);
+    let bot = Bot::new(
+        dir.path(),
+        &[
+            ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+            ("KPIBOT__SLACK__API_URL", &slack.api_url),
+        ],
+    );
+    let mut random = seed();
+    eprintln!("crash test seed: {random} (replay with KPIBOT_CRASH_SEED={random})");
+    let mut next_ms = |range: std::ops::Range<u64>| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        range.start + random % (range.end - range.start)
+    };
+    let posted_slots = || -> BTreeMap<String, usize> {
+        let mut slots = BTreeMap::new();
+        for m in slack.messages_in("C0KPICRASH") {
+            let slot = m.body["metadata"]["event_payload"]["slot"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            *slots.entry(slot).or_default() += 1;
+        }
+        slots
+    };
+
+    let kills = 4;
+    for round in 0..kills {
+        let mut child = bot.start(&format!("serve-{round}.log"));
+        if round == 0 {
+            wait_for("the first post", Duration::from_secs(20), || {
+                !posted_slots().is_empty()
+            });
+        }
+        if round == 1 {
+            // The worst moment: Slack has stored the post, its answer has not arrived.
+            let posts_before = slack.calls_of("chat.postMessage").len();
+            slack.fail_next("chat.postMessage", [Fault::Slow(Duration::from_secs(20))]);
+            wait_for(
+                "a post awaiting its answer",
+                Duration::from_secs(20),
+                || slack.calls_of("chat.postMessage").len() > posts_before,
+            );
+        } else {
+            // Kill at a random moment: mid-query, mid-upload, mid-post or idle.
+            std::thread::sleep(Duration::from_millis(next_ms(300..3500)));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // Down for a random while, so some slots are missed and must be caught up.
+        std::thread::sleep(Duration::from_millis(next_ms(0..3000)));
+    }
+    let child = bot.start("serve-final.log");
+    let restarted = chrono::Utc::now();
+    // Everything up to a few seconds after the last restart must be posted.
+    let end = restarted + chrono::Duration::seconds(4);
+    let end_text = end
+        .with_timezone(&chrono_tz::Asia::Tokyo)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    wait_for("catch-up and recovery", Duration::from_secs(30), || {
+        posted_slots().keys().any(|slot| *slot >= end_text)
+    });
+    assert!(terminate(child).success());
+
+    let slots = posted_slots();
+    let duplicates: Vec<_> = slots.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicates.is_empty(), "posted twice: {duplicates:?}");
+    // Every two seconds from the first posted slot to `end`: none missing.
+    let first = chrono::DateTime::parse_from_rfc3339(slots.keys().next().unwrap()).unwrap();
+    let mut expected = first;
+    let mut missing = Vec::new();
+    while expected.to_utc() <= end {
+        let text = expected.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+        if !slots.contains_key(&text) {
+            missing.push(text);
+        }
+        expected += chrono::Duration::seconds(2);
+    }
+    let logs: String = (0..kills)
+        .map(|r| bot.log(&format!("serve-{r}.log")))
+        .chain([bot.log("serve-final.log")])
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    assert!(missing.is_empty(), "never posted: {missing:?}\n{logs}");
+    let found_by_lookup = logs.matches("the post already exists").count();
+    eprintln!(
+        "crash test: {kills} SIGKILLs, {} slots posted once each, {found_by_lookup} found by lookup after a crash",
+        slots.len(),
+    );
+    assert!(
+        found_by_lookup >= 1,
+        "the post whose answer was lost was not found by lookup:\n{logs}"
+    );
+}
