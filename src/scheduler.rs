@@ -165,7 +165,7 @@ impl Scheduler {
         let started = Utc::now();
         let mut cursors: HashMap<ScheduleId, (String, DateTime<Utc>)> = HashMap::new();
         self.catch_up_all(started, &mut tasks, &mut cursors)?;
-        tasks.spawn(self.clone().keep_leases(shutdown.clone()));
+        let mut lease_timer = tokio::time::interval(self.config.lease / 3);
         loop {
             let catalog = self.catalog();
             self.reconcile(&catalog, &mut cursors);
@@ -185,6 +185,10 @@ impl Scheduler {
                 }
                 _ = shutdown.changed() => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                _ = lease_timer.tick() => {
+                    self.keep_leases(&mut tasks);
+                    continue;
+                }
             }
             if *shutdown.borrow() {
                 break;
@@ -355,26 +359,19 @@ impl Scheduler {
         earliest
     }
 
-    /// Renews this process's leases and recovers abandoned slots, every third of a lease.
-    async fn keep_leases(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let period = self.config.lease / 3;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(period) => {}
-                _ = shutdown.changed() => return,
-            }
-            if let Err(error) = self.ledger.renew(&self.lease()) {
-                tracing::error!(error = %error, "could not renew this process's claims in the ledger");
-            }
-            match self.ledger.abandoned_runs(Utc::now()) {
-                Ok(records) => {
-                    for record in records {
-                        let this = self.clone();
-                        tokio::spawn(async move { this.recover(record).await });
-                    }
+    /// Renews this process's leases and starts recovering abandoned slots (called every
+    /// third of a lease). Recoveries join the runs in flight, so shutdown waits for them.
+    fn keep_leases(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
+        if let Err(error) = self.ledger.renew(&self.lease()) {
+            tracing::error!(error = %error, "could not renew this process's claims in the ledger");
+        }
+        match self.ledger.abandoned_runs(Utc::now()) {
+            Ok(records) => {
+                for record in records {
+                    tasks.spawn(self.clone().recover(record));
                 }
-                Err(error) => tracing::error!(error = %error, "could not read the ledger"),
             }
+            Err(error) => tracing::error!(error = %error, "could not read the ledger"),
         }
     }
 
