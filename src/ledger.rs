@@ -41,6 +41,16 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
+/// What the ledger knows about one schedule, for catch-up planning.
+#[derive(Debug, Clone, Default)]
+pub struct SlotHistory {
+    /// The oldest and newest slots with a row; `None` for a schedule never run.
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// Every slot with a row since the time asked for.
+    pub recorded: std::collections::BTreeSet<DateTime<Utc>>,
+}
+
 /// Which scheduled post a row is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotKey {
@@ -282,6 +292,39 @@ impl Ledger {
              ORDER BY slot",
             params![time_text(now)],
         )
+    }
+
+    /// What the ledger knows about a schedule: its first and last slot, and every slot
+    /// with a row since `since`.
+    pub fn slot_history(
+        &self,
+        report: &str,
+        schedule: u32,
+        since: DateTime<Utc>,
+    ) -> Result<SlotHistory, LedgerError> {
+        self.with(|conn| {
+            let (first, last): (Option<String>, Option<String>) = conn.query_row(
+                "SELECT MIN(slot), MAX(slot) FROM runs WHERE report = ?1 AND schedule = ?2",
+                params![report, schedule],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            let mut statement = conn.prepare(
+                "SELECT slot FROM runs WHERE report = ?1 AND schedule = ?2 AND slot >= ?3",
+            )?;
+            let recorded = statement
+                .query_map(params![report, schedule, slot_text(since)], |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+                .iter()
+                .filter_map(|t| parse_time(t))
+                .collect();
+            Ok(SlotHistory {
+                first: first.as_deref().and_then(parse_time),
+                last: last.as_deref().and_then(parse_time),
+                recorded,
+            })
+        })
     }
 
     /// The newest slot recorded for a schedule, whatever its state.

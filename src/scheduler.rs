@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::deliver::{Delivery, PostIdentity, deliver_or_notify, failure_notice};
-use crate::ledger::{Claim, Lease, Ledger, LedgerError, Outcome, RunRecord, SlotKey};
+use crate::ledger::{Claim, Lease, Ledger, LedgerError, Outcome, RunRecord, SlotHistory, SlotKey};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
 use crate::schedule::{next_slot, slots_between};
@@ -64,21 +64,29 @@ pub struct CatchUp {
     pub skip: Vec<DateTime<Utc>>,
 }
 
-/// Sorts the slots after `last` (the newest slot the ledger knows) up to `now` into those
-/// to run and those too old. A schedule the ledger has never seen starts from now.
+/// Decides what to do about slots no process ran: those within the catch-up window that
+/// have no ledger row run (oldest first), including gaps left by a process that died
+/// before claiming them; those between the newest row and the window are skipped. A
+/// schedule the ledger has never seen starts from now.
 pub fn plan_catch_up(
     schedule: &ScheduleSpec,
-    last: Option<DateTime<Utc>>,
+    history: &SlotHistory,
     now: DateTime<Utc>,
     window: Duration,
 ) -> CatchUp {
-    let Some(last) = last else {
+    let (Some(first), Some(last)) = (history.first, history.last) else {
         return CatchUp::default();
     };
-    let oldest_to_run = now - chrono::Duration::from_std(window).unwrap_or_default();
-    let (run, skip): (Vec<_>, Vec<_>) = slots_between(&schedule.cron, schedule.timezone, last, now)
+    let window_start = now - chrono::Duration::from_std(window).unwrap_or_default();
+    let skip = slots_between(&schedule.cron, schedule.timezone, last, now)
         .into_iter()
-        .partition(|slot| *slot >= oldest_to_run);
+        .filter(|slot| *slot < window_start)
+        .collect();
+    let from = first.max(window_start - chrono::Duration::seconds(1));
+    let run = slots_between(&schedule.cron, schedule.timezone, from, now)
+        .into_iter()
+        .filter(|slot| *slot >= window_start && !history.recorded.contains(slot))
+        .collect();
     CatchUp { run, skip }
 }
 
@@ -246,9 +254,10 @@ impl Scheduler {
         for spec in catalog.reports() {
             for (index, schedule) in spec.schedules.iter().enumerate() {
                 let index = index as u32;
-                let last = self.ledger.last_slot(&spec.id, index)?;
                 let window = self.catch_up_window(schedule);
-                let plan = plan_catch_up(schedule, last, now, window);
+                let since = now - chrono::Duration::from_std(window).unwrap_or_default();
+                let history = self.ledger.slot_history(&spec.id, index, since)?;
+                let plan = plan_catch_up(schedule, &history, now, window);
                 let skipped = plan.skip.len();
                 for slot in plan.skip.iter().rev().take(MAX_SKIPPED_RECORDED) {
                     let key = SlotKey {
@@ -694,51 +703,74 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    fn history(slots: &[DateTime<Utc>]) -> SlotHistory {
+        SlotHistory {
+            first: slots.iter().min().copied(),
+            last: slots.iter().max().copied(),
+            recorded: slots.iter().copied().collect(),
+        }
+    }
+
     #[test]
     fn missed_slots_inside_the_window_run_oldest_first_older_ones_are_skipped() {
         // Weekdays at 09:00 Tokyo; down from Friday 20th 10:00 to Tuesday 24th 12:00.
         let s = schedule("0 0 9 * * Mon-Fri");
-        let plan = plan_catch_up(
-            &s,
-            Some(tokyo(20, 9)),
-            tokyo(24, 12),
-            Duration::from_secs(6 * 3600),
-        );
+        let known = history(&[tokyo(19, 9), tokyo(20, 9)]);
+        let plan = plan_catch_up(&s, &known, tokyo(24, 12), Duration::from_secs(6 * 3600));
         assert_eq!(plan.run, vec![tokyo(24, 9)]);
         assert_eq!(
             plan.skip,
             vec![tokyo(23, 9)],
             "Saturday and Sunday have no slot"
         );
-        let wide = plan_catch_up(
-            &s,
-            Some(tokyo(20, 9)),
-            tokyo(24, 12),
-            Duration::from_secs(72 * 3600),
-        );
+        let wide = plan_catch_up(&s, &known, tokyo(24, 12), Duration::from_secs(72 * 3600));
         assert_eq!(wide.run, vec![tokyo(23, 9), tokyo(24, 9)]);
         assert!(wide.skip.is_empty());
     }
 
     #[test]
-    fn a_schedule_the_ledger_never_saw_does_not_backfill() {
+    fn a_gap_before_the_newest_row_is_caught_up_too() {
+        // Hourly; 10:00 was never claimed (its process died first), 11:00 was.
         let s = schedule("0 0 * * * *");
-        assert_eq!(
-            plan_catch_up(&s, None, tokyo(24, 12), Duration::from_secs(6 * 3600)),
-            CatchUp::default()
-        );
+        let known = history(&[tokyo(24, 8), tokyo(24, 9), tokyo(24, 11)]);
+        let plan = plan_catch_up(&s, &known, tokyo(24, 12), Duration::from_secs(6 * 3600));
+        assert_eq!(plan.run, vec![tokyo(24, 10), tokyo(24, 12)]);
+        assert!(plan.skip.is_empty());
     }
 
     #[test]
-    fn nothing_is_missed_when_the_last_slot_is_the_latest() {
-        let s = schedule("0 0 9 * * *");
-        let plan = plan_catch_up(
-            &s,
-            Some(tokyo(24, 9)),
-            tokyo(24, 12),
-            Duration::from_secs(6 * 3600),
-        );
+    fn a_schedule_the_ledger_never_saw_does_not_backfill() {
+        let s = schedule("0 0 * * * *");
+        let none = SlotHistory::default();
+        let plan = plan_catch_up(&s, &none, tokyo(24, 12), Duration::from_secs(6 * 3600));
         assert_eq!(plan, CatchUp::default());
+    }
+
+    #[test]
+    fn nothing_is_missed_when_every_slot_has_a_row() {
+        let s = schedule("0 0 9 * * *");
+        let known = history(&[tokyo(23, 9), tokyo(24, 9)]);
+        let plan = plan_catch_up(&s, &known, tokyo(24, 12), Duration::from_secs(6 * 3600));
+        assert_eq!(plan, CatchUp::default());
+    }
+
+    #[test]
+    fn transient_warehouse_errors_are_retried_and_sql_errors_are_not() {
+        let warehouse = |source| PipelineError::Warehouse {
+            report: "r".into(),
+            location: "r.toml:3:1".into(),
+            source,
+        };
+        assert!(is_transient(&warehouse(WarehouseError::Timeout(
+            Duration::from_secs(1)
+        ))));
+        assert!(is_transient(&warehouse(WarehouseError::Unavailable(
+            "down".into()
+        ))));
+        assert!(!is_transient(&warehouse(WarehouseError::Query {
+            message: "syntax".into(),
+            line: Some(1)
+        })));
     }
 
     #[test]

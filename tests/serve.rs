@@ -98,7 +98,7 @@ impl Bot {
         }
     }
 
-    fn start(&self, log_name: &str) -> Child {
+    fn start(&self, log_name: &str) -> Running {
         let log = std::fs::File::create(self.dir.join(log_name)).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_kpibot"))
             .arg("serve")
@@ -109,6 +109,7 @@ impl Bot {
             .stderr(log)
             .spawn()
             .unwrap();
+        let running = Running(child);
         wait_for(
             "the bot to answer /healthz",
             Duration::from_secs(60),
@@ -117,7 +118,7 @@ impl Bot {
                     .is_some_and(|(status, _)| status == 200)
             },
         );
-        child
+        running
     }
 
     /// A plain HTTP/1.1 GET: (status, body).
@@ -150,12 +151,30 @@ fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn terminate(mut child: Child) -> std::process::ExitStatus {
+/// A `kpibot serve` process, killed if a test fails before stopping it.
+struct Running(Child);
+
+impl Running {
+    fn sigkill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIGTERM, then the exit status.
+fn terminate(mut running: Running) -> std::process::ExitStatus {
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &running.0.id().to_string()])
         .status()
         .unwrap();
-    child.wait().unwrap()
+    running.0.wait().unwrap()
 }
 
 fn setup(reports: &[(&str, String)]) -> tempfile::TempDir {
@@ -217,6 +236,10 @@ fn hot_reload_adds_changes_and_removes_reports_and_keeps_the_last_good_version()
     let out = dir.path().join("out");
     let reports = dir.path().join("reports");
 
+    wait_for("the first post", Duration::from_secs(20), || {
+        last_slot(&out, "fast").is_some()
+    });
+
     // A new report starts posting without a restart.
     std::fs::write(
         reports.join("added.toml"),
@@ -224,7 +247,7 @@ fn hot_reload_adds_changes_and_removes_reports_and_keeps_the_last_good_version()
     )
     .unwrap();
     wait_for("the added report to post", Duration::from_secs(20), || {
-        out.join("added.png").exists()
+        last_slot(&out, "added").is_some()
     });
 
     // A broken edit: the owner hears exactly what is wrong; the last good version runs on.
@@ -241,18 +264,11 @@ fn hot_reload_adds_changes_and_removes_reports_and_keeps_the_last_good_version()
         notice.contains("fast.toml:20:8: error: `pie` is not a valid `chart.kind`"),
         "{notice}"
     );
-    let posted_before = std::fs::metadata(out.join("fast.json"))
-        .unwrap()
-        .modified()
-        .unwrap();
+    let before = last_slot(&out, "fast");
     wait_for(
         "the last good version to keep posting",
         Duration::from_secs(20),
-        || {
-            std::fs::metadata(out.join("fast.json"))
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t > posted_before)
-        },
+        || last_slot(&out, "fast") > before,
     );
 
     // A removed report stops.
@@ -266,31 +282,41 @@ fn hot_reload_adds_changes_and_removes_reports_and_keeps_the_last_good_version()
             })
         },
     );
-    let last = std::fs::metadata(out.join("added.json"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    // Let two more slots of `fast` pass; `added` must not have posted during them.
-    let fast_before = std::fs::metadata(out.join("fast.json"))
-        .unwrap()
-        .modified()
-        .unwrap();
+    // A run of `added` already in flight may still finish; let one slot pass first.
+    let mark = last_slot(&out, "fast");
+    wait_for("one more slot", Duration::from_secs(20), || {
+        last_slot(&out, "fast") > mark
+    });
+    let added_last = last_slot(&out, "added");
+    // Two more slots of `fast` pass; `added` must not post during them.
+    let fast_now = last_slot(&out, "fast");
     wait_for("two more slots", Duration::from_secs(20), || {
-        std::fs::metadata(out.join("fast.json"))
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| {
-                t.duration_since(fast_before).unwrap_or_default() >= Duration::from_secs(3)
-            })
+        let latest = last_slot(&out, "fast");
+        latest > fast_now && {
+            let previous = fast_now.clone().unwrap();
+            latest.unwrap() > bump_two_seconds(&previous)
+        }
     });
     assert_eq!(
-        std::fs::metadata(out.join("added.json"))
-            .unwrap()
-            .modified()
-            .unwrap(),
-        last,
+        last_slot(&out, "added"),
+        added_last,
         "a removed report posted"
     );
     assert!(terminate(child).success());
+}
+
+/// The slot of the report's latest post in the output folder.
+fn last_slot(out: &Path, report: &str) -> Option<String> {
+    let text = std::fs::read_to_string(out.join(format!("{report}.json"))).ok()?;
+    let message: serde_json::Value = serde_json::from_str(&text).ok()?;
+    message["metadata"]["event_payload"]["slot"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn bump_two_seconds(slot: &str) -> String {
+    (chrono::DateTime::parse_from_rfc3339(slot).unwrap() + chrono::Duration::seconds(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 /// Seeds the kill schedule; printed so a failure can be replayed.
@@ -345,7 +371,7 @@ fn killed_and_restarted_the_bot_posts_every_slot_exactly_once() {
 
     let kills = 4;
     for round in 0..kills {
-        let mut child = bot.start(&format!("serve-{round}.log"));
+        let child = bot.start(&format!("serve-{round}.log"));
         if round == 0 {
             wait_for("the first post", Duration::from_secs(20), || {
                 !posted_slots().is_empty()
@@ -364,8 +390,7 @@ fn killed_and_restarted_the_bot_posts_every_slot_exactly_once() {
             // Kill at a random moment: mid-query, mid-upload, mid-post or idle.
             std::thread::sleep(Duration::from_millis(next_ms(300..3500)));
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.sigkill();
         // Down for a random while, so some slots are missed and must be caught up.
         std::thread::sleep(Duration::from_millis(next_ms(0..3000)));
     }
@@ -374,8 +399,8 @@ fn killed_and_restarted_the_bot_posts_every_slot_exactly_once() {
     // Every two seconds from the first posted slot to a few seconds after the last
     // restart: each must be posted (catch-up and recovery included), none twice.
     let end = restarted + chrono::Duration::seconds(4);
-    let first = chrono::DateTime::parse_from_rfc3339(posted_slots().keys().next().unwrap())
-        .unwrap();
+    let first =
+        chrono::DateTime::parse_from_rfc3339(posted_slots().keys().next().unwrap()).unwrap();
     let missing = || -> Vec<String> {
         let slots = posted_slots();
         let mut expected = first;
@@ -413,5 +438,73 @@ fn killed_and_restarted_the_bot_posts_every_slot_exactly_once() {
     assert!(
         found_by_lookup >= 1,
         "the post whose answer was lost was not found by lookup:\n{logs}"
+    );
+}
+
+#[test]
+fn two_processes_sharing_one_ledger_never_post_a_slot_twice() {
+    let slack = FakeSlack::start_in_background(&[
+        ("C0KPITWICE", "kpi-twice", true),
+        ("C0DATATEAM", "data-team", true),
+    ]);
+    let dir = setup(&[(
+        "twice.toml",
+        report_toml("Twice", EVERY_TWO_SECONDS, "#kpi-twice"),
+    )]);
+    let env = [
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+    ];
+    let first = Bot::new(dir.path(), &env);
+    let second = Bot::new(dir.path(), &env);
+    let a = first.start("a.log");
+    let b = second.start("b.log");
+    wait_for("five posted slots", Duration::from_secs(30), || {
+        slack.messages_in("C0KPITWICE").len() >= 5
+    });
+    assert!(terminate(a).success());
+    assert!(terminate(b).success());
+    let mut per_slot: BTreeMap<String, usize> = BTreeMap::new();
+    for m in slack.messages_in("C0KPITWICE") {
+        let slot = m.body["metadata"]["event_payload"]["slot"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        *per_slot.entry(slot).or_default() += 1;
+    }
+    assert!(per_slot.values().all(|n| *n == 1), "{per_slot:?}");
+}
+
+#[test]
+fn stale_data_is_not_posted_and_the_owner_is_told() {
+    let stale = report_toml("Stale", EVERY_TWO_SECONDS, "#kpi-stale").replace(
+        "[chart]",
+        "[freshness]\nsql = \"SELECT DATE '2020-01-31' AS newest\"\nexpect = \"yesterday\"\nrecheck_minutes = 1\ndeadline_minutes = 0\n\n[chart]",
+    );
+    let dir = setup(&[("stale.toml", stale)]);
+    let bot = Bot::new(dir.path(), &[]);
+    let child = bot.start("serve.log");
+    let notices = dir.path().join("out/notices.log");
+    wait_for("the owner to be told", Duration::from_secs(20), || {
+        std::fs::read_to_string(&notices).is_ok_and(|n| n.contains("not refreshed"))
+    });
+    assert!(terminate(child).success());
+    let notice = std::fs::read_to_string(&notices).unwrap();
+    assert!(notice.starts_with("to #data-team:"), "{notice}");
+    assert!(notice.contains("newest data is 2020-01-31"), "{notice}");
+    assert!(
+        !dir.path().join("out/stale.png").exists(),
+        "stale numbers were posted"
+    );
+    let history = Command::new(env!("CARGO_BIN_EXE_kpibot"))
+        .args(["history", "stale"])
+        .current_dir(dir.path())
+        .envs(bot.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        text.contains(" skipped ") && text.contains("data not refreshed"),
+        "{text}"
     );
 }
