@@ -89,12 +89,17 @@ pub async fn check(
     let mut files = spec::load_dir(dir, &spec_defaults(settings)?)?;
     if let Some(warehouse) = warehouse {
         for file in files.iter_mut() {
+            let mut problems = Vec::new();
             if let Some(spec) = &file.spec {
-                let problems = dry_run(warehouse, spec, settings, now).await;
-                if !problems.is_empty() {
-                    file.diagnostics.extend(problems);
-                    file.spec = None;
-                }
+                problems.extend(dry_run(warehouse, spec, settings, now).await);
+            }
+            for metric in &file.metrics {
+                problems.extend(dry_run_metric(warehouse, metric, settings).await);
+            }
+            if !problems.is_empty() {
+                file.diagnostics.extend(problems);
+                file.spec = None;
+                file.metrics.clear();
             }
         }
     }
@@ -104,6 +109,17 @@ pub async fn check(
         problems: 0,
     };
     for file in &files {
+        if file.spec.is_none() && file.is_valid() {
+            let names: Vec<&str> = file.metrics.iter().map(|m| m.name.as_str()).collect();
+            writeln!(
+                out,
+                "✓ {}  ({} metric(s): {})",
+                file.path.display(),
+                names.len(),
+                names.join(", ")
+            )?;
+            continue;
+        }
         match &file.spec {
             Some(spec) => {
                 writeln!(out, "✓ {}  ({})", file.path.display(), spec.title)?;
@@ -147,6 +163,53 @@ pub async fn check(
         )?;
     }
     Ok(summary)
+}
+
+/// Prepares a metric's generated query, split by each of its dimensions in turn, so a
+/// misspelled table, column or dimension is caught before anyone asks.
+async fn dry_run_metric(
+    warehouse: &dyn Warehouse,
+    metric: &crate::spec::MetricSpec,
+    settings: &Settings,
+) -> Vec<Diagnostic> {
+    let today = chrono::Utc::now().date_naive();
+    let mut params = pipeline::params_for(
+        spec::Window {
+            start: today,
+            end: today,
+        },
+        today,
+    );
+    let mut splits: Vec<Option<&str>> = vec![None];
+    splits.extend(metric.dimensions.keys().map(|d| Some(d.as_str())));
+    for by in splits {
+        let (sql, extra) = crate::ask::sql::metric_sql(
+            crate::ask::sql::Dialect::DuckDb,
+            metric,
+            crate::ask::grammar::Grain::Day,
+            by,
+            &[],
+        );
+        params.extend(extra);
+        if let Err(error) = warehouse
+            .dry_run(&sql, &params, settings.query_timeout())
+            .await
+        {
+            let what = by.map_or(String::new(), |d| format!(" split by `{d}`"));
+            return vec![
+                Diagnostic::new(
+                    &metric.path,
+                    0..0,
+                    format!("metric `{}`{what}: the warehouse rejected its query: {error}", metric.name),
+                )
+                .with_hint(format!(
+                    "check `table`, `time_column`, the measure's columns and the dimensions; checked with {}",
+                    warehouse.describe()
+                )),
+            ];
+        }
+    }
+    Vec::new()
 }
 
 /// Prepares the report's query for its default window and checks the chart's columns.
@@ -263,6 +326,7 @@ async fn run_and_deliver(
         slot: None,
         thread: schedule.is_some_and(|s| s.thread),
         default_timeout: settings.query_timeout(),
+        params: Default::default(),
     };
     let outcome = pipeline::run(warehouse, spec, &options).await?;
     let receipt = delivery.deliver(&outcome.rendered).await?;
@@ -491,4 +555,44 @@ pub fn history(
         )?;
     }
     Ok(())
+}
+
+/// `kpibot ask "<command text>"`: answers a `/kpi` command as Slack would, writing a chart
+/// and its message to the output folder and printing text answers.
+pub async fn ask(
+    settings: &Settings,
+    text: &str,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let catalog = load_catalog(&settings.reports.dir, settings)?;
+    let warehouse = open_warehouse(settings, now, out)?;
+    let context = crate::ask::Context {
+        catalog: &catalog,
+        warehouse: warehouse.as_ref(),
+        dialect: crate::ask::sql::Dialect::DuckDb,
+        timezone: settings.timezone()?,
+        now,
+        timeout: std::time::Duration::from_secs(settings.slash.query_timeout_seconds),
+        policy: crate::ask::DefaultPolicy::Allow,
+        cache: None,
+    };
+    let asker = crate::ask::Asker::default();
+    match crate::ask::answer(&context, text, &asker).await {
+        crate::ask::Answer::Text(reply) => {
+            writeln!(out, "{reply}")?;
+            Ok(true)
+        }
+        crate::ask::Answer::Chart { rendered, rows, .. } => {
+            let delivery = FolderDelivery::new(&settings.delivery.folder);
+            let receipt = delivery.deliver(&rendered).await?;
+            writeln!(
+                out,
+                "{}: {rows} rows → {}",
+                rendered.title,
+                receipt.describe()
+            )?;
+            Ok(true)
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! → [`warehouse`] (the query) → [`render`] (chart + message) → [`deliver`] (folder or
 //! Slack). [`commands`] are the CLI's verbs; [`settings`] the process configuration.
 
+pub mod ask;
 pub mod commands;
 pub mod deliver;
 pub mod demo;
@@ -16,5 +17,6 @@ pub mod schedule;
 pub mod scheduler;
 pub mod serve;
 pub mod settings;
+pub mod slash;
 pub mod spec;
 pub mod warehouse;

@@ -62,6 +62,12 @@ enum Command {
         #[arg(long)]
         period: Option<String>,
     },
+    /// Answer a `/kpi` command here, e.g. `kpibot ask "active_users last 30 days by role"`;
+    /// a chart and its message go to the output folder.
+    Ask {
+        /// The command text, as typed after `/kpi`.
+        text: String,
+    },
     /// Run the bot: post every report on its schedule, serve /healthz, /readyz, /metrics.
     Serve,
     /// List every report's next fire times, in each schedule's timezone.
@@ -177,6 +183,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &mut stdout,
             )
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ask { text } => {
+            commands::ask(&settings, &text, now, &mut stdout).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {

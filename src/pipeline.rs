@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub thread: bool,
     /// Warehouse time limit when the spec does not set one.
     pub default_timeout: Duration,
+    /// Parameters bound besides the window (e.g. an ad-hoc question's filter values).
+    pub params: Params,
 }
 
 /// A finished run, ready to deliver.
@@ -110,10 +112,13 @@ async fn query_window(
     spec: &ReportSpec,
     window: Window,
     run_date: NaiveDate,
-    timeout: Duration,
+    options: &RunOptions,
 ) -> Result<(Table, ChartData), PipelineError> {
+    let timeout = timeout_for(spec, options.default_timeout);
+    let mut params = options.params.clone();
+    params.extend(params_for(window, run_date));
     let table = warehouse
-        .query(&spec.query.sql, &params_for(window, run_date), timeout)
+        .query(&spec.query.sql, &params, timeout)
         .await
         .map_err(|source| PipelineError::Warehouse {
             report: spec.id.clone(),
@@ -204,14 +209,12 @@ pub async fn run(
     let comparison = comparison_window(window, spec.chart.compare);
     let slot = slot_text(spec.timezone, options.slot.unwrap_or(options.now));
     let run_date = today_in(spec.timezone, options.now);
-    let timeout = timeout_for(spec, options.default_timeout);
-
-    let (table, data) = query_window(warehouse, spec, window, run_date, timeout).await?;
+    let (table, data) = query_window(warehouse, spec, window, run_date, options).await?;
     let headline = data.headline(spec.chart.headline);
     let previous = match (&headline, comparison) {
         (Some(_), Some(comparison)) => {
             let (_, previous_data) =
-                query_window(warehouse, spec, comparison, run_date, timeout).await?;
+                query_window(warehouse, spec, comparison, run_date, options).await?;
             // For `last`, name the day compared with, not the whole window.
             previous_data
                 .headline(spec.chart.headline)

@@ -549,6 +549,7 @@ impl Scheduler {
             slot: Some(key.slot),
             thread: schedule.thread,
             default_timeout: self.config.default_timeout,
+            params: Default::default(),
         };
         let mut attempt = 0;
         let outcome = loop {

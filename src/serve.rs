@@ -126,20 +126,22 @@ pub fn merge_catalog<'f>(
     files: &'f [LoadedFile],
 ) -> (Catalog, Vec<&'f LoadedFile>) {
     let mut reports: Vec<ReportSpec> = Vec::new();
+    let mut metrics = Vec::new();
     let mut broken = Vec::new();
     for file in files {
-        match (&file.spec, file.diagnostics.is_empty()) {
-            (Some(spec), true) => reports.push(spec.clone()),
-            _ => {
-                broken.push(file);
-                let id = spec::report_id(&file.path);
-                if let Some(last_good) = previous.get(&id) {
-                    reports.push(last_good.clone());
-                }
-            }
+        if file.is_valid() {
+            reports.extend(file.spec.clone());
+            metrics.extend(file.metrics.iter().cloned());
+            continue;
         }
+        broken.push(file);
+        let id = spec::report_id(&file.path);
+        if let Some(last_good) = previous.get(&id) {
+            reports.push(last_good.clone());
+        }
+        metrics.extend(previous.metrics().filter(|m| m.path == file.path).cloned());
     }
-    (Catalog::from_specs(reports), broken)
+    (Catalog::from_specs(reports, metrics), broken)
 }
 
 /// The owner to tell about a broken file: its last good version's owner, or the `owner`
@@ -296,7 +298,18 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
         Utc::now(),
         &mut std::io::stderr(),
     )?);
-    let delivery = open_delivery(settings, metrics.clone())?;
+    // Slash commands need Slack itself: the concrete delivery, not just the seam.
+    let slack = match settings.effective_delivery() {
+        crate::settings::DeliveryKind::Slack => Some(Arc::new(crate::deliver::SlackDelivery::new(
+            crate::deliver::SlackOptions::from_settings(settings)?,
+            metrics.clone(),
+        )?)),
+        _ => None,
+    };
+    let delivery: Arc<dyn Delivery> = match &slack {
+        Some(slack) => slack.clone(),
+        None => open_delivery(settings, metrics.clone())?,
+    };
     let listener = tokio::net::TcpListener::bind(&settings.http.listen)
         .await
         .with_context(|| {
@@ -312,12 +325,45 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (reloaded_tx, reloaded) = watch::channel(0u64);
-    let app = router(AppState {
+    let mut app = router(AppState {
         metrics: metrics.clone(),
         ledger: ledger.clone(),
         warehouse: warehouse.clone(),
         catalog_loaded,
     });
+    match (
+        &slack,
+        &settings.slack.signing_secret,
+        settings.slash.transport,
+    ) {
+        (Some(slack), Some(secret), crate::settings::SlashTransport::Http) => {
+            let handler = Arc::new(crate::slash::CommandHandler {
+                catalog: catalog.clone(),
+                warehouse: warehouse.clone(),
+                slack: slack.clone(),
+                metrics: metrics.clone(),
+                timezone: defaults.timezone,
+                timeout: Duration::from_secs(settings.slash.query_timeout_seconds),
+                policy: match settings.slash.default_policy {
+                    crate::settings::AccessPolicy::Allow => crate::ask::DefaultPolicy::Allow,
+                    crate::settings::AccessPolicy::Deny => crate::ask::DefaultPolicy::Deny,
+                },
+                dialect: crate::ask::sql::Dialect::DuckDb,
+                cache: crate::ask::QueryCache::default(),
+                audit_log: settings.slash.audit_log.clone(),
+            });
+            app = app.merge(crate::slash::router(secret.expose(), handler));
+            tracing::info!(path = crate::slash::COMMANDS_PATH, "slash commands enabled");
+        }
+        (_, _, crate::settings::SlashTransport::Socket) => {
+            anyhow::bail!(
+                "KPIBOT__SLASH__TRANSPORT=socket (Socket Mode) is not available in this build; use http"
+            );
+        }
+        _ => tracing::info!(
+            "slash commands disabled: they need KPIBOT__SLACK__BOT_TOKEN and KPIBOT__SLACK__SIGNING_SECRET"
+        ),
+    }
     let mut http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)

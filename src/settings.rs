@@ -58,6 +58,49 @@ pub struct Settings {
     pub http: HttpSettings,
     pub scheduler: SchedulerSettings,
     pub log: LogSettings,
+    pub slash: SlashSettings,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessPolicy {
+    /// Anyone in the workspace may ask for reports and metrics without allow-lists.
+    Allow,
+    /// Only allow-listed channels, users and groups may ask.
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SlashTransport {
+    /// Slack POSTs to `/slack/commands` (needs a public URL and the signing secret).
+    Http,
+    /// Socket Mode over the app-level token (no public URL). Not available yet.
+    Socket,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlashSettings {
+    /// How slash commands arrive: `http` (default) or `socket`.
+    pub transport: SlashTransport,
+    /// Who may ask when a report or metric has no allow-lists: `allow` (default) or `deny`.
+    pub default_policy: AccessPolicy,
+    /// One JSON line per ad-hoc request. Default `data/audit.jsonl`.
+    pub audit_log: PathBuf,
+    /// Longest an ad-hoc query may run, in seconds. Default 30.
+    pub query_timeout_seconds: u64,
+}
+
+impl Default for SlashSettings {
+    fn default() -> Self {
+        Self {
+            transport: SlashTransport::Http,
+            default_policy: AccessPolicy::Allow,
+            audit_log: "data/audit.jsonl".into(),
+            query_timeout_seconds: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -237,6 +280,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             scheduler: SchedulerSettings::default(),
             log: LogSettings::default(),
+            slash: SlashSettings::default(),
         }
     }
 }

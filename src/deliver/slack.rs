@@ -596,6 +596,82 @@ impl SlackDelivery {
         }
     }
 
+    /// Answers a slash command through its `response_url` (text, visible to the asker only).
+    pub async fn respond(&self, response_url: &str, text: &str) -> Result<(), DeliveryError> {
+        let url: url::Url = response_url.parse().map_err(|e| {
+            DeliveryError::Setup(format!("Slack sent an unusable response_url: {e}"))
+        })?;
+        let request = SlackApiPostWebhookMessageRequest::new(
+            SlackMessageContent::new().with_text(text.to_string()),
+        );
+        let deadline = Instant::now() + self.options.retry.deadline;
+        self.idempotent("response_url", "", deadline, || {
+            self.client.post_webhook_message(&url, &request)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Posts a chart only `user` can see in `channel` (`private` answers, restricted
+    /// metrics): the same upload, then `chat.postEphemeral`.
+    pub async fn post_ephemeral(
+        &self,
+        rendered: &Rendered,
+        channel: &str,
+        user: &str,
+    ) -> Result<(), DeliveryError> {
+        let deadline = Instant::now() + self.options.retry.deadline;
+        let file_id = self.upload(rendered, channel, deadline).await?;
+        let mut message = with_file_id(rendered.message.clone(), &file_id.0);
+        if let Some(m) = message.as_object_mut() {
+            m.remove("metadata");
+        }
+        message["channel"] = json!(channel);
+        message["user"] = json!(user);
+        let request: SlackApiChatPostEphemeralRequest =
+            serde_json::from_value(message).map_err(|e| DeliveryError::Slack {
+                method: "chat.postEphemeral",
+                code: "invalid_message".into(),
+                detail: Some(e.to_string()),
+                attempts: 0,
+                advice: advice("invalid_blocks", channel, None),
+            })?;
+        let session = self.client.open_session(&self.token);
+        // An ephemeral message shown twice is a nuisance, not a wrong number: plain retries.
+        self.idempotent("chat.postEphemeral", channel, deadline, || {
+            session.chat_post_ephemeral(&request)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The user groups `user` belongs to (for `allowed_usergroups`).
+    pub async fn usergroups_of(&self, user: &str) -> Result<Vec<String>, DeliveryError> {
+        let deadline = Instant::now() + self.options.retry.deadline;
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiUserGroupsListRequest {
+            include_count: None,
+            include_disabled: Some(false),
+            include_users: Some(true),
+            team_id: None,
+        };
+        let groups = self
+            .idempotent("usergroups.list", "", deadline, || {
+                session.usergroups_list(&request)
+            })
+            .await?;
+        Ok(groups
+            .usergroups
+            .into_iter()
+            .filter(|g| {
+                g.users
+                    .as_ref()
+                    .is_some_and(|users| users.iter().any(|u| u.0 == user))
+            })
+            .map(|g| g.id.0)
+            .collect())
+    }
+
     async fn deliver_paced(
         &self,
         rendered: &Rendered,

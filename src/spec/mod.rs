@@ -275,8 +275,85 @@ pub struct SpecDefaults {
 pub struct LoadedFile {
     pub path: PathBuf,
     pub source: String,
+    /// The report, if the file defines one (a file may hold only `[[metric]]`s).
     pub spec: Option<ReportSpec>,
+    /// The `[[metric]]` entries of the file.
+    pub metrics: Vec<MetricSpec>,
     pub diagnostics: Vec<Diagnostic>,
+}
+
+impl LoadedFile {
+    /// Valid, and defines a report or at least one metric.
+    pub fn is_valid(&self) -> bool {
+        self.diagnostics.is_empty() && (self.spec.is_some() || !self.metrics.is_empty())
+    }
+}
+
+/// How a metric adds up its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Measure {
+    Sum(String),
+    /// `COUNT(*)` without a column, `COUNT(column)` with one.
+    Count(Option<String>),
+    CountDistinct(String),
+    Avg(String),
+    Min(String),
+    Max(String),
+    /// One measure divided by another (e.g. submissions per active user).
+    Ratio(Box<Measure>, Box<Measure>),
+}
+
+impl Measure {
+    pub const NAMES: [&'static str; 7] = [
+        "sum",
+        "count",
+        "count_distinct",
+        "avg",
+        "min",
+        "max",
+        "ratio",
+    ];
+}
+
+/// An ad-hoc metric: SQL is generated from this definition; identifiers come only from
+/// here, never from what a user typed.
+#[derive(Debug, Clone)]
+pub struct MetricSpec {
+    pub name: String,
+    pub label: String,
+    pub description: String,
+    /// The mart table, e.g. `mart.daily_active_users`.
+    pub table: String,
+    /// The DATE column the period filters and the grain buckets.
+    pub time_column: String,
+    pub measure: Measure,
+    /// Allowed dimensions: column name → label.
+    pub dimensions: BTreeMap<String, String>,
+    pub format: NumberFormat,
+    pub owner: String,
+    pub refreshed: String,
+    pub tags: Vec<String>,
+    pub access: Access,
+    pub path: PathBuf,
+}
+
+/// Who may ask for a report or metric in Slack. Empty lists mean the default policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Answers only ephemerally (to the person who asked).
+    pub restricted: bool,
+    pub allowed_channels: Vec<String>,
+    pub allowed_users: Vec<String>,
+    pub allowed_usergroups: Vec<String>,
+}
+
+impl Access {
+    /// Whether any allow-list is set (otherwise the default policy decides).
+    pub fn has_lists(&self) -> bool {
+        !(self.allowed_channels.is_empty()
+            && self.allowed_users.is_empty()
+            && self.allowed_usergroups.is_empty())
+    }
 }
 
 impl LoadedFile {
@@ -308,24 +385,36 @@ pub enum LoadError {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     reports: BTreeMap<String, ReportSpec>,
+    metrics: BTreeMap<String, MetricSpec>,
 }
 
 impl Catalog {
     /// Keeps the valid specs of `files`.
     pub fn from_loaded(files: &[LoadedFile]) -> Self {
-        let reports = files
-            .iter()
-            .filter_map(|f| f.spec.clone())
-            .map(|spec| (spec.id.clone(), spec))
-            .collect();
-        Self { reports }
+        let valid = files.iter().filter(|f| f.is_valid());
+        Self::from_specs(
+            valid.clone().filter_map(|f| f.spec.clone()),
+            valid.flat_map(|f| f.metrics.clone()),
+        )
     }
 
-    /// A catalog of these specs, by id.
-    pub fn from_specs(specs: impl IntoIterator<Item = ReportSpec>) -> Self {
+    /// A catalog of these reports and metrics, by name.
+    pub fn from_specs(
+        specs: impl IntoIterator<Item = ReportSpec>,
+        metrics: impl IntoIterator<Item = MetricSpec>,
+    ) -> Self {
         Self {
             reports: specs.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            metrics: metrics.into_iter().map(|m| (m.name.clone(), m)).collect(),
         }
+    }
+
+    pub fn metric(&self, name: &str) -> Option<&MetricSpec> {
+        self.metrics.get(name)
+    }
+
+    pub fn metrics(&self) -> impl Iterator<Item = &MetricSpec> {
+        self.metrics.values()
     }
 
     pub fn get(&self, id: &str) -> Option<&ReportSpec> {
@@ -364,6 +453,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
         files.push(load_source(&path, source, defaults));
     }
     flag_duplicate_ids(&mut files);
+    flag_metric_name_clashes(&mut files);
     Ok(files)
 }
 
@@ -413,6 +503,45 @@ fn flag_duplicate_ids(files: &mut [LoadedFile]) {
     }
 }
 
+/// A metric and a report (or two metrics) with one name would make `/kpi <name>`
+/// ambiguous: the later file is flagged.
+fn flag_metric_name_clashes(files: &mut [LoadedFile]) {
+    let mut taken: BTreeMap<String, PathBuf> = files
+        .iter()
+        .filter(|f| f.spec.is_some())
+        .map(|f| (report_id(&f.path).to_lowercase(), f.path.clone()))
+        .collect();
+    for file in files.iter_mut() {
+        let mut problems = Vec::new();
+        for metric in &file.metrics {
+            let key = metric.name.to_lowercase();
+            match taken.get(&key) {
+                Some(other) => problems.push(
+                    Diagnostic::new(
+                        &file.path,
+                        0..0,
+                        format!("metric name `{}` is already taken", metric.name),
+                    )
+                    .with_hint(format!(
+                        "{} already uses `{}`; `/kpi {}` must mean one thing, so rename the metric",
+                        other.display(),
+                        metric.name,
+                        metric.name
+                    )),
+                ),
+                None => {
+                    taken.insert(key, file.path.clone());
+                }
+            }
+        }
+        if !problems.is_empty() {
+            file.diagnostics.extend(problems);
+            file.spec = None;
+            file.metrics.clear();
+        }
+    }
+}
+
 /// The report id of a spec file: its stem.
 pub fn report_id(path: &Path) -> String {
     path.file_stem()
@@ -422,11 +551,13 @@ pub fn report_id(path: &Path) -> String {
 
 /// Parses and validates one spec file's text.
 pub fn load_source(path: &Path, source: String, defaults: &SpecDefaults) -> LoadedFile {
-    let (spec, mut diagnostics) = reader::read_spec(path, &source, defaults);
+    let (spec, metrics, mut diagnostics) = reader::read_spec(path, &source, defaults);
     diagnostics.sort_by_key(|d| d.span.start);
+    let valid = diagnostics.is_empty();
     LoadedFile {
         path: path.to_path_buf(),
-        spec: if diagnostics.is_empty() { spec } else { None },
+        spec: if valid { spec } else { None },
+        metrics: if valid { metrics } else { Vec::new() },
         diagnostics,
         source,
     }

@@ -1,6 +1,7 @@
 //! Walks a parsed TOML document and builds a [`ReportSpec`], collecting every problem
 //! instead of stopping at the first.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
@@ -12,13 +13,13 @@ use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::{Diagnostic, closest, did_you_mean};
 use super::{
-    ChartKind, ChartSpec, Column, Compare, Currency, Definition, FreshnessSpec, Goal, Headline,
-    Locale, NumberFormat, PROVIDED_PARAMETERS, Period, QuerySpec, ReportSpec, ScheduleSpec,
-    SpecDefaults, report_id,
+    Access, ChartKind, ChartSpec, Column, Compare, Currency, Definition, FreshnessSpec, Goal,
+    Headline, Locale, Measure, MetricSpec, NumberFormat, PROVIDED_PARAMETERS, Period, QuerySpec,
+    ReportSpec, ScheduleSpec, SpecDefaults, report_id,
 };
 use crate::warehouse::sql;
 
-const ROOT_KEYS: [&str; 10] = [
+const ROOT_KEYS: [&str; 11] = [
     "title",
     "description",
     "owner",
@@ -29,6 +30,27 @@ const ROOT_KEYS: [&str; 10] = [
     "chart",
     "schedule",
     "freshness",
+    "metric",
+];
+const METRIC_KEYS: [&str; 18] = [
+    "name",
+    "label",
+    "description",
+    "table",
+    "time_column",
+    "measure",
+    "column",
+    "numerator",
+    "denominator",
+    "dimensions",
+    "format",
+    "owner",
+    "refreshed",
+    "tags",
+    "restricted",
+    "allowed_channels",
+    "allowed_users",
+    "allowed_usergroups",
 ];
 const FRESHNESS_KEYS: [&str; 4] = ["sql", "expect", "recheck_minutes", "deadline_minutes"];
 const DEFINITION_KEYS: [&str; 3] = ["source", "refreshed", "purpose"];
@@ -75,7 +97,7 @@ pub(super) fn read_spec(
     path: &Path,
     source: &str,
     defaults: &SpecDefaults,
-) -> (Option<ReportSpec>, Vec<Diagnostic>) {
+) -> (Option<ReportSpec>, Vec<MetricSpec>, Vec<Diagnostic>) {
     let mut r = Reader {
         path,
         source,
@@ -94,7 +116,7 @@ pub(super) fn read_spec(
     }
     if !syntax_errors.is_empty() {
         // The rest of the document may be misread after a syntax error; don't pile on.
-        return (None, r.errors);
+        return (None, Vec::new(), r.errors);
     }
     let id = report_id(path);
     if id.is_empty()
@@ -112,6 +134,13 @@ pub(super) fn read_spec(
         name: String::new(),
         anchor: 0..0,
     };
+    let metrics = r.metrics(&root);
+    let has = |key: &str| root.table.iter().any(|(k, _)| k.get_ref().as_ref() == key);
+    if has("metric") && !has("query") {
+        // A file of metrics only.
+        r.check_keys(&root, &["metric"]);
+        return (None, metrics.unwrap_or_default(), r.errors);
+    }
     r.check_keys(&root, &ROOT_KEYS);
     let title = r.string(&root, "title", true);
     let description = r.string(&root, "description", true);
@@ -161,7 +190,31 @@ pub(super) fn read_spec(
             freshness: freshness?,
         })
     })();
-    (spec, r.errors)
+    (spec, metrics.unwrap_or_default(), r.errors)
+}
+
+/// A plain SQL identifier: ASCII letters, digits and `_`, not starting with a digit.
+pub fn is_identifier(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with(|c: char| c.is_ascii_digit())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The columns a measure reads.
+pub fn measure_columns(measure: &Measure) -> Vec<&str> {
+    match measure {
+        Measure::Sum(c)
+        | Measure::CountDistinct(c)
+        | Measure::Avg(c)
+        | Measure::Min(c)
+        | Measure::Max(c) => vec![c.as_str()],
+        Measure::Count(c) => c.iter().map(String::as_str).collect(),
+        Measure::Ratio(a, b) => {
+            let mut columns = measure_columns(a);
+            columns.extend(measure_columns(b));
+            columns
+        }
+    }
 }
 
 /// `today` → 0, `yesterday` → 1, `N days ago` → N.
@@ -565,22 +618,27 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn schedules(&mut self, root: &Tbl, report_tz: Tz) -> Option<Vec<ScheduleSpec>> {
+    /// A `[[key]]` list of tables, each read by `each`; `Some(empty)` when absent.
+    fn array_of_tables<T>(
+        &mut self,
+        root: &Tbl,
+        key_name: &str,
+        hint: &str,
+        mut each: impl FnMut(&mut Self, &Tbl) -> Option<T>,
+    ) -> Option<Vec<T>> {
         let Some((key, value)) = root
             .table
             .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == "schedule")
+            .find(|(k, _)| k.get_ref().as_ref() == key_name)
         else {
             return Some(Vec::new());
         };
         let Some(entries) = value.get_ref().as_array() else {
             let d = self.error(
                 value.span(),
-                "`schedule` must be a list of `[[schedule]]` tables",
+                format!("`{key_name}` must be a list of `[[{key_name}]]` tables"),
             );
-            *d = d
-                .clone()
-                .with_hint("write each schedule as `[[schedule]]` with cron, timezone and channel");
+            *d = d.clone().with_hint(hint);
             return None;
         };
         let mut out = Vec::new();
@@ -589,7 +647,7 @@ impl<'a> Reader<'a> {
             let Some(table) = entry.get_ref().as_table() else {
                 self.error(
                     entry.span(),
-                    format!("schedule #{} must be a table", index + 1),
+                    format!("{key_name} #{} must be a table", index + 1),
                 );
                 ok = false;
                 continue;
@@ -601,15 +659,174 @@ impl<'a> Reader<'a> {
             };
             let t = Tbl {
                 table,
-                name: format!("schedule[{index}]"),
+                name: format!("{key_name}[{index}]"),
                 anchor,
             };
-            match self.schedule(&t, report_tz) {
-                Some(s) => out.push(s),
+            match each(self, &t) {
+                Some(item) => out.push(item),
                 None => ok = false,
             }
         }
         ok.then_some(out)
+    }
+
+    fn schedules(&mut self, root: &Tbl, report_tz: Tz) -> Option<Vec<ScheduleSpec>> {
+        self.array_of_tables(
+            root,
+            "schedule",
+            "write each schedule as `[[schedule]]` with cron, timezone and channel",
+            |r, t| r.schedule(t, report_tz),
+        )
+    }
+
+    fn metrics(&mut self, root: &Tbl) -> Option<Vec<MetricSpec>> {
+        self.array_of_tables(
+            root,
+            "metric",
+            "write each metric as `[[metric]]` with name, label, table, time_column and measure",
+            |r, t| r.metric(t),
+        )
+    }
+
+    fn measure(&mut self, t: &Tbl) -> Option<Measure> {
+        let kind = self.choice(
+            t,
+            "measure",
+            &Measure::NAMES,
+            |s| Measure::NAMES.iter().copied().find(|n| *n == s),
+            None,
+        )?;
+        let column = self.string(t, "column", kind != "count" && kind != "ratio");
+        let column = column.map(|c| c.into_inner());
+        Some(match kind {
+            "sum" => Measure::Sum(column?),
+            "count" => Measure::Count(column),
+            "count_distinct" => Measure::CountDistinct(column?),
+            "avg" => Measure::Avg(column?),
+            "min" => Measure::Min(column?),
+            "max" => Measure::Max(column?),
+            _ => {
+                let numerator = self.table(t, "numerator", true);
+                let denominator = self.table(t, "denominator", true);
+                let part = |r: &mut Self, part: Option<Tbl>| -> Option<Measure> {
+                    let part = part?;
+                    r.check_keys(&part, &["measure", "column"]);
+                    match r.measure(&part)? {
+                        Measure::Ratio(..) => {
+                            r.error(part.anchor.clone(), "a ratio's parts cannot be ratios");
+                            None
+                        }
+                        m => Some(m),
+                    }
+                };
+                let numerator = part(self, numerator);
+                let denominator = part(self, denominator);
+                Measure::Ratio(Box::new(numerator?), Box::new(denominator?))
+            }
+        })
+    }
+
+    fn metric(&mut self, t: &Tbl) -> Option<MetricSpec> {
+        self.check_keys(t, &METRIC_KEYS);
+        let name = self.string(t, "name", true);
+        let label = self.string(t, "label", true);
+        let description = self.string(t, "description", false);
+        let table = self.string(t, "table", true);
+        let time_column = self.string(t, "time_column", true);
+        let measure = self.measure(t);
+        let format = self.choice(
+            t,
+            "format",
+            &NumberFormat::NAMES,
+            NumberFormat::parse,
+            Some(NumberFormat::Integer),
+        );
+        let owner = self.string(t, "owner", true);
+        let refreshed = self.string(t, "refreshed", false);
+        let tags = self.string_list(t, "tags");
+        let restricted = self.flag(t, "restricted", false);
+        let allowed_channels = self.string_list(t, "allowed_channels");
+        let allowed_users = self.string_list(t, "allowed_users");
+        let allowed_usergroups = self.string_list(t, "allowed_usergroups");
+        let dimensions = match self.table(t, "dimensions", false) {
+            None => Some(BTreeMap::new()),
+            Some(dims) => {
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for (key, value) in dims.table.iter() {
+                    match value.get_ref().as_str() {
+                        Some(label) if is_identifier(key.get_ref()) => {
+                            out.insert(key.get_ref().to_string(), label.to_string());
+                        }
+                        Some(_) => {
+                            self.error(
+                                key.span(),
+                                format!("`{}` is not a column name", key.get_ref()),
+                            )
+                            .hint =
+                                Some("dimension names are columns: letters, digits and `_`".into());
+                            ok = false;
+                        }
+                        None => {
+                            self.error(
+                                value.span(),
+                                "a dimension's value is its label, a string",
+                            )
+                            .hint = Some("write e.g. `role = \"Role\"`".into());
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then_some(out)
+            }
+        };
+        let name = name?;
+        if !is_identifier(name.get_ref()) {
+            self.error(name.span(), format!("`{}` cannot be a metric name", name.get_ref()))
+                .hint = Some("use letters, digits and `_`, e.g. `active_users`: it is what people type after /kpi".into());
+            return None;
+        }
+        for column in [&table, &time_column].into_iter().flatten() {
+            let ok = column.get_ref().split('.').all(is_identifier);
+            if !ok {
+                self.error(
+                    column.span(),
+                    format!("`{}` is not a table or column name", column.get_ref()),
+                )
+                .hint = Some(
+                    "write names only (e.g. `mart.daily_active_users`); the SQL is generated"
+                        .into(),
+                );
+                return None;
+            }
+        }
+        let measure = measure?;
+        for column in measure_columns(&measure) {
+            if !is_identifier(column) {
+                self.error(t.anchor.clone(), format!("`{column}` is not a column name"));
+                return None;
+            }
+        }
+        Some(MetricSpec {
+            name: name.into_inner(),
+            label: label?.into_inner(),
+            description: description.map(|d| d.into_inner()).unwrap_or_default(),
+            table: table?.into_inner(),
+            time_column: time_column?.into_inner(),
+            measure,
+            dimensions: dimensions?,
+            format: format?,
+            owner: owner?.into_inner(),
+            refreshed: refreshed.map(|r| r.into_inner()).unwrap_or_default(),
+            tags: tags?,
+            access: Access {
+                restricted: restricted?,
+                allowed_channels: allowed_channels?,
+                allowed_users: allowed_users?,
+                allowed_usergroups: allowed_usergroups?,
+            },
+            path: self.path.to_path_buf(),
+        })
     }
 
     fn schedule(&mut self, t: &Tbl, report_tz: Tz) -> Option<ScheduleSpec> {

@@ -1,0 +1,443 @@
+//! The `/kpi` grammar, shared by Slack and `kpibot ask`: words in, a [`Request`] out, or a
+//! reply that says what was not understood. Never panics, whatever the input.
+//!
+//! ```text
+//! help | list [tag] | describe <name>
+//! <report> [period]
+//! <metric> [period] [daily|weekly|monthly] [by <dim>] [where <dim>=<v>[,<v>…] [and …]] [private]
+//! ```
+
+use crate::spec::Period;
+
+/// Longest command text accepted, in characters (Slack's own limit is about 4,000).
+pub const MAX_COMMAND_CHARS: usize = 1000;
+
+/// How finely a metric is bucketed in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    Day,
+    Week,
+    Month,
+}
+
+impl Grain {
+    pub fn name(self) -> &'static str {
+        match self {
+            Grain::Day => "daily",
+            Grain::Week => "weekly",
+            Grain::Month => "monthly",
+        }
+    }
+}
+
+/// A filter: `dimension = one of values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub dimension: String,
+    pub values: Vec<String>,
+}
+
+/// A question about one report or metric, not yet checked against the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Query {
+    pub name: String,
+    pub period: Option<Period>,
+    pub grain: Option<Grain>,
+    pub by: Option<String>,
+    pub filters: Vec<Filter>,
+    pub private: bool,
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Help,
+    List { tag: Option<String> },
+    Describe { name: String },
+    Query(Query),
+}
+
+/// Why a command could not be understood, in words for the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct GrammarError(pub String);
+
+/// `７` → `7`, `＝` → `=`, `，`/`、` → `,`, ideographic space → space, smart quotes → `"`.
+fn normalize(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+            '＝' => '=',
+            '，' | '、' => ',',
+            '\u{3000}' => ' ',
+            '“' | '”' | '「' | '」' => '"',
+            c => c,
+        })
+        .collect()
+}
+
+/// Splits into words; `"…"` keeps spaces inside one word; `=` and `,` stand alone.
+fn words(text: &str) -> Result<Vec<String>, GrammarError> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                if quoted {
+                    out.push(std::mem::take(&mut current));
+                }
+                quoted = !quoted;
+            }
+            c if quoted => current.push(c),
+            c if c.is_whitespace() => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            '=' | ',' => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+                out.push(c.to_string());
+            }
+            c => current.push(c),
+        }
+    }
+    if quoted {
+        return Err(GrammarError(
+            "a quote is not closed: write values with spaces as \"Sakura High\"".into(),
+        ));
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+/// Japanese period words: 昨日, 今日, 今週, 先週, 今月, 先月, 過去7日, 過去3ヶ月, 過去2週間.
+fn japanese_period(word: &str) -> Option<Period> {
+    use crate::spec::period::Unit;
+    Some(match word {
+        "昨日" => Period::Yesterday,
+        "今日" => Period::Today,
+        "今週" => Period::This(Unit::Week),
+        "先週" => Period::Last(1, Unit::Week),
+        "今月" => Period::This(Unit::Month),
+        "先月" => Period::Last(1, Unit::Month),
+        "今四半期" => Period::This(Unit::Quarter),
+        "今年" => Period::This(Unit::Year),
+        _ => {
+            let rest = word.strip_prefix("過去")?;
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let n: u32 = digits.parse().ok().filter(|n| *n > 0 && *n <= 3660)?;
+            let unit = match &rest[digits.len()..] {
+                "日" | "日間" => Unit::Day,
+                "週" | "週間" => Unit::Week,
+                "ヶ月" | "か月" | "カ月" | "ケ月" | "ヵ月" | "月" => Unit::Month,
+                _ => return None,
+            };
+            Period::Last(n, unit)
+        }
+    })
+}
+
+/// The longest run of words at the start of `rest` that is a period, and its length.
+fn period_prefix(rest: &[String]) -> Option<(Period, usize)> {
+    if let Some(p) = rest.first().and_then(|w| japanese_period(w)) {
+        return Some((p, 1));
+    }
+    (1..=rest.len().min(4)).rev().find_map(|n| {
+        let text = rest[..n].join(" ");
+        text.parse::<Period>().ok().map(|p| (p, n))
+    })
+}
+
+const KEYWORDS: [&str; 7] = [
+    "daily", "weekly", "monthly", "by", "where", "private", "and",
+];
+
+/// Parses command text (what follows `/kpi`).
+pub fn parse(text: &str) -> Result<Request, GrammarError> {
+    if text.chars().count() > MAX_COMMAND_CHARS {
+        return Err(GrammarError(format!(
+            "that command is longer than {MAX_COMMAND_CHARS} characters"
+        )));
+    }
+    let words = words(&normalize(text))?;
+    let Some(first) = words.first() else {
+        return Ok(Request::Help);
+    };
+    let lower = first.to_lowercase();
+    match lower.as_str() {
+        "help" | "ヘルプ" | "?" => return Ok(Request::Help),
+        "list" | "一覧" => {
+            return match words.len() {
+                1 => Ok(Request::List { tag: None }),
+                2 => Ok(Request::List {
+                    tag: Some(words[1].clone()),
+                }),
+                _ => Err(GrammarError("write `list` or `list <tag>`".into())),
+            };
+        }
+        "describe" | "説明" => {
+            return match words.get(1) {
+                Some(name) if words.len() == 2 => Ok(Request::Describe { name: name.clone() }),
+                _ => Err(GrammarError("write `describe <name>`".into())),
+            };
+        }
+        _ => {}
+    }
+    let mut query = Query {
+        name: first.clone(),
+        ..Query::default()
+    };
+    let mut i = 1;
+    while i < words.len() {
+        let word = words[i].to_lowercase();
+        match word.as_str() {
+            "daily" | "日次" | "日別" => set_grain(&mut query, Grain::Day)?,
+            "weekly" | "週次" | "週別" => set_grain(&mut query, Grain::Week)?,
+            "monthly" | "月次" | "月別" => set_grain(&mut query, Grain::Month)?,
+            "private" | "非公開" => query.private = true,
+            "by" | "別" => {
+                let dim = words
+                    .get(i + 1)
+                    .filter(|w| !is_keyword(w))
+                    .ok_or_else(|| GrammarError("`by` needs a dimension, e.g. `by role`".into()))?;
+                if query.by.replace(dim.clone()).is_some() {
+                    return Err(GrammarError("only one `by` per command".into()));
+                }
+                i += 1;
+            }
+            "where" | "条件" => {
+                i = parse_filters(&words, i + 1, &mut query)?;
+                continue;
+            }
+            _ => match period_prefix(&words[i..]) {
+                Some((period, used)) if query.period.is_none() => {
+                    query.period = Some(period);
+                    i += used;
+                    continue;
+                }
+                Some(_) => return Err(GrammarError("only one period per command".into())),
+                None => {
+                    return Err(GrammarError(format!(
+                        "I did not understand `{}`. After a name, write a period (e.g. `last 30 days`, `先月`), `daily|weekly|monthly`, `by <dimension>`, `where <dimension>=<value>` or `private`",
+                        words[i]
+                    )));
+                }
+            },
+        }
+        i += 1;
+    }
+    Ok(Request::Query(query))
+}
+
+fn is_keyword(word: &str) -> bool {
+    KEYWORDS.contains(&word.to_lowercase().as_str())
+}
+
+fn set_grain(query: &mut Query, grain: Grain) -> Result<(), GrammarError> {
+    match query.grain.replace(grain) {
+        Some(previous) if previous != grain => Err(GrammarError(format!(
+            "choose one of `{}` and `{}`",
+            previous.name(),
+            grain.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `dim = v1 , v2 and dim2 = v3`; returns the index after the last word used.
+fn parse_filters(words: &[String], mut i: usize, query: &mut Query) -> Result<usize, GrammarError> {
+    let usage = "write filters as `where role=student,teacher and school=\"Sakura High\"`";
+    loop {
+        let dimension = words
+            .get(i)
+            .filter(|w| !is_keyword(w) && *w != "=" && *w != ",")
+            .ok_or_else(|| GrammarError(usage.into()))?;
+        if words.get(i + 1).map(String::as_str) != Some("=") {
+            return Err(GrammarError(format!("`{dimension}` needs `=`: {usage}")));
+        }
+        i += 2;
+        let mut values = Vec::new();
+        loop {
+            let value = words
+                .get(i)
+                .filter(|w| *w != "=" && *w != ",")
+                .ok_or_else(|| GrammarError(format!("`{dimension}=` needs a value: {usage}")))?;
+            values.push(value.clone());
+            i += 1;
+            if words.get(i).map(String::as_str) == Some(",") {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        query.filters.push(Filter {
+            dimension: dimension.clone(),
+            values,
+        });
+        if words.get(i).is_some_and(|w| w.eq_ignore_ascii_case("and")) {
+            i += 1;
+        } else {
+            return Ok(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::period::Unit;
+
+    fn query(text: &str) -> Query {
+        match parse(text).unwrap() {
+            Request::Query(q) => q,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn help_list_describe_and_empty() {
+        assert_eq!(parse("").unwrap(), Request::Help);
+        assert_eq!(parse("   ").unwrap(), Request::Help);
+        assert_eq!(parse("help").unwrap(), Request::Help);
+        assert_eq!(parse("list").unwrap(), Request::List { tag: None });
+        assert_eq!(
+            parse("list engagement").unwrap(),
+            Request::List {
+                tag: Some("engagement".into())
+            }
+        );
+        assert_eq!(
+            parse("describe active_users").unwrap(),
+            Request::Describe {
+                name: "active_users".into()
+            }
+        );
+        assert!(parse("describe").is_err());
+    }
+
+    #[test]
+    fn the_full_metric_form() {
+        let q = query(
+            "active_users last 30 days weekly by role where school=\"Sakura High\",Kita and role=student private",
+        );
+        assert_eq!(q.name, "active_users");
+        assert_eq!(q.period, Some(Period::Last(30, Unit::Day)));
+        assert_eq!(q.grain, Some(Grain::Week));
+        assert_eq!(q.by.as_deref(), Some("role"));
+        assert_eq!(
+            q.filters,
+            vec![
+                Filter {
+                    dimension: "school".into(),
+                    values: vec!["Sakura High".into(), "Kita".into()]
+                },
+                Filter {
+                    dimension: "role".into(),
+                    values: vec!["student".into()]
+                },
+            ]
+        );
+        assert!(q.private);
+    }
+
+    #[test]
+    fn report_with_a_period_and_every_english_period_form() {
+        for (text, period) in [
+            ("dau yesterday", Period::Yesterday),
+            ("dau this month", Period::This(Unit::Month)),
+            ("dau month to date", Period::MonthToDate),
+            ("dau last 2 weeks", Period::Last(2, Unit::Week)),
+            ("dau last month", Period::Last(1, Unit::Month)),
+        ] {
+            assert_eq!(query(text).period, Some(period), "{text}");
+        }
+        assert!(matches!(
+            query("dau 2026-01-01..2026-01-31").period,
+            Some(Period::Between(..))
+        ));
+        assert!(matches!(
+            query("dau since 2026-04-01").period,
+            Some(Period::Since(_))
+        ));
+    }
+
+    #[test]
+    fn japanese_periods_and_full_width_digits() {
+        for (text, period) in [
+            ("dau 昨日", Period::Yesterday),
+            ("dau 今日", Period::Today),
+            ("dau 今週", Period::This(Unit::Week)),
+            ("dau 先週", Period::Last(1, Unit::Week)),
+            ("dau 今月", Period::This(Unit::Month)),
+            ("dau 先月", Period::Last(1, Unit::Month)),
+            ("dau 過去7日", Period::Last(7, Unit::Day)),
+            ("dau 過去７日", Period::Last(7, Unit::Day)),
+            ("dau 過去3ヶ月", Period::Last(3, Unit::Month)),
+            ("dau 過去2週間", Period::Last(2, Unit::Week)),
+        ] {
+            assert_eq!(query(text).period, Some(period), "{text}");
+        }
+        let q = query("dau 先月 月次 by role　where role＝student、teacher");
+        assert_eq!(q.grain, Some(Grain::Month));
+        assert_eq!(q.filters[0].values, vec!["student", "teacher"]);
+    }
+
+    #[test]
+    fn injection_attempts_stay_values_or_unknown_names() {
+        let q = query("active_users where school=\"' OR 1=1 --\"");
+        assert_eq!(q.filters[0].values, vec!["' OR 1=1 --"]);
+        // Unquoted, `=` splits the words: still only values and a name to be checked.
+        let q = query("active_users by role;");
+        assert_eq!(q.by.as_deref(), Some("role;"));
+        assert!(parse("active_users by role; DROP TABLE x").is_err());
+    }
+
+    #[test]
+    fn mistakes_get_a_reply_that_says_what_to_write() {
+        for text in [
+            "dau last 30 dayz",
+            "dau by",
+            "dau where",
+            "dau where role",
+            "dau where role=",
+            "dau daily weekly",
+            "dau yesterday today",
+            "dau where school=\"unclosed",
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(!error.0.is_empty(), "{text}");
+        }
+        assert!(parse("dau last 30 dayz").unwrap_err().0.contains("`last`"));
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics_and_always_answers() {
+        let alphabet: Vec<char> =
+            "ab =,\"“”'; 0１過去日月週昨今先-.by where and daily private last 7 days\u{3000}\n\t🙂"
+                .chars()
+                .collect();
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            for _ in 0..(state % 40) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            match parse(&text) {
+                Ok(_) => {}
+                Err(e) => assert!(!e.0.is_empty(), "{text:?}"),
+            }
+        }
+        assert!(parse(&"x".repeat(MAX_COMMAND_CHARS + 1)).is_err());
+    }
+}
