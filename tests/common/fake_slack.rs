@@ -99,6 +99,12 @@ impl RandomFaults {
 struct Inner {
     base_url: String,
     channels: Vec<Channel>,
+    /// `chat.postEphemeral` messages: (channel, user, body).
+    ephemerals: Vec<(String, String, Value)>,
+    /// Replies posted to a slash command's response_url: (id, body).
+    responses: Vec<(String, Value)>,
+    /// User groups: (id, members).
+    usergroups: Vec<(String, Vec<String>)>,
     files: HashMap<String, File>,
     messages: Vec<Posted>,
     faults: HashMap<String, VecDeque<Fault>>,
@@ -134,6 +140,7 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", get(api).post(api))
             .route("/upload/{file_id}", post(upload))
+            .route("/response/{id}", post(response_url))
             .with_state(inner.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -203,6 +210,35 @@ impl FakeSlack {
                 name: name.into(),
                 is_member,
             })
+        });
+    }
+
+    /// A response_url for a slash command sent to kpibot.
+    pub fn response_url(&self, id: &str) -> String {
+        self.with(|s| format!("{}/response/{id}", s.base_url))
+    }
+
+    /// Replies posted to the response_url with this id.
+    pub fn responses(&self, id: &str) -> Vec<Value> {
+        self.with(|s| {
+            s.responses
+                .iter()
+                .filter(|(i, _)| i == id)
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+    }
+
+    /// Ephemeral messages: (channel, user, body).
+    pub fn ephemerals(&self) -> Vec<(String, String, Value)> {
+        self.with(|s| s.ephemerals.clone())
+    }
+
+    /// Adds a user group with these members.
+    pub fn add_usergroup(&self, id: &str, members: &[&str]) {
+        self.with(|s| {
+            s.usergroups
+                .push((id.into(), members.iter().map(|m| m.to_string()).collect()))
         });
     }
 
@@ -648,6 +684,34 @@ async fn api(
         match method.as_str() {
             "chat.postMessage" => post_message(&mut s, &params),
             "conversations.history" => history(&s, &params),
+            "chat.postEphemeral" => {
+                let user = params["user"].as_str().unwrap_or_default().to_string();
+                let channel = params["channel"].as_str().unwrap_or_default().to_string();
+                let blocks = params["blocks"].as_array().cloned().unwrap_or_default();
+                let errors = block_errors(&blocks, &s.files);
+                if user.is_empty() {
+                    slack_error("user_not_found", None)
+                } else if !errors.is_empty() {
+                    slack_error("invalid_blocks", Some(errors))
+                } else {
+                    s.ephemerals.push((channel, user, params.clone()));
+                    ok(json!({"message_ts": "1800000000.000001"}))
+                }
+            }
+            "usergroups.list" => {
+                let groups: Vec<Value> = s
+                    .usergroups
+                    .iter()
+                    .map(|(id, users)| {
+                        json!({"id": id, "team_id": "T0FAKE", "name": id, "handle": id,
+                               "is_usergroup": true, "is_external": false,
+                               "date_create": 1_700_000_000, "created_by": "U0ADMIN",
+                               "prefs": {"channels": [], "groups": []},
+                               "users": users, "user_count": users.len()})
+                    })
+                    .collect();
+                ok(json!({"usergroups": groups}))
+            }
             "conversations.replies" => replies(&s, &params),
             "conversations.list" => list_channels(&s, &params),
             "chat.getPermalink" => {
@@ -712,6 +776,23 @@ async fn api(
         }
     };
     spoil(fault, response).await
+}
+
+/// A slash command's response_url: Slack answers a plain `ok`.
+async fn response_url(
+    State(state): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = state.lock().unwrap();
+    s.calls.push(Call {
+        method: "response_url".into(),
+        at: Instant::now(),
+        fault: None,
+    });
+    s.responses.push((id, value));
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response()
 }
 
 async fn upload(

@@ -1,0 +1,431 @@
+//! `/kpi` over HTTP: requests signed exactly as Slack signs them, the 3-second
+//! acknowledgement, answers posted to the fake Slack, access control and the audit log.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use common::fake_slack::{FakeSlack, TOKEN};
+use hmac::{KeyInit, Mac};
+use kpibot::ask::sql::Dialect;
+use kpibot::ask::{DefaultPolicy, QueryCache};
+use kpibot::deliver::retry::RetryPolicy;
+use kpibot::deliver::{SlackDelivery, SlackOptions};
+use kpibot::metrics::Metrics;
+use kpibot::settings::Secret;
+use kpibot::slash::{COMMANDS_PATH, CommandHandler};
+use kpibot::spec::{Catalog, SpecDefaults};
+use kpibot::warehouse::duckdb::DuckDbWarehouse;
+use kpibot::warehouse::{Estimate, Params, Table, Warehouse, WarehouseError};
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const DATA_TEAM: &str = "C0DATATEAM";
+const SALES: &str = "C0SALES001";
+
+/// The demo mart, built once for all tests in this file.
+fn mart() -> &'static Path {
+    static MART: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &MART
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("demo.duckdb");
+            let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+            kpibot::demo::ensure_demo_mart(&path, yesterday).unwrap();
+            (dir, path)
+        })
+        .1
+}
+
+/// The real DuckDB warehouse, answering only after `delay` (a slow warehouse).
+struct Slow {
+    inner: DuckDbWarehouse,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl Warehouse for Slow {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &Params,
+        timeout: Duration,
+    ) -> Result<Table, WarehouseError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.query(sql, params, timeout).await
+    }
+    async fn dry_run(
+        &self,
+        sql: &str,
+        params: &Params,
+        timeout: Duration,
+    ) -> Result<Estimate, WarehouseError> {
+        self.inner.dry_run(sql, params, timeout).await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+struct Bot {
+    slack: FakeSlack,
+    url: String,
+    audit_log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn bot(reports: &Path, delay: Duration) -> Bot {
+    let slack = FakeSlack::start(&[(DATA_TEAM, "data-team", true), (SALES, "sales", true)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = kpibot::spec::load_dir(
+        reports,
+        &SpecDefaults {
+            timezone: chrono_tz::Asia::Tokyo,
+        },
+    )
+    .unwrap();
+    let catalog = Arc::new(RwLock::new(Arc::new(Catalog::from_loaded(&files))));
+    let metrics = Arc::new(Metrics::new());
+    let delivery = SlackDelivery::new(
+        SlackOptions {
+            api_url: slack.api_url.clone(),
+            bot_token: Secret::new(TOKEN),
+            retry: RetryPolicy {
+                base_delay: Duration::from_millis(20),
+                ..RetryPolicy::default()
+            },
+            channel_interval: Duration::from_millis(10),
+            max_concurrent_posts: 4,
+        },
+        metrics.clone(),
+    )
+    .unwrap();
+    let audit_log = dir.path().join("audit.jsonl");
+    let handler = Arc::new(CommandHandler {
+        catalog,
+        warehouse: Arc::new(Slow {
+            inner: DuckDbWarehouse::open(mart()).unwrap(),
+            delay,
+        }),
+        slack: Arc::new(delivery),
+        metrics,
+        timezone: chrono_tz::Asia::Tokyo,
+        timeout: Duration::from_secs(30),
+        policy: DefaultPolicy::Allow,
+        dialect: Dialect::DuckDb,
+        cache: QueryCache::default(),
+        audit_log: audit_log.clone(),
+    });
+    let app = kpibot::slash::router(SECRET, handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("{}{COMMANDS_PATH}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Bot {
+        slack,
+        url,
+        audit_log,
+        _dir: dir,
+    }
+}
+
+/// Slack's signature: `v0=` + hex(HMAC-SHA256(secret, "v0:{timestamp}:{body}")).
+fn sign(timestamp: i64, body: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn form(bot: &Bot, text: &str, channel: &str, user: &str, id: &str) -> String {
+    let encode = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    format!(
+        "token=legacy&team_id=T0FAKE&channel_id={channel}&user_id={user}&command=%2Fkpi&text={}&response_url={}&trigger_id=1.2.3",
+        encode(text),
+        encode(&bot.slack.response_url(id))
+    )
+}
+
+/// POSTs like Slack does; returns (status, body, time to answer).
+fn post(url: &str, body: &str, headers: &[(&str, String)]) -> (u16, String, Duration) {
+    let (host, path) = url.split_once('/').unwrap();
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(host).unwrap();
+    let mut request = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let _ = stream.write_all(body.as_bytes());
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let elapsed = started.elapsed();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body, elapsed)
+}
+
+fn signed(body: &str) -> Vec<(&'static str, String)> {
+    let now = chrono::Utc::now().timestamp();
+    vec![
+        ("X-Slack-Request-Timestamp", now.to_string()),
+        ("X-Slack-Signature", sign(now, body)),
+    ]
+}
+
+async fn send(
+    bot: &Bot,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+) -> (u16, String, Duration) {
+    let url = bot.url.clone();
+    tokio::task::spawn_blocking(move || post(&url, &body, &headers))
+        .await
+        .unwrap()
+}
+
+async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn reports() -> PathBuf {
+    common::repo_path("reports")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_command_is_acknowledged_then_the_chart_is_posted_in_the_channel() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let body = form(
+        &bot,
+        "active_users last 7 days by role",
+        SALES,
+        "U0ALICE",
+        "r1",
+    );
+    let (status, ack, _) = send(&bot, body.clone(), signed(&body)).await;
+    assert_eq!(status, 200, "{ack}");
+    assert!(
+        ack.contains("\"response_type\":\"ephemeral\"") && ack.contains("Working on"),
+        "{ack}"
+    );
+    wait_for("the chart in #sales", Duration::from_secs(20), || {
+        !bot.slack.messages_in(SALES).is_empty()
+    })
+    .await;
+    let posted = &bot.slack.messages_in(SALES)[0];
+    assert_eq!(
+        posted.body["blocks"][0]["text"]["text"],
+        "Active users by Role"
+    );
+    assert!(
+        posted.body["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["type"] == "image")
+    );
+    wait_for("the audit line", Duration::from_secs(5), || {
+        std::fs::read_to_string(&bot.audit_log).is_ok_and(|a| a.contains("\"outcome\":\"chart\""))
+    })
+    .await;
+    let audit = std::fs::read_to_string(&bot.audit_log).unwrap();
+    assert!(
+        audit.contains("\"user\":\"U0ALICE\"")
+            && audit.contains("active_users last 7 days by role"),
+        "{audit}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_forged_stale_and_oversize_requests_are_rejected() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let body = form(&bot, "help", SALES, "U0ALICE", "r2");
+    let (status, _, _) = send(&bot, body.clone(), vec![]).await;
+    assert_eq!(status, 401, "missing headers");
+    let mut forged = signed(&body);
+    forged[1].1 = sign(chrono::Utc::now().timestamp(), "text=something+else");
+    assert_eq!(
+        send(&bot, body.clone(), forged).await.0,
+        401,
+        "bad signature"
+    );
+    let stale = chrono::Utc::now().timestamp() - 6 * 60;
+    let old = vec![
+        ("X-Slack-Request-Timestamp", stale.to_string()),
+        ("X-Slack-Signature", sign(stale, &body)),
+    ];
+    assert_eq!(
+        send(&bot, body.clone(), old).await.0,
+        401,
+        "stale timestamp"
+    );
+    let huge = format!("{body}&pad={}", "x".repeat(kpibot::slash::MAX_BODY_BYTES));
+    assert_eq!(
+        send(&bot, huge.clone(), signed(&huge)).await.0,
+        413,
+        "oversize body"
+    );
+    assert!(
+        bot.slack.responses("r2").is_empty(),
+        "a rejected request got an answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_answers_and_mistakes_go_to_the_response_url() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    for (id, text, expected) in [
+        ("h", "", "`/kpi list [tag]`"),
+        ("t", "activ_users", "Did you mean `active_users`?"),
+        ("d", "describe signups", "Source: `mart.daily_signups`"),
+        (
+            "x",
+            "active_users by role; DROP TABLE x",
+            "I did not understand `DROP`",
+        ),
+    ] {
+        let body = form(&bot, text, SALES, "U0ALICE", id);
+        assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+        wait_for(
+            &format!("the reply to `{text}`"),
+            Duration::from_secs(10),
+            || !bot.slack.responses(id).is_empty(),
+        )
+        .await;
+        let reply = bot.slack.responses(id)[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(reply.contains(expected), "`{text}` → {reply}");
+    }
+    assert!(
+        bot.slack.messages().is_empty(),
+        "text answers are not channel posts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_answers_and_restricted_metrics_are_ephemeral_and_allow_lists_hold() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let body = form(&bot, "signups 先週 private", SALES, "U0ALICE", "p");
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    wait_for("the private chart", Duration::from_secs(20), || {
+        !bot.slack.ephemerals().is_empty()
+    })
+    .await;
+    let (channel, user, _) = bot.slack.ephemerals()[0].clone();
+    assert_eq!((channel.as_str(), user.as_str()), (SALES, "U0ALICE"));
+
+    // `prefecture_active_users` is allowed in #data-team only, and always ephemeral.
+    let body = form(
+        &bot,
+        "prefecture_active_users by prefecture",
+        SALES,
+        "U0ALICE",
+        "denied",
+    );
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    wait_for("the refusal", Duration::from_secs(10), || {
+        !bot.slack.responses("denied").is_empty()
+    })
+    .await;
+    let refusal = bot.slack.responses("denied")[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(refusal.contains("Ask its owner, #data-team"), "{refusal}");
+    let body = form(
+        &bot,
+        "prefecture_active_users by prefecture",
+        DATA_TEAM,
+        "U0BOB",
+        "allowed",
+    );
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    wait_for("the restricted chart", Duration::from_secs(20), || {
+        bot.slack.ephemerals().len() == 2
+    })
+    .await;
+    assert_eq!(bot.slack.ephemerals()[1].0, DATA_TEAM);
+    assert!(
+        bot.slack.messages().is_empty(),
+        "nothing restricted or private was posted publicly"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_groups_grant_access() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("metrics.toml"),
+        r##"[[metric]]
+name = "revenue"
+label = "Revenue"
+table = "mart.daily_signups"
+time_column = "signup_date"
+measure = "sum"
+column = "signups"
+owner = "#finance"
+allowed_usergroups = ["S0ANALYSTS"]
+"##,
+    )
+    .unwrap();
+    let bot = bot(dir.path(), Duration::ZERO).await;
+    bot.slack.add_usergroup("S0ANALYSTS", &["U0CAROL"]);
+    let body = form(&bot, "revenue last 7 days", SALES, "U0ALICE", "no");
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    wait_for("the refusal", Duration::from_secs(10), || {
+        !bot.slack.responses("no").is_empty()
+    })
+    .await;
+    let body = form(&bot, "revenue last 7 days", SALES, "U0CAROL", "yes");
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    wait_for("Carol's chart", Duration::from_secs(20), || {
+        !bot.slack.messages_in(SALES).is_empty()
+    })
+    .await;
+    assert!(
+        bot.slack.responses("yes").is_empty(),
+        "Carol got a chart, not a refusal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_second_query_still_gets_the_three_second_acknowledgement_then_the_chart() {
+    let bot = bot(&reports(), Duration::from_secs(10)).await;
+    let body = form(
+        &bot,
+        "signups last 7 days by channel",
+        SALES,
+        "U0ALICE",
+        "slow",
+    );
+    let (status, ack, took) = send(&bot, body.clone(), signed(&body)).await;
+    assert_eq!(status, 200);
+    assert!(ack.contains("Working on"), "{ack}");
+    assert!(took < Duration::from_secs(3), "acknowledged after {took:?}");
+    assert!(
+        bot.slack.messages_in(SALES).is_empty(),
+        "the answer cannot be ready yet"
+    );
+    wait_for("the chart", Duration::from_secs(40), || {
+        !bot.slack.messages_in(SALES).is_empty()
+    })
+    .await;
+}
