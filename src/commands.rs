@@ -31,6 +31,12 @@ pub fn open_warehouse(
             let duck = &settings.warehouse.duckdb;
             if duck.demo_mart {
                 let yesterday = pipeline::today_in(settings.timezone()?, now) - Days::new(1);
+                // Check through the connection the bot keeps, not a second instance.
+                if let Ok(current) = DuckDbWarehouse::open(&duck.path)
+                    && current.demo_data_through() >= Some(yesterday)
+                {
+                    return Ok(Box::new(current));
+                }
                 if ensure_demo_mart(&duck.path, yesterday)? == MartStatus::Built {
                     writeln!(
                         log,

@@ -508,3 +508,50 @@ fn stale_data_is_not_posted_and_the_owner_is_told() {
         "{text}"
     );
 }
+
+#[test]
+fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
+    const SECRET: &str = "e2e-signing-secret";
+    let slack = FakeSlack::start_in_background(&[("C0SALES001", "sales", true)]);
+    let dir = setup(&[]);
+    std::fs::copy(
+        common::repo_path("reports/metrics.toml"),
+        dir.path().join("reports/metrics.toml"),
+    )
+    .unwrap();
+    let bot = Bot::new(
+        dir.path(),
+        &[
+            ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+            ("KPIBOT__SLACK__API_URL", &slack.api_url),
+            ("KPIBOT__SLACK__SIGNING_SECRET", SECRET),
+        ],
+    );
+    let child = bot.start("serve.log");
+    let body = format!(
+        "command=%2Fkpi&text=signups+last+7+days+by+channel&user_id=U0ALICE&channel_id=C0SALES001&response_url={}",
+        form_urlencoded::byte_serialize(slack.response_url("e2e").as_bytes()).collect::<String>()
+    );
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut stream = TcpStream::connect(("127.0.0.1", bot.port)).unwrap();
+    write!(
+        stream,
+        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        common::slack_signature(SECRET, timestamp, &body)
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("Working on"), "{response}");
+    wait_for("the chart in #sales", Duration::from_secs(30), || {
+        !slack.messages_in("C0SALES001").is_empty()
+    });
+    let posted = &slack.messages_in("C0SALES001")[0];
+    assert_eq!(
+        posted.body["blocks"][0]["text"]["text"],
+        "Sign-ups by Channel"
+    );
+    assert!(terminate(child).success());
+}

@@ -10,7 +10,6 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use common::fake_slack::{FakeSlack, TOKEN};
-use hmac::{KeyInit, Mac};
 use kpibot::ask::sql::Dialect;
 use kpibot::ask::{DefaultPolicy, QueryCache};
 use kpibot::deliver::retry::RetryPolicy;
@@ -131,11 +130,8 @@ async fn bot(reports: &Path, delay: Duration) -> Bot {
     }
 }
 
-/// Slack's signature: `v0=` + hex(HMAC-SHA256(secret, "v0:{timestamp}:{body}")).
 fn sign(timestamp: i64, body: &str) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
-    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+    common::slack_signature(SECRET, timestamp, body)
 }
 
 fn form(bot: &Bot, text: &str, channel: &str, user: &str, id: &str) -> String {
