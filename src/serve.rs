@@ -351,6 +351,7 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
                 dialect: crate::ask::sql::Dialect::DuckDb,
                 cache: crate::ask::QueryCache::default(),
                 audit_log: settings.slash.audit_log.clone(),
+                audit_file: Default::default(),
             });
             app = app.merge(crate::slash::router(secret.expose(), handler));
             tracing::info!(path = crate::slash::COMMANDS_PATH, "slash commands enabled");

@@ -47,6 +47,8 @@ pub struct CommandHandler {
     pub cache: QueryCache,
     /// One JSON line per ad-hoc request.
     pub audit_log: PathBuf,
+    /// The audit log, opened once and appended to.
+    pub audit_file: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 #[derive(Clone)]
@@ -109,6 +111,18 @@ async fn command(State(state): State<SlashState>, headers: HeaderMap, body: Byte
         response_url: field("response_url"),
     };
     let handler = state.handler.clone();
+    // Help, lists, definitions and mistakes need no query: answer them in the ack itself.
+    let catalog = handler
+        .catalog
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let ask::Resolved::Reply(reply) =
+        ask::resolve(&catalog, &request.text, handler.dialect, handler.timezone)
+    {
+        handler.record(&request, 0, "text");
+        return ephemeral(&reply);
+    }
     let ack = format!(
         "Working on `{} {}`…",
         if request.command.is_empty() {
@@ -205,12 +219,17 @@ impl CommandHandler {
                 format!("failed:{}", error.code())
             }
         };
+        self.record(&request, rows, &outcome);
+    }
+
+    /// Counts the command and writes its audit line.
+    fn record(&self, request: &CommandRequest, rows: usize, outcome: &str) {
         self.metrics.increment(
             METRIC_COMMANDS,
             METRIC_COMMANDS_HELP,
             &[("outcome", outcome.split(':').next().unwrap_or("failed"))],
         );
-        self.audit(&request, rows, &outcome);
+        self.audit(request, rows, outcome);
     }
 
     fn audit(&self, request: &CommandRequest, rows: usize, outcome: &str) {
@@ -222,11 +241,20 @@ impl CommandHandler {
             "rows": rows,
             "outcome": outcome,
         });
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.audit_log)
-            .and_then(|mut f| writeln!(f, "{line}"));
+        let mut file = self.audit_file.lock().unwrap_or_else(|p| p.into_inner());
+        if file.is_none() {
+            *file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.audit_log)
+                .map_err(|e| tracing::error!(path = %self.audit_log.display(), error = %e, "cannot open the audit log"))
+                .ok();
+        }
+        let written = match file.as_mut() {
+            // One write per line, so concurrent lines never interleave.
+            Some(f) => f.write_all(format!("{line}\n").as_bytes()),
+            None => Err(std::io::Error::other("the audit log is not open")),
+        };
         if let Err(e) = written {
             tracing::error!(path = %self.audit_log.display(), error = %e, entry = %line, "could not write the audit log");
         }

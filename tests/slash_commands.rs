@@ -117,6 +117,7 @@ async fn bot(reports: &Path, delay: Duration) -> Bot {
         dialect: Dialect::DuckDb,
         cache: QueryCache::default(),
         audit_log: audit_log.clone(),
+        audit_file: Default::default(),
     });
     let app = kpibot::slash::router(SECRET, handler);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -284,35 +285,64 @@ async fn unsigned_forged_stale_and_oversize_requests_are_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_answers_and_mistakes_go_to_the_response_url() {
+async fn help_definitions_and_mistakes_are_answered_in_the_acknowledgement_itself() {
     let bot = bot(&reports(), Duration::ZERO).await;
-    for (id, text, expected) in [
-        ("h", "", "`/kpi list [tag]`"),
-        ("t", "activ_users", "Did you mean `active_users`?"),
-        ("d", "describe signups", "Source: `mart.daily_signups`"),
+    for (text, expected) in [
+        ("", "`/kpi list [tag]`"),
+        ("activ_users", "Did you mean `active_users`?"),
+        ("describe signups", "Source: `mart.daily_signups`"),
         (
-            "x",
             "active_users by role; DROP TABLE x",
             "I did not understand `DROP`",
         ),
+        ("active_users by rol", "Did you mean `role`?"),
     ] {
-        let body = form(&bot, text, SALES, "U0ALICE", id);
-        assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
-        wait_for(
-            &format!("the reply to `{text}`"),
-            Duration::from_secs(10),
-            || !bot.slack.responses(id).is_empty(),
-        )
-        .await;
-        let reply = bot.slack.responses(id)[0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let body = form(&bot, text, SALES, "U0ALICE", "unused");
+        let (status, ack, _) = send(&bot, body.clone(), signed(&body)).await;
+        assert_eq!(status, 200);
+        let reply: serde_json::Value = serde_json::from_str(&ack).unwrap();
+        assert_eq!(reply["response_type"], "ephemeral");
+        let reply = reply["text"].as_str().unwrap();
         assert!(reply.contains(expected), "`{text}` → {reply}");
     }
     assert!(
         bot.slack.messages().is_empty(),
         "text answers are not channel posts"
+    );
+    assert!(bot.slack.responses("unused").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_fails_gets_a_clear_reply_not_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("metrics.toml"),
+        r##"[[metric]]
+name = "broken"
+label = "Broken"
+table = "mart.no_such_table"
+time_column = "day"
+measure = "count"
+owner = "#data-team"
+"##,
+    )
+    .unwrap();
+    let bot = bot(dir.path(), Duration::ZERO).await;
+    let body = form(&bot, "broken yesterday", SALES, "U0ALICE", "fail");
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    wait_for("the failure reply", Duration::from_secs(10), || {
+        !bot.slack.responses("fail").is_empty()
+    })
+    .await;
+    let reply = bot.slack.responses("fail")[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reply.contains("Sorry, `broken` failed")
+            && reply.contains("no_such_table")
+            && reply.contains("#data-team"),
+        "{reply}"
     );
 }
 

@@ -370,40 +370,72 @@ fn metric_report(
     Ok((spec, params))
 }
 
-/// Answers one command. Every outcome is an answer; nothing here panics or goes silent.
-pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer {
+/// A command resolved against the catalog: a text reply, or a query ready to run.
+pub enum Resolved {
+    Reply(String),
+    Run {
+        query: Query,
+        spec: Box<ReportSpec>,
+        params: Params,
+        access: Access,
+    },
+}
+
+/// Everything about a command that needs neither the warehouse nor Slack: help, lists,
+/// definitions, mistakes and unknown names. Cheap enough to answer inside Slack's 3
+/// seconds. Access is checked by [`answer`], which may need the asker's user groups.
+pub fn resolve(catalog: &Catalog, text: &str, dialect: Dialect, timezone: Tz) -> Resolved {
     let request = match grammar::parse(text) {
         Ok(request) => request,
         Err(GrammarError(message)) => {
-            return Answer::Text(format!("{message}\nType `/kpi help` for examples."));
+            return Resolved::Reply(format!("{message}\nType `/kpi help` for examples."));
         }
     };
     let query = match request {
-        Request::Help => return Answer::Text(HELP.into()),
-        Request::List { tag } => return Answer::Text(list(context.catalog, tag.as_deref())),
+        Request::Help => return Resolved::Reply(HELP.into()),
+        Request::List { tag } => return Resolved::Reply(list(catalog, tag.as_deref())),
         Request::Describe { name } => {
-            return Answer::Text(
-                describe(context.catalog, &name)
-                    .unwrap_or_else(|| unknown_name(context.catalog, &name)),
+            return Resolved::Reply(
+                describe(catalog, &name).unwrap_or_else(|| unknown_name(catalog, &name)),
             );
         }
         Request::Query(query) => query,
     };
-    let (spec, params, access) = if let Some(metric) = context.catalog.metric(&query.name) {
-        match metric_report(metric, &query, context.dialect, context.timezone) {
+    let (spec, params, access) = if let Some(metric) = catalog.metric(&query.name) {
+        match metric_report(metric, &query, dialect, timezone) {
             Ok((spec, params)) => (spec, params, metric.access.clone()),
-            Err(message) => return Answer::Text(message),
+            Err(message) => return Resolved::Reply(message),
         }
-    } else if let Some(report) = context.catalog.get(&query.name) {
+    } else if let Some(report) = catalog.get(&query.name) {
         if query.grain.is_some() || query.by.is_some() || !query.filters.is_empty() {
-            return Answer::Text(format!(
+            return Resolved::Reply(format!(
                 "`{}` is a report: it takes only a period (and `private`). Metrics take `by`, `where` and a grain; see `/kpi list`.",
                 report.id
             ));
         }
         (report.clone(), Params::new(), Access::default())
     } else {
-        return Answer::Text(unknown_name(context.catalog, &query.name));
+        return Resolved::Reply(unknown_name(catalog, &query.name));
+    };
+    Resolved::Run {
+        query,
+        spec: Box::new(spec),
+        params,
+        access,
+    }
+}
+
+/// Answers one command. Every outcome is an answer; nothing here panics or goes silent.
+pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer {
+    let resolved = resolve(context.catalog, text, context.dialect, context.timezone);
+    let (query, spec, params, access) = match resolved {
+        Resolved::Reply(text) => return Answer::Text(text),
+        Resolved::Run {
+            query,
+            spec,
+            params,
+            access,
+        } => (query, *spec, params, access),
     };
     if !allowed(&access, asker, context.policy) {
         return Answer::Text(format!(

@@ -1,0 +1,218 @@
+//! Slash-command acknowledgement under load, on loopback: 200 connections sending signed
+//! `/kpi help` to `kpibot serve`, and — as the baseline, in the same run — to Slack's Bolt
+//! for Python (async app on aiohttp, the same immediate ack). Prints throughput and
+//! p50/p99 latency for both.
+//!
+//! `pip install slack_bolt aiohttp && cargo bench --bench slash`
+
+use std::io::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const CONNECTIONS: usize = 200;
+const DURATION_SECONDS: u64 = 10;
+const SECRET: &str = "bench-signing-secret";
+
+const BOLT_APP: &str = r#"
+import os, sys
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+
+async def authorize(enterprise_id, team_id, logger):
+    # No network: the same fixed bot identity kpibot has.
+    return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id,
+                           bot_token="xoxb-bench", bot_id="B0BENCH", bot_user_id="U0BENCH")
+
+app = AsyncApp(signing_secret=os.environ["SECRET"], authorize=authorize,
+               request_verification_enabled=True)
+
+@app.command("/kpi")
+async def kpi(ack):
+    await ack("Working on it")
+
+app.start(port=int(sys.argv[1]), path="/slack/commands")
+"#;
+
+fn sign(timestamp: i64, body: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_ready(port: u16) -> bool {
+    for _ in 0..300 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// One keep-alive connection sending `request` until `until`; returns latencies.
+async fn client(port: u16, request: Arc<Vec<u8>>, until: Instant) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return latencies;
+    };
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    while Instant::now() < until {
+        let started = Instant::now();
+        if write.write_all(&request).await.is_err() {
+            break;
+        }
+        let mut length = 0usize;
+        let mut ok = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return latencies;
+            }
+            if line.starts_with("HTTP/1.1 200") {
+                ok = true;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).await.is_err() || !ok {
+            break;
+        }
+        latencies.push(started.elapsed());
+    }
+    latencies
+}
+
+async fn load(name: &str, port: u16, response_url: &str) {
+    let body = &format!(
+        "token=x&team_id=T1&channel_id=C1&user_id=U1&command=%2Fkpi&text=help&response_url={}&trigger_id=1",
+        form_urlencoded::byte_serialize(response_url.as_bytes()).collect::<String>()
+    );
+    let timestamp = chrono::Utc::now().timestamp();
+    let request = Arc::new(
+        format!(
+            "POST /slack/commands HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\n\r\n{body}",
+            body.len(),
+            sign(timestamp, body)
+        )
+        .into_bytes(),
+    );
+    let started = Instant::now();
+    let until = started + Duration::from_secs(DURATION_SECONDS);
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::spawn(client(port, request.clone(), until)))
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    if all.is_empty() {
+        println!("{name}: no successful requests");
+        return;
+    }
+    let pct =
+        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+    println!(
+        "{name}: {} acks in {elapsed:.1} s = {:.0} requests/s; p50 {:.2} ms, p99 {:.2} ms ({CONNECTIONS} connections)",
+        all.len(),
+        all.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99)
+    );
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("reports")).unwrap();
+    // A sink for the background answers (response_url) and Slack API calls.
+    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink_url = format!("http://{}/api", sink.local_addr().unwrap());
+    let response_url = format!("http://{}/response", sink.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|| async { "{\"ok\":true}" });
+        axum::serve(sink, app).await.unwrap();
+    });
+
+    let kpibot_port = free_port();
+    let kpibot = Killed(
+        Command::new(env!("CARGO_BIN_EXE_kpibot"))
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("KPIBOT__REPORTS__DIR", dir.path().join("reports"))
+            .env("KPIBOT__HTTP__LISTEN", format!("127.0.0.1:{kpibot_port}"))
+            .env("KPIBOT__SLACK__BOT_TOKEN", "xoxb-bench")
+            .env("KPIBOT__SLACK__SIGNING_SECRET", SECRET)
+            .env("KPIBOT__SLACK__API_URL", &sink_url)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_ready(kpibot_port).await, "kpibot serve did not start");
+    load("kpibot serve", kpibot_port, &response_url).await;
+    drop(kpibot);
+
+    let script = dir.path().join("bolt_app.py");
+    std::fs::File::create(&script)
+        .unwrap()
+        .write_all(BOLT_APP.as_bytes())
+        .unwrap();
+    let bolt_port = free_port();
+    let bolt = Command::new("python3")
+        .arg(&script)
+        .arg(bolt_port.to_string())
+        .env("SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match bolt {
+        Ok(child) => {
+            let bolt = Killed(child);
+            if wait_ready(bolt_port).await {
+                load(
+                    "Bolt for Python (AsyncApp, aiohttp)",
+                    bolt_port,
+                    &response_url,
+                )
+                .await;
+            } else {
+                println!("Bolt baseline skipped: install it with `pip install slack_bolt aiohttp`");
+            }
+            drop(bolt);
+        }
+        Err(e) => println!("Bolt baseline skipped: cannot run python3 ({e})"),
+    }
+}
