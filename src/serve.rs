@@ -331,38 +331,56 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
         warehouse: warehouse.clone(),
         catalog_loaded,
     });
-    match (
-        &slack,
-        &settings.slack.signing_secret,
-        settings.slash.transport,
-    ) {
-        (Some(slack), Some(secret), crate::settings::SlashTransport::Http) => {
-            let handler = Arc::new(crate::slash::CommandHandler {
-                catalog: catalog.clone(),
-                warehouse: warehouse.clone(),
-                slack: slack.clone(),
-                metrics: metrics.clone(),
-                timezone: defaults.timezone,
-                timeout: Duration::from_secs(settings.slash.query_timeout_seconds),
-                policy: match settings.slash.default_policy {
-                    crate::settings::AccessPolicy::Allow => crate::ask::DefaultPolicy::Allow,
-                    crate::settings::AccessPolicy::Deny => crate::ask::DefaultPolicy::Deny,
-                },
-                dialect: crate::ask::sql::Dialect::DuckDb,
-                cache: crate::ask::QueryCache::default(),
-                audit_log: settings.slash.audit_log.clone(),
-                audit_file: Default::default(),
+    let handler = slack.as_ref().map(|slack| {
+        Arc::new(crate::slash::CommandHandler {
+            catalog: catalog.clone(),
+            warehouse: warehouse.clone(),
+            slack: slack.clone(),
+            metrics: metrics.clone(),
+            timezone: defaults.timezone,
+            timeout: Duration::from_secs(settings.slash.query_timeout_seconds),
+            policy: match settings.slash.default_policy {
+                crate::settings::AccessPolicy::Allow => crate::ask::DefaultPolicy::Allow,
+                crate::settings::AccessPolicy::Deny => crate::ask::DefaultPolicy::Deny,
+            },
+            dialect: crate::ask::sql::Dialect::DuckDb,
+            cache: crate::ask::QueryCache::default(),
+            audit_log: settings.slash.audit_log.clone(),
+            audit_file: Default::default(),
+        })
+    });
+    match (handler, settings.slash.transport) {
+        (Some(handler), crate::settings::SlashTransport::Http) => {
+            match &settings.slack.signing_secret {
+                Some(secret) => {
+                    app = app.merge(crate::slash::router(secret.expose(), handler));
+                    tracing::info!(path = crate::slash::COMMANDS_PATH, "slash commands enabled");
+                }
+                None => tracing::info!(
+                    "slash commands disabled: HTTP slash commands need KPIBOT__SLACK__SIGNING_SECRET"
+                ),
+            }
+        }
+        (Some(handler), crate::settings::SlashTransport::Socket) => {
+            let app_token = settings.slack.app_token.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "KPIBOT__SLASH__TRANSPORT=socket needs KPIBOT__SLACK__APP_TOKEN (an app-level token, xapp-…, with connections:write)"
+                )
+            })?;
+            let api_url = settings.slack.api_url.clone();
+            let app_token = app_token.expose().to_string();
+            let socket_shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(error) =
+                    crate::slash::run_socket_mode(handler, &api_url, &app_token, socket_shutdown)
+                        .await
+                {
+                    tracing::error!(error = %error, "Socket Mode stopped; slash commands are not being received");
+                }
             });
-            app = app.merge(crate::slash::router(secret.expose(), handler));
-            tracing::info!(path = crate::slash::COMMANDS_PATH, "slash commands enabled");
         }
-        (_, _, crate::settings::SlashTransport::Socket) => {
-            anyhow::bail!(
-                "KPIBOT__SLASH__TRANSPORT=socket (Socket Mode) is not available in this build; use http"
-            );
-        }
-        _ => tracing::info!(
-            "slash commands disabled: they need KPIBOT__SLACK__BOT_TOKEN and KPIBOT__SLACK__SIGNING_SECRET"
+        (None, _) => tracing::info!(
+            "slash commands disabled: they need Slack delivery (KPIBOT__SLACK__BOT_TOKEN)"
         ),
     }
     let mut http_shutdown = shutdown.clone();

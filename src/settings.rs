@@ -75,7 +75,7 @@ pub enum AccessPolicy {
 pub enum SlashTransport {
     /// Slack POSTs to `/slack/commands` (needs a public URL and the signing secret).
     Http,
-    /// Socket Mode over the app-level token (no public URL). Not available yet.
+    /// Socket Mode over the app-level token `KPIBOT__SLACK__APP_TOKEN` (no public URL).
     Socket,
 }
 

@@ -16,12 +16,12 @@ use axum::routing::post;
 use chrono::Utc;
 use chrono_tz::Tz;
 use serde_json::json;
-use slack_morphism::prelude::SlackSigningSecret;
+use slack_morphism::prelude::*;
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 
 use crate::ask::sql::Dialect;
 use crate::ask::{self, Answer, Asker, DefaultPolicy, QueryCache};
-use crate::deliver::{Delivery, SlackDelivery, error_chain};
+use crate::deliver::{Delivery, DeliveryError, SlackDelivery, error_chain};
 use crate::metrics::Metrics;
 use crate::scheduler::SharedCatalog;
 use crate::warehouse::Warehouse;
@@ -110,30 +110,7 @@ async fn command(State(state): State<SlashState>, headers: HeaderMap, body: Byte
         channel_id: field("channel_id"),
         response_url: field("response_url"),
     };
-    let handler = state.handler.clone();
-    // Help, lists, definitions and mistakes need no query: answer them in the ack itself.
-    let catalog = handler
-        .catalog
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    if let ask::Resolved::Reply(reply) =
-        ask::resolve(&catalog, &request.text, handler.dialect, handler.timezone)
-    {
-        handler.record(&request, 0, "text");
-        return ephemeral(&reply);
-    }
-    let ack = format!(
-        "Working on `{} {}`…",
-        if request.command.is_empty() {
-            "/kpi"
-        } else {
-            &request.command
-        },
-        request.text.trim()
-    );
-    tokio::spawn(async move { handler.handle(request).await });
-    ephemeral(&ack)
+    ephemeral(&state.handler.acknowledge(request))
 }
 
 /// The fields of a slash command kpibot uses.
@@ -147,6 +124,35 @@ pub struct CommandRequest {
 }
 
 impl CommandHandler {
+    /// The immediate reply to a command, for HTTP and Socket Mode alike. Help, lists,
+    /// definitions and mistakes need no query and are answered here; anything that needs
+    /// the warehouse is acknowledged and answered in the background.
+    pub fn acknowledge(self: &Arc<Self>, request: CommandRequest) -> String {
+        let catalog = self
+            .catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let ask::Resolved::Reply(reply) =
+            ask::resolve(&catalog, &request.text, self.dialect, self.timezone)
+        {
+            self.record(&request, 0, "text");
+            return reply;
+        }
+        let ack = format!(
+            "Working on `{} {}`…",
+            if request.command.is_empty() {
+                "/kpi"
+            } else {
+                &request.command
+            },
+            request.text.trim()
+        );
+        let this = self.clone();
+        tokio::spawn(async move { this.handle(request).await });
+        ack
+    }
+
     /// Answers in the background; every path ends in a reply or an error-level log.
     pub async fn handle(&self, request: CommandRequest) {
         let catalog = self
@@ -259,4 +265,81 @@ impl CommandHandler {
             tracing::error!(path = %self.audit_log.display(), error = %e, entry = %line, "could not write the audit log");
         }
     }
+}
+
+/// The Socket Mode callback: the same acknowledgement as over HTTP, sent back on the
+/// WebSocket as the envelope's response payload.
+async fn on_socket_command(
+    event: SlackCommandEvent,
+    _client: Arc<SlackHyperClient>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    let handler = state
+        .read()
+        .await
+        .get_user_state::<Arc<CommandHandler>>()
+        .cloned();
+    let text = match handler {
+        Some(handler) => handler.acknowledge(CommandRequest {
+            text: event.text.unwrap_or_default(),
+            command: event.command.0,
+            user_id: event.user_id.0,
+            channel_id: event.channel_id.0,
+            response_url: event.response_url.0.to_string(),
+        }),
+        None => "kpibot is starting; try again in a moment".into(),
+    };
+    Ok(
+        SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
+            .with_response_type(SlackMessageResponseType::Ephemeral),
+    )
+}
+
+/// Receives slash commands over Socket Mode (no public URL needed) until `shutdown`.
+pub async fn run_socket_mode(
+    handler: Arc<CommandHandler>,
+    api_url: &str,
+    app_token: &str,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), DeliveryError> {
+    let client = Arc::new(SlackClient::new(crate::deliver::slack::connector(api_url)?));
+    let callbacks = SlackSocketModeListenerCallbacks::new().with_command_events(on_socket_command);
+    let environment = Arc::new(
+        SlackClientEventsListenerEnvironment::new(client)
+            .with_error_handler(|error, _, _| {
+                tracing::error!(error = %error, "Socket Mode error");
+                axum::http::StatusCode::OK
+            })
+            .with_user_state(handler),
+    );
+    let listener = SlackClientSocketModeListener::new(
+        &SlackClientSocketModeConfig::new(),
+        environment,
+        callbacks,
+    );
+    listener
+        .listen_for(&SlackApiToken::new(SlackApiTokenValue(
+            app_token.to_string(),
+        )))
+        .await
+        .map_err(|e| {
+            let failure = crate::deliver::retry::classify("apps.connections.open", &e);
+            DeliveryError::Slack {
+                advice: crate::deliver::slack::advice(&failure.code, "", failure.detail.as_deref())
+                    .replace("KPIBOT__SLACK__BOT_TOKEN", "KPIBOT__SLACK__APP_TOKEN")
+                    .replace(
+                        "Bot User OAuth Token (xoxb-…)",
+                        "app-level token (xapp-…, scope connections:write)",
+                    ),
+                method: "apps.connections.open",
+                code: failure.code,
+                detail: failure.detail,
+                attempts: 1,
+            }
+        })?;
+    listener.start().await;
+    tracing::info!("slash commands enabled over Socket Mode");
+    let _ = shutdown.changed().await;
+    listener.shutdown().await;
+    Ok(())
 }

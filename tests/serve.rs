@@ -555,3 +555,62 @@ fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
     );
     assert!(terminate(child).success());
 }
+
+#[test]
+fn slash_commands_arrive_over_socket_mode_and_share_the_same_handling() {
+    let slack = FakeSlack::start_in_background(&[("C0SALES001", "sales", true)]);
+    let dir = setup(&[]);
+    std::fs::copy(
+        common::repo_path("reports/metrics.toml"),
+        dir.path().join("reports/metrics.toml"),
+    )
+    .unwrap();
+    let bot = Bot::new(
+        dir.path(),
+        &[
+            ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+            ("KPIBOT__SLACK__APP_TOKEN", common::fake_slack::APP_TOKEN),
+            ("KPIBOT__SLACK__API_URL", &slack.api_url),
+            ("KPIBOT__SLASH__TRANSPORT", "socket"),
+        ],
+    );
+    let child = bot.start("serve.log");
+    wait_for("a Socket Mode connection", Duration::from_secs(20), || {
+        slack.socket_connections() > 0
+    });
+    let command = |text: &str| {
+        serde_json::json!({
+            "token": "legacy", "team_id": "T0FAKE", "team_domain": "fake",
+            "channel_id": "C0SALES001", "channel_name": "sales",
+            "user_id": "U0ALICE", "user_name": "alice", "command": "/kpi", "text": text,
+            "api_app_id": "A0FAKE", "response_url": slack.response_url("socket"),
+            "trigger_id": "1.2.3",
+        })
+    };
+    assert!(slack.push_slash_command("env-help", command("describe signups")));
+    assert!(slack.push_slash_command("env-chart", command("signups last 7 days by channel")));
+    wait_for("both acknowledgements", Duration::from_secs(20), || {
+        slack.socket_acks().len() >= 2
+    });
+    let acks = slack.socket_acks();
+    let ack = |id: &str| {
+        acks.iter()
+            .find(|a| a["envelope_id"] == id)
+            .map(|a| {
+                a["payload"]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        ack("env-help").contains("Source: `mart.daily_signups`"),
+        "{acks:?}"
+    );
+    assert!(ack("env-chart").contains("Working on"), "{acks:?}");
+    wait_for("the chart in #sales", Duration::from_secs(30), || {
+        !slack.messages_in("C0SALES001").is_empty()
+    });
+    assert!(terminate(child).success());
+}

@@ -89,7 +89,7 @@ pub struct SlackDelivery {
 }
 
 /// Plain HTTP only to this machine (a local fake Slack); anything else must be HTTPS.
-fn connector(api_url: &str) -> Result<SlackClientHyperHttpsConnector, DeliveryError> {
+pub fn connector(api_url: &str) -> Result<SlackClientHyperHttpsConnector, DeliveryError> {
     let uri: axum::http::Uri = api_url
         .parse()
         .map_err(|e| DeliveryError::Setup(format!("KPIBOT__SLACK__API_URL `{api_url}`: {e}")))?;

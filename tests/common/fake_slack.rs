@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 /// The bot token the fake accepts.
 pub const TOKEN: &str = "xoxb-fake-test-token";
+/// The app-level token the fake accepts for Socket Mode (`apps.connections.open`).
+pub const APP_TOKEN: &str = "xapp-fake-app-token";
 
 /// Slack's limits, as documented for Block Kit and chat.postMessage.
 pub const MAX_BLOCKS: usize = 50;
@@ -105,6 +107,10 @@ struct Inner {
     responses: Vec<(String, Value)>,
     /// User groups: (id, members).
     usergroups: Vec<(String, Vec<String>)>,
+    /// Socket Mode: where clients connect, the open connections, and the acks received.
+    socket_url: String,
+    sockets: Vec<tokio::sync::mpsc::UnboundedSender<String>>,
+    socket_acks: Vec<Value>,
     files: HashMap<String, File>,
     messages: Vec<Posted>,
     faults: HashMap<String, VecDeque<Fault>>,
@@ -137,6 +143,9 @@ impl FakeSlack {
                 .collect(),
             ..Inner::default()
         }));
+        let sockets = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        inner.lock().unwrap().socket_url = format!("ws://{}/link", sockets.local_addr().unwrap());
+        tokio::spawn(serve_sockets(sockets, inner.clone()));
         let app = Router::new()
             .route("/api/{method}", get(api).post(api))
             .route("/upload/{file_id}", post(upload))
@@ -232,6 +241,31 @@ impl FakeSlack {
     /// Ephemeral messages: (channel, user, body).
     pub fn ephemerals(&self) -> Vec<(String, String, Value)> {
         self.with(|s| s.ephemerals.clone())
+    }
+
+    /// Socket Mode connections open now.
+    pub fn socket_connections(&self) -> usize {
+        self.with(|s| {
+            s.sockets.retain(|tx| !tx.is_closed());
+            s.sockets.len()
+        })
+    }
+
+    /// Sends a slash command over Socket Mode, as Slack does, on one open connection.
+    pub fn push_slash_command(&self, envelope_id: &str, payload: Value) -> bool {
+        let envelope = json!({
+            "envelope_id": envelope_id,
+            "type": "slash_commands",
+            "accepts_response_payload": true,
+            "payload": payload,
+        })
+        .to_string();
+        self.with(|s| s.sockets.iter().any(|tx| tx.send(envelope.clone()).is_ok()))
+    }
+
+    /// The acknowledgements clients sent back over Socket Mode.
+    pub fn socket_acks(&self) -> Vec<Value> {
+        self.with(|s| s.socket_acks.clone())
     }
 
     /// Adds a user group with these members.
@@ -675,6 +709,20 @@ async fn api(
     if let Some(refused) = fault.as_ref().and_then(refusal) {
         return refused;
     }
+    if method == "apps.connections.open" {
+        let app_token = format!("Bearer {APP_TOKEN}");
+        return match headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(value) if value == app_token => {
+                let url = state.lock().unwrap().socket_url.clone();
+                ok(json!({"url": url}))
+            }
+            Some(_) => slack_error("invalid_auth", None),
+            None => slack_error("not_authed", None),
+        };
+    }
     if let Some(denied) = auth_refusal(&headers) {
         return denied;
     }
@@ -776,6 +824,55 @@ async fn api(
         }
     };
     spoil(fault, response).await
+}
+
+/// Socket Mode: each connection gets `hello`, then whatever the test pushes; text frames
+/// from the client are acknowledgements.
+async fn serve_sockets(listener: tokio::net::TcpListener, state: Arc<Mutex<Inner>>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    while let Ok((tcp, _)) = listener.accept().await {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let Ok(socket) = tokio_tungstenite::accept_async(tcp).await else {
+                return;
+            };
+            let (mut sink, mut stream) = socket.split();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let hello = json!({
+                "type": "hello", "num_connections": 1,
+                "debug_info": {"host": "fake-slack"}, "connection_info": {"app_id": "A0FAKE"},
+            });
+            if sink
+                .send(Message::Text(hello.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            state.lock().unwrap().sockets.push(tx);
+            loop {
+                tokio::select! {
+                    Some(text) = rx.recv() => {
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    frame = stream.next() => match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                            state.lock().unwrap().socket_acks.push(value);
+                        }
+                        Some(Ok(Message::Ping(data))) => {
+                            let _ = sink.send(Message::Pong(data)).await;
+                        }
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    },
+                }
+            }
+        });
+    }
 }
 
 /// A slash command's response_url: Slack answers a plain `ok`.
