@@ -162,7 +162,9 @@ impl CommandHandler {
             .clone();
         let needs_groups = catalog
             .metrics()
-            .any(|m| !m.access.allowed_usergroups.is_empty());
+            .map(|m| &m.access)
+            .chain(catalog.reports().map(|r| &r.access))
+            .any(|a| !a.allowed_usergroups.is_empty());
         let usergroups = if needs_groups {
             match self.slack.usergroups_of(&request.user_id).await {
                 Ok(groups) => groups,

@@ -43,6 +43,8 @@ fn mart() -> &'static Path {
 struct Slow {
     inner: DuckDbWarehouse,
     delay: Duration,
+    /// Queries that reached the warehouse.
+    calls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[async_trait::async_trait]
@@ -53,6 +55,7 @@ impl Warehouse for Slow {
         params: &Params,
         timeout: Duration,
     ) -> Result<Table, WarehouseError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.inner.query(sql, params, timeout).await
     }
@@ -71,6 +74,7 @@ impl Warehouse for Slow {
 
 struct Bot {
     slack: FakeSlack,
+    warehouse_calls: Arc<std::sync::atomic::AtomicUsize>,
     url: String,
     audit_log: PathBuf,
     _dir: tempfile::TempDir,
@@ -103,11 +107,13 @@ async fn bot(reports: &Path, delay: Duration) -> Bot {
     )
     .unwrap();
     let audit_log = dir.path().join("audit.jsonl");
+    let warehouse_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let handler = Arc::new(CommandHandler {
         catalog,
         warehouse: Arc::new(Slow {
             inner: DuckDbWarehouse::open(mart()).unwrap(),
             delay,
+            calls: warehouse_calls.clone(),
         }),
         slack: Arc::new(delivery),
         metrics,
@@ -125,6 +131,7 @@ async fn bot(reports: &Path, delay: Duration) -> Bot {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Bot {
         slack,
+        warehouse_calls,
         url,
         audit_log,
         _dir: dir,
@@ -454,4 +461,29 @@ async fn a_ten_second_query_still_gets_the_three_second_acknowledgement_then_the
         !bot.slack.messages_in(SALES).is_empty()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_question_is_answered_from_the_cache() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let calls = || {
+        bot.warehouse_calls
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    for round in 1..=2 {
+        let body = form(
+            &bot,
+            "signups last 7 days by channel",
+            SALES,
+            "U0ALICE",
+            "c",
+        );
+        assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+        wait_for("the chart", Duration::from_secs(20), || {
+            bot.slack.messages_in(SALES).len() == round
+        })
+        .await;
+    }
+    // The window and the comparison window, once: the second answer cost no query.
+    assert_eq!(calls(), 2);
 }

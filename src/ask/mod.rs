@@ -366,6 +366,7 @@ fn metric_report(
         },
         schedules: Vec::new(),
         freshness: None,
+        access: metric.access.clone(),
     };
     Ok((spec, params))
 }
@@ -413,7 +414,7 @@ pub fn resolve(catalog: &Catalog, text: &str, dialect: Dialect, timezone: Tz) ->
                 report.id
             ));
         }
-        (report.clone(), Params::new(), Access::default())
+        (report.clone(), Params::new(), report.access.clone())
     } else {
         return Resolved::Reply(unknown_name(catalog, &query.name));
     };

@@ -39,6 +39,8 @@ pub struct ReportSpec {
     pub schedules: Vec<ScheduleSpec>,
     /// Checked before a scheduled run: is the source refreshed?
     pub freshness: Option<FreshnessSpec>,
+    /// Who may ask for this report with `/kpi` (scheduled posts are not affected).
+    pub access: Access,
 }
 
 /// A freshness gate: `sql` returns the newest date in the source (one row, one column);

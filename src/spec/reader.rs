@@ -19,7 +19,7 @@ use super::{
 };
 use crate::warehouse::sql;
 
-const ROOT_KEYS: [&str; 11] = [
+const ROOT_KEYS: [&str; 12] = [
     "title",
     "description",
     "owner",
@@ -31,6 +31,7 @@ const ROOT_KEYS: [&str; 11] = [
     "schedule",
     "freshness",
     "metric",
+    "access",
 ];
 const METRIC_KEYS: [&str; 18] = [
     "name",
@@ -47,6 +48,12 @@ const METRIC_KEYS: [&str; 18] = [
     "owner",
     "refreshed",
     "tags",
+    "restricted",
+    "allowed_channels",
+    "allowed_users",
+    "allowed_usergroups",
+];
+const ACCESS_KEYS: [&str; 4] = [
     "restricted",
     "allowed_channels",
     "allowed_users",
@@ -162,6 +169,14 @@ pub(super) fn read_spec(
     let query = r.table(&root, "query", true).map(|t| r.query(&t));
     let chart = r.table(&root, "chart", true).map(|t| r.chart(&t));
     let schedules = r.schedules(&root, timezone.unwrap_or(defaults.timezone));
+    let access = match r.table(&root, "access", false) {
+        Some(t) => {
+            r.check_keys(&t, &ACCESS_KEYS);
+            r.access(&t)
+        }
+        None if Reader::lookup(&root, "access").is_some() => None,
+        None => Some(Access::default()),
+    };
     let freshness = match r.table(&root, "freshness", false) {
         Some(t) => r.freshness(&t).map(Some),
         None if Reader::lookup(&root, "freshness").is_some() => None,
@@ -188,6 +203,7 @@ pub(super) fn read_spec(
             chart: chart??,
             schedules: schedules?,
             freshness: freshness?,
+            access: access?,
         })
     })();
     (spec, metrics.unwrap_or_default(), r.errors)
@@ -726,6 +742,20 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// `restricted` and the allow-lists, in a metric or a report's `[access]`.
+    fn access(&mut self, t: &Tbl) -> Option<Access> {
+        let restricted = self.flag(t, "restricted", false);
+        let allowed_channels = self.string_list(t, "allowed_channels");
+        let allowed_users = self.string_list(t, "allowed_users");
+        let allowed_usergroups = self.string_list(t, "allowed_usergroups");
+        Some(Access {
+            restricted: restricted?,
+            allowed_channels: allowed_channels?,
+            allowed_users: allowed_users?,
+            allowed_usergroups: allowed_usergroups?,
+        })
+    }
+
     fn metric(&mut self, t: &Tbl) -> Option<MetricSpec> {
         self.check_keys(t, &METRIC_KEYS);
         let name = self.string(t, "name", true);
@@ -744,10 +774,7 @@ impl<'a> Reader<'a> {
         let owner = self.string(t, "owner", true);
         let refreshed = self.string(t, "refreshed", false);
         let tags = self.string_list(t, "tags");
-        let restricted = self.flag(t, "restricted", false);
-        let allowed_channels = self.string_list(t, "allowed_channels");
-        let allowed_users = self.string_list(t, "allowed_users");
-        let allowed_usergroups = self.string_list(t, "allowed_usergroups");
+        let access = self.access(t);
         let dimensions = match self.table(t, "dimensions", false) {
             None => Some(BTreeMap::new()),
             Some(dims) => {
@@ -819,12 +846,7 @@ impl<'a> Reader<'a> {
             owner: owner?.into_inner(),
             refreshed: refreshed.map(|r| r.into_inner()).unwrap_or_default(),
             tags: tags?,
-            access: Access {
-                restricted: restricted?,
-                allowed_channels: allowed_channels?,
-                allowed_users: allowed_users?,
-                allowed_usergroups: allowed_usergroups?,
-            },
+            access: access?,
             path: self.path.to_path_buf(),
         })
     }
