@@ -404,6 +404,25 @@ pub async fn demo(
     Ok(failed)
 }
 
+/// Loads the catalog, runs one report and delivers it; prints the result line.
+async fn run_one(
+    settings: &Settings,
+    report: &str,
+    request: RunRequest<'_>,
+    delivery: &dyn Delivery,
+    verb: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let catalog = load_catalog(&settings.reports.dir, settings)?;
+    let spec = find_report(&catalog, report)?;
+    let warehouse = open_warehouse(settings, request.now, out)?;
+    let line = run_and_deliver(warehouse.as_ref(), spec, request, settings, delivery)
+        .await
+        .with_context(|| format!("{verb} of `{report}` failed"))?;
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
 /// `kpibot preview <report>`: run one report into a folder; post nothing.
 pub async fn preview(
     settings: &Settings,
@@ -413,20 +432,13 @@ pub async fn preview(
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let catalog = load_catalog(&settings.reports.dir, settings)?;
-    let spec = find_report(&catalog, report)?;
     let request = RunRequest {
         period: parse_period(period)?,
         channel: None,
         now,
     };
-    let warehouse = open_warehouse(settings, now, out)?;
     let delivery = FolderDelivery::new(out_dir);
-    let line = run_and_deliver(warehouse.as_ref(), spec, request, settings, &delivery)
-        .await
-        .with_context(|| format!("preview of `{report}` failed"))?;
-    writeln!(out, "{line}")?;
-    Ok(())
+    run_one(settings, report, request, &delivery, "preview", out).await
 }
 
 /// `kpibot run <report>`: run one report now and deliver it through the configured
@@ -439,26 +451,13 @@ pub async fn run(
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let catalog = load_catalog(&settings.reports.dir, settings)?;
-    let spec = find_report(&catalog, report)?;
     let request = RunRequest {
         period: parse_period(period)?,
         channel,
         now,
     };
     let delivery = open_delivery(settings, Arc::new(Metrics::new()))?;
-    let warehouse = open_warehouse(settings, now, out)?;
-    let line = run_and_deliver(
-        warehouse.as_ref(),
-        spec,
-        request,
-        settings,
-        delivery.as_ref(),
-    )
-    .await
-    .with_context(|| format!("run of `{report}` failed"))?;
-    writeln!(out, "{line}")?;
-    Ok(())
+    run_one(settings, report, request, delivery.as_ref(), "run", out).await
 }
 
 /// The report named `name`, or an error that lists the valid names.

@@ -5,18 +5,7 @@ mod common;
 use std::process::Command;
 
 fn kpibot(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_kpibot"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("KPIBOT__SLACK__BOT_TOKEN")
-        .env("KPIBOT__WAREHOUSE__DUCKDB__PATH", dir.join("demo.duckdb"))
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    common::run_kpibot(args, dir, &[])
 }
 
 #[test]

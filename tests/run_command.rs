@@ -4,25 +4,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::fake_slack::{FakeSlack, TOKEN};
 
 fn kpibot(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_kpibot"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("KPIBOT__SLACK__BOT_TOKEN")
-        .env("KPIBOT__REPORTS__DIR", common::repo_path("reports"))
-        .env("KPIBOT__WAREHOUSE__DUCKDB__PATH", dir.join("demo.duckdb"))
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let reports = common::repo_path("reports");
+    let mut all = vec![("KPIBOT__REPORTS__DIR", reports.to_str().unwrap())];
+    all.extend_from_slice(env);
+    common::run_kpibot(args, dir, &all)
 }
 
 #[test]

@@ -509,9 +509,8 @@ fn stale_data_is_not_posted_and_the_owner_is_told() {
     );
 }
 
-#[test]
-fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
-    const SECRET: &str = "e2e-signing-secret";
+/// The example metrics, a fake Slack with #sales, and a bot posting to it.
+fn slash_bot(extra: &[(&str, &str)]) -> (FakeSlack, tempfile::TempDir, Bot) {
     let slack = FakeSlack::start_in_background(&[("C0SALES001", "sales", true)]);
     let dir = setup(&[]);
     std::fs::copy(
@@ -519,14 +518,19 @@ fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
         dir.path().join("reports/metrics.toml"),
     )
     .unwrap();
-    let bot = Bot::new(
-        dir.path(),
-        &[
-            ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
-            ("KPIBOT__SLACK__API_URL", &slack.api_url),
-            ("KPIBOT__SLACK__SIGNING_SECRET", SECRET),
-        ],
-    );
+    let mut env = vec![
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let bot = Bot::new(dir.path(), &env);
+    (slack, dir, bot)
+}
+
+#[test]
+fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
+    const SECRET: &str = "e2e-signing-secret";
+    let (slack, _dir, bot) = slash_bot(&[("KPIBOT__SLACK__SIGNING_SECRET", SECRET)]);
     let child = bot.start("serve.log");
     let body = format!(
         "command=%2Fkpi&text=signups+last+7+days+by+channel&user_id=U0ALICE&channel_id=C0SALES001&response_url={}",
@@ -558,22 +562,10 @@ fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
 
 #[test]
 fn slash_commands_arrive_over_socket_mode_and_share_the_same_handling() {
-    let slack = FakeSlack::start_in_background(&[("C0SALES001", "sales", true)]);
-    let dir = setup(&[]);
-    std::fs::copy(
-        common::repo_path("reports/metrics.toml"),
-        dir.path().join("reports/metrics.toml"),
-    )
-    .unwrap();
-    let bot = Bot::new(
-        dir.path(),
-        &[
-            ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
-            ("KPIBOT__SLACK__APP_TOKEN", common::fake_slack::APP_TOKEN),
-            ("KPIBOT__SLACK__API_URL", &slack.api_url),
-            ("KPIBOT__SLASH__TRANSPORT", "socket"),
-        ],
-    );
+    let (slack, _dir, bot) = slash_bot(&[
+        ("KPIBOT__SLACK__APP_TOKEN", common::fake_slack::APP_TOKEN),
+        ("KPIBOT__SLASH__TRANSPORT", "socket"),
+    ]);
     let child = bot.start("serve.log");
     wait_for("a Socket Mode connection", Duration::from_secs(20), || {
         slack.socket_connections() > 0

@@ -65,3 +65,21 @@ pub fn slack_signature(secret: &str, timestamp: i64, body: &str) -> String {
     mac.update(format!("v0:{timestamp}:{body}").as_bytes());
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
+
+/// Runs the real `kpibot` binary in `dir` with the demo mart there, no Slack token unless
+/// `env` gives one; returns (success, stdout, stderr).
+pub fn run_kpibot(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kpibot"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KPIBOT__SLACK__BOT_TOKEN")
+        .env("KPIBOT__WAREHOUSE__DUCKDB__PATH", dir.join("demo.duckdb"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
