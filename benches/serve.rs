@@ -110,8 +110,9 @@ fn serve_once(dir: &Path, port: u16) -> (Duration, (u64, u64, u64)) {
     };
     std::thread::sleep(Duration::from_secs(IDLE_SECONDS));
     let rss = rss_kb(child.id());
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    // The shell's own `kill`, so no procps package is needed.
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
         .status()
         .unwrap();
     child.wait().unwrap();

@@ -170,8 +170,9 @@ impl Drop for Running {
 
 /// SIGTERM, then the exit status.
 fn terminate(mut running: Running) -> std::process::ExitStatus {
-    Command::new("kill")
-        .args(["-TERM", &running.0.id().to_string()])
+    // The shell's own `kill`, so no procps package is needed.
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", running.0.id())])
         .status()
         .unwrap();
     running.0.wait().unwrap()
