@@ -247,6 +247,8 @@ impl CommandHandler {
             "channel": request.channel_id,
             "command": format!("{} {}", request.command, request.text),
             "rows": rows,
+            // Bytes scanned are known only on warehouses that report them (BigQuery).
+            "bytes": serde_json::Value::Null,
             "outcome": outcome,
         });
         let mut file = self.audit_file.lock().unwrap_or_else(|p| p.into_inner());

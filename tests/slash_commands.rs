@@ -437,6 +437,11 @@ allowed_usergroups = ["S0ANALYSTS"]
         bot.slack.responses("yes").is_empty(),
         "Carol got a chart, not a refusal"
     );
+    assert_eq!(
+        bot.slack.calls_of("usergroups.list").len(),
+        1,
+        "memberships are read once and cached"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,8 @@ pub const LOOKUP_PAGE_SIZE: u16 = 200;
 pub const LOOKUP_MAX_PAGES: usize = 10;
 /// Channels per `conversations.list` page.
 pub const CHANNEL_PAGE_SIZE: u16 = 1000;
+/// How long user-group memberships are reused before `usergroups.list` is read again.
+pub const USERGROUPS_CACHE_SECONDS: u64 = 600;
 /// Posts tried while Slack is still processing the uploaded file (`invalid slack file`).
 pub const FILE_READY_ATTEMPTS: u32 = 5;
 
@@ -85,6 +87,8 @@ pub struct SlackDelivery {
     pacer: Pacer,
     /// Channel name (without `#`, lower case) → ID, filled from `conversations.list`.
     channel_ids: tokio::sync::Mutex<HashMap<String, String>>,
+    /// Every user group's members, from `usergroups.list`, and when it was read.
+    usergroups: tokio::sync::Mutex<Option<(Instant, Vec<(String, Vec<String>)>)>>,
     metrics: Arc<Metrics>,
 }
 
@@ -247,6 +251,7 @@ impl SlackDelivery {
             pacer: Pacer::new(options.channel_interval, options.max_concurrent_posts),
             options,
             channel_ids: tokio::sync::Mutex::new(HashMap::new()),
+            usergroups: tokio::sync::Mutex::new(None),
             metrics,
         })
     }
@@ -645,8 +650,28 @@ impl SlackDelivery {
         .map(|_| ())
     }
 
-    /// The user groups `user` belongs to (for `allowed_usergroups`).
+    /// The user groups `user` belongs to (for `allowed_usergroups`); the membership list
+    /// is read once per `USERGROUPS_CACHE_SECONDS`.
     pub async fn usergroups_of(&self, user: &str) -> Result<Vec<String>, DeliveryError> {
+        let mut cache = self.usergroups.lock().await;
+        let fresh = cache.as_ref().is_some_and(|(read_at, _)| {
+            read_at.elapsed() < Duration::from_secs(USERGROUPS_CACHE_SECONDS)
+        });
+        if !fresh {
+            *cache = Some((Instant::now(), self.read_usergroups().await?));
+        }
+        let groups = cache
+            .as_ref()
+            .map(|(_, g)| g.as_slice())
+            .unwrap_or_default();
+        Ok(groups
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| m == user))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn read_usergroups(&self) -> Result<Vec<(String, Vec<String>)>, DeliveryError> {
         let deadline = Instant::now() + self.options.retry.deadline;
         let session = self.client.open_session(&self.token);
         let request = SlackApiUserGroupsListRequest {
@@ -663,12 +688,10 @@ impl SlackDelivery {
         Ok(groups
             .usergroups
             .into_iter()
-            .filter(|g| {
-                g.users
-                    .as_ref()
-                    .is_some_and(|users| users.iter().any(|u| u.0 == user))
+            .map(|g| {
+                let members = g.users.unwrap_or_default().into_iter().map(|u| u.0);
+                (g.id.0, members.collect())
             })
-            .map(|g| g.id.0)
             .collect())
     }
 
