@@ -80,6 +80,9 @@ impl SlackOptions {
 
 type Client = SlackClient<SlackClientHyperHttpsConnector>;
 
+/// Every user group's id and member user ids.
+type UserGroups = Vec<(String, Vec<String>)>;
+
 pub struct SlackDelivery {
     client: Client,
     token: SlackApiToken,
@@ -88,7 +91,7 @@ pub struct SlackDelivery {
     /// Channel name (without `#`, lower case) → ID, filled from `conversations.list`.
     channel_ids: tokio::sync::Mutex<HashMap<String, String>>,
     /// Every user group's members, from `usergroups.list`, and when it was read.
-    usergroups: tokio::sync::Mutex<Option<(Instant, Vec<(String, Vec<String>)>)>>,
+    usergroups: tokio::sync::Mutex<Option<(Instant, UserGroups)>>,
     metrics: Arc<Metrics>,
 }
 
@@ -671,7 +674,7 @@ impl SlackDelivery {
             .collect())
     }
 
-    async fn read_usergroups(&self) -> Result<Vec<(String, Vec<String>)>, DeliveryError> {
+    async fn read_usergroups(&self) -> Result<UserGroups, DeliveryError> {
         let deadline = Instant::now() + self.options.retry.deadline;
         let session = self.client.open_session(&self.token);
         let request = SlackApiUserGroupsListRequest {
