@@ -601,3 +601,66 @@ pub async fn ask(
         }
     }
 }
+
+/// `kpibot config --check`: every finding, then whether `serve` would start.
+pub fn config_check(settings: &Settings, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let findings = crate::preflight::check(settings);
+    for finding in &findings {
+        writeln!(out, "{finding}")?;
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.level == crate::preflight::Level::Error)
+        .count();
+    if errors == 0 {
+        writeln!(
+            out,
+            "settings OK for `kpibot serve` (delivery: {:?}, slash commands: {})",
+            settings.effective_delivery(),
+            match (&settings.slack.signing_secret, settings.slash.transport) {
+                (_, crate::settings::SlashTransport::Socket) => "Socket Mode",
+                (Some(_), _) => "HTTP",
+                (None, _) => "off",
+            }
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{errors} error(s): `kpibot serve` would refuse to start"
+        )?;
+    }
+    Ok(errors == 0)
+}
+
+/// `kpibot health`: asks a running `serve` for `/healthz` (for container health checks,
+/// where there is no curl).
+pub async fn health(settings: &Settings) -> anyhow::Result<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut address: std::net::SocketAddr = settings
+        .http
+        .listen
+        .parse()
+        .with_context(|| format!("KPIBOT__HTTP__LISTEN `{}`", settings.http.listen))?;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(
+                format!(
+                    "GET {} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n",
+                    crate::serve::HEALTH_PATH
+                )
+                .as_bytes(),
+            )
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    })
+    .await
+    .with_context(|| format!("no answer from {address} within 5 s"))?
+    .with_context(|| format!("cannot reach kpibot at {address}"))?;
+    Ok(answer.starts_with("HTTP/1.1 200"))
+}

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod ledger;
 pub mod metrics;
 pub mod pipeline;
+pub mod preflight;
 pub mod render;
 pub mod schedule;
 pub mod scheduler;

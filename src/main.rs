@@ -84,7 +84,13 @@ enum Command {
         limit: usize,
     },
     /// Print the effective settings, secrets redacted.
-    Config,
+    Config {
+        /// Instead, report missing or inconsistent settings for `serve` (exit 1 on errors).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Exit 0 if a running `kpibot serve` answers /healthz (for container health checks).
+    Health,
 }
 
 #[tokio::main]
@@ -201,9 +207,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::history(&settings, report.as_deref(), limit, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config => {
+        Command::Config { check: false } => {
             print!("{}", settings.to_redacted_toml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Config { check: true } => Ok(if commands::config_check(&settings, &mut stdout)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
+        Command::Health => Ok(if commands::health(&settings).await? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
     }
 }

@@ -270,6 +270,13 @@ async fn termination() {
 
 /// Runs the bot until SIGTERM/SIGINT.
 pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let findings = crate::preflight::check(settings);
+    if let Some(errors) = crate::preflight::errors(&findings) {
+        anyhow::bail!(errors);
+    }
+    for finding in &findings {
+        tracing::warn!("{finding}");
+    }
     let metrics = Arc::new(Metrics::new());
     let defaults = SpecDefaults {
         timezone: settings.timezone()?,

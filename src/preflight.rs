@@ -1,0 +1,207 @@
+//! `kpibot config --check`: settings that are missing or contradict each other for the
+//! chosen delivery and transport, found before the bot starts. `serve` refuses to start
+//! on the same errors.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::settings::{DeliveryKind, Settings, SlashTransport, WarehouseKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// The bot cannot do its job this way.
+    Error,
+    /// It will run, but something probably intended is off.
+    Warning,
+}
+
+/// One finding: the setting (as its environment variable) and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub level: Level,
+    pub setting: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+        };
+        write!(f, "{level}: {}: {}", self.setting, self.message)
+    }
+}
+
+/// Everything wrong with `settings` for running `serve`.
+pub fn check(settings: &Settings) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut error = |setting, message: String| {
+        findings.push(Finding {
+            level: Level::Error,
+            setting,
+            message,
+        })
+    };
+    let slack = &settings.slack;
+    let bot_token = slack.bot_token.as_ref().map(|t| t.expose());
+    if settings.timezone().is_err() {
+        error(
+            "KPIBOT__TIMEZONE",
+            format!(
+                "`{}` is not an IANA timezone; write e.g. Asia/Tokyo",
+                settings.timezone
+            ),
+        );
+    }
+    if !settings.reports.dir.is_dir() {
+        error(
+            "KPIBOT__REPORTS__DIR",
+            format!(
+                "{} is not a folder of report specs",
+                settings.reports.dir.display()
+            ),
+        );
+    }
+    match settings.warehouse.kind {
+        WarehouseKind::Bigquery => error(
+            "KPIBOT__WAREHOUSE__KIND",
+            "the BigQuery warehouse is not available in this build yet; use duckdb".into(),
+        ),
+        WarehouseKind::Duckdb => {
+            let duck = &settings.warehouse.duckdb;
+            if !duck.demo_mart && !duck.path.exists() {
+                error(
+                    "KPIBOT__WAREHOUSE__DUCKDB__PATH",
+                    format!(
+                        "{} does not exist (and KPIBOT__WAREHOUSE__DUCKDB__DEMO_MART is false, so it will not be built)",
+                        duck.path.display()
+                    ),
+                );
+            }
+        }
+    }
+    if settings.delivery.kind == DeliveryKind::Slack && bot_token.is_none() {
+        error(
+            "KPIBOT__SLACK__BOT_TOKEN",
+            "delivery is `slack` but no bot token is set: set the app's Bot User OAuth Token (xoxb-…)".into(),
+        );
+    }
+    if let Some(token) = bot_token
+        && !token.starts_with("xoxb-")
+    {
+        error(
+            "KPIBOT__SLACK__BOT_TOKEN",
+            format!(
+                "a bot token starts with xoxb- (this one starts with `{}`); use the Bot User OAuth Token",
+                token.chars().take(5).collect::<String>()
+            ),
+        );
+    }
+    if let Some(token) = slack.app_token.as_ref().map(|t| t.expose())
+        && !token.starts_with("xapp-")
+    {
+        error(
+            "KPIBOT__SLACK__APP_TOKEN",
+            "an app-level token starts with xapp- (Basic Information → App-Level Tokens, scope connections:write)".into(),
+        );
+    }
+    let api_url_ok = slack.api_url.starts_with("https://")
+        || slack.api_url.starts_with("http://127.0.0.1")
+        || slack.api_url.starts_with("http://localhost");
+    if !api_url_ok {
+        error(
+            "KPIBOT__SLACK__API_URL",
+            format!(
+                "`{}` must be https:// (plain http only to 127.0.0.1, for tests)",
+                slack.api_url
+            ),
+        );
+    }
+    let slack_delivery = settings.effective_delivery() == DeliveryKind::Slack;
+    match settings.slash.transport {
+        SlashTransport::Socket => {
+            if slack.app_token.is_none() {
+                error(
+                    "KPIBOT__SLACK__APP_TOKEN",
+                    "Socket Mode (KPIBOT__SLASH__TRANSPORT=socket) needs an app-level token (xapp-…, scope connections:write)".into(),
+                );
+            }
+            if !slack_delivery {
+                error(
+                    "KPIBOT__SLACK__BOT_TOKEN",
+                    "Socket Mode slash commands answer through Slack: set the bot token (xoxb-…)"
+                        .into(),
+                );
+            }
+        }
+        SlashTransport::Http => {
+            if slack.signing_secret.is_some() && !slack_delivery {
+                error(
+                    "KPIBOT__SLACK__BOT_TOKEN",
+                    "a signing secret is set for HTTP slash commands, but they answer through Slack: set the bot token (xoxb-…)".into(),
+                );
+            }
+        }
+    }
+    if settings.http.listen.parse::<SocketAddr>().is_err() {
+        error(
+            "KPIBOT__HTTP__LISTEN",
+            format!(
+                "`{}` is not an address:port, e.g. 0.0.0.0:3000",
+                settings.http.listen
+            ),
+        );
+    }
+    if let Some(parent) = settings
+        .ledger
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        && std::fs::create_dir_all(parent).is_err()
+    {
+        error(
+            "KPIBOT__LEDGER__PATH",
+            format!(
+                "cannot create {} for the run ledger; point it at a writable volume",
+                parent.display()
+            ),
+        );
+    }
+    if slack_delivery
+        && settings.slash.transport == SlashTransport::Http
+        && slack.signing_secret.is_none()
+    {
+        findings.push(Finding {
+            level: Level::Warning,
+            setting: "KPIBOT__SLACK__SIGNING_SECRET",
+            message: "no signing secret: /kpi slash commands are off (reports still post)".into(),
+        });
+    }
+    if !slack_delivery {
+        findings.push(Finding {
+            level: Level::Warning,
+            setting: "KPIBOT__SLACK__BOT_TOKEN",
+            message: format!(
+                "no bot token: reports are written to {} instead of Slack",
+                settings.delivery.folder.display()
+            ),
+        });
+    }
+    findings
+}
+
+/// The errors among `findings`, as one message (for `serve` to refuse with).
+pub fn errors(findings: &[Finding]) -> Option<String> {
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.level == Level::Error)
+        .map(|f| format!("  {f}"))
+        .collect();
+    (!errors.is_empty()).then(|| {
+        format!(
+            "the settings are not usable (see `kpibot config --check`):\n{}",
+            errors.join("\n")
+        )
+    })
+}
