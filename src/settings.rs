@@ -347,6 +347,28 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// Every environment variable the settings understand, e.g. `KPIBOT__SLACK__BOT_TOKEN`.
+    pub fn env_var_names() -> Vec<String> {
+        fn walk(prefix: String, value: &serde_json::Value, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, inner) in map {
+                        walk(format!("{prefix}__{}", key.to_uppercase()), inner, out);
+                    }
+                }
+                _ => out.push(prefix),
+            }
+        }
+        let mut all = Settings::default();
+        all.slack.bot_token = Some(Secret::new("x"));
+        all.slack.signing_secret = Some(Secret::new("x"));
+        all.slack.app_token = Some(Secret::new("x"));
+        let value = serde_json::to_value(&all).expect("settings serialize");
+        let mut out = Vec::new();
+        walk(ENV_PREFIX.to_string(), &value, &mut out);
+        out
+    }
+
     /// Where reports go: `auto` resolved to Slack when a bot token is set.
     pub fn effective_delivery(&self) -> DeliveryKind {
         match self.delivery.kind {
