@@ -17,7 +17,7 @@ use crate::pipeline::{self, RunOptions};
 use crate::spec::diagnostic::did_you_mean;
 use crate::spec::{
     Access, Catalog, ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, Locale,
-    Measure, MetricSpec, QuerySpec, ReportSpec,
+    Measure, MetricSpec, Period, QuerySpec, ReportSpec,
 };
 use crate::warehouse::{Params, Table, Warehouse};
 
@@ -265,6 +265,23 @@ fn unknown_name(catalog: &Catalog, name: &str) -> String {
     }
 }
 
+/// A day-counted period widened to whole weeks or months for a weekly or monthly chart,
+/// so no bar stands for a part of a week or month (`last 30 days weekly` → the last 5
+/// complete weeks). Other periods are kept as written.
+fn whole_buckets(period: Period, grain: Grain) -> Period {
+    use crate::spec::period::Unit;
+    match (period, grain) {
+        (Period::Last(days, Unit::Day), Grain::Week) => Period::Last(days.div_ceil(7), Unit::Week),
+        (Period::Last(days, Unit::Day), Grain::Month) => {
+            Period::Last(days.div_ceil(30), Unit::Month)
+        }
+        (Period::Last(weeks, Unit::Week), Grain::Month) => {
+            Period::Last((weeks * 7).div_ceil(30), Unit::Month)
+        }
+        (period, _) => period,
+    }
+}
+
 /// The report an ad-hoc metric question runs as: generated SQL, a standard chart.
 fn metric_report(
     metric: &MetricSpec,
@@ -335,9 +352,12 @@ fn metric_report(
             sql,
             sql_offset: None,
             sql_span: 0..0,
-            period: query
-                .period
-                .unwrap_or_else(|| DEFAULT_METRIC_PERIOD.parse().expect("a valid period")),
+            period: whole_buckets(
+                query
+                    .period
+                    .unwrap_or_else(|| DEFAULT_METRIC_PERIOD.parse().expect("a valid period")),
+                grain,
+            ),
             week_start: chrono::Weekday::Mon,
             timeout_seconds: None,
         },
@@ -445,7 +465,7 @@ pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer 
         ));
     }
     let options = RunOptions {
-        period: query.period.or(Some(spec.query.period)),
+        period: Some(spec.query.period),
         now: context.now,
         channel: Some(asker.channel_id.clone()).filter(|c| !c.is_empty()),
         slot: None,
@@ -481,6 +501,27 @@ pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weekly_and_monthly_charts_cover_whole_weeks_and_months() {
+        use crate::spec::period::Unit;
+        assert_eq!(
+            whole_buckets(Period::Last(30, Unit::Day), Grain::Week),
+            Period::Last(5, Unit::Week)
+        );
+        assert_eq!(
+            whole_buckets(Period::Last(90, Unit::Day), Grain::Month),
+            Period::Last(3, Unit::Month)
+        );
+        assert_eq!(
+            whole_buckets(Period::Last(30, Unit::Day), Grain::Day),
+            Period::Last(30, Unit::Day)
+        );
+        assert_eq!(
+            whole_buckets(Period::This(Unit::Month), Grain::Week),
+            Period::This(Unit::Month)
+        );
+    }
 
     #[test]
     fn access_lists_and_the_default_policy() {
