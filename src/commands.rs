@@ -27,30 +27,37 @@ pub fn open_warehouse(
     log: &mut dyn Write,
 ) -> anyhow::Result<Box<dyn Warehouse>> {
     match settings.warehouse.kind {
-        WarehouseKind::Duckdb => {
-            let duck = &settings.warehouse.duckdb;
-            if duck.demo_mart {
-                let yesterday = pipeline::today_in(settings.timezone()?, now) - Days::new(1);
-                // Check through the connection the bot keeps, not a second instance.
-                if let Ok(current) = DuckDbWarehouse::open(&duck.path)
-                    && current.demo_data_through() >= Some(yesterday)
-                {
-                    return Ok(Box::new(current));
-                }
-                if ensure_demo_mart(&duck.path, yesterday)? == MartStatus::Built {
-                    writeln!(
-                        log,
-                        "built the demo mart {} (data through {yesterday})",
-                        duck.path.display()
-                    )?;
-                }
-            }
-            Ok(Box::new(DuckDbWarehouse::open(&duck.path)?))
-        }
+        WarehouseKind::Duckdb => Ok(Box::new(open_duckdb(settings, now, log)?)),
         WarehouseKind::Bigquery => bail!(
             "the BigQuery warehouse is not available in this build yet; set KPIBOT__WAREHOUSE__KIND=duckdb"
         ),
     }
+}
+
+/// The embedded DuckDB warehouse, with the demo mart built or refreshed when it is in use.
+pub fn open_duckdb(
+    settings: &Settings,
+    now: DateTime<Utc>,
+    log: &mut dyn Write,
+) -> anyhow::Result<DuckDbWarehouse> {
+    let duck = &settings.warehouse.duckdb;
+    if duck.demo_mart {
+        let yesterday = pipeline::today_in(settings.timezone()?, now) - Days::new(1);
+        // Check through the connection the bot keeps, not a second instance.
+        if let Ok(current) = DuckDbWarehouse::open(&duck.path)
+            && current.demo_data_through() >= Some(yesterday)
+        {
+            return Ok(current);
+        }
+        if ensure_demo_mart(&duck.path, yesterday)? == MartStatus::Built {
+            writeln!(
+                log,
+                "built the demo mart {} (data through {yesterday})",
+                duck.path.display()
+            )?;
+        }
+    }
+    Ok(DuckDbWarehouse::open(&duck.path)?)
 }
 
 fn spec_defaults(settings: &Settings) -> anyhow::Result<SpecDefaults> {

@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::scheduler::{Scheduler, SchedulerConfig, SharedCatalog};
 use crate::settings::Settings;
 use crate::spec::{self, Catalog, LoadedFile, ReportSpec, SpecDefaults};
+use crate::warehouse::duckdb::DuckDbWarehouse;
 use crate::warehouse::{Params, Warehouse};
 
 /// The paths `serve` answers, shared with the deploy manifests' probes.
@@ -250,6 +251,42 @@ async fn reload_loop(
     }
 }
 
+/// How often a running bot checks whether the demo mart needs yesterday's data.
+pub const DEMO_REFRESH_CHECK_SECONDS: u64 = 600;
+
+/// Keeps the demo mart current while `serve` runs for days: after midnight in the bot's
+/// timezone it is rebuilt with yesterday's data and the warehouse reopens it.
+async fn refresh_demo_mart(
+    duck: Arc<DuckDbWarehouse>,
+    timezone: chrono_tz::Tz,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(DEMO_REFRESH_CHECK_SECONDS)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let yesterday = crate::pipeline::today_in(timezone, Utc::now()) - chrono::Days::new(1);
+        if duck.demo_data_through() >= Some(yesterday) {
+            continue;
+        }
+        let path = duck.path().to_path_buf();
+        let built =
+            tokio::task::spawn_blocking(move || crate::demo::ensure_demo_mart(&path, yesterday))
+                .await;
+        match built {
+            Ok(Ok(_)) => match duck.reopen() {
+                Ok(()) => tracing::info!(%yesterday, "demo mart refreshed"),
+                Err(error) => {
+                    tracing::error!(error = %error, "could not reopen the refreshed demo mart")
+                }
+            },
+            Ok(Err(error)) => tracing::error!(error = %error, "could not refresh the demo mart"),
+            Err(error) => tracing::error!(error = %error, "the demo mart refresh stopped"),
+        }
+    }
+}
+
 /// Resolves when SIGTERM or SIGINT arrives.
 async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -300,11 +337,25 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
         initial.len() as f64,
     );
     let ledger = Arc::new(Ledger::open(&settings.ledger.path)?);
-    let warehouse: Arc<dyn Warehouse> = Arc::from(open_warehouse(
-        settings,
-        Utc::now(),
-        &mut std::io::stderr(),
-    )?);
+    let (warehouse, demo): (Arc<dyn Warehouse>, Option<Arc<DuckDbWarehouse>>) =
+        match settings.warehouse.kind {
+            crate::settings::WarehouseKind::Duckdb if settings.warehouse.duckdb.demo_mart => {
+                let duck = Arc::new(crate::commands::open_duckdb(
+                    settings,
+                    Utc::now(),
+                    &mut std::io::stderr(),
+                )?);
+                (duck.clone(), Some(duck))
+            }
+            _ => (
+                Arc::from(open_warehouse(
+                    settings,
+                    Utc::now(),
+                    &mut std::io::stderr(),
+                )?),
+                None,
+            ),
+        };
     // Slash commands need Slack itself: the concrete delivery, not just the seam.
     let slack = match settings.effective_delivery() {
         crate::settings::DeliveryKind::Slack => Some(Arc::new(crate::deliver::SlackDelivery::new(
@@ -398,6 +449,9 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
             })
             .await
     });
+    if let Some(duck) = demo {
+        tokio::spawn(refresh_demo_mart(duck, defaults.timezone, shutdown.clone()));
+    }
     let reloader = Reloader {
         dir: dir.clone(),
         defaults,

@@ -185,3 +185,31 @@ async fn dry_run_reports_columns_without_reading_rows() {
     let names: Vec<&str> = estimate.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, vec!["n", "doubled"]);
 }
+
+#[tokio::test]
+async fn a_refreshed_demo_mart_is_seen_after_reopening_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.duckdb");
+    let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    kpibot::demo::ensure_demo_mart(&path, day(24)).unwrap();
+    let warehouse = DuckDbWarehouse::open(&path).unwrap();
+    assert_eq!(warehouse.demo_data_through(), Some(day(24)));
+    // The next day: the mart is rebuilt beside the open one and renamed over it.
+    kpibot::demo::ensure_demo_mart(&path, day(25)).unwrap();
+    assert_eq!(
+        warehouse.demo_data_through(),
+        Some(day(24)),
+        "the open connection still reads the old file"
+    );
+    warehouse.reopen().unwrap();
+    assert_eq!(warehouse.demo_data_through(), Some(day(25)));
+    let table = warehouse
+        .query(
+            "SELECT MAX(activity_date) AS newest FROM mart.daily_active_users",
+            &Params::new(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(table.rows[0][0], Cell::Date(day(25)));
+}

@@ -38,6 +38,24 @@ impl DuckDbWarehouse {
         })
     }
 
+    /// Opens the file again, for a database replaced on disk (the demo mart after its
+    /// daily refresh). Queries in flight finish on the connection they started with.
+    pub fn reopen(&self) -> Result<(), WarehouseError> {
+        let fresh = Self::open(&self.path)?;
+        let connection = Arc::try_unwrap(fresh.connection)
+            .map_err(|_| WarehouseError::Unavailable("the new connection is shared".into()))?
+            .into_inner()
+            .map_err(|_| WarehouseError::Unavailable("the new connection was poisoned".into()))?;
+        *self.connection.lock().map_err(|_| {
+            WarehouseError::Unavailable("the DuckDB connection was poisoned".into())
+        })? = connection;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The last day of data, if this is the demo mart (it records when it was built).
     pub fn demo_data_through(&self) -> Option<NaiveDate> {
         let connection = self.connection.lock().ok()?;
