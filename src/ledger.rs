@@ -327,22 +327,6 @@ impl Ledger {
         })
     }
 
-    /// The newest slot recorded for a schedule, whatever its state.
-    pub fn last_slot(
-        &self,
-        report: &str,
-        schedule: u32,
-    ) -> Result<Option<DateTime<Utc>>, LedgerError> {
-        self.with(|conn| {
-            let text: Option<String> = conn.query_row(
-                "SELECT MAX(slot) FROM runs WHERE report = ?1 AND schedule = ?2",
-                params![report, schedule],
-                |row| row.get(0),
-            )?;
-            Ok(text.as_deref().and_then(parse_time))
-        })
-    }
-
     /// The most recent runs (of one report, or all), newest slot first.
     pub fn history(
         &self,
@@ -671,9 +655,15 @@ mod tests {
             !ledger.reclaim(&key("dau", 2), &b, later).unwrap(),
             "a finished run is not reclaimed"
         );
+        let known = ledger.slot_history("dau", 0, key("dau", 2).slot).unwrap();
         assert_eq!(
-            ledger.last_slot("dau", 0).unwrap(),
-            Some(key("dau", 3).slot)
+            (known.first, known.last),
+            (Some(key("dau", 1).slot), Some(key("dau", 3).slot))
+        );
+        assert_eq!(
+            known.recorded.into_iter().collect::<Vec<_>>(),
+            vec![key("dau", 2).slot, key("dau", 3).slot],
+            "only slots since the time asked for"
         );
         let history = ledger.history(Some("dau"), 2).unwrap();
         assert_eq!(
