@@ -68,6 +68,11 @@ pub fn built_through(path: &Path) -> Option<NaiveDate> {
         .access_mode(duckdb::AccessMode::ReadOnly)
         .ok()?;
     let conn = Connection::open_with_flags(path, config).ok()?;
+    data_through(&conn)
+}
+
+/// The last day of data the demo mart on `conn` records (`None` if it is not the demo).
+pub fn data_through(conn: &Connection) -> Option<NaiveDate> {
     let text: String = conn
         .query_row(
             "SELECT strftime(data_through, '%Y-%m-%d') FROM mart.kpibot_demo_build",

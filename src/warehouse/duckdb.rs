@@ -59,14 +59,7 @@ impl DuckDbWarehouse {
     /// The last day of data, if this is the demo mart (it records when it was built).
     pub fn demo_data_through(&self) -> Option<NaiveDate> {
         let connection = self.connection.lock().ok()?;
-        let text: String = connection
-            .query_row(
-                "SELECT strftime(data_through, '%Y-%m-%d') FROM mart.kpibot_demo_build",
-                [],
-                |row| row.get(0),
-            )
-            .ok()?;
-        NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok()
+        crate::demo::data_through(&connection)
     }
 
     /// Runs `work` on its own connection in a blocking thread; interrupts DuckDB when the
