@@ -288,18 +288,8 @@ pub async fn run(
         source: spec.definition.source.clone(),
         refreshed: spec.definition.refreshed.clone(),
     };
-    let message = render::build_message(&facts);
     Ok(RunOutcome {
-        rendered: Rendered {
-            report_id: spec.id.clone(),
-            title: spec.title.clone(),
-            channel: options.channel.clone(),
-            slot,
-            thread: options.thread,
-            png,
-            message,
-            csv: table.to_csv(),
-        },
+        rendered: Rendered::from_facts(&facts, options.thread, png, table.to_csv()),
         window,
         comparison,
         headline: headline.map(|(v, _)| v),

@@ -12,7 +12,7 @@ use kpibot::deliver::{
     Delivery, DeliveryError, Receipt, Rendered, SlackDelivery, SlackOptions, deliver_or_notify,
 };
 use kpibot::metrics::Metrics;
-use kpibot::render::{MessageFacts, build_message};
+use kpibot::render::MessageFacts;
 use kpibot::settings::Secret;
 
 const DAILY: &str = "C0KPIDAILY";
@@ -80,16 +80,7 @@ fn facts(report: &str, slot: &str, channel: &str) -> MessageFacts {
 }
 
 fn rendered_from(facts: &MessageFacts) -> Rendered {
-    Rendered {
-        report_id: facts.report_id.clone(),
-        title: facts.title.clone(),
-        channel: facts.channel.clone(),
-        slot: facts.slot.clone(),
-        thread: false,
-        png: chart_png(),
-        message: build_message(facts),
-        csv: "day,users\n".into(),
-    }
+    Rendered::from_facts(facts, false, chart_png(), "day,users\n".into())
 }
 
 fn rendered(report: &str, slot: &str, channel: &str) -> Rendered {

@@ -12,7 +12,7 @@ use common::fake_slack::{FakeSlack, Fault, TOKEN};
 use kpibot::deliver::retry::RetryPolicy;
 use kpibot::deliver::{Delivery, Rendered, SlackDelivery, SlackOptions};
 use kpibot::metrics::Metrics;
-use kpibot::render::{MessageFacts, build_message};
+use kpibot::render::MessageFacts;
 use kpibot::settings::Secret;
 
 const REPORTS: usize = 500;
@@ -37,16 +37,12 @@ fn report(i: usize) -> Rendered {
         source: "mart.soak".into(),
         refreshed: "hourly".into(),
     };
-    Rendered {
-        report_id: facts.report_id.clone(),
-        title: facts.title.clone(),
-        channel: facts.channel.clone(),
-        slot: facts.slot.clone(),
-        thread: false,
-        png: vec![0x89, b'P', b'N', b'G', 1, 2, 3, 4],
-        message: build_message(&facts),
-        csv: String::new(),
-    }
+    Rendered::from_facts(
+        &facts,
+        false,
+        vec![0x89, b'P', b'N', b'G', 1, 2, 3, 4],
+        String::new(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

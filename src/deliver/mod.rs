@@ -40,6 +40,26 @@ pub struct PostIdentity {
 }
 
 impl Rendered {
+    /// A run's chart and data with the message built from `facts`, which also name the
+    /// report, its title, channel and slot.
+    pub fn from_facts(
+        facts: &crate::render::MessageFacts,
+        thread: bool,
+        png: Vec<u8>,
+        csv: String,
+    ) -> Self {
+        Self {
+            report_id: facts.report_id.clone(),
+            title: facts.title.clone(),
+            channel: facts.channel.clone(),
+            slot: facts.slot.clone(),
+            thread,
+            png,
+            message: crate::render::build_message(facts),
+            csv,
+        }
+    }
+
     pub fn identity(&self) -> PostIdentity {
         PostIdentity {
             report_id: self.report_id.clone(),
