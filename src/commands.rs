@@ -99,15 +99,17 @@ pub async fn check(
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<CheckSummary> {
-    let mut files = spec::load_dir(dir, &spec_defaults(settings)?)?;
+    let defaults = spec_defaults(settings)?;
+    let mut files = spec::load_dir(dir, &defaults)?;
     if let Some(warehouse) = warehouse {
+        let today = pipeline::today_in(defaults.timezone, now);
         for file in files.iter_mut() {
             let mut problems = Vec::new();
             if let Some(spec) = &file.spec {
                 problems.extend(dry_run(warehouse, spec, settings, now).await);
             }
             for metric in &file.metrics {
-                problems.extend(dry_run_metric(warehouse, metric, settings).await);
+                problems.extend(dry_run_metric(warehouse, metric, settings, today).await);
             }
             if !problems.is_empty() {
                 file.diagnostics.extend(problems);
@@ -184,8 +186,8 @@ async fn dry_run_metric(
     warehouse: &dyn Warehouse,
     metric: &crate::spec::MetricSpec,
     settings: &Settings,
+    today: chrono::NaiveDate,
 ) -> Vec<Diagnostic> {
-    let today = chrono::Utc::now().date_naive();
     let mut params = pipeline::params_for(
         spec::Window {
             start: today,

@@ -708,7 +708,8 @@ impl SlackDelivery {
         let mut turn = self.pacer.turn(&channel_id).await;
         let report = rendered.report_id.as_str();
         let slot = rendered.slot.as_str();
-        // Looked up first only when asked (crash recovery); normal posts do not pay for it.
+        // No lookup before a normal post: only a lost answer leads to one (post_exactly_once);
+        // crash recovery asks through `find_existing`.
         let file_id = self.upload(rendered, channel_written, deadline).await?;
         let message = with_file_id(rendered.message.clone(), &file_id.0);
         let (main, reply) = if rendered.thread {
