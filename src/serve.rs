@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -46,7 +45,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub ledger: Arc<Ledger>,
     pub warehouse: Arc<dyn Warehouse>,
-    pub catalog_loaded: Arc<AtomicBool>,
 }
 
 /// The HTTP routes of `serve`.
@@ -58,11 +56,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Ready when the ledger takes writes and the warehouse answers. The catalog needs no
+/// check: `serve` loads it before the router exists.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut problems = Vec::new();
-    if !state.catalog_loaded.load(Ordering::Relaxed) {
-        problems.push("the report catalog is not loaded".to_string());
-    }
     if let Err(e) = state.ledger.check_writable() {
         problems.push(format!("the ledger is not writable: {e}"));
     }
@@ -379,7 +376,6 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let reports = initial.len();
     let catalog: SharedCatalog = Arc::new(RwLock::new(Arc::new(initial)));
-    let catalog_loaded = Arc::new(AtomicBool::new(true));
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (reloaded_tx, reloaded) = watch::channel(0u64);
@@ -387,7 +383,6 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         ledger: ledger.clone(),
         warehouse: warehouse.clone(),
-        catalog_loaded,
     });
     let handler = slack.as_ref().map(|slack| {
         Arc::new(crate::slash::CommandHandler {
