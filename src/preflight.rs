@@ -106,17 +106,8 @@ pub fn check(settings: &Settings) -> Vec<Finding> {
             "an app-level token starts with xapp- (Basic Information → App-Level Tokens, scope connections:write)".into(),
         );
     }
-    let api_url_ok = slack.api_url.starts_with("https://")
-        || slack.api_url.starts_with("http://127.0.0.1")
-        || slack.api_url.starts_with("http://localhost");
-    if !api_url_ok {
-        error(
-            "KPIBOT__SLACK__API_URL",
-            format!(
-                "`{}` must be https:// (plain http only to 127.0.0.1, for tests)",
-                slack.api_url
-            ),
-        );
+    if let Err(why) = crate::deliver::slack::plain_http_allowed(&slack.api_url) {
+        error("KPIBOT__SLACK__API_URL", why);
     }
     let slack_delivery = settings.effective_delivery() == DeliveryKind::Slack;
     match settings.slash.transport {

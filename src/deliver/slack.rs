@@ -95,28 +95,38 @@ pub struct SlackDelivery {
     metrics: Arc<Metrics>,
 }
 
-/// Plain HTTP only to this machine (a local fake Slack); anything else must be HTTPS.
-pub fn connector(api_url: &str) -> Result<SlackClientHyperHttpsConnector, DeliveryError> {
+/// Whether the Slack API URL is plain HTTP to this machine (a local fake Slack): `Ok(false)`
+/// for HTTPS, `Ok(true)` for http://127.0.0.1 or localhost, and why not otherwise.
+pub fn plain_http_allowed(api_url: &str) -> Result<bool, String> {
     let uri: axum::http::Uri = api_url
         .parse()
-        .map_err(|e| DeliveryError::Setup(format!("KPIBOT__SLACK__API_URL `{api_url}`: {e}")))?;
+        .map_err(|e| format!("`{api_url}` is not a URL: {e}"))?;
     let loopback = matches!(
         uri.host(),
         Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
     );
+    match (uri.scheme_str(), loopback) {
+        (Some("https"), _) => Ok(false),
+        (Some("http"), true) => Ok(true),
+        _ => Err(format!(
+            "`{api_url}` must be an https:// URL (plain http is only allowed to 127.0.0.1, for tests)"
+        )),
+    }
+}
+
+/// Plain HTTP only to this machine (a local fake Slack); anything else must be HTTPS.
+pub fn connector(api_url: &str) -> Result<SlackClientHyperHttpsConnector, DeliveryError> {
+    let plain_http = plain_http_allowed(api_url)
+        .map_err(|why| DeliveryError::Setup(format!("KPIBOT__SLACK__API_URL {why}")))?;
     let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
         Ok(builder) => builder,
         // No system certificate store (e.g. a distroless image): use the bundled roots.
         Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
     };
-    let https = match (uri.scheme_str(), loopback) {
-        (Some("https"), _) => builder.https_only().enable_http1().enable_http2().build(),
-        (Some("http"), true) => builder.https_or_http().enable_http1().build(),
-        _ => {
-            return Err(DeliveryError::Setup(format!(
-                "KPIBOT__SLACK__API_URL `{api_url}` must be an https:// URL (plain http is only allowed to 127.0.0.1, for tests)"
-            )));
-        }
+    let https = if plain_http {
+        builder.https_or_http().enable_http1().build()
+    } else {
+        builder.https_only().enable_http1().enable_http2().build()
     };
     Ok(SlackClientHyperConnector::with_connector(https)
         .with_slack_api_url(api_url.trim_end_matches('/')))
