@@ -303,14 +303,24 @@ pub fn open_delivery(
     settings: &Settings,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<dyn Delivery>> {
+    Ok(match open_slack(settings, metrics)? {
+        Some(slack) => slack,
+        None => Arc::new(FolderDelivery::new(settings.delivery.folder.clone())),
+    })
+}
+
+/// The Slack delivery itself when Slack is the delivery (slash commands need more of it
+/// than the `Delivery` seam offers), `None` for the folder.
+pub fn open_slack(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<SlackDelivery>>> {
     Ok(match settings.effective_delivery() {
-        DeliveryKind::Slack => Arc::new(SlackDelivery::new(
+        DeliveryKind::Slack => Some(Arc::new(SlackDelivery::new(
             SlackOptions::from_settings(settings)?,
             metrics,
-        )?),
-        DeliveryKind::Folder | DeliveryKind::Auto => {
-            Arc::new(FolderDelivery::new(settings.delivery.folder.clone()))
-        }
+        )?)),
+        DeliveryKind::Folder | DeliveryKind::Auto => None,
     })
 }
 

@@ -354,13 +354,7 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
             ),
         };
     // Slash commands need Slack itself: the concrete delivery, not just the seam.
-    let slack = match settings.effective_delivery() {
-        crate::settings::DeliveryKind::Slack => Some(Arc::new(crate::deliver::SlackDelivery::new(
-            crate::deliver::SlackOptions::from_settings(settings)?,
-            metrics.clone(),
-        )?)),
-        _ => None,
-    };
+    let slack = crate::commands::open_slack(settings, metrics.clone())?;
     let delivery: Arc<dyn Delivery> = match &slack {
         Some(slack) => slack.clone(),
         None => open_delivery(settings, metrics.clone())?,
