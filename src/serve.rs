@@ -96,25 +96,15 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Size and modification time of every spec file: changes when any file does.
 fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, (u64, Option<SystemTime>)> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "toml") {
-                files.insert(path, (meta.len(), meta.modified().ok()));
-            }
-        }
-    }
-    files
+    // An unreadable folder fingerprints as empty; the reload that follows says why.
+    spec::spec_paths(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|path| {
+            let meta = std::fs::metadata(&path).ok()?;
+            Some((path, (meta.len(), meta.modified().ok())))
+        })
+        .collect()
 }
 
 /// Builds the next catalog: valid files replace their report; an invalid file keeps its

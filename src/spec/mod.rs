@@ -443,9 +443,7 @@ impl Catalog {
 /// Loads every `*.toml` under `dir` (recursively, in path order). Problems in the files are
 /// diagnostics on each [`LoadedFile`]; only an unreadable folder or file is an `Err`.
 pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, LoadError> {
-    let mut paths = Vec::new();
-    collect_toml_files(dir, &mut paths)?;
-    paths.sort();
+    let paths = spec_paths(dir)?;
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
         let source = std::fs::read_to_string(&path).map_err(|source| LoadError::ReadFile {
@@ -457,6 +455,14 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
     Ok(files)
+}
+
+/// Every spec file (`*.toml`, any case) under `dir`, recursively, in path order.
+pub fn spec_paths(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut paths = Vec::new();
+    collect_toml_files(dir, &mut paths)?;
+    paths.sort();
+    Ok(paths)
 }
 
 fn collect_toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
