@@ -397,6 +397,18 @@ async fn spoil(fault: Option<Fault>, response: Response) -> Response {
     }
 }
 
+/// Records a call and decides its fault, if any.
+fn begin_call(state: &Mutex<Inner>, method: &str) -> Option<Fault> {
+    let mut s = state.lock().unwrap();
+    let fault = take_fault(&mut s, method);
+    s.calls.push(Call {
+        method: method.to_string(),
+        at: Instant::now(),
+        fault: fault.clone(),
+    });
+    fault
+}
+
 fn take_fault(s: &mut Inner, method: &str) -> Option<Fault> {
     if let Some(fault) = s.faults.get_mut(method).and_then(VecDeque::pop_front) {
         return Some(fault);
@@ -696,16 +708,7 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fault = {
-        let mut s = state.lock().unwrap();
-        let fault = take_fault(&mut s, &method);
-        s.calls.push(Call {
-            method: method.clone(),
-            at: Instant::now(),
-            fault: fault.clone(),
-        });
-        fault
-    };
+    let fault = begin_call(&state, &method);
     if let Some(refused) = fault.as_ref().and_then(refusal) {
         return refused;
     }
@@ -897,16 +900,7 @@ async fn upload(
     Path(file_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let fault = {
-        let mut s = state.lock().unwrap();
-        let fault = take_fault(&mut s, "files.upload");
-        s.calls.push(Call {
-            method: "files.upload".into(),
-            at: Instant::now(),
-            fault: fault.clone(),
-        });
-        fault
-    };
+    let fault = begin_call(&state, "files.upload");
     if let Some(refused) = fault.as_ref().and_then(refusal) {
         return refused;
     }
