@@ -24,6 +24,7 @@ use crate::ask::{self, Answer, Asker, DefaultPolicy, QueryCache};
 use crate::deliver::{Delivery, DeliveryError, SlackDelivery, error_chain};
 use crate::metrics::Metrics;
 use crate::scheduler::SharedCatalog;
+use crate::spec::Catalog;
 use crate::warehouse::Warehouse;
 
 /// Where Slack sends slash commands (the app manifest's `url` ends with this).
@@ -133,9 +134,8 @@ impl CommandHandler {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if let ask::Resolved::Reply(reply) =
-            ask::resolve(&catalog, &request.text, self.dialect, self.timezone)
-        {
+        let resolved = ask::resolve(&catalog, &request.text, self.dialect, self.timezone);
+        if let ask::Resolved::Reply(reply) = resolved {
             self.record(&request, 0, "text");
             return reply;
         }
@@ -149,22 +149,23 @@ impl CommandHandler {
             request.text.trim()
         );
         let this = self.clone();
-        tokio::spawn(async move { this.handle(request).await });
+        tokio::spawn(async move { this.handle(request, catalog, resolved).await });
         ack
     }
 
     /// Answers in the background; every path ends in a reply or an error-level log.
-    pub async fn handle(&self, request: CommandRequest) {
-        let catalog = self
-            .catalog
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let needs_groups = catalog
-            .metrics()
-            .map(|m| &m.access)
-            .chain(catalog.reports().map(|r| &r.access))
-            .any(|a| !a.allowed_usergroups.is_empty());
+    /// `resolved` comes from the acknowledgement, against the same catalog snapshot.
+    async fn handle(
+        &self,
+        request: CommandRequest,
+        catalog: Arc<Catalog>,
+        resolved: ask::Resolved,
+    ) {
+        // Only an allow-list of user groups needs the asker's groups from Slack.
+        let needs_groups = matches!(
+            &resolved,
+            ask::Resolved::Run { access, .. } if !access.allowed_usergroups.is_empty()
+        );
         let usergroups = if needs_groups {
             match self.slack.usergroups_of(&request.user_id).await {
                 Ok(groups) => groups,
@@ -191,7 +192,7 @@ impl CommandHandler {
             policy: self.policy,
             cache: Some(&self.cache),
         };
-        let answer = ask::answer(&context, &request.text, &asker).await;
+        let answer = ask::answer_resolved(&context, resolved, &asker).await;
         let (outcome, rows) = match &answer {
             Answer::Text(_) => ("text", 0),
             Answer::Chart {

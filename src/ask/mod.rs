@@ -449,6 +449,11 @@ pub fn resolve(catalog: &Catalog, text: &str, dialect: Dialect, timezone: Tz) ->
 /// Answers one command. Every outcome is an answer; nothing here panics or goes silent.
 pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer {
     let resolved = resolve(context.catalog, text, context.dialect, context.timezone);
+    answer_resolved(context, resolved, asker).await
+}
+
+/// Answers a command already resolved against the catalog: checks access, then runs it.
+pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &Asker) -> Answer {
     let (query, spec, params, access) = match resolved {
         Resolved::Reply(text) => return Answer::Text(text),
         Resolved::Run {
