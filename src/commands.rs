@@ -16,22 +16,46 @@ use crate::render::format::NumberStyle;
 use crate::settings::{DeliveryKind, Settings, WarehouseKind};
 use crate::spec::diagnostic::{Diagnostic, did_you_mean};
 use crate::spec::{self, Catalog, LoadedFile, Period, ReportSpec, SpecDefaults};
+use crate::warehouse::bigquery::{BigQueryOptions, BigQueryWarehouse};
 use crate::warehouse::duckdb::DuckDbWarehouse;
-use crate::warehouse::{Warehouse, WarehouseError};
+use crate::warehouse::{QueryJob, Trigger, Warehouse, WarehouseError};
 
 /// Opens the configured warehouse; for the embedded demo, builds or refreshes the demo
 /// mart first so it holds data through yesterday in the bot's timezone.
-pub fn open_warehouse(
+pub async fn open_warehouse(
     settings: &Settings,
     now: DateTime<Utc>,
     log: &mut dyn Write,
 ) -> anyhow::Result<Box<dyn Warehouse>> {
     match settings.warehouse.kind {
         WarehouseKind::Duckdb => Ok(Box::new(open_duckdb(settings, now, log)?)),
-        WarehouseKind::Bigquery => bail!(
-            "the BigQuery warehouse is not available in this build yet; set KPIBOT__WAREHOUSE__KIND=duckdb"
-        ),
+        WarehouseKind::Bigquery => Ok(Box::new(
+            BigQueryWarehouse::open(bigquery_options(settings)?).await?,
+        )),
     }
+}
+
+/// BigQuery settings as the warehouse takes them; a missing project is an error here, so
+/// no job is sent to an empty project.
+pub fn bigquery_options(settings: &Settings) -> anyhow::Result<BigQueryOptions> {
+    let bq = &settings.warehouse.bigquery;
+    if bq.project.trim().is_empty() {
+        bail!(
+            "KPIBOT__WAREHOUSE__BIGQUERY__PROJECT is not set: name the Google Cloud project BigQuery jobs run in"
+        );
+    }
+    let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+    Ok(BigQueryOptions {
+        project: bq.project.trim().to_string(),
+        dataset: bq.dataset.trim().to_string(),
+        location: non_empty(&bq.location),
+        endpoint: non_empty(&bq.endpoint),
+        credentials_file: bq
+            .credentials_file
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty()),
+        maximum_bytes_billed: bq.maximum_bytes_billed,
+    })
 }
 
 /// The embedded DuckDB warehouse, with the demo mart built or refreshed when it is in use.
@@ -101,16 +125,36 @@ pub async fn check(
 ) -> anyhow::Result<CheckSummary> {
     let defaults = spec_defaults(settings)?;
     let mut files = spec::load_dir(dir, &defaults)?;
+    // What each file's dry runs would scan, printed under its ✓ line.
+    let mut scans: std::collections::HashMap<std::path::PathBuf, Vec<String>> = Default::default();
     if let Some(warehouse) = warehouse {
         let today = pipeline::today_in(defaults.timezone, now);
         for file in files.iter_mut() {
             let mut problems = Vec::new();
+            let mut notes = Vec::new();
             if let Some(spec) = &file.spec {
-                problems.extend(dry_run(warehouse, spec, settings, now).await);
+                let checked = dry_run(warehouse, spec, settings, now).await;
+                problems.extend(checked.problems);
+                notes.extend(checked.bytes.map(|bytes| {
+                    scan_note(
+                        "the query",
+                        bytes,
+                        spec_limit(settings, spec.query.maximum_bytes_billed),
+                    )
+                }));
             }
             for metric in &file.metrics {
-                problems.extend(dry_run_metric(warehouse, metric, settings, today).await);
+                let checked = dry_run_metric(warehouse, metric, settings, today).await;
+                problems.extend(checked.problems);
+                notes.extend(checked.bytes.map(|bytes| {
+                    scan_note(
+                        &format!("metric `{}`", metric.name),
+                        bytes,
+                        spec_limit(settings, None),
+                    )
+                }));
             }
+            scans.insert(file.path.clone(), notes);
             if !problems.is_empty() {
                 file.diagnostics.extend(problems);
                 file.spec = None;
@@ -133,11 +177,17 @@ pub async fn check(
                 names.len(),
                 names.join(", ")
             )?;
+            for note in scans.get(&file.path).into_iter().flatten() {
+                writeln!(out, "    {note}")?;
+            }
             continue;
         }
         match &file.spec {
             Some(spec) => {
                 writeln!(out, "✓ {}  ({})", file.path.display(), spec.title)?;
+                for note in scans.get(&file.path).into_iter().flatten() {
+                    writeln!(out, "    {note}")?;
+                }
                 for schedule in &spec.schedules {
                     if let Some(slot) =
                         crate::schedule::next_slot(&schedule.cron, schedule.timezone, now)
@@ -180,6 +230,62 @@ pub async fn check(
     Ok(summary)
 }
 
+/// What the dry runs of one report or metric found.
+struct DryRun {
+    problems: Vec<Diagnostic>,
+    /// Bytes the query would scan, where the warehouse says (BigQuery).
+    bytes: Option<u64>,
+}
+
+impl DryRun {
+    fn problem(diagnostic: Diagnostic) -> Self {
+        Self {
+            problems: vec![diagnostic],
+            bytes: None,
+        }
+    }
+}
+
+/// The bytes-billed cap a query runs under: the spec's, else the BigQuery setting.
+fn spec_limit(settings: &Settings, spec_limit: Option<u64>) -> u64 {
+    spec_limit.unwrap_or(settings.warehouse.bigquery.maximum_bytes_billed)
+}
+
+fn scan_note(what: &str, bytes: u64, limit: u64) -> String {
+    format!(
+        "{what} would scan {} (limit {})",
+        human_bytes(bytes),
+        human_bytes(limit)
+    )
+}
+
+/// Bytes in binary units, as BigQuery's console shows them: `1.5 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The problem when a dry run would scan more than the query may bill.
+fn over_limit(bytes: u64, limit: u64) -> Option<String> {
+    (bytes > limit).then(|| {
+        format!(
+            "the query would scan {} but may bill at most {}; BigQuery would refuse to run it",
+            human_bytes(bytes),
+            human_bytes(limit)
+        )
+    })
+}
+
 /// Prepares a metric's generated query, split by each of its dimensions in turn, so a
 /// misspelled table, column or dimension is caught before anyone asks.
 async fn dry_run_metric(
@@ -187,7 +293,7 @@ async fn dry_run_metric(
     metric: &crate::spec::MetricSpec,
     settings: &Settings,
     today: chrono::NaiveDate,
-) -> Vec<Diagnostic> {
+) -> DryRun {
     let mut params = pipeline::params_for(
         spec::Window {
             start: today,
@@ -197,88 +303,109 @@ async fn dry_run_metric(
     );
     let mut splits: Vec<Option<&str>> = vec![None];
     splits.extend(metric.dimensions.keys().map(|d| Some(d.as_str())));
+    let mut most: Option<u64> = None;
     for by in splits {
         let (sql, extra) = crate::ask::sql::metric_sql(
-            crate::ask::sql::Dialect::DuckDb,
+            warehouse.dialect(),
             metric,
             crate::ask::grammar::Grain::Day,
             by,
             &[],
         );
         params.extend(extra);
-        if let Err(error) = warehouse
-            .dry_run(&sql, &params, settings.query_timeout())
-            .await
-        {
-            let what = by.map_or(String::new(), |d| format!(" split by `{d}`"));
-            return vec![
-                Diagnostic::new(
-                    &metric.path,
-                    0..0,
-                    format!("metric `{}`{what}: the warehouse rejected its query: {error}", metric.name),
-                )
-                .with_hint(format!(
-                    "check `table`, `time_column`, the measure's columns and the dimensions; checked with {}",
-                    warehouse.describe()
-                )),
-            ];
+        let job = QueryJob::new(settings.query_timeout()).for_report(&metric.name, Trigger::Cli);
+        let what = by.map_or(String::new(), |d| format!(" split by `{d}`"));
+        let problem = |message: String| {
+            DryRun::problem(
+                Diagnostic::new(&metric.path, 0..0, format!("metric `{}`{what}: {message}", metric.name))
+                    .with_hint(format!(
+                        "check `table`, `time_column`, the measure's columns and the dimensions; checked with {}",
+                        warehouse.describe()
+                    )),
+            )
+        };
+        match warehouse.dry_run(&sql, &params, &job).await {
+            Ok(estimate) => {
+                if let Some(bytes) = estimate.bytes_processed {
+                    if let Some(message) = over_limit(bytes, spec_limit(settings, None)) {
+                        return problem(message);
+                    }
+                    most = Some(most.map_or(bytes, |m| m.max(bytes)));
+                }
+            }
+            Err(error) => return problem(format!("the warehouse rejected its query: {error}")),
         }
     }
-    Vec::new()
+    DryRun {
+        problems: Vec::new(),
+        bytes: most,
+    }
 }
 
-/// Prepares the report's query for its default window and checks the chart's columns.
+/// Prepares the report's query for its default window, checks the chart's columns and,
+/// where the warehouse says, that the scan fits the report's bytes-billed cap.
 async fn dry_run(
     warehouse: &dyn Warehouse,
     spec: &ReportSpec,
     settings: &Settings,
     now: DateTime<Utc>,
-) -> Vec<Diagnostic> {
+) -> DryRun {
+    let at_sql = |message: String| {
+        DryRun::problem(Diagnostic::new(
+            &spec.path,
+            spec.query.sql_span.clone(),
+            message,
+        ))
+    };
     let window = match pipeline::window_for(spec, None, now) {
         Ok(window) => window,
-        Err(e) => {
-            return vec![Diagnostic::new(
-                &spec.path,
-                spec.query.sql_span.clone(),
-                e.to_string(),
-            )];
-        }
+        Err(e) => return at_sql(e.to_string()),
     };
     let params = pipeline::params_for(window, pipeline::today_in(spec.timezone, now));
-    let timeout = pipeline::timeout_for(spec, settings.query_timeout());
-    let estimate = match warehouse.dry_run(&spec.query.sql, &params, timeout).await {
+    let job = pipeline::job_for(spec, settings.query_timeout(), Trigger::Cli);
+    let estimate = match warehouse.dry_run(&spec.query.sql, &params, &job).await {
         Ok(estimate) => estimate,
-        Err(WarehouseError::Query { message, line }) => {
+        Err(WarehouseError::Query {
+            message,
+            line,
+            column,
+        }) => {
             let at = line
-                .and_then(|l| spec.sql_line_offset(l))
+                .and_then(|l| spec.sql_position(l, column))
                 .unwrap_or(spec.query.sql_span.start);
             let end = spec.source[at..]
                 .find('\n')
-                .map_or(spec.source.len(), |n| at + n);
-            return vec![
+                .map_or(spec.source.len(), |n| at + n)
+                .max(at + 1)
+                .min(spec.source.len());
+            return DryRun::problem(
                 Diagnostic::new(
                     &spec.path,
                     at..end,
                     format!("the warehouse rejected the query: {message}"),
                 )
                 .with_hint(format!("checked with {}", warehouse.describe())),
-            ];
+            );
         }
-        Err(other) => {
-            return vec![Diagnostic::new(
-                &spec.path,
-                spec.query.sql_span.clone(),
-                other.to_string(),
-            )];
-        }
+        Err(other) => return at_sql(other.to_string()),
     };
+    if let Some(bytes) = estimate.bytes_processed {
+        let limit = spec_limit(settings, spec.query.maximum_bytes_billed);
+        if let Some(message) = over_limit(bytes, limit) {
+            return DryRun::problem(
+                Diagnostic::new(&spec.path, spec.query.sql_span.clone(), message).with_hint(
+                    "filter on the table's partition column, or raise `maximum_bytes_billed` under [query]",
+                ),
+            );
+        }
+    }
     let names: Vec<&str> = estimate.columns.iter().map(|c| c.name.as_str()).collect();
     let chart = &spec.chart;
     let mut wanted = vec![("x", &chart.x), ("y", &chart.y)];
     if let Some(series) = &chart.series {
         wanted.push(("series", series));
     }
-    wanted
+    let problems = wanted
         .into_iter()
         .filter(|(_, column)| !names.contains(&column.name.as_str()))
         .map(|(key, column)| {
@@ -294,7 +421,11 @@ async fn dry_run(
             )
             .with_label(label)
         })
-        .collect()
+        .collect();
+    DryRun {
+        problems,
+        bytes: estimate.bytes_processed,
+    }
 }
 
 /// The configured delivery: Slack when it is chosen (or a bot token is set), else the
@@ -352,6 +483,7 @@ async fn run_and_deliver(
         thread: schedule.is_some_and(|s| s.thread),
         default_timeout: settings.query_timeout(),
         params: Default::default(),
+        trigger: Trigger::Cli,
     };
     let outcome = pipeline::run(warehouse, spec, &options).await?;
     let receipt = delivery.deliver(&outcome.rendered).await?;
@@ -392,7 +524,7 @@ pub async fn demo(
             settings.reports.dir.display()
         );
     }
-    let warehouse = open_warehouse(settings, now, out)?;
+    let warehouse = open_warehouse(settings, now, out).await?;
     let delivery = FolderDelivery::new(out_dir);
     let mut failed = 0;
     for spec in catalog.reports() {
@@ -434,7 +566,7 @@ async fn run_one(
 ) -> anyhow::Result<()> {
     let catalog = load_catalog(&settings.reports.dir, settings)?;
     let spec = find_report(&catalog, report)?;
-    let warehouse = open_warehouse(settings, request.now, out)?;
+    let warehouse = open_warehouse(settings, request.now, out).await?;
     let line = run_and_deliver(warehouse.as_ref(), spec, request, settings, delivery)
         .await
         .with_context(|| format!("{verb} of `{report}` failed"))?;
@@ -590,11 +722,11 @@ pub async fn ask(
     out: &mut dyn Write,
 ) -> anyhow::Result<bool> {
     let catalog = load_catalog(&settings.reports.dir, settings)?;
-    let warehouse = open_warehouse(settings, now, out)?;
+    let warehouse = open_warehouse(settings, now, out).await?;
     let context = crate::ask::Context {
         catalog: &catalog,
         warehouse: warehouse.as_ref(),
-        dialect: crate::ask::sql::Dialect::DuckDb,
+        trigger: Trigger::Cli,
         timezone: settings.timezone()?,
         now,
         timeout: std::time::Duration::from_secs(settings.slash.query_timeout_seconds),

@@ -142,11 +142,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { dir, dry_run } => {
             let dir = dir.unwrap_or_else(|| settings.reports.dir.clone());
             let warehouse = if dry_run {
-                Some(commands::open_warehouse(
-                    &settings,
-                    now,
-                    &mut std::io::stderr(),
-                )?)
+                Some(commands::open_warehouse(&settings, now, &mut std::io::stderr()).await?)
             } else {
                 None
             };

@@ -12,7 +12,7 @@ use crate::render::format::NumberStyle;
 use crate::render::{self, Card, ChartData, ChartInput, MessageFacts, RenderError, ShapeError};
 use crate::spec::period::PeriodError;
 use crate::spec::{ChartKind, Compare, Headline, Period, ReportSpec, Window};
-use crate::warehouse::{ParamValue, Params, Table, Warehouse, WarehouseError};
+use crate::warehouse::{ParamValue, Params, QueryJob, Table, Trigger, Warehouse, WarehouseError};
 
 /// How to run a report this time.
 #[derive(Debug, Clone)]
@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub default_timeout: Duration,
     /// Parameters bound besides the window (e.g. an ad-hoc question's filter values).
     pub params: Params,
+    /// What started the run (BigQuery cost label).
+    pub trigger: Trigger,
 }
 
 /// A finished run, ready to deliver.
@@ -100,10 +102,16 @@ pub fn params_for(window: Window, run_date: NaiveDate) -> Params {
     ])
 }
 
-pub fn timeout_for(spec: &ReportSpec, default: Duration) -> Duration {
-    spec.query
-        .timeout_seconds
-        .map_or(default, Duration::from_secs)
+/// How the report's query runs: the spec's time limit and bytes cap (or the defaults),
+/// labelled with the report and what started it.
+pub fn job_for(spec: &ReportSpec, default_timeout: Duration, trigger: Trigger) -> QueryJob {
+    QueryJob::new(
+        spec.query
+            .timeout_seconds
+            .map_or(default_timeout, Duration::from_secs),
+    )
+    .for_report(&spec.id, trigger)
+    .with_maximum_bytes_billed(spec.query.maximum_bytes_billed)
 }
 
 /// Runs the report's query for `window` and shapes it for the chart.
@@ -114,19 +122,21 @@ async fn query_window(
     run_date: NaiveDate,
     options: &RunOptions,
 ) -> Result<(Table, ChartData), PipelineError> {
-    let timeout = timeout_for(spec, options.default_timeout);
+    let job = job_for(spec, options.default_timeout, options.trigger);
     let mut params = options.params.clone();
     params.extend(params_for(window, run_date));
     let table = warehouse
-        .query(&spec.query.sql, &params, timeout)
+        .query(&spec.query.sql, &params, &job)
         .await
         .map_err(|source| PipelineError::Warehouse {
             report: spec.id.clone(),
             location: match &source {
                 WarehouseError::Query {
-                    line: Some(line), ..
-                } => spec.sql_location(*line),
-                _ => spec.sql_location(1),
+                    line: Some(line),
+                    column,
+                    ..
+                } => spec.sql_location(*line, *column),
+                _ => spec.sql_location(1, None),
             },
             source,
         })?;

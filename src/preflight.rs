@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use crate::settings::{DeliveryKind, Settings, SlashTransport, WarehouseKind};
+use crate::warehouse::bigquery::MIN_BILLED_BYTES_PER_TABLE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -36,6 +37,8 @@ impl fmt::Display for Finding {
 /// Everything wrong with `settings` for running `serve`.
 pub fn check(settings: &Settings) -> Vec<Finding> {
     let mut findings = Vec::new();
+    // Warnings found while the `error` closure holds `findings`; added at the end.
+    let mut warnings = Vec::new();
     let mut error = |setting, message: String| {
         findings.push(Finding {
             level: Level::Error,
@@ -64,10 +67,68 @@ pub fn check(settings: &Settings) -> Vec<Finding> {
         );
     }
     match settings.warehouse.kind {
-        WarehouseKind::Bigquery => error(
-            "KPIBOT__WAREHOUSE__KIND",
-            "the BigQuery warehouse is not available in this build yet; use duckdb".into(),
-        ),
+        WarehouseKind::Bigquery => {
+            let bq = &settings.warehouse.bigquery;
+            if bq.project.trim().is_empty() {
+                error(
+                    "KPIBOT__WAREHOUSE__BIGQUERY__PROJECT",
+                    "the warehouse is `bigquery` but no project is set: name the Google Cloud project the query jobs run (and are billed) in".into(),
+                );
+            }
+            if bq.maximum_bytes_billed < MIN_BILLED_BYTES_PER_TABLE {
+                error(
+                    "KPIBOT__WAREHOUSE__BIGQUERY__MAXIMUM_BYTES_BILLED",
+                    format!(
+                        "{} bytes is below 10485760: BigQuery bills at least 10 MiB for every table a query reads, so every real query would fail",
+                        bq.maximum_bytes_billed
+                    ),
+                );
+            }
+            match bq.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
+                Some(endpoint) => {
+                    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                        error(
+                            "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
+                            format!(
+                                "`{endpoint}` is not an http(s) URL; write e.g. http://127.0.0.1:9050"
+                            ),
+                        );
+                    } else if bq.credentials_file.is_none() {
+                        warnings.push(Finding {
+                            level: Level::Warning,
+                            setting: "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
+                            message: format!("queries go to {endpoint} without credentials (an emulator); unset it to use Google's BigQuery"),
+                        });
+                    }
+                }
+                None => {
+                    let from_env = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS");
+                    if let Some(path) = from_env
+                        .as_ref()
+                        .filter(|p| !std::path::Path::new(p).exists())
+                    {
+                        error(
+                            "GOOGLE_APPLICATION_CREDENTIALS",
+                            format!(
+                                "{} does not exist; point it at the service account's JSON key file",
+                                std::path::Path::new(path).display()
+                            ),
+                        );
+                    }
+                }
+            }
+            if let Some(file) = &bq.credentials_file
+                && !file.exists()
+            {
+                error(
+                    "KPIBOT__WAREHOUSE__BIGQUERY__CREDENTIALS_FILE",
+                    format!(
+                        "{} does not exist; point it at the service account's JSON key file",
+                        file.display()
+                    ),
+                );
+            }
+        }
         WarehouseKind::Duckdb => {
             let duck = &settings.warehouse.duckdb;
             if !duck.demo_mart && !duck.path.exists() {
@@ -179,6 +240,7 @@ pub fn check(settings: &Settings) -> Vec<Finding> {
             ),
         });
     }
+    findings.extend(warnings);
     findings
 }
 

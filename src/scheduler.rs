@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
 use crate::schedule::{next_slot, slots_between};
 use crate::spec::{Catalog, FreshnessSpec, ReportSpec, ScheduleSpec};
-use crate::warehouse::{Cell, Params, Warehouse, WarehouseError};
+use crate::warehouse::{Cell, Params, Trigger, Warehouse};
 
 /// A crashed slot is recovered at most this many times before it is marked failed.
 pub const MAX_RECOVERIES: u32 = 3;
@@ -550,6 +550,7 @@ impl Scheduler {
             thread: schedule.thread,
             default_timeout: self.config.default_timeout,
             params: Default::default(),
+            trigger: Trigger::Schedule,
         };
         let mut attempt = 0;
         let outcome = loop {
@@ -616,7 +617,11 @@ impl Scheduler {
         loop {
             let newest = match self
                 .warehouse
-                .query(&freshness.sql, &params, self.config.default_timeout)
+                .query(
+                    &freshness.sql,
+                    &params,
+                    &pipeline::job_for(spec, self.config.default_timeout, Trigger::Schedule),
+                )
                 .await
             {
                 Ok(table) => newest_date(&table),
@@ -654,13 +659,7 @@ fn newest_date(table: &crate::warehouse::Table) -> Option<NaiveDate> {
 }
 
 fn is_transient(error: &PipelineError) -> bool {
-    matches!(
-        error,
-        PipelineError::Warehouse {
-            source: WarehouseError::Timeout(_) | WarehouseError::Unavailable(_),
-            ..
-        }
-    )
+    matches!(error, PipelineError::Warehouse { source, .. } if source.is_transient())
 }
 
 fn lookup<'c>(catalog: &'c Catalog, key: &SlotKey) -> Option<(&'c ReportSpec, &'c ScheduleSpec)> {
@@ -755,6 +754,8 @@ mod tests {
         assert_eq!(plan, CatchUp::default());
     }
 
+    use crate::warehouse::WarehouseError;
+
     #[test]
     fn transient_warehouse_errors_are_retried_and_sql_errors_are_not() {
         let warehouse = |source| PipelineError::Warehouse {
@@ -770,7 +771,13 @@ mod tests {
         ))));
         assert!(!is_transient(&warehouse(WarehouseError::Query {
             message: "syntax".into(),
-            line: Some(1)
+            line: Some(1),
+            column: None,
+        })));
+        assert!(!is_transient(&warehouse(WarehouseError::Refused {
+            reason: "accessDenied".into(),
+            message: "no bigquery.jobs.create".into(),
+            advice: "grant it".into(),
         })));
     }
 

@@ -24,7 +24,7 @@ use crate::scheduler::{Scheduler, SchedulerConfig, SharedCatalog};
 use crate::settings::Settings;
 use crate::spec::{self, Catalog, LoadedFile, ReportSpec, SpecDefaults};
 use crate::warehouse::duckdb::DuckDbWarehouse;
-use crate::warehouse::{Params, Warehouse};
+use crate::warehouse::{Params, QueryJob, Warehouse};
 
 /// The paths `serve` answers, shared with the deploy manifests' probes.
 pub const HEALTH_PATH: &str = "/healthz";
@@ -68,7 +68,7 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         .query(
             "SELECT 1",
             &Params::new(),
-            Duration::from_millis(READY_WAREHOUSE_TIMEOUT_MS),
+            &QueryJob::new(Duration::from_millis(READY_WAREHOUSE_TIMEOUT_MS)),
         )
         .await
     {
@@ -335,11 +335,7 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
                 (duck.clone(), Some(duck))
             }
             _ => (
-                Arc::from(open_warehouse(
-                    settings,
-                    Utc::now(),
-                    &mut std::io::stderr(),
-                )?),
+                Arc::from(open_warehouse(settings, Utc::now(), &mut std::io::stderr()).await?),
                 None,
             ),
         };
@@ -380,7 +376,6 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
                 crate::settings::AccessPolicy::Allow => crate::ask::DefaultPolicy::Allow,
                 crate::settings::AccessPolicy::Deny => crate::ask::DefaultPolicy::Deny,
             },
-            dialect: crate::ask::sql::Dialect::DuckDb,
             cache: crate::ask::QueryCache::default(),
             audit_log: settings.slash.audit_log.clone(),
             audit_file: Default::default(),

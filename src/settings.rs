@@ -211,6 +211,42 @@ pub struct WarehouseSettings {
     /// Longest a report query may run, unless its spec says otherwise. Default 60.
     pub query_timeout_seconds: u64,
     pub duckdb: DuckDbSettings,
+    pub bigquery: BigQuerySettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BigQuerySettings {
+    /// The Google Cloud project jobs run (and are billed) in. Required for `bigquery`.
+    pub project: String,
+    /// The dataset unqualified table names resolve in. Default none: reports name
+    /// `dataset.table`.
+    pub dataset: String,
+    /// Where jobs run, e.g. `asia-northeast1` or `US`. Default: BigQuery chooses from the
+    /// tables read.
+    pub location: Option<String>,
+    /// An emulator or proxy base URL, e.g. `http://127.0.0.1:9050`; no authentication is
+    /// sent unless `credentials_file` is set. Default Google's endpoint.
+    pub endpoint: Option<String>,
+    /// A service-account key file. Default: application default credentials
+    /// (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud user credentials, or the metadata server).
+    pub credentials_file: Option<PathBuf>,
+    /// Bytes a job may bill unless its report sets `[query] maximum_bytes_billed`.
+    /// Default 10 GiB. BigQuery bills at least 10 MiB per table read.
+    pub maximum_bytes_billed: u64,
+}
+
+impl Default for BigQuerySettings {
+    fn default() -> Self {
+        Self {
+            project: String::new(),
+            dataset: String::new(),
+            location: None,
+            endpoint: None,
+            credentials_file: None,
+            maximum_bytes_billed: 10 * 1024 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -299,6 +335,7 @@ impl Default for WarehouseSettings {
             kind: WarehouseKind::Duckdb,
             query_timeout_seconds: 60,
             duckdb: DuckDbSettings::default(),
+            bigquery: BigQuerySettings::default(),
         }
     }
 }

@@ -19,7 +19,6 @@ use serde_json::json;
 use slack_morphism::prelude::*;
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 
-use crate::ask::sql::Dialect;
 use crate::ask::{self, Answer, Asker, DefaultPolicy, QueryCache};
 use crate::deliver::{Delivery, DeliveryError, SlackDelivery, error_chain};
 use crate::metrics::Metrics;
@@ -44,7 +43,6 @@ pub struct CommandHandler {
     pub timezone: Tz,
     pub timeout: Duration,
     pub policy: DefaultPolicy,
-    pub dialect: Dialect,
     pub cache: QueryCache,
     /// One JSON line per ad-hoc request.
     pub audit_log: PathBuf,
@@ -134,7 +132,12 @@ impl CommandHandler {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let resolved = ask::resolve(&catalog, &request.text, self.dialect, self.timezone);
+        let resolved = ask::resolve(
+            &catalog,
+            &request.text,
+            self.warehouse.dialect(),
+            self.timezone,
+        );
         if let ask::Resolved::Reply(reply) = resolved {
             self.record(&request, 0, "text");
             return reply;
@@ -185,7 +188,7 @@ impl CommandHandler {
         let context = ask::Context {
             catalog: &catalog,
             warehouse: self.warehouse.as_ref(),
-            dialect: self.dialect,
+            trigger: crate::warehouse::Trigger::Slash,
             timezone: self.timezone,
             now: Utc::now(),
             timeout: self.timeout,

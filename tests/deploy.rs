@@ -218,6 +218,10 @@ fn the_slack_manifests_match_the_route_and_cover_every_method_called() {
     let mut called = BTreeSet::new();
     for path in &sources {
         let text = std::fs::read_to_string(path).unwrap();
+        // Only Slack code: other clients (BigQuery's) have their own `self.client`.
+        if !text.contains("slack_morphism") {
+            continue;
+        }
         for receiver in ["session.", "self.client."] {
             for piece in text.split(receiver).skip(1) {
                 let name: String = piece

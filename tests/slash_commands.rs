@@ -19,7 +19,7 @@ use kpibot::settings::Secret;
 use kpibot::slash::{COMMANDS_PATH, CommandHandler};
 use kpibot::spec::{Catalog, SpecDefaults};
 use kpibot::warehouse::duckdb::DuckDbWarehouse;
-use kpibot::warehouse::{Estimate, Params, Table, Warehouse, WarehouseError};
+use kpibot::warehouse::{Estimate, Params, QueryJob, Table, Warehouse, WarehouseError};
 
 const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const DATA_TEAM: &str = "C0DATATEAM";
@@ -53,22 +53,25 @@ impl Warehouse for Slow {
         &self,
         sql: &str,
         params: &Params,
-        timeout: Duration,
+        job: &QueryJob,
     ) -> Result<Table, WarehouseError> {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
-        self.inner.query(sql, params, timeout).await
+        self.inner.query(sql, params, job).await
     }
     async fn dry_run(
         &self,
         sql: &str,
         params: &Params,
-        timeout: Duration,
+        job: &QueryJob,
     ) -> Result<Estimate, WarehouseError> {
-        self.inner.dry_run(sql, params, timeout).await
+        self.inner.dry_run(sql, params, job).await
     }
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
     }
 }
 
@@ -120,7 +123,6 @@ async fn bot(reports: &Path, delay: Duration) -> Bot {
         timezone: chrono_tz::Asia::Tokyo,
         timeout: Duration::from_secs(30),
         policy: DefaultPolicy::Allow,
-        dialect: Dialect::DuckDb,
         cache: QueryCache::default(),
         audit_log: audit_log.clone(),
         audit_file: Default::default(),

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use kpibot::warehouse::duckdb::DuckDbWarehouse;
-use kpibot::warehouse::{Cell, ColumnType, ParamValue, Params, Warehouse, WarehouseError};
+use kpibot::warehouse::{
+    Cell, ColumnType, ParamValue, Params, QueryJob, Warehouse, WarehouseError,
+};
 
 const GENEROUS_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -29,7 +31,7 @@ async fn values_are_bound_not_spliced() {
         .query(
             "SELECT name FROM people WHERE name = @who",
             &params,
-            GENEROUS_TIMEOUT,
+            &QueryJob::new(GENEROUS_TIMEOUT),
         )
         .await
         .unwrap();
@@ -40,7 +42,7 @@ async fn values_are_bound_not_spliced() {
         .query(
             "SELECT name FROM people WHERE name = @who",
             &hostile,
-            GENEROUS_TIMEOUT,
+            &QueryJob::new(GENEROUS_TIMEOUT),
         )
         .await
         .unwrap();
@@ -64,7 +66,7 @@ async fn types_and_nulls_come_back_faithfully() {
                     true AS flag, NULL::INTEGER AS missing
              FROM (SELECT 1 AS x)",
             &params,
-            GENEROUS_TIMEOUT,
+            &QueryJob::new(GENEROUS_TIMEOUT),
         )
         .await
         .unwrap();
@@ -107,7 +109,11 @@ async fn types_and_nulls_come_back_faithfully() {
 async fn empty_results_keep_their_columns() {
     let (_dir, w) = warehouse_with("CREATE TABLE t(day DATE, users INTEGER);");
     let table = w
-        .query("SELECT day, users FROM t", &Params::new(), GENEROUS_TIMEOUT)
+        .query(
+            "SELECT day, users FROM t",
+            &Params::new(),
+            &QueryJob::new(GENEROUS_TIMEOUT),
+        )
         .await
         .unwrap();
     assert!(table.rows.is_empty());
@@ -121,14 +127,18 @@ async fn a_runaway_query_is_cancelled_at_the_timeout() {
         .query(
             "SELECT COUNT(*) FROM range(1000000000000) a WHERE hash(a.range) % 7 = 3",
             &Params::new(),
-            Duration::from_millis(200),
+            &QueryJob::new(Duration::from_millis(200)),
         )
         .await
         .unwrap_err();
     assert!(matches!(err, WarehouseError::Timeout(_)), "{err}");
     // The connection is still usable afterwards.
     let table = w
-        .query("SELECT 1 AS one", &Params::new(), GENEROUS_TIMEOUT)
+        .query(
+            "SELECT 1 AS one",
+            &Params::new(),
+            &QueryJob::new(GENEROUS_TIMEOUT),
+        )
         .await
         .unwrap();
     assert_eq!(table.rows[0][0], Cell::Integer(1));
@@ -144,12 +154,12 @@ async fn query_errors_keep_the_sql_line() {
                 "start_date".to_string(),
                 ParamValue::Date(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()),
             )]),
-            GENEROUS_TIMEOUT,
+            &QueryJob::new(GENEROUS_TIMEOUT),
         )
         .await
         .unwrap_err();
     match err {
-        WarehouseError::Query { message, line } => {
+        WarehouseError::Query { message, line, .. } => {
             assert!(message.contains("dya"), "{message}");
             assert_eq!(line, Some(3));
         }
@@ -161,7 +171,11 @@ async fn query_errors_keep_the_sql_line() {
 async fn the_mart_is_read_only_to_reports() {
     let (_dir, w) = warehouse_with("CREATE TABLE t(x INTEGER);");
     let err = w
-        .query("INSERT INTO t VALUES (1)", &Params::new(), GENEROUS_TIMEOUT)
+        .query(
+            "INSERT INTO t VALUES (1)",
+            &Params::new(),
+            &QueryJob::new(GENEROUS_TIMEOUT),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -178,7 +192,7 @@ async fn dry_run_reports_columns_without_reading_rows() {
         .dry_run(
             "SELECT n, n * 2 AS doubled FROM t ORDER BY n;",
             &Params::new(),
-            GENEROUS_TIMEOUT,
+            &QueryJob::new(GENEROUS_TIMEOUT),
         )
         .await
         .unwrap();
@@ -207,7 +221,7 @@ async fn a_refreshed_demo_mart_is_seen_after_reopening_without_a_restart() {
         .query(
             "SELECT MAX(activity_date) AS newest FROM mart.daily_active_users",
             &Params::new(),
-            Duration::from_secs(30),
+            &QueryJob::new(Duration::from_secs(30)),
         )
         .await
         .unwrap();

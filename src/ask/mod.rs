@@ -19,7 +19,7 @@ use crate::spec::{
     Access, Catalog, ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, Locale,
     Measure, MetricSpec, Period, QuerySpec, ReportSpec,
 };
-use crate::warehouse::{Params, Table, Warehouse};
+use crate::warehouse::{Params, QueryJob, Table, Warehouse};
 
 use grammar::{Grain, GrammarError, Query, Request};
 use sql::{DIMENSION_COLUMN, Dialect, PERIOD_COLUMN, VALUE_COLUMN};
@@ -62,7 +62,8 @@ pub enum Answer {
 pub struct Context<'a> {
     pub catalog: &'a Catalog,
     pub warehouse: &'a dyn Warehouse,
-    pub dialect: Dialect,
+    /// What asked: `/kpi` in Slack or `kpibot ask` (BigQuery cost label).
+    pub trigger: crate::warehouse::Trigger,
     pub timezone: Tz,
     pub now: DateTime<Utc>,
     pub timeout: Duration,
@@ -106,12 +107,12 @@ impl Warehouse for Cached<'_> {
         &self,
         sql: &str,
         params: &Params,
-        timeout: Duration,
+        job: &QueryJob,
     ) -> Result<Table, crate::warehouse::WarehouseError> {
         if let Some(table) = self.cache.get(sql, params) {
             return Ok(table);
         }
-        let table = self.inner.query(sql, params, timeout).await?;
+        let table = self.inner.query(sql, params, job).await?;
         self.cache.put(sql, params, &table);
         Ok(table)
     }
@@ -120,13 +121,17 @@ impl Warehouse for Cached<'_> {
         &self,
         sql: &str,
         params: &Params,
-        timeout: Duration,
+        job: &QueryJob,
     ) -> Result<crate::warehouse::Estimate, crate::warehouse::WarehouseError> {
-        self.inner.dry_run(sql, params, timeout).await
+        self.inner.dry_run(sql, params, job).await
     }
 
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
     }
 }
 
@@ -360,6 +365,7 @@ fn metric_report(
             ),
             week_start: chrono::Weekday::Mon,
             timeout_seconds: None,
+            maximum_bytes_billed: None,
         },
         chart: ChartSpec {
             kind: if grain == Grain::Day {
@@ -448,7 +454,12 @@ pub fn resolve(catalog: &Catalog, text: &str, dialect: Dialect, timezone: Tz) ->
 
 /// Answers one command. Every outcome is an answer; nothing here panics or goes silent.
 pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer {
-    let resolved = resolve(context.catalog, text, context.dialect, context.timezone);
+    let resolved = resolve(
+        context.catalog,
+        text,
+        context.warehouse.dialect(),
+        context.timezone,
+    );
     answer_resolved(context, resolved, asker).await
 }
 
@@ -477,6 +488,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         thread: false,
         default_timeout: context.timeout,
         params,
+        trigger: context.trigger,
     };
     let result = match context.cache {
         Some(cache) => {

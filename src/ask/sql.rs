@@ -7,12 +7,7 @@ use crate::warehouse::{ParamValue, Params};
 
 use super::grammar::{Filter, Grain};
 
-/// The SQL dialect a warehouse speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    DuckDb,
-    BigQuery,
-}
+pub use crate::warehouse::Dialect;
 
 /// Column names the generated query returns (what the chart reads).
 pub const PERIOD_COLUMN: &str = "period";

@@ -75,6 +75,8 @@ pub struct QuerySpec {
     pub week_start: Weekday,
     /// Seconds the warehouse may spend on one run of this query (overrides the setting).
     pub timeout_seconds: Option<u64>,
+    /// Bytes one run may bill on BigQuery (overrides the setting).
+    pub maximum_bytes_billed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -575,23 +577,35 @@ impl ReportSpec {
     /// Byte offset in the spec file of the start of the SQL's 1-based `sql_line`, when the
     /// SQL is written without escapes (so offsets map one-to-one).
     pub fn sql_line_offset(&self, sql_line: usize) -> Option<usize> {
+        self.sql_position(sql_line, None)
+    }
+
+    /// Byte offset in the spec file of the SQL's 1-based `sql_line` and, if given, its
+    /// 1-based character `column` (where BigQuery points); without a column, the line's
+    /// first non-blank character. `None` when the SQL cannot be mapped onto the file.
+    pub fn sql_position(&self, sql_line: usize, column: Option<usize>) -> Option<usize> {
         let start = self.query.sql_offset?;
         let lines: Vec<&str> = self.query.sql.split_inclusive('\n').collect();
         if sql_line == 0 || sql_line > lines.len().max(1) {
             return None;
         }
         let before: usize = lines.iter().take(sql_line - 1).map(|l| l.len()).sum();
-        let indent = lines
-            .get(sql_line - 1)
-            .map_or(0, |l| l.len() - l.trim_start().len());
-        Some(start + before + indent)
+        let text = lines.get(sql_line - 1).copied().unwrap_or("");
+        let within = match column {
+            Some(column) if column >= 1 => text
+                .char_indices()
+                .nth(column - 1)
+                .map_or(text.trim_end_matches('\n').len(), |(at, _)| at),
+            _ => text.len() - text.trim_start().len(),
+        };
+        Some(start + before + within)
     }
 
-    /// `path:line:col` of the SQL's 1-based `sql_line` in the spec file (the start of the
-    /// `sql` value when the line cannot be mapped).
-    pub fn sql_location(&self, sql_line: usize) -> String {
+    /// `path:line:col` of the SQL's 1-based `sql_line` (and character `column`, if known) in
+    /// the spec file (the start of the `sql` value when the line cannot be mapped).
+    pub fn sql_location(&self, sql_line: usize, column: Option<usize>) -> String {
         let offset = self
-            .sql_line_offset(sql_line)
+            .sql_position(sql_line, column)
             .unwrap_or(self.query.sql_span.start);
         let (line, col) = diagnostic::line_col(&self.source, offset);
         format!("{}:{line}:{col}", self.path.display())

@@ -61,7 +61,13 @@ const ACCESS_KEYS: [&str; 4] = [
 ];
 const FRESHNESS_KEYS: [&str; 4] = ["sql", "expect", "recheck_minutes", "deadline_minutes"];
 const DEFINITION_KEYS: [&str; 3] = ["source", "refreshed", "purpose"];
-const QUERY_KEYS: [&str; 4] = ["sql", "period", "week_start", "timeout_seconds"];
+const QUERY_KEYS: [&str; 5] = [
+    "sql",
+    "period",
+    "week_start",
+    "timeout_seconds",
+    "maximum_bytes_billed",
+];
 const CHART_KEYS: [&str; 14] = [
     "kind",
     "x",
@@ -503,6 +509,12 @@ impl<'a> Reader<'a> {
             1..=u64::MAX,
             "a positive whole number of seconds",
         );
+        let maximum_bytes_billed = self.whole_number(
+            t,
+            "maximum_bytes_billed",
+            crate::warehouse::bigquery::MIN_BILLED_BYTES_PER_TABLE..=u64::MAX,
+            "a whole number of bytes, at least 10485760 (BigQuery bills at least 10 MiB for each table a query reads)",
+        );
         let sql_value = sql_value?;
         let sql_text = sql_value.get_ref().clone();
         let sql_offset = string_content_offset(self.source, sql_value.span(), &sql_text);
@@ -545,6 +557,7 @@ impl<'a> Reader<'a> {
             period: period?,
             week_start: week_start?,
             timeout_seconds: timeout_seconds?,
+            maximum_bytes_billed: maximum_bytes_billed?,
         })
         .filter(|_| params_ok)
     }

@@ -10,7 +10,11 @@ use duckdb::types::{TimeUnit, Value};
 use duckdb::{AccessMode, Config, Connection};
 
 use super::sql::with_dollar_parameters;
-use super::{Cell, ColumnInfo, ColumnType, Estimate, ParamValue, Params, Table, WarehouseError};
+use super::table::parse_decimal;
+use super::{
+    Cell, ColumnInfo, ColumnType, Dialect, Estimate, ParamValue, Params, QueryJob, Table,
+    WarehouseError,
+};
 
 /// A DuckDB database opened read-only: report SQL can read the mart, never change it.
 pub struct DuckDbWarehouse {
@@ -96,11 +100,11 @@ impl super::Warehouse for DuckDbWarehouse {
         &self,
         sql: &str,
         params: &Params,
-        timeout: Duration,
+        job: &QueryJob,
     ) -> Result<Table, WarehouseError> {
-        let bound = bind(sql, params);
+        let bound = bind(sql, params)?;
         let sql = with_dollar_parameters(sql);
-        self.run(timeout, move |conn| read_table(conn, &sql, &bound))
+        self.run(job.timeout, move |conn| read_table(conn, &sql, &bound))
             .await
     }
 
@@ -108,20 +112,25 @@ impl super::Warehouse for DuckDbWarehouse {
         &self,
         sql: &str,
         params: &Params,
-        timeout: Duration,
+        job: &QueryJob,
     ) -> Result<Estimate, WarehouseError> {
         let body = sql.trim().trim_end_matches(';');
         let wrapped = format!("SELECT * FROM (\n{body}\n) AS kpibot_dry_run LIMIT 0");
-        let bound = bind(&wrapped, params);
+        let bound = bind(&wrapped, params)?;
         let sql = with_dollar_parameters(&wrapped);
         let table = self
-            .run(timeout, move |conn| read_table(conn, &sql, &bound))
+            .run(job.timeout, move |conn| read_table(conn, &sql, &bound))
             .await
             .map_err(|e| match e {
                 // The wrapper adds one line above the report's SQL.
-                WarehouseError::Query { message, line } => WarehouseError::Query {
+                WarehouseError::Query {
+                    message,
+                    line,
+                    column,
+                } => WarehouseError::Query {
                     message,
                     line: line.map(|l| l.saturating_sub(1).max(1)),
+                    column,
                 },
                 other => other,
             })?;
@@ -134,17 +143,25 @@ impl super::Warehouse for DuckDbWarehouse {
     fn describe(&self) -> String {
         format!("duckdb {}", self.path.display())
     }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::DuckDb
+    }
 }
 
 /// The values for the parameters `sql` uses (DuckDB rejects values it was not asked for).
 /// A parameter without a value is left unbound, and DuckDB says which one is missing.
-fn bind(sql: &str, params: &Params) -> Vec<(String, Value)> {
+fn bind(sql: &str, params: &Params) -> Result<Vec<(String, Value)>, WarehouseError> {
     super::sql::parameters(sql)
         .into_iter()
         .map(|p| p.name)
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
-        .filter_map(|name| params.get(&name).map(|v| (name.clone(), to_value(v))))
+        .filter_map(|name| {
+            params
+                .get(&name)
+                .map(|v| to_value(v, &name).map(|value| (name.clone(), value)))
+        })
         .collect()
 }
 
@@ -228,15 +245,35 @@ fn column_type(data_type: &DataType) -> Option<ColumnType> {
     })
 }
 
-fn to_value(value: &ParamValue) -> Value {
-    match value {
+fn to_value(value: &ParamValue, name: &str) -> Result<Value, WarehouseError> {
+    Ok(match value {
         ParamValue::Date(date) => {
             let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
             Value::Date32((*date - epoch).num_days() as i32)
         }
+        ParamValue::Timestamp(at) => {
+            Value::Timestamp(TimeUnit::Microsecond, at.and_utc().timestamp_micros())
+        }
         ParamValue::Text(text) => Value::Text(text.clone()),
         ParamValue::Integer(i) => Value::BigInt(*i),
-    }
+        ParamValue::Float(f) => Value::Double(*f),
+        ParamValue::Numeric(text) => {
+            let invalid = || WarehouseError::Query {
+                message: format!("parameter @{name}: `{text}` is not a decimal number"),
+                line: None,
+                column: None,
+            };
+            let (digits, scale) = parse_decimal(text).ok_or_else(invalid)?;
+            Value::Decimal(duckdb::types::Decimal::new(38, scale, digits).map_err(|_| invalid())?)
+        }
+        ParamValue::Bool(b) => Value::Boolean(*b),
+        ParamValue::Array(items) => Value::List(
+            items
+                .iter()
+                .map(|item| to_value(item, name))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
 }
 
 fn to_cell(value: Value, column: &str) -> Result<Cell, WarehouseError> {
@@ -315,5 +352,6 @@ fn query_error(error: duckdb::Error) -> WarehouseError {
     WarehouseError::Query {
         message: first,
         line,
+        column: None,
     }
 }

@@ -1,5 +1,6 @@
 //! The warehouse seam: run a report's SQL with bound parameters and get a typed [`Table`].
 
+pub mod bigquery;
 pub mod duckdb;
 pub mod sql;
 pub mod table;
@@ -7,7 +8,7 @@ pub mod table;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 
 pub use table::{Cell, ColumnInfo, ColumnType, Table};
 
@@ -15,12 +16,84 @@ pub use table::{Cell, ColumnInfo, ColumnType, Table};
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParamValue {
     Date(NaiveDate),
+    /// A UTC instant.
+    Timestamp(NaiveDateTime),
     Text(String),
     Integer(i64),
+    Float(f64),
+    /// An exact decimal written out, e.g. `"1234.5678"` (BigQuery NUMERIC).
+    Numeric(String),
+    Bool(bool),
+    /// A list of values of one type, for `IN UNNEST(@values)`.
+    Array(Vec<ParamValue>),
 }
 
 /// Named parameters by name, without the `@`.
 pub type Params = BTreeMap<String, ParamValue>;
+
+/// The SQL dialect a warehouse speaks (report authors write for theirs; generated metric
+/// SQL is spelled for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    DuckDb,
+    BigQuery,
+}
+
+/// What started a query, for cost attribution (BigQuery label `kpibot_trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trigger {
+    Schedule,
+    Slash,
+    #[default]
+    Cli,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Slash => "slash",
+            Trigger::Cli => "cli",
+        }
+    }
+}
+
+/// How one query runs: its time limit and, where the warehouse bills by bytes, its cap
+/// and the labels that attribute its cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryJob {
+    /// The whole job, polling and every page of results included.
+    pub timeout: Duration,
+    /// The report or metric the query is for (label `kpibot_report`); empty for internal
+    /// checks.
+    pub report: String,
+    pub trigger: Trigger,
+    /// Bytes-billed cap for this query; `None` uses the warehouse's default.
+    pub maximum_bytes_billed: Option<u64>,
+}
+
+impl QueryJob {
+    /// An unattributed job (health checks, tests) with the warehouse's default cap.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            report: String::new(),
+            trigger: Trigger::Cli,
+            maximum_bytes_billed: None,
+        }
+    }
+
+    pub fn for_report(mut self, report: &str, trigger: Trigger) -> Self {
+        self.report = report.to_string();
+        self.trigger = trigger;
+        self
+    }
+
+    pub fn with_maximum_bytes_billed(mut self, bytes: Option<u64>) -> Self {
+        self.maximum_bytes_billed = bytes;
+        self
+    }
+}
 
 /// What a dry run learned about a query without running it for real.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,11 +105,13 @@ pub struct Estimate {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
-    /// The SQL is wrong: fix the report. `line` is the 1-based line in the SQL, if known.
+    /// The SQL is wrong: fix the report. `line` and `column` are 1-based positions in the
+    /// SQL, if the warehouse said.
     #[error("{message}")]
     Query {
         message: String,
         line: Option<usize>,
+        column: Option<usize>,
     },
     #[error("the query did not finish within {} s and was cancelled", .0.as_secs())]
     Timeout(Duration),
@@ -45,6 +120,24 @@ pub enum WarehouseError {
     Unavailable(String),
     #[error("column `{column}` has type {type_name}, which kpibot cannot chart")]
     UnsupportedType { column: String, type_name: String },
+    /// The warehouse refused to run the query for a reason the report's SQL does not
+    /// decide: a permission, a quota, the bytes-billed cap. Retrying will not help.
+    #[error("{message} ({reason}); {advice}")]
+    Refused {
+        reason: String,
+        message: String,
+        advice: String,
+    },
+}
+
+impl WarehouseError {
+    /// Worth trying again later: the warehouse was slow or unreachable, not wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            WarehouseError::Timeout(_) | WarehouseError::Unavailable(_)
+        )
+    }
 }
 
 /// A place report SQL runs: the embedded DuckDB mart or BigQuery.
@@ -55,7 +148,7 @@ pub trait Warehouse: Send + Sync {
         &self,
         sql: &str,
         params: &Params,
-        timeout: Duration,
+        job: &QueryJob,
     ) -> Result<Table, WarehouseError>;
 
     /// Prepares `sql` without reading its data: the columns it returns and, where the
@@ -64,9 +157,12 @@ pub trait Warehouse: Send + Sync {
         &self,
         sql: &str,
         params: &Params,
-        timeout: Duration,
+        job: &QueryJob,
     ) -> Result<Estimate, WarehouseError>;
 
     /// A short description for logs and `kpibot config`, e.g. `duckdb data/demo.duckdb`.
     fn describe(&self) -> String;
+
+    /// The SQL this warehouse speaks.
+    fn dialect(&self) -> Dialect;
 }

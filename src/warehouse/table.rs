@@ -77,6 +77,29 @@ fn decimal_string(value: i128, scale: u8) -> String {
     format!("{sign}{whole}.{frac}")
 }
 
+/// Reads a decimal written out in full (`-12.340`, `7`) as `(digits, scale)`: the value is
+/// `digits / 10^scale`. `None` for anything else, or more than 38 digits.
+pub fn parse_decimal(text: &str) -> Option<(i128, u8)> {
+    let text = text.trim();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+        || whole.len() + fraction.len() > 38
+    {
+        return None;
+    }
+    let digits: i128 = format!("{whole}{fraction}").parse().ok()?;
+    let scale = u8::try_from(fraction.len()).ok()?;
+    Some((if negative { -digits } else { digits }, scale))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnInfo {
     pub name: String,
@@ -131,6 +154,22 @@ mod tests {
         assert_eq!(decimal_string(12345, 2), "123.45");
         assert_eq!(decimal_string(-5, 3), "-0.005");
         assert_eq!(decimal_string(7, 0), "7");
+    }
+
+    #[test]
+    fn decimals_parse_exactly() {
+        assert_eq!(parse_decimal("123.45"), Some((12345, 2)));
+        assert_eq!(parse_decimal("-0.005"), Some((-5, 3)));
+        assert_eq!(parse_decimal("7"), Some((7, 0)));
+        assert_eq!(
+            parse_decimal("99999999999999999999999999999.999999999"),
+            Some((99_999_999_999_999_999_999_999_999_999_999_999_999, 9))
+        );
+        assert_eq!(parse_decimal("1e5"), None);
+        assert_eq!(parse_decimal("."), None);
+        assert_eq!(parse_decimal(""), None);
+        let (digits, scale) = parse_decimal("-12.340").unwrap();
+        assert_eq!(decimal_string(digits, scale), "-12.340");
     }
 
     #[test]
