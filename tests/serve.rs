@@ -607,3 +607,47 @@ fn slash_commands_arrive_over_socket_mode_and_share_the_same_handling() {
     });
     assert!(terminate(child).success());
 }
+
+#[test]
+fn serve_on_bigquery_posts_on_schedule_and_labels_its_jobs() {
+    let dir = setup(&[(
+        "fast.toml",
+        report_toml("Fast", EVERY_TWO_SECONDS, "#kpi-fast"),
+    )]);
+    // The mart BigQuery serves: the demo mart, through yesterday in Tokyo.
+    // Not `mart.duckdb`: DuckDB names the catalog after the file, and `mart.table` would be
+    // ambiguous.
+    let mart = dir.path().join("warehouse.duckdb");
+    let yesterday = kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, chrono::Utc::now())
+        - chrono::Days::new(1);
+    kpibot::demo::ensure_demo_mart(&mart, yesterday).unwrap();
+    let bigquery = common::fake_bigquery::FakeBigQuery::start_in_background(Some(mart));
+    let bot = Bot::new(
+        dir.path(),
+        &[
+            ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
+            ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-test"),
+            ("KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT", &bigquery.endpoint),
+        ],
+    );
+    let child = bot.start("serve.log");
+    let (status, body) = bot.get("/readyz").unwrap();
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    wait_for("a delivered run", Duration::from_secs(20), || {
+        bot.get("/metrics").is_some_and(|(_, m)| {
+            m.contains("kpibot_runs_total{report=\"fast\",state=\"delivered\"}")
+        })
+    });
+    assert!(terminate(child).success());
+    let csv = std::fs::read_to_string(dir.path().join("out/fast.csv")).unwrap();
+    assert!(csv.lines().count() >= 7, "a week of days: {csv}");
+    let scheduled: Vec<_> = bigquery
+        .calls_of("jobs.query")
+        .into_iter()
+        .filter(|c| c.body["labels"]["kpibot_report"] == "fast")
+        .collect();
+    assert!(!scheduled.is_empty());
+    assert!(scheduled.iter().all(
+        |c| c.body["labels"]["kpibot_trigger"] == "schedule" && c.body["useLegacySql"] == false
+    ));
+}

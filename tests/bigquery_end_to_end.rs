@@ -1,0 +1,221 @@
+//! kpibot on BigQuery end to end, against the local fake BigQuery serving the demo mart:
+//! the example reports give the numbers DuckDB gives, and `demo`, `check --dry-run` and
+//! `ask` work as the real binary with `KPIBOT__WAREHOUSE__KIND=bigquery`.
+
+mod common;
+
+use std::path::Path;
+
+use common::fake_bigquery::FakeBigQuery;
+use kpibot::commands;
+use kpibot::settings::WarehouseKind;
+
+const PROJECT: &str = "kpibot-test";
+
+/// Parses every CSV the demo wrote in `out`, by report id.
+fn csvs(out: &Path) -> std::collections::BTreeMap<String, Vec<Vec<String>>> {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                common::parse_csv(&std::fs::read_to_string(&p).unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// Two CSV fields hold the same value: equal text, or equal numbers (BigQuery writes
+/// NUMERIC without trailing zeros, `12.50` → `12.5`).
+fn same_value(a: &str, b: &str) -> bool {
+    a == b
+        || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if (x - y).abs() <= 1e-9 * x.abs().max(1.0))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_reports_give_the_same_numbers_on_bigquery_as_on_duckdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
+    let now = common::fixed_now();
+    let duck_out = dir.path().join("duck");
+    let mut log = Vec::new();
+    assert_eq!(
+        commands::demo(&settings, &duck_out, now, &mut log)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let fake = FakeBigQuery::start(Some(&settings.warehouse.duckdb.path)).await;
+    fake.set_page_rows(5);
+    let mut on_bigquery = settings.clone();
+    on_bigquery.warehouse.kind = WarehouseKind::Bigquery;
+    on_bigquery.warehouse.bigquery.project = PROJECT.into();
+    on_bigquery.warehouse.bigquery.endpoint = Some(fake.endpoint.clone());
+    let bq_out = dir.path().join("bq");
+    let mut log = Vec::new();
+    let failed = commands::demo(&on_bigquery, &bq_out, now, &mut log)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0, "{}", String::from_utf8_lossy(&log));
+
+    let duck = csvs(&duck_out);
+    let bq = csvs(&bq_out);
+    assert_eq!(duck.len(), 9);
+    assert_eq!(
+        duck.keys().collect::<Vec<_>>(),
+        bq.keys().collect::<Vec<_>>()
+    );
+    for (report, duck_rows) in &duck {
+        let bq_rows = &bq[report];
+        assert_eq!(duck_rows.len(), bq_rows.len(), "{report}: row count");
+        for (d, b) in duck_rows.iter().zip(bq_rows) {
+            assert!(
+                d.len() == b.len() && d.iter().zip(b).all(|(x, y)| same_value(x, y)),
+                "{report}: DuckDB {d:?} vs BigQuery {b:?}"
+            );
+        }
+    }
+    // Pages of 5 rows: some reports needed several pages.
+    assert!(!fake.calls_of("jobs.getQueryResults").is_empty());
+    assert!(
+        fake.calls_of("jobs.query")
+            .iter()
+            .all(|c| c.body["labels"]["kpibot_trigger"] == "cli")
+    );
+}
+
+/// A folder with the demo mart built (by the binary on DuckDB) and a fake BigQuery over it.
+struct OnBigQuery {
+    dir: tempfile::TempDir,
+    fake: FakeBigQuery,
+}
+
+impl OnBigQuery {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, stdout, stderr) = common::run_kpibot(
+            &["demo"],
+            dir.path(),
+            &[("KPIBOT__REPORTS__DIR", &reports_dir())],
+        );
+        assert!(ok, "{stdout}{stderr}");
+        let fake = FakeBigQuery::start_in_background(Some(dir.path().join("demo.duckdb")));
+        Self { dir, fake }
+    }
+
+    fn run(&self, args: &[&str], reports: &str) -> (bool, String, String) {
+        common::run_kpibot(
+            args,
+            self.dir.path(),
+            &[
+                ("KPIBOT__REPORTS__DIR", reports),
+                ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
+                ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", PROJECT),
+                ("KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT", &self.fake.endpoint),
+                ("KPIBOT__DELIVERY__FOLDER", "bq-out"),
+            ],
+        )
+    }
+}
+
+fn reports_dir() -> String {
+    common::repo_path("reports").display().to_string()
+}
+
+#[test]
+fn demo_check_and_ask_run_on_bigquery_as_the_binary() {
+    let bq = OnBigQuery::new();
+
+    let (ok, stdout, stderr) = bq.run(&["demo"], &reports_dir());
+    assert!(ok, "{stdout}{stderr}");
+    assert!(bq.dir.path().join("bq-out/daily_active_users.png").exists());
+
+    let (ok, stdout, stderr) = bq.run(&["check", "--dry-run"], &reports_dir());
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("all valid"), "{stdout}");
+    // Every report and every metric says what it would scan, against its limit.
+    assert_eq!(stdout.matches("would scan").count(), 9 + 4, "{stdout}");
+    assert!(stdout.contains("(limit 10.0 GiB)"), "{stdout}");
+    assert!(
+        bq.fake
+            .calls_of("jobs.query")
+            .iter()
+            .filter(|c| c.body["dryRun"] == true)
+            .count()
+            >= 13
+    );
+
+    let (ok, stdout, stderr) = bq.run(&["ask", "active_users weekly by role"], &reports_dir());
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains(" rows → "), "{stdout}");
+    let asked = bq.fake.calls_of("jobs.query");
+    let last = &asked.last().unwrap().body;
+    // The metric's SQL was generated in BigQuery's dialect.
+    let sql = last["query"].as_str().unwrap();
+    assert!(sql.contains("WEEK(MONDAY)") && sql.contains('`'), "{sql}");
+    assert_eq!(last["labels"]["kpibot_report"], "active_users");
+}
+
+const BAD_SYNTAX: &str = r##"title = "Broken"
+description = "A syntax error on the third line of its SQL."
+owner = "#data-team"
+
+[definition]
+source = "mart.daily_active_users"
+refreshed = "daily"
+purpose = "testing BigQuery errors"
+
+[query]
+sql = """
+SELECT activity_date AS day, SUM(active_users) AS users
+FROM mart.daily_active_users
+WHERE activity_date BETWEEN @start_date AND @end_date AND
+GROUP BY activity_date
+"""
+period = "last 7 days"
+
+[chart]
+kind = "line"
+x = "day"
+y = "users"
+"##;
+
+#[test]
+fn check_dry_run_points_bigquery_errors_at_the_spec_and_refuses_an_over_budget_scan() {
+    let bq = OnBigQuery::new();
+    let reports = bq.dir.path().join("my-reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("broken.toml"), BAD_SYNTAX).unwrap();
+    let (ok, stdout, _) = bq.run(&["check", "--dry-run"], &reports.display().to_string());
+    assert!(!ok);
+    // BigQuery says `Unexpected keyword GROUP at [4:1]`: line 4 of the SQL is line 15 of
+    // the file.
+    assert!(
+        stdout.contains("broken.toml:15:1: error: the warehouse rejected the query: Syntax error: Unexpected keyword GROUP at [4:1]"),
+        "{stdout}"
+    );
+
+    // A report capped at 100 MiB: within budget, until the fake says the table is 8× bigger.
+    let capped = BAD_SYNTAX
+        .replace("Broken", "Capped")
+        .replace(" AND\nGROUP BY", "\nGROUP BY")
+        .replace(
+            "period = \"last 7 days\"",
+            "period = \"last 7 days\"\nmaximum_bytes_billed = 104_857_600",
+        );
+    std::fs::remove_file(reports.join("broken.toml")).unwrap();
+    std::fs::write(reports.join("capped.toml"), capped).unwrap();
+    let (ok, stdout, stderr) = bq.run(&["check", "--dry-run"], &reports.display().to_string());
+    assert!(ok, "within budget: {stdout}{stderr}");
+    bq.fake.set_bytes_per_cell(64);
+    let (ok, stdout, _) = bq.run(&["check", "--dry-run"], &reports.display().to_string());
+    assert!(!ok);
+    assert!(
+        stdout.contains("capped.toml:11:7: error: the query would scan")
+            && stdout.contains("but may bill at most 100.0 MiB"),
+        "{stdout}"
+    );
+}
