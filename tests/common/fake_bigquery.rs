@@ -452,10 +452,10 @@ async fn get_query_results(
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(page_rows)
         .min(page_rows);
+    // Google's Python client sends `True`; BigQuery reads booleans in any case.
     let int64_timestamps = query
         .get("formatOptions.useInt64Timestamp")
-        .map(String::as_str)
-        == Some("true");
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let mut answer = page(job, start, rows, int64_timestamps);
     answer["kind"] = json!("bigquery#getQueryResultsResponse");
     answer["etag"] = json!("\"fake-etag\"");
@@ -647,9 +647,14 @@ fn literal(ty: &Json, value: &Json) -> Result<String, Fault> {
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(format!("[{}]", rendered.join(", ")));
     }
-    let Some(text) = value["value"].as_str() else {
-        return Ok(format!("CAST(NULL AS {})", duck_type(type_name)));
+    // Google's clients send some scalars as JSON numbers or booleans, which BigQuery takes.
+    let text = match &value["value"] {
+        Json::String(text) => text.clone(),
+        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => b.to_string(),
+        _ => return Ok(format!("CAST(NULL AS {})", duck_type(type_name))),
     };
+    let text = text.as_str();
     let invalid = || {
         Fault::new(
             400,
