@@ -198,8 +198,7 @@ async fn googles_python_client_parses_what_kpibot_parses() {
             .iter()
             .map(|row| row.iter().map(normalized).collect())
             .collect();
-        let python_rows: Vec<Vec<Value>> =
-            serde_json::from_value(python["rows"].clone()).unwrap();
+        let python_rows: Vec<Vec<Value>> = serde_json::from_value(python["rows"].clone()).unwrap();
         assert!(!rust_rows.is_empty(), "{}: no rows", case.name);
         assert_eq!(rust_rows, python_rows, "{}: values", case.name);
     }

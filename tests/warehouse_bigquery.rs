@@ -379,3 +379,87 @@ async fn nested_and_repeated_columns_are_refused_by_name() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_service_account_key_file_signs_in_and_every_call_carries_its_token() {
+    let fake = fake_with_events().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = std::fs::read_to_string(common::repo_path(
+        "tests/fixtures/test-only-service-account-key.pem",
+    ))
+    .unwrap();
+    let key_file = dir.path().join("key.json");
+    std::fs::write(
+        &key_file,
+        serde_json::json!({
+            "type": "service_account",
+            "project_id": PROJECT,
+            "private_key_id": "test-only",
+            "private_key": key,
+            "client_email": "kpibot@kpibot-test.iam.gserviceaccount.com",
+            "client_id": "1",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": format!("{}/token", fake.endpoint),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let warehouse = BigQueryWarehouse::open(BigQueryOptions {
+        project: PROJECT.into(),
+        dataset: String::new(),
+        location: None,
+        endpoint: Some(fake.endpoint.clone()),
+        credentials_file: Some(key_file),
+        maximum_bytes_billed: 1 << 30,
+    })
+    .await
+    .unwrap();
+    fake.set_page_rows(3);
+    let table = warehouse
+        .query("SELECT n FROM mart.events", &Params::new(), &job())
+        .await
+        .unwrap();
+    assert_eq!(table.rows.len(), 7);
+    // One signed JWT grant for the service account, asking for BigQuery…
+    let grants = fake.calls_of("oauth.token");
+    assert_eq!(grants.len(), 1);
+    let assertion = grants[0].body["assertion"].as_str().unwrap();
+    let claims = assertion.split('.').nth(1).unwrap().trim_end_matches('=');
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], "kpibot@kpibot-test.iam.gserviceaccount.com");
+    assert_eq!(claims["scope"], "https://www.googleapis.com/auth/bigquery");
+    // …and its token on every BigQuery call, pages included.
+    let calls: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method.starts_with("jobs."))
+        .collect();
+    assert_eq!(calls.len(), 3);
+    let expected = format!("Bearer {}", common::fake_bigquery::ACCESS_TOKEN);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.authorization.as_deref() == Some(expected.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn an_emulator_endpoint_gets_no_credentials() {
+    let fake = fake_with_events().await;
+    let warehouse = warehouse_for(&fake).await;
+    warehouse
+        .query("SELECT 1 AS one", &Params::new(), &job())
+        .await
+        .unwrap();
+    let authorization = fake.calls_of("jobs.query")[0].authorization.clone();
+    assert!(
+        authorization
+            .as_deref()
+            .is_none_or(|a| a.trim() == "Bearer"),
+        "{authorization:?}"
+    );
+    assert!(fake.calls_of("oauth.token").is_empty());
+}

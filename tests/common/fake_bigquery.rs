@@ -44,6 +44,9 @@ impl Fault {
     }
 }
 
+/// The access token the fake's OAuth token endpoint (`/token`) hands out.
+pub const ACCESS_TOKEN: &str = "ya29.fake-access-token";
+
 /// One request the fake received.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -123,6 +126,7 @@ impl FakeBigQuery {
                 "/bigquery/v2/projects/{project}/jobs/{job}/cancel",
                 post(jobs_cancel),
             )
+            .route("/token", post(token))
             .with_state(inner.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -204,6 +208,35 @@ impl FakeBigQuery {
 }
 
 type Shared = State<Arc<Mutex<Inner>>>;
+
+/// Google's OAuth token endpoint for service accounts: a JWT bearer grant in, an access
+/// token out. The signed assertion is recorded (method `oauth.token`, body `assertion`).
+async fn token(State(inner): Shared, headers: HeaderMap, body: String) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let mut inner = inner.lock().unwrap();
+    let assertion = form.get("assertion").cloned().unwrap_or_default();
+    record(
+        &mut inner,
+        "oauth.token",
+        json!({"grant_type": form.get("grant_type"), "assertion": assertion}),
+        &HashMap::new(),
+        &headers,
+    );
+    if form.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+        || assertion.split('.').count() != 3
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant", "error_description": "Invalid JWT."})),
+        )
+            .into_response();
+    }
+    axum::Json(json!({"access_token": ACCESS_TOKEN, "expires_in": 3599, "token_type": "Bearer"}))
+        .into_response()
+}
 
 fn status_name(code: u16) -> &'static str {
     match code {
