@@ -54,13 +54,14 @@ fixture_test!(
 );
 fixture_test!(
     wrong_types,
-    5,
+    6,
     [
         "`title` must be a string, found integer",
         "`tags` must be a list of strings",
         "`query.timeout_seconds` must be a positive whole number of seconds",
         "`chart.y` must be a string, found array",
-        "`schedule` must be a list"
+        "`schedule` must be a list",
+        "wrong_types.toml:15:24: error: `query.maximum_bytes_billed`"
     ]
 );
 fixture_test!(

@@ -157,3 +157,74 @@ fn serve_refuses_to_start_with_the_same_message() {
         "{stdout}"
     );
 }
+
+const ON_BIGQUERY: (&str, &str) = ("KPIBOT__WAREHOUSE__KIND", "bigquery");
+const PROJECT: (&str, &str) = ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "acme-analytics");
+const EMULATOR: (&str, &str) = (
+    "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
+    "http://127.0.0.1:9050",
+);
+
+#[test]
+fn bigquery_without_a_project() {
+    assert!(has_error(
+        &[ON_BIGQUERY, EMULATOR],
+        "KPIBOT__WAREHOUSE__BIGQUERY__PROJECT"
+    ));
+    assert!(!has_error(
+        &[ON_BIGQUERY, EMULATOR, PROJECT],
+        "KPIBOT__WAREHOUSE__BIGQUERY__PROJECT"
+    ));
+}
+
+#[test]
+fn a_bytes_billed_cap_below_bigquerys_minimum_bill() {
+    let cap = (
+        "KPIBOT__WAREHOUSE__BIGQUERY__MAXIMUM_BYTES_BILLED",
+        "1000000",
+    );
+    let findings = check(&settings(&[ON_BIGQUERY, EMULATOR, PROJECT, cap]));
+    let finding = findings
+        .iter()
+        .find(|f| f.setting == "KPIBOT__WAREHOUSE__BIGQUERY__MAXIMUM_BYTES_BILLED")
+        .expect("the cap is flagged");
+    assert_eq!(finding.level, Level::Error);
+    assert!(finding.message.contains("10 MiB"), "{}", finding.message);
+    let enough = (
+        "KPIBOT__WAREHOUSE__BIGQUERY__MAXIMUM_BYTES_BILLED",
+        "10485760",
+    );
+    assert!(errors(&check(&settings(&[ON_BIGQUERY, EMULATOR, PROJECT, enough]))).is_none());
+}
+
+#[test]
+fn a_bigquery_endpoint_that_is_not_a_url_and_a_missing_key_file() {
+    assert!(has_error(
+        &[
+            ON_BIGQUERY,
+            PROJECT,
+            ("KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT", "127.0.0.1:9050")
+        ],
+        "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT"
+    ));
+    assert!(has_error(
+        &[
+            ON_BIGQUERY,
+            PROJECT,
+            (
+                "KPIBOT__WAREHOUSE__BIGQUERY__CREDENTIALS_FILE",
+                "/nonexistent/key.json"
+            )
+        ],
+        "KPIBOT__WAREHOUSE__BIGQUERY__CREDENTIALS_FILE"
+    ));
+    // An emulator without credentials is allowed, with a word that it is one.
+    let findings = check(&settings(&[ON_BIGQUERY, PROJECT, EMULATOR]));
+    assert!(errors(&findings).is_none(), "{findings:?}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.level == Level::Warning
+                && f.setting == "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT")
+    );
+}

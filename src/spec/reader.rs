@@ -438,13 +438,21 @@ impl<'a> Reader<'a> {
         let Some(value) = Self::lookup(table, key) else {
             return Some(None);
         };
-        let number = value
-            .get_ref()
-            .as_integer()
+        let whole = value.get_ref().as_integer();
+        let number = whole
             .and_then(|i| i.as_str().parse::<u64>().ok())
             .filter(|n| range.contains(n));
-        if number.is_none() {
-            self.wrong_type(table, key, value, expected);
+        match (number, whole) {
+            (Some(_), _) => {}
+            // A whole number out of range: say which number, not just its type.
+            (None, Some(written)) => {
+                let name = self.key_name(table, key);
+                self.error(
+                    value.span(),
+                    format!("`{name}` must be {expected}, not {}", written.as_str()),
+                );
+            }
+            (None, None) => self.wrong_type(table, key, value, expected),
         }
         number.map(Some)
     }
