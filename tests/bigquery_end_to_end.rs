@@ -198,6 +198,14 @@ fn check_dry_run_points_bigquery_errors_at_the_spec_and_refuses_an_over_budget_s
         "{stdout}"
     );
 
+    // A run hits the same error and names the same place.
+    let (ok, stdout, stderr) = bq.run(&["preview", "broken"], &reports.display().to_string());
+    assert!(!ok);
+    assert!(
+        stderr.contains("broken.toml:15:1") && stderr.contains("Unexpected keyword GROUP"),
+        "{stdout}{stderr}"
+    );
+
     // A report capped at 100 MiB: within budget, until the fake says the table is 8× bigger.
     let capped = BAD_SYNTAX
         .replace("Broken", "Capped")

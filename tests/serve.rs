@@ -633,6 +633,13 @@ fn serve_on_bigquery_posts_on_schedule_and_labels_its_jobs() {
     let child = bot.start("serve.log");
     let (status, body) = bot.get("/readyz").unwrap();
     assert_eq!((status, body.as_str()), (200, "ready\n"));
+    // Readiness asked BigQuery with a dry run: no job, nothing billed.
+    assert!(
+        bigquery
+            .calls_of("jobs.query")
+            .iter()
+            .any(|c| c.body["dryRun"] == true && c.body["query"] == "SELECT 1 AS ready")
+    );
     wait_for("a delivered run", Duration::from_secs(20), || {
         bot.get("/metrics").is_some_and(|(_, m)| {
             m.contains("kpibot_runs_total{report=\"fast\",state=\"delivered\"}")
