@@ -16,7 +16,7 @@ use crate::render::format::NumberStyle;
 use crate::settings::{DeliveryKind, Settings, WarehouseKind};
 use crate::spec::diagnostic::{Diagnostic, did_you_mean};
 use crate::spec::{self, Catalog, LoadedFile, Period, ReportSpec, SpecDefaults};
-use crate::warehouse::bigquery::{BigQueryOptions, BigQueryWarehouse};
+use crate::warehouse::bigquery::BigQueryWarehouse;
 use crate::warehouse::duckdb::DuckDbWarehouse;
 use crate::warehouse::{QueryJob, Trigger, Warehouse, WarehouseError};
 
@@ -29,33 +29,17 @@ pub async fn open_warehouse(
 ) -> anyhow::Result<Box<dyn Warehouse>> {
     match settings.warehouse.kind {
         WarehouseKind::Duckdb => Ok(Box::new(open_duckdb(settings, now, log)?)),
-        WarehouseKind::Bigquery => Ok(Box::new(
-            BigQueryWarehouse::open(bigquery_options(settings)?).await?,
-        )),
+        WarehouseKind::Bigquery => {
+            let bigquery = &settings.warehouse.bigquery;
+            // Checked here so no job is ever sent to an empty project.
+            if bigquery.project.trim().is_empty() {
+                bail!(
+                    "KPIBOT__WAREHOUSE__BIGQUERY__PROJECT is not set: name the Google Cloud project BigQuery jobs run in"
+                );
+            }
+            Ok(Box::new(BigQueryWarehouse::open(bigquery).await?))
+        }
     }
-}
-
-/// BigQuery settings as the warehouse takes them; a missing project is an error here, so
-/// no job is sent to an empty project.
-pub fn bigquery_options(settings: &Settings) -> anyhow::Result<BigQueryOptions> {
-    let bq = &settings.warehouse.bigquery;
-    if bq.project.trim().is_empty() {
-        bail!(
-            "KPIBOT__WAREHOUSE__BIGQUERY__PROJECT is not set: name the Google Cloud project BigQuery jobs run in"
-        );
-    }
-    let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
-    Ok(BigQueryOptions {
-        project: bq.project.trim().to_string(),
-        dataset: bq.dataset.trim().to_string(),
-        location: non_empty(&bq.location),
-        endpoint: non_empty(&bq.endpoint),
-        credentials_file: bq
-            .credentials_file
-            .clone()
-            .filter(|p| !p.as_os_str().is_empty()),
-        maximum_bytes_billed: bq.maximum_bytes_billed,
-    })
 }
 
 /// The embedded DuckDB warehouse, with the demo mart built or refreshed when it is in use.

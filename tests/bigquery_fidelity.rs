@@ -11,7 +11,8 @@ mod common;
 use std::time::Duration;
 
 use common::fake_bigquery::FakeBigQuery;
-use kpibot::warehouse::bigquery::{BigQueryOptions, BigQueryWarehouse};
+use kpibot::settings::BigQuerySettings;
+use kpibot::warehouse::bigquery::BigQueryWarehouse;
 use kpibot::warehouse::{Cell, ColumnType, ParamValue, Params, QueryJob, Warehouse};
 use serde_json::{Value, json};
 
@@ -105,15 +106,8 @@ fn column_type(bigquery: &str) -> ColumnType {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs google-cloud-bigquery from PyPI; .ci/run installs it and runs this test"]
 async fn googles_python_client_parses_what_kpibot_parses() {
-    let fake = FakeBigQuery::start(None).await;
-    fake.setup(
-        "CREATE SCHEMA mart;
-         CREATE TABLE mart.events AS
-         SELECT n::INTEGER AS n,
-                CAST(TIMESTAMP '2026-11-01 00:00:00.123456' + n * INTERVAL 1 HOUR AS TIMESTAMPTZ) AS happened_at
-         FROM range(1, 8) AS t(n);",
-    );
-    let warehouse = BigQueryWarehouse::open(BigQueryOptions {
+    let fake = FakeBigQuery::with_events().await;
+    let warehouse = BigQueryWarehouse::open(&BigQuerySettings {
         project: "kpibot-test".into(),
         dataset: String::new(),
         location: None,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::fake_bigquery::{FakeBigQuery, Fault, MIN_BILLED_BYTES_PER_TABLE};
-use kpibot::warehouse::bigquery::{BigQueryOptions, BigQueryWarehouse};
+use kpibot::settings::BigQuerySettings;
+use kpibot::warehouse::bigquery::BigQueryWarehouse;
 use kpibot::warehouse::{
     Cell, ColumnType, ParamValue, Params, QueryJob, Trigger, Warehouse, WarehouseError,
 };
@@ -16,7 +17,7 @@ const GENEROUS_TIMEOUT: Duration = Duration::from_secs(60);
 const PROJECT: &str = "kpibot-test";
 
 async fn warehouse_for(fake: &FakeBigQuery) -> BigQueryWarehouse {
-    BigQueryWarehouse::open(BigQueryOptions {
+    BigQueryWarehouse::open(&BigQuerySettings {
         project: PROJECT.into(),
         dataset: "mart".into(),
         location: Some(common::fake_bigquery::LOCATION.into()),
@@ -30,19 +31,6 @@ async fn warehouse_for(fake: &FakeBigQuery) -> BigQueryWarehouse {
 
 fn job() -> QueryJob {
     QueryJob::new(GENEROUS_TIMEOUT)
-}
-
-/// A fake over a small events table: `n` 1..=7, `happened_at` one hour apart with microseconds.
-async fn fake_with_events() -> FakeBigQuery {
-    let fake = FakeBigQuery::start(None).await;
-    fake.setup(
-        "CREATE SCHEMA mart;
-         CREATE TABLE mart.events AS
-         SELECT n::INTEGER AS n,
-                CAST(TIMESTAMP '2026-11-01 00:00:00.123456' + n * INTERVAL 1 HOUR AS TIMESTAMPTZ) AS happened_at
-         FROM range(1, 8) AS t(n);",
-    );
-    fake
 }
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -163,7 +151,7 @@ async fn every_parameter_type_round_trips_with_its_bigquery_type() {
 
 #[tokio::test]
 async fn every_page_is_read_and_timestamps_agree_across_page_formats() {
-    let fake = fake_with_events().await;
+    let fake = FakeBigQuery::with_events().await;
     fake.set_page_rows(2);
     let warehouse = warehouse_for(&fake).await;
     let table = warehouse
@@ -196,7 +184,7 @@ async fn every_page_is_read_and_timestamps_agree_across_page_formats() {
 
 #[tokio::test]
 async fn an_empty_result_is_an_empty_table_not_a_panic() {
-    let fake = fake_with_events().await;
+    let fake = FakeBigQuery::with_events().await;
     let warehouse = warehouse_for(&fake).await;
     let table = warehouse
         .query(
@@ -212,7 +200,7 @@ async fn an_empty_result_is_an_empty_table_not_a_panic() {
 
 #[tokio::test]
 async fn a_slow_job_is_polled_until_complete() {
-    let fake = fake_with_events().await;
+    let fake = FakeBigQuery::with_events().await;
     fake.set_pending_polls(3);
     let warehouse = warehouse_for(&fake).await;
     let table = warehouse
@@ -230,7 +218,7 @@ async fn a_slow_job_is_polled_until_complete() {
 
 #[tokio::test]
 async fn a_job_past_its_timeout_is_cancelled_and_reported_as_a_timeout() {
-    let fake = fake_with_events().await;
+    let fake = FakeBigQuery::with_events().await;
     fake.set_pending_polls(usize::MAX);
     let warehouse = warehouse_for(&fake).await;
     let error = warehouse
@@ -247,7 +235,7 @@ async fn a_job_past_its_timeout_is_cancelled_and_reported_as_a_timeout() {
 
 #[tokio::test]
 async fn transient_errors_are_retried_with_the_same_request_id() {
-    let fake = fake_with_events().await;
+    let fake = FakeBigQuery::with_events().await;
     fake.fail_next(
         "jobs.query",
         [
@@ -283,7 +271,7 @@ async fn transient_errors_are_retried_with_the_same_request_id() {
 
 #[tokio::test]
 async fn permanent_errors_are_not_retried_and_say_what_to_do() {
-    let fake = fake_with_events().await;
+    let fake = FakeBigQuery::with_events().await;
     fake.fail_next(
         "jobs.query",
         [Fault::new(
@@ -327,7 +315,7 @@ async fn permanent_errors_are_not_retried_and_say_what_to_do() {
 
 #[tokio::test]
 async fn the_bytes_billed_cap_refuses_a_big_scan() {
-    let fake = fake_with_events().await;
+    let fake = FakeBigQuery::with_events().await;
     // 7 rows × 2 columns × 1 MiB per cell = 14 MiB processed.
     fake.set_bytes_per_cell(1024 * 1024);
     let warehouse = warehouse_for(&fake).await;
@@ -382,7 +370,7 @@ async fn nested_and_repeated_columns_are_refused_by_name() {
 
 #[tokio::test]
 async fn a_service_account_key_file_signs_in_and_every_call_carries_its_token() {
-    let fake = fake_with_events().await;
+    let fake = FakeBigQuery::with_events().await;
     let dir = tempfile::tempdir().unwrap();
     let key = std::fs::read_to_string(common::repo_path(
         "tests/fixtures/test-only-service-account-key.pem",
@@ -404,7 +392,7 @@ async fn a_service_account_key_file_signs_in_and_every_call_carries_its_token() 
         .to_string(),
     )
     .unwrap();
-    let warehouse = BigQueryWarehouse::open(BigQueryOptions {
+    let warehouse = BigQueryWarehouse::open(&BigQuerySettings {
         project: PROJECT.into(),
         dataset: String::new(),
         location: None,
@@ -448,7 +436,7 @@ async fn a_service_account_key_file_signs_in_and_every_call_carries_its_token() 
 
 #[tokio::test]
 async fn an_emulator_endpoint_gets_no_credentials() {
-    let fake = fake_with_events().await;
+    let fake = FakeBigQuery::with_events().await;
     let warehouse = warehouse_for(&fake).await;
     warehouse
         .query("SELECT 1 AS one", &Params::new(), &job())

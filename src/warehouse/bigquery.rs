@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use gcp_bigquery_client::model::data_format_options::DataFormatOptions;
 use gcp_bigquery_client::model::dataset_reference::DatasetReference;
 use gcp_bigquery_client::model::field_type::FieldType;
 use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
+use gcp_bigquery_client::model::get_query_results_response::GetQueryResultsResponse;
 use gcp_bigquery_client::model::query_parameter::QueryParameter;
 use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
 use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
@@ -32,6 +32,7 @@ use super::{
     WarehouseError,
 };
 use crate::deliver::retry::{RetryPolicy, backoff_delay};
+use crate::settings::BigQuerySettings;
 
 /// BigQuery bills at least this much for every table a query reads, so a smaller
 /// `maximumBytesBilled` fails every real query.
@@ -52,24 +53,6 @@ const RETRY_MAX_DELAY_MS: u64 = 8_000;
 /// BigQuery label values: at most 63 characters.
 const LABEL_MAX_CHARS: usize = 63;
 
-/// Where and how to reach BigQuery.
-#[derive(Debug, Clone)]
-pub struct BigQueryOptions {
-    /// The project jobs run (and are billed) in.
-    pub project: String,
-    /// The dataset unqualified table names resolve in; empty for none.
-    pub dataset: String,
-    /// The jobs' location (`US`, `asia-northeast1`, …); `None` lets BigQuery choose.
-    pub location: Option<String>,
-    /// An emulator or proxy, e.g. `http://127.0.0.1:9050`; `None` for Google.
-    pub endpoint: Option<String>,
-    /// A service-account key file; `None` uses application default credentials (or no
-    /// authentication with an emulator endpoint).
-    pub credentials_file: Option<PathBuf>,
-    /// The bytes-billed cap of a job whose report sets none.
-    pub maximum_bytes_billed: u64,
-}
-
 /// Sends no credentials: for an emulator endpoint, which wants none.
 #[derive(Clone)]
 struct NoAuthentication;
@@ -83,7 +66,8 @@ impl Authenticator for NoAuthentication {
 
 pub struct BigQueryWarehouse {
     client: Client,
-    options: BigQueryOptions,
+    /// The settings, blanks trimmed and empty optional values as `None`.
+    options: BigQuerySettings,
     retry: RetryPolicy,
 }
 
@@ -96,7 +80,8 @@ struct Collected {
 
 impl BigQueryWarehouse {
     /// Builds the client. Credentials are read here; tokens are fetched on the first query.
-    pub async fn open(options: BigQueryOptions) -> Result<Self, WarehouseError> {
+    pub async fn open(settings: &BigQuerySettings) -> Result<Self, WarehouseError> {
+        let options = normalized(settings);
         let mut builder = ClientBuilder::new();
         if let Some(endpoint) = &options.endpoint {
             builder.with_v2_base_url(format!("{}{API_PATH}", endpoint.trim_end_matches('/')));
@@ -256,19 +241,9 @@ impl BigQueryWarehouse {
             })
         };
         while !complete {
-            let id = need_job_id()?;
             tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
-            let parameters = GetQueryResultsParameters {
-                location: location.clone(),
-                timeout_ms: request.timeout_ms,
-                ..Default::default()
-            };
             let answer = self
-                .call("jobs.getQueryResults", || {
-                    self.client
-                        .job()
-                        .get_query_results(project, &id, parameters.clone())
-                })
+                .results(&need_job_id()?, location.clone(), None, request.timeout_ms)
                 .await?;
             complete = answer.job_complete == Some(true);
             if complete {
@@ -278,21 +253,15 @@ impl BigQueryWarehouse {
             }
         }
         while let Some(token) = page_token.take() {
-            let id = need_job_id()?;
             // The crate cannot send `formatOptions` here, so later pages carry timestamps
             // as float seconds; `cell` reads both.
-            let parameters = GetQueryResultsParameters {
-                location: location.clone(),
-                page_token: Some(token),
-                timeout_ms: request.timeout_ms,
-                ..Default::default()
-            };
             let answer = self
-                .call("jobs.getQueryResults", || {
-                    self.client
-                        .job()
-                        .get_query_results(project, &id, parameters.clone())
-                })
+                .results(
+                    &need_job_id()?,
+                    location.clone(),
+                    Some(token),
+                    request.timeout_ms,
+                )
                 .await?;
             rows.extend(answer.rows.unwrap_or_default());
             page_token = answer.page_token;
@@ -302,6 +271,28 @@ impl BigQueryWarehouse {
             rows,
             bytes_processed,
         })
+    }
+
+    /// `jobs.getQueryResults`: the job's state, or the page after `page_token`.
+    async fn results(
+        &self,
+        job_id: &str,
+        location: Option<String>,
+        page_token: Option<String>,
+        timeout_ms: Option<i32>,
+    ) -> Result<GetQueryResultsResponse, WarehouseError> {
+        let parameters = GetQueryResultsParameters {
+            location,
+            page_token,
+            timeout_ms,
+            ..Default::default()
+        };
+        self.call("jobs.getQueryResults", || {
+            self.client
+                .job()
+                .get_query_results(&self.options.project, job_id, parameters.clone())
+        })
+        .await
     }
 
     /// Runs the job within its timeout; on timeout, asks BigQuery to cancel it so it stops
@@ -404,6 +395,27 @@ impl super::Warehouse for BigQueryWarehouse {
 
     fn dialect(&self) -> Dialect {
         Dialect::BigQuery
+    }
+}
+
+fn normalized(settings: &BigQuerySettings) -> BigQuerySettings {
+    let text = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    BigQuerySettings {
+        project: settings.project.trim().to_string(),
+        dataset: settings.dataset.trim().to_string(),
+        location: text(&settings.location),
+        endpoint: text(&settings.endpoint),
+        credentials_file: settings
+            .credentials_file
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty()),
+        maximum_bytes_billed: settings.maximum_bytes_billed,
     }
 }
 

@@ -313,12 +313,7 @@ fn to_cell(value: Value, column: &str) -> Result<Cell, WarehouseError> {
                 .ok_or_else(|| unsupported("DATE out of range"))?,
         ),
         Value::Timestamp(unit, amount) => {
-            let micros = match unit {
-                TimeUnit::Second => amount.saturating_mul(1_000_000),
-                TimeUnit::Millisecond => amount.saturating_mul(1_000),
-                TimeUnit::Microsecond => amount,
-                TimeUnit::Nanosecond => amount / 1_000,
-            };
+            let micros = timestamp_micros(unit, amount);
             Cell::Timestamp(
                 DateTime::from_timestamp_micros(micros)
                     .ok_or_else(|| unsupported("TIMESTAMP out of range"))?
@@ -332,6 +327,16 @@ fn to_cell(value: Value, column: &str) -> Result<Cell, WarehouseError> {
             ));
         }
     })
+}
+
+/// A DuckDB timestamp in any unit as microseconds since the epoch.
+pub fn timestamp_micros(unit: TimeUnit, amount: i64) -> i64 {
+    match unit {
+        TimeUnit::Second => amount.saturating_mul(1_000_000),
+        TimeUnit::Millisecond => amount.saturating_mul(1_000),
+        TimeUnit::Microsecond => amount,
+        TimeUnit::Nanosecond => amount / 1_000,
+    }
 }
 
 /// Turns a DuckDB error into a query error, keeping the SQL line it points at.

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use duckdb::arrow::datatypes::DataType;
-use duckdb::types::{TimeUnit, Value};
+use duckdb::types::Value;
 use regex::Regex;
 use serde_json::{Value as Json, json};
 
@@ -137,20 +137,23 @@ impl FakeBigQuery {
     /// Starts the fake on its own thread and runtime, for tests that run the real binary
     /// from synchronous code.
     pub fn start_in_background(database: Option<std::path::PathBuf>) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                tx.send(FakeBigQuery::start(database.as_deref()).await)
-                    .unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().unwrap()
+        super::start_in_background(
+            move || async move { FakeBigQuery::start(database.as_deref()).await },
+        )
+    }
+
+    /// A fake over an empty database holding `mart.events`: `n` 1..=7 and `happened_at`
+    /// (TIMESTAMP) one hour apart from 2026-11-01 00:00:00.123456 UTC.
+    pub async fn with_events() -> Self {
+        let fake = Self::start(None).await;
+        fake.setup(
+            "CREATE SCHEMA mart;
+             CREATE TABLE mart.events AS
+             SELECT n::INTEGER AS n,
+                    CAST(TIMESTAMP '2026-11-01 00:00:00.123456' + n * INTERVAL 1 HOUR AS TIMESTAMPTZ) AS happened_at
+             FROM range(1, 8) AS t(n);",
+        );
+        fake
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
@@ -1009,12 +1012,7 @@ fn scalar_json(value: &Value, bq_type: &str, int64_timestamps: bool) -> Json {
             + chrono::Duration::days((*days).into()))
         .to_string(),
         Value::Timestamp(unit, amount) => {
-            let micros = match unit {
-                TimeUnit::Second => amount * 1_000_000,
-                TimeUnit::Millisecond => amount * 1_000,
-                TimeUnit::Microsecond => *amount,
-                TimeUnit::Nanosecond => amount / 1_000,
-            };
+            let micros = kpibot::warehouse::duckdb::timestamp_micros(*unit, *amount);
             if bq_type == "DATETIME" {
                 let at = chrono::DateTime::from_timestamp_micros(micros)
                     .unwrap()

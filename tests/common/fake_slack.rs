@@ -167,23 +167,13 @@ impl FakeSlack {
             .iter()
             .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
             .collect();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let refs: Vec<(&str, &str, bool)> = channels
-                    .iter()
-                    .map(|(a, b, c)| (a.as_str(), b.as_str(), *c))
-                    .collect();
-                tx.send(FakeSlack::start(&refs).await).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().unwrap()
+        super::start_in_background(move || async move {
+            let refs: Vec<(&str, &str, bool)> = channels
+                .iter()
+                .map(|(a, b, c)| (a.as_str(), b.as_str(), *c))
+                .collect();
+            FakeSlack::start(&refs).await
+        })
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {

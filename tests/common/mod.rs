@@ -27,6 +27,29 @@ pub fn settings_in(dir: &Path, reports: &Path) -> Settings {
     settings
 }
 
+/// Runs `start` on a thread of its own with its own runtime, which keeps serving what it
+/// started; returns what `start` built. For the fakes of tests that run the real binary
+/// from synchronous code.
+pub fn start_in_background<T, F>(start: impl FnOnce() -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            tx.send(start().await).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
 /// A minimal RFC 4180 reader: rows of fields, quotes and doubled quotes handled.
 pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
