@@ -50,11 +50,22 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
+/// What went wrong at the warehouse, in words that fit the failure.
+fn warehouse_failure(error: &WarehouseError) -> &'static str {
+    match error {
+        WarehouseError::Query { .. } => "the warehouse rejected the query",
+        WarehouseError::Refused { .. } => "the warehouse refused to run the query",
+        WarehouseError::Timeout(_) => "the query took too long",
+        WarehouseError::Unavailable(_) => "the warehouse could not be reached",
+        WarehouseError::UnsupportedType { .. } => "the query returned a column kpibot cannot chart",
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("report `{report}`")]
     Period { report: String, source: PeriodError },
-    #[error("report `{report}` ({location}): the warehouse rejected the query")]
+    #[error("report `{report}` ({location}): {}", warehouse_failure(.source))]
     Warehouse {
         report: String,
         location: String,
