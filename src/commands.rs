@@ -301,7 +301,11 @@ async fn dry_run_metric(
         let what = by.map_or(String::new(), |d| format!(" split by `{d}`"));
         let problem = |message: String| {
             DryRun::problem(
-                Diagnostic::new(&metric.path, 0..0, format!("metric `{}`{what}: {message}", metric.name))
+                Diagnostic::new(
+                    &metric.path,
+                    metric.table_span.clone(),
+                    format!("metric `{}`{what}: {message}", metric.name),
+                )
                     .with_hint(format!(
                         "check `table`, `time_column`, the measure's columns and the dimensions; checked with {}",
                         warehouse.describe()

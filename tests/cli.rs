@@ -59,6 +59,11 @@ fn check_dry_run_catches_columns_and_sql_errors_with_locations() {
         "{stdout}"
     );
     assert!(stdout.contains("activity_day"), "{stdout}");
+    // A metric's generated query points at the metric's `table`.
+    assert!(
+        stdout.contains("bad_metric.toml:6:9: error: metric `active_users_typo`: the warehouse rejected its query"),
+        "{stdout}"
+    );
 }
 
 #[test]

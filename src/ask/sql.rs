@@ -149,6 +149,7 @@ mod tests {
             tags: vec![],
             access: Access::default(),
             path: "reports/metrics.toml".into(),
+            table_span: 0..0,
         }
     }
 

@@ -339,6 +339,9 @@ pub struct MetricSpec {
     pub tags: Vec<String>,
     pub access: Access,
     pub path: PathBuf,
+    /// Byte range of the `table = …` value in the file: where a warehouse's complaint
+    /// about the metric's query points.
+    pub table_span: Range<usize>,
 }
 
 /// Who may ask for a report or metric in Slack. Empty lists mean the default policy.

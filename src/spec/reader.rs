@@ -855,11 +855,13 @@ impl<'a> Reader<'a> {
                 return None;
             }
         }
+        let table = table?;
         Some(MetricSpec {
             name: name.into_inner(),
             label: label?.into_inner(),
             description: description.map(|d| d.into_inner()).unwrap_or_default(),
-            table: table?.into_inner(),
+            table_span: table.span(),
+            table: table.into_inner(),
             time_column: time_column?.into_inner(),
             measure,
             dimensions: dimensions?,
