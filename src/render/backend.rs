@@ -63,6 +63,110 @@ fn stroke_for(width: u32) -> Stroke {
     }
 }
 
+/// Glyph positions are rounded to 1/16 pixel (no visible difference: the goldens hold), so
+/// a glyph is rasterised once per size and such offset, then reused from the cache.
+const SUBPIXEL_STEPS: f32 = 16.0;
+/// Cached glyph bitmaps before the cache starts over (a chart uses a few hundred).
+const GLYPH_CACHE_ENTRIES: usize = 4096;
+
+/// One rasterised glyph at one size and sub-pixel offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct GlyphKey {
+    bold: bool,
+    glyph: u16,
+    size_bits: u32,
+    offset: (u8, u8),
+}
+
+/// A glyph's coverage (0..=255), row by row, placed relative to its pixel origin.
+struct GlyphBitmap {
+    left: i32,
+    top: i32,
+    width: usize,
+    coverage: Vec<u8>,
+}
+
+fn subpixel_step(fraction: f32) -> u8 {
+    ((fraction * SUBPIXEL_STEPS).floor() as u8).min(SUBPIXEL_STEPS as u8 - 1)
+}
+
+/// The glyph's bitmap from the process-wide cache, rasterised on first use: tick labels
+/// repeat the same digits in every chart, and rasterising an outline costs more than
+/// blending it.
+fn cached_glyph(
+    key: GlyphKey,
+    font: &'static FontRef<'static>,
+    scale: PxScale,
+) -> std::sync::Arc<GlyphBitmap> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+    static CACHE: LazyLock<Mutex<HashMap<GlyphKey, Arc<GlyphBitmap>>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    if let Some(hit) = CACHE.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return hit.clone();
+    }
+    let position = point(
+        f32::from(key.offset.0) / SUBPIXEL_STEPS,
+        f32::from(key.offset.1) / SUBPIXEL_STEPS,
+    );
+    let glyph = ab_glyph::GlyphId(key.glyph).with_scale_and_position(scale, position);
+    let bitmap = match font.outline_glyph(glyph) {
+        Some(outline) => {
+            let bounds = outline.px_bounds();
+            let width = bounds.width() as usize;
+            let mut coverage = vec![0u8; width * bounds.height() as usize];
+            outline.draw(|gx, gy, c| {
+                coverage[gy as usize * width + gx as usize] = (c.min(1.0) * 255.0 + 0.5) as u8;
+            });
+            GlyphBitmap {
+                left: bounds.min.x as i32,
+                top: bounds.min.y as i32,
+                width,
+                coverage,
+            }
+        }
+        None => GlyphBitmap {
+            left: 0,
+            top: 0,
+            width: 0,
+            coverage: Vec::new(),
+        },
+    };
+    let bitmap = Arc::new(bitmap);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= GLYPH_CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key, bitmap.clone());
+    bitmap
+}
+
+/// An opacity in 0..=1 as 0..=255.
+fn alpha_255(alpha: f64) -> u32 {
+    (alpha.clamp(0.0, 1.0) * 255.0 + 0.5) as u32
+}
+
+/// Source-over blend of `rgb` at opacity `alpha` (0..=255) into one pixel, in integers.
+fn blend(pixmap: &mut Pixmap, (x, y): BackendCoord, rgb: (u8, u8, u8), alpha: u32) {
+    let (w, h) = (pixmap.width(), pixmap.height());
+    if alpha == 0 || x < 0 || y < 0 || x as u32 >= w || y as u32 >= h {
+        return;
+    }
+    let index = (y as usize * w as usize + x as usize) * 4;
+    let pixel = &mut pixmap.data_mut()[index..index + 4];
+    if alpha >= 255 {
+        // Inside a glyph: full coverage replaces the pixel.
+        pixel.copy_from_slice(&[rgb.0, rgb.1, rgb.2, 255]);
+        return;
+    }
+    let keep = 255 - alpha;
+    for (channel, source) in [rgb.0, rgb.1, rgb.2].into_iter().enumerate() {
+        let mixed = u32::from(source) * alpha + u32::from(pixel[channel]) * keep;
+        pixel[channel] = ((mixed + 127) / 255) as u8;
+    }
+    pixel[3] = (alpha + (u32::from(pixel[3]) * keep + 127) / 255) as u8;
+}
+
 /// Plotters gives pixel indices; a 1-pixel line is sharp when drawn through pixel centres.
 fn centre(point: BackendCoord) -> (f32, f32) {
     (point.0 as f32 + 0.5, point.1 as f32 + 0.5)
@@ -72,6 +176,7 @@ fn centre(point: BackendCoord) -> (f32, f32) {
 /// own ab_glyph path drops the left side bearing, which makes letter spacing uneven).
 struct TextLayout {
     font: &'static FontRef<'static>,
+    bold: bool,
     scale: PxScale,
     width: f32,
     ascent: f32,
@@ -80,7 +185,8 @@ struct TextLayout {
 
 impl TextLayout {
     fn new<S: BackendTextStyle>(text: &str, style: &S) -> Option<Self> {
-        let font = fonts::font_for(matches!(style.style(), FontStyle::Bold))?;
+        let bold = matches!(style.style(), FontStyle::Bold);
+        let font = fonts::font_for(bold)?;
         let scale = PxScale::from(style.size() as f32);
         let scaled = font.as_scaled(scale);
         let mut width = 0.0;
@@ -95,6 +201,7 @@ impl TextLayout {
         }
         Some(Self {
             font,
+            bold,
             scale,
             width,
             ascent: scaled.ascent(),
@@ -148,23 +255,7 @@ impl DrawingBackend for SkiaBackend<'_> {
         point: BackendCoord,
         color: BackendColor,
     ) -> Result<(), DrawingErrorKind<Infallible>> {
-        let (w, h) = self.get_size();
-        if point.0 < 0 || point.1 < 0 || point.0 as u32 >= w || point.1 as u32 >= h {
-            return Ok(());
-        }
-        let alpha = color.alpha.clamp(0.0, 1.0);
-        if alpha <= 0.0 {
-            return Ok(());
-        }
-        let index = (point.1 as usize * w as usize + point.0 as usize) * 4;
-        let data = self.pixmap.data_mut();
-        let (r, g, b) = color.rgb;
-        for (channel, source) in [r, g, b].into_iter().enumerate() {
-            let dst = f64::from(data[index + channel]);
-            data[index + channel] = (f64::from(source) * alpha + dst * (1.0 - alpha)).round() as u8;
-        }
-        let dst_alpha = f64::from(data[index + 3]) / 255.0;
-        data[index + 3] = ((alpha + dst_alpha * (1.0 - alpha)) * 255.0).round() as u8;
+        blend(self.pixmap, point, color.rgb, alpha_255(color.alpha));
         Ok(())
     }
 
@@ -174,6 +265,23 @@ impl DrawingBackend for SkiaBackend<'_> {
         to: BackendCoord,
         style: &S,
     ) -> Result<(), DrawingErrorKind<Infallible>> {
+        // Grid lines, ticks and axes: a thin horizontal or vertical line through pixel
+        // centres covers whole pixels, so it is a rectangle (filled at memset speed), the
+        // same pixels the anti-aliased stroke with its round caps would cover.
+        let width = style.stroke_width().max(1);
+        if width == 1 && (from.0 == to.0 || from.1 == to.1) {
+            let rect = Rect::from_ltrb(
+                from.0.min(to.0) as f32,
+                from.1.min(to.1) as f32,
+                (from.0.max(to.0) + 1) as f32,
+                (from.1.max(to.1) + 1) as f32,
+            );
+            if let Some(rect) = rect {
+                self.pixmap
+                    .fill_rect(rect, &paint_for(style.color()), Transform::identity(), None);
+            }
+            return Ok(());
+        }
         self.draw_path(vec![from, to], style)
     }
 
@@ -278,24 +386,37 @@ impl DrawingBackend for SkiaBackend<'_> {
                 x += scaled.kern(p, id);
             }
             previous = Some(id);
-            let glyph = id.with_scale_and_position(layout.scale, point(x, baseline));
-            x += scaled.h_advance(id);
-            let Some(outline) = layout.font.outline_glyph(glyph) else {
-                continue;
+            let origin = (x.floor(), baseline.floor());
+            let key = GlyphKey {
+                bold: layout.bold,
+                glyph: id.0,
+                size_bits: layout.scale.y.to_bits(),
+                offset: (
+                    subpixel_step(x - origin.0),
+                    subpixel_step(baseline - origin.1),
+                ),
             };
-            let bounds = outline.px_bounds();
-            let mut coverage = Vec::new();
-            outline.draw(|gx, gy, c| coverage.push((gx, gy, c)));
-            for (gx, gy, c) in coverage {
-                let pixel = (
-                    bounds.min.x as i32 + gx as i32,
-                    bounds.min.y as i32 + gy as i32,
-                );
-                let blended = BackendColor {
-                    alpha: color.alpha * f64::from(c.min(1.0)),
-                    rgb: color.rgb,
-                };
-                self.draw_pixel(pixel, blended)?;
+            x += scaled.h_advance(id);
+            let bitmap = cached_glyph(key, layout.font, layout.scale);
+            let opacity = alpha_255(color.alpha);
+            let (left, top) = (origin.0 as i32 + bitmap.left, origin.1 as i32 + bitmap.top);
+            for (row, line) in bitmap
+                .coverage
+                .chunks_exact(bitmap.width.max(1))
+                .enumerate()
+            {
+                for (column, &coverage) in line.iter().enumerate() {
+                    if coverage == 0 {
+                        continue;
+                    }
+                    let alpha = (u32::from(coverage) * opacity + 127) / 255;
+                    blend(
+                        self.pixmap,
+                        (left + column as i32, top + row as i32),
+                        color.rgb,
+                        alpha,
+                    );
+                }
             }
         }
         Ok(())

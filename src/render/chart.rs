@@ -112,9 +112,13 @@ pub fn render_pixmap(input: &ChartInput) -> Result<Pixmap, RenderError> {
     if !fonts::register() {
         return Err(RenderError::Font);
     }
-    let mut pixmap = Pixmap::new(CHART_WIDTH_PX, CHART_HEIGHT_PX)
+    // Allocated already white (premultiplied opaque white is all 0xFF): one pass over
+    // 5.8 MB instead of zeroing it and then filling it.
+    let size = tiny_skia::IntSize::from_wh(CHART_WIDTH_PX, CHART_HEIGHT_PX)
+        .ok_or_else(|| RenderError::Draw("cannot size the canvas".into()))?;
+    let white = vec![u8::MAX; CHART_WIDTH_PX as usize * CHART_HEIGHT_PX as usize * 4];
+    let mut pixmap = Pixmap::from_vec(white, size)
         .ok_or_else(|| RenderError::Draw("cannot allocate the canvas".into()))?;
-    pixmap.fill(tiny_skia::Color::WHITE);
     {
         let root = SkiaBackend::new(&mut pixmap).into_drawing_area();
         draw_chart(&root, input)?;
@@ -528,6 +532,12 @@ fn draw_lines(
 }
 
 /// Shades the area between a run of points and the baseline.
+/// `color` at `opacity` over the white background, as an opaque colour.
+fn over_white(color: RGBColor, opacity: f64) -> RGBAColor {
+    let mix = |c: u8| (f64::from(c) * opacity + 255.0 * (1.0 - opacity)).round() as u8;
+    RGBAColor(mix(color.0), mix(color.1), mix(color.2), 1.0)
+}
+
 fn fill_under(
     chart: &mut ChartContext<SkiaBackend, Plane>,
     points: &[(f64, f64)],
@@ -673,7 +683,9 @@ fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<(), RenderE
     let color = PALETTE[0];
     for run in runs(&totals) {
         let points: Vec<(f64, f64)> = run.iter().map(|(i, v)| (*i as f64, *v)).collect();
-        fill_under(&mut spark, &points, low, color.mix(0.15))?;
+        // Opaque, pre-mixed with the white card: the same colour as a 15% wash, filled
+        // at memset speed instead of blended pixel by pixel.
+        fill_under(&mut spark, &points, low, over_white(color, 0.15))?;
         spark
             .draw_series(LineSeries::new(
                 points,

@@ -22,31 +22,21 @@ fn bucket(r: u8, g: u8, b: u8) -> usize {
 /// its exact average; every pixel takes the nearest palette colour. Returns the palette
 /// (RGB triples) and one index per pixel.
 pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
+    let (words, _) = rgba.as_chunks::<4>();
+    // Charts are mostly long runs of one colour (background, bars): work on runs, not
+    // pixels, in both passes.
+    let runs = runs_of(words);
     let mut counts = vec![0u32; BUCKETS];
-    let mut sums = vec![[0u64; 3]; BUCKETS];
-    // Charts are mostly long runs of one colour (background, bars): count runs, not pixels.
-    let mut add_run = |px: u32, run: u32| {
-        let [r, g, b, _] = px.to_le_bytes();
+    // At most 1600×900 pixels × 255 per channel: a u32 holds the sum.
+    let mut sums = vec![[0u32; 3]; BUCKETS];
+    for &(px, run) in &runs {
+        let [r, g, b, _] = px;
         let key = bucket(r, g, b);
         counts[key] += run;
         let sum = &mut sums[key];
         for (channel, value) in [r, g, b].into_iter().enumerate() {
-            sum[channel] += u64::from(value) * u64::from(run);
+            sum[channel] += u32::from(value) * run;
         }
-    };
-    let (words, _) = rgba.as_chunks::<4>();
-    let mut pixels = words.iter().map(|px| u32::from_le_bytes(*px));
-    if let Some(first) = pixels.next() {
-        let (mut current, mut run) = (first, 1u32);
-        for px in pixels {
-            if px == current {
-                run += 1;
-            } else {
-                add_run(current, run);
-                (current, run) = (px, 1);
-            }
-        }
-        add_run(current, run);
     }
     let mut used: Vec<usize> = (0..BUCKETS).filter(|&k| counts[k] > 0).collect();
     used.sort_by_key(|&k| std::cmp::Reverse(counts[k]));
@@ -54,7 +44,7 @@ pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
         .iter()
         .take(PALETTE_SIZE)
         .map(|&k| {
-            let n = u64::from(counts[k]);
+            let n = counts[k];
             [
                 (sums[k][0] / n) as u8,
                 (sums[k][1] / n) as u8,
@@ -68,7 +58,7 @@ pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
         nearest[k] = if rank < PALETTE_SIZE {
             rank as u8
         } else {
-            let n = u64::from(counts[k]);
+            let n = counts[k];
             let mean = [sums[k][0] / n, sums[k][1] / n, sums[k][2] / n].map(|c| c as i32);
             palette
                 .iter()
@@ -80,20 +70,45 @@ pub fn quantize(rgba: &[u8]) -> (Vec<[u8; 3]>, Vec<u8>) {
                 .map_or(0, |(i, _)| i as u8)
         };
     }
-    let mut indices = Vec::with_capacity(rgba.len() / 4);
-    let mut last: Option<(u32, u8)> = None;
-    for px in words.iter().map(|px| u32::from_le_bytes(*px)) {
-        let index = match last {
-            Some((previous, index)) if previous == px => index,
-            _ => {
-                let [r, g, b, _] = px.to_le_bytes();
-                nearest[bucket(r, g, b)]
-            }
-        };
-        last = Some((px, index));
-        indices.push(index);
+    let mut indices = Vec::with_capacity(words.len());
+    for &([r, g, b, _], run) in &runs {
+        let index = nearest[bucket(r, g, b)];
+        indices.extend(std::iter::repeat_n(index, run as usize));
     }
     (palette, indices)
+}
+
+/// Pixels compared at once (four 8-byte words) when looking for the end of a run.
+const RUN_SCAN_PIXELS: usize = 8;
+
+/// The image as runs of one colour: (pixel, length).
+fn runs_of(pixels: &[[u8; 4]]) -> Vec<([u8; 4], u32)> {
+    let bytes = pixels.as_flattened();
+    let word = |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let mut runs = Vec::with_capacity(pixels.len() / 64);
+    let mut start = 0;
+    while start < pixels.len() {
+        let current = pixels[start];
+        let pair = u64::from(u32::from_ne_bytes(current)) * 0x0000_0001_0000_0001;
+        let mut end = start + 1;
+        while end + RUN_SCAN_PIXELS <= pixels.len() {
+            let at = 4 * end;
+            let differs = (word(at) ^ pair)
+                | (word(at + 8) ^ pair)
+                | (word(at + 16) ^ pair)
+                | (word(at + 24) ^ pair);
+            if differs != 0 {
+                break;
+            }
+            end += RUN_SCAN_PIXELS;
+        }
+        while end < pixels.len() && pixels[end] == current {
+            end += 1;
+        }
+        runs.push((current, (end - start) as u32));
+        start = end;
+    }
+    runs
 }
 
 /// Encodes an opaque RGBA image as an indexed PNG.
@@ -105,9 +120,9 @@ pub fn encode_indexed_png(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8
         encoder.set_color(png::ColorType::Indexed);
         encoder.set_depth(png::BitDepth::Eight);
         encoder.set_palette(palette.concat());
-        // Indexed images compress best unfiltered; fdeflate's fast mode is the speed knob.
+        // Indexed images compress best unfiltered. `Fastest` (fdeflate, RLE-heavy) is 0.4–0.5 ms quicker than `Fast` per chart for 15–40% more bytes, still 45–95 KB.
         encoder.set_filter(png::Filter::NoFilter);
-        encoder.set_compression(png::Compression::Fast);
+        encoder.set_compression(png::Compression::Fastest);
         let mut writer = encoder
             .write_header()
             .map_err(|e| EncodeError(e.to_string()))?;
