@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use crate::settings::{DeliveryKind, Settings, SlashTransport, WarehouseKind};
 use crate::warehouse::bigquery::MIN_BILLED_BYTES_PER_TABLE;
 
+/// The schema the demo mart (and the example reports) put their tables in.
+const DEMO_SCHEMA: &str = "mart";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     /// The bot cannot do its job this way.
@@ -139,6 +142,27 @@ pub fn check(settings: &Settings) -> Vec<Finding> {
                         duck.path.display()
                     ),
                 );
+            }
+            // DuckDB names a database after its file: in `mart.duckdb`, `mart.table` could
+            // be the catalog or the schema, and DuckDB refuses to guess.
+            let stem = duck
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_lowercase());
+            if stem.as_deref() == Some(DEMO_SCHEMA) {
+                let message = format!(
+                    "DuckDB calls the database in {} `{DEMO_SCHEMA}`, the same as the `{DEMO_SCHEMA}` schema, so every `{DEMO_SCHEMA}.table` in a report is ambiguous; name the file differently, e.g. warehouse.duckdb",
+                    duck.path.display()
+                );
+                if duck.demo_mart {
+                    error("KPIBOT__WAREHOUSE__DUCKDB__PATH", message);
+                } else {
+                    warnings.push(Finding {
+                        level: Level::Warning,
+                        setting: "KPIBOT__WAREHOUSE__DUCKDB__PATH",
+                        message,
+                    });
+                }
             }
         }
     }

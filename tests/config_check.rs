@@ -228,3 +228,16 @@ fn a_bigquery_endpoint_that_is_not_a_url_and_a_missing_key_file() {
                 && f.setting == "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT")
     );
 }
+
+#[test]
+fn a_duckdb_file_named_like_the_mart_schema() {
+    // DuckDB would call the database `mart`, and `mart.daily_active_users` is ambiguous.
+    assert!(has_error(
+        &[("KPIBOT__WAREHOUSE__DUCKDB__PATH", "data/mart.duckdb")],
+        "KPIBOT__WAREHOUSE__DUCKDB__PATH"
+    ));
+    assert!(!has_error(
+        &[("KPIBOT__WAREHOUSE__DUCKDB__PATH", "data/warehouse.duckdb")],
+        "KPIBOT__WAREHOUSE__DUCKDB__PATH"
+    ));
+}
