@@ -349,7 +349,11 @@ async fn dry_run(
         Ok(window) => window,
         Err(e) => return at_sql(e.to_string()),
     };
-    let params = pipeline::params_for(window, pipeline::today_in(spec.timezone, now));
+    let mut params = spec.query.params.clone();
+    params.extend(pipeline::params_for(
+        window,
+        pipeline::today_in(spec.timezone, now),
+    ));
     let job = pipeline::job_for(spec, settings.query_timeout(), Trigger::Cli);
     let estimate = match warehouse.dry_run(&spec.query.sql, &params, &job).await {
         Ok(estimate) => estimate,

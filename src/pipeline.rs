@@ -134,7 +134,10 @@ async fn query_window(
     options: &RunOptions,
 ) -> Result<(Table, ChartData), PipelineError> {
     let job = job_for(spec, options.default_timeout, options.trigger);
-    let mut params = options.params.clone();
+    // The report's own parameters, then the run's (an ad-hoc filter), then the window:
+    // the names kpibot provides always win.
+    let mut params = spec.query.params.clone();
+    params.extend(options.params.clone());
     params.extend(params_for(window, run_date));
     let table = warehouse
         .query(&spec.query.sql, &params, &job)

@@ -227,3 +227,97 @@ fn check_dry_run_points_bigquery_errors_at_the_spec_and_refuses_an_over_budget_s
         "{stdout}"
     );
 }
+
+const WITH_PARAMS: &str = r##"title = "Kanto and Kansai"
+description = "Active users in two regions, with the report's own typed parameters."
+owner = "#data-team"
+
+[definition]
+source = "mart.daily_active_users"
+refreshed = "daily"
+purpose = "testing [query.params]"
+
+[query]
+sql = """
+SELECT prefecture, SUM(active_users) AS users
+FROM mart.daily_active_users
+WHERE activity_date BETWEEN @start_date AND @end_date
+  AND prefecture IN (SELECT * FROM UNNEST(@prefectures))
+GROUP BY prefecture
+HAVING SUM(active_users) >= @min_users
+ORDER BY prefecture
+"""
+period = "last 7 days"
+
+[query.params]
+prefectures = ["東京都", "大阪府", "no such place"]
+min_users = 1
+
+[chart]
+kind = "bar"
+x = "prefecture"
+y = "users"
+"##;
+
+#[test]
+fn a_reports_own_typed_parameters_give_the_same_rows_on_both_warehouses() {
+    let bq = OnBigQuery::new();
+    let reports = bq.dir.path().join("param-reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("regions.toml"), WITH_PARAMS).unwrap();
+    let reports = reports.display().to_string();
+
+    let (ok, stdout, stderr) = common::run_kpibot(
+        &["preview", "regions", "--out", "duck-out"],
+        bq.dir.path(),
+        &[("KPIBOT__REPORTS__DIR", &reports)],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let (ok, stdout, stderr) = bq.run(&["preview", "regions", "--out", "bq-out"], &reports);
+    assert!(ok, "{stdout}{stderr}");
+    let read = |folder: &str| {
+        common::parse_csv(
+            &std::fs::read_to_string(bq.dir.path().join(folder).join("regions.csv")).unwrap(),
+        )
+    };
+    let (duck, on_bigquery) = (read("duck-out"), read("bq-out"));
+    // Two prefectures matched; the third name matches nothing.
+    assert_eq!(duck.len(), 3, "{duck:?}");
+    assert_eq!(
+        duck.iter()
+            .skip(1)
+            .map(|r| r[0].as_str())
+            .collect::<Vec<_>>(),
+        vec!["大阪府", "東京都"]
+    );
+    assert_eq!(duck, on_bigquery);
+
+    let calls = bq.fake.calls_of("jobs.query");
+    let request = &calls.last().unwrap().body;
+    let types: Vec<(String, String)> = request["queryParameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let ty = &p["parameterType"];
+            let element = ty["arrayType"]["type"]
+                .as_str()
+                .map_or(String::new(), |e| format!("<{e}>"));
+            (
+                p["name"].as_str().unwrap().to_string(),
+                format!("{}{element}", ty["type"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("end_date", "DATE"),
+            ("min_users", "INT64"),
+            ("prefectures", "ARRAY<STRING>"),
+            ("start_date", "DATE"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .to_vec()
+    );
+}

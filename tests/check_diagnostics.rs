@@ -65,6 +65,18 @@ fixture_test!(
     ]
 );
 fixture_test!(
+    bad_params,
+    4,
+    [
+        "bad_params.toml:21:11: error: `query.params.regions` mixes types",
+        "`query.params.since` `2026-11-01T09:00:00` needs a date and, with a time, a UTC offset",
+        "`start_date` cannot be a parameter name",
+        "query parameter `@rol` is not one the bot provides",
+        "did you mean `@role`?",
+        "declare your own under [query.params]"
+    ]
+);
+fixture_test!(
     missing_keys,
     5,
     [
@@ -127,6 +139,7 @@ fn every_fixture_has_a_test() {
         "bad_period_and_choices",
         "empty_sql",
         "unknown_parameters",
+        "bad_params",
     ];
     for entry in std::fs::read_dir(dir).unwrap() {
         let stem = entry

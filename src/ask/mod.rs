@@ -366,6 +366,7 @@ fn metric_report(
             week_start: chrono::Weekday::Mon,
             timeout_seconds: None,
             maximum_bytes_billed: None,
+            params: Params::new(),
         },
         chart: ChartSpec {
             kind: if grain == Grain::Day {

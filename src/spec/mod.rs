@@ -77,6 +77,8 @@ pub struct QuerySpec {
     pub timeout_seconds: Option<u64>,
     /// Bytes one run may bill on BigQuery (overrides the setting).
     pub maximum_bytes_billed: Option<u64>,
+    /// The report's own parameters (`[query.params]`), bound by name with their types.
+    pub params: crate::warehouse::Params,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

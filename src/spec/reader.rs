@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
 
+use crate::warehouse::{ParamValue, Params};
 use chrono::Weekday;
 use chrono_tz::Tz;
 use toml::Spanned;
@@ -61,12 +62,13 @@ const ACCESS_KEYS: [&str; 4] = [
 ];
 const FRESHNESS_KEYS: [&str; 4] = ["sql", "expect", "recheck_minutes", "deadline_minutes"];
 const DEFINITION_KEYS: [&str; 3] = ["source", "refreshed", "purpose"];
-const QUERY_KEYS: [&str; 5] = [
+const QUERY_KEYS: [&str; 6] = [
     "sql",
     "period",
     "week_start",
     "timeout_seconds",
     "maximum_bytes_billed",
+    "params",
 ];
 const CHART_KEYS: [&str; 14] = [
     "kind",
@@ -104,6 +106,65 @@ struct Tbl<'t, 'i> {
     table: &'t DeTable<'i>,
     name: String,
     anchor: Range<usize>,
+}
+
+/// A TOML value as a typed query parameter, or why it cannot be one.
+fn param_value(value: &DeValue) -> Result<ParamValue, String> {
+    Ok(match value {
+        DeValue::String(text) => ParamValue::Text(text.to_string()),
+        DeValue::Integer(i) => ParamValue::Integer(
+            i.as_str()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| "is too large for a 64-bit integer".to_string())?,
+        ),
+        DeValue::Float(f) => ParamValue::Float(
+            f.as_str()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| "is not a number".to_string())?,
+        ),
+        DeValue::Boolean(b) => ParamValue::Bool(*b),
+        DeValue::Datetime(at) => {
+            let text = at.to_string();
+            match (at.date.is_some(), at.time.is_some(), at.offset.is_some()) {
+                (true, false, _) => ParamValue::Date(
+                    text.parse()
+                        .map_err(|_| format!("`{text}` is not a valid date"))?,
+                ),
+                (true, true, true) => ParamValue::Timestamp(
+                    chrono::DateTime::parse_from_rfc3339(&text)
+                        .map_err(|_| format!("`{text}` is not a valid date and time"))?
+                        .naive_utc(),
+                ),
+                _ => {
+                    return Err(format!(
+                        "`{text}` needs a date and, with a time, a UTC offset (e.g. {text}Z or +09:00)"
+                    ));
+                }
+            }
+        }
+        DeValue::Array(items) => {
+            let values = items
+                .iter()
+                .map(|item| match item.get_ref() {
+                    DeValue::Array(_) | DeValue::Table(_) => Err(
+                        "is a list of lists or tables; a parameter list holds plain values"
+                            .to_string(),
+                    ),
+                    other => param_value(other),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if values
+                .windows(2)
+                .any(|pair| std::mem::discriminant(&pair[0]) != std::mem::discriminant(&pair[1]))
+            {
+                return Err("mixes types; a list holds values of one type".into());
+            }
+            ParamValue::Array(values)
+        }
+        DeValue::Table(_) => return Err("is a table; a parameter is a value or a list".into()),
+    })
 }
 
 pub(super) fn read_spec(
@@ -428,6 +489,36 @@ impl<'a> Reader<'a> {
 
     /// An optional whole number within `range`: `Some(None)` when absent, `None`
     /// (reported as `expected`) when it is not such a number.
+    /// `[query.params]`: the report's own named parameters, typed from their TOML values —
+    /// string, integer, float, boolean, date, date-time with an offset (a UTC TIMESTAMP), or
+    /// a list of one of those (for `IN (SELECT * FROM UNNEST(@name))`).
+    fn query_params(&mut self, table: &Tbl) -> Option<Params> {
+        let mut params = Params::new();
+        let mut ok = true;
+        for (key, value) in table.table.iter() {
+            let name = key.get_ref().to_string();
+            if !is_identifier(&name) || PROVIDED_PARAMETERS.contains(&name.as_str()) {
+                let d = self.error(key.span(), format!("`{name}` cannot be a parameter name"));
+                d.hint = Some(format!(
+                    "use letters, digits and `_`; {} are bound by kpibot",
+                    PROVIDED_PARAMETERS.map(|p| format!("@{p}")).join(", ")
+                ));
+                ok = false;
+                continue;
+            }
+            match param_value(value.get_ref()) {
+                Ok(parsed) => {
+                    params.insert(name, parsed);
+                }
+                Err(why) => {
+                    self.error(value.span(), format!("`query.params.{name}` {why}"));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(params)
+    }
+
     fn whole_number(
         &mut self,
         table: &Tbl,
@@ -523,6 +614,19 @@ impl<'a> Reader<'a> {
             crate::warehouse::bigquery::MIN_BILLED_BYTES_PER_TABLE..=u64::MAX,
             "a whole number of bytes, at least 10485760 (BigQuery bills at least 10 MiB for each table a query reads)",
         );
+        let params_table = self.table(t, "params", false);
+        // Names declared under [query.params], valid or not: the SQL may use them.
+        let declared: Vec<String> = params_table.as_ref().map_or(Vec::new(), |table| {
+            table
+                .table
+                .iter()
+                .map(|(key, _)| key.get_ref().to_string())
+                .collect()
+        });
+        let params = match &params_table {
+            Some(table) => self.query_params(table),
+            None => Some(Params::new()),
+        };
         let sql_value = sql_value?;
         let sql_text = sql_value.get_ref().clone();
         let sql_offset = string_content_offset(self.source, sql_value.span(), &sql_text);
@@ -535,7 +639,8 @@ impl<'a> Reader<'a> {
         }
         let mut params_ok = true;
         for param in sql::parameters(&sql_text) {
-            if PROVIDED_PARAMETERS.contains(&param.name.as_str()) {
+            if PROVIDED_PARAMETERS.contains(&param.name.as_str()) || declared.contains(&param.name)
+            {
                 continue;
             }
             params_ok = false;
@@ -544,7 +649,10 @@ impl<'a> Reader<'a> {
                 None => sql_value.span(),
             };
             let provided = PROVIDED_PARAMETERS.map(|p| format!("@{p}")).join(", ");
-            let label = closest(&param.name, PROVIDED_PARAMETERS)
+            let known = PROVIDED_PARAMETERS
+                .into_iter()
+                .chain(declared.iter().map(String::as_str));
+            let label = closest(&param.name, known)
                 .map(|c| format!("did you mean `@{c}`?"))
                 .unwrap_or_else(|| format!("the bot provides {provided}"));
             let d = self.error(
@@ -555,7 +663,7 @@ impl<'a> Reader<'a> {
                 ),
             );
             *d = d.clone().with_label(label).with_hint(format!(
-                "kpibot binds {provided} (dates in the report's timezone)"
+                "kpibot binds {provided} (dates in the report's timezone); declare your own under [query.params]"
             ));
         }
         Some(QuerySpec {
@@ -566,6 +674,7 @@ impl<'a> Reader<'a> {
             week_start: week_start?,
             timeout_seconds: timeout_seconds?,
             maximum_bytes_billed: maximum_bytes_billed?,
+            params: params?,
         })
         .filter(|_| params_ok)
     }
