@@ -231,8 +231,8 @@ impl DryRun {
 }
 
 /// The bytes-billed cap a query runs under: the spec's, else the BigQuery setting.
-fn spec_limit(settings: &Settings, spec_limit: Option<u64>) -> u64 {
-    spec_limit.unwrap_or(settings.warehouse.bigquery.maximum_bytes_billed)
+fn spec_limit(settings: &Settings, report_cap: Option<u64>) -> u64 {
+    report_cap.unwrap_or(settings.warehouse.bigquery.maximum_bytes_billed)
 }
 
 fn scan_note(what: &str, bytes: u64, limit: u64) -> String {

@@ -268,19 +268,8 @@ impl DrawingBackend for SkiaBackend<'_> {
         // Grid lines, ticks and axes: a thin horizontal or vertical line through pixel
         // centres covers whole pixels, so it is a rectangle (filled at memset speed), the
         // same pixels the anti-aliased stroke with its round caps would cover.
-        let width = style.stroke_width().max(1);
-        if width == 1 && (from.0 == to.0 || from.1 == to.1) {
-            let rect = Rect::from_ltrb(
-                from.0.min(to.0) as f32,
-                from.1.min(to.1) as f32,
-                (from.0.max(to.0) + 1) as f32,
-                (from.1.max(to.1) + 1) as f32,
-            );
-            if let Some(rect) = rect {
-                self.pixmap
-                    .fill_rect(rect, &paint_for(style.color()), Transform::identity(), None);
-            }
-            return Ok(());
+        if style.stroke_width().max(1) == 1 && (from.0 == to.0 || from.1 == to.1) {
+            return self.draw_rect(from, to, style, true);
         }
         self.draw_path(vec![from, to], style)
     }

@@ -188,16 +188,9 @@ impl BigQueryWarehouse {
     }
 
     /// Runs one job to the end: the query, polls while it is unfinished, every page.
+    /// Records the job's id in `started` as soon as BigQuery gives one, so a timed-out job
+    /// can be cancelled.
     async fn collect(
-        &self,
-        request: QueryRequest,
-        dry_run: bool,
-    ) -> Result<Collected, WarehouseError> {
-        self.collect_tracking(request, dry_run, &Mutex::new(None))
-            .await
-    }
-
-    async fn collect_tracking(
         &self,
         request: QueryRequest,
         dry_run: bool,
@@ -306,12 +299,7 @@ impl BigQueryWarehouse {
     ) -> Result<Collected, WarehouseError> {
         let request = self.request(sql, params, job, dry_run)?;
         let started = Mutex::new(None);
-        match tokio::time::timeout(
-            job.timeout,
-            self.collect_tracking(request, dry_run, &started),
-        )
-        .await
-        {
+        match tokio::time::timeout(job.timeout, self.collect(request, dry_run, &started)).await {
             Ok(result) => result,
             Err(_) => {
                 let job_id = started.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -368,10 +356,7 @@ impl super::Warehouse for BigQueryWarehouse {
         params: &Params,
         job: &QueryJob,
     ) -> Result<Estimate, WarehouseError> {
-        let request = self.request(sql, params, job, true)?;
-        let collected = tokio::time::timeout(job.timeout, self.collect(request, true))
-            .await
-            .map_err(|_| WarehouseError::Timeout(job.timeout))??;
+        let collected = self.run(sql, params, job, true).await?;
         let fields = collected.schema.and_then(|s| s.fields).unwrap_or_default();
         Ok(Estimate {
             columns: columns(&fields)?,
