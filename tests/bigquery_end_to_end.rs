@@ -292,23 +292,12 @@ fn a_reports_own_typed_parameters_give_the_same_rows_on_both_warehouses() {
     );
     assert_eq!(duck, on_bigquery);
 
-    let calls = bq.fake.calls_of("jobs.query");
-    let request = &calls.last().unwrap().body;
-    let types: Vec<(String, String)> = request["queryParameters"]
-        .as_array()
+    let types = bq
+        .fake
+        .calls_of("jobs.query")
+        .last()
         .unwrap()
-        .iter()
-        .map(|p| {
-            let ty = &p["parameterType"];
-            let element = ty["arrayType"]["type"]
-                .as_str()
-                .map_or(String::new(), |e| format!("<{e}>"));
-            (
-                p["name"].as_str().unwrap().to_string(),
-                format!("{}{element}", ty["type"].as_str().unwrap()),
-            )
-        })
-        .collect();
+        .parameter_types();
     assert_eq!(
         types,
         [

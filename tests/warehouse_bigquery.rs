@@ -109,7 +109,8 @@ async fn every_parameter_type_round_trips_with_its_bigquery_type() {
     );
 
     // What went over the wire: standard SQL, named typed parameters, labels, the cap.
-    let request = &fake.calls_of("jobs.query")[0].body;
+    let call = &fake.calls_of("jobs.query")[0];
+    let request = &call.body;
     assert_eq!(request["useLegacySql"], false);
     assert_eq!(request["parameterMode"], "NAMED");
     assert_eq!(request["maximumBytesBilled"], (1u64 << 30).to_string());
@@ -117,20 +118,7 @@ async fn every_parameter_type_round_trips_with_its_bigquery_type() {
     assert_eq!(request["labels"]["kpibot_trigger"], "slash");
     assert_eq!(request["defaultDataset"]["datasetId"], "mart");
     assert_eq!(request["location"], common::fake_bigquery::LOCATION);
-    let types: std::collections::BTreeMap<String, String> = request["queryParameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let ty = &p["parameterType"];
-            let name = ty["type"].as_str().unwrap().to_string();
-            let full = match ty["arrayType"]["type"].as_str() {
-                Some(element) => format!("{name}<{element}>"),
-                None => name,
-            };
-            (p["name"].as_str().unwrap().to_string(), full)
-        })
-        .collect();
+    let types = call.parameter_types();
     assert_eq!(
         types,
         [
@@ -143,9 +131,8 @@ async fn every_parameter_type_round_trips_with_its_bigquery_type() {
             ("s", "STRING"),
             ("ts", "TIMESTAMP"),
         ]
-        .into_iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+        .to_vec()
     );
 }
 

@@ -57,6 +57,28 @@ pub struct Call {
     pub authorization: Option<String>,
 }
 
+impl Call {
+    /// The query parameters the request sent, in its order, as (name, type); an array is
+    /// spelled `ARRAY<ELEMENT>`.
+    pub fn parameter_types(&self) -> Vec<(String, String)> {
+        self.body["queryParameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let ty = &p["parameterType"];
+                let element = ty["arrayType"]["type"]
+                    .as_str()
+                    .map_or(String::new(), |e| format!("<{e}>"));
+                (
+                    p["name"].as_str().unwrap_or_default().to_string(),
+                    format!("{}{element}", ty["type"].as_str().unwrap_or_default()),
+                )
+            })
+            .collect()
+    }
+}
+
 struct StoredJob {
     sql: String,
     schema: Json,
