@@ -1,12 +1,13 @@
 //! The run ledger: one row per (report, schedule, slot) in a SQLite file, claimed in a
 //! transaction before the run, so restarts and a second process never post a slot twice.
+//! One cohesive thing: every statement on the ledger's one table, and their tests.
 
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Params, params};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -167,6 +168,18 @@ pub enum LedgerError {
     },
 }
 
+/// What a claim and a takeover bind, as `?1`…`?6`: the slot, the time, and the lease.
+fn claim_values<'a>(key: &'a SlotKey, lease: &'a Lease, now: DateTime<Utc>) -> impl Params + 'a {
+    (
+        key.report.as_str(),
+        key.schedule,
+        slot_text(key.slot),
+        time_text(now),
+        lease.owner.as_str(),
+        time_text(lease.until),
+    )
+}
+
 pub struct Ledger {
     connection: Mutex<Connection>,
 }
@@ -228,14 +241,7 @@ impl Ledger {
                 "INSERT INTO runs (report, schedule, slot, state, claimed_at, owner, lease_until)
                  VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6)
                  ON CONFLICT (report, schedule, slot) DO NOTHING",
-                params![
-                    key.report,
-                    key.schedule,
-                    slot_text(key.slot),
-                    time_text(now),
-                    lease.owner,
-                    time_text(lease.until)
-                ],
+                claim_values(key, lease, now),
             )?;
             let claim = if inserted == 1 {
                 Claim::Won
@@ -262,14 +268,7 @@ impl Ledger {
                         error = NULL, owner = ?5, lease_until = ?6
                  WHERE report = ?1 AND schedule = ?2 AND slot = ?3
                    AND state IN ('claimed', 'running') AND (lease_until IS NULL OR lease_until < ?4)",
-                params![
-                    key.report,
-                    key.schedule,
-                    slot_text(key.slot),
-                    time_text(now),
-                    lease.owner,
-                    time_text(lease.until)
-                ],
+                claim_values(key, lease, now),
             )?;
             Ok(changed == 1)
         })

@@ -1,23 +1,26 @@
 //! kpibot: KPI reports from the warehouse's mart layer, rendered as charts and posted to
 //! Slack on a schedule or on request.
 //!
-//! The flow, in module order: [`spec`] (report files) → [`pipeline`] (the one shared path)
-//! → [`warehouse`] (the query) → [`render`] (chart + message) → [`deliver`] (folder or
-//! Slack). [`commands`] are the CLI's verbs; [`settings`] the process configuration.
+//! Two flows share one path. The scheduled flow, [`scheduled`]: schedule → claim (in the
+//! [`ledger`]) → run → post. The ad-hoc flow, [`adhoc`]: command → resolve → authorize →
+//! run → answer. Both run reports through [`pipeline`] (the [`warehouse`] query, then
+//! [`render`]) and hand them to [`deliver`] (a folder, or Slack through [`slack`]). The
+//! [`catalog`] of [`spec`]s is what both read. [`app`] assembles everything from
+//! [`settings`]; [`cli`] holds the verbs; [`ops`] the health and metrics endpoints.
 
-pub mod ask;
-pub mod commands;
+pub mod adhoc;
+pub mod app;
+pub mod catalog;
+pub mod cli;
 pub mod deliver;
-pub mod demo;
 pub mod ledger;
 pub mod metrics;
+pub mod ops;
 pub mod pipeline;
-pub mod preflight;
 pub mod render;
-pub mod schedule;
-pub mod scheduler;
-pub mod serve;
+pub mod retry;
+pub mod scheduled;
 pub mod settings;
-pub mod slash;
+pub mod slack;
 pub mod spec;
 pub mod warehouse;

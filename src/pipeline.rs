@@ -6,12 +6,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::deliver::Rendered;
-use crate::render::data::last_present;
-use crate::render::format::NumberStyle;
-use crate::render::{self, Card, ChartData, ChartInput, MessageFacts, RenderError, ShapeError};
+use crate::render::{self, ChartData, RenderError, Rendered, RunFacts, ShapeError};
 use crate::spec::period::PeriodError;
-use crate::spec::{ChartKind, Compare, Headline, Period, ReportSpec, Window};
+use crate::spec::{Compare, Period, ReportSpec, Window};
 use crate::warehouse::{ParamValue, Params, QueryJob, Table, Trigger, Warehouse, WarehouseError};
 
 /// How to run a report this time.
@@ -34,6 +31,22 @@ pub struct RunOptions {
     pub params: Params,
     /// What started the run (BigQuery cost label).
     pub trigger: Trigger,
+}
+
+impl RunOptions {
+    /// A run at `now` with the report's own period, no channel, slot or extra parameters.
+    pub fn new(now: DateTime<Utc>, default_timeout: Duration, trigger: Trigger) -> Self {
+        Self {
+            period: None,
+            now,
+            channel: None,
+            slot: None,
+            thread: false,
+            default_timeout,
+            params: Params::new(),
+            trigger,
+        }
+    }
 }
 
 /// A finished run, ready to deliver.
@@ -195,29 +208,6 @@ pub fn comparison_window(window: Window, compare: Compare) -> Option<Window> {
     }
 }
 
-/// What the chart shows, in words: the title and each series' latest value, so the post
-/// is searchable and readable with a screen reader.
-fn alt_text(title: &str, data: &ChartData, style: NumberStyle) -> String {
-    let latest: Vec<String> = data
-        .series
-        .iter()
-        .filter_map(|s| {
-            let (i, v) = last_present(&s.values)?;
-            Some(format!(
-                "{} {} ({})",
-                s.name,
-                style.value(v),
-                data.x.full_label(i)
-            ))
-        })
-        .collect();
-    if latest.is_empty() {
-        format!("{title}: no data")
-    } else {
-        format!("{title}. Latest: {}", latest.join(", "))
-    }
-}
-
 /// Runs one report: query the window and the comparison window, render, build the message.
 pub async fn run(
     warehouse: &dyn Warehouse,
@@ -246,74 +236,23 @@ pub async fn run(
         }
         _ => None,
     };
-    let style = NumberStyle::of(&spec.chart);
-
-    let tz_name = spec.timezone.name();
-    let window_text = format!("{window} ({tz_name})");
-    let empty_message = format!("No data for {window_text}");
-    let headline_label = match (spec.chart.headline, &headline) {
-        (Headline::Last, Some((_, Some(at)))) => format!("Latest ({at})"),
-        (Headline::Last, _) => "Latest".to_string(),
-        (Headline::Total, _) => "Total".to_string(),
-        (Headline::Average, _) => "Average".to_string(),
-    };
-    let change = match (&headline, previous) {
-        (Some((current, _)), Some((previous, compared_with))) => Some((
-            style.change(*current, previous),
-            *current - previous,
-            format!("vs {compared_with}"),
-        )),
-        _ => None,
-    };
-    let card = headline
-        .as_ref()
-        .filter(|_| spec.chart.kind == ChartKind::Number)
-        .map(|(value, _)| Card {
-            label: headline_label.clone(),
-            value: style.value(*value),
-            change: change.as_ref().map(|(text, _, _)| text.clone()),
-            delta: change.as_ref().map_or(0.0, |(_, delta, _)| *delta),
-            higher_is_better: spec.chart.higher_is_better,
-            comparison: change.as_ref().map(|(_, _, window)| window.clone()),
-        });
-    let png = render::render_png(&ChartInput {
+    let rendered = render::render_run(RunFacts {
+        spec,
+        table: &table,
         data: &data,
-        table: Some(&table),
-        kind: spec.chart.kind,
-        style,
-        title: &spec.title,
-        subtitle: &window_text,
-        empty_message: &empty_message,
-        goal: spec.chart.goal.as_ref(),
-        label_last: spec.chart.label_last,
-        max_rows: spec.chart.max_rows,
-        y_column: &spec.chart.y.name,
-        card,
+        window,
+        headline: headline.clone(),
+        previous,
+        channel: options.channel.clone(),
+        slot,
+        thread: options.thread,
     })
     .map_err(|source| PipelineError::Render {
         report: spec.id.clone(),
         source,
     })?;
-
-    let facts = MessageFacts {
-        report_id: spec.id.clone(),
-        title: spec.title.clone(),
-        channel: options.channel.clone(),
-        slot: slot.clone(),
-        window_start: window.start.to_string(),
-        window_end: window.end.to_string(),
-        window_text,
-        timezone: tz_name.to_string(),
-        headline_label,
-        headline_text: headline.as_ref().map(|(v, _)| style.value(*v)),
-        headline_raw: headline.as_ref().map(|(v, _)| *v),
-        change_text: change.map(|(text, _, window)| format!("{text} {window}")),
-        alt_text: alt_text(&spec.title, &data, style),
-        source: spec.definition.source.clone(),
-        refreshed: spec.definition.refreshed.clone(),
-    };
     Ok(RunOutcome {
-        rendered: Rendered::from_facts(&facts, options.thread, png, table.to_csv()),
+        rendered,
         window,
         comparison,
         headline: headline.map(|(v, _)| v),

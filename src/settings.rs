@@ -16,6 +16,8 @@ pub const DEFAULT_SETTINGS_FILE: &str = "kpibot.toml";
 pub const ENV_PREFIX: &str = "KPIBOT";
 /// What a secret prints as.
 pub const REDACTED: &str = "[redacted]";
+/// Slack's documented sustained rate for posting into one channel: one post per second.
+pub const SLACK_CHANNEL_POST_INTERVAL_MS: u64 = 1000;
 
 /// A secret value (token, signing secret). It prints and serializes as `[redacted]`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -367,7 +369,7 @@ impl Default for SlackSettings {
             api_url: "https://slack.com/api".into(),
             request_timeout_seconds: 30,
             retry_deadline_seconds: 300,
-            channel_post_interval_ms: crate::deliver::pacing::CHANNEL_POST_INTERVAL_MS,
+            channel_post_interval_ms: SLACK_CHANNEL_POST_INTERVAL_MS,
             max_concurrent_posts: 4,
         }
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use kpibot::commands;
+use kpibot::cli;
 
 #[tokio::test]
 async fn every_grammar_form_is_answered_on_the_demo_mart() {
@@ -38,7 +38,9 @@ async fn every_grammar_form_is_answered_on_the_demo_mart() {
         let png = dir.path().join("out").join(file);
         let _ = std::fs::remove_file(&png);
         let mut out = Vec::new();
-        commands::ask(&settings, text, now, &mut out).await.unwrap();
+        cli::ask::ask(&common::app(&settings), text, now, &mut out)
+            .await
+            .unwrap();
         let printed = String::from_utf8(out).unwrap();
         assert!(printed.contains(" rows → "), "`{text}` → {printed}");
         assert!(png.exists(), "`{text}` wrote no chart");
@@ -73,7 +75,9 @@ async fn every_grammar_form_is_answered_on_the_demo_mart() {
         ),
     ] {
         let mut out = Vec::new();
-        commands::ask(&settings, text, now, &mut out).await.unwrap();
+        cli::ask::ask(&common::app(&settings), text, now, &mut out)
+            .await
+            .unwrap();
         let printed = String::from_utf8(out).unwrap();
         assert!(printed.contains(expected), "`{text}` → {printed}");
     }
@@ -84,8 +88,8 @@ async fn a_filter_value_is_data_not_sql() {
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
     let mut out = Vec::new();
-    commands::ask(
-        &settings,
+    cli::ask::ask(
+        &common::app(&settings),
         "active_users last 7 days where role=\"' OR 1=1 --\"",
         common::fixed_now(),
         &mut out,

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::fake_bigquery::FakeBigQuery;
-use kpibot::commands;
+use kpibot::cli;
 use kpibot::settings::WarehouseKind;
 
 const PROJECT: &str = "kpibot-test";
@@ -42,7 +42,7 @@ async fn the_example_reports_give_the_same_numbers_on_bigquery_as_on_duckdb() {
     let duck_out = dir.path().join("duck");
     let mut log = Vec::new();
     assert_eq!(
-        commands::demo(&settings, &duck_out, now, &mut log)
+        cli::run::demo(&common::app(&settings), &duck_out, now, &mut log)
             .await
             .unwrap(),
         0
@@ -56,7 +56,7 @@ async fn the_example_reports_give_the_same_numbers_on_bigquery_as_on_duckdb() {
     on_bigquery.warehouse.bigquery.endpoint = Some(fake.endpoint.clone());
     let bq_out = dir.path().join("bq");
     let mut log = Vec::new();
-    let failed = commands::demo(&on_bigquery, &bq_out, now, &mut log)
+    let failed = cli::run::demo(&common::app(&on_bigquery), &bq_out, now, &mut log)
         .await
         .unwrap();
     assert_eq!(failed, 0, "{}", String::from_utf8_lossy(&log));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use kpibot::preflight::{Level, check, errors};
+use kpibot::app::preflight::{Level, check, errors};
 use kpibot::settings::Settings;
 
 fn settings(env: &[(&str, &str)]) -> Settings {

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kpibot::commands;
+use kpibot::cli;
 use serde_json::Value;
 
 /// Windows worked out by hand for "now" = 2026-11-26 01:30 in Tokyo (a Thursday).
@@ -55,14 +55,19 @@ async fn demo_writes_every_report_and_the_numbers_are_the_warehouse_numbers() {
     let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
     let out_dir = dir.path().join("out");
     let mut log = Vec::new();
-    let failed = commands::demo(&settings, &out_dir, common::fixed_now(), &mut log)
-        .await
-        .unwrap();
+    let failed = cli::run::demo(
+        &common::app(&settings),
+        &out_dir,
+        common::fixed_now(),
+        &mut log,
+    )
+    .await
+    .unwrap();
     let log = String::from_utf8(log).unwrap();
     assert_eq!(failed, 0, "{log}");
     assert!(log.contains("built the demo mart"), "{log}");
 
-    let catalog = commands::load_catalog(&settings.reports.dir, &settings).unwrap();
+    let catalog = common::app(&settings).load_catalog().unwrap();
     let expected = expected_windows();
     assert_eq!(
         catalog.ids().collect::<Vec<_>>(),
@@ -148,9 +153,14 @@ async fn the_headline_matches_the_data_and_the_comparison_window() {
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
     let out_dir = dir.path().join("out");
-    commands::demo(&settings, &out_dir, common::fixed_now(), &mut Vec::new())
-        .await
-        .unwrap();
+    cli::run::demo(
+        &common::app(&settings),
+        &out_dir,
+        common::fixed_now(),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
 
     // daily_active_users: headline = all roles on the last day of the window.
     let csv = common::parse_csv(
@@ -200,8 +210,8 @@ async fn the_demo_mart_is_deterministic_and_school_shaped() {
     let dir = tempfile::tempdir().unwrap();
     let end = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
     let (a, b) = (dir.path().join("a.duckdb"), dir.path().join("b.duckdb"));
-    kpibot::demo::ensure_demo_mart(&a, end).unwrap();
-    kpibot::demo::ensure_demo_mart(&b, end).unwrap();
+    kpibot::warehouse::demo::ensure_demo_mart(&a, end).unwrap();
+    kpibot::warehouse::demo::ensure_demo_mart(&b, end).unwrap();
     let fingerprint = |path: &Path| -> (i64, i64, String, String) {
         let conn = duckdb::Connection::open(path).unwrap();
         conn.query_row(
@@ -259,8 +269,8 @@ async fn the_demo_mart_is_deterministic_and_school_shaped() {
 async fn preview_of_an_unknown_report_lists_the_valid_ones() {
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
-    let err = commands::preview(
-        &settings,
+    let err = cli::run::preview(
+        &common::app(&settings),
         "daily_active_user",
         None,
         dir.path(),
@@ -283,8 +293,8 @@ async fn preview_with_a_period_override_uses_that_window() {
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
     let out = dir.path().join("preview");
-    commands::preview(
-        &settings,
+    cli::run::preview(
+        &common::app(&settings),
         "daily_active_users",
         Some("last 7 days"),
         &out,
@@ -318,8 +328,8 @@ async fn preview_with_a_period_override_uses_that_window() {
 async fn a_warehouse_error_names_the_report_and_the_sql_line() {
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings_in(dir.path(), &common::repo_path("tests/fixtures/dry_run"));
-    let err = commands::preview(
-        &settings,
+    let err = cli::run::preview(
+        &common::app(&settings),
         "bad_sql",
         None,
         dir.path(),

@@ -198,9 +198,9 @@ fn probes_and_health_checks_hit_routes_that_exist() {
         for (probe, route) in probes {
             seen += 1;
             let expected = if probe == "readinessProbe" {
-                kpibot::serve::READY_PATH
+                kpibot::ops::READY_PATH
             } else {
-                kpibot::serve::HEALTH_PATH
+                kpibot::ops::HEALTH_PATH
             };
             assert_eq!(route, expected, "{} {probe}", path.display());
         }
@@ -281,7 +281,7 @@ fn the_slack_manifests_match_the_route_and_cover_every_method_called() {
             Some(url) => {
                 assert!(!socket);
                 assert!(url.starts_with("https://"), "{url}");
-                assert!(url.ends_with(kpibot::slash::COMMANDS_PATH), "{url}");
+                assert!(url.ends_with(kpibot::adhoc::slash::COMMANDS_PATH), "{url}");
             }
             None => assert!(socket, "{}: an HTTP command needs a url", path.display()),
         }

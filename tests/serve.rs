@@ -620,7 +620,7 @@ fn serve_on_bigquery_posts_on_schedule_and_labels_its_jobs() {
     let mart = dir.path().join("warehouse.duckdb");
     let yesterday = kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, chrono::Utc::now())
         - chrono::Days::new(1);
-    kpibot::demo::ensure_demo_mart(&mart, yesterday).unwrap();
+    kpibot::warehouse::demo::ensure_demo_mart(&mart, yesterday).unwrap();
     let bigquery = common::fake_bigquery::FakeBigQuery::start_in_background(Some(mart));
     let bot = Bot::new(
         dir.path(),

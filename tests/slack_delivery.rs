@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_slack::{FakeSlack, Fault, TOKEN};
-use kpibot::deliver::retry::RetryPolicy;
 use kpibot::deliver::{
-    Delivery, DeliveryError, Receipt, Rendered, SlackDelivery, SlackOptions, deliver_or_notify,
+    Delivery, DeliveryError, PostIdentity, Receipt, Rendered, SlackDelivery, SlackOptions,
+    deliver_or_notify,
 };
 use kpibot::metrics::Metrics;
 use kpibot::render::MessageFacts;
+use kpibot::retry::RetryPolicy;
 use kpibot::settings::Secret;
 
 const DAILY: &str = "C0KPIDAILY";
@@ -350,7 +351,7 @@ async fn after_a_crash_the_lookup_finds_the_earlier_post() {
     // A new process (fresh caches) that does not know whether the post went out.
     let (second_process, _) = delivery(&slack);
     let found = second_process
-        .find_existing(&report.identity())
+        .find_existing(&PostIdentity::of(&report))
         .await
         .unwrap();
     let (channel, ts, permalink, found_existing) = slack_receipt(found.as_ref().unwrap());
@@ -361,7 +362,7 @@ async fn after_a_crash_the_lookup_finds_the_earlier_post() {
     let next_day = rendered("dau", "2026-11-27T09:00:00+09:00", "#kpi-daily");
     assert_eq!(
         second_process
-            .find_existing(&next_day.identity())
+            .find_existing(&PostIdentity::of(&next_day))
             .await
             .unwrap(),
         None
@@ -369,7 +370,7 @@ async fn after_a_crash_the_lookup_finds_the_earlier_post() {
     let other = rendered("signups", SLOT, "#kpi-daily");
     assert_eq!(
         second_process
-            .find_existing(&other.identity())
+            .find_existing(&PostIdentity::of(&other))
             .await
             .unwrap(),
         None

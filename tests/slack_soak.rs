@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fake_slack::{FakeSlack, Fault, TOKEN};
-use kpibot::deliver::retry::RetryPolicy;
 use kpibot::deliver::{Delivery, Rendered, SlackDelivery, SlackOptions};
 use kpibot::metrics::Metrics;
 use kpibot::render::MessageFacts;
+use kpibot::retry::RetryPolicy;
 use kpibot::settings::Secret;
 
 const REPORTS: usize = 500;

@@ -10,14 +10,17 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use common::fake_slack::{FakeSlack, TOKEN};
-use kpibot::ask::sql::Dialect;
-use kpibot::ask::{DefaultPolicy, QueryCache};
-use kpibot::deliver::retry::RetryPolicy;
+use kpibot::adhoc::AccessPolicy;
+use kpibot::adhoc::audit::AuditLog;
+use kpibot::adhoc::slash::{COMMANDS_PATH, CommandHandler};
+use kpibot::catalog::Catalog;
 use kpibot::deliver::{SlackDelivery, SlackOptions};
 use kpibot::metrics::Metrics;
+use kpibot::retry::RetryPolicy;
 use kpibot::settings::Secret;
-use kpibot::slash::{COMMANDS_PATH, CommandHandler};
-use kpibot::spec::{Catalog, SpecDefaults};
+use kpibot::spec::SpecDefaults;
+use kpibot::warehouse::Dialect;
+use kpibot::warehouse::cache::QueryCache;
 use kpibot::warehouse::duckdb::DuckDbWarehouse;
 use kpibot::warehouse::{Estimate, Params, QueryJob, Table, Warehouse, WarehouseError};
 
@@ -33,7 +36,7 @@ fn mart() -> &'static Path {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("demo.duckdb");
             let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
-            kpibot::demo::ensure_demo_mart(&path, yesterday).unwrap();
+            kpibot::warehouse::demo::ensure_demo_mart(&path, yesterday).unwrap();
             (dir, path)
         })
         .1
@@ -122,12 +125,11 @@ async fn bot(reports: &Path, delay: Duration) -> Bot {
         metrics,
         timezone: chrono_tz::Asia::Tokyo,
         timeout: Duration::from_secs(30),
-        policy: DefaultPolicy::Allow,
+        policy: AccessPolicy::Allow,
         cache: QueryCache::default(),
-        audit_log: audit_log.clone(),
-        audit_file: Default::default(),
+        audit: AuditLog::new(audit_log.clone()),
     });
-    let app = kpibot::slash::router(SECRET, handler);
+    let app = kpibot::adhoc::slash::router(SECRET, handler);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("{}{COMMANDS_PATH}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -281,7 +283,10 @@ async fn unsigned_forged_stale_and_oversize_requests_are_rejected() {
         401,
         "stale timestamp"
     );
-    let huge = format!("{body}&pad={}", "x".repeat(kpibot::slash::MAX_BODY_BYTES));
+    let huge = format!(
+        "{body}&pad={}",
+        "x".repeat(kpibot::adhoc::slash::MAX_BODY_BYTES)
+    );
     assert_eq!(
         send(&bot, huge.clone(), signed(&huge)).await.0,
         413,

@@ -205,11 +205,11 @@ async fn a_refreshed_demo_mart_is_seen_after_reopening_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("demo.duckdb");
     let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
-    kpibot::demo::ensure_demo_mart(&path, day(24)).unwrap();
+    kpibot::warehouse::demo::ensure_demo_mart(&path, day(24)).unwrap();
     let warehouse = DuckDbWarehouse::open(&path).unwrap();
     assert_eq!(warehouse.demo_data_through(), Some(day(24)));
     // The next day: the mart is rebuilt beside the open one and renamed over it.
-    kpibot::demo::ensure_demo_mart(&path, day(25)).unwrap();
+    kpibot::warehouse::demo::ensure_demo_mart(&path, day(25)).unwrap();
     assert_eq!(
         warehouse.demo_data_through(),
         Some(day(24)),

@@ -3,32 +3,15 @@
 
 pub mod folder;
 pub mod pacing;
-pub mod retry;
 pub mod slack;
 
 use std::path::PathBuf;
 
+pub use crate::render::Rendered;
+use crate::slack::SlackError;
+pub use crate::slack::SlackOptions;
 pub use folder::FolderDelivery;
-pub use slack::{SlackDelivery, SlackOptions};
-
-/// A report run ready to deliver: the chart, the message and the data behind it.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    pub report_id: String,
-    pub title: String,
-    /// Where it goes: `#name` or a channel ID. `None` for a run without a channel.
-    pub channel: Option<String>,
-    /// The scheduled slot (RFC 3339), or the time an ad-hoc run ran. With the report id,
-    /// it identifies the post, so a slot is never posted twice.
-    pub slot: String,
-    /// Post the chart and details as a thread reply under a one-line summary.
-    pub thread: bool,
-    pub png: Vec<u8>,
-    /// The exact `chat.postMessage` body, metadata included.
-    pub message: serde_json::Value,
-    /// The query result behind the chart, as CSV.
-    pub csv: String,
-}
+pub use slack::SlackDelivery;
 
 /// Which post a delivery is: one per report and slot, in one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,32 +22,13 @@ pub struct PostIdentity {
     pub slot: String,
 }
 
-impl Rendered {
-    /// A run's chart and data with the message built from `facts`, which also name the
-    /// report, its title, channel and slot.
-    pub fn from_facts(
-        facts: &crate::render::MessageFacts,
-        thread: bool,
-        png: Vec<u8>,
-        csv: String,
-    ) -> Self {
+impl PostIdentity {
+    /// The post `rendered` makes.
+    pub fn of(rendered: &Rendered) -> Self {
         Self {
-            report_id: facts.report_id.clone(),
-            title: facts.title.clone(),
-            channel: facts.channel.clone(),
-            slot: facts.slot.clone(),
-            thread,
-            png,
-            message: crate::render::build_message(facts),
-            csv,
-        }
-    }
-
-    pub fn identity(&self) -> PostIdentity {
-        PostIdentity {
-            report_id: self.report_id.clone(),
-            channel: self.channel.clone(),
-            slot: self.slot.clone(),
+            report_id: rendered.report_id.clone(),
+            channel: rendered.channel.clone(),
+            slot: rendered.slot.clone(),
         }
     }
 }
@@ -133,21 +97,19 @@ pub enum DeliveryError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "Slack {method} failed with `{code}`{} after {attempts} attempt(s); to fix: {advice}",
-        detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
-    )]
-    Slack {
-        method: &'static str,
-        /// Slack's error code, or `timeout`, `connection`, `http_503`, `unconfirmed`.
-        code: String,
-        detail: Option<String>,
-        attempts: u32,
-        /// What the owner should do, in words.
-        advice: String,
-    },
+    #[error(transparent)]
+    Slack(SlackError),
     #[error("{0}")]
     Setup(String),
+}
+
+impl From<SlackError> for DeliveryError {
+    fn from(error: SlackError) -> Self {
+        match error {
+            SlackError::Setup(why) => DeliveryError::Setup(why),
+            call => DeliveryError::Slack(call),
+        }
+    }
 }
 
 impl DeliveryError {
@@ -155,7 +117,7 @@ impl DeliveryError {
     pub fn code(&self) -> &str {
         match self {
             DeliveryError::Write { .. } => "write_failed",
-            DeliveryError::Slack { code, .. } => code,
+            DeliveryError::Slack(error) => error.code(),
             DeliveryError::Setup(_) => "setup",
         }
     }
@@ -214,7 +176,12 @@ pub async fn deliver_or_notify(
         Ok(receipt) => return Ok(receipt),
         Err(error) => error,
     };
-    let notice = failure_notice("deliver", &rendered.title, &rendered.identity(), &error);
+    let notice = failure_notice(
+        "deliver",
+        &rendered.title,
+        &PostIdentity::of(rendered),
+        &error,
+    );
     if let Err(notice_error) = delivery.notify(owner, &notice).await {
         tracing::error!(
             report = %rendered.report_id,

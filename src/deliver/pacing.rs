@@ -9,9 +9,6 @@ use std::time::Duration;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// Slack's documented sustained rate for posting into one channel.
-pub const CHANNEL_POST_INTERVAL_MS: u64 = 1000;
-
 pub struct Pacer {
     interval: Duration,
     global: Arc<Semaphore>,

@@ -1,5 +1,7 @@
-//! Charts: line, area, bar (grouped or stacked), the `number` KPI card and the `table`
-//! image, drawn anti-aliased at 2× density with the bundled font, encoded as a small PNG.
+//! Charts: line, area, bar (grouped or stacked), drawn anti-aliased at 2× density with the
+//! bundled font and encoded as a small PNG; the `number` card and the `table` image are
+//! drawn by [`super::panels`] on the same canvas. One cohesive thing: the page layout,
+//! the axes and the series share these constants and helpers, and read best together.
 
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
@@ -13,28 +15,29 @@ use super::encode::encode_indexed_png;
 use super::fonts::{self, FONT_FAMILY};
 use super::format::NumberStyle;
 use super::message::truncate_chars;
+use super::panels::{draw_card, draw_table};
 use crate::spec::{ChartKind, Goal};
-use crate::warehouse::{Cell, Table};
+use crate::warehouse::Table;
 
 /// Pixel size of every chart: an 800×450 chart at 2× density.
 pub const CHART_WIDTH_PX: u32 = 1600;
 pub const CHART_HEIGHT_PX: u32 = 900;
-const MARGIN_PX: i32 = 56;
+pub(super) const MARGIN_PX: i32 = 56;
 const TITLE_SIZE_PX: u32 = 46;
 const SUBTITLE_SIZE_PX: u32 = 28;
-const LABEL_SIZE_PX: u32 = 26;
-const LINE_WIDTH_PX: u32 = 5;
+pub(super) const LABEL_SIZE_PX: u32 = 26;
+pub(super) const LINE_WIDTH_PX: u32 = 5;
 /// Space kept between two x-axis labels.
 const X_LABEL_GAP_PX: i32 = 24;
 /// Longest category label, in characters, before it is shortened with "…".
 const MAX_CATEGORY_LABEL_CHARS: usize = 14;
 
-const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
-const MUTED: RGBColor = RGBColor(0x5f, 0x63, 0x68);
-const GRID: RGBColor = RGBColor(0xe3, 0xe5, 0xe8);
-const ZEBRA: RGBColor = RGBColor(0xf4, 0xf6, 0xf8);
-const UP: RGBColor = RGBColor(0x00, 0x9E, 0x73);
-const DOWN: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
+pub(super) const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
+pub(super) const MUTED: RGBColor = RGBColor(0x5f, 0x63, 0x68);
+pub(super) const GRID: RGBColor = RGBColor(0xe3, 0xe5, 0xe8);
+pub(super) const ZEBRA: RGBColor = RGBColor(0xf4, 0xf6, 0xf8);
+pub(super) const UP: RGBColor = RGBColor(0x00, 0x9E, 0x73);
+pub(super) const DOWN: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
 /// Okabe–Ito: distinguishable with the common forms of colour blindness.
 pub const PALETTE: [RGBColor; 8] = [
     RGBColor(0x00, 0x72, 0xB2),
@@ -49,7 +52,7 @@ pub const PALETTE: [RGBColor; 8] = [
 
 /// The plot's coordinates: x is the index on the x axis, y the value.
 type Plane = Cartesian2d<RangedCoordf64, RangedCoordf64>;
-type Area<'a> = DrawingArea<SkiaBackend<'a>, Shift>;
+pub(super) type Area<'a> = DrawingArea<SkiaBackend<'a>, Shift>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -61,7 +64,7 @@ pub enum RenderError {
     Encode(#[from] super::encode::EncodeError),
 }
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> RenderError {
+pub(super) fn draw_err<E: std::fmt::Debug>(e: E) -> RenderError {
     RenderError::Draw(format!("{e:?}"))
 }
 
@@ -127,11 +130,11 @@ pub fn render_pixmap(input: &ChartInput) -> Result<Pixmap, RenderError> {
     Ok(pixmap)
 }
 
-fn font(size: u32) -> FontDesc<'static> {
+pub(super) fn font(size: u32) -> FontDesc<'static> {
     (FONT_FAMILY, size).into_font()
 }
 
-fn text<'a>(
+pub(super) fn text<'a>(
     area: &Area,
     content: &str,
     at: (i32, i32),
@@ -142,7 +145,7 @@ fn text<'a>(
         .map_err(draw_err)
 }
 
-fn text_width(area: &Area, content: &str, size: u32) -> i32 {
+pub(super) fn text_width(area: &Area, content: &str, size: u32) -> i32 {
     area.estimate_text_size(content, &font(size).into_text_style(area))
         .map_or(content.chars().count() as i32 * size as i32, |(w, _)| {
             w as i32
@@ -246,7 +249,7 @@ fn draw_empty(body: &Area, message: &str) -> Result<(), RenderError> {
 
 /// The y range: bars and areas start at zero; lines are padded, never clipped, and do not
 /// dip below zero when no value does. The goal line is always inside.
-fn y_range(min: f64, max: f64, from_zero: bool) -> (f64, f64) {
+pub(super) fn y_range(min: f64, max: f64, from_zero: bool) -> (f64, f64) {
     let (min, max) = if from_zero {
         (min.min(0.0), max.max(0.0))
     } else {
@@ -297,7 +300,7 @@ fn value_bounds(input: &ChartInput, stacked: bool) -> (f64, f64) {
 }
 
 /// The smallest and largest of `values` (infinities when there are none).
-fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(super) fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     })
@@ -478,7 +481,7 @@ fn draw_goal(
 }
 
 /// Unbroken runs of present values, with their x index.
-fn runs(values: &[Option<f64>]) -> Vec<Vec<(usize, f64)>> {
+pub(super) fn runs(values: &[Option<f64>]) -> Vec<Vec<(usize, f64)>> {
     let mut out: Vec<Vec<(usize, f64)>> = Vec::new();
     let mut current = Vec::new();
     for (i, v) in values.iter().enumerate() {
@@ -494,7 +497,7 @@ fn runs(values: &[Option<f64>]) -> Vec<Vec<(usize, f64)>> {
     out
 }
 
-fn draw_lines(
+pub(super) fn draw_lines(
     root: &Area,
     body: &Area,
     input: &ChartInput,
@@ -533,12 +536,12 @@ fn draw_lines(
 
 /// Shades the area between a run of points and the baseline.
 /// `color` at `opacity` over the white background, as an opaque colour.
-fn over_white(color: RGBColor, opacity: f64) -> RGBAColor {
+pub(super) fn over_white(color: RGBColor, opacity: f64) -> RGBAColor {
     let mix = |c: u8| (f64::from(c) * opacity + 255.0 * (1.0 - opacity)).round() as u8;
     RGBAColor(mix(color.0), mix(color.1), mix(color.2), 1.0)
 }
 
-fn fill_under(
+pub(super) fn fill_under(
     chart: &mut ChartContext<SkiaBackend, Plane>,
     points: &[(f64, f64)],
     baseline: f64,
@@ -635,190 +638,6 @@ fn draw_bars(
     }
     draw_goal(root, &mut chart, input)?;
     draw_x_labels(root, &chart, input, low)
-}
-
-/// The KPI card: the big number, its change and comparison window, and a sparkline.
-fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<(), RenderError> {
-    let Some(card) = &input.card else {
-        return draw_lines(root, body, input, false);
-    };
-    let (x, top) = (MARGIN_PX, 170);
-    text(root, &card.label, (x, top), font(30).color(&MUTED))?;
-    text(
-        root,
-        &card.value,
-        (x, top + 100),
-        font(150).style(FontStyle::Bold).color(&INK),
-    )?;
-    if let Some(change) = &card.change {
-        let color = if card.delta == 0.0 {
-            MUTED
-        } else if (card.delta > 0.0) == card.higher_is_better {
-            UP
-        } else {
-            DOWN
-        };
-        text(
-            root,
-            change,
-            (x, top + 280),
-            font(48).style(FontStyle::Bold).color(&color),
-        )?;
-    }
-    if let Some(comparison) = &card.comparison {
-        text(root, comparison, (x, top + 350), font(28).color(&MUTED))?;
-    }
-    // Sparkline of the per-x totals along the bottom.
-    let totals = input.data.totals();
-    if totals.iter().flatten().count() < 2 {
-        return Ok(());
-    }
-    let (min, max) = min_max(totals.iter().flatten().copied());
-    let (low, high) = y_range(min, max, false);
-    let (_, spark_area) = root.split_vertically(CHART_HEIGHT_PX as i32 - 250);
-    let spark_area = spark_area.margin(10, 40, MARGIN_PX as u32, MARGIN_PX as u32);
-    let mut spark = ChartBuilder::on(&spark_area)
-        .build_cartesian_2d(-0.5..(totals.len() as f64 - 0.5), low..high)
-        .map_err(draw_err)?;
-    let color = PALETTE[0];
-    for run in runs(&totals) {
-        let points: Vec<(f64, f64)> = run.iter().map(|(i, v)| (*i as f64, *v)).collect();
-        // Opaque, pre-mixed with the white card: the same colour as a 15% wash, filled
-        // at memset speed instead of blended pixel by pixel.
-        fill_under(&mut spark, &points, low, over_white(color, 0.15))?;
-        spark
-            .draw_series(LineSeries::new(
-                points,
-                ShapeStyle::from(&color).stroke_width(LINE_WIDTH_PX),
-            ))
-            .map_err(draw_err)?;
-    }
-    if let Some((i, v)) = last_present(&totals) {
-        spark
-            .draw_series(std::iter::once(Circle::new(
-                (i as f64, v),
-                9,
-                color.filled(),
-            )))
-            .map_err(draw_err)?;
-    }
-    Ok(())
-}
-
-fn cell_text(cell: &Cell, is_y: bool, style: NumberStyle) -> String {
-    match cell {
-        Cell::Null => "–".to_string(),
-        _ if is_y => cell
-            .as_f64()
-            .map_or_else(|| cell.to_string(), |v| style.value(v)),
-        Cell::Integer(_) | Cell::Decimal { .. } | Cell::Float(_) => {
-            let plain = NumberStyle {
-                format: if matches!(cell, Cell::Integer(_)) {
-                    crate::spec::NumberFormat::Integer
-                } else {
-                    crate::spec::NumberFormat::Decimal
-                },
-                ..style
-            };
-            cell.as_f64()
-                .map_or_else(|| cell.to_string(), |v| plain.value(v))
-        }
-        _ => cell.to_string(),
-    }
-}
-
-/// The first rows of the query result as a table, numbers right-aligned.
-fn draw_table(
-    root: &Area,
-    body: &Area,
-    table: &Table,
-    input: &ChartInput,
-) -> Result<(), RenderError> {
-    let (_, body_top) = body.get_base_pixel();
-    let available = CHART_HEIGHT_PX as i32 - body_top - 30;
-    let rows_shown = table.rows.len().min(input.max_rows);
-    let row_height = (available / (rows_shown as i32 + 2)).clamp(28, 56);
-    let size = ((row_height as f64) * 0.55) as u32;
-    let columns = table.columns.len().max(1);
-    let width = CHART_WIDTH_PX as i32 - 2 * MARGIN_PX;
-    let column_width = width / columns as i32;
-    let max_chars = ((column_width as f64) / (size as f64) * 1.6) as usize;
-    let numeric: Vec<bool> = table
-        .columns
-        .iter()
-        .map(|c| {
-            matches!(
-                c.ty,
-                crate::warehouse::ColumnType::Integer
-                    | crate::warehouse::ColumnType::Float
-                    | crate::warehouse::ColumnType::Decimal
-            )
-        })
-        .collect();
-    let cell_x = |col: usize| {
-        if numeric[col] {
-            (
-                MARGIN_PX + column_width * (col as i32 + 1) - 16,
-                HPos::Right,
-            )
-        } else {
-            (MARGIN_PX + column_width * col as i32 + 12, HPos::Left)
-        }
-    };
-    let mut y = body_top;
-    for (col, column) in table.columns.iter().enumerate() {
-        let (x, h) = cell_x(col);
-        text(
-            root,
-            &truncate_chars(&column.name, max_chars),
-            (x, y + row_height / 2),
-            font(size)
-                .style(FontStyle::Bold)
-                .color(&INK)
-                .pos(Pos::new(h, VPos::Center)),
-        )?;
-    }
-    y += row_height;
-    root.draw(&PathElement::new(
-        vec![(MARGIN_PX, y), (MARGIN_PX + width, y)],
-        ShapeStyle::from(&MUTED).stroke_width(2),
-    ))
-    .map_err(draw_err)?;
-    for (r, row) in table.rows.iter().take(rows_shown).enumerate() {
-        if r % 2 == 1 {
-            root.draw(&Rectangle::new(
-                [(MARGIN_PX, y + 1), (MARGIN_PX + width, y + row_height)],
-                ZEBRA.filled(),
-            ))
-            .map_err(draw_err)?;
-        }
-        for (col, cell) in row.iter().enumerate() {
-            let (x, h) = cell_x(col);
-            let content = truncate_chars(
-                &cell_text(cell, table.columns[col].name == input.y_column, input.style),
-                max_chars,
-            );
-            text(
-                root,
-                &content,
-                (x, y + row_height / 2),
-                font(size).color(&INK).pos(Pos::new(h, VPos::Center)),
-            )?;
-        }
-        y += row_height;
-    }
-    if table.rows.len() > rows_shown {
-        let more = format!("… {} more rows", table.rows.len() - rows_shown);
-        text(
-            root,
-            &more,
-            (MARGIN_PX + 12, y + row_height / 2),
-            font(size)
-                .color(&MUTED)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 //! Rendering a report run: the chart PNG and the Slack message, from the query result.
+//! [`render_run`] is the one entry point the pipeline calls.
 
 pub mod backend;
 pub mod chart;
@@ -7,8 +8,11 @@ pub mod encode;
 pub mod fonts;
 pub mod format;
 pub mod message;
+mod panels;
+pub mod report;
 pub mod standard_set;
 
 pub use chart::{Card, ChartInput, RenderError, render_pixmap, render_png};
 pub use data::{ChartData, ShapeError};
 pub use message::{MessageFacts, build_message};
+pub use report::{Rendered, RunFacts, render_run};

@@ -1,274 +1,36 @@
 //! Report specs: `reports/*.toml` loaded, validated (every problem, with line and column)
-//! and turned into checked types the rest of the bot can trust.
+//! and turned into checked types the rest of the bot can trust. [`walk`] is the general
+//! spanned-TOML reader; each section's rules sit beside its types (`report`, `query`,
+//! `chart`, `schedule`, `freshness`, `metric`, `access`).
 
+pub mod access;
+pub mod chart;
 pub mod diagnostic;
+pub mod freshness;
+pub mod metric;
 pub mod period;
-mod reader;
+pub mod query;
+pub mod report;
+pub mod schedule;
+mod walk;
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use chrono::Weekday;
 use chrono_tz::Tz;
 
+pub use access::Access;
+pub use chart::{
+    ChartKind, ChartSpec, Column, Compare, Currency, Goal, Headline, Locale, NumberFormat,
+};
 pub use diagnostic::Diagnostic;
+pub use freshness::FreshnessSpec;
+pub use metric::{Measure, MetricSpec, measure_columns};
 pub use period::{Period, Window};
-
-/// Query parameters the bot binds for every report query.
-pub const PROVIDED_PARAMETERS: [&str; 3] = ["start_date", "end_date", "run_date"];
-
-/// A validated report spec. Past this type, every field is known to be usable.
-#[derive(Debug, Clone)]
-pub struct ReportSpec {
-    /// The file stem, e.g. `daily_active_users`.
-    pub id: String,
-    pub path: PathBuf,
-    /// The file's text, kept so warehouse errors can point into the SQL.
-    pub source: String,
-    pub title: String,
-    pub description: String,
-    /// Who hears about failures: a `#channel`, a channel ID or a user.
-    pub owner: String,
-    pub tags: Vec<String>,
-    /// The timezone the report's dates are computed in (defaults to the bot's setting).
-    pub timezone: Tz,
-    pub definition: Definition,
-    pub query: QuerySpec,
-    pub chart: ChartSpec,
-    pub schedules: Vec<ScheduleSpec>,
-    /// Checked before a scheduled run: is the source refreshed?
-    pub freshness: Option<FreshnessSpec>,
-    /// Who may ask for this report with `/kpi` (scheduled posts are not affected).
-    pub access: Access,
-}
-
-/// A freshness gate: `sql` returns the newest date in the source (one row, one column);
-/// it must be at least the slot's date minus `expect_days_ago` in the report's timezone.
-#[derive(Debug, Clone)]
-pub struct FreshnessSpec {
-    pub sql: String,
-    pub expect_days_ago: u32,
-    /// How long to wait between checks while the data is stale.
-    pub recheck: std::time::Duration,
-    /// How long after the slot to keep waiting before telling the owner.
-    pub deadline: std::time::Duration,
-}
-
-/// The data definition shown to readers: where the numbers come from.
-#[derive(Debug, Clone)]
-pub struct Definition {
-    pub source: String,
-    pub refreshed: String,
-    pub purpose: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct QuerySpec {
-    pub sql: String,
-    /// Byte offset in the spec file where the SQL text starts, when every character of the
-    /// SQL maps one-to-one onto the file (no escapes), so errors can point at a SQL line.
-    pub sql_offset: Option<usize>,
-    /// Byte range of the whole `sql = …` value in the file.
-    pub sql_span: Range<usize>,
-    pub period: Period,
-    pub week_start: Weekday,
-    /// Seconds the warehouse may spend on one run of this query (overrides the setting).
-    pub timeout_seconds: Option<u64>,
-    /// Bytes one run may bill on BigQuery (overrides the setting).
-    pub maximum_bytes_billed: Option<u64>,
-    /// The report's own parameters (`[query.params]`), bound by name with their types.
-    pub params: crate::warehouse::Params,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChartKind {
-    Line,
-    Bar,
-    StackedBar,
-    Area,
-    Number,
-    Table,
-}
-
-impl ChartKind {
-    pub const NAMES: [&'static str; 6] = ["line", "bar", "stacked_bar", "area", "number", "table"];
-
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "line" => Self::Line,
-            "bar" => Self::Bar,
-            "stacked_bar" => Self::StackedBar,
-            "area" => Self::Area,
-            "number" => Self::Number,
-            "table" => Self::Table,
-            _ => return None,
-        })
-    }
-}
-
-/// How numbers are written on axes, labels and in the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NumberFormat {
-    Integer,
-    Decimal,
-    Percent,
-    Currency,
-    Duration,
-}
-
-impl NumberFormat {
-    pub const NAMES: [&'static str; 5] = ["integer", "decimal", "percent", "currency", "duration"];
-
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "integer" => Self::Integer,
-            "decimal" => Self::Decimal,
-            "percent" => Self::Percent,
-            "currency" => Self::Currency,
-            "duration" => Self::Duration,
-            _ => return None,
-        })
-    }
-}
-
-/// Which single number summarises the window in the message headline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Headline {
-    /// The value at the latest x (all series added up). The default.
-    Last,
-    /// The sum over the whole window.
-    Total,
-    /// The mean of the per-x totals over the window.
-    Average,
-}
-
-impl Headline {
-    pub const NAMES: [&'static str; 3] = ["last", "total", "average"];
-
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "last" => Self::Last,
-            "total" => Self::Total,
-            "average" => Self::Average,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ChartSpec {
-    pub kind: ChartKind,
-    pub x: Column,
-    pub y: Column,
-    pub series: Option<Column>,
-    pub format: NumberFormat,
-    pub headline: Headline,
-    /// Which window the headline is compared with.
-    pub compare: Compare,
-    /// `ja` writes compact numbers as 万 / 億; `en` as K / M / B.
-    pub locale: Locale,
-    /// Currency symbol for `format = "currency"`.
-    pub currency: Currency,
-    /// A horizontal target line and its label.
-    pub goal: Option<Goal>,
-    /// Write the value next to the last point of each line.
-    pub label_last: bool,
-    /// Rows shown by `kind = "table"`.
-    pub max_rows: usize,
-    /// Whether a rise is good news (green) or bad news (orange), e.g. false for churn.
-    pub higher_is_better: bool,
-}
-
-/// The window the headline is compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compare {
-    /// The window of the same length just before (the default).
-    PreviousPeriod,
-    /// The same days one week earlier (same weekdays).
-    PreviousWeek,
-    /// The same dates one year earlier.
-    PreviousYear,
-    /// No comparison.
-    None,
-}
-
-impl Compare {
-    pub const NAMES: [&'static str; 4] =
-        ["previous_period", "previous_week", "previous_year", "none"];
-
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "previous_period" => Self::PreviousPeriod,
-            "previous_week" => Self::PreviousWeek,
-            "previous_year" => Self::PreviousYear,
-            "none" => Self::None,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Locale {
-    En,
-    Ja,
-}
-
-impl Locale {
-    pub const NAMES: [&'static str; 2] = ["en", "ja"];
-
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "en" => Self::En,
-            "ja" => Self::Ja,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Currency {
-    Jpy,
-    Usd,
-}
-
-impl Currency {
-    pub const NAMES: [&'static str; 2] = ["JPY", "USD"];
-
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "JPY" => Self::Jpy,
-            "USD" => Self::Usd,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Goal {
-    pub value: f64,
-    pub label: String,
-}
-
-/// A column name from the spec and where it was written, for `check --dry-run` messages.
-#[derive(Debug, Clone)]
-pub struct Column {
-    pub name: String,
-    pub span: Range<usize>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ScheduleSpec {
-    pub cron: cron::Schedule,
-    pub timezone: Tz,
-    pub channel: String,
-    /// Post a one-line summary in the channel and the chart as a thread reply.
-    pub thread: bool,
-    /// Missed slots younger than this run after downtime (default: the setting, 6 h).
-    pub catch_up: Option<std::time::Duration>,
-    /// Where the `[[schedule]]` entry is written.
-    pub span: Range<usize>,
-}
+pub use query::{DEFAULT_PERIOD, PROVIDED_PARAMETERS, QuerySpec};
+pub use report::{Definition, ReportSpec};
+pub use schedule::ScheduleSpec;
+pub use walk::is_identifier;
 
 /// Settings that fill in what a spec leaves out.
 #[derive(Debug, Clone)]
@@ -295,76 +57,6 @@ impl LoadedFile {
     }
 }
 
-/// How a metric adds up its rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Measure {
-    Sum(String),
-    /// `COUNT(*)` without a column, `COUNT(column)` with one.
-    Count(Option<String>),
-    CountDistinct(String),
-    Avg(String),
-    Min(String),
-    Max(String),
-    /// One measure divided by another (e.g. submissions per active user).
-    Ratio(Box<Measure>, Box<Measure>),
-}
-
-impl Measure {
-    pub const NAMES: [&'static str; 7] = [
-        "sum",
-        "count",
-        "count_distinct",
-        "avg",
-        "min",
-        "max",
-        "ratio",
-    ];
-}
-
-/// An ad-hoc metric: SQL is generated from this definition; identifiers come only from
-/// here, never from what a user typed.
-#[derive(Debug, Clone)]
-pub struct MetricSpec {
-    pub name: String,
-    pub label: String,
-    pub description: String,
-    /// The mart table, e.g. `mart.daily_active_users`.
-    pub table: String,
-    /// The DATE column the period filters and the grain buckets.
-    pub time_column: String,
-    pub measure: Measure,
-    /// Allowed dimensions: column name → label.
-    pub dimensions: BTreeMap<String, String>,
-    pub format: NumberFormat,
-    pub owner: String,
-    pub refreshed: String,
-    pub tags: Vec<String>,
-    pub access: Access,
-    pub path: PathBuf,
-    /// Byte range of the `table = …` value in the file: where a warehouse's complaint
-    /// about the metric's query points.
-    pub table_span: Range<usize>,
-}
-
-/// Who may ask for a report or metric in Slack. Empty lists mean the default policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Access {
-    /// Answers only ephemerally (to the person who asked).
-    pub restricted: bool,
-    pub allowed_channels: Vec<String>,
-    pub allowed_users: Vec<String>,
-    pub allowed_usergroups: Vec<String>,
-}
-
-impl Access {
-    /// Whether any allow-list is set (otherwise the default policy decides).
-    pub fn has_lists(&self) -> bool {
-        !(self.allowed_channels.is_empty()
-            && self.allowed_users.is_empty()
-            && self.allowed_usergroups.is_empty())
-    }
-}
-
 impl LoadedFile {
     /// Every diagnostic rendered rustc-style, in source order.
     pub fn render_diagnostics(&self) -> String {
@@ -388,63 +80,6 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// The set of valid reports, by id.
-#[derive(Debug, Clone, Default)]
-pub struct Catalog {
-    reports: BTreeMap<String, ReportSpec>,
-    metrics: BTreeMap<String, MetricSpec>,
-}
-
-impl Catalog {
-    /// Keeps the valid specs of `files`.
-    pub fn from_loaded(files: &[LoadedFile]) -> Self {
-        let valid = files.iter().filter(|f| f.is_valid());
-        Self::from_specs(
-            valid.clone().filter_map(|f| f.spec.clone()),
-            valid.flat_map(|f| f.metrics.clone()),
-        )
-    }
-
-    /// A catalog of these reports and metrics, by name.
-    pub fn from_specs(
-        specs: impl IntoIterator<Item = ReportSpec>,
-        metrics: impl IntoIterator<Item = MetricSpec>,
-    ) -> Self {
-        Self {
-            reports: specs.into_iter().map(|s| (s.id.clone(), s)).collect(),
-            metrics: metrics.into_iter().map(|m| (m.name.clone(), m)).collect(),
-        }
-    }
-
-    pub fn metric(&self, name: &str) -> Option<&MetricSpec> {
-        self.metrics.get(name)
-    }
-
-    pub fn metrics(&self) -> impl Iterator<Item = &MetricSpec> {
-        self.metrics.values()
-    }
-
-    pub fn get(&self, id: &str) -> Option<&ReportSpec> {
-        self.reports.get(id)
-    }
-
-    pub fn reports(&self) -> impl Iterator<Item = &ReportSpec> {
-        self.reports.values()
-    }
-
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.reports.keys().map(String::as_str)
-    }
-
-    pub fn len(&self) -> usize {
-        self.reports.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.reports.is_empty()
-    }
 }
 
 /// Loads every `*.toml` under `dir` (recursively, in path order). Problems in the files are
@@ -566,7 +201,7 @@ pub fn report_id(path: &Path) -> String {
 
 /// Parses and validates one spec file's text.
 pub fn load_source(path: &Path, source: String, defaults: &SpecDefaults) -> LoadedFile {
-    let (spec, metrics, mut diagnostics) = reader::read_spec(path, &source, defaults);
+    let (spec, metrics, mut diagnostics) = report::read_spec(path, &source, defaults);
     diagnostics.sort_by_key(|d| d.span.start);
     let valid = diagnostics.is_empty();
     LoadedFile {
@@ -575,44 +210,5 @@ pub fn load_source(path: &Path, source: String, defaults: &SpecDefaults) -> Load
         metrics: if valid { metrics } else { Vec::new() },
         diagnostics,
         source,
-    }
-}
-
-impl ReportSpec {
-    /// Byte offset in the spec file of the start of the SQL's 1-based `sql_line`, when the
-    /// SQL is written without escapes (so offsets map one-to-one).
-    pub fn sql_line_offset(&self, sql_line: usize) -> Option<usize> {
-        self.sql_position(sql_line, None)
-    }
-
-    /// Byte offset in the spec file of the SQL's 1-based `sql_line` and, if given, its
-    /// 1-based character `column` (where BigQuery points); without a column, the line's
-    /// first non-blank character. `None` when the SQL cannot be mapped onto the file.
-    pub fn sql_position(&self, sql_line: usize, column: Option<usize>) -> Option<usize> {
-        let start = self.query.sql_offset?;
-        let lines: Vec<&str> = self.query.sql.split_inclusive('\n').collect();
-        if sql_line == 0 || sql_line > lines.len().max(1) {
-            return None;
-        }
-        let before: usize = lines.iter().take(sql_line - 1).map(|l| l.len()).sum();
-        let text = lines.get(sql_line - 1).copied().unwrap_or("");
-        let within = match column {
-            Some(column) if column >= 1 => text
-                .char_indices()
-                .nth(column - 1)
-                .map_or(text.trim_end_matches('\n').len(), |(at, _)| at),
-            _ => text.len() - text.trim_start().len(),
-        };
-        Some(start + before + within)
-    }
-
-    /// `path:line:col` of the SQL's 1-based `sql_line` (and character `column`, if known) in
-    /// the spec file (the start of the `sql` value when the line cannot be mapped).
-    pub fn sql_location(&self, sql_line: usize, column: Option<usize>) -> String {
-        let offset = self
-            .sql_position(sql_line, column)
-            .unwrap_or(self.query.sql_span.start);
-        let (line, col) = diagnostic::line_col(&self.source, offset);
-        format!("{}:{line}:{col}", self.path.display())
     }
 }

@@ -1,7 +1,8 @@
 //! The production warehouse: BigQuery through gcp-bigquery-client — standard SQL, typed
 //! named parameters, a bytes-billed cap and cost labels on every job, polling until the
 //! job is complete, every page read, and errors turned into something a report author or
-//! operator can act on.
+//! operator can act on. One cohesive thing: one client's requests, polling, paging, cell
+//! decoding and error classification, which only make sense together.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -31,12 +32,9 @@ use super::{
     Cell, ColumnInfo, ColumnType, Dialect, Estimate, ParamValue, Params, QueryJob, Table,
     WarehouseError,
 };
-use crate::deliver::retry::{RetryPolicy, backoff_delay};
+use crate::retry::{RetryPolicy, backoff_delay};
 use crate::settings::BigQuerySettings;
 
-/// BigQuery bills at least this much for every table a query reads, so a smaller
-/// `maximumBytesBilled` fails every real query.
-pub const MIN_BILLED_BYTES_PER_TABLE: u64 = 10 * 1024 * 1024;
 /// The REST path under an endpoint (Google's, or an emulator's `http://host:port`).
 pub const API_PATH: &str = "/bigquery/v2";
 /// How long BigQuery may hold one `jobs.query` / `getQueryResults` call open waiting for

@@ -63,7 +63,7 @@ impl DuckDbWarehouse {
     /// The last day of data, if this is the demo mart (it records when it was built).
     pub fn demo_data_through(&self) -> Option<NaiveDate> {
         let connection = self.connection.lock().ok()?;
-        crate::demo::data_through(&connection)
+        super::demo::data_through(&connection)
     }
 
     /// Runs `work` on its own connection in a blocking thread; interrupts DuckDB when the

@@ -1,6 +1,8 @@
 //! The warehouse seam: run a report's SQL with bound parameters and get a typed [`Table`].
 
 pub mod bigquery;
+pub mod cache;
+pub mod demo;
 pub mod duckdb;
 pub mod sql;
 pub mod table;
@@ -27,6 +29,10 @@ pub enum ParamValue {
     /// A list of values of one type, for `IN UNNEST(@values)`.
     Array(Vec<ParamValue>),
 }
+
+/// BigQuery bills at least this much for every table a query reads, so a smaller
+/// `maximumBytesBilled` fails every real query.
+pub const MIN_BILLED_BYTES_PER_TABLE: u64 = 10 * 1024 * 1024;
 
 /// Named parameters by name, without the `@`.
 pub type Params = BTreeMap<String, ParamValue>;

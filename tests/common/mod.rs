@@ -7,6 +7,7 @@ pub mod fake_slack;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
+use kpibot::app::App;
 use kpibot::settings::Settings;
 
 /// 2026-11-25 16:30 UTC: already 2026-11-26 (a Thursday) in Tokyo, still the 25th in UTC.
@@ -25,6 +26,11 @@ pub fn settings_in(dir: &Path, reports: &Path) -> Settings {
     settings.warehouse.duckdb.path = dir.join("demo.duckdb");
     settings.delivery.folder = dir.join("out");
     settings
+}
+
+/// The app assembled from `settings`, as the CLI assembles it.
+pub fn app(settings: &Settings) -> App {
+    App::new(settings.clone()).expect("valid settings")
 }
 
 /// Runs `start` on a thread of its own with its own runtime, which keeps serving what it

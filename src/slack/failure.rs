@@ -1,11 +1,12 @@
-//! How kpibot decides whether a failed Slack call is worth repeating: every failure is
-//! classified from what Slack actually answered (never guessed), and waits grow
-//! exponentially with jitter, never shorter than Slack's `Retry-After`.
+//! Whether a failed Slack call is worth repeating: every failure is classified from what
+//! Slack actually answered (never guessed); waits follow [`crate::retry`]'s backoff and are
+//! never shorter than Slack's `Retry-After`.
 
-use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use slack_morphism::errors::SlackClientError;
+
+use crate::retry::{RetryPolicy, backoff_delay};
 
 /// Slack `ok:false` codes that mean "try again later", not "you did something wrong".
 pub const TRANSIENT_SLACK_CODES: [&str; 6] = [
@@ -20,33 +21,6 @@ pub const TRANSIENT_SLACK_CODES: [&str; 6] = [
 /// The part of an `invalid_blocks` error that means Slack has not finished processing an
 /// uploaded file yet.
 pub const FILE_NOT_READY_MARKER: &str = "invalid slack file";
-
-/// When and how often to repeat a failed call.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// The first backoff; each further attempt doubles it.
-    pub base_delay: Duration,
-    /// No single backoff is longer than this (Retry-After may be).
-    pub max_delay: Duration,
-    /// No new attempt starts later than this after the first.
-    pub deadline: Duration,
-    /// Attempts per call, the first included.
-    pub max_attempts: u32,
-    /// Longest wait for one HTTP answer.
-    pub request_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            deadline: Duration::from_secs(300),
-            max_attempts: 8,
-            request_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// What a failure means for the next attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,23 +140,6 @@ pub fn timed_out(method: &'static str, timeout: Duration) -> CallFailure {
     }
 }
 
-/// A random fraction in [0, 1), different on every call.
-fn random_fraction() -> f64 {
-    let bits = RandomState::new().hash_one(std::time::Instant::now());
-    (bits >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// How long to wait before attempt `attempt + 1` (attempt counts from 1): exponential,
-/// capped, with "equal jitter" (between half and all of the step) so a burst of failed
-/// posts does not retry in lockstep.
-pub fn backoff_delay(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let step = policy
-        .base_delay
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(policy.max_delay);
-    step.mul_f64(0.5 + 0.5 * random_fraction())
-}
-
 /// The wait before the next attempt after `failure`, or `None` if there should be none.
 pub fn next_delay(policy: &RetryPolicy, failure: &CallFailure, attempt: u32) -> Option<Duration> {
     if attempt >= policy.max_attempts {
@@ -286,19 +243,11 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_is_capped_and_jittered_and_attempts_are_bounded() {
+    fn attempts_are_bounded() {
         let policy = RetryPolicy {
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(1000),
             max_attempts: 5,
             ..RetryPolicy::default()
         };
-        let d1 = backoff_delay(&policy, 1);
-        let d4 = backoff_delay(&policy, 4);
-        let d9 = backoff_delay(&policy, 9);
-        assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
-        assert!(d4 >= Duration::from_millis(400) && d4 <= Duration::from_millis(800));
-        assert!(d9 >= Duration::from_millis(500) && d9 <= Duration::from_millis(1000));
         let f = timed_out("chat.postMessage", Duration::from_secs(1));
         assert!(next_delay(&policy, &f, 4).is_some());
         assert_eq!(next_delay(&policy, &f, 5), None);

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use duckdb::Connection;
 
 /// The demo mart's definition; the data is a pure function of its last day.
-pub const DEMO_MART_SQL: &str = include_str!("../assets/demo_mart.sql");
+pub const DEMO_MART_SQL: &str = include_str!("../../assets/demo_mart.sql");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use crate::settings::{DeliveryKind, Settings, SlashTransport, WarehouseKind};
-use crate::warehouse::bigquery::MIN_BILLED_BYTES_PER_TABLE;
+use crate::warehouse::MIN_BILLED_BYTES_PER_TABLE;
 
 /// The schema the demo mart (and the example reports) put their tables in.
 const DEMO_SCHEMA: &str = "mart";
@@ -191,7 +191,7 @@ pub fn check(settings: &Settings) -> Vec<Finding> {
             "an app-level token starts with xapp- (Basic Information → App-Level Tokens, scope connections:write)".into(),
         );
     }
-    if let Err(why) = crate::deliver::slack::plain_http_allowed(&slack.api_url) {
+    if let Err(why) = crate::slack::plain_http_allowed(&slack.api_url) {
         error("KPIBOT__SLACK__API_URL", why);
     }
     let slack_delivery = settings.effective_delivery() == DeliveryKind::Slack;

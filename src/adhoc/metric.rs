@@ -1,0 +1,171 @@
+//! A metric question as a report: generated SQL for the asked grain, split and filters, a
+//! standard chart, and a period widened to whole weeks or months where the grain needs it.
+
+use chrono_tz::Tz;
+
+use super::grammar::{Grain, Query};
+use super::reply::capitalize;
+use super::sql::{self, DIMENSION_COLUMN, PERIOD_COLUMN, VALUE_COLUMN};
+use crate::spec::diagnostic::did_you_mean;
+use crate::spec::{
+    ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, Locale, Measure,
+    MetricSpec, Period, QuerySpec, ReportSpec,
+};
+use crate::warehouse::{Dialect, Params};
+
+/// The period of a metric question that names none.
+pub const DEFAULT_METRIC_PERIOD: &str = "last 28 days";
+
+/// A day-counted period widened to whole weeks or months for a weekly or monthly chart,
+/// so no bar stands for a part of a week or month (`last 30 days weekly` → the last 5
+/// complete weeks). Other periods are kept as written.
+fn whole_buckets(period: Period, grain: Grain) -> Period {
+    use crate::spec::period::Unit;
+    match (period, grain) {
+        (Period::Last(days, Unit::Day), Grain::Week) => Period::Last(days.div_ceil(7), Unit::Week),
+        (Period::Last(days, Unit::Day), Grain::Month) => {
+            Period::Last(days.div_ceil(30), Unit::Month)
+        }
+        (Period::Last(weeks, Unit::Week), Grain::Month) => {
+            Period::Last((weeks * 7).div_ceil(30), Unit::Month)
+        }
+        (period, _) => period,
+    }
+}
+
+/// The report an ad-hoc metric question runs as: generated SQL, a standard chart.
+pub fn metric_report(
+    metric: &MetricSpec,
+    query: &Query,
+    dialect: Dialect,
+    timezone: Tz,
+) -> Result<(ReportSpec, Params), String> {
+    let check = |dimension: &str| -> Result<(), String> {
+        if metric.dimensions.contains_key(dimension) {
+            return Ok(());
+        }
+        let names = metric.dimensions.keys().map(String::as_str);
+        let valid: Vec<&str> = names.clone().collect();
+        Err(match did_you_mean(dimension, names) {
+            Some(hint) => format!(
+                "`{}` has no dimension `{dimension}`. {}",
+                metric.name,
+                capitalize(&hint)
+            ),
+            None if valid.is_empty() => format!("`{}` cannot be split or filtered", metric.name),
+            None => format!(
+                "`{}` has no dimension `{dimension}`; it has {}",
+                metric.name,
+                valid.join(", ")
+            ),
+        })
+    };
+    if let Some(by) = &query.by {
+        check(by)?;
+    }
+    for filter in &query.filters {
+        check(&filter.dimension)?;
+    }
+    let grain = query.grain.unwrap_or(Grain::Day);
+    let (sql, params) =
+        sql::metric_sql(dialect, metric, grain, query.by.as_deref(), &query.filters);
+    let column = |name: &str| Column {
+        name: name.into(),
+        span: 0..0,
+    };
+    let mut title = metric.label.clone();
+    if let Some(by) = &query.by {
+        title.push_str(&format!(" by {}", metric.dimensions[by]));
+    }
+    for f in &query.filters {
+        title.push_str(&format!(
+            " ({} = {})",
+            metric.dimensions[&f.dimension],
+            f.values.join(", ")
+        ));
+    }
+    let additive = matches!(metric.measure, Measure::Sum(_) | Measure::Count(_));
+    let spec = ReportSpec {
+        id: metric.name.clone(),
+        path: metric.path.clone(),
+        source: String::new(),
+        title,
+        description: metric.description.clone(),
+        owner: metric.owner.clone(),
+        tags: metric.tags.clone(),
+        timezone,
+        definition: Definition {
+            source: metric.table.clone(),
+            refreshed: metric.refreshed.clone(),
+            purpose: metric.description.clone(),
+        },
+        query: QuerySpec {
+            sql,
+            sql_offset: None,
+            sql_span: 0..0,
+            period: whole_buckets(
+                query
+                    .period
+                    .unwrap_or_else(|| DEFAULT_METRIC_PERIOD.parse().expect("a valid period")),
+                grain,
+            ),
+            week_start: chrono::Weekday::Mon,
+            timeout_seconds: None,
+            maximum_bytes_billed: None,
+            params: Params::new(),
+        },
+        chart: ChartSpec {
+            kind: if grain == Grain::Day {
+                ChartKind::Line
+            } else {
+                ChartKind::Bar
+            },
+            x: column(PERIOD_COLUMN),
+            y: column(VALUE_COLUMN),
+            series: query.by.as_ref().map(|_| column(DIMENSION_COLUMN)),
+            format: metric.format,
+            headline: if additive {
+                Headline::Total
+            } else {
+                Headline::Average
+            },
+            compare: Compare::PreviousPeriod,
+            locale: Locale::En,
+            currency: Currency::Jpy,
+            goal: None,
+            label_last: false,
+            max_rows: 20,
+            higher_is_better: true,
+        },
+        schedules: Vec::new(),
+        freshness: None,
+        access: metric.access.clone(),
+    };
+    Ok((spec, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weekly_and_monthly_charts_cover_whole_weeks_and_months() {
+        use crate::spec::period::Unit;
+        assert_eq!(
+            whole_buckets(Period::Last(30, Unit::Day), Grain::Week),
+            Period::Last(5, Unit::Week)
+        );
+        assert_eq!(
+            whole_buckets(Period::Last(90, Unit::Day), Grain::Month),
+            Period::Last(3, Unit::Month)
+        );
+        assert_eq!(
+            whole_buckets(Period::Last(30, Unit::Day), Grain::Day),
+            Period::Last(30, Unit::Day)
+        );
+        assert_eq!(
+            whole_buckets(Period::This(Unit::Month), Grain::Week),
+            Period::This(Unit::Month)
+        );
+    }
+}

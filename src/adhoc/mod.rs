@@ -1,0 +1,20 @@
+//! The ad-hoc flow — command → resolve → authorize → run → answer — for `/kpi …` in Slack
+//! and `kpibot ask` on the command line: one [`grammar`], one resolver against the catalog
+//! ([`resolve`], with metric questions made into reports by [`metric`] and [`sql`]), one
+//! access rule ([`access`]), the same pipeline the scheduled reports use ([`answer`]), and
+//! one type for what a person reads ([`reply`]). [`slash`] is its Slack front door.
+
+pub mod access;
+pub mod answer;
+pub mod audit;
+pub mod grammar;
+pub mod metric;
+pub mod reply;
+pub mod resolve;
+pub mod slash;
+pub mod sql;
+
+pub use access::{AccessPolicy, Asker, allowed};
+pub use answer::{Answer, Context, answer, answer_resolved};
+pub use reply::{HELP, Reply};
+pub use resolve::{Resolved, resolve};

@@ -1,0 +1,180 @@
+//! What a person is told in words: help, the catalog's lists and definitions, and every
+//! mistake or refusal. [`Reply`] is the one type that decides the text a Slack user reads
+//! (and `kpibot ask` prints) when the answer is not a chart.
+
+use std::fmt;
+
+use crate::catalog::Catalog;
+use crate::spec::Measure;
+use crate::spec::diagnostic::did_you_mean;
+
+/// A text answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `/kpi help`.
+    Help,
+    /// A list or a definition, already written from the catalog.
+    Catalog(String),
+    /// The command could not be read: the grammar's words for what is wrong.
+    Mistake(String),
+    /// A name or dimension that does not exist, with what would (already worded).
+    Unknown(String),
+    /// A report was given metric-only words (`by`, `where`, a grain).
+    NotAMetric { report: String },
+    /// The asker may not see `name` here.
+    Refused { name: String, owner: String },
+    /// Running `name` failed; `error` says why.
+    Failed {
+        name: String,
+        error: String,
+        owner: String,
+    },
+    /// The answer was ready but could not be posted.
+    NotPosted { error: String },
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Help => f.write_str(HELP),
+            Reply::Catalog(text) | Reply::Unknown(text) => f.write_str(text),
+            Reply::Mistake(message) => {
+                write!(f, "{message}\nType `/kpi help` for examples.")
+            }
+            Reply::NotAMetric { report } => write!(
+                f,
+                "`{report}` is a report: it takes only a period (and `private`). Metrics take `by`, `where` and a grain; see `/kpi list`."
+            ),
+            Reply::Refused { name, owner } => write!(
+                f,
+                "You cannot see `{name}` here. Ask its owner, {owner}, for access."
+            ),
+            Reply::Failed { name, error, owner } => {
+                write!(f, "Sorry, `{name}` failed: {error}. Its owner is {owner}.")
+            }
+            Reply::NotPosted { error } => write!(f, "I could not post the answer here: {error}"),
+        }
+    }
+}
+
+pub const HELP: &str = "*kpibot* answers with a chart from the same definitions the scheduled reports use.
+• `/kpi list [tag]`: what you can ask for
+• `/kpi describe <name>`: what a number means, where it comes from, who owns it
+• `/kpi <report> [period]`: a report now, e.g. `/kpi daily_active_users last 7 days`
+• `/kpi <metric> [period] [daily|weekly|monthly] [by <dimension>] [where <dimension>=<value>,… [and …]] [private]`
+  e.g. `/kpi active_users last 30 days weekly by role where role=student,teacher`
+Periods: `yesterday`, `today`, `last 30 days`, `last month`, `this week`, `month to date`, `2026-01-01..2026-01-31`, `since 2026-04-01`, `昨日`, `今週`, `先月`, `過去7日`, `過去3ヶ月`.
+Add `private` to see the answer yourself only.";
+
+pub fn list(catalog: &Catalog, tag: Option<&str>) -> String {
+    let matches = |tags: &[String]| tag.is_none_or(|t| tags.iter().any(|x| x == t));
+    let mut lines = Vec::new();
+    let reports: Vec<String> = catalog
+        .reports()
+        .filter(|r| matches(&r.tags))
+        .map(|r| format!("• `{}`: {}", r.id, r.title))
+        .collect();
+    let metrics: Vec<String> = catalog
+        .metrics()
+        .filter(|m| matches(&m.tags))
+        .map(|m| {
+            let dims: Vec<&str> = m.dimensions.keys().map(String::as_str).collect();
+            if dims.is_empty() {
+                format!("• `{}`: {}", m.name, m.label)
+            } else {
+                format!("• `{}`: {} (by {})", m.name, m.label, dims.join(", "))
+            }
+        })
+        .collect();
+    if !metrics.is_empty() {
+        lines.push("*Metrics*".to_string());
+        lines.extend(metrics);
+    }
+    if !reports.is_empty() {
+        lines.push("*Reports*".to_string());
+        lines.extend(reports);
+    }
+    if lines.is_empty() {
+        return match tag {
+            Some(t) => format!("Nothing is tagged `{t}`. Try `/kpi list`."),
+            None => "No reports or metrics are defined yet.".into(),
+        };
+    }
+    lines.join("\n")
+}
+
+fn measure_text(measure: &Measure) -> String {
+    match measure {
+        Measure::Sum(c) => format!("sum of `{c}`"),
+        Measure::Count(None) => "number of rows".into(),
+        Measure::Count(Some(c)) => format!("count of `{c}`"),
+        Measure::CountDistinct(c) => format!("number of distinct `{c}`"),
+        Measure::Avg(c) => format!("average of `{c}`"),
+        Measure::Min(c) => format!("minimum of `{c}`"),
+        Measure::Max(c) => format!("maximum of `{c}`"),
+        Measure::Ratio(a, b) => format!("{} per {}", measure_text(a), measure_text(b)),
+    }
+}
+
+pub fn describe(catalog: &Catalog, name: &str) -> Option<String> {
+    if let Some(m) = catalog.metric(name) {
+        let dims: Vec<String> = m
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("`{k}` ({v})"))
+            .collect();
+        return Some(format!(
+            "*{}* (`{}`, metric)\n{}\n• Measure: {}\n• Source: `{}` (time column `{}`)\n• Refreshed: {}\n• Owner: {}\n• Dimensions: {}",
+            m.label,
+            m.name,
+            m.description,
+            measure_text(&m.measure),
+            m.table,
+            m.time_column,
+            if m.refreshed.is_empty() {
+                "not stated"
+            } else {
+                &m.refreshed
+            },
+            m.owner,
+            if dims.is_empty() {
+                "none".into()
+            } else {
+                dims.join(", ")
+            }
+        ));
+    }
+    let r = catalog.get(name)?;
+    Some(format!(
+        "*{}* (`{}`, report)\n{}\n• Purpose: {}\n• Source: `{}`\n• Refreshed: {}\n• Owner: {}\n• Default period: {}",
+        r.title,
+        r.id,
+        r.description,
+        r.definition.purpose,
+        r.definition.source,
+        r.definition.refreshed,
+        r.owner,
+        r.query.period
+    ))
+}
+
+pub fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+pub fn unknown_name(catalog: &Catalog, name: &str) -> String {
+    let names = catalog
+        .ids()
+        .chain(catalog.metrics().map(|m| m.name.as_str()));
+    match did_you_mean(name, names) {
+        Some(hint) => format!(
+            "I don't know `{name}`. {} Type `/kpi list` to see all.",
+            capitalize(&hint)
+        ),
+        None => format!("I don't know `{name}`. Type `/kpi list` to see what you can ask for."),
+    }
+}

@@ -1,0 +1,221 @@
+//! `/kpi` in Slack — the ad-hoc flow's front: `POST /slack/commands` (signature checked,
+//! body bounded) and Socket Mode both reach [`CommandHandler::acknowledge`], which answers
+//! at once (Slack gives 3 s) and finishes in the background through [`super::answer`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Utc;
+use chrono_tz::Tz;
+use serde_json::json;
+
+use super::access::{AccessPolicy, Asker};
+use super::answer::{Answer, Context, answer_resolved};
+use super::audit::AuditLog;
+use super::reply::Reply;
+use super::resolve::{Resolved, resolve};
+use crate::catalog::{Catalog, SharedCatalog, snapshot};
+use crate::deliver::{Delivery, DeliveryError, SlackDelivery, error_chain};
+use crate::metrics::Metrics;
+use crate::slack::inbound::{CommandRequest, OnCommand, Verifier};
+use crate::warehouse::cache::QueryCache;
+use crate::warehouse::{Trigger, Warehouse};
+
+/// Where Slack sends slash commands (the app manifest's `url` ends with this).
+pub const COMMANDS_PATH: &str = "/slack/commands";
+/// Largest request body accepted; Slack's command payloads are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+const METRIC_COMMANDS: &str = "kpibot_slash_commands_total";
+const METRIC_COMMANDS_HELP: &str = "Slash commands by outcome";
+
+/// What answering a command needs.
+pub struct CommandHandler {
+    pub catalog: SharedCatalog,
+    pub warehouse: Arc<dyn Warehouse>,
+    pub slack: Arc<SlackDelivery>,
+    pub metrics: Arc<Metrics>,
+    pub timezone: Tz,
+    pub timeout: Duration,
+    pub policy: AccessPolicy,
+    pub cache: QueryCache,
+    /// One JSON line per ad-hoc request.
+    pub audit: AuditLog,
+}
+
+#[derive(Clone)]
+struct SlashState {
+    verifier: Arc<Verifier>,
+    handler: Arc<CommandHandler>,
+}
+
+/// The slash-command route, to merge into `serve`'s router.
+pub fn router(signing_secret: &str, handler: Arc<CommandHandler>) -> Router {
+    let state = SlashState {
+        verifier: Arc::new(Verifier::new(signing_secret)),
+        handler,
+    };
+    Router::new()
+        .route(COMMANDS_PATH, post(command))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn reject(status: StatusCode, why: &str) -> Response {
+    tracing::warn!(status = status.as_u16(), why, "slash command rejected");
+    (status, why.to_string()).into_response()
+}
+
+fn ephemeral(text: &str) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"response_type": "ephemeral", "text": text}).to_string(),
+    )
+        .into_response()
+}
+
+async fn command(State(state): State<SlashState>, headers: HeaderMap, body: Bytes) -> Response {
+    match state.verifier.form(&headers, &body) {
+        Ok(form) => ephemeral(&state.handler.acknowledge(CommandRequest::from_form(&form))),
+        Err((status, why)) => reject(status, why),
+    }
+}
+
+/// The handler as Socket Mode's acknowledgement callback.
+pub fn on_command(handler: Arc<CommandHandler>) -> OnCommand {
+    Arc::new(move |request| handler.acknowledge(request))
+}
+
+impl CommandHandler {
+    /// The immediate reply to a command, for HTTP and Socket Mode alike. Help, lists,
+    /// definitions and mistakes need no query and are answered here; anything that needs
+    /// the warehouse is acknowledged and answered in the background.
+    pub fn acknowledge(self: &Arc<Self>, request: CommandRequest) -> String {
+        let catalog = snapshot(&self.catalog);
+        let resolved = resolve(
+            &catalog,
+            &request.text,
+            self.warehouse.dialect(),
+            self.timezone,
+        );
+        if let Resolved::Reply(reply) = resolved {
+            self.record(&request, 0, "text");
+            return reply.to_string();
+        }
+        let ack = format!(
+            "Working on `{} {}`…",
+            if request.command.is_empty() {
+                "/kpi"
+            } else {
+                &request.command
+            },
+            request.text.trim()
+        );
+        let this = self.clone();
+        tokio::spawn(async move { this.handle(request, catalog, resolved).await });
+        ack
+    }
+
+    /// Answers in the background; every path ends in a reply or an error-level log.
+    /// `resolved` comes from the acknowledgement, against the same catalog snapshot.
+    async fn handle(&self, request: CommandRequest, catalog: Arc<Catalog>, resolved: Resolved) {
+        // Only an allow-list of user groups needs the asker's groups from Slack.
+        let needs_groups = matches!(
+            &resolved,
+            Resolved::Run { access, .. } if !access.allowed_usergroups.is_empty()
+        );
+        let usergroups = if needs_groups {
+            match self.slack.slack().usergroups_of(&request.user_id).await {
+                Ok(groups) => groups,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the user's groups; group allow-lists will not match");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let asker = Asker {
+            user_id: request.user_id.clone(),
+            channel_id: request.channel_id.clone(),
+            usergroups,
+        };
+        let context = Context {
+            catalog: &catalog,
+            warehouse: self.warehouse.as_ref(),
+            trigger: Trigger::Slash,
+            timezone: self.timezone,
+            now: Utc::now(),
+            timeout: self.timeout,
+            policy: self.policy,
+            cache: Some(&self.cache),
+        };
+        let answer = answer_resolved(&context, resolved, &asker).await;
+        let (outcome, rows) = match &answer {
+            Answer::Text(_) => ("text", 0),
+            Answer::Chart {
+                ephemeral: true,
+                rows,
+                ..
+            } => ("private_chart", *rows),
+            Answer::Chart { rows, .. } => ("chart", *rows),
+        };
+        let delivered = match answer {
+            Answer::Text(reply) => self
+                .slack
+                .slack()
+                .respond(&request.response_url, &reply.to_string())
+                .await
+                .map_err(DeliveryError::from),
+            Answer::Chart {
+                rendered,
+                ephemeral: true,
+                ..
+            } => {
+                self.slack
+                    .post_ephemeral(&rendered, &request.channel_id, &request.user_id)
+                    .await
+            }
+            Answer::Chart { mut rendered, .. } => {
+                rendered.channel = Some(request.channel_id.clone());
+                self.slack.deliver(&rendered).await.map(|_| ())
+            }
+        };
+        let outcome = match &delivered {
+            Ok(()) => outcome.to_string(),
+            Err(error) => {
+                let text = Reply::NotPosted {
+                    error: error_chain(error),
+                }
+                .to_string();
+                if let Err(e) = self
+                    .slack
+                    .slack()
+                    .respond(&request.response_url, &text)
+                    .await
+                {
+                    tracing::error!(error = %e, reply = %text, "could not answer a slash command at all");
+                }
+                format!("failed:{}", error.code())
+            }
+        };
+        self.record(&request, rows, &outcome);
+    }
+
+    /// Counts the command and writes its audit line.
+    fn record(&self, request: &CommandRequest, rows: usize, outcome: &str) {
+        self.metrics.increment(
+            METRIC_COMMANDS,
+            METRIC_COMMANDS_HELP,
+            &[("outcome", outcome.split(':').next().unwrap_or("failed"))],
+        );
+        self.audit.write(request, rows, outcome);
+    }
+}

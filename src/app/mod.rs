@@ -1,0 +1,182 @@
+//! The app, assembled in one place: from [`Settings`] it builds, typed at this edge (the
+//! timezone a `Tz`, durations, the Slack URL checked), everything a verb needs — the
+//! warehouse, the delivery and Slack client, the catalog, the scheduler's and the slash
+//! handler's configuration. `serve` ([`serve`]) and every CLI verb take what it built;
+//! nothing below this module imports it.
+
+pub mod preflight;
+pub mod serve;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use crate::adhoc::AccessPolicy;
+use crate::adhoc::audit::AuditLog;
+use crate::adhoc::slash::CommandHandler;
+use crate::catalog::{Catalog, CatalogError, SharedCatalog};
+use crate::deliver::{Delivery, FolderDelivery, SlackDelivery};
+use crate::metrics::Metrics;
+use crate::pipeline::today_in;
+use crate::scheduled::SchedulerConfig;
+use crate::settings::{DeliveryKind, Settings, SettingsError, WarehouseKind};
+use crate::slack::SlackOptions;
+use crate::warehouse::Warehouse;
+use crate::warehouse::bigquery::BigQueryWarehouse;
+use crate::warehouse::cache::QueryCache;
+use crate::warehouse::demo::{MartStatus, ensure_demo_mart};
+use crate::warehouse::duckdb::DuckDbWarehouse;
+
+/// The settings, parsed once into the types the rest of kpibot uses.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub settings: Settings,
+    /// The bot's timezone: reports that name none, the demo mart's "yesterday".
+    pub timezone: Tz,
+    /// Longest a report query may run unless its spec says otherwise.
+    pub query_timeout: Duration,
+    /// Longest an ad-hoc (`/kpi`, `ask`) query may run.
+    pub slash_timeout: Duration,
+}
+
+impl App {
+    pub fn new(settings: Settings) -> Result<Self, SettingsError> {
+        Ok(Self {
+            timezone: settings.timezone()?,
+            query_timeout: Duration::from_secs(settings.warehouse.query_timeout_seconds),
+            slash_timeout: Duration::from_secs(settings.slash.query_timeout_seconds),
+            settings,
+        })
+    }
+
+    /// Today's date in the bot's timezone.
+    pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
+        today_in(self.timezone, now)
+    }
+
+    pub fn reports_dir(&self) -> &Path {
+        &self.settings.reports.dir
+    }
+
+    /// The folder that folder delivery writes to.
+    pub fn out_dir(&self) -> &PathBuf {
+        &self.settings.delivery.folder
+    }
+
+    /// Loads every spec for a one-shot verb; invalid specs are an error that shows them.
+    pub fn load_catalog(&self) -> Result<Catalog, CatalogError> {
+        crate::catalog::load_strict(self.reports_dir(), self.timezone)
+    }
+
+    /// Opens the configured warehouse; for the embedded demo, builds or refreshes the demo
+    /// mart first so it holds data through yesterday in the bot's timezone.
+    pub async fn open_warehouse(
+        &self,
+        now: DateTime<Utc>,
+        log: &mut dyn Write,
+    ) -> anyhow::Result<Box<dyn Warehouse>> {
+        match self.settings.warehouse.kind {
+            WarehouseKind::Duckdb => Ok(Box::new(self.open_duckdb(now, log)?)),
+            WarehouseKind::Bigquery => {
+                let bigquery = &self.settings.warehouse.bigquery;
+                // Checked here so no job is ever sent to an empty project.
+                if bigquery.project.trim().is_empty() {
+                    bail!(
+                        "KPIBOT__WAREHOUSE__BIGQUERY__PROJECT is not set: name the Google Cloud project BigQuery jobs run in"
+                    );
+                }
+                Ok(Box::new(BigQueryWarehouse::open(bigquery).await?))
+            }
+        }
+    }
+
+    /// The embedded DuckDB warehouse, with the demo mart built or refreshed when in use.
+    pub fn open_duckdb(
+        &self,
+        now: DateTime<Utc>,
+        log: &mut dyn Write,
+    ) -> anyhow::Result<DuckDbWarehouse> {
+        let duck = &self.settings.warehouse.duckdb;
+        if duck.demo_mart {
+            let yesterday = self.today(now) - Days::new(1);
+            // Check through the connection the bot keeps, not a second instance.
+            if let Ok(current) = DuckDbWarehouse::open(&duck.path)
+                && current.demo_data_through() >= Some(yesterday)
+            {
+                return Ok(current);
+            }
+            if ensure_demo_mart(&duck.path, yesterday)? == MartStatus::Built {
+                writeln!(
+                    log,
+                    "built the demo mart {} (data through {yesterday})",
+                    duck.path.display()
+                )?;
+            }
+        }
+        Ok(DuckDbWarehouse::open(&duck.path)?)
+    }
+
+    /// The Slack delivery when Slack is the delivery (slash commands need more of it than
+    /// the `Delivery` seam offers), `None` for the folder.
+    pub fn open_slack(&self, metrics: Arc<Metrics>) -> anyhow::Result<Option<Arc<SlackDelivery>>> {
+        Ok(match self.settings.effective_delivery() {
+            DeliveryKind::Slack => Some(Arc::new(SlackDelivery::new(
+                SlackOptions::from_settings(&self.settings)?,
+                metrics,
+            )?)),
+            DeliveryKind::Folder | DeliveryKind::Auto => None,
+        })
+    }
+
+    /// The configured delivery: Slack when it is chosen (or a bot token is set), else the
+    /// folder.
+    pub fn open_delivery(&self, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn Delivery>> {
+        Ok(match self.open_slack(metrics)? {
+            Some(slack) => slack,
+            None => Arc::new(FolderDelivery::new(self.out_dir().clone())),
+        })
+    }
+
+    /// How the scheduler behaves, from the `scheduler` settings.
+    pub fn scheduler_config(&self) -> SchedulerConfig {
+        let scheduler = &self.settings.scheduler;
+        SchedulerConfig {
+            catch_up: Duration::from_secs(scheduler.catch_up_hours * 3600),
+            lease: Duration::from_secs(scheduler.lease_seconds.max(1)),
+            warehouse_attempts: scheduler.warehouse_attempts.max(1),
+            default_timeout: self.query_timeout,
+            shutdown_grace: Duration::from_secs(scheduler.shutdown_grace_seconds),
+        }
+    }
+
+    /// The `/kpi` handler over the running catalog, warehouse and Slack.
+    pub fn command_handler(
+        &self,
+        catalog: SharedCatalog,
+        warehouse: Arc<dyn Warehouse>,
+        slack: Arc<SlackDelivery>,
+        metrics: Arc<Metrics>,
+    ) -> CommandHandler {
+        CommandHandler {
+            catalog,
+            warehouse,
+            slack,
+            metrics,
+            timezone: self.timezone,
+            timeout: self.slash_timeout,
+            policy: self.access_policy(),
+            cache: QueryCache::default(),
+            audit: AuditLog::new(self.settings.slash.audit_log.clone()),
+        }
+    }
+
+    /// Who may ask for entries without allow-lists.
+    pub fn access_policy(&self) -> AccessPolicy {
+        self.settings.slash.default_policy
+    }
+}

@@ -1,0 +1,226 @@
+//! `kpibot serve`, the long-running bot: from what [`App`] builds, it starts the
+//! operations endpoints, `/kpi` (HTTP or Socket Mode), the catalog reloader, the demo mart's
+//! nightly refresh and the scheduler, and stops cleanly on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{Days, Utc};
+use tokio::sync::watch;
+
+use super::{App, preflight};
+use crate::adhoc::slash;
+use crate::catalog::reload::{Reloader, publish_counts, reload_loop};
+use crate::catalog::{self, Catalog};
+use crate::deliver::Delivery;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::ops::{self, OpsState};
+use crate::pipeline::today_in;
+use crate::scheduled::{Scheduler, SchedulerParts};
+use crate::settings::{SlashTransport, WarehouseKind};
+use crate::slack::inbound::run_socket_mode;
+use crate::warehouse::Warehouse;
+use crate::warehouse::demo::ensure_demo_mart;
+use crate::warehouse::duckdb::DuckDbWarehouse;
+
+/// How often a running bot checks whether the demo mart needs yesterday's data.
+pub const DEMO_REFRESH_CHECK_SECONDS: u64 = 600;
+
+/// Keeps the demo mart current while `serve` runs for days: after midnight in the bot's
+/// timezone it is rebuilt with yesterday's data and the warehouse reopens it.
+async fn refresh_demo_mart(
+    duck: Arc<DuckDbWarehouse>,
+    timezone: chrono_tz::Tz,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(DEMO_REFRESH_CHECK_SECONDS)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let yesterday = today_in(timezone, Utc::now()) - Days::new(1);
+        if duck.demo_data_through() >= Some(yesterday) {
+            continue;
+        }
+        let path = duck.path().to_path_buf();
+        let built = tokio::task::spawn_blocking(move || ensure_demo_mart(&path, yesterday)).await;
+        match built {
+            Ok(Ok(_)) => match duck.reopen() {
+                Ok(()) => tracing::info!(%yesterday, "demo mart refreshed"),
+                Err(error) => {
+                    tracing::error!(error = %error, "could not reopen the refreshed demo mart")
+                }
+            },
+            Ok(Err(error)) => tracing::error!(error = %error, "could not refresh the demo mart"),
+            Err(error) => tracing::error!(error = %error, "the demo mart refresh stopped"),
+        }
+    }
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs the bot until SIGTERM/SIGINT.
+pub async fn serve(app: &App) -> anyhow::Result<()> {
+    let settings = &app.settings;
+    let findings = preflight::check(settings);
+    if let Some(errors) = preflight::errors(&findings) {
+        anyhow::bail!(errors);
+    }
+    for finding in &findings {
+        tracing::warn!("{finding}");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let dir = app.reports_dir().to_path_buf();
+    let (initial, broken) = catalog::load(&dir, app.timezone, &Catalog::default())
+        .with_context(|| format!("cannot load the reports in {}", dir.display()))?;
+    for file in &broken {
+        tracing::error!(file = %file.path.display(), "invalid report spec; it will not run until fixed:\n{}", file.render_diagnostics());
+    }
+    publish_counts(&metrics, &initial, broken.len());
+    let ledger = Arc::new(Ledger::open(&settings.ledger.path)?);
+    let (warehouse, demo): (Arc<dyn Warehouse>, Option<Arc<DuckDbWarehouse>>) =
+        match settings.warehouse.kind {
+            WarehouseKind::Duckdb if settings.warehouse.duckdb.demo_mart => {
+                let duck = Arc::new(app.open_duckdb(Utc::now(), &mut std::io::stderr())?);
+                (duck.clone(), Some(duck))
+            }
+            _ => (
+                Arc::from(
+                    app.open_warehouse(Utc::now(), &mut std::io::stderr())
+                        .await?,
+                ),
+                None,
+            ),
+        };
+    // Slash commands need Slack itself: the concrete delivery, not just the seam.
+    let slack = app.open_slack(metrics.clone())?;
+    let delivery: Arc<dyn Delivery> = match &slack {
+        Some(slack) => slack.clone(),
+        None => app.open_delivery(metrics.clone())?,
+    };
+    let listener = tokio::net::TcpListener::bind(&settings.http.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (KPIBOT__HTTP__LISTEN)",
+                settings.http.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    let reports = initial.len();
+    let catalog = catalog::shared(initial);
+
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let (reloaded_tx, reloaded) = watch::channel(0u64);
+    let mut router = ops::router(OpsState {
+        metrics: metrics.clone(),
+        ledger: ledger.clone(),
+        warehouse: warehouse.clone(),
+    });
+    let handler = slack.as_ref().map(|slack| {
+        Arc::new(app.command_handler(
+            catalog.clone(),
+            warehouse.clone(),
+            slack.clone(),
+            metrics.clone(),
+        ))
+    });
+    match (handler, settings.slash.transport) {
+        (Some(handler), SlashTransport::Http) => match &settings.slack.signing_secret {
+            Some(secret) => {
+                router = router.merge(slash::router(secret.expose(), handler));
+                tracing::info!(path = slash::COMMANDS_PATH, "slash commands enabled");
+            }
+            None => tracing::info!(
+                "slash commands disabled: HTTP slash commands need KPIBOT__SLACK__SIGNING_SECRET"
+            ),
+        },
+        (Some(handler), SlashTransport::Socket) => {
+            let app_token = settings.slack.app_token.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "KPIBOT__SLASH__TRANSPORT=socket needs KPIBOT__SLACK__APP_TOKEN (an app-level token, xapp-…, with connections:write)"
+                )
+            })?;
+            let api_url = settings.slack.api_url.clone();
+            let app_token = app_token.expose().to_string();
+            let socket_shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(error) = run_socket_mode(
+                    slash::on_command(handler),
+                    &api_url,
+                    &app_token,
+                    socket_shutdown,
+                )
+                .await
+                {
+                    tracing::error!(error = %error, "Socket Mode stopped; slash commands are not being received");
+                }
+            });
+        }
+        (None, _) => tracing::info!(
+            "slash commands disabled: they need Slack delivery (KPIBOT__SLACK__BOT_TOKEN)"
+        ),
+    }
+    let mut http_shutdown = shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = http_shutdown.changed().await;
+            })
+            .await
+    });
+    if let Some(duck) = demo {
+        tokio::spawn(refresh_demo_mart(duck, app.timezone, shutdown.clone()));
+    }
+    let reloader = Reloader {
+        dir,
+        timezone: app.timezone,
+        catalog: catalog.clone(),
+        delivery: delivery.clone(),
+        metrics: metrics.clone(),
+        interval: Duration::from_millis(settings.scheduler.reload_interval_ms),
+    };
+    tokio::spawn(reload_loop(reloader, reloaded_tx, shutdown.clone()));
+    tokio::spawn(async move {
+        termination().await;
+        tracing::info!("stop requested");
+        let _ = shutdown_tx.send(true);
+    });
+    tracing::info!(
+        %address,
+        reports,
+        delivery = ?settings.effective_delivery(),
+        ledger = %settings.ledger.path.display(),
+        "kpibot serve: listening on http://{address}"
+    );
+    let parts = SchedulerParts {
+        catalog,
+        ledger,
+        warehouse,
+        delivery,
+        metrics,
+    };
+    let scheduler = Scheduler::new(parts, app.scheduler_config());
+    scheduler.run(shutdown, reloaded).await?;
+    http.await??;
+    tracing::info!("kpibot serve stopped");
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The catalog: every valid report and metric, by name. Loaded from `reports/` once for a
+//! CLI verb, or kept current by the [`reload`]er while `serve` runs, where a broken file
+//! keeps its last good version and its owner is told. The scheduler and the ad-hoc flow
+//! read it through one [`SharedCatalog`] handle.
+
+pub mod reload;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use chrono_tz::Tz;
+
+use crate::spec::{self, LoadError, LoadedFile, MetricSpec, ReportSpec, SpecDefaults};
+
+/// The running catalog, replaced whole on reload; readers take a snapshot.
+pub type SharedCatalog = Arc<RwLock<Arc<Catalog>>>;
+
+/// The set of valid reports, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    reports: BTreeMap<String, ReportSpec>,
+    metrics: BTreeMap<String, MetricSpec>,
+}
+
+impl Catalog {
+    /// Keeps the valid specs of `files`.
+    pub fn from_loaded(files: &[LoadedFile]) -> Self {
+        let valid = files.iter().filter(|f| f.is_valid());
+        Self::from_specs(
+            valid.clone().filter_map(|f| f.spec.clone()),
+            valid.flat_map(|f| f.metrics.clone()),
+        )
+    }
+
+    /// A catalog of these reports and metrics, by name.
+    pub fn from_specs(
+        specs: impl IntoIterator<Item = ReportSpec>,
+        metrics: impl IntoIterator<Item = MetricSpec>,
+    ) -> Self {
+        Self {
+            reports: specs.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            metrics: metrics.into_iter().map(|m| (m.name.clone(), m)).collect(),
+        }
+    }
+
+    pub fn metric(&self, name: &str) -> Option<&MetricSpec> {
+        self.metrics.get(name)
+    }
+
+    pub fn metrics(&self) -> impl Iterator<Item = &MetricSpec> {
+        self.metrics.values()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ReportSpec> {
+        self.reports.get(id)
+    }
+
+    pub fn reports(&self) -> impl Iterator<Item = &ReportSpec> {
+        self.reports.values()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.reports.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.reports.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reports.is_empty()
+    }
+}
+
+/// A handle on `catalog` for the flows that read it while `serve` runs.
+pub fn shared(catalog: Catalog) -> SharedCatalog {
+    Arc::new(RwLock::new(Arc::new(catalog)))
+}
+
+/// The catalog as it is now: a snapshot that later reloads do not change.
+pub fn snapshot(catalog: &SharedCatalog) -> Arc<Catalog> {
+    catalog
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
+/// Builds the next catalog: valid files replace their report; an invalid file keeps its
+/// report's last good version. Returns the catalog and the files that failed.
+pub fn merge_catalog<'f>(
+    previous: &Catalog,
+    files: &'f [LoadedFile],
+) -> (Catalog, Vec<&'f LoadedFile>) {
+    let mut reports: Vec<ReportSpec> = Vec::new();
+    let mut metrics = Vec::new();
+    let mut broken = Vec::new();
+    for file in files {
+        if file.is_valid() {
+            reports.extend(file.spec.clone());
+            metrics.extend(file.metrics.iter().cloned());
+            continue;
+        }
+        broken.push(file);
+        let id = spec::report_id(&file.path);
+        if let Some(last_good) = previous.get(&id) {
+            reports.push(last_good.clone());
+        }
+        metrics.extend(previous.metrics().filter(|m| m.path == file.path).cloned());
+    }
+    (Catalog::from_specs(reports, metrics), broken)
+}
+
+/// Loads `dir` against the previous catalog: valid files replace their entries, broken
+/// ones keep their last good version. Returns the catalog and the files that failed.
+pub fn load(
+    dir: &Path,
+    timezone: Tz,
+    previous: &Catalog,
+) -> Result<(Catalog, Vec<LoadedFile>), LoadError> {
+    let files = spec::load_dir(dir, &SpecDefaults { timezone })?;
+    let (catalog, broken) = merge_catalog(previous, &files);
+    let broken = broken.into_iter().cloned().collect();
+    Ok((catalog, broken))
+}
+
+/// Why a folder of specs cannot be used as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(
+        "{count} report spec(s) are invalid; fix them or run `kpibot check {dir}`:\n\n{rendered}"
+    )]
+    Invalid {
+        count: usize,
+        dir: String,
+        rendered: String,
+    },
+}
+
+/// Loads every spec under `dir` for a one-shot verb; a folder with invalid specs is an
+/// error that shows them all.
+pub fn load_strict(dir: &Path, timezone: Tz) -> Result<Catalog, CatalogError> {
+    let (catalog, broken) = load(dir, timezone, &Catalog::default())?;
+    if !broken.is_empty() {
+        let rendered: Vec<String> = broken.iter().map(|f| f.render_diagnostics()).collect();
+        return Err(CatalogError::Invalid {
+            count: broken.len(),
+            dir: dir.display().to_string(),
+            rendered: rendered.join("\n"),
+        });
+    }
+    Ok(catalog)
+}

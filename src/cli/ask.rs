@@ -1,0 +1,51 @@
+//! `kpibot ask "<text>"`: a `/kpi` command answered here, as Slack would answer it; a chart
+//! and its message go to the output folder.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+
+use crate::adhoc::{self, AccessPolicy, Answer, Asker, Context};
+use crate::app::App;
+use crate::deliver::{Delivery, FolderDelivery};
+use crate::warehouse::Trigger;
+
+/// `kpibot ask "<command text>"`: answers a `/kpi` command as Slack would, writing a chart
+/// and its message to the output folder and printing text answers.
+pub async fn ask(
+    app: &App,
+    text: &str,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let catalog = app.load_catalog()?;
+    let warehouse = app.open_warehouse(now, out).await?;
+    let context = Context {
+        catalog: &catalog,
+        warehouse: warehouse.as_ref(),
+        trigger: Trigger::Cli,
+        timezone: app.timezone,
+        now,
+        timeout: app.slash_timeout,
+        policy: AccessPolicy::Allow,
+        cache: None,
+    };
+    let asker = Asker::default();
+    match adhoc::answer(&context, text, &asker).await {
+        Answer::Text(reply) => {
+            writeln!(out, "{reply}")?;
+            Ok(true)
+        }
+        Answer::Chart { rendered, rows, .. } => {
+            let delivery = FolderDelivery::new(app.out_dir());
+            let receipt = delivery.deliver(&rendered).await?;
+            writeln!(
+                out,
+                "{}: {rows} rows → {}",
+                rendered.title,
+                receipt.describe()
+            )?;
+            Ok(true)
+        }
+    }
+}

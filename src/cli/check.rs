@@ -1,0 +1,342 @@
+//! `kpibot check [dir] [--dry-run]`: every spec validated with every problem at once, a
+//! ✓/✗ line per file and each schedule's next post; with `--dry-run`, every query and
+//! metric prepared on the warehouse (columns checked, bytes a scan would bill).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::adhoc::grammar::Grain;
+use crate::adhoc::sql::metric_sql;
+use crate::app::App;
+use crate::pipeline;
+use crate::scheduled::cron::next_slot;
+use crate::spec::diagnostic::{Diagnostic, did_you_mean};
+use crate::spec::{self, MetricSpec, ReportSpec, SpecDefaults, Window};
+use crate::warehouse::{QueryJob, Trigger, Warehouse, WarehouseError};
+
+/// What `check` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckSummary {
+    pub files: usize,
+    pub invalid: usize,
+    pub problems: usize,
+}
+
+/// Validates every spec under `dir`, printing ✓/✗ per file and every problem at once.
+/// With a warehouse, also prepares each query and checks the chart's columns exist.
+pub async fn check(
+    dir: &Path,
+    app: &App,
+    warehouse: Option<&dyn Warehouse>,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<CheckSummary> {
+    let defaults = SpecDefaults {
+        timezone: app.timezone,
+    };
+    let mut files = spec::load_dir(dir, &defaults)?;
+    // What each file's dry runs would scan, printed under its ✓ line.
+    let mut scans: HashMap<PathBuf, Vec<String>> = Default::default();
+    if let Some(warehouse) = warehouse {
+        let today = pipeline::today_in(defaults.timezone, now);
+        for file in files.iter_mut() {
+            let mut problems = Vec::new();
+            let mut notes = Vec::new();
+            if let Some(spec) = &file.spec {
+                let checked = dry_run(warehouse, spec, app, now).await;
+                problems.extend(checked.problems);
+                notes.extend(checked.bytes.map(|bytes| {
+                    scan_note(
+                        "the query",
+                        bytes,
+                        spec_limit(app, spec.query.maximum_bytes_billed),
+                    )
+                }));
+            }
+            for metric in &file.metrics {
+                let checked = dry_run_metric(warehouse, metric, app, today).await;
+                problems.extend(checked.problems);
+                notes.extend(checked.bytes.map(|bytes| {
+                    scan_note(
+                        &format!("metric `{}`", metric.name),
+                        bytes,
+                        spec_limit(app, None),
+                    )
+                }));
+            }
+            scans.insert(file.path.clone(), notes);
+            if !problems.is_empty() {
+                file.diagnostics.extend(problems);
+                file.spec = None;
+                file.metrics.clear();
+            }
+        }
+    }
+    let mut summary = CheckSummary {
+        files: files.len(),
+        invalid: 0,
+        problems: 0,
+    };
+    for file in &files {
+        if file.spec.is_none() && file.is_valid() {
+            let names: Vec<&str> = file.metrics.iter().map(|m| m.name.as_str()).collect();
+            writeln!(
+                out,
+                "✓ {}  ({} metric(s): {})",
+                file.path.display(),
+                names.len(),
+                names.join(", ")
+            )?;
+            for note in scans.get(&file.path).into_iter().flatten() {
+                writeln!(out, "    {note}")?;
+            }
+            continue;
+        }
+        match &file.spec {
+            Some(spec) => {
+                writeln!(out, "✓ {}  ({})", file.path.display(), spec.title)?;
+                for note in scans.get(&file.path).into_iter().flatten() {
+                    writeln!(out, "    {note}")?;
+                }
+                for schedule in &spec.schedules {
+                    if let Some(slot) = next_slot(&schedule.cron, schedule.timezone, now) {
+                        let local = slot.with_timezone(&schedule.timezone);
+                        writeln!(
+                            out,
+                            "    next post {} ({}) → {}",
+                            local.format("%Y-%m-%d %H:%M %a"),
+                            schedule.timezone.name(),
+                            schedule.channel
+                        )?;
+                    }
+                }
+            }
+            None => {
+                summary.invalid += 1;
+                summary.problems += file.diagnostics.len();
+                writeln!(out, "✗ {}", file.path.display())?;
+                writeln!(out, "{}", file.render_diagnostics())?;
+            }
+        }
+    }
+    let checked = if warehouse.is_some() {
+        "checked with dry runs"
+    } else {
+        "checked"
+    };
+    if summary.files == 0 {
+        writeln!(out, "no report specs (*.toml) found in {}", dir.display())?;
+    } else if summary.invalid == 0 {
+        writeln!(out, "{} report(s) {checked}: all valid", summary.files)?;
+    } else {
+        writeln!(
+            out,
+            "{} report(s) {checked}: {} invalid, {} problem(s)",
+            summary.files, summary.invalid, summary.problems
+        )?;
+    }
+    Ok(summary)
+}
+
+/// What the dry runs of one report or metric found.
+struct DryRun {
+    problems: Vec<Diagnostic>,
+    /// Bytes the query would scan, where the warehouse says (BigQuery).
+    bytes: Option<u64>,
+}
+
+impl DryRun {
+    fn problem(diagnostic: Diagnostic) -> Self {
+        Self {
+            problems: vec![diagnostic],
+            bytes: None,
+        }
+    }
+}
+
+/// The bytes-billed cap a query runs under: the spec's, else the BigQuery setting.
+fn spec_limit(app: &App, report_cap: Option<u64>) -> u64 {
+    report_cap.unwrap_or(app.settings.warehouse.bigquery.maximum_bytes_billed)
+}
+
+fn scan_note(what: &str, bytes: u64, limit: u64) -> String {
+    format!(
+        "{what} would scan {} (limit {})",
+        human_bytes(bytes),
+        human_bytes(limit)
+    )
+}
+
+/// Bytes in binary units, as BigQuery's console shows them: `1.5 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The problem when a dry run would scan more than the query may bill.
+fn over_limit(bytes: u64, limit: u64) -> Option<String> {
+    (bytes > limit).then(|| {
+        format!(
+            "the query would scan {} but may bill at most {}; BigQuery would refuse to run it",
+            human_bytes(bytes),
+            human_bytes(limit)
+        )
+    })
+}
+
+/// Prepares a metric's generated query, split by each of its dimensions in turn, so a
+/// misspelled table, column or dimension is caught before anyone asks.
+async fn dry_run_metric(
+    warehouse: &dyn Warehouse,
+    metric: &MetricSpec,
+    app: &App,
+    today: NaiveDate,
+) -> DryRun {
+    let mut params = pipeline::params_for(
+        Window {
+            start: today,
+            end: today,
+        },
+        today,
+    );
+    let mut splits: Vec<Option<&str>> = vec![None];
+    splits.extend(metric.dimensions.keys().map(|d| Some(d.as_str())));
+    let mut most: Option<u64> = None;
+    for by in splits {
+        let (sql, extra) = metric_sql(warehouse.dialect(), metric, Grain::Day, by, &[]);
+        params.extend(extra);
+        let job = QueryJob::new(app.query_timeout).for_report(&metric.name, Trigger::Cli);
+        let what = by.map_or(String::new(), |d| format!(" split by `{d}`"));
+        let problem = |message: String| {
+            DryRun::problem(
+                Diagnostic::new(
+                    &metric.path,
+                    metric.table_span.clone(),
+                    format!("metric `{}`{what}: {message}", metric.name),
+                )
+                    .with_hint(format!(
+                        "check `table`, `time_column`, the measure's columns and the dimensions; checked with {}",
+                        warehouse.describe()
+                    )),
+            )
+        };
+        match warehouse.dry_run(&sql, &params, &job).await {
+            Ok(estimate) => {
+                if let Some(bytes) = estimate.bytes_processed {
+                    if let Some(message) = over_limit(bytes, spec_limit(app, None)) {
+                        return problem(message);
+                    }
+                    most = Some(most.map_or(bytes, |m| m.max(bytes)));
+                }
+            }
+            Err(error) => return problem(format!("the warehouse rejected its query: {error}")),
+        }
+    }
+    DryRun {
+        problems: Vec::new(),
+        bytes: most,
+    }
+}
+
+/// Prepares the report's query for its default window, checks the chart's columns and,
+/// where the warehouse says, that the scan fits the report's bytes-billed cap.
+async fn dry_run(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    app: &App,
+    now: DateTime<Utc>,
+) -> DryRun {
+    let at_sql = |message: String| {
+        DryRun::problem(Diagnostic::new(
+            &spec.path,
+            spec.query.sql_span.clone(),
+            message,
+        ))
+    };
+    let window = match pipeline::window_for(spec, None, now) {
+        Ok(window) => window,
+        Err(e) => return at_sql(e.to_string()),
+    };
+    let mut params = spec.query.params.clone();
+    params.extend(pipeline::params_for(
+        window,
+        pipeline::today_in(spec.timezone, now),
+    ));
+    let job = pipeline::job_for(spec, app.query_timeout, Trigger::Cli);
+    let estimate = match warehouse.dry_run(&spec.query.sql, &params, &job).await {
+        Ok(estimate) => estimate,
+        Err(WarehouseError::Query {
+            message,
+            line,
+            column,
+        }) => {
+            let at = line
+                .and_then(|l| spec.sql_position(l, column))
+                .unwrap_or(spec.query.sql_span.start);
+            let end = spec.source[at..]
+                .find('\n')
+                .map_or(spec.source.len(), |n| at + n)
+                .max(at + 1)
+                .min(spec.source.len());
+            return DryRun::problem(
+                Diagnostic::new(
+                    &spec.path,
+                    at..end,
+                    format!("the warehouse rejected the query: {message}"),
+                )
+                .with_hint(format!("checked with {}", warehouse.describe())),
+            );
+        }
+        Err(other) => return at_sql(other.to_string()),
+    };
+    if let Some(bytes) = estimate.bytes_processed {
+        let limit = spec_limit(app, spec.query.maximum_bytes_billed);
+        if let Some(message) = over_limit(bytes, limit) {
+            return DryRun::problem(
+                Diagnostic::new(&spec.path, spec.query.sql_span.clone(), message).with_hint(
+                    "filter on the table's partition column, or raise `maximum_bytes_billed` under [query]",
+                ),
+            );
+        }
+    }
+    let names: Vec<&str> = estimate.columns.iter().map(|c| c.name.as_str()).collect();
+    let chart = &spec.chart;
+    let mut wanted = vec![("x", &chart.x), ("y", &chart.y)];
+    if let Some(series) = &chart.series {
+        wanted.push(("series", series));
+    }
+    let problems = wanted
+        .into_iter()
+        .filter(|(_, column)| !names.contains(&column.name.as_str()))
+        .map(|(key, column)| {
+            let label = did_you_mean(&column.name, names.iter().copied())
+                .unwrap_or_else(|| format!("the query returns: {}", names.join(", ")));
+            Diagnostic::new(
+                &spec.path,
+                column.span.clone(),
+                format!(
+                    "`chart.{key}` names column `{}`, which the query does not return",
+                    column.name
+                ),
+            )
+            .with_label(label)
+        })
+        .collect();
+    DryRun {
+        problems,
+        bytes: estimate.bytes_processed,
+    }
+}

@@ -1,0 +1,55 @@
+//! `kpibot history [report]`: recent runs from the ledger, newest first.
+
+use std::io::Write;
+
+use anyhow::bail;
+
+use crate::app::App;
+use crate::ledger::Ledger;
+
+/// `kpibot history [report] [--limit N]`: recent runs from the ledger, newest first.
+pub fn history(
+    app: &App,
+    report: Option<&str>,
+    limit: usize,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let path = &app.settings.ledger.path;
+    if !path.exists() {
+        bail!(
+            "no run ledger at {} yet: `kpibot serve` creates it (KPIBOT__LEDGER__PATH)",
+            path.display()
+        );
+    }
+    let ledger = Ledger::open(path)?;
+    let runs = ledger.history(report, limit)?;
+    if runs.is_empty() {
+        writeln!(out, "no runs recorded")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<28} {:>3} {:<20} {:<10} {:>3} {:>7} {:<12} {:<18} error",
+        "report", "#", "slot (UTC)", "state", "try", "secs", "channel", "ts"
+    )?;
+    for run in runs {
+        let seconds = match (run.claimed_at, run.finished_at) {
+            (Some(a), Some(b)) => format!("{:.1}", (b - a).num_milliseconds() as f64 / 1000.0),
+            _ => "-".into(),
+        };
+        writeln!(
+            out,
+            "{:<28} {:>3} {:<20} {:<10} {:>3} {:>7} {:<12} {:<18} {}",
+            run.key.report,
+            run.key.schedule,
+            run.key.slot.format("%Y-%m-%d %H:%M:%S"),
+            format!("{:?}", run.state).to_lowercase(),
+            run.attempts,
+            seconds,
+            run.channel.unwrap_or_default(),
+            run.ts.unwrap_or_default(),
+            run.error.unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! The command line, a file per verb: `check`, `run` (with `demo` and `preview`), `ask`,
+//! `schedule`, `history`, `config`, `health`; `serve` is [`crate::app::serve`]. Each verb
+//! takes the [`App`] that the settings were assembled into.
+
+pub mod ask;
+pub mod check;
+pub mod config;
+pub mod health;
+pub mod history;
+pub mod run;
+pub mod schedule;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::settings::{LogFormat, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "kpibot",
+    version,
+    about = "KPI reports from your mart layer, as charts in Slack"
+)]
+pub struct Cli {
+    /// Settings file (default: ./kpibot.toml if it exists). Environment variables
+    /// KPIBOT__SECTION__KEY override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build the embedded demo mart if needed and run every report into a folder.
+    Demo {
+        /// Output folder (default: the delivery.folder setting, `out`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Validate every report spec and print every problem at once.
+    Check {
+        /// Folder of specs (default: the reports.dir setting, `reports`).
+        dir: Option<PathBuf>,
+        /// Also prepare every query on the warehouse and check the chart's columns.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run one report into a folder; post nothing.
+    Preview {
+        /// The report id (its file name without `.toml`).
+        report: String,
+        /// Override the report's period, e.g. "last 7 days" or "2026-01-01..2026-01-31".
+        #[arg(long)]
+        period: Option<String>,
+        /// Output folder (default: the delivery.folder setting, `out`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run one report now and deliver it: to Slack when KPIBOT__SLACK__BOT_TOKEN is set,
+    /// else into the output folder.
+    Run {
+        /// The report id (its file name without `.toml`).
+        report: String,
+        /// Post here instead of the first schedule's channel (`#name` or an ID).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Override the report's period, e.g. "last 7 days".
+        #[arg(long)]
+        period: Option<String>,
+    },
+    /// Answer a `/kpi` command here, e.g. `kpibot ask "active_users last 30 days by role"`;
+    /// a chart and its message go to the output folder.
+    Ask {
+        /// The command text, as typed after `/kpi`.
+        text: String,
+    },
+    /// Run the bot: post every report on its schedule, serve /healthz, /readyz, /metrics.
+    Serve,
+    /// List every report's next fire times, in each schedule's timezone.
+    Schedule {
+        /// How many upcoming slots per schedule.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
+    /// Show recent runs from the ledger, newest first.
+    History {
+        /// Only this report.
+        report: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Print the effective settings, secrets redacted.
+    Config {
+        /// Instead, report missing or inconsistent settings for `serve` (exit 1 on errors).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Exit 0 if a running `kpibot serve` answers /healthz (for container health checks).
+    Health,
+}
+
+/// Logs go to stderr: `serve` at the configured level (default info), one-shot commands
+/// at warn so their output stays readable. `RUST_LOG` overrides both.
+fn init_logging(settings: &Settings, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = if serving {
+        settings.log.level.as_str()
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs the verb `cli` names; the exit code says whether it succeeded.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    init_logging(&settings, matches!(cli.command, Command::Serve));
+    let app = App::new(settings)?;
+    let mut stdout = std::io::stdout();
+    let now = Utc::now();
+    match cli.command {
+        Command::Demo { out } => {
+            let out = out.unwrap_or_else(|| app.out_dir().clone());
+            let failed = run::demo(&app, &out, now, &mut stdout).await?;
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Check { dir, dry_run } => {
+            let dir = dir.unwrap_or_else(|| app.reports_dir().to_path_buf());
+            let warehouse = if dry_run {
+                Some(app.open_warehouse(now, &mut std::io::stderr()).await?)
+            } else {
+                None
+            };
+            let summary = check::check(&dir, &app, warehouse.as_deref(), now, &mut stdout).await?;
+            Ok(if summary.invalid == 0 && summary.files > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Preview {
+            report,
+            period,
+            out,
+        } => {
+            let out = out.unwrap_or_else(|| app.out_dir().clone());
+            run::preview(&app, &report, period.as_deref(), &out, now, &mut stdout).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            report,
+            channel,
+            period,
+        } => {
+            run::run(
+                &app,
+                &report,
+                channel.as_deref(),
+                period.as_deref(),
+                now,
+                &mut stdout,
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ask { text } => {
+            ask::ask(&app, &text, now, &mut stdout).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            crate::app::serve::serve(&app).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schedule { count } => {
+            schedule::schedule(&app, count, now, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { report, limit } => {
+            history::history(&app, report.as_deref(), limit, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { check: false } => {
+            print!("{}", app.settings.to_redacted_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { check: true } => Ok(if config::config_check(&app, &mut stdout)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
+        Command::Health => Ok(if health::health(&app).await? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
+    }
+}

@@ -1,0 +1,186 @@
+//! `kpibot demo`, `preview` and `run`: one report or all of them through the pipeline, into
+//! the output folder or through the configured delivery, a result line each.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, Utc};
+
+use crate::app::App;
+use crate::catalog::Catalog;
+use crate::deliver::{Delivery, FolderDelivery};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, RunOptions};
+use crate::render::format::NumberStyle;
+use crate::spec::diagnostic::did_you_mean;
+use crate::spec::{Period, ReportSpec};
+use crate::warehouse::{Trigger, Warehouse};
+
+/// How one CLI run of a report is asked for.
+struct RunRequest<'a> {
+    period: Option<Period>,
+    /// Overrides the channel of the report's first schedule.
+    channel: Option<&'a str>,
+    now: DateTime<Utc>,
+}
+
+/// Runs one report and delivers it; returns the line the CLI prints for it.
+async fn run_and_deliver(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    request: RunRequest<'_>,
+    app: &App,
+    delivery: &dyn Delivery,
+) -> anyhow::Result<String> {
+    let schedule = spec.schedules.first();
+    let options = RunOptions {
+        period: request.period,
+        channel: request
+            .channel
+            .map(str::to_string)
+            .or_else(|| schedule.map(|s| s.channel.clone())),
+        thread: schedule.is_some_and(|s| s.thread),
+        ..RunOptions::new(request.now, app.query_timeout, Trigger::Cli)
+    };
+    let outcome = pipeline::run(warehouse, spec, &options).await?;
+    let receipt = delivery.deliver(&outcome.rendered).await?;
+    let latest = match outcome.headline {
+        Some(v) => NumberStyle::of(&spec.chart).value(v),
+        None => "no data".to_string(),
+    };
+    Ok(format!(
+        "{:<28} {:>5} rows  {:<14} {} ({})  {:>6.2} s  → {}",
+        spec.id,
+        outcome.table.rows.len(),
+        latest,
+        outcome.window,
+        spec.timezone.name(),
+        outcome.elapsed.as_secs_f64(),
+        receipt.describe()
+    ))
+}
+
+fn parse_period(period: Option<&str>) -> anyhow::Result<Option<Period>> {
+    period
+        .map(|p| p.parse::<Period>().map_err(|e| anyhow!("--period: {e}")))
+        .transpose()
+}
+
+/// `kpibot demo`: build the demo mart if needed and run every report into the folder.
+/// A failing report is reported and the others still run; the result says how many failed.
+pub async fn demo(
+    app: &App,
+    out_dir: &Path,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<usize> {
+    let catalog = app.load_catalog()?;
+    if catalog.is_empty() {
+        bail!("no report specs found in {}", app.reports_dir().display());
+    }
+    let warehouse = app.open_warehouse(now, out).await?;
+    let delivery = FolderDelivery::new(out_dir);
+    let mut failed = 0;
+    for spec in catalog.reports() {
+        let request = RunRequest {
+            period: None,
+            channel: None,
+            now,
+        };
+        match run_and_deliver(warehouse.as_ref(), spec, request, app, &delivery).await {
+            Ok(line) => writeln!(out, "{line}")?,
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "✗ {:<26} {e:#}", spec.id)?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} report(s) written to {}{}",
+        catalog.len() - failed,
+        out_dir.display(),
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    )?;
+    Ok(failed)
+}
+
+/// Loads the catalog, runs one report and delivers it; prints the result line.
+async fn run_one(
+    app: &App,
+    report: &str,
+    request: RunRequest<'_>,
+    delivery: &dyn Delivery,
+    verb: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let catalog = app.load_catalog()?;
+    let spec = find_report(&catalog, report)?;
+    let warehouse = app.open_warehouse(request.now, out).await?;
+    let line = run_and_deliver(warehouse.as_ref(), spec, request, app, delivery)
+        .await
+        .with_context(|| format!("{verb} of `{report}` failed"))?;
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// `kpibot preview <report>`: run one report into a folder; post nothing.
+pub async fn preview(
+    app: &App,
+    report: &str,
+    period: Option<&str>,
+    out_dir: &Path,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let request = RunRequest {
+        period: parse_period(period)?,
+        channel: None,
+        now,
+    };
+    let delivery = FolderDelivery::new(out_dir);
+    run_one(app, report, request, &delivery, "preview", out).await
+}
+
+/// `kpibot run <report>`: run one report now and deliver it through the configured
+/// delivery (Slack with a token, else the folder). Errors say what to fix.
+pub async fn run(
+    app: &App,
+    report: &str,
+    channel: Option<&str>,
+    period: Option<&str>,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let request = RunRequest {
+        period: parse_period(period)?,
+        channel,
+        now,
+    };
+    let delivery = app.open_delivery(Arc::new(Metrics::new()))?;
+    run_one(app, report, request, delivery.as_ref(), "run", out).await
+}
+
+/// The report named `name`, or an error that lists the valid names.
+pub fn find_report<'a>(catalog: &'a Catalog, name: &str) -> anyhow::Result<&'a ReportSpec> {
+    if let Some(spec) = catalog
+        .get(name)
+        .or_else(|| catalog.reports().find(|r| r.id.eq_ignore_ascii_case(name)))
+    {
+        return Ok(spec);
+    }
+    let suggestion = did_you_mean(name, catalog.ids())
+        .map(|s| format!("{s} "))
+        .unwrap_or_default();
+    let valid: Vec<&str> = catalog.ids().collect();
+    bail!(
+        "no report named `{name}`. {suggestion}Reports: {}",
+        valid.join(", ")
+    )
+}

@@ -1,0 +1,79 @@
+//! The operations endpoints of `kpibot serve`: `/healthz` (the process is up), `/readyz`
+//! (the ledger takes writes and the warehouse answers) and `/metrics` (Prometheus text).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::warehouse::{Params, QueryJob, Warehouse};
+
+/// The paths `serve` answers, shared with the deploy manifests' probes.
+pub const HEALTH_PATH: &str = "/healthz";
+pub const READY_PATH: &str = "/readyz";
+pub const METRICS_PATH: &str = "/metrics";
+/// Longest a readiness check waits for the warehouse.
+pub const READY_WAREHOUSE_TIMEOUT_MS: u64 = 2000;
+
+/// What the HTTP handlers can see.
+#[derive(Clone)]
+pub struct OpsState {
+    pub metrics: Arc<Metrics>,
+    pub ledger: Arc<Ledger>,
+    pub warehouse: Arc<dyn Warehouse>,
+}
+
+/// The HTTP routes of `serve`.
+pub fn router(state: OpsState) -> Router {
+    Router::new()
+        .route(HEALTH_PATH, get(|| async { "ok\n" }))
+        .route(READY_PATH, get(ready))
+        .route(METRICS_PATH, get(metrics))
+        .with_state(state)
+}
+
+/// Ready when the ledger takes writes and the warehouse answers. The catalog needs no
+/// check: `serve` loads it before the router exists.
+async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
+    let mut problems = Vec::new();
+    if let Err(e) = state.ledger.check_writable() {
+        problems.push(format!("the ledger is not writable: {e}"));
+    }
+    // A dry run: it proves the warehouse answers and lets us in, and on BigQuery it
+    // creates no job and bills nothing, however often the probe asks.
+    if let Err(e) = state
+        .warehouse
+        .dry_run(
+            "SELECT 1 AS ready",
+            &Params::new(),
+            &QueryJob::new(Duration::from_millis(READY_WAREHOUSE_TIMEOUT_MS)),
+        )
+        .await
+    {
+        problems.push(format!("the warehouse is not reachable: {e}"));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready:\n- {}\n", problems.join("\n- ")),
+        )
+    }
+}
+
+async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,160 @@
+//! A report run, drawn and written: from the query's shaped data, the headline and its
+//! comparison, it makes the headline label, the change text, the KPI card, the alt text,
+//! the PNG and the Slack message — everything a delivery needs, in one call.
+
+use crate::spec::{ChartKind, Headline, ReportSpec, Window};
+use crate::warehouse::Table;
+
+use super::data::last_present;
+use super::format::NumberStyle;
+use super::{Card, ChartData, ChartInput, MessageFacts, RenderError, build_message, render_png};
+
+/// A report run ready to deliver: the chart, the message and the data behind it.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub report_id: String,
+    pub title: String,
+    /// Where it goes: `#name` or a channel ID. `None` for a run without a channel.
+    pub channel: Option<String>,
+    /// The scheduled slot (RFC 3339), or the time an ad-hoc run ran. With the report id,
+    /// it identifies the post, so a slot is never posted twice.
+    pub slot: String,
+    /// Post the chart and details as a thread reply under a one-line summary.
+    pub thread: bool,
+    pub png: Vec<u8>,
+    /// The exact `chat.postMessage` body, metadata included.
+    pub message: serde_json::Value,
+    /// The query result behind the chart, as CSV.
+    pub csv: String,
+}
+
+impl Rendered {
+    /// A run's chart and data with the message built from `facts`, which also name the
+    /// report, its title, channel and slot.
+    pub fn from_facts(facts: &MessageFacts, thread: bool, png: Vec<u8>, csv: String) -> Self {
+        Self {
+            report_id: facts.report_id.clone(),
+            title: facts.title.clone(),
+            channel: facts.channel.clone(),
+            slot: facts.slot.clone(),
+            thread,
+            png,
+            message: build_message(facts),
+            csv,
+        }
+    }
+}
+
+/// What a run found, to be drawn and written.
+pub struct RunFacts<'a> {
+    pub spec: &'a ReportSpec,
+    pub table: &'a Table,
+    pub data: &'a ChartData,
+    pub window: Window,
+    /// The headline value and, for `last`, the point it was read at.
+    pub headline: Option<(f64, Option<String>)>,
+    /// The comparison's headline and what it was compared with (a day or a window).
+    pub previous: Option<(f64, String)>,
+    /// The channel the message is for, if known.
+    pub channel: Option<String>,
+    /// The slot as written in metadata (see `pipeline::slot_text`).
+    pub slot: String,
+    /// Post the chart as a thread reply under a one-line summary.
+    pub thread: bool,
+}
+
+/// What the chart shows, in words: the title and each series' latest value, so the post
+/// is searchable and readable with a screen reader.
+fn alt_text(title: &str, data: &ChartData, style: NumberStyle) -> String {
+    let latest: Vec<String> = data
+        .series
+        .iter()
+        .filter_map(|s| {
+            let (i, v) = last_present(&s.values)?;
+            Some(format!(
+                "{} {} ({})",
+                s.name,
+                style.value(v),
+                data.x.full_label(i)
+            ))
+        })
+        .collect();
+    if latest.is_empty() {
+        format!("{title}: no data")
+    } else {
+        format!("{title}. Latest: {}", latest.join(", "))
+    }
+}
+
+/// Draws the chart and writes the message for one run.
+pub fn render_run(facts: RunFacts<'_>) -> Result<Rendered, RenderError> {
+    let spec = facts.spec;
+    let style = NumberStyle::of(&spec.chart);
+    let window = facts.window;
+    let tz_name = spec.timezone.name();
+    let window_text = format!("{window} ({tz_name})");
+    let empty_message = format!("No data for {window_text}");
+    let headline = &facts.headline;
+    let headline_label = match (spec.chart.headline, headline) {
+        (Headline::Last, Some((_, Some(at)))) => format!("Latest ({at})"),
+        (Headline::Last, _) => "Latest".to_string(),
+        (Headline::Total, _) => "Total".to_string(),
+        (Headline::Average, _) => "Average".to_string(),
+    };
+    let change = match (headline, facts.previous) {
+        (Some((current, _)), Some((previous, compared_with))) => Some((
+            style.change(*current, previous),
+            *current - previous,
+            format!("vs {compared_with}"),
+        )),
+        _ => None,
+    };
+    let card = headline
+        .as_ref()
+        .filter(|_| spec.chart.kind == ChartKind::Number)
+        .map(|(value, _)| Card {
+            label: headline_label.clone(),
+            value: style.value(*value),
+            change: change.as_ref().map(|(text, _, _)| text.clone()),
+            delta: change.as_ref().map_or(0.0, |(_, delta, _)| *delta),
+            higher_is_better: spec.chart.higher_is_better,
+            comparison: change.as_ref().map(|(_, _, window)| window.clone()),
+        });
+    let png = render_png(&ChartInput {
+        data: facts.data,
+        table: Some(facts.table),
+        kind: spec.chart.kind,
+        style,
+        title: &spec.title,
+        subtitle: &window_text,
+        empty_message: &empty_message,
+        goal: spec.chart.goal.as_ref(),
+        label_last: spec.chart.label_last,
+        max_rows: spec.chart.max_rows,
+        y_column: &spec.chart.y.name,
+        card,
+    })?;
+    let message = MessageFacts {
+        report_id: spec.id.clone(),
+        title: spec.title.clone(),
+        channel: facts.channel,
+        slot: facts.slot,
+        window_start: window.start.to_string(),
+        window_end: window.end.to_string(),
+        window_text,
+        timezone: tz_name.to_string(),
+        headline_label,
+        headline_text: headline.as_ref().map(|(v, _)| style.value(*v)),
+        headline_raw: headline.as_ref().map(|(v, _)| *v),
+        change_text: change.map(|(text, _, window)| format!("{text} {window}")),
+        alt_text: alt_text(&spec.title, facts.data, style),
+        source: spec.definition.source.clone(),
+        refreshed: spec.definition.refreshed.clone(),
+    };
+    Ok(Rendered::from_facts(
+        &message,
+        facts.thread,
+        png,
+        facts.table.to_csv(),
+    ))
+}

@@ -1,0 +1,286 @@
+//! The scheduled flow — schedule → claim → run → post — behind `kpibot serve`: fires every
+//! `[[schedule]]` at its slots (sleeping until the next one), claims each slot in the
+//! ledger before running it ([`run`]), catches up after downtime ([`catch_up`]), recovers
+//! slots a dead process left open, gates on data freshness ([`freshness`]), and tells
+//! owners when a run fails for good. Slot arithmetic lives in [`cron`].
+
+pub mod catch_up;
+pub mod cron;
+pub mod freshness;
+pub mod run;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::catalog::{Catalog, SharedCatalog, snapshot};
+use crate::deliver::Delivery;
+use crate::ledger::{Lease, Ledger, LedgerError, SlotKey};
+use crate::metrics::Metrics;
+use crate::spec::{ReportSpec, ScheduleSpec};
+use crate::warehouse::Warehouse;
+use cron::{next_slot, slots_between};
+
+const METRIC_RUNS: &str = "kpibot_runs_total";
+
+const METRIC_RUNS_HELP: &str = "Scheduled runs by report and final state";
+
+const METRIC_NEXT: &str = "kpibot_next_run_timestamp_seconds";
+
+const METRIC_NEXT_HELP: &str = "Unix time of each schedule's next slot";
+
+/// How the scheduler behaves.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Default catch-up window (a schedule's `catch_up_hours` overrides it).
+    pub catch_up: Duration,
+    /// How long a claim lasts unless renewed.
+    pub lease: Duration,
+    /// Attempts of a query that fails transiently.
+    pub warehouse_attempts: u32,
+    /// Warehouse time limit when the spec sets none.
+    pub default_timeout: Duration,
+    /// How long in-flight runs may take after shutdown is asked for.
+    pub shutdown_grace: Duration,
+}
+
+/// Identifies one `[[schedule]]` entry, and whether it changed since last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ScheduleId {
+    report: String,
+    index: u32,
+}
+
+/// Every `[[schedule]]` of every report in the catalog, with its id.
+pub(crate) fn all_schedules(
+    catalog: &Catalog,
+) -> impl Iterator<Item = (ScheduleId, &ReportSpec, &ScheduleSpec)> {
+    catalog.reports().flat_map(|spec| {
+        spec.schedules
+            .iter()
+            .enumerate()
+            .map(move |(index, schedule)| {
+                let id = ScheduleId {
+                    report: spec.id.clone(),
+                    index: index as u32,
+                };
+                (id, spec, schedule)
+            })
+    })
+}
+
+fn fingerprint(schedule: &ScheduleSpec) -> String {
+    format!("{} {}", schedule.cron, schedule.timezone.name())
+}
+
+/// What the scheduler runs with: the catalog it reads, the ledger it claims in, the
+/// warehouse it queries and the delivery it posts through.
+pub struct SchedulerParts {
+    pub catalog: SharedCatalog,
+    pub ledger: Arc<Ledger>,
+    pub warehouse: Arc<dyn Warehouse>,
+    pub delivery: Arc<dyn Delivery>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub struct Scheduler {
+    parts: SchedulerParts,
+    config: SchedulerConfig,
+    /// This process's name in the ledger's leases.
+    owner: String,
+}
+
+impl Scheduler {
+    pub fn new(parts: SchedulerParts, config: SchedulerConfig) -> Arc<Self> {
+        let owner = format!(
+            "{}-{}-{}",
+            hostname(),
+            std::process::id(),
+            Utc::now().timestamp_micros()
+        );
+        Arc::new(Self {
+            parts,
+            config,
+            owner,
+        })
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        snapshot(&self.parts.catalog)
+    }
+
+    fn lease(&self) -> Lease {
+        Lease {
+            owner: self.owner.clone(),
+            until: Utc::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default(),
+        }
+    }
+
+    fn catch_up_window(&self, schedule: &ScheduleSpec) -> Duration {
+        schedule.catch_up.unwrap_or(self.config.catch_up)
+    }
+
+    /// Runs until `shutdown` turns true, then waits (up to the grace period) for the runs
+    /// in flight. `reloaded` ticks when the catalog was replaced.
+    pub async fn run(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+        mut reloaded: watch::Receiver<u64>,
+    ) -> Result<(), LedgerError> {
+        let mut tasks = JoinSet::new();
+        let started = Utc::now();
+        let mut cursors: HashMap<ScheduleId, (String, DateTime<Utc>)> = HashMap::new();
+        self.catch_up_all(started, &mut tasks, &mut cursors)?;
+        let mut lease_timer = tokio::time::interval(self.config.lease / 3);
+        loop {
+            let catalog = self.catalog();
+            self.reconcile(&catalog, &mut cursors);
+            let next = self.publish_next_slots(&catalog, &cursors);
+            let sleep = match next {
+                Some(at) => (at - Utc::now()).to_std().unwrap_or_default(),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                changed = reloaded.changed() => {
+                    if changed.is_err() {
+                        // The reloader stopped; keep running the catalog we have.
+                        reloaded.mark_unchanged();
+                    }
+                    continue;
+                }
+                _ = shutdown.changed() => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                _ = lease_timer.tick() => {
+                    self.keep_leases(&mut tasks);
+                    continue;
+                }
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = Utc::now();
+            for (id, _, schedule) in all_schedules(&catalog) {
+                let Some((_, cursor)) = cursors.get_mut(&id) else {
+                    continue;
+                };
+                for slot in slots_between(&schedule.cron, schedule.timezone, *cursor, now) {
+                    let key = SlotKey {
+                        report: id.report.clone(),
+                        schedule: id.index,
+                        slot,
+                    };
+                    tasks.spawn(self.clone().claim_and_run(key));
+                    *cursor = slot;
+                }
+            }
+        }
+        tracing::info!(
+            in_flight = tasks.len(),
+            grace_seconds = self.config.shutdown_grace.as_secs(),
+            "shutting down: no new runs; waiting for runs in flight"
+        );
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                unfinished = tasks.len(),
+                "runs still in flight at the end of the grace period; the next start recovers them"
+            );
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+
+    /// New schedules start now; changed ones restart now; removed ones are forgotten.
+    fn reconcile(
+        &self,
+        catalog: &Catalog,
+        cursors: &mut HashMap<ScheduleId, (String, DateTime<Utc>)>,
+    ) {
+        let now = Utc::now();
+        let mut seen = Vec::new();
+        for (id, _, schedule) in all_schedules(catalog) {
+            let print = fingerprint(schedule);
+            match cursors.get_mut(&id) {
+                Some((known, _)) if *known == print => {}
+                Some(entry) => *entry = (print, now),
+                None => {
+                    cursors.insert(id.clone(), (print, now));
+                }
+            }
+            seen.push(id);
+        }
+        cursors.retain(|id, _| seen.contains(id));
+    }
+
+    /// Sets the next-slot gauges and returns the earliest next slot.
+    fn publish_next_slots(
+        &self,
+        catalog: &Catalog,
+        cursors: &HashMap<ScheduleId, (String, DateTime<Utc>)>,
+    ) -> Option<DateTime<Utc>> {
+        let mut earliest: Option<DateTime<Utc>> = None;
+        let mut series: Vec<(String, String, f64)> = Vec::new();
+        for (id, _, schedule) in all_schedules(catalog) {
+            let Some((_, cursor)) = cursors.get(&id) else {
+                continue;
+            };
+            if let Some(next) = next_slot(&schedule.cron, schedule.timezone, *cursor) {
+                series.push((id.report, id.index.to_string(), next.timestamp() as f64));
+                earliest = Some(earliest.map_or(next, |e| e.min(next)));
+            }
+        }
+        let labelled: Vec<(Vec<(&str, &str)>, f64)> = series
+            .iter()
+            .map(|(report, index, at)| {
+                (
+                    vec![("report", report.as_str()), ("schedule", index.as_str())],
+                    *at,
+                )
+            })
+            .collect();
+        self.parts
+            .metrics
+            .replace_gauge(METRIC_NEXT, METRIC_NEXT_HELP, &labelled);
+        earliest
+    }
+
+    /// Renews this process's leases and starts recovering abandoned slots (called every
+    /// third of a lease). Recoveries join the runs in flight, so shutdown waits for them.
+    fn keep_leases(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
+        if let Err(error) = self.parts.ledger.renew(&self.lease()) {
+            tracing::error!(error = %error, "could not renew this process's claims in the ledger");
+        }
+        match self.parts.ledger.abandoned_runs(Utc::now()) {
+            Ok(records) => {
+                for record in records {
+                    tasks.spawn(self.clone().recover(record));
+                }
+            }
+            Err(error) => tracing::error!(error = %error, "could not read the ledger"),
+        }
+    }
+
+    fn count_run(&self, report: &str, state: &str) {
+        self.parts.metrics.increment(
+            METRIC_RUNS,
+            METRIC_RUNS_HELP,
+            &[("report", report), ("state", state)],
+        );
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kpibot".into())
+}

@@ -1,0 +1,211 @@
+//! The Web API calls both flows make: channel IDs from names, file uploads, permalinks,
+//! pages of a channel's history or a thread, and plain text posts.
+
+use slack_morphism::prelude::*;
+use tokio::time::Instant;
+
+use super::{CHANNEL_PAGE_SIZE, Slack, SlackError, advice, is_slack_id};
+
+/// Messages per `conversations.history` / `conversations.replies` page.
+pub const MESSAGE_PAGE_SIZE: u16 = 200;
+
+/// One page of messages and the cursor to the next, if there is one.
+pub type Page = (Vec<SlackHistoryMessage>, Option<SlackCursorId>);
+
+impl Slack {
+    /// The ID of a channel written as `#name` or as an ID; names are looked up once
+    /// (every page of `conversations.list`) and cached.
+    pub async fn channel_id(&self, written: &str) -> Result<String, SlackError> {
+        let written = written.trim();
+        if is_slack_id(written) {
+            return Ok(written.to_string());
+        }
+        let name = written.trim_start_matches('#').to_lowercase();
+        let mut ids = self.channel_ids.lock().await;
+        if let Some(id) = ids.get(&name) {
+            return Ok(id.clone());
+        }
+        let deadline = self.deadline();
+        let session = self.session();
+        let mut cursor: Option<SlackCursorId> = None;
+        loop {
+            let request = SlackApiConversationsListRequest {
+                cursor: cursor.clone(),
+                limit: Some(CHANNEL_PAGE_SIZE),
+                exclude_archived: Some(true),
+                types: Some(vec![
+                    SlackConversationType::Public,
+                    SlackConversationType::Private,
+                ]),
+            };
+            let page = self
+                .idempotent("conversations.list", written, deadline, || {
+                    session.conversations_list(&request)
+                })
+                .await?;
+            for channel in page.channels {
+                for name in [&channel.name, &channel.name_normalized]
+                    .into_iter()
+                    .flatten()
+                {
+                    ids.insert(name.to_lowercase(), channel.id.0.clone());
+                }
+            }
+            cursor = page
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.0.is_empty());
+            if cursor.is_none() {
+                break;
+            }
+        }
+        ids.get(&name).cloned().ok_or_else(|| SlackError::Call {
+            method: "conversations.list",
+            code: "channel_not_found".into(),
+            detail: Some(format!("no channel named #{name}")),
+            attempts: 1,
+            advice: advice("channel_not_found", written, None),
+        })
+    }
+
+    /// Forgets a cached channel ID that Slack no longer knows (renamed, deleted).
+    pub async fn forget_channel(&self, id: &str) {
+        self.channel_ids.lock().await.retain(|_, v| v != id);
+    }
+
+    /// Uploads a PNG and returns its file id, completed and ready to be shared.
+    pub async fn upload_png(
+        &self,
+        filename: &str,
+        title: &str,
+        png: &[u8],
+        channel: &str,
+        deadline: Instant,
+    ) -> Result<SlackFileId, SlackError> {
+        let session = self.session();
+        let ticket_request = SlackApiFilesGetUploadUrlExternalRequest {
+            filename: filename.to_string(),
+            length: png.len(),
+            alt_txt: None,
+            snippet_type: None,
+        };
+        let ticket = self
+            .idempotent("files.getUploadURLExternal", channel, deadline, || {
+                session.get_upload_url_external(&ticket_request)
+            })
+            .await?;
+        let upload_request = SlackApiFilesUploadViaUrlRequest {
+            upload_url: ticket.upload_url.clone(),
+            content: png.to_vec(),
+            content_type: "image/png".into(),
+        };
+        self.idempotent("files.upload", channel, deadline, || {
+            session.files_upload_via_url(&upload_request)
+        })
+        .await?;
+        let complete_request = SlackApiFilesCompleteUploadExternalRequest {
+            files: vec![SlackApiFilesComplete {
+                id: ticket.file_id.clone(),
+                title: Some(title.to_string()),
+            }],
+            channel_id: None,
+            channels: None,
+            initial_comment: None,
+            blocks: None,
+            thread_ts: None,
+            username: None,
+            icon_url: None,
+            icon_emoji: None,
+        };
+        self.idempotent("files.completeUploadExternal", channel, deadline, || {
+            session.files_complete_upload_external(&complete_request)
+        })
+        .await?;
+        Ok(ticket.file_id)
+    }
+
+    /// A link to a message, or `None` (logged) when Slack gives none.
+    pub async fn permalink(&self, channel_id: &str, ts: &SlackTs) -> Option<String> {
+        let session = self.session();
+        let request = SlackApiChatGetPermalinkRequest {
+            channel: SlackChannelId(channel_id.to_string()),
+            message_ts: ts.clone(),
+        };
+        match self
+            .attempt("chat.getPermalink", session.chat_get_permalink(&request))
+            .await
+        {
+            Ok(response) => Some(response.permalink.to_string()),
+            Err(failure) => {
+                tracing::warn!(%failure, "posted, but Slack gave no permalink");
+                None
+            }
+        }
+    }
+
+    /// One page of a channel's history from `oldest` on (metadata included) or, with
+    /// `thread`, of the replies under that message.
+    pub async fn messages_page(
+        &self,
+        channel_id: &str,
+        thread: Option<&SlackTs>,
+        oldest: Option<SlackTs>,
+        cursor: Option<SlackCursorId>,
+        deadline: Instant,
+    ) -> Result<Page, SlackError> {
+        let session = self.session();
+        let channel = SlackChannelId(channel_id.to_string());
+        let (messages, metadata) = match thread {
+            None => {
+                let request = SlackApiConversationsHistoryRequest::new()
+                    .with_channel(channel)
+                    .opt_cursor(cursor)
+                    .with_limit(MESSAGE_PAGE_SIZE)
+                    .opt_oldest(oldest)
+                    .with_inclusive(true)
+                    .with_include_all_metadata(true);
+                let page = self
+                    .idempotent("conversations.history", channel_id, deadline, || {
+                        session.conversations_history(&request)
+                    })
+                    .await?;
+                (page.messages, page.response_metadata)
+            }
+            Some(parent) => {
+                let request = SlackApiConversationsRepliesRequest::new(channel, parent.clone())
+                    .opt_cursor(cursor)
+                    .with_limit(MESSAGE_PAGE_SIZE)
+                    .with_inclusive(true);
+                let page = self
+                    .idempotent("conversations.replies", channel_id, deadline, || {
+                        session.conversations_replies(&request)
+                    })
+                    .await?;
+                (page.messages, page.response_metadata)
+            }
+        };
+        Ok((messages, metadata.and_then(|m| m.next_cursor)))
+    }
+
+    /// Posts plain text to a channel ID, retrying what is transient: for notices, where a
+    /// duplicate is harmless and a lost one is not.
+    pub async fn post_text(
+        &self,
+        channel_id: &str,
+        written: &str,
+        text: &str,
+        deadline: Instant,
+    ) -> Result<(), SlackError> {
+        let session = self.session();
+        let request = SlackApiChatPostMessageRequest::new(
+            SlackChannelId(channel_id.to_string()),
+            SlackMessageContent::new().with_text(text.to_string()),
+        )
+        .with_unfurl_links(false);
+        self.idempotent("chat.postMessage", written, deadline, || {
+            session.chat_post_message(&request)
+        })
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,385 @@
+//! kpibot's Slack client, on slack-morphism: the connector and its URL rule, every Web API
+//! call with its failure classified and retried ([`failure`]), and what each flow asks of
+//! Slack — channels by name, file uploads, posts and history pages ([`calls`]), answers to
+//! a person ([`replies`]), and commands arriving over HTTP or Socket Mode ([`inbound`]).
+//! Delivery's exactly-once rules live in `deliver`, not here.
+
+pub mod calls;
+pub mod failure;
+pub mod inbound;
+pub mod replies;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+use crate::retry::RetryPolicy;
+use crate::settings::{Secret, Settings};
+use failure::{CallFailure, classify, next_delay, timed_out};
+
+/// Channels per `conversations.list` page.
+pub const CHANNEL_PAGE_SIZE: u16 = 1000;
+/// How long user-group memberships are reused before `usergroups.list` is read again.
+pub const USERGROUPS_CACHE_SECONDS: u64 = 600;
+
+const METRIC_API_ERRORS: &str = "kpibot_slack_api_errors_total";
+const METRIC_API_ERRORS_HELP: &str = "Failed Slack API calls by method and error code";
+const METRIC_RETRIES: &str = "kpibot_slack_retries_total";
+const METRIC_RETRIES_HELP: &str = "Slack API calls repeated after a failure, by method";
+
+/// How kpibot talks to Slack; built from settings, or directly by tests.
+#[derive(Debug, Clone)]
+pub struct SlackOptions {
+    /// Base URL of the Web API, e.g. `https://slack.com/api`.
+    pub api_url: String,
+    pub bot_token: Secret,
+    pub retry: RetryPolicy,
+    /// Shortest time between two posts to one channel.
+    pub channel_interval: Duration,
+    /// Deliveries in flight at once, across all channels.
+    pub max_concurrent_posts: usize,
+}
+
+impl SlackOptions {
+    pub fn from_settings(settings: &Settings) -> Result<Self, SlackError> {
+        let slack = &settings.slack;
+        let bot_token = slack.bot_token.clone().ok_or_else(|| {
+            SlackError::Setup(
+                "Slack delivery needs a bot token: set KPIBOT__SLACK__BOT_TOKEN to the app's Bot User OAuth Token (xoxb-…)".into(),
+            )
+        })?;
+        Ok(Self {
+            api_url: slack.api_url.clone(),
+            bot_token,
+            retry: RetryPolicy {
+                request_timeout: Duration::from_secs(slack.request_timeout_seconds),
+                deadline: Duration::from_secs(slack.retry_deadline_seconds),
+                ..RetryPolicy::default()
+            },
+            channel_interval: Duration::from_millis(slack.channel_post_interval_ms),
+            max_concurrent_posts: slack.max_concurrent_posts,
+        })
+    }
+}
+
+/// A Slack call that failed for good, or a Slack set-up that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    #[error(
+        "Slack {method} failed with `{code}`{} after {attempts} attempt(s); to fix: {advice}",
+        detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+    )]
+    Call {
+        method: &'static str,
+        /// Slack's error code, or `timeout`, `connection`, `http_503`, `unconfirmed`.
+        code: String,
+        detail: Option<String>,
+        attempts: u32,
+        /// What the owner should do, in words.
+        advice: String,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl SlackError {
+    /// A short machine-readable code for logs, metrics and the ledger.
+    pub fn code(&self) -> &str {
+        match self {
+            SlackError::Call { code, .. } => code,
+            SlackError::Setup(_) => "setup",
+        }
+    }
+}
+
+/// Which token a failure is about, so the advice names the right setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    /// The bot token (`xoxb-…`), for every Web API call.
+    Bot,
+    /// The app-level token (`xapp-…`), for Socket Mode.
+    App,
+}
+
+/// Whether the Slack API URL is plain HTTP to this machine (a local fake Slack): `Ok(false)`
+/// for HTTPS, `Ok(true)` for http://127.0.0.1 or localhost, and why not otherwise.
+pub fn plain_http_allowed(api_url: &str) -> Result<bool, String> {
+    let uri: axum::http::Uri = api_url
+        .parse()
+        .map_err(|e| format!("`{api_url}` is not a URL: {e}"))?;
+    let loopback = matches!(
+        uri.host(),
+        Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
+    );
+    match (uri.scheme_str(), loopback) {
+        (Some("https"), _) => Ok(false),
+        (Some("http"), true) => Ok(true),
+        _ => Err(format!(
+            "`{api_url}` must be an https:// URL (plain http is only allowed to 127.0.0.1, for tests)"
+        )),
+    }
+}
+
+/// Plain HTTP only to this machine (a local fake Slack); anything else must be HTTPS.
+pub fn connector(api_url: &str) -> Result<SlackClientHyperHttpsConnector, SlackError> {
+    let plain_http = plain_http_allowed(api_url)
+        .map_err(|why| SlackError::Setup(format!("KPIBOT__SLACK__API_URL {why}")))?;
+    let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(builder) => builder,
+        // No system certificate store (e.g. a distroless image): use the bundled roots.
+        Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
+    };
+    let https = if plain_http {
+        builder.https_or_http().enable_http1().build()
+    } else {
+        builder.https_only().enable_http1().enable_http2().build()
+    };
+    Ok(SlackClientHyperConnector::with_connector(https)
+        .with_slack_api_url(api_url.trim_end_matches('/')))
+}
+
+/// Whether `text` is a Slack conversation or user ID rather than a `#name`.
+pub fn is_slack_id(text: &str) -> bool {
+    text.len() >= 9
+        && text.starts_with(['C', 'G', 'D', 'U', 'W'])
+        && text
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// What the report's owner should do about a Slack error code.
+pub fn advice(code: &str, channel: &str, detail: Option<&str>) -> String {
+    advice_for(Token::Bot, code, channel, detail)
+}
+
+/// [`advice`] for a call made with `token`.
+pub fn advice_for(token: Token, code: &str, channel: &str, detail: Option<&str>) -> String {
+    let channel_name = if channel.starts_with('#') || is_slack_id(channel) {
+        channel.to_string()
+    } else {
+        format!("#{channel}")
+    };
+    match code {
+        "not_in_channel" => format!(
+            "invite @kpibot to {channel_name}: type `/invite @kpibot` in {channel_name}"
+        ),
+        "channel_not_found" => format!(
+            "check the channel `{channel}` in the report's [[schedule]]; if {channel_name} is private, invite @kpibot to it first (the bot cannot see private channels it is not in)"
+        ),
+        "is_archived" => format!(
+            "{channel_name} is archived: unarchive it or point the schedule at another channel"
+        ),
+        "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" => {
+            match token {
+                Token::Bot => "set KPIBOT__SLACK__BOT_TOKEN to the Slack app's current Bot User OAuth Token (xoxb-…); reinstall the app if it was removed".into(),
+                Token::App => "set KPIBOT__SLACK__APP_TOKEN to the Slack app's current app-level token (xapp-…, scope connections:write); reinstall the app if it was removed".into(),
+            }
+        }
+        "missing_scope" => format!(
+            "add the {} scope to the Slack app (OAuth & Permissions) and reinstall it",
+            detail
+                .and_then(|d| d.strip_prefix("needs scope "))
+                .unwrap_or("missing")
+        ),
+        "invalid_blocks" | "msg_too_long" | "invalid_arguments" | "invalid_metadata_format"
+        | "too_many_attachments" => {
+            "this is a kpibot bug (the message broke Slack's rules); please report it with this error".into()
+        }
+        "ratelimited" => "Slack kept rate-limiting kpibot; spread the reports' schedules over more minutes".into(),
+        "unconfirmed" => format!(
+            "the post may have gone out: check {channel_name} before re-running the report"
+        ),
+        "timeout" | "connection" | "bad_response" => {
+            "Slack could not be reached reliably; check the network from the bot to slack.com and Slack's status page".into()
+        }
+        code if code.starts_with("http_5") => {
+            "Slack's servers kept failing; check status.slack.com and re-run the report".into()
+        }
+        _ => format!("see https://api.slack.com/methods for the meaning of `{code}`"),
+    }
+}
+
+/// The error for a call that failed for good after `attempts`.
+pub fn failure_error(failure: CallFailure, attempts: u32, channel: &str) -> SlackError {
+    SlackError::Call {
+        advice: advice(&failure.code, channel, failure.detail.as_deref()),
+        method: failure.method,
+        code: failure.code,
+        detail: failure.detail,
+        attempts,
+    }
+}
+
+/// A `chat.*` request from a message body kpibot built; one that does not fit Slack's
+/// request type is a kpibot bug, reported as such.
+pub fn message_request<T: serde::de::DeserializeOwned>(
+    body: serde_json::Value,
+    method: &'static str,
+    channel: &str,
+) -> Result<T, SlackError> {
+    serde_json::from_value(body).map_err(|e| SlackError::Call {
+        method,
+        code: "invalid_message".into(),
+        detail: Some(e.to_string()),
+        attempts: 0,
+        advice: advice("invalid_blocks", channel, None),
+    })
+}
+
+type Client = SlackClient<SlackClientHyperHttpsConnector>;
+
+/// Every user group's id and member user ids.
+type UserGroups = Vec<(String, Vec<String>)>;
+
+/// The Slack Web API as kpibot uses it: one client, one token, one retry policy.
+pub struct Slack {
+    client: Client,
+    token: SlackApiToken,
+    options: SlackOptions,
+    /// Channel name (without `#`, lower case) → ID, filled from `conversations.list`.
+    channel_ids: tokio::sync::Mutex<HashMap<String, String>>,
+    /// Every user group's members, from `usergroups.list`, and when it was read.
+    usergroups: tokio::sync::Mutex<Option<(Instant, UserGroups)>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Slack {
+    pub fn new(options: SlackOptions, metrics: Arc<Metrics>) -> Result<Self, SlackError> {
+        let client = SlackClient::new(connector(&options.api_url)?);
+        let token = SlackApiToken::new(SlackApiTokenValue(options.bot_token.expose().to_string()));
+        Ok(Self {
+            client,
+            token,
+            options,
+            channel_ids: tokio::sync::Mutex::new(HashMap::new()),
+            usergroups: tokio::sync::Mutex::new(None),
+            metrics,
+        })
+    }
+
+    pub fn options(&self) -> &SlackOptions {
+        &self.options
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// When a call started now must stop retrying.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.options.retry.deadline
+    }
+
+    /// A session on the bot token, for one sequence of calls.
+    pub fn session(&self) -> SlackClientSession<'_, SlackClientHyperHttpsConnector> {
+        self.client.open_session(&self.token)
+    }
+
+    /// One attempt of one call, bounded by the request timeout, classified on failure.
+    pub async fn attempt<T>(
+        &self,
+        method: &'static str,
+        call: impl Future<Output = Result<T, SlackClientError>>,
+    ) -> Result<T, CallFailure> {
+        let timeout = self.options.retry.request_timeout;
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => classify(method, &error),
+            Err(_) => timed_out(method, timeout),
+        };
+        self.metrics.increment(
+            METRIC_API_ERRORS,
+            METRIC_API_ERRORS_HELP,
+            &[("method", method), ("code", &result.code)],
+        );
+        Err(result)
+    }
+
+    /// Waits before the next attempt, if policy and deadline allow one.
+    pub async fn wait_to_retry(
+        &self,
+        failure: &CallFailure,
+        attempt: u32,
+        deadline: Instant,
+    ) -> bool {
+        match next_delay(&self.options.retry, failure, attempt) {
+            Some(delay) if Instant::now() + delay <= deadline => {
+                tracing::warn!(
+                    method = failure.method,
+                    code = %failure.code,
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    "Slack call failed; retrying"
+                );
+                self.metrics.increment(
+                    METRIC_RETRIES,
+                    METRIC_RETRIES_HELP,
+                    &[("method", failure.method)],
+                );
+                tokio::time::sleep(delay).await;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Runs a call that is safe to repeat, retrying as the failure's class allows.
+    pub async fn idempotent<T, Fut>(
+        &self,
+        method: &'static str,
+        channel: &str,
+        deadline: Instant,
+        call: impl Fn() -> Fut,
+    ) -> Result<T, SlackError>
+    where
+        Fut: Future<Output = Result<T, SlackClientError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(method, call()).await {
+                Ok(value) => return Ok(value),
+                Err(failure) => {
+                    if !self.wait_to_retry(&failure, attempt, deadline).await {
+                        return Err(failure_error(failure, attempt, channel));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_are_told_apart() {
+        assert!(is_slack_id("C0123456789"));
+        assert!(is_slack_id("U0ABCDEF12"));
+        assert!(!is_slack_id("#kpi-daily"));
+        assert!(!is_slack_id("kpi-daily"));
+        assert!(!is_slack_id("Cat"));
+    }
+
+    #[test]
+    fn advice_names_the_channel_and_the_fix() {
+        assert_eq!(
+            advice("not_in_channel", "#kpi-daily", None),
+            "invite @kpibot to #kpi-daily: type `/invite @kpibot` in #kpi-daily"
+        );
+        assert!(
+            advice("missing_scope", "#x", Some("needs scope files:write")).contains("files:write")
+        );
+        assert!(advice("invalid_auth", "#x", None).contains("KPIBOT__SLACK__BOT_TOKEN"));
+        assert!(
+            advice_for(Token::App, "invalid_auth", "", None).contains("KPIBOT__SLACK__APP_TOKEN")
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Answers to one person: a slash command's `response_url`, a chart only they can see
+//! (`chat.postEphemeral`), and the user groups they belong to (for allow-lists).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use slack_morphism::prelude::*;
+use tokio::time::Instant;
+
+use super::{Slack, SlackError, USERGROUPS_CACHE_SECONDS, UserGroups, message_request};
+
+impl Slack {
+    /// Answers a slash command through its `response_url` (text, visible to the asker only).
+    pub async fn respond(&self, response_url: &str, text: &str) -> Result<(), SlackError> {
+        let url: url::Url = response_url
+            .parse()
+            .map_err(|e| SlackError::Setup(format!("Slack sent an unusable response_url: {e}")))?;
+        let request = SlackApiPostWebhookMessageRequest::new(
+            SlackMessageContent::new().with_text(text.to_string()),
+        );
+        self.idempotent("response_url", "", self.deadline(), || {
+            self.client.post_webhook_message(&url, &request)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Posts a message (its blocks already pointing at an uploaded file) that only `user`
+    /// sees in `channel`. Metadata is dropped: an ephemeral message is no one's record.
+    pub async fn post_ephemeral(
+        &self,
+        mut message: Value,
+        channel: &str,
+        user: &str,
+        deadline: Instant,
+    ) -> Result<(), SlackError> {
+        if let Some(m) = message.as_object_mut() {
+            m.remove("metadata");
+        }
+        message["channel"] = json!(channel);
+        message["user"] = json!(user);
+        let request: SlackApiChatPostEphemeralRequest =
+            message_request(message, "chat.postEphemeral", channel)?;
+        let session = self.session();
+        // An ephemeral message shown twice is a nuisance, not a wrong number: plain retries.
+        self.idempotent("chat.postEphemeral", channel, deadline, || {
+            session.chat_post_ephemeral(&request)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The user groups `user` belongs to (for `allowed_usergroups`); the membership list
+    /// is read once per `USERGROUPS_CACHE_SECONDS`.
+    pub async fn usergroups_of(&self, user: &str) -> Result<Vec<String>, SlackError> {
+        let mut cache = self.usergroups.lock().await;
+        let fresh = cache.as_ref().is_some_and(|(read_at, _)| {
+            read_at.elapsed() < Duration::from_secs(USERGROUPS_CACHE_SECONDS)
+        });
+        if !fresh {
+            *cache = Some((Instant::now(), self.read_usergroups().await?));
+        }
+        let groups = cache
+            .as_ref()
+            .map(|(_, g)| g.as_slice())
+            .unwrap_or_default();
+        Ok(groups
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| m == user))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn read_usergroups(&self) -> Result<UserGroups, SlackError> {
+        let deadline = self.deadline();
+        let session = self.session();
+        let request = SlackApiUserGroupsListRequest {
+            include_count: None,
+            include_disabled: Some(false),
+            include_users: Some(true),
+            team_id: None,
+        };
+        let groups = self
+            .idempotent("usergroups.list", "", deadline, || {
+                session.usergroups_list(&request)
+            })
+            .await?;
+        Ok(groups
+            .usergroups
+            .into_iter()
+            .map(|g| {
+                let members = g.users.unwrap_or_default().into_iter().map(|u| u.0);
+                (g.id.0, members.collect())
+            })
+            .collect())
+    }
+}

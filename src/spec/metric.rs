@@ -1,0 +1,245 @@
+//! `[[metric]]`: a mart table's time column, one measure and the dimensions `/kpi` may
+//! split or filter it by.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use super::access::Access;
+use super::chart::NumberFormat;
+use super::walk::{Reader, Tbl, is_identifier};
+
+/// How a metric adds up its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Measure {
+    Sum(String),
+    /// `COUNT(*)` without a column, `COUNT(column)` with one.
+    Count(Option<String>),
+    CountDistinct(String),
+    Avg(String),
+    Min(String),
+    Max(String),
+    /// One measure divided by another (e.g. submissions per active user).
+    Ratio(Box<Measure>, Box<Measure>),
+}
+
+impl Measure {
+    pub const NAMES: [&'static str; 7] = [
+        "sum",
+        "count",
+        "count_distinct",
+        "avg",
+        "min",
+        "max",
+        "ratio",
+    ];
+}
+
+/// An ad-hoc metric: SQL is generated from this definition; identifiers come only from
+/// here, never from what a user typed.
+#[derive(Debug, Clone)]
+pub struct MetricSpec {
+    pub name: String,
+    pub label: String,
+    pub description: String,
+    /// The mart table, e.g. `mart.daily_active_users`.
+    pub table: String,
+    /// The DATE column the period filters and the grain buckets.
+    pub time_column: String,
+    pub measure: Measure,
+    /// Allowed dimensions: column name → label.
+    pub dimensions: BTreeMap<String, String>,
+    pub format: NumberFormat,
+    pub owner: String,
+    pub refreshed: String,
+    pub tags: Vec<String>,
+    pub access: Access,
+    pub path: PathBuf,
+    /// Byte range of the `table = …` value in the file: where a warehouse's complaint
+    /// about the metric's query points.
+    pub table_span: Range<usize>,
+}
+
+const METRIC_KEYS: [&str; 18] = [
+    "name",
+    "label",
+    "description",
+    "table",
+    "time_column",
+    "measure",
+    "column",
+    "numerator",
+    "denominator",
+    "dimensions",
+    "format",
+    "owner",
+    "refreshed",
+    "tags",
+    "restricted",
+    "allowed_channels",
+    "allowed_users",
+    "allowed_usergroups",
+];
+
+/// The columns a measure reads.
+pub fn measure_columns(measure: &Measure) -> Vec<&str> {
+    match measure {
+        Measure::Sum(c)
+        | Measure::CountDistinct(c)
+        | Measure::Avg(c)
+        | Measure::Min(c)
+        | Measure::Max(c) => vec![c.as_str()],
+        Measure::Count(c) => c.iter().map(String::as_str).collect(),
+        Measure::Ratio(a, b) => {
+            let mut columns = measure_columns(a);
+            columns.extend(measure_columns(b));
+            columns
+        }
+    }
+}
+
+impl Reader<'_> {
+    pub(super) fn metrics(&mut self, root: &Tbl) -> Option<Vec<MetricSpec>> {
+        self.array_of_tables(
+            root,
+            "metric",
+            "write each metric as `[[metric]]` with name, label, table, time_column and measure",
+            |r, t| r.metric(t),
+        )
+    }
+
+    pub(super) fn measure(&mut self, t: &Tbl) -> Option<Measure> {
+        let kind = self.choice(
+            t,
+            "measure",
+            &Measure::NAMES,
+            |s| Measure::NAMES.iter().copied().find(|n| *n == s),
+            None,
+        )?;
+        let column = self.string(t, "column", kind != "count" && kind != "ratio");
+        let column = column.map(|c| c.into_inner());
+        Some(match kind {
+            "sum" => Measure::Sum(column?),
+            "count" => Measure::Count(column),
+            "count_distinct" => Measure::CountDistinct(column?),
+            "avg" => Measure::Avg(column?),
+            "min" => Measure::Min(column?),
+            "max" => Measure::Max(column?),
+            _ => {
+                let numerator = self.table(t, "numerator", true);
+                let denominator = self.table(t, "denominator", true);
+                let part = |r: &mut Self, part: Option<Tbl>| -> Option<Measure> {
+                    let part = part?;
+                    r.check_keys(&part, &["measure", "column"]);
+                    match r.measure(&part)? {
+                        Measure::Ratio(..) => {
+                            r.error(part.anchor.clone(), "a ratio's parts cannot be ratios");
+                            None
+                        }
+                        m => Some(m),
+                    }
+                };
+                let numerator = part(self, numerator);
+                let denominator = part(self, denominator);
+                Measure::Ratio(Box::new(numerator?), Box::new(denominator?))
+            }
+        })
+    }
+
+    pub(super) fn metric(&mut self, t: &Tbl) -> Option<MetricSpec> {
+        self.check_keys(t, &METRIC_KEYS);
+        let name = self.string(t, "name", true);
+        let label = self.string(t, "label", true);
+        let description = self.string(t, "description", false);
+        let table = self.string(t, "table", true);
+        let time_column = self.string(t, "time_column", true);
+        let measure = self.measure(t);
+        let format = self.choice(
+            t,
+            "format",
+            &NumberFormat::NAMES,
+            NumberFormat::parse,
+            Some(NumberFormat::Integer),
+        );
+        let owner = self.string(t, "owner", true);
+        let refreshed = self.string(t, "refreshed", false);
+        let tags = self.string_list(t, "tags");
+        let access = self.access(t);
+        let dimensions = match self.table(t, "dimensions", false) {
+            None => Some(BTreeMap::new()),
+            Some(dims) => {
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for (key, value) in dims.table.iter() {
+                    match value.get_ref().as_str() {
+                        Some(label) if is_identifier(key.get_ref()) => {
+                            out.insert(key.get_ref().to_string(), label.to_string());
+                        }
+                        Some(_) => {
+                            self.error(
+                                key.span(),
+                                format!("`{}` is not a column name", key.get_ref()),
+                            )
+                            .hint =
+                                Some("dimension names are columns: letters, digits and `_`".into());
+                            ok = false;
+                        }
+                        None => {
+                            self.error(
+                                value.span(),
+                                "a dimension's value is its label, a string",
+                            )
+                            .hint = Some("write e.g. `role = \"Role\"`".into());
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then_some(out)
+            }
+        };
+        let name = name?;
+        if !is_identifier(name.get_ref()) {
+            self.error(name.span(), format!("`{}` cannot be a metric name", name.get_ref()))
+                .hint = Some("use letters, digits and `_`, e.g. `active_users`: it is what people type after /kpi".into());
+            return None;
+        }
+        for column in [&table, &time_column].into_iter().flatten() {
+            let ok = column.get_ref().split('.').all(is_identifier);
+            if !ok {
+                self.error(
+                    column.span(),
+                    format!("`{}` is not a table or column name", column.get_ref()),
+                )
+                .hint = Some(
+                    "write names only (e.g. `mart.daily_active_users`); the SQL is generated"
+                        .into(),
+                );
+                return None;
+            }
+        }
+        let measure = measure?;
+        for column in measure_columns(&measure) {
+            if !is_identifier(column) {
+                self.error(t.anchor.clone(), format!("`{column}` is not a column name"));
+                return None;
+            }
+        }
+        let table = table?;
+        Some(MetricSpec {
+            name: name.into_inner(),
+            label: label?.into_inner(),
+            description: description.map(|d| d.into_inner()).unwrap_or_default(),
+            table_span: table.span(),
+            table: table.into_inner(),
+            time_column: time_column?.into_inner(),
+            measure,
+            dimensions: dimensions?,
+            format: format?,
+            owner: owner?.into_inner(),
+            refreshed: refreshed.map(|r| r.into_inner()).unwrap_or_default(),
+            tags: tags?,
+            access: access?,
+            path: self.path.to_path_buf(),
+        })
+    }
+}
