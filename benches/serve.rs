@@ -174,9 +174,7 @@ fn main() {
 
     let validate_dir = root.path().join("validate");
     write_specs(&validate_dir, VALIDATED_SPECS);
-    let defaults = kpibot::spec::SpecDefaults {
-        timezone: chrono_tz::Asia::Tokyo,
-    };
+    let defaults = kpibot::spec::SpecDefaults::duckdb(chrono_tz::Asia::Tokyo);
     let mut in_process = Vec::new();
     for _ in 0..RUNS {
         let started = Instant::now();

@@ -74,6 +74,15 @@ pub enum AccessPolicy {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+pub enum AuditTo {
+    /// The `audit_log` file, rotated by size.
+    File,
+    /// Standard output.
+    Stdout,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum SlashTransport {
     /// Slack POSTs to `/slack/commands` (needs a public URL and the signing secret).
     Http,
@@ -90,6 +99,13 @@ pub struct SlashSettings {
     pub default_policy: AccessPolicy,
     /// One JSON line per ad-hoc request. Default `data/audit.jsonl`.
     pub audit_log: PathBuf,
+    /// Where audit lines go: `file` (default: `audit_log`, rotated by size) or `stdout`
+    /// (one JSON object per line, for Cloud Run's and Kubernetes' log collectors).
+    pub audit_to: AuditTo,
+    /// The audit file is rotated once it would grow past this many bytes. Default 10 MiB.
+    pub audit_max_bytes: u64,
+    /// Rotated audit files kept (`audit.jsonl.1` …). Default 5.
+    pub audit_files_kept: usize,
     /// Longest an ad-hoc query may run, in seconds. Default 30.
     pub query_timeout_seconds: u64,
 }
@@ -100,6 +116,9 @@ impl Default for SlashSettings {
             transport: SlashTransport::Http,
             default_policy: AccessPolicy::Allow,
             audit_log: "data/audit.jsonl".into(),
+            audit_to: AuditTo::File,
+            audit_max_bytes: 10 * 1024 * 1024,
+            audit_files_kept: 5,
             query_timeout_seconds: 30,
         }
     }
@@ -258,6 +277,9 @@ pub struct DuckDbSettings {
     pub path: PathBuf,
     /// Build (or refresh) the demo mart in `path` before running. Default true.
     pub demo_mart: bool,
+    /// Parquet or CSV files kpibot attaches as tables `extracts.<name>` when it opens the
+    /// database (name → file). Report SQL itself cannot read files. Default none.
+    pub extracts: std::collections::BTreeMap<String, PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -347,6 +369,7 @@ impl Default for DuckDbSettings {
         Self {
             path: "data/demo.duckdb".into(),
             demo_mart: true,
+            extracts: Default::default(),
         }
     }
 }

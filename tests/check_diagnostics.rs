@@ -8,9 +8,7 @@ use std::path::Path;
 use kpibot::spec::{self, SpecDefaults};
 
 fn defaults() -> SpecDefaults {
-    SpecDefaults {
-        timezone: chrono_tz::Asia::Tokyo,
-    }
+    SpecDefaults::duckdb(chrono_tz::Asia::Tokyo)
 }
 
 /// Loads one fixture with a repo-relative path, as `kpibot check tests/fixtures/…` shows it.
@@ -177,4 +175,32 @@ fn the_example_reports_are_valid() {
     for file in &files {
         assert!(file.diagnostics.is_empty(), "{}", file.render_diagnostics());
     }
+}
+
+/// Every problem in a folder that needs all its files at once (policies live anywhere).
+fn folder_diagnostics(folder: &str) -> String {
+    let files = spec::load_dir(Path::new(folder), &defaults()).unwrap();
+    files
+        .iter()
+        .filter(|f| !f.diagnostics.is_empty())
+        .map(|f| f.render_diagnostics())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn an_access_wider_than_its_policy_and_a_schedule_outside_it_are_errors() {
+    let rendered = folder_diagnostics("tests/fixtures/policy");
+    for needle in [
+        "too_wide.toml:23:2: error: [access] allows channel `#general`, which policy `revenue` does not",
+        "[access] allows user `U0INTERN`",
+        "this schedule posts to `#general`, which policy `revenue` does not allow to see `mart.daily_signups`",
+        "reads_the_host.toml:11:7: error: report SQL may not use `read_text` (reads files on the bot's host)",
+    ] {
+        assert!(
+            rendered.contains(needle),
+            "missing {needle:?} in:\n{rendered}"
+        );
+    }
+    insta::assert_snapshot!("policy_problems", rendered);
 }

@@ -136,7 +136,9 @@ async fn a_refusal_names_the_owner_to_ask() {
     let asker = Asker {
         user_id: "U0SALES01".into(),
         channel_id: "C0GENERAL".into(),
+        channel_name: "general".into(),
         usergroups: Vec::new(),
+        operator: false,
     };
     let answer = adhoc::answer(&context, "prefecture_active_users by prefecture", &asker).await;
     let Answer::Text(reply) = answer else {

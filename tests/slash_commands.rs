@@ -27,6 +27,7 @@ use kpibot::warehouse::{Estimate, Params, QueryJob, Table, Warehouse, WarehouseE
 const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const DATA_TEAM: &str = "C0DATATEAM";
 const SALES: &str = "C0SALES001";
+const GENERAL: &str = "C0GENERAL1";
 
 /// The demo mart, built once for all tests in this file.
 fn mart() -> &'static Path {
@@ -87,15 +88,14 @@ struct Bot {
 }
 
 async fn bot(reports: &Path, delay: Duration) -> Bot {
+    bot_with(reports, delay, AccessPolicy::Allow).await
+}
+
+async fn bot_with(reports: &Path, delay: Duration, policy: AccessPolicy) -> Bot {
     let slack = FakeSlack::start(&[(DATA_TEAM, "data-team", true), (SALES, "sales", true)]).await;
     let dir = tempfile::tempdir().unwrap();
-    let files = kpibot::spec::load_dir(
-        reports,
-        &SpecDefaults {
-            timezone: chrono_tz::Asia::Tokyo,
-        },
-    )
-    .unwrap();
+    let files =
+        kpibot::spec::load_dir(reports, &SpecDefaults::duckdb(chrono_tz::Asia::Tokyo)).unwrap();
     let catalog = Arc::new(RwLock::new(Arc::new(Catalog::from_loaded(&files))));
     let metrics = Arc::new(Metrics::new());
     let delivery = SlackDelivery::new(
@@ -125,7 +125,7 @@ async fn bot(reports: &Path, delay: Duration) -> Bot {
         metrics,
         timezone: chrono_tz::Asia::Tokyo,
         timeout: Duration::from_secs(30),
-        policy: AccessPolicy::Allow,
+        policy,
         cache: QueryCache::default(),
         audit: AuditLog::new(audit_log.clone()),
     });
@@ -146,10 +146,20 @@ fn sign(timestamp: i64, body: &str) -> String {
     common::slack_signature(SECRET, timestamp, body)
 }
 
+/// The channel's name, as Slack sends it beside the ID.
+fn channel_name(channel: &str) -> &'static str {
+    match channel {
+        DATA_TEAM => "data-team",
+        SALES => "sales",
+        _ => "general",
+    }
+}
+
 fn form(bot: &Bot, text: &str, channel: &str, user: &str, id: &str) -> String {
     let encode = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     format!(
-        "token=legacy&team_id=T0FAKE&channel_id={channel}&user_id={user}&command=%2Fkpi&text={}&response_url={}&trigger_id=1.2.3",
+        "token=legacy&team_id=T0FAKE&channel_id={channel}&channel_name={}&user_id={user}&command=%2Fkpi&text={}&response_url={}&trigger_id=1.2.3",
+        channel_name(channel),
         encode(text),
         encode(&bot.slack.response_url(id))
     )
@@ -249,7 +259,8 @@ async fn a_signed_command_is_acknowledged_then_the_chart_is_posted_in_the_channe
             .any(|b| b["type"] == "image")
     );
     wait_for("the audit line", Duration::from_secs(5), || {
-        std::fs::read_to_string(&bot.audit_log).is_ok_and(|a| a.contains("\"outcome\":\"chart\""))
+        std::fs::read_to_string(&bot.audit_log)
+            .is_ok_and(|a| a.contains("\"outcome\":\"answered\""))
     })
     .await;
     let audit = std::fs::read_to_string(&bot.audit_log).unwrap();
@@ -436,10 +447,21 @@ allowed_usergroups = ["S0ANALYSTS"]
     .await;
     let body = form(&bot, "revenue last 7 days", SALES, "U0CAROL", "yes");
     assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    // Carol may see revenue, #sales may not: the chart goes to Carol only, saying why.
     wait_for("Carol's chart", Duration::from_secs(20), || {
-        !bot.slack.messages_in(SALES).is_empty()
+        !bot.slack.ephemerals().is_empty()
     })
     .await;
+    let (channel, user, message) = bot.slack.ephemerals()[0].clone();
+    assert_eq!((channel.as_str(), user.as_str()), (SALES, "U0CAROL"));
+    assert!(
+        message.to_string().contains("Only you can see this"),
+        "one line says why: {message}"
+    );
+    assert!(
+        bot.slack.messages_in(SALES).is_empty(),
+        "revenue was posted publicly in #sales"
+    );
     assert!(
         bot.slack.responses("yes").is_empty(),
         "Carol got a chart, not a refusal"
@@ -498,4 +520,249 @@ async fn a_repeated_question_is_answered_from_the_cache() {
     }
     // The window and the comparison window, once: the second answer cost no query.
     assert_eq!(calls(), 2);
+}
+
+/// Sends `text` from `channel` as `user` and waits for the text reply at its response_url.
+async fn reply_to(bot: &Bot, text: &str, channel: &str, user: &str, id: &str) -> String {
+    let body = form(bot, text, channel, user, id);
+    let (status, ack, _) = send(bot, body.clone(), signed(&body)).await;
+    assert_eq!(status, 200, "{ack}");
+    if !ack.contains("Working on") {
+        // Answered in the acknowledgement itself.
+        let value: serde_json::Value = serde_json::from_str(&ack).unwrap();
+        return value["text"].as_str().unwrap().to_string();
+    }
+    wait_for(text, Duration::from_secs(20), || {
+        !bot.slack.responses(id).is_empty()
+    })
+    .await;
+    bot.slack.responses(id)[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The audit log's lines, parsed.
+fn audit_lines(bot: &Bot) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&bot.audit_log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_prefecture_numbers_follow_their_policy_through_every_entry_that_reads_them() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    // The metric split by the covered column, both prefecture reports, and the restricted
+    // metric: all refused in #general, each naming who to ask.
+    for (n, text) in [
+        "active_users by prefecture",
+        "active_users last 7 days where prefecture=東京都",
+        "active_users_by_prefecture",
+        "prefecture_breakdown",
+        "prefecture_active_users by prefecture",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let reply = reply_to(&bot, text, GENERAL, "U0ALICE", &format!("g{n}")).await;
+        assert!(
+            reply.contains("You cannot see") && reply.contains("#data-team"),
+            "`{text}` in #general: {reply}"
+        );
+    }
+    assert!(
+        bot.slack.messages().is_empty() && bot.slack.ephemerals().is_empty(),
+        "per-prefecture numbers reached #general"
+    );
+    // Not split by prefecture, the same metric answers anywhere.
+    let body = form(
+        &bot,
+        "active_users last 7 days by role",
+        GENERAL,
+        "U0ALICE",
+        "r",
+    );
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    // #sales is allowed by the policy: the split is posted there.
+    let body = form(&bot, "active_users by prefecture", SALES, "U0ALICE", "s");
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    wait_for("the chart in #sales", Duration::from_secs(20), || {
+        !bot.slack.messages_in(SALES).is_empty()
+    })
+    .await;
+    wait_for("every audit line", Duration::from_secs(20), || {
+        audit_lines(&bot).len() == 7
+    })
+    .await;
+    let audit = audit_lines(&bot);
+    let refused: Vec<&serde_json::Value> =
+        audit.iter().filter(|l| l["outcome"] == "refused").collect();
+    assert_eq!(refused.len(), 5, "{audit:?}");
+    assert!(
+        refused
+            .iter()
+            .filter(|l| l["entries"][0] != "prefecture_active_users")
+            .all(|l| l["policies"][0] == "prefecture_detail"),
+        "{refused:?}"
+    );
+    assert!(audit.iter().all(|l| l["duration_ms"].is_u64()));
+    assert!(
+        !std::fs::read_to_string(&bot.audit_log)
+            .unwrap()
+            .contains("response_url"),
+        "the audit log keeps no response_url"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_definitions_and_suggestions_show_only_what_the_asker_may_see() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let list = reply_to(&bot, "list", GENERAL, "U0ALICE", "l").await;
+    for hidden in [
+        "prefecture_active_users",
+        "active_users_by_prefecture",
+        "prefecture_breakdown",
+        "prefecture",
+    ] {
+        assert!(!list.contains(hidden), "#general sees `{hidden}`: {list}");
+    }
+    assert!(
+        list.contains("`active_users`: Active users (by role, school_type)"),
+        "{list}"
+    );
+    let in_sales = reply_to(&bot, "list", SALES, "U0ALICE", "ls").await;
+    assert!(in_sales.contains("prefecture_breakdown"), "{in_sales}");
+    let describe = reply_to(
+        &bot,
+        "describe prefecture_active_users",
+        GENERAL,
+        "U0ALICE",
+        "d",
+    )
+    .await;
+    assert!(
+        describe.starts_with("I don't know `prefecture_active_users`"),
+        "{describe}"
+    );
+    let suggestion = reply_to(&bot, "prefecture_breakdwn", GENERAL, "U0ALICE", "s").await;
+    assert!(!suggestion.contains("prefecture_breakdown"), "{suggestion}");
+    let dimension = reply_to(&bot, "active_users by prefectur", GENERAL, "U0ALICE", "dim").await;
+    assert!(!dimension.contains("`prefecture`"), "{dimension}");
+    let visible = reply_to(&bot, "describe active_users", SALES, "U0ALICE", "dv").await;
+    assert!(
+        visible.contains("Who may see it: policy `prefecture_detail`"),
+        "{visible}"
+    );
+
+    // With `default_policy = "deny"`, entries no list allows are invisible too.
+    let strict = bot_with(&reports(), Duration::ZERO, AccessPolicy::Deny).await;
+    let list = reply_to(&strict, "list", GENERAL, "U0ALICE", "deny").await;
+    assert!(!list.contains("active_users"), "{list}");
+    assert!(!list.contains("signups"), "{list}");
+    let unknown = reply_to(&strict, "activ_users", GENERAL, "U0ALICE", "deny2").await;
+    assert!(!unknown.contains("active_users`?"), "{unknown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_selects_star_or_cannot_be_parsed_is_covered_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        reports().join("policies.toml"),
+        dir.path().join("policies.toml"),
+    )
+    .unwrap();
+    let report = |sql: &str| {
+        format!(
+            r##"title = "Raw"
+description = "d"
+owner = "#data-team"
+[definition]
+source = "mart.daily_active_users"
+refreshed = "daily"
+purpose = "p"
+[query]
+sql = """
+{sql}
+"""
+period = "yesterday"
+[chart]
+kind = "table"
+x = "activity_date"
+y = "active_users"
+"##
+        )
+    };
+    std::fs::write(
+        dir.path().join("everything.toml"),
+        report("SELECT * FROM mart.daily_active_users WHERE activity_date BETWEEN @start_date AND @end_date"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("odd.toml"),
+        report("SELECT activity_date, active_users FROM mart.daily_active_users WHERE activity_date BETWEEN @start_date AND @end_date QUALIFY ROW_NUMBER() OVER () < 10 ;;; !!"),
+    )
+    .unwrap();
+    let bot = bot(dir.path(), Duration::ZERO).await;
+    for (id, name) in [("star", "everything"), ("odd", "odd")] {
+        let reply = reply_to(&bot, name, GENERAL, "U0ALICE", id).await;
+        assert!(reply.contains("You cannot see"), "`{name}`: {reply}");
+    }
+    assert!(bot.slack.messages().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_leaves_one_audit_line_saying_how_it_ended() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let asks = [
+        ("help", SALES, "help"),
+        ("list", SALES, "catalog"),
+        ("activ_users", SALES, "mistake"),
+        ("signups last 7 days private", SALES, "answered_privately"),
+        ("active_users last 7 days by role", SALES, "answered"),
+        ("prefecture_breakdown", GENERAL, "refused"),
+    ];
+    for (n, (text, channel, _)) in asks.iter().enumerate() {
+        let body = form(&bot, text, channel, "U0ALICE", &format!("a{n}"));
+        assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    }
+    // A date far outside the calendar: whatever happens inside, the person gets an answer
+    // and the request its line.
+    let body = form(
+        &bot,
+        "active_users since -262143-01-01",
+        GENERAL,
+        "U0ALICE",
+        "extreme",
+    );
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    wait_for("every audit line", Duration::from_secs(30), || {
+        audit_lines(&bot).len() == asks.len() + 1
+    })
+    .await;
+    let audit = audit_lines(&bot);
+    for (text, channel, outcome) in asks {
+        let line = audit
+            .iter()
+            .find(|l| l["command"].as_str().unwrap().ends_with(text))
+            .unwrap_or_else(|| panic!("no line for `{text}`: {audit:?}"));
+        assert_eq!(line["outcome"], outcome, "`{text}`: {line}");
+        assert_eq!(
+            (&line["user"], &line["channel"]),
+            (&"U0ALICE".into(), &channel.into())
+        );
+    }
+    let extreme = audit
+        .iter()
+        .find(|l| l["command"].as_str().unwrap().contains("-262143"))
+        .unwrap();
+    assert!(
+        ["panicked", "mistake", "failed"].contains(&extreme["outcome"].as_str().unwrap()),
+        "{extreme}"
+    );
+    wait_for("the extreme date's reply", Duration::from_secs(10), || {
+        !bot.slack.responses("extreme").is_empty()
+    })
+    .await;
 }

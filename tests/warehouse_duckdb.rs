@@ -227,3 +227,78 @@ async fn a_refreshed_demo_mart_is_seen_after_reopening_without_a_restart() {
         .unwrap();
     assert_eq!(table.rows[0][0], Cell::Date(day(25)));
 }
+
+#[tokio::test]
+async fn report_sql_cannot_reach_the_host() {
+    let (dir, w) = warehouse_with("CREATE TABLE t(x INTEGER); INSERT INTO t VALUES (1);");
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "xoxb-the-bot-token").unwrap();
+    let secret = secret.display().to_string();
+    let out = dir.path().join("copied.csv").display().to_string();
+    for sql in [
+        format!("SELECT read_text('{secret}') AS x"),
+        "SELECT content FROM read_text('/proc/self/environ')".to_string(),
+        format!("SELECT * FROM read_csv('{secret}')"),
+        format!("SELECT * FROM glob('{}/*')", dir.path().display()),
+        format!("ATTACH '{}/other.duckdb' AS other", dir.path().display()),
+        format!("COPY (SELECT * FROM t) TO '{out}'"),
+        "INSTALL httpfs".to_string(),
+        "LOAD icu".to_string(),
+        "SET enable_external_access = true".to_string(),
+    ] {
+        let result = w
+            .query(&sql, &Params::new(), &QueryJob::new(GENEROUS_TIMEOUT))
+            .await;
+        match result {
+            Err(WarehouseError::Query { .. }) | Err(WarehouseError::Unavailable(_)) => {}
+            Ok(table) => panic!("`{sql}` ran and returned {:?}", table.rows),
+            Err(other) => panic!("`{sql}` failed oddly: {other}"),
+        }
+        assert!(
+            !std::path::Path::new(&out).exists(),
+            "`{sql}` wrote a file on the host"
+        );
+    }
+    // The warehouse still answers ordinary queries after all that.
+    let table = w
+        .query(
+            "SELECT x FROM t",
+            &Params::new(),
+            &QueryJob::new(GENEROUS_TIMEOUT),
+        )
+        .await
+        .unwrap();
+    assert_eq!(table.rows.len(), 1);
+}
+
+#[tokio::test]
+async fn extracts_named_in_the_settings_are_tables_but_their_files_are_not_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    duckdb::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x INTEGER);")
+        .unwrap();
+    let csv = dir.path().join("targets.csv");
+    std::fs::write(&csv, "region,target\nkanto,120\nkansai,80\n").unwrap();
+    let extracts = std::collections::BTreeMap::from([("targets".to_string(), csv.clone())]);
+    let w = DuckDbWarehouse::open_with_extracts(&path, &extracts).unwrap();
+    let table = w
+        .query(
+            "SELECT region, target FROM extracts.targets ORDER BY target DESC",
+            &Params::new(),
+            &QueryJob::new(GENEROUS_TIMEOUT),
+        )
+        .await
+        .unwrap();
+    assert_eq!(table.rows.len(), 2);
+    assert_eq!(table.rows[0][0], Cell::Text("kanto".into()));
+    let direct = w
+        .query(
+            &format!("SELECT * FROM read_csv('{}')", csv.display()),
+            &Params::new(),
+            &QueryJob::new(GENEROUS_TIMEOUT),
+        )
+        .await;
+    assert!(direct.is_err(), "the file itself is readable: {direct:?}");
+}

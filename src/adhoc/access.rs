@@ -1,30 +1,262 @@
-//! Who may see what: an entry's allow-lists (channels, users, user groups) against the
-//! person asking and where, with the bot's one [`AccessPolicy`] deciding for entries
-//! without lists.
+//! Who may see what, and where an answer may go — the one access rule every path that
+//! answers a person goes through. An entry is guarded by its own allow-lists (`[access]`,
+//! a metric's lists) and by every data policy that covers it; each is a [`Gate`]. An
+//! answer is posted in the channel only when every gate allows that channel; a person
+//! every gate allows (by name, group or channel) gets it privately anywhere else; anyone
+//! else is refused with the owner to ask. Entries with no gate follow the bot's
+//! [`AccessPolicy`].
 
+use crate::catalog::Catalog;
 pub use crate::settings::AccessPolicy;
-use crate::spec::Access;
+use crate::spec::policy::allows_channel;
+use crate::spec::{Access, MetricSpec, ReportSpec, measure_columns};
 
 /// Who is asking, and where.
 #[derive(Debug, Clone, Default)]
 pub struct Asker {
     pub user_id: String,
     pub channel_id: String,
+    /// The channel's name without `#`, as Slack sends it (policies may name channels).
+    pub channel_name: String,
     /// The user's Slack user groups (resolved by the caller, cached).
     pub usergroups: Vec<String>,
+    /// The bot's operator at its command line (`kpibot ask`), who already holds the bot's
+    /// own credentials: no person to check, so every gate is open.
+    pub operator: bool,
 }
 
-/// Whether `asker` may see something with `access`.
-pub fn allowed(access: &Access, asker: &Asker, policy: AccessPolicy) -> bool {
-    if !access.has_lists() {
-        return policy == AccessPolicy::Allow;
+/// One rule an answer must satisfy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// The data policy, or `None` for the entry's own allow-lists.
+    pub policy: Option<String>,
+    /// What the gate guards, in words (for the reason a private answer gives).
+    pub data: String,
+    /// Who to ask for access.
+    pub owner: String,
+    pub allowed: Access,
+}
+
+/// Where an answer may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// In the channel it was asked in.
+    Channel,
+    /// To the asker only; `why` is set when the channel was not allowed (not when the
+    /// asker or the entry asked for privacy).
+    Private { why: Option<String> },
+    /// Not at all: `owner` is who to ask.
+    Refused { owner: String },
+}
+
+impl Gate {
+    fn allows_channel(&self, asker: &Asker) -> bool {
+        allows_channel(&self.allowed, &asker.channel_id)
+            || (!asker.channel_name.is_empty()
+                && allows_channel(&self.allowed, &format!("#{}", asker.channel_name)))
     }
-    access.allowed_channels.contains(&asker.channel_id)
-        || access.allowed_users.contains(&asker.user_id)
-        || asker
-            .usergroups
-            .iter()
-            .any(|g| access.allowed_usergroups.contains(g))
+
+    fn allows_person(&self, asker: &Asker) -> bool {
+        self.allowed.allowed_users.contains(&asker.user_id)
+            || asker
+                .usergroups
+                .iter()
+                .any(|g| self.allowed.allowed_usergroups.contains(g))
+    }
+}
+
+/// The gates of an entry: its own allow-lists, if it has any, then each policy.
+fn gates<'p>(
+    own: &Access,
+    owner: &str,
+    name: &str,
+    policies: impl IntoIterator<Item = &'p crate::spec::PolicySpec>,
+) -> Vec<Gate> {
+    let mut gates = Vec::new();
+    if own.has_lists() {
+        gates.push(Gate {
+            policy: None,
+            data: format!("`{name}`"),
+            owner: owner.to_string(),
+            allowed: own.clone(),
+        });
+    }
+    gates.extend(policies.into_iter().map(|p| Gate {
+        policy: Some(p.name.clone()),
+        data: p.data(),
+        owner: p.owner.clone(),
+        allowed: p.allowed.clone(),
+    }));
+    gates
+}
+
+/// The gates of a report: its `[access]` and every policy its SQL falls under.
+pub fn report_gates(catalog: &Catalog, report: &ReportSpec) -> Vec<Gate> {
+    gates(
+        &report.access,
+        &report.owner,
+        &report.id,
+        catalog.report_policies(report),
+    )
+}
+
+/// The gates of a metric question touching `columns` (measured, filtered, split by).
+pub fn metric_gates(catalog: &Catalog, metric: &MetricSpec, columns: &[&str]) -> Vec<Gate> {
+    gates(
+        &metric.access,
+        &metric.owner,
+        &metric.name,
+        catalog.metric_policies(metric, columns),
+    )
+}
+
+/// Where an answer guarded by `gates` may go for `asker`. `private` when the asker asked
+/// for it or the entry is `restricted`; `owner` is the entry's owner (asked when the bot's
+/// policy denies entries without gates).
+pub fn decide(
+    gates: &[Gate],
+    asker: &Asker,
+    default: AccessPolicy,
+    private: bool,
+    owner: &str,
+) -> Decision {
+    let quiet = || {
+        if private {
+            Decision::Private { why: None }
+        } else {
+            Decision::Channel
+        }
+    };
+    if asker.operator {
+        return quiet();
+    }
+    if gates.is_empty() {
+        return match default {
+            AccessPolicy::Allow => quiet(),
+            AccessPolicy::Deny => Decision::Refused {
+                owner: owner.to_string(),
+            },
+        };
+    }
+    if let Some(refusing) = gates
+        .iter()
+        .find(|g| !g.allows_channel(asker) && !g.allows_person(asker))
+    {
+        return Decision::Refused {
+            owner: refusing.owner.clone(),
+        };
+    }
+    match gates.iter().find(|g| !g.allows_channel(asker)) {
+        None => quiet(),
+        Some(gate) => Decision::Private {
+            why: Some(format!(
+                "Only you can see this: this channel may not see {}{}.",
+                gate.data,
+                gate.policy
+                    .as_ref()
+                    .map(|p| format!(" (policy `{p}`)"))
+                    .unwrap_or_default()
+            )),
+        },
+    }
+}
+
+/// Whether `asker` may see what `gates` guard at all (here or privately).
+pub fn visible(gates: &[Gate], asker: &Asker, default: AccessPolicy) -> bool {
+    !matches!(
+        decide(gates, asker, default, false, ""),
+        Decision::Refused { .. }
+    )
+}
+
+/// The columns every question on a metric touches: its time column and its measure.
+pub fn base_columns(metric: &MetricSpec) -> Vec<&str> {
+    let mut columns = vec![metric.time_column.as_str()];
+    columns.extend(measure_columns(&metric.measure));
+    columns
+}
+
+/// The catalog as one person sees it from one channel: only what they may see.
+pub struct Viewer<'a> {
+    pub catalog: &'a Catalog,
+    pub asker: &'a Asker,
+    pub policy: AccessPolicy,
+}
+
+impl Viewer<'_> {
+    pub fn sees_report(&self, report: &ReportSpec) -> bool {
+        visible(&report_gates(self.catalog, report), self.asker, self.policy)
+    }
+
+    pub fn sees_metric(&self, metric: &MetricSpec) -> bool {
+        let gates = metric_gates(self.catalog, metric, &base_columns(metric));
+        visible(&gates, self.asker, self.policy)
+    }
+
+    /// The dimensions of `metric` this person may split or filter by.
+    pub fn dimensions<'m>(&self, metric: &'m MetricSpec) -> Vec<&'m str> {
+        metric
+            .dimensions
+            .keys()
+            .map(String::as_str)
+            .filter(|d| {
+                let mut columns = base_columns(metric);
+                columns.push(d);
+                visible(
+                    &metric_gates(self.catalog, metric, &columns),
+                    self.asker,
+                    self.policy,
+                )
+            })
+            .collect()
+    }
+
+    /// Every report id and metric name this person may see.
+    pub fn names(&self) -> Vec<&str> {
+        let reports = self.catalog.reports().filter(|r| self.sees_report(r));
+        let metrics = self.catalog.metrics().filter(|m| self.sees_metric(m));
+        reports
+            .map(|r| r.id.as_str())
+            .chain(metrics.map(|m| m.name.as_str()))
+            .collect()
+    }
+}
+
+/// Who may see what `gates` guard, in words, for `describe`.
+pub fn who_may_see(gates: &[Gate], policy: AccessPolicy) -> String {
+    if gates.is_empty() {
+        return match policy {
+            AccessPolicy::Allow => "anyone in the workspace".into(),
+            AccessPolicy::Deny => {
+                "no one yet (kpibot's policy is deny and nothing allows it)".into()
+            }
+        };
+    }
+    gates
+        .iter()
+        .map(|g| {
+            let lists = [
+                &g.allowed.allowed_channels,
+                &g.allowed.allowed_users,
+                &g.allowed.allowed_usergroups,
+            ];
+            let who: Vec<String> = lists
+                .into_iter()
+                .flatten()
+                .map(|x| format!("`{x}`"))
+                .collect();
+            match &g.policy {
+                Some(name) => format!("policy `{name}` on {}: {}", g.data, who.join(", ")),
+                None => format!("its own access list: {}", who.join(", ")),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Whether `asker` may see something with `access` alone (no policies).
+pub fn allowed(access: &Access, asker: &Asker, policy: AccessPolicy) -> bool {
+    visible(&gates(access, "", "", []), asker, policy)
 }
 
 #[cfg(test)]
@@ -36,7 +268,9 @@ mod tests {
         let asker = Asker {
             user_id: "U1".into(),
             channel_id: "C1".into(),
+            channel_name: String::new(),
             usergroups: vec!["S1".into()],
+            operator: false,
         };
         let open = Access::default();
         assert!(allowed(&open, &asker, AccessPolicy::Allow));

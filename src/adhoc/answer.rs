@@ -6,15 +6,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::access::{AccessPolicy, Asker, allowed};
+use super::access::{AccessPolicy, Asker, Decision, Viewer, decide};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::catalog::Catalog;
 use crate::deliver::error_chain;
-use crate::pipeline::{self, RunOptions};
+use crate::pipeline::{self, PipelineError, RunOptions};
 use crate::render::Rendered;
 use crate::warehouse::cache::{Cached, QueryCache};
-use crate::warehouse::{Trigger, Warehouse};
+use crate::warehouse::{Trigger, Warehouse, WarehouseError};
 
 /// A reply to a command.
 #[derive(Debug, Clone)]
@@ -26,7 +26,30 @@ pub enum Answer {
         rendered: Box<Rendered>,
         ephemeral: bool,
         rows: usize,
+        /// Why an answer asked in a channel went to the asker only, in one line.
+        why_private: Option<String>,
     },
+}
+
+impl Answer {
+    /// How the request ended, for the audit log and metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Answer::Chart {
+                ephemeral: true, ..
+            } => "answered_privately",
+            Answer::Chart { .. } => "answered",
+            Answer::Text(reply) => reply.outcome(),
+        }
+    }
+
+    /// Rows behind the answer (0 for text).
+    pub fn rows(&self) -> usize {
+        match self {
+            Answer::Chart { rows, .. } => *rows,
+            Answer::Text(_) => 0,
+        }
+    }
 }
 
 /// Everything an answer needs.
@@ -44,32 +67,46 @@ pub struct Context<'a> {
 
 /// Answers one command. Every outcome is an answer; nothing here panics or goes silent.
 pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer {
+    let viewer = Viewer {
+        catalog: context.catalog,
+        asker,
+        policy: context.policy,
+    };
     let resolved = resolve(
         context.catalog,
         text,
         context.warehouse.dialect(),
         context.timezone,
+        &viewer,
     );
     answer_resolved(context, resolved, asker).await
 }
 
 /// Answers a command already resolved against the catalog: checks access, then runs it.
 pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &Asker) -> Answer {
-    let (query, spec, params, access) = match resolved {
+    let (query, spec, params, gates, private) = match resolved {
         Resolved::Reply(text) => return Answer::Text(text),
         Resolved::Run {
             query,
             spec,
             params,
-            access,
-        } => (query, *spec, params, access),
+            gates,
+            private,
+        } => (query, *spec, params, gates, private),
     };
-    if !allowed(&access, asker, context.policy) {
-        return Answer::Text(Reply::Refused {
-            name: query.name,
-            owner: spec.owner,
-        });
+    if context.catalog.policies_incomplete() {
+        return Answer::Text(Reply::PoliciesUnreadable);
     }
+    let why_private = match decide(&gates, asker, context.policy, private, &spec.owner) {
+        Decision::Refused { owner } => {
+            return Answer::Text(Reply::Refused {
+                name: query.name,
+                owner,
+            });
+        }
+        Decision::Private { why } => Some(why),
+        Decision::Channel => None,
+    };
     let options = RunOptions {
         period: Some(spec.query.period),
         channel: Some(asker.channel_id.clone()).filter(|c| !c.is_empty()),
@@ -90,12 +127,20 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         Ok(outcome) => Answer::Chart {
             rows: outcome.table.rows.len(),
             rendered: Box::new(outcome.rendered),
-            ephemeral: query.private || access.restricted,
+            ephemeral: why_private.is_some(),
+            why_private: why_private.flatten(),
         },
         Err(error) => Answer::Text(Reply::Failed {
             name: query.name,
             error: error_chain(&error),
             owner: spec.owner,
+            timed_out: matches!(
+                error,
+                PipelineError::Warehouse {
+                    source: WarehouseError::Timeout(_),
+                    ..
+                }
+            ),
         }),
     }
 }

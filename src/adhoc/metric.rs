@@ -11,6 +11,7 @@ use crate::spec::{
     ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, Locale, Measure,
     MetricSpec, Period, QuerySpec, ReportSpec,
 };
+use crate::warehouse::reads::read_sql;
 use crate::warehouse::{Dialect, Params};
 
 /// The period of a metric question that names none.
@@ -39,12 +40,15 @@ pub fn metric_report(
     query: &Query,
     dialect: Dialect,
     timezone: Tz,
+    visible: &[&str],
 ) -> Result<(ReportSpec, Params), String> {
+    // Whether a dimension exists is checked against all of them (access is decided later,
+    // with the asker's groups); what a mistake suggests names only those the asker sees.
     let check = |dimension: &str| -> Result<(), String> {
         if metric.dimensions.contains_key(dimension) {
             return Ok(());
         }
-        let names = metric.dimensions.keys().map(String::as_str);
+        let names = visible.iter().copied();
         let valid: Vec<&str> = names.clone().collect();
         Err(match did_you_mean(dimension, names) {
             Some(hint) => format!(
@@ -100,6 +104,7 @@ pub fn metric_report(
             purpose: metric.description.clone(),
         },
         query: QuerySpec {
+            reads: read_sql(&sql, dialect),
             sql,
             sql_offset: None,
             sql_span: 0..0,

@@ -4,9 +4,10 @@
 
 use std::fmt;
 
-use crate::catalog::Catalog;
+use super::access::{Viewer, metric_gates, report_gates, who_may_see};
 use crate::spec::Measure;
 use crate::spec::diagnostic::did_you_mean;
+use crate::spec::policy::metric_columns;
 
 /// A text answer to a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +29,29 @@ pub enum Reply {
         name: String,
         error: String,
         owner: String,
+        /// The warehouse took longer than the time limit.
+        timed_out: bool,
     },
+    /// A file that declares data policies is broken: nothing is answered until it is fixed.
+    PoliciesUnreadable,
     /// The answer was ready but could not be posted.
     NotPosted { error: String },
+}
+
+impl Reply {
+    /// How a request that got this reply ended, for the audit log and metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Reply::Help => "help",
+            Reply::Catalog(_) => "catalog",
+            Reply::Mistake(_) | Reply::Unknown(_) | Reply::NotAMetric { .. } => "mistake",
+            Reply::Refused { .. } | Reply::PoliciesUnreadable => "refused",
+            Reply::Failed {
+                timed_out: true, ..
+            } => "timed_out",
+            Reply::Failed { .. } | Reply::NotPosted { .. } => "failed",
+        }
+    }
 }
 
 impl fmt::Display for Reply {
@@ -49,9 +70,14 @@ impl fmt::Display for Reply {
                 f,
                 "You cannot see `{name}` here. Ask its owner, {owner}, for access."
             ),
-            Reply::Failed { name, error, owner } => {
+            Reply::Failed {
+                name, error, owner, ..
+            } => {
                 write!(f, "Sorry, `{name}` failed: {error}. Its owner is {owner}.")
             }
+            Reply::PoliciesUnreadable => f.write_str(
+                "kpibot cannot answer right now: a file with data access policies is broken, so who may see what is unknown. The data team has been told; try again once it is fixed.",
+            ),
             Reply::NotPosted { error } => write!(f, "I could not post the answer here: {error}"),
         }
     }
@@ -66,19 +92,22 @@ pub const HELP: &str = "*kpibot* answers with a chart from the same definitions 
 Periods: `yesterday`, `today`, `last 30 days`, `last month`, `this week`, `month to date`, `2026-01-01..2026-01-31`, `since 2026-04-01`, `昨日`, `今週`, `先月`, `過去7日`, `過去3ヶ月`.
 Add `private` to see the answer yourself only.";
 
-pub fn list(catalog: &Catalog, tag: Option<&str>) -> String {
+/// Everything `viewer` may see (tagged `tag`, if given).
+pub fn list(viewer: &Viewer, tag: Option<&str>) -> String {
     let matches = |tags: &[String]| tag.is_none_or(|t| tags.iter().any(|x| x == t));
     let mut lines = Vec::new();
-    let reports: Vec<String> = catalog
+    let reports: Vec<String> = viewer
+        .catalog
         .reports()
-        .filter(|r| matches(&r.tags))
+        .filter(|r| matches(&r.tags) && viewer.sees_report(r))
         .map(|r| format!("• `{}`: {}", r.id, r.title))
         .collect();
-    let metrics: Vec<String> = catalog
+    let metrics: Vec<String> = viewer
+        .catalog
         .metrics()
-        .filter(|m| matches(&m.tags))
+        .filter(|m| matches(&m.tags) && viewer.sees_metric(m))
         .map(|m| {
-            let dims: Vec<&str> = m.dimensions.keys().map(String::as_str).collect();
+            let dims = viewer.dimensions(m);
             if dims.is_empty() {
                 format!("• `{}`: {}", m.name, m.label)
             } else {
@@ -116,15 +145,20 @@ fn measure_text(measure: &Measure) -> String {
     }
 }
 
-pub fn describe(catalog: &Catalog, name: &str) -> Option<String> {
-    if let Some(m) = catalog.metric(name) {
+/// What `name` means, where it comes from and who may see it, if `viewer` may see it.
+pub fn describe(viewer: &Viewer, name: &str) -> Option<String> {
+    let catalog = viewer.catalog;
+    if let Some(m) = catalog.metric(name).filter(|m| viewer.sees_metric(m)) {
+        let visible = viewer.dimensions(m);
         let dims: Vec<String> = m
             .dimensions
             .iter()
+            .filter(|(k, _)| visible.contains(&k.as_str()))
             .map(|(k, v)| format!("`{k}` ({v})"))
             .collect();
+        let gates = metric_gates(catalog, m, &metric_columns(m));
         return Some(format!(
-            "*{}* (`{}`, metric)\n{}\n• Measure: {}\n• Source: `{}` (time column `{}`)\n• Refreshed: {}\n• Owner: {}\n• Dimensions: {}",
+            "*{}* (`{}`, metric)\n{}\n• Measure: {}\n• Source: `{}` (time column `{}`)\n• Refreshed: {}\n• Owner: {}\n• Dimensions: {}\n• Who may see it: {}",
             m.label,
             m.name,
             m.description,
@@ -141,12 +175,13 @@ pub fn describe(catalog: &Catalog, name: &str) -> Option<String> {
                 "none".into()
             } else {
                 dims.join(", ")
-            }
+            },
+            who_may_see(&gates, viewer.policy)
         ));
     }
-    let r = catalog.get(name)?;
+    let r = catalog.get(name).filter(|r| viewer.sees_report(r))?;
     Some(format!(
-        "*{}* (`{}`, report)\n{}\n• Purpose: {}\n• Source: `{}`\n• Refreshed: {}\n• Owner: {}\n• Default period: {}",
+        "*{}* (`{}`, report)\n{}\n• Purpose: {}\n• Source: `{}`\n• Refreshed: {}\n• Owner: {}\n• Default period: {}\n• Who may see it: {}",
         r.title,
         r.id,
         r.description,
@@ -154,7 +189,8 @@ pub fn describe(catalog: &Catalog, name: &str) -> Option<String> {
         r.definition.source,
         r.definition.refreshed,
         r.owner,
-        r.query.period
+        r.query.period,
+        who_may_see(&report_gates(catalog, r), viewer.policy)
     ))
 }
 
@@ -166,11 +202,9 @@ pub fn capitalize(text: &str) -> String {
         .unwrap_or_default()
 }
 
-pub fn unknown_name(catalog: &Catalog, name: &str) -> String {
-    let names = catalog
-        .ids()
-        .chain(catalog.metrics().map(|m| m.name.as_str()));
-    match did_you_mean(name, names) {
+/// "I don't know" with the closest name `viewer` may see.
+pub fn unknown_name(viewer: &Viewer, name: &str) -> String {
+    match did_you_mean(name, viewer.names()) {
         Some(hint) => format!(
             "I don't know `{name}`. {} Type `/kpi list` to see all.",
             capitalize(&hint)

@@ -4,11 +4,12 @@
 
 use chrono_tz::Tz;
 
+use super::access::{Gate, Viewer, base_columns, metric_gates, report_gates};
 use super::grammar::{self, GrammarError, Query, Request};
 use super::metric::metric_report;
 use super::reply::{self, Reply};
 use crate::catalog::Catalog;
-use crate::spec::{Access, ReportSpec};
+use crate::spec::ReportSpec;
 use crate::warehouse::{Dialect, Params};
 
 /// A command resolved against the catalog: a text reply, or a query ready to run.
@@ -18,14 +19,39 @@ pub enum Resolved {
         query: Query,
         spec: Box<ReportSpec>,
         params: Params,
-        access: Access,
+        /// Every rule the answer must satisfy: the entry's lists and its data policies.
+        gates: Vec<Gate>,
+        /// Answer privately whatever the channel: asked so, or the entry is `restricted`.
+        private: bool,
     },
+}
+
+impl Resolved {
+    /// The data policies a run falls under, by name (for the audit log).
+    pub fn policies(&self) -> Vec<String> {
+        match self {
+            Resolved::Run { gates, .. } => gates.iter().filter_map(|g| g.policy.clone()).collect(),
+            Resolved::Reply(_) => Vec::new(),
+        }
+    }
+
+    /// Whether answering needs the asker's user groups (an allow-list names groups).
+    pub fn needs_usergroups(&self) -> bool {
+        matches!(self, Resolved::Run { gates, .. }
+            if gates.iter().any(|g| !g.allowed.allowed_usergroups.is_empty()))
+    }
 }
 
 /// Everything about a command that needs neither the warehouse nor Slack: help, lists,
 /// definitions, mistakes and unknown names. Cheap enough to answer inside Slack's 3
 /// seconds. Access is checked by [`answer`], which may need the asker's user groups.
-pub fn resolve(catalog: &Catalog, text: &str, dialect: Dialect, timezone: Tz) -> Resolved {
+pub fn resolve(
+    catalog: &Catalog,
+    text: &str,
+    dialect: Dialect,
+    timezone: Tz,
+    viewer: &Viewer,
+) -> Resolved {
     let request = match grammar::parse(text) {
         Ok(request) => request,
         Err(GrammarError(message)) => {
@@ -35,19 +61,26 @@ pub fn resolve(catalog: &Catalog, text: &str, dialect: Dialect, timezone: Tz) ->
     let query = match request {
         Request::Help => return Resolved::Reply(Reply::Help),
         Request::List { tag } => {
-            return Resolved::Reply(Reply::Catalog(reply::list(catalog, tag.as_deref())));
+            return Resolved::Reply(Reply::Catalog(reply::list(viewer, tag.as_deref())));
         }
         Request::Describe { name } => {
-            return Resolved::Reply(match reply::describe(catalog, &name) {
+            return Resolved::Reply(match reply::describe(viewer, &name) {
                 Some(text) => Reply::Catalog(text),
-                None => Reply::Unknown(reply::unknown_name(catalog, &name)),
+                None => Reply::Unknown(reply::unknown_name(viewer, &name)),
             });
         }
         Request::Query(query) => query,
     };
-    let (spec, params, access) = if let Some(metric) = catalog.metric(&query.name) {
-        match metric_report(metric, &query, dialect, timezone) {
-            Ok((spec, params)) => (spec, params, metric.access.clone()),
+    let (spec, params, gates) = if let Some(metric) = catalog.metric(&query.name) {
+        let visible = viewer.dimensions(metric);
+        match metric_report(metric, &query, dialect, timezone, &visible) {
+            Ok((spec, params)) => {
+                let mut columns = base_columns(metric);
+                columns.extend(query.by.as_deref());
+                columns.extend(query.filters.iter().map(|f| f.dimension.as_str()));
+                let gates = metric_gates(catalog, metric, &columns);
+                (spec, params, gates)
+            }
             Err(message) => return Resolved::Reply(Reply::Unknown(message)),
         }
     } else if let Some(report) = catalog.get(&query.name) {
@@ -56,14 +89,16 @@ pub fn resolve(catalog: &Catalog, text: &str, dialect: Dialect, timezone: Tz) ->
                 report: report.id.clone(),
             });
         }
-        (report.clone(), Params::new(), report.access.clone())
+        (report.clone(), Params::new(), report_gates(catalog, report))
     } else {
-        return Resolved::Reply(Reply::Unknown(reply::unknown_name(catalog, &query.name)));
+        return Resolved::Reply(Reply::Unknown(reply::unknown_name(viewer, &query.name)));
     };
+    let private = query.private || spec.access.restricted;
     Resolved::Run {
         query,
         spec: Box::new(spec),
         params,
-        access,
+        gates,
+        private,
     }
 }

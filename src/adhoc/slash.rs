@@ -3,7 +3,7 @@
 //! at once (Slack gives 3 s) and finishes in the background through [`super::answer`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,9 +15,9 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use serde_json::json;
 
-use super::access::{AccessPolicy, Asker};
+use super::access::{AccessPolicy, Asker, Viewer};
 use super::answer::{Answer, Context, answer_resolved};
-use super::audit::AuditLog;
+use super::audit::{AuditEntry, AuditLog};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
@@ -93,20 +93,63 @@ pub fn on_command(handler: Arc<CommandHandler>) -> OnCommand {
     Arc::new(move |request| handler.acknowledge(request))
 }
 
+/// What one request was about and how it ended: one audit line.
+struct Done<'a> {
+    request: &'a CommandRequest,
+    started: Instant,
+    entries: Vec<String>,
+    policies: Vec<String>,
+    rows: usize,
+    outcome: String,
+}
+
 impl CommandHandler {
+    /// The asker as far as the acknowledgement can tell without waiting on Slack: user
+    /// groups only if they are already cached.
+    fn asker(&self, request: &CommandRequest, usergroups: Vec<String>) -> Asker {
+        Asker {
+            user_id: request.user_id.clone(),
+            channel_id: request.channel_id.clone(),
+            channel_name: request.channel_name.clone(),
+            usergroups,
+            operator: false,
+        }
+    }
+
     /// The immediate reply to a command, for HTTP and Socket Mode alike. Help, lists,
     /// definitions and mistakes need no query and are answered here; anything that needs
-    /// the warehouse is acknowledged and answered in the background.
+    /// the warehouse is acknowledged and answered in the background. A background answer
+    /// that panics still answers the person and writes its audit line.
     pub fn acknowledge(self: &Arc<Self>, request: CommandRequest) -> String {
+        let started = Instant::now();
         let catalog = snapshot(&self.catalog);
+        let cached_groups = self
+            .slack
+            .slack()
+            .cached_usergroups_of(&request.user_id)
+            .unwrap_or_default();
+        let asker = self.asker(&request, cached_groups);
+        let viewer = Viewer {
+            catalog: &catalog,
+            asker: &asker,
+            policy: self.policy,
+        };
         let resolved = resolve(
             &catalog,
             &request.text,
             self.warehouse.dialect(),
             self.timezone,
+            &viewer,
         );
         if let Resolved::Reply(reply) = resolved {
-            self.record(&request, 0, "text");
+            self.record(Done {
+                request: &request,
+                started,
+                entries: Vec::new(),
+                policies: Vec::new(),
+                rows: 0,
+                outcome: reply.outcome().to_string(),
+            });
             return reply.to_string();
         }
         let ack = format!(
@@ -119,19 +162,52 @@ impl CommandHandler {
             request.text.trim()
         );
         let this = self.clone();
-        tokio::spawn(async move { this.handle(request, catalog, resolved).await });
+        let answering = tokio::spawn({
+            let this = this.clone();
+            let request = request.clone();
+            async move { this.handle(request, catalog, resolved, started).await }
+        });
+        tokio::spawn(async move {
+            if let Err(failure) = answering.await {
+                tracing::error!(error = %failure, command = %request.text, "answering a slash command stopped");
+                let reply = Reply::Failed {
+                    name: request.text.trim().to_string(),
+                    error: "kpibot hit an internal error while answering".into(),
+                    owner: "the bot's operators".into(),
+                    timed_out: false,
+                };
+                if let Err(e) = this
+                    .slack
+                    .slack()
+                    .respond(&request.response_url, &reply.to_string())
+                    .await
+                {
+                    tracing::error!(error = %e, "could not tell the asker that answering failed");
+                }
+                this.record(Done {
+                    request: &request,
+                    started,
+                    entries: Vec::new(),
+                    policies: Vec::new(),
+                    rows: 0,
+                    outcome: "panicked".into(),
+                });
+            }
+        });
         ack
     }
 
     /// Answers in the background; every path ends in a reply or an error-level log.
     /// `resolved` comes from the acknowledgement, against the same catalog snapshot.
-    async fn handle(&self, request: CommandRequest, catalog: Arc<Catalog>, resolved: Resolved) {
+    async fn handle(
+        &self,
+        request: CommandRequest,
+        catalog: Arc<Catalog>,
+        resolved: Resolved,
+        started: Instant,
+    ) {
         // Only an allow-list of user groups needs the asker's groups from Slack.
-        let needs_groups = matches!(
-            &resolved,
-            Resolved::Run { access, .. } if !access.allowed_usergroups.is_empty()
-        );
-        let usergroups = if needs_groups {
+        let usergroups = if resolved.needs_usergroups() {
             match self.slack.slack().usergroups_of(&request.user_id).await {
                 Ok(groups) => groups,
                 Err(e) => {
@@ -142,11 +218,12 @@ impl CommandHandler {
         } else {
             Vec::new()
         };
-        let asker = Asker {
-            user_id: request.user_id.clone(),
-            channel_id: request.channel_id.clone(),
-            usergroups,
+        let asker = self.asker(&request, usergroups);
+        let entries = match &resolved {
+            Resolved::Run { query, .. } => vec![query.name.clone()],
+            Resolved::Reply(_) => Vec::new(),
         };
+        let policies = resolved.policies();
         let context = Context {
             catalog: &catalog,
             warehouse: self.warehouse.as_ref(),
@@ -158,15 +235,7 @@ impl CommandHandler {
             cache: Some(&self.cache),
         };
         let answer = answer_resolved(&context, resolved, &asker).await;
-        let (outcome, rows) = match &answer {
-            Answer::Text(_) => ("text", 0),
-            Answer::Chart {
-                ephemeral: true,
-                rows,
-                ..
-            } => ("private_chart", *rows),
-            Answer::Chart { rows, .. } => ("chart", *rows),
-        };
+        let (outcome, rows) = (answer.outcome(), answer.rows());
         let delivered = match answer {
             Answer::Text(reply) => self
                 .slack
@@ -175,10 +244,14 @@ impl CommandHandler {
                 .await
                 .map_err(DeliveryError::from),
             Answer::Chart {
-                rendered,
+                mut rendered,
                 ephemeral: true,
+                why_private,
                 ..
             } => {
+                if let Some(why) = why_private {
+                    prepend_context(&mut rendered.message, &why);
+                }
                 self.slack
                     .post_ephemeral(&rendered, &request.channel_id, &request.user_id)
                     .await
@@ -206,16 +279,45 @@ impl CommandHandler {
                 format!("failed:{}", error.code())
             }
         };
-        self.record(&request, rows, &outcome);
+        self.record(Done {
+            request: &request,
+            started,
+            entries,
+            policies,
+            rows,
+            outcome,
+        });
     }
 
     /// Counts the command and writes its audit line.
-    fn record(&self, request: &CommandRequest, rows: usize, outcome: &str) {
+    fn record(&self, done: Done) {
         self.metrics.increment(
             METRIC_COMMANDS,
             METRIC_COMMANDS_HELP,
-            &[("outcome", outcome.split(':').next().unwrap_or("failed"))],
+            &[(
+                "outcome",
+                done.outcome.split(':').next().unwrap_or("failed"),
+            )],
         );
-        self.audit.write(request, rows, outcome);
+        self.audit.write(&AuditEntry {
+            user: &done.request.user_id,
+            channel: &done.request.channel_id,
+            command: &format!("{} {}", done.request.command, done.request.text),
+            entries: &done.entries,
+            policies: &done.policies,
+            rows: done.rows,
+            outcome: &done.outcome,
+            duration: done.started.elapsed(),
+        });
+    }
+}
+
+/// Puts one line of context at the top of a message (why it went to the asker only).
+fn prepend_context(message: &mut serde_json::Value, text: &str) {
+    if let Some(blocks) = message["blocks"].as_array_mut() {
+        blocks.insert(
+            0,
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}),
+        );
     }
 }

@@ -17,20 +17,21 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::adhoc::AccessPolicy;
-use crate::adhoc::audit::AuditLog;
+use crate::adhoc::audit::{AuditLog, AuditTarget};
 use crate::adhoc::slash::CommandHandler;
 use crate::catalog::{Catalog, CatalogError, SharedCatalog};
 use crate::deliver::{Delivery, FolderDelivery, SlackDelivery};
 use crate::metrics::Metrics;
 use crate::pipeline::today_in;
 use crate::scheduled::SchedulerConfig;
-use crate::settings::{DeliveryKind, Settings, SettingsError, WarehouseKind};
+use crate::settings::{AuditTo, DeliveryKind, Settings, SettingsError, WarehouseKind};
 use crate::slack::SlackOptions;
-use crate::warehouse::Warehouse;
+use crate::spec::SpecDefaults;
 use crate::warehouse::bigquery::BigQueryWarehouse;
 use crate::warehouse::cache::QueryCache;
 use crate::warehouse::demo::{MartStatus, ensure_demo_mart};
 use crate::warehouse::duckdb::DuckDbWarehouse;
+use crate::warehouse::{Dialect, Warehouse};
 
 /// The settings, parsed once into the types the rest of kpibot uses.
 #[derive(Debug, Clone)]
@@ -68,9 +69,20 @@ impl App {
         &self.settings.delivery.folder
     }
 
+    /// What fills in what a spec leaves out: the bot's timezone and the warehouse's dialect.
+    pub fn spec_defaults(&self) -> SpecDefaults {
+        SpecDefaults {
+            timezone: self.timezone,
+            dialect: match self.settings.warehouse.kind {
+                WarehouseKind::Duckdb => Dialect::DuckDb,
+                WarehouseKind::Bigquery => Dialect::BigQuery,
+            },
+        }
+    }
+
     /// Loads every spec for a one-shot verb; invalid specs are an error that shows them.
     pub fn load_catalog(&self) -> Result<Catalog, CatalogError> {
-        crate::catalog::load_strict(self.reports_dir(), self.timezone)
+        crate::catalog::load_strict(self.reports_dir(), &self.spec_defaults())
     }
 
     /// Opens the configured warehouse; for the embedded demo, builds or refreshes the demo
@@ -105,7 +117,7 @@ impl App {
         if duck.demo_mart {
             let yesterday = self.today(now) - Days::new(1);
             // Check through the connection the bot keeps, not a second instance.
-            if let Ok(current) = DuckDbWarehouse::open(&duck.path)
+            if let Ok(current) = DuckDbWarehouse::open_with_extracts(&duck.path, &duck.extracts)
                 && current.demo_data_through() >= Some(yesterday)
             {
                 return Ok(current);
@@ -118,7 +130,10 @@ impl App {
                 )?;
             }
         }
-        Ok(DuckDbWarehouse::open(&duck.path)?)
+        Ok(DuckDbWarehouse::open_with_extracts(
+            &duck.path,
+            &duck.extracts,
+        )?)
     }
 
     /// The Slack delivery when Slack is the delivery (slash commands need more of it than
@@ -171,7 +186,20 @@ impl App {
             timeout: self.slash_timeout,
             policy: self.access_policy(),
             cache: QueryCache::default(),
-            audit: AuditLog::new(self.settings.slash.audit_log.clone()),
+            audit: AuditLog::to(self.audit_target()),
+        }
+    }
+
+    /// Where the `/kpi` audit log goes.
+    pub fn audit_target(&self) -> AuditTarget {
+        let slash = &self.settings.slash;
+        match slash.audit_to {
+            AuditTo::Stdout => AuditTarget::Stdout,
+            AuditTo::File => AuditTarget::File {
+                path: slash.audit_log.clone(),
+                max_bytes: slash.audit_max_bytes.max(1),
+                keep: slash.audit_files_kept,
+            },
         }
     }
 

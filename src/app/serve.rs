@@ -89,7 +89,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     }
     let metrics = Arc::new(Metrics::new());
     let dir = app.reports_dir().to_path_buf();
-    let (initial, broken) = catalog::load(&dir, app.timezone, &Catalog::default())
+    let (initial, broken) = catalog::load(&dir, &app.spec_defaults(), &Catalog::default())
         .with_context(|| format!("cannot load the reports in {}", dir.display()))?;
     for file in &broken {
         tracing::error!(file = %file.path.display(), "invalid report spec; it will not run until fixed:\n{}", file.render_diagnostics());
@@ -192,7 +192,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     }
     let reloader = Reloader {
         dir,
-        timezone: app.timezone,
+        defaults: app.spec_defaults(),
         catalog: catalog.clone(),
         delivery: delivery.clone(),
         metrics: metrics.clone(),

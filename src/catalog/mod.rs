@@ -9,18 +9,21 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use chrono_tz::Tz;
-
-use crate::spec::{self, LoadError, LoadedFile, MetricSpec, ReportSpec, SpecDefaults};
+use crate::spec::policy;
+use crate::spec::{self, LoadError, LoadedFile, MetricSpec, PolicySpec, ReportSpec, SpecDefaults};
 
 /// The running catalog, replaced whole on reload; readers take a snapshot.
 pub type SharedCatalog = Arc<RwLock<Arc<Catalog>>>;
 
-/// The set of valid reports, by id.
+/// The set of valid reports and metrics, by name, and the data policies over them.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     reports: BTreeMap<String, ReportSpec>,
     metrics: BTreeMap<String, MetricSpec>,
+    policies: Vec<PolicySpec>,
+    /// A file that declares policies is broken and no last good version of it is known:
+    /// who may see what cannot be told, so ad-hoc answers are refused until it is fixed.
+    policies_incomplete: bool,
 }
 
 impl Catalog {
@@ -29,19 +32,43 @@ impl Catalog {
         let valid = files.iter().filter(|f| f.is_valid());
         Self::from_specs(
             valid.clone().filter_map(|f| f.spec.clone()),
-            valid.flat_map(|f| f.metrics.clone()),
+            valid.clone().flat_map(|f| f.metrics.clone()),
+            valid.flat_map(|f| f.policies.clone()),
         )
     }
 
-    /// A catalog of these reports and metrics, by name.
+    /// A catalog of these reports, metrics and policies.
     pub fn from_specs(
         specs: impl IntoIterator<Item = ReportSpec>,
         metrics: impl IntoIterator<Item = MetricSpec>,
+        policies: impl IntoIterator<Item = PolicySpec>,
     ) -> Self {
         Self {
             reports: specs.into_iter().map(|s| (s.id.clone(), s)).collect(),
             metrics: metrics.into_iter().map(|m| (m.name.clone(), m)).collect(),
+            policies: policies.into_iter().collect(),
+            policies_incomplete: false,
         }
+    }
+
+    /// Every data policy.
+    pub fn policies(&self) -> &[PolicySpec] {
+        &self.policies
+    }
+
+    /// Whether a broken file may hold policies kpibot does not know (fail closed).
+    pub fn policies_incomplete(&self) -> bool {
+        self.policies_incomplete
+    }
+
+    /// The policies that cover a report (its SQL reads their data).
+    pub fn report_policies(&self, report: &ReportSpec) -> Vec<&PolicySpec> {
+        policy::report_policies(report, &self.policies)
+    }
+
+    /// The policies that cover a metric question touching `columns`.
+    pub fn metric_policies(&self, metric: &MetricSpec, columns: &[&str]) -> Vec<&PolicySpec> {
+        policy::metric_policies(metric, columns, &self.policies)
     }
 
     pub fn metric(&self, name: &str) -> Option<&MetricSpec> {
@@ -94,11 +121,14 @@ pub fn merge_catalog<'f>(
 ) -> (Catalog, Vec<&'f LoadedFile>) {
     let mut reports: Vec<ReportSpec> = Vec::new();
     let mut metrics = Vec::new();
+    let mut policies = Vec::new();
     let mut broken = Vec::new();
+    let mut incomplete = false;
     for file in files {
         if file.is_valid() {
             reports.extend(file.spec.clone());
             metrics.extend(file.metrics.iter().cloned());
+            policies.extend(file.policies.iter().cloned());
             continue;
         }
         broken.push(file);
@@ -107,18 +137,28 @@ pub fn merge_catalog<'f>(
             reports.push(last_good.clone());
         }
         metrics.extend(previous.metrics().filter(|m| m.path == file.path).cloned());
+        let kept: Vec<PolicySpec> = previous
+            .policies()
+            .iter()
+            .filter(|p| p.path == file.path)
+            .cloned()
+            .collect();
+        incomplete |= kept.is_empty() && file.source.contains("[[policy]]");
+        policies.extend(kept);
     }
-    (Catalog::from_specs(reports, metrics), broken)
+    let mut catalog = Catalog::from_specs(reports, metrics, policies);
+    catalog.policies_incomplete = incomplete;
+    (catalog, broken)
 }
 
 /// Loads `dir` against the previous catalog: valid files replace their entries, broken
 /// ones keep their last good version. Returns the catalog and the files that failed.
 pub fn load(
     dir: &Path,
-    timezone: Tz,
+    defaults: &SpecDefaults,
     previous: &Catalog,
 ) -> Result<(Catalog, Vec<LoadedFile>), LoadError> {
-    let files = spec::load_dir(dir, &SpecDefaults { timezone })?;
+    let files = spec::load_dir(dir, defaults)?;
     let (catalog, broken) = merge_catalog(previous, &files);
     let broken = broken.into_iter().cloned().collect();
     Ok((catalog, broken))
@@ -141,8 +181,8 @@ pub enum CatalogError {
 
 /// Loads every spec under `dir` for a one-shot verb; a folder with invalid specs is an
 /// error that shows them all.
-pub fn load_strict(dir: &Path, timezone: Tz) -> Result<Catalog, CatalogError> {
-    let (catalog, broken) = load(dir, timezone, &Catalog::default())?;
+pub fn load_strict(dir: &Path, defaults: &SpecDefaults) -> Result<Catalog, CatalogError> {
+    let (catalog, broken) = load(dir, defaults, &Catalog::default())?;
     if !broken.is_empty() {
         let rendered: Vec<String> = broken.iter().map(|f| f.render_diagnostics()).collect();
         return Err(CatalogError::Invalid {

@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chrono_tz::Tz;
 use tokio::sync::watch;
 
 use super::{Catalog, SharedCatalog, load, snapshot};
 use crate::deliver::Delivery;
 use crate::metrics::Metrics;
-use crate::spec::{self, LoadedFile};
+use crate::spec::{self, LoadedFile, SpecDefaults};
 
 const METRIC_SPEC_ERRORS: &str = "kpibot_invalid_specs";
 const METRIC_SPEC_ERRORS_HELP: &str =
@@ -63,7 +62,7 @@ fn owner_of_broken(previous: &Catalog, file: &LoadedFile) -> Option<String> {
 /// Watches `reports/` and swaps the catalog when it changes.
 pub struct Reloader {
     pub dir: PathBuf,
-    pub timezone: Tz,
+    pub defaults: SpecDefaults,
     pub catalog: SharedCatalog,
     pub delivery: Arc<dyn Delivery>,
     pub metrics: Arc<Metrics>,
@@ -80,7 +79,7 @@ pub async fn reload_loop(
 ) {
     let Reloader {
         dir,
-        timezone,
+        defaults,
         catalog,
         delivery,
         metrics,
@@ -100,7 +99,7 @@ pub async fn reload_loop(
         }
         seen = now;
         let previous = snapshot(&catalog);
-        let (next, broken) = match load(&dir, timezone, &previous) {
+        let (next, broken) = match load(&dir, &defaults, &previous) {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(dir = %dir.display(), error = %format!("{error:#}"), "cannot reload the reports; keeping the running ones");

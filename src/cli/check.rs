@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::adhoc::access::base_columns;
 use crate::adhoc::grammar::Grain;
 use crate::adhoc::sql::metric_sql;
 use crate::app::App;
+use crate::catalog::Catalog;
 use crate::pipeline;
 use crate::scheduled::cron::next_slot;
 use crate::spec::diagnostic::{Diagnostic, did_you_mean};
-use crate::spec::{self, MetricSpec, ReportSpec, SpecDefaults, Window};
+use crate::spec::{self, MetricSpec, ReportSpec, Window};
 use crate::warehouse::{QueryJob, Trigger, Warehouse, WarehouseError};
 
 /// What `check` found.
@@ -34,9 +36,7 @@ pub async fn check(
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<CheckSummary> {
-    let defaults = SpecDefaults {
-        timezone: app.timezone,
-    };
+    let defaults = app.spec_defaults();
     let mut files = spec::load_dir(dir, &defaults)?;
     // What each file's dry runs would scan, printed under its ✓ line.
     let mut scans: HashMap<PathBuf, Vec<String>> = Default::default();
@@ -83,13 +83,19 @@ pub async fn check(
     for file in &files {
         if file.spec.is_none() && file.is_valid() {
             let names: Vec<&str> = file.metrics.iter().map(|m| m.name.as_str()).collect();
-            writeln!(
-                out,
-                "✓ {}  ({} metric(s): {})",
-                file.path.display(),
-                names.len(),
-                names.join(", ")
-            )?;
+            let policies: Vec<&str> = file.policies.iter().map(|p| p.name.as_str()).collect();
+            let mut parts = Vec::new();
+            if !names.is_empty() {
+                parts.push(format!("{} metric(s): {}", names.len(), names.join(", ")));
+            }
+            if !policies.is_empty() {
+                parts.push(format!(
+                    "{} polic(ies): {}",
+                    policies.len(),
+                    policies.join(", ")
+                ));
+            }
+            writeln!(out, "✓ {}  ({})", file.path.display(), parts.join("; "))?;
             for note in scans.get(&file.path).into_iter().flatten() {
                 writeln!(out, "    {note}")?;
             }
@@ -122,6 +128,7 @@ pub async fn check(
             }
         }
     }
+    print_coverage(&Catalog::from_loaded(&files), out)?;
     let checked = if warehouse.is_some() {
         "checked with dry runs"
     } else {
@@ -139,6 +146,76 @@ pub async fn check(
         )?;
     }
     Ok(summary)
+}
+
+/// Per policy, the catalog entries it covers: every report whose SQL reads its data, and
+/// every metric on its table (for a column policy, when a question touches the column).
+fn print_coverage(catalog: &Catalog, out: &mut dyn Write) -> std::io::Result<()> {
+    for policy in catalog.policies() {
+        let allowed = &policy.allowed;
+        let who: Vec<&str> = [
+            &allowed.allowed_channels,
+            &allowed.allowed_users,
+            &allowed.allowed_usergroups,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+        writeln!(
+            out,
+            "policy `{}` on {} (may see it: {}) covers:",
+            policy.name,
+            policy.data(),
+            who.join(", ")
+        )?;
+        let covers =
+            |gates: Vec<&crate::spec::PolicySpec>| gates.iter().any(|p| p.name == policy.name);
+        let reports: Vec<&str> = catalog
+            .reports()
+            .filter(|r| covers(catalog.report_policies(r)))
+            .map(|r| r.id.as_str())
+            .collect();
+        let mut metrics = Vec::new();
+        for metric in catalog.metrics() {
+            let base = base_columns(metric);
+            if covers(catalog.metric_policies(metric, &base)) {
+                metrics.push(format!("`{}`", metric.name));
+                continue;
+            }
+            let by: Vec<&str> = metric
+                .dimensions
+                .keys()
+                .map(String::as_str)
+                .filter(|d| {
+                    let mut columns = base.clone();
+                    columns.push(d);
+                    covers(catalog.metric_policies(metric, &columns))
+                })
+                .collect();
+            if !by.is_empty() {
+                metrics.push(format!(
+                    "`{}` (split or filtered by {})",
+                    metric.name,
+                    by.join(", ")
+                ));
+            }
+        }
+        let list = |names: Vec<String>| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        writeln!(
+            out,
+            "    reports: {}",
+            list(reports.iter().map(|r| format!("`{r}`")).collect())
+        )?;
+        writeln!(out, "    metrics: {}", list(metrics))?;
+    }
+    Ok(())
 }
 
 /// What the dry runs of one report or metric found.

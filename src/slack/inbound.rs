@@ -19,6 +19,9 @@ pub struct CommandRequest {
     pub command: String,
     pub user_id: String,
     pub channel_id: String,
+    /// The channel's name without `#` (`directmessage` or `privategroup` where Slack
+    /// does not say).
+    pub channel_name: String,
     pub response_url: String,
 }
 
@@ -69,6 +72,7 @@ impl CommandRequest {
             command: field("command"),
             user_id: field("user_id"),
             channel_id: field("channel_id"),
+            channel_name: field("channel_name"),
             response_url: field("response_url"),
         }
     }
@@ -88,6 +92,7 @@ async fn on_socket_command(
             command: event.command.0,
             user_id: event.user_id.0,
             channel_id: event.channel_id.0,
+            channel_name: event.channel_name.unwrap_or_default(),
             response_url: event.response_url.0.to_string(),
         }),
         None => "kpibot is starting; try again in a moment".into(),

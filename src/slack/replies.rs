@@ -9,6 +9,15 @@ use tokio::time::Instant;
 
 use super::{Slack, SlackError, USERGROUPS_CACHE_SECONDS, UserGroups, message_request};
 
+/// The ids of the groups `user` is a member of.
+fn groups_of(groups: &[(String, Vec<String>)], user: &str) -> Vec<String> {
+    groups
+        .iter()
+        .filter(|(_, members)| members.iter().any(|m| m == user))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
 impl Slack {
     /// Answers a slash command through its `response_url` (text, visible to the asker only).
     pub async fn respond(&self, response_url: &str, text: &str) -> Result<(), SlackError> {
@@ -64,11 +73,16 @@ impl Slack {
             .as_ref()
             .map(|(_, g)| g.as_slice())
             .unwrap_or_default();
-        Ok(groups
-            .iter()
-            .filter(|(_, members)| members.iter().any(|m| m == user))
-            .map(|(id, _)| id.clone())
-            .collect())
+        Ok(groups_of(groups, user))
+    }
+
+    /// The user's groups if the membership list is cached and fresh, without waiting: for
+    /// the acknowledgement, which must answer within Slack's three seconds.
+    pub fn cached_usergroups_of(&self, user: &str) -> Option<Vec<String>> {
+        let cache = self.usergroups.try_lock().ok()?;
+        let (read_at, groups) = cache.as_ref()?;
+        (read_at.elapsed() < Duration::from_secs(USERGROUPS_CACHE_SECONDS))
+            .then(|| groups_of(groups, user))
     }
 
     async fn read_usergroups(&self) -> Result<UserGroups, SlackError> {

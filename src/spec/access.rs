@@ -1,4 +1,6 @@
-//! `[access]` (and a metric's allow-lists): who may ask for an entry with `/kpi`.
+//! `[access]` (and a metric's or a policy's allow-lists): who may see an entry.
+
+use std::ops::Range;
 
 use super::walk::{Reader, Tbl};
 
@@ -10,6 +12,9 @@ pub struct Access {
     pub allowed_channels: Vec<String>,
     pub allowed_users: Vec<String>,
     pub allowed_usergroups: Vec<String>,
+    /// Where the lists are written (the `[access]` table, a metric or a policy), for
+    /// diagnostics.
+    pub span: Range<usize>,
 }
 
 impl Access {
@@ -40,6 +45,7 @@ impl Reader<'_> {
             allowed_channels: allowed_channels?,
             allowed_users: allowed_users?,
             allowed_usergroups: allowed_usergroups?,
+            span: t.anchor.clone(),
         })
     }
 }

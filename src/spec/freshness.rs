@@ -1,6 +1,7 @@
 //! `[freshness]`: the gate a scheduled run waits at until its source is refreshed.
 
 use super::walk::{Reader, Tbl};
+use crate::warehouse::reads::read_sql;
 
 /// A freshness gate: `sql` returns the newest date in the source (one row, one column);
 /// it must be at least the slot's date minus `expect_days_ago` in the report's timezone.
@@ -65,6 +66,8 @@ impl Reader<'_> {
             self.error(sql.span(), "`freshness.sql` is empty");
             return None;
         }
+        let reads = read_sql(sql.get_ref(), self.dialect);
+        self.forbid(&reads, sql.span());
         Some(FreshnessSpec {
             sql: sql.into_inner(),
             expect_days_ago: expect?,

@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod freshness;
 pub mod metric;
 pub mod period;
+pub mod policy;
 pub mod query;
 pub mod report;
 pub mod schedule;
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
 
+use crate::warehouse::Dialect;
+
 pub use access::Access;
 pub use chart::{
     ChartKind, ChartSpec, Column, Compare, Currency, Goal, Headline, Locale, NumberFormat,
@@ -27,6 +30,7 @@ pub use diagnostic::Diagnostic;
 pub use freshness::FreshnessSpec;
 pub use metric::{Measure, MetricSpec, measure_columns};
 pub use period::{Period, Window};
+pub use policy::PolicySpec;
 pub use query::{DEFAULT_PERIOD, PROVIDED_PARAMETERS, QuerySpec};
 pub use report::{Definition, ReportSpec};
 pub use schedule::ScheduleSpec;
@@ -36,6 +40,18 @@ pub use walk::is_identifier;
 #[derive(Debug, Clone)]
 pub struct SpecDefaults {
     pub timezone: Tz,
+    /// The warehouse's SQL dialect, in which report SQL is read.
+    pub dialect: Dialect,
+}
+
+impl SpecDefaults {
+    /// Defaults for reports in `timezone` on the embedded DuckDB warehouse.
+    pub fn duckdb(timezone: Tz) -> Self {
+        Self {
+            timezone,
+            dialect: Dialect::DuckDb,
+        }
+    }
 }
 
 /// One spec file after loading: its text, the spec if it is valid, and every problem.
@@ -47,13 +63,16 @@ pub struct LoadedFile {
     pub spec: Option<ReportSpec>,
     /// The `[[metric]]` entries of the file.
     pub metrics: Vec<MetricSpec>,
+    /// The `[[policy]]` entries of the file.
+    pub policies: Vec<PolicySpec>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl LoadedFile {
-    /// Valid, and defines a report or at least one metric.
+    /// Valid, and defines a report, a metric or a policy.
     pub fn is_valid(&self) -> bool {
-        self.diagnostics.is_empty() && (self.spec.is_some() || !self.metrics.is_empty())
+        self.diagnostics.is_empty()
+            && (self.spec.is_some() || !self.metrics.is_empty() || !self.policies.is_empty())
     }
 }
 
@@ -96,6 +115,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     }
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
+    policy::flag_policy_problems(&mut files);
     Ok(files)
 }
 
@@ -201,13 +221,15 @@ pub fn report_id(path: &Path) -> String {
 
 /// Parses and validates one spec file's text.
 pub fn load_source(path: &Path, source: String, defaults: &SpecDefaults) -> LoadedFile {
-    let (spec, metrics, mut diagnostics) = report::read_spec(path, &source, defaults);
+    let read = report::read_spec(path, &source, defaults);
+    let mut diagnostics = read.errors;
     diagnostics.sort_by_key(|d| d.span.start);
     let valid = diagnostics.is_empty();
     LoadedFile {
         path: path.to_path_buf(),
-        spec: if valid { spec } else { None },
-        metrics: if valid { metrics } else { Vec::new() },
+        spec: if valid { read.spec } else { None },
+        metrics: if valid { read.metrics } else { Vec::new() },
+        policies: if valid { read.policies } else { Vec::new() },
         diagnostics,
         source,
     }

@@ -9,6 +9,7 @@ use toml::de::DeValue;
 use super::Period;
 use super::diagnostic::closest;
 use super::walk::{Reader, Tbl, is_identifier, string_content_offset};
+use crate::warehouse::reads::{SqlReads, read_sql};
 use crate::warehouse::{MIN_BILLED_BYTES_PER_TABLE, ParamValue, Params, sql};
 
 /// Query parameters the bot binds for every report query.
@@ -30,6 +31,8 @@ pub struct QuerySpec {
     pub maximum_bytes_billed: Option<u64>,
     /// The report's own parameters (`[query.params]`), bound by name with their types.
     pub params: crate::warehouse::Params,
+    /// What the SQL reads (tables, columns), for the data policies that cover it.
+    pub reads: SqlReads,
 }
 
 const QUERY_KEYS: [&str; 6] = [
@@ -104,6 +107,19 @@ fn param_value(value: &DeValue) -> Result<ParamValue, String> {
 }
 
 impl Reader<'_> {
+    /// One error per thing the SQL may not do (read files, run other statements).
+    pub(super) fn forbid(&mut self, reads: &SqlReads, span: Range<usize>) {
+        for what in reads.forbidden() {
+            let d = self.error(
+                span.clone(),
+                format!("report SQL may not use {what}: kpibot only reads the warehouse"),
+            );
+            *d = d.clone().with_hint(
+                "to chart a file, name it under KPIBOT__WAREHOUSE__DUCKDB__EXTRACTS and query the table kpibot attaches",
+            );
+        }
+    }
+
     /// An optional whole number within `range`: `Some(None)` when absent, `None`
     /// (reported as `expected`) when it is not such a number.
     /// `[query.params]`: the report's own named parameters, typed from their TOML values —
@@ -224,7 +240,10 @@ impl Reader<'_> {
                 "kpibot binds {provided} (dates in the report's timezone); declare your own under [query.params]"
             ));
         }
+        let reads = read_sql(&sql_text, self.dialect);
+        self.forbid(&reads, sql_value.span());
         Some(QuerySpec {
+            reads,
             sql: sql_text,
             sql_offset,
             sql_span: sql_value.span(),

@@ -10,7 +10,8 @@ use super::access::ACCESS_KEYS;
 use super::diagnostic::{self, Diagnostic};
 use super::walk::{Reader, Tbl};
 use super::{
-    Access, ChartSpec, FreshnessSpec, MetricSpec, QuerySpec, ScheduleSpec, SpecDefaults, report_id,
+    Access, ChartSpec, FreshnessSpec, MetricSpec, PolicySpec, QuerySpec, ScheduleSpec,
+    SpecDefaults, report_id,
 };
 
 /// A validated report spec. Past this type, every field is known to be usable.
@@ -46,7 +47,7 @@ pub struct Definition {
     pub purpose: String,
 }
 
-const ROOT_KEYS: [&str; 12] = [
+const ROOT_KEYS: [&str; 13] = [
     "title",
     "description",
     "owner",
@@ -58,21 +59,28 @@ const ROOT_KEYS: [&str; 12] = [
     "schedule",
     "freshness",
     "metric",
+    "policy",
     "access",
 ];
 
 const DEFINITION_KEYS: [&str; 3] = ["source", "refreshed", "purpose"];
 
-pub(super) fn read_spec(
-    path: &Path,
-    source: &str,
-    defaults: &SpecDefaults,
-) -> (Option<ReportSpec>, Vec<MetricSpec>, Vec<Diagnostic>) {
+/// Everything one file defines, and its problems.
+#[derive(Default)]
+pub(super) struct FileSpecs {
+    pub spec: Option<ReportSpec>,
+    pub metrics: Vec<MetricSpec>,
+    pub policies: Vec<PolicySpec>,
+    pub errors: Vec<Diagnostic>,
+}
+
+pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> FileSpecs {
     let mut r = Reader {
         path,
         source,
         errors: Vec::new(),
         suggested: Vec::new(),
+        dialect: defaults.dialect,
     };
     let (document, syntax_errors) = DeTable::parse_recoverable(source);
     for error in &syntax_errors {
@@ -86,7 +94,10 @@ pub(super) fn read_spec(
     }
     if !syntax_errors.is_empty() {
         // The rest of the document may be misread after a syntax error; don't pile on.
-        return (None, Vec::new(), r.errors);
+        return FileSpecs {
+            errors: r.errors,
+            ..FileSpecs::default()
+        };
     }
     let id = report_id(path);
     if id.is_empty()
@@ -104,12 +115,18 @@ pub(super) fn read_spec(
         name: String::new(),
         anchor: 0..0,
     };
-    let metrics = r.metrics(&root);
+    let metrics = r.metrics(&root).unwrap_or_default();
+    let policies = r.policies(&root).unwrap_or_default();
     let has = |key: &str| root.table.iter().any(|(k, _)| k.get_ref().as_ref() == key);
-    if has("metric") && !has("query") {
-        // A file of metrics only.
-        r.check_keys(&root, &["metric"]);
-        return (None, metrics.unwrap_or_default(), r.errors);
+    if (has("metric") || has("policy")) && !has("query") {
+        // A file of metrics and policies only.
+        r.check_keys(&root, &["metric", "policy"]);
+        return FileSpecs {
+            spec: None,
+            metrics,
+            policies,
+            errors: r.errors,
+        };
     }
     r.check_keys(&root, &ROOT_KEYS);
     let title = r.string(&root, "title", true);
@@ -169,7 +186,12 @@ pub(super) fn read_spec(
             access: access?,
         })
     })();
-    (spec, metrics.unwrap_or_default(), r.errors)
+    FileSpecs {
+        spec,
+        metrics,
+        policies,
+        errors: r.errors,
+    }
 }
 
 impl ReportSpec {

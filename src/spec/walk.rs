@@ -18,6 +18,8 @@ pub(super) struct Reader<'a> {
     pub(super) errors: Vec<Diagnostic>,
     /// Full key names already suggested for a misspelled key: not reported missing too.
     pub(super) suggested: Vec<String>,
+    /// The warehouse's SQL dialect, for reading the SQL.
+    pub(super) dialect: crate::warehouse::Dialect,
 }
 
 /// A table and where to point when something is missing from it.

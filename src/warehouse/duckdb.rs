@@ -1,5 +1,6 @@
 //! The embedded warehouse: a DuckDB database file, queried read-only off the async runtime.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,28 +17,85 @@ use super::{
     WarehouseError,
 };
 
-/// A DuckDB database opened read-only: report SQL can read the mart, never change it.
+/// A DuckDB database opened read-only and locked down: report SQL can read the mart,
+/// never change it, and never reach the host — no file functions, no `ATTACH`, no `COPY`,
+/// no extension installs or loads, and a configuration no statement can change.
 pub struct DuckDbWarehouse {
     path: PathBuf,
+    /// Files attached as tables (`extracts.<name>`) before the lock.
+    extracts: BTreeMap<String, PathBuf>,
     connection: Arc<Mutex<Connection>>,
 }
 
+/// The schema extracts are attached in: `extracts.<name>`.
+pub const EXTRACTS_SCHEMA: &str = "extracts";
+
+/// Opens the database, attaches the extracts, then locks everything else out.
+/// With extracts, the database file is attached read-only to an in-memory one (which can
+/// hold the extracts); without, it is opened read-only itself.
+fn open_locked(path: &Path, extracts: &BTreeMap<String, PathBuf>) -> Result<Connection, String> {
+    let config = Config::default()
+        .enable_autoload_extension(false)
+        .and_then(|c| c.with("autoinstall_known_extensions", "false"))
+        .map_err(|e| e.to_string())?;
+    let mut setup = String::new();
+    let connection = if extracts.is_empty() {
+        let config = config
+            .access_mode(AccessMode::ReadOnly)
+            .map_err(|e| e.to_string())?;
+        Connection::open_with_flags(path, config)
+    } else {
+        let file = path.display().to_string().replace('\'', "''");
+        setup.push_str(&format!(
+            "ATTACH '{file}' AS warehouse (READ_ONLY);\nUSE warehouse;\nATTACH ':memory:' AS {EXTRACTS_SCHEMA};\n"
+        ));
+        Connection::open_in_memory_with_flags(config)
+    }
+    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    if !extracts.is_empty() {
+        for (name, file) in extracts {
+            let file = file.display().to_string().replace('\'', "''");
+            let reader = if file.ends_with(".parquet") {
+                "read_parquet"
+            } else {
+                "read_csv_auto"
+            };
+            setup.push_str(&format!(
+                "CREATE TABLE {EXTRACTS_SCHEMA}.\"{name}\" AS SELECT * FROM {reader}('{file}');\n"
+            ));
+        }
+    }
+    setup.push_str(
+        "SET enable_external_access = false;\nSET allow_community_extensions = false;\nSET lock_configuration = true;",
+    );
+    connection
+        .execute_batch(&setup)
+        .map_err(|e| format!("cannot lock down {}: {e}", path.display()))?;
+    Ok(connection)
+}
+
 impl DuckDbWarehouse {
+    /// Opens `path` read-only and locked down.
     pub fn open(path: &Path) -> Result<Self, WarehouseError> {
+        Self::open_with_extracts(path, &BTreeMap::new())
+    }
+
+    /// Opens `path` with `extracts` (name → Parquet or CSV file) attached as tables
+    /// `extracts.<name>`, read once at open; report SQL itself can read no file.
+    pub fn open_with_extracts(
+        path: &Path,
+        extracts: &BTreeMap<String, PathBuf>,
+    ) -> Result<Self, WarehouseError> {
         if !path.exists() {
             return Err(WarehouseError::Unavailable(format!(
                 "the DuckDB database {} does not exist (run `kpibot demo` to build the demo mart)",
                 path.display()
             )));
         }
-        let config = Config::default()
-            .access_mode(AccessMode::ReadOnly)
-            .map_err(|e| WarehouseError::Unavailable(e.to_string()))?;
-        let connection = Connection::open_with_flags(path, config).map_err(|e| {
-            WarehouseError::Unavailable(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let connection = open_locked(path, extracts).map_err(WarehouseError::Unavailable)?;
         Ok(Self {
             path: path.to_path_buf(),
+            extracts: extracts.clone(),
             connection: Arc::new(Mutex::new(connection)),
         })
     }
@@ -45,7 +103,7 @@ impl DuckDbWarehouse {
     /// Opens the file again, for a database replaced on disk (the demo mart after its
     /// daily refresh). Queries in flight finish on the connection they started with.
     pub fn reopen(&self) -> Result<(), WarehouseError> {
-        let fresh = Self::open(&self.path)?;
+        let fresh = Self::open_with_extracts(&self.path, &self.extracts)?;
         let connection = Arc::try_unwrap(fresh.connection)
             .map_err(|_| WarehouseError::Unavailable("the new connection is shared".into()))?
             .into_inner()

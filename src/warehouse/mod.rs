@@ -4,6 +4,7 @@ pub mod bigquery;
 pub mod cache;
 pub mod demo;
 pub mod duckdb;
+pub mod reads;
 pub mod sql;
 pub mod table;
 
