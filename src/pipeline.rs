@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::render::{self, ChartData, RenderError, Rendered, RunFacts, ShapeError};
-use crate::spec::period::PeriodError;
+use crate::spec::period::{PeriodError, WindowLimits};
 use crate::spec::{Compare, Period, ReportSpec, Window};
 use crate::warehouse::{ParamValue, Params, QueryJob, Table, Trigger, Warehouse, WarehouseError};
 
@@ -31,6 +31,16 @@ pub struct RunOptions {
     pub params: Params,
     /// What started the run (BigQuery cost label).
     pub trigger: Trigger,
+    /// How far the window may reach and how many rows the query may return.
+    pub limits: RunLimits,
+}
+
+/// The bounds of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunLimits {
+    pub window: WindowLimits,
+    /// Rows a query may return (`QueryJob::max_rows`).
+    pub max_rows: Option<usize>,
 }
 
 impl RunOptions {
@@ -45,6 +55,7 @@ impl RunOptions {
             default_timeout,
             params: Params::new(),
             trigger,
+            limits: RunLimits::default(),
         }
     }
 }
@@ -71,6 +82,7 @@ fn warehouse_failure(error: &WarehouseError) -> &'static str {
         WarehouseError::Timeout(_) => "the query took too long",
         WarehouseError::Unavailable(_) => "the warehouse could not be reached",
         WarehouseError::UnsupportedType { .. } => "the query returned a column kpibot cannot chart",
+        WarehouseError::TooManyRows { .. } => "the query returned too many rows",
     }
 }
 
@@ -106,15 +118,18 @@ pub fn slot_text(tz: Tz, slot: DateTime<Utc>) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
-/// The window a run covers.
+/// The window a run covers, inside `limits`.
 pub fn window_for(
     spec: &ReportSpec,
     period: Option<Period>,
     now: DateTime<Utc>,
+    limits: &WindowLimits,
 ) -> Result<Window, PeriodError> {
-    period
+    let today = today_in(spec.timezone, now);
+    let window = period
         .unwrap_or(spec.query.period)
-        .resolve(today_in(spec.timezone, now), spec.query.week_start)
+        .resolve(today, spec.query.week_start)?;
+    limits.check(window, today)
 }
 
 /// The parameters every report query gets: its window and the run date, as DATEs.
@@ -146,7 +161,10 @@ async fn query_window(
     run_date: NaiveDate,
     options: &RunOptions,
 ) -> Result<(Table, ChartData), PipelineError> {
-    let job = job_for(spec, options.default_timeout, options.trigger);
+    let mut job = job_for(spec, options.default_timeout, options.trigger);
+    if let Some(max_rows) = options.limits.max_rows {
+        job = job.with_max_rows(max_rows);
+    }
     // The report's own parameters, then the run's (an ad-hoc filter), then the window:
     // the names kpibot provides always win.
     let mut params = spec.query.params.clone();
@@ -215,11 +233,12 @@ pub async fn run(
     options: &RunOptions,
 ) -> Result<RunOutcome, PipelineError> {
     let started = Instant::now();
-    let window =
-        window_for(spec, options.period, options.now).map_err(|source| PipelineError::Period {
+    let window = window_for(spec, options.period, options.now, &options.limits.window).map_err(
+        |source| PipelineError::Period {
             report: spec.id.clone(),
             source,
-        })?;
+        },
+    )?;
     let comparison = comparison_window(window, spec.chart.compare);
     let slot = slot_text(spec.timezone, options.slot.unwrap_or(options.now));
     let run_date = today_in(spec.timezone, options.now);

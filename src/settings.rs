@@ -1,5 +1,6 @@
 //! Process settings: defaults, then an optional `kpibot.toml`, then `KPIBOT__SECTION__KEY`
-//! environment variables. Secrets never print.
+//! environment variables. Secrets never print. One cohesive thing: every setting with its
+//! default and its documentation, read in one place (`app` types them).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +62,32 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     pub log: LogSettings,
     pub slash: SlashSettings,
+    pub limits: LimitsSettings,
+}
+
+/// Bounds on the work one question or report may ask for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSettings {
+    /// No window starts before this date (YYYY-MM-DD). Default `2000-01-01`.
+    pub earliest_date: String,
+    /// No window ends more than this many days after today. Default 365.
+    pub latest_days_ahead: u32,
+    /// The longest window, in days. Default 1096 (three years).
+    pub max_window_days: u32,
+    /// Rows one query may return; past it the run fails naming this limit. Default 100000.
+    pub max_rows: usize,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            earliest_date: "2000-01-01".into(),
+            latest_days_ahead: 365,
+            max_window_days: 1096,
+            max_rows: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -341,6 +368,7 @@ impl Default for Settings {
             scheduler: SchedulerSettings::default(),
             log: LogSettings::default(),
             slash: SlashSettings::default(),
+            limits: LimitsSettings::default(),
         }
     }
 }
@@ -406,6 +434,10 @@ pub enum SettingsError {
         "unknown timezone `{0}` in setting `timezone` (KPIBOT__TIMEZONE); use an IANA name such as `Asia/Tokyo`"
     )]
     Timezone(String),
+    #[error(
+        "`{0}` in setting `limits.earliest_date` (KPIBOT__LIMITS__EARLIEST_DATE) is not a date; write it as YYYY-MM-DD"
+    )]
+    EarliestDate(String),
 }
 
 impl Settings {

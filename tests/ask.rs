@@ -100,3 +100,92 @@ async fn a_filter_value_is_data_not_sql() {
     // No role is called that: the answer is "no data", not every row.
     assert!(printed.contains(": 0 rows → "), "{printed}");
 }
+
+/// Sum of `column` in a CSV the folder delivery wrote.
+fn csv_total(path: &std::path::Path, column: &str) -> f64 {
+    let rows = common::parse_csv(&std::fs::read_to_string(path).unwrap());
+    let index = rows[0].iter().position(|c| c == column).unwrap();
+    rows[1..]
+        .iter()
+        .map(|r| r[index].parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn periods_mean_what_they_say_for_reports_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
+    let now = common::fixed_now(); // 2026-11-26 in Tokyo
+    let cases = [
+        ("yesterday", "2026-11-25", "2026-11-25"),
+        ("昨日", "2026-11-25", "2026-11-25"),
+        ("last 7 days", "2026-11-19", "2026-11-25"),
+        ("2026-11-01..2026-11-10", "2026-11-01", "2026-11-10"),
+    ];
+    for (name, file, column) in [
+        ("daily_active_users", "daily_active_users", "users"),
+        ("active_users", "active_users", "value"),
+    ] {
+        for (period, start, end) in cases {
+            let text = format!("{name} {period}");
+            let mut out = Vec::new();
+            cli::ask::ask(&common::app(&settings), &text, now, &mut out)
+                .await
+                .unwrap();
+            let out_dir = dir.path().join("out");
+            let message: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(out_dir.join(format!("{file}.json"))).unwrap(),
+            )
+            .unwrap();
+            let payload = &message["metadata"]["event_payload"];
+            assert_eq!(
+                (
+                    payload["window_start"].as_str(),
+                    payload["window_end"].as_str()
+                ),
+                (Some(start), Some(end)),
+                "`{text}` states the wrong window"
+            );
+            // The numbers are the warehouse's for exactly that window.
+            let expected: f64 = duckdb::Connection::open(&settings.warehouse.duckdb.path)
+                .unwrap()
+                .query_row(
+                    "SELECT SUM(active_users)::DOUBLE FROM mart.daily_active_users \
+                     WHERE activity_date BETWEEN ?::DATE AND ?::DATE",
+                    [start, end],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            let charted = csv_total(&out_dir.join(format!("{file}.csv")), column);
+            assert_eq!(charted, expected, "`{text}` charted other numbers");
+        }
+    }
+}
+
+#[tokio::test]
+async fn dates_outside_the_limits_get_a_clear_reply_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
+    for (text, expected) in [
+        (
+            "active_users since -262143-01-01",
+            "before the earliest date",
+        ),
+        ("active_users since 1900-01-01", "before the earliest date"),
+        (
+            "daily_active_users 2026-01-01..2031-01-01",
+            "too far in the future",
+        ),
+        (
+            "active_users 2020-01-01..2026-11-01",
+            "kpibot reads at most 1096 days",
+        ),
+    ] {
+        let mut out = Vec::new();
+        cli::ask::ask(&common::app(&settings), text, common::fixed_now(), &mut out)
+            .await
+            .unwrap();
+        let printed = String::from_utf8(out).unwrap();
+        assert!(printed.contains(expected), "`{text}` → {printed}");
+    }
+}

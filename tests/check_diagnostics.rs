@@ -138,6 +138,7 @@ fn every_fixture_has_a_test() {
         "empty_sql",
         "unknown_parameters",
         "bad_params",
+        "warehouse_clock",
     ];
     for entry in std::fs::read_dir(dir).unwrap() {
         let stem = entry
@@ -176,6 +177,17 @@ fn the_example_reports_are_valid() {
         assert!(file.diagnostics.is_empty(), "{}", file.render_diagnostics());
     }
 }
+
+fixture_test!(
+    warehouse_clock,
+    3,
+    [
+        "warehouse_clock.toml:14:27: error: `CURRENT_DATE` is the warehouse's clock",
+        "warehouse_clock.toml:14:48: error: `current_date` is the warehouse's clock",
+        "`NOW` is the warehouse's clock",
+        "use @run_date"
+    ]
+);
 
 /// Every problem in a folder that needs all its files at once (policies live anywhere).
 fn folder_diagnostics(folder: &str) -> String {

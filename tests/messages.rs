@@ -131,6 +131,7 @@ async fn a_refusal_names_the_owner_to_ask() {
         now: common::fixed_now(),
         timeout: app.slash_timeout,
         policy: AccessPolicy::Allow,
+        limits: Default::default(),
         cache: None,
     };
     let asker = Asker {

@@ -126,6 +126,7 @@ async fn bot_with(reports: &Path, delay: Duration, policy: AccessPolicy) -> Bot 
         timezone: chrono_tz::Asia::Tokyo,
         timeout: Duration::from_secs(30),
         policy,
+        limits: Default::default(),
         cache: QueryCache::default(),
         audit: AuditLog::new(audit_log.clone()),
     });

@@ -302,3 +302,28 @@ async fn extracts_named_in_the_settings_are_tables_but_their_files_are_not_reada
         .await;
     assert!(direct.is_err(), "the file itself is readable: {direct:?}");
 }
+
+#[tokio::test]
+async fn the_embedded_warehouse_never_downloads_an_extension() {
+    let (_dir, w) = warehouse_with("CREATE TABLE t(x INTEGER);");
+    for sql in [
+        "SELECT CURRENT_DATE AS d",
+        "SELECT now() AS t",
+        "SELECT strftime(TIMESTAMPTZ '2026-01-01 00:00:00+09', '%Y') AS y",
+    ] {
+        let result = w
+            .query(sql, &Params::new(), &QueryJob::new(GENEROUS_TIMEOUT))
+            .await;
+        if let Err(error) = &result {
+            let text = error.to_string();
+            assert!(
+                !text.contains("http") && !text.to_lowercase().contains("autoinstall"),
+                "`{sql}` tried to fetch an extension: {text}"
+            );
+            assert!(
+                text.contains("never downloads") && text.contains("@run_date"),
+                "`{sql}`: {text}"
+            );
+        }
+    }
+}

@@ -11,7 +11,7 @@ use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::catalog::Catalog;
 use crate::deliver::error_chain;
-use crate::pipeline::{self, PipelineError, RunOptions};
+use crate::pipeline::{self, PipelineError, RunLimits, RunOptions};
 use crate::render::Rendered;
 use crate::warehouse::cache::{Cached, QueryCache};
 use crate::warehouse::{Trigger, Warehouse, WarehouseError};
@@ -62,6 +62,8 @@ pub struct Context<'a> {
     pub now: DateTime<Utc>,
     pub timeout: Duration,
     pub policy: AccessPolicy,
+    /// How far windows may reach and how many rows a query may return.
+    pub limits: RunLimits,
     pub cache: Option<&'a QueryCache>,
 }
 
@@ -107,10 +109,15 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         Decision::Private { why } => Some(why),
         Decision::Channel => None,
     };
+    // A window outside the limits is a mistake in the question, answered as one.
+    if let Err(error) = pipeline::window_for(&spec, None, context.now, &context.limits.window) {
+        return Answer::Text(Reply::Mistake(error.to_string()));
+    }
     let options = RunOptions {
         period: Some(spec.query.period),
         channel: Some(asker.channel_id.clone()).filter(|c| !c.is_empty()),
         params,
+        limits: context.limits,
         ..RunOptions::new(context.now, context.timeout, context.trigger)
     };
     let result = match context.cache {

@@ -89,7 +89,12 @@ pub fn resolve(
                 report: report.id.clone(),
             });
         }
-        (report.clone(), Params::new(), report_gates(catalog, report))
+        // The period asked for is the period answered (and stated in the message).
+        let mut asked = report.clone();
+        if let Some(period) = query.period {
+            asked.query.period = period;
+        }
+        (asked, Params::new(), report_gates(catalog, report))
     } else {
         return Resolved::Reply(Reply::Unknown(reply::unknown_name(viewer, &query.name)));
     };

@@ -23,6 +23,7 @@ use super::resolve::{Resolved, resolve};
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
 use crate::deliver::{Delivery, DeliveryError, SlackDelivery, error_chain};
 use crate::metrics::Metrics;
+use crate::pipeline::RunLimits;
 use crate::slack::inbound::{CommandRequest, OnCommand, Verifier};
 use crate::warehouse::cache::QueryCache;
 use crate::warehouse::{Trigger, Warehouse};
@@ -44,6 +45,8 @@ pub struct CommandHandler {
     pub timezone: Tz,
     pub timeout: Duration,
     pub policy: AccessPolicy,
+    /// How far windows may reach and how many rows a query may return.
+    pub limits: RunLimits,
     pub cache: QueryCache,
     /// One JSON line per ad-hoc request.
     pub audit: AuditLog,
@@ -232,6 +235,7 @@ impl CommandHandler {
             now: Utc::now(),
             timeout: self.timeout,
             policy: self.policy,
+            limits: self.limits,
             cache: Some(&self.cache),
         };
         let answer = answer_resolved(&context, resolved, &asker).await;

@@ -22,11 +22,12 @@ use crate::adhoc::slash::CommandHandler;
 use crate::catalog::{Catalog, CatalogError, SharedCatalog};
 use crate::deliver::{Delivery, FolderDelivery, SlackDelivery};
 use crate::metrics::Metrics;
-use crate::pipeline::today_in;
+use crate::pipeline::{RunLimits, today_in};
 use crate::scheduled::SchedulerConfig;
 use crate::settings::{AuditTo, DeliveryKind, Settings, SettingsError, WarehouseKind};
 use crate::slack::SlackOptions;
 use crate::spec::SpecDefaults;
+use crate::spec::period::WindowLimits;
 use crate::warehouse::bigquery::BigQueryWarehouse;
 use crate::warehouse::cache::QueryCache;
 use crate::warehouse::demo::{MartStatus, ensure_demo_mart};
@@ -43,11 +44,25 @@ pub struct App {
     pub query_timeout: Duration,
     /// Longest an ad-hoc (`/kpi`, `ask`) query may run.
     pub slash_timeout: Duration,
+    /// How far windows may reach and how many rows a query may return.
+    pub limits: RunLimits,
 }
 
 impl App {
     pub fn new(settings: Settings) -> Result<Self, SettingsError> {
+        let limits = &settings.limits;
+        let earliest = NaiveDate::parse_from_str(&limits.earliest_date, "%Y-%m-%d")
+            .map_err(|_| SettingsError::EarliestDate(limits.earliest_date.clone()))?;
+        let limits = RunLimits {
+            window: WindowLimits {
+                earliest,
+                latest_days_ahead: limits.latest_days_ahead,
+                max_days: limits.max_window_days.max(1),
+            },
+            max_rows: Some(limits.max_rows.max(1)),
+        };
         Ok(Self {
+            limits,
             timezone: settings.timezone()?,
             query_timeout: Duration::from_secs(settings.warehouse.query_timeout_seconds),
             slash_timeout: Duration::from_secs(settings.slash.query_timeout_seconds),
@@ -166,6 +181,7 @@ impl App {
             warehouse_attempts: scheduler.warehouse_attempts.max(1),
             default_timeout: self.query_timeout,
             shutdown_grace: Duration::from_secs(scheduler.shutdown_grace_seconds),
+            limits: self.limits,
         }
     }
 
@@ -185,6 +201,7 @@ impl App {
             timezone: self.timezone,
             timeout: self.slash_timeout,
             policy: self.access_policy(),
+            limits: self.limits,
             cache: QueryCache::default(),
             audit: AuditLog::to(self.audit_target()),
         }

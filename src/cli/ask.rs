@@ -28,6 +28,7 @@ pub async fn ask(
         now,
         timeout: app.slash_timeout,
         policy: AccessPolicy::Allow,
+        limits: app.limits,
         cache: None,
     };
     // The operator at the bot's own command line: no Slack person to check.

@@ -343,7 +343,7 @@ async fn dry_run(
             message,
         ))
     };
-    let window = match pipeline::window_for(spec, None, now) {
+    let window = match pipeline::window_for(spec, None, now, &Default::default()) {
         Ok(window) => window,
         Err(e) => return at_sql(e.to_string()),
     };

@@ -46,6 +46,8 @@ pub struct SchedulerConfig {
     pub default_timeout: Duration,
     /// How long in-flight runs may take after shutdown is asked for.
     pub shutdown_grace: Duration,
+    /// How far windows may reach and how many rows a query may return.
+    pub limits: crate::pipeline::RunLimits,
 }
 
 /// Identifies one `[[schedule]]` entry, and whether it changed since last seen.

@@ -190,6 +190,7 @@ impl Scheduler {
             channel: Some(schedule.channel.clone()),
             slot: Some(key.slot),
             thread: schedule.thread,
+            limits: self.config.limits,
             ..RunOptions::new(key.slot, self.config.default_timeout, Trigger::Schedule)
         };
         let retry = RetryPolicy {

@@ -1,6 +1,6 @@
 //! `[freshness]`: the gate a scheduled run waits at until its source is refreshed.
 
-use super::walk::{Reader, Tbl};
+use super::walk::{Reader, Tbl, string_content_offset};
 use crate::warehouse::reads::read_sql;
 
 /// A freshness gate: `sql` returns the newest date in the source (one row, one column);
@@ -68,6 +68,8 @@ impl Reader<'_> {
         }
         let reads = read_sql(sql.get_ref(), self.dialect);
         self.forbid(&reads, sql.span());
+        let offset = string_content_offset(self.source, sql.span(), sql.get_ref());
+        self.forbid_clock(sql.get_ref(), offset, sql.span());
         Some(FreshnessSpec {
             sql: sql.into_inner(),
             expect_days_ago: expect?,

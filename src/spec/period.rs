@@ -77,6 +77,87 @@ pub enum PeriodError {
     Backwards { start: NaiveDate, end: NaiveDate },
     #[error("`{0}` is not a date in YYYY-MM-DD form")]
     BadDate(String),
+    #[error(
+        "the period {window} reaches {date}, {why}; ask for a window inside {earliest} … {latest}"
+    )]
+    OutOfRange {
+        window: String,
+        date: NaiveDate,
+        why: &'static str,
+        earliest: NaiveDate,
+        latest: NaiveDate,
+    },
+    #[error(
+        "the period {window} is {days} days long; kpibot reads at most {max_days} days at once (limits.max_window_days)"
+    )]
+    TooLong {
+        window: String,
+        days: i64,
+        max_days: u32,
+    },
+}
+
+/// How far a window may reach: no earlier than `earliest`, no later than `latest_days_ahead`
+/// after today, at most `max_days` long. Dates outside are mistakes, never queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowLimits {
+    pub earliest: NaiveDate,
+    pub latest_days_ahead: u32,
+    pub max_days: u32,
+}
+
+/// The earliest date a window may start on unless the settings say otherwise.
+pub const DEFAULT_EARLIEST_DATE: (i32, u32, u32) = (2000, 1, 1);
+/// How far past today a window may end, in days.
+pub const DEFAULT_LATEST_DAYS_AHEAD: u32 = 365;
+/// The longest window, in days (three years).
+pub const DEFAULT_MAX_WINDOW_DAYS: u32 = 1096;
+
+impl Default for WindowLimits {
+    fn default() -> Self {
+        let (y, m, d) = DEFAULT_EARLIEST_DATE;
+        Self {
+            earliest: NaiveDate::from_ymd_opt(y, m, d).expect("a valid date"),
+            latest_days_ahead: DEFAULT_LATEST_DAYS_AHEAD,
+            max_days: DEFAULT_MAX_WINDOW_DAYS,
+        }
+    }
+}
+
+impl WindowLimits {
+    /// `window` if it lies inside the limits (today being `today`), else why not.
+    pub fn check(&self, window: Window, today: NaiveDate) -> Result<Window, PeriodError> {
+        let latest = today
+            .checked_add_days(Days::new(u64::from(self.latest_days_ahead)))
+            .unwrap_or(today);
+        let out = |date, why| PeriodError::OutOfRange {
+            window: window.to_string(),
+            date,
+            why,
+            earliest: self.earliest,
+            latest,
+        };
+        if window.start < self.earliest {
+            return Err(out(
+                window.start,
+                "before the earliest date kpibot reads (limits.earliest_date)",
+            ));
+        }
+        if window.end > latest {
+            return Err(out(
+                window.end,
+                "too far in the future (limits.latest_days_ahead)",
+            ));
+        }
+        if window.days() > i64::from(self.max_days) {
+            return Err(PeriodError::TooLong {
+                window: window.to_string(),
+                days: window.days(),
+                max_days: self.max_days,
+            });
+        }
+        Ok(window)
+    }
 }
 
 /// Largest N accepted in `last N …`, so a typo cannot ask for a century of data.

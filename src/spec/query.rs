@@ -9,7 +9,7 @@ use toml::de::DeValue;
 use super::Period;
 use super::diagnostic::closest;
 use super::walk::{Reader, Tbl, is_identifier, string_content_offset};
-use crate::warehouse::reads::{SqlReads, read_sql};
+use crate::warehouse::reads::{SqlReads, clock_reads, read_sql};
 use crate::warehouse::{MIN_BILLED_BYTES_PER_TABLE, ParamValue, Params, sql};
 
 /// Query parameters the bot binds for every report query.
@@ -107,6 +107,23 @@ fn param_value(value: &DeValue) -> Result<ParamValue, String> {
 }
 
 impl Reader<'_> {
+    /// One error per use of the warehouse's clock in SQL written at `offset` (mapped onto
+    /// the file) or, where it cannot be mapped, at `span`.
+    pub(super) fn forbid_clock(&mut self, sql: &str, offset: Option<usize>, span: Range<usize>) {
+        for (at, word) in clock_reads(sql) {
+            let span = offset.map_or(span.clone(), |start| start + at.start..start + at.end);
+            let d = self.error(
+                span,
+                format!(
+                    "`{word}` is the warehouse's clock, not the report's day: on BigQuery it is the UTC date (before 09:00 in Tokyo, yesterday) and a catch-up run would read the wrong day"
+                ),
+            );
+            *d = d.clone().with_hint(
+                "use @run_date (the slot's date in the report's timezone) or the window, @start_date and @end_date",
+            );
+        }
+    }
+
     /// One error per thing the SQL may not do (read files, run other statements).
     pub(super) fn forbid(&mut self, reads: &SqlReads, span: Range<usize>) {
         for what in reads.forbidden() {
@@ -242,6 +259,7 @@ impl Reader<'_> {
         }
         let reads = read_sql(&sql_text, self.dialect);
         self.forbid(&reads, sql_value.span());
+        self.forbid_clock(&sql_text, sql_offset, sql_value.span());
         Some(QuerySpec {
             reads,
             sql: sql_text,

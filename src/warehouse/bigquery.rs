@@ -192,6 +192,7 @@ impl BigQueryWarehouse {
         &self,
         request: QueryRequest,
         dry_run: bool,
+        max_rows: usize,
         started: &Mutex<Option<String>>,
     ) -> Result<Collected, WarehouseError> {
         let project = self.options.project.as_str();
@@ -244,6 +245,10 @@ impl BigQueryWarehouse {
             }
         }
         while let Some(token) = page_token.take() {
+            if rows.len() > max_rows {
+                // No more pages: the answer is too large to chart anyway.
+                break;
+            }
             // The crate cannot send `formatOptions` here, so later pages carry timestamps
             // as float seconds; `cell` reads both.
             let answer = self
@@ -256,6 +261,9 @@ impl BigQueryWarehouse {
                 .await?;
             rows.extend(answer.rows.unwrap_or_default());
             page_token = answer.page_token;
+        }
+        if rows.len() > max_rows {
+            return Err(WarehouseError::TooManyRows { max_rows });
         }
         Ok(Collected {
             schema,
@@ -297,7 +305,12 @@ impl BigQueryWarehouse {
     ) -> Result<Collected, WarehouseError> {
         let request = self.request(sql, params, job, dry_run)?;
         let started = Mutex::new(None);
-        match tokio::time::timeout(job.timeout, self.collect(request, dry_run, &started)).await {
+        match tokio::time::timeout(
+            job.timeout,
+            self.collect(request, dry_run, job.max_rows, &started),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => {
                 let job_id = started.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -162,8 +162,11 @@ impl super::Warehouse for DuckDbWarehouse {
     ) -> Result<Table, WarehouseError> {
         let bound = bind(sql, params)?;
         let sql = with_dollar_parameters(sql);
-        self.run(job.timeout, move |conn| read_table(conn, &sql, &bound))
-            .await
+        let max_rows = job.max_rows;
+        self.run(job.timeout, move |conn| {
+            read_table(conn, &sql, &bound, max_rows)
+        })
+        .await
     }
 
     async fn dry_run(
@@ -177,7 +180,7 @@ impl super::Warehouse for DuckDbWarehouse {
         let bound = bind(&wrapped, params)?;
         let sql = with_dollar_parameters(&wrapped);
         let table = self
-            .run(job.timeout, move |conn| read_table(conn, &sql, &bound))
+            .run(job.timeout, move |conn| read_table(conn, &sql, &bound, 0))
             .await
             .map_err(|e| match e {
                 // The wrapper adds one line above the report's SQL.
@@ -227,6 +230,7 @@ fn read_table(
     conn: &Connection,
     sql: &str,
     used: &[(String, Value)],
+    max_rows: usize,
 ) -> Result<Table, WarehouseError> {
     let mut statement = conn.prepare(sql).map_err(query_error)?;
     let bound: Vec<(&str, &dyn duckdb::ToSql)> = used
@@ -237,6 +241,9 @@ fn read_table(
     let mut out_rows = Vec::new();
     let mut columns: Option<Vec<ColumnInfo>> = None;
     while let Some(row) = rows.next().map_err(query_error)? {
+        if out_rows.len() == max_rows {
+            return Err(WarehouseError::TooManyRows { max_rows });
+        }
         if columns.is_none() {
             columns = Some(describe_columns(row.as_ref())?);
         }
@@ -406,12 +413,17 @@ fn query_error(error: duckdb::Error) -> WarehouseError {
             .next()
             .and_then(|n| n.trim().parse::<usize>().ok())
     });
-    let first = message
+    let mut first = message
         .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or(&message)
         .trim()
         .to_string();
+    if first.contains("exists in the") && first.contains("extension") {
+        first.push_str(
+            " kpibot never downloads or loads DuckDB extensions; for today's date use @run_date",
+        );
+    }
     WarehouseError::Query {
         message: first,
         line,

@@ -77,7 +77,13 @@ pub struct QueryJob {
     pub trigger: Trigger,
     /// Bytes-billed cap for this query; `None` uses the warehouse's default.
     pub maximum_bytes_billed: Option<u64>,
+    /// Most rows a query may return; past it the query fails (and stops reading) rather
+    /// than hold an answer too large to chart in memory.
+    pub max_rows: usize,
 }
+
+/// Rows a query may return unless the settings say otherwise (`warehouse.max_rows`).
+pub const DEFAULT_MAX_ROWS: usize = 100_000;
 
 impl QueryJob {
     /// An unattributed job (health checks, tests) with the warehouse's default cap.
@@ -87,7 +93,13 @@ impl QueryJob {
             report: String::new(),
             trigger: Trigger::Cli,
             maximum_bytes_billed: None,
+            max_rows: DEFAULT_MAX_ROWS,
         }
+    }
+
+    pub fn with_max_rows(mut self, max_rows: usize) -> Self {
+        self.max_rows = max_rows;
+        self
     }
 
     pub fn for_report(mut self, report: &str, trigger: Trigger) -> Self {
@@ -127,6 +139,11 @@ pub enum WarehouseError {
     Unavailable(String),
     #[error("column `{column}` has type {type_name}, which kpibot cannot chart")]
     UnsupportedType { column: String, type_name: String },
+    /// The query returned more rows than a chart can use; it was stopped.
+    #[error(
+        "the query returned more than {max_rows} rows (the limit, limits.max_rows); aggregate it in SQL (GROUP BY) or narrow its period"
+    )]
+    TooManyRows { max_rows: usize },
     /// The warehouse refused to run the query for a reason the report's SQL does not
     /// decide: a permission, a quota, the bytes-billed cap. Retrying will not help.
     #[error("{message} ({reason}); {advice}")]

@@ -221,6 +221,45 @@ impl SqlReads {
     }
 }
 
+/// Functions that read the warehouse's clock, not the report's day.
+pub const CLOCK_FUNCTIONS: [&str; 11] = [
+    "current_date",
+    "current_timestamp",
+    "current_time",
+    "current_datetime",
+    "localtimestamp",
+    "localtime",
+    "now",
+    "today",
+    "get_current_timestamp",
+    "get_current_time",
+    "transaction_timestamp",
+];
+
+/// Byte ranges in `sql` where it reads the warehouse's clock (`CURRENT_DATE`, `NOW()`, …),
+/// with the word as written. Found in the text as whole words outside strings and
+/// comments, so they can be pointed at.
+pub fn clock_reads(sql: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let lower = sql.to_lowercase();
+    let code = super::sql::code_mask(sql);
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    for name in CLOCK_FUNCTIONS {
+        for (at, _) in lower.match_indices(name) {
+            let end = at + name.len();
+            let before = lower[..at].chars().next_back();
+            let after = lower[end..].chars().next();
+            let whole =
+                !before.is_some_and(|c| is_word(c) || c == '.') && !after.is_some_and(is_word);
+            if whole && code.get(at).copied().unwrap_or(false) {
+                found.push((at..end, sql[at..end].to_string()));
+            }
+        }
+    }
+    found.sort_by_key(|(range, _)| range.start);
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,11 +11,11 @@ pub struct ParamRef {
     pub span: Range<usize>,
 }
 
-/// Every `@name` marker in `sql` that is real SQL: markers inside string literals, quoted
-/// identifiers and comments are not parameters, and `@@system_variables` are skipped.
-pub fn parameters(sql: &str) -> Vec<ParamRef> {
+/// Which bytes of `sql` are SQL code: `false` inside string literals, quoted identifiers
+/// and comments.
+pub fn code_mask(sql: &str) -> Vec<bool> {
     let bytes = sql.as_bytes();
-    let mut found = Vec::new();
+    let mut mask = vec![false; bytes.len()];
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -28,26 +28,38 @@ pub fn parameters(sql: &str) -> Vec<ParamRef> {
                     .find("*/")
                     .map_or(bytes.len(), |n| i + 2 + n + 2);
             }
-            b'@' if bytes.get(i + 1) == Some(&b'@') => {
-                i += 2;
-                while i < bytes.len() && is_ident_byte(bytes[i]) {
-                    i += 1;
-                }
-            }
-            b'@' => {
-                let start = i;
+            _ => {
+                mask[i] = true;
                 i += 1;
-                while i < bytes.len() && is_ident_byte(bytes[i]) {
-                    i += 1;
-                }
-                if i > start + 1 {
-                    found.push(ParamRef {
-                        name: sql[start + 1..i].to_string(),
-                        span: start..i,
-                    });
-                }
             }
-            _ => i += 1,
+        }
+    }
+    mask
+}
+
+/// Every `@name` marker in `sql` that is real SQL: markers inside string literals, quoted
+/// identifiers and comments are not parameters, and `@@system_variables` are skipped.
+pub fn parameters(sql: &str) -> Vec<ParamRef> {
+    let bytes = sql.as_bytes();
+    let code = code_mask(sql);
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !code[i] || bytes[i] != b'@' {
+            i += 1;
+            continue;
+        }
+        let system = bytes.get(i + 1) == Some(&b'@');
+        let start = i;
+        i += if system { 2 } else { 1 };
+        while i < bytes.len() && is_ident_byte(bytes[i]) {
+            i += 1;
+        }
+        if !system && i > start + 1 {
+            found.push(ParamRef {
+                name: sql[start + 1..i].to_string(),
+                span: start..i,
+            });
         }
     }
     found
