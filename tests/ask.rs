@@ -189,3 +189,75 @@ async fn dates_outside_the_limits_get_a_clear_reply_not_a_crash() {
         assert!(printed.contains(expected), "`{text}` → {printed}");
     }
 }
+
+#[tokio::test]
+async fn nan_and_infinity_are_gaps_and_the_message_says_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    std::fs::write(
+        reports.join("ratio.toml"),
+        r##"title = "A ratio with holes"
+description = "Division by zero upstream leaves NaN and infinity in the mart."
+owner = "#data-team"
+[definition]
+source = "generated"
+refreshed = "never"
+purpose = "Test."
+[query]
+sql = """
+SELECT @end_date - (4 - i)::INTEGER AS day,
+       CASE WHEN i = 2 THEN 'NaN'::DOUBLE WHEN i = 3 THEN 'Infinity'::DOUBLE ELSE i::DOUBLE END AS v
+FROM range(5) AS t(i)
+"""
+period = "last 7 days"
+[chart]
+kind = "line"
+x = "day"
+y = "v"
+"##,
+    )
+    .unwrap();
+    let settings = common::settings_in(dir.path(), &reports);
+    let mut out = Vec::new();
+    cli::run::preview(
+        &common::app(&settings),
+        "ratio",
+        None,
+        &dir.path().join("out"),
+        common::fixed_now(),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let message = std::fs::read_to_string(dir.path().join("out/ratio.json")).unwrap();
+    assert!(
+        message.contains("2 value(s) were not numbers (NaN or ∞) and are shown as gaps"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn typed_values_never_become_mentions_or_links_in_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
+    let mut out = Vec::new();
+    cli::ask::ask(
+        &common::app(&settings),
+        "active_users last 7 days where role=\"<!channel> <https://evil.example|click>\"",
+        common::fixed_now(),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let message: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/active_users.json")).unwrap(),
+    )
+    .unwrap();
+    let text = message["text"].as_str().unwrap();
+    assert!(
+        !text.contains("<!channel>") && !text.contains("<https"),
+        "{text}"
+    );
+    assert!(text.contains("&lt;!channel&gt;"), "{text}");
+}

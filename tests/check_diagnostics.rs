@@ -216,3 +216,36 @@ fn an_access_wider_than_its_policy_and_a_schedule_outside_it_are_errors() {
     }
     insta::assert_snapshot!("policy_problems", rendered);
 }
+
+#[test]
+fn a_spec_that_is_not_utf8_is_that_files_error_and_the_others_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        common::repo_path("reports/daily_active_users.toml"),
+        dir.path().join("daily_active_users.toml"),
+    )
+    .unwrap();
+    // `title = "日次"` saved as Shift-JIS, as Windows editors here often do.
+    let mut shift_jis = b"owner = \"#data-team\"\ntitle = \"".to_vec();
+    shift_jis.extend([0x93, 0xfa, 0x8e, 0x9f]);
+    shift_jis.extend(b"\"\n");
+    std::fs::write(dir.path().join("sjis.toml"), &shift_jis).unwrap();
+    let files = spec::load_dir(dir.path(), &defaults()).unwrap();
+    let good = files
+        .iter()
+        .find(|f| f.path.ends_with("daily_active_users.toml"))
+        .unwrap();
+    assert!(good.is_valid(), "{}", good.render_diagnostics());
+    let bad = files
+        .iter()
+        .find(|f| f.path.ends_with("sjis.toml"))
+        .unwrap();
+    let rendered = bad.render_diagnostics();
+    assert!(
+        rendered.contains(
+            "sjis.toml:2:10: error: this file is not UTF-8: byte 30 (0x93 0xfa 0x8e 0x9f)"
+        ),
+        "{rendered}"
+    );
+    assert!(rendered.contains("SHIFT_JIS"), "{rendered}");
+}

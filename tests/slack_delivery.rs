@@ -77,6 +77,7 @@ fn facts(report: &str, slot: &str, channel: &str) -> MessageFacts {
         alt_text: "DAU by role. Latest: students 10,000".into(),
         source: "mart.daily_active_users".into(),
         refreshed: "daily by 06:00 JST".into(),
+        not_numbers: 0,
     }
 }
 

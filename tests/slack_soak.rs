@@ -36,6 +36,7 @@ fn report(i: usize) -> Rendered {
         alt_text: format!("report {i}"),
         source: "mart.soak".into(),
         refreshed: "hourly".into(),
+        not_numbers: 0,
     };
     Rendered::from_facts(
         &facts,

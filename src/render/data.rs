@@ -63,6 +63,18 @@ pub enum ShapeError {
     NotNumeric { column: String, found: String },
 }
 
+/// NaN or ±∞: a float the warehouse returned that is not a number to draw.
+fn is_not_a_number(cell: &Cell) -> bool {
+    matches!(cell, Cell::Float(f) if !f.is_finite())
+}
+
+/// How many values of `column` are NaN or ±∞ (shown as gaps, and said so in the message).
+pub fn not_a_number_count(table: &Table, column: &str) -> usize {
+    table.column_index(column).map_or(0, |i| {
+        table.rows.iter().filter(|r| is_not_a_number(&r[i])).count()
+    })
+}
+
 impl ChartData {
     pub fn from_table(table: &Table, chart: &ChartSpec) -> Result<Self, ShapeError> {
         let find = |key: &'static str, name: &str| {
@@ -110,7 +122,8 @@ impl ChartData {
                 series_names.push(series_name.clone());
             }
             let y = &row[y_index];
-            if y.is_null() {
+            if y.is_null() || is_not_a_number(y) {
+                // NULL, NaN and ±∞ are gaps: never drawn as a value, never a failed report.
                 continue;
             }
             let y = y.as_f64().ok_or_else(|| ShapeError::NotNumeric {

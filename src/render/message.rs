@@ -43,6 +43,8 @@ pub struct MessageFacts {
     pub alt_text: String,
     pub source: String,
     pub refreshed: String,
+    /// Values that were NaN or ±∞ and are drawn as gaps.
+    pub not_numbers: usize,
 }
 
 pub fn truncate_chars(text: &str, max: usize) -> String {
@@ -77,18 +79,26 @@ pub fn build_message(facts: &MessageFacts) -> Value {
             "text": truncate_chars(&format!("*Change*\n{}", escape_mrkdwn(change)), FIELD_MAX_CHARS),
         }));
     }
+    // The top-level text is mrkdwn in notifications: titles carry typed filter values.
     let fallback = match (&facts.headline_text, &facts.change_text) {
         (Some(h), Some(c)) => format!("{}: {h} ({c}) — {}", facts.title, facts.window_text),
         (Some(h), None) => format!("{}: {h} — {}", facts.title, facts.window_text),
         _ => format!("{}: no data for {}", facts.title, facts.window_text),
     };
-    let context = format!(
+    let fallback = escape_mrkdwn(&fallback);
+    let mut context = format!(
         "Data: {} · Source: `{}` · Refreshed: {} · Report: `{}`",
         escape_mrkdwn(&facts.window_text),
         escape_mrkdwn(&facts.source),
         escape_mrkdwn(&facts.refreshed),
         escape_mrkdwn(&facts.report_id),
     );
+    if facts.not_numbers > 0 {
+        context.push_str(&format!(
+            " · {} value(s) were not numbers (NaN or ∞) and are shown as gaps",
+            facts.not_numbers
+        ));
+    }
     let mut message = json!({
         "text": truncate_chars(&fallback, TEXT_MAX_CHARS),
         "blocks": [
@@ -138,6 +148,7 @@ mod tests {
             headline_label: "Latest".into(),
             headline_text: Some("1,234".into()),
             headline_raw: Some(1234.0),
+            not_numbers: 0,
             change_text: Some("▲ +1 (+0.1%) vs 2026-10-28".into()),
             alt_text: "chart".into(),
             source: "mart.x".into(),

@@ -5,7 +5,7 @@
 use crate::spec::{ChartKind, Headline, ReportSpec, Window};
 use crate::warehouse::Table;
 
-use super::data::last_present;
+use super::data::{last_present, not_a_number_count};
 use super::format::NumberStyle;
 use super::{Card, ChartData, ChartInput, MessageFacts, RenderError, build_message, render_png};
 
@@ -150,6 +150,7 @@ pub fn render_run(facts: RunFacts<'_>) -> Result<Rendered, RenderError> {
         alt_text: alt_text(&spec.title, facts.data, style),
         source: spec.definition.source.clone(),
         refreshed: spec.definition.refreshed.clone(),
+        not_numbers: not_a_number_count(facts.table, &spec.chart.y.name),
     };
     Ok(Rendered::from_facts(
         &message,

@@ -107,11 +107,16 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     let paths = spec_paths(dir)?;
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        let source = std::fs::read_to_string(&path).map_err(|source| LoadError::ReadFile {
+        let bytes = std::fs::read(&path).map_err(|source| LoadError::ReadFile {
             path: path.clone(),
             source,
         })?;
-        files.push(load_source(&path, source, defaults));
+        files.push(match String::from_utf8(bytes) {
+            Ok(source) => load_source(&path, source, defaults),
+            // One file in another encoding (Shift-JIS is likely here) is that file's
+            // problem; every other report still loads.
+            Err(error) => not_utf8(&path, &error),
+        });
     }
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
@@ -209,6 +214,37 @@ fn flag_metric_name_clashes(files: &mut [LoadedFile]) {
             file.spec = None;
             file.metrics.clear();
         }
+    }
+}
+
+/// A spec file that is not UTF-8: its error names the byte offset and what to do.
+fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> LoadedFile {
+    let at = error.utf8_error().valid_up_to();
+    let bytes = error.as_bytes();
+    let shown: Vec<String> = bytes[at..bytes.len().min(at + 4)]
+        .iter()
+        .map(|b| format!("{b:#04x}"))
+        .collect();
+    // Everything before the bad byte is readable: show it so the line number is right.
+    let source = String::from_utf8_lossy(&bytes[..at]).into_owned();
+    let diagnostic = Diagnostic::new(
+        path,
+        at..at,
+        format!(
+            "this file is not UTF-8: byte {at} ({}) does not start a UTF-8 character",
+            shown.join(" ")
+        ),
+    )
+    .with_hint(
+        "save the file as UTF-8 (a file written as Shift-JIS needs converting, e.g. `iconv -f SHIFT_JIS -t UTF-8`)",
+    );
+    LoadedFile {
+        path: path.to_path_buf(),
+        source,
+        spec: None,
+        metrics: Vec::new(),
+        policies: Vec::new(),
+        diagnostics: vec![diagnostic],
     }
 }
 
