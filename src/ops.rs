@@ -1,8 +1,10 @@
 //! The operations endpoints of `kpibot serve`: `/healthz` (the process is up), `/readyz`
-//! (the ledger takes writes and the warehouse answers) and `/metrics` (Prometheus text).
+//! (the ledger takes writes and the warehouse answers; the warehouse is asked at most once
+//! per `READY_WAREHOUSE_CHECK_SECONDS`) and `/metrics` (Prometheus text). They can listen
+//! on an address of their own, so only `/slack/…` faces the internet.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -20,6 +22,9 @@ pub const READY_PATH: &str = "/readyz";
 pub const METRICS_PATH: &str = "/metrics";
 /// Longest a readiness check waits for the warehouse.
 pub const READY_WAREHOUSE_TIMEOUT_MS: u64 = 2000;
+/// A warehouse answer to a readiness check is reused this long, so probes every few
+/// seconds from several replicas do not spend the warehouse's API quota.
+pub const READY_WAREHOUSE_CHECK_SECONDS: u64 = 10;
 
 /// What the HTTP handlers can see.
 #[derive(Clone)]
@@ -27,6 +32,43 @@ pub struct OpsState {
     pub metrics: Arc<Metrics>,
     pub ledger: Arc<Ledger>,
     pub warehouse: Arc<dyn Warehouse>,
+    /// The last warehouse check: when, and what it found.
+    pub last_check: Arc<tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>>,
+}
+
+impl OpsState {
+    pub fn new(metrics: Arc<Metrics>, ledger: Arc<Ledger>, warehouse: Arc<dyn Warehouse>) -> Self {
+        Self {
+            metrics,
+            ledger,
+            warehouse,
+            last_check: Default::default(),
+        }
+    }
+
+    /// Whether the warehouse answers, asked at most once per check interval.
+    async fn warehouse_answers(&self) -> Result<(), String> {
+        let mut last = self.last_check.lock().await;
+        if let Some((at, found)) = last.as_ref()
+            && at.elapsed() < Duration::from_secs(READY_WAREHOUSE_CHECK_SECONDS)
+        {
+            return found.clone();
+        }
+        // A dry run: it proves the warehouse answers and lets us in, and on BigQuery it
+        // creates no job and bills nothing.
+        let found = self
+            .warehouse
+            .dry_run(
+                "SELECT 1 AS ready",
+                &Params::new(),
+                &QueryJob::new(Duration::from_millis(READY_WAREHOUSE_TIMEOUT_MS)),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        *last = Some((Instant::now(), found.clone()));
+        found
+    }
 }
 
 /// The HTTP routes of `serve`.
@@ -45,17 +87,7 @@ async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
     if let Err(e) = state.ledger.check_writable() {
         problems.push(format!("the ledger is not writable: {e}"));
     }
-    // A dry run: it proves the warehouse answers and lets us in, and on BigQuery it
-    // creates no job and bills nothing, however often the probe asks.
-    if let Err(e) = state
-        .warehouse
-        .dry_run(
-            "SELECT 1 AS ready",
-            &Params::new(),
-            &QueryJob::new(Duration::from_millis(READY_WAREHOUSE_TIMEOUT_MS)),
-        )
-        .await
-    {
+    if let Err(e) = state.warehouse_answers().await {
         problems.push(format!("the warehouse is not reachable: {e}"));
     }
     if problems.is_empty() {

@@ -161,8 +161,12 @@ pub struct LedgerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
-    /// Where `serve` listens for /healthz, /readyz, /metrics. Default `127.0.0.1:3000`.
+    /// Where `serve` listens: `/slack/…`, and /healthz, /readyz, /metrics unless
+    /// `ops_listen` is set. Default `127.0.0.1:3000`.
     pub listen: String,
+    /// A second address for /healthz, /readyz and /metrics only, so the public listener
+    /// serves nothing but `/slack/…`. Default: none (everything on `listen`).
+    pub ops_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -210,6 +214,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:3000".into(),
+            ops_listen: None,
         }
     }
 }

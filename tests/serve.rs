@@ -123,7 +123,18 @@ impl Bot {
 
     /// A plain HTTP/1.1 GET: (status, body).
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        get_on(self.port, path)
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+/// A plain HTTP/1.1 GET to 127.0.0.1:`port`: (status, body).
+fn get_on(port: u16, path: &str) -> Option<(u16, String)> {
+    {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
             stream,
@@ -135,10 +146,6 @@ impl Bot {
         let status = response.split_whitespace().nth(1)?.parse().ok()?;
         let body = response.split_once("\r\n\r\n")?.1.to_string();
         Some((status, body))
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 }
 
@@ -631,15 +638,18 @@ fn serve_on_bigquery_posts_on_schedule_and_labels_its_jobs() {
         ],
     );
     let child = bot.start("serve.log");
-    let (status, body) = bot.get("/readyz").unwrap();
-    assert_eq!((status, body.as_str()), (200, "ready\n"));
-    // Readiness asked BigQuery with a dry run: no job, nothing billed.
-    assert!(
-        bigquery
-            .calls_of("jobs.query")
-            .iter()
-            .any(|c| c.body["dryRun"] == true && c.body["query"] == "SELECT 1 AS ready")
-    );
+    for _ in 0..5 {
+        let (status, body) = bot.get("/readyz").unwrap();
+        assert_eq!((status, body.as_str()), (200, "ready\n"));
+    }
+    // Readiness asked BigQuery with a dry run: no job, nothing billed — and once for five
+    // probes, not once a probe.
+    let readiness_checks = bigquery
+        .calls_of("jobs.query")
+        .iter()
+        .filter(|c| c.body["dryRun"] == true && c.body["query"] == "SELECT 1 AS ready")
+        .count();
+    assert_eq!(readiness_checks, 1);
     wait_for("a delivered run", Duration::from_secs(20), || {
         bot.get("/metrics").is_some_and(|(_, m)| {
             m.contains("kpibot_runs_total{report=\"fast\",state=\"delivered\"}")
@@ -657,4 +667,37 @@ fn serve_on_bigquery_posts_on_schedule_and_labels_its_jobs() {
     assert!(scheduled.iter().all(
         |c| c.body["labels"]["kpibot_trigger"] == "schedule" && c.body["useLegacySql"] == false
     ));
+}
+
+#[test]
+fn the_operations_endpoints_can_leave_the_public_listener() {
+    let dir = setup(&[("fast.toml", report_toml("Fast", "0 0 9 * * *", "#kpi-fast"))]);
+    let ops_port = free_port();
+    let ops = format!("127.0.0.1:{ops_port}");
+    let mut bot = Bot::new(dir.path(), &[("KPIBOT__HTTP__OPS_LISTEN", &ops)]);
+    let public = bot.port;
+    bot.port = ops_port; // start() waits for /healthz, which is now here
+    let child = bot.start("serve.log");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            bot.get(path).map(|(s, _)| s),
+            Some(200),
+            "{path} on the ops port"
+        );
+        assert_eq!(
+            get_on(public, path).map(|(s, _)| s),
+            Some(404),
+            "{path} on the public listener"
+        );
+    }
+    let health = common::run_kpibot(
+        &["health"],
+        dir.path(),
+        &[
+            ("KPIBOT__HTTP__OPS_LISTEN", &ops),
+            ("KPIBOT__HTTP__LISTEN", &format!("127.0.0.1:{public}")),
+        ],
+    );
+    assert!(health.0, "kpibot health asks the ops listener: {health:?}");
+    assert!(terminate(child).success());
 }

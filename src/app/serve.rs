@@ -130,11 +130,23 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (reloaded_tx, reloaded) = watch::channel(0u64);
-    let mut router = ops::router(OpsState {
-        metrics: metrics.clone(),
-        ledger: ledger.clone(),
-        warehouse: warehouse.clone(),
-    });
+    let ops_router = ops::router(OpsState::new(
+        metrics.clone(),
+        ledger.clone(),
+        warehouse.clone(),
+    ));
+    // With an operations address, the public listener serves only `/slack/…`.
+    let (mut router, ops_listener) = match &settings.http.ops_listen {
+        Some(ops_address) => {
+            let ops_listener = tokio::net::TcpListener::bind(ops_address)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on {ops_address} (KPIBOT__HTTP__OPS_LISTEN)")
+                })?;
+            (axum::Router::new(), Some((ops_listener, ops_router)))
+        }
+        None => (ops_router, None),
+    };
     let handler = slack.as_ref().map(|slack| {
         Arc::new(app.command_handler(
             catalog.clone(),
@@ -178,6 +190,20 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         (None, _) => tracing::info!(
             "slash commands disabled: they need Slack delivery (KPIBOT__SLACK__BOT_TOKEN)"
         ),
+    }
+    if let Some((ops_listener, ops_router)) = ops_listener {
+        let mut ops_shutdown = shutdown.clone();
+        tracing::info!(address = %ops_listener.local_addr()?, "operations endpoints on their own listener");
+        tokio::spawn(async move {
+            let served = axum::serve(ops_listener, ops_router)
+                .with_graceful_shutdown(async move {
+                    let _ = ops_shutdown.changed().await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(error = %error, "the operations listener stopped");
+            }
+        });
     }
     let mut http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {

@@ -16,11 +16,14 @@ pub const HEALTH_TIMEOUT_SECONDS: u64 = 5;
 /// where there is no curl).
 pub async fn health(app: &App) -> anyhow::Result<bool> {
     let settings = &app.settings;
-    let mut address: std::net::SocketAddr = settings
-        .http
-        .listen
+    // /healthz is on the operations address when there is one.
+    let (listen, variable) = match &settings.http.ops_listen {
+        Some(ops) => (ops, "KPIBOT__HTTP__OPS_LISTEN"),
+        None => (&settings.http.listen, "KPIBOT__HTTP__LISTEN"),
+    };
+    let mut address: std::net::SocketAddr = listen
         .parse()
-        .with_context(|| format!("KPIBOT__HTTP__LISTEN `{}`", settings.http.listen))?;
+        .with_context(|| format!("{variable} `{listen}`"))?;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
