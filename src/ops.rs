@@ -26,6 +26,9 @@ pub const READY_WAREHOUSE_TIMEOUT_MS: u64 = 2000;
 /// seconds from several replicas do not spend the warehouse's API quota.
 pub const READY_WAREHOUSE_CHECK_SECONDS: u64 = 10;
 
+/// When the warehouse was last asked, and whether it answered (or why not).
+pub type WarehouseCheck = (Instant, Result<(), String>);
+
 /// What the HTTP handlers can see.
 #[derive(Clone)]
 pub struct OpsState {
@@ -33,7 +36,7 @@ pub struct OpsState {
     pub ledger: Arc<Ledger>,
     pub warehouse: Arc<dyn Warehouse>,
     /// The last warehouse check: when, and what it found.
-    pub last_check: Arc<tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>>,
+    pub last_check: Arc<tokio::sync::Mutex<Option<WarehouseCheck>>>,
 }
 
 impl OpsState {

@@ -104,6 +104,8 @@ pub enum PipelineError {
     },
     #[error("report `{report}`")]
     Render { report: String, source: RenderError },
+    #[error("report `{report}`: shaping or drawing the chart stopped unexpectedly ({why})")]
+    Stopped { report: String, why: String },
 }
 
 /// Today's date in the report's timezone.
@@ -185,7 +187,14 @@ async fn query_window(
             },
             source,
         })?;
-    let data = ChartData::from_table(&table, &spec.chart).map_err(|source| {
+    // Shaping is rows × series of work: off the async workers, so acks never wait on it.
+    let chart = spec.chart.clone();
+    let (table, shaped) = off_runtime(spec, move || {
+        let shaped = ChartData::from_table(&table, &chart);
+        (table, shaped)
+    })
+    .await?;
+    let data = shaped.map_err(|source| {
         let span = match &source {
             ShapeError::MissingColumn { key: "x", .. } => spec.chart.x.span.clone(),
             ShapeError::MissingColumn { key: "series", .. } => spec
@@ -203,6 +212,19 @@ async fn query_window(
         }
     })?;
     Ok((table, data))
+}
+
+/// Runs CPU-bound `work` on the blocking pool, not on the async workers.
+async fn off_runtime<T: Send + 'static>(
+    spec: &ReportSpec,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PipelineError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| PipelineError::Stopped {
+            report: spec.id.clone(),
+            why: error.to_string(),
+        })
 }
 
 /// The window the headline is compared with.
@@ -255,18 +277,25 @@ pub async fn run(
         }
         _ => None,
     };
-    let rendered = render::render_run(RunFacts {
-        spec,
-        table: &table,
-        data: &data,
-        window,
-        headline: headline.clone(),
-        previous,
-        channel: options.channel.clone(),
-        slot,
-        thread: options.thread,
+    // Drawing and encoding the PNG is CPU work too: off the async workers.
+    let (owned_spec, channel, thread) = (spec.clone(), options.channel.clone(), options.thread);
+    let headline_for_render = headline.clone();
+    let (table, data, drawn) = off_runtime(spec, move || {
+        let drawn = render::render_run(RunFacts {
+            spec: &owned_spec,
+            table: &table,
+            data: &data,
+            window,
+            headline: headline_for_render,
+            previous,
+            channel,
+            slot,
+            thread,
+        });
+        (table, data, drawn)
     })
-    .map_err(|source| PipelineError::Render {
+    .await?;
+    let rendered = drawn.map_err(|source| PipelineError::Render {
         report: spec.id.clone(),
         source,
     })?;

@@ -135,6 +135,12 @@ pub struct SlashSettings {
     pub audit_files_kept: usize,
     /// Longest an ad-hoc query may run, in seconds. Default 30.
     pub query_timeout_seconds: u64,
+    /// Questions that need the warehouse, per person per minute. Default 10.
+    pub max_questions_per_minute: usize,
+    /// Ad-hoc queries running at once; later ones wait. Default 4.
+    pub max_concurrent_queries: usize,
+    /// Answered queries kept for reuse (10 minutes each). Default 256.
+    pub cache_entries: usize,
 }
 
 impl Default for SlashSettings {
@@ -147,6 +153,9 @@ impl Default for SlashSettings {
             audit_max_bytes: 10 * 1024 * 1024,
             audit_files_kept: 5,
             query_timeout_seconds: 30,
+            max_questions_per_minute: 10,
+            max_concurrent_queries: 4,
+            cache_entries: 256,
         }
     }
 }

@@ -13,6 +13,7 @@ use common::fake_slack::{FakeSlack, TOKEN};
 use kpibot::adhoc::AccessPolicy;
 use kpibot::adhoc::audit::AuditLog;
 use kpibot::adhoc::slash::{COMMANDS_PATH, CommandHandler};
+use kpibot::adhoc::throttle::Throttle;
 use kpibot::catalog::Catalog;
 use kpibot::deliver::{SlackDelivery, SlackOptions};
 use kpibot::metrics::Metrics;
@@ -92,6 +93,15 @@ async fn bot(reports: &Path, delay: Duration) -> Bot {
 }
 
 async fn bot_with(reports: &Path, delay: Duration, policy: AccessPolicy) -> Bot {
+    bot_throttled(reports, delay, policy, Throttle::new(100, 4)).await
+}
+
+async fn bot_throttled(
+    reports: &Path,
+    delay: Duration,
+    policy: AccessPolicy,
+    throttle: Throttle,
+) -> Bot {
     let slack = FakeSlack::start(&[(DATA_TEAM, "data-team", true), (SALES, "sales", true)]).await;
     let dir = tempfile::tempdir().unwrap();
     let files =
@@ -128,6 +138,7 @@ async fn bot_with(reports: &Path, delay: Duration, policy: AccessPolicy) -> Bot 
         policy,
         limits: Default::default(),
         cache: QueryCache::default(),
+        throttle,
         audit: AuditLog::new(audit_log.clone()),
     });
     let app = kpibot::adhoc::slash::router(SECRET, handler);
@@ -764,6 +775,71 @@ async fn every_request_leaves_one_audit_line_saying_how_it_ended() {
     );
     wait_for("the extreme date's reply", Duration::from_secs(10), || {
         !bot.slack.responses("extreme").is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_questions_asked_together_run_one_query() {
+    let bot = bot(&reports(), Duration::from_millis(1500)).await;
+    for n in 0..3 {
+        let body = form(
+            &bot,
+            "signups last 7 days",
+            SALES,
+            "U0ALICE",
+            &format!("same{n}"),
+        );
+        assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    }
+    wait_for("three answers", Duration::from_secs(30), || {
+        bot.slack.messages_in(SALES).len() == 3
+    })
+    .await;
+    // One query for the window and one for the comparison, shared by all three.
+    assert_eq!(
+        bot.warehouse_calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_asking_too_often_is_told_to_wait_and_others_are_not() {
+    let bot = bot_throttled(
+        &reports(),
+        Duration::ZERO,
+        AccessPolicy::Allow,
+        Throttle::new(2, 4),
+    )
+    .await;
+    for n in 0..2 {
+        let body = form(
+            &bot,
+            "signups yesterday",
+            SALES,
+            "U0ALICE",
+            &format!("ok{n}"),
+        );
+        assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    }
+    let third = reply_to(&bot, "signups yesterday", SALES, "U0ALICE", "third").await;
+    assert!(
+        third.contains("You have asked 2 questions in the last minute"),
+        "{third}"
+    );
+    let help = reply_to(&bot, "help", SALES, "U0ALICE", "help").await;
+    assert!(help.contains("/kpi list"), "help is never limited: {help}");
+    let bob = form(&bot, "signups yesterday", SALES, "U0BOB", "bob");
+    let (_, ack, _) = send(&bot, bob.clone(), signed(&bob)).await;
+    assert!(
+        ack.contains("Working on"),
+        "Bob is not limited by Alice: {ack}"
+    );
+    wait_for("the audit lines", Duration::from_secs(20), || {
+        audit_lines(&bot)
+            .iter()
+            .any(|l| l["outcome"] == "rate_limited")
     })
     .await;
 }

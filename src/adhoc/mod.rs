@@ -13,6 +13,7 @@ pub mod reply;
 pub mod resolve;
 pub mod slash;
 pub mod sql;
+pub mod throttle;
 
 pub use access::{AccessPolicy, Asker, allowed};
 pub use answer::{Answer, Context, answer, answer_resolved};

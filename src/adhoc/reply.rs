@@ -36,6 +36,8 @@ pub enum Reply {
     PoliciesUnreadable,
     /// The answer was ready but could not be posted.
     NotPosted { error: String },
+    /// The person asked more questions this minute than the limit allows.
+    TooManyQuestions { per_minute: usize },
 }
 
 impl Reply {
@@ -50,6 +52,7 @@ impl Reply {
                 timed_out: true, ..
             } => "timed_out",
             Reply::Failed { .. } | Reply::NotPosted { .. } => "failed",
+            Reply::TooManyQuestions { .. } => "rate_limited",
         }
     }
 }
@@ -79,6 +82,10 @@ impl fmt::Display for Reply {
                 "kpibot cannot answer right now: a file with data access policies is broken, so who may see what is unknown. The data team has been told; try again once it is fixed.",
             ),
             Reply::NotPosted { error } => write!(f, "I could not post the answer here: {error}"),
+            Reply::TooManyQuestions { per_minute } => write!(
+                f,
+                "You have asked {per_minute} questions in the last minute, the most kpibot answers per person; please wait a moment and ask again."
+            ),
         }
     }
 }

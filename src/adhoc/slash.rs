@@ -20,6 +20,7 @@ use super::answer::{Answer, Context, answer_resolved};
 use super::audit::{AuditEntry, AuditLog};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
+use super::throttle::Throttle;
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
 use crate::deliver::{Delivery, DeliveryError, SlackDelivery, error_chain};
 use crate::metrics::Metrics;
@@ -48,6 +49,8 @@ pub struct CommandHandler {
     /// How far windows may reach and how many rows a query may return.
     pub limits: RunLimits,
     pub cache: QueryCache,
+    /// Questions per person per minute, and queries at once.
+    pub throttle: Throttle,
     /// One JSON line per ad-hoc request.
     pub audit: AuditLog,
 }
@@ -144,6 +147,14 @@ impl CommandHandler {
             self.timezone,
             &viewer,
         );
+        // Only questions that need the warehouse count against the person's limit.
+        let resolved = match resolved {
+            Resolved::Run { .. } => match self.throttle.admit(&request.user_id) {
+                Ok(()) => resolved,
+                Err(per_minute) => Resolved::Reply(Reply::TooManyQuestions { per_minute }),
+            },
+            reply => reply,
+        };
         if let Resolved::Reply(reply) = resolved {
             self.record(Done {
                 request: &request,
@@ -238,7 +249,10 @@ impl CommandHandler {
             limits: self.limits,
             cache: Some(&self.cache),
         };
-        let answer = answer_resolved(&context, resolved, &asker).await;
+        let answer = {
+            let _slot = self.throttle.query_slot().await;
+            answer_resolved(&context, resolved, &asker).await
+        };
         let (outcome, rows) = (answer.outcome(), answer.rows());
         let delivered = match answer {
             Answer::Text(reply) => self

@@ -19,6 +19,7 @@ use chrono_tz::Tz;
 use crate::adhoc::AccessPolicy;
 use crate::adhoc::audit::{AuditLog, AuditTarget};
 use crate::adhoc::slash::CommandHandler;
+use crate::adhoc::throttle::Throttle;
 use crate::catalog::{Catalog, CatalogError, SharedCatalog};
 use crate::deliver::{Delivery, FolderDelivery, SlackDelivery};
 use crate::metrics::Metrics;
@@ -202,7 +203,11 @@ impl App {
             timeout: self.slash_timeout,
             policy: self.access_policy(),
             limits: self.limits,
-            cache: QueryCache::default(),
+            cache: QueryCache::with_capacity(self.settings.slash.cache_entries),
+            throttle: Throttle::new(
+                self.settings.slash.max_questions_per_minute,
+                self.settings.slash.max_concurrent_queries,
+            ),
             audit: AuditLog::to(self.audit_target()),
         }
     }

@@ -122,7 +122,7 @@ pub struct Estimate {
     pub bytes_processed: Option<u64>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WarehouseError {
     /// The SQL is wrong: fix the report. `line` and `column` are 1-based positions in the
     /// SQL, if the warehouse said.
