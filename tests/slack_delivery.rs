@@ -379,6 +379,41 @@ async fn after_a_crash_the_lookup_finds_the_earlier_post() {
 }
 
 #[tokio::test]
+async fn a_post_that_waited_in_the_pacing_queue_still_gets_its_retries() {
+    let slack = fake().await;
+    let mut options = options(&slack);
+    // Waiting for the channel (3 s) takes longer than the whole retry deadline (2 s).
+    options.channel_interval = Duration::from_secs(3);
+    options.retry.deadline = Duration::from_secs(2);
+    let delivery = SlackDelivery::new(options, Arc::new(Metrics::new())).unwrap();
+    delivery.deliver(&rendered("dau", SLOT, DAILY)).await.unwrap();
+    slack.fail_next("chat.postMessage", [Fault::SlackError("internal_error")]);
+    let second = delivery
+        .deliver(&rendered("signups", SLOT, DAILY))
+        .await;
+    assert!(second.is_ok(), "the retry was lost to time spent queueing: {second:?}");
+    assert_eq!(slack.messages_in(DAILY).len(), 2);
+}
+
+#[tokio::test]
+async fn a_post_buried_past_the_lookup_limit_is_unknown_never_not_posted() {
+    let slack = fake().await;
+    let report = rendered("dau", SLOT, "#kpi-daily");
+    {
+        let (first_process, _) = delivery(&slack);
+        first_process.deliver(&report).await.unwrap();
+    }
+    // A busy channel: more messages since the post than the lookup reads.
+    slack.add_chatter(DAILY, 2_100);
+    let (second_process, _) = delivery(&slack);
+    let found = second_process.find_existing(&PostIdentity::of(&report)).await;
+    match found {
+        Err(DeliveryError::Slack(error)) => assert_eq!(error.code(), "unconfirmed"),
+        other => panic!("a lookup that gave up must not say `not posted`: {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn thread_mode_posts_a_summary_and_the_chart_as_a_reply() {
     let slack = fake().await;
     let (delivery, _) = delivery(&slack);

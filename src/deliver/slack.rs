@@ -140,10 +140,19 @@ impl SlackDelivery {
             }
             cursor = next.filter(|c| !c.0.is_empty());
             if cursor.is_none() {
-                break;
+                return Ok(None);
             }
         }
-        Ok(None)
+        // More pages remain: not found is not the same as not posted. Unknown, never "send".
+        Err(SlackError::Call {
+            method: "conversations.history",
+            code: "unconfirmed".into(),
+            detail: Some(format!(
+                "looked through {LOOKUP_MAX_PAGES} pages of messages without reaching the slot's time"
+            )),
+            attempts: 1,
+            advice: advice("unconfirmed", channel_id, None),
+        })
     }
 
     /// Posts `message` exactly once: retries what is transient, and after any attempt
@@ -263,10 +272,12 @@ impl SlackDelivery {
         &self,
         rendered: &Rendered,
         channel_written: &str,
-        deadline: Instant,
     ) -> Result<Receipt, SlackError> {
         let channel_id = self.slack.channel_id(channel_written).await?;
         let mut turn = self.pacer.turn(&channel_id).await;
+        // The retry deadline starts when the post leaves the queue: a post late in a burst
+        // gets the same retries as the first.
+        let deadline = self.slack.deadline();
         let report = rendered.report_id.as_str();
         let slot = rendered.slot.as_str();
         // No lookup before a normal post: only a lost answer leads to one (post_exactly_once);
@@ -339,8 +350,7 @@ impl Delivery for SlackDelivery {
                 rendered.report_id
             ))
         })?;
-        let deadline = self.slack.deadline();
-        let result = self.deliver_paced(rendered, channel, deadline).await;
+        let result = self.deliver_paced(rendered, channel).await;
         if let Err(error) = &result {
             self.metrics
                 .increment(METRIC_POSTS, METRIC_POSTS_HELP, &[("outcome", "failed")]);

@@ -266,6 +266,25 @@ impl FakeSlack {
         });
     }
 
+    /// `count` messages from people in `channel`, newer than anything posted so far: a busy
+    /// channel the bot must search through.
+    pub fn add_chatter(&self, channel: &str, count: usize) {
+        self.with(|s| {
+            for _ in 0..count {
+                s.next_id += 1;
+                let ts = format!("{}.{:06}", 1_800_000_000 + s.next_id, s.next_id);
+                let body = json!({"type": "message", "user": "U0CHATTY", "text": "ok!", "ts": ts});
+                s.messages.push(Posted {
+                    channel: channel.to_string(),
+                    ts,
+                    thread_ts: None,
+                    body,
+                    at: Instant::now(),
+                });
+            }
+        })
+    }
+
     /// Every message posted, in order.
     pub fn messages(&self) -> Vec<Posted> {
         self.with(|s| s.messages.clone())
