@@ -274,6 +274,18 @@ impl Ledger {
         })
     }
 
+    /// Lets go of an open row until `retry_at`: no process holds it, and any may take it
+    /// over (`reclaim`) after that time. For a slot whose post could not be confirmed yet.
+    pub fn release(&self, key: &SlotKey, retry_at: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.transition(key, |conn| {
+            conn.execute(
+                "UPDATE runs SET owner = NULL, lease_until = ?4
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                params![key.report, key.schedule, slot_text(key.slot), time_text(retry_at)],
+            )
+        })
+    }
+
     /// Extends the lease on every open row this process holds; returns how many.
     pub fn renew(&self, lease: &Lease) -> Result<usize, LedgerError> {
         self.with(|conn| {

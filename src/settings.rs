@@ -193,6 +193,9 @@ pub struct SchedulerSettings {
     pub warehouse_attempts: u32,
     /// How often `reports/` is checked for changes, in ms. Default 2000.
     pub reload_interval_ms: u64,
+    /// First wait, in seconds, before looking again for an interrupted slot's post when
+    /// Slack could not say whether it exists (doubling each time). Default 30.
+    pub recovery_retry_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -236,6 +239,7 @@ impl Default for SchedulerSettings {
             shutdown_grace_seconds: 30,
             warehouse_attempts: 3,
             reload_interval_ms: 2000,
+            recovery_retry_seconds: 30,
         }
     }
 }

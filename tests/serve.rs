@@ -701,3 +701,85 @@ fn the_operations_endpoints_can_leave_the_public_listener() {
     assert!(health.0, "kpibot health asks the ops listener: {health:?}");
     assert!(terminate(child).success());
 }
+
+#[test]
+fn a_slot_whose_post_cannot_be_confirmed_is_retried_then_failed_with_a_notice_never_left_open() {
+    let slack = FakeSlack::start_in_background(&[
+        ("C0KPIHOURS", "kpi-hourly", true),
+        ("C0DATATEAM", "data-team", true),
+    ]);
+    let dir = setup(&[(
+        "hourly.toml",
+        report_toml("Hourly", "0 0 * * * *", "#kpi-hourly"),
+    )]);
+    // A process died mid-run this hour: its row is open and its lease long gone.
+    let now = chrono::Utc::now();
+    let slot = now
+        .date_naive()
+        .and_hms_opt(now.time().format("%H").to_string().parse().unwrap(), 0, 0)
+        .unwrap()
+        .and_utc();
+    let key = kpibot::ledger::SlotKey {
+        report: "hourly".into(),
+        schedule: 0,
+        slot,
+    };
+    {
+        let ledger = kpibot::ledger::Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+        let dead = kpibot::ledger::Lease {
+            owner: "dead-process".into(),
+            until: now - chrono::Duration::minutes(5),
+        };
+        ledger.claim(&key, &dead, now).unwrap();
+        ledger.mark_running(&key, now).unwrap();
+    }
+    // Slack will not say what the channel holds.
+    slack.fail_next(
+        "conversations.history",
+        std::iter::repeat_n(Fault::SlackError("internal_error"), 200),
+    );
+    let bot = Bot::new(
+        dir.path(),
+        &[
+            ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+            ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+            ("KPIBOT__SCHEDULER__RECOVERY_RETRY_SECONDS", "1"),
+            ("KPIBOT__SLACK__RETRY_DEADLINE_SECONDS", "1"),
+        ],
+    );
+    let child = bot.start("serve.log");
+    wait_for("the owner's notice", Duration::from_secs(60), || {
+        slack.messages_in("C0DATATEAM").iter().any(|m| {
+            m.body["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("may or may not have posted"))
+        })
+    });
+    assert!(terminate(child).success());
+    let notice = slack.messages_in("C0DATATEAM")[0].body["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(notice.contains("Check #kpi-hourly"), "{notice}");
+    let ledger = kpibot::ledger::Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let row = ledger.get(&key).unwrap().unwrap();
+    assert_eq!(
+        format!("{:?}", row.state),
+        "Failed",
+        "the slot is closed, not left open: {row:?}"
+    );
+    assert!(
+        slack
+            .messages_in("C0KPIHOURS")
+            .iter()
+            .all(|m| m.body["metadata"]["event_payload"]["slot"]
+                .as_str()
+                .is_none_or(|s| !s.starts_with(
+                    &slot
+                        .with_timezone(&chrono_tz::Asia::Tokyo)
+                        .format("%Y-%m-%dT%H:00:00")
+                        .to_string()
+                ))),
+        "the unconfirmed slot was posted blind"
+    );
+}

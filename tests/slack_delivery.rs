@@ -386,12 +386,16 @@ async fn a_post_that_waited_in_the_pacing_queue_still_gets_its_retries() {
     options.channel_interval = Duration::from_secs(3);
     options.retry.deadline = Duration::from_secs(2);
     let delivery = SlackDelivery::new(options, Arc::new(Metrics::new())).unwrap();
-    delivery.deliver(&rendered("dau", SLOT, DAILY)).await.unwrap();
+    delivery
+        .deliver(&rendered("dau", SLOT, DAILY))
+        .await
+        .unwrap();
     slack.fail_next("chat.postMessage", [Fault::SlackError("internal_error")]);
-    let second = delivery
-        .deliver(&rendered("signups", SLOT, DAILY))
-        .await;
-    assert!(second.is_ok(), "the retry was lost to time spent queueing: {second:?}");
+    let second = delivery.deliver(&rendered("signups", SLOT, DAILY)).await;
+    assert!(
+        second.is_ok(),
+        "the retry was lost to time spent queueing: {second:?}"
+    );
     assert_eq!(slack.messages_in(DAILY).len(), 2);
 }
 
@@ -406,7 +410,9 @@ async fn a_post_buried_past_the_lookup_limit_is_unknown_never_not_posted() {
     // A busy channel: more messages since the post than the lookup reads.
     slack.add_chatter(DAILY, 2_100);
     let (second_process, _) = delivery(&slack);
-    let found = second_process.find_existing(&PostIdentity::of(&report)).await;
+    let found = second_process
+        .find_existing(&PostIdentity::of(&report))
+        .await;
     match found {
         Err(DeliveryError::Slack(error)) => assert_eq!(error.code(), "unconfirmed"),
         other => panic!("a lookup that gave up must not say `not posted`: {other:?}"),

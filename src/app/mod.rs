@@ -183,6 +183,7 @@ impl App {
             default_timeout: self.query_timeout,
             shutdown_grace: Duration::from_secs(scheduler.shutdown_grace_seconds),
             limits: self.limits,
+            recovery_retry: Duration::from_secs(scheduler.recovery_retry_seconds.max(1)),
         }
     }
 

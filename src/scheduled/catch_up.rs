@@ -52,6 +52,37 @@ pub fn plan_catch_up(
 }
 
 impl Scheduler {
+    /// Records `slots` (oldest first; at most `MAX_SKIPPED_RECORDED`, newest kept) as
+    /// skipped because they are older than the catch-up `window`; `why` says what
+    /// kpibot was doing meanwhile.
+    pub(super) fn record_skipped(
+        &self,
+        id: &ScheduleId,
+        slots: &[DateTime<Utc>],
+        why: &str,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let reason = format!(
+            "missed while kpibot {why}; older than the catch-up window of {} h",
+            window.as_secs() / 3600
+        );
+        for slot in slots.iter().rev().take(MAX_SKIPPED_RECORDED) {
+            let key = SlotKey {
+                report: id.report.clone(),
+                schedule: id.index,
+                slot: *slot,
+            };
+            if self.parts.ledger.skip(&key, &reason, now)? {
+                self.count_run(&id.report, "skipped");
+            }
+        }
+        if !slots.is_empty() {
+            tracing::warn!(report = %id.report, schedule = id.index, skipped = slots.len(), "slots older than the catch-up window were skipped");
+        }
+        Ok(())
+    }
+
     /// Records missed slots (skipped or queued oldest first) and starts every schedule's
     /// cursor at `now`.
     pub(super) fn catch_up_all(
@@ -67,24 +98,7 @@ impl Scheduler {
             let since = now - chrono::Duration::from_std(window).unwrap_or_default();
             let history = self.parts.ledger.slot_history(&spec.id, index, since)?;
             let plan = plan_catch_up(schedule, &history, now, window);
-            let skipped = plan.skip.len();
-            for slot in plan.skip.iter().rev().take(MAX_SKIPPED_RECORDED) {
-                let key = SlotKey {
-                    report: spec.id.clone(),
-                    schedule: index,
-                    slot: *slot,
-                };
-                let reason = format!(
-                    "missed while kpibot was not running; older than the catch-up window of {} h",
-                    window.as_secs() / 3600
-                );
-                if self.parts.ledger.skip(&key, &reason, now)? {
-                    self.count_run(&spec.id, "skipped");
-                }
-            }
-            if skipped > 0 {
-                tracing::warn!(report = %spec.id, schedule = index, skipped, "missed slots older than the catch-up window were skipped");
-            }
+            self.record_skipped(&id, &plan.skip, "was not running", window, now)?;
             if !plan.run.is_empty() {
                 tracing::info!(report = %spec.id, schedule = index, slots = plan.run.len(), "catching up on missed slots, oldest first");
                 let this = self.clone();

@@ -48,6 +48,8 @@ pub struct SchedulerConfig {
     pub shutdown_grace: Duration,
     /// How far windows may reach and how many rows a query may return.
     pub limits: crate::pipeline::RunLimits,
+    /// First wait before looking again for a post whose existence could not be checked.
+    pub recovery_retry: Duration,
 }
 
 /// Identifies one `[[schedule]]` entry, and whether it changed since last seen.
@@ -73,6 +75,17 @@ pub(crate) fn all_schedules(
                 (id, spec, schedule)
             })
     })
+}
+
+/// Splits due slots into those older than the catch-up `window` (skipped) and those to
+/// run, both oldest first.
+pub fn split_late(
+    due: Vec<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    window: Duration,
+) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+    let window_start = now - chrono::Duration::from_std(window).unwrap_or_default();
+    due.into_iter().partition(|slot| *slot < window_start)
 }
 
 fn fingerprint(schedule: &ScheduleSpec) -> String {
@@ -170,14 +183,25 @@ impl Scheduler {
                 let Some((_, cursor)) = cursors.get_mut(&id) else {
                     continue;
                 };
-                for slot in slots_between(&schedule.cron, schedule.timezone, *cursor, now) {
+                let window = self.catch_up_window(schedule);
+                let due = slots_between(&schedule.cron, schedule.timezone, *cursor, now);
+                let (late, run) = split_late(due, now, window);
+                if let Some(newest) = run.last().or(late.last()) {
+                    *cursor = *newest;
+                }
+                // After a suspend or a forward clock jump: slots older than the catch-up
+                // window are skipped with a reason, as at startup — never fired in a burst.
+                let why = "was suspended or the clock jumped";
+                if let Err(error) = self.record_skipped(&id, &late, why, window, now) {
+                    tracing::error!(error = %error, "could not record skipped slots");
+                }
+                for slot in run {
                     let key = SlotKey {
                         report: id.report.clone(),
                         schedule: id.index,
                         slot,
                     };
                     tasks.spawn(self.clone().claim_and_run(key));
-                    *cursor = slot;
                 }
             }
         }
@@ -285,4 +309,21 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "kpibot".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn after_a_pause_only_slots_inside_the_catch_up_window_run() {
+        let hour = |h: u32| Utc.with_ymd_and_hms(2026, 11, 26, h, 0, 0).unwrap();
+        // Hourly; the process was paused from 01:00 to 12:00; the window is 6 hours.
+        let due: Vec<_> = (2..=12).map(hour).collect();
+        let (late, run) = split_late(due, hour(12), Duration::from_secs(6 * 3600));
+        assert_eq!(late, (2..6).map(hour).collect::<Vec<_>>());
+        assert_eq!(run, (6..=12).map(hour).collect::<Vec<_>>());
+    }
 }

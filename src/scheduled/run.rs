@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::Scheduler;
 use crate::catalog::Catalog;
-use crate::deliver::{PostIdentity, deliver_or_notify, error_chain, failure_notice};
+use crate::deliver::{DeliveryError, PostIdentity, deliver_or_notify, error_chain, failure_notice};
 use crate::ledger::{Claim, Outcome, RunRecord, SlotKey};
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
 use crate::retry::{RetryPolicy, backoff_delay};
@@ -79,13 +79,12 @@ impl Scheduler {
             }
             Ok(None) => {}
             Err(error) => {
-                // Cannot tell whether it was posted: leave it open for a later attempt.
-                tracing::error!(report = %key.report, error = %error, "could not check whether a slot was already posted");
+                self.unconfirmed(&key, &record, spec, schedule, &post, &error)
+                    .await;
                 return;
             }
         }
-        let too_old = Utc::now() - key.slot
-            > chrono::Duration::from_std(self.catch_up_window(schedule)).unwrap_or_default();
+        let too_old = self.older_than_catch_up(&key, schedule);
         if too_old || record.attempts >= MAX_RECOVERIES {
             let error = if too_old {
                 "the run stopped before it finished and the slot is now older than the catch-up window".to_string()
@@ -96,6 +95,58 @@ impl Scheduler {
             return;
         }
         self.run_claimed(&key, spec, schedule).await;
+    }
+
+    fn older_than_catch_up(&self, key: &SlotKey, schedule: &ScheduleSpec) -> bool {
+        Utc::now() - key.slot
+            > chrono::Duration::from_std(self.catch_up_window(schedule)).unwrap_or_default()
+    }
+
+    /// Whether an interrupted slot was posted cannot be told (the history lookup failed):
+    /// try again later with backoff; past the attempts or the catch-up window, fail it and
+    /// tell the owner to look — never leave it open, never post it blind.
+    async fn unconfirmed(
+        &self,
+        key: &SlotKey,
+        record: &RunRecord,
+        spec: &ReportSpec,
+        schedule: &ScheduleSpec,
+        post: &PostIdentity,
+        error: &DeliveryError,
+    ) {
+        let attempts = record.attempts + 1;
+        if attempts < MAX_RECOVERIES && !self.older_than_catch_up(key, schedule) {
+            let policy = RetryPolicy {
+                base_delay: self.config.recovery_retry,
+                max_delay: self.config.recovery_retry * 10,
+                ..RetryPolicy::default()
+            };
+            let delay = backoff_delay(&policy, attempts);
+            let retry_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            tracing::warn!(report = %key.report, slot = %key.slot, attempts, retry_in_ms = delay.as_millis() as u64, error = %error_chain(error), "could not check whether a slot was already posted; will look again");
+            if let Err(e) = self.parts.ledger.release(key, retry_at) {
+                tracing::error!(error = %e, "could not release an unconfirmed slot for a later look");
+            }
+            return;
+        }
+        let text = format!(
+            ":warning: *{}* (`{}`) for {} may or may not have posted: kpibot could not check after {attempts} tries ({}). Check {} before re-running it.",
+            spec.title,
+            spec.id,
+            post.slot,
+            error_chain(error),
+            schedule.channel
+        );
+        self.notify_owner(spec, &text).await;
+        self.finish(
+            key,
+            Outcome::Failed {
+                error: format!(
+                    "unconfirmed: may or may not have posted; check {}",
+                    schedule.channel
+                ),
+            },
+        );
     }
 
     pub(super) async fn claim_and_run(self: Arc<Self>, key: SlotKey) {
