@@ -783,3 +783,62 @@ fn a_slot_whose_post_cannot_be_confirmed_is_retried_then_failed_with_a_notice_ne
         "the unconfirmed slot was posted blind"
     );
 }
+
+#[test]
+fn a_process_shutting_down_keeps_its_leases_so_no_one_else_posts_its_slot_too() {
+    let slack = FakeSlack::start_in_background(&[
+        ("C0KPIGRACE", "kpi-grace", true),
+        ("C0DATATEAM", "data-team", true),
+    ]);
+    let dir = setup(&[(
+        "grace.toml",
+        report_toml("Grace", EVERY_TWO_SECONDS, "#kpi-grace"),
+    )]);
+    let env = [
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+        ("KPIBOT__SCHEDULER__SHUTDOWN_GRACE_SECONDS", "20"),
+    ];
+    // The first upload of the first run hangs for 6 s — three leases' worth.
+    slack.fail_next(
+        "files.getUploadURLExternal",
+        [Fault::Slow(Duration::from_secs(6))],
+    );
+    let first = Bot::new(dir.path(), &env);
+    let a = first.start("a.log");
+    wait_for("the slow upload to start", Duration::from_secs(20), || {
+        !slack.calls_of("files.getUploadURLExternal").is_empty()
+    });
+    // Stop the first process mid-run and start a second on the same ledger at once.
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", a.0.id())])
+        .status()
+        .unwrap();
+    let second = Bot::new(dir.path(), &env);
+    let b = second.start("b.log");
+    wait_for(
+        "the first process to finish its run and stop",
+        Duration::from_secs(30),
+        || first.log("a.log").contains("kpibot serve stopped"),
+    );
+    wait_for(
+        "the second process to post",
+        Duration::from_secs(20),
+        || slack.messages_in("C0KPIGRACE").len() >= 3,
+    );
+    assert!(terminate(b).success());
+    drop(a);
+    let mut per_slot: BTreeMap<String, usize> = BTreeMap::new();
+    for m in slack.messages_in("C0KPIGRACE") {
+        let slot = m.body["metadata"]["event_payload"]["slot"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        *per_slot.entry(slot).or_default() += 1;
+    }
+    assert!(
+        per_slot.values().all(|n| *n == 1),
+        "a slot was posted twice: {per_slot:?}\n{}",
+        second.log("b.log")
+    );
+}

@@ -210,8 +210,15 @@ impl Scheduler {
             grace_seconds = self.config.shutdown_grace.as_secs(),
             "shutting down: no new runs; waiting for runs in flight"
         );
+        // Runs in flight keep their leases while they finish: a lease that lapsed during
+        // shutdown would let another process take the slot over and post it too.
         let drained = tokio::time::timeout(self.config.shutdown_grace, async {
-            while tasks.join_next().await.is_some() {}
+            loop {
+                tokio::select! {
+                    next = tasks.join_next() => if next.is_none() { break },
+                    _ = lease_timer.tick() => self.renew_leases(),
+                }
+            }
         })
         .await;
         if drained.is_err() {
@@ -281,9 +288,7 @@ impl Scheduler {
     /// Renews this process's leases and starts recovering abandoned slots (called every
     /// third of a lease). Recoveries join the runs in flight, so shutdown waits for them.
     fn keep_leases(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
-        if let Err(error) = self.parts.ledger.renew(&self.lease()) {
-            tracing::error!(error = %error, "could not renew this process's claims in the ledger");
-        }
+        self.renew_leases();
         match self.parts.ledger.abandoned_runs(Utc::now()) {
             Ok(records) => {
                 for record in records {
@@ -291,6 +296,13 @@ impl Scheduler {
                 }
             }
             Err(error) => tracing::error!(error = %error, "could not read the ledger"),
+        }
+    }
+
+    /// Extends the lease on every slot this process holds.
+    fn renew_leases(&self) {
+        if let Err(error) = self.parts.ledger.renew(&self.lease()) {
+            tracing::error!(error = %error, "could not renew this process's claims in the ledger");
         }
     }
 
