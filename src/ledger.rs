@@ -184,6 +184,20 @@ pub struct Ledger {
     connection: Mutex<Connection>,
 }
 
+/// A fencing token: which process holds a slot, and which generation of the row (every
+/// takeover increments it). State changes and posts check it, so a process that paused
+/// past its lease cannot act on a slot another process has taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub owner: String,
+    pub generation: u32,
+}
+
+/// The fence as the optional `?owner` / `?generation` a fenced statement binds.
+fn fence_values(fence: Option<&Fence>) -> (Option<&str>, Option<u32>) {
+    (fence.map(|f| f.owner.as_str()), fence.map(|f| f.generation))
+}
+
 fn slot_text(slot: DateTime<Utc>) -> String {
     slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -376,12 +390,72 @@ impl Ledger {
     }
 
     pub fn mark_running(&self, key: &SlotKey, now: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.mark_running_where(key, None, now)
+    }
+
+    /// Marks the slot running only if `fence` still holds it.
+    pub fn mark_running_fenced(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.mark_running_where(key, Some(fence), now)
+    }
+
+    fn mark_running_where(
+        &self,
+        key: &SlotKey,
+        fence: Option<&Fence>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let (owner, generation) = fence_values(fence);
         self.transition(key, |conn| {
             conn.execute(
                 "UPDATE runs SET state = 'running', started_at = ?4
-                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
-                params![key.report, key.schedule, slot_text(key.slot), time_text(now)],
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')
+                   AND (?5 IS NULL OR (owner = ?5 AND attempts = ?6))",
+                params![key.report, key.schedule, slot_text(key.slot), time_text(now), owner, generation],
             )
+        })
+    }
+
+    /// The fencing token of a slot this process just claimed or took over: its owner and
+    /// the row's generation (`attempts`, which every takeover increments).
+    pub fn fence(&self, key: &SlotKey, owner: &str) -> Result<Fence, LedgerError> {
+        let record = self.get(key)?.ok_or_else(|| not_claimed(key))?;
+        Ok(Fence {
+            owner: owner.to_string(),
+            generation: record.attempts,
+        })
+    }
+
+    /// Whether `fence` still holds the slot at `now`: same owner and generation, the row
+    /// open and its lease not run out. Checked right before a post goes out.
+    pub fn holds(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        self.with(|conn| {
+            let held: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM runs
+                     WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')
+                       AND owner = ?4 AND attempts = ?5 AND lease_until >= ?6",
+                    params![
+                        key.report,
+                        key.schedule,
+                        slot_text(key.slot),
+                        fence.owner,
+                        fence.generation,
+                        time_text(now)
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(held.is_some())
         })
     }
 
@@ -392,6 +466,29 @@ impl Ledger {
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
+        self.finish_where(key, None, outcome, now)
+    }
+
+    /// Records how a run ended, only if `fence` still holds the slot: a process that lost
+    /// its slot to another cannot overwrite what the new holder records.
+    pub fn finish_fenced(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.finish_where(key, Some(fence), outcome, now)
+    }
+
+    fn finish_where(
+        &self,
+        key: &SlotKey,
+        fence: Option<&Fence>,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let (owner, generation) = fence_values(fence);
         let (state, error, channel, ts, rows) = match outcome {
             Outcome::Delivered { channel, ts, rows } => (
                 RunState::Delivered,
@@ -415,7 +512,8 @@ impl Ledger {
         self.transition(key, |conn| {
             conn.execute(
                 "UPDATE runs SET state = ?4, finished_at = ?5, error = ?6, channel = ?7, ts = ?8, rows = ?9
-                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')
+                   AND (?10 IS NULL OR (owner = ?10 AND attempts = ?11))",
                 params![
                     key.report,
                     key.schedule,
@@ -425,7 +523,9 @@ impl Ledger {
                     error,
                     channel,
                     ts,
-                    rows.map(|r| r as i64)
+                    rows.map(|r| r as i64),
+                    owner,
+                    generation
                 ],
             )
         })
@@ -724,5 +824,42 @@ mod tests {
             200,
             "every slot won exactly once: {wins:?}"
         );
+    }
+
+    #[test]
+    fn a_process_that_lost_its_slot_can_neither_record_nor_post_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+        let k = key("dau", 0);
+        // A claims with a short lease, then pauses past it; B takes the slot over.
+        assert_eq!(ledger.claim(&k, &lease("a", 1), now()).unwrap(), Claim::Won);
+        let a = ledger.fence(&k, "a").unwrap();
+        ledger.mark_running_fenced(&k, &a, now()).unwrap();
+        assert!(ledger.holds(&k, &a, now()).unwrap());
+        let later = now() + chrono::Duration::seconds(5);
+        let b_lease = Lease {
+            owner: "b".into(),
+            until: later + chrono::Duration::seconds(30),
+        };
+        assert!(ledger.reclaim(&k, &b_lease, later).unwrap());
+        let b = ledger.fence(&k, "b").unwrap();
+        assert_eq!(
+            b.generation,
+            a.generation + 1,
+            "a takeover is a new generation"
+        );
+        // A wakes up: it no longer holds the slot, and cannot record it.
+        assert!(!ledger.holds(&k, &a, later).unwrap());
+        let delivered = Outcome::Delivered {
+            channel: "C1".into(),
+            ts: "1.0".into(),
+            rows: 1,
+        };
+        assert!(ledger.finish_fenced(&k, &a, &delivered, later).is_err());
+        assert!(ledger.mark_running_fenced(&k, &a, later).is_err());
+        // B holds it and records it.
+        assert!(ledger.holds(&k, &b, later).unwrap());
+        ledger.finish_fenced(&k, &b, &delivered, later).unwrap();
+        assert_eq!(ledger.get(&k).unwrap().unwrap().state, RunState::Delivered);
     }
 }

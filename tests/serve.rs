@@ -842,3 +842,70 @@ fn a_process_shutting_down_keeps_its_leases_so_no_one_else_posts_its_slot_too() 
         second.log("b.log")
     );
 }
+
+#[test]
+fn a_process_paused_past_its_lease_does_not_post_the_slot_another_took_over() {
+    let slack = FakeSlack::start_in_background(&[
+        ("C0KPIPAUSE", "kpi-pause", true),
+        ("C0DATATEAM", "data-team", true),
+    ]);
+    let dir = setup(&[(
+        "pause.toml",
+        report_toml("Pause", EVERY_TWO_SECONDS, "#kpi-pause"),
+    )]);
+    let env = [
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+        ("RUST_LOG", "kpibot=warn"),
+    ];
+    // The first upload answers after 6 s: the process is mid-run, holding its slot.
+    slack.fail_next(
+        "files.getUploadURLExternal",
+        [Fault::Slow(Duration::from_secs(6))],
+    );
+    let first = Bot::new(dir.path(), &env);
+    let a = first.start("a.log");
+    wait_for("the slow upload to start", Duration::from_secs(20), || {
+        !slack.calls_of("files.getUploadURLExternal").is_empty()
+    });
+    let signal = |name: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("kill -{name} {}", a.0.id())])
+            .status()
+            .unwrap()
+    };
+    // Paused (a VM stall, a long GC, SIGSTOP) past its 2 s lease, while a second process
+    // runs: the second takes the slot over and posts it.
+    signal("STOP");
+    let second = Bot::new(dir.path(), &env);
+    let b = second.start("b.log");
+    wait_for(
+        "the second process to post",
+        Duration::from_secs(20),
+        || slack.messages_in("C0KPIPAUSE").len() >= 2,
+    );
+    signal("CONT");
+    let per_slot = || {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for m in slack.messages_in("C0KPIPAUSE") {
+            let slot = m.body["metadata"]["event_payload"]["slot"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            *counts.entry(slot).or_default() += 1;
+        }
+        counts
+    };
+    // The resumed process either stands down or (the defect) posts the slot again.
+    wait_for("the paused run to end", Duration::from_secs(20), || {
+        first.log("a.log").contains("taken over by another process")
+            || per_slot().values().any(|n| *n > 1)
+    });
+    assert!(terminate(b).success());
+    assert!(terminate(a).success());
+    let per_slot = per_slot();
+    assert!(
+        per_slot.values().all(|n| *n == 1),
+        "a slot was posted twice: {per_slot:?}"
+    );
+}

@@ -101,6 +101,22 @@ pub enum DeliveryError {
     Slack(SlackError),
     #[error("{0}")]
     Setup(String),
+    /// Another process holds the slot now (this one paused past its lease): not posted.
+    #[error(
+        "not posted: another kpibot process took this slot over while this one was paused; it posts the slot"
+    )]
+    SlotTakenOver,
+}
+
+/// Asks the post's guard, if it has one, whether the post may still go out.
+pub fn check_guard(rendered: &Rendered) -> Result<(), DeliveryError> {
+    match &rendered.guard {
+        Some(guard) if !guard.allows() => {
+            tracing::warn!(report = %rendered.report_id, slot = %rendered.slot, "the slot was taken over by another process; not posting");
+            Err(DeliveryError::SlotTakenOver)
+        }
+        _ => Ok(()),
+    }
 }
 
 impl From<SlackError> for DeliveryError {
@@ -119,6 +135,7 @@ impl DeliveryError {
             DeliveryError::Write { .. } => "write_failed",
             DeliveryError::Slack(error) => error.code(),
             DeliveryError::Setup(_) => "setup",
+            DeliveryError::SlotTakenOver => "slot_taken_over",
         }
     }
 }
@@ -174,6 +191,8 @@ pub async fn deliver_or_notify(
 ) -> Result<Receipt, DeliveryError> {
     let error = match delivery.deliver(rendered).await {
         Ok(receipt) => return Ok(receipt),
+        // Nothing failed: the process now holding the slot posts it and tells the owner.
+        Err(error @ DeliveryError::SlotTakenOver) => return Err(error),
         Err(error) => error,
     };
     let notice = failure_notice(

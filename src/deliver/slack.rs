@@ -11,7 +11,7 @@ use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
 use super::pacing::Pacer;
-use super::{Delivery, DeliveryError, PostIdentity, Receipt};
+use super::{Delivery, DeliveryError, PostIdentity, Receipt, check_guard};
 use crate::metrics::Metrics;
 use crate::render::Rendered;
 use crate::render::message::{FILE_ID_PLACEHOLDER, METADATA_EVENT_TYPE};
@@ -272,7 +272,7 @@ impl SlackDelivery {
         &self,
         rendered: &Rendered,
         channel_written: &str,
-    ) -> Result<Receipt, SlackError> {
+    ) -> Result<Receipt, DeliveryError> {
         let channel_id = self.slack.channel_id(channel_written).await?;
         let mut turn = self.pacer.turn(&channel_id).await;
         // The retry deadline starts when the post leaves the queue: a post late in a burst
@@ -290,6 +290,8 @@ impl SlackDelivery {
         } else {
             (message, None)
         };
+        // The last moment before the post: does this process still hold the slot?
+        check_guard(rendered)?;
         let posted = self
             .post_exactly_once(
                 &channel_id,

@@ -2,6 +2,8 @@
 //! comparison, it makes the headline label, the change text, the KPI card, the alt text,
 //! the PNG and the Slack message — everything a delivery needs, in one call.
 
+use std::sync::Arc;
+
 use crate::spec::{ChartKind, Headline, ReportSpec, Window};
 use crate::warehouse::Table;
 
@@ -26,6 +28,29 @@ pub struct Rendered {
     pub message: serde_json::Value,
     /// The query result behind the chart, as CSV.
     pub csv: String,
+    /// Asked right before the post goes out (a scheduled slot's fence); `None` for posts
+    /// no one else can make.
+    pub guard: Option<PostGuard>,
+}
+
+/// Whether a post may still go out, asked at the last moment before it does.
+#[derive(Clone)]
+pub struct PostGuard(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl PostGuard {
+    pub fn new(check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(check))
+    }
+
+    pub fn allows(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for PostGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostGuard")
+    }
 }
 
 impl Rendered {
@@ -41,6 +66,7 @@ impl Rendered {
             png,
             message: build_message(facts),
             csv,
+            guard: None,
         }
     }
 }

@@ -10,8 +10,9 @@ use chrono::Utc;
 use super::Scheduler;
 use crate::catalog::Catalog;
 use crate::deliver::{DeliveryError, PostIdentity, deliver_or_notify, error_chain, failure_notice};
-use crate::ledger::{Claim, Outcome, RunRecord, SlotKey};
+use crate::ledger::{Claim, Fence, Outcome, RunRecord, SlotKey};
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
+use crate::render::PostGuard;
 use crate::retry::{RetryPolicy, backoff_delay};
 use crate::spec::{ReportSpec, ScheduleSpec};
 use crate::warehouse::Trigger;
@@ -39,19 +40,27 @@ impl Scheduler {
     /// otherwise run it again (within the catch-up window).
     pub(super) async fn recover(self: Arc<Self>, record: RunRecord) {
         let key = record.key.clone();
-        match self.parts.ledger.reclaim(&key, &self.lease(), Utc::now()) {
-            Ok(true) => {}
-            Ok(false) => return, // another process got it first
+        let fence = match self
+            .parts
+            .ledger
+            .reclaim(&key, &self.lease(), Utc::now())
+            .and_then(|won| {
+                won.then(|| self.parts.ledger.fence(&key, &self.owner))
+                    .transpose()
+            }) {
+            Ok(Some(fence)) => fence,
+            Ok(None) => return, // another process got it first
             Err(error) => {
                 tracing::error!(error = %error, "could not reclaim an abandoned slot");
                 return;
             }
-        }
+        };
         tracing::warn!(report = %key.report, slot = %key.slot, attempts = record.attempts + 1, "recovering a slot a stopped process left unfinished");
         let catalog = self.catalog();
         let Some((spec, schedule)) = lookup(&catalog, &key) else {
             self.finish(
                 &key,
+                &fence,
                 Outcome::Failed {
                     error: "the report or its schedule was removed before the slot finished".into(),
                 },
@@ -69,6 +78,7 @@ impl Scheduler {
                 tracing::info!(report = %key.report, slot = %key.slot, %channel, %ts, "the post already exists; recorded, not re-sent");
                 self.finish(
                     &key,
+                    &fence,
                     Outcome::Delivered {
                         channel,
                         ts,
@@ -79,7 +89,7 @@ impl Scheduler {
             }
             Ok(None) => {}
             Err(error) => {
-                self.unconfirmed(&key, &record, spec, schedule, &post, &error)
+                self.unconfirmed(&key, &fence, &record, spec, schedule, &post, &error)
                     .await;
                 return;
             }
@@ -91,10 +101,10 @@ impl Scheduler {
             } else {
                 format!("the run stopped before it finished {MAX_RECOVERIES} times")
             };
-            self.finish(&key, Outcome::Failed { error });
+            self.finish(&key, &fence, Outcome::Failed { error });
             return;
         }
-        self.run_claimed(&key, spec, schedule).await;
+        self.run_claimed(&key, &fence, spec, schedule).await;
     }
 
     fn older_than_catch_up(&self, key: &SlotKey, schedule: &ScheduleSpec) -> bool {
@@ -105,9 +115,11 @@ impl Scheduler {
     /// Whether an interrupted slot was posted cannot be told (the history lookup failed):
     /// try again later with backoff; past the attempts or the catch-up window, fail it and
     /// tell the owner to look — never leave it open, never post it blind.
+    #[allow(clippy::too_many_arguments)]
     async fn unconfirmed(
         &self,
         key: &SlotKey,
+        fence: &Fence,
         record: &RunRecord,
         spec: &ReportSpec,
         schedule: &ScheduleSpec,
@@ -140,6 +152,7 @@ impl Scheduler {
         self.notify_owner(spec, &text).await;
         self.finish(
             key,
+            fence,
             Outcome::Failed {
                 error: format!(
                     "unconfirmed: may or may not have posted; check {}",
@@ -150,19 +163,28 @@ impl Scheduler {
     }
 
     pub(super) async fn claim_and_run(self: Arc<Self>, key: SlotKey) {
-        match self.parts.ledger.claim(&key, &self.lease(), Utc::now()) {
-            Ok(Claim::Won) => {}
-            Ok(Claim::Taken(_)) => return,
+        let claimed = self
+            .parts
+            .ledger
+            .claim(&key, &self.lease(), Utc::now())
+            .and_then(|claim| match claim {
+                Claim::Won => self.parts.ledger.fence(&key, &self.owner).map(Some),
+                Claim::Taken(_) => Ok(None),
+            });
+        let fence = match claimed {
+            Ok(Some(fence)) => fence,
+            Ok(None) => return,
             Err(error) => {
                 tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not claim a slot; it will not run");
                 return;
             }
-        }
+        };
         let catalog = self.catalog();
         match lookup(&catalog, &key) {
-            Some((spec, schedule)) => self.run_claimed(&key, spec, schedule).await,
+            Some((spec, schedule)) => self.run_claimed(&key, &fence, spec, schedule).await,
             None => self.finish(
                 &key,
+                &fence,
                 Outcome::Skipped {
                     reason: "the report was removed".into(),
                 },
@@ -170,19 +192,36 @@ impl Scheduler {
         }
     }
 
-    pub(super) fn finish(&self, key: &SlotKey, outcome: Outcome) {
+    /// Records how the run ended, if this process still holds the slot.
+    pub(super) fn finish(&self, key: &SlotKey, fence: &Fence, outcome: Outcome) {
         let state = match &outcome {
             Outcome::Delivered { .. } => "delivered",
             Outcome::Failed { .. } => "failed",
             Outcome::Skipped { .. } => "skipped",
             Outcome::NoData { .. } => "no_data",
         };
-        match self.parts.ledger.finish(key, &outcome, Utc::now()) {
+        match self
+            .parts
+            .ledger
+            .finish_fenced(key, fence, &outcome, Utc::now())
+        {
             Ok(()) => self.count_run(&key.report, state),
             Err(error) => {
                 tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not record how a run ended")
             }
         }
+    }
+
+    /// Whether this process may still post `key`: its fence holds the row and the lease
+    /// has not run out.
+    fn post_guard(&self, key: &SlotKey, fence: &Fence) -> PostGuard {
+        let (ledger, key, fence) = (self.parts.ledger.clone(), key.clone(), fence.clone());
+        PostGuard::new(move || {
+            ledger.holds(&key, &fence, Utc::now()).unwrap_or_else(|error| {
+                tracing::error!(error = %error, "could not check the slot's lease before posting; not posting");
+                false
+            })
+        })
     }
 
     async fn notify_owner(&self, spec: &ReportSpec, text: &str) {
@@ -195,14 +234,24 @@ impl Scheduler {
     }
 
     /// Runs a claimed slot to its end and records it.
-    async fn run_claimed(&self, key: &SlotKey, spec: &ReportSpec, schedule: &ScheduleSpec) {
+    async fn run_claimed(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        spec: &ReportSpec,
+        schedule: &ScheduleSpec,
+    ) {
         let started = std::time::Instant::now();
-        if let Err(error) = self.parts.ledger.mark_running(key, Utc::now()) {
+        if let Err(error) = self
+            .parts
+            .ledger
+            .mark_running_fenced(key, fence, Utc::now())
+        {
             tracing::error!(error = %error, "could not mark a run as running");
             return;
         }
-        let outcome = self.run_to_outcome(key, spec, schedule).await;
-        self.finish(key, outcome);
+        let outcome = self.run_to_outcome(key, fence, spec, schedule).await;
+        self.finish(key, fence, outcome);
         self.parts.metrics.observe_seconds(
             METRIC_DURATION,
             METRIC_DURATION_HELP,
@@ -214,6 +263,7 @@ impl Scheduler {
     async fn run_to_outcome(
         &self,
         key: &SlotKey,
+        fence: &Fence,
         spec: &ReportSpec,
         schedule: &ScheduleSpec,
     ) -> Outcome {
@@ -276,8 +326,11 @@ impl Scheduler {
             &[("report", &spec.id)],
             rows as f64,
         );
-        match deliver_or_notify(self.parts.delivery.as_ref(), &outcome.rendered, &spec.owner).await
-        {
+        // Asked right before the post goes out: a process that paused past its lease, whose
+        // slot another process has taken over, stops here.
+        let mut rendered = outcome.rendered.clone();
+        rendered.guard = Some(self.post_guard(key, fence));
+        match deliver_or_notify(self.parts.delivery.as_ref(), &rendered, &spec.owner).await {
             Ok(receipt) => {
                 let (channel, ts) = receipt.location();
                 tracing::info!(report = %spec.id, slot = %post.slot, %channel, %ts, rows, "delivered");
