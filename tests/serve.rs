@@ -449,6 +449,19 @@ fn killed_and_restarted_the_bot_posts_every_slot_exactly_once() {
     );
 }
 
+/// How many times each slot was posted to `channel`, by the slot its metadata names.
+fn posts_per_slot(slack: &FakeSlack, channel: &str) -> BTreeMap<String, usize> {
+    let mut per_slot: BTreeMap<String, usize> = BTreeMap::new();
+    for m in slack.messages_in(channel) {
+        let slot = m.body["metadata"]["event_payload"]["slot"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        *per_slot.entry(slot).or_default() += 1;
+    }
+    per_slot
+}
+
 #[test]
 fn two_processes_sharing_one_ledger_never_post_a_slot_twice() {
     let slack = FakeSlack::start_in_background(&[
@@ -472,14 +485,7 @@ fn two_processes_sharing_one_ledger_never_post_a_slot_twice() {
     });
     assert!(terminate(a).success());
     assert!(terminate(b).success());
-    let mut per_slot: BTreeMap<String, usize> = BTreeMap::new();
-    for m in slack.messages_in("C0KPITWICE") {
-        let slot = m.body["metadata"]["event_payload"]["slot"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        *per_slot.entry(slot).or_default() += 1;
-    }
+    let per_slot = posts_per_slot(&slack, "C0KPITWICE");
     assert!(per_slot.values().all(|n| *n == 1), "{per_slot:?}");
 }
 
@@ -828,14 +834,7 @@ fn a_process_shutting_down_keeps_its_leases_so_no_one_else_posts_its_slot_too() 
     );
     assert!(terminate(b).success());
     drop(a);
-    let mut per_slot: BTreeMap<String, usize> = BTreeMap::new();
-    for m in slack.messages_in("C0KPIGRACE") {
-        let slot = m.body["metadata"]["event_payload"]["slot"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        *per_slot.entry(slot).or_default() += 1;
-    }
+    let per_slot = posts_per_slot(&slack, "C0KPIGRACE");
     assert!(
         per_slot.values().all(|n| *n == 1),
         "a slot was posted twice: {per_slot:?}\n{}",
@@ -885,17 +884,7 @@ fn a_process_paused_past_its_lease_does_not_post_the_slot_another_took_over() {
         || slack.messages_in("C0KPIPAUSE").len() >= 2,
     );
     signal("CONT");
-    let per_slot = || {
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for m in slack.messages_in("C0KPIPAUSE") {
-            let slot = m.body["metadata"]["event_payload"]["slot"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            *counts.entry(slot).or_default() += 1;
-        }
-        counts
-    };
+    let per_slot = || posts_per_slot(&slack, "C0KPIPAUSE");
     // The resumed process either stands down or (the defect) posts the slot again.
     wait_for("the paused run to end", Duration::from_secs(20), || {
         first.log("a.log").contains("taken over by another process")

@@ -9,7 +9,8 @@
 use crate::catalog::Catalog;
 pub use crate::settings::AccessPolicy;
 use crate::spec::policy::allows_channel;
-use crate::spec::{Access, MetricSpec, ReportSpec, measure_columns};
+pub use crate::spec::policy::base_columns;
+use crate::spec::{Access, MetricSpec, ReportSpec};
 
 /// Who is asking, and where.
 #[derive(Debug, Clone, Default)]
@@ -167,13 +168,6 @@ pub fn visible(gates: &[Gate], asker: &Asker, default: AccessPolicy) -> bool {
         decide(gates, asker, default, false, ""),
         Decision::Refused { .. }
     )
-}
-
-/// The columns every question on a metric touches: its time column and its measure.
-pub fn base_columns(metric: &MetricSpec) -> Vec<&str> {
-    let mut columns = vec![metric.time_column.as_str()];
-    columns.extend(measure_columns(&metric.measure));
-    columns
 }
 
 /// The catalog as one person sees it from one channel: only what they may see.

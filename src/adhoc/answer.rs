@@ -109,10 +109,6 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         Decision::Private { why } => Some(why),
         Decision::Channel => None,
     };
-    // A window outside the limits is a mistake in the question, answered as one.
-    if let Err(error) = pipeline::window_for(&spec, None, context.now, &context.limits.window) {
-        return Answer::Text(Reply::Mistake(error.to_string()));
-    }
     let options = RunOptions {
         period: Some(spec.query.period),
         channel: Some(asker.channel_id.clone()).filter(|c| !c.is_empty()),
@@ -137,6 +133,11 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
             ephemeral: why_private.is_some(),
             why_private: why_private.flatten(),
         },
+        // A window outside the limits is a mistake in the question, answered as one: the
+        // pipeline refuses it before any query runs.
+        Err(PipelineError::Period { source, .. }) => {
+            Answer::Text(Reply::Mistake(source.to_string()))
+        }
         Err(error) => Answer::Text(Reply::Failed {
             name: query.name,
             error: error_chain(&error),

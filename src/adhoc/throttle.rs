@@ -8,12 +8,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// Questions that need the warehouse, per person per minute, unless the settings say
-/// otherwise (`slash.max_questions_per_minute`).
-pub const DEFAULT_QUESTIONS_PER_MINUTE: usize = 10;
-/// Ad-hoc queries running at once unless the settings say otherwise
-/// (`slash.max_concurrent_queries`).
-pub const DEFAULT_CONCURRENT_QUERIES: usize = 4;
 /// The window the per-person count is kept over.
 const RATE_WINDOW_SECONDS: u64 = 60;
 
@@ -22,12 +16,6 @@ pub struct Throttle {
     per_minute: usize,
     asked: Mutex<HashMap<String, VecDeque<Instant>>>,
     queries: Semaphore,
-}
-
-impl Default for Throttle {
-    fn default() -> Self {
-        Self::new(DEFAULT_QUESTIONS_PER_MINUTE, DEFAULT_CONCURRENT_QUERIES)
-    }
 }
 
 impl Throttle {

@@ -263,14 +263,6 @@ impl Slack {
         })
     }
 
-    pub fn options(&self) -> &SlackOptions {
-        &self.options
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
     /// When a call started now must stop retrying.
     pub fn deadline(&self) -> Instant {
         Instant::now() + self.options.retry.deadline

@@ -165,10 +165,16 @@ pub fn metric_policies<'p>(
         .collect()
 }
 
-/// Every column a metric can touch: its time column, what it measures, its dimensions.
-pub fn metric_columns(metric: &MetricSpec) -> Vec<&str> {
+/// The columns every question on a metric touches: its time column and its measure.
+pub fn base_columns(metric: &MetricSpec) -> Vec<&str> {
     let mut columns = vec![metric.time_column.as_str()];
     columns.extend(measure_columns(&metric.measure));
+    columns
+}
+
+/// Every column a metric can touch: the base columns and every dimension.
+pub fn metric_columns(metric: &MetricSpec) -> Vec<&str> {
+    let mut columns = base_columns(metric);
     columns.extend(metric.dimensions.keys().map(String::as_str));
     columns
 }

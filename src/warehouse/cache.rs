@@ -42,15 +42,6 @@ impl QueryCache {
         }
     }
 
-    /// Answers held now.
-    pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn key(sql: &str, params: &Params) -> String {
         format!("{sql}\u{0}{params:?}")
     }
