@@ -87,7 +87,7 @@ pub fn router(state: OpsState) -> Router {
 /// check: `serve` loads it before the router exists.
 async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
     let mut problems = Vec::new();
-    if let Err(e) = state.ledger.check_writable() {
+    if let Err(e) = state.ledger.check_writable().await {
         problems.push(format!("the ledger is not writable: {e}"));
     }
     if let Err(e) = state.warehouse_answers().await {

@@ -163,8 +163,16 @@ impl Default for SlashSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerSettings {
-    /// The run ledger (SQLite, WAL). Default `data/ledger.sqlite`.
+    /// The run ledger (SQLite, WAL) when `url` is not set. Default `data/ledger.sqlite`.
     pub path: PathBuf,
+    /// A PostgreSQL ledger shared by replicas (`postgres://USER:PASSWORD@HOST/DB`, a
+    /// Unix-socket `?host=/cloudsql/…`, `sslmode=require|verify-full`). Unset: SQLite.
+    pub url: Option<Secret>,
+    /// Connections each process keeps to PostgreSQL. Default 4.
+    pub pool_size: usize,
+    /// How long one ledger statement (or a new connection) may take before the ledger
+    /// counts as unavailable. Default 5000 ms.
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -189,8 +197,12 @@ pub struct SchedulerSettings {
     pub lease_seconds: u64,
     /// On SIGTERM, how long in-flight posts may take to finish. Default 30.
     pub shutdown_grace_seconds: u64,
-    /// Attempts of a report query that fails transiently (timeouts, unavailable). Default 3.
-    pub warehouse_attempts: u32,
+    /// How long a report query that fails transiently (timeouts, warehouse unavailable)
+    /// keeps being retried, with backoff, before the slot fails and its owner is told.
+    /// Default 30 minutes.
+    pub warehouse_outage_minutes: u64,
+    /// First wait before retrying such a query, doubling up to a minute. Default 2000 ms.
+    pub warehouse_retry_base_ms: u64,
     /// How often `reports/` is checked for changes, in ms. Default 2000.
     pub reload_interval_ms: u64,
     /// First wait, in seconds, before looking again for an interrupted slot's post when
@@ -218,6 +230,9 @@ impl Default for LedgerSettings {
     fn default() -> Self {
         Self {
             path: "data/ledger.sqlite".into(),
+            url: None,
+            pool_size: 4,
+            timeout_ms: 5_000,
         }
     }
 }
@@ -237,7 +252,8 @@ impl Default for SchedulerSettings {
             catch_up_hours: 6,
             lease_seconds: 60,
             shutdown_grace_seconds: 30,
-            warehouse_attempts: 3,
+            warehouse_outage_minutes: 30,
+            warehouse_retry_base_ms: 2000,
             reload_interval_ms: 2000,
             recovery_retry_seconds: 30,
         }

@@ -736,8 +736,8 @@ fn a_slot_whose_post_cannot_be_confirmed_is_retried_then_failed_with_a_notice_ne
             owner: "dead-process".into(),
             until: now - chrono::Duration::minutes(5),
         };
-        ledger.claim(&key, &dead, now).unwrap();
-        ledger.mark_running(&key, now).unwrap();
+        block_on(ledger.claim(&key, &dead, now)).unwrap();
+        block_on(ledger.mark_running(&key, now)).unwrap();
     }
     // Slack will not say what the channel holds.
     slack.fail_next(
@@ -768,7 +768,7 @@ fn a_slot_whose_post_cannot_be_confirmed_is_retried_then_failed_with_a_notice_ne
         .to_string();
     assert!(notice.contains("Check #kpi-hourly"), "{notice}");
     let ledger = kpibot::ledger::Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
-    let row = ledger.get(&key).unwrap().unwrap();
+    let row = block_on(ledger.get(&key)).unwrap().unwrap();
     assert_eq!(
         format!("{:?}", row.state),
         "Failed",
@@ -897,4 +897,13 @@ fn a_process_paused_past_its_lease_does_not_post_the_slot_another_took_over() {
         per_slot.values().all(|n| *n == 1),
         "a slot was posted twice: {per_slot:?}"
     );
+}
+
+/// Runs one ledger call from a plain test.
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
 }

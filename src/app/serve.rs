@@ -95,7 +95,8 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         tracing::error!(file = %file.path.display(), "invalid report spec; it will not run until fixed:\n{}", file.render_diagnostics());
     }
     publish_counts(&metrics, &initial, broken.len());
-    let ledger = Arc::new(Ledger::open(&settings.ledger.path)?);
+    let ledger = Arc::new(Ledger::from_settings(&settings.ledger).await?);
+    let ledger_name = ledger.describe();
     let (warehouse, demo): (Arc<dyn Warehouse>, Option<Arc<DuckDbWarehouse>>) =
         match settings.warehouse.kind {
             WarehouseKind::Duckdb if settings.warehouse.duckdb.demo_mart => {
@@ -234,7 +235,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         %address,
         reports,
         delivery = ?settings.effective_delivery(),
-        ledger = %settings.ledger.path.display(),
+        ledger = %ledger_name,
         "kpibot serve: listening on http://{address}"
     );
     let parts = SchedulerParts {

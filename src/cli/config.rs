@@ -8,9 +8,18 @@ use crate::app::preflight::{self, Level};
 use crate::settings::SlashTransport;
 
 /// `kpibot config --check`: every finding, then whether `serve` would start.
-pub fn config_check(app: &App, out: &mut dyn Write) -> anyhow::Result<bool> {
+pub async fn config_check(app: &App, out: &mut dyn Write) -> anyhow::Result<bool> {
     let settings = &app.settings;
-    let findings = preflight::check(settings);
+    let mut findings = preflight::check(settings);
+    if settings.ledger.url.is_some()
+        && let Err(error) = crate::ledger::Ledger::probe(&settings.ledger).await
+    {
+        findings.push(preflight::Finding {
+            level: Level::Error,
+            setting: "KPIBOT__LEDGER__URL",
+            message: error.to_string(),
+        });
+    }
     for finding in &findings {
         writeln!(out, "{finding}")?;
     }

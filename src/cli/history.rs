@@ -8,21 +8,21 @@ use crate::app::App;
 use crate::ledger::Ledger;
 
 /// `kpibot history [report] [--limit N]`: recent runs from the ledger, newest first.
-pub fn history(
+pub async fn history(
     app: &App,
     report: Option<&str>,
     limit: usize,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let path = &app.settings.ledger.path;
-    if !path.exists() {
+    if app.settings.ledger.url.is_none() && !path.exists() {
         bail!(
             "no run ledger at {} yet: `kpibot serve` creates it (KPIBOT__LEDGER__PATH)",
             path.display()
         );
     }
-    let ledger = Ledger::open(path)?;
-    let runs = ledger.history(report, limit)?;
+    let ledger = Ledger::from_settings(&app.settings.ledger).await?;
+    let runs = ledger.history(report, limit).await?;
     if runs.is_empty() {
         writeln!(out, "no runs recorded")?;
         return Ok(());

@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 pub mod health;
 pub mod history;
+pub mod ledger;
 pub mod run;
 pub mod schedule;
 
@@ -94,6 +95,11 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Work on the run ledger itself.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Print the effective settings, secrets redacted.
     Config {
         /// Instead, report missing or inconsistent settings for `serve` (exit 1 on errors).
@@ -102,6 +108,19 @@ pub enum Command {
     },
     /// Exit 0 if a running `kpibot serve` answers /healthz (for container health checks).
     Health,
+}
+
+/// `kpibot ledger …`
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Copy a SQLite ledger's history (and any open runs) into the ledger the settings
+    /// name, usually PostgreSQL (KPIBOT__LEDGER__URL). Rows already there are kept;
+    /// running it twice copies nothing the second time.
+    Migrate {
+        /// The SQLite ledger file to copy from, e.g. data/ledger.sqlite.
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 /// Logs go to stderr: `serve` at the configured level (default info), one-shot commands
@@ -192,14 +211,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::History { report, limit } => {
-            history::history(&app, report.as_deref(), limit, &mut stdout)?;
+            history::history(&app, report.as_deref(), limit, &mut stdout).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger {
+            command: LedgerCommand::Migrate { from },
+        } => {
+            ledger::migrate(&app, &from, &mut stdout).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { check: false } => {
             print!("{}", app.settings.to_redacted_toml());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config { check: true } => Ok(if config::config_check(&app, &mut stdout)? {
+        Command::Config { check: true } => Ok(if config::config_check(&app, &mut stdout).await? {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE

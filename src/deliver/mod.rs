@@ -20,6 +20,11 @@ pub struct PostIdentity {
     pub channel: Option<String>,
     /// The slot as written in the message metadata (see `pipeline::slot_text`).
     pub slot: String,
+    /// Posted in two steps: a summary in the channel, then the chart in its thread.
+    pub thread: bool,
+    /// Thread mode: the summary's ts when the ledger recorded it (only the thread is
+    /// searched then).
+    pub summary_ts: Option<String>,
 }
 
 impl PostIdentity {
@@ -29,11 +34,22 @@ impl PostIdentity {
             report_id: rendered.report_id.clone(),
             channel: rendered.channel.clone(),
             slot: rendered.slot.clone(),
+            thread: rendered.thread,
+            summary_ts: rendered.resume_thread.clone(),
         }
     }
 }
 
 impl Receipt {
+    /// Whether every step of the post exists: in thread mode, the reply as well as the
+    /// summary. An incomplete one is finished by posting only the reply.
+    pub fn is_complete(&self, post: &PostIdentity) -> bool {
+        match self {
+            Receipt::Folder { .. } => true,
+            Receipt::Slack { thread_ts, .. } => !post.thread || thread_ts.is_some(),
+        }
+    }
+
     /// The channel and message id the ledger records (the folder path for folder delivery).
     pub fn location(&self) -> (String, String) {
         match self {
@@ -109,14 +125,15 @@ pub enum DeliveryError {
 }
 
 /// Asks the post's guard, if it has one, whether the post may still go out.
-pub fn check_guard(rendered: &Rendered) -> Result<(), DeliveryError> {
-    match &rendered.guard {
-        Some(guard) if !guard.allows() => {
-            tracing::warn!(report = %rendered.report_id, slot = %rendered.slot, "the slot was taken over by another process; not posting");
-            Err(DeliveryError::SlotTakenOver)
-        }
-        _ => Ok(()),
+pub async fn check_guard(rendered: &Rendered) -> Result<(), DeliveryError> {
+    let Some(guard) = &rendered.guard else {
+        return Ok(());
+    };
+    if guard.allows().await {
+        return Ok(());
     }
+    tracing::warn!(report = %rendered.report_id, slot = %rendered.slot, "the slot was taken over by another process; not posting");
+    Err(DeliveryError::SlotTakenOver)
 }
 
 impl From<SlackError> for DeliveryError {
@@ -175,7 +192,8 @@ pub trait Delivery: Send + Sync {
     async fn deliver(&self, rendered: &Rendered) -> Result<Receipt, DeliveryError>;
 
     /// The earlier delivery of the same report and slot, if there is one (used before
-    /// re-running a slot that a crash left unfinished).
+    /// re-running a slot that a crash left unfinished). In thread mode the receipt may be
+    /// incomplete ([`Receipt::is_complete`]): the summary without its reply.
     async fn find_existing(&self, post: &PostIdentity) -> Result<Option<Receipt>, DeliveryError>;
 
     /// Tells a report's owner (a channel or a user) something went wrong.

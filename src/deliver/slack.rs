@@ -291,20 +291,34 @@ impl SlackDelivery {
             (message, None)
         };
         // The last moment before the post: does this process still hold the slot?
-        check_guard(rendered)?;
-        let posted = self
-            .post_exactly_once(
-                &channel_id,
-                channel_written,
-                &main,
-                report,
-                slot,
-                None,
-                deadline,
-            )
-            .await;
-        turn.posted();
-        let (ts, found_existing) = posted?;
+        check_guard(rendered).await?;
+        let (ts, found_existing) = match &rendered.resume_thread {
+            // The summary went out before the run stopped: only its reply is missing.
+            Some(summary) if reply.is_some() => (SlackTs(summary.clone()), true),
+            _ => {
+                let posted = self
+                    .post_exactly_once(
+                        &channel_id,
+                        channel_written,
+                        &main,
+                        report,
+                        slot,
+                        None,
+                        deadline,
+                    )
+                    .await;
+                turn.posted();
+                let (ts, found_existing) = posted?;
+                // Thread mode, step one recorded: a stop from here on posts only the reply.
+                if reply.is_some()
+                    && let Some(guard) = &rendered.guard
+                    && !guard.record_first_step(&ts.0).await
+                {
+                    return Err(DeliveryError::SlotTakenOver);
+                }
+                (ts, found_existing)
+            }
+        };
         let mut thread_ts = None;
         if let Some(reply) = reply {
             self.post_exactly_once(
@@ -374,18 +388,30 @@ impl Delivery for SlackDelivery {
         };
         let deadline = self.slack.deadline();
         let channel_id = self.slack.channel_id(channel).await?;
-        let Some(ts) = self
-            .find_post(&channel_id, &post.report_id, &post.slot, None, deadline)
-            .await?
-        else {
+        let summary = match &post.summary_ts {
+            Some(ts) => Some(SlackTs(ts.clone())),
+            None => {
+                self.find_post(&channel_id, &post.report_id, &post.slot, None, deadline)
+                    .await?
+            }
+        };
+        let Some(ts) = summary else {
             return Ok(None);
+        };
+        // Thread mode: the post is whole only with the chart's reply in its thread.
+        let thread_ts = if post.thread {
+            self.find_post(&channel_id, &post.report_id, &post.slot, Some(&ts), deadline)
+                .await?
+                .map(|_| ts.0.clone())
+        } else {
+            None
         };
         let permalink = self.slack.permalink(&channel_id, &ts).await;
         Ok(Some(Receipt::Slack {
             channel: channel_id,
             ts: ts.0,
             permalink,
-            thread_ts: None,
+            thread_ts,
             found_existing: true,
         }))
     }

@@ -31,19 +31,50 @@ pub struct Rendered {
     /// Asked right before the post goes out (a scheduled slot's fence); `None` for posts
     /// no one else can make.
     pub guard: Option<PostGuard>,
+    /// Thread mode, resuming a run that stopped between its two steps: the summary
+    /// already posted, so only the chart's reply goes out, in this thread.
+    pub resume_thread: Option<String>,
 }
 
-/// Whether a post may still go out, asked at the last moment before it does.
+/// The answer of a [`PostGuard`], still to come.
+pub type GuardAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
+/// Whether a post may still go out, asked at the last moment before it does; and, for a
+/// post in two steps (thread mode), where to record the first step.
 #[derive(Clone)]
-pub struct PostGuard(Arc<dyn Fn() -> bool + Send + Sync>);
+pub struct PostGuard {
+    check: Arc<dyn Fn() -> GuardAnswer + Send + Sync>,
+    first_step: Option<Arc<dyn Fn(String) -> GuardAnswer + Send + Sync>>,
+}
 
 impl PostGuard {
-    pub fn new(check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
-        Self(Arc::new(check))
+    pub fn new(check: impl Fn() -> GuardAnswer + Send + Sync + 'static) -> Self {
+        Self {
+            check: Arc::new(check),
+            first_step: None,
+        }
     }
 
-    pub fn allows(&self) -> bool {
-        (self.0)()
+    /// Also records the summary's ts once a thread-mode summary is posted; the answer
+    /// says whether the slot is still held (the reply may go out).
+    pub fn with_first_step(
+        mut self,
+        record: impl Fn(String) -> GuardAnswer + Send + Sync + 'static,
+    ) -> Self {
+        self.first_step = Some(Arc::new(record));
+        self
+    }
+
+    pub async fn allows(&self) -> bool {
+        (self.check)().await
+    }
+
+    /// Records the first step of a two-step post; true when there is nothing to record.
+    pub async fn record_first_step(&self, ts: &str) -> bool {
+        match &self.first_step {
+            Some(record) => record(ts.to_string()).await,
+            None => true,
+        }
     }
 }
 
@@ -67,6 +98,7 @@ impl Rendered {
             message: build_message(facts),
             csv,
             guard: None,
+            resume_thread: None,
         }
     }
 }

@@ -55,7 +55,7 @@ impl Scheduler {
     /// Records `slots` (oldest first; at most `MAX_SKIPPED_RECORDED`, newest kept) as
     /// skipped because they are older than the catch-up `window`; `why` says what
     /// kpibot was doing meanwhile.
-    pub(super) fn record_skipped(
+    pub(super) async fn record_skipped(
         &self,
         id: &ScheduleId,
         slots: &[DateTime<Utc>],
@@ -73,7 +73,7 @@ impl Scheduler {
                 schedule: id.index,
                 slot: *slot,
             };
-            if self.parts.ledger.skip(&key, &reason, now)? {
+            if self.parts.ledger.skip(&key, &reason, now).await? {
                 self.count_run(&id.report, "skipped");
             }
         }
@@ -85,7 +85,7 @@ impl Scheduler {
 
     /// Records missed slots (skipped or queued oldest first) and starts every schedule's
     /// cursor at `now`.
-    pub(super) fn catch_up_all(
+    pub(super) async fn catch_up_all(
         self: &Arc<Self>,
         now: DateTime<Utc>,
         tasks: &mut JoinSet<()>,
@@ -96,9 +96,10 @@ impl Scheduler {
             let index = id.index;
             let window = self.catch_up_window(schedule);
             let since = now - chrono::Duration::from_std(window).unwrap_or_default();
-            let history = self.parts.ledger.slot_history(&spec.id, index, since)?;
+            let history = self.parts.ledger.slot_history(&spec.id, index, since).await?;
             let plan = plan_catch_up(schedule, &history, now, window);
-            self.record_skipped(&id, &plan.skip, "was not running", window, now)?;
+            self.record_skipped(&id, &plan.skip, "was not running", window, now)
+                .await?;
             if !plan.run.is_empty() {
                 tracing::info!(report = %spec.id, schedule = index, slots = plan.run.len(), "catching up on missed slots, oldest first");
                 let this = self.clone();

@@ -40,8 +40,10 @@ pub struct SchedulerConfig {
     pub catch_up: Duration,
     /// How long a claim lasts unless renewed.
     pub lease: Duration,
-    /// Attempts of a query that fails transiently.
-    pub warehouse_attempts: u32,
+    /// How long a query that fails transiently is retried before the slot fails.
+    pub warehouse_outage: Duration,
+    /// First wait before such a retry.
+    pub warehouse_retry_base: Duration,
     /// Warehouse time limit when the spec sets none.
     pub default_timeout: Duration,
     /// How long in-flight runs may take after shutdown is asked for.
@@ -149,7 +151,8 @@ impl Scheduler {
         let mut tasks = JoinSet::new();
         let started = Utc::now();
         let mut cursors: HashMap<ScheduleId, (String, DateTime<Utc>)> = HashMap::new();
-        self.catch_up_all(started, &mut tasks, &mut cursors)?;
+        self.catch_up_all(started, &mut tasks, &mut cursors)
+            .await?;
         let mut lease_timer = tokio::time::interval(self.config.lease / 3);
         loop {
             let catalog = self.catalog();
@@ -171,7 +174,7 @@ impl Scheduler {
                 _ = shutdown.changed() => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 _ = lease_timer.tick() => {
-                    self.keep_leases(&mut tasks);
+                    self.keep_leases(&mut tasks).await;
                     continue;
                 }
             }
@@ -192,7 +195,7 @@ impl Scheduler {
                 // After a suspend or a forward clock jump: slots older than the catch-up
                 // window are skipped with a reason, as at startup — never fired in a burst.
                 let why = "was suspended or the clock jumped";
-                if let Err(error) = self.record_skipped(&id, &late, why, window, now) {
+                if let Err(error) = self.record_skipped(&id, &late, why, window, now).await {
                     tracing::error!(error = %error, "could not record skipped slots");
                 }
                 for slot in run {
@@ -216,7 +219,7 @@ impl Scheduler {
             loop {
                 tokio::select! {
                     next = tasks.join_next() => if next.is_none() { break },
-                    _ = lease_timer.tick() => self.renew_leases(),
+                    _ = lease_timer.tick() => self.renew_leases().await,
                 }
             }
         })
@@ -287,9 +290,9 @@ impl Scheduler {
 
     /// Renews this process's leases and starts recovering abandoned slots (called every
     /// third of a lease). Recoveries join the runs in flight, so shutdown waits for them.
-    fn keep_leases(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
-        self.renew_leases();
-        match self.parts.ledger.abandoned_runs(Utc::now()) {
+    async fn keep_leases(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
+        self.renew_leases().await;
+        match self.parts.ledger.abandoned_runs(Utc::now()).await {
             Ok(records) => {
                 for record in records {
                     tasks.spawn(self.clone().recover(record));
@@ -300,8 +303,8 @@ impl Scheduler {
     }
 
     /// Extends the lease on every slot this process holds.
-    fn renew_leases(&self) {
-        if let Err(error) = self.parts.ledger.renew(&self.lease()) {
+    async fn renew_leases(&self) {
+        if let Err(error) = self.parts.ledger.renew(&self.lease()).await {
             tracing::error!(error = %error, "could not renew this process's claims in the ledger");
         }
     }

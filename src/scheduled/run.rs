@@ -1,6 +1,7 @@
 //! One slot, start to end: claim it (or take over one a dead process left), run the report
-//! through the pipeline (transient warehouse failures retried with backoff), deliver it,
-//! record how it ended, and tell the owner when it failed for good.
+//! through the pipeline (a warehouse outage retried with backoff for a set time), deliver
+//! it, record how it ended, and tell the owner when it failed for good. A ledger that is
+//! briefly unreachable delays these steps; it never loses the slot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,9 @@ use chrono::Utc;
 use super::Scheduler;
 use crate::catalog::Catalog;
 use crate::deliver::{DeliveryError, PostIdentity, deliver_or_notify, error_chain, failure_notice};
-use crate::ledger::{Claim, Fence, Outcome, RunRecord, SlotKey};
+use crate::ledger::{Claim, Fence, LedgerError, Outcome, RunRecord, SlotKey};
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
+use crate::render::report::GuardAnswer;
 use crate::render::PostGuard;
 use crate::retry::{RetryPolicy, backoff_delay};
 use crate::spec::{ReportSpec, ScheduleSpec};
@@ -20,8 +22,28 @@ use crate::warehouse::Trigger;
 /// A crashed slot is recovered at most this many times before it is marked failed.
 pub const MAX_RECOVERIES: u32 = 3;
 
-/// The first wait before re-running a query that failed transiently.
-pub const WAREHOUSE_RETRY_BASE_DELAY_MS: u64 = 2000;
+/// The longest wait between two tries of a query during a warehouse outage.
+pub const WAREHOUSE_RETRY_MAX_DELAY_MS: u64 = 60_000;
+
+/// The first wait before trying a ledger statement again while the database is away.
+const LEDGER_RETRY_BASE_DELAY_MS: u64 = 200;
+
+/// The longest wait between two tries of a ledger statement.
+const LEDGER_RETRY_MAX_DELAY_MS: u64 = 5_000;
+
+/// A ledger statement, still running.
+type LedgerFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, LedgerError>> + Send + 'a>>;
+
+const METRIC_CLAIMS: &str = "kpibot_ledger_claims_total";
+
+const METRIC_CLAIMS_HELP: &str =
+    "Slot claims by outcome: won (this process runs it) or lost (another had it)";
+
+const METRIC_TAKEOVERS: &str = "kpibot_ledger_takeovers_total";
+
+const METRIC_TAKEOVERS_HELP: &str =
+    "Slots taken over from a process whose lease lapsed (it died or paused mid-run)";
 
 const METRIC_DURATION: &str = "kpibot_run_duration_seconds";
 
@@ -40,20 +62,22 @@ impl Scheduler {
     /// otherwise run it again (within the catch-up window).
     pub(super) async fn recover(self: Arc<Self>, record: RunRecord) {
         let key = record.key.clone();
-        let fence = match self
-            .parts
-            .ledger
-            .reclaim(&key, &self.lease(), Utc::now())
-            .and_then(|won| {
-                won.then(|| self.parts.ledger.fence(&key, &self.owner))
-                    .transpose()
-            }) {
-            Ok(Some(fence)) => fence,
-            Ok(None) => return, // another process got it first
+        let won = match self.parts.ledger.reclaim(&key, &self.lease(), Utc::now()).await {
+            Ok(won) => won,
             Err(error) => {
+                // The row stays abandoned: the next lease round tries again.
                 tracing::error!(error = %error, "could not reclaim an abandoned slot");
                 return;
             }
+        };
+        if !won {
+            return; // another process got it first
+        }
+        self.parts
+            .metrics
+            .increment(METRIC_TAKEOVERS, METRIC_TAKEOVERS_HELP, &[]);
+        let Some(fence) = self.fence_of(&key).await else {
+            return;
         };
         tracing::warn!(report = %key.report, slot = %key.slot, attempts = record.attempts + 1, "recovering a slot a stopped process left unfinished");
         let catalog = self.catalog();
@@ -64,16 +88,20 @@ impl Scheduler {
                 Outcome::Failed {
                     error: "the report or its schedule was removed before the slot finished".into(),
                 },
-            );
+            )
+            .await;
             return;
         };
         let post = PostIdentity {
             report_id: spec.id.clone(),
             channel: Some(schedule.channel.clone()),
             slot: slot_text(spec.timezone, key.slot),
+            thread: schedule.thread,
+            summary_ts: record.summary_ts.clone(),
         };
+        let mut resume = None;
         match self.parts.delivery.find_existing(&post).await {
-            Ok(Some(receipt)) => {
+            Ok(Some(receipt)) if receipt.is_complete(&post) => {
                 let (channel, ts) = receipt.location();
                 tracing::info!(report = %key.report, slot = %key.slot, %channel, %ts, "the post already exists; recorded, not re-sent");
                 self.finish(
@@ -84,8 +112,15 @@ impl Scheduler {
                         ts,
                         rows: 0,
                     },
-                );
+                )
+                .await;
                 return;
+            }
+            Ok(Some(summary)) => {
+                // Thread mode stopped between its steps: post only the missing reply.
+                let (_, ts) = summary.location();
+                tracing::info!(report = %key.report, slot = %key.slot, %ts, "the summary exists without its chart reply; posting only the reply");
+                resume = Some(ts);
             }
             Ok(None) => {}
             Err(error) => {
@@ -101,10 +136,53 @@ impl Scheduler {
             } else {
                 format!("the run stopped before it finished {MAX_RECOVERIES} times")
             };
-            self.finish(&key, &fence, Outcome::Failed { error });
+            self.finish(&key, &fence, Outcome::Failed { error }).await;
             return;
         }
-        self.run_claimed(&key, &fence, spec, schedule).await;
+        self.run_claimed(&key, &fence, spec, schedule, resume).await;
+    }
+
+    /// The fence of a slot this process just won, read back (the database may be away
+    /// for a moment: retried like every ledger step).
+    async fn fence_of(&self, key: &SlotKey) -> Option<Fence> {
+        let ledger = self.parts.ledger.clone();
+        let (key, owner) = (key.clone(), self.owner.clone());
+        self.ledger_step("read the fence of a claimed slot", &key, || {
+            Box::pin(ledger.fence(&key, &owner))
+        })
+        .await
+    }
+
+    /// Runs a ledger step, retrying with backoff while the database is unreachable (a
+    /// restart, a failover) for up to a lease: the slot waits, it is not lost. After
+    /// that the lease has lapsed anyway and the slot is recovered like any other.
+    async fn ledger_step<'a, T>(
+        &self,
+        what: &str,
+        key: &SlotKey,
+        step: impl Fn() -> LedgerFuture<'a, T>,
+    ) -> Option<T> {
+        let policy = RetryPolicy {
+            base_delay: Duration::from_millis(LEDGER_RETRY_BASE_DELAY_MS),
+            max_delay: Duration::from_millis(LEDGER_RETRY_MAX_DELAY_MS),
+            ..RetryPolicy::default()
+        };
+        let deadline = std::time::Instant::now() + self.config.lease;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match step().await {
+                Ok(value) => return Some(value),
+                Err(error) if error.is_transient() && std::time::Instant::now() < deadline => {
+                    tracing::warn!(report = %key.report, slot = %key.slot, attempt, error = %error, "the ledger is unavailable; will {what} when it is back");
+                    tokio::time::sleep(backoff_delay(&policy, attempt)).await;
+                }
+                Err(error) => {
+                    tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not {what}");
+                    return None;
+                }
+            }
+        }
     }
 
     fn older_than_catch_up(&self, key: &SlotKey, schedule: &ScheduleSpec) -> bool {
@@ -136,7 +214,7 @@ impl Scheduler {
             let delay = backoff_delay(&policy, attempts);
             let retry_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
             tracing::warn!(report = %key.report, slot = %key.slot, attempts, retry_in_ms = delay.as_millis() as u64, error = %error_chain(error), "could not check whether a slot was already posted; will look again");
-            if let Err(e) = self.parts.ledger.release(key, retry_at) {
+            if let Err(e) = self.parts.ledger.release(key, retry_at).await {
                 tracing::error!(error = %e, "could not release an unconfirmed slot for a later look");
             }
             return;
@@ -159,67 +237,96 @@ impl Scheduler {
                     schedule.channel
                 ),
             },
-        );
+        )
+        .await;
     }
 
     pub(super) async fn claim_and_run(self: Arc<Self>, key: SlotKey) {
-        let claimed = self
-            .parts
-            .ledger
-            .claim(&key, &self.lease(), Utc::now())
-            .and_then(|claim| match claim {
-                Claim::Won => self.parts.ledger.fence(&key, &self.owner).map(Some),
-                Claim::Taken(_) => Ok(None),
-            });
-        let fence = match claimed {
-            Ok(Some(fence)) => fence,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not claim a slot; it will not run");
-                return;
-            }
+        let (ledger, lease) = (self.parts.ledger.clone(), self.lease());
+        let claim = self
+            .ledger_step("claim the slot", &key, || {
+                Box::pin(ledger.claim(&key, &lease, Utc::now()))
+            })
+            .await;
+        let won = matches!(claim, Some(Claim::Won));
+        if claim.is_some() {
+            let outcome = if won { "won" } else { "lost" };
+            self.parts
+                .metrics
+                .increment(METRIC_CLAIMS, METRIC_CLAIMS_HELP, &[("outcome", outcome)]);
+        }
+        if !won {
+            // Lost to another process, or the ledger stayed away longer than a lease:
+            // the slot is due still, and the next catch-up (any replica's) runs it.
+            return;
+        }
+        let Some(fence) = self.fence_of(&key).await else {
+            return;
         };
         let catalog = self.catalog();
         match lookup(&catalog, &key) {
-            Some((spec, schedule)) => self.run_claimed(&key, &fence, spec, schedule).await,
-            None => self.finish(
-                &key,
-                &fence,
-                Outcome::Skipped {
-                    reason: "the report was removed".into(),
-                },
-            ),
+            Some((spec, schedule)) => self.run_claimed(&key, &fence, spec, schedule, None).await,
+            None => {
+                self.finish(
+                    &key,
+                    &fence,
+                    Outcome::Skipped {
+                        reason: "the report was removed".into(),
+                    },
+                )
+                .await
+            }
         }
     }
 
     /// Records how the run ended, if this process still holds the slot.
-    pub(super) fn finish(&self, key: &SlotKey, fence: &Fence, outcome: Outcome) {
+    pub(super) async fn finish(&self, key: &SlotKey, fence: &Fence, outcome: Outcome) {
         let state = match &outcome {
             Outcome::Delivered { .. } => "delivered",
             Outcome::Failed { .. } => "failed",
             Outcome::Skipped { .. } => "skipped",
             Outcome::NoData { .. } => "no_data",
         };
-        match self
-            .parts
-            .ledger
-            .finish_fenced(key, fence, &outcome, Utc::now())
-        {
-            Ok(()) => self.count_run(&key.report, state),
-            Err(error) => {
-                tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not record how a run ended")
-            }
+        let ledger = self.parts.ledger.clone();
+        let recorded = self
+            .ledger_step("record how a run ended", key, || {
+                Box::pin(ledger.finish_fenced(key, fence, &outcome, Utc::now()))
+            })
+            .await;
+        // Not recorded: the row stays open, its lease lapses, and whoever takes it over
+        // finds the post in Slack and records it.
+        if recorded.is_some() {
+            self.count_run(&key.report, state);
         }
     }
 
     /// Whether this process may still post `key`: its fence holds the row and the lease
-    /// has not run out.
+    /// has not run out. In thread mode it also records the summary's ts (step one).
     fn post_guard(&self, key: &SlotKey, fence: &Fence) -> PostGuard {
         let (ledger, key, fence) = (self.parts.ledger.clone(), key.clone(), fence.clone());
-        PostGuard::new(move || {
-            ledger.holds(&key, &fence, Utc::now()).unwrap_or_else(|error| {
-                tracing::error!(error = %error, "could not check the slot's lease before posting; not posting");
-                false
+        let (step_ledger, step_key, step_fence) = (ledger.clone(), key.clone(), fence.clone());
+        PostGuard::new(move || -> GuardAnswer {
+            let (ledger, key, fence) = (ledger.clone(), key.clone(), fence.clone());
+            Box::pin(async move {
+                ledger.holds(&key, &fence, Utc::now()).await.unwrap_or_else(|error| {
+                    tracing::error!(error = %error, "could not check the slot's lease before posting; not posting");
+                    false
+                })
+            })
+        })
+        .with_first_step(move |ts| -> GuardAnswer {
+            let (ledger, key, fence) = (step_ledger.clone(), step_key.clone(), step_fence.clone());
+            Box::pin(async move {
+                match ledger.record_summary(&key, &fence, &ts).await {
+                    Ok(()) => true,
+                    // Another process holds the slot now: it posts the reply.
+                    Err(LedgerError::AlreadyFinished { .. } | LedgerError::NotClaimed { .. }) => false,
+                    // Not recorded, but still ours: recovery finds the summary in Slack.
+                    Err(error) => {
+                        tracing::warn!(error = %error, "could not record the thread summary's ts; posting the reply anyway");
+                        true
+                    }
+                }
             })
         })
     }
@@ -240,18 +347,25 @@ impl Scheduler {
         fence: &Fence,
         spec: &ReportSpec,
         schedule: &ScheduleSpec,
+        resume: Option<String>,
     ) {
         let started = std::time::Instant::now();
-        if let Err(error) = self
-            .parts
-            .ledger
-            .mark_running_fenced(key, fence, Utc::now())
-        {
-            tracing::error!(error = %error, "could not mark a run as running");
+        let ledger = self.parts.ledger.clone();
+        let running = self
+            .ledger_step("mark the run as running", key, || {
+                Box::pin(ledger.mark_running_fenced(key, fence, Utc::now()))
+            })
+            .await;
+        if running.is_none() {
+            // Let go at once: recovery (this process's or another's) picks it up, rather
+            // than this process renewing a lease on a run it is not doing.
+            let _ = self.parts.ledger.release(key, Utc::now()).await;
             return;
         }
-        let outcome = self.run_to_outcome(key, fence, spec, schedule).await;
-        self.finish(key, fence, outcome);
+        let outcome = self
+            .run_to_outcome(key, fence, spec, schedule, resume)
+            .await;
+        self.finish(key, fence, outcome).await;
         self.parts.metrics.observe_seconds(
             METRIC_DURATION,
             METRIC_DURATION_HELP,
@@ -266,11 +380,14 @@ impl Scheduler {
         fence: &Fence,
         spec: &ReportSpec,
         schedule: &ScheduleSpec,
+        resume: Option<String>,
     ) -> Outcome {
         let post = PostIdentity {
             report_id: spec.id.clone(),
             channel: Some(schedule.channel.clone()),
             slot: slot_text(spec.timezone, key.slot),
+            thread: schedule.thread,
+            summary_ts: resume.clone(),
         };
         if let Some(freshness) = &spec.freshness
             && let Err(reason) = self.wait_for_fresh_data(spec, freshness, key.slot).await
@@ -294,19 +411,23 @@ impl Scheduler {
             limits: self.config.limits,
             ..RunOptions::new(key.slot, self.config.default_timeout, Trigger::Schedule)
         };
+        // A warehouse outage is waited out, with backoff, for the configured time.
         let retry = RetryPolicy {
-            base_delay: Duration::from_millis(WAREHOUSE_RETRY_BASE_DELAY_MS),
-            max_attempts: self.config.warehouse_attempts,
+            base_delay: self.config.warehouse_retry_base,
+            max_delay: Duration::from_millis(WAREHOUSE_RETRY_MAX_DELAY_MS),
             ..RetryPolicy::default()
         };
+        let give_up_at = std::time::Instant::now() + self.config.warehouse_outage;
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
+            let delay = backoff_delay(&retry, attempt);
             match pipeline::run(self.parts.warehouse.as_ref(), spec, &options).await {
                 Ok(outcome) => break outcome,
-                Err(error) if is_transient(&error) && attempt < retry.max_attempts => {
-                    let delay = backoff_delay(&retry, attempt);
-                    tracing::warn!(report = %spec.id, attempt, error = %error_chain(&error), "report query failed transiently; retrying");
+                Err(error)
+                    if is_transient(&error) && std::time::Instant::now() + delay < give_up_at =>
+                {
+                    tracing::warn!(report = %spec.id, attempt, retry_in_ms = delay.as_millis() as u64, error = %error_chain(&error), "report query failed transiently (warehouse unavailable?); retrying");
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => {
@@ -330,6 +451,7 @@ impl Scheduler {
         // slot another process has taken over, stops here.
         let mut rendered = outcome.rendered.clone();
         rendered.guard = Some(self.post_guard(key, fence));
+        rendered.resume_thread = resume;
         match deliver_or_notify(self.parts.delivery.as_ref(), &rendered, &spec.owner).await {
             Ok(receipt) => {
                 let (channel, ts) = receipt.location();

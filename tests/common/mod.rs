@@ -3,6 +3,7 @@
 
 pub mod fake_bigquery;
 pub mod fake_slack;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 

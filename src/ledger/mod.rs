@@ -1,0 +1,822 @@
+//! The run ledger: one row per (report, schedule, slot), claimed before the run, so
+//! restarts, a second process or any number of replicas never post a slot twice. Every
+//! statement is written once here; [`sqlite`] (one host, the default) and [`postgres`]
+//! (shared by replicas) only carry them to their database.
+//! One cohesive thing: every statement on the ledger's one table.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::settings::LedgerSettings;
+
+/// The schema, as versioned migrations shared by both databases (`migrations/`).
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// The migrations both backends run at start-up.
+pub(crate) fn migrations() -> refinery::Runner {
+    embedded::migrations::runner()
+}
+
+/// Who holds an open row, and until when, unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// A unique name for this process instance.
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
+/// What the ledger knows about one schedule, for catch-up planning.
+#[derive(Debug, Clone, Default)]
+pub struct SlotHistory {
+    /// The oldest and newest slots with a row; `None` for a schedule never run.
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// Every slot with a row since the time asked for.
+    pub recorded: std::collections::BTreeSet<DateTime<Utc>>,
+}
+
+/// Which scheduled post a row is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotKey {
+    pub report: String,
+    /// Index of the `[[schedule]]` entry in the spec.
+    pub schedule: u32,
+    pub slot: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Claimed,
+    Running,
+    Delivered,
+    Failed,
+    Skipped,
+    NoData,
+}
+
+impl RunState {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunState::Claimed => "claimed",
+            RunState::Running => "running",
+            RunState::Delivered => "delivered",
+            RunState::Failed => "failed",
+            RunState::Skipped => "skipped",
+            RunState::NoData => "no_data",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "claimed" => RunState::Claimed,
+            "running" => RunState::Running,
+            "delivered" => RunState::Delivered,
+            "failed" => RunState::Failed,
+            "skipped" => RunState::Skipped,
+            "no_data" => RunState::NoData,
+            _ => return None,
+        })
+    }
+
+    /// Claimed or running: a crash may have left it so.
+    pub fn is_open(self) -> bool {
+        matches!(self, RunState::Claimed | RunState::Running)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered: Slack answered ok with a message ts (or the folder was written).
+    Delivered {
+        channel: String,
+        ts: String,
+        rows: u64,
+    },
+    Failed {
+        error: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    /// Delivered, saying there was no data for the window.
+    NoData {
+        channel: String,
+        ts: String,
+    },
+}
+
+/// One row of run history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub key: SlotKey,
+    pub state: RunState,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub channel: Option<String>,
+    pub ts: Option<String>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub rows: Option<u64>,
+    /// Thread mode: the summary's ts once it is posted (the chart's reply may still be due).
+    pub summary_ts: Option<String>,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This process owns the slot now and must run it.
+    Won,
+    /// Another run (this process earlier, another process, or a run before a crash) has it.
+    Taken(RunRecord),
+}
+
+
+/// A fencing token: which process holds a slot, and which generation of the row (every
+/// takeover increments it). State changes and posts check it, so a process that paused
+/// past its lease cannot act on a slot another process has taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub owner: String,
+    pub generation: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The ledger could not be opened or reached at start: what, why, and what to do.
+    #[error("the run ledger {ledger} cannot be used: {detail}. {advice}")]
+    Open {
+        ledger: String,
+        detail: String,
+        advice: String,
+    },
+    #[error("the run ledger (SQLite) failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the run ledger (PostgreSQL) failed: {0}")]
+    Postgres(String),
+    /// The database did not answer in time, or no connection could be made.
+    #[error("the run ledger (PostgreSQL) is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the run ledger's schema could not be brought up to date: {0}")]
+    Migration(String),
+    #[error("no ledger row for report `{report}` slot {slot}: it was never claimed")]
+    NotClaimed { report: String, slot: String },
+    #[error(
+        "the ledger row for report `{report}` slot {slot} is {state:?} already and cannot change"
+    )]
+    AlreadyFinished {
+        report: String,
+        slot: String,
+        state: RunState,
+    },
+}
+
+impl LedgerError {
+    /// The database is away for now (restarting, failing over, busy): trying the same
+    /// statement again later may work.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LedgerError::Unavailable(_) => true,
+            LedgerError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+                failure.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// One value a statement binds. The same statement runs on both databases, so values
+/// carry the column type PostgreSQL checks (`INTEGER` is 32-bit there).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Text(Option<String>),
+    Int(Option<i32>),
+    BigInt(Option<i64>),
+}
+
+/// One value a query read back.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Cell {
+    fn text(&self) -> Option<String> {
+        match self {
+            Cell::Text(t) => Some(t.clone()),
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Null => None,
+        }
+    }
+
+    fn int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(i) => Some(*i),
+            Cell::Text(t) => t.parse().ok(),
+            Cell::Null => None,
+        }
+    }
+
+    fn time(&self) -> Option<DateTime<Utc>> {
+        self.text().as_deref().and_then(parse_time)
+    }
+}
+
+fn text(value: impl Into<String>) -> Param {
+    Param::Text(Some(value.into()))
+}
+
+fn int(value: u32) -> Param {
+    Param::Int(Some(i32::try_from(value).unwrap_or(i32::MAX)))
+}
+
+/// The slot key as `?1`…`?3`.
+fn key_params(key: &SlotKey) -> Vec<Param> {
+    vec![
+        text(&key.report),
+        int(key.schedule),
+        text(slot_text(key.slot)),
+    ]
+}
+
+/// The fence as the optional owner / generation a fenced statement binds.
+fn fence_params(fence: Option<&Fence>) -> [Param; 2] {
+    [
+        Param::Text(fence.map(|f| f.owner.clone())),
+        Param::Int(fence.map(|f| i32::try_from(f.generation).unwrap_or(i32::MAX))),
+    ]
+}
+
+/// Which database holds the ledger.
+enum Backend {
+    Sqlite(sqlite::SqliteLedger),
+    Postgres(postgres::PostgresLedger),
+}
+
+/// Where runs are recorded: a SQLite file or a PostgreSQL database.
+pub struct Ledger {
+    backend: Backend,
+}
+
+/// `WHERE` for one slot's row.
+const KEY: &str = "report = ?1 AND schedule = ?2 AND slot = ?3";
+
+/// `AND` clause of a fenced statement: the owner and generation at `?a` / `?b` hold it.
+macro_rules! fenced {
+    ($owner:literal, $generation:literal) => {
+        concat!(
+            " AND (CAST(?",
+            $owner,
+            " AS TEXT) IS NULL OR (owner = ?",
+            $owner,
+            " AND attempts = ?",
+            $generation,
+            "))"
+        )
+    };
+}
+
+const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts";
+
+/// Every column, for copying a ledger's history (`kpibot ledger migrate`), with whether
+/// each is an integer.
+const ALL_COLUMNS: [(&str, bool); 16] = [
+    ("report", false),
+    ("schedule", true),
+    ("slot", false),
+    ("state", false),
+    ("attempts", true),
+    ("claimed_at", false),
+    ("started_at", false),
+    ("finished_at", false),
+    ("error", false),
+    ("channel", false),
+    ("ts", false),
+    ("rows", true),
+    ("bytes", true),
+    ("owner", false),
+    ("lease_until", false),
+    ("summary_ts", false),
+];
+
+fn slot_text(slot: DateTime<Utc>) -> String {
+    slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Event times (claimed, started, finished, lease) to the millisecond; one fixed format so
+/// that text order is time order.
+fn time_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Ledger {
+    /// Opens (creating if needed) a SQLite ledger file, its schema brought up to date.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        Ok(Self {
+            backend: Backend::Sqlite(sqlite::SqliteLedger::open(path)?),
+        })
+    }
+
+    /// Connects to a PostgreSQL ledger (`postgres://…`), its schema brought up to date.
+    pub async fn postgres(url: &str, settings: &LedgerSettings) -> Result<Self, LedgerError> {
+        Ok(Self {
+            backend: Backend::Postgres(postgres::PostgresLedger::connect(url, settings).await?),
+        })
+    }
+
+    /// Checks the ledger the settings name can be reached and written, creating and
+    /// changing nothing on PostgreSQL (for `config --check`).
+    pub async fn probe(settings: &LedgerSettings) -> Result<(), LedgerError> {
+        match &settings.url {
+            Some(url) => postgres::PostgresLedger::probe(url.expose(), settings).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The ledger the settings name: PostgreSQL when `url` is set, else the SQLite file.
+    pub async fn from_settings(settings: &LedgerSettings) -> Result<Self, LedgerError> {
+        match &settings.url {
+            Some(url) => Self::postgres(url.expose(), settings).await,
+            None => Self::open(&settings.path),
+        }
+    }
+
+    /// Which ledger this is, for logs (a URL's password is never shown).
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(ledger) => ledger.describe(),
+            Backend::Postgres(ledger) => ledger.describe(),
+        }
+    }
+
+    async fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(ledger) => ledger.execute(sql, params),
+            Backend::Postgres(ledger) => ledger.execute(sql, params).await,
+        }
+    }
+
+    async fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Vec<Cell>>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(ledger) => ledger.query(sql, params),
+            Backend::Postgres(ledger) => ledger.query(sql, params).await,
+        }
+    }
+
+    /// Claims a slot before running it. Exactly one claimant wins, across processes: the
+    /// claim is one `INSERT … ON CONFLICT DO NOTHING`.
+    pub async fn claim(
+        &self,
+        key: &SlotKey,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, LedgerError> {
+        let mut params = key_params(key);
+        params.extend([
+            text(time_text(now)),
+            text(&lease.owner),
+            text(time_text(lease.until)),
+        ]);
+        let inserted = self
+            .execute(
+                "INSERT INTO runs (report, schedule, slot, state, claimed_at, owner, lease_until)
+                 VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6)
+                 ON CONFLICT (report, schedule, slot) DO NOTHING",
+                &params,
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(Claim::Won);
+        }
+        Ok(Claim::Taken(
+            self.get(key).await?.ok_or_else(|| not_claimed(key))?,
+        ))
+    }
+
+    /// Takes over an open slot whose lease has run out (its process died), counting the
+    /// attempt. Only one process can win this. The caller must then make sure the post
+    /// does not exist already before running it.
+    pub async fn reclaim(
+        &self,
+        key: &SlotKey,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let mut params = key_params(key);
+        params.extend([
+            text(time_text(now)),
+            text(&lease.owner),
+            text(time_text(lease.until)),
+        ]);
+        let changed = self
+            .execute(
+                "UPDATE runs SET state = 'claimed', attempts = attempts + 1, claimed_at = ?4,
+                        error = NULL, owner = ?5, lease_until = ?6
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3
+                   AND state IN ('claimed', 'running') AND (lease_until IS NULL OR lease_until < ?4)",
+                &params,
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Lets go of an open row until `retry_at`: no process holds it, and any may take it
+    /// over (`reclaim`) after that time. For a slot whose post could not be confirmed yet.
+    pub async fn release(&self, key: &SlotKey, retry_at: DateTime<Utc>) -> Result<(), LedgerError> {
+        let mut params = key_params(key);
+        params.push(text(time_text(retry_at)));
+        self.transition(
+            key,
+            "UPDATE runs SET owner = NULL, lease_until = ?4
+             WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+            &params,
+        )
+        .await
+    }
+
+    /// Extends the lease on every open row this process holds; returns how many.
+    pub async fn renew(&self, lease: &Lease) -> Result<usize, LedgerError> {
+        let renewed = self
+            .execute(
+                "UPDATE runs SET lease_until = ?2 WHERE owner = ?1 AND state IN ('claimed', 'running')",
+                &[text(&lease.owner), text(time_text(lease.until))],
+            )
+            .await?;
+        Ok(renewed as usize)
+    }
+
+    /// Open rows whose lease ran out: their process died mid-run. Oldest slot first.
+    pub async fn abandoned_runs(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>, LedgerError> {
+        self.select(
+            "WHERE state IN ('claimed', 'running') AND (lease_until IS NULL OR lease_until < ?1)
+             ORDER BY slot",
+            &[text(time_text(now))],
+        )
+        .await
+    }
+
+    /// What the ledger knows about a schedule: its first and last slot, and every slot
+    /// with a row since `since`.
+    pub async fn slot_history(
+        &self,
+        report: &str,
+        schedule: u32,
+        since: DateTime<Utc>,
+    ) -> Result<SlotHistory, LedgerError> {
+        let bounds = self
+            .query(
+                "SELECT MIN(slot), MAX(slot) FROM runs WHERE report = ?1 AND schedule = ?2",
+                &[text(report), int(schedule)],
+            )
+            .await?;
+        let (first, last) = match bounds.first().map(Vec::as_slice) {
+            Some([first, last]) => (first.time(), last.time()),
+            _ => (None, None),
+        };
+        let recorded = self
+            .query(
+                "SELECT slot FROM runs WHERE report = ?1 AND schedule = ?2 AND slot >= ?3",
+                &[text(report), int(schedule), text(slot_text(since))],
+            )
+            .await?
+            .iter()
+            .filter_map(|row| row.first().and_then(Cell::time))
+            .collect();
+        Ok(SlotHistory {
+            first,
+            last,
+            recorded,
+        })
+    }
+
+    /// The most recent runs (of one report, or all), newest slot first.
+    pub async fn history(
+        &self,
+        report: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, LedgerError> {
+        self.select(
+            "WHERE (CAST(?1 AS TEXT) IS NULL OR report = ?1) ORDER BY slot DESC, report LIMIT ?2",
+            &[
+                Param::Text(report.map(str::to_string)),
+                Param::BigInt(Some(i64::try_from(limit).unwrap_or(i64::MAX))),
+            ],
+        )
+        .await
+    }
+
+    /// Whether a write can be made now (for `/readyz`): on PostgreSQL, also that the
+    /// server is a primary (after a failover, a connection may reach a read-only one).
+    pub async fn check_writable(&self) -> Result<(), LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(ledger) => ledger.check_writable(),
+            Backend::Postgres(ledger) => ledger.check_writable().await,
+        }
+    }
+
+    async fn select(&self, condition: &str, params: &[Param]) -> Result<Vec<RunRecord>, LedgerError> {
+        let rows = self
+            .query(&format!("SELECT {COLUMNS} FROM runs {condition}"), params)
+            .await?;
+        Ok(rows.iter().filter_map(|row| record_from_row(row)).collect())
+    }
+
+    pub async fn mark_running(&self, key: &SlotKey, now: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.mark_running_where(key, None, now).await
+    }
+
+    /// Marks the slot running only if `fence` still holds it.
+    pub async fn mark_running_fenced(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.mark_running_where(key, Some(fence), now).await
+    }
+
+    async fn mark_running_where(
+        &self,
+        key: &SlotKey,
+        fence: Option<&Fence>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut params = key_params(key);
+        params.push(text(time_text(now)));
+        params.extend(fence_params(fence));
+        self.transition(
+            key,
+            concat!(
+                "UPDATE runs SET state = 'running', started_at = ?4
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                fenced!("5", "6")
+            ),
+            &params,
+        )
+        .await
+    }
+
+    /// Thread mode, step one: the summary is in the channel as `ts`; the chart's reply in
+    /// its thread is still to be posted. Fenced like every other change.
+    pub async fn record_summary(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        ts: &str,
+    ) -> Result<(), LedgerError> {
+        let mut params = key_params(key);
+        params.push(text(ts));
+        params.extend(fence_params(Some(fence)));
+        self.transition(
+            key,
+            concat!(
+                "UPDATE runs SET summary_ts = ?4
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                fenced!("5", "6")
+            ),
+            &params,
+        )
+        .await
+    }
+
+    /// The fencing token of a slot this process just claimed or took over: its owner and
+    /// the row's generation (`attempts`, which every takeover increments).
+    pub async fn fence(&self, key: &SlotKey, owner: &str) -> Result<Fence, LedgerError> {
+        let record = self.get(key).await?.ok_or_else(|| not_claimed(key))?;
+        Ok(Fence {
+            owner: owner.to_string(),
+            generation: record.attempts,
+        })
+    }
+
+    /// Whether `fence` still holds the slot at `now`: same owner and generation, the row
+    /// open and its lease not run out. Checked right before a post goes out.
+    pub async fn holds(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let mut params = key_params(key);
+        params.extend(fence_params(Some(fence)));
+        params.push(text(time_text(now)));
+        let rows = self
+            .query(
+                "SELECT 1 FROM runs
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')
+                   AND owner = ?4 AND attempts = ?5 AND lease_until >= ?6",
+                &params,
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Records how a run ended. A finished row never changes again.
+    pub async fn finish(
+        &self,
+        key: &SlotKey,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.finish_where(key, None, outcome, now).await
+    }
+
+    /// Records how a run ended, only if `fence` still holds the slot: a process that lost
+    /// its slot to another cannot overwrite what the new holder records.
+    pub async fn finish_fenced(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.finish_where(key, Some(fence), outcome, now).await
+    }
+
+    async fn finish_where(
+        &self,
+        key: &SlotKey,
+        fence: Option<&Fence>,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let (state, error, channel, ts, rows) = match outcome {
+            Outcome::Delivered { channel, ts, rows } => (
+                RunState::Delivered,
+                None,
+                Some(channel),
+                Some(ts),
+                Some(*rows),
+            ),
+            Outcome::Failed { error } => (RunState::Failed, Some(error), None, None, None),
+            Outcome::Skipped { reason } => (RunState::Skipped, Some(reason), None, None, None),
+            Outcome::NoData { channel, ts } => {
+                (RunState::NoData, None, Some(channel), Some(ts), Some(0))
+            }
+        };
+        let mut params = key_params(key);
+        params.extend([
+            text(state.as_str()),
+            text(time_text(now)),
+            Param::Text(error.cloned()),
+            Param::Text(channel.cloned()),
+            Param::Text(ts.cloned()),
+            Param::BigInt(rows.map(|r| i64::try_from(r).unwrap_or(i64::MAX))),
+        ]);
+        params.extend(fence_params(fence));
+        self.transition(
+            key,
+            concat!(
+                "UPDATE runs SET state = ?4, finished_at = ?5, error = ?6, channel = ?7, ts = ?8, rows = ?9
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                fenced!("10", "11")
+            ),
+            &params,
+        )
+        .await
+    }
+
+    /// Records a slot that will not run (e.g. older than the catch-up window) without a
+    /// claim, unless it already has a row.
+    pub async fn skip(
+        &self,
+        key: &SlotKey,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let mut params = key_params(key);
+        params.extend([text(time_text(now)), text(reason)]);
+        let inserted = self
+            .execute(
+                "INSERT INTO runs (report, schedule, slot, state, claimed_at, finished_at, error)
+                 VALUES (?1, ?2, ?3, 'skipped', ?4, ?4, ?5) ON CONFLICT (report, schedule, slot) DO NOTHING",
+                &params,
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    /// Runs a one-row update; when it changed nothing, says why (no row, or finished).
+    async fn transition(&self, key: &SlotKey, sql: &str, params: &[Param]) -> Result<(), LedgerError> {
+        if self.execute(sql, params).await? == 1 {
+            return Ok(());
+        }
+        match self.get(key).await? {
+            None => Err(not_claimed(key)),
+            Some(record) => Err(LedgerError::AlreadyFinished {
+                report: key.report.clone(),
+                slot: slot_text(key.slot),
+                state: record.state,
+            }),
+        }
+    }
+
+    pub async fn get(&self, key: &SlotKey) -> Result<Option<RunRecord>, LedgerError> {
+        let condition = format!("WHERE {KEY}");
+        Ok(self.select(&condition, &key_params(key)).await?.into_iter().next())
+    }
+
+    /// Rows left claimed or running (by a crash, or in flight now), oldest slot first.
+    pub async fn open_runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
+        self.select("WHERE state IN ('claimed', 'running') ORDER BY slot", &[])
+            .await
+    }
+
+    /// Copies every row of `from` that this ledger does not have yet (`kpibot ledger
+    /// migrate`): history, leases and all. Returns (rows read, rows copied).
+    pub async fn copy_from(&self, from: &Ledger) -> Result<(usize, usize), LedgerError> {
+        let names: Vec<&str> = ALL_COLUMNS.iter().map(|(name, _)| *name).collect();
+        let rows = from
+            .query(&format!("SELECT {} FROM runs ORDER BY slot", names.join(", ")), &[])
+            .await?;
+        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let insert = format!(
+            "INSERT INTO runs ({}) VALUES ({}) ON CONFLICT (report, schedule, slot) DO NOTHING",
+            names.join(", "),
+            placeholders.join(", ")
+        );
+        let mut copied = 0;
+        for row in &rows {
+            let params: Vec<Param> = row
+                .iter()
+                .zip(ALL_COLUMNS)
+                .map(|(cell, (name, integer))| match (integer, name) {
+                    (true, "rows" | "bytes") => Param::BigInt(cell.int()),
+                    (true, _) => Param::Int(cell.int().map(|i| i32::try_from(i).unwrap_or(i32::MAX))),
+                    (false, _) => Param::Text(cell.text()),
+                })
+                .collect();
+            copied += self.execute(&insert, &params).await? as usize;
+        }
+        Ok((rows.len(), copied))
+    }
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn not_claimed(key: &SlotKey) -> LedgerError {
+    LedgerError::NotClaimed {
+        report: key.report.clone(),
+        slot: slot_text(key.slot),
+    }
+}
+
+/// A row of [`COLUMNS`]; `None` for one written by something else (an unknown state).
+fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
+    let [
+        report,
+        schedule,
+        slot,
+        state,
+        attempts,
+        error,
+        channel,
+        ts,
+        claimed_at,
+        started_at,
+        finished_at,
+        rows,
+        summary_ts,
+    ] = row
+    else {
+        return None;
+    };
+    Some(RunRecord {
+        key: SlotKey {
+            report: report.text()?,
+            schedule: u32::try_from(schedule.int()?).ok()?,
+            slot: slot.time()?,
+        },
+        state: RunState::parse(&state.text()?)?,
+        attempts: u32::try_from(attempts.int()?).unwrap_or(0),
+        error: error.text(),
+        channel: channel.text(),
+        ts: ts.text(),
+        claimed_at: claimed_at.time(),
+        started_at: started_at.time(),
+        finished_at: finished_at.time(),
+        rows: rows.int().map(|r| r.max(0) as u64),
+        summary_ts: summary_ts.text(),
+    })
+}
+
+/// How long a statement may wait for the database before the ledger reports it
+/// unavailable (PostgreSQL) or busy (SQLite).
+pub(crate) fn statement_timeout(settings: &LedgerSettings) -> Duration {
+    Duration::from_millis(settings.timeout_ms)
+}
