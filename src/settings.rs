@@ -199,8 +199,8 @@ pub struct SchedulerSettings {
     pub shutdown_grace_seconds: u64,
     /// How long a report query that fails transiently (timeouts, warehouse unavailable)
     /// keeps being retried, with backoff, before the slot fails and its owner is told.
-    /// Default 30 minutes.
-    pub warehouse_outage_minutes: u64,
+    /// Default 1800 s (30 minutes).
+    pub warehouse_outage_seconds: u64,
     /// First wait before retrying such a query, doubling up to a minute. Default 2000 ms.
     pub warehouse_retry_base_ms: u64,
     /// How often `reports/` is checked for changes, in ms. Default 2000.
@@ -252,7 +252,7 @@ impl Default for SchedulerSettings {
             catch_up_hours: 6,
             lease_seconds: 60,
             shutdown_grace_seconds: 30,
-            warehouse_outage_minutes: 30,
+            warehouse_outage_seconds: 1800,
             warehouse_retry_base_ms: 2000,
             reload_interval_ms: 2000,
             recovery_retry_seconds: 30,

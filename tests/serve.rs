@@ -899,6 +899,158 @@ fn a_process_paused_past_its_lease_does_not_post_the_slot_another_took_over() {
     );
 }
 
+#[test]
+fn thread_mode_stopped_between_summary_and_reply_is_completed_with_only_the_reply() {
+    let slack = FakeSlack::start_in_background(&[
+        ("C0KPITHRD", "kpi-thread", true),
+        ("C0DATATEAM", "data-team", true),
+    ]);
+    let report = report_toml("Thread", EVERY_TWO_SECONDS, "#kpi-thread")
+        .replace("channel = \"#kpi-thread\"", "channel = \"#kpi-thread\"\nthread = true");
+    let dir = setup(&[("thread.toml", report)]);
+    let env = [
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+        ("KPIBOT__SLACK__RETRY_DEADLINE_SECONDS", "120"),
+    ];
+    // The first summary goes through; its reply meets a Slack outage.
+    slack.fail_next(
+        "chat.postMessage",
+        std::iter::once(Fault::Slow(Duration::from_millis(1)))
+            .chain(std::iter::repeat_n(Fault::Status(503), 200)),
+    );
+    let bot = Bot::new(dir.path(), &env);
+    let first = bot.start("first.log");
+    wait_for("the summary and a failed reply", Duration::from_secs(30), || {
+        slack.messages_in("C0KPITHRD").len() == 1 && slack.calls_of("chat.postMessage").len() >= 3
+    });
+    // The process dies between the two steps.
+    first.sigkill();
+    slack.clear_faults();
+    let summary = slack.messages_in("C0KPITHRD")[0].clone();
+    assert_eq!(summary.thread_ts, None);
+    let second = bot.start("second.log");
+    wait_for("the missing reply in the summary's thread", Duration::from_secs(60), || {
+        slack
+            .messages_in("C0KPITHRD")
+            .iter()
+            .any(|m| m.thread_ts.as_deref() == Some(summary.ts.as_str()))
+    });
+    assert!(terminate(second).success());
+    let messages = slack.messages_in("C0KPITHRD");
+    let slot_of = |m: &common::fake_slack::Posted| {
+        m.body["metadata"]["event_payload"]["slot"].as_str().unwrap_or_default().to_string()
+    };
+    let mut summaries: BTreeMap<String, usize> = BTreeMap::new();
+    let mut replies: BTreeMap<String, usize> = BTreeMap::new();
+    for message in &messages {
+        match &message.thread_ts {
+            None => *summaries.entry(slot_of(message)).or_default() += 1,
+            Some(parent) => *replies.entry(parent.clone()).or_default() += 1,
+        }
+    }
+    assert!(summaries.values().all(|n| *n == 1), "a summary was posted twice: {summaries:?}");
+    assert_eq!(
+        replies.get(&summary.ts),
+        Some(&1),
+        "the interrupted slot got exactly one reply, in its own thread: {replies:?}"
+    );
+    assert!(replies.values().all(|n| *n == 1), "a reply was posted twice: {replies:?}");
+    assert!(
+        bot.log("second.log").contains("posting only the reply"),
+        "{}",
+        bot.log("second.log")
+    );
+}
+
+/// A report with one slot in the next minute (daily, at a second eight seconds from now
+/// in Tokyo): no other slot runs during the test.
+fn due_once_report(title: &str, channel: &str) -> String {
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(8)).with_timezone(&chrono_tz::Asia::Tokyo);
+    use chrono::Timelike;
+    let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
+    report_toml(title, &cron, channel).replace(
+        &format!("cron = \"{cron}\""),
+        &format!("cron = \"{cron}\"\ntimezone = \"Asia/Tokyo\""),
+    )
+}
+
+/// A BigQuery-backed bot in `dir` with the warehouse retry settings `extra`.
+fn bigquery_bot(
+    dir: &Path,
+    slack: &FakeSlack,
+    extra: &[(&str, &str)],
+) -> (common::fake_bigquery::FakeBigQuery, Bot) {
+    let mart = dir.join("warehouse.duckdb");
+    let yesterday = kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, chrono::Utc::now())
+        - chrono::Days::new(1);
+    kpibot::warehouse::demo::ensure_demo_mart(&mart, yesterday).unwrap();
+    let bigquery = common::fake_bigquery::FakeBigQuery::start_in_background(Some(mart));
+    let mut env = vec![
+        ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
+        ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-test"),
+        ("KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT", bigquery.endpoint.as_str()),
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+        ("KPIBOT__SCHEDULER__WAREHOUSE_RETRY_BASE_MS", "100"),
+    ];
+    env.extend_from_slice(extra);
+    let bot = Bot::new(dir, &env);
+    (bigquery, bot)
+}
+
+#[test]
+fn a_warehouse_outage_is_waited_out_and_the_slot_still_posts() {
+    let slack = FakeSlack::start_in_background(&[
+        ("C0KPIOUT", "kpi-outage", true),
+        ("C0DATATEAM", "data-team", true),
+    ]);
+    let dir = setup(&[("outage.toml", due_once_report("Outage", "#kpi-outage"))]);
+    let (bigquery, bot) = bigquery_bot(dir.path(), &slack, &[("KPIBOT__SCHEDULER__WAREHOUSE_OUTAGE_SECONDS", "300")]);
+    // 24 failed calls: six of kpibot's query attempts (BigQuery calls are tried four times
+    // each). Three attempts, as before, gave up after twelve.
+    bigquery.fail_next(
+        "jobs.query",
+        std::iter::repeat_n(common::fake_bigquery::Fault::new(503, "backendError", "The service is currently unavailable."), 24),
+    );
+    let child = bot.start("serve.log");
+    wait_for("the slot to post after the outage", Duration::from_secs(120), || {
+        !slack.messages_in("C0KPIOUT").is_empty()
+    });
+    assert!(terminate(child).success());
+    assert!(
+        slack.messages_in("C0DATATEAM").is_empty(),
+        "no failure notice for an outage that ended"
+    );
+    assert!(bigquery.calls_of("jobs.query").len() > 24, "every fault was used up");
+    assert!(bot.log("serve.log").contains("retrying"), "{}", bot.log("serve.log"));
+}
+
+#[test]
+fn a_warehouse_outage_longer_than_the_setting_fails_the_slot_and_tells_the_owner() {
+    let slack = FakeSlack::start_in_background(&[
+        ("C0KPIOUT", "kpi-outage", true),
+        ("C0DATATEAM", "data-team", true),
+    ]);
+    let dir = setup(&[("outage.toml", due_once_report("Outage", "#kpi-outage"))]);
+    let (bigquery, bot) = bigquery_bot(dir.path(), &slack, &[("KPIBOT__SCHEDULER__WAREHOUSE_OUTAGE_SECONDS", "6")]);
+    bigquery.fail_next(
+        "jobs.query",
+        std::iter::repeat_n(common::fake_bigquery::Fault::new(503, "backendError", "The service is currently unavailable."), 10_000),
+    );
+    let child = bot.start("serve.log");
+    wait_for("the owner's notice", Duration::from_secs(60), || {
+        !slack.messages_in("C0DATATEAM").is_empty()
+    });
+    assert!(terminate(child).success());
+    let notice = slack.messages_in("C0DATATEAM")[0].body["text"].as_str().unwrap().to_string();
+    assert!(notice.contains("stayed unavailable") && notice.contains("kpibot run outage"), "{notice}");
+    assert!(slack.messages_in("C0KPIOUT").is_empty(), "nothing posted");
+    let ledger = kpibot::ledger::Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let runs = block_on(ledger.history(Some("outage"), 5)).unwrap();
+    assert_eq!(format!("{:?}", runs[0].state), "Failed", "{runs:?}");
+}
+
 /// Runs one ledger call from a plain test.
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()

@@ -179,7 +179,7 @@ impl App {
         SchedulerConfig {
             catch_up: Duration::from_secs(scheduler.catch_up_hours * 3600),
             lease: Duration::from_secs(scheduler.lease_seconds.max(1)),
-            warehouse_outage: Duration::from_secs(scheduler.warehouse_outage_minutes * 60),
+            warehouse_outage: Duration::from_secs(scheduler.warehouse_outage_seconds),
             warehouse_retry_base: Duration::from_millis(scheduler.warehouse_retry_base_ms.max(1)),
             default_timeout: self.query_timeout,
             shutdown_grace: Duration::from_secs(scheduler.shutdown_grace_seconds),

@@ -431,9 +431,16 @@ impl Scheduler {
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => {
-                    tracing::error!(report = %spec.id, slot = %post.slot, error = %error_chain(&error), "report run failed");
-                    self.notify_owner(spec, &failure_notice("run", &spec.title, &post, &error))
-                        .await;
+                    tracing::error!(report = %spec.id, slot = %post.slot, attempt, error = %error_chain(&error), "report run failed");
+                    let mut notice = failure_notice("run", &spec.title, &post, &error);
+                    if is_transient(&error) {
+                        notice.push_str(&format!(
+                            "\nThe warehouse stayed unavailable: kpibot tried {attempt} times over {} s (scheduler.warehouse_outage_seconds) and gave up on this slot. Re-run it with `kpibot run {}` once the warehouse is back.",
+                            self.config.warehouse_outage.as_secs(),
+                            spec.id
+                        ));
+                    }
+                    self.notify_owner(spec, &notice).await;
                     return Outcome::Failed {
                         error: error_chain(&error),
                     };

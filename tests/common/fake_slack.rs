@@ -190,6 +190,11 @@ impl FakeSlack {
         });
     }
 
+    /// Drops every fault still queued (a process that was killed did not use them up).
+    pub fn clear_faults(&self) {
+        self.with(|s| s.faults.clear());
+    }
+
     /// From now on, every call fails with probability `rate`, with one of `faults`.
     pub fn fail_randomly(&self, rate: f64, faults: Vec<Fault>, seed: u64) {
         self.with(|s| {
