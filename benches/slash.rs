@@ -1,7 +1,8 @@
 //! Slash-command acknowledgement under load, on loopback: 200 connections sending signed
-//! `/kpi help` to `kpibot serve`, and — as the baseline, in the same run — to Slack's Bolt
-//! for Python (async app on aiohttp, the same immediate ack). Prints throughput and
-//! p50/p99 latency for both.
+//! `/kpi help` to `kpibot serve` — first with nothing else to do (the baseline), then
+//! while 20 heavy `/kpi` answers (a billion-row scan each, on the embedded warehouse) are
+//! being computed — and, for comparison, to Slack's Bolt for Python (async app on
+//! aiohttp, the same immediate ack). Prints throughput and p50/p99 latency for each.
 //!
 //! `pip install slack_bolt aiohttp && cargo bench --bench slash`
 
@@ -16,6 +17,33 @@ use tokio::net::TcpStream;
 const CONNECTIONS: usize = 200;
 const DURATION_SECONDS: u64 = 10;
 const SECRET: &str = "bench-signing-secret";
+const HEAVY_ANSWERS: usize = 20;
+
+/// A report whose every answer scans a billion generated rows: seconds of CPU each.
+const HEAVY_REPORT: &str = r##"title = "Heavy"
+description = "A deliberately slow report for the slash benchmark."
+owner = "#data-team"
+
+[definition]
+source = "mart.daily_active_users"
+refreshed = "daily"
+purpose = "benchmark"
+
+[query]
+sql = '''
+SELECT activity_date AS day,
+       SUM(active_users) + (SELECT COUNT(*) FROM range(0, 1000000000) AS t(i) WHERE i % 7 = 8) AS users
+FROM mart.daily_active_users
+WHERE activity_date BETWEEN @start_date AND @end_date
+GROUP BY activity_date ORDER BY day
+'''
+period = "last 7 days"
+
+[chart]
+kind = "line"
+x = "day"
+y = "users"
+"##;
 
 const BOLT_APP: &str = r#"
 import os, sys
@@ -101,20 +129,45 @@ async fn client(port: u16, request: Arc<Vec<u8>>, until: Instant) -> Vec<Duratio
     latencies
 }
 
-async fn load(name: &str, port: u16, response_url: &str) {
+/// A signed `/kpi <text>` request from `user`.
+fn slash_request(user: &str, text: &str, response_url: &str) -> Vec<u8> {
     let body = &format!(
-        "token=x&team_id=T1&channel_id=C1&user_id=U1&command=%2Fkpi&text=help&response_url={}&trigger_id=1",
+        "token=x&team_id=T1&channel_id=C1&channel_name=general&user_id={user}&command=%2Fkpi&text={}&response_url={}&trigger_id=1",
+        form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>(),
         form_urlencoded::byte_serialize(response_url.as_bytes()).collect::<String>()
     );
     let timestamp = chrono::Utc::now().timestamp();
-    let request = Arc::new(
-        format!(
-            "POST /slack/commands HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\n\r\n{body}",
-            body.len(),
-            sign(timestamp, body)
-        )
-        .into_bytes(),
-    );
+    format!(
+        "POST /slack/commands HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\n\r\n{body}",
+        body.len(),
+        sign(timestamp, body)
+    )
+    .into_bytes()
+}
+
+/// Asks 20 heavy questions (different people, different windows: no cache, no
+/// single-flight, no per-person limit in the way); returns once all are acknowledged.
+async fn start_heavy_answers(port: u16, response_url: &str) {
+    for i in 0..HEAVY_ANSWERS {
+        let request = slash_request(
+            &format!("U{:03}", 100 + i),
+            &format!("heavy last {} days", 10 + i),
+            response_url,
+        );
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut status = String::new();
+        reader.read_line(&mut status).await.unwrap();
+        assert!(
+            status.starts_with("HTTP/1.1 200"),
+            "heavy question refused: {status}"
+        );
+    }
+}
+
+async fn load(name: &str, port: u16, response_url: &str) {
+    let request = Arc::new(slash_request("U1", "help", response_url));
     let started = Instant::now();
     let until = started + Duration::from_secs(DURATION_SECONDS);
     let tasks: Vec<_> = (0..CONNECTIONS)
@@ -156,33 +209,75 @@ async fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("reports")).unwrap();
-    // A sink for the background answers (response_url) and Slack API calls.
+    std::fs::write(dir.path().join("reports/heavy.toml"), HEAVY_REPORT).unwrap();
+    // A sink for the background answers (response_url) and Slack API calls; it counts
+    // the answers that arrive.
     let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sink_url = format!("http://{}/api", sink.local_addr().unwrap());
     let response_url = format!("http://{}/response", sink.local_addr().unwrap());
+    let answers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = answers.clone();
     tokio::spawn(async move {
-        let app = axum::Router::new().fallback(|| async { "{\"ok\":true}" });
+        let app = axum::Router::new()
+            .route(
+                "/response",
+                axum::routing::post(move || {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async { "ok" }
+                }),
+            )
+            .fallback(|| async { "{\"ok\":true}" });
         axum::serve(sink, app).await.unwrap();
     });
 
+    let start_kpibot = |port: u16| {
+        Killed(
+            Command::new(env!("CARGO_BIN_EXE_kpibot"))
+                .arg("serve")
+                .current_dir(dir.path())
+                .env("KPIBOT__REPORTS__DIR", dir.path().join("reports"))
+                .env("KPIBOT__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+                .env("KPIBOT__SLACK__BOT_TOKEN", "xoxb-bench")
+                .env("KPIBOT__SLACK__SIGNING_SECRET", SECRET)
+                .env("KPIBOT__SLACK__API_URL", &sink_url)
+                .env(
+                    "KPIBOT__SLASH__MAX_CONCURRENT_QUERIES",
+                    HEAVY_ANSWERS.to_string(),
+                )
+                .env("KPIBOT__SLASH__QUERY_TIMEOUT_SECONDS", "600")
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
     let kpibot_port = free_port();
-    let kpibot = Killed(
-        Command::new(env!("CARGO_BIN_EXE_kpibot"))
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("KPIBOT__REPORTS__DIR", dir.path().join("reports"))
-            .env("KPIBOT__HTTP__LISTEN", format!("127.0.0.1:{kpibot_port}"))
-            .env("KPIBOT__SLACK__BOT_TOKEN", "xoxb-bench")
-            .env("KPIBOT__SLACK__SIGNING_SECRET", SECRET)
-            .env("KPIBOT__SLACK__API_URL", &sink_url)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let kpibot = start_kpibot(kpibot_port);
     assert!(wait_ready(kpibot_port).await, "kpibot serve did not start");
-    load("kpibot serve", kpibot_port, &response_url).await;
+    load(
+        "kpibot serve, nothing else to do",
+        kpibot_port,
+        &response_url,
+    )
+    .await;
+    drop(kpibot);
+
+    let kpibot_port = free_port();
+    let kpibot = start_kpibot(kpibot_port);
+    assert!(wait_ready(kpibot_port).await, "kpibot serve did not start");
+    start_heavy_answers(kpibot_port, &response_url).await;
+    let answered_before = answers.load(std::sync::atomic::Ordering::SeqCst);
+    load(
+        &format!("kpibot serve, while {HEAVY_ANSWERS} heavy /kpi answers compute"),
+        kpibot_port,
+        &response_url,
+    )
+    .await;
+    println!(
+        "  answers posted to response_url while the load ran: {} (the heavy ones still computing at the end were not counted)",
+        answers.load(std::sync::atomic::Ordering::SeqCst) - answered_before
+    );
     drop(kpibot);
 
     let script = dir.path().join("bolt_app.py");

@@ -37,6 +37,8 @@ pub struct OpsState {
     pub warehouse: Arc<dyn Warehouse>,
     /// The last warehouse check: when, and what it found.
     pub last_check: Arc<tokio::sync::Mutex<Option<WarehouseCheck>>>,
+    /// Set on SIGTERM: the process is draining and wants no new requests.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl OpsState {
@@ -46,6 +48,7 @@ impl OpsState {
             ledger,
             warehouse,
             last_check: Default::default(),
+            draining: Default::default(),
         }
     }
 
@@ -86,6 +89,12 @@ pub fn router(state: OpsState) -> Router {
 /// Ready when the ledger takes writes and the warehouse answers. The catalog needs no
 /// check: `serve` loads it before the router exists.
 async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down (draining)\n".to_string(),
+        );
+    }
     let mut problems = Vec::new();
     if let Err(e) = state.ledger.check_writable().await {
         problems.push(format!("the ledger is not writable: {e}"));

@@ -184,6 +184,10 @@ pub struct HttpSettings {
     /// A second address for /healthz, /readyz and /metrics only, so the public listener
     /// serves nothing but `/slack/…`. Default: none (everything on `listen`).
     pub ops_listen: Option<String>,
+    /// On SIGTERM, how long the listeners keep answering (with `/readyz` already "not
+    /// ready") so a load balancer stops sending requests before they close: no `/kpi`
+    /// is refused during a rolling restart. Default 5.
+    pub drain_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -242,6 +246,7 @@ impl Default for HttpSettings {
         Self {
             listen: "127.0.0.1:3000".into(),
             ops_listen: None,
+            drain_seconds: 5,
         }
     }
 }

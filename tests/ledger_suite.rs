@@ -80,6 +80,21 @@ async fn a_slot_is_claimed_once_and_finished_once() {
             matches!(ledger.claim(&k, &lease("b", 30), now()).await.unwrap(), Claim::Taken(r) if r.state == RunState::Claimed),
             "{backend}: a second claim loses"
         );
+        assert_eq!(
+            ledger.claim(&k, &lease("a", 30), now()).await.unwrap(),
+            Claim::Won,
+            "{backend}: the same claim retried (its answer lost) still wins"
+        );
+        assert!(
+            matches!(
+                ledger
+                    .claim(&k, &lease("a", 30), now() + chrono::Duration::seconds(1))
+                    .await
+                    .unwrap(),
+                Claim::Taken(_)
+            ),
+            "{backend}: a different claim by the same process does not"
+        );
         ledger.mark_running(&k, now()).await.unwrap();
         ledger
             .finish(&k, &delivered("1764115200.000100"), now())
@@ -94,7 +109,13 @@ async fn a_slot_is_claimed_once_and_finished_once() {
         assert!(
             matches!(
                 ledger
-                    .finish(&k, &Outcome::Failed { error: "late".into() }, now())
+                    .finish(
+                        &k,
+                        &Outcome::Failed {
+                            error: "late".into()
+                        },
+                        now()
+                    )
                     .await,
                 Err(LedgerError::AlreadyFinished {
                     state: RunState::Delivered,
@@ -105,7 +126,9 @@ async fn a_slot_is_claimed_once_and_finished_once() {
         );
         assert!(
             matches!(
-                ledger.finish(&key("dau", 5), &delivered("1.0"), now()).await,
+                ledger
+                    .finish(&key("dau", 5), &delivered("1.0"), now())
+                    .await,
                 Err(LedgerError::NotClaimed { .. })
             ),
             "{backend}"
@@ -118,14 +141,23 @@ async fn the_ledger_survives_a_restart_and_a_dead_process_slot_is_taken_over_onc
     for (backend, place) in places().await {
         {
             let ledger = place.open().await;
-            ledger.claim(&key("dau", 1), &lease("a", 30), now()).await.unwrap();
+            ledger
+                .claim(&key("dau", 1), &lease("a", 30), now())
+                .await
+                .unwrap();
             ledger.mark_running(&key("dau", 1), now()).await.unwrap();
-            ledger.claim(&key("dau", 2), &lease("a", 30), now()).await.unwrap();
+            ledger
+                .claim(&key("dau", 2), &lease("a", 30), now())
+                .await
+                .unwrap();
             let no_data = Outcome::NoData {
                 channel: "C1".into(),
                 ts: "1.2".into(),
             };
-            ledger.finish(&key("dau", 2), &no_data, now()).await.unwrap();
+            ledger
+                .finish(&key("dau", 2), &no_data, now())
+                .await
+                .unwrap();
             assert!(
                 ledger
                     .skip(&key("dau", 3), "older than the catch-up window", now())
@@ -142,22 +174,54 @@ async fn the_ledger_survives_a_restart_and_a_dead_process_slot_is_taken_over_onc
             .map(|r| r.key)
             .collect();
         assert_eq!(open, vec![key("dau", 1)], "{backend}");
-        assert!(ledger.abandoned_runs(now()).await.unwrap().is_empty(), "{backend}: its lease still runs");
-        assert!(!ledger.reclaim(&key("dau", 1), &lease("b", 60), now()).await.unwrap());
+        assert!(
+            ledger.abandoned_runs(now()).await.unwrap().is_empty(),
+            "{backend}: its lease still runs"
+        );
+        assert!(
+            !ledger
+                .reclaim(&key("dau", 1), &lease("b", 60), now())
+                .await
+                .unwrap()
+        );
         let later = now() + chrono::Duration::seconds(31);
-        assert_eq!(ledger.abandoned_runs(later).await.unwrap().len(), 1, "{backend}");
+        assert_eq!(
+            ledger.abandoned_runs(later).await.unwrap().len(),
+            1,
+            "{backend}"
+        );
         let b = Lease {
             owner: "b".into(),
             until: later + chrono::Duration::seconds(30),
         };
-        assert!(ledger.reclaim(&key("dau", 1), &b, later).await.unwrap(), "{backend}");
         assert!(
-            !ledger.reclaim(&key("dau", 1), &b, later).await.unwrap(),
-            "{backend}: a reclaimed row holds a fresh lease"
+            ledger.reclaim(&key("dau", 1), &b, later).await.unwrap(),
+            "{backend}"
         );
-        assert_eq!(ledger.get(&key("dau", 1)).await.unwrap().unwrap().attempts, 2);
-        assert!(!ledger.reclaim(&key("dau", 2), &b, later).await.unwrap(), "{backend}: a finished run is not reclaimed");
-        let known = ledger.slot_history("dau", 0, key("dau", 2).slot).await.unwrap();
+        let c = Lease {
+            owner: "c".into(),
+            until: later + chrono::Duration::seconds(30),
+        };
+        assert!(
+            !ledger.reclaim(&key("dau", 1), &c, later).await.unwrap(),
+            "{backend}: a reclaimed row holds a fresh lease: no other process takes it"
+        );
+        assert!(
+            ledger.reclaim(&key("dau", 1), &b, later).await.unwrap(),
+            "{backend}: the same takeover retried (its answer lost) still wins"
+        );
+        assert_eq!(
+            ledger.get(&key("dau", 1)).await.unwrap().unwrap().attempts,
+            2
+        );
+        assert!(
+            !ledger.reclaim(&key("dau", 2), &b, later).await.unwrap(),
+            "{backend}: a finished run is not reclaimed"
+        );
+        let known = ledger
+            .slot_history("dau", 0, key("dau", 2).slot)
+            .await
+            .unwrap();
         assert_eq!(
             (known.first, known.last),
             (Some(key("dau", 1).slot), Some(key("dau", 3).slot)),
@@ -174,14 +238,40 @@ async fn the_ledger_survives_a_restart_and_a_dead_process_slot_is_taken_over_onc
             [RunState::Skipped, RunState::NoData],
             "{backend}"
         );
-        assert_eq!(ledger.history(None, 10).await.unwrap().len(), 3, "{backend}");
-        assert!(!ledger.skip(&key("dau", 2), "x", now()).await.unwrap(), "{backend}: skip never overwrites a run");
-        // Renewal extends only the owner's open rows; release hands a row back.
-        let renewed = Lease { owner: "b".into(), until: later + chrono::Duration::seconds(90) };
-        assert_eq!(ledger.renew(&renewed).await.unwrap(), 1, "{backend}");
-        ledger.release(&key("dau", 1), later).await.unwrap();
         assert_eq!(
-            ledger.abandoned_runs(later + chrono::Duration::seconds(1)).await.unwrap().len(),
+            ledger.history(None, 10).await.unwrap().len(),
+            3,
+            "{backend}"
+        );
+        assert!(
+            !ledger.skip(&key("dau", 2), "x", now()).await.unwrap(),
+            "{backend}: skip never overwrites a run"
+        );
+        // Renewal extends only the owner's open rows; release hands a row back.
+        let renewed = Lease {
+            owner: "b".into(),
+            until: later + chrono::Duration::seconds(90),
+        };
+        assert_eq!(ledger.renew(&renewed, later).await.unwrap(), 1, "{backend}");
+        assert_eq!(
+            ledger
+                .renew(&renewed, later + chrono::Duration::seconds(91))
+                .await
+                .unwrap(),
+            0,
+            "{backend}: a lapsed lease is not revived"
+        );
+        let b_fence = ledger.fence(&key("dau", 1), "b").await.unwrap();
+        ledger
+            .release(&key("dau", 1), &b_fence, later)
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger
+                .abandoned_runs(later + chrono::Duration::seconds(1))
+                .await
+                .unwrap()
+                .len(),
             1,
             "{backend}: a released row may be taken over at once"
         );
@@ -209,7 +299,12 @@ async fn four_processes_racing_for_200_slots_win_each_exactly_once() {
                         schedule: 0,
                         slot: Utc.timestamp_opt(1_764_115_200 + i * 60, 0).unwrap(),
                     };
-                    if ledger.claim(&k, &lease(&format!("p{index}"), 30), now()).await.unwrap() == Claim::Won {
+                    if ledger
+                        .claim(&k, &lease(&format!("p{index}"), 30), now())
+                        .await
+                        .unwrap()
+                        == Claim::Won
+                    {
                         won += 1;
                     }
                 }
@@ -220,7 +315,11 @@ async fn four_processes_racing_for_200_slots_win_each_exactly_once() {
         for handle in handles {
             wins.push(handle.await.unwrap());
         }
-        assert_eq!(wins.iter().sum::<usize>(), 200, "{backend}: every slot won exactly once: {wins:?}");
+        assert_eq!(
+            wins.iter().sum::<usize>(),
+            200,
+            "{backend}: every slot won exactly once: {wins:?}"
+        );
     }
 }
 
@@ -229,24 +328,56 @@ async fn a_process_that_lost_its_slot_can_neither_record_nor_post_it() {
     for (backend, place) in places().await {
         let ledger = place.open().await;
         let k = key("dau", 0);
-        assert_eq!(ledger.claim(&k, &lease("a", 1), now()).await.unwrap(), Claim::Won);
+        assert_eq!(
+            ledger.claim(&k, &lease("a", 1), now()).await.unwrap(),
+            Claim::Won
+        );
         let a = ledger.fence(&k, "a").await.unwrap();
         ledger.mark_running_fenced(&k, &a, now()).await.unwrap();
         assert!(ledger.holds(&k, &a, now()).await.unwrap(), "{backend}");
         let later = now() + chrono::Duration::seconds(5);
-        assert!(!ledger.holds(&k, &a, later).await.unwrap(), "{backend}: a lapsed lease holds nothing");
-        let b_lease = Lease { owner: "b".into(), until: later + chrono::Duration::seconds(30) };
+        assert!(
+            !ledger.holds(&k, &a, later).await.unwrap(),
+            "{backend}: a lapsed lease holds nothing"
+        );
+        let b_lease = Lease {
+            owner: "b".into(),
+            until: later + chrono::Duration::seconds(30),
+        };
         assert!(ledger.reclaim(&k, &b_lease, later).await.unwrap());
         let b = ledger.fence(&k, "b").await.unwrap();
-        assert_eq!(b.generation, a.generation + 1, "{backend}: a takeover is a new generation");
+        assert_eq!(
+            b.generation,
+            a.generation + 1,
+            "{backend}: a takeover is a new generation"
+        );
         assert!(!ledger.holds(&k, &a, later).await.unwrap());
-        assert!(ledger.finish_fenced(&k, &a, &delivered("1.0"), later).await.is_err(), "{backend}");
-        assert!(ledger.mark_running_fenced(&k, &a, later).await.is_err(), "{backend}");
-        assert!(ledger.record_summary(&k, &a, "1.0").await.is_err(), "{backend}");
+        assert!(
+            ledger
+                .finish_fenced(&k, &a, &delivered("1.0"), later)
+                .await
+                .is_err(),
+            "{backend}"
+        );
+        assert!(
+            ledger.mark_running_fenced(&k, &a, later).await.is_err(),
+            "{backend}"
+        );
+        assert!(
+            ledger.record_summary(&k, &a, "1.0").await.is_err(),
+            "{backend}"
+        );
         assert!(ledger.holds(&k, &b, later).await.unwrap());
-        ledger.finish_fenced(&k, &b, &delivered("2.0"), later).await.unwrap();
+        ledger
+            .finish_fenced(&k, &b, &delivered("2.0"), later)
+            .await
+            .unwrap();
         let record = ledger.get(&k).await.unwrap().unwrap();
-        assert_eq!((record.state, record.ts.as_deref()), (RunState::Delivered, Some("2.0")), "{backend}");
+        assert_eq!(
+            (record.state, record.ts.as_deref()),
+            (RunState::Delivered, Some("2.0")),
+            "{backend}"
+        );
     }
 }
 
@@ -258,10 +389,17 @@ async fn thread_mode_records_the_summary_as_its_own_step() {
         ledger.claim(&k, &lease("a", 30), now()).await.unwrap();
         let a = ledger.fence(&k, "a").await.unwrap();
         ledger.mark_running_fenced(&k, &a, now()).await.unwrap();
-        ledger.record_summary(&k, &a, "1764115200.000100").await.unwrap();
+        ledger
+            .record_summary(&k, &a, "1764115200.000100")
+            .await
+            .unwrap();
         // The process stops here; whoever takes the row over sees step one done.
         let open = ledger.open_runs().await.unwrap();
-        assert_eq!(open[0].summary_ts.as_deref(), Some("1764115200.000100"), "{backend}");
+        assert_eq!(
+            open[0].summary_ts.as_deref(),
+            Some("1764115200.000100"),
+            "{backend}"
+        );
     }
 }
 
@@ -280,7 +418,10 @@ async fn migrations_are_idempotent_and_replicas_starting_together_do_not_race() 
         }
         // And once more, on a ledger already up to date.
         let ledger = place.open().await;
-        ledger.claim(&key("dau", 0), &lease("a", 30), now()).await.unwrap();
+        ledger
+            .claim(&key("dau", 0), &lease("a", 30), now())
+            .await
+            .unwrap();
         assert_eq!(ledger.history(None, 5).await.unwrap().len(), 1, "{backend}");
     }
 }
@@ -293,31 +434,54 @@ async fn a_sqlite_history_moves_into_postgres_once() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
     for hour in 0..5 {
-        sqlite.claim(&key("dau", hour), &lease("a", 30), now()).await.unwrap();
+        sqlite
+            .claim(&key("dau", hour), &lease("a", 30), now())
+            .await
+            .unwrap();
         if hour < 4 {
-            sqlite.finish(&key("dau", hour), &delivered(&format!("{hour}.0")), now()).await.unwrap();
+            sqlite
+                .finish(&key("dau", hour), &delivered(&format!("{hour}.0")), now())
+                .await
+                .unwrap();
         }
     }
     let postgres = Ledger::postgres(&fresh_database(&server).await, &LedgerSettings::default())
         .await
         .unwrap();
     assert_eq!(postgres.copy_from(&sqlite).await.unwrap(), (5, 5));
-    assert_eq!(postgres.copy_from(&sqlite).await.unwrap(), (5, 0), "nothing twice");
+    assert_eq!(
+        postgres.copy_from(&sqlite).await.unwrap(),
+        (5, 0),
+        "nothing twice"
+    );
     let moved = postgres.history(Some("dau"), 10).await.unwrap();
     assert_eq!(moved, sqlite.history(Some("dau"), 10).await.unwrap());
-    assert_eq!(postgres.open_runs().await.unwrap().len(), 1, "the open run moved as open");
+    assert_eq!(
+        postgres.open_runs().await.unwrap().len(),
+        1,
+        "the open run moved as open"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_or_refusing_postgres_says_what_to_do() {
     let unreachable = Ledger::postgres(
         "postgres://kpibot:pw@127.0.0.1:1/kpibot",
-        &LedgerSettings { timeout_ms: 2000, ..LedgerSettings::default() },
+        &LedgerSettings {
+            timeout_ms: 2000,
+            ..LedgerSettings::default()
+        },
     )
     .await;
-    let message = unreachable.err().expect("nothing listens on port 1").to_string();
+    let message = unreachable
+        .err()
+        .expect("nothing listens on port 1")
+        .to_string();
     assert!(message.contains("check the host and port"), "{message}");
-    assert!(!message.contains(":pw@"), "the password is not shown: {message}");
+    assert!(
+        !message.contains(":pw@"),
+        "the password is not shown: {message}"
+    );
     let Some(server) = server_url() else {
         return;
     };

@@ -6,193 +6,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::bot::*;
 use common::fake_slack::{FakeSlack, Fault, TOKEN};
-
-/// Every two seconds: fast enough for a test, slow enough for a debug build to keep up.
-const EVERY_TWO_SECONDS: &str = "*/2 * * * * *";
-
-fn report_toml(title: &str, cron: &str, channel: &str) -> String {
-    format!(
-        r##"title = "{title}"
-description = "A report for the serve tests."
-owner = "#data-team"
-
-[definition]
-source = "mart.daily_active_users"
-refreshed = "daily"
-purpose = "testing"
-
-[query]
-sql = """
-SELECT activity_date AS day, SUM(active_users) AS users
-FROM mart.daily_active_users
-WHERE activity_date BETWEEN @start_date AND @end_date
-GROUP BY activity_date ORDER BY day
-"""
-period = "last 7 days"
-
-[chart]
-kind = "line"
-x = "day"
-y = "users"
-
-[[schedule]]
-cron = "{cron}"
-channel = "{channel}"
-"##
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Bot {
-    dir: PathBuf,
-    port: u16,
-    env: Vec<(String, String)>,
-}
-
-impl Bot {
-    fn new(dir: &Path, extra: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let mut env: Vec<(String, String)> = vec![
-            (
-                "KPIBOT__REPORTS__DIR".into(),
-                dir.join("reports").display().to_string(),
-            ),
-            (
-                "KPIBOT__WAREHOUSE__DUCKDB__PATH".into(),
-                dir.join("demo.duckdb").display().to_string(),
-            ),
-            (
-                "KPIBOT__LEDGER__PATH".into(),
-                dir.join("ledger.sqlite").display().to_string(),
-            ),
-            (
-                "KPIBOT__DELIVERY__FOLDER".into(),
-                dir.join("out").display().to_string(),
-            ),
-            ("KPIBOT__HTTP__LISTEN".into(), format!("127.0.0.1:{port}")),
-            ("KPIBOT__SCHEDULER__RELOAD_INTERVAL_MS".into(), "200".into()),
-            ("KPIBOT__SCHEDULER__LEASE_SECONDS".into(), "2".into()),
-            (
-                "KPIBOT__SLACK__CHANNEL_POST_INTERVAL_MS".into(),
-                "100".into(),
-            ),
-            ("RUST_LOG".into(), "kpibot=info".into()),
-        ];
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Self {
-            dir: dir.to_path_buf(),
-            port,
-            env,
-        }
-    }
-
-    fn start(&self, log_name: &str) -> Running {
-        let log = std::fs::File::create(self.dir.join(log_name)).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kpibot"))
-            .arg("serve")
-            .current_dir(&self.dir)
-            .env_remove("KPIBOT__SLACK__BOT_TOKEN")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let running = Running(child);
-        wait_for(
-            "the bot to answer /healthz",
-            Duration::from_secs(60),
-            || {
-                self.get("/healthz")
-                    .is_some_and(|(status, _)| status == 200)
-            },
-        );
-        running
-    }
-
-    /// A plain HTTP/1.1 GET: (status, body).
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        get_on(self.port, path)
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
-    }
-}
-
-/// A plain HTTP/1.1 GET to 127.0.0.1:`port`: (status, body).
-fn get_on(port: u16, path: &str) -> Option<(u16, String)> {
-    {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let status = response.split_whitespace().nth(1)?.parse().ok()?;
-        let body = response.split_once("\r\n\r\n")?.1.to_string();
-        Some((status, body))
-    }
-}
-
-/// Polls `condition` until it holds; panics with `what` after `limit`.
-fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A `kpibot serve` process, killed if a test fails before stopping it.
-struct Running(Child);
-
-impl Running {
-    fn sigkill(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// SIGTERM, then the exit status.
-fn terminate(mut running: Running) -> std::process::ExitStatus {
-    // The shell's own `kill`, so no procps package is needed.
-    Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", running.0.id())])
-        .status()
-        .unwrap();
-    running.0.wait().unwrap()
-}
-
-fn setup(reports: &[(&str, String)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("reports")).unwrap();
-    for (name, text) in reports {
-        std::fs::write(dir.path().join("reports").join(name), text).unwrap();
-    }
-    dir
-}
 
 #[test]
 fn serve_posts_on_schedule_and_reports_health_readiness_and_metrics() {
@@ -327,19 +146,6 @@ fn bump_two_seconds(slot: &str) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
-/// Seeds the kill schedule; printed so a failure can be replayed.
-fn seed() -> u64 {
-    std::env::var("KPIBOT_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-}
-
 #[test]
 fn killed_and_restarted_the_bot_posts_every_slot_exactly_once() {
     let slack = FakeSlack::start_in_background(&[
@@ -449,19 +255,6 @@ fn killed_and_restarted_the_bot_posts_every_slot_exactly_once() {
     );
 }
 
-/// How many times each slot was posted to `channel`, by the slot its metadata names.
-fn posts_per_slot(slack: &FakeSlack, channel: &str) -> BTreeMap<String, usize> {
-    let mut per_slot: BTreeMap<String, usize> = BTreeMap::new();
-    for m in slack.messages_in(channel) {
-        let slot = m.body["metadata"]["event_payload"]["slot"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        *per_slot.entry(slot).or_default() += 1;
-    }
-    per_slot
-}
-
 #[test]
 fn two_processes_sharing_one_ledger_never_post_a_slot_twice() {
     let slack = FakeSlack::start_in_background(&[
@@ -483,6 +276,18 @@ fn two_processes_sharing_one_ledger_never_post_a_slot_twice() {
     wait_for("five posted slots", Duration::from_secs(30), || {
         slack.messages_in("C0KPITWICE").len() >= 5
     });
+    // Both fire every slot; the ledger gives each to one. Their metrics say so.
+    let claims = |bot: &Bot, outcome: &str| -> f64 {
+        let (_, metrics) = bot.get("/metrics").unwrap();
+        let line = format!("kpibot_ledger_claims_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    };
+    let lost = claims(&first, "lost") + claims(&second, "lost");
+    let won = claims(&first, "won") + claims(&second, "won");
+    assert!(lost >= 1.0 && won >= 5.0, "claims: won {won}, lost {lost}");
     assert!(terminate(a).success());
     assert!(terminate(b).success());
     let per_slot = posts_per_slot(&slack, "C0KPITWICE");
@@ -905,8 +710,10 @@ fn thread_mode_stopped_between_summary_and_reply_is_completed_with_only_the_repl
         ("C0KPITHRD", "kpi-thread", true),
         ("C0DATATEAM", "data-team", true),
     ]);
-    let report = report_toml("Thread", EVERY_TWO_SECONDS, "#kpi-thread")
-        .replace("channel = \"#kpi-thread\"", "channel = \"#kpi-thread\"\nthread = true");
+    let report = report_toml("Thread", EVERY_TWO_SECONDS, "#kpi-thread").replace(
+        "channel = \"#kpi-thread\"",
+        "channel = \"#kpi-thread\"\nthread = true",
+    );
     let dir = setup(&[("thread.toml", report)]);
     let env = [
         ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
@@ -921,25 +728,37 @@ fn thread_mode_stopped_between_summary_and_reply_is_completed_with_only_the_repl
     );
     let bot = Bot::new(dir.path(), &env);
     let first = bot.start("first.log");
-    wait_for("the summary and a failed reply", Duration::from_secs(30), || {
-        slack.messages_in("C0KPITHRD").len() == 1 && slack.calls_of("chat.postMessage").len() >= 3
-    });
+    wait_for(
+        "the summary and a failed reply",
+        Duration::from_secs(30),
+        || {
+            slack.messages_in("C0KPITHRD").len() == 1
+                && slack.calls_of("chat.postMessage").len() >= 3
+        },
+    );
     // The process dies between the two steps.
     first.sigkill();
     slack.clear_faults();
     let summary = slack.messages_in("C0KPITHRD")[0].clone();
     assert_eq!(summary.thread_ts, None);
     let second = bot.start("second.log");
-    wait_for("the missing reply in the summary's thread", Duration::from_secs(60), || {
-        slack
-            .messages_in("C0KPITHRD")
-            .iter()
-            .any(|m| m.thread_ts.as_deref() == Some(summary.ts.as_str()))
-    });
+    wait_for(
+        "the missing reply in the summary's thread",
+        Duration::from_secs(60),
+        || {
+            slack
+                .messages_in("C0KPITHRD")
+                .iter()
+                .any(|m| m.thread_ts.as_deref() == Some(summary.ts.as_str()))
+        },
+    );
     assert!(terminate(second).success());
     let messages = slack.messages_in("C0KPITHRD");
     let slot_of = |m: &common::fake_slack::Posted| {
-        m.body["metadata"]["event_payload"]["slot"].as_str().unwrap_or_default().to_string()
+        m.body["metadata"]["event_payload"]["slot"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     };
     let mut summaries: BTreeMap<String, usize> = BTreeMap::new();
     let mut replies: BTreeMap<String, usize> = BTreeMap::new();
@@ -949,13 +768,19 @@ fn thread_mode_stopped_between_summary_and_reply_is_completed_with_only_the_repl
             Some(parent) => *replies.entry(parent.clone()).or_default() += 1,
         }
     }
-    assert!(summaries.values().all(|n| *n == 1), "a summary was posted twice: {summaries:?}");
+    assert!(
+        summaries.values().all(|n| *n == 1),
+        "a summary was posted twice: {summaries:?}"
+    );
     assert_eq!(
         replies.get(&summary.ts),
         Some(&1),
         "the interrupted slot got exactly one reply, in its own thread: {replies:?}"
     );
-    assert!(replies.values().all(|n| *n == 1), "a reply was posted twice: {replies:?}");
+    assert!(
+        replies.values().all(|n| *n == 1),
+        "a reply was posted twice: {replies:?}"
+    );
     assert!(
         bot.log("second.log").contains("posting only the reply"),
         "{}",
@@ -966,7 +791,8 @@ fn thread_mode_stopped_between_summary_and_reply_is_completed_with_only_the_repl
 /// A report with one slot in the next minute (daily, at a second eight seconds from now
 /// in Tokyo): no other slot runs during the test.
 fn due_once_report(title: &str, channel: &str) -> String {
-    let at = (chrono::Utc::now() + chrono::Duration::seconds(8)).with_timezone(&chrono_tz::Asia::Tokyo);
+    let at =
+        (chrono::Utc::now() + chrono::Duration::seconds(8)).with_timezone(&chrono_tz::Asia::Tokyo);
     use chrono::Timelike;
     let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
     report_toml(title, &cron, channel).replace(
@@ -989,7 +815,10 @@ fn bigquery_bot(
     let mut env = vec![
         ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
         ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-test"),
-        ("KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT", bigquery.endpoint.as_str()),
+        (
+            "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
+            bigquery.endpoint.as_str(),
+        ),
         ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
         ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
         ("KPIBOT__SCHEDULER__WAREHOUSE_RETRY_BASE_MS", "100"),
@@ -1006,24 +835,44 @@ fn a_warehouse_outage_is_waited_out_and_the_slot_still_posts() {
         ("C0DATATEAM", "data-team", true),
     ]);
     let dir = setup(&[("outage.toml", due_once_report("Outage", "#kpi-outage"))]);
-    let (bigquery, bot) = bigquery_bot(dir.path(), &slack, &[("KPIBOT__SCHEDULER__WAREHOUSE_OUTAGE_SECONDS", "300")]);
+    let (bigquery, bot) = bigquery_bot(
+        dir.path(),
+        &slack,
+        &[("KPIBOT__SCHEDULER__WAREHOUSE_OUTAGE_SECONDS", "300")],
+    );
     // 24 failed calls: six of kpibot's query attempts (BigQuery calls are tried four times
     // each). Three attempts, as before, gave up after twelve.
     bigquery.fail_next(
         "jobs.query",
-        std::iter::repeat_n(common::fake_bigquery::Fault::new(503, "backendError", "The service is currently unavailable."), 24),
+        std::iter::repeat_n(
+            common::fake_bigquery::Fault::new(
+                503,
+                "backendError",
+                "The service is currently unavailable.",
+            ),
+            24,
+        ),
     );
     let child = bot.start("serve.log");
-    wait_for("the slot to post after the outage", Duration::from_secs(120), || {
-        !slack.messages_in("C0KPIOUT").is_empty()
-    });
+    wait_for(
+        "the slot to post after the outage",
+        Duration::from_secs(120),
+        || !slack.messages_in("C0KPIOUT").is_empty(),
+    );
     assert!(terminate(child).success());
     assert!(
         slack.messages_in("C0DATATEAM").is_empty(),
         "no failure notice for an outage that ended"
     );
-    assert!(bigquery.calls_of("jobs.query").len() > 24, "every fault was used up");
-    assert!(bot.log("serve.log").contains("retrying"), "{}", bot.log("serve.log"));
+    assert!(
+        bigquery.calls_of("jobs.query").len() > 24,
+        "every fault was used up"
+    );
+    assert!(
+        bot.log("serve.log").contains("retrying"),
+        "{}",
+        bot.log("serve.log")
+    );
 }
 
 #[test]
@@ -1033,29 +882,37 @@ fn a_warehouse_outage_longer_than_the_setting_fails_the_slot_and_tells_the_owner
         ("C0DATATEAM", "data-team", true),
     ]);
     let dir = setup(&[("outage.toml", due_once_report("Outage", "#kpi-outage"))]);
-    let (bigquery, bot) = bigquery_bot(dir.path(), &slack, &[("KPIBOT__SCHEDULER__WAREHOUSE_OUTAGE_SECONDS", "6")]);
+    let (bigquery, bot) = bigquery_bot(
+        dir.path(),
+        &slack,
+        &[("KPIBOT__SCHEDULER__WAREHOUSE_OUTAGE_SECONDS", "6")],
+    );
     bigquery.fail_next(
         "jobs.query",
-        std::iter::repeat_n(common::fake_bigquery::Fault::new(503, "backendError", "The service is currently unavailable."), 10_000),
+        std::iter::repeat_n(
+            common::fake_bigquery::Fault::new(
+                503,
+                "backendError",
+                "The service is currently unavailable.",
+            ),
+            10_000,
+        ),
     );
     let child = bot.start("serve.log");
     wait_for("the owner's notice", Duration::from_secs(60), || {
         !slack.messages_in("C0DATATEAM").is_empty()
     });
     assert!(terminate(child).success());
-    let notice = slack.messages_in("C0DATATEAM")[0].body["text"].as_str().unwrap().to_string();
-    assert!(notice.contains("stayed unavailable") && notice.contains("kpibot run outage"), "{notice}");
+    let notice = slack.messages_in("C0DATATEAM")[0].body["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        notice.contains("stayed unavailable") && notice.contains("kpibot run outage"),
+        "{notice}"
+    );
     assert!(slack.messages_in("C0KPIOUT").is_empty(), "nothing posted");
     let ledger = kpibot::ledger::Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
     let runs = block_on(ledger.history(Some("outage"), 5)).unwrap();
     assert_eq!(format!("{:?}", runs[0].state), "Failed", "{runs:?}");
-}
-
-/// Runs one ledger call from a plain test.
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }

@@ -130,12 +130,12 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     let catalog = catalog::shared(initial);
 
     let (shutdown_tx, shutdown) = watch::channel(false);
+    // The listeners close after the drain period, later than everything else stops.
+    let (listeners_stop_tx, listeners_stop) = watch::channel(false);
     let (reloaded_tx, reloaded) = watch::channel(0u64);
-    let ops_router = ops::router(OpsState::new(
-        metrics.clone(),
-        ledger.clone(),
-        warehouse.clone(),
-    ));
+    let ops_state = OpsState::new(metrics.clone(), ledger.clone(), warehouse.clone());
+    let draining = ops_state.draining.clone();
+    let ops_router = ops::router(ops_state);
     // With an operations address, the public listener serves only `/slack/…`.
     let (mut router, ops_listener) = match &settings.http.ops_listen {
         Some(ops_address) => {
@@ -193,7 +193,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         ),
     }
     if let Some((ops_listener, ops_router)) = ops_listener {
-        let mut ops_shutdown = shutdown.clone();
+        let mut ops_shutdown = listeners_stop.clone();
         tracing::info!(address = %ops_listener.local_addr()?, "operations endpoints on their own listener");
         tokio::spawn(async move {
             let served = axum::serve(ops_listener, ops_router)
@@ -206,7 +206,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
             }
         });
     }
-    let mut http_shutdown = shutdown.clone();
+    let mut http_shutdown = listeners_stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -226,10 +226,17 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         interval: Duration::from_millis(settings.scheduler.reload_interval_ms),
     };
     tokio::spawn(reload_loop(reloader, reloaded_tx, shutdown.clone()));
+    let drain = Duration::from_secs(settings.http.drain_seconds);
     tokio::spawn(async move {
         termination().await;
-        tracing::info!("stop requested");
+        tracing::info!(
+            drain_seconds = drain.as_secs(),
+            "stop requested: /readyz now says not ready; the listeners answer while the load balancer catches up"
+        );
+        draining.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = shutdown_tx.send(true);
+        tokio::time::sleep(drain).await;
+        let _ = listeners_stop_tx.send(true);
     });
     tracing::info!(
         %address,

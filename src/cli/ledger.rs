@@ -11,7 +11,10 @@ use crate::ledger::Ledger;
 
 pub async fn migrate(app: &App, from: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     if !from.exists() {
-        bail!("no SQLite ledger at {}: give the file `serve` wrote (KPIBOT__LEDGER__PATH, default data/ledger.sqlite)", from.display());
+        bail!(
+            "no SQLite ledger at {}: give the file `serve` wrote (KPIBOT__LEDGER__PATH, default data/ledger.sqlite)",
+            from.display()
+        );
     }
     let source = Ledger::open(from).with_context(|| format!("cannot read {}", from.display()))?;
     let target = Ledger::from_settings(&app.settings.ledger).await?;

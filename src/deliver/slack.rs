@@ -400,9 +400,15 @@ impl Delivery for SlackDelivery {
         };
         // Thread mode: the post is whole only with the chart's reply in its thread.
         let thread_ts = if post.thread {
-            self.find_post(&channel_id, &post.report_id, &post.slot, Some(&ts), deadline)
-                .await?
-                .map(|_| ts.0.clone())
+            self.find_post(
+                &channel_id,
+                &post.report_id,
+                &post.slot,
+                Some(&ts),
+                deadline,
+            )
+            .await?
+            .map(|_| ts.0.clone())
         } else {
             None
         };

@@ -128,6 +128,8 @@ pub struct RunRecord {
     pub rows: Option<u64>,
     /// Thread mode: the summary's ts once it is posted (the chart's reply may still be due).
     pub summary_ts: Option<String>,
+    /// The process holding an open row (none once finished or released).
+    pub owner: Option<String>,
 }
 
 /// What a claim found.
@@ -136,9 +138,8 @@ pub enum Claim {
     /// This process owns the slot now and must run it.
     Won,
     /// Another run (this process earlier, another process, or a run before a crash) has it.
-    Taken(RunRecord),
+    Taken(Box<RunRecord>),
 }
-
 
 /// A fencing token: which process holds a slot, and which generation of the row (every
 /// takeover increments it). State changes and posts check it, so a process that paused
@@ -287,7 +288,7 @@ macro_rules! fenced {
     };
 }
 
-const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts";
+const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts, owner";
 
 /// Every column, for copying a ledger's history (`kpibot ledger migrate`), with whether
 /// each is an integer.
@@ -375,7 +376,10 @@ impl Ledger {
     }
 
     /// Claims a slot before running it. Exactly one claimant wins, across processes: the
-    /// claim is one `INSERT … ON CONFLICT DO NOTHING`.
+    /// claim is one `INSERT … ON CONFLICT DO NOTHING`. Idempotent for a retry with the
+    /// same `now` and owner: when the database applied an insert whose answer was lost
+    /// (a restart mid-statement), the retry finds its own row and still wins — otherwise
+    /// that row would sit claimed, renewed by its owner and run by no one.
     pub async fn claim(
         &self,
         key: &SlotKey,
@@ -399,14 +403,22 @@ impl Ledger {
         if inserted == 1 {
             return Ok(Claim::Won);
         }
-        Ok(Claim::Taken(
-            self.get(key).await?.ok_or_else(|| not_claimed(key))?,
-        ))
+        let record = self.get(key).await?.ok_or_else(|| not_claimed(key))?;
+        let ours = record.state == RunState::Claimed
+            && record.attempts == 1
+            && record.owner.as_deref() == Some(lease.owner.as_str())
+            && record.claimed_at.map(time_text) == Some(time_text(now));
+        Ok(if ours {
+            Claim::Won
+        } else {
+            Claim::Taken(Box::new(record))
+        })
     }
 
     /// Takes over an open slot whose lease has run out (its process died), counting the
     /// attempt. Only one process can win this. The caller must then make sure the post
-    /// does not exist already before running it.
+    /// does not exist already before running it. Idempotent for a retry with the same
+    /// `now` and owner, like [`Ledger::claim`].
     pub async fn reclaim(
         &self,
         key: &SlotKey,
@@ -428,29 +440,53 @@ impl Ledger {
                 &params,
             )
             .await?;
-        Ok(changed == 1)
+        if changed == 1 {
+            return Ok(true);
+        }
+        Ok(self.get(key).await?.is_some_and(|record| {
+            record.state == RunState::Claimed
+                && record.owner.as_deref() == Some(lease.owner.as_str())
+                && record.claimed_at.map(time_text) == Some(time_text(now))
+        }))
     }
 
-    /// Lets go of an open row until `retry_at`: no process holds it, and any may take it
-    /// over (`reclaim`) after that time. For a slot whose post could not be confirmed yet.
-    pub async fn release(&self, key: &SlotKey, retry_at: DateTime<Utc>) -> Result<(), LedgerError> {
+    /// Lets go of an open row `fence` holds until `retry_at`: no process holds it, and any
+    /// may take it over (`reclaim`) after that time. For a slot whose post could not be
+    /// confirmed yet, or a run that could not start.
+    pub async fn release(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
         let mut params = key_params(key);
         params.push(text(time_text(retry_at)));
+        params.extend(fence_params(Some(fence)));
         self.transition(
             key,
-            "UPDATE runs SET owner = NULL, lease_until = ?4
-             WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+            concat!(
+                "UPDATE runs SET owner = NULL, lease_until = ?4
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                fenced!("5", "6")
+            ),
             &params,
         )
         .await
     }
 
-    /// Extends the lease on every open row this process holds; returns how many.
-    pub async fn renew(&self, lease: &Lease) -> Result<usize, LedgerError> {
+    /// Extends the lease on every open row this process holds whose lease has not run
+    /// out at `now`; returns how many. A lapsed lease is never revived: the row may be
+    /// taken over already, and is recovered (with a look in Slack) like any other.
+    pub async fn renew(&self, lease: &Lease, now: DateTime<Utc>) -> Result<usize, LedgerError> {
         let renewed = self
             .execute(
-                "UPDATE runs SET lease_until = ?2 WHERE owner = ?1 AND state IN ('claimed', 'running')",
-                &[text(&lease.owner), text(time_text(lease.until))],
+                "UPDATE runs SET lease_until = ?2
+                 WHERE owner = ?1 AND state IN ('claimed', 'running') AND lease_until >= ?3",
+                &[
+                    text(&lease.owner),
+                    text(time_text(lease.until)),
+                    text(time_text(now)),
+                ],
             )
             .await?;
         Ok(renewed as usize)
@@ -525,7 +561,11 @@ impl Ledger {
         }
     }
 
-    async fn select(&self, condition: &str, params: &[Param]) -> Result<Vec<RunRecord>, LedgerError> {
+    async fn select(
+        &self,
+        condition: &str,
+        params: &[Param],
+    ) -> Result<Vec<RunRecord>, LedgerError> {
         let rows = self
             .query(&format!("SELECT {COLUMNS} FROM runs {condition}"), params)
             .await?;
@@ -708,7 +748,12 @@ impl Ledger {
     }
 
     /// Runs a one-row update; when it changed nothing, says why (no row, or finished).
-    async fn transition(&self, key: &SlotKey, sql: &str, params: &[Param]) -> Result<(), LedgerError> {
+    async fn transition(
+        &self,
+        key: &SlotKey,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<(), LedgerError> {
         if self.execute(sql, params).await? == 1 {
             return Ok(());
         }
@@ -724,7 +769,11 @@ impl Ledger {
 
     pub async fn get(&self, key: &SlotKey) -> Result<Option<RunRecord>, LedgerError> {
         let condition = format!("WHERE {KEY}");
-        Ok(self.select(&condition, &key_params(key)).await?.into_iter().next())
+        Ok(self
+            .select(&condition, &key_params(key))
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Rows left claimed or running (by a crash, or in flight now), oldest slot first.
@@ -738,7 +787,10 @@ impl Ledger {
     pub async fn copy_from(&self, from: &Ledger) -> Result<(usize, usize), LedgerError> {
         let names: Vec<&str> = ALL_COLUMNS.iter().map(|(name, _)| *name).collect();
         let rows = from
-            .query(&format!("SELECT {} FROM runs ORDER BY slot", names.join(", ")), &[])
+            .query(
+                &format!("SELECT {} FROM runs ORDER BY slot", names.join(", ")),
+                &[],
+            )
             .await?;
         let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
         let insert = format!(
@@ -753,7 +805,9 @@ impl Ledger {
                 .zip(ALL_COLUMNS)
                 .map(|(cell, (name, integer))| match (integer, name) {
                     (true, "rows" | "bytes") => Param::BigInt(cell.int()),
-                    (true, _) => Param::Int(cell.int().map(|i| i32::try_from(i).unwrap_or(i32::MAX))),
+                    (true, _) => {
+                        Param::Int(cell.int().map(|i| i32::try_from(i).unwrap_or(i32::MAX)))
+                    }
                     (false, _) => Param::Text(cell.text()),
                 })
                 .collect();
@@ -792,6 +846,7 @@ fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
         finished_at,
         rows,
         summary_ts,
+        owner,
     ] = row
     else {
         return None;
@@ -812,6 +867,7 @@ fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
         finished_at: finished_at.time(),
         rows: rows.int().map(|r| r.max(0) as u64),
         summary_ts: summary_ts.text(),
+        owner: owner.text(),
     })
 }
 

@@ -16,8 +16,9 @@ use super::{Cell, LedgerError, Param, statement_timeout};
 use crate::settings::LedgerSettings;
 
 /// A statement on a pooled connection, still running.
-type PgFuture<'c, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send + 'c>>;
+type PgFuture<'c, T> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send + 'c>,
+>;
 
 /// The advisory lock replicas take while migrating ("kpibot" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6b70_6962_6f74;
@@ -170,9 +171,7 @@ impl ServerCertVerifier for EncryptOnly {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -183,13 +182,18 @@ fn open_error(shown: &str, error: &deadpool_postgres::PoolError) -> LedgerError 
         _ => None,
     };
     let advice = match db_code {
-        Some(code) if code == SqlState::INVALID_PASSWORD || code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+        Some(code)
+            if code == SqlState::INVALID_PASSWORD
+                || code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
             "The server refused the user or password: check the user and password in KPIBOT__LEDGER__URL (for Kubernetes, the Secret it comes from)."
         }
         Some(code) if code == SqlState::INVALID_CATALOG_NAME => {
             "The database does not exist: create it (`createdb kpibot`, or in your cloud console) or fix its name at the end of KPIBOT__LEDGER__URL."
         }
-        Some(_) => "The server answered with an error: see the detail, and that the user may create tables in the database.",
+        Some(_) => {
+            "The server answered with an error: see the detail, and that the user may create tables in the database."
+        }
         None => {
             "Nothing answered: check the host and port in KPIBOT__LEDGER__URL, that the server runs and accepts connections from here (firewall, Cloud SQL connection, `pg_hba.conf`), and `sslmode`."
         }
@@ -322,7 +326,11 @@ impl PostgresLedger {
         &self,
         sql: &str,
         params: &[Param],
-        work: impl for<'c> Fn(&'c deadpool_postgres::Object, &'c str, &'c [&'c (dyn ToSql + Sync)]) -> PgFuture<'c, T>,
+        work: impl for<'c> Fn(
+            &'c deadpool_postgres::Object,
+            &'c str,
+            &'c [&'c (dyn ToSql + Sync)],
+        ) -> PgFuture<'c, T>,
     ) -> Result<T, LedgerError> {
         let sql = numbered(sql);
         let values = to_sql(params);
@@ -371,7 +379,11 @@ impl PostgresLedger {
         .await
     }
 
-    pub(crate) async fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Vec<Cell>>, LedgerError> {
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<Vec<Cell>>, LedgerError> {
         let rows = self
             .with_retry(sql, params, |client, sql, refs| {
                 Box::pin(async move {
@@ -429,13 +441,21 @@ fn cells(row: &tokio_postgres::Row) -> Result<Vec<Cell>, LedgerError> {
         .map(|index| {
             let column_type = row.columns()[index].type_();
             Ok(if *column_type == Type::INT4 {
-                row.try_get::<_, Option<i32>>(index).map_err(read)?.map_or(Cell::Null, |i| Cell::Int(i.into()))
+                row.try_get::<_, Option<i32>>(index)
+                    .map_err(read)?
+                    .map_or(Cell::Null, |i| Cell::Int(i.into()))
             } else if *column_type == Type::INT8 {
-                row.try_get::<_, Option<i64>>(index).map_err(read)?.map_or(Cell::Null, Cell::Int)
+                row.try_get::<_, Option<i64>>(index)
+                    .map_err(read)?
+                    .map_or(Cell::Null, Cell::Int)
             } else if *column_type == Type::INT2 {
-                row.try_get::<_, Option<i16>>(index).map_err(read)?.map_or(Cell::Null, |i| Cell::Int(i.into()))
+                row.try_get::<_, Option<i16>>(index)
+                    .map_err(read)?
+                    .map_or(Cell::Null, |i| Cell::Int(i.into()))
             } else {
-                row.try_get::<_, Option<String>>(index).map_err(read)?.map_or(Cell::Null, Cell::Text)
+                row.try_get::<_, Option<String>>(index)
+                    .map_err(read)?
+                    .map_or(Cell::Null, Cell::Text)
             })
         })
         .collect()
@@ -467,10 +487,20 @@ mod tests {
 
     #[test]
     fn verify_modes_and_unix_sockets_are_understood() {
-        let (config, check) =
-            parse_url("postgres://u:p@db.example.com/kpibot?sslmode=verify-full&sslrootcert=/ca.pem").unwrap();
-        assert_eq!(check, CertificateCheck::Verify { root: Some("/ca.pem".into()) });
-        assert_eq!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        let (config, check) = parse_url(
+            "postgres://u:p@db.example.com/kpibot?sslmode=verify-full&sslrootcert=/ca.pem",
+        )
+        .unwrap();
+        assert_eq!(
+            check,
+            CertificateCheck::Verify {
+                root: Some("/ca.pem".into())
+            }
+        );
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
         let (config, check) =
             parse_url("postgres://u:p@/kpibot?host=/cloudsql/proj:asia-northeast1:ledger").unwrap();
         assert_eq!(check, CertificateCheck::None);

@@ -27,10 +27,12 @@ pub struct SqliteLedger {
 impl SqliteLedger {
     /// Opens (creating if needed) the ledger file in WAL mode, its schema up to date.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let fail = |source: rusqlite::Error| LedgerError::Open {
+        let fail = |source: rusqlite::Error| {
+            LedgerError::Open {
             ledger: path.display().to_string(),
             detail: source.to_string(),
             advice: "Check that the directory exists and is writable by kpibot, and that the file is a SQLite database (KPIBOT__LEDGER__PATH).".into(),
+        }
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(parent);
@@ -61,7 +63,10 @@ impl SqliteLedger {
         format!("sqlite:{}", self.path.display())
     }
 
-    fn with<T>(&self, work: impl FnOnce(&Connection) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
         let connection = self
             .connection
             .lock()
@@ -71,7 +76,8 @@ impl SqliteLedger {
 
     pub(crate) fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, LedgerError> {
         self.with(|conn| {
-            let changed = conn.execute(sql, rusqlite::params_from_iter(params.iter().map(value)))?;
+            let changed =
+                conn.execute(sql, rusqlite::params_from_iter(params.iter().map(value)))?;
             Ok(changed as u64)
         })
     }
@@ -123,8 +129,13 @@ struct Migrations<'c>(&'c mut Connection);
 impl Transaction for Migrations<'_> {
     type Error = rusqlite::Error;
 
-    fn execute<'a, T: Iterator<Item = &'a str>>(&mut self, queries: T) -> Result<usize, Self::Error> {
-        let transaction = self.0.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    fn execute<'a, T: Iterator<Item = &'a str>>(
+        &mut self,
+        queries: T,
+    ) -> Result<usize, Self::Error> {
+        let transaction = self
+            .0
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut count = 0;
         for query in queries {
             transaction.execute_batch(query)?;

@@ -96,7 +96,11 @@ impl Scheduler {
             let index = id.index;
             let window = self.catch_up_window(schedule);
             let since = now - chrono::Duration::from_std(window).unwrap_or_default();
-            let history = self.parts.ledger.slot_history(&spec.id, index, since).await?;
+            let history = self
+                .parts
+                .ledger
+                .slot_history(&spec.id, index, since)
+                .await?;
             let plan = plan_catch_up(schedule, &history, now, window);
             self.record_skipped(&id, &plan.skip, "was not running", window, now)
                 .await?;

@@ -151,8 +151,7 @@ impl Scheduler {
         let mut tasks = JoinSet::new();
         let started = Utc::now();
         let mut cursors: HashMap<ScheduleId, (String, DateTime<Utc>)> = HashMap::new();
-        self.catch_up_all(started, &mut tasks, &mut cursors)
-            .await?;
+        self.catch_up_all(started, &mut tasks, &mut cursors).await?;
         let mut lease_timer = tokio::time::interval(self.config.lease / 3);
         loop {
             let catalog = self.catalog();
@@ -304,7 +303,7 @@ impl Scheduler {
 
     /// Extends the lease on every slot this process holds.
     async fn renew_leases(&self) {
-        if let Err(error) = self.parts.ledger.renew(&self.lease()).await {
+        if let Err(error) = self.parts.ledger.renew(&self.lease(), Utc::now()).await {
             tracing::error!(error = %error, "could not renew this process's claims in the ledger");
         }
     }

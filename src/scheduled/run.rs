@@ -13,8 +13,8 @@ use crate::catalog::Catalog;
 use crate::deliver::{DeliveryError, PostIdentity, deliver_or_notify, error_chain, failure_notice};
 use crate::ledger::{Claim, Fence, LedgerError, Outcome, RunRecord, SlotKey};
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
-use crate::render::report::GuardAnswer;
 use crate::render::PostGuard;
+use crate::render::report::GuardAnswer;
 use crate::retry::{RetryPolicy, backoff_delay};
 use crate::spec::{ReportSpec, ScheduleSpec};
 use crate::warehouse::Trigger;
@@ -62,16 +62,23 @@ impl Scheduler {
     /// otherwise run it again (within the catch-up window).
     pub(super) async fn recover(self: Arc<Self>, record: RunRecord) {
         let key = record.key.clone();
-        let won = match self.parts.ledger.reclaim(&key, &self.lease(), Utc::now()).await {
-            Ok(won) => won,
-            Err(error) => {
-                // The row stays abandoned: the next lease round tries again.
-                tracing::error!(error = %error, "could not reclaim an abandoned slot");
-                return;
-            }
-        };
-        if !won {
-            return; // another process got it first
+        // One takeover time for every try (a retry recognises its own applied update).
+        let (ledger, taken_at) = (self.parts.ledger.clone(), Utc::now());
+        let won = self
+            .ledger_step(
+                "take over an abandoned slot",
+                &key,
+                self.config.lease,
+                || {
+                    let (ledger, key, lease) = (&ledger, &key, self.lease());
+                    Box::pin(async move { ledger.reclaim(key, &lease, taken_at).await })
+                },
+            )
+            .await;
+        if won != Some(true) {
+            // Another process got it first, or the ledger stayed away: the row is still
+            // abandoned then, and the next lease round tries again.
+            return;
         }
         self.parts
             .metrics
@@ -147,19 +154,24 @@ impl Scheduler {
     async fn fence_of(&self, key: &SlotKey) -> Option<Fence> {
         let ledger = self.parts.ledger.clone();
         let (key, owner) = (key.clone(), self.owner.clone());
-        self.ledger_step("read the fence of a claimed slot", &key, || {
-            Box::pin(ledger.fence(&key, &owner))
-        })
+        self.ledger_step(
+            "read the fence of a claimed slot",
+            &key,
+            self.config.lease,
+            || Box::pin(ledger.fence(&key, &owner)),
+        )
         .await
     }
 
     /// Runs a ledger step, retrying with backoff while the database is unreachable (a
-    /// restart, a failover) for up to a lease: the slot waits, it is not lost. After
-    /// that the lease has lapsed anyway and the slot is recovered like any other.
+    /// restart, a failover) for up to `patience`: the slot waits, it is not lost. Steps
+    /// on a claimed row wait a lease (after that it has lapsed, and the row is recovered
+    /// like any other); a claim waits as long as the slot may still be caught up.
     async fn ledger_step<'a, T>(
         &self,
         what: &str,
         key: &SlotKey,
+        patience: Duration,
         step: impl Fn() -> LedgerFuture<'a, T>,
     ) -> Option<T> {
         let policy = RetryPolicy {
@@ -167,7 +179,7 @@ impl Scheduler {
             max_delay: Duration::from_millis(LEDGER_RETRY_MAX_DELAY_MS),
             ..RetryPolicy::default()
         };
-        let deadline = std::time::Instant::now() + self.config.lease;
+        let deadline = std::time::Instant::now() + patience;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -214,7 +226,7 @@ impl Scheduler {
             let delay = backoff_delay(&policy, attempts);
             let retry_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
             tracing::warn!(report = %key.report, slot = %key.slot, attempts, retry_in_ms = delay.as_millis() as u64, error = %error_chain(error), "could not check whether a slot was already posted; will look again");
-            if let Err(e) = self.parts.ledger.release(key, retry_at).await {
+            if let Err(e) = self.parts.ledger.release(key, fence, retry_at).await {
                 tracing::error!(error = %e, "could not release an unconfirmed slot for a later look");
             }
             return;
@@ -242,18 +254,32 @@ impl Scheduler {
     }
 
     pub(super) async fn claim_and_run(self: Arc<Self>, key: SlotKey) {
-        let (ledger, lease) = (self.parts.ledger.clone(), self.lease());
+        let ledger = self.parts.ledger.clone();
+        // A slot due while the database is away is claimed when it is back, as long as it
+        // is inside its catch-up window: a long outage delays it, never drops it.
+        let patience = lookup(&self.catalog(), &key)
+            .and_then(|(_, schedule)| {
+                let window = chrono::Duration::from_std(self.catch_up_window(schedule)).ok()?;
+                (key.slot + window - Utc::now()).to_std().ok()
+            })
+            .unwrap_or(self.config.lease);
+        // One claim time for every try, so a retry recognises an insert whose answer
+        // was lost; a fresh lease on every try, as one taken before a long wait lapsed.
+        let claimed_at = Utc::now();
         let claim = self
-            .ledger_step("claim the slot", &key, || {
-                Box::pin(ledger.claim(&key, &lease, Utc::now()))
+            .ledger_step("claim the slot", &key, patience, || {
+                let (ledger, key, lease) = (&ledger, &key, self.lease());
+                Box::pin(async move { ledger.claim(key, &lease, claimed_at).await })
             })
             .await;
         let won = matches!(claim, Some(Claim::Won));
         if claim.is_some() {
             let outcome = if won { "won" } else { "lost" };
-            self.parts
-                .metrics
-                .increment(METRIC_CLAIMS, METRIC_CLAIMS_HELP, &[("outcome", outcome)]);
+            self.parts.metrics.increment(
+                METRIC_CLAIMS,
+                METRIC_CLAIMS_HELP,
+                &[("outcome", outcome)],
+            );
         }
         if !won {
             // Lost to another process, or the ledger stayed away longer than a lease:
@@ -289,7 +315,7 @@ impl Scheduler {
         };
         let ledger = self.parts.ledger.clone();
         let recorded = self
-            .ledger_step("record how a run ended", key, || {
+            .ledger_step("record how a run ended", key, self.config.lease, || {
                 Box::pin(ledger.finish_fenced(key, fence, &outcome, Utc::now()))
             })
             .await;
@@ -352,20 +378,24 @@ impl Scheduler {
         let started = std::time::Instant::now();
         let ledger = self.parts.ledger.clone();
         let running = self
-            .ledger_step("mark the run as running", key, || {
+            .ledger_step("mark the run as running", key, self.config.lease, || {
                 Box::pin(ledger.mark_running_fenced(key, fence, Utc::now()))
             })
             .await;
         if running.is_none() {
             // Let go at once: recovery (this process's or another's) picks it up, rather
             // than this process renewing a lease on a run it is not doing.
-            let _ = self.parts.ledger.release(key, Utc::now()).await;
+            let _ = self.parts.ledger.release(key, fence, Utc::now()).await;
             return;
         }
-        let outcome = self
+        // `None`: the slot is not this process's any more (its lease lapsed); whoever
+        // recovers it looks in Slack and records it.
+        if let Some(outcome) = self
             .run_to_outcome(key, fence, spec, schedule, resume)
-            .await;
-        self.finish(key, fence, outcome).await;
+            .await
+        {
+            self.finish(key, fence, outcome).await;
+        }
         self.parts.metrics.observe_seconds(
             METRIC_DURATION,
             METRIC_DURATION_HELP,
@@ -381,7 +411,7 @@ impl Scheduler {
         spec: &ReportSpec,
         schedule: &ScheduleSpec,
         resume: Option<String>,
-    ) -> Outcome {
+    ) -> Option<Outcome> {
         let post = PostIdentity {
             report_id: spec.id.clone(),
             channel: Some(schedule.channel.clone()),
@@ -400,9 +430,9 @@ impl Scheduler {
                 ),
             )
             .await;
-            return Outcome::Skipped {
+            return Some(Outcome::Skipped {
                 reason: format!("data not refreshed: {reason}"),
-            };
+            });
         }
         let options = RunOptions {
             channel: Some(schedule.channel.clone()),
@@ -441,9 +471,9 @@ impl Scheduler {
                         ));
                     }
                     self.notify_owner(spec, &notice).await;
-                    return Outcome::Failed {
+                    return Some(Outcome::Failed {
                         error: error_chain(&error),
-                    };
+                    });
                 }
             }
         };
@@ -463,17 +493,18 @@ impl Scheduler {
             Ok(receipt) => {
                 let (channel, ts) = receipt.location();
                 tracing::info!(report = %spec.id, slot = %post.slot, %channel, %ts, rows, "delivered");
-                if outcome.no_data {
+                Some(if outcome.no_data {
                     Outcome::NoData { channel, ts }
                 } else {
                     Outcome::Delivered { channel, ts, rows }
-                }
+                })
             }
+            Err(DeliveryError::SlotTakenOver) => None,
             Err(error) => {
                 let code = error.code().to_string();
-                Outcome::Failed {
+                Some(Outcome::Failed {
                     error: format!("{code}: {error}"),
-                }
+                })
             }
         }
     }

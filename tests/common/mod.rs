@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a fixed clock and settings in a temp folder.
 #![allow(dead_code)]
 
+pub mod bot;
 pub mod fake_bigquery;
 pub mod fake_slack;
 pub mod postgres;

@@ -1,0 +1,229 @@
+//! `kpibot serve` as a child process for the end-to-end tests: start it with settings,
+//! wait for it, read its endpoints and logs, SIGKILL or SIGTERM it.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::fake_slack::FakeSlack;
+
+/// Every two seconds: fast enough for a test, slow enough for a debug build to keep up.
+pub const EVERY_TWO_SECONDS: &str = "*/2 * * * * *";
+
+pub fn report_toml(title: &str, cron: &str, channel: &str) -> String {
+    format!(
+        r##"title = "{title}"
+description = "A report for the serve tests."
+owner = "#data-team"
+
+[definition]
+source = "mart.daily_active_users"
+refreshed = "daily"
+purpose = "testing"
+
+[query]
+sql = """
+SELECT activity_date AS day, SUM(active_users) AS users
+FROM mart.daily_active_users
+WHERE activity_date BETWEEN @start_date AND @end_date
+GROUP BY activity_date ORDER BY day
+"""
+period = "last 7 days"
+
+[chart]
+kind = "line"
+x = "day"
+y = "users"
+
+[[schedule]]
+cron = "{cron}"
+channel = "{channel}"
+"##
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Bot {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub env: Vec<(String, String)>,
+}
+
+impl Bot {
+    pub fn new(dir: &Path, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "KPIBOT__REPORTS__DIR".into(),
+                dir.join("reports").display().to_string(),
+            ),
+            (
+                "KPIBOT__WAREHOUSE__DUCKDB__PATH".into(),
+                dir.join("demo.duckdb").display().to_string(),
+            ),
+            (
+                "KPIBOT__LEDGER__PATH".into(),
+                dir.join("ledger.sqlite").display().to_string(),
+            ),
+            (
+                "KPIBOT__DELIVERY__FOLDER".into(),
+                dir.join("out").display().to_string(),
+            ),
+            ("KPIBOT__HTTP__LISTEN".into(), format!("127.0.0.1:{port}")),
+            ("KPIBOT__SCHEDULER__RELOAD_INTERVAL_MS".into(), "200".into()),
+            ("KPIBOT__HTTP__DRAIN_SECONDS".into(), "0".into()),
+            ("KPIBOT__SCHEDULER__LEASE_SECONDS".into(), "2".into()),
+            (
+                "KPIBOT__SLACK__CHANNEL_POST_INTERVAL_MS".into(),
+                "100".into(),
+            ),
+            ("RUST_LOG".into(), "kpibot=info".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Self {
+            dir: dir.to_path_buf(),
+            port,
+            env,
+        }
+    }
+
+    pub fn start(&self, log_name: &str) -> Running {
+        let log = std::fs::File::create(self.dir.join(log_name)).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_kpibot"))
+            .arg("serve")
+            .current_dir(&self.dir)
+            .env_remove("KPIBOT__SLACK__BOT_TOKEN")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let running = Running(child);
+        wait_for(
+            "the bot to answer /healthz",
+            Duration::from_secs(60),
+            || {
+                self.get("/healthz")
+                    .is_some_and(|(status, _)| status == 200)
+            },
+        );
+        running
+    }
+
+    /// A plain HTTP/1.1 GET: (status, body).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        get_on(self.port, path)
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+/// A plain HTTP/1.1 GET to 127.0.0.1:`port`: (status, body).
+pub fn get_on(port: u16, path: &str) -> Option<(u16, String)> {
+    {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n")?.1.to_string();
+        Some((status, body))
+    }
+}
+
+/// Polls `condition` until it holds; panics with `what` after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `kpibot serve` process, killed if a test fails before stopping it.
+pub struct Running(pub Child);
+
+impl Running {
+    pub fn sigkill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIGTERM, then the exit status.
+pub fn terminate(mut running: Running) -> std::process::ExitStatus {
+    // The shell's own `kill`, so no procps package is needed.
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", running.0.id())])
+        .status()
+        .unwrap();
+    running.0.wait().unwrap()
+}
+
+pub fn setup(reports: &[(&str, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("reports")).unwrap();
+    for (name, text) in reports {
+        std::fs::write(dir.path().join("reports").join(name), text).unwrap();
+    }
+    dir
+}
+
+/// Seeds the kill schedule; printed so a failure can be replayed.
+pub fn seed() -> u64 {
+    std::env::var("KPIBOT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+/// How many times each slot was posted to `channel`, by the slot its metadata names.
+pub fn posts_per_slot(slack: &FakeSlack, channel: &str) -> BTreeMap<String, usize> {
+    let mut per_slot: BTreeMap<String, usize> = BTreeMap::new();
+    for m in slack.messages_in(channel) {
+        let slot = m.body["metadata"]["event_payload"]["slot"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        *per_slot.entry(slot).or_default() += 1;
+    }
+    per_slot
+}
+
+/// Runs one ledger call from a plain test.
+pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
