@@ -3,7 +3,8 @@
 //! Prints the figures; targets: ready < 300 ms, idle RSS < 40 MB, 10,000 specs < 2 s.
 //! Serve is measured twice: on the embedded DuckDB demo mart (the default) and on BigQuery
 //! (the production warehouse, here the tests' fake BigQuery), where DuckDB's engine is
-//! never loaded into kpibot.
+//! never loaded into kpibot — and, with `KPIBOT_TEST_POSTGRES_URL`, on BigQuery with the
+//! ledger on PostgreSQL, as a replica deployed for availability runs.
 //!
 //! `cargo bench --bench serve`
 
@@ -171,6 +172,22 @@ fn main() {
         ],
         "on BigQuery",
     );
+    // A replica as deployed for availability: BigQuery, and the ledger on PostgreSQL.
+    if let Some(server) = common::postgres::server_url() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let url = runtime.block_on(common::postgres::fresh_database(&server));
+        measure_serve(
+            &serve_dir,
+            port,
+            &[
+                ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
+                ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-bench"),
+                ("KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT", &bigquery.endpoint),
+                ("KPIBOT__LEDGER__URL", &url),
+            ],
+            "on BigQuery with the ledger on PostgreSQL (one replica)",
+        );
+    }
 
     let validate_dir = root.path().join("validate");
     write_specs(&validate_dir, VALIDATED_SPECS);

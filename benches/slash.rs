@@ -240,10 +240,6 @@ async fn main() {
                 .env("KPIBOT__SLACK__BOT_TOKEN", "xoxb-bench")
                 .env("KPIBOT__SLACK__SIGNING_SECRET", SECRET)
                 .env("KPIBOT__SLACK__API_URL", &sink_url)
-                .env(
-                    "KPIBOT__SLASH__MAX_CONCURRENT_QUERIES",
-                    HEAVY_ANSWERS.to_string(),
-                )
                 .env("KPIBOT__SLASH__QUERY_TIMEOUT_SECONDS", "600")
                 .env("RUST_LOG", "error")
                 .stdout(Stdio::null())

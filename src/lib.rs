@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
+pub mod priority;
 pub mod render;
 pub mod retry;
 pub mod scheduled;

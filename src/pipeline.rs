@@ -219,7 +219,7 @@ async fn off_runtime<T: Send + 'static>(
     spec: &ReportSpec,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, PipelineError> {
-    tokio::task::spawn_blocking(work)
+    tokio::task::spawn_blocking(|| crate::priority::background(work))
         .await
         .map_err(|error| PipelineError::Stopped {
             report: spec.id.clone(),

@@ -916,3 +916,145 @@ fn a_warehouse_outage_longer_than_the_setting_fails_the_slot_and_tells_the_owner
     let runs = block_on(ledger.history(Some("outage"), 5)).unwrap();
     assert_eq!(format!("{:?}", runs[0].state), "Failed", "{runs:?}");
 }
+
+/// Fencing under fault injection: two processes share a ledger and five reports fire every
+/// 2 s (200 slots over 80 s); one process is paused (SIGSTOP) past its 3 s lease again and
+/// again and resumed (SIGCONT) while the other takes its slots over. Every slot is posted
+/// exactly once.
+#[test]
+fn two_processes_one_paused_past_its_lease_again_and_again_post_200_slots_exactly_once() {
+    const REPORTS: usize = 5;
+    const SLOTS: usize = 200;
+    let channels: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("C0FENCE{i:03}"), format!("kpi-fence-{i}")))
+        .collect();
+    let slack = FakeSlack::start_in_background(&[("C0DATATEAM", "data-team", true)]);
+    for (id, name) in &channels {
+        slack.add_channel(id, name, true);
+    }
+    let reports: Vec<(String, String)> = (0..REPORTS)
+        .map(|i| {
+            let channel = format!("#{}", channels[i % channels.len()].1);
+            (
+                format!("fence{i}.toml"),
+                report_toml(&format!("Fence {i}"), EVERY_TWO_SECONDS, &channel),
+            )
+        })
+        .collect();
+    let named: Vec<(&str, String)> = reports
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
+        .collect();
+    let dir = setup(&named);
+    let env = [
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+        ("KPIBOT__SCHEDULER__LEASE_SECONDS", "3"),
+        ("RUST_LOG", "kpibot=warn"),
+    ];
+    let (first, second) = (Bot::new(dir.path(), &env), Bot::new(dir.path(), &env));
+    let a = first.start("a.log");
+    let b = second.start("b.log");
+    let started = chrono::Utc::now();
+    let signal = |name: &str| {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("kill -{name} {}", a.0.id())])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    // 200 slots = 40 ticks of five reports: 80 s, during which A is paused for 5 s (past
+    // its lease) every 8 s. The schedule of pauses, not synchronisation.
+    let span = Duration::from_secs((SLOTS / REPORTS) as u64 * 2);
+    let begun = Instant::now();
+    let mut pauses = 0;
+    while begun.elapsed() < span {
+        std::thread::sleep(Duration::from_secs(3));
+        signal("STOP");
+        std::thread::sleep(Duration::from_secs(5));
+        signal("CONT");
+        pauses += 1;
+    }
+    let first_slot = started + chrono::Duration::seconds(4);
+    let last_slot = first_slot + chrono::Duration::seconds((SLOTS / REPORTS) as i64 * 2 - 2);
+    let expected = || {
+        let mut expected = Vec::new();
+        let mut slot = first_slot + chrono::Duration::seconds(first_slot.timestamp() % 2);
+        while slot <= last_slot {
+            use chrono::Timelike;
+            let text = slot
+                .with_nanosecond(0)
+                .unwrap()
+                .with_timezone(&chrono_tz::Asia::Tokyo)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+            for report in 0..REPORTS {
+                expected.push((format!("fence{report}"), text.clone()));
+            }
+            slot += chrono::Duration::seconds(2);
+        }
+        expected
+    };
+    let posted = || {
+        let mut posted: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (id, _) in &channels {
+            for m in slack.messages_in(id) {
+                let payload = &m.body["metadata"]["event_payload"];
+                let key = (
+                    payload["report_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    payload["slot"].as_str().unwrap_or_default().to_string(),
+                );
+                *posted.entry(key).or_default() += 1;
+            }
+        }
+        posted
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let posted = posted();
+        let missing: Vec<_> = expected()
+            .into_iter()
+            .filter(|k| !posted.contains_key(k))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let logs = format!("{}\n---\n{}", first.log("a.log"), second.log("b.log"));
+            let about: Vec<&str> = logs
+                .lines()
+                .filter(|l| {
+                    missing
+                        .iter()
+                        .any(|(r, s)| l.contains(r.as_str()) && l.contains(&s[11..19]))
+                })
+                .take(40)
+                .collect();
+            let notices: Vec<String> = slack
+                .messages_in("C0DATATEAM")
+                .iter()
+                .map(|m| m.body["text"].as_str().unwrap_or_default().to_string())
+                .collect();
+            panic!(
+                "never posted: {missing:?}\nowner notices: {notices:?}\n{}",
+                about.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(terminate(b).success());
+    assert!(terminate(a).success());
+    let posted = posted();
+    let twice: Vec<_> = posted.iter().filter(|(_, n)| **n > 1).collect();
+    eprintln!(
+        "fencing test: {} slots checked, {pauses} pauses of 5 s, {} posts in all",
+        expected().len(),
+        posted.values().sum::<usize>()
+    );
+    assert!(expected().len() >= SLOTS);
+    assert!(twice.is_empty(), "posted twice: {twice:?}");
+}

@@ -327,3 +327,19 @@ async fn the_embedded_warehouse_never_downloads_an_extension() {
         }
     }
 }
+
+#[tokio::test]
+async fn each_query_runs_on_its_calling_thread_only() {
+    // DuckDB's own worker threads would run at normal priority beside the async runtime;
+    // with one thread per query, the work stays on the low-priority blocking thread.
+    let (_dir, w) = warehouse_with("SELECT 1");
+    let table = w
+        .query(
+            "SELECT current_setting('threads') AS threads",
+            &Params::new(),
+            &QueryJob::new(GENEROUS_TIMEOUT),
+        )
+        .await
+        .unwrap();
+    assert_eq!(table.rows, vec![vec![Cell::Integer(1)]]);
+}

@@ -27,6 +27,9 @@ pub struct DuckDbWarehouse {
     connection: Arc<Mutex<Connection>>,
 }
 
+/// Threads DuckDB uses for one query (the calling thread only).
+const DUCKDB_THREADS_PER_QUERY: i64 = 1;
+
 /// The schema extracts are attached in: `extracts.<name>`.
 pub const EXTRACTS_SCHEMA: &str = "extracts";
 
@@ -35,7 +38,11 @@ pub const EXTRACTS_SCHEMA: &str = "extracts";
 /// hold the extracts); without, it is opened read-only itself.
 fn open_locked(path: &Path, extracts: &BTreeMap<String, PathBuf>) -> Result<Connection, String> {
     let config = Config::default()
-        .enable_autoload_extension(false)
+        // One thread per query, the caller's: the blocking-pool thread at background
+        // priority (see `priority`), not DuckDB workers at normal priority beside the
+        // async runtime. Queries run side by side, one per blocking thread.
+        .threads(DUCKDB_THREADS_PER_QUERY)
+        .and_then(|c| c.enable_autoload_extension(false))
         .and_then(|c| c.with("autoinstall_known_extensions", "false"))
         .map_err(|e| e.to_string())?;
     let mut setup = String::new();
@@ -138,7 +145,8 @@ impl DuckDbWarehouse {
             .try_clone()
             .map_err(|e| WarehouseError::Unavailable(e.to_string()))?;
         let interrupt = connection.interrupt_handle();
-        let task = tokio::task::spawn_blocking(move || work(&connection));
+        let task =
+            tokio::task::spawn_blocking(move || crate::priority::background(|| work(&connection)));
         match tokio::time::timeout(timeout, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(join_error)) => Err(WarehouseError::Unavailable(format!(
