@@ -48,19 +48,14 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn background_work_runs_at_a_lower_priority_and_the_caller_keeps_its_own() {
-        let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-        let inside = std::thread::spawn(|| {
-            background(|| unsafe {
-                libc::getpriority(
-                    libc::PRIO_PROCESS,
-                    libc::syscall(libc::SYS_gettid) as libc::id_t,
-                )
-            })
-        })
-        .join()
-        .unwrap();
-        assert_eq!(inside, (before + BACKGROUND_NICE).min(19));
-        assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, before);
+    fn background_work_runs_at_idle_priority_and_the_caller_keeps_its_own() {
+        // SAFETY: sched_getscheduler takes no pointers.
+        let policy = || unsafe { libc::sched_getscheduler(0) };
+        let before = policy();
+        let inside = std::thread::spawn(move || background(policy))
+            .join()
+            .unwrap();
+        assert_eq!(inside, libc::SCHED_IDLE);
+        assert_eq!(policy(), before, "only the blocking thread changed");
     }
 }
