@@ -1,8 +1,9 @@
 //! Background work yields the CPU to acknowledgements: the threads that run queries,
 //! shape rows and render charts (tokio's blocking pool) run under Linux's `SCHED_IDLE`
-//! policy (or, where that is refused, at the lowest nice value), so a `/kpi`
+//! policy (or, where that is refused, at nice 19, the lowest priority), so a `/kpi`
 //! acknowledgement (Slack allows 3 s) never waits behind them. They still get the CPU
-//! whenever the async workers do not want it, which is nearly always.
+//! whenever the async workers do not want it, which is nearly always. (Other blocking
+//! work on those threads, such as tokio's DNS lookups, shares the low priority.)
 
 use std::cell::Cell;
 
@@ -31,7 +32,8 @@ fn lower_this_thread() {
     // On Linux the policy and the nice value belong to the thread: the async workers keep
     // theirs. SAFETY: `param` outlives the call; a failure only leaves the priority as it was.
     unsafe {
-        let param = libc::sched_param { sched_priority: 0 };
+        // Zeroed: some C libraries' sched_param has more fields than the priority.
+        let param: libc::sched_param = std::mem::zeroed();
         if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
             let thread_id = libc::syscall(libc::SYS_gettid) as libc::id_t;
             libc::setpriority(libc::PRIO_PROCESS, thread_id, BACKGROUND_NICE);

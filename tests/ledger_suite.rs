@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use kpibot::ledger::{Claim, Lease, Ledger, LedgerError, Outcome, RunState, SlotKey};
+use kpibot::ledger::{Claim, Fence, Lease, Ledger, LedgerError, Outcome, RunState, SlotKey};
 use kpibot::settings::LedgerSettings;
 
 use common::postgres::{fresh_database, server_url};
@@ -178,11 +178,12 @@ async fn the_ledger_survives_a_restart_and_a_dead_process_slot_is_taken_over_onc
             ledger.abandoned_runs(now()).await.unwrap().is_empty(),
             "{backend}: its lease still runs"
         );
-        assert!(
-            !ledger
-                .reclaim(&key("dau", 1), &lease("b", 60), now())
+        assert_eq!(
+            ledger
+                .reclaim(&key("dau", 1), &lease("b", 60), now(), 1)
                 .await
-                .unwrap()
+                .unwrap(),
+            None
         );
         let later = now() + chrono::Duration::seconds(31);
         assert_eq!(
@@ -194,28 +195,37 @@ async fn the_ledger_survives_a_restart_and_a_dead_process_slot_is_taken_over_onc
             owner: "b".into(),
             until: later + chrono::Duration::seconds(30),
         };
-        assert!(
-            ledger.reclaim(&key("dau", 1), &b, later).await.unwrap(),
-            "{backend}"
+        let b_fence = ledger.reclaim(&key("dau", 1), &b, later, 1).await.unwrap();
+        assert_eq!(
+            b_fence,
+            Some(Fence {
+                owner: "b".into(),
+                generation: 2
+            }),
+            "{backend}: a takeover is the next generation"
         );
         let c = Lease {
             owner: "c".into(),
             until: later + chrono::Duration::seconds(30),
         };
-        assert!(
-            !ledger.reclaim(&key("dau", 1), &c, later).await.unwrap(),
+        assert_eq!(
+            ledger.reclaim(&key("dau", 1), &c, later, 1).await.unwrap(),
+            None,
             "{backend}: a reclaimed row holds a fresh lease: no other process takes it"
         );
-        assert!(
-            ledger.reclaim(&key("dau", 1), &b, later).await.unwrap(),
+        assert_eq!(
+            ledger.reclaim(&key("dau", 1), &b, later, 1).await.unwrap(),
+            b_fence,
             "{backend}: the same takeover retried (its answer lost) still wins"
         );
+        let b_fence = b_fence.unwrap();
         assert_eq!(
             ledger.get(&key("dau", 1)).await.unwrap().unwrap().attempts,
             2
         );
-        assert!(
-            !ledger.reclaim(&key("dau", 2), &b, later).await.unwrap(),
+        assert_eq!(
+            ledger.reclaim(&key("dau", 2), &b, later, 1).await.unwrap(),
+            None,
             "{backend}: a finished run is not reclaimed"
         );
         let known = ledger
@@ -247,21 +257,35 @@ async fn the_ledger_survives_a_restart_and_a_dead_process_slot_is_taken_over_onc
             !ledger.skip(&key("dau", 2), "x", now()).await.unwrap(),
             "{backend}: skip never overwrites a run"
         );
-        // Renewal extends only the owner's open rows; release hands a row back.
-        let renewed = Lease {
-            owner: "b".into(),
-            until: later + chrono::Duration::seconds(90),
-        };
-        assert_eq!(ledger.renew(&renewed, later).await.unwrap(), 1, "{backend}");
-        assert_eq!(
+        // Renewal extends a held row's lease while it runs; release hands a row back.
+        let until = later + chrono::Duration::seconds(90);
+        assert!(
             ledger
-                .renew(&renewed, later + chrono::Duration::seconds(91))
+                .renew(&key("dau", 1), &b_fence, until, later)
                 .await
                 .unwrap(),
-            0,
+            "{backend}"
+        );
+        let stale = Fence::first("b");
+        assert!(
+            !ledger
+                .renew(&key("dau", 1), &stale, until, later)
+                .await
+                .unwrap(),
+            "{backend}: an old generation renews nothing"
+        );
+        assert!(
+            !ledger
+                .renew(
+                    &key("dau", 1),
+                    &b_fence,
+                    until,
+                    until + chrono::Duration::seconds(1)
+                )
+                .await
+                .unwrap(),
             "{backend}: a lapsed lease is not revived"
         );
-        let b_fence = ledger.fence(&key("dau", 1), "b").await.unwrap();
         ledger
             .release(&key("dau", 1), &b_fence, later)
             .await
@@ -332,7 +356,7 @@ async fn a_process_that_lost_its_slot_can_neither_record_nor_post_it() {
             ledger.claim(&k, &lease("a", 1), now()).await.unwrap(),
             Claim::Won
         );
-        let a = ledger.fence(&k, "a").await.unwrap();
+        let a = Fence::first("a");
         ledger.mark_running_fenced(&k, &a, now()).await.unwrap();
         assert!(ledger.holds(&k, &a, now()).await.unwrap(), "{backend}");
         let later = now() + chrono::Duration::seconds(5);
@@ -344,8 +368,11 @@ async fn a_process_that_lost_its_slot_can_neither_record_nor_post_it() {
             owner: "b".into(),
             until: later + chrono::Duration::seconds(30),
         };
-        assert!(ledger.reclaim(&k, &b_lease, later).await.unwrap());
-        let b = ledger.fence(&k, "b").await.unwrap();
+        let b = ledger
+            .reclaim(&k, &b_lease, later, 1)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             b.generation,
             a.generation + 1,
@@ -372,6 +399,10 @@ async fn a_process_that_lost_its_slot_can_neither_record_nor_post_it() {
             .finish_fenced(&k, &b, &delivered("2.0"), later)
             .await
             .unwrap();
+        ledger
+            .finish_fenced(&k, &b, &delivered("2.0"), later)
+            .await
+            .expect("the same finish retried (its answer lost) is recorded, not an error");
         let record = ledger.get(&k).await.unwrap().unwrap();
         assert_eq!(
             (record.state, record.ts.as_deref()),
@@ -387,7 +418,7 @@ async fn thread_mode_records_the_summary_as_its_own_step() {
         let ledger = place.open().await;
         let k = key("dau", 0);
         ledger.claim(&k, &lease("a", 30), now()).await.unwrap();
-        let a = ledger.fence(&k, "a").await.unwrap();
+        let a = Fence::first("a");
         ledger.mark_running_fenced(&k, &a, now()).await.unwrap();
         ledger
             .record_summary(&k, &a, "1764115200.000100")
@@ -493,4 +524,94 @@ async fn an_unreachable_or_refusing_postgres_says_what_to_do() {
         .to_string();
     assert!(message.contains("does not exist"), "{message}");
     assert!(message.contains("create it"), "{message}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_says_which_setting_to_fix() {
+    let Some(server) = server_url() else {
+        return;
+    };
+    // .ci/postgres makes this role give its password (scram-sha-256); everyone else is trusted.
+    let authority = server
+        .split_once("@")
+        .map(|(_, rest)| rest.to_string())
+        .unwrap();
+    let wrong = format!("postgres://kpibot_password:wrong-password@{authority}");
+    let message = Ledger::postgres(&wrong, &LedgerSettings::default())
+        .await
+        .err()
+        .expect("a wrong password is refused")
+        .to_string();
+    assert!(
+        message.contains("password authentication failed"),
+        "{message}"
+    );
+    assert!(
+        message.contains("check the user and password in KPIBOT__LEDGER__URL"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("wrong-password"),
+        "the password is not shown: {message}"
+    );
+    // The right password: the role makes a database of its own and the ledger moves in.
+    let right = format!("postgres://kpibot_password:right-password@{authority}");
+    let (client, connection) = tokio_postgres::connect(&right, tokio_postgres::NoTls)
+        .await
+        .expect("the right password is accepted");
+    let task = tokio::spawn(connection);
+    let database = format!(
+        "kpibot_password_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+    let own = common::postgres::with_database(&right, &database);
+    Ledger::postgres(&own, &LedgerSettings::default())
+        .await
+        .expect("the ledger opens with the right password");
+}
+
+#[tokio::test]
+async fn tls_is_used_as_sslmode_asks_and_verify_full_checks_the_certificate() {
+    let (Some(server), Ok(ca)) = (server_url(), std::env::var("KPIBOT_TEST_POSTGRES_CA")) else {
+        eprintln!(
+            "skipping the TLS ledger test: KPIBOT_TEST_POSTGRES_CA is not set (.ci/postgres sets it)"
+        );
+        return;
+    };
+    let database = fresh_database(&server).await;
+    // Encrypted, certificate not checked (libpq's `require`).
+    let ledger = Ledger::postgres(
+        &format!("{database}?sslmode=require"),
+        &LedgerSettings::default(),
+    )
+    .await
+    .expect("sslmode=require connects");
+    assert_eq!(
+        ledger
+            .claim(&key("dau", 0), &lease("a", 30), now())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    // Verified against the server's own CA: connects.
+    let verified = format!("{database}?sslmode=verify-full&sslrootcert={ca}");
+    let ledger = Ledger::postgres(&verified, &LedgerSettings::default())
+        .await
+        .expect("verify-full with the right CA connects");
+    assert_eq!(ledger.history(None, 5).await.unwrap().len(), 1);
+    // Verified against the public roots: a self-signed certificate is refused.
+    let unverifiable = format!("{database}?sslmode=verify-full");
+    let message = Ledger::postgres(&unverifiable, &LedgerSettings::default())
+        .await
+        .err()
+        .expect("a self-signed certificate fails verification")
+        .to_string();
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
 }

@@ -835,8 +835,17 @@ fn bigquery_bot(
     (bigquery, bot)
 }
 
-#[test]
-fn a_warehouse_outage_is_waited_out_and_the_slot_still_posts() {
+/// A bot on BigQuery with one slot due soon, whose `jobs.query` fails with 503 the next
+/// `failures` times, and which waits out an outage for `outage_seconds`.
+fn warehouse_outage(
+    outage_seconds: &str,
+    failures: usize,
+) -> (
+    FakeSlack,
+    tempfile::TempDir,
+    common::fake_bigquery::FakeBigQuery,
+    Bot,
+) {
     let slack = FakeSlack::start_in_background(&[
         ("C0KPIOUT", "kpi-outage", true),
         ("C0DATATEAM", "data-team", true),
@@ -845,21 +854,25 @@ fn a_warehouse_outage_is_waited_out_and_the_slot_still_posts() {
     let (bigquery, bot) = bigquery_bot(
         dir.path(),
         &slack,
-        &[("KPIBOT__SCHEDULER__WAREHOUSE_OUTAGE_SECONDS", "300")],
+        &[(
+            "KPIBOT__SCHEDULER__WAREHOUSE_OUTAGE_SECONDS",
+            outage_seconds,
+        )],
     );
+    let unavailable = common::fake_bigquery::Fault::new(
+        503,
+        "backendError",
+        "The service is currently unavailable.",
+    );
+    bigquery.fail_next("jobs.query", std::iter::repeat_n(unavailable, failures));
+    (slack, dir, bigquery, bot)
+}
+
+#[test]
+fn a_warehouse_outage_is_waited_out_and_the_slot_still_posts() {
     // 24 failed calls: six of kpibot's query attempts (BigQuery calls are tried four times
     // each). Three attempts, as before, gave up after twelve.
-    bigquery.fail_next(
-        "jobs.query",
-        std::iter::repeat_n(
-            common::fake_bigquery::Fault::new(
-                503,
-                "backendError",
-                "The service is currently unavailable.",
-            ),
-            24,
-        ),
-    );
+    let (slack, _dir, bigquery, bot) = warehouse_outage("300", 24);
     let child = bot.start("serve.log");
     wait_for(
         "the slot to post after the outage",
@@ -884,27 +897,7 @@ fn a_warehouse_outage_is_waited_out_and_the_slot_still_posts() {
 
 #[test]
 fn a_warehouse_outage_longer_than_the_setting_fails_the_slot_and_tells_the_owner() {
-    let slack = FakeSlack::start_in_background(&[
-        ("C0KPIOUT", "kpi-outage", true),
-        ("C0DATATEAM", "data-team", true),
-    ]);
-    let dir = setup(&[("outage.toml", due_once_report("Outage", "#kpi-outage"))]);
-    let (bigquery, bot) = bigquery_bot(
-        dir.path(),
-        &slack,
-        &[("KPIBOT__SCHEDULER__WAREHOUSE_OUTAGE_SECONDS", "6")],
-    );
-    bigquery.fail_next(
-        "jobs.query",
-        std::iter::repeat_n(
-            common::fake_bigquery::Fault::new(
-                503,
-                "backendError",
-                "The service is currently unavailable.",
-            ),
-            10_000,
-        ),
-    );
+    let (slack, dir, _bigquery, bot) = warehouse_outage("6", 10_000);
     let child = bot.start("serve.log");
     wait_for("the owner's notice", Duration::from_secs(60), || {
         !slack.messages_in("C0DATATEAM").is_empty()

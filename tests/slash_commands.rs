@@ -140,6 +140,7 @@ async fn bot_throttled(
         cache: QueryCache::default(),
         throttle,
         audit: AuditLog::new(audit_log.clone()),
+        answers: Default::default(),
     });
     let app = kpibot::adhoc::slash::router(SECRET, handler);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

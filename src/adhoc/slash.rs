@@ -53,6 +53,9 @@ pub struct CommandHandler {
     pub throttle: Throttle,
     /// One JSON line per ad-hoc request.
     pub audit: AuditLog,
+    /// Answers being worked on after their acknowledgement: `serve` waits for them at
+    /// shutdown, so a question acknowledged during a rolling restart still gets its answer.
+    pub answers: tokio_util::task::TaskTracker,
 }
 
 #[derive(Clone)]
@@ -181,7 +184,8 @@ impl CommandHandler {
             let request = request.clone();
             async move { this.handle(request, catalog, resolved, started).await }
         });
-        tokio::spawn(async move {
+        // Tracked: `serve` waits for the answer (and its panic reply) before it exits.
+        self.answers.spawn(async move {
             if let Err(failure) = answering.await {
                 tracing::error!(error = %failure, command = %request.text, "answering a slash command stopped");
                 let reply = Reply::Failed {

@@ -211,6 +211,7 @@ impl App {
                 self.settings.slash.max_concurrent_queries,
             ),
             audit: AuditLog::to(self.audit_target()),
+            answers: Default::default(),
         }
     }
 

@@ -156,6 +156,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
             metrics.clone(),
         ))
     });
+    let answers = handler.as_ref().map(|handler| handler.answers.clone());
     match (handler, settings.slash.transport) {
         (Some(handler), SlashTransport::Http) => match &settings.slack.signing_secret {
             Some(secret) => {
@@ -255,6 +256,17 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     let scheduler = Scheduler::new(parts, app.scheduler_config());
     scheduler.run(shutdown, reloaded).await?;
     http.await??;
+    // Questions acknowledged before the listeners closed still get their answers.
+    if let Some(answers) = answers {
+        answers.close();
+        let grace = Duration::from_secs(settings.scheduler.shutdown_grace_seconds);
+        if tokio::time::timeout(grace, answers.wait()).await.is_err() {
+            tracing::warn!(
+                unanswered = answers.len(),
+                "slash answers still in progress at the end of the grace period"
+            );
+        }
+    }
     tracing::info!("kpibot serve stopped");
     Ok(())
 }

@@ -156,18 +156,20 @@ impl SlackDelivery {
     }
 
     /// Posts `message` exactly once: retries what is transient, and after any attempt
-    /// whose answer was lost, looks for the post before sending it again.
+    /// whose answer was lost, looks for the post before sending it again. The post's
+    /// guard (a scheduled slot's fence) is asked before every attempt: a process that
+    /// lost its slot while waiting out a rate limit stops there.
     #[allow(clippy::too_many_arguments)]
     async fn post_exactly_once(
         &self,
+        rendered: &Rendered,
         channel_id: &str,
         channel_written: &str,
         message: &Value,
-        report_id: &str,
-        slot: &str,
         thread_ts: Option<&SlackTs>,
         deadline: Instant,
-    ) -> Result<(SlackTs, bool), SlackError> {
+    ) -> Result<(SlackTs, bool), DeliveryError> {
+        let (report_id, slot) = (rendered.report_id.as_str(), rendered.slot.as_str());
         let mut body = message.clone();
         body["channel"] = json!(channel_id);
         if let Some(parent) = thread_ts {
@@ -196,10 +198,12 @@ impl SlackDelivery {
                             )),
                             attempts: attempt,
                             advice: advice("unconfirmed", channel_written, None),
-                        });
+                        }
+                        .into());
                     }
                 }
             }
+            check_guard(rendered).await?;
             attempt += 1;
             let failure = match self
                 .slack
@@ -228,7 +232,7 @@ impl SlackDelivery {
                         return Ok((ts, true));
                     }
                 }
-                return Err(failure_error(failure, attempt, channel_written));
+                return Err(failure_error(failure, attempt, channel_written).into());
             }
         }
     }
@@ -290,19 +294,17 @@ impl SlackDelivery {
         } else {
             (message, None)
         };
-        // The last moment before the post: does this process still hold the slot?
-        check_guard(rendered).await?;
+        // Every attempt below first asks whether this process still holds the slot.
         let (ts, found_existing) = match &rendered.resume_thread {
             // The summary went out before the run stopped: only its reply is missing.
             Some(summary) if reply.is_some() => (SlackTs(summary.clone()), true),
             _ => {
                 let posted = self
                     .post_exactly_once(
+                        rendered,
                         &channel_id,
                         channel_written,
                         &main,
-                        report,
-                        slot,
                         None,
                         deadline,
                     )
@@ -322,11 +324,10 @@ impl SlackDelivery {
         let mut thread_ts = None;
         if let Some(reply) = reply {
             self.post_exactly_once(
+                rendered,
                 &channel_id,
                 channel_written,
                 &reply,
-                report,
-                slot,
                 Some(&ts),
                 deadline,
             )

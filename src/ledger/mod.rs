@@ -43,7 +43,7 @@ pub struct SlotHistory {
 }
 
 /// Which scheduled post a row is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SlotKey {
     pub report: String,
     /// Index of the `[[schedule]]` entry in the spec.
@@ -148,6 +148,16 @@ pub enum Claim {
 pub struct Fence {
     pub owner: String,
     pub generation: u32,
+}
+
+impl Fence {
+    /// The fence of a slot `owner` just claimed: a claimed row starts at generation 1.
+    pub fn first(owner: &str) -> Self {
+        Self {
+            owner: owner.to_string(),
+            generation: 1,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -404,19 +414,57 @@ impl Ledger {
             return Ok(Claim::Won);
         }
         let record = self.get(key).await?.ok_or_else(|| not_claimed(key))?;
-        let ours = record.state == RunState::Claimed
-            && record.attempts == 1
-            && record.owner.as_deref() == Some(lease.owner.as_str())
-            && record.claimed_at.map(time_text) == Some(time_text(now));
-        Ok(if ours {
-            Claim::Won
-        } else {
-            Claim::Taken(Box::new(record))
-        })
+        if self.is_own_retry(&record, lease, now, 1) {
+            self.refresh_lease(key, lease, now, 1).await?;
+            return Ok(Claim::Won);
+        }
+        Ok(Claim::Taken(Box::new(record)))
     }
 
-    /// Takes over an open slot whose lease has run out (its process died), counting the
-    /// attempt. Only one process can win this. The caller must then make sure the post
+    /// Whether `record` is what this owner's own claim or takeover at `now` wrote (its
+    /// answer lost, the statement tried again).
+    fn is_own_retry(
+        &self,
+        record: &RunRecord,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        generation: u32,
+    ) -> bool {
+        record.state == RunState::Claimed
+            && record.attempts == generation
+            && record.owner.as_deref() == Some(lease.owner.as_str())
+            && record.claimed_at.map(time_text) == Some(time_text(now))
+    }
+
+    /// Gives the row this owner claimed at `claimed_at` (generation `generation`) the
+    /// lease of the latest try: the first try's may have lapsed meanwhile.
+    async fn refresh_lease(
+        &self,
+        key: &SlotKey,
+        lease: &Lease,
+        claimed_at: DateTime<Utc>,
+        generation: u32,
+    ) -> Result<(), LedgerError> {
+        let mut params = key_params(key);
+        params.extend([
+            text(time_text(lease.until)),
+            text(&lease.owner),
+            int(generation),
+            text(time_text(claimed_at)),
+        ]);
+        self.execute(
+            "UPDATE runs SET lease_until = ?4
+             WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state = 'claimed'
+               AND owner = ?5 AND attempts = ?6 AND claimed_at = ?7",
+            &params,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Takes over an open slot whose lease has run out (its process died), as found with
+    /// `attempts` tries so far; the takeover is the next generation, and its fence is
+    /// returned. Only one process can win this. The caller must then make sure the post
     /// does not exist already before running it. Idempotent for a retry with the same
     /// `now` and owner, like [`Ledger::claim`].
     pub async fn reclaim(
@@ -424,30 +472,40 @@ impl Ledger {
         key: &SlotKey,
         lease: &Lease,
         now: DateTime<Utc>,
-    ) -> Result<bool, LedgerError> {
+        attempts: u32,
+    ) -> Result<Option<Fence>, LedgerError> {
+        let generation = attempts.saturating_add(1);
         let mut params = key_params(key);
         params.extend([
             text(time_text(now)),
             text(&lease.owner),
             text(time_text(lease.until)),
+            int(attempts),
         ]);
         let changed = self
             .execute(
                 "UPDATE runs SET state = 'claimed', attempts = attempts + 1, claimed_at = ?4,
                         error = NULL, owner = ?5, lease_until = ?6
-                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND attempts = ?7
                    AND state IN ('claimed', 'running') AND (lease_until IS NULL OR lease_until < ?4)",
                 &params,
             )
             .await?;
+        let fence = Fence {
+            owner: lease.owner.clone(),
+            generation,
+        };
         if changed == 1 {
-            return Ok(true);
+            return Ok(Some(fence));
         }
-        Ok(self.get(key).await?.is_some_and(|record| {
-            record.state == RunState::Claimed
-                && record.owner.as_deref() == Some(lease.owner.as_str())
-                && record.claimed_at.map(time_text) == Some(time_text(now))
-        }))
+        let Some(record) = self.get(key).await? else {
+            return Ok(None);
+        };
+        if self.is_own_retry(&record, lease, now, generation) {
+            self.refresh_lease(key, lease, now, generation).await?;
+            return Ok(Some(fence));
+        }
+        Ok(None)
     }
 
     /// Lets go of an open row `fence` holds until `retry_at`: no process holds it, and any
@@ -474,22 +532,29 @@ impl Ledger {
         .await
     }
 
-    /// Extends the lease on every open row this process holds whose lease has not run
-    /// out at `now`; returns how many. A lapsed lease is never revived: the row may be
-    /// taken over already, and is recovered (with a look in Slack) like any other.
-    pub async fn renew(&self, lease: &Lease, now: DateTime<Utc>) -> Result<usize, LedgerError> {
+    /// Extends the lease of one open row `fence` holds, until `until`, if it has not run
+    /// out at `now`; says whether it did. Only runs in flight are renewed (a row whose run
+    /// ended without recording lapses and is recovered), and a lapsed lease is never
+    /// revived: the row may be taken over already.
+    pub async fn renew(
+        &self,
+        key: &SlotKey,
+        fence: &Fence,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let mut params = key_params(key);
+        params.extend([text(time_text(until)), text(time_text(now))]);
+        params.extend(fence_params(Some(fence)));
         let renewed = self
             .execute(
-                "UPDATE runs SET lease_until = ?2
-                 WHERE owner = ?1 AND state IN ('claimed', 'running') AND lease_until >= ?3",
-                &[
-                    text(&lease.owner),
-                    text(time_text(lease.until)),
-                    text(time_text(now)),
-                ],
+                "UPDATE runs SET lease_until = ?4
+                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')
+                   AND lease_until >= ?5 AND owner = ?6 AND attempts = ?7",
+                &params,
             )
             .await?;
-        Ok(renewed as usize)
+        Ok(renewed == 1)
     }
 
     /// Open rows whose lease ran out: their process died mid-run. Oldest slot first.
@@ -630,16 +695,6 @@ impl Ledger {
         .await
     }
 
-    /// The fencing token of a slot this process just claimed or took over: its owner and
-    /// the row's generation (`attempts`, which every takeover increments).
-    pub async fn fence(&self, key: &SlotKey, owner: &str) -> Result<Fence, LedgerError> {
-        let record = self.get(key).await?.ok_or_else(|| not_claimed(key))?;
-        Ok(Fence {
-            owner: owner.to_string(),
-            generation: record.attempts,
-        })
-    }
-
     /// Whether `fence` still holds the slot at `now`: same owner and generation, the row
     /// open and its lease not run out. Checked right before a post goes out.
     pub async fn holds(
@@ -715,16 +770,30 @@ impl Ledger {
             Param::BigInt(rows.map(|r| i64::try_from(r).unwrap_or(i64::MAX))),
         ]);
         params.extend(fence_params(fence));
-        self.transition(
-            key,
-            concat!(
-                "UPDATE runs SET state = ?4, finished_at = ?5, error = ?6, channel = ?7, ts = ?8, rows = ?9
-                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
-                fenced!("10", "11")
-            ),
-            &params,
-        )
-        .await
+        let recorded = self
+            .transition(
+                key,
+                concat!(
+                    "UPDATE runs SET state = ?4, finished_at = ?5, error = ?6, channel = ?7, ts = ?8, rows = ?9
+                     WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
+                    fenced!("10", "11")
+                ),
+                &params,
+            )
+            .await;
+        match (recorded, fence) {
+            // The same finish tried again after its answer was lost: it is recorded.
+            (Err(LedgerError::AlreadyFinished { state: found, .. }), Some(fence))
+                if found == state
+                    && self.get(key).await?.is_some_and(|r| {
+                        r.attempts == fence.generation
+                            && r.owner.as_deref() == Some(fence.owner.as_str())
+                    }) =>
+            {
+                Ok(())
+            }
+            (recorded, _) => recorded,
+        }
     }
 
     /// Records a slot that will not run (e.g. older than the catch-up window) without a

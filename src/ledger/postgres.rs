@@ -194,6 +194,9 @@ fn open_error(shown: &str, error: &deadpool_postgres::PoolError) -> LedgerError 
         Some(_) => {
             "The server answered with an error: see the detail, and that the user may create tables in the database."
         }
+        None if describe_pool_error(error).contains("TLS") => {
+            "The TLS handshake failed: with sslmode=verify-full the server's certificate must chain to sslrootcert (or a public root) and name the host in the URL. Give the CA file your provider publishes (Cloud SQL: server-ca.pem) as sslrootcert, or use sslmode=require to encrypt without checking."
+        }
         None => {
             "Nothing answered: check the host and port in KPIBOT__LEDGER__URL, that the server runs and accepts connections from here (firewall, Cloud SQL connection, `pg_hba.conf`), and `sslmode`."
         }
@@ -246,6 +249,14 @@ impl PostgresLedger {
         let timeout = statement_timeout(settings);
         config.connect_timeout(timeout);
         config.application_name("kpibot");
+        // The server gives up on a statement when kpibot does, so a statement abandoned by
+        // the client does not hold locks on.
+        let server_timeout = format!("-c statement_timeout={}", timeout.as_millis());
+        let options = match config.get_options() {
+            Some(theirs) if !theirs.is_empty() => format!("{theirs} {server_timeout}"),
+            _ => server_timeout,
+        };
+        config.options(&options);
         let tls = tls(&check).map_err(|d| setup(d, "Fix sslrootcert, or use sslmode=require."))?;
         let manager = Manager::from_config(
             config,
@@ -296,7 +307,16 @@ impl PostgresLedger {
             .get()
             .await
             .map_err(|e| open_error(&self.shown, &e))?;
-        let migration = |e: &dyn std::fmt::Display| LedgerError::Migration(e.to_string());
+        let migration = |e: &dyn std::error::Error| {
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            LedgerError::Migration(text)
+        };
+        // Waits for another replica's migration, bounded by the statement timeout.
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
             .await
@@ -347,15 +367,12 @@ impl PostgresLedger {
                     continue;
                 }
                 Ok(Err(error)) => {
-                    if error.is_closed() || error.as_db_error().is_none() {
-                        return Err(LedgerError::Unavailable(error.to_string()));
+                    let failure = classify(&error);
+                    if matches!(failure, LedgerError::Unavailable(_)) && !error.is_closed() {
+                        // A read-only or shutting-down server: not a connection to reuse.
+                        drop(deadpool_postgres::Object::take(client));
                     }
-                    return Err(LedgerError::Postgres(
-                        error
-                            .as_db_error()
-                            .map(|db| db.message().to_string())
-                            .unwrap_or_else(|| error.to_string()),
-                    ));
+                    return Err(failure);
                 }
                 Err(_) => {
                     // The connection may be wedged: do not give it back to the pool.
@@ -405,6 +422,34 @@ impl PostgresLedger {
                 "the server is read-only (a standby): the ledger needs the primary".into(),
             )),
         }
+    }
+}
+
+/// What a failed statement means for the ledger: the database away for now (retry later)
+/// or a real error. Server states that pass with time count as away: shutting down or
+/// starting (57P0x), a read-only standby after a failover (25006), serialization
+/// failures and deadlocks (40001, 40P01), out of resources (53xxx), connection faults
+/// (08xxx). Without a server answer, a closed connection or an I/O failure is away too;
+/// anything else (a parameter of the wrong type) is a bug, not an outage.
+fn classify(error: &tokio_postgres::Error) -> LedgerError {
+    if let Some(db) = error.as_db_error() {
+        let code = db.code().code();
+        let transient = code.starts_with("57P")
+            || code.starts_with("53")
+            || code.starts_with("08")
+            || matches!(code, "25006" | "40001" | "40P01");
+        let message = format!("{} ({code})", db.message());
+        return if transient {
+            LedgerError::Unavailable(message)
+        } else {
+            LedgerError::Postgres(message)
+        };
+    }
+    let io = std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>());
+    if error.is_closed() || io {
+        LedgerError::Unavailable(error.to_string())
+    } else {
+        LedgerError::Postgres(error.to_string())
     }
 }
 

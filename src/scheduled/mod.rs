@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
 use crate::deliver::Delivery;
-use crate::ledger::{Lease, Ledger, LedgerError, SlotKey};
+use crate::ledger::{Fence, Lease, Ledger, LedgerError, SlotKey};
 use crate::metrics::Metrics;
 use crate::spec::{ReportSpec, ScheduleSpec};
 use crate::warehouse::Warehouse;
@@ -109,6 +109,24 @@ pub struct Scheduler {
     config: SchedulerConfig,
     /// This process's name in the ledger's leases.
     owner: String,
+    /// The slots this process is running now, with their fences: the only leases it
+    /// renews. A run that ends without recording its slot lets the lease lapse.
+    in_flight: Arc<std::sync::Mutex<HashMap<SlotKey, Fence>>>,
+}
+
+/// A slot in flight, for as long as its run task holds this (panics and aborts included).
+pub(crate) struct Held {
+    in_flight: Arc<std::sync::Mutex<HashMap<SlotKey, Fence>>>,
+    key: SlotKey,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.key);
+    }
 }
 
 impl Scheduler {
@@ -123,7 +141,20 @@ impl Scheduler {
             parts,
             config,
             owner,
+            in_flight: Default::default(),
         })
+    }
+
+    /// Marks `key` in flight under `fence` until the returned guard is dropped.
+    pub(crate) fn hold(&self, key: &SlotKey, fence: &Fence) -> Held {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(key.clone(), fence.clone());
+        Held {
+            in_flight: self.in_flight.clone(),
+            key: key.clone(),
+        }
     }
 
     fn catalog(&self) -> Arc<Catalog> {
@@ -303,8 +334,30 @@ impl Scheduler {
 
     /// Extends the lease on every slot this process holds.
     async fn renew_leases(&self) {
-        if let Err(error) = self.parts.ledger.renew(&self.lease(), Utc::now()).await {
-            tracing::error!(error = %error, "could not renew this process's claims in the ledger");
+        let held: Vec<(SlotKey, Fence)> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(key, fence)| (key.clone(), fence.clone()))
+            .collect();
+        let until = self.lease().until;
+        for (key, fence) in held {
+            match self
+                .parts
+                .ledger
+                .renew(&key, &fence, until, Utc::now())
+                .await
+            {
+                Ok(true) => {}
+                // Lapsed or taken over: the run learns it at its post guard.
+                Ok(false) => {
+                    tracing::warn!(report = %key.report, slot = %key.slot, "a slot in flight lost its lease")
+                }
+                Err(error) => {
+                    tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not renew the lease of a slot in flight")
+                }
+            }
         }
     }
 

@@ -71,21 +71,21 @@ impl Scheduler {
                 self.config.lease,
                 || {
                     let (ledger, key, lease) = (&ledger, &key, self.lease());
-                    Box::pin(async move { ledger.reclaim(key, &lease, taken_at).await })
+                    Box::pin(
+                        async move { ledger.reclaim(key, &lease, taken_at, record.attempts).await },
+                    )
                 },
             )
             .await;
-        if won != Some(true) {
+        let Some(Some(fence)) = won else {
             // Another process got it first, or the ledger stayed away: the row is still
             // abandoned then, and the next lease round tries again.
             return;
-        }
+        };
+        let _held = self.hold(&key, &fence);
         self.parts
             .metrics
             .increment(METRIC_TAKEOVERS, METRIC_TAKEOVERS_HELP, &[]);
-        let Some(fence) = self.fence_of(&key).await else {
-            return;
-        };
         tracing::warn!(report = %key.report, slot = %key.slot, attempts = record.attempts + 1, "recovering a slot a stopped process left unfinished");
         let catalog = self.catalog();
         let Some((spec, schedule)) = lookup(&catalog, &key) else {
@@ -147,20 +147,6 @@ impl Scheduler {
             return;
         }
         self.run_claimed(&key, &fence, spec, schedule, resume).await;
-    }
-
-    /// The fence of a slot this process just won, read back (the database may be away
-    /// for a moment: retried like every ledger step).
-    async fn fence_of(&self, key: &SlotKey) -> Option<Fence> {
-        let ledger = self.parts.ledger.clone();
-        let (key, owner) = (key.clone(), self.owner.clone());
-        self.ledger_step(
-            "read the fence of a claimed slot",
-            &key,
-            self.config.lease,
-            || Box::pin(ledger.fence(&key, &owner)),
-        )
-        .await
     }
 
     /// Runs a ledger step, retrying with backoff while the database is unreachable (a
@@ -282,13 +268,12 @@ impl Scheduler {
             );
         }
         if !won {
-            // Lost to another process, or the ledger stayed away longer than a lease:
-            // the slot is due still, and the next catch-up (any replica's) runs it.
+            // Lost to another process; or the ledger stayed away for the slot's whole
+            // catch-up window, or failed for good (both logged by `ledger_step`).
             return;
         }
-        let Some(fence) = self.fence_of(&key).await else {
-            return;
-        };
+        let fence = Fence::first(&self.owner);
+        let _held = self.hold(&key, &fence);
         let catalog = self.catalog();
         match lookup(&catalog, &key) {
             Some((spec, schedule)) => self.run_claimed(&key, &fence, spec, schedule, None).await,
@@ -327,14 +312,17 @@ impl Scheduler {
     }
 
     /// Whether this process may still post `key`: its fence holds the row and the lease
-    /// has not run out. In thread mode it also records the summary's ts (step one).
+    /// runs for a quarter of a lease more at least (room for the post itself and for
+    /// clocks that differ a little between replicas). Asked before every attempt. In
+    /// thread mode it also records the summary's ts (step one).
     fn post_guard(&self, key: &SlotKey, fence: &Fence) -> PostGuard {
         let (ledger, key, fence) = (self.parts.ledger.clone(), key.clone(), fence.clone());
         let (step_ledger, step_key, step_fence) = (ledger.clone(), key.clone(), fence.clone());
+        let margin = chrono::Duration::from_std(self.config.lease / 4).unwrap_or_default();
         PostGuard::new(move || -> GuardAnswer {
             let (ledger, key, fence) = (ledger.clone(), key.clone(), fence.clone());
             Box::pin(async move {
-                ledger.holds(&key, &fence, Utc::now()).await.unwrap_or_else(|error| {
+                ledger.holds(&key, &fence, Utc::now() + margin).await.unwrap_or_else(|error| {
                     tracing::error!(error = %error, "could not check the slot's lease before posting; not posting");
                     false
                 })
