@@ -18,6 +18,9 @@ const CONNECTIONS: usize = 200;
 const DURATION_SECONDS: u64 = 10;
 const SECRET: &str = "bench-signing-secret";
 const HEAVY_ANSWERS: usize = 20;
+/// The fixed rate of the second measurement: far above any Slack workspace's `/kpi`
+/// traffic, well below what saturates this machine.
+const PACED_REQUESTS_PER_SECOND: u32 = 2_000;
 
 /// A report whose every answer scans a billion generated rows: seconds of CPU each.
 const HEAVY_REPORT: &str = r##"title = "Heavy"
@@ -90,16 +93,37 @@ async fn wait_ready(port: u16) -> bool {
     false
 }
 
-/// One keep-alive connection sending `request` until `until`; returns latencies.
-async fn client(port: u16, request: Arc<Vec<u8>>, until: Instant) -> Vec<Duration> {
+/// One keep-alive connection sending `request` until `until`: back to back, or every
+/// `pace` (then latency counts from the time the request was due, so a stall is not
+/// hidden by the requests it delayed).
+async fn client(
+    port: u16,
+    request: Arc<Vec<u8>>,
+    until: Instant,
+    pace: Option<Duration>,
+    index: usize,
+) -> Vec<Duration> {
     let mut latencies = Vec::new();
     let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await else {
         return latencies;
     };
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
+    // Paced connections are spread evenly over the interval, not sent in bursts.
+    let mut due = Instant::now()
+        + pace.map_or(Duration::ZERO, |p| {
+            p.mul_f64(index as f64 / CONNECTIONS as f64)
+        });
     while Instant::now() < until {
-        let started = Instant::now();
+        let started = match pace {
+            Some(interval) => {
+                tokio::time::sleep_until(due.into()).await;
+                let started = due;
+                due += interval;
+                started
+            }
+            None => Instant::now(),
+        };
         if write.write_all(&request).await.is_err() {
             break;
         }
@@ -166,12 +190,15 @@ async fn start_heavy_answers(port: u16, response_url: &str) {
     }
 }
 
-async fn load(name: &str, port: u16, response_url: &str) {
+/// `/kpi help` over 200 connections: as fast as they go (`rate` none: the CPU is
+/// saturated, so the p99 is mostly queueing) or at `rate` requests per second in all.
+async fn load(name: &str, port: u16, response_url: &str, rate: Option<u32>) {
     let request = Arc::new(slash_request("U1", "help", response_url));
     let started = Instant::now();
     let until = started + Duration::from_secs(DURATION_SECONDS);
+    let pace = rate.map(|r| Duration::from_secs_f64(CONNECTIONS as f64 / f64::from(r)));
     let tasks: Vec<_> = (0..CONNECTIONS)
-        .map(|_| tokio::spawn(client(port, request.clone(), until)))
+        .map(|index| tokio::spawn(client(port, request.clone(), until, pace, index)))
         .collect();
     let mut all = Vec::new();
     for t in tasks {
@@ -185,6 +212,10 @@ async fn load(name: &str, port: u16, response_url: &str) {
     }
     let pct =
         |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+    let name = match rate {
+        Some(rate) => format!("{name}, {rate} requests/s"),
+        None => format!("{name}, as fast as they go"),
+    };
     println!(
         "{name}: {} acks in {elapsed:.1} s = {:.0} requests/s; p50 {:.2} ms, p99 {:.2} ms ({CONNECTIONS} connections)",
         all.len(),
@@ -248,33 +279,38 @@ async fn main() {
                 .unwrap(),
         )
     };
-    let kpibot_port = free_port();
-    let kpibot = start_kpibot(kpibot_port);
-    assert!(wait_ready(kpibot_port).await, "kpibot serve did not start");
-    load(
-        "kpibot serve, nothing else to do",
-        kpibot_port,
-        &response_url,
-    )
-    .await;
-    drop(kpibot);
+    // Each measurement on a fresh process: saturating first, then at a fixed rate.
+    for rate in [None, Some(PACED_REQUESTS_PER_SECOND)] {
+        let kpibot_port = free_port();
+        let kpibot = start_kpibot(kpibot_port);
+        assert!(wait_ready(kpibot_port).await, "kpibot serve did not start");
+        load(
+            "kpibot serve, nothing else to do",
+            kpibot_port,
+            &response_url,
+            rate,
+        )
+        .await;
+        drop(kpibot);
 
-    let kpibot_port = free_port();
-    let kpibot = start_kpibot(kpibot_port);
-    assert!(wait_ready(kpibot_port).await, "kpibot serve did not start");
-    start_heavy_answers(kpibot_port, &response_url).await;
-    let answered_before = answers.load(std::sync::atomic::Ordering::SeqCst);
-    load(
-        &format!("kpibot serve, while {HEAVY_ANSWERS} heavy /kpi answers compute"),
-        kpibot_port,
-        &response_url,
-    )
-    .await;
-    println!(
-        "  answers posted to response_url while the load ran: {} (the heavy ones still computing at the end were not counted)",
-        answers.load(std::sync::atomic::Ordering::SeqCst) - answered_before
-    );
-    drop(kpibot);
+        let kpibot_port = free_port();
+        let kpibot = start_kpibot(kpibot_port);
+        assert!(wait_ready(kpibot_port).await, "kpibot serve did not start");
+        start_heavy_answers(kpibot_port, &response_url).await;
+        let answered_before = answers.load(std::sync::atomic::Ordering::SeqCst);
+        load(
+            &format!("kpibot serve, while {HEAVY_ANSWERS} heavy /kpi answers compute"),
+            kpibot_port,
+            &response_url,
+            rate,
+        )
+        .await;
+        println!(
+            "  answers posted to response_url while the load ran: {}",
+            answers.load(std::sync::atomic::Ordering::SeqCst) - answered_before
+        );
+        drop(kpibot);
+    }
 
     let script = dir.path().join("bolt_app.py");
     std::fs::File::create(&script)
@@ -297,6 +333,7 @@ async fn main() {
                     "Bolt for Python (AsyncApp, aiohttp)",
                     bolt_port,
                     &response_url,
+                    None,
                 )
                 .await;
             } else {
