@@ -628,10 +628,7 @@ fn a_process_shutting_down_keeps_its_leases_so_no_one_else_posts_its_slot_too() 
         !slack.calls_of("files.getUploadURLExternal").is_empty()
     });
     // Stop the first process mid-run and start a second on the same ledger at once.
-    Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", a.0.id())])
-        .status()
-        .unwrap();
+    a.signal("TERM");
     let second = Bot::new(dir.path(), &env);
     let b = second.start("b.log");
     wait_for(
@@ -679,12 +676,7 @@ fn a_process_paused_past_its_lease_does_not_post_the_slot_another_took_over() {
     wait_for("the slow upload to start", Duration::from_secs(20), || {
         !slack.calls_of("files.getUploadURLExternal").is_empty()
     });
-    let signal = |name: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("kill -{name} {}", a.0.id())])
-            .status()
-            .unwrap()
-    };
+    let signal = |name: &str| a.signal(name);
     // Paused (a VM stall, a long GC, SIGSTOP) past its 2 s lease, while a second process
     // runs: the second takes the slot over and posts it.
     signal("STOP");
@@ -959,15 +951,7 @@ fn two_processes_one_paused_past_its_lease_again_and_again_post_200_slots_exactl
     let a = first.start("a.log");
     let b = second.start("b.log");
     let started = chrono::Utc::now();
-    let signal = |name: &str| {
-        assert!(
-            Command::new("sh")
-                .args(["-c", &format!("kill -{name} {}", a.0.id())])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let signal = |name: &str| a.signal(name);
     // 200 slots = 40 ticks of five reports: 80 s, during which A is paused for 5 s (past
     // its lease) every 8 s. The schedule of pauses, not synchronisation.
     let span = Duration::from_secs((SLOTS / REPORTS) as u64 * 2 + 4);

@@ -161,6 +161,16 @@ pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool
 pub struct Running(pub Child);
 
 impl Running {
+    /// Sends the signal `name` (TERM, STOP, CONT, …) with the shell's own `kill`, so no
+    /// procps package is needed; panics if it could not be sent.
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("sh")
+            .args(["-c", &format!("kill -{name} {}", self.0.id())])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name} {} failed", self.0.id());
+    }
+
     pub fn sigkill(mut self) {
         self.0.kill().unwrap();
         self.0.wait().unwrap();
@@ -176,11 +186,7 @@ impl Drop for Running {
 
 /// SIGTERM, then the exit status.
 pub fn terminate(mut running: Running) -> std::process::ExitStatus {
-    // The shell's own `kill`, so no procps package is needed.
-    Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", running.0.id())])
-        .status()
-        .unwrap();
+    running.signal("TERM");
     running.0.wait().unwrap()
 }
 
