@@ -283,21 +283,6 @@ pub struct Ledger {
 /// `WHERE` for one slot's row.
 const KEY: &str = "report = ?1 AND schedule = ?2 AND slot = ?3";
 
-/// `AND` clause of a fenced statement: the owner and generation at `?a` / `?b` hold it.
-macro_rules! fenced {
-    ($owner:literal, $generation:literal) => {
-        concat!(
-            " AND (CAST(?",
-            $owner,
-            " AS TEXT) IS NULL OR (owner = ?",
-            $owner,
-            " AND attempts = ?",
-            $generation,
-            "))"
-        )
-    };
-}
-
 const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts, owner";
 
 /// Every column, for copying a ledger's history (`kpibot ledger migrate`), with whether
@@ -517,17 +502,11 @@ impl Ledger {
         fence: &Fence,
         retry_at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let mut params = key_params(key);
-        params.push(text(time_text(retry_at)));
-        params.extend(fence_params(Some(fence)));
-        self.transition(
+        self.fenced_update(
             key,
-            concat!(
-                "UPDATE runs SET owner = NULL, lease_until = ?4
-                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
-                fenced!("5", "6")
-            ),
-            &params,
+            "owner = NULL, lease_until = ?4",
+            vec![text(time_text(retry_at))],
+            Some(fence),
         )
         .await
     }
@@ -657,17 +636,11 @@ impl Ledger {
         fence: Option<&Fence>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let mut params = key_params(key);
-        params.push(text(time_text(now)));
-        params.extend(fence_params(fence));
-        self.transition(
+        self.fenced_update(
             key,
-            concat!(
-                "UPDATE runs SET state = 'running', started_at = ?4
-                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
-                fenced!("5", "6")
-            ),
-            &params,
+            "state = 'running', started_at = ?4",
+            vec![text(time_text(now))],
+            fence,
         )
         .await
     }
@@ -680,19 +653,8 @@ impl Ledger {
         fence: &Fence,
         ts: &str,
     ) -> Result<(), LedgerError> {
-        let mut params = key_params(key);
-        params.push(text(ts));
-        params.extend(fence_params(Some(fence)));
-        self.transition(
-            key,
-            concat!(
-                "UPDATE runs SET summary_ts = ?4
-                 WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
-                fenced!("5", "6")
-            ),
-            &params,
-        )
-        .await
+        self.fenced_update(key, "summary_ts = ?4", vec![text(ts)], Some(fence))
+            .await
     }
 
     /// Whether `fence` still holds the slot at `now`: same owner and generation, the row
@@ -760,25 +722,20 @@ impl Ledger {
                 (RunState::NoData, None, Some(channel), Some(ts), Some(0))
             }
         };
-        let mut params = key_params(key);
-        params.extend([
+        let values = vec![
             text(state.as_str()),
             text(time_text(now)),
             Param::Text(error.cloned()),
             Param::Text(channel.cloned()),
             Param::Text(ts.cloned()),
             Param::BigInt(rows.map(|r| i64::try_from(r).unwrap_or(i64::MAX))),
-        ]);
-        params.extend(fence_params(fence));
+        ];
         let recorded = self
-            .transition(
+            .fenced_update(
                 key,
-                concat!(
-                    "UPDATE runs SET state = ?4, finished_at = ?5, error = ?6, channel = ?7, ts = ?8, rows = ?9
-                     WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')",
-                    fenced!("10", "11")
-                ),
-                &params,
+                "state = ?4, finished_at = ?5, error = ?6, channel = ?7, ts = ?8, rows = ?9",
+                values,
+                fence,
             )
             .await;
         match (recorded, fence) {
@@ -814,6 +771,29 @@ impl Ledger {
             )
             .await?;
         Ok(inserted == 1)
+    }
+
+    /// Updates one open row: `set` assigns from `?4` on (bound to `values`), and with a
+    /// `fence`, only if that owner and generation still hold the row. When it changed
+    /// nothing, says why (no row, finished, or held by another generation).
+    async fn fenced_update(
+        &self,
+        key: &SlotKey,
+        set: &str,
+        values: Vec<Param>,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError> {
+        let owner = 4 + values.len();
+        let generation = owner + 1;
+        let sql = format!(
+            "UPDATE runs SET {set}
+             WHERE {KEY} AND state IN ('claimed', 'running')
+               AND (CAST(?{owner} AS TEXT) IS NULL OR (owner = ?{owner} AND attempts = ?{generation}))"
+        );
+        let mut params = key_params(key);
+        params.extend(values);
+        params.extend(fence_params(fence));
+        self.transition(key, &sql, &params).await
     }
 
     /// Runs a one-row update; when it changed nothing, says why (no row, or finished).

@@ -13,6 +13,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::{Cell, LedgerError, Param, statement_timeout};
+use crate::deliver::error_chain;
 use crate::settings::LedgerSettings;
 
 /// A statement on a pooled connection, still running.
@@ -181,6 +182,7 @@ fn open_error(shown: &str, error: &deadpool_postgres::PoolError) -> LedgerError 
         deadpool_postgres::PoolError::Backend(e) => e.code().cloned(),
         _ => None,
     };
+    let detail = describe_pool_error(error);
     let advice = match db_code {
         Some(code)
             if code == SqlState::INVALID_PASSWORD
@@ -194,7 +196,7 @@ fn open_error(shown: &str, error: &deadpool_postgres::PoolError) -> LedgerError 
         Some(_) => {
             "The server answered with an error: see the detail, and that the user may create tables in the database."
         }
-        None if describe_pool_error(error).contains("TLS") => {
+        None if detail.contains("TLS") => {
             "The TLS handshake failed: with sslmode=verify-full the server's certificate must chain to sslrootcert (or a public root) and name the host in the URL. Give the CA file your provider publishes (Cloud SQL: server-ca.pem) as sslrootcert, or use sslmode=require to encrypt without checking."
         }
         None => {
@@ -203,7 +205,7 @@ fn open_error(shown: &str, error: &deadpool_postgres::PoolError) -> LedgerError 
     };
     LedgerError::Open {
         ledger: shown.to_string(),
-        detail: describe_pool_error(error),
+        detail,
         advice: advice.to_string(),
     }
 }
@@ -212,15 +214,7 @@ fn describe_pool_error(error: &deadpool_postgres::PoolError) -> String {
     match error {
         deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
             Some(db) => db.message().to_string(),
-            None => {
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(e);
-                while let Some(cause) = source {
-                    text.push_str(&format!(": {cause}"));
-                    source = cause.source();
-                }
-                text
-            }
+            None => error_chain(e),
         },
         deadpool_postgres::PoolError::Timeout(_) => "no connection within the time limit".into(),
         other => other.to_string(),
@@ -307,15 +301,7 @@ impl PostgresLedger {
             .get()
             .await
             .map_err(|e| open_error(&self.shown, &e))?;
-        let migration = |e: &dyn std::error::Error| {
-            let mut text = e.to_string();
-            let mut source = e.source();
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            LedgerError::Migration(text)
-        };
+        let migration = |e: &dyn std::error::Error| LedgerError::Migration(error_chain(e));
         // Waits for another replica's migration, bounded by the statement timeout.
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
