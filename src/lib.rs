@@ -13,6 +13,7 @@ pub mod app;
 pub mod catalog;
 pub mod cli;
 pub mod deliver;
+pub mod i18n;
 pub mod ledger;
 pub mod metrics;
 pub mod ops;

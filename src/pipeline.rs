@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+use crate::i18n::{self, Locale};
 use crate::render::{self, ChartData, RenderError, Rendered, RunFacts, ShapeError};
 use crate::spec::period::{PeriodError, WindowLimits};
 use crate::spec::{Compare, Period, ReportSpec, Window};
@@ -33,6 +34,8 @@ pub struct RunOptions {
     pub trigger: Trigger,
     /// How far the window may reach and how many rows the query may return.
     pub limits: RunLimits,
+    /// The reader's language, for a report that does not state its own `locale`.
+    pub locale: Locale,
 }
 
 /// The bounds of one run.
@@ -56,6 +59,7 @@ impl RunOptions {
             params: Params::new(),
             trigger,
             limits: RunLimits::default(),
+            locale: Locale::En,
         }
     }
 }
@@ -75,22 +79,23 @@ pub struct RunOutcome {
 }
 
 /// What went wrong at the warehouse, in words that fit the failure.
-fn warehouse_failure(error: &WarehouseError) -> &'static str {
-    match error {
-        WarehouseError::Query { .. } => "the warehouse rejected the query",
-        WarehouseError::Refused { .. } => "the warehouse refused to run the query",
-        WarehouseError::Timeout(_) => "the query took too long",
-        WarehouseError::Unavailable(_) => "the warehouse could not be reached",
-        WarehouseError::UnsupportedType { .. } => "the query returned a column kpibot cannot chart",
-        WarehouseError::TooManyRows { .. } => "the query returned too many rows",
-    }
+pub fn warehouse_failure(error: &WarehouseError, locale: Locale) -> String {
+    let key = match error {
+        WarehouseError::Query { .. } => "failure-query-rejected",
+        WarehouseError::Refused { .. } => "failure-query-refused",
+        WarehouseError::Timeout(_) => "failure-timeout",
+        WarehouseError::Unavailable(_) => "failure-unavailable",
+        WarehouseError::UnsupportedType { .. } => "failure-unsupported-type",
+        WarehouseError::TooManyRows { .. } => "failure-too-many-rows",
+    };
+    crate::tr!(locale, key)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("report `{report}`")]
     Period { report: String, source: PeriodError },
-    #[error("report `{report}` ({location}): {}", warehouse_failure(.source))]
+    #[error("report `{report}` ({location}): {}", warehouse_failure(.source, Locale::En))]
     Warehouse {
         report: String,
         location: String,
@@ -255,6 +260,11 @@ pub async fn run(
     options: &RunOptions,
 ) -> Result<RunOutcome, PipelineError> {
     let started = Instant::now();
+    // The report's own language, else the reader's: every word and number follows it.
+    let locale = spec.chart.locale.unwrap_or(options.locale);
+    let mut localized = spec.clone();
+    localized.chart.locale = Some(locale);
+    let spec = &localized;
     let window = window_for(spec, options.period, options.now, &options.limits.window).map_err(
         |source| PipelineError::Period {
             report: spec.id.clone(),
@@ -271,9 +281,13 @@ pub async fn run(
             let (_, previous_data) =
                 query_window(warehouse, spec, comparison, run_date, options).await?;
             // For `last`, name the day compared with, not the whole window.
-            previous_data
-                .headline(spec.chart.headline)
-                .map(|(v, at)| (v, at.unwrap_or_else(|| comparison.to_string())))
+            previous_data.headline(spec.chart.headline).map(|(v, at)| {
+                let compared = match at {
+                    Some(day) => render::day_text(locale, &day),
+                    None => i18n::date_range(locale, comparison.start, comparison.end),
+                };
+                (v, compared)
+            })
         }
         _ => None,
     };

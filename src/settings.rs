@@ -11,6 +11,8 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::i18n::Locale;
+
 /// The settings file read when `--config` is not given (optional).
 pub const DEFAULT_SETTINGS_FILE: &str = "kpibot.toml";
 /// Prefix of environment variables that override settings.
@@ -53,6 +55,9 @@ impl Serialize for Secret {
 pub struct Settings {
     /// Timezone of reports that do not name one. Default `Asia/Tokyo`.
     pub timezone: String,
+    /// The language kpibot writes in (`en` or `ja`), for reports that do not state a
+    /// `locale` and for owners; `/kpi` answers use the asker's Slack language. Default `en`.
+    pub locale: String,
     pub reports: ReportsSettings,
     pub warehouse: WarehouseSettings,
     pub delivery: DeliverySettings,
@@ -398,6 +403,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             timezone: "Asia/Tokyo".into(),
+            locale: "en".into(),
             reports: ReportsSettings::default(),
             warehouse: WarehouseSettings::default(),
             delivery: DeliverySettings::default(),
@@ -474,6 +480,10 @@ pub enum SettingsError {
     )]
     Timezone(String),
     #[error(
+        "unknown language `{0}` in setting `locale` (KPIBOT__LOCALE); kpibot writes `en` or `ja`"
+    )]
+    Locale(String),
+    #[error(
         "`{0}` in setting `limits.earliest_date` (KPIBOT__LIMITS__EARLIEST_DATE) is not a date; write it as YYYY-MM-DD"
     )]
     EarliestDate(String),
@@ -546,7 +556,12 @@ impl Settings {
             .and_then(config::Config::try_deserialize)
             .map_err(|e| SettingsError::Invalid(e.to_string()))?;
         settings.timezone()?;
+        settings.locale()?;
         Ok(settings)
+    }
+
+    pub fn locale(&self) -> Result<Locale, SettingsError> {
+        Locale::parse(&self.locale).ok_or_else(|| SettingsError::Locale(self.locale.clone()))
     }
 
     pub fn timezone(&self) -> Result<Tz, SettingsError> {

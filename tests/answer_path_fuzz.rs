@@ -10,6 +10,7 @@ use chrono::{DateTime, Days, TimeZone, Utc};
 use kpibot::adhoc::access::{Asker, Viewer};
 use kpibot::adhoc::{self, AccessPolicy, Answer, Context, Resolved};
 use kpibot::catalog::Catalog;
+use kpibot::i18n::Locale;
 use kpibot::pipeline::{self, RunLimits};
 use kpibot::spec::{self, SpecDefaults};
 use kpibot::warehouse::{Dialect, Trigger};
@@ -95,7 +96,7 @@ fn now() -> DateTime<Utc> {
 }
 
 /// Checks one command up to the SQL parameters; returns whether it would run a query.
-fn check_path(catalog: &Catalog, text: &str, dialect: Dialect) -> bool {
+fn check_path(catalog: &Catalog, text: &str, dialect: Dialect, locale: Locale) -> bool {
     let limits = RunLimits::default();
     let asker = Asker {
         operator: true,
@@ -106,9 +107,14 @@ fn check_path(catalog: &Catalog, text: &str, dialect: Dialect) -> bool {
         asker: &asker,
         policy: AccessPolicy::Allow,
     };
-    let Resolved::Run { spec, .. } =
-        adhoc::resolve(catalog, text, dialect, chrono_tz::Asia::Tokyo, &viewer)
-    else {
+    let Resolved::Run { spec, .. } = adhoc::resolve(
+        catalog,
+        text,
+        dialect,
+        chrono_tz::Asia::Tokyo,
+        &viewer,
+        locale,
+    ) else {
         return false;
     };
     let Ok(window) = pipeline::window_for(&spec, None, now(), &limits.window) else {
@@ -139,8 +145,8 @@ proptest! {
             static CATALOGS: (Catalog, Catalog) = (catalog(Dialect::DuckDb), catalog(Dialect::BigQuery));
         }
         CATALOGS.with(|(duck, bq)| {
-            check_path(duck, &text, Dialect::DuckDb);
-            check_path(bq, &text, Dialect::BigQuery);
+            check_path(duck, &text, Dialect::DuckDb, Locale::En);
+            check_path(bq, &text, Dialect::BigQuery, Locale::Ja);
         });
     }
 }
@@ -153,7 +159,7 @@ fn the_generated_commands_reach_the_window_often_enough_to_mean_something() {
     let ran = (0..2000)
         .filter(|_| {
             let text = strategy.new_tree(&mut runner).unwrap().current();
-            check_path(&catalog, &text, Dialect::DuckDb)
+            check_path(&catalog, &text, Dialect::DuckDb, Locale::Ja)
         })
         .count();
     assert!(ran > 200, "only {ran} of 2000 commands reached a window");
@@ -176,6 +182,7 @@ async fn a_sample_goes_all_the_way_through_the_demo_mart_and_the_renderer() {
         policy: AccessPolicy::Allow,
         limits: app.limits,
         cache: None,
+        locale: Locale::Ja,
     };
     let asker = Asker {
         operator: true,
@@ -193,7 +200,8 @@ async fn a_sample_goes_all_the_way_through_the_demo_mart_and_the_renderer() {
             }
             Answer::Text(reply) => {
                 texts += 1;
-                assert!(!reply.to_string().is_empty(), "`{text}`");
+                assert!(!reply.text(Locale::Ja).is_empty(), "`{text}`");
+                assert!(!reply.text(Locale::En).is_empty(), "`{text}`");
             }
         }
     }

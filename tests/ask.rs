@@ -232,7 +232,7 @@ y = "v"
     .unwrap();
     let message = std::fs::read_to_string(dir.path().join("out/ratio.json")).unwrap();
     assert!(
-        message.contains("2 value(s) were not numbers (NaN or ∞) and are shown as gaps"),
+        message.contains("2 values were not numbers (NaN or ∞) and are shown as gaps"),
         "{message}"
     );
 }

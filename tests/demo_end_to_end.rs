@@ -98,8 +98,13 @@ async fn demo_writes_every_report_and_the_numbers_are_the_warehouse_numbers() {
         let context = message["blocks"][3]["elements"][0]["text"]
             .as_str()
             .unwrap();
+        // The window in the report's language: `2026-10-29 – 2026-11-25` or
+        // `2026年10月29日〜11月25日`.
+        let locale = spec.chart.locale.unwrap_or_default();
+        let day = |d: &str| d.parse::<chrono::NaiveDate>().unwrap();
+        let window = kpibot::i18n::date_range(locale, day(start), day(end));
         assert!(
-            context.contains(&format!("{start} – {end} (Asia/Tokyo)")) || start == end,
+            context.contains(&format!("{window} (Asia/Tokyo)")),
             "{context}"
         );
         assert!(
@@ -182,9 +187,10 @@ async fn the_headline_matches_the_data_and_the_comparison_window() {
         .unwrap();
     assert_eq!(headline, last_day_total);
     let fields = message["blocks"][1]["fields"].to_string();
-    assert!(fields.contains("Latest (2026-11-25)"), "{fields}");
+    // The report is written in Japanese (`locale = "ja"`).
+    assert!(fields.contains("最新（2026年11月25日）"), "{fields}");
     assert!(
-        fields.contains("vs 2026-10-28"),
+        fields.contains("2026年10月28日比"),
         "the day compared with is named: {fields}"
     );
 
@@ -202,7 +208,7 @@ async fn the_headline_matches_the_data_and_the_comparison_window() {
     )
     .unwrap();
     let fields = message["blocks"][1]["fields"].to_string();
-    assert!(fields.contains("vs 2026-11-18"), "{fields}");
+    assert!(fields.contains("2026年11月18日比"), "{fields}");
 }
 
 #[tokio::test]

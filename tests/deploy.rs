@@ -15,7 +15,7 @@ const OTHER_VARIABLES: [&str; 2] = ["RUST_LOG", "GOOGLE_APPLICATION_CREDENTIALS"
 
 /// Every Slack Web API method kpibot calls, by slack-morphism's function name, with the
 /// bot scope it needs (`None`: no scope, or a token other than the bot's).
-const SLACK_METHODS: [(&str, &str, Option<&str>); 11] = [
+const SLACK_METHODS: [(&str, &str, Option<&str>); 12] = [
     ("chat_post_message", "chat.postMessage", Some("chat:write")),
     (
         "chat_post_ephemeral",
@@ -54,6 +54,7 @@ const SLACK_METHODS: [(&str, &str, Option<&str>); 11] = [
         "usergroups.list",
         Some("usergroups:read"),
     ),
+    ("users_info", "users.info", Some("users:read")),
     ("post_webhook_message", "(response_url)", None),
 ];
 

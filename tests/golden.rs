@@ -3,7 +3,7 @@
 //! regenerate them with `KPIBOT_UPDATE_GOLDEN=1 cargo test --test golden` and review the
 //! images in the diff.
 
-use std::path::PathBuf;
+mod common;
 
 use chrono::NaiveDate;
 use kpibot::render::chart::{Card, ChartInput, render_png};
@@ -11,11 +11,6 @@ use kpibot::render::data::{ChartData, Series, XAxis};
 use kpibot::render::format::NumberStyle;
 use kpibot::render::standard_set::standard_set;
 use kpibot::spec::{ChartKind, Currency, Goal, Locale, NumberFormat};
-
-/// A pixel counts as different when a channel differs by more than this.
-const CHANNEL_TOLERANCE: i32 = 48;
-/// Share of pixels allowed to differ (anti-aliasing and rounding across machines).
-const MAX_DIFFERENT_PIXELS: f64 = 0.002;
 
 struct Case {
     name: String,
@@ -198,7 +193,7 @@ fn cases() -> Vec<Case> {
     };
     ja.goal = Some(Goal {
         value: 1.5e8,
-        label: "目標".into(),
+        label: Some("目標".into()),
     });
     ja.label_last = true;
     all.push(ja);
@@ -250,21 +245,8 @@ fn render(case: &Case) -> Vec<u8> {
     .unwrap()
 }
 
-/// RGB pixels of a PNG (palette expanded).
-fn decode(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut pixels).unwrap();
-    pixels.truncate(info.buffer_size());
-    (info.width, info.height, pixels)
-}
-
 #[test]
 fn charts_match_their_golden_images() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let update = std::env::var_os("KPIBOT_UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     for case in cases() {
         let actual = render(&case);
@@ -274,40 +256,7 @@ fn charts_match_their_golden_images() {
             case.name,
             actual.len()
         );
-        let path = dir.join(format!("{}.png", case.name));
-        if update {
-            std::fs::write(&path, &actual).unwrap();
-            continue;
-        }
-        let expected = std::fs::read(&path).unwrap_or_else(|_| {
-            panic!(
-                "{} is missing; run with KPIBOT_UPDATE_GOLDEN=1",
-                path.display()
-            )
-        });
-        let (w, h, got) = decode(&actual);
-        let (ew, eh, want) = decode(&expected);
-        assert_eq!((w, h), (ew, eh), "{}: size", case.name);
-        let different = got
-            .chunks(3)
-            .zip(want.chunks(3))
-            .filter(|(a, b)| {
-                a.iter()
-                    .zip(b.iter())
-                    .any(|(x, y)| (i32::from(*x) - i32::from(*y)).abs() > CHANNEL_TOLERANCE)
-            })
-            .count();
-        let share = different as f64 / f64::from(w * h);
-        if share > MAX_DIFFERENT_PIXELS {
-            let actual_path = std::env::temp_dir().join(format!("{}.actual.png", case.name));
-            std::fs::write(&actual_path, &actual).unwrap();
-            failures.push(format!(
-                "{}: {:.3}% of pixels differ (see {})",
-                case.name,
-                share * 100.0,
-                actual_path.display()
-            ));
-        }
+        failures.extend(common::golden::differs_from_golden(&case.name, &actual));
     }
     assert!(
         failures.is_empty(),
@@ -319,7 +268,7 @@ fn charts_match_their_golden_images() {
 #[test]
 fn an_empty_chart_says_no_data_and_is_not_blank() {
     let empty = cases().into_iter().find(|c| c.name == "empty").unwrap();
-    let (_, _, pixels) = decode(&render(&empty));
+    let (_, _, pixels) = common::golden::decode(&render(&empty));
     let inked = pixels
         .chunks(3)
         .filter(|p| p.iter().any(|c| *c < 160))

@@ -8,6 +8,7 @@ mod common;
 use chrono::Utc;
 use kpibot::adhoc::{self, AccessPolicy, Answer, Asker, Context};
 use kpibot::cli;
+use kpibot::i18n::Locale;
 use kpibot::warehouse::Trigger;
 
 /// The demo run's outputs, built once per test (each test has its own folder).
@@ -133,6 +134,7 @@ async fn a_refusal_names_the_owner_to_ask() {
         policy: AccessPolicy::Allow,
         limits: Default::default(),
         cache: None,
+        locale: Locale::En,
     };
     let asker = Asker {
         user_id: "U0SALES01".into(),
@@ -145,5 +147,6 @@ async fn a_refusal_names_the_owner_to_ask() {
     let Answer::Text(reply) = answer else {
         panic!("a restricted metric was answered in #general");
     };
-    insta::assert_snapshot!("reply_refused", reply.to_string());
+    insta::assert_snapshot!("reply_refused", reply.text(Locale::En));
+    insta::assert_snapshot!("reply_refused_ja", reply.text(Locale::Ja));
 }

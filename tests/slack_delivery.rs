@@ -64,6 +64,7 @@ fn facts(report: &str, slot: &str, channel: &str) -> MessageFacts {
     MessageFacts {
         report_id: report.into(),
         title: "日次アクティブユーザー (DAU)".into(),
+        locale: kpibot::i18n::Locale::En,
         channel: Some(channel.into()),
         slot: slot.into(),
         window_start: "2026-10-29".into(),

@@ -23,6 +23,7 @@ fn report(i: usize) -> Rendered {
     let facts = MessageFacts {
         report_id: format!("report_{i:03}"),
         title: format!("レポート {i}"),
+        locale: kpibot::i18n::Locale::Ja,
         channel: Some(format!("#soak-{}", i % CHANNELS)),
         slot: "2026-11-26T09:00:00+09:00".into(),
         window_start: "2026-11-25".into(),

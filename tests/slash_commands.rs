@@ -141,6 +141,7 @@ async fn bot_throttled(
         throttle,
         audit: AuditLog::new(audit_log.clone()),
         answers: Default::default(),
+        locale: kpibot::i18n::Locale::En,
     });
     let app = kpibot::adhoc::slash::router(SECRET, handler);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -843,4 +844,95 @@ async fn a_person_asking_too_often_is_told_to_wait_and_others_are_not() {
             .any(|l| l["outcome"] == "rate_limited")
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_asker_is_answered_in_their_own_slack_language() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    bot.slack.set_user_locale("U0HANAKO", "ja-JP");
+    // The first question: the acknowledgement cannot wait for Slack, so it guesses from
+    // the words (English here, the bot's language); the answer asks Slack and is Japanese.
+    let body = form(
+        &bot,
+        "active_users last 7 days by role",
+        SALES,
+        "U0HANAKO",
+        "j1",
+    );
+    let (status, ack, _) = send(&bot, body.clone(), signed(&body)).await;
+    assert_eq!(status, 200, "{ack}");
+    assert!(ack.contains("Working on"), "{ack}");
+    wait_for("the chart in #sales", Duration::from_secs(20), || {
+        !bot.slack.messages_in(SALES).is_empty()
+    })
+    .await;
+    let posted = &bot.slack.messages_in(SALES)[0].body;
+    assert_eq!(
+        posted["blocks"][0]["text"]["text"],
+        "Active users（Role別）"
+    );
+    let context = posted["blocks"][3]["elements"][0]["text"].as_str().unwrap();
+    assert!(context.starts_with("期間: "), "{context}");
+    assert!(
+        posted["text"].as_str().unwrap().contains("〜"),
+        "the window in Japanese: {posted}"
+    );
+    assert_eq!(bot.slack.calls_of("users.info").len(), 1);
+    // Now that Slack has said, even the acknowledgement is Japanese.
+    let body = form(&bot, "help", SALES, "U0HANAKO", "j2");
+    let (_, ack, _) = send(&bot, body.clone(), signed(&body)).await;
+    assert!(ack.contains("定期レポートと同じ定義"), "{ack}");
+    assert!(ack.contains("/kpi active_users 先月 週次 by role"), "{ack}");
+    assert_eq!(
+        bot.slack.calls_of("users.info").len(),
+        1,
+        "the language is cached"
+    );
+    // Someone reading Slack in English gets English, even asking in Japanese words the
+    // acknowledgement guesses from.
+    let body = form(&bot, "active_users 先週", SALES, "U0ALICE", "e1");
+    let (_, ack, _) = send(&bot, body.clone(), signed(&body)).await;
+    assert!(
+        ack.contains("を集計しています"),
+        "guessed from the words: {ack}"
+    );
+    wait_for("the English answer", Duration::from_secs(20), || {
+        bot.slack.messages_in(SALES).len() == 2
+    })
+    .await;
+    let posted = &bot.slack.messages_in(SALES)[1].body;
+    let context = posted["blocks"][3]["elements"][0]["text"].as_str().unwrap();
+    assert!(context.starts_with("Data: "), "{context}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_users_read_scope_answers_still_come_in_the_guessed_language() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    bot.slack.fail_next(
+        "users.info",
+        [common::fake_slack::Fault::SlackError("missing_scope")],
+    );
+    let body = form(&bot, "active_users 先週", SALES, "U0NOSCOPE", "m1");
+    send(&bot, body.clone(), signed(&body)).await;
+    wait_for("the answer", Duration::from_secs(20), || {
+        bot.slack.messages_in(SALES).len() == 1
+    })
+    .await;
+    let posted = &bot.slack.messages_in(SALES)[0].body;
+    let context = posted["blocks"][3]["elements"][0]["text"].as_str().unwrap();
+    assert!(
+        context.starts_with("期間: "),
+        "guessed from the words: {context}"
+    );
+    let body = form(&bot, "active_users 先月", SALES, "U0NOSCOPE", "m2");
+    send(&bot, body.clone(), signed(&body)).await;
+    wait_for("the second answer", Duration::from_secs(20), || {
+        bot.slack.messages_in(SALES).len() == 2
+    })
+    .await;
+    assert_eq!(
+        bot.slack.calls_of("users.info").len(),
+        1,
+        "a missing scope is not asked about on every question"
+    );
 }

@@ -7,10 +7,12 @@
 //! [`AccessPolicy`].
 
 use crate::catalog::Catalog;
+use crate::i18n::{self, Locale, Message};
 pub use crate::settings::AccessPolicy;
 use crate::spec::policy::allows_channel;
 pub use crate::spec::policy::base_columns;
 use crate::spec::{Access, MetricSpec, ReportSpec};
+use crate::tr;
 
 /// Who is asking, and where.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +47,7 @@ pub enum Decision {
     Channel,
     /// To the asker only; `why` is set when the channel was not allowed (not when the
     /// asker or the entry asked for privacy).
-    Private { why: Option<String> },
+    Private { why: Option<Message> },
     /// Not at all: `owner` is who to ask.
     Refused { owner: String },
 }
@@ -150,14 +152,12 @@ pub fn decide(
     match gates.iter().find(|g| !g.allows_channel(asker)) {
         None => quiet(),
         Some(gate) => Decision::Private {
-            why: Some(format!(
-                "Only you can see this: this channel may not see {}{}.",
-                gate.data,
-                gate.policy
-                    .as_ref()
-                    .map(|p| format!(" (policy `{p}`)"))
-                    .unwrap_or_default()
-            )),
+            why: Some(match &gate.policy {
+                Some(policy) => Message::new("message-private-policy")
+                    .with("data", &gate.data)
+                    .with("policy", policy),
+                None => Message::new("message-private").with("data", &gate.data),
+            }),
         },
     }
 }
@@ -217,13 +217,11 @@ impl Viewer<'_> {
 }
 
 /// Who may see what `gates` guard, in words, for `describe`.
-pub fn who_may_see(gates: &[Gate], policy: AccessPolicy) -> String {
+pub fn who_may_see(gates: &[Gate], policy: AccessPolicy, locale: Locale) -> String {
     if gates.is_empty() {
         return match policy {
-            AccessPolicy::Allow => "anyone in the workspace".into(),
-            AccessPolicy::Deny => {
-                "no one yet (kpibot's policy is deny and nothing allows it)".into()
-            }
+            AccessPolicy::Allow => tr!(locale, "who-anyone"),
+            AccessPolicy::Deny => tr!(locale, "who-no-one"),
         };
     }
     gates
@@ -239,13 +237,23 @@ pub fn who_may_see(gates: &[Gate], policy: AccessPolicy) -> String {
                 .flatten()
                 .map(|x| format!("`{x}`"))
                 .collect();
+            let who = i18n::list(locale, &who);
             match &g.policy {
-                Some(name) => format!("policy `{name}` on {}: {}", g.data, who.join(", ")),
-                None => format!("its own access list: {}", who.join(", ")),
+                Some(name) => tr!(
+                    locale,
+                    "who-policy",
+                    policy = name.as_str(),
+                    data = g.data.as_str(),
+                    who = who
+                ),
+                None => tr!(locale, "who-own-list", who = who),
             }
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join(match locale {
+            Locale::En => "; ",
+            Locale::Ja => "。",
+        })
 }
 
 /// Whether `asker` may see something with `access` alone (no policies).

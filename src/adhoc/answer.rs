@@ -11,6 +11,7 @@ use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::catalog::Catalog;
 use crate::deliver::error_chain;
+use crate::i18n::Locale;
 use crate::pipeline::{self, PipelineError, RunLimits, RunOptions};
 use crate::render::Rendered;
 use crate::warehouse::cache::{Cached, QueryCache};
@@ -65,6 +66,9 @@ pub struct Context<'a> {
     /// How far windows may reach and how many rows a query may return.
     pub limits: RunLimits,
     pub cache: Option<&'a QueryCache>,
+    /// The asker's language: every word of the answer is in it, unless a report states
+    /// its own `locale`.
+    pub locale: Locale,
 }
 
 /// Answers one command. Every outcome is an answer; nothing here panics or goes silent.
@@ -80,6 +84,7 @@ pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer 
         context.warehouse.dialect(),
         context.timezone,
         &viewer,
+        context.locale,
     );
     answer_resolved(context, resolved, asker).await
 }
@@ -106,7 +111,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 owner,
             });
         }
-        Decision::Private { why } => Some(why),
+        Decision::Private { why } => Some(why.map(|m| m.text(context.locale))),
         Decision::Channel => None,
     };
     let options = RunOptions {
@@ -114,6 +119,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         channel: Some(asker.channel_id.clone()).filter(|c| !c.is_empty()),
         params,
         limits: context.limits,
+        locale: context.locale,
         ..RunOptions::new(context.now, context.timeout, context.trigger)
     };
     let result = match context.cache {
@@ -136,11 +142,11 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         // A window outside the limits is a mistake in the question, answered as one: the
         // pipeline refuses it before any query runs.
         Err(PipelineError::Period { source, .. }) => {
-            Answer::Text(Reply::Mistake(source.to_string()))
+            Answer::Text(Reply::Mistake(source.text(context.locale)))
         }
         Err(error) => Answer::Text(Reply::Failed {
             name: query.name,
-            error: error_chain(&error),
+            error: failure_text(&error, context.locale),
             owner: spec.owner,
             timed_out: matches!(
                 error,
@@ -150,5 +156,20 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 }
             ),
         }),
+    }
+}
+
+/// Why a run failed, for the asker: the kind of failure in their language, then the
+/// warehouse's or renderer's own words.
+fn failure_text(error: &PipelineError, locale: Locale) -> String {
+    match error {
+        PipelineError::Warehouse {
+            source, location, ..
+        } => format!(
+            "{} ({location}): {}",
+            pipeline::warehouse_failure(source, locale),
+            error_chain(source)
+        ),
+        other => error_chain(other),
     }
 }

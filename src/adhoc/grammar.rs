@@ -7,6 +7,7 @@
 //! <metric> [period] [daily|weekly|monthly] [by <dim>] [where <dim>=<v>[,<v>…] [and …]] [private]
 //! ```
 
+use crate::i18n::Message;
 use crate::spec::Period;
 
 /// Longest command text accepted, in characters (Slack's own limit is about 4,000).
@@ -57,10 +58,21 @@ pub enum Request {
     Query(Query),
 }
 
-/// Why a command could not be understood, in words for the person who typed it.
+/// Why a command could not be understood, in words for the person who typed it (in
+/// their language, once it is known).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct GrammarError(pub String);
+pub struct GrammarError(pub Message);
+
+impl GrammarError {
+    fn new(key: &'static str) -> Self {
+        Self(Message::new(key))
+    }
+
+    fn with(self, name: &'static str, value: impl ToString) -> Self {
+        Self(self.0.with(name, value))
+    }
+}
 
 /// `７` → `7`, `＝` → `=`, `，`/`、` → `,`, ideographic space → space, smart quotes → `"`.
 fn normalize(text: &str) -> String {
@@ -105,9 +117,7 @@ fn words(text: &str) -> Result<Vec<String>, GrammarError> {
         }
     }
     if quoted {
-        return Err(GrammarError(
-            "a quote is not closed: write values with spaces as \"Sakura High\"".into(),
-        ));
+        return Err(GrammarError::new("grammar-unclosed-quote"));
     }
     if !current.is_empty() {
         out.push(current);
@@ -160,9 +170,7 @@ const KEYWORDS: [&str; 7] = [
 /// Parses command text (what follows `/kpi`).
 pub fn parse(text: &str) -> Result<Request, GrammarError> {
     if text.chars().count() > MAX_COMMAND_CHARS {
-        return Err(GrammarError(format!(
-            "that command is longer than {MAX_COMMAND_CHARS} characters"
-        )));
+        return Err(GrammarError::new("grammar-too-long").with("max", MAX_COMMAND_CHARS));
     }
     let words = words(&normalize(text))?;
     let Some(first) = words.first() else {
@@ -177,13 +185,13 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
                 2 => Ok(Request::List {
                     tag: Some(words[1].clone()),
                 }),
-                _ => Err(GrammarError("write `list` or `list <tag>`".into())),
+                _ => Err(GrammarError::new("grammar-list-usage")),
             };
         }
         "describe" | "説明" => {
             return match words.get(1) {
                 Some(name) if words.len() == 2 => Ok(Request::Describe { name: name.clone() }),
-                _ => Err(GrammarError("write `describe <name>`".into())),
+                _ => Err(GrammarError::new("grammar-describe-usage")),
             };
         }
         _ => {}
@@ -204,9 +212,9 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
                 let dim = words
                     .get(i + 1)
                     .filter(|w| !is_keyword(w))
-                    .ok_or_else(|| GrammarError("`by` needs a dimension, e.g. `by role`".into()))?;
+                    .ok_or_else(|| GrammarError::new("grammar-by-needs-dimension"))?;
                 if query.by.replace(dim.clone()).is_some() {
-                    return Err(GrammarError("only one `by` per command".into()));
+                    return Err(GrammarError::new("grammar-one-by"));
                 }
                 i += 1;
             }
@@ -220,12 +228,9 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
                     i += used;
                     continue;
                 }
-                Some(_) => return Err(GrammarError("only one period per command".into())),
+                Some(_) => return Err(GrammarError::new("grammar-one-period")),
                 None => {
-                    return Err(GrammarError(format!(
-                        "I did not understand `{}`. After a name, write a period (e.g. `last 30 days`, `先月`), `daily|weekly|monthly`, `by <dimension>`, `where <dimension>=<value>` or `private`",
-                        words[i]
-                    )));
+                    return Err(GrammarError::new("grammar-not-understood").with("word", &words[i]));
                 }
             },
         }
@@ -240,25 +245,24 @@ fn is_keyword(word: &str) -> bool {
 
 fn set_grain(query: &mut Query, grain: Grain) -> Result<(), GrammarError> {
     match query.grain.replace(grain) {
-        Some(previous) if previous != grain => Err(GrammarError(format!(
-            "choose one of `{}` and `{}`",
-            previous.name(),
-            grain.name()
-        ))),
+        Some(previous) if previous != grain => Err(GrammarError::new("grammar-one-grain")
+            .with("first", previous.name())
+            .with("second", grain.name())),
         _ => Ok(()),
     }
 }
 
 /// `dim = v1 , v2 and dim2 = v3`; returns the index after the last word used.
 fn parse_filters(words: &[String], mut i: usize, query: &mut Query) -> Result<usize, GrammarError> {
-    let usage = "write filters as `where role=student,teacher and school=\"Sakura High\"`";
     loop {
         let dimension = words
             .get(i)
             .filter(|w| !is_keyword(w) && *w != "=" && *w != ",")
-            .ok_or_else(|| GrammarError(usage.into()))?;
+            .ok_or_else(|| GrammarError::new("grammar-filter-usage"))?;
         if words.get(i + 1).map(String::as_str) != Some("=") {
-            return Err(GrammarError(format!("`{dimension}` needs `=`: {usage}")));
+            return Err(
+                GrammarError::new("grammar-filter-needs-equals").with("dimension", dimension)
+            );
         }
         i += 2;
         let mut values = Vec::new();
@@ -266,7 +270,9 @@ fn parse_filters(words: &[String], mut i: usize, query: &mut Query) -> Result<us
             let value = words
                 .get(i)
                 .filter(|w| *w != "=" && *w != ",")
-                .ok_or_else(|| GrammarError(format!("`{dimension}=` needs a value: {usage}")))?;
+                .ok_or_else(|| {
+                    GrammarError::new("grammar-filter-needs-value").with("dimension", dimension)
+                })?;
             values.push(value.clone());
             i += 1;
             if words.get(i).map(String::as_str) == Some(",") {
@@ -410,9 +416,14 @@ mod tests {
             "dau where school=\"unclosed",
         ] {
             let error = parse(text).unwrap_err();
-            assert!(!error.0.is_empty(), "{text}");
+            assert!(!error.to_string().is_empty(), "{text}");
         }
-        assert!(parse("dau last 30 dayz").unwrap_err().0.contains("`last`"));
+        assert!(
+            parse("dau last 30 dayz")
+                .unwrap_err()
+                .to_string()
+                .contains("`last`")
+        );
     }
 
     #[test]
@@ -435,7 +446,7 @@ mod tests {
             }
             match parse(&text) {
                 Ok(_) => {}
-                Err(e) => assert!(!e.0.is_empty(), "{text:?}"),
+                Err(e) => assert!(!e.to_string().is_empty(), "{text:?}"),
             }
         }
         assert!(parse(&"x".repeat(MAX_COMMAND_CHARS + 1)).is_err());

@@ -4,13 +4,14 @@
 use chrono_tz::Tz;
 
 use super::grammar::{Grain, Query};
-use super::reply::capitalize;
 use super::sql::{self, DIMENSION_COLUMN, PERIOD_COLUMN, VALUE_COLUMN};
-use crate::spec::diagnostic::did_you_mean;
+use crate::i18n::{self, Locale};
+use crate::spec::diagnostic::closest;
 use crate::spec::{
-    ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, Locale, Measure,
-    MetricSpec, Period, QuerySpec, ReportSpec,
+    ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, Measure, MetricSpec,
+    Period, QuerySpec, ReportSpec,
 };
+use crate::tr;
 use crate::warehouse::reads::read_sql;
 use crate::warehouse::{Dialect, Params};
 
@@ -41,6 +42,7 @@ pub fn metric_report(
     dialect: Dialect,
     timezone: Tz,
     visible: &[&str],
+    locale: Locale,
 ) -> Result<(ReportSpec, Params), String> {
     // Whether a dimension exists is checked against all of them (access is decided later,
     // with the asker's groups); what a mistake suggests names only those the asker sees.
@@ -50,17 +52,25 @@ pub fn metric_report(
         }
         let names = visible.iter().copied();
         let valid: Vec<&str> = names.clone().collect();
-        Err(match did_you_mean(dimension, names) {
-            Some(hint) => format!(
-                "`{}` has no dimension `{dimension}`. {}",
-                metric.name,
-                capitalize(&hint)
+        let name = metric.name.as_str();
+        Err(match closest(dimension, names) {
+            Some(suggestion) => tr!(
+                locale,
+                "metric-no-dimension-hint",
+                metric = name,
+                dimension = dimension,
+                suggestion = suggestion
             ),
-            None if valid.is_empty() => format!("`{}` cannot be split or filtered", metric.name),
-            None => format!(
-                "`{}` has no dimension `{dimension}`; it has {}",
-                metric.name,
-                valid.join(", ")
+            None if valid.is_empty() => tr!(locale, "metric-no-dimensions", metric = name),
+            None => tr!(
+                locale,
+                "metric-no-dimension-list",
+                metric = name,
+                dimension = dimension,
+                dimensions = i18n::list(
+                    locale,
+                    &valid.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+                )
             ),
         })
     };
@@ -77,16 +87,23 @@ pub fn metric_report(
         name: name.into(),
         span: 0..0,
     };
-    let mut title = metric.label.clone();
-    if let Some(by) = &query.by {
-        title.push_str(&format!(" by {}", metric.dimensions[by]));
-    }
+    let mut title = match &query.by {
+        Some(by) => tr!(
+            locale,
+            "metric-title-by",
+            label = metric.label.as_str(),
+            dimension = metric.dimensions[by].as_str()
+        ),
+        None => metric.label.clone(),
+    };
     for f in &query.filters {
-        title.push_str(&format!(
-            " ({} = {})",
-            metric.dimensions[&f.dimension],
-            f.values.join(", ")
-        ));
+        title = tr!(
+            locale,
+            "metric-title-filter",
+            title = title,
+            dimension = metric.dimensions[&f.dimension].as_str(),
+            values = i18n::list(locale, &f.values)
+        );
     }
     let additive = matches!(metric.measure, Measure::Sum(_) | Measure::Count(_));
     let spec = ReportSpec {
@@ -135,7 +152,7 @@ pub fn metric_report(
                 Headline::Average
             },
             compare: Compare::PreviousPeriod,
-            locale: Locale::En,
+            locale: None,
             currency: Currency::Jpy,
             goal: None,
             label_last: false,

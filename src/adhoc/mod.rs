@@ -17,5 +17,5 @@ pub mod throttle;
 
 pub use access::{AccessPolicy, Asker, allowed};
 pub use answer::{Answer, Context, answer, answer_resolved};
-pub use reply::{HELP, Reply};
+pub use reply::Reply;
 pub use resolve::{Resolved, resolve};

@@ -2,12 +2,12 @@
 //! mistake or refusal. [`Reply`] is the one type that decides the text a Slack user reads
 //! (and `kpibot ask` prints) when the answer is not a chart.
 
-use std::fmt;
-
 use super::access::{Viewer, metric_gates, report_gates, who_may_see};
+use crate::i18n::{self, Locale};
 use crate::spec::Measure;
-use crate::spec::diagnostic::did_you_mean;
+use crate::spec::diagnostic::closest;
 use crate::spec::policy::metric_columns;
+use crate::tr;
 
 /// A text answer to a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,57 +57,56 @@ impl Reply {
     }
 }
 
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Reply {
+    /// The reply in the reader's language.
+    pub fn text(&self, locale: Locale) -> String {
         match self {
-            Reply::Help => f.write_str(HELP),
-            Reply::Catalog(text) | Reply::Unknown(text) => f.write_str(text),
-            Reply::Mistake(message) => {
-                write!(f, "{message}\nType `/kpi help` for examples.")
+            Reply::Help => tr!(locale, "kpi-help"),
+            Reply::Catalog(text) | Reply::Unknown(text) => text.clone(),
+            Reply::Mistake(message) => tr!(locale, "kpi-mistake", message = message.as_str()),
+            Reply::NotAMetric { report } => {
+                tr!(locale, "kpi-not-a-metric", report = report.as_str())
             }
-            Reply::NotAMetric { report } => write!(
-                f,
-                "`{report}` is a report: it takes only a period (and `private`). Metrics take `by`, `where` and a grain; see `/kpi list`."
-            ),
-            Reply::Refused { name, owner } => write!(
-                f,
-                "You cannot see `{name}` here. Ask its owner, {owner}, for access."
+            Reply::Refused { name, owner } => tr!(
+                locale,
+                "kpi-refused",
+                name = name.as_str(),
+                owner = owner.as_str()
             ),
             Reply::Failed {
                 name, error, owner, ..
-            } => {
-                write!(f, "Sorry, `{name}` failed: {error}. Its owner is {owner}.")
+            } => tr!(
+                locale,
+                "kpi-failed",
+                name = name.as_str(),
+                error = error.as_str(),
+                owner = owner.as_str()
+            ),
+            Reply::PoliciesUnreadable => tr!(locale, "kpi-policies-unreadable"),
+            Reply::NotPosted { error } => tr!(locale, "kpi-not-posted", error = error.as_str()),
+            Reply::TooManyQuestions { per_minute } => {
+                tr!(locale, "kpi-too-many", count = *per_minute)
             }
-            Reply::PoliciesUnreadable => f.write_str(
-                "kpibot cannot answer right now: a file with data access policies is broken, so who may see what is unknown. The data team has been told; try again once it is fixed.",
-            ),
-            Reply::NotPosted { error } => write!(f, "I could not post the answer here: {error}"),
-            Reply::TooManyQuestions { per_minute } => write!(
-                f,
-                "You have asked {per_minute} questions in the last minute, the most kpibot answers per person; please wait a moment and ask again."
-            ),
         }
     }
 }
 
-pub const HELP: &str = "*kpibot* answers with a chart from the same definitions the scheduled reports use.
-• `/kpi list [tag]`: what you can ask for
-• `/kpi describe <name>`: what a number means, where it comes from, who owns it
-• `/kpi <report> [period]`: a report now, e.g. `/kpi daily_active_users last 7 days`
-• `/kpi <metric> [period] [daily|weekly|monthly] [by <dimension>] [where <dimension>=<value>,… [and …]] [private]`
-  e.g. `/kpi active_users last 30 days weekly by role where role=student,teacher`
-Periods: `yesterday`, `today`, `last 30 days`, `last month`, `this week`, `month to date`, `2026-01-01..2026-01-31`, `since 2026-04-01`, `昨日`, `今週`, `先月`, `過去7日`, `過去3ヶ月`.
-Add `private` to see the answer yourself only.";
-
 /// Everything `viewer` may see (tagged `tag`, if given).
-pub fn list(viewer: &Viewer, tag: Option<&str>) -> String {
+pub fn list(viewer: &Viewer, tag: Option<&str>, locale: Locale) -> String {
     let matches = |tags: &[String]| tag.is_none_or(|t| tags.iter().any(|x| x == t));
     let mut lines = Vec::new();
     let reports: Vec<String> = viewer
         .catalog
         .reports()
         .filter(|r| matches(&r.tags) && viewer.sees_report(r))
-        .map(|r| format!("• `{}`: {}", r.id, r.title))
+        .map(|r| {
+            tr!(
+                locale,
+                "kpi-list-item",
+                name = r.id.as_str(),
+                label = r.title.as_str()
+            )
+        })
         .collect();
     let metrics: Vec<String> = viewer
         .catalog
@@ -115,107 +114,129 @@ pub fn list(viewer: &Viewer, tag: Option<&str>) -> String {
         .filter(|m| matches(&m.tags) && viewer.sees_metric(m))
         .map(|m| {
             let dims = viewer.dimensions(m);
+            let (name, label) = (m.name.as_str(), m.label.as_str());
             if dims.is_empty() {
-                format!("• `{}`: {}", m.name, m.label)
+                tr!(locale, "kpi-list-item", name = name, label = label)
             } else {
-                format!("• `{}`: {} (by {})", m.name, m.label, dims.join(", "))
+                let dimensions = i18n::list(
+                    locale,
+                    &dims.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                );
+                tr!(
+                    locale,
+                    "kpi-list-item-by",
+                    name = name,
+                    label = label,
+                    dimensions = dimensions
+                )
             }
         })
         .collect();
     if !metrics.is_empty() {
-        lines.push("*Metrics*".to_string());
+        lines.push(tr!(locale, "kpi-list-metrics"));
         lines.extend(metrics);
     }
     if !reports.is_empty() {
-        lines.push("*Reports*".to_string());
+        lines.push(tr!(locale, "kpi-list-reports"));
         lines.extend(reports);
     }
     if lines.is_empty() {
         return match tag {
-            Some(t) => format!("Nothing is tagged `{t}`. Try `/kpi list`."),
-            None => "No reports or metrics are defined yet.".into(),
+            Some(t) => tr!(locale, "kpi-list-no-tag", tag = t),
+            None => tr!(locale, "kpi-list-empty"),
         };
     }
     lines.join("\n")
 }
 
-fn measure_text(measure: &Measure) -> String {
+fn measure_text(measure: &Measure, locale: Locale) -> String {
     match measure {
-        Measure::Sum(c) => format!("sum of `{c}`"),
-        Measure::Count(None) => "number of rows".into(),
-        Measure::Count(Some(c)) => format!("count of `{c}`"),
-        Measure::CountDistinct(c) => format!("number of distinct `{c}`"),
-        Measure::Avg(c) => format!("average of `{c}`"),
-        Measure::Min(c) => format!("minimum of `{c}`"),
-        Measure::Max(c) => format!("maximum of `{c}`"),
-        Measure::Ratio(a, b) => format!("{} per {}", measure_text(a), measure_text(b)),
+        Measure::Sum(c) => tr!(locale, "measure-sum", column = c.as_str()),
+        Measure::Count(None) => tr!(locale, "measure-rows"),
+        Measure::Count(Some(c)) => tr!(locale, "measure-count", column = c.as_str()),
+        Measure::CountDistinct(c) => tr!(locale, "measure-distinct", column = c.as_str()),
+        Measure::Avg(c) => tr!(locale, "measure-average", column = c.as_str()),
+        Measure::Min(c) => tr!(locale, "measure-minimum", column = c.as_str()),
+        Measure::Max(c) => tr!(locale, "measure-maximum", column = c.as_str()),
+        Measure::Ratio(a, b) => tr!(
+            locale,
+            "measure-ratio",
+            numerator = measure_text(a, locale),
+            denominator = measure_text(b, locale)
+        ),
     }
 }
 
 /// What `name` means, where it comes from and who may see it, if `viewer` may see it.
-pub fn describe(viewer: &Viewer, name: &str) -> Option<String> {
+pub fn describe(viewer: &Viewer, name: &str, locale: Locale) -> Option<String> {
     let catalog = viewer.catalog;
+    let stated = |text: &str| {
+        if text.trim().is_empty() {
+            tr!(locale, "describe-not-stated")
+        } else {
+            text.to_string()
+        }
+    };
     if let Some(m) = catalog.metric(name).filter(|m| viewer.sees_metric(m)) {
         let visible = viewer.dimensions(m);
         let dims: Vec<String> = m
             .dimensions
             .iter()
             .filter(|(k, _)| visible.contains(&k.as_str()))
-            .map(|(k, v)| format!("`{k}` ({v})"))
+            .map(|(k, v)| {
+                tr!(
+                    locale,
+                    "describe-dimension",
+                    name = k.as_str(),
+                    label = v.as_str()
+                )
+            })
             .collect();
         let gates = metric_gates(catalog, m, &metric_columns(m));
-        return Some(format!(
-            "*{}* (`{}`, metric)\n{}\n• Measure: {}\n• Source: `{}` (time column `{}`)\n• Refreshed: {}\n• Owner: {}\n• Dimensions: {}\n• Who may see it: {}",
-            m.label,
-            m.name,
-            m.description,
-            measure_text(&m.measure),
-            m.table,
-            m.time_column,
-            if m.refreshed.is_empty() {
-                "not stated"
+        return Some(tr!(
+            locale,
+            "describe-metric",
+            label = m.label.as_str(),
+            name = m.name.as_str(),
+            description = m.description.as_str(),
+            measure = measure_text(&m.measure, locale),
+            table = m.table.as_str(),
+            time_column = m.time_column.as_str(),
+            refreshed = stated(&m.refreshed),
+            owner = m.owner.as_str(),
+            dimensions = if dims.is_empty() {
+                tr!(locale, "describe-no-dimensions")
             } else {
-                &m.refreshed
+                i18n::list(locale, &dims)
             },
-            m.owner,
-            if dims.is_empty() {
-                "none".into()
-            } else {
-                dims.join(", ")
-            },
-            who_may_see(&gates, viewer.policy)
+            who = who_may_see(&gates, viewer.policy, locale)
         ));
     }
     let r = catalog.get(name).filter(|r| viewer.sees_report(r))?;
-    Some(format!(
-        "*{}* (`{}`, report)\n{}\n• Purpose: {}\n• Source: `{}`\n• Refreshed: {}\n• Owner: {}\n• Default period: {}\n• Who may see it: {}",
-        r.title,
-        r.id,
-        r.description,
-        r.definition.purpose,
-        r.definition.source,
-        r.definition.refreshed,
-        r.owner,
-        r.query.period,
-        who_may_see(&report_gates(catalog, r), viewer.policy)
+    Some(tr!(
+        locale,
+        "describe-report",
+        title = r.title.as_str(),
+        name = r.id.as_str(),
+        description = r.description.as_str(),
+        purpose = r.definition.purpose.as_str(),
+        source = r.definition.source.as_str(),
+        refreshed = stated(&r.definition.refreshed),
+        owner = r.owner.as_str(),
+        period = r.query.period.words(locale),
+        who = who_may_see(&report_gates(catalog, r), viewer.policy, locale)
     ))
 }
 
-pub fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
 /// "I don't know" with the closest name `viewer` may see.
-pub fn unknown_name(viewer: &Viewer, name: &str) -> String {
-    match did_you_mean(name, viewer.names()) {
-        Some(hint) => format!(
-            "I don't know `{name}`. {} Type `/kpi list` to see all.",
-            capitalize(&hint)
+pub fn unknown_name(viewer: &Viewer, name: &str, locale: Locale) -> String {
+    match closest(name, viewer.names()) {
+        Some(suggestion) => tr!(
+            locale,
+            "kpi-unknown-hint",
+            name = name,
+            suggestion = suggestion
         ),
-        None => format!("I don't know `{name}`. Type `/kpi list` to see what you can ask for."),
+        None => tr!(locale, "kpi-unknown", name = name),
     }
 }

@@ -9,6 +9,7 @@ use super::grammar::{self, GrammarError, Query, Request};
 use super::metric::metric_report;
 use super::reply::{self, Reply};
 use crate::catalog::Catalog;
+use crate::i18n::Locale;
 use crate::spec::ReportSpec;
 use crate::warehouse::{Dialect, Params};
 
@@ -51,29 +52,30 @@ pub fn resolve(
     dialect: Dialect,
     timezone: Tz,
     viewer: &Viewer,
+    locale: Locale,
 ) -> Resolved {
     let request = match grammar::parse(text) {
         Ok(request) => request,
         Err(GrammarError(message)) => {
-            return Resolved::Reply(Reply::Mistake(message));
+            return Resolved::Reply(Reply::Mistake(message.text(locale)));
         }
     };
     let query = match request {
         Request::Help => return Resolved::Reply(Reply::Help),
         Request::List { tag } => {
-            return Resolved::Reply(Reply::Catalog(reply::list(viewer, tag.as_deref())));
+            return Resolved::Reply(Reply::Catalog(reply::list(viewer, tag.as_deref(), locale)));
         }
         Request::Describe { name } => {
-            return Resolved::Reply(match reply::describe(viewer, &name) {
+            return Resolved::Reply(match reply::describe(viewer, &name, locale) {
                 Some(text) => Reply::Catalog(text),
-                None => Reply::Unknown(reply::unknown_name(viewer, &name)),
+                None => Reply::Unknown(reply::unknown_name(viewer, &name, locale)),
             });
         }
         Request::Query(query) => query,
     };
     let (spec, params, gates) = if let Some(metric) = catalog.metric(&query.name) {
         let visible = viewer.dimensions(metric);
-        match metric_report(metric, &query, dialect, timezone, &visible) {
+        match metric_report(metric, &query, dialect, timezone, &visible, locale) {
             Ok((spec, params)) => {
                 let mut columns = base_columns(metric);
                 columns.extend(query.by.as_deref());
@@ -96,7 +98,11 @@ pub fn resolve(
         }
         (asked, Params::new(), report_gates(catalog, report))
     } else {
-        return Resolved::Reply(Reply::Unknown(reply::unknown_name(viewer, &query.name)));
+        return Resolved::Reply(Reply::Unknown(reply::unknown_name(
+            viewer,
+            &query.name,
+            locale,
+        )));
     };
     let private = query.private || spec.access.restricted;
     Resolved::Run {

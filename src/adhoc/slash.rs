@@ -23,9 +23,11 @@ use super::resolve::{Resolved, resolve};
 use super::throttle::Throttle;
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
 use crate::deliver::{Delivery, DeliveryError, SlackDelivery, error_chain};
+use crate::i18n::{Locale, looks_japanese};
 use crate::metrics::Metrics;
 use crate::pipeline::RunLimits;
 use crate::slack::inbound::{CommandRequest, OnCommand, Verifier};
+use crate::tr;
 use crate::warehouse::cache::QueryCache;
 use crate::warehouse::{Trigger, Warehouse};
 
@@ -56,6 +58,8 @@ pub struct CommandHandler {
     /// Answers being worked on after their acknowledgement: `serve` waits for them at
     /// shutdown, so a question acknowledged during a rolling restart still gets its answer.
     pub answers: tokio_util::task::TaskTracker,
+    /// The bot's language, for an asker whose Slack language is not known yet.
+    pub locale: Locale,
 }
 
 #[derive(Clone)]
@@ -125,6 +129,29 @@ impl CommandHandler {
         }
     }
 
+    /// The asker's language as far as the acknowledgement can tell without waiting on
+    /// Slack: their Slack language if it was read recently, else Japanese for a command
+    /// written in Japanese, else the bot's language.
+    fn ack_locale(&self, request: &CommandRequest) -> (Locale, bool) {
+        match self.slack.slack().cached_locale_of(&request.user_id) {
+            Some(locale) => (locale, true),
+            None if looks_japanese(&request.text) => (Locale::Ja, false),
+            None => (self.locale, false),
+        }
+    }
+
+    /// The asker's language from Slack (cached); the acknowledgement's guess if Slack
+    /// cannot say.
+    async fn asker_locale(&self, request: &CommandRequest, guess: Locale) -> Locale {
+        match self.slack.slack().locale_of(&request.user_id, guess).await {
+            Ok(locale) => locale,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the user's language (users.info, scope users:read); answering in the guessed one");
+                guess
+            }
+        }
+    }
+
     /// The immediate reply to a command, for HTTP and Socket Mode alike. Help, lists,
     /// definitions and mistakes need no query and are answered here; anything that needs
     /// the warehouse is acknowledged and answered in the background. A background answer
@@ -143,12 +170,14 @@ impl CommandHandler {
             asker: &asker,
             policy: self.policy,
         };
+        let (locale, known) = self.ack_locale(&request);
         let resolved = resolve(
             &catalog,
             &request.text,
             self.warehouse.dialect(),
             self.timezone,
             &viewer,
+            locale,
         );
         // Only questions that need the warehouse count against the person's limit.
         let resolved = match resolved {
@@ -167,10 +196,18 @@ impl CommandHandler {
                 rows: 0,
                 outcome: reply.outcome().to_string(),
             });
-            return reply.to_string();
+            if !known {
+                // The next answer to this person is in their own language.
+                let this = self.clone();
+                let request = request.clone();
+                self.answers.spawn(async move {
+                    this.asker_locale(&request, locale).await;
+                });
+            }
+            return reply.text(locale);
         }
-        let ack = format!(
-            "Working on `{} {}`…",
+        let command = format!(
+            "{} {}",
             if request.command.is_empty() {
                 "/kpi"
             } else {
@@ -178,11 +215,15 @@ impl CommandHandler {
             },
             request.text.trim()
         );
+        let ack = tr!(locale, "kpi-working", command = command);
         let this = self.clone();
         let answering = tokio::spawn({
             let this = this.clone();
             let request = request.clone();
-            async move { this.handle(request, catalog, resolved, started).await }
+            async move {
+                this.handle(request, catalog, resolved, locale, started)
+                    .await
+            }
         });
         // Tracked: `serve` waits for the answer (and its panic reply) before it exits.
         self.answers.spawn(async move {
@@ -190,14 +231,14 @@ impl CommandHandler {
                 tracing::error!(error = %failure, command = %request.text, "answering a slash command stopped");
                 let reply = Reply::Failed {
                     name: request.text.trim().to_string(),
-                    error: "kpibot hit an internal error while answering".into(),
-                    owner: "the bot's operators".into(),
+                    error: tr!(locale, "kpi-internal-error"),
+                    owner: tr!(locale, "kpi-operators"),
                     timed_out: false,
                 };
                 if let Err(e) = this
                     .slack
                     .slack()
-                    .respond(&request.response_url, &reply.to_string())
+                    .respond(&request.response_url, &reply.text(locale))
                     .await
                 {
                     tracing::error!(error = %e, "could not tell the asker that answering failed");
@@ -222,8 +263,10 @@ impl CommandHandler {
         request: CommandRequest,
         catalog: Arc<Catalog>,
         resolved: Resolved,
+        ack_locale: Locale,
         started: Instant,
     ) {
+        let locale = self.asker_locale(&request, ack_locale).await;
         // Only an allow-list of user groups needs the asker's groups from Slack.
         let usergroups = if resolved.needs_usergroups() {
             match self.slack.slack().usergroups_of(&request.user_id).await {
@@ -237,6 +280,25 @@ impl CommandHandler {
             Vec::new()
         };
         let asker = self.asker(&request, usergroups);
+        // Resolved again in the asker's own language if the acknowledgement guessed wrong
+        // (a metric answer's title is written while resolving).
+        let resolved = if locale == ack_locale {
+            resolved
+        } else {
+            let viewer = Viewer {
+                catalog: &catalog,
+                asker: &asker,
+                policy: self.policy,
+            };
+            resolve(
+                &catalog,
+                &request.text,
+                self.warehouse.dialect(),
+                self.timezone,
+                &viewer,
+                locale,
+            )
+        };
         let entries = match &resolved {
             Resolved::Run { query, .. } => vec![query.name.clone()],
             Resolved::Reply(_) => Vec::new(),
@@ -252,6 +314,7 @@ impl CommandHandler {
             policy: self.policy,
             limits: self.limits,
             cache: Some(&self.cache),
+            locale,
         };
         let answer = {
             let _slot = self.throttle.query_slot().await;
@@ -262,7 +325,7 @@ impl CommandHandler {
             Answer::Text(reply) => self
                 .slack
                 .slack()
-                .respond(&request.response_url, &reply.to_string())
+                .respond(&request.response_url, &reply.text(locale))
                 .await
                 .map_err(DeliveryError::from),
             Answer::Chart {
@@ -289,7 +352,7 @@ impl CommandHandler {
                 let text = Reply::NotPosted {
                     error: error_chain(error),
                 }
-                .to_string();
+                .text(locale);
                 if let Err(e) = self
                     .slack
                     .slack()

@@ -22,6 +22,7 @@ use crate::adhoc::slash::CommandHandler;
 use crate::adhoc::throttle::Throttle;
 use crate::catalog::{Catalog, CatalogError, SharedCatalog};
 use crate::deliver::{Delivery, FolderDelivery, SlackDelivery};
+use crate::i18n::Locale;
 use crate::metrics::Metrics;
 use crate::pipeline::{RunLimits, today_in};
 use crate::scheduled::SchedulerConfig;
@@ -47,6 +48,8 @@ pub struct App {
     pub slash_timeout: Duration,
     /// How far windows may reach and how many rows a query may return.
     pub limits: RunLimits,
+    /// The bot's language (`locale`): reports that state none, owners' notices.
+    pub locale: Locale,
 }
 
 impl App {
@@ -65,6 +68,7 @@ impl App {
         Ok(Self {
             limits,
             timezone: settings.timezone()?,
+            locale: settings.locale()?,
             query_timeout: Duration::from_secs(settings.warehouse.query_timeout_seconds),
             slash_timeout: Duration::from_secs(settings.slash.query_timeout_seconds),
             settings,
@@ -184,6 +188,7 @@ impl App {
             default_timeout: self.query_timeout,
             shutdown_grace: Duration::from_secs(scheduler.shutdown_grace_seconds),
             limits: self.limits,
+            locale: self.locale,
             recovery_retry: Duration::from_secs(scheduler.recovery_retry_seconds.max(1)),
         }
     }
@@ -212,6 +217,7 @@ impl App {
             ),
             audit: AuditLog::to(self.audit_target()),
             answers: Default::default(),
+            locale: self.locale,
         }
     }
 

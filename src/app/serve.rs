@@ -225,6 +225,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         delivery: delivery.clone(),
         metrics: metrics.clone(),
         interval: Duration::from_millis(settings.scheduler.reload_interval_ms),
+        locale: app.locale,
     };
     tokio::spawn(reload_loop(reloader, reloaded_tx, shutdown.clone()));
     let drain = Duration::from_secs(settings.http.drain_seconds);

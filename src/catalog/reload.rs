@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::{Catalog, SharedCatalog, load, snapshot};
 use crate::deliver::Delivery;
+use crate::i18n::Locale;
 use crate::metrics::Metrics;
 use crate::spec::{self, LoadedFile, SpecDefaults};
 
@@ -68,6 +69,8 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// How often the folder is checked.
     pub interval: Duration,
+    /// The language owners are told in.
+    pub locale: Locale,
 }
 
 /// Reloads whenever a spec file changes; tells owners about files that fail validation
@@ -84,6 +87,7 @@ pub async fn reload_loop(
         delivery,
         metrics,
         interval,
+        locale,
     } = reloader;
     let mut seen = fingerprint(&dir);
     let mut told: HashMap<PathBuf, String> = HashMap::new();
@@ -115,9 +119,12 @@ pub async fn reload_loop(
             told.insert(file.path.clone(), file.source.clone());
             if let Some(owner) = owner_of_broken(&previous, file) {
                 let text = format!(
-                    ":x: `{}` has problems; kpibot keeps running its last good version until it is fixed:\n```\n{}```",
-                    file.path.display(),
-                    diagnostics
+                    "{}\n```\n{diagnostics}```",
+                    crate::tr!(
+                        locale,
+                        "notice-spec-broken",
+                        file = file.path.display().to_string()
+                    )
                 );
                 if let Err(error) = delivery.notify(&owner, &text).await {
                     tracing::error!(owner, error = %error, "could not tell the owner about an invalid spec");

@@ -30,6 +30,7 @@ pub async fn ask(
         policy: AccessPolicy::Allow,
         limits: app.limits,
         cache: None,
+        locale: app.locale,
     };
     // The operator at the bot's own command line: no Slack person to check.
     let asker = Asker {
@@ -38,7 +39,7 @@ pub async fn ask(
     };
     match adhoc::answer(&context, text, &asker).await {
         Answer::Text(reply) => {
-            writeln!(out, "{reply}")?;
+            writeln!(out, "{}", reply.text(app.locale))?;
             Ok(true)
         }
         Answer::Chart { rendered, rows, .. } => {

@@ -43,6 +43,7 @@ async fn run_and_deliver(
             .or_else(|| schedule.map(|s| s.channel.clone())),
         thread: schedule.is_some_and(|s| s.thread),
         limits: app.limits,
+        locale: app.locale,
         ..RunOptions::new(request.now, app.query_timeout, Trigger::Cli)
     };
     let outcome = pipeline::run(warehouse, spec, &options).await?;

@@ -7,6 +7,7 @@ pub mod slack;
 
 use std::path::PathBuf;
 
+use crate::i18n::Locale;
 pub use crate::render::Rendered;
 use crate::slack::SlackError;
 pub use crate::slack::SlackOptions;
@@ -169,19 +170,38 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The message a report's owner gets when a scheduled post failed for good.
+/// What failed for good: running a report, or delivering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedStep {
+    Run,
+    Deliver,
+}
+
+/// The message a report's owner gets when a scheduled post failed for good, in the
+/// report's language.
 pub fn failure_notice(
-    what: &str,
+    step: FailedStep,
     title: &str,
     post: &PostIdentity,
     error: &dyn std::error::Error,
+    locale: Locale,
 ) -> String {
-    format!(
-        ":warning: kpibot could not {what} *{title}* (`{}`) scheduled for {} to {}.\n{}",
-        post.report_id,
-        post.slot,
-        post.channel.as_deref().unwrap_or("(no channel)"),
-        error_chain(error)
+    let key = match step {
+        FailedStep::Run => "notice-run-failed",
+        FailedStep::Deliver => "notice-delivery-failed",
+    };
+    let channel = match &post.channel {
+        Some(channel) => channel.clone(),
+        None => crate::tr!(locale, "notice-no-channel"),
+    };
+    crate::tr!(
+        locale,
+        key,
+        title = title,
+        report = post.report_id.as_str(),
+        slot = post.slot.as_str(),
+        channel = channel,
+        error = error_chain(error)
     )
 }
 
@@ -214,10 +234,11 @@ pub async fn deliver_or_notify(
         Err(error) => error,
     };
     let notice = failure_notice(
-        "deliver",
+        FailedStep::Deliver,
         &rendered.title,
         &PostIdentity::of(rendered),
         &error,
+        rendered.locale,
     );
     if let Err(notice_error) = delivery.notify(owner, &notice).await {
         tracing::error!(

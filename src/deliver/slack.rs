@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::pacing::Pacer;
 use super::{Delivery, DeliveryError, PostIdentity, Receipt, check_guard};
+use crate::i18n::Locale;
 use crate::metrics::Metrics;
 use crate::render::Rendered;
 use crate::render::message::{FILE_ID_PLACEHOLDER, METADATA_EVENT_TYPE};
@@ -31,7 +32,12 @@ const METRIC_POSTS_HELP: &str =
 
 /// Splits a report message for `thread = true`: the summary in the channel, the chart and
 /// its details as a reply.
-fn split_for_thread(message: &Value, report_id: &str, slot: &str) -> (Value, Value) {
+fn split_for_thread(
+    message: &Value,
+    report_id: &str,
+    slot: &str,
+    locale: Locale,
+) -> (Value, Value) {
     let blocks = message["blocks"].as_array().cloned().unwrap_or_default();
     let (details, summary): (Vec<Value>, Vec<Value>) = blocks
         .into_iter()
@@ -39,7 +45,7 @@ fn split_for_thread(message: &Value, report_id: &str, slot: &str) -> (Value, Val
     let mut main = message.clone();
     main["blocks"] = Value::Array(summary);
     let mut reply = json!({
-        "text": thread_reply_text(report_id, slot),
+        "text": thread_reply_text(report_id, slot, locale),
         "blocks": details,
         "unfurl_links": false,
         "unfurl_media": false,
@@ -50,9 +56,15 @@ fn split_for_thread(message: &Value, report_id: &str, slot: &str) -> (Value, Val
     (main, reply)
 }
 
-/// The fallback text of a thread reply; also how an earlier reply is recognised.
-fn thread_reply_text(report_id: &str, slot: &str) -> String {
-    format!("Chart and details: {report_id} ({slot})")
+/// The fallback text of a thread reply; also how an earlier reply is recognised (in
+/// whichever language it was written).
+fn thread_reply_text(report_id: &str, slot: &str, locale: Locale) -> String {
+    crate::tr!(
+        locale,
+        "message-thread-reply",
+        report = report_id,
+        slot = slot
+    )
 }
 
 /// Puts the uploaded file's id where the message has the placeholder.
@@ -122,7 +134,10 @@ impl SlackDelivery {
         deadline: Instant,
     ) -> Result<Option<SlackTs>, SlackError> {
         let mut cursor: Option<SlackCursorId> = None;
-        let expected_reply = thread_reply_text(report_id, slot);
+        let expected_replies: Vec<String> = Locale::ALL
+            .iter()
+            .map(|locale| thread_reply_text(report_id, slot, *locale))
+            .collect();
         for _ in 0..LOOKUP_MAX_PAGES {
             let oldest = thread_ts.is_none().then(|| lookup_oldest(slot)).flatten();
             let (messages, next) = self
@@ -133,7 +148,10 @@ impl SlackDelivery {
                 None => is_post_of(m, report_id, slot),
                 Some(parent) => {
                     &m.origin.ts != parent
-                        && m.content.text.as_deref() == Some(expected_reply.as_str())
+                        && m.content
+                            .text
+                            .as_ref()
+                            .is_some_and(|t| expected_replies.contains(t))
                 }
             }) {
                 return Ok(Some(found.origin.ts.clone()));
@@ -289,7 +307,7 @@ impl SlackDelivery {
         let file_id = self.upload(rendered, channel_written, deadline).await?;
         let message = with_file_id(rendered.message.clone(), &file_id.0);
         let (main, reply) = if rendered.thread {
-            let (main, reply) = split_for_thread(&message, report, slot);
+            let (main, reply) = split_for_thread(&message, report, slot, rendered.locale);
             (main, Some(reply))
         } else {
             (message, None)
@@ -448,7 +466,8 @@ mod tests {
             "blocks": [{"type": "header"}, {"type": "section"}, {"type": "image"}, {"type": "context"}],
             "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {}},
         });
-        let (main, reply) = split_for_thread(&message, "dau", "2026-11-26T09:00:00+09:00");
+        let (main, reply) =
+            split_for_thread(&message, "dau", "2026-11-26T09:00:00+09:00", Locale::En);
         let kinds = |v: &Value| -> Vec<String> {
             v["blocks"]
                 .as_array()

@@ -16,6 +16,7 @@ use super::fonts::{self, FONT_FAMILY};
 use super::format::NumberStyle;
 use super::message::truncate_chars;
 use super::panels::{draw_card, draw_table};
+use crate::i18n::{self, Locale};
 use crate::spec::{ChartKind, Goal};
 use crate::warehouse::Table;
 
@@ -354,7 +355,7 @@ fn build<'a>(
 
 /// Which x positions get a label: days, Mondays, month starts or quarter starts by span;
 /// every category (then thinned so none overlap).
-fn x_tick_candidates(x: &XAxis) -> Vec<(usize, String)> {
+fn x_tick_candidates(x: &XAxis, locale: Locale, with_weekday: bool) -> Vec<(usize, String)> {
     use chrono::Datelike;
     match x {
         XAxis::Dates(days) => {
@@ -368,11 +369,17 @@ fn x_tick_candidates(x: &XAxis) -> Vec<(usize, String)> {
             } else {
                 Box::new(|d| d.day() == 1 && d.month0() % 3 == 0)
             };
-            let format = if span <= 70 { "%m/%d" } else { "%Y/%m" };
             days.iter()
                 .enumerate()
                 .filter(|(_, d)| pick(d))
-                .map(|(i, d)| (i, d.format(format).to_string()))
+                .map(|(i, d)| {
+                    let label = if span <= 70 {
+                        i18n::axis_day(locale, *d, with_weekday)
+                    } else {
+                        d.format("%Y/%m").to_string()
+                    };
+                    (i, label)
+                })
                 .collect()
         }
         XAxis::Categories(names) => names
@@ -409,10 +416,26 @@ fn draw_x_labels(
     let area = chart.plotting_area();
     let (x_range, _) = area.get_pixel_range();
     let mut last_right = i32::MIN;
-    let candidates = x_tick_candidates(&input.data.x);
+    let slot = (x_range.end - x_range.start) as f64 / input.data.x.len().max(1) as f64;
+    // Days in Japanese carry their weekday, `11/29(日)`, when every label still fits.
+    let locale = input.style.locale;
+    let with_weekday = x_tick_candidates(&input.data.x, locale, true);
+    let fits = with_weekday.windows(2).all(|pair| {
+        let room = slot * (pair[1].0 - pair[0].0) as f64;
+        let widths = text_width(root, &pair[0].1, LABEL_SIZE_PX).max(text_width(
+            root,
+            &pair[1].1,
+            LABEL_SIZE_PX,
+        ));
+        f64::from(widths + X_LABEL_GAP_PX) <= room
+    });
+    let candidates = if fits {
+        with_weekday
+    } else {
+        x_tick_candidates(&input.data.x, locale, false)
+    };
     // Categories: label every k-th bar (k as small as keeps a few characters readable) and
     // shorten each label to its room, so every labelled bar has a label.
-    let slot = (x_range.end - x_range.start) as f64 / input.data.x.len().max(1) as f64;
     let (step, room) = match input.data.x {
         XAxis::Categories(_) => {
             let widest = candidates
@@ -468,7 +491,11 @@ fn draw_goal(
         ))
         .map_err(draw_err)?;
     let (px, py) = chart.plotting_area().map_coordinate(&(n - 0.5, goal.value));
-    let label = format!("{} {}", goal.label, input.style.compact(goal.value));
+    let name = match &goal.label {
+        Some(label) => label.clone(),
+        None => crate::tr!(input.style.locale, "chart-goal"),
+    };
+    let label = format!("{name} {}", input.style.compact(goal.value));
     text(
         root,
         &label,
@@ -666,22 +693,22 @@ mod tests {
         let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
         let days = |n: usize| XAxis::Dates(start.iter_days().take(n).collect());
         assert_eq!(
-            x_tick_candidates(&days(14)).len(),
+            x_tick_candidates(&days(14), Locale::En, false).len(),
             14,
             "two weeks: every day"
         );
-        let weekly = x_tick_candidates(&days(60));
+        let weekly = x_tick_candidates(&days(60), Locale::En, false);
         assert!(weekly.iter().all(|(i, _)| {
             (start + chrono::Days::new(*i as u64))
                 .format("%a")
                 .to_string()
                 == "Mon"
         }));
-        let monthly = x_tick_candidates(&days(365));
+        let monthly = x_tick_candidates(&days(365), Locale::En, false);
         assert_eq!(monthly.len(), 12);
         assert_eq!(monthly[1].1, "2026/02");
         assert_eq!(
-            x_tick_candidates(&days(731)).len(),
+            x_tick_candidates(&days(731), Locale::En, false).len(),
             9,
             "two years: quarters"
         );

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
+use crate::i18n::Locale;
 use crate::spec::{ChartSpec, Headline};
 use crate::warehouse::{Cell, Table};
 
@@ -155,7 +156,7 @@ impl ChartData {
         series.sort_by(|a, b| total(b).total_cmp(&total(a)));
         Ok(ChartData {
             x,
-            series: fold_small_series(series),
+            series: fold_small_series(series, chart.locale.unwrap_or_default()),
         })
     }
 
@@ -193,18 +194,15 @@ impl ChartData {
 
 /// More series than a chart can tell apart.
 pub const MAX_SERIES: usize = 8;
-/// The name of the series that folds the smallest ones together.
-pub const OTHER_SERIES: &str = "other";
-
 /// Keeps the 7 biggest series and adds the rest up as "other" (gaps stay gaps: "other" has
 /// a value wherever any folded series has one).
-fn fold_small_series(mut series: Vec<Series>) -> Vec<Series> {
+fn fold_small_series(mut series: Vec<Series>, locale: Locale) -> Vec<Series> {
     if series.len() <= MAX_SERIES {
         return series;
     }
     let rest = series.split_off(MAX_SERIES - 1);
     series.push(Series {
-        name: format!("{OTHER_SERIES} ({})", rest.len()),
+        name: crate::tr!(locale, "chart-other-series", count = rest.len()),
         values: sum_present(&rest, rest[0].values.len()),
     });
     series
@@ -267,7 +265,7 @@ mod tests {
                 )
             })
             .collect();
-        let folded = fold_small_series(many);
+        let folded = fold_small_series(many, Locale::En);
         assert_eq!(folded.len(), 8);
         assert_eq!(folded[7].name, "other (5)");
         assert_eq!(

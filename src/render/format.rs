@@ -14,7 +14,7 @@ impl NumberStyle {
     pub fn of(chart: &ChartSpec) -> Self {
         Self {
             format: chart.format,
-            locale: chart.locale,
+            locale: chart.locale.unwrap_or_default(),
             currency: chart.currency,
         }
     }
@@ -55,7 +55,7 @@ impl NumberStyle {
                     group_thousands(value.abs(), decimals)
                 )
             }
-            NumberFormat::Duration => format_duration_minutes(value),
+            NumberFormat::Duration => format_duration_minutes(value, self.locale),
         }
     }
 
@@ -64,7 +64,7 @@ impl NumberStyle {
     pub fn compact(&self, value: f64) -> String {
         match self.format {
             NumberFormat::Percent => format!("{}%", trim_decimal(value * 100.0, 1)),
-            NumberFormat::Duration => format_duration_minutes(value),
+            NumberFormat::Duration => format_duration_minutes(value, self.locale),
             NumberFormat::Currency => {
                 let sign = if value < 0.0 { "-" } else { "" };
                 format!(
@@ -180,18 +180,23 @@ fn trim_decimal(value: f64, decimals: usize) -> String {
 }
 
 /// Minutes as `1h 05m` (or `42m`).
-fn format_duration_minutes(minutes: f64) -> String {
+/// Minutes as hours and minutes: `2h 05m`, `2時間05分`.
+fn format_duration_minutes(minutes: f64, locale: Locale) -> String {
     let total = minutes.round() as i64;
     let sign = if total < 0 { "-" } else { "" };
     let total = total.abs();
+    let (hours, mins) = match locale {
+        Locale::En => ("h ", "m"),
+        Locale::Ja => ("時間", "分"),
+    };
     if total >= 60 {
         format!(
-            "{sign}{}h {:02}m",
+            "{sign}{}{hours}{:02}{mins}",
             group_thousands((total / 60) as f64, 0),
             total % 60
         )
     } else {
-        format!("{sign}{total}m")
+        format!("{sign}{total}{mins}")
     }
 }
 

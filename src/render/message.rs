@@ -3,6 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::i18n::Locale;
+use crate::tr;
+
 /// Slack's limit on a header block's text, in characters.
 pub const HEADER_MAX_CHARS: usize = 150;
 /// Slack's limit on a section field's text, in characters.
@@ -23,6 +26,8 @@ pub const FILE_ID_PLACEHOLDER: &str = "<uploaded-chart-file-id>";
 pub struct MessageFacts {
     pub report_id: String,
     pub title: String,
+    /// The language every word is written in.
+    pub locale: Locale,
     pub channel: Option<String>,
     /// The scheduled slot (RFC 3339) or, for an ad-hoc run, the time it ran.
     pub slot: String,
@@ -65,10 +70,12 @@ pub fn escape_mrkdwn(text: &str) -> String {
 
 /// The `chat.postMessage` body for a report run.
 pub fn build_message(facts: &MessageFacts) -> Value {
+    let locale = facts.locale;
+    let window = facts.window_text.as_str();
     let headline = facts
         .headline_text
         .clone()
-        .unwrap_or_else(|| format!("No data for {}", facts.window_text));
+        .unwrap_or_else(|| tr!(locale, "chart-no-data", window = window));
     let mut fields = vec![json!({
         "type": "mrkdwn",
         "text": truncate_chars(&format!("*{}*\n{}", escape_mrkdwn(&facts.headline_label), escape_mrkdwn(&headline)), FIELD_MAX_CHARS),
@@ -76,27 +83,49 @@ pub fn build_message(facts: &MessageFacts) -> Value {
     if let Some(change) = &facts.change_text {
         fields.push(json!({
             "type": "mrkdwn",
-            "text": truncate_chars(&format!("*Change*\n{}", escape_mrkdwn(change)), FIELD_MAX_CHARS),
+            "text": truncate_chars(&format!("*{}*\n{}", tr!(locale, "message-change"), escape_mrkdwn(change)), FIELD_MAX_CHARS),
         }));
     }
     // The top-level text is mrkdwn in notifications: titles carry typed filter values.
+    let title = facts.title.as_str();
     let fallback = match (&facts.headline_text, &facts.change_text) {
-        (Some(h), Some(c)) => format!("{}: {h} ({c}) — {}", facts.title, facts.window_text),
-        (Some(h), None) => format!("{}: {h} — {}", facts.title, facts.window_text),
-        _ => format!("{}: no data for {}", facts.title, facts.window_text),
+        (Some(h), Some(c)) => tr!(
+            locale,
+            "message-fallback-change",
+            title = title,
+            headline = h.as_str(),
+            change = c.as_str(),
+            window = window
+        ),
+        (Some(h), None) => tr!(
+            locale,
+            "message-fallback",
+            title = title,
+            headline = h.as_str(),
+            window = window
+        ),
+        _ => tr!(
+            locale,
+            "message-fallback-no-data",
+            title = title,
+            window = window
+        ),
     };
     let fallback = escape_mrkdwn(&fallback);
-    let mut context = format!(
-        "Data: {} · Source: `{}` · Refreshed: {} · Report: `{}`",
-        escape_mrkdwn(&facts.window_text),
-        escape_mrkdwn(&facts.source),
-        escape_mrkdwn(&facts.refreshed),
-        escape_mrkdwn(&facts.report_id),
+    let mut context = tr!(
+        locale,
+        "message-context",
+        window = escape_mrkdwn(window),
+        source = escape_mrkdwn(&facts.source),
+        refreshed = escape_mrkdwn(&facts.refreshed),
+        report = escape_mrkdwn(&facts.report_id),
     );
     if facts.not_numbers > 0 {
-        context.push_str(&format!(
-            " · {} value(s) were not numbers (NaN or ∞) and are shown as gaps",
-            facts.not_numbers
+        context.push_str(" · ");
+        context.push_str(&tr!(
+            locale,
+            "message-not-numbers",
+            count = facts.not_numbers
         ));
     }
     let mut message = json!({
@@ -139,6 +168,7 @@ mod tests {
         MessageFacts {
             report_id: "r".into(),
             title: title.into(),
+            locale: Locale::En,
             channel: Some("#kpi".into()),
             slot: "2026-11-26T09:00:00+09:00".into(),
             window_start: "2026-10-29".into(),

@@ -15,4 +15,4 @@ pub mod standard_set;
 pub use chart::{Card, ChartInput, RenderError, render_pixmap, render_png};
 pub use data::{ChartData, ShapeError};
 pub use message::{MessageFacts, build_message};
-pub use report::{PostGuard, Rendered, RunFacts, render_run};
+pub use report::{PostGuard, Rendered, RunFacts, day_text, render_run, window_text};

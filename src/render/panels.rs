@@ -186,7 +186,11 @@ pub(super) fn draw_table(
         y += row_height;
     }
     if table.rows.len() > rows_shown {
-        let more = format!("… {} more rows", table.rows.len() - rows_shown);
+        let more = crate::tr!(
+            input.style.locale,
+            "chart-more-rows",
+            count = table.rows.len() - rows_shown
+        );
         text(
             root,
             &more,

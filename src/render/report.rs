@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
+use crate::i18n::{self, Locale};
 use crate::spec::{ChartKind, Headline, ReportSpec, Window};
+use crate::tr;
 use crate::warehouse::Table;
 
 use super::data::{last_present, not_a_number_count};
@@ -23,6 +25,8 @@ pub struct Rendered {
     pub slot: String,
     /// Post the chart and details as a thread reply under a one-line summary.
     pub thread: bool,
+    /// The language the message is written in.
+    pub locale: Locale,
     pub png: Vec<u8>,
     /// The exact `chat.postMessage` body, metadata included.
     pub message: serde_json::Value,
@@ -94,6 +98,7 @@ impl Rendered {
             channel: facts.channel.clone(),
             slot: facts.slot.clone(),
             thread,
+            locale: facts.locale,
             png,
             message: build_message(facts),
             csv,
@@ -124,46 +129,74 @@ pub struct RunFacts<'a> {
 /// What the chart shows, in words: the title and each series' latest value, so the post
 /// is searchable and readable with a screen reader.
 fn alt_text(title: &str, data: &ChartData, style: NumberStyle) -> String {
+    let locale = style.locale;
     let latest: Vec<String> = data
         .series
         .iter()
         .filter_map(|s| {
             let (i, v) = last_present(&s.values)?;
-            Some(format!(
-                "{} {} ({})",
-                s.name,
-                style.value(v),
-                data.x.full_label(i)
+            Some(tr!(
+                locale,
+                "alt-series-latest",
+                series = s.name.as_str(),
+                value = style.value(v),
+                at = day_text(locale, &data.x.full_label(i)),
             ))
         })
         .collect();
     if latest.is_empty() {
-        format!("{title}: no data")
+        tr!(locale, "alt-no-data", title = title)
     } else {
-        format!("{title}. Latest: {}", latest.join(", "))
+        tr!(
+            locale,
+            "alt-latest",
+            title = title,
+            values = i18n::list(locale, &latest)
+        )
     }
+}
+
+/// A point's label as the reader writes it: a date (`2026-11-29`) in the language's form,
+/// anything else (a category) as it is.
+pub fn day_text(locale: Locale, label: &str) -> String {
+    match label.parse::<chrono::NaiveDate>() {
+        Ok(day) => i18n::date(locale, day),
+        Err(_) => label.to_string(),
+    }
+}
+
+/// A window and its timezone: `2026-11-02 – 2026-11-29 (Asia/Tokyo)`,
+/// `2026年11月2日〜11月29日 (Asia/Tokyo)`.
+pub fn window_text(locale: Locale, window: Window, timezone: &str) -> String {
+    format!(
+        "{} ({timezone})",
+        i18n::date_range(locale, window.start, window.end)
+    )
 }
 
 /// Draws the chart and writes the message for one run.
 pub fn render_run(facts: RunFacts<'_>) -> Result<Rendered, RenderError> {
     let spec = facts.spec;
     let style = NumberStyle::of(&spec.chart);
+    let locale = style.locale;
     let window = facts.window;
     let tz_name = spec.timezone.name();
-    let window_text = format!("{window} ({tz_name})");
-    let empty_message = format!("No data for {window_text}");
+    let window_text = window_text(locale, window, tz_name);
+    let empty_message = tr!(locale, "chart-no-data", window = window_text.as_str());
     let headline = &facts.headline;
     let headline_label = match (spec.chart.headline, headline) {
-        (Headline::Last, Some((_, Some(at)))) => format!("Latest ({at})"),
-        (Headline::Last, _) => "Latest".to_string(),
-        (Headline::Total, _) => "Total".to_string(),
-        (Headline::Average, _) => "Average".to_string(),
+        (Headline::Last, Some((_, Some(at)))) => {
+            tr!(locale, "headline-latest-at", date = day_text(locale, at))
+        }
+        (Headline::Last, _) => tr!(locale, "headline-latest"),
+        (Headline::Total, _) => tr!(locale, "headline-total"),
+        (Headline::Average, _) => tr!(locale, "headline-average"),
     };
     let change = match (headline, facts.previous) {
         (Some((current, _)), Some((previous, compared_with))) => Some((
             style.change(*current, previous),
             *current - previous,
-            format!("vs {compared_with}"),
+            tr!(locale, "change-versus", compared = compared_with),
         )),
         _ => None,
     };
@@ -195,6 +228,7 @@ pub fn render_run(facts: RunFacts<'_>) -> Result<Rendered, RenderError> {
     let message = MessageFacts {
         report_id: spec.id.clone(),
         title: spec.title.clone(),
+        locale,
         channel: facts.channel,
         slot: facts.slot,
         window_start: window.start.to_string(),

@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::Scheduler;
+use crate::i18n::Message;
 use crate::pipeline;
 use crate::spec::{FreshnessSpec, ReportSpec};
 use crate::warehouse::{Cell, ParamValue, Params, Table, Trigger};
@@ -22,7 +23,7 @@ impl Scheduler {
         spec: &ReportSpec,
         freshness: &FreshnessSpec,
         slot: DateTime<Utc>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Message> {
         let slot_date = pipeline::today_in(spec.timezone, slot);
         let deadline = slot + chrono::Duration::from_std(freshness.deadline).unwrap_or_default();
         let params = Params::from([("run_date".to_string(), ParamValue::Date(slot_date))]);
@@ -47,10 +48,11 @@ impl Scheduler {
             if is_fresh(newest, slot_date, freshness.expect_days_ago) {
                 return Ok(());
             }
-            let reason = format!(
-                "newest data is {}, expected {wanted}",
-                newest.map_or("missing".to_string(), |d| d.to_string())
-            );
+            let reason = match newest {
+                Some(newest) => Message::new("freshness-stale").with("newest", newest),
+                None => Message::new("freshness-missing"),
+            }
+            .with("wanted", wanted);
             if Utc::now() + chrono::Duration::from_std(freshness.recheck).unwrap_or_default()
                 > deadline
             {

@@ -50,6 +50,8 @@ pub struct SchedulerConfig {
     pub shutdown_grace: Duration,
     /// How far windows may reach and how many rows a query may return.
     pub limits: crate::pipeline::RunLimits,
+    /// The bot's language: reports that state none, and owners' notices.
+    pub locale: crate::i18n::Locale,
     /// First wait before looking again for a post whose existence could not be checked.
     pub recovery_retry: Duration,
 }

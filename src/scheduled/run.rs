@@ -10,13 +10,17 @@ use chrono::Utc;
 
 use super::Scheduler;
 use crate::catalog::Catalog;
-use crate::deliver::{DeliveryError, PostIdentity, deliver_or_notify, error_chain, failure_notice};
+use crate::deliver::{
+    DeliveryError, FailedStep, PostIdentity, deliver_or_notify, error_chain, failure_notice,
+};
+use crate::i18n::Locale;
 use crate::ledger::{Claim, Fence, LedgerError, Outcome, RunRecord, SlotKey};
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
 use crate::render::PostGuard;
 use crate::render::report::GuardAnswer;
 use crate::retry::{RetryPolicy, backoff_delay};
 use crate::spec::{ReportSpec, ScheduleSpec};
+use crate::tr;
 use crate::warehouse::Trigger;
 
 /// A crashed slot is recovered at most this many times before it is marked failed.
@@ -217,13 +221,15 @@ impl Scheduler {
             }
             return;
         }
-        let text = format!(
-            ":warning: *{}* (`{}`) for {} may or may not have posted: kpibot could not check after {attempts} tries ({}). Check {} before re-running it.",
-            spec.title,
-            spec.id,
-            post.slot,
-            error_chain(error),
-            schedule.channel
+        let text = tr!(
+            self.locale_of(spec),
+            "notice-unconfirmed",
+            title = spec.title.as_str(),
+            report = spec.id.as_str(),
+            slot = post.slot.as_str(),
+            attempts = attempts,
+            error = error_chain(error),
+            channel = schedule.channel.as_str()
         );
         self.notify_owner(spec, &text).await;
         self.finish(
@@ -345,6 +351,11 @@ impl Scheduler {
         })
     }
 
+    /// The language a report's notices are written in: its own, else the bot's.
+    fn locale_of(&self, spec: &ReportSpec) -> Locale {
+        spec.chart.locale.unwrap_or(self.config.locale)
+    }
+
     async fn notify_owner(&self, spec: &ReportSpec, text: &str) {
         if let Err(error) = self.parts.delivery.notify(&spec.owner, text).await {
             self.parts
@@ -410,14 +421,16 @@ impl Scheduler {
         if let Some(freshness) = &spec.freshness
             && let Err(reason) = self.wait_for_fresh_data(spec, freshness, key.slot).await
         {
-            self.notify_owner(
-                spec,
-                &format!(
-                    ":hourglass: *{}* (`{}`) scheduled for {} was not posted to {}: the data is not refreshed yet ({reason}).",
-                    spec.title, spec.id, post.slot, schedule.channel
-                ),
-            )
-            .await;
+            let text = tr!(
+                self.locale_of(spec),
+                "notice-not-refreshed",
+                title = spec.title.as_str(),
+                report = spec.id.as_str(),
+                slot = post.slot.as_str(),
+                channel = schedule.channel.as_str(),
+                reason = reason.text(self.locale_of(spec))
+            );
+            self.notify_owner(spec, &text).await;
             return Some(Outcome::Skipped {
                 reason: format!("data not refreshed: {reason}"),
             });
@@ -427,6 +440,7 @@ impl Scheduler {
             slot: Some(key.slot),
             thread: schedule.thread,
             limits: self.config.limits,
+            locale: self.config.locale,
             ..RunOptions::new(key.slot, self.config.default_timeout, Trigger::Schedule)
         };
         // A warehouse outage is waited out, with backoff, for the configured time.
@@ -450,12 +464,17 @@ impl Scheduler {
                 }
                 Err(error) => {
                     tracing::error!(report = %spec.id, slot = %post.slot, attempt, error = %error_chain(&error), "report run failed");
-                    let mut notice = failure_notice("run", &spec.title, &post, &error);
+                    let locale = self.locale_of(spec);
+                    let mut notice =
+                        failure_notice(FailedStep::Run, &spec.title, &post, &error, locale);
                     if is_transient(&error) {
-                        notice.push_str(&format!(
-                            "\nThe warehouse stayed unavailable: kpibot tried {attempt} times over {} s (scheduler.warehouse_outage_seconds) and gave up on this slot. Re-run it with `kpibot run {}` once the warehouse is back.",
-                            self.config.warehouse_outage.as_secs(),
-                            spec.id
+                        notice.push('\n');
+                        notice.push_str(&tr!(
+                            locale,
+                            "notice-warehouse-gave-up",
+                            attempts = attempt,
+                            seconds = self.config.warehouse_outage.as_secs(),
+                            report = spec.id.as_str()
                         ));
                     }
                     self.notify_owner(spec, &notice).await;

@@ -18,6 +18,7 @@ use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
+use crate::i18n::Locale;
 use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
 use crate::settings::{Secret, Settings};
@@ -25,6 +26,13 @@ use failure::{CallFailure, classify, next_delay, timed_out};
 
 /// Channels per `conversations.list` page.
 pub const CHANNEL_PAGE_SIZE: u16 = 1000;
+/// How long a user's language (from `users.info`) is reused before it is read again.
+pub const USER_LOCALE_CACHE_SECONDS: u64 = 3600;
+/// After Slack could not say a user's language, how long the guess is used before asking
+/// again.
+pub const USER_LOCALE_RETRY_SECONDS: u64 = 300;
+/// How many users' languages are kept; past it the cache starts afresh.
+pub const USER_LOCALE_CACHE_USERS: usize = 10_000;
 /// How long user-group memberships are reused before `usergroups.list` is read again.
 pub const USERGROUPS_CACHE_SECONDS: u64 = 600;
 
@@ -246,6 +254,9 @@ pub struct Slack {
     channel_ids: tokio::sync::Mutex<HashMap<String, String>>,
     /// Every user group's members, from `usergroups.list`, and when it was read.
     usergroups: tokio::sync::Mutex<Option<(Instant, UserGroups)>>,
+    /// Each user's language, from `users.info` (`include_locale`), and until when it is
+    /// used before Slack is asked again.
+    user_locales: std::sync::Mutex<HashMap<String, (Instant, Locale)>>,
     metrics: Arc<Metrics>,
 }
 
@@ -259,6 +270,7 @@ impl Slack {
             options,
             channel_ids: tokio::sync::Mutex::new(HashMap::new()),
             usergroups: tokio::sync::Mutex::new(None),
+            user_locales: std::sync::Mutex::new(HashMap::new()),
             metrics,
         })
     }

@@ -1,5 +1,6 @@
 //! Answers to one person: a slash command's `response_url`, a chart only they can see
-//! (`chat.postEphemeral`), and the user groups they belong to (for allow-lists).
+//! (`chat.postEphemeral`), the user groups they belong to (for allow-lists) and the
+//! language they read Slack in.
 
 use std::time::Duration;
 
@@ -7,7 +8,11 @@ use serde_json::{Value, json};
 use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
-use super::{Slack, SlackError, USERGROUPS_CACHE_SECONDS, UserGroups, message_request};
+use super::{
+    Slack, SlackError, USER_LOCALE_CACHE_SECONDS, USER_LOCALE_CACHE_USERS,
+    USER_LOCALE_RETRY_SECONDS, USERGROUPS_CACHE_SECONDS, UserGroups, message_request,
+};
+use crate::i18n::Locale;
 
 /// The ids of the groups `user` is a member of.
 fn groups_of(groups: &[(String, Vec<String>)], user: &str) -> Vec<String> {
@@ -83,6 +88,57 @@ impl Slack {
         let (read_at, groups) = cache.as_ref()?;
         (read_at.elapsed() < Duration::from_secs(USERGROUPS_CACHE_SECONDS))
             .then(|| groups_of(groups, user))
+    }
+
+    /// The user's language if it was read from Slack recently, without waiting: for the
+    /// acknowledgement, which must answer within Slack's three seconds.
+    pub fn cached_locale_of(&self, user: &str) -> Option<Locale> {
+        let cache = self.user_locales.lock().ok()?;
+        let (until, locale) = cache.get(user)?;
+        (Instant::now() < *until).then_some(*locale)
+    }
+
+    fn remember_locale(&self, user: &str, locale: Locale, for_seconds: u64) {
+        if let Ok(mut cache) = self.user_locales.lock() {
+            if cache.len() >= USER_LOCALE_CACHE_USERS {
+                cache.clear();
+            }
+            let until = Instant::now() + Duration::from_secs(for_seconds);
+            cache.insert(user.to_string(), (until, locale));
+        }
+    }
+
+    /// The user's language from their Slack settings (`users.info` with `include_locale`,
+    /// scope `users:read`), cached for `USER_LOCALE_CACHE_SECONDS`. When Slack cannot say
+    /// (the scope is missing, Slack is down), `fallback` is used and Slack is asked again
+    /// only after `USER_LOCALE_RETRY_SECONDS`, so a missing scope costs one call, not one
+    /// per question.
+    pub async fn locale_of(&self, user: &str, fallback: Locale) -> Result<Locale, SlackError> {
+        if let Some(locale) = self.cached_locale_of(user) {
+            return Ok(locale);
+        }
+        let deadline = self.deadline();
+        let session = self.session();
+        let request = SlackApiUsersInfoRequest {
+            user: SlackUserId(user.to_string()),
+            include_locale: Some(true),
+        };
+        let info = match self
+            .idempotent("users.info", "", deadline, || session.users_info(&request))
+            .await
+        {
+            Ok(info) => info,
+            Err(error) => {
+                self.remember_locale(user, fallback, USER_LOCALE_RETRY_SECONDS);
+                return Err(error);
+            }
+        };
+        let locale = info
+            .user
+            .locale
+            .map_or(fallback, |tag| Locale::from_slack(&tag.0));
+        self.remember_locale(user, locale, USER_LOCALE_CACHE_SECONDS);
+        Ok(locale)
     }
 
     async fn read_usergroups(&self) -> Result<UserGroups, SlackError> {

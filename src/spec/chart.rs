@@ -93,8 +93,10 @@ pub struct ChartSpec {
     pub headline: Headline,
     /// Which window the headline is compared with.
     pub compare: Compare,
-    /// `ja` writes compact numbers as 万 / 億; `en` as K / M / B.
-    pub locale: Locale,
+    /// The language of every word on the chart and in the message, and how numbers read
+    /// (`ja`: 万 / 億; `en`: K / M / B). `None`: the reader's (the bot's setting, or the
+    /// asker's Slack language for `/kpi`).
+    pub locale: Option<Locale>,
     /// Currency symbol for `format = "currency"`.
     pub currency: Currency,
     /// A horizontal target line and its label.
@@ -135,23 +137,7 @@ impl Compare {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Locale {
-    En,
-    Ja,
-}
-
-impl Locale {
-    pub const NAMES: [&'static str; 2] = ["en", "ja"];
-
-    pub(super) fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "en" => Self::En,
-            "ja" => Self::Ja,
-            _ => return None,
-        })
-    }
-}
+pub use crate::i18n::Locale;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Currency {
@@ -174,7 +160,8 @@ impl Currency {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Goal {
     pub value: f64,
-    pub label: String,
+    /// The line's label; `None`: the catalog's word for a goal, in the chart's language.
+    pub label: Option<String>,
 }
 
 /// A column name from the spec and where it was written, for `check --dry-run` messages.
@@ -240,7 +227,13 @@ impl Reader<'_> {
             Compare::parse,
             Some(Compare::PreviousPeriod),
         );
-        let locale = self.choice(t, "locale", &Locale::NAMES, Locale::parse, Some(Locale::En));
+        let locale = self.choice(
+            t,
+            "locale",
+            &Locale::NAMES,
+            |name| Locale::parse(name).map(Some),
+            Some(None),
+        );
         let currency = self.choice(
             t,
             "currency",
@@ -271,7 +264,7 @@ impl Reader<'_> {
         }
         let goal = goal?.map(|value| Goal {
             value,
-            label: goal_label.unwrap_or_else(|| "Goal".to_string()),
+            label: goal_label,
         });
         Some(ChartSpec {
             kind: kind?,

@@ -6,6 +6,9 @@ use std::str::FromStr;
 
 use chrono::{Datelike, Days, Months, NaiveDate, Weekday};
 
+use crate::i18n::{self, Locale};
+use crate::tr;
+
 /// A period as written by a report author or a Slack user, not yet tied to a date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
@@ -65,37 +68,88 @@ impl fmt::Display for Window {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a period cannot be used, in the reader's language ([`PeriodError::text`]); shown
+/// in English where an operator reads it (`check`, logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeriodError {
-    #[error(
-        "`{0}` is not a period I understand; try `yesterday`, `last 28 days`, `this month`, `last month`, `month to date`, `2026-01-01..2026-01-31` or `since 2026-04-01`"
-    )]
     Unparsable(String),
-    #[error("`{0}` must be a positive number of days, weeks or months")]
     ZeroLength(String),
-    #[error("the period starts on {start} but ends earlier, on {end}")]
-    Backwards { start: NaiveDate, end: NaiveDate },
-    #[error("`{0}` is not a date in YYYY-MM-DD form")]
+    Backwards {
+        start: NaiveDate,
+        end: NaiveDate,
+    },
     BadDate(String),
-    #[error(
-        "the period {window} reaches {date}, {why}; ask for a window inside {earliest} … {latest}"
-    )]
+    /// The window reaches `date`, before the earliest date or (`too_late`) past the latest.
     OutOfRange {
-        window: String,
+        window: Window,
         date: NaiveDate,
-        why: &'static str,
+        too_late: bool,
         earliest: NaiveDate,
         latest: NaiveDate,
     },
-    #[error(
-        "the period {window} is {days} days long; kpibot reads at most {max_days} days at once (limits.max_window_days)"
-    )]
     TooLong {
-        window: String,
+        window: Window,
         days: i64,
         max_days: u32,
     },
 }
+
+impl PeriodError {
+    pub fn text(&self, locale: Locale) -> String {
+        let date = |d: &NaiveDate| i18n::date(locale, *d);
+        let window = |w: &Window| i18n::date_range(locale, w.start, w.end);
+        match self {
+            PeriodError::Unparsable(text) => tr!(locale, "period-unparsable", text = text.as_str()),
+            PeriodError::ZeroLength(text) => {
+                tr!(locale, "period-zero-length", text = text.as_str())
+            }
+            PeriodError::Backwards { start, end } => tr!(
+                locale,
+                "period-backwards",
+                start = date(start),
+                end = date(end)
+            ),
+            PeriodError::BadDate(text) => tr!(locale, "period-bad-date", text = text.as_str()),
+            PeriodError::OutOfRange {
+                window: w,
+                date: d,
+                too_late,
+                earliest,
+                latest,
+            } => tr!(
+                locale,
+                if *too_late {
+                    "period-too-far-ahead"
+                } else {
+                    "period-before-earliest"
+                },
+                window = window(w),
+                date = date(d),
+                earliest = date(earliest),
+                latest = date(latest)
+            ),
+            PeriodError::TooLong {
+                window: w,
+                days,
+                max_days,
+            } => tr!(
+                locale,
+                "period-too-long",
+                window = window(w),
+                days = *days,
+                max_days = *max_days
+            ),
+        }
+    }
+}
+
+impl fmt::Display for PeriodError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text(Locale::En))
+    }
+}
+
+impl std::error::Error for PeriodError {}
 
 /// How far a window may reach: no earlier than `earliest`, no later than `latest_days_ahead`
 /// after today, at most `max_days` long. Dates outside are mistakes, never queries.
@@ -130,28 +184,22 @@ impl WindowLimits {
         let latest = today
             .checked_add_days(Days::new(u64::from(self.latest_days_ahead)))
             .unwrap_or(today);
-        let out = |date, why| PeriodError::OutOfRange {
-            window: window.to_string(),
+        let out = |date, too_late| PeriodError::OutOfRange {
+            window,
             date,
-            why,
+            too_late,
             earliest: self.earliest,
             latest,
         };
         if window.start < self.earliest {
-            return Err(out(
-                window.start,
-                "before the earliest date kpibot reads (limits.earliest_date)",
-            ));
+            return Err(out(window.start, false));
         }
         if window.end > latest {
-            return Err(out(
-                window.end,
-                "too far in the future (limits.latest_days_ahead)",
-            ));
+            return Err(out(window.end, true));
         }
         if window.days() > i64::from(self.max_days) {
             return Err(PeriodError::TooLong {
-                window: window.to_string(),
+                window,
                 days: window.days(),
                 max_days: self.max_days,
             });
@@ -255,6 +303,33 @@ impl fmt::Display for Period {
 }
 
 impl Period {
+    /// The period in the reader's words: `last 28 days`, `過去28日`, `先月`.
+    pub fn words(&self, locale: Locale) -> String {
+        let unit_key = |unit: Unit, this: bool| match (unit, this) {
+            (Unit::Day, false) => "period-last-days",
+            (Unit::Week, false) => "period-last-weeks",
+            (Unit::Month, false) => "period-last-months",
+            (Unit::Quarter, false) => "period-last-quarters",
+            (Unit::Year, false) => "period-last-years",
+            (Unit::Day, true) => "period-today",
+            (Unit::Week, true) => "period-this-week",
+            (Unit::Month, true) => "period-this-month",
+            (Unit::Quarter, true) => "period-this-quarter",
+            (Unit::Year, true) => "period-this-year",
+        };
+        match *self {
+            Period::Yesterday => tr!(locale, "period-yesterday"),
+            Period::Today => tr!(locale, "period-today"),
+            Period::Last(n, unit) => tr!(locale, unit_key(unit, false), count = n),
+            Period::This(unit) => tr!(locale, unit_key(unit, true)),
+            Period::MonthToDate => tr!(locale, "period-month-to-date"),
+            Period::Between(start, end) => i18n::date_range(locale, start, end),
+            Period::Since(start) => {
+                tr!(locale, "period-since", start = i18n::date(locale, start))
+            }
+        }
+    }
+
     /// The inclusive window this period covers when "today" is `today` in the report's
     /// timezone; weeks start on `week_start`.
     pub fn resolve(&self, today: NaiveDate, week_start: Weekday) -> Result<Window, PeriodError> {

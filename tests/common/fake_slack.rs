@@ -107,6 +107,9 @@ struct Inner {
     responses: Vec<(String, Value)>,
     /// User groups: (id, members).
     usergroups: Vec<(String, Vec<String>)>,
+    /// Each user's Slack language (`users.info` with `include_locale`); others read
+    /// `en-US`, Slack's default.
+    user_locales: HashMap<String, String>,
     /// Socket Mode: where clients connect, the open connections, and the acks received.
     socket_url: String,
     sockets: Vec<tokio::sync::mpsc::UnboundedSender<String>>,
@@ -261,6 +264,13 @@ impl FakeSlack {
     /// The acknowledgements clients sent back over Socket Mode.
     pub fn socket_acks(&self) -> Vec<Value> {
         self.with(|s| s.socket_acks.clone())
+    }
+
+    /// Sets the language a user reads Slack in (`ja-JP`, `en-US`).
+    pub fn set_user_locale(&self, user: &str, locale: &str) {
+        self.with(|s| {
+            s.user_locales.insert(user.into(), locale.into());
+        });
     }
 
     /// Adds a user group with these members.
@@ -776,6 +786,30 @@ async fn api(
                     })
                     .collect();
                 ok(json!({"usergroups": groups}))
+            }
+            "users.info" => {
+                let user = params["user"].as_str().unwrap_or_default().to_string();
+                if user.is_empty() {
+                    return slack_error("user_not_found", None);
+                }
+                let mut body = json!({
+                    "id": user, "team_id": "T0FAKE", "name": user.to_lowercase(),
+                    "deleted": false, "color": "9f69e7", "real_name": user,
+                    "tz": "Asia/Tokyo", "tz_label": "Japan Standard Time", "tz_offset": 32400,
+                    "profile": {"real_name": user, "display_name": user, "team": "T0FAKE"},
+                    "is_admin": false, "is_owner": false, "is_bot": false,
+                    "is_app_user": false, "updated": 1_700_000_000,
+                });
+                // Slack includes the locale only when asked for it.
+                if params["include_locale"].as_str() == Some("true") {
+                    body["locale"] = json!(
+                        s.user_locales
+                            .get(&user)
+                            .cloned()
+                            .unwrap_or_else(|| "en-US".into())
+                    );
+                }
+                ok(json!({"user": body}))
             }
             "conversations.replies" => replies(&s, &params),
             "conversations.list" => list_channels(&s, &params),

@@ -4,6 +4,7 @@
 pub mod bot;
 pub mod fake_bigquery;
 pub mod fake_slack;
+pub mod golden;
 pub mod postgres;
 
 use std::path::{Path, PathBuf};

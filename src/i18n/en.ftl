@@ -1,0 +1,189 @@
+# kpibot's words in English. Every message here exists in ja.ftl with the same variables
+# (src/i18n/tests.rs checks). Code names messages by key; it never writes a sentence.
+
+## Charts and report messages
+
+chart-no-data = No data for { $window }
+chart-goal = Goal
+chart-other-series = other ({ $count })
+chart-more-rows = { $count ->
+    [one] … { $count } more row
+   *[other] … { $count } more rows
+}
+headline-latest = Latest
+headline-latest-at = Latest ({ $date })
+headline-total = Total
+headline-average = Average
+change-versus = vs { $compared }
+alt-series-latest = { $series } { $value } ({ $at })
+alt-latest = { $title }. Latest: { $values }
+alt-no-data = { $title }: no data
+message-change = Change
+message-fallback = { $title }: { $headline } — { $window }
+message-fallback-change = { $title }: { $headline } ({ $change }) — { $window }
+message-fallback-no-data = { $title }: no data for { $window }
+message-context = Data: { $window } · Source: `{ $source }` · Refreshed: { $refreshed } · Report: `{ $report }`
+message-not-numbers = { $count ->
+    [one] { $count } value was not a number (NaN or ∞) and is shown as a gap
+   *[other] { $count } values were not numbers (NaN or ∞) and are shown as gaps
+}
+message-thread-reply = Chart and details: { $report } ({ $slot })
+message-private = Only you can see this: this channel may not see { $data }.
+message-private-policy = Only you can see this: this channel may not see { $data } (policy `{ $policy }`).
+
+## Metric answers
+
+metric-title-by = { $label } by { $dimension }
+metric-title-filter = { $title } ({ $dimension } = { $values })
+metric-no-dimension-hint = `{ $metric }` has no dimension `{ $dimension }`. Did you mean `{ $suggestion }`?
+metric-no-dimensions = `{ $metric }` cannot be split or filtered
+metric-no-dimension-list = `{ $metric }` has no dimension `{ $dimension }`; it has { $dimensions }
+
+## /kpi replies
+
+kpi-help =
+    {"*"}kpibot* answers with a chart from the same definitions the scheduled reports use.
+    • `/kpi list [tag]`: what you can ask for
+    • `/kpi describe <name>`: what a number means, where it comes from, who owns it
+    • `/kpi <report> [period]`: a report now, e.g. `/kpi daily_active_users last 7 days`
+    • `/kpi <metric> [period] [daily|weekly|monthly] [by <dimension>] [where <dimension>=<value>,… [and …]] [private]`
+      e.g. `/kpi active_users last 30 days weekly by role where role=student,teacher`
+    Periods: `yesterday`, `today`, `last 30 days`, `last month`, `this week`, `month to date`, `2026-01-01..2026-01-31`, `since 2026-04-01`, `昨日`, `今週`, `先月`, `過去7日`, `過去3ヶ月`.
+    Add `private` to see the answer yourself only.
+kpi-working = Working on `{ $command }`…
+kpi-mistake = { $message }
+    Type `/kpi help` for examples.
+kpi-not-a-metric = `{ $report }` is a report: it takes only a period (and `private`). Metrics take `by`, `where` and a grain; see `/kpi list`.
+kpi-refused = You cannot see `{ $name }` here. Ask its owner, { $owner }, for access.
+kpi-failed = Sorry, `{ $name }` failed: { $error }. Its owner is { $owner }.
+kpi-internal-error = kpibot hit an internal error while answering
+kpi-operators = the bot's operators
+kpi-policies-unreadable = kpibot cannot answer right now: a file with data access policies is broken, so who may see what is unknown. The data team has been told; try again once it is fixed.
+kpi-not-posted = I could not post the answer here: { $error }
+kpi-too-many = { $count ->
+    [one] You have asked { $count } question in the last minute, the most kpibot answers per person; please wait a moment and ask again.
+   *[other] You have asked { $count } questions in the last minute, the most kpibot answers per person; please wait a moment and ask again.
+}
+kpi-unknown = I don't know `{ $name }`. Type `/kpi list` to see what you can ask for.
+kpi-unknown-hint = I don't know `{ $name }`. Did you mean `{ $suggestion }`? Type `/kpi list` to see all.
+kpi-list-metrics = *Metrics*
+kpi-list-reports = *Reports*
+kpi-list-item = • `{ $name }`: { $label }
+kpi-list-item-by = • `{ $name }`: { $label } (by { $dimensions })
+kpi-list-no-tag = Nothing is tagged `{ $tag }`. Try `/kpi list`.
+kpi-list-empty = No reports or metrics are defined yet.
+
+## /kpi describe
+
+measure-sum = sum of `{ $column }`
+measure-rows = number of rows
+measure-count = count of `{ $column }`
+measure-distinct = number of distinct `{ $column }`
+measure-average = average of `{ $column }`
+measure-minimum = minimum of `{ $column }`
+measure-maximum = maximum of `{ $column }`
+measure-ratio = { $numerator } per { $denominator }
+describe-metric =
+    {"*"}{ $label }* (`{ $name }`, metric)
+    { $description }
+    • Measure: { $measure }
+    • Source: `{ $table }` (time column `{ $time_column }`)
+    • Refreshed: { $refreshed }
+    • Owner: { $owner }
+    • Dimensions: { $dimensions }
+    • Who may see it: { $who }
+describe-report =
+    {"*"}{ $title }* (`{ $name }`, report)
+    { $description }
+    • Purpose: { $purpose }
+    • Source: `{ $source }`
+    • Refreshed: { $refreshed }
+    • Owner: { $owner }
+    • Default period: { $period }
+    • Who may see it: { $who }
+describe-not-stated = not stated
+describe-no-dimensions = none
+describe-dimension = `{ $name }` ({ $label })
+who-anyone = anyone in the workspace
+who-no-one = no one yet (kpibot's policy is deny and nothing allows it)
+who-policy = policy `{ $policy }` on { $data }: { $who }
+who-own-list = its own access list: { $who }
+
+## Reading a /kpi command
+
+grammar-unclosed-quote = a quote is not closed: write values with spaces as "Sakura High"
+grammar-too-long = that command is longer than { $max } characters
+grammar-list-usage = write `list` or `list <tag>`
+grammar-describe-usage = write `describe <name>`
+grammar-by-needs-dimension = `by` needs a dimension, e.g. `by role`
+grammar-one-by = only one `by` per command
+grammar-one-period = only one period per command
+grammar-not-understood = I did not understand `{ $word }`. After a name, write a period (e.g. `last 30 days`, `先月`), `daily|weekly|monthly`, `by <dimension>`, `where <dimension>=<value>` or `private`
+grammar-one-grain = choose one of `{ $first }` and `{ $second }`
+grammar-filter-usage = write filters as `where role=student,teacher and school="Sakura High"`
+grammar-filter-needs-equals = `{ $dimension }` needs `=`: write filters as `where role=student,teacher and school="Sakura High"`
+grammar-filter-needs-value = `{ $dimension }=` needs a value: write filters as `where role=student,teacher and school="Sakura High"`
+
+## Periods
+
+period-unparsable = `{ $text }` is not a period I understand; try `yesterday`, `last 28 days`, `this month`, `last month`, `month to date`, `2026-01-01..2026-01-31` or `since 2026-04-01`
+period-zero-length = `{ $text }` must be a positive number of days, weeks or months
+period-backwards = the period starts on { $start } but ends earlier, on { $end }
+period-bad-date = `{ $text }` is not a date in YYYY-MM-DD form
+period-before-earliest = the period { $window } reaches { $date }, before the earliest date kpibot reads (limits.earliest_date); ask for a window inside { $earliest } … { $latest }
+period-too-far-ahead = the period { $window } reaches { $date }, too far in the future (limits.latest_days_ahead); ask for a window inside { $earliest } … { $latest }
+period-too-long = the period { $window } is { $days } days long; kpibot reads at most { $max_days } days at once (limits.max_window_days)
+
+## Why a run failed (the warehouse's own words follow)
+
+failure-query-rejected = the warehouse rejected the query
+failure-query-refused = the warehouse refused to run the query
+failure-timeout = the query took too long
+failure-unavailable = the warehouse could not be reached
+failure-unsupported-type = the query returned a column kpibot cannot chart
+failure-too-many-rows = the query returned too many rows
+
+## Notices to a report's owner
+
+notice-run-failed = :warning: kpibot could not run *{ $title }* (`{ $report }`) scheduled for { $slot } to { $channel }.
+    { $error }
+notice-delivery-failed = :warning: kpibot could not deliver *{ $title }* (`{ $report }`) scheduled for { $slot } to { $channel }.
+    { $error }
+notice-no-channel = (no channel)
+notice-warehouse-gave-up = The warehouse stayed unavailable: kpibot tried { $attempts } times over { $seconds } s (scheduler.warehouse_outage_seconds) and gave up on this slot. Re-run it with `kpibot run { $report }` once the warehouse is back.
+notice-unconfirmed = :warning: *{ $title }* (`{ $report }`) for { $slot } may or may not have posted: kpibot could not check after { $attempts } tries ({ $error }). Check { $channel } before re-running it.
+notice-not-refreshed = :hourglass: *{ $title }* (`{ $report }`) scheduled for { $slot } was not posted to { $channel }: the data is not refreshed yet ({ $reason }).
+notice-spec-broken = :x: `{ $file }` has problems; kpibot keeps running its last good version until it is fixed:
+
+## Periods in words
+
+period-yesterday = yesterday
+period-today = today
+period-last-days = { $count ->
+    [1] last day
+   *[other] last { $count } days
+}
+period-last-weeks = { $count ->
+    [1] last week
+   *[other] last { $count } weeks
+}
+period-last-months = { $count ->
+    [1] last month
+   *[other] last { $count } months
+}
+period-last-quarters = { $count ->
+    [1] last quarter
+   *[other] last { $count } quarters
+}
+period-last-years = { $count ->
+    [1] last year
+   *[other] last { $count } years
+}
+period-this-week = this week
+period-this-month = this month
+period-this-quarter = this quarter
+period-this-year = this year
+period-month-to-date = month to date
+period-since = since { $start }
+freshness-stale = newest data is { $newest }, expected { $wanted }
+freshness-missing = the source holds no data, expected data through { $wanted }

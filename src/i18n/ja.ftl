@@ -1,0 +1,177 @@
+# kpibot のことば（日本語）。ここにあるメッセージはすべて en.ftl にも同じ変数で存在します
+# （src/i18n/tests.rs が確認します）。コードはキーでメッセージを指し、文章は書きません。
+
+## グラフとレポートのメッセージ
+
+chart-no-data = { $window } のデータはありません
+chart-goal = 目標
+chart-other-series = その他（{ $count }）
+chart-more-rows = …ほか { $count } 行
+headline-latest = 最新
+headline-latest-at = 最新（{ $date }）
+headline-total = 合計
+headline-average = 平均
+change-versus = { $compared }比
+alt-series-latest = { $series } { $value }（{ $at }）
+alt-latest = { $title }。最新値: { $values }
+alt-no-data = { $title }: データなし
+message-change = 増減
+message-fallback = { $title }: { $headline } — { $window }
+message-fallback-change = { $title }: { $headline }（{ $change }）— { $window }
+message-fallback-no-data = { $title }: { $window } のデータはありません
+message-context = 期間: { $window } · データ元: `{ $source }` · 更新: { $refreshed } · レポート: `{ $report }`
+message-not-numbers = { $count } 件の値が数値ではない（NaN または ∞）ため、欠損として表示しています
+message-thread-reply = グラフと詳細: { $report }（{ $slot }）
+message-private = この回答はあなたにだけ表示されています。このチャンネルでは { $data } を閲覧できません。
+message-private-policy = この回答はあなたにだけ表示されています。このチャンネルでは { $data } を閲覧できません（ポリシー `{ $policy }`）。
+
+## メトリクスの回答
+
+metric-title-by = { $label }（{ $dimension }別）
+metric-title-filter = { $title }（{ $dimension } = { $values }）
+metric-no-dimension-hint = `{ $metric }` にディメンション `{ $dimension }` はありません。`{ $suggestion }` のことですか？
+metric-no-dimensions = `{ $metric }` は分割も絞り込みもできません
+metric-no-dimension-list = `{ $metric }` にディメンション `{ $dimension }` はありません。使えるのは { $dimensions } です
+
+## /kpi の返答
+
+kpi-help =
+    {"*"}kpibot* は、定期レポートと同じ定義からグラフで答えます。
+    • `/kpi 一覧 [タグ]`: 聞けるものの一覧
+    • `/kpi 説明 <名前>`: 数字の意味、データ元、担当者
+    • `/kpi <レポート> [期間]`: レポートを今すぐ表示。例: `/kpi daily_active_users 過去7日`
+    • `/kpi <メトリクス> [期間] [日次|週次|月次] [by <ディメンション>] [where <ディメンション>=<値>,… [and …]] [非公開]`
+      例: `/kpi active_users 先月 週次 by role`、`/kpi active_users 過去30日 where role=student,teacher`
+    期間: `昨日`、`今日`、`今週`、`先週`、`今月`、`先月`、`今年`、`過去7日`、`過去2週間`、`過去3ヶ月`、`2026-01-01..2026-01-31`、`since 2026-04-01`（英語の `last 30 days` なども使えます）。
+    `非公開` を付けると、回答はあなたにだけ表示されます。
+kpi-working = `{ $command }` を集計しています…
+kpi-mistake = { $message }
+    使い方の例は `/kpi help` で表示できます。
+kpi-not-a-metric = `{ $report }` はレポートです。指定できるのは期間（と `非公開`）だけです。`by`・`where`・粒度はメトリクスに指定します。`/kpi 一覧` をご覧ください。
+kpi-refused = ここでは `{ $name }` を閲覧できません。担当者の { $owner } に権限を依頼してください。
+kpi-failed = 申し訳ありません。`{ $name }` の集計に失敗しました: { $error }。担当者は { $owner } です。
+kpi-internal-error = 回答中に kpibot の内部エラーが発生しました
+kpi-operators = ボットの運用担当者
+kpi-policies-unreadable = 現在お答えできません。データ閲覧ポリシーのファイルが壊れているため、誰が何を見られるか判断できません。データチームには連絡済みです。修正後にもう一度お試しください。
+kpi-not-posted = 回答をここに投稿できませんでした: { $error }
+kpi-too-many = この1分間に { $count } 件の質問がありました。1人あたりの上限です。少し待ってからもう一度お試しください。
+kpi-unknown = `{ $name }` は見つかりません。聞けるものは `/kpi 一覧` で確認できます。
+kpi-unknown-hint = `{ $name }` は見つかりません。`{ $suggestion }` のことですか？ すべて見るには `/kpi 一覧` と入力してください。
+kpi-list-metrics = *メトリクス*
+kpi-list-reports = *レポート*
+kpi-list-item = • `{ $name }`: { $label }
+kpi-list-item-by = • `{ $name }`: { $label }（分割: { $dimensions }）
+kpi-list-no-tag = タグ `{ $tag }` の付いたものはありません。`/kpi 一覧` をお試しください。
+kpi-list-empty = レポートもメトリクスもまだ定義されていません。
+
+## /kpi 説明
+
+measure-sum = `{ $column }` の合計
+measure-rows = 行数
+measure-count = `{ $column }` の件数
+measure-distinct = `{ $column }` のユニーク数
+measure-average = `{ $column }` の平均
+measure-minimum = `{ $column }` の最小値
+measure-maximum = `{ $column }` の最大値
+measure-ratio = { $denominator } あたりの { $numerator }
+describe-metric =
+    {"*"}{ $label }*（`{ $name }`、メトリクス）
+    { $description }
+    • 指標: { $measure }
+    • データ元: `{ $table }`（時刻列 `{ $time_column }`）
+    • 更新: { $refreshed }
+    • 担当者: { $owner }
+    • ディメンション: { $dimensions }
+    • 閲覧できる人: { $who }
+describe-report =
+    {"*"}{ $title }*（`{ $name }`、レポート）
+    { $description }
+    • 目的: { $purpose }
+    • データ元: `{ $source }`
+    • 更新: { $refreshed }
+    • 担当者: { $owner }
+    • 既定の期間: { $period }
+    • 閲覧できる人: { $who }
+describe-not-stated = 記載なし
+describe-no-dimensions = なし
+describe-dimension = `{ $name }`（{ $label }）
+who-anyone = ワークスペースの全員
+who-no-one = まだ誰も閲覧できません（kpibot のポリシーが `deny` で、許可する設定がありません）
+who-policy = { $data } のポリシー `{ $policy }`: { $who }
+who-own-list = このレポート自身の閲覧リスト: { $who }
+
+## /kpi コマンドの読み取り
+
+grammar-unclosed-quote = 引用符が閉じていません。空白を含む値は "さくら高校" のように書いてください
+grammar-too-long = コマンドが { $max } 文字を超えています
+grammar-list-usage = `一覧` または `一覧 <タグ>` と書いてください
+grammar-describe-usage = `説明 <名前>` と書いてください
+grammar-by-needs-dimension = `by` の後にディメンションを書いてください。例: `by role`
+grammar-one-by = `by` は1つのコマンドに1つだけです
+grammar-one-period = 期間は1つのコマンドに1つだけです
+grammar-not-understood = `{ $word }` が分かりませんでした。名前の後には、期間（例: `過去30日`、`先月`）、`日次|週次|月次`、`by <ディメンション>`、`where <ディメンション>=<値>`、`非公開` のいずれかを書いてください
+grammar-one-grain = `{ $first }` と `{ $second }` のどちらか1つを選んでください
+grammar-filter-usage = 絞り込みは `where role=student,teacher and school="さくら高校"` のように書いてください
+grammar-filter-needs-equals = `{ $dimension }` の後に `=` が必要です。絞り込みは `where role=student,teacher and school="さくら高校"` のように書いてください
+grammar-filter-needs-value = `{ $dimension }=` の後に値が必要です。絞り込みは `where role=student,teacher and school="さくら高校"` のように書いてください
+
+## 期間
+
+period-unparsable = `{ $text }` は期間として読めません。`昨日`、`過去28日`、`今月`、`先月`、`2026-01-01..2026-01-31`、`since 2026-04-01` などをお試しください
+period-zero-length = `{ $text }` には1以上の日数・週数・月数を指定してください
+period-backwards = 期間の開始日 { $start } が終了日 { $end } より後になっています
+period-bad-date = `{ $text }` は YYYY-MM-DD 形式の日付ではありません
+period-before-earliest = 期間 { $window } は { $date } を含みますが、これは kpibot が読む最も古い日付（limits.earliest_date）より前です。{ $earliest } 〜 { $latest } の範囲で指定してください
+period-too-far-ahead = 期間 { $window } は { $date } を含みますが、先の日付すぎます（limits.latest_days_ahead）。{ $earliest } 〜 { $latest } の範囲で指定してください
+period-too-long = 期間 { $window } は { $days } 日間あります。kpibot が一度に読めるのは { $max_days } 日までです（limits.max_window_days）
+
+## 実行に失敗した理由（続けてデータウェアハウス自身のメッセージ）
+
+failure-query-rejected = データウェアハウスがクエリを受け付けませんでした
+failure-query-refused = データウェアハウスがクエリの実行を拒否しました
+failure-timeout = クエリに時間がかかりすぎました
+failure-unavailable = データウェアハウスに接続できませんでした
+failure-unsupported-type = kpibot がグラフにできない列をクエリが返しました
+failure-too-many-rows = クエリの結果の行数が多すぎます
+
+## レポート担当者への通知
+
+notice-run-failed = :warning: { $slot } に { $channel } へ予定していた *{ $title }*（`{ $report }`）を kpibot が実行できませんでした。
+    { $error }
+notice-delivery-failed = :warning: { $slot } に { $channel } へ予定していた *{ $title }*（`{ $report }`）を kpibot が投稿できませんでした。
+    { $error }
+notice-no-channel = （チャンネルなし）
+notice-warehouse-gave-up = データウェアハウスに接続できない状態が続いたため、kpibot は { $seconds } 秒間に { $attempts } 回試したうえでこの回をあきらめました（scheduler.warehouse_outage_seconds）。復旧後に `kpibot run { $report }` で再実行してください。
+notice-unconfirmed = :warning: { $slot } の *{ $title }*（`{ $report }`）は投稿済みかどうか確認できません。{ $attempts } 回確認を試みましたが失敗しました（{ $error }）。再実行する前に { $channel } を確認してください。
+notice-not-refreshed = :hourglass: { $slot } に予定していた *{ $title }*（`{ $report }`）は { $channel } に投稿していません。データがまだ更新されていません（{ $reason }）。
+notice-spec-broken = :x: `{ $file }` に問題があります。修正されるまで、kpibot は最後に正常だった版で動き続けます:
+
+## 期間のことば
+
+period-yesterday = 昨日
+period-today = 今日
+period-last-days = 過去{ $count }日
+period-last-weeks = { $count ->
+    [1] 先週
+   *[other] 過去{ $count }週間
+}
+period-last-months = { $count ->
+    [1] 先月
+   *[other] 過去{ $count }ヶ月
+}
+period-last-quarters = { $count ->
+    [1] 前四半期
+   *[other] 過去{ $count }四半期
+}
+period-last-years = { $count ->
+    [1] 昨年
+   *[other] 過去{ $count }年
+}
+period-this-week = 今週
+period-this-month = 今月
+period-this-quarter = 今四半期
+period-this-year = 今年
+period-month-to-date = 今月（昨日まで）
+period-since = { $start }以降
+freshness-stale = 最新のデータは { $newest } で、{ $wanted } までのデータが必要です
+freshness-missing = データ元にデータがありません。{ $wanted } までのデータが必要です
