@@ -113,6 +113,24 @@ pub enum PipelineError {
     Stopped { report: String, why: String },
 }
 
+impl PipelineError {
+    /// What went wrong, for a person: the kind of failure in `locale`, where in the spec,
+    /// then the warehouse's own words.
+    pub fn text(&self, locale: Locale) -> String {
+        match self {
+            PipelineError::Warehouse {
+                source, location, ..
+            } => format!(
+                "{} ({location}): {}",
+                warehouse_failure(source, locale),
+                i18n::error_chain(source)
+            ),
+            PipelineError::Period { source, .. } => source.text(locale),
+            other => i18n::error_chain(other),
+        }
+    }
+}
+
 /// Today's date in the report's timezone.
 pub fn today_in(tz: Tz, now: DateTime<Utc>) -> NaiveDate {
     now.with_timezone(&tz).date_naive()

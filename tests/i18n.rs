@@ -13,8 +13,9 @@ use chrono::Utc;
 use kpibot::adhoc::{self, AccessPolicy, Answer, Asker, Context, Reply};
 use kpibot::catalog::Catalog;
 use kpibot::cli;
-use kpibot::deliver::{FailedStep, PostIdentity, failure_notice};
+use kpibot::deliver::{DeliveryError, FailedStep, PostIdentity, failure_notice};
 use kpibot::i18n::Locale;
+use kpibot::slack::{SlackError, advice};
 use kpibot::warehouse::Trigger;
 use serde_json::Value;
 
@@ -359,26 +360,55 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
         Answer::Chart { .. } => panic!("a restricted metric was answered in #general"),
     }
 
-    // Owners' notices: kpibot's words around the error's own.
-    #[derive(Debug)]
-    struct Detail;
-    impl std::fmt::Display for Detail {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("`503 Service Unavailable`")
-        }
-    }
-    impl std::error::Error for Detail {}
+    // Owners' notices, with Slack's failure and what to do about it.
     let post = PostIdentity {
         report_id: "daily_active_users".into(),
-        channel: None,
+        channel: Some("#kpi-daily".into()),
         slot: "2026-11-26T09:00:00+09:00".into(),
         thread: false,
         summary_ts: None,
     };
     names.insert(post.slot.clone());
-    for step in [FailedStep::Run, FailedStep::Deliver] {
-        let notice = failure_notice(step, "日次アクティブユーザー", &post, &Detail, Locale::Ja);
-        check(&format!("notice {step:?}"), &notice, &names);
+    for code in [
+        "not_in_channel",
+        "channel_not_found",
+        "missing_scope",
+        "ratelimited",
+        "http_503",
+    ] {
+        let error = DeliveryError::Slack(SlackError::Call {
+            method: "chat.postMessage",
+            code: code.into(),
+            detail: None,
+            attempts: 3,
+            advice: advice(code, "#kpi-daily", Some("needs scope chat:write")),
+        });
+        for step in [FailedStep::Run, FailedStep::Deliver] {
+            let notice = failure_notice(
+                step,
+                "日次アクティブユーザー",
+                &post,
+                &error.text(Locale::Ja),
+                Locale::Ja,
+            );
+            // Slack's API names (`chat.postMessage`, scopes) are code, not prose.
+            let mut allowed = names.clone();
+            allowed.extend(
+                [
+                    "Slack",
+                    "OAuth",
+                    "Permissions",
+                    "https",
+                    "api",
+                    "slack",
+                    "com",
+                    "methods",
+                    "status",
+                ]
+                .map(String::from),
+            );
+            check(&format!("notice {step:?} {code}"), &notice, &allowed);
+        }
     }
 
     assert!(

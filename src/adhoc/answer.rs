@@ -10,7 +10,6 @@ use super::access::{AccessPolicy, Asker, Decision, Viewer, decide};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::catalog::Catalog;
-use crate::deliver::error_chain;
 use crate::i18n::Locale;
 use crate::pipeline::{self, PipelineError, RunLimits, RunOptions};
 use crate::render::Rendered;
@@ -146,7 +145,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         }
         Err(error) => Answer::Text(Reply::Failed {
             name: query.name,
-            error: failure_text(&error, context.locale),
+            error: error.text(context.locale),
             owner: spec.owner,
             timed_out: matches!(
                 error,
@@ -156,20 +155,5 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 }
             ),
         }),
-    }
-}
-
-/// Why a run failed, for the asker: the kind of failure in their language, then the
-/// warehouse's or renderer's own words.
-fn failure_text(error: &PipelineError, locale: Locale) -> String {
-    match error {
-        PipelineError::Warehouse {
-            source, location, ..
-        } => format!(
-            "{} ({location}): {}",
-            pipeline::warehouse_failure(source, locale),
-            error_chain(source)
-        ),
-        other => error_chain(other),
     }
 }

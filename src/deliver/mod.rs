@@ -8,6 +8,7 @@ pub mod slack;
 use std::path::PathBuf;
 
 use crate::i18n::Locale;
+pub use crate::i18n::error_chain;
 pub use crate::render::Rendered;
 use crate::slack::SlackError;
 pub use crate::slack::SlackOptions;
@@ -119,9 +120,7 @@ pub enum DeliveryError {
     #[error("{0}")]
     Setup(String),
     /// Another process holds the slot now (this one paused past its lease): not posted.
-    #[error(
-        "not posted: another kpibot process took this slot over while this one was paused; it posts the slot"
-    )]
+    #[error("{}", crate::tr!(Locale::En, "delivery-taken-over"))]
     SlotTakenOver,
 }
 
@@ -147,6 +146,15 @@ impl From<SlackError> for DeliveryError {
 }
 
 impl DeliveryError {
+    /// What went wrong and what to do, in `locale`, for the report's owner.
+    pub fn text(&self, locale: Locale) -> String {
+        match self {
+            DeliveryError::Slack(error) => error.text(locale),
+            DeliveryError::SlotTakenOver => crate::tr!(locale, "delivery-taken-over"),
+            other => error_chain(other),
+        }
+    }
+
     /// A short machine-readable code for logs, metrics and the ledger.
     pub fn code(&self) -> &str {
         match self {
@@ -156,18 +164,6 @@ impl DeliveryError {
             DeliveryError::SlotTakenOver => "slot_taken_over",
         }
     }
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// What failed for good: running a report, or delivering it.
@@ -183,7 +179,7 @@ pub fn failure_notice(
     step: FailedStep,
     title: &str,
     post: &PostIdentity,
-    error: &dyn std::error::Error,
+    error: &str,
     locale: Locale,
 ) -> String {
     let key = match step {
@@ -201,7 +197,7 @@ pub fn failure_notice(
         report = post.report_id.as_str(),
         slot = post.slot.as_str(),
         channel = channel,
-        error = error_chain(error)
+        error = error
     )
 }
 
@@ -237,7 +233,7 @@ pub async fn deliver_or_notify(
         FailedStep::Deliver,
         &rendered.title,
         &PostIdentity::of(rendered),
-        &error,
+        &error.text(rendered.locale),
         rendered.locale,
     );
     if let Err(notice_error) = delivery.notify(owner, &notice).await {

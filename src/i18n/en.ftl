@@ -187,3 +187,23 @@ period-month-to-date = month to date
 period-since = since { $start }
 freshness-stale = newest data is { $newest }, expected { $wanted }
 freshness-missing = the source holds no data, expected data through { $wanted }
+
+## Slack failures, and what to do about them
+
+slack-call-failed = Slack { $method } failed with { $code } after { $attempts ->
+    [one] { $attempts } attempt
+   *[other] { $attempts } attempts
+}; to fix: { $advice }
+advice-not-in-channel = invite @kpibot to { $channel_name }: type `/invite @kpibot` in { $channel_name }
+advice-channel-not-found = check the channel `{ $channel }` in the report's `[[schedule]]`; if { $channel_name } is private, invite @kpibot to it first (the bot cannot see private channels it is not in)
+advice-archived = { $channel_name } is archived: unarchive it or point the schedule at another channel
+advice-bot-token = set KPIBOT__SLACK__BOT_TOKEN to the Slack app's current Bot User OAuth Token (xoxb-…); reinstall the app if it was removed
+advice-app-token = set KPIBOT__SLACK__APP_TOKEN to the Slack app's current app-level token (xapp-…, scope connections:write); reinstall the app if it was removed
+advice-missing-scope = add the `{ $scope }` scope to the Slack app (OAuth & Permissions) and reinstall it
+advice-kpibot-bug = this is a kpibot bug (the message broke Slack's rules); please report it with this error
+advice-rate-limited = Slack kept rate-limiting kpibot; spread the reports' schedules over more minutes
+advice-unconfirmed = the post may have gone out: check { $channel_name } before re-running the report
+advice-unreachable = Slack could not be reached reliably; check the network from the bot to slack.com and Slack's status page
+advice-server-errors = Slack's servers kept failing; check status.slack.com and re-run the report
+advice-unknown-code = see https://api.slack.com/methods for the meaning of `{ $code }`
+delivery-taken-over = not posted: another kpibot process took this slot over while this one was paused; it posts the slot

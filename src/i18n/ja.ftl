@@ -175,3 +175,20 @@ period-month-to-date = 今月（昨日まで）
 period-since = { $start }以降
 freshness-stale = 最新のデータは { $newest } で、{ $wanted } までのデータが必要です
 freshness-missing = データ元にデータがありません。{ $wanted } までのデータが必要です
+
+## Slack の失敗と対処
+
+slack-call-failed = Slack の { $method } が { $attempts } 回試して { $code } で失敗しました。対処: { $advice }
+advice-not-in-channel = @kpibot を { $channel_name } に招待してください。{ $channel_name } で `/invite @kpibot` と入力します
+advice-channel-not-found = レポートの `[[schedule]]` にあるチャンネル `{ $channel }` を確認してください。{ $channel_name } が非公開チャンネルなら、先に @kpibot を招待してください（ボットは参加していない非公開チャンネルを見られません）
+advice-archived = { $channel_name } はアーカイブされています。アーカイブを解除するか、スケジュールの投稿先を別のチャンネルにしてください
+advice-bot-token = KPIBOT__SLACK__BOT_TOKEN に Slack アプリの現在の Bot User OAuth Token（xoxb-…）を設定してください。アプリが削除されている場合は再インストールしてください
+advice-app-token = KPIBOT__SLACK__APP_TOKEN に Slack アプリの現在のアプリレベルトークン（xapp-…、スコープ connections:write）を設定してください。アプリが削除されている場合は再インストールしてください
+advice-missing-scope = Slack アプリに `{ $scope }` スコープを追加し（OAuth & Permissions）、再インストールしてください
+advice-kpibot-bug = kpibot の不具合です（メッセージが Slack の規則に反しました）。このエラーを添えて報告してください
+advice-rate-limited = Slack のレート制限が続きました。レポートのスケジュールを複数の時刻に分散してください
+advice-unconfirmed = 投稿済みの可能性があります。レポートを再実行する前に { $channel_name } を確認してください
+advice-unreachable = Slack に安定して接続できませんでした。ボットから slack.com へのネットワークと Slack のステータスページを確認してください
+advice-server-errors = Slack のサーバーで失敗が続きました。status.slack.com を確認してから、レポートを再実行してください
+advice-unknown-code = `{ $code }` の意味は https://api.slack.com/methods を参照してください
+delivery-taken-over = 投稿していません。この処理が停止している間に別の kpibot がこの回を引き継ぎ、そちらが投稿します

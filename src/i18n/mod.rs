@@ -192,6 +192,18 @@ impl std::fmt::Display for Message {
     }
 }
 
+/// An error and its causes on one line (each cause's own words, in English).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 /// A weekday's short name: `Mon`, `月`.
 pub fn weekday(locale: Locale, day: Weekday) -> &'static str {
     let index = day.num_days_from_monday() as usize;

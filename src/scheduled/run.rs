@@ -228,7 +228,7 @@ impl Scheduler {
             report = spec.id.as_str(),
             slot = post.slot.as_str(),
             attempts = attempts,
-            error = error_chain(error),
+            error = error.text(self.locale_of(spec)),
             channel = schedule.channel.as_str()
         );
         self.notify_owner(spec, &text).await;
@@ -465,8 +465,13 @@ impl Scheduler {
                 Err(error) => {
                     tracing::error!(report = %spec.id, slot = %post.slot, attempt, error = %error_chain(&error), "report run failed");
                     let locale = self.locale_of(spec);
-                    let mut notice =
-                        failure_notice(FailedStep::Run, &spec.title, &post, &error, locale);
+                    let mut notice = failure_notice(
+                        FailedStep::Run,
+                        &spec.title,
+                        &post,
+                        &error.text(locale),
+                        locale,
+                    );
                     if is_transient(&error) {
                         notice.push('\n');
                         notice.push_str(&tr!(

@@ -18,7 +18,7 @@ use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
-use crate::i18n::Locale;
+use crate::i18n::{Locale, Message};
 use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
 use crate::settings::{Secret, Settings};
@@ -79,24 +79,48 @@ impl SlackOptions {
 /// A Slack call that failed for good, or a Slack set-up that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum SlackError {
-    #[error(
-        "Slack {method} failed with `{code}`{} after {attempts} attempt(s); to fix: {advice}",
-        detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
-    )]
+    #[error("{}", self.text(Locale::En))]
     Call {
         method: &'static str,
         /// Slack's error code, or `timeout`, `connection`, `http_503`, `unconfirmed`.
         code: String,
         detail: Option<String>,
         attempts: u32,
-        /// What the owner should do, in words.
-        advice: String,
+        /// What the owner should do, worded in the reader's language when it is shown.
+        advice: Message,
     },
     #[error("{0}")]
     Setup(String),
 }
 
 impl SlackError {
+    /// The failure and what to do about it, in `locale` (English in logs).
+    pub fn text(&self, locale: Locale) -> String {
+        match self {
+            SlackError::Call {
+                method,
+                code,
+                detail,
+                attempts,
+                advice,
+            } => {
+                let code = match detail {
+                    Some(detail) => format!("`{code}` ({detail})"),
+                    None => format!("`{code}`"),
+                };
+                crate::tr!(
+                    locale,
+                    "slack-call-failed",
+                    method = *method,
+                    code = code,
+                    attempts = *attempts,
+                    advice = advice.text(locale)
+                )
+            }
+            SlackError::Setup(why) => why.clone(),
+        }
+    }
+
     /// A short machine-readable code for logs, metrics and the ledger.
     pub fn code(&self) -> &str {
         match self {
@@ -162,55 +186,47 @@ pub fn is_slack_id(text: &str) -> bool {
 }
 
 /// What the report's owner should do about a Slack error code.
-pub fn advice(code: &str, channel: &str, detail: Option<&str>) -> String {
+pub fn advice(code: &str, channel: &str, detail: Option<&str>) -> Message {
     advice_for(Token::Bot, code, channel, detail)
 }
 
 /// [`advice`] for a call made with `token`.
-pub fn advice_for(token: Token, code: &str, channel: &str, detail: Option<&str>) -> String {
+pub fn advice_for(token: Token, code: &str, channel: &str, detail: Option<&str>) -> Message {
     let channel_name = if channel.starts_with('#') || is_slack_id(channel) {
         channel.to_string()
     } else {
         format!("#{channel}")
     };
-    match code {
-        "not_in_channel" => format!(
-            "invite @kpibot to {channel_name}: type `/invite @kpibot` in {channel_name}"
-        ),
-        "channel_not_found" => format!(
-            "check the channel `{channel}` in the report's [[schedule]]; if {channel_name} is private, invite @kpibot to it first (the bot cannot see private channels it is not in)"
-        ),
-        "is_archived" => format!(
-            "{channel_name} is archived: unarchive it or point the schedule at another channel"
-        ),
+    let message = match code {
+        "not_in_channel" => Message::new("advice-not-in-channel"),
+        "channel_not_found" => Message::new("advice-channel-not-found"),
+        "is_archived" => Message::new("advice-archived"),
         "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" => {
             match token {
-                Token::Bot => "set KPIBOT__SLACK__BOT_TOKEN to the Slack app's current Bot User OAuth Token (xoxb-…); reinstall the app if it was removed".into(),
-                Token::App => "set KPIBOT__SLACK__APP_TOKEN to the Slack app's current app-level token (xapp-…, scope connections:write); reinstall the app if it was removed".into(),
+                Token::Bot => Message::new("advice-bot-token"),
+                Token::App => Message::new("advice-app-token"),
             }
         }
-        "missing_scope" => format!(
-            "add the {} scope to the Slack app (OAuth & Permissions) and reinstall it",
+        "missing_scope" => Message::new("advice-missing-scope").with(
+            "scope",
             detail
                 .and_then(|d| d.strip_prefix("needs scope "))
-                .unwrap_or("missing")
+                .unwrap_or("missing"),
         ),
-        "invalid_blocks" | "msg_too_long" | "invalid_arguments" | "invalid_metadata_format"
-        | "too_many_attachments" => {
-            "this is a kpibot bug (the message broke Slack's rules); please report it with this error".into()
-        }
-        "ratelimited" => "Slack kept rate-limiting kpibot; spread the reports' schedules over more minutes".into(),
-        "unconfirmed" => format!(
-            "the post may have gone out: check {channel_name} before re-running the report"
-        ),
-        "timeout" | "connection" | "bad_response" => {
-            "Slack could not be reached reliably; check the network from the bot to slack.com and Slack's status page".into()
-        }
-        code if code.starts_with("http_5") => {
-            "Slack's servers kept failing; check status.slack.com and re-run the report".into()
-        }
-        _ => format!("see https://api.slack.com/methods for the meaning of `{code}`"),
-    }
+        "invalid_blocks"
+        | "msg_too_long"
+        | "invalid_arguments"
+        | "invalid_metadata_format"
+        | "too_many_attachments" => Message::new("advice-kpibot-bug"),
+        "ratelimited" => Message::new("advice-rate-limited"),
+        "unconfirmed" => Message::new("advice-unconfirmed"),
+        "timeout" | "connection" | "bad_response" => Message::new("advice-unreachable"),
+        code if code.starts_with("http_5") => Message::new("advice-server-errors"),
+        _ => Message::new("advice-unknown-code").with("code", code),
+    };
+    message
+        .with("channel", channel)
+        .with("channel_name", channel_name)
 }
 
 /// The error for a call that failed for good after `attempts`.
@@ -375,15 +391,28 @@ mod tests {
     #[test]
     fn advice_names_the_channel_and_the_fix() {
         assert_eq!(
-            advice("not_in_channel", "#kpi-daily", None),
+            advice("not_in_channel", "#kpi-daily", None).to_string(),
             "invite @kpibot to #kpi-daily: type `/invite @kpibot` in #kpi-daily"
         );
         assert!(
-            advice("missing_scope", "#x", Some("needs scope files:write")).contains("files:write")
+            advice("missing_scope", "#x", Some("needs scope files:write"))
+                .to_string()
+                .contains("files:write")
         );
-        assert!(advice("invalid_auth", "#x", None).contains("KPIBOT__SLACK__BOT_TOKEN"));
         assert!(
-            advice_for(Token::App, "invalid_auth", "", None).contains("KPIBOT__SLACK__APP_TOKEN")
+            advice("invalid_auth", "#x", None)
+                .to_string()
+                .contains("KPIBOT__SLACK__BOT_TOKEN")
+        );
+        assert!(
+            advice_for(Token::App, "invalid_auth", "", None)
+                .to_string()
+                .contains("KPIBOT__SLACK__APP_TOKEN")
+        );
+        assert!(
+            advice("not_in_channel", "#kpi-daily", None)
+                .text(Locale::Ja)
+                .contains("/invite @kpibot")
         );
     }
 }
