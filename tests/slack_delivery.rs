@@ -11,10 +11,14 @@ use kpibot::deliver::{
     Delivery, DeliveryError, PostIdentity, Receipt, Rendered, SlackDelivery, SlackOptions,
     deliver_or_notify,
 };
+use kpibot::i18n::Locale;
 use kpibot::metrics::Metrics;
 use kpibot::render::MessageFacts;
+use kpibot::render::data::{ChartData, Series, XAxis};
+use kpibot::render::native;
 use kpibot::retry::RetryPolicy;
 use kpibot::settings::Secret;
+use kpibot::spec::ChartKind;
 
 const DAILY: &str = "C0KPIDAILY";
 const TEAM: &str = "C0DATATEAM";
@@ -79,6 +83,7 @@ fn facts(report: &str, slot: &str, channel: &str) -> MessageFacts {
         source: "mart.daily_active_users".into(),
         refreshed: "daily by 06:00 JST".into(),
         not_numbers: 0,
+        native: None,
     }
 }
 
@@ -503,4 +508,136 @@ fn plain_http_is_refused_except_to_this_machine() {
     assert!(matches!(refused, Err(DeliveryError::Setup(m)) if m.contains("https://")));
     options.api_url = "https://slack.com/api".into();
     assert!(SlackDelivery::new(options, Arc::new(Metrics::new())).is_ok());
+}
+
+/// A week of two series: fits Slack's own chart block.
+fn native_rendered(report: &str, thread: bool) -> Rendered {
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 11, 19).unwrap();
+    let data = ChartData {
+        x: XAxis::Dates(start.iter_days().take(7).collect()),
+        series: ["student", "teacher"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Series {
+                name: name.to_string(),
+                values: (0..7)
+                    .map(|d| Some((1000 * (i + 1) + d * 10) as f64))
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut facts = facts(report, SLOT, "#kpi-daily");
+    facts.native = native::chart_block(ChartKind::Line, &data, &facts.title, Locale::Ja);
+    assert!(facts.native.is_some(), "a week of two series fits");
+    Rendered::from_facts(&facts, thread, chart_png(), "day,users\n".into())
+}
+
+#[tokio::test]
+async fn a_chart_that_fits_slacks_own_block_is_one_call_and_no_upload() {
+    let slack = fake().await;
+    let (delivery, _) = delivery(&slack);
+    delivery
+        .deliver(&native_rendered("dau", false))
+        .await
+        .unwrap();
+    assert_eq!(slack.calls_of("chat.postMessage").len(), 1);
+    assert!(slack.calls_of("files.getUploadURLExternal").is_empty());
+    assert!(slack.calls_of("files.completeUploadExternal").is_empty());
+    let posted = &slack.messages()[0].body;
+    let chart = posted["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "data_visualization")
+        .expect("the chart is Slack's own block");
+    assert_eq!(chart["chart"]["type"], "line");
+    assert_eq!(chart["chart"]["axis_config"]["categories"][0], "11/19");
+    assert_eq!(chart["chart"]["series"][1]["data"][6]["value"], 2060);
+    // Readable in a notification and to a screen reader without the chart.
+    assert!(
+        posted["text"].as_str().unwrap().contains("1,234"),
+        "{posted}"
+    );
+}
+
+#[tokio::test]
+async fn a_workspace_that_rejects_the_block_gets_the_png_and_later_posts_skip_the_try() {
+    let slack = fake().await;
+    slack.reject_native_blocks();
+    let (delivery, metrics) = delivery(&slack);
+    delivery
+        .deliver(&native_rendered("dau", false))
+        .await
+        .unwrap();
+    // invalid_blocks, then the PNG: upload and post.
+    assert_eq!(slack.calls_of("chat.postMessage").len(), 2);
+    assert_eq!(slack.calls_of("files.completeUploadExternal").len(), 1);
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 1, "exactly one post");
+    assert!(
+        messages[0].body["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["type"] == "image")
+    );
+    insta::assert_snapshot!(
+        "png_fallback_message",
+        serde_json::to_string_pretty(&messages[0].body).unwrap()
+    );
+    assert!(
+        metrics
+            .render()
+            .contains("kpibot_native_chart_fallbacks_total 1"),
+        "{}",
+        metrics.render()
+    );
+    // The decision holds: the next post goes straight to the PNG.
+    delivery
+        .deliver(&native_rendered("wau", false))
+        .await
+        .unwrap();
+    assert_eq!(slack.calls_of("chat.postMessage").len(), 3);
+    assert_eq!(slack.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn thread_mode_with_a_rejected_block_posts_one_summary_and_the_png_reply() {
+    let slack = fake().await;
+    slack.reject_native_blocks();
+    let (delivery, _) = delivery(&slack);
+    delivery
+        .deliver(&native_rendered("dau", true))
+        .await
+        .unwrap();
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages[0].thread_ts.is_none());
+    assert_eq!(
+        messages[1].thread_ts.as_deref(),
+        Some(messages[0].ts.as_str())
+    );
+    assert!(
+        messages[1].body["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["type"] == "image")
+    );
+}
+
+#[test]
+fn the_fake_holds_native_blocks_to_slacks_limits() {
+    // The fake's own check, fed blocks kpibot would never build: it must refuse them.
+    let too_many = serde_json::json!({
+        "type": "data_visualization",
+        "title": "x".repeat(51),
+        "chart": {"type": "line", "axis_config": {"categories": ["a"]},
+                  "series": (0..7).map(|i| serde_json::json!({"name": format!("s{i}"), "data": [{"label": "a", "value": 1}]})).collect::<Vec<_>>()},
+    });
+    let errors = common::fake_slack::check_blocks(&[too_many.clone(), too_many.clone(), too_many]);
+    let text = errors.join("\n");
+    assert!(text.contains("1 to 50 characters"), "{text}");
+    assert!(text.contains("1 to 6 series"), "{text}");
+    assert!(text.contains("no more than 2 data_visualization"), "{text}");
 }

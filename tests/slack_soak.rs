@@ -38,6 +38,7 @@ fn report(i: usize) -> Rendered {
         source: "mart.soak".into(),
         refreshed: "hourly".into(),
         not_numbers: 0,
+        native: None,
     };
     Rendered::from_facts(
         &facts,

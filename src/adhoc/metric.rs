@@ -9,7 +9,7 @@ use crate::i18n::{self, Locale};
 use crate::spec::diagnostic::closest;
 use crate::spec::{
     ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, Measure, MetricSpec,
-    Period, QuerySpec, ReportSpec,
+    Period, QuerySpec, ReportSpec, SlackChart,
 };
 use crate::tr;
 use crate::warehouse::reads::read_sql;
@@ -158,6 +158,7 @@ pub fn metric_report(
             label_last: false,
             max_rows: 20,
             higher_is_better: true,
+            slack_chart: SlackChart::Native,
         },
         schedules: Vec::new(),
         freshness: None,

@@ -26,6 +26,9 @@ pub const LOOKUP_MAX_PAGES: usize = 10;
 /// Posts tried while Slack is still processing the uploaded file (`invalid slack file`).
 pub const FILE_READY_ATTEMPTS: u32 = 5;
 
+const METRIC_NATIVE_FALLBACKS: &str = "kpibot_native_chart_fallbacks_total";
+const METRIC_NATIVE_FALLBACKS_HELP: &str =
+    "Posts whose Slack chart or table block was rejected (invalid_blocks) and went out as a PNG";
 const METRIC_POSTS: &str = "kpibot_slack_posts_total";
 const METRIC_POSTS_HELP: &str =
     "Report posts by outcome (posted, found_existing = an earlier post was found, failed)";
@@ -39,9 +42,12 @@ fn split_for_thread(
     locale: Locale,
 ) -> (Value, Value) {
     let blocks = message["blocks"].as_array().cloned().unwrap_or_default();
-    let (details, summary): (Vec<Value>, Vec<Value>) = blocks
-        .into_iter()
-        .partition(|b| matches!(b["type"].as_str(), Some("image" | "context")));
+    let (details, summary): (Vec<Value>, Vec<Value>) = blocks.into_iter().partition(|b| {
+        matches!(
+            b["type"].as_str(),
+            Some("image" | "data_visualization" | "data_table" | "context")
+        )
+    });
     let mut main = message.clone();
     main["blocks"] = Value::Array(summary);
     let mut reply = json!({
@@ -105,6 +111,9 @@ pub struct SlackDelivery {
     slack: Arc<Slack>,
     pacer: Pacer,
     metrics: Arc<Metrics>,
+    /// Slack answered `invalid_blocks` to one of its own chart or table blocks: this
+    /// workspace (or its plan) does not take them, so posts use the PNG from then on.
+    native_rejected: std::sync::atomic::AtomicBool,
 }
 
 impl SlackDelivery {
@@ -115,6 +124,7 @@ impl SlackDelivery {
             slack: Arc::new(slack),
             pacer,
             metrics,
+            native_rejected: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -282,12 +292,56 @@ impl SlackDelivery {
         user: &str,
     ) -> Result<(), DeliveryError> {
         let deadline = self.slack.deadline();
-        let file_id = self.upload(rendered, channel, deadline).await?;
-        let message = with_file_id(rendered.message.clone(), &file_id.0);
+        if self.uses_native(rendered) {
+            match self
+                .slack
+                .post_ephemeral(rendered.message.clone(), channel, user, deadline)
+                .await
+            {
+                Err(error) if error.code() == "invalid_blocks" => {
+                    self.native_failed(rendered, &error)
+                }
+                done => return Ok(done?),
+            }
+        }
+        let message = self.image_message(rendered, channel, deadline).await?;
         Ok(self
             .slack
             .post_ephemeral(message, channel, user, deadline)
             .await?)
+    }
+
+    /// Whether `rendered` goes out with Slack's own chart or table block (no upload).
+    fn uses_native(&self, rendered: &Rendered) -> bool {
+        rendered.image_message.is_some()
+            && !self
+                .native_rejected
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Slack refused the native block: the PNG from now on, logged and counted once per
+    /// post.
+    fn native_failed(&self, rendered: &Rendered, error: &dyn std::fmt::Display) {
+        self.native_rejected
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .increment(METRIC_NATIVE_FALLBACKS, METRIC_NATIVE_FALLBACKS_HELP, &[]);
+        tracing::warn!(report = %rendered.report_id, slot = %rendered.slot, error = %error, "Slack rejected its own chart block; posting the PNG instead, and PNGs from now on");
+    }
+
+    /// The message with the chart uploaded as a PNG (the upload happens here).
+    async fn image_message(
+        &self,
+        rendered: &Rendered,
+        channel: &str,
+        deadline: Instant,
+    ) -> Result<Value, SlackError> {
+        let message = rendered.image_message.as_ref().unwrap_or(&rendered.message);
+        if !message.to_string().contains(FILE_ID_PLACEHOLDER) {
+            return Ok(message.clone());
+        }
+        let file_id = self.upload(rendered, channel, deadline).await?;
+        Ok(with_file_id(message.clone(), &file_id.0))
     }
 
     async fn deliver_paced(
@@ -303,21 +357,30 @@ impl SlackDelivery {
         let report = rendered.report_id.as_str();
         let slot = rendered.slot.as_str();
         // No lookup before a normal post: only a lost answer leads to one (post_exactly_once);
-        // crash recovery asks through `find_existing`.
-        let file_id = self.upload(rendered, channel_written, deadline).await?;
-        let message = with_file_id(rendered.message.clone(), &file_id.0);
-        let (main, reply) = if rendered.thread {
-            let (main, reply) = split_for_thread(&message, report, slot, rendered.locale);
-            (main, Some(reply))
+        // crash recovery asks through `find_existing`. Slack's own chart block needs no
+        // upload: one call instead of three.
+        let mut native = self.uses_native(rendered);
+        let message = if native {
+            rendered.message.clone()
         } else {
-            (message, None)
+            self.image_message(rendered, channel_written, deadline)
+                .await?
         };
+        let split = |message: &Value| {
+            if rendered.thread {
+                let (main, reply) = split_for_thread(message, report, slot, rendered.locale);
+                (main, Some(reply))
+            } else {
+                (message.clone(), None)
+            }
+        };
+        let (mut main, mut reply) = split(&message);
         // Every attempt below first asks whether this process still holds the slot.
         let (ts, found_existing) = match &rendered.resume_thread {
             // The summary went out before the run stopped: only its reply is missing.
             Some(summary) if reply.is_some() => (SlackTs(summary.clone()), true),
             _ => {
-                let posted = self
+                let mut posted = self
                     .post_exactly_once(
                         rendered,
                         &channel_id,
@@ -327,6 +390,28 @@ impl SlackDelivery {
                         deadline,
                     )
                     .await;
+                if native
+                    && reply.is_none()
+                    && let Err(error) = &posted
+                    && error.code() == "invalid_blocks"
+                {
+                    self.native_failed(rendered, error);
+                    native = false;
+                    let image = self
+                        .image_message(rendered, channel_written, deadline)
+                        .await?;
+                    (main, reply) = split(&image);
+                    posted = self
+                        .post_exactly_once(
+                            rendered,
+                            &channel_id,
+                            channel_written,
+                            &main,
+                            None,
+                            deadline,
+                        )
+                        .await;
+                }
                 turn.posted();
                 let (ts, found_existing) = posted?;
                 // Thread mode, step one recorded: a stop from here on posts only the reply.
@@ -341,15 +426,39 @@ impl SlackDelivery {
         };
         let mut thread_ts = None;
         if let Some(reply) = reply {
-            self.post_exactly_once(
-                rendered,
-                &channel_id,
-                channel_written,
-                &reply,
-                Some(&ts),
-                deadline,
-            )
-            .await?;
+            let mut posted = self
+                .post_exactly_once(
+                    rendered,
+                    &channel_id,
+                    channel_written,
+                    &reply,
+                    Some(&ts),
+                    deadline,
+                )
+                .await;
+            if native
+                && let Err(error) = &posted
+                && error.code() == "invalid_blocks"
+            {
+                // The summary is posted; only the chart's reply goes again, as a PNG.
+                self.native_failed(rendered, error);
+                let image = self
+                    .image_message(rendered, channel_written, deadline)
+                    .await?;
+                if let (_, Some(image_reply)) = split(&image) {
+                    posted = self
+                        .post_exactly_once(
+                            rendered,
+                            &channel_id,
+                            channel_written,
+                            &image_reply,
+                            Some(&ts),
+                            deadline,
+                        )
+                        .await;
+                }
+            }
+            posted?;
             thread_ts = Some(ts.0.clone());
         }
         drop(turn);

@@ -50,6 +50,9 @@ pub struct MessageFacts {
     pub refreshed: String,
     /// Values that were NaN or ±∞ and are drawn as gaps.
     pub not_numbers: usize,
+    /// Slack's own chart or table block, in place of the uploaded image, when the data
+    /// fits it (see [`super::native`]).
+    pub native: Option<Value>,
 }
 
 pub fn truncate_chars(text: &str, max: usize) -> String {
@@ -133,11 +136,11 @@ pub fn build_message(facts: &MessageFacts) -> Value {
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": truncate_chars(&facts.title, HEADER_MAX_CHARS), "emoji": true}},
             {"type": "section", "fields": fields},
-            {
+            facts.native.clone().unwrap_or_else(|| json!({
                 "type": "image",
                 "slack_file": {"id": FILE_ID_PLACEHOLDER},
                 "alt_text": truncate_chars(&format!("{} ({})", facts.alt_text, facts.window_text), ALT_TEXT_MAX_CHARS),
-            },
+            })),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate_chars(&context, CONTEXT_MAX_CHARS)}]},
         ],
         "metadata": {
@@ -183,6 +186,7 @@ mod tests {
             alt_text: "chart".into(),
             source: "mart.x".into(),
             refreshed: "daily".into(),
+            native: None,
         }
     }
 

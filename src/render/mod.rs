@@ -8,6 +8,7 @@ pub mod encode;
 pub mod fonts;
 pub mod format;
 pub mod message;
+pub mod native;
 mod panels;
 pub mod report;
 pub mod standard_set;

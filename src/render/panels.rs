@@ -83,7 +83,7 @@ pub(super) fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<
     Ok(())
 }
 
-fn cell_text(cell: &Cell, is_y: bool, style: NumberStyle) -> String {
+pub(super) fn cell_text(cell: &Cell, is_y: bool, style: NumberStyle) -> String {
     match cell {
         Cell::Null => "–".to_string(),
         _ if is_y => cell

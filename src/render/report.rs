@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use crate::i18n::{self, Locale};
-use crate::spec::{ChartKind, Headline, ReportSpec, Window};
+use crate::spec::{ChartKind, Headline, ReportSpec, SlackChart, Window};
 use crate::tr;
 use crate::warehouse::Table;
 
 use super::data::{last_present, not_a_number_count};
 use super::format::NumberStyle;
+use super::native;
 use super::{Card, ChartData, ChartInput, MessageFacts, RenderError, build_message, render_png};
 
 /// A report run ready to deliver: the chart, the message and the data behind it.
@@ -30,6 +31,9 @@ pub struct Rendered {
     pub png: Vec<u8>,
     /// The exact `chat.postMessage` body, metadata included.
     pub message: serde_json::Value,
+    /// The same message with the uploaded PNG, when `message` holds Slack's own chart or
+    /// table block instead: posted if the workspace rejects that block.
+    pub image_message: Option<serde_json::Value>,
     /// The query result behind the chart, as CSV.
     pub csv: String,
     /// Asked right before the post goes out (a scheduled slot's fence); `None` for posts
@@ -101,6 +105,12 @@ impl Rendered {
             locale: facts.locale,
             png,
             message: build_message(facts),
+            image_message: facts.native.is_some().then(|| {
+                build_message(&MessageFacts {
+                    native: None,
+                    ..facts.clone()
+                })
+            }),
             csv,
             guard: None,
             resume_thread: None,
@@ -243,6 +253,15 @@ pub fn render_run(facts: RunFacts<'_>) -> Result<Rendered, RenderError> {
         source: spec.definition.source.clone(),
         refreshed: spec.definition.refreshed.clone(),
         not_numbers: not_a_number_count(facts.table, &spec.chart.y.name),
+        native: match (spec.chart.slack_chart, spec.chart.kind) {
+            (SlackChart::Image, _) => None,
+            (SlackChart::Native, ChartKind::Table) => {
+                native::table_block(facts.table, &spec.title, &spec.chart.y.name, style)
+            }
+            (SlackChart::Native, kind) => {
+                native::chart_block(kind, facts.data, &spec.title, locale)
+            }
+        },
     };
     Ok(Rendered::from_facts(
         &message,

@@ -107,6 +107,31 @@ pub struct ChartSpec {
     pub max_rows: usize,
     /// Whether a rise is good news (green) or bad news (orange), e.g. false for churn.
     pub higher_is_better: bool,
+    /// In Slack: Slack's own chart or table block where the data fits it, or always the
+    /// PNG.
+    pub slack_chart: SlackChart,
+}
+
+/// How a chart goes to Slack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlackChart {
+    /// Slack's `data_visualization` / `data_table` block when the data fits, else the PNG.
+    #[default]
+    Native,
+    /// Always the uploaded PNG.
+    Image,
+}
+
+impl SlackChart {
+    pub const NAMES: [&'static str; 2] = ["native", "image"];
+
+    pub(super) fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "native" => Self::Native,
+            "image" => Self::Image,
+            _ => return None,
+        })
+    }
 }
 
 /// The window the headline is compared with.
@@ -171,7 +196,7 @@ pub struct Column {
     pub span: Range<usize>,
 }
 
-const CHART_KEYS: [&str; 14] = [
+const CHART_KEYS: [&str; 15] = [
     "kind",
     "x",
     "y",
@@ -186,6 +211,7 @@ const CHART_KEYS: [&str; 14] = [
     "label_last",
     "max_rows",
     "higher_is_better",
+    "slack_chart",
 ];
 
 /// Rows a `table` chart shows unless `max_rows` says otherwise.
@@ -256,6 +282,13 @@ impl Reader<'_> {
         let goal_label = self.string(t, "goal_label", false).map(Spanned::into_inner);
         let label_last = self.flag(t, "label_last", false);
         let higher_is_better = self.flag(t, "higher_is_better", true);
+        let slack_chart = self.choice(
+            t,
+            "slack_chart",
+            &SlackChart::NAMES,
+            SlackChart::parse,
+            Some(SlackChart::Native),
+        );
         let max_rows = self
             .whole_number(t, "max_rows", 1..=100, "a whole number from 1 to 100")
             .map(|n| n.map_or(DEFAULT_TABLE_ROWS, |n| n as usize));
@@ -280,6 +313,7 @@ impl Reader<'_> {
             label_last: label_last?,
             max_rows: max_rows?,
             higher_is_better: higher_is_better?,
+            slack_chart: slack_chart?,
         })
     }
 }

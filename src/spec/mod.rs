@@ -25,6 +25,7 @@ use crate::warehouse::Dialect;
 pub use access::Access;
 pub use chart::{
     ChartKind, ChartSpec, Column, Compare, Currency, Goal, Headline, Locale, NumberFormat,
+    SlackChart,
 };
 pub use diagnostic::Diagnostic;
 pub use freshness::FreshnessSpec;

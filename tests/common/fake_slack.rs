@@ -107,6 +107,8 @@ struct Inner {
     responses: Vec<(String, Value)>,
     /// User groups: (id, members).
     usergroups: Vec<(String, Vec<String>)>,
+    /// A workspace that does not take Slack's chart and table blocks (`invalid_blocks`).
+    reject_native: bool,
     /// Each user's Slack language (`users.info` with `include_locale`); others read
     /// `en-US`, Slack's default.
     user_locales: HashMap<String, String>,
@@ -264,6 +266,11 @@ impl FakeSlack {
     /// The acknowledgements clients sent back over Socket Mode.
     pub fn socket_acks(&self) -> Vec<Value> {
         self.with(|s| s.socket_acks.clone())
+    }
+
+    /// Makes the workspace refuse `data_visualization` and `data_table` blocks.
+    pub fn reject_native_blocks(&self) {
+        self.with(|s| s.reject_native = true);
     }
 
     /// Sets the language a user reads Slack in (`ja-JP`, `en-US`).
@@ -467,8 +474,13 @@ fn chars(value: &Value) -> usize {
 }
 
 /// Slack's Block Kit rules, as `invalid_blocks` error strings.
-fn block_errors(blocks: &[Value], files: &HashMap<String, File>) -> Vec<String> {
+fn block_errors(
+    blocks: &[Value],
+    files: &HashMap<String, File>,
+    reject_native: bool,
+) -> Vec<String> {
     let mut errors = Vec::new();
+    let mut native_charts = 0;
     if blocks.len() > MAX_BLOCKS {
         errors.push(format!(
             "no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"
@@ -539,8 +551,167 @@ fn block_errors(blocks: &[Value], files: &HashMap<String, File>) -> Vec<String> 
                 }
             }
             Some("divider") => {}
+            Some("data_visualization" | "data_table") if reject_native => {
+                errors.push(format!(
+                    "unsupported block type {} {}",
+                    block["type"],
+                    at("type")
+                ));
+            }
+            Some("data_visualization") => {
+                native_charts += 1;
+                errors.extend(chart_errors(block, &at));
+            }
+            Some("data_table") => errors.extend(table_errors(block, &at)),
             other => errors.push(format!("unsupported block type {other:?} {}", at("type"))),
         }
+    }
+    if native_charts > MAX_NATIVE_CHARTS {
+        errors.push(format!(
+            "no more than {MAX_NATIVE_CHARTS} data_visualization blocks allowed [json-pointer:/blocks]"
+        ));
+    }
+    errors
+}
+
+/// Slack's Block Kit rules for blocks that need no uploaded file, for tests of the fake.
+pub fn check_blocks(blocks: &[Value]) -> Vec<String> {
+    block_errors(blocks, &HashMap::new(), false)
+}
+
+/// Slack's limits on a `data_visualization` block.
+const MAX_NATIVE_CHARTS: usize = 2;
+const MAX_CHART_TITLE_CHARS: usize = 50;
+const MAX_CHART_SERIES: usize = 6;
+const MAX_CHART_CATEGORIES: usize = 20;
+const MAX_CHART_LABEL_CHARS: usize = 20;
+const MAX_PIE_SEGMENTS: usize = 12;
+/// Slack's limits on a `data_table` block.
+const MAX_TABLE_ROWS: usize = 201;
+const MAX_TABLE_COLUMNS: usize = 20;
+
+fn chart_errors(block: &Value, at: &dyn Fn(&str) -> String) -> Vec<String> {
+    let mut errors = Vec::new();
+    let title = chars(&block["title"]);
+    if title == 0 || title > MAX_CHART_TITLE_CHARS {
+        errors.push(format!(
+            "must be 1 to {MAX_CHART_TITLE_CHARS} characters {}",
+            at("title")
+        ));
+    }
+    let chart = &block["chart"];
+    match chart["type"].as_str() {
+        Some("line" | "bar" | "area") => {
+            let categories: Vec<&str> = chart["axis_config"]["categories"]
+                .as_array()
+                .map(|c| c.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if categories.is_empty() || categories.len() > MAX_CHART_CATEGORIES {
+                errors.push(format!(
+                    "must provide 1 to {MAX_CHART_CATEGORIES} categories {}",
+                    at("chart/axis_config/categories")
+                ));
+            }
+            if categories
+                .iter()
+                .any(|c| c.chars().count() > MAX_CHART_LABEL_CHARS)
+            {
+                errors.push(format!(
+                    "labels must be at most {MAX_CHART_LABEL_CHARS} characters {}",
+                    at("chart/axis_config/categories")
+                ));
+            }
+            let series = chart["series"].as_array().cloned().unwrap_or_default();
+            if series.is_empty() || series.len() > MAX_CHART_SERIES {
+                errors.push(format!(
+                    "must provide 1 to {MAX_CHART_SERIES} series {}",
+                    at("chart/series")
+                ));
+            }
+            let mut names = std::collections::HashSet::new();
+            for (j, s) in series.iter().enumerate() {
+                let name = s["name"].as_str().unwrap_or_default();
+                if name.is_empty()
+                    || name.chars().count() > MAX_CHART_LABEL_CHARS
+                    || !names.insert(name)
+                {
+                    errors.push(format!(
+                        "series names must be unique and 1 to {MAX_CHART_LABEL_CHARS} characters {}",
+                        at(&format!("chart/series/{j}/name"))
+                    ));
+                }
+                let labels: Vec<&str> = s["data"]
+                    .as_array()
+                    .map(|d| d.iter().filter_map(|p| p["label"].as_str()).collect())
+                    .unwrap_or_default();
+                let numbers = s["data"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().all(|p| p["value"].is_number()));
+                if labels != categories || !numbers {
+                    errors.push(format!(
+                        "data must have one number for each category, in order {}",
+                        at(&format!("chart/series/{j}/data"))
+                    ));
+                }
+            }
+        }
+        Some("pie") => {
+            let segments = chart["segments"].as_array().map_or(0, Vec::len);
+            if segments == 0 || segments > MAX_PIE_SEGMENTS {
+                errors.push(format!(
+                    "must provide 1 to {MAX_PIE_SEGMENTS} segments {}",
+                    at("chart/segments")
+                ));
+            }
+        }
+        other => errors.push(format!(
+            "unsupported chart type {other:?} {}",
+            at("chart/type")
+        )),
+    }
+    errors
+}
+
+fn table_errors(block: &Value, at: &dyn Fn(&str) -> String) -> Vec<String> {
+    let mut errors = Vec::new();
+    let rows = block["rows"].as_array().cloned().unwrap_or_default();
+    if rows.len() < 2 || rows.len() > MAX_TABLE_ROWS {
+        errors.push(format!(
+            "must provide 2 to {MAX_TABLE_ROWS} rows {}",
+            at("rows")
+        ));
+    }
+    let width = rows.first().and_then(Value::as_array).map_or(0, Vec::len);
+    if width == 0 || width > MAX_TABLE_COLUMNS {
+        errors.push(format!(
+            "rows must have 1 to {MAX_TABLE_COLUMNS} cells {}",
+            at("rows/0")
+        ));
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let cells = row.as_array().cloned().unwrap_or_default();
+        if cells.len() != width {
+            errors.push(format!(
+                "every row must have the same number of cells {}",
+                at(&format!("rows/{r}"))
+            ));
+        }
+        for (c, cell) in cells.iter().enumerate() {
+            let ok = match cell["type"].as_str() {
+                Some("raw_text") => cell["text"].is_string(),
+                Some("raw_number") => cell["value"].is_number() && cell["text"].is_string(),
+                Some("rich_text") => r > 0,
+                _ => false,
+            };
+            if !ok {
+                errors.push(format!("invalid cell {}", at(&format!("rows/{r}/{c}"))));
+            }
+        }
+    }
+    if let Some(size) = block.get("page_size")
+        && !size.as_u64().is_some_and(|n| (1..=100).contains(&n))
+    {
+        errors.push(format!("must be 1 to 100 {}", at("page_size")));
     }
     errors
 }
@@ -569,7 +740,7 @@ fn post_message(s: &mut Inner, params: &Value) -> Response {
     if text.chars().count() > MAX_TEXT_CHARS {
         return slack_error("msg_too_long", None);
     }
-    let errors = block_errors(&blocks, &s.files);
+    let errors = block_errors(&blocks, &s.files, s.reject_native);
     if !errors.is_empty() {
         return slack_error("invalid_blocks", Some(errors));
     }
@@ -763,7 +934,7 @@ async fn api(
                 let user = params["user"].as_str().unwrap_or_default().to_string();
                 let channel = params["channel"].as_str().unwrap_or_default().to_string();
                 let blocks = params["blocks"].as_array().cloned().unwrap_or_default();
-                let errors = block_errors(&blocks, &s.files);
+                let errors = block_errors(&blocks, &s.files, s.reject_native);
                 if user.is_empty() {
                     slack_error("user_not_found", None)
                 } else if !errors.is_empty() {
