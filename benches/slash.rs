@@ -4,6 +4,10 @@
 //! being computed — and, for comparison, to Slack's Bolt for Python (async app on
 //! aiohttp, the same immediate ack). Prints throughput and p50/p99 latency for each.
 //!
+//! Then the time from a `/kpi` question to its answer's `chat.postMessage` arriving at the
+//! tests' fake Slack, every Slack call answered after 50 ms: a metric answer that fits
+//! Slack's own chart block (one call) and one that needs the PNG (upload, then post).
+//!
 //! `pip install slack_bolt aiohttp && cargo bench --bench slash`
 
 use std::io::Write as _;
@@ -13,6 +17,14 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+/// How long the fake Slack takes to answer each API call in the answer-latency runs.
+const SLACK_LATENCY_MS: u64 = 50;
+/// Questions timed for each kind of answer.
+const ANSWER_ROUNDS: usize = 15;
 
 const CONNECTIONS: usize = 200;
 const DURATION_SECONDS: u64 = 10;
@@ -312,6 +324,8 @@ async fn main() {
         drop(kpibot);
     }
 
+    answer_latency(dir.path()).await;
+
     let script = dir.path().join("bolt_app.py");
     std::fs::File::create(&script)
         .unwrap()
@@ -342,5 +356,86 @@ async fn main() {
             drop(bolt);
         }
         Err(e) => println!("Bolt baseline skipped: cannot run python3 ({e})"),
+    }
+}
+
+/// Sends one request and reads the acknowledgement's status line.
+async fn ask(port: u16, request: &[u8]) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "refused: {status}");
+}
+
+/// From the question to its `chat.postMessage` arriving at the fake Slack, every Slack
+/// call answered after `SLACK_LATENCY_MS`: a week of one metric (Slack's own chart block,
+/// no upload) and four weeks (past the block's 20 categories: the PNG, uploaded first).
+async fn answer_latency(dir: &std::path::Path) {
+    let slack = common::fake_slack::FakeSlack::start(&[("C1", "general", true)]).await;
+    slack.fail_randomly(
+        1.0,
+        vec![common::fake_slack::Fault::Slow(Duration::from_millis(
+            SLACK_LATENCY_MS,
+        ))],
+        7,
+    );
+    let port = free_port();
+    let _kpibot = Killed(
+        Command::new(env!("CARGO_BIN_EXE_kpibot"))
+            .arg("serve")
+            .current_dir(dir)
+            .env("KPIBOT__REPORTS__DIR", common::repo_path("reports"))
+            .env("KPIBOT__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("KPIBOT__SLACK__BOT_TOKEN", common::fake_slack::TOKEN)
+            .env("KPIBOT__SLACK__SIGNING_SECRET", SECRET)
+            .env("KPIBOT__SLACK__API_URL", &slack.api_url)
+            .env("KPIBOT__SLASH__MAX_QUESTIONS_PER_MINUTE", "1000")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_ready(port).await, "kpibot serve did not start");
+    let response_url = slack.response_url("bench");
+    println!(
+        "/kpi question → its chat.postMessage at Slack, each Slack call answered after {SLACK_LATENCY_MS} ms:"
+    );
+    for (name, text) in [
+        (
+            "fits Slack's chart block (1 call)",
+            "active_users last 7 days",
+        ),
+        (
+            "needs the PNG (upload: 3 calls, then the post)",
+            "active_users last 28 days",
+        ),
+    ] {
+        let mut times = Vec::new();
+        // One untimed question first: the asker's language and the query cache warm up.
+        for round in 0..=ANSWER_ROUNDS {
+            let before = slack.messages().len();
+            let request = slash_request("U1", text, &response_url);
+            let started = Instant::now();
+            ask(port, &request).await;
+            let arrived = loop {
+                if let Some(posted) = slack.messages().get(before) {
+                    break posted.at;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            };
+            if round > 0 {
+                times.push(arrived.saturating_duration_since(started));
+            }
+        }
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "  {name:<48} p50 {:>6.1} ms  p90 {:>6.1} ms",
+            at(0.5).as_secs_f64() * 1000.0,
+            at(0.9).as_secs_f64() * 1000.0
+        );
     }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::i18n::{self, Locale};
+use crate::render::actions::{Actions, Asked};
 use crate::render::{self, ChartData, RenderError, Rendered, RunFacts, ShapeError};
 use crate::spec::period::{PeriodError, WindowLimits};
 use crate::spec::{Compare, Period, ReportSpec, Window};
@@ -36,6 +37,9 @@ pub struct RunOptions {
     pub limits: RunLimits,
     /// The reader's language, for a report that does not state its own `locale`.
     pub locale: Locale,
+    /// The question the post answers, for its buttons; `None`: the report for the period
+    /// run.
+    pub actions: Option<Actions>,
 }
 
 /// The bounds of one run.
@@ -60,6 +64,7 @@ impl RunOptions {
             trigger,
             limits: RunLimits::default(),
             locale: Locale::En,
+            actions: None,
         }
     }
 }
@@ -311,6 +316,10 @@ pub async fn run(
     };
     // Drawing and encoding the PNG is CPU work too: off the async workers.
     let (owned_spec, channel, thread) = (spec.clone(), options.channel.clone(), options.thread);
+    let actions = options.actions.clone().unwrap_or_else(|| Actions {
+        asked: Asked::report(&spec.id, options.period.unwrap_or(spec.query.period)),
+        dimensions: Vec::new(),
+    });
     let headline_for_render = headline.clone();
     let (table, data, drawn) = off_runtime(spec, move || {
         let drawn = render::render_run(RunFacts {
@@ -323,6 +332,7 @@ pub async fn run(
             channel,
             slot,
             thread,
+            actions: Some(actions),
         });
         (table, data, drawn)
     })

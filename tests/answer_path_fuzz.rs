@@ -182,6 +182,7 @@ async fn a_sample_goes_all_the_way_through_the_demo_mart_and_the_renderer() {
         policy: AccessPolicy::Allow,
         limits: app.limits,
         cache: None,
+        ledger: None,
         locale: Locale::Ja,
     };
     let asker = Asker {

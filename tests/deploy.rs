@@ -286,5 +286,34 @@ fn the_slack_manifests_match_the_route_and_cover_every_method_called() {
             }
             None => assert!(socket, "{}: an HTTP command needs a url", path.display()),
         }
+        // The buttons under every post: on, and over HTTP at the interactions route.
+        let interactivity = &doc["settings"]["interactivity"];
+        assert_eq!(
+            interactivity["is_enabled"].as_bool(),
+            Some(true),
+            "{}: the buttons under posts need interactivity",
+            path.display()
+        );
+        match interactivity["request_url"].as_str() {
+            Some(url) => {
+                assert!(!socket);
+                assert!(url.starts_with("https://"), "{url}");
+                assert!(
+                    url.ends_with(kpibot::adhoc::interact::INTERACTIONS_PATH),
+                    "{url}"
+                );
+                let commands = command["url"].as_str().unwrap_or_default();
+                assert_eq!(
+                    url.trim_end_matches(kpibot::adhoc::interact::INTERACTIONS_PATH),
+                    commands.trim_end_matches(kpibot::adhoc::slash::COMMANDS_PATH),
+                    "commands and clicks go to the same host"
+                );
+            }
+            None => assert!(
+                socket,
+                "{}: HTTP interactivity needs a request_url",
+                path.display()
+            ),
+        }
     }
 }

@@ -340,6 +340,7 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
         policy: AccessPolicy::Allow,
         limits: Default::default(),
         cache: None,
+        ledger: None,
         locale: Locale::Ja,
     };
     let asker = |user: &str| Asker {

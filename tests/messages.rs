@@ -134,6 +134,7 @@ async fn a_refusal_names_the_owner_to_ask() {
         policy: AccessPolicy::Allow,
         limits: Default::default(),
         cache: None,
+        ledger: None,
         locale: Locale::En,
     };
     let asker = Asker {

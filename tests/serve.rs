@@ -430,6 +430,30 @@ fn slash_commands_arrive_over_socket_mode_and_share_the_same_handling() {
     wait_for("the chart in #sales", Duration::from_secs(30), || {
         !slack.messages_in("C0SALES001").is_empty()
     });
+    // A click under the answer arrives as an interactive envelope: answered in its thread.
+    let post = slack.messages_in("C0SALES001")[0].clone();
+    let block_id = common::actions_block_id(&post.body);
+    let payload = common::block_actions_payload(
+        "U0BOB",
+        ("C0SALES001", "sales"),
+        (&post.body, &post.ts),
+        common::menu_choice("kpi_period", &block_id, "last 28 days"),
+    );
+    assert!(slack.push_interaction("env-click", payload));
+    wait_for("the answer in the thread", Duration::from_secs(30), || {
+        slack
+            .messages_in("C0SALES001")
+            .iter()
+            .any(|m| m.thread_ts.as_deref() == Some(post.ts.as_str()))
+    });
+    assert!(
+        slack
+            .socket_acks()
+            .iter()
+            .any(|a| a["envelope_id"] == "env-click"),
+        "the click was acknowledged: {:?}",
+        slack.socket_acks()
+    );
     assert!(terminate(child).success());
 }
 

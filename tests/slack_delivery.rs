@@ -84,6 +84,7 @@ fn facts(report: &str, slot: &str, channel: &str) -> MessageFacts {
         refreshed: "daily by 06:00 JST".into(),
         not_numbers: 0,
         native: None,
+        actions: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn report(i: usize) -> Rendered {
         refreshed: "hourly".into(),
         not_numbers: 0,
         native: None,
+        actions: None,
     };
     Rendered::from_facts(
         &facts,

@@ -16,9 +16,10 @@ use kpibot::adhoc::slash::{COMMANDS_PATH, CommandHandler};
 use kpibot::adhoc::throttle::Throttle;
 use kpibot::catalog::Catalog;
 use kpibot::deliver::{SlackDelivery, SlackOptions};
+use kpibot::ledger::Ledger;
 use kpibot::metrics::Metrics;
 use kpibot::retry::RetryPolicy;
-use kpibot::settings::Secret;
+use kpibot::settings::{LedgerSettings, Secret};
 use kpibot::spec::SpecDefaults;
 use kpibot::warehouse::Dialect;
 use kpibot::warehouse::cache::QueryCache;
@@ -84,6 +85,9 @@ struct Bot {
     slack: FakeSlack,
     warehouse_calls: Arc<std::sync::atomic::AtomicUsize>,
     url: String,
+    /// Where clicks go (`/slack/interactions`).
+    interactions_url: String,
+    ledger: Arc<Ledger>,
     audit_log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -123,6 +127,14 @@ async fn bot_throttled(
     )
     .unwrap();
     let audit_log = dir.path().join("audit.jsonl");
+    let ledger = Arc::new(
+        Ledger::from_settings(&LedgerSettings {
+            path: dir.path().join("ledger.sqlite"),
+            ..LedgerSettings::default()
+        })
+        .await
+        .unwrap(),
+    );
     let warehouse_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let handler = Arc::new(CommandHandler {
         catalog,
@@ -142,15 +154,24 @@ async fn bot_throttled(
         audit: AuditLog::new(audit_log.clone()),
         answers: Default::default(),
         locale: kpibot::i18n::Locale::En,
+        ledger: Some(ledger.clone()),
     });
-    let app = kpibot::adhoc::slash::router(SECRET, handler);
+    let app = kpibot::adhoc::slash::router(SECRET, handler.clone())
+        .merge(kpibot::adhoc::interact::router(SECRET, handler));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("{}{COMMANDS_PATH}", listener.local_addr().unwrap());
+    let interactions_url = format!(
+        "{}{}",
+        listener.local_addr().unwrap(),
+        kpibot::adhoc::interact::INTERACTIONS_PATH
+    );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Bot {
         slack,
         warehouse_calls,
         url,
+        interactions_url,
+        ledger,
         audit_log,
         _dir: dir,
     }
@@ -265,13 +286,15 @@ async fn a_signed_command_is_acknowledged_then_the_chart_is_posted_in_the_channe
         posted.body["blocks"][0]["text"]["text"],
         "Active users by Role"
     );
+    // A week of three series fits Slack's own chart block: no upload.
     assert!(
         posted.body["blocks"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|b| b["type"] == "image")
+            .any(|b| b["type"] == "data_visualization")
     );
+    assert!(bot.slack.calls_of("files.getUploadURLExternal").is_empty());
     wait_for("the audit line", Duration::from_secs(5), || {
         std::fs::read_to_string(&bot.audit_log)
             .is_ok_and(|a| a.contains("\"outcome\":\"answered\""))
@@ -871,7 +894,7 @@ async fn each_asker_is_answered_in_their_own_slack_language() {
         posted["blocks"][0]["text"]["text"],
         "Active users（Role別）"
     );
-    let context = posted["blocks"][3]["elements"][0]["text"].as_str().unwrap();
+    let context = small_print(posted);
     assert!(context.starts_with("期間: "), "{context}");
     assert!(
         posted["text"].as_str().unwrap().contains("〜"),
@@ -901,7 +924,7 @@ async fn each_asker_is_answered_in_their_own_slack_language() {
     })
     .await;
     let posted = &bot.slack.messages_in(SALES)[1].body;
-    let context = posted["blocks"][3]["elements"][0]["text"].as_str().unwrap();
+    let context = small_print(posted);
     assert!(context.starts_with("Data: "), "{context}");
 }
 
@@ -919,7 +942,7 @@ async fn without_the_users_read_scope_answers_still_come_in_the_guessed_language
     })
     .await;
     let posted = &bot.slack.messages_in(SALES)[0].body;
-    let context = posted["blocks"][3]["elements"][0]["text"].as_str().unwrap();
+    let context = small_print(posted);
     assert!(
         context.starts_with("期間: "),
         "guessed from the words: {context}"
@@ -935,4 +958,317 @@ async fn without_the_users_read_scope_answers_still_come_in_the_guessed_language
         1,
         "a missing scope is not asked about on every question"
     );
+}
+
+/// POSTs a click to `/slack/interactions`, signed like Slack signs it.
+async fn click(bot: &Bot, payload: &serde_json::Value) -> (u16, String) {
+    let encode = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let body = format!("payload={}", encode(&payload.to_string()));
+    let headers = signed(&body);
+    let url = bot.interactions_url.clone();
+    let (status, text, _) = tokio::task::spawn_blocking(move || post(&url, &body, &headers))
+        .await
+        .unwrap();
+    (status, text)
+}
+
+/// Asks `/kpi <text>` in #sales and waits for the chart: the post and its ts.
+async fn posted_answer(bot: &Bot, text: &str, user: &str) -> (serde_json::Value, String) {
+    let before = bot.slack.messages_in(SALES).len();
+    let body = form(bot, text, SALES, user, "q");
+    send(bot, body.clone(), signed(&body)).await;
+    wait_for("the chart in #sales", Duration::from_secs(20), || {
+        bot.slack.messages_in(SALES).len() > before
+    })
+    .await;
+    let posted = bot.slack.messages_in(SALES)[before].clone();
+    (posted.body, posted.ts)
+}
+
+fn thread_replies(bot: &Bot, ts: &str) -> Vec<serde_json::Value> {
+    bot.slack
+        .messages_in(SALES)
+        .into_iter()
+        .filter(|m| m.thread_ts.as_deref() == Some(ts))
+        .map(|m| m.body)
+        .collect()
+}
+
+fn first_context(message: &serde_json::Value) -> String {
+    message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "context")
+        .map(|b| b["elements"][0]["text"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_period_chosen_under_a_post_is_answered_in_its_thread_naming_who_asked() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let (post, ts) = posted_answer(&bot, "daily_active_users last 7 days", "U0ALICE").await;
+    let block_id = common::actions_block_id(&post);
+    let payload = common::block_actions_payload(
+        "U0BOB",
+        (SALES, "sales"),
+        (&post, &ts),
+        common::menu_choice("kpi_period", &block_id, "last 90 days"),
+    );
+    let (status, ack) = click(&bot, &payload).await;
+    assert_eq!(status, 200, "{ack}");
+    wait_for("the answer in the thread", Duration::from_secs(20), || {
+        !thread_replies(&bot, &ts).is_empty()
+    })
+    .await;
+    let replies = thread_replies(&bot, &ts);
+    assert_eq!(replies.len(), 1);
+    let reply = &replies[0];
+    assert_eq!(
+        first_context(reply),
+        "last 90 days, asked by <@U0BOB>",
+        "{reply}"
+    );
+    // The number answers the period chosen: a 90-day window, in the metadata too.
+    let payload = &reply["metadata"]["event_payload"];
+    let day = |k: &str| {
+        chrono::NaiveDate::parse_from_str(payload[k].as_str().unwrap(), "%Y-%m-%d").unwrap()
+    };
+    assert_eq!((day("window_end") - day("window_start")).num_days(), 89);
+    assert_eq!(reply["metadata"]["event_type"], "kpibot_report");
+    // The channel keeps one post: the answer is only in the thread.
+    let top_level = bot
+        .slack
+        .messages_in(SALES)
+        .into_iter()
+        .filter(|m| m.thread_ts.is_none())
+        .count();
+    assert_eq!(top_level, 1);
+    let audit = std::fs::read_to_string(&bot.audit_log).unwrap();
+    assert!(audit.contains("(click) kpi_period last 90 days"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_refresh_and_definition_answer_the_clicker() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let (post, ts) = posted_answer(&bot, "active_users last 7 days", "U0ALICE").await;
+    let block_id = common::actions_block_id(&post);
+    let payload =
+        |action| common::block_actions_payload("U0BOB", (SALES, "sales"), (&post, &ts), action);
+    // Split by a dimension: the answer in the thread has one series per role.
+    click(
+        &bot,
+        &payload(common::menu_choice("kpi_by", &block_id, "role")),
+    )
+    .await;
+    wait_for("the split answer", Duration::from_secs(20), || {
+        thread_replies(&bot, &ts).len() == 1
+    })
+    .await;
+    let split = &thread_replies(&bot, &ts)[0];
+    assert_eq!(
+        split["blocks"][1]["text"]["text"], "Active users by Role",
+        "{split}"
+    );
+    assert_eq!(first_context(split), "by Role, asked by <@U0BOB>");
+    // Refresh: the same question again, in the thread.
+    click(
+        &bot,
+        &payload(common::button_click("kpi_refresh", &block_id, "refresh")),
+    )
+    .await;
+    wait_for("the refreshed answer", Duration::from_secs(20), || {
+        thread_replies(&bot, &ts).len() == 2
+    })
+    .await;
+    assert_eq!(
+        first_context(&thread_replies(&bot, &ts)[1]),
+        "refreshed, asked by <@U0BOB>"
+    );
+    // Definition: to the clicker only, in the thread.
+    click(
+        &bot,
+        &payload(common::button_click(
+            "kpi_definition",
+            &block_id,
+            "definition",
+        )),
+    )
+    .await;
+    wait_for("the definition", Duration::from_secs(20), || {
+        !bot.slack.ephemerals().is_empty()
+    })
+    .await;
+    let (channel, user, body) = bot.slack.ephemerals()[0].clone();
+    assert_eq!((channel.as_str(), user.as_str()), (SALES, "U0BOB"));
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("• Measure: sum of `active_users`"),
+        "{body}"
+    );
+    assert_eq!(body["thread_ts"], ts.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_is_held_to_the_same_access_rule_and_the_catalog_as_it_is_now() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let (post, ts) = posted_answer(&bot, "active_users last 7 days", "U0ALICE").await;
+    let block_id = common::actions_block_id(&post);
+    // Splitting by prefecture is restricted to #data-team and #sales members: a click in
+    // #general by someone who may not see it is refused privately, nothing in the thread.
+    let general = "C0GENERAL";
+    bot.slack.add_channel(general, "general", true);
+    let payload = common::block_actions_payload(
+        "U0SALES01",
+        (general, "general"),
+        (&post, &ts),
+        common::menu_choice("kpi_by", &block_id, "prefecture"),
+    );
+    click(&bot, &payload).await;
+    wait_for("the refusal", Duration::from_secs(20), || {
+        !bot.slack.ephemerals().is_empty()
+    })
+    .await;
+    let (_, user, body) = bot.slack.ephemerals()[0].clone();
+    assert_eq!(user, "U0SALES01");
+    assert!(
+        body["text"].as_str().unwrap().contains("You cannot see"),
+        "{body}"
+    );
+    assert!(thread_replies(&bot, &ts).is_empty());
+    // A button from a post whose report no longer exists: a clear reply.
+    let gone = kpibot::render::actions::Asked {
+        name: "retired_report".into(),
+        period: "last 7 days".into(),
+        ..Default::default()
+    };
+    let payload = common::block_actions_payload(
+        "U0BOB",
+        (SALES, "sales"),
+        (&post, &ts),
+        common::button_click("kpi_refresh", &gone.block_id().unwrap(), "refresh"),
+    );
+    click(&bot, &payload).await;
+    wait_for(
+        "the reply about the missing report",
+        Duration::from_secs(20),
+        || bot.slack.ephemerals().len() == 2,
+    )
+    .await;
+    let (_, _, body) = bot.slack.ephemerals()[1].clone();
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("I don't know `retired_report`"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_stale_and_oversize_clicks_are_refused() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let payload = common::block_actions_payload(
+        "U0BOB",
+        (SALES, "sales"),
+        (&serde_json::json!({"blocks": []}), "1700000000.000100"),
+        common::button_click(
+            "kpi_refresh",
+            "kpi:{\"n\":\"daily_active_users\",\"p\":\"yesterday\"}",
+            "refresh",
+        ),
+    );
+    let body = format!(
+        "payload={}",
+        form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()
+    );
+    let url = bot.interactions_url.clone();
+    let send_raw = |body: String, headers: Vec<(&'static str, String)>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || post(&url, &body, &headers))
+    };
+    let now = chrono::Utc::now().timestamp();
+    let forged = vec![
+        ("X-Slack-Request-Timestamp", now.to_string()),
+        (
+            "X-Slack-Signature",
+            common::slack_signature("wrong-secret", now, &body),
+        ),
+    ];
+    assert_eq!(send_raw(body.clone(), forged).await.unwrap().0, 401);
+    let stale = now - 600;
+    let old = vec![
+        ("X-Slack-Request-Timestamp", stale.to_string()),
+        ("X-Slack-Signature", sign(stale, &body)),
+    ];
+    assert_eq!(send_raw(body.clone(), old).await.unwrap().0, 401);
+    let huge = format!(
+        "{body}{}",
+        "x".repeat(kpibot::adhoc::interact::MAX_INTERACTION_BODY_BYTES)
+    );
+    let headers = signed(&huge);
+    assert_eq!(send_raw(huge, headers).await.unwrap().0, 413);
+    assert!(bot.slack.messages().is_empty() && bot.slack.ephemerals().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_lists_a_reports_last_runs_with_links() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    // Two runs the scheduler recorded.
+    use kpibot::ledger::{Claim, Lease, Outcome, SlotKey};
+    for (day, ts) in [(24, "1700000000.000100"), (25, "1700086400.000100")] {
+        let key = SlotKey {
+            report: "daily_active_users".into(),
+            schedule: 0,
+            slot: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, day, 0, 30, 0)
+                .unwrap(),
+        };
+        let now = chrono::Utc::now();
+        let lease = Lease {
+            owner: "test".into(),
+            until: now + chrono::Duration::seconds(60),
+        };
+        assert_eq!(
+            bot.ledger.claim(&key, &lease, now).await.unwrap(),
+            Claim::Won
+        );
+        let delivered = Outcome::Delivered {
+            channel: SALES.into(),
+            ts: ts.into(),
+            rows: 3,
+        };
+        bot.ledger.finish(&key, &delivered, now).await.unwrap();
+    }
+    let body = form(&bot, "history daily_active_users", SALES, "U0ALICE", "h1");
+    send(&bot, body.clone(), signed(&body)).await;
+    wait_for("the history", Duration::from_secs(20), || {
+        !bot.slack.responses("h1").is_empty()
+    })
+    .await;
+    let text = bot.slack.responses("h1")[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("the last 2 runs"), "{text}");
+    assert!(text.contains("2026-11-25 09:30 — posted"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "<https://slack.com/archives/{SALES}/p1700086400000100|post>"
+        )),
+        "{text}"
+    );
+}
+
+/// The context line at the bottom of a post (window, source, report).
+fn small_print(message: &serde_json::Value) -> String {
+    message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|b| b["type"] == "context")
+        .map(|b| b["elements"][0]["text"].as_str().unwrap().to_string())
+        .unwrap_or_default()
 }

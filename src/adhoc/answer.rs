@@ -11,6 +11,7 @@ use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::catalog::Catalog;
 use crate::i18n::Locale;
+use crate::ledger::Ledger;
 use crate::pipeline::{self, PipelineError, RunLimits, RunOptions};
 use crate::render::Rendered;
 use crate::warehouse::cache::{Cached, QueryCache};
@@ -65,6 +66,8 @@ pub struct Context<'a> {
     /// How far windows may reach and how many rows a query may return.
     pub limits: RunLimits,
     pub cache: Option<&'a QueryCache>,
+    /// The run ledger, for `history` (only `serve` has one).
+    pub ledger: Option<&'a Ledger>,
     /// The asker's language: every word of the answer is in it, unless a report states
     /// its own `locale`.
     pub locale: Locale,
@@ -92,6 +95,16 @@ pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer 
 pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &Asker) -> Answer {
     let (query, spec, params, gates, private) = match resolved {
         Resolved::Reply(text) => return Answer::Text(text),
+        Resolved::History { name } => {
+            let viewer = Viewer {
+                catalog: context.catalog,
+                asker,
+                policy: context.policy,
+            };
+            let text =
+                super::interact::history_text(context.ledger, &viewer, &name, context.locale).await;
+            return Answer::Text(Reply::Catalog(text));
+        }
         Resolved::Run {
             query,
             spec,
@@ -113,7 +126,10 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         Decision::Private { why } => Some(why.map(|m| m.text(context.locale))),
         Decision::Channel => None,
     };
+    let actions =
+        super::interact::actions_for(context.catalog, &query, &spec, asker, context.policy);
     let options = RunOptions {
+        actions: Some(actions),
         period: Some(spec.query.period),
         channel: Some(asker.channel_id.clone()).filter(|c| !c.is_empty()),
         params,

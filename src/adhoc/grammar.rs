@@ -2,7 +2,7 @@
 //! reply that says what was not understood. Never panics, whatever the input.
 //!
 //! ```text
-//! help | list [tag] | describe <name>
+//! help | list [tag] | describe <name> | history <report>
 //! <report> [period]
 //! <metric> [period] [daily|weekly|monthly] [by <dim>] [where <dim>=<v>[,<v>…] [and …]] [private]
 //! ```
@@ -22,6 +22,16 @@ pub enum Grain {
 }
 
 impl Grain {
+    /// The grain a name written by [`Grain::name`] stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "daily" => Grain::Day,
+            "weekly" => Grain::Week,
+            "monthly" => Grain::Month,
+            _ => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Grain::Day => "daily",
@@ -53,8 +63,16 @@ pub struct Query {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Help,
-    List { tag: Option<String> },
-    Describe { name: String },
+    List {
+        tag: Option<String>,
+    },
+    Describe {
+        name: String,
+    },
+    /// A report's last runs.
+    History {
+        name: String,
+    },
     Query(Query),
 }
 
@@ -192,6 +210,12 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
             return match words.get(1) {
                 Some(name) if words.len() == 2 => Ok(Request::Describe { name: name.clone() }),
                 _ => Err(GrammarError::new("grammar-describe-usage")),
+            };
+        }
+        "history" | "履歴" => {
+            return match words.get(1) {
+                Some(name) if words.len() == 2 => Ok(Request::History { name: name.clone() }),
+                _ => Err(GrammarError::new("grammar-history-usage")),
             };
         }
         _ => {}

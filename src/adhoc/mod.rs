@@ -8,6 +8,7 @@ pub mod access;
 pub mod answer;
 pub mod audit;
 pub mod grammar;
+pub mod interact;
 pub mod metric;
 pub mod reply;
 pub mod resolve;

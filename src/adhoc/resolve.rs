@@ -16,6 +16,10 @@ use crate::warehouse::{Dialect, Params};
 /// A command resolved against the catalog: a text reply, or a query ready to run.
 pub enum Resolved {
     Reply(Reply),
+    /// A report's last runs: read from the run ledger, in the background.
+    History {
+        name: String,
+    },
     Run {
         query: Query,
         spec: Box<ReportSpec>,
@@ -32,7 +36,7 @@ impl Resolved {
     pub fn policies(&self) -> Vec<String> {
         match self {
             Resolved::Run { gates, .. } => gates.iter().filter_map(|g| g.policy.clone()).collect(),
-            Resolved::Reply(_) => Vec::new(),
+            Resolved::Reply(_) | Resolved::History { .. } => Vec::new(),
         }
     }
 
@@ -71,8 +75,22 @@ pub fn resolve(
                 None => Reply::Unknown(reply::unknown_name(viewer, &name, locale)),
             });
         }
+        Request::History { name } => return Resolved::History { name },
         Request::Query(query) => query,
     };
+    resolve_query(catalog, query, dialect, timezone, viewer, locale)
+}
+
+/// A question already read (typed, or rebuilt from a button under a post) resolved
+/// against the catalog as it is now.
+pub fn resolve_query(
+    catalog: &Catalog,
+    query: Query,
+    dialect: Dialect,
+    timezone: Tz,
+    viewer: &Viewer,
+    locale: Locale,
+) -> Resolved {
     let (spec, params, gates) = if let Some(metric) = catalog.metric(&query.name) {
         let visible = viewer.dimensions(metric);
         match metric_report(metric, &query, dialect, timezone, &visible, locale) {

@@ -24,6 +24,7 @@ use super::throttle::Throttle;
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
 use crate::deliver::{Delivery, DeliveryError, SlackDelivery, error_chain};
 use crate::i18n::{Locale, looks_japanese};
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pipeline::RunLimits;
 use crate::slack::inbound::{CommandRequest, OnCommand, Verifier};
@@ -60,6 +61,8 @@ pub struct CommandHandler {
     pub answers: tokio_util::task::TaskTracker,
     /// The bot's language, for an asker whose Slack language is not known yet.
     pub locale: Locale,
+    /// The run ledger, for `/kpi history` and the "History" item under posts.
+    pub ledger: Option<Arc<Ledger>>,
 }
 
 #[derive(Clone)]
@@ -143,7 +146,12 @@ impl CommandHandler {
     /// The asker's language from Slack (cached); the acknowledgement's guess if Slack
     /// cannot say.
     async fn asker_locale(&self, request: &CommandRequest, guess: Locale) -> Locale {
-        match self.slack.slack().locale_of(&request.user_id, guess).await {
+        self.asker_locale_of(&request.user_id, guess).await
+    }
+
+    /// A Slack user's language (cached); `guess` if Slack cannot say.
+    pub(super) async fn asker_locale_of(&self, user: &str, guess: Locale) -> Locale {
+        match self.slack.slack().locale_of(user, guess).await {
             Ok(locale) => locale,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the user's language (users.info, scope users:read); answering in the guessed one");
@@ -301,6 +309,7 @@ impl CommandHandler {
         };
         let entries = match &resolved {
             Resolved::Run { query, .. } => vec![query.name.clone()],
+            Resolved::History { name } => vec![name.clone()],
             Resolved::Reply(_) => Vec::new(),
         };
         let policies = resolved.policies();
@@ -314,6 +323,7 @@ impl CommandHandler {
             policy: self.policy,
             limits: self.limits,
             cache: Some(&self.cache),
+            ledger: self.ledger.as_deref(),
             locale,
         };
         let answer = {
@@ -376,14 +386,7 @@ impl CommandHandler {
 
     /// Counts the command and writes its audit line.
     fn record(&self, done: Done) {
-        self.metrics.increment(
-            METRIC_COMMANDS,
-            METRIC_COMMANDS_HELP,
-            &[(
-                "outcome",
-                done.outcome.split(':').next().unwrap_or("failed"),
-            )],
-        );
+        self.count(&done.outcome);
         self.audit.write(&AuditEntry {
             user: &done.request.user_id,
             channel: &done.request.channel_id,
@@ -395,10 +398,41 @@ impl CommandHandler {
             duration: done.started.elapsed(),
         });
     }
+
+    fn count(&self, outcome: &str) {
+        self.metrics.increment(
+            METRIC_COMMANDS,
+            METRIC_COMMANDS_HELP,
+            &[("outcome", outcome.split(':').next().unwrap_or("failed"))],
+        );
+    }
+
+    /// Counts a click and writes its audit line.
+    pub(super) fn record_line(
+        &self,
+        user: &str,
+        channel: &str,
+        command: &str,
+        outcome: &str,
+        started: Instant,
+    ) {
+        self.count(outcome);
+        self.audit.write(&AuditEntry {
+            user,
+            channel,
+            command,
+            entries: &[],
+            policies: &[],
+            rows: 0,
+            outcome,
+            duration: started.elapsed(),
+        });
+    }
 }
 
-/// Puts one line of context at the top of a message (why it went to the asker only).
-fn prepend_context(message: &mut serde_json::Value, text: &str) {
+/// Puts one line of context at the top of a message (why it went to the asker only, who
+/// asked for a thread answer).
+pub(super) fn prepend_context(message: &mut serde_json::Value, text: &str) {
     if let Some(blocks) = message["blocks"].as_array_mut() {
         blocks.insert(
             0,

@@ -200,6 +200,7 @@ impl App {
         warehouse: Arc<dyn Warehouse>,
         slack: Arc<SlackDelivery>,
         metrics: Arc<Metrics>,
+        ledger: Option<Arc<crate::ledger::Ledger>>,
     ) -> CommandHandler {
         CommandHandler {
             catalog,
@@ -218,6 +219,7 @@ impl App {
             audit: AuditLog::to(self.audit_target()),
             answers: Default::default(),
             locale: self.locale,
+            ledger,
         }
     }
 

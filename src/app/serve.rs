@@ -10,6 +10,7 @@ use chrono::{Days, Utc};
 use tokio::sync::watch;
 
 use super::{App, preflight};
+use crate::adhoc::interact;
 use crate::adhoc::slash;
 use crate::catalog::reload::{Reloader, publish_counts, reload_loop};
 use crate::catalog::{self, Catalog};
@@ -154,14 +155,20 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
             warehouse.clone(),
             slack.clone(),
             metrics.clone(),
+            Some(ledger.clone()),
         ))
     });
     let answers = handler.as_ref().map(|handler| handler.answers.clone());
     match (handler, settings.slash.transport) {
         (Some(handler), SlashTransport::Http) => match &settings.slack.signing_secret {
             Some(secret) => {
-                router = router.merge(slash::router(secret.expose(), handler));
-                tracing::info!(path = slash::COMMANDS_PATH, "slash commands enabled");
+                router = router.merge(slash::router(secret.expose(), handler.clone()));
+                router = router.merge(interact::router(secret.expose(), handler));
+                tracing::info!(
+                    path = slash::COMMANDS_PATH,
+                    interactions = interact::INTERACTIONS_PATH,
+                    "slash commands and buttons enabled"
+                );
             }
             None => tracing::info!(
                 "slash commands disabled: HTTP slash commands need KPIBOT__SLACK__SIGNING_SECRET"
@@ -178,7 +185,8 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
             let socket_shutdown = shutdown.clone();
             tokio::spawn(async move {
                 if let Err(error) = run_socket_mode(
-                    slash::on_command(handler),
+                    slash::on_command(handler.clone()),
+                    (interact::actions_in, interact::on_action(handler)),
                     &api_url,
                     &app_token,
                     socket_shutdown,

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::adhoc::{self, AccessPolicy, Answer, Asker, Context};
 use crate::app::App;
 use crate::deliver::{Delivery, FolderDelivery};
+use crate::ledger::Ledger;
 use crate::warehouse::Trigger;
 
 /// `kpibot ask "<command text>"`: answers a `/kpi` command as Slack would, writing a chart
@@ -20,6 +21,17 @@ pub async fn ask(
 ) -> anyhow::Result<bool> {
     let catalog = app.load_catalog()?;
     let warehouse = app.open_warehouse(now, out).await?;
+    // `history <report>` reads the run ledger `serve` keeps, if there is one.
+    let asks_history = text
+        .split_whitespace()
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("history") || w == "履歴");
+    let ledger_exists = app.settings.ledger.url.is_some() || app.settings.ledger.path.exists();
+    let ledger = if asks_history && ledger_exists {
+        Some(Ledger::from_settings(&app.settings.ledger).await?)
+    } else {
+        None
+    };
     let context = Context {
         catalog: &catalog,
         warehouse: warehouse.as_ref(),
@@ -30,6 +42,7 @@ pub async fn ask(
         policy: AccessPolicy::Allow,
         limits: app.limits,
         cache: None,
+        ledger: ledger.as_ref(),
         locale: app.locale,
     };
     // The operator at the bot's own command line: no Slack person to check.

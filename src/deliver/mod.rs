@@ -3,6 +3,7 @@
 
 pub mod folder;
 pub mod pacing;
+mod shape;
 pub mod slack;
 
 use std::path::PathBuf;

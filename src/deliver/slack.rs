@@ -11,6 +11,7 @@ use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
 use super::pacing::Pacer;
+use super::shape::{split_for_thread, thread_reply_text, with_file_id};
 use super::{Delivery, DeliveryError, PostIdentity, Receipt, check_guard};
 use crate::i18n::Locale;
 use crate::metrics::Metrics;
@@ -32,58 +33,6 @@ const METRIC_NATIVE_FALLBACKS_HELP: &str =
 const METRIC_POSTS: &str = "kpibot_slack_posts_total";
 const METRIC_POSTS_HELP: &str =
     "Report posts by outcome (posted, found_existing = an earlier post was found, failed)";
-
-/// Splits a report message for `thread = true`: the summary in the channel, the chart and
-/// its details as a reply.
-fn split_for_thread(
-    message: &Value,
-    report_id: &str,
-    slot: &str,
-    locale: Locale,
-) -> (Value, Value) {
-    let blocks = message["blocks"].as_array().cloned().unwrap_or_default();
-    let (details, summary): (Vec<Value>, Vec<Value>) = blocks.into_iter().partition(|b| {
-        matches!(
-            b["type"].as_str(),
-            Some("image" | "data_visualization" | "data_table" | "context")
-        )
-    });
-    let mut main = message.clone();
-    main["blocks"] = Value::Array(summary);
-    let mut reply = json!({
-        "text": thread_reply_text(report_id, slot, locale),
-        "blocks": details,
-        "unfurl_links": false,
-        "unfurl_media": false,
-    });
-    if let Some(metadata) = message.get("metadata") {
-        reply["metadata"] = metadata.clone();
-    }
-    (main, reply)
-}
-
-/// The fallback text of a thread reply; also how an earlier reply is recognised (in
-/// whichever language it was written).
-fn thread_reply_text(report_id: &str, slot: &str, locale: Locale) -> String {
-    crate::tr!(
-        locale,
-        "message-thread-reply",
-        report = report_id,
-        slot = slot
-    )
-}
-
-/// Puts the uploaded file's id where the message has the placeholder.
-fn with_file_id(mut message: Value, file_id: &str) -> Value {
-    if let Some(blocks) = message["blocks"].as_array_mut() {
-        for block in blocks {
-            if block["slack_file"]["id"] == FILE_ID_PLACEHOLDER {
-                block["slack_file"]["id"] = json!(file_id);
-            }
-        }
-    }
-    message
-}
 
 /// Whether a message from `conversations.history` is this report's post for this slot.
 fn is_post_of(message: &SlackHistoryMessage, report_id: &str, slot: &str) -> bool {
@@ -292,10 +241,16 @@ impl SlackDelivery {
         user: &str,
     ) -> Result<(), DeliveryError> {
         let deadline = self.slack.deadline();
+        let in_thread = |mut message: Value| {
+            if let Some(thread) = &rendered.in_thread {
+                message["thread_ts"] = json!(thread);
+            }
+            message
+        };
         if self.uses_native(rendered) {
             match self
                 .slack
-                .post_ephemeral(rendered.message.clone(), channel, user, deadline)
+                .post_ephemeral(in_thread(rendered.message.clone()), channel, user, deadline)
                 .await
             {
                 Err(error) if error.code() == "invalid_blocks" => {
@@ -304,7 +259,7 @@ impl SlackDelivery {
                 done => return Ok(done?),
             }
         }
-        let message = self.image_message(rendered, channel, deadline).await?;
+        let message = in_thread(self.image_message(rendered, channel, deadline).await?);
         Ok(self
             .slack
             .post_ephemeral(message, channel, user, deadline)
@@ -375,6 +330,8 @@ impl SlackDelivery {
             }
         };
         let (mut main, mut reply) = split(&message);
+        // An answer to a click goes into the post's thread.
+        let in_thread = rendered.in_thread.clone().map(SlackTs);
         // Every attempt below first asks whether this process still holds the slot.
         let (ts, found_existing) = match &rendered.resume_thread {
             // The summary went out before the run stopped: only its reply is missing.
@@ -386,7 +343,7 @@ impl SlackDelivery {
                         &channel_id,
                         channel_written,
                         &main,
-                        None,
+                        in_thread.as_ref(),
                         deadline,
                     )
                     .await;
@@ -407,7 +364,7 @@ impl SlackDelivery {
                             &channel_id,
                             channel_written,
                             &main,
-                            None,
+                            in_thread.as_ref(),
                             deadline,
                         )
                         .await;
@@ -567,28 +524,6 @@ impl Delivery for SlackDelivery {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thread_split_keeps_the_summary_in_channel_and_the_chart_in_the_reply() {
-        let message = json!({
-            "text": "t",
-            "blocks": [{"type": "header"}, {"type": "section"}, {"type": "image"}, {"type": "context"}],
-            "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {}},
-        });
-        let (main, reply) =
-            split_for_thread(&message, "dau", "2026-11-26T09:00:00+09:00", Locale::En);
-        let kinds = |v: &Value| -> Vec<String> {
-            v["blocks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|b| b["type"].as_str().unwrap().to_string())
-                .collect()
-        };
-        assert_eq!(kinds(&main), ["header", "section"]);
-        assert_eq!(kinds(&reply), ["image", "context"]);
-        assert_eq!(reply["metadata"], main["metadata"]);
-    }
 
     #[test]
     fn lookups_start_shortly_before_the_slot() {

@@ -45,11 +45,12 @@ kpi-help =
     {"*"}kpibot* answers with a chart from the same definitions the scheduled reports use.
     • `/kpi list [tag]`: what you can ask for
     • `/kpi describe <name>`: what a number means, where it comes from, who owns it
+    • `/kpi history <report>`: its last scheduled runs, with links to the posts
     • `/kpi <report> [period]`: a report now, e.g. `/kpi daily_active_users last 7 days`
     • `/kpi <metric> [period] [daily|weekly|monthly] [by <dimension>] [where <dimension>=<value>,… [and …]] [private]`
       e.g. `/kpi active_users last 30 days weekly by role where role=student,teacher`
     Periods: `yesterday`, `today`, `last 30 days`, `last month`, `this week`, `month to date`, `2026-01-01..2026-01-31`, `since 2026-04-01`, `昨日`, `今週`, `先月`, `過去7日`, `過去3ヶ月`.
-    Add `private` to see the answer yourself only.
+    Add `private` to see the answer yourself only. The menus under a chart ask again for another period or split, in its thread.
 kpi-working = Working on `{ $command }`…
 kpi-mistake = { $message }
     Type `/kpi help` for examples.
@@ -207,3 +208,31 @@ advice-unreachable = Slack could not be reached reliably; check the network from
 advice-server-errors = Slack's servers kept failing; check status.slack.com and re-run the report
 advice-unknown-code = see https://api.slack.com/methods for the meaning of `{ $code }`
 delivery-taken-over = not posted: another kpibot process took this slot over while this one was paused; it posts the slot
+
+## Buttons and menus under a chart
+
+action-period = Period
+action-by = Split by
+action-refresh = Refresh
+action-definition = Definition
+action-history = History
+action-asked-period = { $period }, asked by { $user }
+action-asked-by = by { $dimension }, asked by { $user }
+action-asked-refresh = refreshed, asked by { $user }
+action-outdated = This button belongs to an older post kpibot can no longer read; ask with `/kpi` instead.
+
+## /kpi history
+
+history-heading = *{ $title }* (`{ $report }`): the last { $count } runs
+history-none = `{ $report }` has no recorded runs yet.
+history-run = • { $slot } — { $state }{ $link }
+history-link = : <{ $url }|post>
+history-state-delivered = posted
+history-state-failed = failed
+history-state-skipped = skipped
+history-state-running = running
+history-state-claimed = starting
+history-unavailable = The run history cannot be read right now: { $error }
+history-needs-ledger = Run history is only kept by `kpibot serve` (its run ledger).
+history-state-no-data = no data
+grammar-history-usage = write `history <report>`

@@ -39,11 +39,12 @@ kpi-help =
     {"*"}kpibot* は、定期レポートと同じ定義からグラフで答えます。
     • `/kpi 一覧 [タグ]`: 聞けるものの一覧
     • `/kpi 説明 <名前>`: 数字の意味、データ元、担当者
+    • `/kpi 履歴 <レポート>`: 直近の定期実行と投稿へのリンク
     • `/kpi <レポート> [期間]`: レポートを今すぐ表示。例: `/kpi daily_active_users 過去7日`
     • `/kpi <メトリクス> [期間] [日次|週次|月次] [by <ディメンション>] [where <ディメンション>=<値>,… [and …]] [非公開]`
       例: `/kpi active_users 先月 週次 by role`、`/kpi active_users 過去30日 where role=student,teacher`
     期間: `昨日`、`今日`、`今週`、`先週`、`今月`、`先月`、`今年`、`過去7日`、`過去2週間`、`過去3ヶ月`、`2026-01-01..2026-01-31`、`since 2026-04-01`（英語の `last 30 days` なども使えます）。
-    `非公開` を付けると、回答はあなたにだけ表示されます。
+    `非公開` を付けると、回答はあなたにだけ表示されます。グラフの下のメニューから、別の期間や分割でスレッドに聞き直せます。
 kpi-working = `{ $command }` を集計しています…
 kpi-mistake = { $message }
     使い方の例は `/kpi help` で表示できます。
@@ -192,3 +193,31 @@ advice-unreachable = Slack に安定して接続できませんでした。ボ�
 advice-server-errors = Slack のサーバーで失敗が続きました。status.slack.com を確認してから、レポートを再実行してください
 advice-unknown-code = `{ $code }` の意味は https://api.slack.com/methods を参照してください
 delivery-taken-over = 投稿していません。この処理が停止している間に別の kpibot がこの回を引き継ぎ、そちらが投稿します
+
+## グラフの下のボタンとメニュー
+
+action-period = 期間
+action-by = 分割
+action-refresh = 再集計
+action-definition = 定義
+action-history = 履歴
+action-asked-period = { $period }（{ $user } さんのリクエスト）
+action-asked-by = { $dimension }別（{ $user } さんのリクエスト）
+action-asked-refresh = 最新の数字（{ $user } さんのリクエスト）
+action-outdated = このボタンは古い投稿のもので、kpibot が読み取れません。`/kpi` で聞き直してください。
+
+## /kpi 履歴
+
+history-heading = *{ $title }*（`{ $report }`）: 直近 { $count } 回の実行
+history-none = `{ $report }` の実行記録はまだありません。
+history-run = • { $slot } — { $state }{ $link }
+history-link = : <{ $url }|投稿>
+history-state-delivered = 投稿済み
+history-state-failed = 失敗
+history-state-skipped = スキップ
+history-state-running = 実行中
+history-state-claimed = 開始待ち
+history-unavailable = 実行履歴を今は読み取れません: { $error }
+history-needs-ledger = 実行履歴は `kpibot serve`（実行台帳）でのみ記録されます。
+history-state-no-data = データなし
+grammar-history-usage = `履歴 <レポート>` と書いてください

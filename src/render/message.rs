@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::actions::{Actions, actions_block};
 use crate::i18n::Locale;
 use crate::tr;
 
@@ -53,6 +54,8 @@ pub struct MessageFacts {
     /// Slack's own chart or table block, in place of the uploaded image, when the data
     /// fits it (see [`super::native`]).
     pub native: Option<Value>,
+    /// The buttons and menus under the chart (see [`super::actions`]).
+    pub actions: Option<Actions>,
 }
 
 pub fn truncate_chars(text: &str, max: usize) -> String {
@@ -157,6 +160,15 @@ pub fn build_message(facts: &MessageFacts) -> Value {
         "unfurl_links": false,
         "unfurl_media": false,
     });
+    if let Some(block) = facts
+        .actions
+        .as_ref()
+        .and_then(|a| actions_block(a, locale))
+        && let Some(blocks) = message["blocks"].as_array_mut()
+    {
+        // Under the chart, above the small print.
+        blocks.insert(3, block);
+    }
     if let Some(channel) = &facts.channel {
         message["channel"] = json!(channel);
     }
@@ -187,6 +199,7 @@ mod tests {
             source: "mart.x".into(),
             refreshed: "daily".into(),
             native: None,
+            actions: None,
         }
     }
 

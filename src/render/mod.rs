@@ -1,6 +1,7 @@
 //! Rendering a report run: the chart PNG and the Slack message, from the query result.
 //! [`render_run`] is the one entry point the pipeline calls.
 
+pub mod actions;
 pub mod backend;
 pub mod chart;
 pub mod data;

@@ -9,6 +9,7 @@ use crate::spec::{ChartKind, Headline, ReportSpec, SlackChart, Window};
 use crate::tr;
 use crate::warehouse::Table;
 
+use super::actions::Actions;
 use super::data::{last_present, not_a_number_count};
 use super::format::NumberStyle;
 use super::native;
@@ -42,6 +43,8 @@ pub struct Rendered {
     /// Thread mode, resuming a run that stopped between its two steps: the summary
     /// already posted, so only the chart's reply goes out, in this thread.
     pub resume_thread: Option<String>,
+    /// Posted as a reply in this thread (an answer to a click under a post).
+    pub in_thread: Option<String>,
 }
 
 /// The answer of a [`PostGuard`], still to come.
@@ -114,6 +117,7 @@ impl Rendered {
             csv,
             guard: None,
             resume_thread: None,
+            in_thread: None,
         }
     }
 }
@@ -134,6 +138,8 @@ pub struct RunFacts<'a> {
     pub slot: String,
     /// Post the chart as a thread reply under a one-line summary.
     pub thread: bool,
+    /// The buttons and menus under the chart.
+    pub actions: Option<Actions>,
 }
 
 /// What the chart shows, in words: the title and each series' latest value, so the post
@@ -253,6 +259,7 @@ pub fn render_run(facts: RunFacts<'_>) -> Result<Rendered, RenderError> {
         source: spec.definition.source.clone(),
         refreshed: spec.definition.refreshed.clone(),
         not_numbers: not_a_number_count(facts.table, &spec.chart.y.name),
+        actions: facts.actions,
         native: match (spec.chart.slack_chart, spec.chart.kind) {
             (SlackChart::Image, _) => None,
             (SlackChart::Native, ChartKind::Table) => {

@@ -1,6 +1,7 @@
 //! What Slack sends kpibot: requests signed with the app's signing secret (checked here,
-//! with the five-minute timestamp window), slash-command fields, and Socket Mode, where the
-//! same commands arrive over a WebSocket opened with the app-level token.
+//! with the five-minute timestamp window), slash-command fields, clicks on buttons, and
+//! Socket Mode, where the same commands and clicks arrive over a WebSocket opened with the
+//! app-level token.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,34 @@ pub struct CommandRequest {
 
 /// What answers a command at once (the acknowledgement's text), for HTTP and Socket Mode.
 pub type OnCommand = Arc<dyn Fn(CommandRequest) -> String + Send + Sync>;
+
+/// One click on a button or menu under a post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRequest {
+    pub user_id: String,
+    pub channel_id: String,
+    pub channel_name: String,
+    /// The thread to answer in: the post's own ts, or its parent's when the post is a
+    /// reply; `None` for an ephemeral post (it has no thread).
+    pub thread_ts: Option<String>,
+    pub action_id: String,
+    pub block_id: String,
+    /// The button's value or the chosen option's.
+    pub value: String,
+}
+
+/// What takes a click (its answer comes later), for HTTP and Socket Mode.
+pub type OnAction = Arc<dyn Fn(ActionRequest) + Send + Sync>;
+
+/// Turns an interaction payload into its clicks.
+pub type ReadActions = fn(&SlackInteractionEvent) -> Vec<ActionRequest>;
+
+/// What Socket Mode hands interactive envelopes to.
+#[derive(Clone)]
+struct InteractionHandling {
+    read: ReadActions,
+    on_action: OnAction,
+}
 
 /// Checks requests against the app's signing secret.
 pub struct Verifier(SlackEventSignatureVerifier);
@@ -103,22 +132,47 @@ async fn on_socket_command(
     )
 }
 
-/// Receives slash commands over Socket Mode (no public URL needed) until `shutdown`.
+/// The Socket Mode callback for clicks: acknowledged by the listener at once, answered
+/// in the background like over HTTP.
+async fn on_socket_interaction(
+    event: SlackInteractionEvent,
+    _client: Arc<SlackHyperClient>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let handling = state
+        .read()
+        .await
+        .get_user_state::<InteractionHandling>()
+        .cloned();
+    if let Some(handling) = handling {
+        for action in (handling.read)(&event) {
+            (handling.on_action)(action);
+        }
+    }
+    Ok(())
+}
+
+/// Receives slash commands and clicks over Socket Mode (no public URL needed) until
+/// `shutdown`.
 pub async fn run_socket_mode(
     on_command: OnCommand,
+    (read, on_action): (ReadActions, OnAction),
     api_url: &str,
     app_token: &str,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), SlackError> {
     let client = Arc::new(SlackClient::new(connector(api_url)?));
-    let callbacks = SlackSocketModeListenerCallbacks::new().with_command_events(on_socket_command);
+    let callbacks = SlackSocketModeListenerCallbacks::new()
+        .with_command_events(on_socket_command)
+        .with_interaction_events(on_socket_interaction);
     let environment = Arc::new(
         SlackClientEventsListenerEnvironment::new(client)
             .with_error_handler(|error, _, _| {
                 tracing::error!(error = %error, "Socket Mode error");
                 axum::http::StatusCode::OK
             })
-            .with_user_state(on_command),
+            .with_user_state(on_command)
+            .with_user_state(InteractionHandling { read, on_action }),
     );
     let listener = SlackClientSocketModeListener::new(
         &SlackClientSocketModeConfig::new(),
@@ -141,7 +195,7 @@ pub async fn run_socket_mode(
             }
         })?;
     listener.start().await;
-    tracing::info!("slash commands enabled over Socket Mode");
+    tracing::info!("slash commands and buttons enabled over Socket Mode");
     let _ = shutdown.changed().await;
     listener.shutdown().await;
     Ok(())

@@ -37,6 +37,8 @@ period = "last 7 days"
 kind = "line"
 x = "day"
 y = "users"
+# The PNG path: these tests hold up its upload to stall a run mid-way.
+slack_chart = "image"
 
 [[schedule]]
 cron = "{cron}"

@@ -263,6 +263,18 @@ impl FakeSlack {
         self.with(|s| s.sockets.iter().any(|tx| tx.send(envelope.clone()).is_ok()))
     }
 
+    /// Sends a click (a `block_actions` payload) over Socket Mode, as Slack does.
+    pub fn push_interaction(&self, envelope_id: &str, payload: Value) -> bool {
+        let envelope = json!({
+            "envelope_id": envelope_id,
+            "type": "interactive",
+            "accepts_response_payload": false,
+            "payload": payload,
+        })
+        .to_string();
+        self.with(|s| s.sockets.iter().any(|tx| tx.send(envelope.clone()).is_ok()))
+    }
+
     /// The acknowledgements clients sent back over Socket Mode.
     pub fn socket_acks(&self) -> Vec<Value> {
         self.with(|s| s.socket_acks.clone())
@@ -563,6 +575,7 @@ fn block_errors(
                 errors.extend(chart_errors(block, &at));
             }
             Some("data_table") => errors.extend(table_errors(block, &at)),
+            Some("actions") => errors.extend(actions_errors(block, &at)),
             other => errors.push(format!("unsupported block type {other:?} {}", at("type"))),
         }
     }
@@ -577,6 +590,60 @@ fn block_errors(
 /// Slack's Block Kit rules for blocks that need no uploaded file, for tests of the fake.
 pub fn check_blocks(blocks: &[Value]) -> Vec<String> {
     block_errors(blocks, &HashMap::new(), false)
+}
+
+/// Slack's limits on an `actions` block and its elements.
+const MAX_BLOCK_ID_CHARS: usize = 255;
+const MAX_ACTION_ELEMENTS: usize = 25;
+const MAX_OPTION_TEXT_CHARS: usize = 75;
+const MAX_OPTION_VALUE_CHARS: usize = 150;
+const MAX_SELECT_OPTIONS: usize = 100;
+const MAX_OVERFLOW_OPTIONS: usize = 5;
+const MAX_BUTTON_VALUE_CHARS: usize = 2000;
+
+fn actions_errors(block: &Value, at: &dyn Fn(&str) -> String) -> Vec<String> {
+    let mut errors = Vec::new();
+    if chars(&block["block_id"]) > MAX_BLOCK_ID_CHARS {
+        errors.push(format!(
+            "must be less than 256 characters {}",
+            at("block_id")
+        ));
+    }
+    let elements = block["elements"].as_array().cloned().unwrap_or_default();
+    if elements.is_empty() || elements.len() > MAX_ACTION_ELEMENTS {
+        errors.push(format!("must provide 1 to 25 items {}", at("elements")));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for (j, e) in elements.iter().enumerate() {
+        let here = |f: &str| at(&format!("elements/{j}/{f}"));
+        let id = e["action_id"].as_str().unwrap_or_default();
+        if id.is_empty() || id.len() > MAX_BLOCK_ID_CHARS || !ids.insert(id.to_string()) {
+            errors.push(format!("action_id must be unique {}", here("action_id")));
+        }
+        let options_ok = |max: usize| {
+            let options = e["options"].as_array().cloned().unwrap_or_default();
+            !options.is_empty()
+                && options.len() <= max
+                && options.iter().all(|o| {
+                    o["text"]["type"] == "plain_text"
+                        && (1..=MAX_OPTION_TEXT_CHARS).contains(&chars(&o["text"]["text"]))
+                        && (1..=MAX_OPTION_VALUE_CHARS).contains(&chars(&o["value"]))
+                })
+        };
+        let ok = match e["type"].as_str() {
+            Some("button") => {
+                (1..=MAX_OPTION_TEXT_CHARS).contains(&chars(&e["text"]["text"]))
+                    && chars(&e["value"]) <= MAX_BUTTON_VALUE_CHARS
+            }
+            Some("static_select") => options_ok(MAX_SELECT_OPTIONS),
+            Some("overflow") => options_ok(MAX_OVERFLOW_OPTIONS),
+            _ => false,
+        };
+        if !ok {
+            errors.push(format!("invalid element {}", here("type")));
+        }
+    }
+    errors
 }
 
 /// Slack's limits on a `data_visualization` block.

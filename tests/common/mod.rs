@@ -116,3 +116,68 @@ pub fn run_kpibot(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (bool, Str
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// The actions block of a posted message: its `block_id` (the question it answers).
+pub fn actions_block_id(message: &serde_json::Value) -> String {
+    message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .and_then(|b| b["block_id"].as_str())
+        .unwrap_or_else(|| panic!("no actions block in {message}"))
+        .to_string()
+}
+
+/// A `block_actions` payload as Slack sends it for a click on `message` (posted in
+/// `channel` at `ts`): the whole message, the container, the user and the action.
+pub fn block_actions_payload(
+    user: &str,
+    (channel, channel_name): (&str, &str),
+    (message, ts): (&serde_json::Value, &str),
+    action: serde_json::Value,
+) -> serde_json::Value {
+    let mut shown = message.clone();
+    if let Some(m) = shown.as_object_mut() {
+        m.remove("channel");
+        m.remove("metadata");
+    }
+    shown["type"] = serde_json::json!("message");
+    shown["ts"] = serde_json::json!(ts);
+    shown["user"] = serde_json::json!("U0KPIBOT");
+    serde_json::json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": "T0FAKE"},
+        "api_app_id": "A0KPIBOT",
+        "token": "legacy",
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false},
+        "trigger_id": "1700000000.123456.abcdef",
+        "team": {"id": "T0FAKE", "domain": "fake"},
+        "enterprise": null,
+        "is_enterprise_install": false,
+        "channel": {"id": channel, "name": channel_name},
+        "message": shown,
+        "state": {"values": {}},
+        "response_url": "https://hooks.slack.com/actions/T0FAKE/1/unused",
+        "actions": [action],
+    })
+}
+
+/// A click on one of the menus: `static_select` with the chosen option.
+pub fn menu_choice(action_id: &str, block_id: &str, value: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "static_select", "action_id": action_id, "block_id": block_id,
+        "selected_option": {"text": {"type": "plain_text", "text": value, "emoji": true}, "value": value},
+        "placeholder": {"type": "plain_text", "text": "Period", "emoji": true},
+        "action_ts": "1700000001.000100",
+    })
+}
+
+/// A click on a button.
+pub fn button_click(action_id: &str, block_id: &str, value: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "button", "action_id": action_id, "block_id": block_id,
+        "text": {"type": "plain_text", "text": value, "emoji": true}, "value": value,
+        "action_ts": "1700000001.000100",
+    })
+}

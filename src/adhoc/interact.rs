@@ -1,0 +1,506 @@
+//! Clicks on the buttons and menus under a chart — `POST /slack/interactions` (verified
+//! like slash commands) and Socket Mode's interactive envelopes alike. A click asks the
+//! post's question again with one thing changed, through the same resolve → access → run
+//! path as `/kpi`: the answer goes into the post's thread naming who asked, or to the
+//! clicker alone when the data is private to them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use slack_morphism::prelude::*;
+
+use super::access::{AccessPolicy, Asker, Viewer};
+use super::answer::{Answer, Context, answer_resolved};
+use super::grammar::{Filter, Grain, Query};
+use super::reply::{self, Reply};
+use super::resolve::{Resolved, resolve_query};
+use super::slash::CommandHandler;
+use crate::catalog::{Catalog, snapshot};
+use crate::deliver::{Delivery, error_chain};
+use crate::i18n::{self, Locale};
+use crate::ledger::{Ledger, RunState};
+use crate::render::actions::{
+    ACTION_BY, ACTION_DEFINITION, ACTION_MORE, ACTION_PERIOD, ACTION_REFRESH, Actions, Asked,
+    MORE_HISTORY,
+};
+use crate::slack::inbound::{ActionRequest, Verifier};
+use crate::spec::{Period, ReportSpec};
+use crate::tr;
+use crate::warehouse::Trigger;
+
+/// Where Slack sends clicks (the app manifest's `interactivity.request_url` ends with this).
+pub const INTERACTIONS_PATH: &str = "/slack/interactions";
+/// Largest interaction body accepted: Slack sends the whole message with a click, and a
+/// post with a 200-row table block is tens of kilobytes.
+pub const MAX_INTERACTION_BODY_BYTES: usize = 256 * 1024;
+/// Runs `/kpi history` lists.
+pub const HISTORY_RUNS: usize = 10;
+
+/// The buttons for an answer: its question as asked and, for a metric, the dimensions
+/// the asker may split by.
+pub fn actions_for(
+    catalog: &Catalog,
+    query: &Query,
+    spec: &ReportSpec,
+    asker: &Asker,
+    policy: AccessPolicy,
+) -> Actions {
+    let metric = catalog.metric(&query.name);
+    let dimensions = metric
+        .map(|m| {
+            let viewer = Viewer {
+                catalog,
+                asker,
+                policy,
+            };
+            viewer
+                .dimensions(m)
+                .into_iter()
+                .map(|d| (d.to_string(), m.dimensions[d].clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Actions {
+        asked: Asked {
+            name: spec.id.clone(),
+            metric: metric.is_some(),
+            period: spec.query.period.to_string(),
+            grain: query.grain.map(|g| g.name().to_string()),
+            by: query.by.clone(),
+            filters: query
+                .filters
+                .iter()
+                .map(|f| (f.dimension.clone(), f.values.clone()))
+                .collect(),
+            private: query.private,
+        },
+        dimensions,
+    }
+}
+
+/// The question a post's buttons carry, as a query again.
+fn query_of(asked: &Asked) -> Query {
+    Query {
+        name: asked.name.clone(),
+        period: asked.period.parse().ok(),
+        grain: asked.grain.as_deref().and_then(Grain::from_name),
+        by: asked.by.clone(),
+        filters: asked
+            .filters
+            .iter()
+            .map(|(dimension, values)| Filter {
+                dimension: dimension.clone(),
+                values: values.clone(),
+            })
+            .collect(),
+        private: asked.private,
+    }
+}
+
+/// What a click asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Click {
+    Period(Period),
+    By(String),
+    Refresh,
+    Definition,
+    History,
+}
+
+fn click_of(action: &ActionRequest) -> Option<Click> {
+    let value = action.value.as_str();
+    Some(match action.action_id.as_str() {
+        ACTION_PERIOD => Click::Period(value.parse().ok()?),
+        ACTION_BY => Click::By(value.to_string()),
+        ACTION_REFRESH => Click::Refresh,
+        ACTION_DEFINITION => Click::Definition,
+        ACTION_MORE if value == MORE_HISTORY => Click::History,
+        _ => return None,
+    })
+}
+
+#[derive(Clone)]
+struct InteractionState {
+    verifier: Arc<Verifier>,
+    handler: Arc<CommandHandler>,
+}
+
+/// The interactions route, to merge into `serve`'s router beside `/slack/commands`.
+pub fn router(signing_secret: &str, handler: Arc<CommandHandler>) -> Router {
+    let state = InteractionState {
+        verifier: Arc::new(Verifier::new(signing_secret)),
+        handler,
+    };
+    Router::new()
+        .route(INTERACTIONS_PATH, post(interaction))
+        .layer(DefaultBodyLimit::max(MAX_INTERACTION_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn interaction(
+    State(state): State<InteractionState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match state.verifier.form(&headers, &body) {
+        Ok(form) => form,
+        Err((status, why)) => {
+            tracing::warn!(status = status.as_u16(), why, "interaction rejected");
+            return (status, why.to_string()).into_response();
+        }
+    };
+    let Some(event) = form
+        .get("payload")
+        .and_then(|p| serde_json::from_str::<SlackInteractionEvent>(p).ok())
+    else {
+        return (StatusCode::BAD_REQUEST, "no interaction payload").into_response();
+    };
+    for action in actions_in(&event) {
+        state.handler.on_action(action);
+    }
+    // Slack wants the acknowledgement within three seconds; the answer follows.
+    StatusCode::OK.into_response()
+}
+
+/// The clicks in an interaction payload (only `block_actions` on messages have any).
+pub fn actions_in(event: &SlackInteractionEvent) -> Vec<ActionRequest> {
+    let SlackInteractionEvent::BlockActions(event) = event else {
+        return Vec::new();
+    };
+    let (message_ts, container_channel, ephemeral) = match &event.container {
+        SlackInteractionActionContainer::Message(m) => (
+            Some(m.message_ts.0.clone()),
+            m.channel_id.as_ref().map(|c| c.0.clone()),
+            m.is_ephemeral.unwrap_or(false),
+        ),
+        _ => (None, None, false),
+    };
+    let channel_id = event
+        .channel
+        .as_ref()
+        .map(|c| c.id.0.clone())
+        .or(container_channel)
+        .unwrap_or_default();
+    let channel_name = event
+        .channel
+        .as_ref()
+        .and_then(|c| c.name.clone())
+        .unwrap_or_default();
+    // A post that is itself a reply answers in its parent's thread.
+    let thread_ts = event
+        .message
+        .as_ref()
+        .and_then(|m| m.origin.thread_ts.as_ref().map(|t| t.0.clone()))
+        .or(message_ts)
+        .filter(|_| !ephemeral);
+    let user_id = event
+        .user
+        .as_ref()
+        .map(|u| u.id.0.clone())
+        .unwrap_or_default();
+    event
+        .actions
+        .iter()
+        .flatten()
+        .map(|a| ActionRequest {
+            user_id: user_id.clone(),
+            channel_id: channel_id.clone(),
+            channel_name: channel_name.clone(),
+            thread_ts: thread_ts.clone(),
+            action_id: a.action_id.0.clone(),
+            block_id: a.block_id.as_ref().map(|b| b.0.clone()).unwrap_or_default(),
+            value: a
+                .selected_option
+                .as_ref()
+                .map(|o| o.value.clone())
+                .or_else(|| a.value.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The Socket Mode callback for interactive envelopes: the same handling as over HTTP.
+pub fn on_action(handler: Arc<CommandHandler>) -> crate::slack::inbound::OnAction {
+    Arc::new(move |action| handler.on_action(action))
+}
+
+impl CommandHandler {
+    /// Takes a click: answered in the background (tracked, so `serve` waits for it).
+    pub fn on_action(self: &Arc<Self>, action: ActionRequest) {
+        let this = self.clone();
+        self.answers.spawn(async move {
+            let started = Instant::now();
+            let outcome = this.handle_action(&action).await;
+            this.record_action(&action, started, &outcome);
+        });
+    }
+
+    /// Answers one click; the outcome for the audit line.
+    async fn handle_action(&self, action: &ActionRequest) -> String {
+        let guess = self.locale;
+        let locale = self.asker_locale_of(&action.user_id, guess).await;
+        let asker = self.asker_for_action(action).await;
+        let catalog = snapshot(&self.catalog);
+        let Some(asked) = Asked::from_block_id(&action.block_id) else {
+            return self
+                .tell(action, &tr!(locale, "action-outdated"), "mistake")
+                .await;
+        };
+        let Some(click) = click_of(action) else {
+            return self
+                .tell(action, &tr!(locale, "action-outdated"), "mistake")
+                .await;
+        };
+        let viewer = Viewer {
+            catalog: &catalog,
+            asker: &asker,
+            policy: self.policy,
+        };
+        let mut query = query_of(&asked);
+        let what = match &click {
+            Click::Definition => {
+                let text = reply::describe(&viewer, &asked.name, locale)
+                    .unwrap_or_else(|| reply::unknown_name(&viewer, &asked.name, locale));
+                return self.tell(action, &text, "catalog").await;
+            }
+            Click::History => return self.history(action, &viewer, &asked.name, locale).await,
+            Click::Period(period) => {
+                query.period = Some(*period);
+                tr!(
+                    locale,
+                    "action-asked-period",
+                    period = period.words(locale),
+                    user = format!("<@{}>", action.user_id)
+                )
+            }
+            Click::By(dimension) => {
+                query.by = Some(dimension.clone());
+                let label = catalog
+                    .metric(&asked.name)
+                    .and_then(|m| m.dimensions.get(dimension).cloned())
+                    .unwrap_or_else(|| dimension.clone());
+                tr!(
+                    locale,
+                    "action-asked-by",
+                    dimension = label,
+                    user = format!("<@{}>", action.user_id)
+                )
+            }
+            Click::Refresh => tr!(
+                locale,
+                "action-asked-refresh",
+                user = format!("<@{}>", action.user_id)
+            ),
+        };
+        let resolved = resolve_query(
+            &catalog,
+            query,
+            self.warehouse.dialect(),
+            self.timezone,
+            &viewer,
+            locale,
+        );
+        if let Resolved::Reply(reply) = &resolved {
+            return self
+                .tell(action, &reply.text(locale), reply.outcome())
+                .await;
+        }
+        if let Err(per_minute) = self.throttle.admit(&action.user_id) {
+            let text = Reply::TooManyQuestions { per_minute }.text(locale);
+            return self.tell(action, &text, "rate_limited").await;
+        }
+        let context = Context {
+            catalog: &catalog,
+            warehouse: self.warehouse.as_ref(),
+            trigger: Trigger::Slash,
+            timezone: self.timezone,
+            now: chrono::Utc::now(),
+            timeout: self.timeout,
+            policy: self.policy,
+            limits: self.limits,
+            cache: Some(&self.cache),
+            ledger: self.ledger.as_deref(),
+            locale,
+        };
+        let answer = {
+            let _slot = self.throttle.query_slot().await;
+            answer_resolved(&context, resolved, &asker).await
+        };
+        let outcome = answer.outcome().to_string();
+        let delivered = match answer {
+            Answer::Text(reply) => {
+                return self
+                    .tell(action, &reply.text(locale), reply.outcome())
+                    .await;
+            }
+            Answer::Chart {
+                mut rendered,
+                ephemeral: true,
+                why_private,
+                ..
+            } => {
+                super::slash::prepend_context(&mut rendered.message, &what);
+                if let Some(why) = why_private {
+                    super::slash::prepend_context(&mut rendered.message, &why);
+                }
+                rendered.in_thread = action.thread_ts.clone();
+                self.slack
+                    .post_ephemeral(&rendered, &action.channel_id, &action.user_id)
+                    .await
+            }
+            Answer::Chart { mut rendered, .. } => {
+                super::slash::prepend_context(&mut rendered.message, &what);
+                rendered.channel = Some(action.channel_id.clone());
+                rendered.in_thread = action.thread_ts.clone();
+                self.slack.deliver(&rendered).await.map(|_| ())
+            }
+        };
+        match delivered {
+            Ok(()) => outcome,
+            Err(error) => {
+                let text = Reply::NotPosted {
+                    error: error.text(locale),
+                }
+                .text(locale);
+                self.tell(action, &text, "failed").await;
+                format!("failed:{}", error.code())
+            }
+        }
+    }
+
+    /// A text only the clicker sees, where they clicked.
+    async fn tell(&self, action: &ActionRequest, text: &str, outcome: &str) -> String {
+        let mut message = json!({"text": text});
+        if let Some(thread) = &action.thread_ts {
+            message["thread_ts"] = json!(thread);
+        }
+        let slack = self.slack.slack();
+        match slack
+            .post_ephemeral(
+                message,
+                &action.channel_id,
+                &action.user_id,
+                slack.deadline(),
+            )
+            .await
+        {
+            Ok(()) => outcome.to_string(),
+            Err(error) => {
+                tracing::error!(error = %error, reply = %text, "could not answer a click");
+                format!("failed:{}", error.code())
+            }
+        }
+    }
+
+    /// The report's last runs, to the clicker alone.
+    async fn history(
+        &self,
+        action: &ActionRequest,
+        viewer: &Viewer<'_>,
+        name: &str,
+        locale: Locale,
+    ) -> String {
+        let text = history_text(self.ledger.as_deref(), viewer, name, locale).await;
+        self.tell(action, &text, "catalog").await
+    }
+
+    async fn asker_for_action(&self, action: &ActionRequest) -> Asker {
+        let usergroups = match self.slack.slack().usergroups_of(&action.user_id).await {
+            Ok(groups) => groups,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the user's groups; group allow-lists will not match");
+                Vec::new()
+            }
+        };
+        Asker {
+            user_id: action.user_id.clone(),
+            channel_id: action.channel_id.clone(),
+            channel_name: action.channel_name.clone(),
+            usergroups,
+            operator: false,
+        }
+    }
+
+    fn record_action(&self, action: &ActionRequest, started: Instant, outcome: &str) {
+        self.record_line(
+            &action.user_id,
+            &action.channel_id,
+            &format!("(click) {} {}", action.action_id, action.value),
+            outcome,
+            started,
+        );
+    }
+}
+
+/// `/kpi history <report>` and the "History" item: a report's last runs with links, for
+/// those who may see the report.
+pub async fn history_text(
+    ledger: Option<&Ledger>,
+    viewer: &Viewer<'_>,
+    name: &str,
+    locale: Locale,
+) -> String {
+    let Some(report) = viewer.catalog.get(name).filter(|r| viewer.sees_report(r)) else {
+        return reply::unknown_name(viewer, name, locale);
+    };
+    let Some(ledger) = ledger else {
+        return tr!(locale, "history-needs-ledger");
+    };
+    let runs = match ledger.history(Some(&report.id), HISTORY_RUNS).await {
+        Ok(runs) => runs,
+        Err(error) => {
+            return tr!(locale, "history-unavailable", error = error_chain(&error));
+        }
+    };
+    if runs.is_empty() {
+        return tr!(locale, "history-none", report = report.id.as_str());
+    }
+    let mut lines = vec![tr!(
+        locale,
+        "history-heading",
+        title = report.title.as_str(),
+        report = report.id.as_str(),
+        count = runs.len()
+    )];
+    for run in runs {
+        let state = match run.state {
+            RunState::Delivered => "history-state-delivered",
+            RunState::Failed => "history-state-failed",
+            RunState::Skipped => "history-state-skipped",
+            RunState::NoData => "history-state-no-data",
+            RunState::Running => "history-state-running",
+            RunState::Claimed => "history-state-claimed",
+        };
+        let link = match (&run.channel, &run.ts) {
+            (Some(channel), Some(ts)) => tr!(
+                locale,
+                "history-link",
+                url = format!(
+                    "https://slack.com/archives/{channel}/p{}",
+                    ts.replace('.', "")
+                )
+            ),
+            _ => String::new(),
+        };
+        let slot = run.key.slot.with_timezone(&report.timezone);
+        lines.push(tr!(
+            locale,
+            "history-run",
+            slot = format!(
+                "{} {}",
+                i18n::date(locale, slot.date_naive()),
+                slot.format("%H:%M")
+            ),
+            state = tr!(locale, state),
+            link = link
+        ));
+    }
+    lines.join("\n")
+}
