@@ -167,8 +167,13 @@ async fn client(
 
 /// A signed `/kpi <text>` request from `user`.
 fn slash_request(user: &str, text: &str, response_url: &str) -> Vec<u8> {
+    slash_request_in("C1", user, text, response_url)
+}
+
+/// A signed `/kpi <text>` request from `user` in `channel`.
+fn slash_request_in(channel: &str, user: &str, text: &str, response_url: &str) -> Vec<u8> {
     let body = &format!(
-        "token=x&team_id=T1&channel_id=C1&channel_name=general&user_id={user}&command=%2Fkpi&text={}&response_url={}&trigger_id=1",
+        "token=x&team_id=T1&channel_id={channel}&channel_name=general&user_id={user}&command=%2Fkpi&text={}&response_url={}&trigger_id=1",
         form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>(),
         form_urlencoded::byte_serialize(response_url.as_bytes()).collect::<String>()
     );
@@ -248,6 +253,11 @@ impl Drop for Killed {
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if std::env::var_os("KPIBOT_BENCH_ANSWERS_ONLY").is_some() {
+        let dir = tempfile::tempdir().unwrap();
+        answer_latency(dir.path()).await;
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -373,7 +383,17 @@ async fn ask(port: u16, request: &[u8]) {
 /// call answered after `SLACK_LATENCY_MS`: a week of one metric (Slack's own chart block,
 /// no upload) and four weeks (past the block's 20 categories: the PNG, uploaded first).
 async fn answer_latency(dir: &std::path::Path) {
-    let slack = common::fake_slack::FakeSlack::start(&[("C1", "general", true)]).await;
+    // A channel per question: posts to one channel are paced a second apart, which would
+    // be measured instead.
+    let channels: Vec<(String, String)> = (0..2 * (ANSWER_ROUNDS + 1))
+        .map(|i| (format!("C0BENCH{i:03}"), format!("bench-{i}")))
+        .collect();
+    let listed: Vec<(&str, &str, bool)> = channels
+        .iter()
+        .map(|(id, name)| (id.as_str(), name.as_str(), true))
+        .collect();
+    let slack = common::fake_slack::FakeSlack::start(&listed).await;
+    let mut channel_ids = channels.iter().map(|(id, _)| id.clone());
     slack.fail_randomly(
         1.0,
         vec![common::fake_slack::Fault::Slow(Duration::from_millis(
@@ -417,13 +437,25 @@ async fn answer_latency(dir: &std::path::Path) {
         // One untimed question first: the asker's language and the query cache warm up.
         for round in 0..=ANSWER_ROUNDS {
             let before = slack.messages().len();
-            let request = slash_request("U1", text, &response_url);
+            let channel = channel_ids.next().unwrap();
+            let request = slash_request_in(&channel, "U1", text, &response_url);
             let started = Instant::now();
             ask(port, &request).await;
+            let give_up = Instant::now() + Duration::from_secs(60);
             let arrived = loop {
                 if let Some(posted) = slack.messages().get(before) {
                     break posted.at;
                 }
+                assert!(
+                    Instant::now() < give_up,
+                    "no answer was posted for `{text}`; replies: {:?}; calls: {:?}",
+                    slack.responses("bench"),
+                    slack
+                        .calls()
+                        .iter()
+                        .map(|c| c.method.clone())
+                        .collect::<Vec<_>>()
+                );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             };
             if round > 0 {

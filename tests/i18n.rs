@@ -341,6 +341,7 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
         limits: Default::default(),
         cache: None,
         ledger: None,
+        fresh: false,
         locale: Locale::Ja,
     };
     let asker = |user: &str| Asker {

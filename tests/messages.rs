@@ -135,6 +135,7 @@ async fn a_refusal_names_the_owner_to_ask() {
         limits: Default::default(),
         cache: None,
         ledger: None,
+        fresh: false,
         locale: Locale::En,
     };
     let asker = Asker {
@@ -150,4 +151,38 @@ async fn a_refusal_names_the_owner_to_ask() {
     };
     insta::assert_snapshot!("reply_refused", reply.text(Locale::En));
     insta::assert_snapshot!("reply_refused_ja", reply.text(Locale::Ja));
+}
+
+#[tokio::test]
+async fn a_table_that_fits_slacks_table_block_is_snapshotted() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings_in(
+        dir.path(),
+        &common::repo_path("tests/fixtures/native_table"),
+    );
+    let out = dir.path().join("out");
+    cli::run::preview(
+        &common::app(&settings),
+        "minutes_by_subject_table",
+        None,
+        &out,
+        common::fixed_now(),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    let json = std::fs::read_to_string(out.join("minutes_by_subject_table.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let table = value["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "data_table")
+        .expect("a five-row table is Slack's own table block");
+    assert_eq!(table["rows"][0][0]["text"], "subject");
+    assert_eq!(table["rows"][1][1]["type"], "raw_number");
+    insta::assert_snapshot!(
+        "message_native_table",
+        serde_json::to_string_pretty(&value).unwrap()
+    );
 }

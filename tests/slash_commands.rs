@@ -1071,7 +1071,11 @@ async fn split_refresh_and_definition_answer_the_clicker() {
         "{split}"
     );
     assert_eq!(first_context(split), "by Role, asked by <@U0BOB>");
-    // Refresh: the same question again, in the thread.
+    // Refresh: the same question again, in the thread, from the warehouse (not the cache
+    // that answered the first question).
+    let queries_before = bot
+        .warehouse_calls
+        .load(std::sync::atomic::Ordering::SeqCst);
     click(
         &bot,
         &payload(common::button_click("kpi_refresh", &block_id, "refresh")),
@@ -1084,6 +1088,12 @@ async fn split_refresh_and_definition_answer_the_clicker() {
     assert_eq!(
         first_context(&thread_replies(&bot, &ts)[1]),
         "refreshed, asked by <@U0BOB>"
+    );
+    assert!(
+        bot.warehouse_calls
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > queries_before,
+        "a refresh runs the query again"
     );
     // Definition: to the clicker only, in the thread.
     click(
@@ -1271,4 +1281,79 @@ fn small_print(message: &serde_json::Value) -> String {
         .find(|b| b["type"] == "context")
         .map(|b| b["elements"][0]["text"].as_str().unwrap().to_string())
         .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_answer_whose_reply_was_lost_is_found_in_the_thread_not_posted_twice() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let (post, ts) = posted_answer(&bot, "daily_active_users last 7 days", "U0ALICE").await;
+    let block_id = common::actions_block_id(&post);
+    // Slack posts the answer, then the connection drops before kpibot hears back.
+    bot.slack.fail_next(
+        "chat.postMessage",
+        [common::fake_slack::Fault::DropAfterProcessing],
+    );
+    let payload = common::block_actions_payload(
+        "U0BOB",
+        (SALES, "sales"),
+        (&post, &ts),
+        common::menu_choice("kpi_period", &block_id, "last 28 days"),
+    );
+    click(&bot, &payload).await;
+    wait_for("the lookup in the thread", Duration::from_secs(20), || {
+        !bot.slack.calls_of("conversations.replies").is_empty()
+    })
+    .await;
+    wait_for("the click's audit line", Duration::from_secs(20), || {
+        std::fs::read_to_string(&bot.audit_log).is_ok_and(|a| a.contains("(click) kpi_period"))
+    })
+    .await;
+    assert_eq!(thread_replies(&bot, &ts).len(), 1, "posted exactly once");
+    let audit = std::fs::read_to_string(&bot.audit_log).unwrap();
+    assert!(audit.contains("\"outcome\":\"answered\""), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_under_a_reply_answers_in_the_parents_thread() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let (post, ts) = posted_answer(&bot, "daily_active_users last 7 days", "U0ALICE").await;
+    let block_id = common::actions_block_id(&post);
+    let payload = common::block_actions_payload(
+        "U0BOB",
+        (SALES, "sales"),
+        (&post, &ts),
+        common::menu_choice("kpi_period", &block_id, "last 28 days"),
+    );
+    click(&bot, &payload).await;
+    wait_for("the first answer", Duration::from_secs(20), || {
+        thread_replies(&bot, &ts).len() == 1
+    })
+    .await;
+    // Now a click under that answer, itself a reply in the thread of `ts`.
+    let reply = bot
+        .slack
+        .messages_in(SALES)
+        .into_iter()
+        .find(|m| m.thread_ts.as_deref() == Some(ts.as_str()))
+        .unwrap();
+    let mut payload = common::block_actions_payload(
+        "U0CAROL",
+        (SALES, "sales"),
+        (&reply.body, &reply.ts),
+        common::button_click(
+            "kpi_refresh",
+            &common::actions_block_id(&reply.body),
+            "refresh",
+        ),
+    );
+    payload["message"]["thread_ts"] = serde_json::json!(ts);
+    click(&bot, &payload).await;
+    wait_for("the second answer", Duration::from_secs(20), || {
+        thread_replies(&bot, &ts).len() == 2
+    })
+    .await;
+    assert!(
+        thread_replies(&bot, &reply.ts).is_empty(),
+        "no thread under a reply"
+    );
 }

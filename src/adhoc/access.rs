@@ -41,7 +41,7 @@ pub struct Gate {
 }
 
 /// Where an answer may go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// In the channel it was asked in.
     Channel,

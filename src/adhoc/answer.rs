@@ -68,6 +68,8 @@ pub struct Context<'a> {
     pub cache: Option<&'a QueryCache>,
     /// The run ledger, for `history` (only `serve` has one).
     pub ledger: Option<&'a Ledger>,
+    /// Answer from the warehouse now, not from the cache ("Refresh").
+    pub fresh: bool,
     /// The asker's language: every word of the answer is in it, unless a report states
     /// its own `locale`.
     pub locale: Locale,
@@ -96,6 +98,9 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
     let (query, spec, params, gates, private) = match resolved {
         Resolved::Reply(text) => return Answer::Text(text),
         Resolved::History { name } => {
+            if context.catalog.policies_incomplete() {
+                return Answer::Text(Reply::PoliciesUnreadable);
+            }
             let viewer = Viewer {
                 catalog: context.catalog,
                 asker,
@@ -126,8 +131,15 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         Decision::Private { why } => Some(why.map(|m| m.text(context.locale))),
         Decision::Channel => None,
     };
-    let actions =
-        super::interact::actions_for(context.catalog, &query, &spec, asker, context.policy);
+    // A channel post's "Split by" menu names only what the channel may see.
+    let actions = super::interact::actions_for(
+        context.catalog,
+        &query,
+        &spec,
+        asker,
+        context.policy,
+        why_private.is_none(),
+    );
     let options = RunOptions {
         actions: Some(actions),
         period: Some(spec.query.period),
@@ -142,6 +154,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
             let cached = Cached {
                 inner: context.warehouse,
                 cache,
+                fresh: context.fresh,
             };
             pipeline::run(&cached, &spec, &options).await
         }

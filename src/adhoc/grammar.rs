@@ -78,7 +78,7 @@ pub enum Request {
 
 /// Why a command could not be understood, in words for the person who typed it (in
 /// their language, once it is known).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
 pub struct GrammarError(pub Message);
 
@@ -188,7 +188,9 @@ const KEYWORDS: [&str; 7] = [
 /// Parses command text (what follows `/kpi`).
 pub fn parse(text: &str) -> Result<Request, GrammarError> {
     if text.chars().count() > MAX_COMMAND_CHARS {
-        return Err(GrammarError::new("grammar-too-long").with("max", MAX_COMMAND_CHARS));
+        return Err(GrammarError(
+            Message::new("grammar-too-long").with_number("max", MAX_COMMAND_CHARS as f64),
+        ));
     }
     let words = words(&normalize(text))?;
     let Some(first) = words.first() else {

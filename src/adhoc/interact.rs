@@ -16,7 +16,7 @@ use axum::routing::post;
 use serde_json::json;
 use slack_morphism::prelude::*;
 
-use super::access::{AccessPolicy, Asker, Viewer};
+use super::access::{AccessPolicy, Asker, Decision, Viewer, base_columns, decide, metric_gates};
 use super::answer::{Answer, Context, answer_resolved};
 use super::grammar::{Filter, Grain, Query};
 use super::reply::{self, Reply};
@@ -28,7 +28,7 @@ use crate::i18n::{self, Locale};
 use crate::ledger::{Ledger, RunState};
 use crate::render::actions::{
     ACTION_BY, ACTION_DEFINITION, ACTION_MORE, ACTION_PERIOD, ACTION_REFRESH, Actions, Asked,
-    MORE_HISTORY,
+    MORE_DEFINITION, MORE_HISTORY,
 };
 use crate::slack::inbound::{ActionRequest, Verifier};
 use crate::spec::{Period, ReportSpec};
@@ -44,13 +44,14 @@ pub const MAX_INTERACTION_BODY_BYTES: usize = 256 * 1024;
 pub const HISTORY_RUNS: usize = 10;
 
 /// The buttons for an answer: its question as asked and, for a metric, the dimensions
-/// the asker may split by.
+/// the asker may split by (in a channel post, only those the channel may see).
 pub fn actions_for(
     catalog: &Catalog,
     query: &Query,
     spec: &ReportSpec,
     asker: &Asker,
     policy: AccessPolicy,
+    in_channel: bool,
 ) -> Actions {
     let metric = catalog.metric(&query.name);
     let dimensions = metric
@@ -63,6 +64,14 @@ pub fn actions_for(
             viewer
                 .dimensions(m)
                 .into_iter()
+                .filter(|d| {
+                    // In a channel, only what the channel itself may see is offered.
+                    let mut columns = base_columns(m);
+                    columns.push(d);
+                    let gates = metric_gates(catalog, m, &columns);
+                    !in_channel
+                        || matches!(decide(&gates, asker, policy, false, ""), Decision::Channel)
+                })
                 .map(|d| (d.to_string(), m.dimensions[d].clone()))
                 .collect()
         })
@@ -85,12 +94,17 @@ pub fn actions_for(
     }
 }
 
-/// The question a post's buttons carry, as a query again.
-fn query_of(asked: &Asked) -> Query {
-    Query {
+/// The question a post's buttons carry, as a query again; `None` when a part of it cannot
+/// be read (never a guess: a guess would answer a different question).
+fn query_of(asked: &Asked) -> Option<Query> {
+    let grain = match asked.grain.as_deref() {
+        Some(name) => Some(Grain::from_name(name)?),
+        None => None,
+    };
+    Some(Query {
         name: asked.name.clone(),
-        period: asked.period.parse().ok(),
-        grain: asked.grain.as_deref().and_then(Grain::from_name),
+        period: Some(asked.period.parse().ok()?),
+        grain,
         by: asked.by.clone(),
         filters: asked
             .filters
@@ -101,7 +115,7 @@ fn query_of(asked: &Asked) -> Query {
             })
             .collect(),
         private: asked.private,
-    }
+    })
 }
 
 /// What a click asks for.
@@ -122,6 +136,7 @@ fn click_of(action: &ActionRequest) -> Option<Click> {
         ACTION_REFRESH => Click::Refresh,
         ACTION_DEFINITION => Click::Definition,
         ACTION_MORE if value == MORE_HISTORY => Click::History,
+        ACTION_MORE if value == MORE_DEFINITION => Click::Definition,
         _ => return None,
     })
 }
@@ -237,13 +252,21 @@ impl CommandHandler {
         let this = self.clone();
         self.answers.spawn(async move {
             let started = Instant::now();
-            let outcome = this.handle_action(&action).await;
-            this.record_action(&action, started, &outcome);
+            let mut audit = ClickAudit::default();
+            let outcome = this.handle_action(&action, &mut audit).await;
+            this.record_line(
+                &action.user_id,
+                &action.channel_id,
+                &format!("(click) {} {}", action.action_id, action.value),
+                (&audit.entries, &audit.policies, audit.rows),
+                &outcome,
+                started,
+            );
         });
     }
 
-    /// Answers one click; the outcome for the audit line.
-    async fn handle_action(&self, action: &ActionRequest) -> String {
+    /// Answers one click; the outcome for the audit line, whose other facts go in `audit`.
+    async fn handle_action(&self, action: &ActionRequest, audit: &mut ClickAudit) -> String {
         let guess = self.locale;
         let locale = self.asker_locale_of(&action.user_id, guess).await;
         let asker = self.asker_for_action(action).await;
@@ -253,7 +276,7 @@ impl CommandHandler {
                 .tell(action, &tr!(locale, "action-outdated"), "mistake")
                 .await;
         };
-        let Some(click) = click_of(action) else {
+        let (Some(click), Some(mut query)) = (click_of(action), query_of(&asked)) else {
             return self
                 .tell(action, &tr!(locale, "action-outdated"), "mistake")
                 .await;
@@ -263,7 +286,7 @@ impl CommandHandler {
             asker: &asker,
             policy: self.policy,
         };
-        let mut query = query_of(&asked);
+        audit.entries.push(asked.name.clone());
         let what = match &click {
             Click::Definition => {
                 let text = reply::describe(&viewer, &asked.name, locale)
@@ -312,6 +335,7 @@ impl CommandHandler {
                 .tell(action, &reply.text(locale), reply.outcome())
                 .await;
         }
+        audit.policies = resolved.policies();
         if let Err(per_minute) = self.throttle.admit(&action.user_id) {
             let text = Reply::TooManyQuestions { per_minute }.text(locale);
             return self.tell(action, &text, "rate_limited").await;
@@ -327,6 +351,8 @@ impl CommandHandler {
             limits: self.limits,
             cache: Some(&self.cache),
             ledger: self.ledger.as_deref(),
+            // "Refresh" means the warehouse now, not the answer cached a minute ago.
+            fresh: click == Click::Refresh,
             locale,
         };
         let answer = {
@@ -334,6 +360,7 @@ impl CommandHandler {
             answer_resolved(&context, resolved, &asker).await
         };
         let outcome = answer.outcome().to_string();
+        audit.rows = answer.rows();
         let delivered = match answer {
             Answer::Text(reply) => {
                 return self
@@ -346,9 +373,9 @@ impl CommandHandler {
                 why_private,
                 ..
             } => {
-                super::slash::prepend_context(&mut rendered.message, &what);
+                rendered.prepend_context(&what);
                 if let Some(why) = why_private {
-                    super::slash::prepend_context(&mut rendered.message, &why);
+                    rendered.prepend_context(&why);
                 }
                 rendered.in_thread = action.thread_ts.clone();
                 self.slack
@@ -356,7 +383,7 @@ impl CommandHandler {
                     .await
             }
             Answer::Chart { mut rendered, .. } => {
-                super::slash::prepend_context(&mut rendered.message, &what);
+                rendered.prepend_context(&what);
                 rendered.channel = Some(action.channel_id.clone());
                 rendered.in_thread = action.thread_ts.clone();
                 self.slack.deliver(&rendered).await.map(|_| ())
@@ -427,16 +454,14 @@ impl CommandHandler {
             operator: false,
         }
     }
+}
 
-    fn record_action(&self, action: &ActionRequest, started: Instant, outcome: &str) {
-        self.record_line(
-            &action.user_id,
-            &action.channel_id,
-            &format!("(click) {} {}", action.action_id, action.value),
-            outcome,
-            started,
-        );
-    }
+/// What a click's audit line records besides its outcome.
+#[derive(Debug, Default)]
+struct ClickAudit {
+    entries: Vec<String>,
+    policies: Vec<String>,
+    rows: usize,
 }
 
 /// `/kpi history <report>` and the "History" item: a report's last runs with links, for

@@ -42,8 +42,14 @@ impl Resolved {
 
     /// Whether answering needs the asker's user groups (an allow-list names groups).
     pub fn needs_usergroups(&self) -> bool {
-        matches!(self, Resolved::Run { gates, .. }
-            if gates.iter().any(|g| !g.allowed.allowed_usergroups.is_empty()))
+        match self {
+            Resolved::Run { gates, .. } => gates
+                .iter()
+                .any(|g| !g.allowed.allowed_usergroups.is_empty()),
+            // Whether the asker may see the report is decided when the history is read.
+            Resolved::History { .. } => true,
+            Resolved::Reply(_) => false,
+        }
     }
 }
 

@@ -22,12 +22,13 @@ use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use super::throttle::Throttle;
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
-use crate::deliver::{Delivery, DeliveryError, SlackDelivery, error_chain};
+use crate::deliver::{Delivery, DeliveryError, SlackDelivery};
 use crate::i18n::{Locale, looks_japanese};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pipeline::RunLimits;
 use crate::slack::inbound::{CommandRequest, OnCommand, Verifier};
+use crate::slack::replies::LocaleLookup;
 use crate::tr;
 use crate::warehouse::cache::QueryCache;
 use crate::warehouse::{Trigger, Warehouse};
@@ -134,12 +135,17 @@ impl CommandHandler {
 
     /// The asker's language as far as the acknowledgement can tell without waiting on
     /// Slack: their Slack language if it was read recently, else Japanese for a command
-    /// written in Japanese, else the bot's language.
+    /// written in Japanese, else the bot's language; and whether Slack should be asked.
     fn ack_locale(&self, request: &CommandRequest) -> (Locale, bool) {
+        let guess = if looks_japanese(&request.text) {
+            Locale::Ja
+        } else {
+            self.locale
+        };
         match self.slack.slack().cached_locale_of(&request.user_id) {
-            Some(locale) => (locale, true),
-            None if looks_japanese(&request.text) => (Locale::Ja, false),
-            None => (self.locale, false),
+            LocaleLookup::Known(locale) => (locale, false),
+            LocaleLookup::Unknown => (guess, false),
+            LocaleLookup::NotAsked => (guess, true),
         }
     }
 
@@ -178,7 +184,7 @@ impl CommandHandler {
             asker: &asker,
             policy: self.policy,
         };
-        let (locale, known) = self.ack_locale(&request);
+        let (locale, ask_slack) = self.ack_locale(&request);
         let resolved = resolve(
             &catalog,
             &request.text,
@@ -204,7 +210,7 @@ impl CommandHandler {
                 rows: 0,
                 outcome: reply.outcome().to_string(),
             });
-            if !known {
+            if ask_slack {
                 // The next answer to this person is in their own language.
                 let this = self.clone();
                 let request = request.clone();
@@ -324,6 +330,7 @@ impl CommandHandler {
             limits: self.limits,
             cache: Some(&self.cache),
             ledger: self.ledger.as_deref(),
+            fresh: false,
             locale,
         };
         let answer = {
@@ -345,7 +352,7 @@ impl CommandHandler {
                 ..
             } => {
                 if let Some(why) = why_private {
-                    prepend_context(&mut rendered.message, &why);
+                    rendered.prepend_context(&why);
                 }
                 self.slack
                     .post_ephemeral(&rendered, &request.channel_id, &request.user_id)
@@ -360,7 +367,7 @@ impl CommandHandler {
             Ok(()) => outcome.to_string(),
             Err(error) => {
                 let text = Reply::NotPosted {
-                    error: error_chain(error),
+                    error: error.text(locale),
                 }
                 .text(locale);
                 if let Err(e) = self
@@ -386,57 +393,40 @@ impl CommandHandler {
 
     /// Counts the command and writes its audit line.
     fn record(&self, done: Done) {
-        self.count(&done.outcome);
-        self.audit.write(&AuditEntry {
-            user: &done.request.user_id,
-            channel: &done.request.channel_id,
-            command: &format!("{} {}", done.request.command, done.request.text),
-            entries: &done.entries,
-            policies: &done.policies,
-            rows: done.rows,
-            outcome: &done.outcome,
-            duration: done.started.elapsed(),
-        });
-    }
-
-    fn count(&self, outcome: &str) {
-        self.metrics.increment(
-            METRIC_COMMANDS,
-            METRIC_COMMANDS_HELP,
-            &[("outcome", outcome.split(':').next().unwrap_or("failed"))],
+        self.record_line(
+            &done.request.user_id,
+            &done.request.channel_id,
+            &format!("{} {}", done.request.command, done.request.text),
+            (&done.entries, &done.policies, done.rows),
+            &done.outcome,
+            done.started,
         );
     }
 
-    /// Counts a click and writes its audit line.
+    /// Counts a request (a command or a click) and writes its audit line.
     pub(super) fn record_line(
         &self,
         user: &str,
         channel: &str,
         command: &str,
+        (entries, policies, rows): (&[String], &[String], usize),
         outcome: &str,
         started: Instant,
     ) {
-        self.count(outcome);
+        self.metrics.increment(
+            METRIC_COMMANDS,
+            METRIC_COMMANDS_HELP,
+            &[("outcome", outcome.split(':').next().unwrap_or("failed"))],
+        );
         self.audit.write(&AuditEntry {
             user,
             channel,
             command,
-            entries: &[],
-            policies: &[],
-            rows: 0,
+            entries,
+            policies,
+            rows,
             outcome,
             duration: started.elapsed(),
         });
-    }
-}
-
-/// Puts one line of context at the top of a message (why it went to the asker only, who
-/// asked for a thread answer).
-pub(super) fn prepend_context(message: &mut serde_json::Value, text: &str) {
-    if let Some(blocks) = message["blocks"].as_array_mut() {
-        blocks.insert(
-            0,
-            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}),
-        );
     }
 }

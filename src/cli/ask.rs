@@ -43,6 +43,7 @@ pub async fn ask(
         limits: app.limits,
         cache: None,
         ledger: ledger.as_ref(),
+        fresh: false,
         locale: app.locale,
     };
     // The operator at the bot's own command line: no Slack person to check.

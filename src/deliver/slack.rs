@@ -16,7 +16,7 @@ use super::{Delivery, DeliveryError, PostIdentity, Receipt, check_guard};
 use crate::i18n::Locale;
 use crate::metrics::Metrics;
 use crate::render::Rendered;
-use crate::render::message::{FILE_ID_PLACEHOLDER, METADATA_EVENT_TYPE};
+use crate::render::message::{FILE_ID_PLACEHOLDER, METADATA_EVENT_TYPE, post_marker};
 use crate::slack::failure::FailureClass;
 use crate::slack::{Slack, SlackError, SlackOptions, advice, failure_error, message_request};
 
@@ -33,6 +33,42 @@ const METRIC_NATIVE_FALLBACKS_HELP: &str =
 const METRIC_POSTS: &str = "kpibot_slack_posts_total";
 const METRIC_POSTS_HELP: &str =
     "Report posts by outcome (posted, found_existing = an earlier post was found, failed)";
+
+/// Whether Slack's `invalid_blocks` is about the message's own chart or table block (and
+/// not, say, its buttons): only then is the PNG the fix, and only then is the workspace
+/// taken not to accept such blocks. Slack names the offending block in its errors
+/// (`[json-pointer:/blocks/2/type]`); without that detail, the native block is blamed.
+fn blames_native_block(error: &SlackError, message: &Value) -> bool {
+    let SlackError::Call { code, detail, .. } = error else {
+        return false;
+    };
+    if code != "invalid_blocks" {
+        return false;
+    }
+    let Some(detail) = detail else {
+        return true;
+    };
+    message["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, b)| {
+            matches!(
+                b["type"].as_str(),
+                Some("data_visualization" | "data_table")
+            )
+        })
+        .any(|(i, _)| detail.contains(&format!("/blocks/{i}/")))
+}
+
+/// Whether a message carries the block_id naming this report and slot.
+fn carries_marker(message: &SlackHistoryMessage, marker: &str) -> bool {
+    message.content.blocks.iter().flatten().any(|block| {
+        matches!(block, SlackBlock::Context(context)
+            if context.block_id.as_ref().is_some_and(|id| id.0 == marker))
+    })
+}
 
 /// Whether a message from `conversations.history` is this report's post for this slot.
 fn is_post_of(message: &SlackHistoryMessage, report_id: &str, slot: &str) -> bool {
@@ -93,6 +129,7 @@ impl SlackDelivery {
         deadline: Instant,
     ) -> Result<Option<SlackTs>, SlackError> {
         let mut cursor: Option<SlackCursorId> = None;
+        let marker = post_marker(report_id, slot);
         let expected_replies: Vec<String> = Locale::ALL
             .iter()
             .map(|locale| thread_reply_text(report_id, slot, *locale))
@@ -105,12 +142,15 @@ impl SlackDelivery {
                 .await?;
             if let Some(found) = messages.iter().find(|m| match thread_ts {
                 None => is_post_of(m, report_id, slot),
+                // Slack returns a reply's blocks but not its metadata: the small print's
+                // block_id names the report and slot (older replies: their text).
                 Some(parent) => {
                     &m.origin.ts != parent
-                        && m.content
-                            .text
-                            .as_ref()
-                            .is_some_and(|t| expected_replies.contains(t))
+                        && (carries_marker(m, &marker)
+                            || m.content
+                                .text
+                                .as_ref()
+                                .is_some_and(|t| expected_replies.contains(t)))
                 }
             }) {
                 return Ok(Some(found.origin.ts.clone()));
@@ -253,7 +293,7 @@ impl SlackDelivery {
                 .post_ephemeral(in_thread(rendered.message.clone()), channel, user, deadline)
                 .await
             {
-                Err(error) if error.code() == "invalid_blocks" => {
+                Err(error) if blames_native_block(&error, &rendered.message) => {
                     self.native_failed(rendered, &error)
                 }
                 done => return Ok(done?),
@@ -349,8 +389,8 @@ impl SlackDelivery {
                     .await;
                 if native
                     && reply.is_none()
-                    && let Err(error) = &posted
-                    && error.code() == "invalid_blocks"
+                    && let Err(DeliveryError::Slack(error)) = &posted
+                    && blames_native_block(error, &main)
                 {
                     self.native_failed(rendered, error);
                     native = false;
@@ -394,8 +434,8 @@ impl SlackDelivery {
                 )
                 .await;
             if native
-                && let Err(error) = &posted
-                && error.code() == "invalid_blocks"
+                && let Err(DeliveryError::Slack(error)) = &posted
+                && blames_native_block(error, &reply)
             {
                 // The summary is posted; only the chart's reply goes again, as a PNG.
                 self.native_failed(rendered, error);

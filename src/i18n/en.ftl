@@ -152,7 +152,10 @@ notice-delivery-failed = :warning: kpibot could not deliver *{ $title }* (`{ $re
     { $error }
 notice-no-channel = (no channel)
 notice-warehouse-gave-up = The warehouse stayed unavailable: kpibot tried { $attempts } times over { $seconds } s (scheduler.warehouse_outage_seconds) and gave up on this slot. Re-run it with `kpibot run { $report }` once the warehouse is back.
-notice-unconfirmed = :warning: *{ $title }* (`{ $report }`) for { $slot } may or may not have posted: kpibot could not check after { $attempts } tries ({ $error }). Check { $channel } before re-running it.
+notice-unconfirmed = :warning: *{ $title }* (`{ $report }`) for { $slot } may or may not have posted: kpibot could not check after { $attempts ->
+    [one] { $attempts } try
+   *[other] { $attempts } tries
+} ({ $error }). Check { $channel } before re-running it.
 notice-not-refreshed = :hourglass: *{ $title }* (`{ $report }`) scheduled for { $slot } was not posted to { $channel }: the data is not refreshed yet ({ $reason }).
 notice-spec-broken = :x: `{ $file }` has problems; kpibot keeps running its last good version until it is fixed:
 
@@ -223,7 +226,10 @@ action-outdated = This button belongs to an older post kpibot can no longer read
 
 ## /kpi history
 
-history-heading = *{ $title }* (`{ $report }`): the last { $count } runs
+history-heading = { $count ->
+    [one] {"*"}{ $title }* (`{ $report }`): the last run
+   *[other] {"*"}{ $title }* (`{ $report }`): the last { $count } runs
+}
 history-none = `{ $report }` has no recorded runs yet.
 history-run = • { $slot } — { $state }{ $link }
 history-link = : <{ $url }|post>
@@ -236,3 +242,15 @@ history-unavailable = The run history cannot be read right now: { $error }
 history-needs-ledger = Run history is only kept by `kpibot serve` (its run ledger).
 history-state-no-data = no data
 grammar-history-usage = write `history <report>`
+
+## Weekdays and durations
+
+weekday-mon = Mon
+weekday-tue = Tue
+weekday-wed = Wed
+weekday-thu = Thu
+weekday-fri = Fri
+weekday-sat = Sat
+weekday-sun = Sun
+duration-hours-minutes = { $hours }h { $minutes }m
+duration-minutes = { $minutes }m

@@ -55,7 +55,7 @@ kpi-internal-error = 回答中に kpibot の内部エラーが発生しました
 kpi-operators = ボットの運用担当者
 kpi-policies-unreadable = 現在お答えできません。データ閲覧ポリシーのファイルが壊れているため、誰が何を見られるか判断できません。データチームには連絡済みです。修正後にもう一度お試しください。
 kpi-not-posted = 回答をここに投稿できませんでした: { $error }
-kpi-too-many = この1分間に { $count } 件の質問がありました。1人あたりの上限です。少し待ってからもう一度お試しください。
+kpi-too-many = 直近1分間のあなたの質問が { $count } 件に達しました（1人あたりの上限）。少し待ってからもう一度お試しください。
 kpi-unknown = `{ $name }` は見つかりません。聞けるものは `/kpi 一覧` で確認できます。
 kpi-unknown-hint = `{ $name }` は見つかりません。`{ $suggestion }` のことですか？ すべて見るには `/kpi 一覧` と入力してください。
 kpi-list-metrics = *メトリクス*
@@ -179,7 +179,7 @@ freshness-missing = データ元にデータがありません。{ $wanted } ま
 
 ## Slack の失敗と対処
 
-slack-call-failed = Slack の { $method } が { $attempts } 回試して { $code } で失敗しました。対処: { $advice }
+slack-call-failed = Slack の { $method } を { $attempts } 回試しましたが、{ $code } で失敗しました。対処: { $advice }
 advice-not-in-channel = @kpibot を { $channel_name } に招待してください。{ $channel_name } で `/invite @kpibot` と入力します
 advice-channel-not-found = レポートの `[[schedule]]` にあるチャンネル `{ $channel }` を確認してください。{ $channel_name } が非公開チャンネルなら、先に @kpibot を招待してください（ボットは参加していない非公開チャンネルを見られません）
 advice-archived = { $channel_name } はアーカイブされています。アーカイブを解除するか、スケジュールの投稿先を別のチャンネルにしてください
@@ -221,3 +221,15 @@ history-unavailable = 実行履歴を今は読み取れません: { $error }
 history-needs-ledger = 実行履歴は `kpibot serve`（実行台帳）でのみ記録されます。
 history-state-no-data = データなし
 grammar-history-usage = `履歴 <レポート>` と書いてください
+
+## 曜日と時間
+
+weekday-mon = 月
+weekday-tue = 火
+weekday-wed = 水
+weekday-thu = 木
+weekday-fri = 金
+weekday-sat = 土
+weekday-sun = 日
+duration-hours-minutes = { $hours }時間{ $minutes }分
+duration-minutes = { $minutes }分

@@ -156,11 +156,18 @@ macro_rules! tr {
 }
 
 /// A message kept for later, when the reader's language is known: a key and its
-/// variables as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// variables (numbers stay numbers, so plurals choose right).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub key: &'static str,
-    pub args: Vec<(&'static str, String)>,
+    pub args: Vec<(&'static str, Arg)>,
+}
+
+/// A message variable's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Text(String),
+    Number(f64),
 }
 
 impl Message {
@@ -172,14 +179,23 @@ impl Message {
     }
 
     pub fn with(mut self, name: &'static str, value: impl ToString) -> Self {
-        self.args.push((name, value.to_string()));
+        self.args.push((name, Arg::Text(value.to_string())));
+        self
+    }
+
+    /// A number variable: plural forms are chosen by it.
+    pub fn with_number(mut self, name: &'static str, value: impl Into<f64>) -> Self {
+        self.args.push((name, Arg::Number(value.into())));
         self
     }
 
     pub fn text(&self, locale: Locale) -> String {
         let mut args = Args::new();
         for (name, value) in &self.args {
-            args.set(*name, value.as_str());
+            match value {
+                Arg::Text(text) => args.set(*name, text.as_str()),
+                Arg::Number(number) => args.set(*name, *number),
+            }
         }
         format(locale, self.key, &args)
     }
@@ -205,12 +221,17 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// A weekday's short name: `Mon`, `月`.
-pub fn weekday(locale: Locale, day: Weekday) -> &'static str {
-    let index = day.num_days_from_monday() as usize;
-    match locale {
-        Locale::En => ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][index],
-        Locale::Ja => ["月", "火", "水", "木", "金", "土", "日"][index],
-    }
+pub fn weekday(locale: Locale, day: Weekday) -> String {
+    let key = match day {
+        Weekday::Mon => "weekday-mon",
+        Weekday::Tue => "weekday-tue",
+        Weekday::Wed => "weekday-wed",
+        Weekday::Thu => "weekday-thu",
+        Weekday::Fri => "weekday-fri",
+        Weekday::Sat => "weekday-sat",
+        Weekday::Sun => "weekday-sun",
+    };
+    format(locale, key, &Args::new())
 }
 
 /// A date in full: `2026-11-29`, `2026年11月29日`.

@@ -145,6 +145,57 @@ fn every_message_key_named_in_the_code_exists() {
 }
 
 #[test]
+fn keys_chosen_at_run_time_exist_too() {
+    // Keys picked by a `match` (`"period-last-days"`, `"history-state-failed"`) are string
+    // literals shaped like a key, starting with a word the catalog's keys start with.
+    let en = messages(EN_CATALOG);
+    let prefixes: BTreeSet<&str> = en.keys().filter_map(|k| k.split('-').next()).collect();
+    let is_key_shaped = |text: &str| {
+        let mut parts = text.split('-');
+        let first = parts.next().unwrap_or_default();
+        let rest: Vec<&str> = parts.collect();
+        !rest.is_empty()
+            && prefixes.contains(first)
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && rest.iter().all(|p| !p.is_empty())
+    };
+    let mut files = Vec::new();
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let (mut seen, mut missing) = (0, Vec::new());
+    for file in files.iter().filter(|f| !f.ends_with("i18n/tests.rs")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        // Unit tests name channels like `#kpi-daily`: only the code a person's text comes
+        // from.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for literal in code.split('"').skip(1).step_by(2) {
+            if is_key_shaped(literal) {
+                seen += 1;
+                if !en.contains_key(literal) {
+                    missing.push(format!("{}: {literal}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "keys with no message: {missing:#?}");
+    assert!(seen > 80, "found only {seen} key-shaped literals");
+}
+
+#[test]
 fn a_missing_key_reads_as_the_key_not_a_panic() {
     assert_eq!(
         format(Locale::Ja, "no-such-message", &Args::new()),

@@ -16,6 +16,8 @@ pub const ACTIONS_BLOCK_PREFIX: &str = "kpi:";
 pub const BLOCK_ID_MAX_CHARS: usize = 255;
 /// Slack's limit on a select option's text, in characters.
 pub const OPTION_TEXT_MAX_CHARS: usize = 75;
+/// Slack's limit on a select menu's options.
+pub const SELECT_MAX_OPTIONS: usize = 100;
 /// The menu of periods, as the period grammar writes them.
 pub const PERIOD_CHOICES: [&str; 8] = [
     "yesterday",
@@ -36,6 +38,8 @@ pub const ACTION_DEFINITION: &str = "kpi_definition";
 pub const ACTION_MORE: &str = "kpi_more";
 /// The overflow menu's item that shows a report's recent runs.
 pub const MORE_HISTORY: &str = "history";
+/// The overflow menu's item that shows a report's definition.
+pub const MORE_DEFINITION: &str = "definition";
 
 fn is_false(value: &bool) -> bool {
     !value
@@ -130,6 +134,7 @@ pub fn actions_block(actions: &Actions, locale: Locale) -> Option<Value> {
         let dimensions: Vec<Value> = actions
             .dimensions
             .iter()
+            .take(SELECT_MAX_OPTIONS)
             .map(|(name, label)| option(label, name))
             .collect();
         elements.push(json!({
@@ -145,17 +150,23 @@ pub fn actions_block(actions: &Actions, locale: Locale) -> Option<Value> {
         "text": plain(tr!(locale, "action-refresh")),
         "value": "refresh",
     }));
-    elements.push(json!({
-        "type": "button",
-        "action_id": ACTION_DEFINITION,
-        "text": plain(tr!(locale, "action-definition")),
-        "value": "definition",
-    }));
-    if !asked.metric {
+    if asked.metric {
+        elements.push(json!({
+            "type": "button",
+            "action_id": ACTION_DEFINITION,
+            "text": plain(tr!(locale, "action-definition")),
+            "value": "definition",
+        }));
+    } else {
+        // A report's definition and its history, in the overflow menu (two items: older
+        // clients want at least two).
         elements.push(json!({
             "type": "overflow",
             "action_id": ACTION_MORE,
-            "options": [option(&tr!(locale, "action-history"), MORE_HISTORY)],
+            "options": [
+                option(&tr!(locale, "action-definition"), MORE_DEFINITION),
+                option(&tr!(locale, "action-history"), MORE_HISTORY),
+            ],
         }));
     }
     Some(json!({"type": "actions", "block_id": block_id, "elements": elements}))

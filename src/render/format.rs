@@ -185,19 +185,17 @@ fn format_duration_minutes(minutes: f64, locale: Locale) -> String {
     let total = minutes.round() as i64;
     let sign = if total < 0 { "-" } else { "" };
     let total = total.abs();
-    let (hours, mins) = match locale {
-        Locale::En => ("h ", "m"),
-        Locale::Ja => ("時間", "分"),
-    };
-    if total >= 60 {
-        format!(
-            "{sign}{}{hours}{:02}{mins}",
-            group_thousands((total / 60) as f64, 0),
-            total % 60
+    let text = if total >= 60 {
+        crate::tr!(
+            locale,
+            "duration-hours-minutes",
+            hours = group_thousands((total / 60) as f64, 0),
+            minutes = format!("{:02}", total % 60)
         )
     } else {
-        format!("{sign}{total}{mins}")
-    }
+        crate::tr!(locale, "duration-minutes", minutes = total.to_string())
+    };
+    format!("{sign}{text}")
 }
 
 fn is_negative(value: f64, decimals: usize) -> bool {

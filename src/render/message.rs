@@ -22,6 +22,18 @@ pub const METADATA_EVENT_TYPE: &str = "kpibot_report";
 /// Stands in for the uploaded chart's Slack file id until the upload has happened.
 pub const FILE_ID_PLACEHOLDER: &str = "<uploaded-chart-file-id>";
 
+/// The `block_id` of a post's small print: the report and slot, so the post is found
+/// again in a thread, where Slack returns blocks but not metadata.
+pub fn post_marker(report_id: &str, slot: &str) -> String {
+    truncate_chars(
+        &format!("kpibot-post:{report_id}:{slot}"),
+        BLOCK_ID_MAX_CHARS,
+    )
+}
+
+/// Slack's limit on a `block_id`, in characters.
+const BLOCK_ID_MAX_CHARS: usize = 255;
+
 /// Everything the message states, already formatted.
 #[derive(Debug, Clone)]
 pub struct MessageFacts {
@@ -144,7 +156,7 @@ pub fn build_message(facts: &MessageFacts) -> Value {
                 "slack_file": {"id": FILE_ID_PLACEHOLDER},
                 "alt_text": truncate_chars(&format!("{} ({})", facts.alt_text, facts.window_text), ALT_TEXT_MAX_CHARS),
             })),
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate_chars(&context, CONTEXT_MAX_CHARS)}]},
+            {"type": "context", "block_id": post_marker(&facts.report_id, &facts.slot), "elements": [{"type": "mrkdwn", "text": truncate_chars(&context, CONTEXT_MAX_CHARS)}]},
         ],
         "metadata": {
             "event_type": METADATA_EVENT_TYPE,

@@ -25,7 +25,9 @@ pub const NATIVE_CHARTS_PER_MESSAGE: usize = 2;
 /// Columns a `data_table` block may hold.
 pub const DATA_TABLE_MAX_COLUMNS: usize = 20;
 /// Rows a `data_table` block may hold, the header row included.
-pub const DATA_TABLE_MAX_ROWS: usize = 201;
+pub const DATA_TABLE_MAX_ROWS: usize = 101;
+/// Characters in all of a `data_table` block's cells together.
+pub const DATA_TABLE_MAX_CHARS: usize = 10_000;
 /// Rows a `data_table` shows per page.
 pub const DATA_TABLE_PAGE_SIZE: u32 = 10;
 
@@ -106,43 +108,57 @@ pub fn chart_block(
     }))
 }
 
-/// A `data_table` block for a `table` report that fits Slack's limits: a header row, then
-/// each row, numbers sortable (`raw_number`) and written as the report writes them.
+/// A `data_table` block for a `table` report that fits Slack's limits and shows every row
+/// the picture would (`max_rows`): a header row, then each row, numbers sortable
+/// (`raw_number`) and written as the report writes them.
 pub fn table_block(
     table: &Table,
     title: &str,
     y_column: &str,
     style: NumberStyle,
+    max_rows: usize,
 ) -> Option<Value> {
     let columns = table.columns.len();
     if columns == 0
         || columns > DATA_TABLE_MAX_COLUMNS
         || table.rows.len() + 1 > DATA_TABLE_MAX_ROWS
+        || table.rows.len() > max_rows
     {
         return None;
     }
+    let mut chars = 0;
+    let mut text_of = |text: String| {
+        // Slack refuses an empty cell; an empty value reads as a dash, like NULL.
+        let text = if text.is_empty() {
+            "–".to_string()
+        } else {
+            text
+        };
+        chars += text.chars().count();
+        text
+    };
     let mut rows = vec![
         table
             .columns
             .iter()
-            .map(|c| json!({"type": "raw_text", "text": c.name}))
+            .map(|c| json!({"type": "raw_text", "text": text_of(c.name.clone())}))
             .collect::<Vec<_>>(),
     ];
     for row in &table.rows {
-        let cells = row
-            .iter()
-            .zip(&table.columns)
-            .map(|(cell, column)| {
-                let text = cell_text(cell, column.name == y_column, style);
-                match (cell, cell.as_f64().and_then(number)) {
-                    (Cell::Integer(_) | Cell::Float(_) | Cell::Decimal { .. }, Some(value)) => {
-                        json!({"type": "raw_number", "value": value, "text": text})
-                    }
-                    _ => json!({"type": "raw_text", "text": text}),
+        let mut cells = Vec::with_capacity(columns);
+        for (cell, column) in row.iter().zip(&table.columns) {
+            let text = text_of(cell_text(cell, column.name == y_column, style));
+            cells.push(match (cell, cell.as_f64().and_then(number)) {
+                (Cell::Integer(_) | Cell::Float(_) | Cell::Decimal { .. }, Some(value)) => {
+                    json!({"type": "raw_number", "value": value, "text": text})
                 }
-            })
-            .collect();
+                _ => json!({"type": "raw_text", "text": text}),
+            });
+        }
         rows.push(cells);
+    }
+    if chars > DATA_TABLE_MAX_CHARS {
+        return None;
     }
     Some(json!({
         "type": "data_table",

@@ -96,6 +96,19 @@ impl std::fmt::Debug for PostGuard {
 }
 
 impl Rendered {
+    /// Puts one line of context at the top of the message — and of its PNG variant, so the
+    /// line is there whichever goes out (why an answer went to the asker only, who asked
+    /// for a thread answer).
+    pub fn prepend_context(&mut self, text: &str) {
+        let line =
+            serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]});
+        for message in std::iter::once(&mut self.message).chain(self.image_message.as_mut()) {
+            if let Some(blocks) = message["blocks"].as_array_mut() {
+                blocks.insert(0, line.clone());
+            }
+        }
+    }
+
     /// A run's chart and data with the message built from `facts`, which also name the
     /// report, its title, channel and slot.
     pub fn from_facts(facts: &MessageFacts, thread: bool, png: Vec<u8>, csv: String) -> Self {
@@ -262,9 +275,15 @@ pub fn render_run(facts: RunFacts<'_>) -> Result<Rendered, RenderError> {
         actions: facts.actions,
         native: match (spec.chart.slack_chart, spec.chart.kind) {
             (SlackChart::Image, _) => None,
-            (SlackChart::Native, ChartKind::Table) => {
-                native::table_block(facts.table, &spec.title, &spec.chart.y.name, style)
-            }
+            (SlackChart::Native, ChartKind::Table) => native::table_block(
+                facts.table,
+                &spec.title,
+                &spec.chart.y.name,
+                style,
+                spec.chart.max_rows,
+            ),
+            // Slack's chart has no target line: a goal keeps the picture.
+            (SlackChart::Native, _) if spec.chart.goal.is_some() => None,
             (SlackChart::Native, kind) => {
                 native::chart_block(kind, facts.data, &spec.title, locale)
             }

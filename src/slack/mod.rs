@@ -270,9 +270,9 @@ pub struct Slack {
     channel_ids: tokio::sync::Mutex<HashMap<String, String>>,
     /// Every user group's members, from `usergroups.list`, and when it was read.
     usergroups: tokio::sync::Mutex<Option<(Instant, UserGroups)>>,
-    /// Each user's language, from `users.info` (`include_locale`), and until when it is
-    /// used before Slack is asked again.
-    user_locales: std::sync::Mutex<HashMap<String, (Instant, Locale)>>,
+    /// Each user's language, from `users.info` (`include_locale`) — `None` while unknown —
+    /// and until when that holds before Slack is asked again.
+    user_locales: std::sync::Mutex<HashMap<String, (Instant, Option<Locale>)>>,
     metrics: Arc<Metrics>,
 }
 

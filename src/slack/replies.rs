@@ -10,8 +10,20 @@ use tokio::time::Instant;
 
 use super::{
     Slack, SlackError, USER_LOCALE_CACHE_SECONDS, USER_LOCALE_CACHE_USERS,
-    USER_LOCALE_RETRY_SECONDS, USERGROUPS_CACHE_SECONDS, UserGroups, message_request,
+    USER_LOCALE_RETRY_SECONDS, USERGROUPS_CACHE_SECONDS, UserGroups, failure_error,
+    message_request,
 };
+
+/// What kpibot knows of a user's language without asking Slack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocaleLookup {
+    /// Slack said, recently.
+    Known(Locale),
+    /// Slack could not say, or is being asked right now: guess, and do not ask again yet.
+    Unknown,
+    /// Never asked, or long ago.
+    NotAsked,
+}
 use crate::i18n::Locale;
 
 /// The ids of the groups `user` is a member of.
@@ -90,15 +102,22 @@ impl Slack {
             .then(|| groups_of(groups, user))
     }
 
-    /// The user's language if it was read from Slack recently, without waiting: for the
+    /// What kpibot knows of a user's language without waiting on Slack: for the
     /// acknowledgement, which must answer within Slack's three seconds.
-    pub fn cached_locale_of(&self, user: &str) -> Option<Locale> {
-        let cache = self.user_locales.lock().ok()?;
-        let (until, locale) = cache.get(user)?;
-        (Instant::now() < *until).then_some(*locale)
+    pub fn cached_locale_of(&self, user: &str) -> LocaleLookup {
+        let Ok(cache) = self.user_locales.lock() else {
+            return LocaleLookup::NotAsked;
+        };
+        match cache.get(user) {
+            Some((until, known)) if Instant::now() < *until => match known {
+                Some(locale) => LocaleLookup::Known(*locale),
+                None => LocaleLookup::Unknown,
+            },
+            _ => LocaleLookup::NotAsked,
+        }
     }
 
-    fn remember_locale(&self, user: &str, locale: Locale, for_seconds: u64) {
+    fn remember_locale(&self, user: &str, locale: Option<Locale>, for_seconds: u64) {
         if let Ok(mut cache) = self.user_locales.lock() {
             if cache.len() >= USER_LOCALE_CACHE_USERS {
                 cache.clear();
@@ -109,36 +128,36 @@ impl Slack {
     }
 
     /// The user's language from their Slack settings (`users.info` with `include_locale`,
-    /// scope `users:read`), cached for `USER_LOCALE_CACHE_SECONDS`. When Slack cannot say
-    /// (the scope is missing, Slack is down), `fallback` is used and Slack is asked again
-    /// only after `USER_LOCALE_RETRY_SECONDS`, so a missing scope costs one call, not one
-    /// per question.
-    pub async fn locale_of(&self, user: &str, fallback: Locale) -> Result<Locale, SlackError> {
-        if let Some(locale) = self.cached_locale_of(user) {
-            return Ok(locale);
+    /// scope `users:read`), cached for `USER_LOCALE_CACHE_SECONDS`. One attempt, never
+    /// retried: a question's answer does not wait on it. When Slack cannot say (the scope
+    /// is missing, Slack is down) the caller's `guess` is used and Slack is not asked about
+    /// this user again for `USER_LOCALE_RETRY_SECONDS` — nor while a lookup is under way —
+    /// so a missing scope or an outage costs one call per person, not one per question.
+    pub async fn locale_of(&self, user: &str, guess: Locale) -> Result<Locale, SlackError> {
+        match self.cached_locale_of(user) {
+            LocaleLookup::Known(locale) => return Ok(locale),
+            LocaleLookup::Unknown => return Ok(guess),
+            LocaleLookup::NotAsked => {}
         }
-        let deadline = self.deadline();
+        // Unknown until Slack answers: concurrent questions from this person guess.
+        self.remember_locale(user, None, USER_LOCALE_RETRY_SECONDS);
         let session = self.session();
         let request = SlackApiUsersInfoRequest {
             user: SlackUserId(user.to_string()),
             include_locale: Some(true),
         };
-        let info = match self
-            .idempotent("users.info", "", deadline, || session.users_info(&request))
+        let info = self
+            .attempt("users.info", session.users_info(&request))
             .await
-        {
-            Ok(info) => info,
-            Err(error) => {
-                self.remember_locale(user, fallback, USER_LOCALE_RETRY_SECONDS);
-                return Err(error);
+            .map_err(|failure| failure_error(failure, 1, ""))?;
+        match info.user.locale {
+            Some(tag) => {
+                let locale = Locale::from_slack(&tag.0);
+                self.remember_locale(user, Some(locale), USER_LOCALE_CACHE_SECONDS);
+                Ok(locale)
             }
-        };
-        let locale = info
-            .user
-            .locale
-            .map_or(fallback, |tag| Locale::from_slack(&tag.0));
-        self.remember_locale(user, locale, USER_LOCALE_CACHE_SECONDS);
-        Ok(locale)
+            None => Ok(guess),
+        }
     }
 
     async fn read_usergroups(&self) -> Result<UserGroups, SlackError> {

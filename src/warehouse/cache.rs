@@ -86,6 +86,8 @@ impl QueryCache {
 pub struct Cached<'a> {
     pub inner: &'a dyn Warehouse,
     pub cache: &'a QueryCache,
+    /// Asked to be fresh ("Refresh"): the warehouse answers, and the cache keeps that answer.
+    pub fresh: bool,
 }
 
 #[async_trait]
@@ -96,7 +98,9 @@ impl Warehouse for Cached<'_> {
         params: &Params,
         job: &QueryJob,
     ) -> Result<Table, WarehouseError> {
-        if let Some(table) = self.cache.get(sql, params) {
+        if !self.fresh
+            && let Some(table) = self.cache.get(sql, params)
+        {
             return Ok(table);
         }
         let key = QueryCache::key(sql, params);

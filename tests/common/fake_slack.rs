@@ -654,7 +654,8 @@ const MAX_CHART_CATEGORIES: usize = 20;
 const MAX_CHART_LABEL_CHARS: usize = 20;
 const MAX_PIE_SEGMENTS: usize = 12;
 /// Slack's limits on a `data_table` block.
-const MAX_TABLE_ROWS: usize = 201;
+const MAX_TABLE_ROWS: usize = 101;
+const MAX_TABLE_CHARS: usize = 10_000;
 const MAX_TABLE_COLUMNS: usize = 20;
 
 fn chart_errors(block: &Value, at: &dyn Fn(&str) -> String) -> Vec<String> {
@@ -755,8 +756,10 @@ fn table_errors(block: &Value, at: &dyn Fn(&str) -> String) -> Vec<String> {
             at("rows/0")
         ));
     }
+    let mut total_chars = 0;
     for (r, row) in rows.iter().enumerate() {
         let cells = row.as_array().cloned().unwrap_or_default();
+        total_chars += cells.iter().map(|c| chars(&c["text"])).sum::<usize>();
         if cells.len() != width {
             errors.push(format!(
                 "every row must have the same number of cells {}",
@@ -765,8 +768,8 @@ fn table_errors(block: &Value, at: &dyn Fn(&str) -> String) -> Vec<String> {
         }
         for (c, cell) in cells.iter().enumerate() {
             let ok = match cell["type"].as_str() {
-                Some("raw_text") => cell["text"].is_string(),
-                Some("raw_number") => cell["value"].is_number() && cell["text"].is_string(),
+                Some("raw_text") => chars(&cell["text"]) >= 1,
+                Some("raw_number") => cell["value"].is_number() && chars(&cell["text"]) >= 1,
                 Some("rich_text") => r > 0,
                 _ => false,
             };
@@ -774,6 +777,12 @@ fn table_errors(block: &Value, at: &dyn Fn(&str) -> String) -> Vec<String> {
                 errors.push(format!("invalid cell {}", at(&format!("rows/{r}/{c}"))));
             }
         }
+    }
+    if total_chars > MAX_TABLE_CHARS {
+        errors.push(format!(
+            "cells must hold at most {MAX_TABLE_CHARS} characters in all {}",
+            at("rows")
+        ));
     }
     if let Some(size) = block.get("page_size")
         && !size.as_u64().is_some_and(|n| (1..=100).contains(&n))
