@@ -133,6 +133,23 @@ impl CommandHandler {
         }
     }
 
+    /// A command resolved against `catalog` as `asker` sees it, in `locale`.
+    fn resolve(&self, catalog: &Catalog, text: &str, asker: &Asker, locale: Locale) -> Resolved {
+        let viewer = Viewer {
+            catalog,
+            asker,
+            policy: self.policy,
+        };
+        resolve(
+            catalog,
+            text,
+            self.warehouse.dialect(),
+            self.timezone,
+            &viewer,
+            locale,
+        )
+    }
+
     /// The asker's language as far as the acknowledgement can tell without waiting on
     /// Slack: their Slack language if it was read recently, else Japanese for a command
     /// written in Japanese, else the bot's language; and whether Slack should be asked.
@@ -179,20 +196,8 @@ impl CommandHandler {
             .cached_usergroups_of(&request.user_id)
             .unwrap_or_default();
         let asker = self.asker(&request, cached_groups);
-        let viewer = Viewer {
-            catalog: &catalog,
-            asker: &asker,
-            policy: self.policy,
-        };
         let (locale, ask_slack) = self.ack_locale(&request);
-        let resolved = resolve(
-            &catalog,
-            &request.text,
-            self.warehouse.dialect(),
-            self.timezone,
-            &viewer,
-            locale,
-        );
+        let resolved = self.resolve(&catalog, &request.text, &asker, locale);
         // Only questions that need the warehouse count against the person's limit.
         let resolved = match resolved {
             Resolved::Run { .. } => match self.throttle.admit(&request.user_id) {
@@ -299,19 +304,7 @@ impl CommandHandler {
         let resolved = if locale == ack_locale {
             resolved
         } else {
-            let viewer = Viewer {
-                catalog: &catalog,
-                asker: &asker,
-                policy: self.policy,
-            };
-            resolve(
-                &catalog,
-                &request.text,
-                self.warehouse.dialect(),
-                self.timezone,
-                &viewer,
-                locale,
-            )
+            self.resolve(&catalog, &request.text, &asker, locale)
         };
         let entries = match &resolved {
             Resolved::Run { query, .. } => vec![query.name.clone()],

@@ -377,16 +377,18 @@ impl SlackDelivery {
             // The summary went out before the run stopped: only its reply is missing.
             Some(summary) if reply.is_some() => (SlackTs(summary.clone()), true),
             _ => {
-                let mut posted = self
-                    .post_exactly_once(
+                let post_main = async |main: &Value| {
+                    self.post_exactly_once(
                         rendered,
                         &channel_id,
                         channel_written,
-                        &main,
+                        main,
                         in_thread.as_ref(),
                         deadline,
                     )
-                    .await;
+                    .await
+                };
+                let mut posted = post_main(&main).await;
                 if native
                     && reply.is_none()
                     && let Err(DeliveryError::Slack(error)) = &posted
@@ -398,16 +400,7 @@ impl SlackDelivery {
                         .image_message(rendered, channel_written, deadline)
                         .await?;
                     (main, reply) = split(&image);
-                    posted = self
-                        .post_exactly_once(
-                            rendered,
-                            &channel_id,
-                            channel_written,
-                            &main,
-                            in_thread.as_ref(),
-                            deadline,
-                        )
-                        .await;
+                    posted = post_main(&main).await;
                 }
                 turn.posted();
                 let (ts, found_existing) = posted?;

@@ -81,13 +81,8 @@ fn both_catalogs_have_the_same_messages_with_the_same_variables() {
     assert!(en.len() > 50, "the catalogs hold every text: {}", en.len());
 }
 
-#[test]
-fn every_message_key_named_in_the_code_exists() {
-    // Keys are string literals next to `tr!(` or `Message::new(`: a typo would print the
-    // key itself to a person.
-    let en = messages(EN_CATALOG);
-    let mut missing = Vec::new();
-    let mut files = Vec::new();
+/// Every Rust file under `src/` but this one.
+fn source_files() -> Vec<std::path::PathBuf> {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();
@@ -98,15 +93,24 @@ fn every_message_key_named_in_the_code_exists() {
             }
         }
     }
+    let mut files = Vec::new();
     walk(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
         &mut files,
     );
+    files.retain(|f| !f.ends_with("i18n/tests.rs"));
+    files
+}
+
+#[test]
+fn every_message_key_named_in_the_code_exists() {
+    // Keys are string literals next to `tr!(` or `Message::new(`: a typo would print the
+    // key itself to a person.
+    let en = messages(EN_CATALOG);
+    let mut missing = Vec::new();
+    let files = source_files();
     let mut seen = 0;
     for file in files {
-        if file.ends_with("i18n/tests.rs") {
-            continue;
-        }
         let text = std::fs::read_to_string(&file).unwrap();
         for marker in ["tr!(", "Message::new(", "GrammarError::new("] {
             let mut pieces = text.split(marker);
@@ -161,23 +165,9 @@ fn keys_chosen_at_run_time_exist_too() {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && rest.iter().all(|p| !p.is_empty())
     };
-    let mut files = Vec::new();
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    walk(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
+    let files = source_files();
     let (mut seen, mut missing) = (0, Vec::new());
-    for file in files.iter().filter(|f| !f.ends_with("i18n/tests.rs")) {
+    for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         // Unit tests name channels like `#kpi-daily`: only the code a person's text comes
         // from.
