@@ -131,6 +131,9 @@ impl PipelineError {
                 i18n::error_chain(source)
             ),
             PipelineError::Period { source, .. } => source.text(locale),
+            PipelineError::Shape {
+                source, location, ..
+            } => format!("{} ({location})", source.text(locale)),
             other => i18n::error_chain(other),
         }
     }

@@ -254,3 +254,8 @@ weekday-sat = Sat
 weekday-sun = Sun
 duration-hours-minutes = { $hours }h { $minutes }m
 duration-minutes = { $minutes }m
+
+## A result that cannot be charted
+
+shape-missing-column = the query returns no column `{ $column }` named by `chart.{ $key }` (it returns: { $available })
+shape-not-numbers = column `{ $column }` (chart.y) holds { $found }, not numbers

@@ -233,3 +233,8 @@ weekday-sat = 土
 weekday-sun = 日
 duration-hours-minutes = { $hours }時間{ $minutes }分
 duration-minutes = { $minutes }分
+
+## グラフにできない結果
+
+shape-missing-column = `chart.{ $key }` に指定された列 `{ $column }` をクエリが返していません（返している列: { $available }）
+shape-not-numbers = 列 `{ $column }`（chart.y）の値は { $found } で、数値ではありません

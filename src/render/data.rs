@@ -52,16 +52,39 @@ pub struct ChartData {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ShapeError {
-    #[error(
-        "the query returns no column `{column}` named by `chart.{key}` (it returns: {available})"
-    )]
+    #[error("{}", self.text(Locale::En))]
     MissingColumn {
         key: &'static str,
         column: String,
         available: String,
     },
-    #[error("column `{column}` (chart.y) holds {found}, not numbers")]
+    #[error("{}", self.text(Locale::En))]
     NotNumeric { column: String, found: String },
+}
+
+impl ShapeError {
+    /// Why the query's result cannot be charted, in `locale`.
+    pub fn text(&self, locale: Locale) -> String {
+        match self {
+            ShapeError::MissingColumn {
+                key,
+                column,
+                available,
+            } => crate::tr!(
+                locale,
+                "shape-missing-column",
+                column = column.as_str(),
+                key = *key,
+                available = available.as_str()
+            ),
+            ShapeError::NotNumeric { column, found } => crate::tr!(
+                locale,
+                "shape-not-numbers",
+                column = column.as_str(),
+                found = found.as_str()
+            ),
+        }
+    }
 }
 
 /// NaN or ±∞: a float the warehouse returned that is not a number to draw.
