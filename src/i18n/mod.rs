@@ -123,6 +123,29 @@ pub fn arg<'a>(value: impl Into<FluentValue<'a>>) -> FluentValue<'a> {
 /// English (the tests forbid that), and one missing from both reads as the key itself:
 /// never a panic.
 pub fn format(locale: Locale, key: &str, args: &Args) -> String {
+    // A message without variables reads the same every time (`/kpi help`, labels):
+    // formatted once. The catalog's keys bound the memo.
+    let plain = args.iter().next().is_none();
+    if plain
+        && let Some(text) = FORMATTED
+            .read()
+            .ok()
+            .and_then(|memo| memo.get(&(locale, key.to_string())).cloned())
+    {
+        return text;
+    }
+    let text = format_uncached(locale, key, args);
+    if plain && let Ok(mut memo) = FORMATTED.write() {
+        memo.insert((locale, key.to_string()), text.clone());
+    }
+    text
+}
+
+/// Messages without variables, already formatted, by language and key.
+static FORMATTED: LazyLock<std::sync::RwLock<std::collections::HashMap<(Locale, String), String>>> =
+    LazyLock::new(Default::default);
+
+fn format_uncached(locale: Locale, key: &str, args: &Args) -> String {
     for candidate in [locale, Locale::En] {
         let bundle = bundle_of(candidate);
         if let Some(pattern) = bundle.get_message(key).and_then(|m| m.value()) {
