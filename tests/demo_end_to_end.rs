@@ -95,14 +95,8 @@ async fn demo_writes_every_report_and_the_numbers_are_the_warehouse_numbers() {
             "{id}"
         );
         assert_eq!(message["blocks"][0]["text"]["text"], spec.title.as_str());
-        let context = message["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|b| b["type"] == "context")
-            .and_then(|b| b["elements"][0]["text"].as_str())
-            .unwrap();
+        let lines = common::context_lines(&message);
+        let context = lines.last().unwrap();
         // The window in the report's language: `2026-10-29 – 2026-11-25` or
         // `2026年10月29日〜11月25日`.
         let locale = spec.chart.locale.unwrap_or_default();

@@ -994,13 +994,11 @@ fn thread_replies(bot: &Bot, ts: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The first context line: who asked, or why the answer is private.
 fn first_context(message: &serde_json::Value) -> String {
-    message["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "context")
-        .map(|b| b["elements"][0]["text"].as_str().unwrap().to_string())
+    common::context_lines(message)
+        .first()
+        .cloned()
         .unwrap_or_default()
 }
 
@@ -1271,15 +1269,11 @@ async fn history_lists_a_reports_last_runs_with_links() {
     );
 }
 
-/// The context line at the bottom of a post (window, source, report).
+/// The small print at the bottom of a post: window, source, report.
 fn small_print(message: &serde_json::Value) -> String {
-    message["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|b| b["type"] == "context")
-        .map(|b| b["elements"][0]["text"].as_str().unwrap().to_string())
+    common::context_lines(message)
+        .last()
+        .cloned()
         .unwrap_or_default()
 }
 

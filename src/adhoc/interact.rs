@@ -17,7 +17,7 @@ use serde_json::json;
 use slack_morphism::prelude::*;
 
 use super::access::{AccessPolicy, Asker, Decision, Viewer, base_columns, decide, metric_gates};
-use super::answer::{Answer, Context, answer_resolved};
+use super::answer::{Answer, answer_resolved};
 use super::grammar::{Filter, Grain, Query};
 use super::reply::{self, Reply};
 use super::resolve::{Resolved, resolve_query};
@@ -33,7 +33,6 @@ use crate::render::actions::{
 use crate::slack::inbound::{ActionRequest, Verifier};
 use crate::spec::{Period, ReportSpec};
 use crate::tr;
-use crate::warehouse::Trigger;
 
 /// Where Slack sends clicks (the app manifest's `interactivity.request_url` ends with this).
 pub const INTERACTIONS_PATH: &str = "/slack/interactions";
@@ -340,21 +339,8 @@ impl CommandHandler {
             let text = Reply::TooManyQuestions { per_minute }.text(locale);
             return self.tell(action, &text, "rate_limited").await;
         }
-        let context = Context {
-            catalog: &catalog,
-            warehouse: self.warehouse.as_ref(),
-            trigger: Trigger::Slash,
-            timezone: self.timezone,
-            now: chrono::Utc::now(),
-            timeout: self.timeout,
-            policy: self.policy,
-            limits: self.limits,
-            cache: Some(&self.cache),
-            ledger: self.ledger.as_deref(),
-            // "Refresh" means the warehouse now, not the answer cached a minute ago.
-            fresh: click == Click::Refresh,
-            locale,
-        };
+        // "Refresh" means the warehouse now, not the answer cached a minute ago.
+        let context = self.context(&catalog, locale, click == Click::Refresh);
         let answer = {
             let _slot = self.throttle.query_slot().await;
             answer_resolved(&context, resolved, &asker).await
@@ -439,13 +425,7 @@ impl CommandHandler {
     }
 
     async fn asker_for_action(&self, action: &ActionRequest) -> Asker {
-        let usergroups = match self.slack.slack().usergroups_of(&action.user_id).await {
-            Ok(groups) => groups,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the user's groups; group allow-lists will not match");
-                Vec::new()
-            }
-        };
+        let usergroups = self.usergroups_of(&action.user_id).await;
         Asker {
             user_id: action.user_id.clone(),
             channel_id: action.channel_id.clone(),

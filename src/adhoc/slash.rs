@@ -166,10 +166,40 @@ impl CommandHandler {
         }
     }
 
-    /// The asker's language from Slack (cached); the acknowledgement's guess if Slack
-    /// cannot say.
-    async fn asker_locale(&self, request: &CommandRequest, guess: Locale) -> Locale {
-        self.asker_locale_of(&request.user_id, guess).await
+    /// The groups `user` belongs to (for group allow-lists); none, with a warning, when
+    /// Slack cannot say.
+    pub(super) async fn usergroups_of(&self, user: &str) -> Vec<String> {
+        match self.slack.slack().usergroups_of(user).await {
+            Ok(groups) => groups,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the user's groups; group allow-lists will not match");
+                Vec::new()
+            }
+        }
+    }
+
+    /// How an answer is worked out for this handler, as `locale` reads it; `fresh` skips
+    /// the cache ("Refresh").
+    pub(super) fn context<'a>(
+        &'a self,
+        catalog: &'a Catalog,
+        locale: Locale,
+        fresh: bool,
+    ) -> Context<'a> {
+        Context {
+            catalog,
+            warehouse: self.warehouse.as_ref(),
+            trigger: Trigger::Slash,
+            timezone: self.timezone,
+            now: Utc::now(),
+            timeout: self.timeout,
+            policy: self.policy,
+            limits: self.limits,
+            cache: Some(&self.cache),
+            ledger: self.ledger.as_deref(),
+            fresh,
+            locale,
+        }
     }
 
     /// A Slack user's language (cached); `guess` if Slack cannot say.
@@ -220,7 +250,7 @@ impl CommandHandler {
                 let this = self.clone();
                 let request = request.clone();
                 self.answers.spawn(async move {
-                    this.asker_locale(&request, locale).await;
+                    this.asker_locale_of(&request.user_id, locale).await;
                 });
             }
             return reply.text(locale);
@@ -285,16 +315,10 @@ impl CommandHandler {
         ack_locale: Locale,
         started: Instant,
     ) {
-        let locale = self.asker_locale(&request, ack_locale).await;
+        let locale = self.asker_locale_of(&request.user_id, ack_locale).await;
         // Only an allow-list of user groups needs the asker's groups from Slack.
         let usergroups = if resolved.needs_usergroups() {
-            match self.slack.slack().usergroups_of(&request.user_id).await {
-                Ok(groups) => groups,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read the user's groups; group allow-lists will not match");
-                    Vec::new()
-                }
-            }
+            self.usergroups_of(&request.user_id).await
         } else {
             Vec::new()
         };
@@ -312,20 +336,7 @@ impl CommandHandler {
             Resolved::Reply(_) => Vec::new(),
         };
         let policies = resolved.policies();
-        let context = Context {
-            catalog: &catalog,
-            warehouse: self.warehouse.as_ref(),
-            trigger: Trigger::Slash,
-            timezone: self.timezone,
-            now: Utc::now(),
-            timeout: self.timeout,
-            policy: self.policy,
-            limits: self.limits,
-            cache: Some(&self.cache),
-            ledger: self.ledger.as_deref(),
-            fresh: false,
-            locale,
-        };
+        let context = self.context(&catalog, locale, false);
         let answer = {
             let _slot = self.throttle.query_slot().await;
             answer_resolved(&context, resolved, &asker).await

@@ -181,3 +181,15 @@ pub fn button_click(action_id: &str, block_id: &str, value: &str) -> serde_json:
         "action_ts": "1700000001.000100",
     })
 }
+
+/// The text of each context line in a posted message, top to bottom (the first may say who
+/// asked or why it is private; the last is the small print: window, source, report).
+pub fn context_lines(message: &serde_json::Value) -> Vec<String> {
+    message["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "context")
+        .filter_map(|b| b["elements"][0]["text"].as_str().map(str::to_string))
+        .collect()
+}
