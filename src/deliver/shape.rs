@@ -46,6 +46,15 @@ pub(super) fn thread_reply_text(report_id: &str, slot: &str, locale: Locale) -> 
     )
 }
 
+/// Whether the message shows an uploaded chart (and so needs the upload first).
+pub(super) fn needs_upload(message: &Value) -> bool {
+    message["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|block| block["slack_file"]["id"] == FILE_ID_PLACEHOLDER)
+}
+
 /// Puts the uploaded file's id where the message has the placeholder.
 pub(super) fn with_file_id(mut message: Value, file_id: &str) -> Value {
     if let Some(blocks) = message["blocks"].as_array_mut() {

@@ -11,12 +11,12 @@ use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
 use super::pacing::Pacer;
-use super::shape::{split_for_thread, thread_reply_text, with_file_id};
+use super::shape::{needs_upload, split_for_thread, thread_reply_text, with_file_id};
 use super::{Delivery, DeliveryError, PostIdentity, Receipt, check_guard};
 use crate::i18n::Locale;
 use crate::metrics::Metrics;
 use crate::render::Rendered;
-use crate::render::message::{FILE_ID_PLACEHOLDER, METADATA_EVENT_TYPE, post_marker};
+use crate::render::message::{METADATA_EVENT_TYPE, post_marker};
 use crate::slack::failure::FailureClass;
 use crate::slack::{Slack, SlackError, SlackOptions, advice, failure_error, message_request};
 
@@ -332,7 +332,7 @@ impl SlackDelivery {
         deadline: Instant,
     ) -> Result<Value, SlackError> {
         let message = rendered.image_message.as_ref().unwrap_or(&rendered.message);
-        if !message.to_string().contains(FILE_ID_PLACEHOLDER) {
+        if !needs_upload(message) {
             return Ok(message.clone());
         }
         let file_id = self.upload(rendered, channel, deadline).await?;
