@@ -457,6 +457,28 @@ async fn migrations_are_idempotent_and_replicas_starting_together_do_not_race() 
     }
 }
 
+/// The CI failure of 2026-11-30: processes opening one new SQLite file at once each read
+/// "V2 not applied" and then each tried to add V2's column. Migrating is one writer's job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_processes_opening_a_new_sqlite_file_at_once_all_start() {
+    const PROCESSES: usize = 8;
+    const ROUNDS: usize = 200;
+    for round in 0..ROUNDS {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let starts: Vec<_> = (0..PROCESSES)
+            .map(|_| {
+                let dir = Arc::clone(&dir);
+                tokio::task::spawn_blocking(move || Ledger::open(&dir.path().join("ledger.sqlite")))
+            })
+            .collect();
+        for start in starts {
+            if let Err(error) = start.await.unwrap() {
+                panic!("round {round}: a process could not open the ledger: {error}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_sqlite_history_moves_into_postgres_once() {
     let Some(server) = server_url() else {

@@ -15,9 +15,9 @@ use super::{Cell, LedgerError, Param};
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
-/// Two processes opening a new file at once can both try to record a migration; the
-/// loser sees it applied on the next try.
-const MIGRATION_ATTEMPTS: u32 = 3;
+/// How long to wait between tries to switch a new file to WAL while another process
+/// holds it (SQLite answers "locked" at once there instead of waiting).
+const WAL_SWITCH_RETRY_MS: u64 = 10;
 
 pub struct SqliteLedger {
     connection: Mutex<Connection>,
@@ -41,18 +41,8 @@ impl SqliteLedger {
         connection
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
             .map_err(fail)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(fail)?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match super::migrations().run(&mut Migrations(&mut connection)) {
-                Ok(_) => break,
-                Err(_) if attempt < MIGRATION_ATTEMPTS => continue,
-                Err(error) => return Err(LedgerError::Migration(error.to_string())),
-            }
-        }
+        use_wal(&connection).map_err(fail)?;
+        migrate(&mut connection)?;
         Ok(Self {
             connection: Mutex::new(connection),
             path: path.to_path_buf(),
@@ -114,6 +104,41 @@ impl SqliteLedger {
     }
 }
 
+/// Switches the file to WAL. Several processes opening a new file at once each ask; the
+/// switch needs the file to itself, and SQLite refuses it at once rather than waiting, so
+/// this waits as long as any other writer would.
+fn use_wal(connection: &Connection) -> Result<(), rusqlite::Error> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(BUSY_TIMEOUT_MS);
+    loop {
+        match connection.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if matches!(
+                    error.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(WAL_SWITCH_RETRY_MS));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Brings the schema up to date as one writer: the whole run (reading what is applied,
+/// applying the rest, recording them) is one IMMEDIATE transaction, so a process starting
+/// beside another waits for it and then finds everything applied, instead of both
+/// reading "V2 missing" and both adding V2's column.
+fn migrate(connection: &mut Connection) -> Result<(), LedgerError> {
+    let failed = |error: &dyn std::fmt::Display| LedgerError::Migration(error.to_string());
+    let transaction = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| failed(&e))?;
+    super::migrations()
+        .run(&mut Migrations(&transaction))
+        .map_err(|e| failed(&e))?;
+    transaction.commit().map_err(|e| failed(&e))
+}
+
 fn value(param: &Param) -> Value {
     match param {
         Param::Text(text) => text.clone().map_or(Value::Null, Value::Text),
@@ -122,9 +147,10 @@ fn value(param: &Param) -> Value {
     }
 }
 
-/// refinery's view of a SQLite connection. refinery's own rusqlite driver pins an older
-/// rusqlite than ours; this is that driver, on this crate's version.
-struct Migrations<'c>(&'c mut Connection);
+/// refinery's view of a SQLite connection, inside the one transaction [`migrate`] holds.
+/// refinery's own rusqlite driver pins an older rusqlite than ours, and would open a
+/// transaction per migration.
+struct Migrations<'c>(&'c Connection);
 
 impl Transaction for Migrations<'_> {
     type Error = rusqlite::Error;
@@ -133,15 +159,11 @@ impl Transaction for Migrations<'_> {
         &mut self,
         queries: T,
     ) -> Result<usize, Self::Error> {
-        let transaction = self
-            .0
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut count = 0;
         for query in queries {
-            transaction.execute_batch(query)?;
+            self.0.execute_batch(query)?;
             count += 1;
         }
-        transaction.commit()?;
         Ok(count)
     }
 }
