@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use crate::spec::policy;
-use crate::spec::{self, LoadError, LoadedFile, MetricSpec, PolicySpec, ReportSpec, SpecDefaults};
+use crate::spec::{
+    self, AlertSpec, LoadError, LoadedFile, MetricSpec, PolicySpec, ReportSpec, SpecDefaults,
+};
 
 /// The running catalog, replaced whole on reload; readers take a snapshot.
 pub type SharedCatalog = Arc<RwLock<Arc<Catalog>>>;
@@ -21,6 +23,7 @@ pub struct Catalog {
     reports: BTreeMap<String, ReportSpec>,
     metrics: BTreeMap<String, MetricSpec>,
     policies: Vec<PolicySpec>,
+    alerts: BTreeMap<String, AlertSpec>,
     /// A file that declares policies is broken and no last good version of it is known:
     /// who may see what cannot be told, so ad-hoc answers are refused until it is fixed.
     policies_incomplete: bool,
@@ -33,8 +36,25 @@ impl Catalog {
         Self::from_specs(
             valid.clone().filter_map(|f| f.spec.clone()),
             valid.clone().flat_map(|f| f.metrics.clone()),
-            valid.flat_map(|f| f.policies.clone()),
+            valid.clone().flat_map(|f| f.policies.clone()),
         )
+        .with_alerts(valid.flat_map(|f| f.alerts.clone()))
+    }
+
+    /// This catalog with these alerts.
+    pub fn with_alerts(mut self, alerts: impl IntoIterator<Item = AlertSpec>) -> Self {
+        self.alerts = alerts.into_iter().map(|a| (a.name.clone(), a)).collect();
+        self
+    }
+
+    /// The alert of this name.
+    pub fn alert(&self, name: &str) -> Option<&AlertSpec> {
+        self.alerts.get(name)
+    }
+
+    /// Every alert, by name.
+    pub fn alerts(&self) -> impl Iterator<Item = &AlertSpec> {
+        self.alerts.values()
     }
 
     /// A catalog of these reports, metrics and policies.
@@ -47,6 +67,7 @@ impl Catalog {
             reports: specs.into_iter().map(|s| (s.id.clone(), s)).collect(),
             metrics: metrics.into_iter().map(|m| (m.name.clone(), m)).collect(),
             policies: policies.into_iter().collect(),
+            alerts: BTreeMap::new(),
             policies_incomplete: false,
         }
     }
@@ -122,6 +143,7 @@ pub fn merge_catalog<'f>(
     let mut reports: Vec<ReportSpec> = Vec::new();
     let mut metrics = Vec::new();
     let mut policies = Vec::new();
+    let mut alerts = Vec::new();
     let mut broken = Vec::new();
     let mut incomplete = false;
     for file in files {
@@ -129,6 +151,7 @@ pub fn merge_catalog<'f>(
             reports.extend(file.spec.clone());
             metrics.extend(file.metrics.iter().cloned());
             policies.extend(file.policies.iter().cloned());
+            alerts.extend(file.alerts.iter().cloned());
             continue;
         }
         broken.push(file);
@@ -137,6 +160,7 @@ pub fn merge_catalog<'f>(
             reports.push(last_good.clone());
         }
         metrics.extend(previous.metrics().filter(|m| m.path == file.path).cloned());
+        alerts.extend(previous.alerts().filter(|a| a.path == file.path).cloned());
         let kept: Vec<PolicySpec> = previous
             .policies()
             .iter()
@@ -146,7 +170,7 @@ pub fn merge_catalog<'f>(
         incomplete |= kept.is_empty() && file.source.contains("[[policy]]");
         policies.extend(kept);
     }
-    let mut catalog = Catalog::from_specs(reports, metrics, policies);
+    let mut catalog = Catalog::from_specs(reports, metrics, policies).with_alerts(alerts);
     catalog.policies_incomplete = incomplete;
     (catalog, broken)
 }

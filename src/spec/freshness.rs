@@ -5,7 +5,7 @@ use crate::warehouse::reads::read_sql;
 
 /// A freshness gate: `sql` returns the newest date in the source (one row, one column);
 /// it must be at least the slot's date minus `expect_days_ago` in the report's timezone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FreshnessSpec {
     pub sql: String,
     pub expect_days_ago: u32,

@@ -4,6 +4,7 @@
 //! `chart`, `schedule`, `freshness`, `metric`, `access`).
 
 pub mod access;
+pub mod alert;
 pub mod chart;
 pub mod diagnostic;
 pub mod freshness;
@@ -23,6 +24,7 @@ use chrono_tz::Tz;
 use crate::warehouse::Dialect;
 
 pub use access::Access;
+pub use alert::AlertSpec;
 pub use chart::{
     ChartKind, ChartSpec, Column, Compare, Currency, Goal, Headline, Locale, NumberFormat,
     SlackChart,
@@ -66,14 +68,19 @@ pub struct LoadedFile {
     pub metrics: Vec<MetricSpec>,
     /// The `[[policy]]` entries of the file.
     pub policies: Vec<PolicySpec>,
+    /// The `[[alert]]` entries of the file.
+    pub alerts: Vec<AlertSpec>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl LoadedFile {
-    /// Valid, and defines a report, a metric or a policy.
+    /// Valid, and defines a report, a metric, a policy or an alert.
     pub fn is_valid(&self) -> bool {
         self.diagnostics.is_empty()
-            && (self.spec.is_some() || !self.metrics.is_empty() || !self.policies.is_empty())
+            && (self.spec.is_some()
+                || !self.metrics.is_empty()
+                || !self.policies.is_empty()
+                || !self.alerts.is_empty())
     }
 }
 
@@ -122,6 +129,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
     policy::flag_policy_problems(&mut files);
+    alert::flag_alert_problems(&mut files);
     Ok(files)
 }
 
@@ -245,6 +253,7 @@ fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> LoadedFile {
         spec: None,
         metrics: Vec::new(),
         policies: Vec::new(),
+        alerts: Vec::new(),
         diagnostics: vec![diagnostic],
     }
 }
@@ -267,6 +276,7 @@ pub fn load_source(path: &Path, source: String, defaults: &SpecDefaults) -> Load
         spec: if valid { read.spec } else { None },
         metrics: if valid { read.metrics } else { Vec::new() },
         policies: if valid { read.policies } else { Vec::new() },
+        alerts: if valid { read.alerts } else { Vec::new() },
         diagnostics,
         source,
     }

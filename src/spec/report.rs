@@ -10,7 +10,7 @@ use super::access::ACCESS_KEYS;
 use super::diagnostic::{self, Diagnostic};
 use super::walk::{Reader, Tbl};
 use super::{
-    Access, ChartSpec, FreshnessSpec, MetricSpec, PolicySpec, QuerySpec, ScheduleSpec,
+    Access, AlertSpec, ChartSpec, FreshnessSpec, MetricSpec, PolicySpec, QuerySpec, ScheduleSpec,
     SpecDefaults, report_id,
 };
 
@@ -47,7 +47,7 @@ pub struct Definition {
     pub purpose: String,
 }
 
-const ROOT_KEYS: [&str; 13] = [
+const ROOT_KEYS: [&str; 14] = [
     "title",
     "description",
     "owner",
@@ -61,6 +61,7 @@ const ROOT_KEYS: [&str; 13] = [
     "metric",
     "policy",
     "access",
+    "alert",
 ];
 
 const DEFINITION_KEYS: [&str; 3] = ["source", "refreshed", "purpose"];
@@ -71,6 +72,7 @@ pub(super) struct FileSpecs {
     pub spec: Option<ReportSpec>,
     pub metrics: Vec<MetricSpec>,
     pub policies: Vec<PolicySpec>,
+    pub alerts: Vec<AlertSpec>,
     pub errors: Vec<Diagnostic>,
 }
 
@@ -118,13 +120,15 @@ pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> F
     let metrics = r.metrics(&root).unwrap_or_default();
     let policies = r.policies(&root).unwrap_or_default();
     let has = |key: &str| root.table.iter().any(|(k, _)| k.get_ref().as_ref() == key);
-    if (has("metric") || has("policy")) && !has("query") {
-        // A file of metrics and policies only.
-        r.check_keys(&root, &["metric", "policy"]);
+    if (has("metric") || has("policy") || has("alert")) && !has("query") {
+        // A file of metrics, policies and alerts only.
+        r.check_keys(&root, &["metric", "policy", "alert"]);
+        let alerts = r.alerts(&root, defaults.timezone).unwrap_or_default();
         return FileSpecs {
             spec: None,
             metrics,
             policies,
+            alerts,
             errors: r.errors,
         };
     }
@@ -149,6 +153,9 @@ pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> F
     let query = r.table(&root, "query", true).map(|t| r.query(&t));
     let chart = r.table(&root, "chart", true).map(|t| r.chart(&t));
     let schedules = r.schedules(&root, timezone.unwrap_or(defaults.timezone));
+    let alerts = r
+        .alerts(&root, timezone.unwrap_or(defaults.timezone))
+        .unwrap_or_default();
     let access = match r.table(&root, "access", false) {
         Some(t) => {
             r.check_keys(&t, &ACCESS_KEYS);
@@ -190,6 +197,7 @@ pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> F
         spec,
         metrics,
         policies,
+        alerts,
         errors: r.errors,
     }
 }

@@ -1,0 +1,773 @@
+//! `[[alert]]`: what an alert watches (a catalog metric, split and filtered as `/kpi`
+//! takes it, or a report's headline), the condition that fires it, how it recovers, when
+//! it is evaluated and where it tells people. Any file under `reports/` may hold several.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use chrono::Weekday;
+use chrono_tz::Tz;
+use toml::Spanned;
+
+use super::FreshnessSpec;
+use super::walk::{Reader, Tbl, is_identifier, string_content_offset};
+use crate::warehouse::reads::read_sql;
+
+/// When an alert is evaluated if its spec names no `cron`: every day at 09:00.
+pub const DEFAULT_ALERT_CRON: &str = "0 0 9 * * *";
+
+/// A validated alert.
+#[derive(Debug, Clone)]
+pub struct AlertSpec {
+    /// Unique across the catalog; what `kpibot alerts backtest <name>` takes.
+    pub name: String,
+    /// What people read as the alert's name (default: the metric's label).
+    pub title: Option<String>,
+    pub path: PathBuf,
+    /// Where the `[[alert]]` entry is written.
+    pub span: Range<usize>,
+    /// `None` for conditions that read their own SQL (`rows`, `stale`).
+    pub watch: Option<Watch>,
+    pub condition: Condition,
+    /// Hysteresis: the level the value must get back past before the alert resolves
+    /// (only for `above` / `below`); `None`: the firing condition no longer holding.
+    pub recover: Option<f64>,
+    /// `#channel`, a channel ID, or a user ID for a direct message.
+    pub channel: String,
+    /// Who hears about evaluation errors (a channel or a user).
+    pub owner: String,
+    /// User IDs (`U…`) and user-group IDs (`S…`) mentioned when it fires.
+    pub mentions: Vec<String>,
+    pub cron: cron::Schedule,
+    pub timezone: Tz,
+    /// The day evaluated is today minus this many days in `timezone` (default 1:
+    /// yesterday, the last complete day of a daily mart).
+    pub lag_days: u32,
+    /// Evaluations the condition must hold before the alert fires (pending until then).
+    pub pending_evaluations: u32,
+    /// Evaluations the recovery must hold before a firing alert resolves.
+    pub keep_firing_evaluations: u32,
+    /// Evaluations between reminders while firing; 0 never reminds.
+    pub remind_every: u32,
+    /// A thread reply when the value moves this many percent further past the threshold
+    /// than the last notice said.
+    pub worsen_percent: Option<f64>,
+    pub on_no_data: OnProblem,
+    pub on_error: OnProblem,
+    /// At most this many instances (dimension values); the rest are dropped and the owner
+    /// told. `None`: the `alerts.max_instances` setting.
+    pub max_instances: Option<u32>,
+    pub mutes: Vec<Mute>,
+}
+
+/// What an alert watches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Watch {
+    /// A catalog metric per day, optionally one instance per value of `by`.
+    Metric {
+        metric: String,
+        by: Option<String>,
+        filters: Vec<(String, Vec<String>)>,
+        /// Where `metric = …` is written (cross-file problems point here).
+        span: Range<usize>,
+    },
+    /// A report's headline.
+    Report { report: String, span: Range<usize> },
+}
+
+/// Which earlier value a change is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeAgainst {
+    /// The day before.
+    PreviousDay,
+    /// The same weekday a week before (the default: weekly rhythms cancel out).
+    PreviousWeek,
+}
+
+impl ChangeAgainst {
+    pub const NAMES: [&'static str; 2] = ["previous_day", "previous_week"];
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "previous_day" => Some(Self::PreviousDay),
+            "previous_week" => Some(Self::PreviousWeek),
+            _ => None,
+        }
+    }
+    /// How many days back the compared value lies.
+    pub fn days(self) -> i64 {
+        match self {
+            Self::PreviousDay => 1,
+            Self::PreviousWeek => 7,
+        }
+    }
+}
+
+/// What fires an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Above(f64),
+    Below(f64),
+    /// The value moved by at least `percent` % or `units` against an earlier day; the sign
+    /// says the direction (negative: a drop).
+    Change {
+        against: ChangeAgainst,
+        percent: Option<f64>,
+        units: Option<f64>,
+    },
+    /// Outside mean ± `sigmas` standard deviations of the same weekday over the last
+    /// `weeks` weeks; never fires with fewer than `min_weeks` of them.
+    Band {
+        weeks: u32,
+        sigmas: f64,
+        min_weeks: u32,
+    },
+    /// The evaluated day has no value.
+    NoData,
+    /// The source is not refreshed (the freshness check reports have).
+    Stale(FreshnessSpec),
+    /// A query returns rows: each new row is one instance, notified once.
+    Rows { sql: String },
+}
+
+impl Condition {
+    /// The condition in one line, for the message and `kpibot alerts`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Above(x) => format!("above {x}"),
+            Self::Below(x) => format!("below {x}"),
+            Self::Change {
+                against,
+                percent,
+                units,
+            } => {
+                let by = match (percent, units) {
+                    (Some(p), _) => format!("{p:+}%"),
+                    (None, Some(u)) => format!("{u:+}"),
+                    (None, None) => String::new(),
+                };
+                let against = match against {
+                    ChangeAgainst::PreviousDay => "the day before",
+                    ChangeAgainst::PreviousWeek => "the same weekday a week before",
+                };
+                format!("change of {by} or more against {against}")
+            }
+            Self::Band {
+                weeks,
+                sigmas,
+                min_weeks,
+            } => format!(
+                "outside mean ± {sigmas} sd of the same weekday over {weeks} weeks (at least {min_weeks})"
+            ),
+            Self::NoData => "no data".into(),
+            Self::Stale(f) => format!("source older than {} days", f.expect_days_ago),
+            Self::Rows { .. } => "the query returns rows".into(),
+        }
+    }
+}
+
+/// The state a problem (no data, a failed query) puts an instance in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnProblem {
+    /// Keep whatever state it was in.
+    Keep,
+    Ok,
+    Firing,
+    /// The "error" state: the owner is told, the channel is not.
+    Error,
+}
+
+impl OnProblem {
+    pub const NAMES: [&'static str; 4] = ["keep", "ok", "firing", "error"];
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "keep" => Some(Self::Keep),
+            "ok" => Some(Self::Ok),
+            "firing" => Some(Self::Firing),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+}
+
+/// A mute window on the alert's wall clock: on these weekdays (all, if none are named),
+/// between these hours (all day, if none). Notices are held and summarised after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mute {
+    pub days: Vec<Weekday>,
+    /// `[from, to)` in hours 0–24; `from > to` wraps past midnight (`22-7`).
+    pub hours: Option<(u32, u32)>,
+}
+
+const ALERT_KEYS: [&str; 26] = [
+    "name",
+    "title",
+    "metric",
+    "report",
+    "by",
+    "where",
+    "above",
+    "below",
+    "change",
+    "band",
+    "no_data",
+    "stale",
+    "rows",
+    "recover",
+    "channel",
+    "owner",
+    "mention",
+    "cron",
+    "timezone",
+    "lag_days",
+    "for",
+    "keep_firing_for",
+    "remind_every",
+    "worsen_percent",
+    "on_no_data",
+    "on_error",
+];
+/// Keys read outside [`ALERT_KEYS`]'s first screen.
+const MORE_ALERT_KEYS: [&str; 2] = ["max_instances", "mute"];
+
+const CONDITIONS: [&str; 7] = ["above", "below", "change", "band", "no_data", "stale", "rows"];
+const CHANGE_KEYS: [&str; 3] = ["percent", "units", "against"];
+const BAND_KEYS: [&str; 3] = ["weeks", "sigmas", "min_weeks"];
+const MUTE_KEYS: [&str; 2] = ["days", "hours"];
+
+fn weekday(name: &str) -> Option<Weekday> {
+    match name.to_ascii_lowercase().get(..3)? {
+        "mon" => Some(Weekday::Mon),
+        "tue" => Some(Weekday::Tue),
+        "wed" => Some(Weekday::Wed),
+        "thu" => Some(Weekday::Thu),
+        "fri" => Some(Weekday::Fri),
+        "sat" => Some(Weekday::Sat),
+        "sun" => Some(Weekday::Sun),
+        _ => None,
+    }
+}
+
+/// `22-7` → (22, 7); hours 0–24, the two ends different.
+fn hour_range(text: &str) -> Option<(u32, u32)> {
+    let (from, to) = text.split_once('-')?;
+    let (from, to): (u32, u32) = (from.trim().parse().ok()?, to.trim().parse().ok()?);
+    (from <= 24 && to <= 24 && from != to).then_some((from, to))
+}
+
+impl Reader<'_> {
+    pub(super) fn alerts(&mut self, root: &Tbl, default_tz: Tz) -> Option<Vec<AlertSpec>> {
+        self.array_of_tables(
+            root,
+            "alert",
+            "write each alert as `[[alert]]` with name, metric, a condition and channel",
+            |r, t| r.alert(t, default_tz),
+        )
+    }
+
+    fn alert(&mut self, t: &Tbl, default_tz: Tz) -> Option<AlertSpec> {
+        let keys: Vec<&str> = ALERT_KEYS.iter().chain(&MORE_ALERT_KEYS).copied().collect();
+        self.check_keys(t, &keys);
+        let name = self.string(t, "name", true);
+        if let Some(name) = &name
+            && !is_identifier(name.get_ref())
+        {
+            self.error(
+                name.span(),
+                format!("`{}` cannot be an alert name", name.get_ref()),
+            )
+            .hint = Some("use letters, digits and `_`, e.g. `signups_drop`".into());
+        }
+        let title = self.string(t, "title", false).map(Spanned::into_inner);
+        let channel = self.string(t, "channel", true);
+        let owner = self.string(t, "owner", true);
+        let mentions = self.string_list(t, "mention");
+        let timezone = match self.string(t, "timezone", false) {
+            Some(tz) => self.timezone(&tz),
+            None => Some(default_tz),
+        };
+        let cron = match self.string(t, "cron", false) {
+            Some(text) => self.cron(&text, timezone),
+            None => DEFAULT_ALERT_CRON.parse().ok(),
+        };
+        let count = |r: &mut Self, key: &str, max: u64, default: u32| {
+            r.whole_number(t, key, 0..=max, &format!("a whole number from 0 to {max}"))
+                .map(|n| n.map_or(default, |n| n as u32))
+        };
+        let lag_days = count(self, "lag_days", 31, 1);
+        let pending = count(self, "for", 100, 1).map(|n| n.max(1));
+        let keep_firing = count(self, "keep_firing_for", 100, 1).map(|n| n.max(1));
+        let remind_every = count(self, "remind_every", 1000, 0);
+        let max_instances = self
+            .whole_number(t, "max_instances", 1..=100_000, "a whole number from 1 to 100000")
+            .map(|n| n.map(|n| n as u32));
+        let worsen_percent = self.number(t, "worsen_percent");
+        let recover = self.number(t, "recover");
+        let on_no_data = self.choice(
+            t,
+            "on_no_data",
+            &OnProblem::NAMES,
+            OnProblem::parse,
+            Some(OnProblem::Error),
+        );
+        let on_error = self.choice(
+            t,
+            "on_error",
+            &OnProblem::NAMES,
+            OnProblem::parse,
+            Some(OnProblem::Error),
+        );
+        let mutes = self.mutes(t);
+        let condition = self.condition(t);
+        let watch = self.watch(t);
+        if let (Some(None), Some(c)) = (&watch, &condition)
+            && !matches!(c, Condition::Rows { .. } | Condition::Stale(_))
+        {
+            self.missing(t, "metric", "the catalog metric the alert watches, or `report = …`");
+            return None;
+        }
+        if let (Some(Some(_)), Some(recover)) = (&recover, &condition)
+            && !matches!(recover, Condition::Above(_) | Condition::Below(_))
+        {
+            let span = Self::lookup(t, "recover").map_or(t.anchor.clone(), |v| v.span());
+            self.error(span, "`recover` only goes with `above` or `below`")
+                .hint = Some("other conditions resolve when they stop holding; remove `recover`".into());
+            return None;
+        }
+        // Hysteresis must sit on the safe side of the threshold, or it would never hold.
+        if let (Some(Some(level)), Some(c)) = (&recover, &condition) {
+            let wrong = match c {
+                Condition::Above(x) => level > x,
+                Condition::Below(x) => level < x,
+                _ => false,
+            };
+            if wrong {
+                let span = Self::lookup(t, "recover").map_or(t.anchor.clone(), |v| v.span());
+                self.error(
+                    span,
+                    format!("`recover = {level}` is past the firing threshold"),
+                )
+                .hint = Some(
+                    "recovery is the level the value must get back to: below an `above` threshold, above a `below` one".into(),
+                );
+                return None;
+            }
+        }
+        Some(AlertSpec {
+            name: name?.into_inner(),
+            title,
+            path: self.path.to_path_buf(),
+            span: t.anchor.clone(),
+            watch: watch?,
+            condition: condition?,
+            recover: recover?,
+            channel: channel?.into_inner(),
+            owner: owner?.into_inner(),
+            mentions: mentions?,
+            cron: cron?,
+            timezone: timezone?,
+            lag_days: lag_days?,
+            pending_evaluations: pending?,
+            keep_firing_evaluations: keep_firing?,
+            remind_every: remind_every?,
+            worsen_percent: worsen_percent?,
+            on_no_data: on_no_data?,
+            on_error: on_error?,
+            max_instances: max_instances?,
+            mutes: mutes?,
+        })
+    }
+
+    /// An optional number (integer or float); `Some(None)` when absent.
+    pub(super) fn number(&mut self, t: &Tbl, key: &str) -> Option<Option<f64>> {
+        use toml::de::DeValue;
+        let Some(v) = Self::lookup(t, key) else {
+            return Some(None);
+        };
+        match v.get_ref() {
+            DeValue::Integer(i) => i.as_str().replace('_', "").parse::<f64>().ok(),
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            _ => None,
+        }
+        .filter(|x| x.is_finite())
+        .map(Some)
+        .or_else(|| {
+            self.wrong_type(t, key, v, "a number");
+            None
+        })
+    }
+
+    fn watch(&mut self, t: &Tbl) -> Option<Option<Watch>> {
+        let metric = self.string(t, "metric", false);
+        let report = self.string(t, "report", false);
+        let by = self.string(t, "by", false);
+        let filters = self.filters(t);
+        match (metric, report) {
+            (Some(m), Some(r)) => {
+                self.error(r.span(), "an alert watches a `metric` or a `report`, not both");
+                let _ = m;
+                None
+            }
+            (Some(metric), None) => Some(Some(Watch::Metric {
+                span: metric.span(),
+                metric: metric.into_inner(),
+                by: by.map(Spanned::into_inner),
+                filters: filters?,
+            })),
+            (None, Some(report)) => {
+                for key in ["by", "where"] {
+                    if let Some(v) = Self::lookup(t, key) {
+                        self.error(v.span(), format!("`{key}` needs `metric`"))
+                            .hint = Some("a report's headline is one number; split or filter a catalog metric instead".into());
+                    }
+                }
+                Some(Some(Watch::Report {
+                    span: report.span(),
+                    report: report.into_inner(),
+                }))
+            }
+            (None, None) => Some(None),
+        }
+    }
+
+    /// `where = { role = "student", prefecture = ["東京都", "大阪府"] }`.
+    fn filters(&mut self, t: &Tbl) -> Option<Vec<(String, Vec<String>)>> {
+        let Some(table) = self.table(t, "where", false) else {
+            return if Self::lookup(t, "where").is_some() {
+                None
+            } else {
+                Some(Vec::new())
+            };
+        };
+        let mut filters = Vec::new();
+        for (key, value) in table.table.iter() {
+            let values = match value.get_ref() {
+                toml::de::DeValue::String(s) => Some(vec![s.to_string()]),
+                _ => value.get_ref().as_array().and_then(|items| {
+                    items
+                        .iter()
+                        .map(|i| i.get_ref().as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                }),
+            };
+            match values {
+                Some(values) if !values.is_empty() => {
+                    filters.push((key.get_ref().to_string(), values))
+                }
+                _ => {
+                    self.wrong_type(&table, key.get_ref(), value, "a string or a list of strings");
+                    return None;
+                }
+            }
+        }
+        Some(filters)
+    }
+
+    fn condition(&mut self, t: &Tbl) -> Option<Condition> {
+        let present: Vec<&str> = CONDITIONS
+            .iter()
+            .copied()
+            .filter(|c| Self::lookup(t, c).is_some())
+            .collect();
+        match present.as_slice() {
+            [] => {
+                let d = self.error(t.anchor.clone(), "the alert has no condition");
+                d.hint = Some(format!("add one of: {}", CONDITIONS.join(", ")));
+                None
+            }
+            [one] => self.one_condition(t, one),
+            [first, second, ..] => {
+                let span = Self::lookup(t, second).map_or(t.anchor.clone(), |v| v.span());
+                self.error(
+                    span,
+                    format!("an alert has one condition; `{first}` and `{second}` are both set"),
+                )
+                .hint = Some("write a second `[[alert]]` for the other condition".into());
+                None
+            }
+        }
+    }
+
+    fn one_condition(&mut self, t: &Tbl, key: &str) -> Option<Condition> {
+        match key {
+            "above" => self.number(t, "above").map(|x| Condition::Above(x.unwrap_or(0.0))),
+            "below" => self.number(t, "below").map(|x| Condition::Below(x.unwrap_or(0.0))),
+            "change" => {
+                let c = self.table(t, "change", true)?;
+                self.check_keys(&c, &CHANGE_KEYS);
+                let percent = self.number(&c, "percent")?;
+                let units = self.number(&c, "units")?;
+                let against = self.choice(
+                    &c,
+                    "against",
+                    &ChangeAgainst::NAMES,
+                    ChangeAgainst::parse,
+                    Some(ChangeAgainst::PreviousWeek),
+                )?;
+                match (percent, units) {
+                    (Some(p), None) if p != 0.0 => Some(Condition::Change {
+                        against,
+                        percent: Some(p),
+                        units: None,
+                    }),
+                    (None, Some(u)) if u != 0.0 => Some(Condition::Change {
+                        against,
+                        percent: None,
+                        units: Some(u),
+                    }),
+                    _ => {
+                        self.error(
+                            c.anchor.clone(),
+                            "`change` needs one of `percent` or `units`, not zero",
+                        )
+                        .hint = Some(
+                            "e.g. `change = { percent = -20 }` fires on a drop of 20 % or more against the same weekday a week before".into(),
+                        );
+                        None
+                    }
+                }
+            }
+            "band" => {
+                let b = self.table(t, "band", true)?;
+                self.check_keys(&b, &BAND_KEYS);
+                let weeks = self.whole_number(&b, "weeks", 2..=52, "a whole number from 2 to 52");
+                let min_weeks =
+                    self.whole_number(&b, "min_weeks", 2..=52, "a whole number from 2 to 52");
+                let sigmas = self.number(&b, "sigmas");
+                let weeks = weeks?.unwrap_or(4) as u32;
+                let min_weeks = min_weeks?.map_or(weeks.min(3), |n| n as u32);
+                let sigmas = sigmas?.unwrap_or(3.0);
+                if min_weeks > weeks || sigmas <= 0.0 {
+                    self.error(
+                        b.anchor.clone(),
+                        "`band` needs `min_weeks` ≤ `weeks` and `sigmas` above 0",
+                    );
+                    return None;
+                }
+                Some(Condition::Band {
+                    weeks,
+                    sigmas,
+                    min_weeks,
+                })
+            }
+            "no_data" => match self.flag(t, "no_data", false)? {
+                true => Some(Condition::NoData),
+                false => {
+                    let span = Self::lookup(t, "no_data").map_or(t.anchor.clone(), |v| v.span());
+                    self.error(span, "`no_data = false` is no condition; remove it");
+                    None
+                }
+            },
+            "stale" => {
+                let s = self.table(t, "stale", true)?;
+                self.freshness(&s).map(Condition::Stale)
+            }
+            "rows" => {
+                let sql = self.string(t, "rows", true)?;
+                if sql.get_ref().trim().is_empty() {
+                    self.error(sql.span(), "`rows` is empty");
+                    return None;
+                }
+                let reads = read_sql(sql.get_ref(), self.dialect);
+                self.forbid(&reads, sql.span());
+                let offset = string_content_offset(self.source, sql.span(), sql.get_ref());
+                self.forbid_clock(sql.get_ref(), offset, sql.span());
+                Some(Condition::Rows {
+                    sql: sql.into_inner(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn mutes(&mut self, t: &Tbl) -> Option<Vec<Mute>> {
+        self.array_of_tables(
+            t,
+            "mute",
+            "write each mute window as `[[alert.mute]]` with `days` and/or `hours`",
+            |r, m| {
+                r.check_keys(m, &MUTE_KEYS);
+                let days = r.string_list(m, "days")?;
+                let mut weekdays = Vec::new();
+                for day in &days {
+                    match weekday(day) {
+                        Some(d) => weekdays.push(d),
+                        None => {
+                            let span =
+                                Self::lookup(m, "days").map_or(m.anchor.clone(), |v| v.span());
+                            r.error(span, format!("`{day}` is not a weekday"))
+                                .hint = Some("write days as `mon`, `tue`, … `sun`".into());
+                            return None;
+                        }
+                    }
+                }
+                let hours = match r.string(m, "hours", false) {
+                    None => None,
+                    Some(text) => match hour_range(text.get_ref()) {
+                        Some(range) => Some(range),
+                        None => {
+                            r.error(
+                                text.span(),
+                                format!("`{}` is not an hour range", text.get_ref()),
+                            )
+                            .hint = Some(
+                                "write `from-to` in hours 0–24 on the alert's clock, e.g. `22-7` (wraps past midnight)".into(),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                if weekdays.is_empty() && hours.is_none() {
+                    r.error(m.anchor.clone(), "a mute window needs `days` or `hours`");
+                    return None;
+                }
+                Some(Mute {
+                    days: weekdays,
+                    hours,
+                })
+            },
+        )
+    }
+}
+
+impl AlertSpec {
+    /// The alert in one line: what it watches and when it fires.
+    pub fn definition_line(&self) -> String {
+        let watched = match &self.watch {
+            Some(Watch::Metric {
+                metric,
+                by,
+                filters,
+                ..
+            }) => {
+                let mut text = metric.clone();
+                if let Some(by) = by {
+                    text.push_str(&format!(" by {by}"));
+                }
+                for (dimension, values) in filters {
+                    text.push_str(&format!(" where {dimension}={}", values.join(",")));
+                }
+                text
+            }
+            Some(Watch::Report { report, .. }) => format!("report {report}"),
+            None => "its query".into(),
+        };
+        let mut line = format!("{watched}: {}", self.condition.describe());
+        if let Some(level) = self.recover {
+            line.push_str(&format!(", recovers past {level}"));
+        }
+        if self.pending_evaluations > 1 {
+            line.push_str(&format!(", for {} evaluations", self.pending_evaluations));
+        }
+        line
+    }
+}
+
+impl Mute {
+    /// Whether `local` (the alert's wall clock) falls in this window.
+    pub fn covers(&self, local: chrono::NaiveDateTime) -> bool {
+        use chrono::{Datelike, Timelike};
+        let hour = local.hour();
+        let (day, in_hours) = match self.hours {
+            None => (local.weekday(), true),
+            Some((from, to)) if from < to => (local.weekday(), hour >= from && hour < to),
+            // Wrapping past midnight: the early hours belong to the day the window began.
+            Some((from, to)) => {
+                if hour >= from {
+                    (local.weekday(), true)
+                } else if hour < to {
+                    (local.weekday().pred(), true)
+                } else {
+                    (local.weekday(), false)
+                }
+            }
+        };
+        in_hours && (self.days.is_empty() || self.days.contains(&day))
+    }
+}
+
+/// Checks across files: alert names are unique, and every alert's metric (with its `by`
+/// and `where` dimensions) or report exists. A file with a problem loses its alerts.
+pub(super) fn flag_alert_problems(files: &mut [super::LoadedFile]) {
+    use std::collections::BTreeMap;
+
+    use super::Diagnostic;
+    use super::diagnostic::did_you_mean;
+
+    let metrics: BTreeMap<String, Vec<String>> = files
+        .iter()
+        .flat_map(|f| &f.metrics)
+        .map(|m| (m.name.clone(), m.dimensions.keys().cloned().collect()))
+        .collect();
+    let reports: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.spec.as_ref().map(|s| s.id.clone()))
+        .collect();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for file in files.iter_mut() {
+        let mut problems = Vec::new();
+        for alert in &file.alerts {
+            if let Some(first) = seen.get(&alert.name.to_lowercase()) {
+                problems.push(
+                    Diagnostic::new(
+                        &file.path,
+                        alert.span.clone(),
+                        format!("duplicate alert name `{}`", alert.name),
+                    )
+                    .with_hint(format!("{} already defines it; rename one", first.display())),
+                );
+            } else {
+                seen.insert(alert.name.to_lowercase(), file.path.clone());
+            }
+            match &alert.watch {
+                Some(Watch::Metric {
+                    metric,
+                    by,
+                    filters,
+                    span,
+                }) => match metrics.get(metric) {
+                    None => problems.push(
+                        Diagnostic::new(&file.path, span.clone(), format!("no metric `{metric}`"))
+                            .maybe_hint(did_you_mean(metric, metrics.keys().map(String::as_str)))
+                            .with_label("alerts watch a `[[metric]]` of the catalog"),
+                    ),
+                    Some(dimensions) => {
+                        let asked = by.iter().chain(filters.iter().map(|(d, _)| d));
+                        for dimension in asked {
+                            if !dimensions.contains(dimension) {
+                                problems.push(
+                                    Diagnostic::new(
+                                        &file.path,
+                                        alert.span.clone(),
+                                        format!("metric `{metric}` has no dimension `{dimension}`"),
+                                    )
+                                    .with_hint(format!(
+                                        "its dimensions: {}",
+                                        if dimensions.is_empty() {
+                                            "none".to_string()
+                                        } else {
+                                            dimensions.join(", ")
+                                        }
+                                    )),
+                                );
+                            }
+                        }
+                    }
+                },
+                Some(Watch::Report { report, span }) if !reports.contains(report) => problems
+                    .push(
+                        Diagnostic::new(&file.path, span.clone(), format!("no report `{report}`"))
+                            .maybe_hint(did_you_mean(report, reports.iter().map(String::as_str))),
+                    ),
+                _ => {}
+            }
+        }
+        if !problems.is_empty() {
+            file.diagnostics.extend(problems);
+            file.diagnostics.sort_by_key(|d| d.span.start);
+            file.spec = None;
+            file.metrics.clear();
+            file.policies.clear();
+            file.alerts.clear();
+        }
+    }
+}
