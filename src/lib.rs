@@ -9,6 +9,7 @@
 //! [`settings`]; [`cli`] holds the verbs; [`ops`] the health and metrics endpoints.
 
 pub mod adhoc;
+pub mod alerts;
 pub mod app;
 pub mod catalog;
 pub mod cli;

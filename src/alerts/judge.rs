@@ -1,0 +1,303 @@
+//! Whether an alert's condition holds on one day of a daily series: the value, what it was
+//! measured against (threshold, earlier day, band), and whether it has recovered.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate};
+
+use crate::spec::alert::Condition;
+
+/// Which way the value is bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// What an evaluation saw for one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Judged(Judged),
+    /// The evaluated day has no value (or what it is compared with has none).
+    NoData,
+    /// The query failed; the text is for the owner.
+    Error(String),
+}
+
+/// The condition judged on one day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub value: Option<f64>,
+    /// The firing condition holds.
+    pub holds: bool,
+    /// The recovery condition holds (with hysteresis, not simply `!holds`).
+    pub recovered: bool,
+    /// Which way is worse, for "significant worsening".
+    pub worse: Direction,
+    /// What the value was measured against: the threshold, the earlier value, or the band.
+    pub reference: Reference,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Reference {
+    Threshold(f64),
+    /// The earlier value and the change against it (percent when the condition is in
+    /// percent, else units).
+    Earlier {
+        day: NaiveDate,
+        value: f64,
+        change: f64,
+        percent: bool,
+    },
+    Band {
+        low: f64,
+        high: f64,
+        weeks: u32,
+    },
+    Nothing,
+}
+
+/// The weekday values a band is built from, oldest first, and how many there are.
+fn band_history(
+    series: &BTreeMap<NaiveDate, f64>,
+    day: NaiveDate,
+    weeks: u32,
+) -> Vec<f64> {
+    (1..=i64::from(weeks))
+        .rev()
+        .filter_map(|k| series.get(&(day - Duration::days(7 * k))).copied())
+        .collect()
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, variance.sqrt())
+}
+
+/// The condition (with `recover`, its hysteresis level) on `day` of `series`.
+/// `Stale` and `Rows` read their own SQL and are judged where they run.
+pub fn judge(
+    condition: &Condition,
+    recover: Option<f64>,
+    series: &BTreeMap<NaiveDate, f64>,
+    day: NaiveDate,
+) -> Seen {
+    let value = series.get(&day).copied();
+    if let Condition::NoData = condition {
+        return Seen::Judged(Judged {
+            value,
+            holds: value.is_none(),
+            recovered: value.is_some(),
+            worse: Direction::Down,
+            reference: Reference::Nothing,
+        });
+    }
+    let Some(v) = value else {
+        return Seen::NoData;
+    };
+    let judged = |holds: bool, recovered: bool, worse: Direction, reference: Reference| {
+        Seen::Judged(Judged {
+            value: Some(v),
+            holds,
+            recovered,
+            worse,
+            reference,
+        })
+    };
+    match condition {
+        Condition::Above(x) => judged(
+            v > *x,
+            v <= recover.unwrap_or(*x),
+            Direction::Up,
+            Reference::Threshold(*x),
+        ),
+        Condition::Below(x) => judged(
+            v < *x,
+            v >= recover.unwrap_or(*x),
+            Direction::Down,
+            Reference::Threshold(*x),
+        ),
+        Condition::Change {
+            against,
+            percent,
+            units,
+        } => {
+            let earlier_day = day - Duration::days(against.days());
+            let Some(earlier) = series.get(&earlier_day).copied() else {
+                return Seen::NoData;
+            };
+            let (change, limit, is_percent) = match (percent, units) {
+                (Some(p), _) => {
+                    if earlier == 0.0 {
+                        return Seen::NoData;
+                    }
+                    ((v - earlier) / earlier.abs() * 100.0, *p, true)
+                }
+                (None, Some(u)) => (v - earlier, *u, false),
+                (None, None) => return Seen::NoData,
+            };
+            let holds = if limit < 0.0 {
+                change <= limit
+            } else {
+                change >= limit
+            };
+            judged(
+                holds,
+                !holds,
+                if limit < 0.0 {
+                    Direction::Down
+                } else {
+                    Direction::Up
+                },
+                Reference::Earlier {
+                    day: earlier_day,
+                    value: earlier,
+                    change,
+                    percent: is_percent,
+                },
+            )
+        }
+        Condition::Band {
+            weeks,
+            sigmas,
+            min_weeks,
+        } => {
+            let history = band_history(series, day, *weeks);
+            if history.len() < *min_weeks as usize {
+                // Too little history to say what is usual: never fires.
+                return judged(false, true, Direction::Down, Reference::Nothing);
+            }
+            let (mean, sd) = mean_sd(&history);
+            let (low, high) = (mean - sigmas * sd, mean + sigmas * sd);
+            let holds = v < low || v > high;
+            judged(
+                holds,
+                !holds,
+                if v < mean {
+                    Direction::Down
+                } else {
+                    Direction::Up
+                },
+                Reference::Band {
+                    low,
+                    high,
+                    weeks: history.len() as u32,
+                },
+            )
+        }
+        Condition::NoData | Condition::Stale(_) | Condition::Rows { .. } => Seen::NoData,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::alert::ChangeAgainst;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    fn series(values: &[(u32, f64)]) -> BTreeMap<NaiveDate, f64> {
+        values.iter().map(|(d, v)| (day(*d), *v)).collect()
+    }
+
+    fn holds(seen: &Seen) -> (bool, bool) {
+        match seen {
+            Seen::Judged(j) => (j.holds, j.recovered),
+            other => panic!("expected a judgement, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn thresholds_with_hysteresis_leave_a_band_where_nothing_changes() {
+        let s = series(&[(1, 90.0), (2, 105.0), (3, 125.0)]);
+        let below = Condition::Below(100.0);
+        assert_eq!(holds(&judge(&below, Some(120.0), &s, day(1))), (true, false));
+        // Between the threshold and the recovery level: neither fires nor recovers.
+        assert_eq!(holds(&judge(&below, Some(120.0), &s, day(2))), (false, false));
+        assert_eq!(holds(&judge(&below, Some(120.0), &s, day(3))), (false, true));
+        // Without hysteresis, recovery is the condition not holding.
+        assert_eq!(holds(&judge(&below, None, &s, day(2))), (false, true));
+        assert_eq!(holds(&judge(&Condition::Above(100.0), None, &s, day(2))), (true, false));
+    }
+
+    #[test]
+    fn a_change_is_measured_against_the_same_weekday_a_week_before() {
+        let s = series(&[(1, 200.0), (7, 100.0), (8, 150.0)]);
+        let drop = Condition::Change {
+            against: ChangeAgainst::PreviousWeek,
+            percent: Some(-20.0),
+            units: None,
+        };
+        // 150 against 200 a week before: -25 %.
+        let Seen::Judged(j) = judge(&drop, None, &s, day(8)) else {
+            panic!()
+        };
+        assert!(j.holds);
+        assert_eq!(
+            j.reference,
+            Reference::Earlier {
+                day: day(1),
+                value: 200.0,
+                change: -25.0,
+                percent: true
+            }
+        );
+        // Against the day before it is a rise of 50 %: a drop condition does not hold.
+        let day_before = Condition::Change {
+            against: ChangeAgainst::PreviousDay,
+            percent: Some(-20.0),
+            units: None,
+        };
+        assert_eq!(holds(&judge(&day_before, None, &s, day(8))), (false, true));
+        let rise = Condition::Change {
+            against: ChangeAgainst::PreviousDay,
+            percent: None,
+            units: Some(40.0),
+        };
+        assert_eq!(holds(&judge(&rise, None, &s, day(8))), (true, false));
+        // Nothing a week before the 7th: no data, not "no change".
+        assert_eq!(judge(&drop, None, &s, day(7)), Seen::NoData);
+    }
+
+    #[test]
+    fn a_band_needs_its_minimum_history_and_uses_the_same_weekday() {
+        // Four Mondays of 100, 110, 90, 100 (mean 100, sd ≈ 8.16); other days wild.
+        let mut s = series(&[(2, 100.0), (9, 110.0), (16, 90.0), (23, 100.0)]);
+        for d in [3, 10, 17, 24] {
+            s.insert(day(d), 5000.0);
+        }
+        let band = Condition::Band {
+            weeks: 4,
+            sigmas: 3.0,
+            min_weeks: 3,
+        };
+        s.insert(day(30), 70.0);
+        let Seen::Judged(j) = judge(&band, None, &s, day(30)) else {
+            panic!()
+        };
+        assert!(j.holds, "70 is below 100 - 3 × 8.16");
+        assert_eq!(j.worse, Direction::Down);
+        s.insert(day(30), 80.0);
+        assert_eq!(holds(&judge(&band, None, &s, day(30))), (false, true));
+        // Only two earlier Mondays: too little history to fire, however far off.
+        let short = series(&[(16, 90.0), (23, 100.0), (30, 1.0)]);
+        assert_eq!(holds(&judge(&band, None, &short, day(30))), (false, true));
+    }
+
+    #[test]
+    fn no_data_is_its_own_condition_or_a_state_for_the_others() {
+        let s = series(&[(1, 5.0)]);
+        assert_eq!(holds(&judge(&Condition::NoData, None, &s, day(2))), (true, false));
+        assert_eq!(holds(&judge(&Condition::NoData, None, &s, day(1))), (false, true));
+        assert_eq!(judge(&Condition::Above(1.0), None, &s, day(2)), Seen::NoData);
+    }
+}
