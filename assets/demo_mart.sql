@@ -66,6 +66,15 @@ CREATE TEMP TABLE kp_prefectures AS SELECT * FROM (VALUES
     ('佐賀県', 41, 80), ('長崎県', 42, 128), ('熊本県', 43, 172), ('大分県', 44, 111), ('宮崎県', 45, 105),
     ('鹿児島県', 46, 156), ('沖縄県', 47, 147)) AS t(prefecture, pref_no, weight);
 
+-- The incident the example alerts catch: Fukuoka's schools' network filter blocked the
+-- app for six days (24 to 19 days before the end); active users there fell to about a
+-- third, then recovered. Every other prefecture is untouched.
+CREATE TEMP MACRO kp_fukuoka_outage(d, prefecture) AS (
+    CASE WHEN prefecture = '福岡県'
+          AND d BETWEEN getvariable('mart_end')::DATE - 24 AND getvariable('mart_end')::DATE - 19
+         THEN 0.35 ELSE 1.0 END
+);
+
 CREATE OR REPLACE TABLE mart.daily_active_users AS
 SELECT
     d.day AS activity_date,
@@ -76,6 +85,7 @@ SELECT
         r.base * s.share * (p.weight / 12406.0) * d.growth
         * kp_school_factor(d.day) * kp_weekday_factor(d.day, r.role)
         * (0.90 + 0.20 * kp_noise(d.day_no, r.role_no * 1000 + s.type_no * 100 + p.pref_no))
+        * kp_fukuoka_outage(d.day, p.prefecture)
     ) AS INTEGER) AS active_users
 FROM kp_days d, kp_roles r, kp_school_types s, kp_prefectures p
 ORDER BY activity_date, role, school_type, prefecture;
@@ -138,4 +148,4 @@ WHERE d.day <> getvariable('mart_end')::DATE - 400
 ORDER BY visit_date, device;
 
 CREATE OR REPLACE TABLE mart.kpibot_demo_build AS
-SELECT getvariable('mart_end')::DATE AS data_through, 1 AS mart_version;
+SELECT getvariable('mart_end')::DATE AS data_through, 2 AS mart_version;

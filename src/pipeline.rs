@@ -245,6 +245,24 @@ async fn query_window(
     Ok((table, data))
 }
 
+/// The report's headline as a run at `options.now` would show it, without drawing
+/// anything: what an alert watching the report reads.
+pub async fn headline(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    options: &RunOptions,
+) -> Result<Option<f64>, PipelineError> {
+    let window = window_for(spec, None, options.now, &options.limits.window).map_err(|source| {
+        PipelineError::Period {
+            report: spec.id.clone(),
+            source,
+        }
+    })?;
+    let run_date = today_in(spec.timezone, options.now);
+    let (_, data) = query_window(warehouse, spec, window, run_date, options).await?;
+    Ok(data.headline(spec.chart.headline).map(|(v, _)| v))
+}
+
 /// Runs CPU-bound `work` on the blocking pool, not on the async workers.
 async fn off_runtime<T: Send + 'static>(
     spec: &ReportSpec,

@@ -68,6 +68,30 @@ pub struct Settings {
     pub log: LogSettings,
     pub slash: SlashSettings,
     pub limits: LimitsSettings,
+    pub alerts: AlertsSettings,
+}
+
+/// Bounds on alerts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSettings {
+    /// Instances (dimension values) one alert may track unless it sets `max_instances`;
+    /// past it the rest are dropped and the owner told. Default 50.
+    pub max_instances: u32,
+    /// Days `kpibot alerts backtest` replays when no `--since` is given. Default 60.
+    pub backtest_days: u32,
+    /// Small charts in one digest message; the rest are listed as text. Default 6.
+    pub digest_charts: u32,
+}
+
+impl Default for AlertsSettings {
+    fn default() -> Self {
+        Self {
+            max_instances: 50,
+            backtest_days: 60,
+            digest_charts: 6,
+        }
+    }
 }
 
 /// Bounds on the work one question or report may ask for.
@@ -414,6 +438,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             slash: SlashSettings::default(),
             limits: LimitsSettings::default(),
+            alerts: AlertsSettings::default(),
         }
     }
 }

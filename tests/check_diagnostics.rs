@@ -139,6 +139,7 @@ fn every_fixture_has_a_test() {
         "unknown_parameters",
         "bad_params",
         "warehouse_clock",
+        "alert_problems",
     ];
     for entry in std::fs::read_dir(dir).unwrap() {
         let stem = entry
@@ -249,3 +250,22 @@ fn a_spec_that_is_not_utf8_is_that_files_error_and_the_others_load() {
     );
     assert!(rendered.contains("SHIFT_JIS"), "{rendered}");
 }
+
+fixture_test!(
+    alert_problems,
+    10,
+    [
+        "alert_problems.toml:4:8: error: `signups drop` cannot be an alert name",
+        "an alert has one condition; `above` and `below` are both set",
+        "did you mean `against`?",
+        "`change` needs one of `percent` or `units`, not zero",
+        "unknown timezone `JST`",
+        "`band` needs `min_weeks` ≤ `weeks`",
+        "missing required key `alert[2].channel`",
+        "did you mean `remind_every`?",
+        "`someday` is not a weekday",
+        "`9-9` is not an hour range",
+        "`recover = 80` is past the firing threshold",
+        "`ignore` is not a valid `alert[3].on_no_data`"
+    ]
+);

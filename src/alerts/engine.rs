@@ -181,19 +181,17 @@ fn worse_by(worse: Direction, notified: f64, now: f64, percent: f64) -> bool {
 
 /// One instance's transition. `rows` alerts resolve silently: a row that is gone needs no
 /// message.
-fn step(
-    alert: &AlertSpec,
-    state: &mut InstanceState,
-    seen: &Seen,
-    at: DateTime<Utc>,
-) -> Step {
+fn step(alert: &AlertSpec, state: &mut InstanceState, seen: &Seen, at: DateTime<Utc>) -> Step {
     // No data and errors become what the alert maps them to.
     let mapped = match seen {
         Seen::Judged(judged) => judged.clone(),
         Seen::NoData | Seen::Error(_) => {
             let (map, text) = match seen {
                 Seen::Error(text) => (alert.on_error, text.clone()),
-                _ => (alert.on_no_data, "no data for the evaluated day".to_string()),
+                _ => (
+                    alert.on_no_data,
+                    "no data for the evaluated day".to_string(),
+                ),
             };
             match map {
                 OnProblem::Keep => return Step::Nothing,
@@ -356,14 +354,18 @@ pub fn evaluate(
         match step(alert, instance, seen, at) {
             Step::Nothing => {}
             Step::Fired(v, r) => fired.push(item(Kind::Fired, v, r)),
-            Step::Reminder(v, r) => threaded
-                .entry((root, 0))
-                .or_default()
-                .push(item(Kind::Reminder, v, r)),
-            Step::Worsened(v, r) => threaded
-                .entry((root, 1))
-                .or_default()
-                .push(item(Kind::Worsened, v, r)),
+            Step::Reminder(v, r) => {
+                threaded
+                    .entry((root, 0))
+                    .or_default()
+                    .push(item(Kind::Reminder, v, r))
+            }
+            Step::Worsened(v, r) => {
+                threaded
+                    .entry((root, 1))
+                    .or_default()
+                    .push(item(Kind::Worsened, v, r))
+            }
             Step::Resolved(v) => {
                 instance.root = None;
                 if !rows {

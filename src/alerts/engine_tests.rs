@@ -102,7 +102,12 @@ fn pending_firing_reminder_worsening_resolved_rearmed_and_firing_again() {
     let spec = alert("below = 100\nfor = 2\nremind_every = 2\nworsen_percent = 20\n");
     let mut s = Script::new(spec);
     //           0      1     2     3     4     5     6     7      8     9     10
-    s.values("", &v(&[120.0, 90.0, 95.0, 94.0, 93.0, 70.0, 71.0, 130.0, 90.0, 80.0, 85.0]));
+    s.values(
+        "",
+        &v(&[
+            120.0, 90.0, 95.0, 94.0, 93.0, 70.0, 71.0, 130.0, 90.0, 80.0, 85.0,
+        ]),
+    );
     let mut log = Vec::new();
     for n in 0..=10 {
         let round = s.run(n);
@@ -137,7 +142,10 @@ fn thread_replies_go_under_the_root_of_their_own_firing() {
     let mut s = Script::new(spec);
     s.values("", &v(&[90.0, 90.0, 120.0, 90.0, 90.0]));
     let first = s.run(0);
-    let root = s.state.instances[""].root.clone().expect("a root while firing");
+    let root = s.state.instances[""]
+        .root
+        .clone()
+        .expect("a root while firing");
     assert_eq!(root.evaluated_at, first.evaluated_at);
     assert_eq!(root.index, first.notices[0].index);
     let reminder = s.run(1);
@@ -208,7 +216,11 @@ fn instances_fire_and_resolve_independently_and_firings_share_one_digest() {
     s.values("referral", &v(&[120.0, 120.0, 120.0, 120.0]));
     assert!(s.run(0).notices.is_empty());
     let both = s.run(1);
-    assert_eq!(kinds(&both.notices), vec![Kind::Fired], "one digest, not one per value");
+    assert_eq!(
+        kinds(&both.notices),
+        vec![Kind::Fired],
+        "one digest, not one per value"
+    );
     let named: Vec<&str> = both.notices[0]
         .items
         .iter()
@@ -257,12 +269,18 @@ fn a_mute_window_holds_notices_and_the_first_round_after_it_summarises() {
     assert_eq!(s.phase(""), Phase::Firing);
     assert_eq!(s.state.held.len(), 1);
     let monday = s.run(3);
-    assert_eq!(kinds(&monday.notices), vec![Kind::MuteSummary, Kind::Reminder]);
+    assert_eq!(
+        kinds(&monday.notices),
+        vec![Kind::MuteSummary, Kind::Reminder]
+    );
     assert_eq!(monday.notices[0].items[0].kind, Kind::Fired);
     // The summary is the root of the firing that happened under the mute.
     let summary = s.state.instances[""].root.clone().unwrap();
     assert_eq!(summary.index, monday.notices[0].index);
-    assert_eq!(monday.notices[1].root, None, "that reminder was judged before the summary existed");
+    assert_eq!(
+        monday.notices[1].root, None,
+        "that reminder was judged before the summary existed"
+    );
     assert_eq!(s.run(4).notices[0].root.as_ref(), Some(&summary));
     assert!(s.state.held.is_empty());
 }
@@ -279,7 +297,10 @@ fn no_data_and_errors_go_to_the_state_the_alert_chose() {
     assert_eq!(first.notices[0].items[0].detail.as_deref(), Some("timeout"));
     assert_eq!(s.phase(""), Phase::Error);
     assert!(s.run_with(1, error()).notices.is_empty());
-    assert_eq!(kinds(&s.run_with(2, no_data()).notices), vec![Kind::Problem]);
+    assert_eq!(
+        kinds(&s.run_with(2, no_data()).notices),
+        vec![Kind::Problem]
+    );
 
     // "keep": a firing alert stays firing through a failed query, silently.
     let mut s = Script::new(alert("below = 100\non_error = \"keep\"\n"));
@@ -292,7 +313,10 @@ fn no_data_and_errors_go_to_the_state_the_alert_chose() {
     let mut s = Script::new(alert("below = 100\non_no_data = \"ok\"\n"));
     s.values("", &v(&[50.0]));
     s.run(0);
-    assert_eq!(kinds(&s.run_with(1, no_data()).notices), vec![Kind::Resolved]);
+    assert_eq!(
+        kinds(&s.run_with(1, no_data()).notices),
+        vec![Kind::Resolved]
+    );
 
     // "firing": no data fires.
     let mut s = Script::new(alert("below = 100\non_no_data = \"firing\"\n"));
@@ -311,10 +335,7 @@ fn evaluations_follow_the_wall_clock_across_a_dst_change() {
     )
     .take(4)
     .collect();
-    let hours: Vec<u32> = cron_slots
-        .iter()
-        .map(|t| chrono::Timelike::hour(t))
-        .collect();
+    let hours: Vec<u32> = cron_slots.iter().map(chrono::Timelike::hour).collect();
     assert_eq!(hours, vec![13, 13, 14, 14], "09:00 local every day, once");
     // The day judged at each slot is the day before on the local calendar.
     let judged: Vec<NaiveDate> = cron_slots

@@ -58,11 +58,7 @@ pub enum Reference {
 }
 
 /// The weekday values a band is built from, oldest first, and how many there are.
-fn band_history(
-    series: &BTreeMap<NaiveDate, f64>,
-    day: NaiveDate,
-    weeks: u32,
-) -> Vec<f64> {
+fn band_history(series: &BTreeMap<NaiveDate, f64>, day: NaiveDate, weeks: u32) -> Vec<f64> {
     (1..=i64::from(weeks))
         .rev()
         .filter_map(|k| series.get(&(day - Duration::days(7 * k))).copied())
@@ -220,13 +216,25 @@ mod tests {
     fn thresholds_with_hysteresis_leave_a_band_where_nothing_changes() {
         let s = series(&[(1, 90.0), (2, 105.0), (3, 125.0)]);
         let below = Condition::Below(100.0);
-        assert_eq!(holds(&judge(&below, Some(120.0), &s, day(1))), (true, false));
+        assert_eq!(
+            holds(&judge(&below, Some(120.0), &s, day(1))),
+            (true, false)
+        );
         // Between the threshold and the recovery level: neither fires nor recovers.
-        assert_eq!(holds(&judge(&below, Some(120.0), &s, day(2))), (false, false));
-        assert_eq!(holds(&judge(&below, Some(120.0), &s, day(3))), (false, true));
+        assert_eq!(
+            holds(&judge(&below, Some(120.0), &s, day(2))),
+            (false, false)
+        );
+        assert_eq!(
+            holds(&judge(&below, Some(120.0), &s, day(3))),
+            (false, true)
+        );
         // Without hysteresis, recovery is the condition not holding.
         assert_eq!(holds(&judge(&below, None, &s, day(2))), (false, true));
-        assert_eq!(holds(&judge(&Condition::Above(100.0), None, &s, day(2))), (true, false));
+        assert_eq!(
+            holds(&judge(&Condition::Above(100.0), None, &s, day(2))),
+            (true, false)
+        );
     }
 
     #[test]
@@ -296,8 +304,17 @@ mod tests {
     #[test]
     fn no_data_is_its_own_condition_or_a_state_for_the_others() {
         let s = series(&[(1, 5.0)]);
-        assert_eq!(holds(&judge(&Condition::NoData, None, &s, day(2))), (true, false));
-        assert_eq!(holds(&judge(&Condition::NoData, None, &s, day(1))), (false, true));
-        assert_eq!(judge(&Condition::Above(1.0), None, &s, day(2)), Seen::NoData);
+        assert_eq!(
+            holds(&judge(&Condition::NoData, None, &s, day(2))),
+            (true, false)
+        );
+        assert_eq!(
+            holds(&judge(&Condition::NoData, None, &s, day(1))),
+            (false, true)
+        );
+        assert_eq!(
+            judge(&Condition::Above(1.0), None, &s, day(2)),
+            Seen::NoData
+        );
     }
 }

@@ -3,8 +3,10 @@
 //! ok → pending → firing → resolved in [`engine`], and the round's notices go to Slack
 //! once each. [`judge`] decides whether a condition holds on one day of a series.
 
+pub mod backtest;
 pub mod engine;
 pub mod judge;
+pub mod watch;
 
 #[cfg(test)]
 mod engine_tests;

@@ -84,6 +84,7 @@ pub async fn check(
         if file.spec.is_none() && file.is_valid() {
             let names: Vec<&str> = file.metrics.iter().map(|m| m.name.as_str()).collect();
             let policies: Vec<&str> = file.policies.iter().map(|p| p.name.as_str()).collect();
+            let alerts: Vec<&str> = file.alerts.iter().map(|a| a.name.as_str()).collect();
             let mut parts = Vec::new();
             if !names.is_empty() {
                 parts.push(format!("{} metric(s): {}", names.len(), names.join(", ")));
@@ -95,9 +96,26 @@ pub async fn check(
                     policies.join(", ")
                 ));
             }
+            if !alerts.is_empty() {
+                parts.push(format!("{} alert(s): {}", alerts.len(), alerts.join(", ")));
+            }
             writeln!(out, "✓ {}  ({})", file.path.display(), parts.join("; "))?;
             for note in scans.get(&file.path).into_iter().flatten() {
                 writeln!(out, "    {note}")?;
+            }
+            for alert in &file.alerts {
+                if let Some(slot) = next_slot(&alert.cron, alert.timezone, now) {
+                    let local = slot.with_timezone(&alert.timezone);
+                    writeln!(
+                        out,
+                        "    alert {}: {} — next evaluation {} ({}) → {}",
+                        alert.name,
+                        alert.definition_line(),
+                        local.format("%Y-%m-%d %H:%M %a"),
+                        alert.timezone.name(),
+                        alert.channel
+                    )?;
+                }
             }
             continue;
         }

@@ -2,6 +2,7 @@
 //! `schedule`, `history`, `config`, `health`; `serve` is [`crate::app::serve`]. Each verb
 //! takes the [`App`] that the settings were assembled into.
 
+pub mod alerts;
 pub mod ask;
 pub mod check;
 pub mod config;
@@ -95,6 +96,12 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Alerts: every instance's state, or `alerts backtest <alert>` to replay one over
+    /// history.
+    Alerts {
+        #[command(subcommand)]
+        command: Option<AlertsCommand>,
+    },
     /// Work on the run ledger itself.
     Ledger {
         #[command(subcommand)]
@@ -108,6 +115,26 @@ pub enum Command {
     },
     /// Exit 0 if a running `kpibot serve` answers /healthz (for container health checks).
     Health,
+}
+
+/// `kpibot alerts …`
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Replay an alert over history against the warehouse: when it would have fired and
+    /// resolved. Writes the transitions as CSV into the output folder too.
+    Backtest {
+        /// The alert's name (`name = …` in its `[[alert]]`).
+        alert: String,
+        /// First day judged (YYYY-MM-DD; default: `alerts.backtest_days` before --until).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// Last day judged (default: the day the next evaluation would judge).
+        #[arg(long)]
+        until: Option<chrono::NaiveDate>,
+        /// Output folder (default: the delivery.folder setting, `out`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `kpibot ledger …`
@@ -212,6 +239,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::History { report, limit } => {
             history::history(&app, report.as_deref(), limit, &mut stdout).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alerts {
+            command:
+                Some(AlertsCommand::Backtest {
+                    alert,
+                    since,
+                    until,
+                    out,
+                }),
+        } => {
+            let result =
+                alerts::backtest_command(&app, &alert, since, until, now, &mut stdout).await?;
+            let out = out.unwrap_or_else(|| app.out_dir().clone());
+            std::fs::create_dir_all(&out)?;
+            let csv = out.join(format!("backtest_{alert}.csv"));
+            alerts::write_csv(&result, &csv)?;
+            println!("  transitions written to {}", csv.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alerts { command: None } => {
+            alerts::list(&app, now, &mut stdout).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger {

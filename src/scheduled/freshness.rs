@@ -7,7 +7,7 @@ use super::Scheduler;
 use crate::i18n::Message;
 use crate::pipeline;
 use crate::spec::{FreshnessSpec, ReportSpec};
-use crate::warehouse::{Cell, ParamValue, Params, Table, Trigger};
+use crate::warehouse::{ParamValue, Params, Table, Trigger};
 
 /// Whether the newest date in the source is recent enough for a run on `slot_date`.
 pub fn is_fresh(newest: Option<NaiveDate>, slot_date: NaiveDate, expect_days_ago: u32) -> bool {
@@ -65,13 +65,8 @@ impl Scheduler {
 }
 
 /// The first cell of a freshness query, as a date.
-fn newest_date(table: &Table) -> Option<NaiveDate> {
-    match table.rows.first()?.first()? {
-        Cell::Date(d) => Some(*d),
-        Cell::Timestamp(t) => Some(t.date()),
-        Cell::Text(s) => s.parse().ok(),
-        _ => None,
-    }
+pub fn newest_date(table: &Table) -> Option<NaiveDate> {
+    table.rows.first()?.first()?.as_date()
 }
 
 #[cfg(test)]

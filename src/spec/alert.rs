@@ -9,9 +9,8 @@ use chrono::Weekday;
 use chrono_tz::Tz;
 use toml::Spanned;
 
-use super::FreshnessSpec;
-use super::walk::{Reader, Tbl, is_identifier, string_content_offset};
-use crate::warehouse::reads::read_sql;
+pub use super::alert_condition::{ChangeAgainst, Condition};
+use super::walk::{Reader, Tbl, is_identifier};
 
 /// When an alert is evaluated if its spec names no `cron`: every day at 09:00.
 pub const DEFAULT_ALERT_CRON: &str = "0 0 9 * * *";
@@ -73,96 +72,6 @@ pub enum Watch {
     },
     /// A report's headline.
     Report { report: String, span: Range<usize> },
-}
-
-/// Which earlier value a change is measured against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeAgainst {
-    /// The day before.
-    PreviousDay,
-    /// The same weekday a week before (the default: weekly rhythms cancel out).
-    PreviousWeek,
-}
-
-impl ChangeAgainst {
-    pub const NAMES: [&'static str; 2] = ["previous_day", "previous_week"];
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "previous_day" => Some(Self::PreviousDay),
-            "previous_week" => Some(Self::PreviousWeek),
-            _ => None,
-        }
-    }
-    /// How many days back the compared value lies.
-    pub fn days(self) -> i64 {
-        match self {
-            Self::PreviousDay => 1,
-            Self::PreviousWeek => 7,
-        }
-    }
-}
-
-/// What fires an alert.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Condition {
-    Above(f64),
-    Below(f64),
-    /// The value moved by at least `percent` % or `units` against an earlier day; the sign
-    /// says the direction (negative: a drop).
-    Change {
-        against: ChangeAgainst,
-        percent: Option<f64>,
-        units: Option<f64>,
-    },
-    /// Outside mean ± `sigmas` standard deviations of the same weekday over the last
-    /// `weeks` weeks; never fires with fewer than `min_weeks` of them.
-    Band {
-        weeks: u32,
-        sigmas: f64,
-        min_weeks: u32,
-    },
-    /// The evaluated day has no value.
-    NoData,
-    /// The source is not refreshed (the freshness check reports have).
-    Stale(FreshnessSpec),
-    /// A query returns rows: each new row is one instance, notified once.
-    Rows { sql: String },
-}
-
-impl Condition {
-    /// The condition in one line, for the message and `kpibot alerts`.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Above(x) => format!("above {x}"),
-            Self::Below(x) => format!("below {x}"),
-            Self::Change {
-                against,
-                percent,
-                units,
-            } => {
-                let by = match (percent, units) {
-                    (Some(p), _) => format!("{p:+}%"),
-                    (None, Some(u)) => format!("{u:+}"),
-                    (None, None) => String::new(),
-                };
-                let against = match against {
-                    ChangeAgainst::PreviousDay => "the day before",
-                    ChangeAgainst::PreviousWeek => "the same weekday a week before",
-                };
-                format!("change of {by} or more against {against}")
-            }
-            Self::Band {
-                weeks,
-                sigmas,
-                min_weeks,
-            } => format!(
-                "outside mean ± {sigmas} sd of the same weekday over {weeks} weeks (at least {min_weeks})"
-            ),
-            Self::NoData => "no data".into(),
-            Self::Stale(f) => format!("source older than {} days", f.expect_days_ago),
-            Self::Rows { .. } => "the query returns rows".into(),
-        }
-    }
 }
 
 /// The state a problem (no data, a failed query) puts an instance in.
@@ -229,9 +138,6 @@ const ALERT_KEYS: [&str; 26] = [
 /// Keys read outside [`ALERT_KEYS`]'s first screen.
 const MORE_ALERT_KEYS: [&str; 2] = ["max_instances", "mute"];
 
-const CONDITIONS: [&str; 7] = ["above", "below", "change", "band", "no_data", "stale", "rows"];
-const CHANGE_KEYS: [&str; 3] = ["percent", "units", "against"];
-const BAND_KEYS: [&str; 3] = ["weeks", "sigmas", "min_weeks"];
 const MUTE_KEYS: [&str; 2] = ["days", "hours"];
 
 fn weekday(name: &str) -> Option<Weekday> {
@@ -298,7 +204,12 @@ impl Reader<'_> {
         let keep_firing = count(self, "keep_firing_for", 100, 1).map(|n| n.max(1));
         let remind_every = count(self, "remind_every", 1000, 0);
         let max_instances = self
-            .whole_number(t, "max_instances", 1..=100_000, "a whole number from 1 to 100000")
+            .whole_number(
+                t,
+                "max_instances",
+                1..=100_000,
+                "a whole number from 1 to 100000",
+            )
             .map(|n| n.map(|n| n as u32));
         let worsen_percent = self.number(t, "worsen_percent");
         let recover = self.number(t, "recover");
@@ -322,7 +233,11 @@ impl Reader<'_> {
         if let (Some(None), Some(c)) = (&watch, &condition)
             && !matches!(c, Condition::Rows { .. } | Condition::Stale(_))
         {
-            self.missing(t, "metric", "the catalog metric the alert watches, or `report = …`");
+            self.missing(
+                t,
+                "metric",
+                "the catalog metric the alert watches, or `report = …`",
+            );
             return None;
         }
         if let (Some(Some(_)), Some(recover)) = (&recover, &condition)
@@ -330,7 +245,8 @@ impl Reader<'_> {
         {
             let span = Self::lookup(t, "recover").map_or(t.anchor.clone(), |v| v.span());
             self.error(span, "`recover` only goes with `above` or `below`")
-                .hint = Some("other conditions resolve when they stop holding; remove `recover`".into());
+                .hint =
+                Some("other conditions resolve when they stop holding; remove `recover`".into());
             return None;
         }
         // Hysteresis must sit on the safe side of the threshold, or it would never hold.
@@ -403,7 +319,10 @@ impl Reader<'_> {
         let filters = self.filters(t);
         match (metric, report) {
             (Some(m), Some(r)) => {
-                self.error(r.span(), "an alert watches a `metric` or a `report`, not both");
+                self.error(
+                    r.span(),
+                    "an alert watches a `metric` or a `report`, not both",
+                );
                 let _ = m;
                 None
             }
@@ -454,129 +373,17 @@ impl Reader<'_> {
                     filters.push((key.get_ref().to_string(), values))
                 }
                 _ => {
-                    self.wrong_type(&table, key.get_ref(), value, "a string or a list of strings");
+                    self.wrong_type(
+                        &table,
+                        key.get_ref(),
+                        value,
+                        "a string or a list of strings",
+                    );
                     return None;
                 }
             }
         }
         Some(filters)
-    }
-
-    fn condition(&mut self, t: &Tbl) -> Option<Condition> {
-        let present: Vec<&str> = CONDITIONS
-            .iter()
-            .copied()
-            .filter(|c| Self::lookup(t, c).is_some())
-            .collect();
-        match present.as_slice() {
-            [] => {
-                let d = self.error(t.anchor.clone(), "the alert has no condition");
-                d.hint = Some(format!("add one of: {}", CONDITIONS.join(", ")));
-                None
-            }
-            [one] => self.one_condition(t, one),
-            [first, second, ..] => {
-                let span = Self::lookup(t, second).map_or(t.anchor.clone(), |v| v.span());
-                self.error(
-                    span,
-                    format!("an alert has one condition; `{first}` and `{second}` are both set"),
-                )
-                .hint = Some("write a second `[[alert]]` for the other condition".into());
-                None
-            }
-        }
-    }
-
-    fn one_condition(&mut self, t: &Tbl, key: &str) -> Option<Condition> {
-        match key {
-            "above" => self.number(t, "above").map(|x| Condition::Above(x.unwrap_or(0.0))),
-            "below" => self.number(t, "below").map(|x| Condition::Below(x.unwrap_or(0.0))),
-            "change" => {
-                let c = self.table(t, "change", true)?;
-                self.check_keys(&c, &CHANGE_KEYS);
-                let percent = self.number(&c, "percent")?;
-                let units = self.number(&c, "units")?;
-                let against = self.choice(
-                    &c,
-                    "against",
-                    &ChangeAgainst::NAMES,
-                    ChangeAgainst::parse,
-                    Some(ChangeAgainst::PreviousWeek),
-                )?;
-                match (percent, units) {
-                    (Some(p), None) if p != 0.0 => Some(Condition::Change {
-                        against,
-                        percent: Some(p),
-                        units: None,
-                    }),
-                    (None, Some(u)) if u != 0.0 => Some(Condition::Change {
-                        against,
-                        percent: None,
-                        units: Some(u),
-                    }),
-                    _ => {
-                        self.error(
-                            c.anchor.clone(),
-                            "`change` needs one of `percent` or `units`, not zero",
-                        )
-                        .hint = Some(
-                            "e.g. `change = { percent = -20 }` fires on a drop of 20 % or more against the same weekday a week before".into(),
-                        );
-                        None
-                    }
-                }
-            }
-            "band" => {
-                let b = self.table(t, "band", true)?;
-                self.check_keys(&b, &BAND_KEYS);
-                let weeks = self.whole_number(&b, "weeks", 2..=52, "a whole number from 2 to 52");
-                let min_weeks =
-                    self.whole_number(&b, "min_weeks", 2..=52, "a whole number from 2 to 52");
-                let sigmas = self.number(&b, "sigmas");
-                let weeks = weeks?.unwrap_or(4) as u32;
-                let min_weeks = min_weeks?.map_or(weeks.min(3), |n| n as u32);
-                let sigmas = sigmas?.unwrap_or(3.0);
-                if min_weeks > weeks || sigmas <= 0.0 {
-                    self.error(
-                        b.anchor.clone(),
-                        "`band` needs `min_weeks` ≤ `weeks` and `sigmas` above 0",
-                    );
-                    return None;
-                }
-                Some(Condition::Band {
-                    weeks,
-                    sigmas,
-                    min_weeks,
-                })
-            }
-            "no_data" => match self.flag(t, "no_data", false)? {
-                true => Some(Condition::NoData),
-                false => {
-                    let span = Self::lookup(t, "no_data").map_or(t.anchor.clone(), |v| v.span());
-                    self.error(span, "`no_data = false` is no condition; remove it");
-                    None
-                }
-            },
-            "stale" => {
-                let s = self.table(t, "stale", true)?;
-                self.freshness(&s).map(Condition::Stale)
-            }
-            "rows" => {
-                let sql = self.string(t, "rows", true)?;
-                if sql.get_ref().trim().is_empty() {
-                    self.error(sql.span(), "`rows` is empty");
-                    return None;
-                }
-                let reads = read_sql(sql.get_ref(), self.dialect);
-                self.forbid(&reads, sql.span());
-                let offset = string_content_offset(self.source, sql.span(), sql.get_ref());
-                self.forbid_clock(sql.get_ref(), offset, sql.span());
-                Some(Condition::Rows {
-                    sql: sql.into_inner(),
-                })
-            }
-            _ => None,
-        }
     }
 
     fn mutes(&mut self, t: &Tbl) -> Option<Vec<Mute>> {
@@ -682,92 +489,5 @@ impl Mute {
             }
         };
         in_hours && (self.days.is_empty() || self.days.contains(&day))
-    }
-}
-
-/// Checks across files: alert names are unique, and every alert's metric (with its `by`
-/// and `where` dimensions) or report exists. A file with a problem loses its alerts.
-pub(super) fn flag_alert_problems(files: &mut [super::LoadedFile]) {
-    use std::collections::BTreeMap;
-
-    use super::Diagnostic;
-    use super::diagnostic::did_you_mean;
-
-    let metrics: BTreeMap<String, Vec<String>> = files
-        .iter()
-        .flat_map(|f| &f.metrics)
-        .map(|m| (m.name.clone(), m.dimensions.keys().cloned().collect()))
-        .collect();
-    let reports: Vec<String> = files
-        .iter()
-        .filter_map(|f| f.spec.as_ref().map(|s| s.id.clone()))
-        .collect();
-    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for file in files.iter_mut() {
-        let mut problems = Vec::new();
-        for alert in &file.alerts {
-            if let Some(first) = seen.get(&alert.name.to_lowercase()) {
-                problems.push(
-                    Diagnostic::new(
-                        &file.path,
-                        alert.span.clone(),
-                        format!("duplicate alert name `{}`", alert.name),
-                    )
-                    .with_hint(format!("{} already defines it; rename one", first.display())),
-                );
-            } else {
-                seen.insert(alert.name.to_lowercase(), file.path.clone());
-            }
-            match &alert.watch {
-                Some(Watch::Metric {
-                    metric,
-                    by,
-                    filters,
-                    span,
-                }) => match metrics.get(metric) {
-                    None => problems.push(
-                        Diagnostic::new(&file.path, span.clone(), format!("no metric `{metric}`"))
-                            .maybe_hint(did_you_mean(metric, metrics.keys().map(String::as_str)))
-                            .with_label("alerts watch a `[[metric]]` of the catalog"),
-                    ),
-                    Some(dimensions) => {
-                        let asked = by.iter().chain(filters.iter().map(|(d, _)| d));
-                        for dimension in asked {
-                            if !dimensions.contains(dimension) {
-                                problems.push(
-                                    Diagnostic::new(
-                                        &file.path,
-                                        alert.span.clone(),
-                                        format!("metric `{metric}` has no dimension `{dimension}`"),
-                                    )
-                                    .with_hint(format!(
-                                        "its dimensions: {}",
-                                        if dimensions.is_empty() {
-                                            "none".to_string()
-                                        } else {
-                                            dimensions.join(", ")
-                                        }
-                                    )),
-                                );
-                            }
-                        }
-                    }
-                },
-                Some(Watch::Report { report, span }) if !reports.contains(report) => problems
-                    .push(
-                        Diagnostic::new(&file.path, span.clone(), format!("no report `{report}`"))
-                            .maybe_hint(did_you_mean(report, reports.iter().map(String::as_str))),
-                    ),
-                _ => {}
-            }
-        }
-        if !problems.is_empty() {
-            file.diagnostics.extend(problems);
-            file.diagnostics.sort_by_key(|d| d.span.start);
-            file.spec = None;
-            file.metrics.clear();
-            file.policies.clear();
-            file.alerts.clear();
-        }
     }
 }

@@ -5,6 +5,8 @@
 
 pub mod access;
 pub mod alert;
+mod alert_checks;
+mod alert_condition;
 pub mod chart;
 pub mod diagnostic;
 pub mod freshness;
@@ -129,7 +131,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
     policy::flag_policy_problems(&mut files);
-    alert::flag_alert_problems(&mut files);
+    alert_checks::flag_alert_problems(&mut files);
     Ok(files)
 }
 

@@ -9,6 +9,10 @@ use duckdb::Connection;
 /// The demo mart's definition; the data is a pure function of its last day.
 pub const DEMO_MART_SQL: &str = include_str!("../../assets/demo_mart.sql");
 
+/// The `mart_version` [`DEMO_MART_SQL`] writes; a file built by an older definition is
+/// rebuilt (version 2 added the Fukuoka outage the example alerts catch).
+pub const DEMO_MART_VERSION: i64 = 2;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("cannot build the demo mart at {path}: {message}")]
@@ -71,14 +75,18 @@ pub fn built_through(path: &Path) -> Option<NaiveDate> {
     data_through(&conn)
 }
 
-/// The last day of data the demo mart on `conn` records (`None` if it is not the demo).
+/// The last day of data the demo mart on `conn` records (`None` if it is not the demo, or
+/// an older definition of it).
 pub fn data_through(conn: &Connection) -> Option<NaiveDate> {
-    let text: String = conn
+    let (text, version): (String, i64) = conn
         .query_row(
-            "SELECT strftime(data_through, '%Y-%m-%d') FROM mart.kpibot_demo_build",
+            "SELECT strftime(data_through, '%Y-%m-%d'), mart_version FROM mart.kpibot_demo_build",
             [],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .ok()?;
+    if version < DEMO_MART_VERSION {
+        return None;
+    }
     NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok()
 }

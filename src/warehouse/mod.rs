@@ -51,6 +51,8 @@ pub enum Dialect {
 pub enum Trigger {
     Schedule,
     Slash,
+    /// An alert's evaluation or backtest.
+    Alert,
     #[default]
     Cli,
 }
@@ -60,6 +62,7 @@ impl Trigger {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Slash => "slash",
+            Trigger::Alert => "alert",
             Trigger::Cli => "cli",
         }
     }

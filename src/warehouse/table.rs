@@ -46,6 +46,16 @@ impl Cell {
     pub fn is_null(&self) -> bool {
         matches!(self, Cell::Null)
     }
+
+    /// The cell as a calendar date: a DATE, a TIMESTAMP's day, or ISO text.
+    pub fn as_date(&self) -> Option<NaiveDate> {
+        match self {
+            Cell::Date(d) => Some(*d),
+            Cell::Timestamp(t) => Some(t.date()),
+            Cell::Text(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
 }
 
 /// Cells print as CSV fields: NULL is empty, dates are ISO, decimals exact.

@@ -1,0 +1,150 @@
+//! `kpibot alerts backtest`: an alert replayed over history, one evaluation per cron slot,
+//! against the warehouse as it is now, through the same judge and state machine `serve`
+//! uses. It prints when the alert would have fired and resolved, which is how an author
+//! picks a threshold before turning an alert on.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+
+use super::engine::{AlertState, Kind, evaluate};
+use super::judge::Reference;
+use super::watch::{Series, Sources, WatchError, judge_all, lookback_days, series};
+use crate::scheduled::cron::{instant_of, slots_after};
+use crate::spec::AlertSpec;
+use crate::spec::alert::Condition;
+
+/// One change an instance went through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// When the evaluation ran.
+    pub at: DateTime<Utc>,
+    /// The day it judged.
+    pub day: NaiveDate,
+    pub instance: String,
+    /// `Fired` or `Resolved` (reminders and the rest are not transitions).
+    pub kind: Kind,
+    pub value: Option<f64>,
+    pub reference: Option<Reference>,
+}
+
+/// What a replay found.
+#[derive(Debug, Clone)]
+pub struct Backtest {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub evaluations: usize,
+    pub transitions: Vec<Transition>,
+    /// The series the replay judged (for drawing it).
+    pub series: Series,
+    /// Instances still firing at the end.
+    pub firing_at_end: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    #[error(
+        "`{0}` reads the warehouse's current state (a `rows` or `stale` condition), so it cannot be replayed over history"
+    )]
+    NotReplayable(String),
+    #[error("--since {since} is after --until {until}")]
+    EmptyRange { since: NaiveDate, until: NaiveDate },
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+}
+
+/// Replays `alert` over the days `since..=until` (the days judged, not the evaluation
+/// times). Mute windows are ignored: they hold messages, not state changes.
+pub async fn backtest(
+    sources: Sources<'_>,
+    alert: &AlertSpec,
+    since: NaiveDate,
+    until: NaiveDate,
+    max_instances: usize,
+) -> Result<Backtest, BacktestError> {
+    if matches!(
+        alert.condition,
+        Condition::Rows { .. } | Condition::Stale(_)
+    ) {
+        return Err(BacktestError::NotReplayable(alert.name.clone()));
+    }
+    if since > until {
+        return Err(BacktestError::EmptyRange { since, until });
+    }
+    let lag = Days::new(u64::from(alert.lag_days));
+    let start = since - Days::new(lookback_days(&alert.condition));
+    let values = series(sources, alert, start, until).await?;
+    let mut replayed = alert.clone();
+    replayed.mutes.clear();
+    let midnight = |day: NaiveDate| {
+        instant_of(alert.timezone, day.and_time(NaiveTime::MIN)).unwrap_or_default()
+    };
+    // The evaluations whose judged day falls in the range: from the first moment of
+    // `since + lag` on the alert's clock to the last of `until + lag`.
+    let first = midnight(since + lag) - chrono::Duration::seconds(1);
+    let end = midnight(until + lag + Days::new(1));
+    let mut state = AlertState::default();
+    let mut transitions = Vec::new();
+    let mut evaluations = 0;
+    for at in slots_after(&alert.cron, alert.timezone, first).take_while(|at| *at < end) {
+        let day = super::evaluated_day(alert, at);
+        let round = evaluate(
+            &replayed,
+            &state,
+            judge_all(alert, &values, day),
+            at,
+            max_instances,
+        );
+        evaluations += 1;
+        state = round.state;
+        for notice in round.notices {
+            for item in notice.items {
+                if matches!(item.kind, Kind::Fired | Kind::Resolved) {
+                    transitions.push(Transition {
+                        at,
+                        day,
+                        instance: item.instance,
+                        kind: item.kind,
+                        value: item.value,
+                        reference: item.reference,
+                    });
+                }
+            }
+        }
+    }
+    let firing_at_end = state
+        .instances
+        .iter()
+        .filter(|(_, s)| s.phase == super::engine::Phase::Firing)
+        .map(|(name, _)| name.clone())
+        .collect();
+    Ok(Backtest {
+        from: since,
+        to: until,
+        evaluations,
+        transitions,
+        series: values,
+        firing_at_end,
+    })
+}
+
+impl Backtest {
+    /// Per instance, the judged days it spent firing: from each firing's day to the day
+    /// before its resolution (or the end).
+    pub fn firing_days(&self) -> BTreeMap<String, Vec<(NaiveDate, Option<NaiveDate>)>> {
+        let mut out: BTreeMap<String, Vec<(NaiveDate, Option<NaiveDate>)>> = BTreeMap::new();
+        for t in &self.transitions {
+            let spans = out.entry(t.instance.clone()).or_default();
+            match t.kind {
+                Kind::Fired => spans.push((t.day, None)),
+                Kind::Resolved => {
+                    if let Some(last) = spans.last_mut() {
+                        last.1 = Some(t.day - Days::new(1));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,229 @@
+//! `kpibot alerts`: every alert instance's state, and `kpibot alerts backtest <alert>`:
+//! an alert replayed over history against the warehouse, printed and drawn, so an author
+//! sees when it would have fired and resolved before turning it on.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{anyhow, bail};
+use chrono::{DateTime, Days, NaiveDate, Utc};
+
+use crate::alerts::backtest::{Backtest, backtest};
+use crate::alerts::engine::Kind;
+use crate::alerts::judge::Reference;
+use crate::alerts::watch::Sources;
+use crate::app::App;
+use crate::render::format::NumberStyle;
+use crate::spec::AlertSpec;
+use crate::spec::alert::Watch;
+use crate::spec::diagnostic::did_you_mean;
+
+/// How a value of the alert's metric is written.
+fn style_of(app_catalog: &crate::catalog::Catalog, alert: &AlertSpec) -> NumberStyle {
+    let mut style = NumberStyle::integer();
+    match &alert.watch {
+        Some(Watch::Metric { metric, .. }) => {
+            if let Some(m) = app_catalog.metric(metric) {
+                style.format = m.format;
+            }
+        }
+        Some(Watch::Report { report, .. }) => {
+            if let Some(r) = app_catalog.get(report) {
+                style.format = r.chart.format;
+            }
+        }
+        None => {}
+    }
+    style
+}
+
+/// What a value was measured against, in words.
+pub fn reference_text(style: &NumberStyle, reference: &Reference) -> String {
+    match reference {
+        Reference::Threshold(x) => format!("threshold {}", style.value(*x)),
+        Reference::Earlier {
+            day,
+            value,
+            change,
+            percent,
+        } => {
+            let change = if *percent {
+                format!("{change:+.1}%")
+            } else {
+                format!("{:+}", style.value(*change))
+            };
+            format!("{change} against {} on {day}", style.value(*value))
+        }
+        Reference::Band { low, high, weeks } => format!(
+            "usual {}–{} ({weeks} same weekdays)",
+            style.value(*low),
+            style.value(*high)
+        ),
+        Reference::Nothing => String::new(),
+    }
+}
+
+/// `kpibot alerts backtest <alert> [--since DATE] [--until DATE]`.
+pub async fn backtest_command(
+    app: &App,
+    name: &str,
+    since: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> anyhow::Result<Backtest> {
+    let catalog = app.load_catalog()?;
+    let Some(alert) = catalog.alert(name) else {
+        let hint = did_you_mean(name, catalog.alerts().map(|a| a.name.as_str()))
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        bail!(
+            "no alert `{name}`{hint}; `kpibot check` lists every alert under reports/ ({})",
+            app.reports_dir().display()
+        );
+    };
+    let warehouse = app.open_warehouse(now, &mut std::io::stderr()).await?;
+    let until = until.unwrap_or_else(|| crate::alerts::evaluated_day(alert, now));
+    let since =
+        since.unwrap_or_else(|| until - Days::new(u64::from(app.settings.alerts.backtest_days)));
+    let sources = Sources {
+        warehouse: warehouse.as_ref(),
+        catalog: &catalog,
+        timeout: app.query_timeout,
+        limits: app.limits,
+    };
+    let max_instances = alert
+        .max_instances
+        .unwrap_or(app.settings.alerts.max_instances) as usize;
+    let result = backtest(sources, alert, since, until, max_instances)
+        .await
+        .map_err(|e| anyhow!("alert `{name}`: {e}"))?;
+    print_backtest(&catalog, alert, &result, out)?;
+    Ok(result)
+}
+
+fn print_backtest(
+    catalog: &crate::catalog::Catalog,
+    alert: &AlertSpec,
+    result: &Backtest,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let style = style_of(catalog, alert);
+    writeln!(
+        out,
+        "backtest of `{}` ({})\n  days {} to {}, {} evaluation(s) on its cron in {}, against the warehouse as it is now",
+        alert.name,
+        alert.definition_line(),
+        result.from,
+        result.to,
+        result.evaluations,
+        alert.timezone.name()
+    )?;
+    if result.transitions.is_empty() {
+        writeln!(out, "  it would not have fired")?;
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {:<17} {:<10} {:<9} {:<14} {:>12}  against",
+        "evaluated", "day", "change", "instance", "value"
+    )?;
+    for t in &result.transitions {
+        let local = t.at.with_timezone(&alert.timezone);
+        let instance = if t.instance.is_empty() {
+            "-".to_string()
+        } else {
+            t.instance.clone()
+        };
+        writeln!(
+            out,
+            "  {:<17} {:<10} {:<9} {:<14} {:>12}  {}",
+            local.format("%Y-%m-%d %H:%M"),
+            t.day,
+            match t.kind {
+                Kind::Fired => "fired",
+                _ => "resolved",
+            },
+            instance,
+            t.value
+                .map(|v| style.value(v))
+                .unwrap_or_else(|| "-".into()),
+            t.reference
+                .as_ref()
+                .map(|r| reference_text(&style, r))
+                .unwrap_or_default()
+        )?;
+    }
+    writeln!(out)?;
+    for (instance, spans) in result.firing_days() {
+        let name = if instance.is_empty() {
+            alert.name.clone()
+        } else {
+            instance
+        };
+        let spans: Vec<String> = spans
+            .iter()
+            .map(|(from, to)| match to {
+                Some(to) if to == from => from.to_string(),
+                Some(to) => format!("{from} to {to}"),
+                None => format!("{from} onwards (still firing)"),
+            })
+            .collect();
+        writeln!(out, "  {name}: firing for the days {}", spans.join(", "))?;
+    }
+    let fired = result
+        .transitions
+        .iter()
+        .filter(|t| t.kind == Kind::Fired)
+        .count();
+    writeln!(
+        out,
+        "  {fired} firing(s), {} resolved, {} still firing at the end",
+        result.transitions.len() - fired,
+        result.firing_at_end.len()
+    )?;
+    Ok(())
+}
+
+/// Writes the backtest's transitions as CSV (for a spreadsheet next to the chart).
+pub fn write_csv(result: &Backtest, path: &Path) -> anyhow::Result<()> {
+    let mut text = String::from("evaluated_at,day,change,instance,value\n");
+    for t in &result.transitions {
+        text.push_str(&format!(
+            "{},{},{},\"{}\",{}\n",
+            t.at.to_rfc3339(),
+            t.day,
+            t.kind.as_str(),
+            t.instance.replace('"', "\"\""),
+            t.value.map(|v| v.to_string()).unwrap_or_default()
+        ));
+    }
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// `kpibot alerts`: every alert, its next evaluation, and (once `serve` has evaluated it)
+/// each instance's state.
+pub async fn list(app: &App, now: DateTime<Utc>, out: &mut dyn Write) -> anyhow::Result<()> {
+    let catalog = app.load_catalog()?;
+    for alert in catalog.alerts() {
+        let next = crate::scheduled::cron::next_slot(&alert.cron, alert.timezone, now)
+            .map(|t| {
+                t.with_timezone(&alert.timezone)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{:<36} next {} {:<11} → {:<12} {}",
+            alert.name,
+            next,
+            alert.timezone.name(),
+            alert.channel,
+            alert.definition_line()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Checks on alerts across files: names are unique, the watched metric (with its `by` and
+//! `where` dimensions) or report exists, and the alert's target may see what it posts
+//! under the same access rules and data policies as everything else.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::alert::{AlertSpec, Condition, Watch};
+use super::diagnostic::did_you_mean;
+use super::policy::{allows_channel, base_columns, metric_policies, report_policies};
+use super::{Access, Diagnostic, LoadedFile, MetricSpec, PolicySpec, ReportSpec};
+use crate::warehouse::reads::read_sql;
+
+/// Checks across files: alert names are unique, and every alert's metric (with its `by`
+/// and `where` dimensions) or report exists. A file with a problem loses its alerts.
+pub(super) fn flag_alert_problems(files: &mut [LoadedFile]) {
+    let metric_specs: BTreeMap<String, MetricSpec> = files
+        .iter()
+        .flat_map(|f| &f.metrics)
+        .map(|m| (m.name.clone(), m.clone()))
+        .collect();
+    let metrics: BTreeMap<String, Vec<String>> = metric_specs
+        .iter()
+        .map(|(name, m)| (name.clone(), m.dimensions.keys().cloned().collect()))
+        .collect();
+    let report_specs: BTreeMap<String, ReportSpec> = files
+        .iter()
+        .filter_map(|f| f.spec.as_ref().map(|s| (s.id.clone(), s.clone())))
+        .collect();
+    let reports: Vec<String> = report_specs.keys().cloned().collect();
+    let policies: Vec<PolicySpec> = files.iter().flat_map(|f| f.policies.clone()).collect();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for file in files.iter_mut() {
+        let mut problems = Vec::new();
+        for alert in &file.alerts {
+            if let Some(first) = seen.get(&alert.name.to_lowercase()) {
+                problems.push(
+                    Diagnostic::new(
+                        &file.path,
+                        alert.span.clone(),
+                        format!("duplicate alert name `{}`", alert.name),
+                    )
+                    .with_hint(format!(
+                        "{} already defines it; rename one",
+                        first.display()
+                    )),
+                );
+            } else {
+                seen.insert(alert.name.to_lowercase(), file.path.clone());
+            }
+            match &alert.watch {
+                Some(Watch::Metric {
+                    metric,
+                    by,
+                    filters,
+                    span,
+                }) => match metrics.get(metric) {
+                    None => problems.push(
+                        Diagnostic::new(&file.path, span.clone(), format!("no metric `{metric}`"))
+                            .maybe_hint(did_you_mean(metric, metrics.keys().map(String::as_str)))
+                            .with_label("alerts watch a `[[metric]]` of the catalog"),
+                    ),
+                    Some(dimensions) => {
+                        let asked = by.iter().chain(filters.iter().map(|(d, _)| d));
+                        for dimension in asked {
+                            if !dimensions.contains(dimension) {
+                                problems.push(
+                                    Diagnostic::new(
+                                        &file.path,
+                                        alert.span.clone(),
+                                        format!("metric `{metric}` has no dimension `{dimension}`"),
+                                    )
+                                    .with_hint(format!(
+                                        "its dimensions: {}",
+                                        if dimensions.is_empty() {
+                                            "none".to_string()
+                                        } else {
+                                            dimensions.join(", ")
+                                        }
+                                    )),
+                                );
+                            }
+                        }
+                    }
+                },
+                Some(Watch::Report { report, span }) if !reports.contains(report) => problems.push(
+                    Diagnostic::new(&file.path, span.clone(), format!("no report `{report}`"))
+                        .maybe_hint(did_you_mean(report, reports.iter().map(String::as_str))),
+                ),
+                _ => {}
+            }
+            problems.extend(target_problems(
+                &file.path,
+                alert,
+                &metric_specs,
+                &report_specs,
+                &policies,
+            ));
+        }
+        if !problems.is_empty() {
+            file.diagnostics.extend(problems);
+            file.diagnostics.sort_by_key(|d| d.span.start);
+            file.spec = None;
+            file.metrics.clear();
+            file.policies.clear();
+            file.alerts.clear();
+        }
+    }
+}
+
+/// Whether a Slack target is a person (a user ID: `U…` or `W…`), for a direct message.
+pub fn is_user_target(target: &str) -> bool {
+    let t = target.trim_start_matches('@');
+    (t.starts_with('U') || t.starts_with('W'))
+        && t.len() >= 9
+        && t.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// Access holds on alerts too: an alert may only post what its target could read. The
+/// watched metric's or report's own allow-lists and every data policy covering what it
+/// reads must let the target (a channel, or a person for a DM) see it.
+fn target_problems(
+    path: &Path,
+    alert: &AlertSpec,
+    metrics: &BTreeMap<String, MetricSpec>,
+    reports: &BTreeMap<String, ReportSpec>,
+    policies: &[PolicySpec],
+) -> Vec<Diagnostic> {
+    let target = alert.channel.as_str();
+    let person = is_user_target(target);
+    let lets_see = |access: &Access| {
+        if person {
+            access
+                .allowed_users
+                .iter()
+                .any(|u| u == target.trim_start_matches('@'))
+                || (access.allowed_users.is_empty() && access.allowed_usergroups.is_empty())
+        } else {
+            allows_channel(access, target)
+        }
+    };
+    let (own, covering, what): (Option<&Access>, Vec<&PolicySpec>, String) = match &alert.watch {
+        Some(Watch::Metric {
+            metric,
+            by,
+            filters,
+            ..
+        }) => match metrics.get(metric) {
+            Some(m) => {
+                let mut columns = base_columns(m);
+                columns.extend(by.iter().map(String::as_str));
+                columns.extend(filters.iter().map(|(d, _)| d.as_str()));
+                (
+                    Some(&m.access),
+                    metric_policies(m, &columns, policies),
+                    format!("metric `{metric}`"),
+                )
+            }
+            None => return Vec::new(),
+        },
+        Some(Watch::Report { report, .. }) => match reports.get(report) {
+            Some(r) => (
+                Some(&r.access),
+                report_policies(r, policies),
+                format!("report `{report}`"),
+            ),
+            None => return Vec::new(),
+        },
+        None => {
+            let sql = match &alert.condition {
+                Condition::Rows { sql } => sql.as_str(),
+                Condition::Stale(f) => f.sql.as_str(),
+                _ => return Vec::new(),
+            };
+            let reads = read_sql(sql, crate::warehouse::Dialect::DuckDb);
+            let covering = policies
+                .iter()
+                .filter(|p| {
+                    if p.columns.is_empty() {
+                        reads.reads_table(&p.table)
+                    } else {
+                        p.columns.iter().any(|c| reads.reads_column(&p.table, c))
+                    }
+                })
+                .collect();
+            (None, covering, "its query".to_string())
+        }
+    };
+    let mut problems = Vec::new();
+    if let Some(own) = own
+        && own.has_lists()
+        && !lets_see(own)
+    {
+        problems.push(
+            Diagnostic::new(
+                path,
+                alert.span.clone(),
+                format!(
+                    "alert `{}` posts {what} to `{target}`, which its access does not allow",
+                    alert.name
+                ),
+            )
+            .with_hint(
+                "post to a channel or person the metric's or report's `allowed_*` lists name",
+            ),
+        );
+    }
+    for policy in covering {
+        if !lets_see(&policy.allowed) {
+            problems.push(
+                Diagnostic::new(
+                    path,
+                    alert.span.clone(),
+                    format!(
+                        "alert `{}` posts {what} to `{target}`, which policy `{}` does not allow to see {}",
+                        alert.name,
+                        policy.name,
+                        policy.data()
+                    ),
+                )
+                .with_hint(format!(
+                    "post to a channel the policy allows ({}), or ask {} to add this one to the policy in {}",
+                    policy.allowed.allowed_channels.join(", "),
+                    policy.owner,
+                    policy.path.display()
+                )),
+            );
+        }
+    }
+    problems
+}
