@@ -10,43 +10,10 @@
 use crate::i18n::Message;
 use crate::spec::Period;
 
+pub use crate::spec::metric_sql::{Filter, Grain};
+
 /// Longest command text accepted, in characters (Slack's own limit is about 4,000).
 pub const MAX_COMMAND_CHARS: usize = 1000;
-
-/// How finely a metric is bucketed in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grain {
-    Day,
-    Week,
-    Month,
-}
-
-impl Grain {
-    /// The grain a name written by [`Grain::name`] stands for.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "daily" => Grain::Day,
-            "weekly" => Grain::Week,
-            "monthly" => Grain::Month,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Grain::Day => "daily",
-            Grain::Week => "weekly",
-            Grain::Month => "monthly",
-        }
-    }
-}
-
-/// A filter: `dimension = one of values`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filter {
-    pub dimension: String,
-    pub values: Vec<String>,
-}
 
 /// A question about one report or metric, not yet checked against the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -4,7 +4,9 @@
 //! access rule ([`access`]), the same pipeline the scheduled reports use ([`answer`]), and
 //! one type for what a person reads ([`reply`]). [`slash`] is its Slack front door.
 
-pub mod access;
+/// The one access rule lives beside the catalog it reads (alerts use it too);
+/// `adhoc::access` still names it.
+pub use crate::catalog::access;
 pub mod answer;
 pub mod audit;
 pub mod grammar;
@@ -13,7 +15,8 @@ pub mod metric;
 pub mod reply;
 pub mod resolve;
 pub mod slash;
-pub mod sql;
+/// Metric SQL lives with the specs (alerts generate it too); `adhoc::sql` still names it.
+pub use crate::spec::metric_sql as sql;
 pub mod throttle;
 
 pub use access::{AccessPolicy, Asker, allowed};

@@ -4,8 +4,12 @@
 //! once each. [`judge`] decides whether a condition holds on one day of a series.
 
 pub mod backtest;
+mod delivery;
 pub mod engine;
 pub mod judge;
+pub mod message;
+pub mod notify;
+pub mod run;
 pub mod watch;
 
 #[cfg(test)]

@@ -8,14 +8,15 @@ use std::time::Duration;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 
 use super::judge::{Direction, Judged, Reference, Seen, judge};
-use crate::adhoc::grammar::{Filter, Grain};
-use crate::adhoc::sql::{self, DIMENSION_COLUMN, PERIOD_COLUMN, VALUE_COLUMN};
 use crate::catalog::Catalog;
 use crate::pipeline::{self, PipelineError, RunLimits, RunOptions};
 use crate::scheduled::cron::instant_of;
 use crate::scheduled::freshness::{is_fresh, newest_date};
 use crate::spec::AlertSpec;
 use crate::spec::alert::{Condition, Watch};
+use crate::spec::metric_sql::{
+    self as sql, DIMENSION_COLUMN, Filter, Grain, PERIOD_COLUMN, VALUE_COLUMN,
+};
 use crate::warehouse::{ParamValue, Params, QueryJob, Trigger, Warehouse, WarehouseError};
 
 /// Values per instance (`""` when the alert is not split), per day.

@@ -193,6 +193,22 @@ impl App {
         }
     }
 
+    /// How the alert flow behaves, from the `alerts` and `scheduler` settings.
+    pub fn alert_config(&self) -> crate::alerts::run::AlertConfig {
+        let scheduler = &self.settings.scheduler;
+        let alerts = &self.settings.alerts;
+        crate::alerts::run::AlertConfig {
+            lease: Duration::from_secs(scheduler.lease_seconds.max(1)),
+            catch_up: Duration::from_secs(scheduler.catch_up_hours * 3600),
+            query_timeout: self.query_timeout,
+            limits: self.limits,
+            max_instances: alerts.max_instances.max(1),
+            digest_charts: alerts.digest_charts.max(1) as usize,
+            locale: self.locale,
+            access_policy: self.settings.slash.default_policy,
+        }
+    }
+
     /// The `/kpi` handler over the running catalog, warehouse and Slack.
     pub fn command_handler(
         &self,

@@ -1,6 +1,7 @@
 //! `kpibot serve`, the long-running bot: from what [`App`] builds, it starts the
 //! operations endpoints, `/kpi` (HTTP or Socket Mode), the catalog reloader, the demo mart's
-//! nightly refresh and the scheduler, and stops cleanly on SIGTERM or Ctrl-C.
+//! nightly refresh, the scheduler and the alert flow, and stops cleanly on SIGTERM or
+//! Ctrl-C.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use tokio::sync::watch;
 use super::{App, preflight};
 use crate::adhoc::interact;
 use crate::adhoc::slash;
+use crate::alerts::notify::Notifier;
+use crate::alerts::run::{AlertParts, AlertRunner};
 use crate::catalog::reload::{Reloader, publish_counts, reload_loop};
 use crate::catalog::{self, Catalog};
 use crate::deliver::Delivery;
@@ -19,7 +22,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::ops::{self, OpsState};
 use crate::pipeline::today_in;
-use crate::scheduled::{Scheduler, SchedulerParts};
+use crate::scheduled::{Scheduler, SchedulerParts, process_owner};
 use crate::settings::{SlashTransport, WarehouseKind};
 use crate::slack::inbound::run_socket_mode;
 use crate::warehouse::Warehouse;
@@ -255,6 +258,23 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         ledger = %ledger_name,
         "kpibot serve: listening on http://{address}"
     );
+    let notifier = match &slack {
+        Some(slack) => Notifier::Slack(slack.slack().clone()),
+        None => Notifier::Folder(app.out_dir().clone()),
+    };
+    let alerts = AlertRunner::new(
+        AlertParts {
+            catalog: catalog.clone(),
+            ledger: ledger.clone(),
+            warehouse: warehouse.clone(),
+            delivery: delivery.clone(),
+            notifier,
+            metrics: metrics.clone(),
+        },
+        app.alert_config(),
+        process_owner(),
+    );
+    let alerts = tokio::spawn(alerts.run(shutdown.clone()));
     let parts = SchedulerParts {
         catalog,
         ledger,
@@ -264,6 +284,9 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     };
     let scheduler = Scheduler::new(parts, app.scheduler_config());
     scheduler.run(shutdown, reloaded).await?;
+    if let Err(error) = alerts.await {
+        tracing::error!(error = %error, "the alert flow stopped");
+    }
     http.await??;
     // Questions acknowledged before the listeners closed still get their answers.
     if let Some(answers) = answers {

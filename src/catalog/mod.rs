@@ -3,6 +3,7 @@
 //! keeps its last good version and its owner is told. The scheduler and the ad-hoc flow
 //! read it through one [`SharedCatalog`] handle.
 
+pub mod access;
 pub mod reload;
 
 use std::collections::BTreeMap;

@@ -259,3 +259,41 @@ duration-minutes = { $minutes }m
 
 shape-missing-column = the query returns no column `{ $column }` named by `chart.{ $key }` (it returns: { $available })
 shape-not-numbers = column `{ $column }` (chart.y) holds { $found }, not numbers
+
+## Alerts
+
+alert-fired-header = 🔴 { $title }
+alert-fired-lead = { $mentions }{ $count ->
+    [one] firing for { $count } value:
+   *[other] firing for { $count } values:
+}
+alert-fired-lead-single = { $mentions }firing:
+alert-item = • *{ $instance }*: { $value }{ $against }
+alert-item-single = *{ $value }*{ $against }
+alert-more = … and { $count } more
+alert-no-value = no data
+alert-against-threshold = {" "}(threshold { $threshold })
+alert-against-earlier = {" "}({ $change } against { $earlier } on { $day })
+alert-against-band = {" "}(usual range { $low }–{ $high } over { $weeks } same weekdays)
+alert-small-print = { $definition } · evaluated { $time } ({ $timezone }) · day judged: { $day } · alert `{ $alert }`
+alert-reminder = ⏰ Still firing ({ $time }):
+alert-worsened = 📉 Worse ({ $time }):
+alert-resolved = ✅ Resolved ({ $time }):
+alert-resolved-header = ✅ { $title } — resolved { $time }
+alert-still-firing = Resolved: { $resolved }. Still firing: { $firing }.
+alert-mute-header = 🔕 { $title }: while the mute window held
+alert-mute-fired = • fired: { $instance } { $value } ({ $time })
+alert-mute-reminder = • still firing: { $instance } { $value } ({ $time })
+alert-mute-worsened = • worse: { $instance } { $value } ({ $time })
+alert-mute-resolved = • resolved: { $instance } ({ $time })
+alert-fallback = { $title }: { $summary }
+alert-problem = kpibot could not evaluate alert `{ $alert }` ({ $instances }): { $detail }. It is in the "error" state until an evaluation succeeds.
+alert-dropped = Alert `{ $alert }` tracks at most { $max } values; { $dropped } more were left out. Narrow it with `where`, or raise its `max_instances`.
+alert-chart-title = { $title }
+alert-chart-subtitle = { $window } ({ $timezone }) · { $definition }
+alert-list-heading = { $count ->
+    [one] { $count } alert is firing:
+   *[other] { $count } alerts are firing:
+}
+alert-list-none = No alert you may see is firing.
+alert-list-item = • *{ $title }* (`{ $alert }`): { $instances } — since { $since }

@@ -238,3 +238,35 @@ duration-minutes = { $minutes }分
 
 shape-missing-column = `chart.{ $key }` に指定された列 `{ $column }` をクエリが返していません（返している列: { $available }）
 shape-not-numbers = 列 `{ $column }`（chart.y）の値は { $found } で、数値ではありません
+
+## アラート
+
+alert-fired-header = 🔴 { $title }
+alert-fired-lead = { $mentions }{ $count }件の値でアラート発生:
+alert-fired-lead-single = { $mentions }アラート発生:
+alert-item = • *{ $instance }*: { $value }{ $against }
+alert-item-single = *{ $value }*{ $against }
+alert-more = …ほか{ $count }件
+alert-no-value = データなし
+alert-against-threshold = {" "}（しきい値 { $threshold }）
+alert-against-earlier = {" "}（{ $day }の{ $earlier }に対して{ $change }）
+alert-against-band = {" "}（過去{ $weeks }週の同じ曜日からの通常範囲 { $low }〜{ $high }）
+alert-small-print = { $definition } · 評価 { $time }（{ $timezone }） · 判定日: { $day } · アラート `{ $alert }`
+alert-reminder = ⏰ 継続中（{ $time }）:
+alert-worsened = 📉 悪化（{ $time }）:
+alert-resolved = ✅ 解消（{ $time }）:
+alert-resolved-header = ✅ { $title } — { $time }に解消
+alert-still-firing = 解消: { $resolved }。継続中: { $firing }。
+alert-mute-header = 🔕 { $title }: ミュート中の出来事
+alert-mute-fired = • 発生: { $instance } { $value }（{ $time }）
+alert-mute-reminder = • 継続中: { $instance } { $value }（{ $time }）
+alert-mute-worsened = • 悪化: { $instance } { $value }（{ $time }）
+alert-mute-resolved = • 解消: { $instance }（{ $time }）
+alert-fallback = { $title }: { $summary }
+alert-problem = アラート `{ $alert }`（{ $instances }）を評価できませんでした: { $detail }。評価が成功するまで「エラー」状態です。
+alert-dropped = アラート `{ $alert }` が追跡できる値は最大{ $max }件です。ほか{ $dropped }件は対象外になりました。`where` で絞り込むか、`max_instances` を増やしてください。
+alert-chart-title = { $title }
+alert-chart-subtitle = { $window }（{ $timezone }） · { $definition }
+alert-list-heading = 発生中のアラート（{ $count }件）:
+alert-list-none = 閲覧できる発生中のアラートはありません。
+alert-list-item = • *{ $title }*（`{ $alert }`）: { $instances } — { $since }から

@@ -4,6 +4,7 @@
 //! (shared by replicas) only carry them to their database.
 //! One cohesive thing: every statement on the ledger's one table.
 
+pub mod alerts;
 pub mod postgres;
 pub mod sqlite;
 

@@ -2,6 +2,7 @@
 //! [`render_run`] is the one entry point the pipeline calls.
 
 pub mod actions;
+pub mod alert_chart;
 pub mod backend;
 pub mod chart;
 pub mod data;

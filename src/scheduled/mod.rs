@@ -133,16 +133,10 @@ impl Drop for Held {
 
 impl Scheduler {
     pub fn new(parts: SchedulerParts, config: SchedulerConfig) -> Arc<Self> {
-        let owner = format!(
-            "{}-{}-{}",
-            hostname(),
-            std::process::id(),
-            Utc::now().timestamp_micros()
-        );
         Arc::new(Self {
             parts,
             config,
-            owner,
+            owner: process_owner(),
             in_flight: Default::default(),
         })
     }
@@ -370,6 +364,17 @@ impl Scheduler {
             &[("report", report), ("state", state)],
         );
     }
+}
+
+/// This process's name in the ledger's leases: host, process id and start time, so a
+/// restarted process is a new owner.
+pub fn process_owner() -> String {
+    format!(
+        "{}-{}-{}",
+        hostname(),
+        std::process::id(),
+        Utc::now().timestamp_micros()
+    )
 }
 
 fn hostname() -> String {

@@ -4,7 +4,10 @@
 use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
-use super::{CHANNEL_PAGE_SIZE, Slack, SlackError, advice, is_slack_id};
+use super::failure::CallFailure;
+use super::{
+    CHANNEL_PAGE_SIZE, Slack, SlackError, advice, failure_error, is_slack_id, message_request,
+};
 
 /// Messages per `conversations.history` / `conversations.replies` page.
 pub const MESSAGE_PAGE_SIZE: u16 = 200;
@@ -207,5 +210,77 @@ impl Slack {
         })
         .await
         .map(|_| ())
+    }
+
+    /// One attempt at `chat.postMessage` with a whole message body (blocks, metadata,
+    /// `thread_ts`); the caller decides what a lost answer means. Returns the channel the
+    /// message landed in (for a user, the direct-message channel) and its ts.
+    pub async fn post_once(
+        &self,
+        body: &serde_json::Value,
+        written: &str,
+    ) -> Result<(String, SlackTs), CallFailure> {
+        let request: SlackApiChatPostMessageRequest =
+            message_request(body.clone(), "chat.postMessage", written).map_err(|e| {
+                CallFailure {
+                    method: "chat.postMessage",
+                    class: super::failure::FailureClass::Permanent,
+                    code: "invalid_message".into(),
+                    detail: Some(e.to_string()),
+                    answer_lost: false,
+                }
+            })?;
+        let session = self.session();
+        let response = self
+            .attempt("chat.postMessage", session.chat_post_message(&request))
+            .await?;
+        Ok((response.channel.0, response.ts))
+    }
+
+    /// Replaces a message's content (`chat.update`), retrying what is transient: applying
+    /// the same edit twice changes nothing.
+    pub async fn update_message(
+        &self,
+        channel_id: &str,
+        ts: &SlackTs,
+        body: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<(), SlackError> {
+        let content: SlackMessageContent =
+            message_request(body.clone(), "chat.update", channel_id)?;
+        let request = SlackApiChatUpdateRequest::new(
+            SlackChannelId(channel_id.to_string()),
+            content,
+            ts.clone(),
+        );
+        let session = self.session();
+        self.idempotent("chat.update", channel_id, deadline, || {
+            session.chat_update(&request)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The direct-message channel with a user (`conversations.open`), for looking up what
+    /// was posted to them.
+    pub async fn direct_channel(
+        &self,
+        user: &str,
+        deadline: Instant,
+    ) -> Result<String, SlackError> {
+        let request = SlackApiConversationsOpenRequest::new()
+            .with_users(vec![SlackUserId(user.trim_start_matches('@').to_string())]);
+        let session = self.session();
+        let opened = self
+            .idempotent("conversations.open", user, deadline, || {
+                session.conversations_open(&request)
+            })
+            .await?;
+        Ok(opened.channel.id.0)
+    }
+
+    /// A failure of a call this module made, as the error its caller reports.
+    pub fn failed(&self, failure: CallFailure, attempts: u32, channel: &str) -> SlackError {
+        failure_error(failure, attempts, channel)
     }
 }

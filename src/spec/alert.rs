@@ -491,3 +491,12 @@ impl Mute {
         in_hours && (self.days.is_empty() || self.days.contains(&day))
     }
 }
+
+/// Whether a Slack target is a person (a user ID: `U…` or `W…`), for a direct message.
+pub fn is_user_target(target: &str) -> bool {
+    let t = target.trim_start_matches('@');
+    (t.starts_with('U') || t.starts_with('W'))
+        && t.len() >= 9
+        && t.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}

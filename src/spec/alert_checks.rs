@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::alert::{AlertSpec, Condition, Watch};
+use super::alert::{AlertSpec, Condition, Watch, is_user_target};
 use super::diagnostic::did_you_mean;
-use super::policy::{allows_channel, base_columns, metric_policies, report_policies};
+use super::policy::{
+    allows_channel, base_columns, metric_policies, reads_policies, report_policies,
+};
 use super::{Access, Diagnostic, LoadedFile, MetricSpec, PolicySpec, ReportSpec};
 use crate::warehouse::reads::read_sql;
 
@@ -108,15 +110,6 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile]) {
     }
 }
 
-/// Whether a Slack target is a person (a user ID: `U…` or `W…`), for a direct message.
-pub fn is_user_target(target: &str) -> bool {
-    let t = target.trim_start_matches('@');
-    (t.starts_with('U') || t.starts_with('W'))
-        && t.len() >= 9
-        && t.chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-}
-
 /// Access holds on alerts too: an alert may only post what its target could read. The
 /// watched metric's or report's own allow-lists and every data policy covering what it
 /// reads must let the target (a channel, or a person for a DM) see it.
@@ -131,11 +124,12 @@ fn target_problems(
     let person = is_user_target(target);
     let lets_see = |access: &Access| {
         if person {
+            // As for a person asking: listed by name (group membership cannot be known
+            // here, so a group alone does not let a direct message through).
             access
                 .allowed_users
                 .iter()
                 .any(|u| u == target.trim_start_matches('@'))
-                || (access.allowed_users.is_empty() && access.allowed_usergroups.is_empty())
         } else {
             allows_channel(access, target)
         }
@@ -174,16 +168,7 @@ fn target_problems(
                 _ => return Vec::new(),
             };
             let reads = read_sql(sql, crate::warehouse::Dialect::DuckDb);
-            let covering = policies
-                .iter()
-                .filter(|p| {
-                    if p.columns.is_empty() {
-                        reads.reads_table(&p.table)
-                    } else {
-                        p.columns.iter().any(|c| reads.reads_column(&p.table, c))
-                    }
-                })
-                .collect();
+            let covering = reads_policies(&reads, policies);
             (None, covering, "its query".to_string())
         }
     };

@@ -11,6 +11,7 @@ pub mod chart;
 pub mod diagnostic;
 pub mod freshness;
 pub mod metric;
+pub mod metric_sql;
 pub mod period;
 pub mod policy;
 pub mod query;

@@ -135,7 +135,15 @@ impl Reader<'_> {
 /// The policies that cover a report: those whose table (or, for a column policy, one of
 /// whose columns) the report's SQL reads.
 pub fn report_policies<'p>(report: &ReportSpec, policies: &'p [PolicySpec]) -> Vec<&'p PolicySpec> {
-    let reads = &report.query.reads;
+    reads_policies(&report.query.reads, policies)
+}
+
+/// The policies covering what a query reads: a table policy when it reads the table, a
+/// column policy when it reads one of the columns.
+pub fn reads_policies<'p>(
+    reads: &crate::warehouse::reads::SqlReads,
+    policies: &'p [PolicySpec],
+) -> Vec<&'p PolicySpec> {
     policies
         .iter()
         .filter(|p| {

@@ -325,6 +325,17 @@ impl FakeSlack {
     }
 
     /// Messages posted to `channel` (an ID).
+    /// How many times `chat.update` edited the message at `ts`.
+    pub fn edits_of(&self, ts: &str) -> u64 {
+        self.with(|s| {
+            s.messages
+                .iter()
+                .find(|m| m.ts == ts)
+                .and_then(|m| m.body["edited_count"].as_u64())
+                .unwrap_or(0)
+        })
+    }
+
     pub fn messages_in(&self, channel: &str) -> Vec<Posted> {
         self.with(|s| {
             s.messages
@@ -805,7 +816,9 @@ fn post_message(s: &mut Inner, params: &Value) -> Response {
     let channel_id = match (&channel, is_user) {
         (Some(c), _) if !c.is_member => return slack_error("not_in_channel", None),
         (Some(c), _) => c.id.clone(),
-        (None, true) => channel_ref.to_string(),
+        // A user ID posts into the direct-message channel with that user, as Slack does.
+        (None, true) => dm_channel(channel_ref),
+        (None, false) if channel_ref.starts_with('D') => channel_ref.to_string(),
         (None, false) => return slack_error("channel_not_found", None),
     };
     let text = params["text"].as_str().unwrap_or_default();
@@ -857,9 +870,42 @@ fn post_message(s: &mut Inner, params: &Value) -> Response {
     ok(json!({"channel": channel_id, "ts": ts, "message": message}))
 }
 
+/// The direct-message channel Slack keeps between the bot and a user.
+fn dm_channel(user: &str) -> String {
+    format!("D{user}")
+}
+
+/// `chat.update`: replaces a message's text, blocks (checked like a new post's) and,
+/// when given, its metadata; `message_not_found` for a ts that is not there.
+fn update_message(s: &mut Inner, params: &Value) -> Response {
+    let channel = params["channel"].as_str().unwrap_or_default().to_string();
+    let ts = params["ts"].as_str().unwrap_or_default().to_string();
+    let blocks = params["blocks"].as_array().cloned().unwrap_or_default();
+    let errors = block_errors(&blocks, &s.files, s.reject_native);
+    if !errors.is_empty() {
+        return slack_error("invalid_blocks", Some(errors));
+    }
+    let Some(message) = s
+        .messages
+        .iter_mut()
+        .find(|m| m.channel == channel && m.ts == ts)
+    else {
+        return slack_error("message_not_found", None);
+    };
+    for key in ["text", "blocks", "metadata"] {
+        if let Some(value) = params.get(key) {
+            message.body[key] = value.clone();
+        }
+    }
+    let edits = message.body["edited_count"].as_u64().unwrap_or(0) + 1;
+    message.body["edited_count"] = json!(edits);
+    message.body["edited"] = json!({"user": "B0KPIBOT", "ts": ts});
+    ok(json!({"channel": channel, "ts": ts, "text": params["text"]}))
+}
+
 fn history(s: &Inner, params: &Value) -> Response {
     let channel = params["channel"].as_str().unwrap_or_default();
-    if !s.channels.iter().any(|c| c.id == channel) {
+    if !channel.starts_with('D') && !s.channels.iter().any(|c| c.id == channel) {
         return slack_error("channel_not_found", None);
     }
     let oldest: f64 = params["oldest"]
@@ -1059,6 +1105,22 @@ async fn api(
                 ok(json!({"user": body}))
             }
             "conversations.replies" => replies(&s, &params),
+            "chat.update" => update_message(&mut s, &params),
+            "conversations.open" => {
+                // A JSON list, or a comma-separated form field.
+                let users = match &params["users"] {
+                    Value::Array(list) => list
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.as_str().unwrap_or_default().to_string(),
+                };
+                match users.split(',').next().filter(|u| !u.is_empty()) {
+                    Some(user) => ok(json!({"channel": {"id": dm_channel(user)}})),
+                    None => slack_error("users_list_not_supplied", None),
+                }
+            }
             "conversations.list" => list_channels(&s, &params),
             "chat.getPermalink" => {
                 let channel = params["channel"].as_str().unwrap_or_default().to_string();

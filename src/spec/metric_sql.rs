@@ -1,11 +1,10 @@
-//! SQL for an ad-hoc metric question, generated from the metric's definition. Identifiers
-//! come only from the catalog (checked as plain names when the spec was read); every
-//! value a user typed becomes a bound parameter. The time grain is spelled per warehouse.
+//! SQL for a metric question (a `/kpi` answer or an alert's series), generated from the
+//! metric's definition. Identifiers come only from the catalog (checked as plain names
+//! when the spec was read); every value a user typed becomes a bound parameter. The time
+//! grain is spelled per warehouse.
 
 use crate::spec::{Measure, MetricSpec};
 use crate::warehouse::{ParamValue, Params};
-
-use super::grammar::{Filter, Grain};
 
 pub use crate::warehouse::Dialect;
 
@@ -13,6 +12,41 @@ pub use crate::warehouse::Dialect;
 pub const PERIOD_COLUMN: &str = "period";
 pub const VALUE_COLUMN: &str = "value";
 pub const DIMENSION_COLUMN: &str = "dimension";
+
+/// How finely a metric is bucketed in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    Day,
+    Week,
+    Month,
+}
+
+impl Grain {
+    /// The grain a name written by [`Grain::name`] stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "daily" => Grain::Day,
+            "weekly" => Grain::Week,
+            "monthly" => Grain::Month,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Grain::Day => "daily",
+            Grain::Week => "weekly",
+            Grain::Month => "monthly",
+        }
+    }
+}
+
+/// A filter: `dimension = one of values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub dimension: String,
+    pub values: Vec<String>,
+}
 
 /// A quoted identifier; `mart.table` keeps its dot.
 fn quote(dialect: Dialect, name: &str) -> String {

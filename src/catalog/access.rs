@@ -103,6 +103,17 @@ pub fn report_gates(catalog: &Catalog, report: &ReportSpec) -> Vec<Gate> {
     )
 }
 
+/// The gates of a query written by hand (an alert's `rows` or `stale` SQL): every policy
+/// covering what it reads.
+pub fn query_gates(catalog: &Catalog, reads: &crate::warehouse::reads::SqlReads) -> Vec<Gate> {
+    gates(
+        &Access::default(),
+        "",
+        "",
+        crate::spec::policy::reads_policies(reads, catalog.policies()),
+    )
+}
+
 /// The gates of a metric question touching `columns` (measured, filtered, split by).
 pub fn metric_gates(catalog: &Catalog, metric: &MetricSpec, columns: &[&str]) -> Vec<Gate> {
     gates(

@@ -1,0 +1,463 @@
+//! Sending a round's notices: each claimed in the ledger, held to the access rule at the
+//! time of posting, posted once (looked for first after a crash), recorded; a reply in
+//! its firing's thread, a resolution also editing the root; the chart drawn and uploaded
+//! with the firing.
+
+use chrono::{Days, Utc};
+
+use super::engine::{Kind, Notice, NoticeRef, Round};
+use super::judge::Reference;
+use super::message::{Facts, notice_message, problem_text, resolved_root};
+use super::notify::Marker;
+use super::run::{AlertRunError, AlertRunner, parse_round, style_of, title_of};
+use super::watch::{Series, WatchError, lookback_days, series};
+use crate::catalog::Catalog;
+use crate::catalog::access::{
+    Asker, Decision, Gate, base_columns, decide, metric_gates, query_gates, report_gates,
+};
+use crate::ledger::alerts::{NoticeClaim, NoticeKey};
+use crate::render::alert_chart::{AlertChart, AlertPanel, render_alert_png};
+use crate::render::format::NumberStyle;
+use crate::spec::AlertSpec;
+use crate::spec::alert::{Condition, Watch, is_user_target};
+use crate::warehouse::reads::read_sql;
+
+const METRIC_FAILURES: &str = "kpibot_alert_notification_failures_total";
+const METRIC_FAILURES_HELP: &str = "Alert notices that could not be sent, per alert";
+
+/// Days of history drawn in an alert's chart, before the judged day.
+pub const CHART_DAYS: u64 = 28;
+
+impl AlertRunner {
+    /// Sends every notice of `round` not yet sent; closes the round once all are.
+    pub(super) async fn deliver_round(
+        &self,
+        catalog: &Catalog,
+        alert: &AlertSpec,
+        round: &Round,
+    ) -> Result<(), AlertRunError> {
+        let mut complete = true;
+        for notice in &round.notices {
+            match self.deliver_notice(catalog, alert, round, notice).await {
+                Ok(done) => complete &= done,
+                Err(error) => {
+                    complete = false;
+                    tracing::error!(alert = %alert.name, notice = notice.index, error = %error, "could not send an alert notice");
+                }
+            }
+        }
+        if complete {
+            self.parts
+                .ledger
+                .finish_alert_round(&alert.name, round.evaluated_at, Utc::now())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one notice unless it was sent (or is being sent by a live process); `true`
+    /// once it is settled, posted or failed for good.
+    async fn deliver_notice(
+        &self,
+        catalog: &Catalog,
+        alert: &AlertSpec,
+        round: &Round,
+        notice: &Notice,
+    ) -> Result<bool, AlertRunError> {
+        let ledger = &self.parts.ledger;
+        let key = NoticeKey {
+            alert: alert.name.clone(),
+            evaluated_at: round.evaluated_at,
+            index: notice.index,
+        };
+        // A reply waits for its root: until the root is posted (or failed for good), it
+        // has no thread to go in, and posting it on its own would read as a new firing.
+        let root_post = match &notice.root {
+            Some(root) => {
+                let key = root_key(alert, root);
+                match ledger.notice_post(&key).await? {
+                    Some(post) => Some(post),
+                    None if ledger.notice_state(&key).await?.as_deref() == Some("failed") => None,
+                    None => return Ok(false),
+                }
+            }
+            None => None,
+        };
+        let (takeover, noted_channel) = match ledger
+            .claim_notice(&key, notice.kind.as_str(), &self.lease(), Utc::now())
+            .await?
+        {
+            NoticeClaim::Posted { .. } | NoticeClaim::Failed => return Ok(true),
+            NoticeClaim::Held => return Ok(false),
+            NoticeClaim::Won { takeover, channel } => (takeover, channel),
+        };
+        let title = title_of(catalog, alert);
+        let style = style_of(catalog, alert, self.config.locale);
+        let facts = self.facts(alert, &title, style, round.evaluated_at);
+        if notice.kind == Kind::Problem {
+            let text = problem_text(&facts, notice, self.max_instances(alert));
+            let result = self.parts.delivery.notify(&alert.owner, &text).await;
+            let error = result.as_ref().err().map(|e| e.to_string());
+            if let Some(error) = &error {
+                self.failed(alert, error);
+            }
+            ledger
+                .record_notice(
+                    &key,
+                    &self.owner,
+                    Some((&alert.owner, "")),
+                    error.as_deref(),
+                    Utc::now(),
+                )
+                .await?;
+            return Ok(true);
+        }
+        let marker = Marker {
+            alert: alert.name.clone(),
+            evaluated_at: round.evaluated_at,
+            index: notice.index,
+        };
+        // With its root failed for good, a reply stands on its own in the alert's channel.
+        let notifier = &self.parts.notifier;
+        let channel = match (&root_post, noted_channel) {
+            (Some((channel, _)), _) => channel.clone(),
+            (None, Some(channel)) => channel,
+            (None, None) => match notifier.channel_of(&alert.channel).await {
+                Ok(channel) => channel,
+                Err(error) => return self.give_up(alert, &key, &error.to_string()).await,
+            },
+        };
+        ledger
+            .note_notice_channel(&key, &self.owner, &channel)
+            .await?;
+        if let Some(why) = self.refusal(catalog, alert, &channel) {
+            return self.give_up(alert, &key, &why).await;
+        }
+        let thread = root_post.as_ref().map(|(_, ts)| ts.as_str());
+        let found = if takeover {
+            // The process that claimed this died: it may have posted before recording.
+            notifier.find(&channel, thread, &marker).await?
+        } else {
+            None
+        };
+        let ts = match found {
+            Some(ts) => {
+                tracing::info!(alert = %alert.name, notice = notice.index, %ts, "found the notice a stopped process had posted; recording it, not posting again");
+                ts
+            }
+            None => {
+                let chart = match notice.kind {
+                    Kind::Fired | Kind::MuteSummary if root_post.is_none() => {
+                        self.chart(
+                            catalog, alert, &title, &style, round, notice, &marker, &channel,
+                        )
+                        .await
+                    }
+                    _ => None,
+                };
+                let body = notice_message(&facts, notice, chart.as_deref());
+                match notifier
+                    .post(&channel, &alert.channel, thread, &body, &marker)
+                    .await
+                {
+                    Ok(ts) => ts,
+                    Err(error) => return self.give_up(alert, &key, &error.to_string()).await,
+                }
+            }
+        };
+        ledger
+            .record_notice(&key, &self.owner, Some((&channel, &ts)), None, Utc::now())
+            .await?;
+        if notice.kind == Kind::Resolved
+            && let (Some(root), Some((root_channel, root_ts))) = (&notice.root, &root_post)
+        {
+            self.edit_root(catalog, alert, &facts, notice, root, root_channel, root_ts)
+                .await;
+        }
+        Ok(true)
+    }
+
+    /// Why `alert` may not post to its target now, if it may not: the same rule a `/kpi`
+    /// answer goes through, with the target as the asker (a channel, or a person in a
+    /// direct message), against the catalog as it is at the time of posting.
+    fn refusal(&self, catalog: &Catalog, alert: &AlertSpec, channel_id: &str) -> Option<String> {
+        let gates = alert_gates(catalog, alert);
+        let person = is_user_target(&alert.channel);
+        let asker = Asker {
+            user_id: if person {
+                alert.channel.trim_start_matches('@').to_string()
+            } else {
+                String::new()
+            },
+            channel_id: channel_id.to_string(),
+            channel_name: if person {
+                String::new()
+            } else {
+                alert.channel.trim_start_matches('#').to_string()
+            },
+            usergroups: Vec::new(),
+            operator: false,
+        };
+        match decide(
+            &gates,
+            &asker,
+            self.config.access_policy,
+            false,
+            &alert.owner,
+        ) {
+            Decision::Channel => None,
+            Decision::Private { .. } if person => None,
+            _ => Some(format!(
+                "access: {} may not see what alert `{}` watches; post it where its metric's or report's access and data policies allow",
+                alert.channel, alert.name
+            )),
+        }
+    }
+
+    /// Records a notice as failed for good and tells the owner why.
+    async fn give_up(
+        &self,
+        alert: &AlertSpec,
+        key: &NoticeKey,
+        error: &str,
+    ) -> Result<bool, AlertRunError> {
+        self.failed(alert, error);
+        self.parts
+            .ledger
+            .record_notice(key, &self.owner, None, Some(error), Utc::now())
+            .await?;
+        let text = format!(
+            "kpibot could not post alert `{}` to {}: {error}",
+            alert.name, alert.channel
+        );
+        if let Err(notify) = self.parts.delivery.notify(&alert.owner, &text).await {
+            tracing::error!(alert = %alert.name, error = %notify, "the owner could not be told either");
+        }
+        Ok(true)
+    }
+
+    fn failed(&self, alert: &AlertSpec, error: &str) {
+        tracing::error!(alert = %alert.name, error, "alert notice not sent");
+        self.parts.metrics.increment(
+            METRIC_FAILURES,
+            METRIC_FAILURES_HELP,
+            &[("alert", &alert.name)],
+        );
+    }
+
+    /// Edits a firing's root once values under it resolved: rebuilt from the root's own
+    /// round, its chart kept, what resolved (and what still fires) said on top.
+    #[allow(clippy::too_many_arguments)]
+    async fn edit_root(
+        &self,
+        catalog: &Catalog,
+        alert: &AlertSpec,
+        facts: &Facts<'_>,
+        notice: &Notice,
+        root: &NoticeRef,
+        channel: &str,
+        ts: &str,
+    ) {
+        let stored = match self
+            .parts
+            .ledger
+            .alert_round(&alert.name, root.evaluated_at)
+            .await
+        {
+            Ok(Some(stored)) => stored,
+            _ => return,
+        };
+        let Ok(root_round) = parse_round(&stored) else {
+            return;
+        };
+        let Some(root_notice) = root_round.notices.get(root.index as usize) else {
+            return;
+        };
+        let root_marker = Marker {
+            alert: alert.name.clone(),
+            evaluated_at: root.evaluated_at,
+            index: root.index,
+        };
+        let chart = self
+            .parts
+            .notifier
+            .chart_of(channel, ts, &root_marker)
+            .await;
+        let title = facts.title;
+        let root_facts = self.facts(
+            alert,
+            title,
+            style_of(catalog, alert, self.config.locale),
+            root.evaluated_at,
+        );
+        let body = resolved_root(
+            facts,
+            root_notice,
+            &root_facts,
+            &notice.still_firing,
+            chart.as_deref(),
+        );
+        if let Err(error) = self
+            .parts
+            .notifier
+            .update(channel, ts, &body, &root_marker)
+            .await
+        {
+            tracing::warn!(alert = %alert.name, error = %error, "could not mark the firing message resolved");
+        }
+    }
+
+    /// The chart under a firing's root: a panel per value (up to the digest's limit).
+    #[allow(clippy::too_many_arguments)]
+    async fn chart(
+        &self,
+        catalog: &Catalog,
+        alert: &AlertSpec,
+        title: &str,
+        style: &NumberStyle,
+        round: &Round,
+        notice: &Notice,
+        marker: &Marker,
+        channel: &str,
+    ) -> Option<String> {
+        alert.watch.as_ref()?;
+        let day = super::evaluated_day(alert, round.evaluated_at);
+        let from = day - Days::new(CHART_DAYS.max(lookback_days(&alert.condition)));
+        let values: Series = match series(self.sources(catalog), alert, from, day).await {
+            Ok(values) => values,
+            Err(error) => {
+                log_chart_error(alert, &error);
+                return None;
+            }
+        };
+        let panels: Vec<AlertPanel> = notice
+            .items
+            .iter()
+            .take(self.config.digest_charts.max(1))
+            .map(|item| panel(alert, &values, item, from, day, title))
+            .collect();
+        let subtitle = format!(
+            "{} – {} ({})",
+            from + Days::new(1),
+            day,
+            alert.timezone.name()
+        );
+        let (owned_title, owned_style) = (title.to_string(), *style);
+        // Drawing is CPU work: off the async workers, at background priority.
+        let drawn = tokio::task::spawn_blocking(move || {
+            crate::priority::background(|| {
+                render_alert_png(&AlertChart {
+                    title: &owned_title,
+                    subtitle: &subtitle,
+                    panels: &panels,
+                    style: owned_style,
+                })
+            })
+        })
+        .await;
+        let png = match drawn {
+            Ok(Ok(png)) => png,
+            Ok(Err(error)) => {
+                tracing::warn!(alert = %alert.name, error = %error, "could not draw the alert's chart; posting without it");
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(alert = %alert.name, error = %error, "drawing the alert's chart stopped; posting without it");
+                return None;
+            }
+        };
+        match self
+            .parts
+            .notifier
+            .upload_chart(marker, title, &png, channel)
+            .await
+        {
+            Ok(file) => Some(file),
+            Err(error) => {
+                tracing::warn!(alert = %alert.name, error = %error, "could not upload the alert's chart; posting without it");
+                None
+            }
+        }
+    }
+}
+
+fn log_chart_error(alert: &AlertSpec, error: &WatchError) {
+    tracing::warn!(alert = %alert.name, error = %error, "could not read the series for the alert's chart");
+}
+
+/// The gates guarding what `alert` posts.
+pub fn alert_gates(catalog: &Catalog, alert: &AlertSpec) -> Vec<Gate> {
+    match &alert.watch {
+        Some(Watch::Metric {
+            metric,
+            by,
+            filters,
+            ..
+        }) => match catalog.metric(metric) {
+            Some(m) => {
+                let mut columns = base_columns(m);
+                columns.extend(by.iter().map(String::as_str));
+                columns.extend(filters.iter().map(|(d, _)| d.as_str()));
+                metric_gates(catalog, m, &columns)
+            }
+            None => Vec::new(),
+        },
+        Some(Watch::Report { report, .. }) => catalog
+            .get(report)
+            .map(|r| report_gates(catalog, r))
+            .unwrap_or_default(),
+        None => match &alert.condition {
+            Condition::Rows { sql } => {
+                query_gates(catalog, &read_sql(sql, crate::warehouse::Dialect::DuckDb))
+            }
+            Condition::Stale(f) => query_gates(
+                catalog,
+                &read_sql(&f.sql, crate::warehouse::Dialect::DuckDb),
+            ),
+            _ => Vec::new(),
+        },
+    }
+}
+
+fn root_key(alert: &AlertSpec, root: &NoticeRef) -> NoticeKey {
+    NoticeKey {
+        alert: alert.name.clone(),
+        evaluated_at: root.evaluated_at,
+        index: root.index,
+    }
+}
+
+/// One value's panel: its last days, the threshold or band, the judged point marked.
+fn panel(
+    alert: &AlertSpec,
+    values: &Series,
+    item: &super::engine::Item,
+    from: chrono::NaiveDate,
+    day: chrono::NaiveDate,
+    title: &str,
+) -> AlertPanel {
+    let series = values.get(&item.instance);
+    let first = day - Days::new(CHART_DAYS - 1);
+    let days = first
+        .iter_days()
+        .take_while(|d| *d <= day)
+        .filter(|d| *d > from)
+        .map(|d| (d, series.and_then(|s| s.get(&d).copied())))
+        .collect();
+    let (threshold, band) = match (&alert.condition, &item.reference) {
+        (Condition::Above(x) | Condition::Below(x), _) => (Some(*x), None),
+        (_, Some(Reference::Band { low, high, .. })) => (None, Some((*low, *high))),
+        _ => (None, None),
+    };
+    AlertPanel {
+        name: if item.instance.is_empty() {
+            title.to_string()
+        } else {
+            item.instance.clone()
+        },
+        days,
+        threshold,
+        band,
+        breach: item.value.map(|v| (day, v)),
+    }
+}

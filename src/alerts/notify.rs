@@ -1,0 +1,309 @@
+//! Where alert notices go: Slack (posted once — a post whose answer was lost is looked
+//! for before it is sent again — replies in the firing's thread, the root edited on
+//! resolution, direct messages to a person) or, without a Slack token, a folder of the
+//! exact message bodies. An enum, not a trait: there are these two and no others.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use slack_morphism::prelude::*;
+
+use super::message::{ALERT_EVENT_TYPE, notice_marker};
+use crate::slack::{Slack, SlackError};
+use crate::spec::alert::is_user_target;
+
+/// How far before a round's time a lookup for its message starts, in seconds.
+pub const LOOKUP_MARGIN_SECONDS: i64 = 600;
+/// Pages of history searched for a message before "not found" is trusted.
+pub const LOOKUP_MAX_PAGES: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Slack(#[from] SlackError),
+    #[error("cannot write the alert notice to {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// One notice's identity, as its message carries it.
+#[derive(Debug, Clone)]
+pub struct Marker {
+    pub alert: String,
+    pub evaluated_at: DateTime<Utc>,
+    pub index: u32,
+}
+
+impl Marker {
+    fn block_id(&self) -> String {
+        notice_marker(&self.alert, self.evaluated_at, self.index)
+    }
+
+    fn evaluated_at_text(&self) -> String {
+        self.evaluated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// Whether a message from the channel's history or a thread is this notice.
+    fn is_in(&self, message: &SlackHistoryMessage) -> bool {
+        let marked = message.content.blocks.iter().flatten().any(|block| {
+            matches!(block, SlackBlock::Context(context)
+                if context.block_id.as_ref().is_some_and(|id| id.0 == self.block_id()))
+        });
+        let tagged = message.content.metadata.as_ref().is_some_and(|m| {
+            let field = |name: &str| {
+                m.event_payload
+                    .as_ref()
+                    .and_then(|p| p.get(name))
+                    .map(|v| v.to_string())
+            };
+            m.event_type == ALERT_EVENT_TYPE
+                && field("alert").as_deref() == Some(self.alert.as_str())
+                && field("evaluated_at") == Some(self.evaluated_at_text())
+                && field("notice") == Some(self.index.to_string())
+        });
+        marked || tagged
+    }
+}
+
+/// Where alert notices go.
+pub enum Notifier {
+    Slack(Arc<Slack>),
+    /// `<folder>/alerts/<alert>/<time>-<index>.json`: the exact `chat.postMessage` bodies.
+    Folder(PathBuf),
+}
+
+impl Notifier {
+    /// The channel ID a target is posted to: a channel's ID, or for a person the
+    /// direct-message channel with them (so a lost post can be looked for there).
+    pub async fn channel_of(&self, target: &str) -> Result<String, NotifyError> {
+        match self {
+            Notifier::Slack(slack) => {
+                let deadline = slack.deadline();
+                if is_user_target(target) {
+                    Ok(slack.direct_channel(target, deadline).await?)
+                } else {
+                    Ok(slack.channel_id(target).await?)
+                }
+            }
+            Notifier::Folder(_) => Ok(target.trim_start_matches('#').to_string()),
+        }
+    }
+
+    /// Looks for this notice's message: in `thread` when it is a reply, else in the
+    /// channel from shortly before the round.
+    pub async fn find(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        marker: &Marker,
+    ) -> Result<Option<String>, NotifyError> {
+        match self {
+            Notifier::Folder(folder) => {
+                let path = file_of(folder, marker);
+                Ok(path.exists().then(|| file_ts(marker)))
+            }
+            Notifier::Slack(slack) => {
+                let deadline = slack.deadline();
+                let parent = thread.map(|t| SlackTs(t.to_string()));
+                let oldest = parent.is_none().then(|| {
+                    SlackTs(format!(
+                        "{}.000000",
+                        marker.evaluated_at.timestamp() - LOOKUP_MARGIN_SECONDS
+                    ))
+                });
+                let mut cursor = None;
+                for _ in 0..LOOKUP_MAX_PAGES {
+                    let (messages, next) = slack
+                        .messages_page(channel, parent.as_ref(), oldest.clone(), cursor, deadline)
+                        .await?;
+                    if let Some(found) = messages
+                        .iter()
+                        .filter(|m| Some(&m.origin.ts) != parent.as_ref())
+                        .find(|m| marker.is_in(m))
+                    {
+                        return Ok(Some(found.origin.ts.0.clone()));
+                    }
+                    cursor = next.filter(|c| !c.0.is_empty());
+                    if cursor.is_none() {
+                        return Ok(None);
+                    }
+                }
+                Err(SlackError::Call {
+                    method: "conversations.history",
+                    code: "unconfirmed".into(),
+                    detail: Some(format!(
+                        "looked through {LOOKUP_MAX_PAGES} pages without reaching the alert's evaluation"
+                    )),
+                    attempts: 1,
+                    advice: crate::slack::advice("unconfirmed", channel, None),
+                }
+                .into())
+            }
+        }
+    }
+
+    /// Posts `body` once to `channel` (in `thread` when given): transient failures are
+    /// retried, and after an attempt whose answer was lost the message is looked for
+    /// before it is sent again. Returns the message's ts.
+    pub async fn post(
+        &self,
+        channel: &str,
+        written: &str,
+        thread: Option<&str>,
+        body: &Value,
+        marker: &Marker,
+    ) -> Result<String, NotifyError> {
+        let mut body = body.clone();
+        body["channel"] = json!(channel);
+        if let Some(parent) = thread {
+            body["thread_ts"] = json!(parent);
+        }
+        match self {
+            Notifier::Folder(folder) => {
+                let path = file_of(folder, marker);
+                write_json(&path, &body)?;
+                Ok(file_ts(marker))
+            }
+            Notifier::Slack(slack) => {
+                let deadline = slack.deadline();
+                let mut attempt = 0;
+                let mut maybe_posted = false;
+                loop {
+                    if maybe_posted && let Some(ts) = self.find(channel, thread, marker).await? {
+                        return Ok(ts);
+                    }
+                    attempt += 1;
+                    let failure = match slack.post_once(&body, written).await {
+                        Ok((_, ts)) => return Ok(ts.0),
+                        Err(failure) => failure,
+                    };
+                    maybe_posted |= failure.answer_lost;
+                    if !slack.wait_to_retry(&failure, attempt, deadline).await {
+                        if maybe_posted
+                            && let Ok(Some(ts)) = self.find(channel, thread, marker).await
+                        {
+                            return Ok(ts);
+                        }
+                        return Err(slack.failed(failure, attempt, written).into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Uploads a chart for a message in `channel`; its file id.
+    pub async fn upload_chart(
+        &self,
+        marker: &Marker,
+        title: &str,
+        png: &[u8],
+        channel: &str,
+    ) -> Result<String, NotifyError> {
+        match self {
+            Notifier::Folder(folder) => {
+                let path = file_of(folder, marker).with_extension("png");
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| NotifyError::Folder {
+                        path: parent.display().to_string(),
+                        source,
+                    })?;
+                }
+                std::fs::write(&path, png).map_err(|source| NotifyError::Folder {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Ok(path.display().to_string())
+            }
+            Notifier::Slack(slack) => {
+                let name = format!("{}-{}.png", marker.alert, marker.evaluated_at.timestamp());
+                Ok(slack
+                    .upload_png(&name, title, png, channel, slack.deadline())
+                    .await?
+                    .0)
+            }
+        }
+    }
+
+    /// The chart file a posted root shows, to keep it when the root is edited.
+    pub async fn chart_of(&self, channel: &str, ts: &str, marker: &Marker) -> Option<String> {
+        match self {
+            Notifier::Folder(folder) => {
+                let path = file_of(folder, marker).with_extension("png");
+                path.exists().then(|| path.display().to_string())
+            }
+            Notifier::Slack(slack) => {
+                let parent = SlackTs(ts.to_string());
+                let (messages, _) = slack
+                    .messages_page(channel, Some(&parent), None, None, slack.deadline())
+                    .await
+                    .ok()?;
+                let root = messages.into_iter().find(|m| m.origin.ts == parent)?;
+                root.content
+                    .blocks
+                    .iter()
+                    .flatten()
+                    .find_map(|block| match block {
+                        SlackBlock::Image(image) => match &image.image_url_or_file {
+                            SlackImageUrlOrFile::SlackFile {
+                                slack_file: SlackFileIdOrUrl::Id { id },
+                            } => Some(id.0.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+            }
+        }
+    }
+
+    /// Replaces a posted message (the root of a firing, once resolved).
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        body: &Value,
+        marker: &Marker,
+    ) -> Result<(), NotifyError> {
+        match self {
+            Notifier::Folder(folder) => {
+                let mut body = body.clone();
+                body["channel"] = json!(channel);
+                write_json(&file_of(folder, marker), &body)
+            }
+            Notifier::Slack(slack) => Ok(slack
+                .update_message(channel, &SlackTs(ts.to_string()), body, slack.deadline())
+                .await?),
+        }
+    }
+}
+
+fn file_of(folder: &std::path::Path, marker: &Marker) -> PathBuf {
+    folder.join("alerts").join(&marker.alert).join(format!(
+        "{}-{}.json",
+        marker.evaluated_at.format("%Y%m%dT%H%M%SZ"),
+        marker.index
+    ))
+}
+
+/// A folder notice's stand-in for a Slack ts: unique per notice, stable across restarts.
+fn file_ts(marker: &Marker) -> String {
+    format!("{}.{:06}", marker.evaluated_at.timestamp(), marker.index)
+}
+
+fn write_json(path: &std::path::Path, body: &Value) -> Result<(), NotifyError> {
+    let fail = |source| NotifyError::Folder {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let staging = path.with_extension("json.partial");
+    let text = serde_json::to_string_pretty(body).unwrap_or_default();
+    std::fs::write(&staging, text).map_err(fail)?;
+    std::fs::rename(&staging, path).map_err(fail)
+}

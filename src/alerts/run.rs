@@ -1,0 +1,338 @@
+//! The alert flow behind `kpibot serve`: at each alert's cron slot, evaluate it (observe
+//! the warehouse, step the state machine from the last recorded state) and record the
+//! round — its new state and its notices — in one ledger statement; then send each notice
+//! once: claimed before posting, looked for after a crash, recorded after. Rounds left
+//! open by a dead process are finished by whoever runs next.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use super::engine::{AlertState, Phase, Round, evaluate};
+use super::message::Facts;
+use super::notify::{Notifier, NotifyError};
+use super::watch::{Sources, observe};
+use crate::catalog::access::AccessPolicy;
+use crate::catalog::{Catalog, SharedCatalog, snapshot};
+use crate::deliver::Delivery;
+use crate::i18n::Locale;
+use crate::ledger::alerts::StoredRound;
+use crate::ledger::{Lease, Ledger, LedgerError};
+use crate::metrics::Metrics;
+use crate::pipeline::RunLimits;
+use crate::render::format::NumberStyle;
+use crate::scheduled::cron::{next_slot, slots_between};
+use crate::spec::AlertSpec;
+use crate::spec::alert::Watch;
+use crate::warehouse::Warehouse;
+
+const METRIC_FIRING: &str = "kpibot_alert_firing_instances";
+const METRIC_FIRING_HELP: &str = "Alert instances firing after the latest evaluation, per alert";
+const METRIC_EVALUATIONS: &str = "kpibot_alert_evaluations_total";
+const METRIC_EVALUATIONS_HELP: &str =
+    "Alert evaluations by outcome (quiet, notified, error, failed)";
+/// How often the runner wakes without a due slot, to finish rounds another process left.
+pub const RECOVERY_CHECK_SECONDS: u64 = 30;
+
+/// What the alert flow runs with.
+pub struct AlertParts {
+    pub catalog: SharedCatalog,
+    pub ledger: Arc<Ledger>,
+    pub warehouse: Arc<dyn Warehouse>,
+    /// Owners' notes.
+    pub delivery: Arc<dyn Delivery>,
+    pub notifier: Notifier,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// How long a notice's claim lasts: after it, another process may take it over.
+    pub lease: Duration,
+    /// Missed slots younger than this are evaluated (the newest only) at start-up.
+    pub catch_up: Duration,
+    pub query_timeout: Duration,
+    pub limits: RunLimits,
+    pub max_instances: u32,
+    pub digest_charts: usize,
+    pub locale: Locale,
+    /// Who may see entries with no allow-list or policy (the `/kpi` setting).
+    pub access_policy: AccessPolicy,
+}
+
+pub struct AlertRunner {
+    pub(super) parts: AlertParts,
+    pub(super) config: AlertConfig,
+    pub(super) owner: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertRunError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error("the recorded round of alert `{0}` cannot be read: {1}")]
+    Corrupt(String, String),
+}
+
+pub(super) fn parse_round(stored: &StoredRound) -> Result<Round, AlertRunError> {
+    serde_json::from_str(&stored.round)
+        .map_err(|e| AlertRunError::Corrupt(stored.alert.clone(), e.to_string()))
+}
+
+/// What people read as the alert's name: its title, else the watched metric's label.
+pub fn title_of(catalog: &Catalog, alert: &AlertSpec) -> String {
+    if let Some(title) = &alert.title {
+        return title.clone();
+    }
+    match &alert.watch {
+        Some(Watch::Metric { metric, .. }) => catalog
+            .metric(metric)
+            .map_or_else(|| alert.name.clone(), |m| m.label.clone()),
+        Some(Watch::Report { report, .. }) => catalog
+            .get(report)
+            .map_or_else(|| alert.name.clone(), |r| r.title.clone()),
+        None => alert.name.clone(),
+    }
+}
+
+/// How the watched values are written.
+pub fn style_of(catalog: &Catalog, alert: &AlertSpec, locale: Locale) -> NumberStyle {
+    let mut style = NumberStyle::integer();
+    style.locale = locale;
+    match &alert.watch {
+        Some(Watch::Metric { metric, .. }) => {
+            if let Some(m) = catalog.metric(metric) {
+                style.format = m.format;
+            }
+        }
+        Some(Watch::Report { report, .. }) => {
+            if let Some(r) = catalog.get(report) {
+                style.format = r.chart.format;
+            }
+        }
+        None => {}
+    }
+    style
+}
+
+impl AlertRunner {
+    pub fn new(parts: AlertParts, config: AlertConfig, owner: String) -> Self {
+        Self {
+            parts,
+            config,
+            owner,
+        }
+    }
+
+    pub(super) fn lease(&self) -> Lease {
+        Lease {
+            owner: self.owner.clone(),
+            until: Utc::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn max_instances(&self, alert: &AlertSpec) -> usize {
+        alert.max_instances.unwrap_or(self.config.max_instances) as usize
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut cursors: HashMap<String, DateTime<Utc>> = HashMap::new();
+        match self.parts.ledger.latest_alert_rounds(None).await {
+            Ok(rounds) => {
+                for round in rounds {
+                    cursors.insert(round.alert.clone(), round.evaluated_at);
+                    if let Ok(parsed) = parse_round(&round) {
+                        self.publish_state(&round.alert, &parsed.state);
+                    }
+                }
+            }
+            Err(error) => tracing::error!(error = %error, "cannot read the alerts' last states"),
+        }
+        let started = Utc::now();
+        loop {
+            self.finish_open_rounds().await;
+            let catalog = snapshot(&self.parts.catalog);
+            let now = Utc::now();
+            let catch_up = chrono::Duration::from_std(self.config.catch_up).unwrap_or_default();
+            for alert in catalog.alerts() {
+                let since = cursors
+                    .get(&alert.name)
+                    .copied()
+                    .unwrap_or(started - catch_up)
+                    .max(now - catch_up);
+                // Only the newest missed slot: an alert says how things are now.
+                if let Some(slot) = slots_between(&alert.cron, alert.timezone, since, now).last() {
+                    cursors.insert(alert.name.clone(), *slot);
+                    if let Err(error) = self.evaluate_slot(&catalog, alert, *slot).await {
+                        tracing::error!(alert = %alert.name, error = %error, "alert evaluation failed");
+                        self.count(&alert.name, "failed");
+                    }
+                }
+            }
+            let next = catalog
+                .alerts()
+                .filter_map(|a| next_slot(&a.cron, a.timezone, Utc::now()))
+                .min();
+            let recovery = Duration::from_secs(RECOVERY_CHECK_SECONDS);
+            let sleep = next
+                .map(|at| (at - Utc::now()).to_std().unwrap_or_default())
+                .unwrap_or(recovery)
+                .min(recovery);
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn count(&self, alert: &str, outcome: &str) {
+        self.parts.metrics.increment(
+            METRIC_EVALUATIONS,
+            METRIC_EVALUATIONS_HELP,
+            &[("alert", alert), ("outcome", outcome)],
+        );
+    }
+
+    fn publish_state(&self, alert: &str, state: &AlertState) {
+        let firing = state
+            .instances
+            .values()
+            .filter(|s| s.phase == Phase::Firing)
+            .count();
+        self.parts.metrics.set(
+            METRIC_FIRING,
+            METRIC_FIRING_HELP,
+            &[("alert", alert)],
+            firing as f64,
+        );
+    }
+
+    /// Rounds whose notices are not all sent (a process died, or a post failed), oldest
+    /// first.
+    async fn finish_open_rounds(&self) {
+        let open = match self.parts.ledger.open_alert_rounds().await {
+            Ok(open) => open,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot list open alert rounds");
+                return;
+            }
+        };
+        let catalog = snapshot(&self.parts.catalog);
+        for stored in open {
+            let Some(alert) = catalog.alert(&stored.alert) else {
+                tracing::warn!(alert = %stored.alert, "an open round of an alert no longer in the catalog is closed unsent");
+                let _ = self
+                    .parts
+                    .ledger
+                    .finish_alert_round(&stored.alert, stored.evaluated_at, Utc::now())
+                    .await;
+                continue;
+            };
+            let result = match parse_round(&stored) {
+                Ok(round) => self.deliver_round(&catalog, alert, &round).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = result {
+                tracing::error!(alert = %stored.alert, error = %error, "could not finish an alert round");
+            }
+        }
+    }
+
+    /// One evaluation of `alert` at `slot`, unless it is already recorded; then its
+    /// notices.
+    pub async fn evaluate_slot(
+        &self,
+        catalog: &Catalog,
+        alert: &AlertSpec,
+        slot: DateTime<Utc>,
+    ) -> Result<(), AlertRunError> {
+        let ledger = &self.parts.ledger;
+        let round = match ledger.alert_round(&alert.name, slot).await? {
+            Some(stored) => parse_round(&stored)?,
+            None => {
+                let previous = ledger.latest_alert_rounds(Some(&alert.name)).await?;
+                let state = match previous.first() {
+                    Some(p) if p.evaluated_at >= slot => return Ok(()),
+                    Some(p) => parse_round(p)?.state,
+                    None => AlertState::default(),
+                };
+                let known: Vec<String> = state.instances.keys().cloned().collect();
+                let seen = observe(self.sources(catalog), alert, slot, &known).await;
+                let errored = seen
+                    .values()
+                    .any(|s| matches!(s, super::judge::Seen::Error(_)));
+                let round = evaluate(alert, &state, seen, slot, self.max_instances(alert));
+                let firing = round
+                    .state
+                    .instances
+                    .values()
+                    .filter(|s| s.phase == Phase::Firing)
+                    .count() as u32;
+                let json = serde_json::to_string(&round)
+                    .map_err(|e| AlertRunError::Corrupt(alert.name.clone(), e.to_string()))?;
+                let inserted = ledger
+                    .insert_alert_round(
+                        &alert.name,
+                        slot,
+                        &json,
+                        firing,
+                        round.notices.len() as u32,
+                        &self.owner,
+                        Utc::now(),
+                    )
+                    .await?;
+                let outcome = if errored {
+                    "error"
+                } else if round.notices.is_empty() {
+                    "quiet"
+                } else {
+                    "notified"
+                };
+                self.count(&alert.name, outcome);
+                if inserted {
+                    round
+                } else {
+                    // Another replica recorded this round first: send what it decided.
+                    match ledger.alert_round(&alert.name, slot).await? {
+                        Some(stored) => parse_round(&stored)?,
+                        None => round,
+                    }
+                }
+            }
+        };
+        self.publish_state(&alert.name, &round.state);
+        self.deliver_round(catalog, alert, &round).await
+    }
+
+    pub(super) fn sources<'a>(&'a self, catalog: &'a Catalog) -> Sources<'a> {
+        Sources {
+            warehouse: self.parts.warehouse.as_ref(),
+            catalog,
+            timeout: self.config.query_timeout,
+            limits: self.config.limits,
+        }
+    }
+
+    pub(super) fn facts<'a>(
+        &self,
+        alert: &'a AlertSpec,
+        title: &'a str,
+        style: NumberStyle,
+        at: DateTime<Utc>,
+    ) -> Facts<'a> {
+        Facts {
+            alert,
+            title,
+            style,
+            locale: self.config.locale,
+            evaluated_at: at,
+            day: super::evaluated_day(alert, at),
+        }
+    }
+}
