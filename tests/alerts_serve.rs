@@ -50,14 +50,51 @@ fn setup(alerts: &str) -> tempfile::TempDir {
     dir
 }
 
+const SIGNING_SECRET: &str = "alerts-signing-secret";
+
 fn slack_bot(dir: &Path, slack: &FakeSlack) -> Bot {
     Bot::new(
         dir,
         &[
             ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
             ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+            ("KPIBOT__SLACK__SIGNING_SECRET", SIGNING_SECRET),
         ],
     )
+}
+
+/// Types `/kpi <text>` in a channel; the answer arrives at the response URL `id`.
+fn slash(bot: &Bot, slack: &FakeSlack, text: &str, channel: (&str, &str), id: &str) {
+    use std::io::{Read, Write};
+    let body = format!(
+        "command=%2Fkpi&text={}&user_id=U0ALICE01&channel_id={}&channel_name={}&response_url={}",
+        form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>(),
+        channel.0,
+        channel.1,
+        form_urlencoded::byte_serialize(slack.response_url(id).as_bytes()).collect::<String>()
+    );
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", bot.port)).unwrap();
+    write!(
+        stream,
+        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        common::slack_signature(SIGNING_SECRET, timestamp, &body)
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+/// Everything answered at the response URL `id`, as text.
+fn answered(slack: &FakeSlack, id: &str) -> String {
+    slack
+        .responses(id)
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Polls `condition` until it holds; after `limit`, fails showing the bot's logs.
@@ -188,6 +225,28 @@ fn an_alert_fires_once_reminds_in_its_thread_and_resolves_by_editing_its_root() 
         "two reminders in the thread",
         Duration::from_secs(60),
         || replies_to(&slack, DATA_TEAM, &root.ts).len() >= 2,
+    );
+    // `/kpi alerts` shows it in #data-team; in #growth the prefecture policy hides it.
+    slash(
+        &bot,
+        &slack,
+        "alerts",
+        (DATA_TEAM, "data-team"),
+        "in-data-team",
+    );
+    slash(&bot, &slack, "alerts", ("C0GROWTH", "growth"), "in-growth");
+    wait_for("both answers", Duration::from_secs(30), || {
+        !slack.responses("in-data-team").is_empty() && !slack.responses("in-growth").is_empty()
+    });
+    let shown = answered(&slack, "in-data-team");
+    assert!(
+        shown.contains("prefecture_drop") && shown.contains("福岡県"),
+        "{shown}"
+    );
+    let hidden = answered(&slack, "in-growth");
+    assert!(
+        hidden.contains("No alert you may see is firing"),
+        "{hidden}"
     );
     // The incident ends: the same alert now judges a normal day.
     std::fs::write(

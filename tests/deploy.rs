@@ -15,8 +15,10 @@ const OTHER_VARIABLES: [&str; 2] = ["RUST_LOG", "GOOGLE_APPLICATION_CREDENTIALS"
 
 /// Every Slack Web API method kpibot calls, by slack-morphism's function name, with the
 /// bot scope it needs (`None`: no scope, or a token other than the bot's).
-const SLACK_METHODS: [(&str, &str, Option<&str>); 12] = [
+const SLACK_METHODS: [(&str, &str, Option<&str>); 14] = [
     ("chat_post_message", "chat.postMessage", Some("chat:write")),
+    ("chat_update", "chat.update", Some("chat:write")),
+    ("conversations_open", "conversations.open", Some("im:write")),
     (
         "chat_post_ephemeral",
         "chat.postEphemeral",

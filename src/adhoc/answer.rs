@@ -110,6 +110,20 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 super::interact::history_text(context.ledger, &viewer, &name, context.locale).await;
             return Answer::Text(Reply::Catalog(text));
         }
+        Resolved::Alerts => {
+            if context.catalog.policies_incomplete() {
+                return Answer::Text(Reply::PoliciesUnreadable);
+            }
+            let text = crate::alerts::listing::firing_text(
+                context.ledger,
+                context.catalog,
+                asker,
+                context.policy,
+                context.locale,
+            )
+            .await;
+            return Answer::Text(Reply::Catalog(text));
+        }
         Resolved::Run {
             query,
             spec,

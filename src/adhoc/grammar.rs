@@ -2,7 +2,7 @@
 //! reply that says what was not understood. Never panics, whatever the input.
 //!
 //! ```text
-//! help | list [tag] | describe <name> | history <report>
+//! help | list [tag] | describe <name> | history <report> | alerts
 //! <report> [period]
 //! <metric> [period] [daily|weekly|monthly] [by <dim>] [where <dim>=<v>[,<v>…] [and …]] [private]
 //! ```
@@ -40,6 +40,8 @@ pub enum Request {
     History {
         name: String,
     },
+    /// The alerts firing now.
+    Alerts,
     Query(Query),
 }
 
@@ -179,6 +181,12 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
             return match words.get(1) {
                 Some(name) if words.len() == 2 => Ok(Request::Describe { name: name.clone() }),
                 _ => Err(GrammarError::new("grammar-describe-usage")),
+            };
+        }
+        "alerts" | "アラート" => {
+            return match words.len() {
+                1 => Ok(Request::Alerts),
+                _ => Err(GrammarError::new("grammar-alerts-usage")),
             };
         }
         "history" | "履歴" => {

@@ -20,6 +20,8 @@ pub enum Resolved {
     History {
         name: String,
     },
+    /// The alerts firing now that the asker may see: read from the ledger.
+    Alerts,
     Run {
         query: Query,
         spec: Box<ReportSpec>,
@@ -36,7 +38,7 @@ impl Resolved {
     pub fn policies(&self) -> Vec<String> {
         match self {
             Resolved::Run { gates, .. } => gates.iter().filter_map(|g| g.policy.clone()).collect(),
-            Resolved::Reply(_) | Resolved::History { .. } => Vec::new(),
+            Resolved::Reply(_) | Resolved::History { .. } | Resolved::Alerts => Vec::new(),
         }
     }
 
@@ -47,7 +49,7 @@ impl Resolved {
                 .iter()
                 .any(|g| !g.allowed.allowed_usergroups.is_empty()),
             // Whether the asker may see the report is decided when the history is read.
-            Resolved::History { .. } => true,
+            Resolved::History { .. } | Resolved::Alerts => true,
             Resolved::Reply(_) => false,
         }
     }
@@ -82,6 +84,7 @@ pub fn resolve(
             });
         }
         Request::History { name } => return Resolved::History { name },
+        Request::Alerts => return Resolved::Alerts,
         Request::Query(query) => query,
     };
     resolve_query(catalog, query, dialect, timezone, viewer, locale)

@@ -333,6 +333,7 @@ impl CommandHandler {
         let entries = match &resolved {
             Resolved::Run { query, .. } => vec![query.name.clone()],
             Resolved::History { name } => vec![name.clone()],
+            Resolved::Alerts => vec!["alerts".to_string()],
             Resolved::Reply(_) => Vec::new(),
         };
         let policies = resolved.policies();

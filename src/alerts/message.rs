@@ -133,9 +133,98 @@ fn header(text: &str) -> Value {
     json!({"type": "header", "text": {"type": "plain_text", "text": text, "emoji": true}})
 }
 
+/// The alert in one line, in the reader's language: what it watches and when it fires.
+pub fn definition(facts: &Facts) -> String {
+    use crate::spec::alert::{ChangeAgainst, Condition, Watch};
+    let alert = facts.alert;
+    let locale = facts.locale;
+    let mut watched = match &alert.watch {
+        Some(Watch::Metric {
+            metric, by: None, ..
+        }) => Message::new("alert-def-metric")
+            .with("metric", metric)
+            .text(locale),
+        Some(Watch::Metric {
+            metric,
+            by: Some(by),
+            ..
+        }) => Message::new("alert-def-metric-by")
+            .with("metric", metric)
+            .with("dimension", by)
+            .text(locale),
+        Some(Watch::Report { report, .. }) => Message::new("alert-def-report")
+            .with("report", report)
+            .text(locale),
+        None => Message::new("alert-def-query").text(locale),
+    };
+    if let Some(Watch::Metric { filters, .. }) = &alert.watch {
+        for (dimension, values) in filters {
+            watched.push_str(
+                &Message::new("alert-def-where")
+                    .with("dimension", dimension)
+                    .with("values", crate::i18n::list(locale, values))
+                    .text(locale),
+            );
+        }
+    }
+    let style = &facts.style;
+    let condition = match &alert.condition {
+        Condition::Above(x) => Message::new("alert-def-above").with("threshold", style.value(*x)),
+        Condition::Below(x) => Message::new("alert-def-below").with("threshold", style.value(*x)),
+        Condition::Change {
+            against,
+            percent,
+            units,
+        } => {
+            let change = match (percent, units) {
+                (Some(p), _) => format!("{p:+}%"),
+                (None, Some(u)) => {
+                    format!("{}{}", if *u > 0.0 { "+" } else { "" }, style.value(*u))
+                }
+                (None, None) => String::new(),
+            };
+            let key = match against {
+                ChangeAgainst::PreviousDay => "alert-def-change-day",
+                ChangeAgainst::PreviousWeek => "alert-def-change-week",
+            };
+            Message::new(key).with("change", change)
+        }
+        Condition::Band { weeks, sigmas, .. } => Message::new("alert-def-band")
+            .with_number("weeks", *weeks)
+            .with("sigmas", sigmas),
+        Condition::NoData => Message::new("alert-def-no-data"),
+        Condition::Stale(f) => {
+            Message::new("alert-def-stale").with_number("days", f.expect_days_ago)
+        }
+        Condition::Rows { .. } => Message::new("alert-def-rows"),
+    }
+    .text(locale);
+    let recover = alert
+        .recover
+        .map(|level| {
+            Message::new("alert-def-recover")
+                .with("level", style.value(level))
+                .text(locale)
+        })
+        .unwrap_or_default();
+    let repeated = if alert.pending_evaluations > 1 {
+        Message::new("alert-def-for")
+            .with_number("count", alert.pending_evaluations)
+            .text(locale)
+    } else {
+        String::new()
+    };
+    Message::new("alert-def")
+        .with("watched", watched)
+        .with("condition", condition)
+        .with("recover", recover)
+        .with("for", repeated)
+        .text(locale)
+}
+
 fn small_print(facts: &Facts, index: u32) -> Value {
     let text = Message::new("alert-small-print")
-        .with("definition", facts.alert.definition_line())
+        .with("definition", definition(facts))
         .with("time", local_time(facts.alert.timezone, facts.evaluated_at))
         .with("timezone", facts.alert.timezone.name())
         .with("day", facts.day)

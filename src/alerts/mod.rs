@@ -7,6 +7,7 @@ pub mod backtest;
 mod delivery;
 pub mod engine;
 pub mod judge;
+pub mod listing;
 pub mod message;
 pub mod notify;
 pub mod run;

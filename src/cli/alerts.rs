@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use crate::alerts::backtest::{Backtest, backtest};
-use crate::alerts::engine::Kind;
+use crate::alerts::engine::{Kind, Phase, Round};
 use crate::alerts::judge::Reference;
 use crate::alerts::watch::Sources;
 use crate::app::App;
@@ -203,10 +203,23 @@ pub fn write_csv(result: &Backtest, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `kpibot alerts`: every alert, its next evaluation, and (once `serve` has evaluated it)
-/// each instance's state.
+/// `kpibot alerts`: every alert, its next evaluation, and each instance's state as the
+/// last evaluation `serve` recorded left it.
 pub async fn list(app: &App, now: DateTime<Utc>, out: &mut dyn Write) -> anyhow::Result<()> {
     let catalog = app.load_catalog()?;
+    let ledger_exists = app.settings.ledger.url.is_some() || app.settings.ledger.path.exists();
+    let rounds = if ledger_exists {
+        crate::ledger::Ledger::from_settings(&app.settings.ledger)
+            .await?
+            .latest_alert_rounds(None)
+            .await?
+    } else {
+        Vec::new()
+    };
+    if catalog.alerts().next().is_none() {
+        writeln!(out, "no alerts under {}", app.reports_dir().display())?;
+        return Ok(());
+    }
     for alert in catalog.alerts() {
         let next = crate::scheduled::cron::next_slot(&alert.cron, alert.timezone, now)
             .map(|t| {
@@ -217,13 +230,64 @@ pub async fn list(app: &App, now: DateTime<Utc>, out: &mut dyn Write) -> anyhow:
             .unwrap_or_else(|| "-".into());
         writeln!(
             out,
-            "{:<36} next {} {:<11} → {:<12} {}",
+            "{}  → {}  next evaluation {next} ({})\n  {}",
             alert.name,
-            next,
-            alert.timezone.name(),
             alert.channel,
+            alert.timezone.name(),
             alert.definition_line()
         )?;
+        let style = style_of(&catalog, alert);
+        let Some(stored) = rounds.iter().find(|r| r.alert == alert.name) else {
+            writeln!(out, "  never evaluated\n")?;
+            continue;
+        };
+        let round: Round = serde_json::from_str(&stored.round)?;
+        let local = |t: DateTime<Utc>| {
+            t.with_timezone(&alert.timezone)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        };
+        writeln!(
+            out,
+            "  last evaluated {}: {} instance(s), {} firing",
+            local(stored.evaluated_at),
+            round.state.instances.len(),
+            stored.firing
+        )?;
+        // Firing first, then pending and error, then a count of the ok ones.
+        let mut quiet = 0;
+        for phase in [Phase::Firing, Phase::Pending, Phase::Error] {
+            for (name, instance) in round
+                .state
+                .instances
+                .iter()
+                .filter(|(_, s)| s.phase == phase)
+            {
+                writeln!(
+                    out,
+                    "    {:<8} {:<16} {:>12}  since {}{}",
+                    phase.as_str(),
+                    if name.is_empty() { "-" } else { name },
+                    instance
+                        .value
+                        .map(|v| style.value(v))
+                        .unwrap_or_else(|| "-".into()),
+                    local(instance.since),
+                    instance
+                        .problem
+                        .as_ref()
+                        .map(|p| format!("  ({p})"))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+        quiet += round
+            .state
+            .instances
+            .values()
+            .filter(|s| s.phase == Phase::Ok)
+            .count();
+        writeln!(out, "    ok: {quiet}\n")?;
     }
     Ok(())
 }

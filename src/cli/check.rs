@@ -56,6 +56,32 @@ pub async fn check(
                     )
                 }));
             }
+            // An alert's own SQL (`rows`, `stale`); metric alerts ride on the metric's dry run.
+            for alert in &file.alerts {
+                let sql = match &alert.condition {
+                    crate::spec::alert::Condition::Rows { sql } => sql,
+                    crate::spec::alert::Condition::Stale(freshness) => &freshness.sql,
+                    _ => continue,
+                };
+                let params = crate::warehouse::Params::from([(
+                    "run_date".to_string(),
+                    crate::warehouse::ParamValue::Date(today),
+                )]);
+                let job = QueryJob::new(app.query_timeout).for_report(&alert.name, Trigger::Cli);
+                if let Err(error) = warehouse.dry_run(sql, &params, &job).await {
+                    problems.push(
+                        Diagnostic::new(
+                            &file.path,
+                            alert.span.clone(),
+                            format!(
+                                "alert `{}`: the warehouse rejected its query: {error}",
+                                alert.name
+                            ),
+                        )
+                        .with_hint(format!("checked with {}", warehouse.describe())),
+                    );
+                }
+            }
             for metric in &file.metrics {
                 let checked = dry_run_metric(warehouse, metric, app, today).await;
                 problems.extend(checked.problems);
@@ -72,6 +98,7 @@ pub async fn check(
                 file.diagnostics.extend(problems);
                 file.spec = None;
                 file.metrics.clear();
+                file.alerts.clear();
             }
         }
     }

@@ -1,4 +1,5 @@
-//! `kpibot history [report]`: recent runs from the ledger, newest first.
+//! `kpibot history [report|alert]`: recent runs and alert evaluations from the ledger,
+//! newest first.
 
 use std::io::Write;
 
@@ -23,9 +24,17 @@ pub async fn history(
     }
     let ledger = Ledger::from_settings(&app.settings.ledger).await?;
     let runs = ledger.history(report, limit).await?;
-    if runs.is_empty() {
+    let rounds = ledger.alert_history(report, limit).await?;
+    if runs.is_empty() && rounds.is_empty() {
         writeln!(out, "no runs recorded")?;
         return Ok(());
+    }
+    if !rounds.is_empty() {
+        alert_rounds(&rounds, out)?;
+        if runs.is_empty() {
+            return Ok(());
+        }
+        writeln!(out)?;
     }
     writeln!(
         out,
@@ -49,6 +58,37 @@ pub async fn history(
             run.channel.unwrap_or_default(),
             run.ts.unwrap_or_default(),
             run.error.unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+/// Alert evaluations, newest first: when, how many instances fire, and each notice sent.
+fn alert_rounds(
+    rounds: &[crate::ledger::alerts::StoredRound],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{:<36} {:<20} {:>6} {:>7} {:<6} notices",
+        "alert", "evaluated (UTC)", "firing", "notices", "sent"
+    )?;
+    for stored in rounds {
+        let round: crate::alerts::engine::Round = serde_json::from_str(&stored.round)?;
+        let notices: Vec<String> = round
+            .notices
+            .iter()
+            .map(|n| format!("{} ({})", n.kind.as_str(), n.items.len()))
+            .collect();
+        writeln!(
+            out,
+            "{:<36} {:<20} {:>6} {:>7} {:<6} {}",
+            stored.alert,
+            stored.evaluated_at.format("%Y-%m-%d %H:%M:%S"),
+            stored.firing,
+            stored.notices,
+            if stored.done { "yes" } else { "open" },
+            notices.join(", ")
         )?;
     }
     Ok(())

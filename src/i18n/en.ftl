@@ -46,6 +46,7 @@ kpi-help =
     • `/kpi list [tag]`: what you can ask for
     • `/kpi describe <name>`: what a number means, where it comes from, who owns it
     • `/kpi history <report>`: its last scheduled runs, with links to the posts
+    • `/kpi alerts`: the alerts firing now that you may see
     • `/kpi <report> [period]`: a report now, e.g. `/kpi daily_active_users last 7 days`
     • `/kpi <metric> [period] [daily|weekly|monthly] [by <dimension>] [where <dimension>=<value>,… [and …]] [private]`
       e.g. `/kpi active_users last 30 days weekly by role where role=student,teacher`
@@ -242,6 +243,7 @@ history-unavailable = The run history cannot be read right now: { $error }
 history-needs-ledger = Run history is only kept by `kpibot serve` (its run ledger).
 history-state-no-data = no data
 grammar-history-usage = write `history <report>`
+grammar-alerts-usage = write `alerts` on its own
 
 ## Weekdays and durations
 
@@ -297,3 +299,19 @@ alert-list-heading = { $count ->
 }
 alert-list-none = No alert you may see is firing.
 alert-list-item = • *{ $title }* (`{ $alert }`): { $instances } — since { $since }
+alert-def-metric = { $metric }
+alert-def-metric-by = { $metric } by { $dimension }
+alert-def-where = {" "}where { $dimension } = { $values }
+alert-def-report = report { $report }
+alert-def-query = its query
+alert-def-above = above { $threshold }
+alert-def-below = below { $threshold }
+alert-def-change-day = { $change } or more against the day before
+alert-def-change-week = { $change } or more against the same weekday a week before
+alert-def-band = outside mean ± { $sigmas } sd of the same weekday over { $weeks } weeks
+alert-def-no-data = no data
+alert-def-stale = data older than { $days } day(s)
+alert-def-rows = the query returns rows
+alert-def-recover = , resolves past { $level }
+alert-def-for = , { $count } evaluations in a row
+alert-def = { $watched }: { $condition }{ $recover }{ $for }

@@ -40,6 +40,7 @@ kpi-help =
     • `/kpi 一覧 [タグ]`: 聞けるものの一覧
     • `/kpi 説明 <名前>`: 数字の意味、データ元、担当者
     • `/kpi 履歴 <レポート>`: 直近の定期実行と投稿へのリンク
+    • `/kpi アラート`: 閲覧できる発生中のアラート
     • `/kpi <レポート> [期間]`: レポートを今すぐ表示。例: `/kpi daily_active_users 過去7日`
     • `/kpi <メトリクス> [期間] [日次|週次|月次] [by <ディメンション>] [where <ディメンション>=<値>,… [and …]] [非公開]`
       例: `/kpi active_users 先月 週次 by role`、`/kpi active_users 過去30日 where role=student,teacher`
@@ -221,6 +222,7 @@ history-unavailable = 実行履歴を今は読み取れません: { $error }
 history-needs-ledger = 実行履歴は `kpibot serve`（実行台帳）でのみ記録されます。
 history-state-no-data = データなし
 grammar-history-usage = `履歴 <レポート>` と書いてください
+grammar-alerts-usage = `アラート` だけを書いてください
 
 ## 曜日と時間
 
@@ -248,9 +250,9 @@ alert-item = • *{ $instance }*: { $value }{ $against }
 alert-item-single = *{ $value }*{ $against }
 alert-more = …ほか{ $count }件
 alert-no-value = データなし
-alert-against-threshold = {" "}（しきい値 { $threshold }）
-alert-against-earlier = {" "}（{ $day }の{ $earlier }に対して{ $change }）
-alert-against-band = {" "}（過去{ $weeks }週の同じ曜日からの通常範囲 { $low }〜{ $high }）
+alert-against-threshold = （しきい値 { $threshold }）
+alert-against-earlier = （{ $day }の{ $earlier }に対して{ $change }）
+alert-against-band = （過去{ $weeks }週の同じ曜日からの通常範囲 { $low }〜{ $high }）
 alert-small-print = { $definition } · 評価 { $time }（{ $timezone }） · 判定日: { $day } · アラート `{ $alert }`
 alert-reminder = ⏰ 継続中（{ $time }）:
 alert-worsened = 📉 悪化（{ $time }）:
@@ -270,3 +272,19 @@ alert-chart-subtitle = { $window }（{ $timezone }） · { $definition }
 alert-list-heading = 発生中のアラート（{ $count }件）:
 alert-list-none = 閲覧できる発生中のアラートはありません。
 alert-list-item = • *{ $title }*（`{ $alert }`）: { $instances } — { $since }から
+alert-def-metric = { $metric }
+alert-def-metric-by = { $metric }（{ $dimension }別）
+alert-def-where = {" "}{ $dimension } = { $values } に限定
+alert-def-report = レポート { $report }
+alert-def-query = 専用クエリ
+alert-def-above = { $threshold }を超える
+alert-def-below = { $threshold }を下回る
+alert-def-change-day = 前日比 { $change } 以上
+alert-def-change-week = 前週同曜日比 { $change } 以上
+alert-def-band = 過去{ $weeks }週の同じ曜日の平均±{ $sigmas }σの範囲外
+alert-def-no-data = データなし
+alert-def-stale = データが{ $days }日より古い
+alert-def-rows = クエリが行を返す
+alert-def-recover = 、{ $level }で解消
+alert-def-for = 、{ $count }回連続
+alert-def = { $watched }: { $condition }{ $recover }{ $for }
