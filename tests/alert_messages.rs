@@ -202,3 +202,82 @@ fn alert_messages_read_right_in_english_and_japanese() {
         );
     }
 }
+
+/// A digest's chart: two panels (a threshold dashed, a band shaded), the judged points
+/// marked, a gap kept; and a backtest's shaded firing days.
+#[test]
+fn alert_charts_match_their_golden_images() {
+    use kpibot::render::alert_chart::{AlertChart, AlertPanel, render_alert_png};
+    #[path = "common/golden.rs"]
+    mod golden;
+    let first = NaiveDate::from_ymd_opt(2026, 10, 10).unwrap();
+    let days = |values: &dyn Fn(usize) -> Option<f64>| -> Vec<(NaiveDate, Option<f64>)> {
+        (0..28)
+            .map(|i| (first + chrono::Days::new(i as u64), values(i)))
+            .collect()
+    };
+    let weekly =
+        |i: usize| 4_800.0 - if i % 7 >= 5 { 2_500.0 } else { 0.0 } + (i % 3) as f64 * 60.0;
+    let last = first + chrono::Days::new(27);
+    let digest = [
+        AlertPanel {
+            name: "福岡県".into(),
+            days: days(&|i| {
+                if i == 12 {
+                    None
+                } else if i == 27 {
+                    Some(900.0)
+                } else {
+                    Some(weekly(i))
+                }
+            }),
+            threshold: Some(1_500.0),
+            band: None,
+            breach: Some((last, 900.0)),
+            firing: Vec::new(),
+        },
+        AlertPanel {
+            name: "佐賀県".into(),
+            days: days(&|i| Some(if i == 27 { 300.0 } else { weekly(i) / 6.0 })),
+            threshold: None,
+            band: Some((650.0, 820.0)),
+            breach: Some((last, 300.0)),
+            firing: Vec::new(),
+        },
+    ];
+    let backtest = [AlertPanel {
+        name: "福岡県".into(),
+        days: days(&|i| {
+            Some(if (18..24).contains(&i) {
+                weekly(i) / 3.0
+            } else {
+                weekly(i)
+            })
+        }),
+        threshold: None,
+        band: None,
+        breach: None,
+        firing: vec![(first + chrono::Days::new(18), first + chrono::Days::new(23))],
+    }];
+    let mut failures = Vec::new();
+    for (name, panels) in [
+        ("alert_digest", &digest[..]),
+        ("alert_backtest", &backtest[..]),
+    ] {
+        let png = render_alert_png(&AlertChart {
+            title: "都道府県のアクティブユーザー減少",
+            subtitle: "2026-10-10 – 2026-11-06 (Asia/Tokyo)",
+            panels,
+            style: NumberStyle::integer(),
+        })
+        .unwrap();
+        if let Some(why) = golden::differs_from_golden(name, &png) {
+            failures.push(why);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "alert charts differ from their goldens:\n{}",
+        failures.join("\n")
+    );
+}

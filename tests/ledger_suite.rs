@@ -1,7 +1,7 @@
 //! One suite for both ledgers: every test runs against a SQLite file and against a real
 //! PostgreSQL database (when `KPIBOT_TEST_POSTGRES_URL` names a server; `.ci/run` starts
 //! one). Claims, races, leases, takeovers, fencing, catch-up history, thread steps,
-//! migrations and copying a SQLite history into PostgreSQL.
+//! migrations, copying a SQLite history into PostgreSQL, and alert rounds and notices.
 
 mod common;
 
@@ -636,4 +636,195 @@ async fn tls_is_used_as_sslmode_asks_and_verify_full_checks_the_certificate() {
         .expect("a self-signed certificate fails verification")
         .to_string();
     assert!(message.to_lowercase().contains("certificate"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alert_round_is_recorded_once_and_each_notice_claimed_once_across_processes() {
+    use kpibot::ledger::alerts::{NoticeClaim, NoticeKey};
+    for (backend, place) in places().await {
+        let place = Arc::new(place);
+        let mut ledgers = Vec::new();
+        for _ in 0..4 {
+            ledgers.push(Arc::new(place.open().await));
+        }
+        let at = Utc.timestamp_opt(1_764_115_200, 0).unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(ledgers.len()));
+        let mut handles = Vec::new();
+        for (index, ledger) in ledgers.iter().enumerate() {
+            let (ledger, barrier) = (Arc::clone(ledger), Arc::clone(&barrier));
+            handles.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let round = format!("{{\"by\": {index}}}");
+                let inserted = ledger
+                    .insert_alert_round("drop", at, &round, 1, 2, &format!("p{index}"), now())
+                    .await
+                    .unwrap();
+                let key = NoticeKey {
+                    alert: "drop".into(),
+                    evaluated_at: at,
+                    index: 0,
+                };
+                let claim = ledger
+                    .claim_notice(&key, "fired", &lease(&format!("p{index}"), 30), now())
+                    .await
+                    .unwrap();
+                (index, inserted, claim)
+            }));
+        }
+        let mut results = Vec::new();
+        for handle in handles {
+            results.push(handle.await.unwrap());
+        }
+        let inserted: Vec<usize> = results.iter().filter(|r| r.1).map(|r| r.0).collect();
+        assert_eq!(
+            inserted.len(),
+            1,
+            "{backend}: one round per slot: {results:?}"
+        );
+        let winners: Vec<usize> = results
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.2,
+                    NoticeClaim::Won {
+                        takeover: false,
+                        ..
+                    }
+                )
+            })
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "{backend}: one sender per notice: {results:?}"
+        );
+        assert!(
+            results
+                .iter()
+                .filter(|r| r.0 != winners[0])
+                .all(|r| r.2 == NoticeClaim::Held),
+            "{backend}: {results:?}"
+        );
+        // Every process reads back the one round that was recorded.
+        let stored = ledgers[3].alert_round("drop", at).await.unwrap().unwrap();
+        assert_eq!(stored.round, format!("{{\"by\": {}}}", inserted[0]));
+        assert_eq!((stored.firing, stored.notices, stored.done), (1, 2, false));
+
+        let key = |index| NoticeKey {
+            alert: "drop".into(),
+            evaluated_at: at,
+            index,
+        };
+        let winner = format!("p{}", winners[0]);
+        assert!(
+            ledgers[0]
+                .record_notice(&key(0), &winner, Some(("C1", "1.000001")), None, now())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ledgers[1]
+                .claim_notice(&key(0), "fired", &lease("late", 30), now())
+                .await
+                .unwrap(),
+            NoticeClaim::Posted {
+                channel: "C1".into(),
+                ts: "1.000001".into()
+            }
+        );
+        assert_eq!(
+            ledgers[2].notice_post(&key(0)).await.unwrap(),
+            Some(("C1".into(), "1.000001".into()))
+        );
+
+        // Notice 1: its sender dies holding it; one process takes it over, and the dead
+        // one can no longer record it.
+        assert!(matches!(
+            ledgers[0]
+                .claim_notice(&key(1), "reminder", &lease("dead", -5), now())
+                .await
+                .unwrap(),
+            NoticeClaim::Won {
+                takeover: false,
+                ..
+            }
+        ));
+        ledgers[0]
+            .note_notice_channel(&key(1), "dead", "C1")
+            .await
+            .unwrap();
+        let mut takeovers = Vec::new();
+        for (index, ledger) in ledgers.iter().enumerate().skip(1) {
+            takeovers.push(
+                ledger
+                    .claim_notice(&key(1), "reminder", &lease(&format!("q{index}"), 30), now())
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            takeovers[0],
+            NoticeClaim::Won {
+                takeover: true,
+                channel: Some("C1".into())
+            },
+            "{backend}: the takeover knows where to look"
+        );
+        assert!(
+            takeovers[1..].iter().all(|c| *c == NoticeClaim::Held),
+            "{backend}: {takeovers:?}"
+        );
+        assert!(
+            !ledgers[0]
+                .record_notice(&key(1), "dead", Some(("C1", "1.000002")), None, now())
+                .await
+                .unwrap(),
+            "{backend}: a process that lost its claim cannot record it"
+        );
+        assert!(
+            ledgers[1]
+                .record_notice(&key(1), "q1", Some(("C1", "1.000003")), None, now())
+                .await
+                .unwrap()
+        );
+        assert_eq!(ledgers[2].open_alert_rounds().await.unwrap().len(), 1);
+        ledgers[2]
+            .finish_alert_round("drop", at, now())
+            .await
+            .unwrap();
+        assert!(
+            ledgers[3].open_alert_rounds().await.unwrap().is_empty(),
+            "{backend}"
+        );
+
+        // The newest round of each alert is its state.
+        let later = at + chrono::Duration::days(1);
+        ledgers[0]
+            .insert_alert_round("drop", later, "{}", 0, 0, "p0", now())
+            .await
+            .unwrap();
+        ledgers[0]
+            .insert_alert_round("other", at, "{}", 0, 0, "p0", now())
+            .await
+            .unwrap();
+        let latest = ledgers[1].latest_alert_rounds(None).await.unwrap();
+        let seen: Vec<(String, DateTime<Utc>, bool)> = latest
+            .iter()
+            .map(|r| (r.alert.clone(), r.evaluated_at, r.done))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![("drop".into(), later, true), ("other".into(), at, true)],
+            "{backend}: a round with no notices is done when recorded"
+        );
+        assert_eq!(
+            ledgers[1]
+                .alert_history(Some("drop"), 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+    }
 }

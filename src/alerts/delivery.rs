@@ -459,5 +459,6 @@ fn panel(
         threshold,
         band,
         breach: item.value.map(|v| (day, v)),
+        firing: Vec::new(),
     }
 }

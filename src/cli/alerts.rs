@@ -10,57 +10,16 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use crate::alerts::backtest::{Backtest, backtest};
 use crate::alerts::engine::{Kind, Phase, Round};
-use crate::alerts::judge::Reference;
+use crate::alerts::message::against_text;
 use crate::alerts::watch::Sources;
 use crate::app::App;
 use crate::render::format::NumberStyle;
 use crate::spec::AlertSpec;
-use crate::spec::alert::Watch;
 use crate::spec::diagnostic::did_you_mean;
 
-/// How a value of the alert's metric is written.
-fn style_of(app_catalog: &crate::catalog::Catalog, alert: &AlertSpec) -> NumberStyle {
-    let mut style = NumberStyle::integer();
-    match &alert.watch {
-        Some(Watch::Metric { metric, .. }) => {
-            if let Some(m) = app_catalog.metric(metric) {
-                style.format = m.format;
-            }
-        }
-        Some(Watch::Report { report, .. }) => {
-            if let Some(r) = app_catalog.get(report) {
-                style.format = r.chart.format;
-            }
-        }
-        None => {}
-    }
-    style
-}
-
-/// What a value was measured against, in words.
-pub fn reference_text(style: &NumberStyle, reference: &Reference) -> String {
-    match reference {
-        Reference::Threshold(x) => format!("threshold {}", style.value(*x)),
-        Reference::Earlier {
-            day,
-            value,
-            change,
-            percent,
-        } => {
-            let change = if *percent {
-                format!("{change:+.1}%")
-            } else {
-                format!("{:+}", style.value(*change))
-            };
-            format!("{change} against {} on {day}", style.value(*value))
-        }
-        Reference::Band { low, high, weeks } => format!(
-            "usual {}–{} ({weeks} same weekdays)",
-            style.value(*low),
-            style.value(*high)
-        ),
-        Reference::Nothing => String::new(),
-    }
+/// How a value of the alert's metric is written at the terminal.
+fn style_of(catalog: &crate::catalog::Catalog, alert: &AlertSpec) -> NumberStyle {
+    crate::alerts::run::style_of(catalog, alert, crate::i18n::Locale::En)
 }
 
 /// `kpibot alerts backtest <alert> [--since DATE] [--until DATE]`.
@@ -151,7 +110,9 @@ fn print_backtest(
                 .unwrap_or_else(|| "-".into()),
             t.reference
                 .as_ref()
-                .map(|r| reference_text(&style, r))
+                .map(|r| against_text(&style, crate::i18n::Locale::En, Some(r))
+                    .trim()
+                    .to_string())
                 .unwrap_or_default()
         )?;
     }
@@ -183,6 +144,77 @@ fn print_backtest(
         result.transitions.len() - fired,
         result.firing_at_end.len()
     )?;
+    Ok(())
+}
+
+/// Draws the backtest: a panel per value that would have fired (up to `limit`), its
+/// series over the whole range with the firing days shaded.
+pub fn draw_backtest(
+    app: &App,
+    alert_name: &str,
+    result: &Backtest,
+    path: &Path,
+) -> anyhow::Result<()> {
+    use crate::render::alert_chart::{AlertChart, AlertPanel, render_alert_png};
+    let catalog = app.load_catalog()?;
+    let Some(alert) = catalog.alert(alert_name) else {
+        return Ok(());
+    };
+    let limit = app.settings.alerts.digest_charts.max(1) as usize;
+    let panels: Vec<AlertPanel> = result
+        .firing_days()
+        .into_iter()
+        .take(limit)
+        .map(|(instance, spans)| {
+            let series = result.series.get(&instance);
+            let days = result
+                .from
+                .iter_days()
+                .take_while(|d| *d <= result.to)
+                .map(|d| (d, series.and_then(|s| s.get(&d).copied())))
+                .collect();
+            let threshold = match alert.condition {
+                crate::spec::alert::Condition::Above(x)
+                | crate::spec::alert::Condition::Below(x) => Some(x),
+                _ => None,
+            };
+            AlertPanel {
+                name: if instance.is_empty() {
+                    crate::alerts::run::title_of(&catalog, alert)
+                } else {
+                    instance
+                },
+                days,
+                threshold,
+                band: None,
+                breach: None,
+                firing: spans
+                    .into_iter()
+                    .map(|(from, to)| (from, to.unwrap_or(result.to)))
+                    .collect(),
+            }
+        })
+        .collect();
+    if panels.is_empty() {
+        return Ok(());
+    }
+    let title = format!(
+        "backtest: {}",
+        crate::alerts::run::title_of(&catalog, alert)
+    );
+    let subtitle = format!(
+        "{} – {} ({}), firing days shaded",
+        result.from,
+        result.to,
+        alert.timezone.name()
+    );
+    let png = render_alert_png(&AlertChart {
+        title: &title,
+        subtitle: &subtitle,
+        panels: &panels,
+        style: style_of(&catalog, alert),
+    })?;
+    std::fs::write(path, png)?;
     Ok(())
 }
 

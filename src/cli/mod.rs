@@ -256,7 +256,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::fs::create_dir_all(&out)?;
             let csv = out.join(format!("backtest_{alert}.csv"));
             alerts::write_csv(&result, &csv)?;
-            println!("  transitions written to {}", csv.display());
+            let png = out.join(format!("backtest_{alert}.png"));
+            alerts::draw_backtest(&app, &alert, &result, &png)?;
+            if png.exists() {
+                println!(
+                    "  transitions written to {} and drawn in {}",
+                    csv.display(),
+                    png.display()
+                );
+            } else {
+                println!("  transitions written to {}", csv.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Alerts { command: None } => {

@@ -257,7 +257,7 @@ impl Ledger {
                     text(&lease.owner),
                     text(time_text(lease.until)),
                     text(time_text(now)),
-                    Param::BigInt(Some(attempts)),
+                    int(u32::try_from(attempts).unwrap_or(u32::MAX)),
                 ]);
                 let taken = self
                     .execute(

@@ -1,6 +1,7 @@
 //! The chart under an alert: one small panel per value (up to a digest's limit), each the
 //! watched series over the last weeks with the threshold drawn as a dashed line or the
-//! band history predicts shaded, and the breaching point marked.
+//! band history predicts shaded, and the breaching point marked (a backtest shades the
+//! days it would have been firing instead).
 
 use chrono::NaiveDate;
 use plotters::prelude::*;
@@ -27,6 +28,8 @@ pub struct AlertPanel {
     pub band: Option<(f64, f64)>,
     /// The judged day and its value, marked.
     pub breach: Option<(NaiveDate, f64)>,
+    /// Days it was firing (a backtest's spans, first and last day), shaded.
+    pub firing: Vec<(NaiveDate, NaiveDate)>,
 }
 
 pub struct AlertChart<'a> {
@@ -160,6 +163,17 @@ fn draw_panel(area: &Area, panel: &AlertPanel, style: &NumberStyle) -> Result<()
                 over_white(PALETTE[2], 0.16).filled(),
             )))
             .map_err(draw_err)?;
+    }
+    for (from, to) in &panel.firing {
+        let index = |day: &NaiveDate| panel.days.iter().position(|(d, _)| d == day);
+        if let (Some(a), Some(b)) = (index(from), index(to)) {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(a as f64 - 0.5, low), (b as f64 + 0.5, high)],
+                    over_white(DOWN, 0.18).filled(),
+                )))
+                .map_err(draw_err)?;
+        }
     }
     let line = ShapeStyle::from(&PALETTE[0]).stroke_width(4);
     let series: Vec<Option<f64>> = panel.days.iter().map(|(_, v)| *v).collect();
