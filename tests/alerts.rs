@@ -23,6 +23,23 @@ fn spans(days: &[NaiveDate]) -> Vec<(NaiveDate, NaiveDate)> {
     out
 }
 
+/// Per value, the spans of days a backtest had it firing (still firing: to its last day).
+fn firing_spans(
+    backtest: &kpibot::alerts::backtest::Backtest,
+) -> BTreeMap<String, Vec<(NaiveDate, NaiveDate)>> {
+    backtest
+        .firing_days()
+        .into_iter()
+        .map(|(value, spans)| {
+            let spans = spans
+                .into_iter()
+                .map(|(from, to)| (from, to.unwrap_or(backtest.to)))
+                .collect();
+            (value, spans)
+        })
+        .collect()
+}
+
 /// (prefecture, day) rows of a query returning exactly those two columns.
 fn days_by_prefecture(db: &Path, sql: &str) -> BTreeMap<String, Vec<NaiveDate>> {
     let conn = duckdb::Connection::open_with_flags(
@@ -100,18 +117,7 @@ async fn backtests_find_the_demo_incident_on_the_days_duckdb_itself_says() {
         .iter()
         .map(|(p, days)| (p.clone(), spans(days)))
         .collect();
-    let found: BTreeMap<String, Vec<(NaiveDate, NaiveDate)>> = drop
-        .firing_days()
-        .into_iter()
-        .map(|(p, s)| {
-            (
-                p,
-                s.into_iter()
-                    .map(|(a, b)| (a, b.unwrap_or(until)))
-                    .collect(),
-            )
-        })
-        .collect();
+    let found = firing_spans(&drop);
     assert_eq!(found, expected, "{printed}");
     // The incident is Fukuoka's six days, 24 to 19 days before the mart's end, and nothing else.
     let d = |day: u32| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
@@ -157,18 +163,7 @@ async fn backtests_find_the_demo_incident_on_the_days_duckdb_itself_says() {
         })
         .filter(|(_, runs)| !runs.is_empty())
         .collect();
-    let found_band: BTreeMap<String, Vec<(NaiveDate, NaiveDate)>> = unusual
-        .firing_days()
-        .into_iter()
-        .map(|(p, s)| {
-            (
-                p,
-                s.into_iter()
-                    .map(|(a, b)| (a, b.unwrap_or(until)))
-                    .collect(),
-            )
-        })
-        .collect();
+    let found_band = firing_spans(&unusual);
     assert_eq!(found_band, expected_band);
     assert_eq!(expected_band.keys().collect::<Vec<_>>(), vec!["福岡県"]);
 }

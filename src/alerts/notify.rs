@@ -11,13 +11,9 @@ use serde_json::{Value, json};
 use slack_morphism::prelude::*;
 
 use super::message::{ALERT_EVENT_TYPE, notice_marker};
+use crate::deliver::slack::{LOOKUP_MARGIN_SECONDS, LOOKUP_MAX_PAGES};
 use crate::slack::{Slack, SlackError};
 use crate::spec::alert::is_user_target;
-
-/// How far before a round's time a lookup for its message starts, in seconds.
-pub const LOOKUP_MARGIN_SECONDS: i64 = 600;
-/// Pages of history searched for a message before "not found" is trusted.
-pub const LOOKUP_MAX_PAGES: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -108,7 +104,6 @@ impl Notifier {
                 Ok(path.exists().then(|| file_ts(marker)))
             }
             Notifier::Slack(slack) => {
-                let deadline = slack.deadline();
                 let parent = thread.map(|t| SlackTs(t.to_string()));
                 let oldest = parent.is_none().then(|| {
                     SlackTs(format!(
@@ -116,33 +111,17 @@ impl Notifier {
                         marker.evaluated_at.timestamp() - LOOKUP_MARGIN_SECONDS
                     ))
                 });
-                let mut cursor = None;
-                for _ in 0..LOOKUP_MAX_PAGES {
-                    let (messages, next) = slack
-                        .messages_page(channel, parent.as_ref(), oldest.clone(), cursor, deadline)
-                        .await?;
-                    if let Some(found) = messages
-                        .iter()
-                        .filter(|m| Some(&m.origin.ts) != parent.as_ref())
-                        .find(|m| marker.is_in(m))
-                    {
-                        return Ok(Some(found.origin.ts.0.clone()));
-                    }
-                    cursor = next.filter(|c| !c.0.is_empty());
-                    if cursor.is_none() {
-                        return Ok(None);
-                    }
-                }
-                Err(SlackError::Call {
-                    method: "conversations.history",
-                    code: "unconfirmed".into(),
-                    detail: Some(format!(
-                        "looked through {LOOKUP_MAX_PAGES} pages without reaching the alert's evaluation"
-                    )),
-                    attempts: 1,
-                    advice: crate::slack::advice("unconfirmed", channel, None),
-                }
-                .into())
+                let found = slack
+                    .find_message(
+                        channel,
+                        parent.as_ref(),
+                        oldest,
+                        LOOKUP_MAX_PAGES,
+                        |m| marker.is_in(m),
+                        slack.deadline(),
+                    )
+                    .await?;
+                Ok(found.map(|ts| ts.0))
             }
         }
     }

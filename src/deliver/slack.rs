@@ -128,48 +128,33 @@ impl SlackDelivery {
         thread_ts: Option<&SlackTs>,
         deadline: Instant,
     ) -> Result<Option<SlackTs>, SlackError> {
-        let mut cursor: Option<SlackCursorId> = None;
         let marker = post_marker(report_id, slot);
         let expected_replies: Vec<String> = Locale::ALL
             .iter()
             .map(|locale| thread_reply_text(report_id, slot, *locale))
             .collect();
-        for _ in 0..LOOKUP_MAX_PAGES {
-            let oldest = thread_ts.is_none().then(|| lookup_oldest(slot)).flatten();
-            let (messages, next) = self
-                .slack
-                .messages_page(channel_id, thread_ts, oldest, cursor.clone(), deadline)
-                .await?;
-            if let Some(found) = messages.iter().find(|m| match thread_ts {
-                None => is_post_of(m, report_id, slot),
-                // Slack returns a reply's blocks but not its metadata: the small print's
-                // block_id names the report and slot (older replies: their text).
-                Some(parent) => {
-                    &m.origin.ts != parent
-                        && (carries_marker(m, &marker)
+        let oldest = thread_ts.is_none().then(|| lookup_oldest(slot)).flatten();
+        self.slack
+            .find_message(
+                channel_id,
+                thread_ts,
+                oldest,
+                LOOKUP_MAX_PAGES,
+                |m| match thread_ts {
+                    None => is_post_of(m, report_id, slot),
+                    // Slack returns a reply's blocks but not its metadata: the small
+                    // print's block_id names the report and slot (older replies: their text).
+                    Some(_) => {
+                        carries_marker(m, &marker)
                             || m.content
                                 .text
                                 .as_ref()
-                                .is_some_and(|t| expected_replies.contains(t)))
-                }
-            }) {
-                return Ok(Some(found.origin.ts.clone()));
-            }
-            cursor = next.filter(|c| !c.0.is_empty());
-            if cursor.is_none() {
-                return Ok(None);
-            }
-        }
-        // More pages remain: not found is not the same as not posted. Unknown, never "send".
-        Err(SlackError::Call {
-            method: "conversations.history",
-            code: "unconfirmed".into(),
-            detail: Some(format!(
-                "looked through {LOOKUP_MAX_PAGES} pages of messages without reaching the slot's time"
-            )),
-            attempts: 1,
-            advice: advice("unconfirmed", channel_id, None),
-        })
+                                .is_some_and(|t| expected_replies.contains(t))
+                    }
+                },
+                deadline,
+            )
+            .await
     }
 
     /// Posts `message` exactly once: retries what is transient, and after any attempt

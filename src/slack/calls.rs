@@ -190,6 +190,48 @@ impl Slack {
         Ok((messages, metadata.and_then(|m| m.next_cursor)))
     }
 
+    /// The first message `matches` accepts in a channel's history from `oldest` (or, with
+    /// `thread`, among the replies under that message, the parent itself skipped),
+    /// reading at most `max_pages` pages. After the last page, not found is `Ok(None)`;
+    /// with pages left unread it is an `unconfirmed` error — not found is not the same as
+    /// not posted, and a caller that would post on `None` must never guess.
+    pub async fn find_message(
+        &self,
+        channel_id: &str,
+        thread: Option<&SlackTs>,
+        oldest: Option<SlackTs>,
+        max_pages: usize,
+        matches: impl Fn(&SlackHistoryMessage) -> bool,
+        deadline: Instant,
+    ) -> Result<Option<SlackTs>, SlackError> {
+        let mut cursor: Option<SlackCursorId> = None;
+        for _ in 0..max_pages {
+            let (messages, next) = self
+                .messages_page(channel_id, thread, oldest.clone(), cursor, deadline)
+                .await?;
+            if let Some(found) = messages
+                .iter()
+                .filter(|m| Some(&m.origin.ts) != thread)
+                .find(|m| matches(m))
+            {
+                return Ok(Some(found.origin.ts.clone()));
+            }
+            cursor = next.filter(|c| !c.0.is_empty());
+            if cursor.is_none() {
+                return Ok(None);
+            }
+        }
+        Err(SlackError::Call {
+            method: "conversations.history",
+            code: "unconfirmed".into(),
+            detail: Some(format!(
+                "looked through {max_pages} pages of messages without reaching the post's time"
+            )),
+            attempts: 1,
+            advice: advice("unconfirmed", channel_id, None),
+        })
+    }
+
     /// Posts plain text to a channel ID, retrying what is transient: for notices, where a
     /// duplicate is harmless and a lost one is not.
     pub async fn post_text(

@@ -36,17 +36,13 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile]) {
         let mut problems = Vec::new();
         for alert in &file.alerts {
             if let Some(first) = seen.get(&alert.name.to_lowercase()) {
-                problems.push(
-                    Diagnostic::new(
-                        &file.path,
-                        alert.span.clone(),
-                        format!("duplicate alert name `{}`", alert.name),
-                    )
-                    .with_hint(format!(
-                        "{} already defines it; rename one",
-                        first.display()
-                    )),
-                );
+                problems.push(Diagnostic::duplicate(
+                    &file.path,
+                    alert.span.clone(),
+                    "alert",
+                    &alert.name,
+                    first,
+                ));
             } else {
                 seen.insert(alert.name.to_lowercase(), file.path.clone());
             }

@@ -30,6 +30,20 @@ impl Diagnostic {
         }
     }
 
+    /// `what` named `name` is defined twice; `first` is the file that defined it first.
+    pub fn duplicate(
+        path: &Path,
+        span: Range<usize>,
+        what: &str,
+        name: &str,
+        first: &Path,
+    ) -> Self {
+        Self::new(path, span, format!("duplicate {what} name `{name}`")).with_hint(format!(
+            "{} already defines it; rename one",
+            first.display()
+        ))
+    }
+
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
         self

@@ -237,17 +237,13 @@ pub(super) fn flag_policy_problems(files: &mut [LoadedFile]) {
     for file in files.iter_mut() {
         let mut problems = Vec::new();
         for (policy, first) in duplicates.iter().filter(|(p, _)| p.path == file.path) {
-            problems.push(
-                Diagnostic::new(
-                    &file.path,
-                    policy.span.clone(),
-                    format!("duplicate policy name `{}`", policy.name),
-                )
-                .with_hint(format!(
-                    "{} already defines it; rename one",
-                    first.display()
-                )),
-            );
+            problems.push(Diagnostic::duplicate(
+                &file.path,
+                policy.span.clone(),
+                "policy",
+                &policy.name,
+                first,
+            ));
         }
         if let Some(report) = &file.spec {
             for policy in report_policies(report, &policies) {
