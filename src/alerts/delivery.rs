@@ -8,13 +8,14 @@ use chrono::{Days, Utc};
 use super::engine::{Kind, Notice, NoticeRef, Round};
 use super::judge::Reference;
 use super::message::{Facts, notice_message, problem_text, resolved_root};
-use super::notify::Marker;
+use super::notify::{Marker, NotifyError};
 use super::run::{AlertRunError, AlertRunner, parse_round, style_of, title_of};
 use super::watch::{Series, WatchError, lookback_days, series};
 use crate::catalog::Catalog;
 use crate::catalog::access::{
     Asker, Decision, Gate, base_columns, decide, metric_gates, query_gates, report_gates,
 };
+use crate::i18n::Message;
 use crate::ledger::alerts::{NoticeClaim, NoticeKey};
 use crate::render::alert_chart::{AlertChart, AlertPanel, render_alert_png};
 use crate::render::format::NumberStyle;
@@ -27,6 +28,13 @@ const METRIC_FAILURES_HELP: &str = "Alert notices that could not be sent, per al
 
 /// Days of history drawn in an alert's chart, before the judged day.
 pub const CHART_DAYS: u64 = 28;
+
+/// Why a notice was not posted.
+enum Reason {
+    /// The access rule does not let its target see the data.
+    Refused(Message),
+    Failed(NotifyError),
+}
 
 impl AlertRunner {
     /// Sends every notice of `round` not yet sent; closes the round once all are.
@@ -124,14 +132,14 @@ impl AlertRunner {
             (None, Some(channel)) => channel,
             (None, None) => match notifier.channel_of(&alert.channel).await {
                 Ok(channel) => channel,
-                Err(error) => return self.give_up(alert, &key, &error.to_string()).await,
+                Err(error) => return self.give_up(alert, &key, Reason::Failed(error)).await,
             },
         };
         ledger
             .note_notice_channel(&key, &self.owner, &channel)
             .await?;
         if let Some(why) = self.refusal(catalog, alert, &channel) {
-            return self.give_up(alert, &key, &why).await;
+            return self.give_up(alert, &key, Reason::Refused(why)).await;
         }
         let thread = root_post.as_ref().map(|(_, ts)| ts.as_str());
         let found = if takeover {
@@ -161,7 +169,7 @@ impl AlertRunner {
                     .await
                 {
                     Ok(ts) => ts,
-                    Err(error) => return self.give_up(alert, &key, &error.to_string()).await,
+                    Err(error) => return self.give_up(alert, &key, Reason::Failed(error)).await,
                 }
             }
         };
@@ -180,7 +188,7 @@ impl AlertRunner {
     /// Why `alert` may not post to its target now, if it may not: the same rule a `/kpi`
     /// answer goes through, with the target as the asker (a channel, or a person in a
     /// direct message), against the catalog as it is at the time of posting.
-    fn refusal(&self, catalog: &Catalog, alert: &AlertSpec, channel_id: &str) -> Option<String> {
+    fn refusal(&self, catalog: &Catalog, alert: &AlertSpec, channel_id: &str) -> Option<Message> {
         let gates = alert_gates(catalog, alert);
         let person = is_user_target(&alert.channel);
         let asker = Asker {
@@ -207,29 +215,38 @@ impl AlertRunner {
         ) {
             Decision::Channel => None,
             Decision::Private { .. } if person => None,
-            _ => Some(format!(
-                "access: {} may not see what alert `{}` watches; post it where its metric's or report's access and data policies allow",
-                alert.channel, alert.name
-            )),
+            _ => Some(
+                Message::new("alert-refused")
+                    .with("channel", &alert.channel)
+                    .with("alert", &alert.name),
+            ),
         }
     }
 
-    /// Records a notice as failed for good and tells the owner why.
+    /// Records a notice as failed for good and tells the owner why, in their language.
     async fn give_up(
         &self,
         alert: &AlertSpec,
         key: &NoticeKey,
-        error: &str,
+        reason: Reason,
     ) -> Result<bool, AlertRunError> {
-        self.failed(alert, error);
+        let (logged, told) = match &reason {
+            Reason::Refused(message) => (message.to_string(), message.text(self.config.locale)),
+            Reason::Failed(NotifyError::Slack(error)) => {
+                (error.to_string(), error.text(self.config.locale))
+            }
+            Reason::Failed(other) => (other.to_string(), other.to_string()),
+        };
+        self.failed(alert, &logged);
         self.parts
             .ledger
-            .record_notice(key, &self.owner, None, Some(error), Utc::now())
+            .record_notice(key, &self.owner, None, Some(&logged), Utc::now())
             .await?;
-        let text = format!(
-            "kpibot could not post alert `{}` to {}: {error}",
-            alert.name, alert.channel
-        );
+        let text = Message::new("alert-not-posted")
+            .with("alert", &alert.name)
+            .with("channel", &alert.channel)
+            .with("reason", told)
+            .text(self.config.locale);
         if let Err(notify) = self.parts.delivery.notify(&alert.owner, &text).await {
             tracing::error!(alert = %alert.name, error = %notify, "the owner could not be told either");
         }

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::judge::{Direction, Judged, Reference, Seen};
 use crate::spec::alert::{AlertSpec, Condition, OnProblem};
 
+/// The problem an instance records when its day has no value (worded for the owner in
+/// their language when told).
+pub const NO_DATA: &str = "no-data";
+
 /// Where an instance is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
@@ -188,10 +192,7 @@ fn step(alert: &AlertSpec, state: &mut InstanceState, seen: &Seen, at: DateTime<
         Seen::NoData | Seen::Error(_) => {
             let (map, text) = match seen {
                 Seen::Error(text) => (alert.on_error, text.clone()),
-                _ => (
-                    alert.on_no_data,
-                    "no data for the evaluated day".to_string(),
-                ),
+                _ => (alert.on_no_data, NO_DATA.to_string()),
             };
             match map {
                 OnProblem::Keep => return Step::Nothing,

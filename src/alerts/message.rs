@@ -434,7 +434,12 @@ pub fn problem_text(facts: &Facts, notice: &Notice, max_instances: usize) -> Str
     let mut lines = Vec::new();
     let mut by_detail: Vec<(String, Vec<String>)> = Vec::new();
     for item in &notice.items {
-        let detail = item.detail.clone().unwrap_or_default();
+        let detail = match item.detail.as_deref() {
+            Some(super::engine::NO_DATA) | None => {
+                Message::new("alert-no-data-detail").text(facts.locale)
+            }
+            Some(detail) => detail.to_string(),
+        };
         let name = instance_name(facts, &item.instance);
         match by_detail.iter_mut().find(|(d, _)| *d == detail) {
             Some((_, names)) => names.push(name),

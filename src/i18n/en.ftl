@@ -315,3 +315,6 @@ alert-def-rows = the query returns rows
 alert-def-recover = , resolves past { $level }
 alert-def-for = , { $count } evaluations in a row
 alert-def = { $watched }: { $condition }{ $recover }{ $for }
+alert-no-data-detail = no data for the day judged
+alert-refused = { $channel } may not see what alert `{ $alert }` watches; post it where the metric's or report's access and the data policies allow
+alert-not-posted = kpibot could not post alert `{ $alert }` to { $channel }: { $reason }

@@ -288,3 +288,6 @@ alert-def-rows = クエリが行を返す
 alert-def-recover = 、{ $level }で解消
 alert-def-for = 、{ $count }回連続
 alert-def = { $watched }: { $condition }{ $recover }{ $for }
+alert-no-data-detail = 判定日のデータがありません
+alert-refused = { $channel } はアラート `{ $alert }` が監視するデータを閲覧できません。メトリクスやレポートのアクセス設定とデータポリシーが許す投稿先にしてください
+alert-not-posted = アラート `{ $alert }` を { $channel } に投稿できませんでした: { $reason }
