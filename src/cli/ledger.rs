@@ -32,5 +32,11 @@ pub async fn migrate(app: &App, from: &Path, out: &mut dyn Write) -> anyhow::Res
         target.describe(),
         read - copied
     )?;
+    let (read, copied) = target.copy_alerts_from(&source).await?;
+    writeln!(
+        out,
+        "copied {copied} of {read} alert rounds and notices ({} were there already)",
+        read - copied
+    )?;
     Ok(())
 }

@@ -56,6 +56,33 @@ fn notice_params(key: &NoticeKey) -> Vec<Param> {
     ]
 }
 
+/// Every column of the two tables, with whether each is an integer, for copying a
+/// ledger (`kpibot ledger migrate`).
+pub(super) const ROUND_TABLE_COLUMNS: [(&str, bool); 8] = [
+    ("alert", false),
+    ("evaluated_at", false),
+    ("round", false),
+    ("firing", true),
+    ("notices", true),
+    ("owner", false),
+    ("created_at", false),
+    ("done_at", false),
+];
+pub(super) const NOTICE_TABLE_COLUMNS: [(&str, bool); 12] = [
+    ("alert", false),
+    ("evaluated_at", false),
+    ("idx", true),
+    ("kind", false),
+    ("state", false),
+    ("attempts", true),
+    ("owner", false),
+    ("lease_until", false),
+    ("channel", false),
+    ("ts", false),
+    ("error", false),
+    ("updated_at", false),
+];
+
 const ROUND_COLUMNS: &str = "alert, evaluated_at, round, firing, notices, done_at";
 
 fn stored_round(row: &[Cell]) -> Option<StoredRound> {

@@ -835,16 +835,54 @@ impl Ledger {
     /// Copies every row of `from` that this ledger does not have yet (`kpibot ledger
     /// migrate`): history, leases and all. Returns (rows read, rows copied).
     pub async fn copy_from(&self, from: &Ledger) -> Result<(usize, usize), LedgerError> {
-        let names: Vec<&str> = ALL_COLUMNS.iter().map(|(name, _)| *name).collect();
+        self.copy_table(from, "runs", &ALL_COLUMNS, "report, schedule, slot", "slot")
+            .await
+    }
+
+    /// Copies the alerts' rounds and notices the same way (their state and what was sent
+    /// carry over, so no notice goes twice after the move). Returns (read, copied).
+    pub async fn copy_alerts_from(&self, from: &Ledger) -> Result<(usize, usize), LedgerError> {
+        let (rounds_read, rounds_copied) = self
+            .copy_table(
+                from,
+                "alert_rounds",
+                &alerts::ROUND_TABLE_COLUMNS,
+                "alert, evaluated_at",
+                "evaluated_at",
+            )
+            .await?;
+        let (notices_read, notices_copied) = self
+            .copy_table(
+                from,
+                "alert_notices",
+                &alerts::NOTICE_TABLE_COLUMNS,
+                "alert, evaluated_at, idx",
+                "evaluated_at",
+            )
+            .await?;
+        Ok((rounds_read + notices_read, rounds_copied + notices_copied))
+    }
+
+    /// Copies every row of `table` (columns with whether each is an integer; `rows` and
+    /// `bytes` are 64-bit) that is not here yet, by its key `conflict`.
+    async fn copy_table(
+        &self,
+        from: &Ledger,
+        table: &str,
+        columns: &[(&str, bool)],
+        conflict: &str,
+        order: &str,
+    ) -> Result<(usize, usize), LedgerError> {
+        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
         let rows = from
             .query(
-                &format!("SELECT {} FROM runs ORDER BY slot", names.join(", ")),
+                &format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", ")),
                 &[],
             )
             .await?;
         let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
         let insert = format!(
-            "INSERT INTO runs ({}) VALUES ({}) ON CONFLICT (report, schedule, slot) DO NOTHING",
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({conflict}) DO NOTHING",
             names.join(", "),
             placeholders.join(", ")
         );
@@ -852,8 +890,8 @@ impl Ledger {
         for row in &rows {
             let params: Vec<Param> = row
                 .iter()
-                .zip(ALL_COLUMNS)
-                .map(|(cell, (name, integer))| match (integer, name) {
+                .zip(columns)
+                .map(|(cell, (name, integer))| match (integer, *name) {
                     (true, "rows" | "bytes") => Param::BigInt(cell.int()),
                     (true, _) => {
                         Param::Int(cell.int().map(|i| i32::try_from(i).unwrap_or(i32::MAX)))
