@@ -91,6 +91,7 @@ fn main() {
     let mut states: BTreeMap<String, AlertState> = BTreeMap::new();
     let mut timings = Vec::new();
     let mut instances = 0;
+    let mut previous_at = None;
     for round in 0..ROUNDS {
         let at = Utc::now() + chrono::Duration::minutes(round as i64);
         let started = Instant::now();
@@ -100,7 +101,7 @@ fn main() {
                 let previous = states.remove(&alert.name).unwrap_or_default();
                 let known: Vec<String> = previous.instances.keys().cloned().collect();
                 let asked = Instant::now();
-                let seen = observe(sources, alert, at, &known).await;
+                let seen = observe(sources, alert, at, &known, kpibot::i18n::Locale::En).await;
                 query += asked.elapsed();
                 let next = evaluate(alert, &previous, seen, at, 50);
                 let json = serde_json::to_string(&next).unwrap();
@@ -108,6 +109,7 @@ fn main() {
                     .insert_alert_round(
                         &alert.name,
                         at,
+                        previous_at,
                         &json,
                         0,
                         next.notices.len() as u32,
@@ -115,10 +117,13 @@ fn main() {
                         Utc::now(),
                     )
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .then_some(())
+                    .expect("every round is recorded");
                 states.insert(alert.name.clone(), next.state);
             }
         });
+        previous_at = Some(at);
         instances = states.values().map(|s| s.instances.len()).sum();
         timings.push((started.elapsed(), query));
     }

@@ -514,6 +514,43 @@ async fn a_sqlite_history_moves_into_postgres_once() {
         1,
         "the open run moved as open"
     );
+    // Alert state and what was sent move too: a firing alert keeps its thread.
+    use kpibot::ledger::alerts::{NoticeClaim, NoticeKey};
+    let at = now();
+    sqlite
+        .insert_alert_round("drop", at, None, "{\"state\": 1}", 1, 1, "a", now())
+        .await
+        .unwrap();
+    let notice = NoticeKey {
+        alert: "drop".into(),
+        evaluated_at: at,
+        index: 0,
+    };
+    sqlite
+        .claim_notice(&notice, "fired", &lease("a", 30), now())
+        .await
+        .unwrap();
+    sqlite
+        .record_notice(&notice, "a", Some(("C1", "9.000001")), None, now())
+        .await
+        .unwrap();
+    assert_eq!(postgres.copy_alerts_from(&sqlite).await.unwrap(), (2, 2));
+    assert_eq!(postgres.copy_alerts_from(&sqlite).await.unwrap(), (2, 0));
+    assert_eq!(
+        postgres.alert_round("drop", at).await.unwrap(),
+        sqlite.alert_round("drop", at).await.unwrap()
+    );
+    assert_eq!(
+        postgres
+            .claim_notice(&notice, "fired", &lease("b", 30), now())
+            .await
+            .unwrap(),
+        NoticeClaim::Posted {
+            channel: "C1".into(),
+            ts: "9.000001".into()
+        },
+        "a notice sent before the move is not sent again"
+    );
 }
 
 #[tokio::test]
@@ -656,7 +693,7 @@ async fn an_alert_round_is_recorded_once_and_each_notice_claimed_once_across_pro
                 barrier.wait().await;
                 let round = format!("{{\"by\": {index}}}");
                 let inserted = ledger
-                    .insert_alert_round("drop", at, &round, 1, 2, &format!("p{index}"), now())
+                    .insert_alert_round("drop", at, None, &round, 1, 2, &format!("p{index}"), now())
                     .await
                     .unwrap();
                 let key = NoticeKey {
@@ -801,13 +838,31 @@ async fn an_alert_round_is_recorded_once_and_each_notice_claimed_once_across_pro
         // The newest round of each alert is its state.
         let later = at + chrono::Duration::days(1);
         ledgers[0]
-            .insert_alert_round("drop", later, "{}", 0, 0, "p0", now())
+            .insert_alert_round("drop", later, Some(at), "{}", 0, 0, "p0", now())
             .await
             .unwrap();
         ledgers[0]
-            .insert_alert_round("other", at, "{}", 0, 0, "p0", now())
+            .insert_alert_round("other", at, None, "{}", 0, 0, "p0", now())
             .await
             .unwrap();
+        // A slower process that computed the round before `later` from the same base (at)
+        // is refused: two rounds from one state would fork it.
+        assert!(
+            !ledgers[2]
+                .insert_alert_round(
+                    "drop",
+                    later - chrono::Duration::hours(1),
+                    Some(at),
+                    "{}",
+                    0,
+                    0,
+                    "p2",
+                    now()
+                )
+                .await
+                .unwrap(),
+            "{backend}: a round from a superseded state is refused"
+        );
         let latest = ledgers[1].latest_alert_rounds(None).await.unwrap();
         let seen: Vec<(String, DateTime<Utc>, bool)> = latest
             .iter()

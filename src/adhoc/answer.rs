@@ -117,6 +117,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
             let text = crate::alerts::listing::firing_text(
                 context.ledger,
                 context.catalog,
+                context.warehouse.dialect(),
                 asker,
                 context.policy,
                 context.locale,

@@ -29,6 +29,15 @@ const METRIC_FAILURES_HELP: &str = "Alert notices that could not be sent, per al
 /// Days of history drawn in an alert's chart, before the judged day.
 pub const CHART_DAYS: u64 = 28;
 
+/// Renews a notice's claim while it is alive.
+struct ClaimRenewal(tokio::task::JoinHandle<()>);
+
+impl Drop for ClaimRenewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Why a notice was not posted.
 enum Reason {
     /// The access rule does not let its target see the data.
@@ -85,7 +94,16 @@ impl AlertRunner {
                 let key = root_key(alert, root);
                 match ledger.notice_post(&key).await? {
                     Some(post) => Some(post),
-                    None if ledger.notice_state(&key).await?.as_deref() == Some("failed") => None,
+                    // Failed for good, or never to be sent (its round was closed unsent):
+                    // this reply stands on its own.
+                    None if ledger.notice_state(&key).await?.as_deref() == Some("failed")
+                        || ledger
+                            .alert_round(&alert.name, root.evaluated_at)
+                            .await?
+                            .is_none_or(|r| r.done) =>
+                    {
+                        None
+                    }
                     None => return Ok(false),
                 }
             }
@@ -99,6 +117,9 @@ impl AlertRunner {
             NoticeClaim::Held => return Ok(false),
             NoticeClaim::Won { takeover, channel } => (takeover, channel),
         };
+        // The claim is renewed while this notice is being sent (a chart to read and
+        // upload, Slack's retries), so no other process takes it over meanwhile.
+        let _renewing = self.keep_claim(&key);
         let title = title_of(catalog, alert);
         let style = style_of(catalog, alert, self.config.locale);
         let facts = self.facts(alert, &title, style, round.evaluated_at);
@@ -109,14 +130,9 @@ impl AlertRunner {
             if let Some(error) = &error {
                 self.failed(alert, error);
             }
+            let posted = error.is_none().then_some((alert.owner.as_str(), ""));
             ledger
-                .record_notice(
-                    &key,
-                    &self.owner,
-                    Some((&alert.owner, "")),
-                    error.as_deref(),
-                    Utc::now(),
-                )
+                .record_notice(&key, &self.owner, posted, error.as_deref(), Utc::now())
                 .await?;
             return Ok(true);
         }
@@ -164,6 +180,13 @@ impl AlertRunner {
                     _ => None,
                 };
                 let body = notice_message(&facts, notice, chart.as_deref());
+                // Still ours? A process that lost its claim (paused past its lease) must
+                // not post what another has taken over.
+                let until = self.lease().until;
+                if !ledger.renew_notice(&key, &self.owner, until).await? {
+                    tracing::warn!(alert = %alert.name, notice = notice.index, "lost the claim on a notice before posting it; leaving it to the process that took it over");
+                    return Ok(false);
+                }
                 match notifier
                     .post(&channel, &alert.channel, thread, &body, &marker)
                     .await
@@ -189,7 +212,7 @@ impl AlertRunner {
     /// answer goes through, with the target as the asker (a channel, or a person in a
     /// direct message), against the catalog as it is at the time of posting.
     fn refusal(&self, catalog: &Catalog, alert: &AlertSpec, channel_id: &str) -> Option<Message> {
-        let gates = alert_gates(catalog, alert);
+        let gates = alert_gates(catalog, alert, self.parts.warehouse.dialect());
         let person = is_user_target(&alert.channel);
         let asker = Asker {
             user_id: if person {
@@ -206,11 +229,13 @@ impl AlertRunner {
             usergroups: Vec::new(),
             operator: false,
         };
+        // A `restricted` entry answers only privately: never into a channel.
+        let private = watched_access(catalog, alert).is_some_and(|a| a.restricted);
         match decide(
             &gates,
             &asker,
             self.config.access_policy,
-            false,
+            private,
             &alert.owner,
         ) {
             Decision::Channel => None,
@@ -221,6 +246,28 @@ impl AlertRunner {
                     .with("alert", &alert.name),
             ),
         }
+    }
+
+    /// Renews this process's claim on `key` every third of the lease until the returned
+    /// guard is dropped.
+    fn keep_claim(&self, key: &NoticeKey) -> ClaimRenewal {
+        let ledger = self.parts.ledger.clone();
+        let (key, owner, lease) = (key.clone(), self.owner.clone(), self.config.lease);
+        ClaimRenewal(tokio::spawn(async move {
+            let mut every = tokio::time::interval(lease / 3);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+                match ledger.renew_notice(&key, &owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(error) => {
+                        tracing::warn!(alert = %key.alert, error = %error, "could not renew a notice's claim")
+                    }
+                }
+            }
+        }))
     }
 
     /// Records a notice as failed for good and tells the owner why, in their language.
@@ -402,8 +449,21 @@ fn log_chart_error(alert: &AlertSpec, error: &WatchError) {
     tracing::warn!(alert = %alert.name, error = %error, "could not read the series for the alert's chart");
 }
 
-/// The gates guarding what `alert` posts.
-pub fn alert_gates(catalog: &Catalog, alert: &AlertSpec) -> Vec<Gate> {
+/// The watched metric's or report's own access lists.
+fn watched_access<'c>(catalog: &'c Catalog, alert: &AlertSpec) -> Option<&'c crate::spec::Access> {
+    match &alert.watch {
+        Some(Watch::Metric { metric, .. }) => catalog.metric(metric).map(|m| &m.access),
+        Some(Watch::Report { report, .. }) => catalog.get(report).map(|r| &r.access),
+        None => None,
+    }
+}
+
+/// The gates guarding what `alert` posts; hand-written SQL is read in `dialect`.
+pub fn alert_gates(
+    catalog: &Catalog,
+    alert: &AlertSpec,
+    dialect: crate::warehouse::Dialect,
+) -> Vec<Gate> {
     match &alert.watch {
         Some(Watch::Metric {
             metric,
@@ -424,13 +484,8 @@ pub fn alert_gates(catalog: &Catalog, alert: &AlertSpec) -> Vec<Gate> {
             .map(|r| report_gates(catalog, r))
             .unwrap_or_default(),
         None => match &alert.condition {
-            Condition::Rows { sql } => {
-                query_gates(catalog, &read_sql(sql, crate::warehouse::Dialect::DuckDb))
-            }
-            Condition::Stale(f) => query_gates(
-                catalog,
-                &read_sql(&f.sql, crate::warehouse::Dialect::DuckDb),
-            ),
+            Condition::Rows { sql } => query_gates(catalog, &read_sql(sql, dialect)),
+            Condition::Stale(f) => query_gates(catalog, &read_sql(&f.sql, dialect)),
             _ => Vec::new(),
         },
     }

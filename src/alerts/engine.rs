@@ -95,6 +95,10 @@ pub struct AlertState {
     pub instances: BTreeMap<String, InstanceState>,
     /// Notices a mute window held back, summarised when it ends.
     pub held: Vec<Item>,
+    /// Values left out by the instance cap at the last round; the owner is told when the
+    /// number changes, not every round.
+    #[serde(default)]
+    pub dropped: usize,
 }
 
 /// What a notice says about one instance.
@@ -175,12 +179,15 @@ enum Step {
     Problem(String),
 }
 
+/// Whether `now` is `percent` % further the wrong way than `notified`. From 0 there is no
+/// percentage to move by: never "worse", or a value stuck at 0 would say so every time.
 fn worse_by(worse: Direction, notified: f64, now: f64, percent: f64) -> bool {
     let step = notified.abs() * percent / 100.0;
-    match worse {
-        Direction::Down => now <= notified - step,
-        Direction::Up => now >= notified + step,
-    }
+    step > 0.0
+        && match worse {
+            Direction::Down => now <= notified - step,
+            Direction::Up => now >= notified + step,
+        }
 }
 
 /// One instance's transition. `rows` alerts resolve silently: a row that is gone needs no
@@ -198,9 +205,10 @@ fn step(alert: &AlertSpec, state: &mut InstanceState, seen: &Seen, at: DateTime<
                 OnProblem::Keep => return Step::Nothing,
                 OnProblem::Error => {
                     let told = state.phase == Phase::Error && state.problem.as_ref() == Some(&text);
+                    // A firing instance keeps its thread (`root`): when the data is back,
+                    // it goes on firing there, or resolves there, instead of starting anew.
                     state.enter(Phase::Error, at);
                     state.streak = 0;
-                    state.root = None;
                     state.problem = Some(text.clone());
                     return if told {
                         Step::Nothing
@@ -230,6 +238,18 @@ fn step(alert: &AlertSpec, state: &mut InstanceState, seen: &Seen, at: DateTime<
         state.value = mapped.value;
     }
     let reference = Some(mapped.reference.clone());
+    if state.phase == Phase::Error && state.root.is_some() {
+        // Back from an error in the middle of a firing: its thread is still open.
+        if mapped.holds {
+            state.enter(Phase::Firing, at);
+            state.streak = 0;
+            return Step::Nothing;
+        }
+        state.enter(Phase::Ok, at);
+        state.streak = 0;
+        state.notified_value = None;
+        return Step::Resolved(mapped.value);
+    }
     match state.phase {
         Phase::Ok | Phase::Pending | Phase::Error => {
             if !mapped.holds {
@@ -398,9 +418,13 @@ pub fn evaluate(
             dropped: 0,
         });
     };
-    if !problems.is_empty() || dropped > 0 {
+    let newly_dropped = dropped > 0 && dropped != previous.dropped;
+    state.dropped = dropped;
+    if !problems.is_empty() || newly_dropped {
         push(&mut notices, Kind::Problem, None, problems, Vec::new());
-        notices.last_mut().expect("just pushed").dropped = dropped;
+        if newly_dropped {
+            notices.last_mut().expect("just pushed").dropped = dropped;
+        }
     }
     let channel_items: Vec<Item> = fired
         .iter()
@@ -429,6 +453,12 @@ pub fn evaluate(
                 s.root = Some(summary.clone());
             }
         }
+        // Replies judged this round for instances that fired under the mute go in the
+        // summary's thread too.
+        threaded = threaded
+            .into_iter()
+            .map(|((root, kind), items)| ((root.or_else(|| Some(summary.clone())), kind), items))
+            .collect();
     }
     if !fired.is_empty() {
         let root = NoticeRef {

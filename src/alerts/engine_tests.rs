@@ -254,6 +254,39 @@ fn instances_beyond_the_cap_are_dropped_and_the_owner_told() {
     assert_eq!(s.state.instances.len(), 2);
     assert_eq!(kinds(&round.notices), vec![Kind::Problem, Kind::Fired]);
     assert_eq!(round.notices[0].dropped, 2);
+    // Told once, not every round the same values are left out.
+    assert!(!kinds(&s.run(0).notices).contains(&Kind::Problem));
+}
+
+#[test]
+fn a_firing_instance_keeps_its_thread_through_missing_data() {
+    let spec = alert("below = 100\nremind_every = 1\n");
+    let mut s = Script::new(spec);
+    s.values("", &[Some(50.0), None, Some(60.0), None, Some(150.0)]);
+    let fired = s.run(0);
+    let root = s.state.instances[""].root.clone().unwrap();
+    assert_eq!(kinds(&fired.notices), vec![Kind::Fired]);
+    // A missing day: the owner hears of it, the thread stays open.
+    assert_eq!(kinds(&s.run(1).notices), vec![Kind::Problem]);
+    assert_eq!(s.state.instances[""].root.as_ref(), Some(&root));
+    // The data is back and still breaching: firing again, silently, in the same thread.
+    assert!(s.run(2).notices.is_empty());
+    assert_eq!(s.phase(""), Phase::Firing);
+    s.run(3);
+    // Back from another gap recovered: resolved in the first firing's thread.
+    let resolved = s.run(4);
+    assert_eq!(kinds(&resolved.notices), vec![Kind::Resolved]);
+    assert_eq!(resolved.notices[0].root.as_ref(), Some(&root));
+}
+
+#[test]
+fn a_value_stuck_at_zero_is_not_worse_every_time() {
+    let spec = alert("below = 10\nworsen_percent = 20\n");
+    let mut s = Script::new(spec);
+    s.values("", &v(&[0.0, 0.0, 0.0]));
+    assert_eq!(kinds(&s.run(0).notices), vec![Kind::Fired]);
+    assert!(s.run(1).notices.is_empty());
+    assert!(s.run(2).notices.is_empty());
 }
 
 #[test]
@@ -278,8 +311,9 @@ fn a_mute_window_holds_notices_and_the_first_round_after_it_summarises() {
     let summary = s.state.instances[""].root.clone().unwrap();
     assert_eq!(summary.index, monday.notices[0].index);
     assert_eq!(
-        monday.notices[1].root, None,
-        "that reminder was judged before the summary existed"
+        monday.notices[1].root.as_ref(),
+        Some(&summary),
+        "the reminder of the same round goes in the summary's thread too"
     );
     assert_eq!(s.run(4).notices[0].root.as_ref(), Some(&summary));
     assert!(s.state.held.is_empty());

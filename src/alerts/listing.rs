@@ -18,6 +18,7 @@ const MAX_NAMED_INSTANCES: usize = 10;
 pub async fn firing_text(
     ledger: Option<&Ledger>,
     catalog: &Catalog,
+    dialect: crate::warehouse::Dialect,
     asker: &Asker,
     policy: AccessPolicy,
     locale: Locale,
@@ -38,7 +39,7 @@ pub async fn firing_text(
         let Some(alert) = catalog.alert(&stored.alert) else {
             continue;
         };
-        if !visible(&alert_gates(catalog, alert), asker, policy) {
+        if !visible(&alert_gates(catalog, alert, dialect), asker, policy) {
             continue;
         }
         let Ok(round) = serde_json::from_str::<Round>(&stored.round) else {

@@ -236,7 +236,15 @@ impl AlertRunner {
             };
             let result = match parse_round(&stored) {
                 Ok(round) => self.deliver_round(&catalog, alert, &round).await,
-                Err(error) => Err(error),
+                Err(error) => {
+                    // Unreadable (written by another version?): closed, not retried forever.
+                    let _ = self
+                        .parts
+                        .ledger
+                        .finish_alert_round(&stored.alert, stored.evaluated_at, Utc::now())
+                        .await;
+                    Err(error)
+                }
             };
             if let Err(error) = result {
                 tracing::error!(alert = %stored.alert, error = %error, "could not finish an alert round");
@@ -257,13 +265,21 @@ impl AlertRunner {
             Some(stored) => parse_round(&stored)?,
             None => {
                 let previous = ledger.latest_alert_rounds(Some(&alert.name)).await?;
+                let base = previous.first().map(|p| p.evaluated_at);
                 let state = match previous.first() {
                     Some(p) if p.evaluated_at >= slot => return Ok(()),
                     Some(p) => parse_round(p)?.state,
                     None => AlertState::default(),
                 };
                 let known: Vec<String> = state.instances.keys().cloned().collect();
-                let seen = observe(self.sources(catalog), alert, slot, &known).await;
+                let seen = observe(
+                    self.sources(catalog),
+                    alert,
+                    slot,
+                    &known,
+                    self.config.locale,
+                )
+                .await;
                 let errored = seen
                     .values()
                     .any(|s| matches!(s, super::judge::Seen::Error(_)));
@@ -280,6 +296,7 @@ impl AlertRunner {
                     .insert_alert_round(
                         &alert.name,
                         slot,
+                        base,
                         &json,
                         firing,
                         round.notices.len() as u32,
@@ -298,10 +315,11 @@ impl AlertRunner {
                 if inserted {
                     round
                 } else {
-                    // Another replica recorded this round first: send what it decided.
+                    // Another replica recorded this round first: send what it decided. Or it
+                    // recorded a later one from the same state: this slot is past.
                     match ledger.alert_round(&alert.name, slot).await? {
                         Some(stored) => parse_round(&stored)?,
-                        None => round,
+                        None => return Ok(()),
                     }
                 }
             }

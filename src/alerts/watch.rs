@@ -44,6 +44,25 @@ pub enum WatchError {
     Pipeline(#[from] PipelineError),
 }
 
+impl WatchError {
+    /// The failure in `locale`, for the owner's note.
+    pub fn text(&self, locale: crate::i18n::Locale) -> String {
+        use crate::i18n::Message;
+        match self {
+            WatchError::MissingMetric(metric) => Message::new("alert-missing-metric")
+                .with("metric", metric)
+                .text(locale),
+            WatchError::MissingReport(report) => Message::new("alert-missing-report")
+                .with("report", report)
+                .text(locale),
+            WatchError::Warehouse(error) => {
+                format!("{} ({error})", pipeline::warehouse_failure(error, locale))
+            }
+            WatchError::Pipeline(error) => error.text(locale),
+        }
+    }
+}
+
 /// How many days before the evaluated day a condition reads.
 pub fn lookback_days(condition: &Condition) -> u64 {
     match condition {
@@ -147,12 +166,15 @@ pub fn judge_all(alert: &AlertSpec, series: &Series, day: NaiveDate) -> BTreeMap
 }
 
 /// What one evaluation at `at` sees, per instance. A failed query is `Seen::Error` for
-/// every instance `known` (or the alert itself when none are).
+/// every instance `known` (or the alert itself when none are), worded in `locale`. The
+/// instances known, and the alert itself when nothing splits it, are judged even when the
+/// query returned no row for them: that is what `no_data` watches for.
 pub async fn observe(
     sources: Sources<'_>,
     alert: &AlertSpec,
     at: DateTime<Utc>,
     known: &[String],
+    locale: crate::i18n::Locale,
 ) -> BTreeMap<String, Seen> {
     let day = super::evaluated_day(alert, at);
     let today = pipeline::today_in(alert.timezone, at);
@@ -208,15 +230,20 @@ pub async fn observe(
         }
         condition => {
             let from = day - Days::new(lookback_days(condition));
-            series(sources, alert, from, day)
-                .await
-                .map(|series| judge_all(alert, &series, day))
+            let split = matches!(&alert.watch, Some(Watch::Metric { by: Some(_), .. }));
+            series(sources, alert, from, day).await.map(|mut series| {
+                let expected = known.iter().cloned().chain((!split).then(String::new));
+                for name in expected {
+                    series.entry(name).or_default();
+                }
+                judge_all(alert, &series, day)
+            })
         }
     };
     match result {
         Ok(seen) => seen,
         Err(error) => {
-            let text = error.to_string();
+            let text = error.text(locale);
             let names = if known.is_empty() {
                 vec![String::new()]
             } else {

@@ -318,3 +318,5 @@ alert-def = { $watched }: { $condition }{ $recover }{ $for }
 alert-no-data-detail = no data for the day judged
 alert-refused = { $channel } may not see what alert `{ $alert }` watches; post it where the metric's or report's access and the data policies allow
 alert-not-posted = kpibot could not post alert `{ $alert }` to { $channel }: { $reason }
+alert-missing-metric = the catalog has no metric `{ $metric }` any more (renamed or removed?)
+alert-missing-report = the catalog has no report `{ $report }` any more (renamed or removed?)

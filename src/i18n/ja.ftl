@@ -291,3 +291,5 @@ alert-def = { $watched }: { $condition }{ $recover }{ $for }
 alert-no-data-detail = 判定日のデータがありません
 alert-refused = { $channel } はアラート `{ $alert }` が監視するデータを閲覧できません。メトリクスやレポートのアクセス設定とデータポリシーが許す投稿先にしてください
 alert-not-posted = アラート `{ $alert }` を { $channel } に投稿できませんでした: { $reason }
+alert-missing-metric = カタログにメトリクス `{ $metric }` がありません（名前の変更か削除？）
+alert-missing-report = カタログにレポート `{ $report }` がありません（名前の変更か削除？）

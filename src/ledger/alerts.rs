@@ -97,13 +97,16 @@ fn stored_round(row: &[Cell]) -> Option<StoredRound> {
 }
 
 impl Ledger {
-    /// Records a round unless one exists for this alert and time; `false` when another
-    /// process (or this one, before a restart) recorded it first.
+    /// Records a round, computed from the state of the round at `base` (`None`: the
+    /// alert's first), unless one exists for this alert and time or a round newer than
+    /// `base` was recorded meanwhile (by another process, from the same state: two rounds
+    /// from one state would fork it). `false` when not recorded.
     #[allow(clippy::too_many_arguments)]
     pub async fn insert_alert_round(
         &self,
         alert: &str,
         evaluated_at: DateTime<Utc>,
+        base: Option<DateTime<Utc>>,
         round: &str,
         firing: u32,
         notices: u32,
@@ -114,7 +117,10 @@ impl Ledger {
         let inserted = self
             .execute(
                 "INSERT INTO alert_rounds (alert, evaluated_at, round, firing, notices, owner, created_at, done_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS INTEGER),
+                        CAST(?5 AS INTEGER), CAST(?6 AS TEXT), CAST(?7 AS TEXT), CAST(?8 AS TEXT)
+                 WHERE NOT EXISTS (
+                     SELECT 1 FROM alert_rounds WHERE alert = ?1 AND evaluated_at > CAST(?9 AS TEXT))
                  ON CONFLICT (alert, evaluated_at) DO NOTHING",
                 &[
                     text(alert),
@@ -125,6 +131,7 @@ impl Ledger {
                     text(owner),
                     text(time_text(now)),
                     Param::Text(done),
+                    text(base.map(round_time).unwrap_or_default()),
                 ],
             )
             .await?;
@@ -303,6 +310,26 @@ impl Ledger {
                 })
             }
         }
+    }
+
+    /// Extends this owner's claim on a notice being sent; `false` when the claim is no
+    /// longer its own (taken over after its lease ran out, or already settled).
+    pub async fn renew_notice(
+        &self,
+        key: &NoticeKey,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let mut params = notice_params(key);
+        params.extend([text(owner), text(time_text(until))]);
+        let changed = self
+            .execute(
+                "UPDATE alert_notices SET lease_until = ?5
+                 WHERE alert = ?1 AND evaluated_at = ?2 AND idx = ?3 AND state = 'claimed' AND owner = ?4",
+                &params,
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     /// Notes where a claimed notice is being posted (the channel's ID), before posting, so
