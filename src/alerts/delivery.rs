@@ -196,15 +196,18 @@ impl AlertRunner {
                 }
             }
         };
-        ledger
-            .record_notice(&key, &self.owner, Some((&channel, &ts)), None, Utc::now())
-            .await?;
+        // The root is edited before the resolution is recorded: a process that dies in
+        // between leaves the notice to a takeover, which finds the reply and edits again
+        // (the same edit twice changes nothing), so the root never keeps saying "firing".
         if notice.kind == Kind::Resolved
             && let (Some(root), Some((root_channel, root_ts))) = (&notice.root, &root_post)
         {
             self.edit_root(catalog, alert, &facts, notice, root, root_channel, root_ts)
                 .await;
         }
+        ledger
+            .record_notice(&key, &self.owner, Some((&channel, &ts)), None, Utc::now())
+            .await?;
         Ok(true)
     }
 

@@ -15,7 +15,7 @@ use crate::warehouse::reads::read_sql;
 
 /// Checks across files: alert names are unique, and every alert's metric (with its `by`
 /// and `where` dimensions) or report exists. A file with a problem loses its alerts.
-pub(super) fn flag_alert_problems(files: &mut [LoadedFile]) {
+pub(super) fn flag_alert_problems(files: &mut [LoadedFile], dialect: crate::warehouse::Dialect) {
     let metric_specs: BTreeMap<String, MetricSpec> = files
         .iter()
         .flat_map(|f| &f.metrics)
@@ -90,6 +90,7 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile]) {
             problems.extend(target_problems(
                 &file.path,
                 alert,
+                dialect,
                 &metric_specs,
                 &report_specs,
                 &policies,
@@ -112,6 +113,7 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile]) {
 fn target_problems(
     path: &Path,
     alert: &AlertSpec,
+    dialect: crate::warehouse::Dialect,
     metrics: &BTreeMap<String, MetricSpec>,
     reports: &BTreeMap<String, ReportSpec>,
     policies: &[PolicySpec],
@@ -163,7 +165,7 @@ fn target_problems(
                 Condition::Stale(f) => f.sql.as_str(),
                 _ => return Vec::new(),
             };
-            let reads = read_sql(sql, crate::warehouse::Dialect::DuckDb);
+            let reads = read_sql(sql, dialect);
             let covering = reads_policies(&reads, policies);
             (None, covering, "its query".to_string())
         }

@@ -132,7 +132,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
     policy::flag_policy_problems(&mut files);
-    alert_checks::flag_alert_problems(&mut files);
+    alert_checks::flag_alert_problems(&mut files, defaults.dialect);
     Ok(files)
 }
 
