@@ -202,12 +202,7 @@ fn target_problems(
                         policy.data()
                     ),
                 )
-                .with_hint(format!(
-                    "post to a channel the policy allows ({}), or ask {} to add this one to the policy in {}",
-                    policy.allowed.allowed_channels.join(", "),
-                    policy.owner,
-                    policy.path.display()
-                )),
+                .with_hint(policy.post_elsewhere_hint()),
             );
         }
     }

@@ -53,6 +53,16 @@ impl PolicySpec {
             format!("`{}` ({})", self.table, self.columns.join(", "))
         }
     }
+
+    /// What to do about a post to a channel this policy does not allow.
+    pub fn post_elsewhere_hint(&self) -> String {
+        format!(
+            "post to a channel the policy allows ({}), or ask {} to add this one to the policy in {}",
+            self.allowed.allowed_channels.join(", "),
+            self.owner,
+            self.path.display()
+        )
+    }
 }
 
 pub(super) const POLICY_KEYS: [&str; 8] = [
@@ -266,12 +276,7 @@ pub(super) fn flag_policy_problems(files: &mut [LoadedFile]) {
                                     policy.data()
                                 ),
                             )
-                            .with_hint(format!(
-                                "post to a channel the policy allows ({}), or ask {} to add this one to the policy in {}",
-                                policy.allowed.allowed_channels.join(", "),
-                                policy.owner,
-                                policy.path.display()
-                            )),
+                            .with_hint(policy.post_elsewhere_hint()),
                         );
                     }
                 }
