@@ -42,13 +42,7 @@ fn firing_spans(
 
 /// (prefecture, day) rows of a query returning exactly those two columns.
 fn days_by_prefecture(db: &Path, sql: &str) -> BTreeMap<String, Vec<NaiveDate>> {
-    let conn = duckdb::Connection::open_with_flags(
-        db,
-        duckdb::Config::default()
-            .access_mode(duckdb::AccessMode::ReadOnly)
-            .unwrap(),
-    )
-    .unwrap();
+    let conn = common::read_only_duckdb(db);
     let mut statement = conn.prepare(sql).unwrap();
     let rows = statement
         .query_map([], |row| {

@@ -28,13 +28,7 @@ fn expected_windows() -> BTreeMap<&'static str, (&'static str, &'static str)> {
 /// The report's SQL run by DuckDB directly (not through kpibot), written by DuckDB's own
 /// CSV writer.
 fn duckdb_csv(db: &Path, sql: &str, start: &str, end: &str, scratch: &Path) -> Vec<Vec<String>> {
-    let conn = duckdb::Connection::open_with_flags(
-        db,
-        duckdb::Config::default()
-            .access_mode(duckdb::AccessMode::ReadOnly)
-            .unwrap(),
-    )
-    .unwrap();
+    let conn = common::read_only_duckdb(db);
     let sql = sql
         .trim()
         .trim_end_matches(';')

@@ -133,11 +133,10 @@ fn header(text: &str) -> Value {
     json!({"type": "header", "text": {"type": "plain_text", "text": text, "emoji": true}})
 }
 
-/// The alert in one line, in the reader's language: what it watches and when it fires.
-pub fn definition(facts: &Facts) -> String {
+/// The alert in one line, in `locale`: what it watches and when it fires (the message's
+/// small print, and in English the command line's `check`, `alerts` and `backtest`).
+pub fn definition(alert: &AlertSpec, style: &NumberStyle, locale: Locale) -> String {
     use crate::spec::alert::{ChangeAgainst, Condition, Watch};
-    let alert = facts.alert;
-    let locale = facts.locale;
     let mut watched = match &alert.watch {
         Some(Watch::Metric {
             metric, by: None, ..
@@ -167,7 +166,6 @@ pub fn definition(facts: &Facts) -> String {
             );
         }
     }
-    let style = &facts.style;
     let condition = match &alert.condition {
         Condition::Above(x) => Message::new("alert-def-above").with("threshold", style.value(*x)),
         Condition::Below(x) => Message::new("alert-def-below").with("threshold", style.value(*x)),
@@ -189,9 +187,14 @@ pub fn definition(facts: &Facts) -> String {
             };
             Message::new(key).with("change", change)
         }
-        Condition::Band { weeks, sigmas, .. } => Message::new("alert-def-band")
+        Condition::Band {
+            weeks,
+            sigmas,
+            min_weeks,
+        } => Message::new("alert-def-band")
             .with_number("weeks", *weeks)
-            .with("sigmas", sigmas),
+            .with("sigmas", sigmas)
+            .with_number("min_weeks", *min_weeks),
         Condition::NoData => Message::new("alert-def-no-data"),
         Condition::Stale(f) => {
             Message::new("alert-def-stale").with_number("days", f.expect_days_ago)
@@ -224,7 +227,10 @@ pub fn definition(facts: &Facts) -> String {
 
 fn small_print(facts: &Facts, index: u32) -> Value {
     let text = Message::new("alert-small-print")
-        .with("definition", definition(facts))
+        .with(
+            "definition",
+            definition(facts.alert, &facts.style, facts.locale),
+        )
         .with("time", local_time(facts.alert.timezone, facts.evaluated_at))
         .with("timezone", facts.alert.timezone.name())
         .with("day", facts.day)

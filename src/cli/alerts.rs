@@ -22,6 +22,11 @@ fn style_of(catalog: &crate::catalog::Catalog, alert: &AlertSpec) -> NumberStyle
     crate::alerts::run::style_of(catalog, alert, crate::i18n::Locale::En)
 }
 
+/// The alert in one line, in English: the words its messages use.
+pub fn definition_line(catalog: &crate::catalog::Catalog, alert: &AlertSpec) -> String {
+    crate::alerts::message::definition(alert, &style_of(catalog, alert), crate::i18n::Locale::En)
+}
+
 /// `kpibot alerts backtest <alert> [--since DATE] [--until DATE]`.
 pub async fn backtest_command(
     app: &App,
@@ -72,7 +77,7 @@ fn print_backtest(
         out,
         "backtest of `{}` ({})\n  days {} to {}, {} evaluation(s) on its cron in {}, against the warehouse as it is now",
         alert.name,
-        alert.definition_line(),
+        definition_line(catalog, alert),
         result.from,
         result.to,
         result.evaluations,
@@ -266,7 +271,7 @@ pub async fn list(app: &App, now: DateTime<Utc>, out: &mut dyn Write) -> anyhow:
             alert.name,
             alert.channel,
             alert.timezone.name(),
-            alert.definition_line()
+            definition_line(&catalog, alert)
         )?;
         let style = style_of(&catalog, alert);
         let Some(stored) = rounds.iter().find(|r| r.alert == alert.name) else {

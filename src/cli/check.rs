@@ -107,6 +107,8 @@ pub async fn check(
         invalid: 0,
         problems: 0,
     };
+    // The valid specs, for writing alerts' thresholds in their metric's number format.
+    let catalog = crate::catalog::Catalog::from_loaded(&files);
     for file in &files {
         if file.spec.is_none() && file.is_valid() {
             let names: Vec<&str> = file.metrics.iter().map(|m| m.name.as_str()).collect();
@@ -132,12 +134,13 @@ pub async fn check(
             }
             for alert in &file.alerts {
                 if let Some(slot) = next_slot(&alert.cron, alert.timezone, now) {
+                    let definition = super::alerts::definition_line(&catalog, alert);
                     let local = slot.with_timezone(&alert.timezone);
                     writeln!(
                         out,
                         "    alert {}: {} — next evaluation {} ({}) → {}",
                         alert.name,
-                        alert.definition_line(),
+                        definition,
                         local.format("%Y-%m-%d %H:%M %a"),
                         alert.timezone.name(),
                         alert.channel

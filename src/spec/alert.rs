@@ -436,39 +436,6 @@ impl Reader<'_> {
     }
 }
 
-impl AlertSpec {
-    /// The alert in one line: what it watches and when it fires.
-    pub fn definition_line(&self) -> String {
-        let watched = match &self.watch {
-            Some(Watch::Metric {
-                metric,
-                by,
-                filters,
-                ..
-            }) => {
-                let mut text = metric.clone();
-                if let Some(by) = by {
-                    text.push_str(&format!(" by {by}"));
-                }
-                for (dimension, values) in filters {
-                    text.push_str(&format!(" where {dimension}={}", values.join(",")));
-                }
-                text
-            }
-            Some(Watch::Report { report, .. }) => format!("report {report}"),
-            None => "its query".into(),
-        };
-        let mut line = format!("{watched}: {}", self.condition.describe());
-        if let Some(level) = self.recover {
-            line.push_str(&format!(", recovers past {level}"));
-        }
-        if self.pending_evaluations > 1 {
-            line.push_str(&format!(", for {} evaluations", self.pending_evaluations));
-        }
-        line
-    }
-}
-
 impl Mute {
     /// Whether `local` (the alert's wall clock) falls in this window.
     pub fn covers(&self, local: chrono::NaiveDateTime) -> bool {

@@ -62,42 +62,6 @@ pub enum Condition {
     },
 }
 
-impl Condition {
-    /// The condition in one line, for the message and `kpibot alerts`.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Above(x) => format!("above {x}"),
-            Self::Below(x) => format!("below {x}"),
-            Self::Change {
-                against,
-                percent,
-                units,
-            } => {
-                let by = match (percent, units) {
-                    (Some(p), _) => format!("{p:+}%"),
-                    (None, Some(u)) => format!("{u:+}"),
-                    (None, None) => String::new(),
-                };
-                let against = match against {
-                    ChangeAgainst::PreviousDay => "the day before",
-                    ChangeAgainst::PreviousWeek => "the same weekday a week before",
-                };
-                format!("change of {by} or more against {against}")
-            }
-            Self::Band {
-                weeks,
-                sigmas,
-                min_weeks,
-            } => format!(
-                "outside mean ± {sigmas} sd of the same weekday over {weeks} weeks (at least {min_weeks})"
-            ),
-            Self::NoData => "no data".into(),
-            Self::Stale(f) => format!("source older than {} days", f.expect_days_ago),
-            Self::Rows { .. } => "the query returns rows".into(),
-        }
-    }
-}
-
 const CONDITIONS: [&str; 7] = [
     "above", "below", "change", "band", "no_data", "stale", "rows",
 ];

@@ -31,6 +31,18 @@ pub fn settings_in(dir: &Path, reports: &Path) -> Settings {
     settings
 }
 
+/// The DuckDB file at `path`, opened read-only: the tests' own view of a mart, beside
+/// kpibot's.
+pub fn read_only_duckdb(path: &Path) -> duckdb::Connection {
+    duckdb::Connection::open_with_flags(
+        path,
+        duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 /// The app assembled from `settings`, as the CLI assembles it.
 pub fn app(settings: &Settings) -> App {
     App::new(settings.clone()).expect("valid settings")
