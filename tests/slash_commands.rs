@@ -73,6 +73,14 @@ impl Warehouse for Slow {
     ) -> Result<Estimate, WarehouseError> {
         self.inner.dry_run(sql, params, job).await
     }
+    async fn reads(
+        &self,
+        sql: &str,
+        params: &Params,
+        job: &QueryJob,
+    ) -> kpibot::warehouse::reads::Reads {
+        self.inner.reads(sql, params, job).await
+    }
     fn describe(&self) -> String {
         self.inner.describe()
     }

@@ -127,6 +127,18 @@ impl App {
         }
     }
 
+    /// The embedded DuckDB warehouse as it is on disk, if that is the warehouse and its file
+    /// exists: its planner proves what queries read without building or refreshing anything.
+    pub fn local_planner(&self) -> Option<DuckDbWarehouse> {
+        let duck = &self.settings.warehouse.duckdb;
+        match self.settings.warehouse.kind {
+            WarehouseKind::Duckdb => {
+                DuckDbWarehouse::open_with_extracts(&duck.path, &duck.extracts).ok()
+            }
+            WarehouseKind::Bigquery => None,
+        }
+    }
+
     /// The embedded DuckDB warehouse, with the demo mart built or refreshed when in use.
     pub fn open_duckdb(
         &self,

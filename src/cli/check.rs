@@ -33,11 +33,13 @@ pub async fn check(
     dir: &Path,
     app: &App,
     warehouse: Option<&dyn Warehouse>,
+    planner: Option<&dyn Warehouse>,
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<CheckSummary> {
     let defaults = app.spec_defaults();
     let mut files = spec::load_dir(dir, &defaults)?;
+    prove_reads(&mut files, planner, app, now).await;
     // What each file's dry runs would scan, printed under its ✓ line.
     let mut scans: HashMap<PathBuf, Vec<String>> = Default::default();
     if let Some(warehouse) = warehouse {
@@ -378,6 +380,81 @@ async fn dry_run_metric(
 
 /// Prepares the report's query for its default window, checks the chart's columns and,
 /// where the warehouse says, that the scan fits the report's bytes-billed cap.
+/// What each report reads, as the warehouse proves it (`planner`: DuckDB's planner, or
+/// BigQuery's dry run) or, without one, as the parser can tell: a report whose reads cannot
+/// be established is an error while any policy exists, and the policies covering what it
+/// is proven to read are held against its schedules and `[access]`.
+async fn prove_reads(
+    files: &mut [spec::LoadedFile],
+    planner: Option<&dyn Warehouse>,
+    app: &App,
+    now: DateTime<Utc>,
+) {
+    let policies: Vec<spec::PolicySpec> = files.iter().flat_map(|f| f.policies.clone()).collect();
+    if policies.is_empty() {
+        return;
+    }
+    for file in files.iter_mut() {
+        let Some(report) = &file.spec else { continue };
+        let reads = match planner {
+            Some(warehouse) => {
+                let (params, job) = report_params(report, app, now);
+                warehouse.reads(&report.query.sql, &params, &job).await
+            }
+            None => report.query.reads.established(),
+        };
+        let problems = match reads.unknown() {
+            Some(why) => vec![
+                Diagnostic::new(
+                    &file.path,
+                    report.query.sql_span.clone(),
+                    format!(
+                        "kpibot cannot establish what this query reads: {why}; data policies apply to it, so it is refused rather than assumed harmless"
+                    ),
+                )
+                .with_hint(match planner {
+                    Some(warehouse) => format!(
+                        "name the tables directly (no opaque table functions); checked with {}",
+                        warehouse.describe()
+                    ),
+                    None => "name the tables directly, or run `kpibot check --dry-run` so the warehouse can prove what it reads".to_string(),
+                }),
+            ],
+            None => spec::policy::report_policy_problems(
+                &file.path,
+                report,
+                &spec::policy::reads_policies(&reads, &policies),
+            ),
+        };
+        if !problems.is_empty() {
+            file.diagnostics.extend(problems);
+            file.spec = None;
+        }
+    }
+}
+
+/// The parameters and job a report's query runs with today, for dry runs and plans.
+fn report_params(
+    spec: &ReportSpec,
+    app: &App,
+    now: DateTime<Utc>,
+) -> (crate::warehouse::Params, QueryJob) {
+    let today = pipeline::today_in(spec.timezone, now);
+    let window = pipeline::window_for(spec, None, now, &Default::default()).unwrap_or(Window {
+        start: today,
+        end: today,
+    });
+    let mut params = spec.query.params.clone();
+    params.extend(pipeline::params_for(
+        window,
+        pipeline::today_in(spec.timezone, now),
+    ));
+    (
+        params,
+        pipeline::job_for(spec, app.query_timeout, Trigger::Cli),
+    )
+}
+
 async fn dry_run(
     warehouse: &dyn Warehouse,
     spec: &ReportSpec,

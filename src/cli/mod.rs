@@ -193,7 +193,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 None
             };
-            let summary = check::check(&dir, &app, warehouse.as_deref(), now, &mut stdout).await?;
+            // What each query reads is proven by the warehouse where one can be asked
+            // cheaply: the dry run's, or an existing embedded DuckDB file's planner.
+            let planner = match &warehouse {
+                Some(_) => None,
+                None => app.local_planner(),
+            };
+            let planner = warehouse.as_deref().or(planner
+                .as_ref()
+                .map(|w| w as &dyn crate::warehouse::Warehouse));
+            let summary =
+                check::check(&dir, &app, warehouse.as_deref(), planner, now, &mut stdout).await?;
             Ok(if summary.invalid == 0 && summary.files > 0 {
                 ExitCode::SUCCESS
             } else {

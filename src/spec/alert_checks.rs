@@ -165,7 +165,7 @@ fn target_problems(
                 Condition::Stale(f) => f.sql.as_str(),
                 _ => return Vec::new(),
             };
-            let reads = read_sql(sql, dialect);
+            let reads = read_sql(sql, dialect).established();
             let covering = reads_policies(&reads, policies);
             (None, covering, "its query".to_string())
         }

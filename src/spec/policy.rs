@@ -13,6 +13,7 @@ use super::diagnostic::Diagnostic;
 use super::metric::{MetricSpec, measure_columns};
 use super::report::ReportSpec;
 use super::walk::{Reader, Tbl, is_identifier};
+use crate::warehouse::reads::{Reads, TableName};
 
 /// A data access policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +41,10 @@ impl PolicySpec {
                 || self.columns.iter().any(|c| c.eq_ignore_ascii_case(column)))
     }
 
-    /// Whether the policy is about `table`.
+    /// Whether the policy is about `table` (either name may leave the catalog, project or
+    /// dataset open: `mart.t` is `proj.mart.t`).
     pub fn covers_table(&self, table: &str) -> bool {
-        self.table.eq_ignore_ascii_case(table)
+        TableName::parse(&self.table).may_be(&TableName::parse(table))
     }
 
     /// The policy in words: `mart.t` or `mart.t (prefecture)`.
@@ -142,18 +144,18 @@ impl Reader<'_> {
     }
 }
 
-/// The policies that cover a report: those whose table (or, for a column policy, one of
-/// whose columns) the report's SQL reads.
+/// The policies that cover a report as far as its SQL text tells (views at their word;
+/// constructs the parser cannot see into count as reading everything, so every policy
+/// covers them): those whose table (or, for a column policy, one of whose columns) the
+/// report's SQL reads. What the warehouse proves at send time may add more.
 pub fn report_policies<'p>(report: &ReportSpec, policies: &'p [PolicySpec]) -> Vec<&'p PolicySpec> {
-    reads_policies(&report.query.reads, policies)
+    reads_policies(&report.query.reads.established(), policies)
 }
 
 /// The policies covering what a query reads: a table policy when it reads the table, a
-/// column policy when it reads one of the columns.
-pub fn reads_policies<'p>(
-    reads: &crate::warehouse::reads::SqlReads,
-    policies: &'p [PolicySpec],
-) -> Vec<&'p PolicySpec> {
+/// column policy when it reads one of the columns. Reads that are not known are covered
+/// by every policy.
+pub fn reads_policies<'p>(reads: &Reads, policies: &'p [PolicySpec]) -> Vec<&'p PolicySpec> {
     policies
         .iter()
         .filter(|p| {
@@ -255,32 +257,17 @@ pub(super) fn flag_policy_problems(files: &mut [LoadedFile]) {
                 first,
             ));
         }
-        if let Some(report) = &file.spec {
-            for policy in report_policies(report, &policies) {
-                problems.extend(wider_problems(
-                    &file.path,
-                    &report.access,
-                    policy,
-                    "[access]",
-                ));
-                for schedule in &report.schedules {
-                    if !allows_channel(&policy.allowed, &schedule.channel) {
-                        problems.push(
-                            Diagnostic::new(
-                                &file.path,
-                                schedule.span.clone(),
-                                format!(
-                                    "this schedule posts to `{}`, which policy `{}` does not allow to see {}",
-                                    schedule.channel,
-                                    policy.name,
-                                    policy.data()
-                                ),
-                            )
-                            .with_hint(policy.post_elsewhere_hint()),
-                        );
-                    }
-                }
-            }
+        // SQL the parser cannot see into is left to the warehouse: `check` asks its
+        // planner (or dry run) and fails closed without it, and every post is decided
+        // at send time on what the warehouse proves.
+        if let Some(report) = &file.spec
+            && report.query.reads.established().unknown().is_none()
+        {
+            problems.extend(report_policy_problems(
+                &file.path,
+                report,
+                &report_policies(report, &policies),
+            ));
         }
         for metric in &file.metrics {
             for policy in metric_policies(metric, &metric_columns(metric), &policies) {
@@ -299,6 +286,37 @@ pub(super) fn flag_policy_problems(files: &mut [LoadedFile]) {
             file.policies.clear();
         }
     }
+}
+
+/// What is wrong between a report and the policies covering it: its `[access]` wider than
+/// a policy, or a schedule posting to a channel a policy does not allow.
+pub fn report_policy_problems(
+    path: &Path,
+    report: &ReportSpec,
+    covering: &[&PolicySpec],
+) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for policy in covering {
+        problems.extend(wider_problems(path, &report.access, policy, "[access]"));
+        for schedule in &report.schedules {
+            if !allows_channel(&policy.allowed, &schedule.channel) {
+                problems.push(
+                    Diagnostic::new(
+                        path,
+                        schedule.span.clone(),
+                        format!(
+                            "this schedule posts to `{}`, which policy `{}` does not allow to see {}",
+                            schedule.channel,
+                            policy.name,
+                            policy.data()
+                        ),
+                    )
+                    .with_hint(policy.post_elsewhere_hint()),
+                );
+            }
+        }
+    }
+    problems
 }
 
 fn wider_problems(path: &Path, own: &Access, policy: &PolicySpec, whose: &str) -> Vec<Diagnostic> {

@@ -19,6 +19,9 @@ use gcp_bigquery_client::model::dataset_reference::DatasetReference;
 use gcp_bigquery_client::model::field_type::FieldType;
 use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
 use gcp_bigquery_client::model::get_query_results_response::GetQueryResultsResponse;
+use gcp_bigquery_client::model::job::Job;
+use gcp_bigquery_client::model::job_configuration::JobConfiguration;
+use gcp_bigquery_client::model::job_configuration_query::JobConfigurationQuery;
 use gcp_bigquery_client::model::query_parameter::QueryParameter;
 use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
 use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
@@ -27,6 +30,8 @@ use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
 use gcp_bigquery_client::model::table_row::TableRow;
 use gcp_bigquery_client::model::table_schema::TableSchema;
 
+use super::plan::referenced_reads;
+use super::reads::Reads;
 use super::table::parse_decimal;
 use super::{
     Cell, ColumnInfo, ColumnType, Dialect, Estimate, ParamValue, Params, QueryJob, Table,
@@ -373,6 +378,70 @@ impl super::Warehouse for BigQueryWarehouse {
             columns: columns(&fields)?,
             bytes_processed: collected.bytes_processed,
         })
+    }
+
+    async fn reads(&self, sql: &str, params: &Params, job: &QueryJob) -> Reads {
+        let request = match self.request(sql, params, job, true) {
+            Ok(request) => request,
+            Err(error) => {
+                return Reads::Unknown {
+                    why: format!("BigQuery could not dry-run it: {error}"),
+                };
+            }
+        };
+        // `jobs.query` answers a dry run without statistics; `jobs.insert` returns the job,
+        // whose statistics list the tables the query references (views and wildcard
+        // tables resolved, the default dataset applied).
+        let insert = Job {
+            configuration: Some(JobConfiguration {
+                dry_run: Some(true),
+                labels: request.labels.clone(),
+                query: Some(JobConfigurationQuery {
+                    query: request.query.clone(),
+                    use_legacy_sql: Some(false),
+                    parameter_mode: request.parameter_mode.clone(),
+                    query_parameters: request.query_parameters.clone(),
+                    default_dataset: request.default_dataset.clone(),
+                    maximum_bytes_billed: request.maximum_bytes_billed.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let project = self.options.project.as_str();
+        let answered = tokio::time::timeout(
+            job.timeout,
+            self.call("jobs.insert", || {
+                self.client.job().insert(project, insert.clone())
+            }),
+        )
+        .await;
+        let job = match answered {
+            Ok(Ok(job)) => job,
+            Ok(Err(error)) => {
+                return Reads::Unknown {
+                    why: format!("BigQuery could not dry-run it: {error}"),
+                };
+            }
+            Err(_) => {
+                return Reads::Unknown {
+                    why: format!(
+                        "BigQuery's dry run did not answer within {} s",
+                        job.timeout.as_secs()
+                    ),
+                };
+            }
+        };
+        let tables: Vec<(String, String, String)> = job
+            .statistics
+            .and_then(|s| s.query)
+            .and_then(|q| q.referenced_tables)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| (t.project_id, t.dataset_id, t.table_id))
+            .collect();
+        referenced_reads(&tables)
     }
 
     fn describe(&self) -> String {

@@ -124,6 +124,10 @@ impl Warehouse for Cached<'_> {
         self.inner.dry_run(sql, params, job).await
     }
 
+    async fn reads(&self, sql: &str, params: &Params, job: &QueryJob) -> super::reads::Reads {
+        self.inner.reads(sql, params, job).await
+    }
+
     fn describe(&self) -> String {
         self.inner.describe()
     }

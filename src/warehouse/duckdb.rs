@@ -10,6 +10,8 @@ use duckdb::arrow::datatypes::DataType;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{AccessMode, Config, Connection};
 
+use super::plan::plan_reads;
+use super::reads::Reads;
 use super::sql::with_dollar_parameters;
 use super::table::parse_decimal;
 use super::{
@@ -25,7 +27,12 @@ pub struct DuckDbWarehouse {
     /// Files attached as tables (`extracts.<name>`) before the lock.
     extracts: BTreeMap<String, PathBuf>,
     connection: Arc<Mutex<Connection>>,
+    /// A second instance of the same database for `EXPLAIN` only (see [`PLANNER_SETUP`]).
+    planner: Arc<Mutex<Connection>>,
 }
+
+/// Rows `EXPLAIN` may return (it returns one).
+const EXPLAIN_MAX_ROWS: usize = 4;
 
 /// Threads DuckDB uses for one query (the calling thread only).
 const DUCKDB_THREADS_PER_QUERY: i64 = 1;
@@ -33,10 +40,29 @@ const DUCKDB_THREADS_PER_QUERY: i64 = 1;
 /// The schema extracts are attached in: `extracts.<name>`.
 pub const EXTRACTS_SCHEMA: &str = "extracts";
 
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Running report queries.
+    Query,
+    /// Planning them, to prove what they read.
+    Plan,
+}
+
+/// The planner's connection answers `max(column)` and the like from the table's stored
+/// statistics at plan time (`statistics_propagation`), which shows in the plan as a
+/// constant with no scan of the column it came from. With that pass off, every column a
+/// query can take a value from appears in a scan; queries themselves keep it.
+const PLANNER_SETUP: &str = "SET disabled_optimizers = 'statistics_propagation';\n";
+
 /// Opens the database, attaches the extracts, then locks everything else out.
 /// With extracts, the database file is attached read-only to an in-memory one (which can
 /// hold the extracts); without, it is opened read-only itself.
-fn open_locked(path: &Path, extracts: &BTreeMap<String, PathBuf>) -> Result<Connection, String> {
+fn open_locked(
+    path: &Path,
+    extracts: &BTreeMap<String, PathBuf>,
+    purpose: Purpose,
+) -> Result<Connection, String> {
     let config = Config::default()
         // One thread per query, the caller's: the blocking-pool thread at background
         // priority (see `priority`), not DuckDB workers at normal priority beside the
@@ -72,6 +98,9 @@ fn open_locked(path: &Path, extracts: &BTreeMap<String, PathBuf>) -> Result<Conn
             ));
         }
     }
+    if purpose == Purpose::Plan {
+        setup.push_str(PLANNER_SETUP);
+    }
     setup.push_str(
         "SET enable_external_access = false;\nSET allow_community_extensions = false;\nSET lock_configuration = true;",
     );
@@ -99,11 +128,15 @@ impl DuckDbWarehouse {
                 path.display()
             )));
         }
-        let connection = open_locked(path, extracts).map_err(WarehouseError::Unavailable)?;
+        let connection =
+            open_locked(path, extracts, Purpose::Query).map_err(WarehouseError::Unavailable)?;
+        let planner =
+            open_locked(path, extracts, Purpose::Plan).map_err(WarehouseError::Unavailable)?;
         Ok(Self {
             path: path.to_path_buf(),
             extracts: extracts.clone(),
             connection: Arc::new(Mutex::new(connection)),
+            planner: Arc::new(Mutex::new(planner)),
         })
     }
 
@@ -111,13 +144,16 @@ impl DuckDbWarehouse {
     /// daily refresh). Queries in flight finish on the connection they started with.
     pub fn reopen(&self) -> Result<(), WarehouseError> {
         let fresh = Self::open_with_extracts(&self.path, &self.extracts)?;
-        let connection = Arc::try_unwrap(fresh.connection)
-            .map_err(|_| WarehouseError::Unavailable("the new connection is shared".into()))?
-            .into_inner()
-            .map_err(|_| WarehouseError::Unavailable("the new connection was poisoned".into()))?;
-        *self.connection.lock().map_err(|_| {
-            WarehouseError::Unavailable("the DuckDB connection was poisoned".into())
-        })? = connection;
+        let unwrap = |shared: Arc<Mutex<Connection>>| {
+            Arc::try_unwrap(shared)
+                .map_err(|_| WarehouseError::Unavailable("the new connection is shared".into()))?
+                .into_inner()
+                .map_err(|_| WarehouseError::Unavailable("the new connection was poisoned".into()))
+        };
+        let (connection, planner) = (unwrap(fresh.connection)?, unwrap(fresh.planner)?);
+        let poisoned = |_| WarehouseError::Unavailable("the DuckDB connection was poisoned".into());
+        *self.connection.lock().map_err(poisoned)? = connection;
+        *self.planner.lock().map_err(poisoned)? = planner;
         Ok(())
     }
 
@@ -138,8 +174,17 @@ impl DuckDbWarehouse {
         timeout: Duration,
         work: impl FnOnce(&Connection) -> Result<T, WarehouseError> + Send + 'static,
     ) -> Result<T, WarehouseError> {
-        let connection = self
-            .connection
+        self.run_on(&self.connection, timeout, work).await
+    }
+
+    /// [`Self::run`] on `shared`: the query connection or the planner's.
+    async fn run_on<T: Send + 'static>(
+        &self,
+        shared: &Mutex<Connection>,
+        timeout: Duration,
+        work: impl FnOnce(&Connection) -> Result<T, WarehouseError> + Send + 'static,
+    ) -> Result<T, WarehouseError> {
+        let connection = shared
             .lock()
             .map_err(|_| WarehouseError::Unavailable("the DuckDB connection was poisoned".into()))?
             .try_clone()
@@ -207,6 +252,48 @@ impl super::Warehouse for DuckDbWarehouse {
             columns: table.columns,
             bytes_processed: None,
         })
+    }
+
+    async fn reads(&self, sql: &str, params: &Params, job: &QueryJob) -> Reads {
+        let body = sql.trim().trim_end_matches(';');
+        let explain = format!("EXPLAIN (FORMAT JSON)\n{body}");
+        let bound = match bind(&explain, params) {
+            Ok(bound) => bound,
+            Err(error) => {
+                return Reads::Unknown {
+                    why: format!("the warehouse could not plan it: {error}"),
+                };
+            }
+        };
+        let explain = with_dollar_parameters(&explain);
+        let planned = self
+            .run_on(&self.planner, job.timeout, move |conn| {
+                let catalog: String = conn
+                    .query_row("SELECT current_database()", [], |row| row.get(0))
+                    .map_err(query_error)?;
+                let table = read_table(conn, &explain, &bound, EXPLAIN_MAX_ROWS)?;
+                Ok((catalog, table))
+            })
+            .await;
+        let (catalog, table) = match planned {
+            Ok(planned) => planned,
+            Err(error) => {
+                return Reads::Unknown {
+                    why: format!("the warehouse could not plan it: {error}"),
+                };
+            }
+        };
+        // One row: the plan's kind and the plan as JSON text.
+        let plan = table.rows.first().and_then(|row| match row.last() {
+            Some(Cell::Text(text)) => serde_json::from_str::<serde_json::Value>(text).ok(),
+            _ => None,
+        });
+        match plan {
+            Some(plan) => plan_reads(&plan, &catalog),
+            None => Reads::Unknown {
+                why: "the warehouse's plan could not be read".into(),
+            },
+        }
     }
 
     fn describe(&self) -> String {

@@ -4,6 +4,7 @@ pub mod bigquery;
 pub mod cache;
 pub mod demo;
 pub mod duckdb;
+pub mod plan;
 pub mod reads;
 pub mod sql;
 pub mod table;
@@ -186,6 +187,12 @@ pub trait Warehouse: Send + Sync {
         params: &Params,
         job: &QueryJob,
     ) -> Result<Estimate, WarehouseError>;
+
+    /// What `sql` reads, as the warehouse establishes it without reading data: DuckDB's
+    /// planner, BigQuery's dry run. Anything it cannot establish (the SQL does not plan,
+    /// the plan reads through something opaque, the warehouse is away) is
+    /// [`Reads::Unknown`], which counts as reading everything.
+    async fn reads(&self, sql: &str, params: &Params, job: &QueryJob) -> reads::Reads;
 
     /// A short description for logs and `kpibot config`, e.g. `duckdb data/demo.duckdb`.
     fn describe(&self) -> String;

@@ -1,12 +1,16 @@
-//! What a report's SQL reads, found by parsing it (sqlparser, in the warehouse's dialect):
-//! the tables, every identifier (as the columns it may read), whether it selects `*`,
-//! the functions it calls and any statement that is not a query. SQL that cannot be parsed
-//! is kept as text and treated as reading everything it names — never as reading nothing.
+//! What a query reads, as far as it can be established: [`Reads`] — the tables (and, where
+//! known, the columns) a query reads, or `Unknown`, which counts as reading everything.
+//! Established by the warehouse where it can tell (`warehouse::plan` reads DuckDB's plan;
+//! BigQuery's dry run lists referenced tables) and otherwise by parsing the SQL
+//! ([`read_sql`], sqlparser in the warehouse's dialect), which fails closed on every
+//! construct it cannot resolve (table functions, unparsable SQL).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{Expr, Ident, ObjectName, ObjectNamePart, Select, SelectItem, Statement};
+use sqlparser::ast::{
+    Expr, Ident, ObjectName, ObjectNamePart, Select, SelectItem, Statement, TableFactor,
+};
 use sqlparser::ast::{Visit, Visitor};
 use sqlparser::dialect::{BigQueryDialect, DuckDbDialect};
 use sqlparser::parser::Parser;
@@ -50,6 +54,9 @@ pub enum SqlReads {
         functions: BTreeSet<String>,
         /// Statements that are not queries (`ATTACH`, `COPY`, `INSTALL`, …), by keyword.
         not_queries: Vec<String>,
+        /// Constructs whose reads the parser cannot resolve (table functions, `COLUMNS(…)`
+        /// over a pattern, …), as written.
+        unresolved: Vec<String>,
     },
     /// The parser could not read it: the text, lower case.
     Unparsed { text: String, error: String },
@@ -62,6 +69,7 @@ struct Collector {
     wildcard: bool,
     functions: BTreeSet<String>,
     not_queries: Vec<String>,
+    unresolved: Vec<String>,
 }
 
 fn object_name(name: &ObjectName) -> String {
@@ -99,7 +107,37 @@ impl Visitor for Collector {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        let function = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => Some(object_name(name)),
+            TableFactor::Function { name, .. } => Some(object_name(name)),
+            TableFactor::TableFunction { expr, .. } => Some(expr.to_string()),
+            TableFactor::JsonTable { .. }
+            | TableFactor::OpenJsonTable { .. }
+            | TableFactor::XmlTable { .. }
+            | TableFactor::SemanticView { .. } => Some(factor.to_string()),
+            _ => None,
+        };
+        if let Some(function) = function
+            && !DATA_FREE_TABLE_FUNCTIONS.contains(&last_part(&function.to_lowercase()))
+        {
+            self.unresolved.push(format!(
+                "the table function `{}`",
+                truncate(&factor.to_string())
+            ));
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
+        // FROM-first without a select list (`FROM t`) selects every column.
+        if select.projection.is_empty() && !select.from.is_empty() {
+            self.wildcard = true;
+        }
         if select.projection.iter().any(|item| {
             matches!(
                 item,
@@ -113,8 +151,13 @@ impl Visitor for Collector {
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         if let Expr::Function(function) = expr {
-            self.functions
-                .insert(last_part(&object_name(&function.name)).to_string());
+            let name = last_part(&object_name(&function.name)).to_string();
+            // `COLUMNS('^pref')` picks columns by a pattern the parser cannot match
+            // against tables it cannot see: every column counts as read.
+            if name == "columns" {
+                self.wildcard = true;
+            }
+            self.functions.insert(name);
         }
         ControlFlow::Continue(())
     }
@@ -148,52 +191,189 @@ pub fn read_sql(sql: &str, dialect: Dialect) -> SqlReads {
         wildcard: collector.wildcard,
         functions: collector.functions,
         not_queries: collector.not_queries,
+        unresolved: collector.unresolved,
     }
 }
 
-/// Whether `written` (a relation as the SQL names it) is `table` (as a policy names it):
-/// equal, or ending in it after a dot (`project.mart.t` is `mart.t`), case-insensitively.
-fn same_table(written: &str, table: &str) -> bool {
-    let table = table.to_lowercase().replace('`', "");
-    let written = written.replace('`', "");
-    written == table || written.ends_with(&format!(".{table}"))
+/// Table functions that produce values without reading any table.
+pub const DATA_FREE_TABLE_FUNCTIONS: [&str; 5] = [
+    "range",
+    "generate_series",
+    "unnest",
+    "repeat",
+    "generate_date_array",
+];
+
+/// At most this many characters of a construct are quoted in a message.
+const QUOTED_CONSTRUCT_MAX_CHARS: usize = 80;
+
+fn truncate(text: &str) -> String {
+    if text.chars().count() <= QUOTED_CONSTRUCT_MAX_CHARS {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(QUOTED_CONSTRUCT_MAX_CHARS).collect();
+    format!("{cut}…")
 }
 
-/// Whether `text` names `word` as a whole word.
-fn names_word(text: &str, word: &str) -> bool {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_';
-    text.match_indices(word).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + word.len()..].chars().next();
-        !before.is_some_and(is_word) && !after.is_some_and(is_word)
-    })
+/// A table's name in parts, lower case, without quotes: `["mart", "daily_active_users"]`.
+/// A name with fewer parts leaves the catalog, project or dataset open.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TableName(pub Vec<String>);
+
+impl TableName {
+    /// `proj.mart.t`, `` `proj.mart.t` ``, `"mart"."t"` → parts.
+    pub fn parse(text: &str) -> Self {
+        TableName(
+            text.split('.')
+                .map(|part| part.trim_matches(['`', '"', ' ']).to_lowercase())
+                .filter(|part| !part.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Whether the two names may be the same table once the parts either leaves open are
+    /// filled in: the shorter name's parts end the longer's. A last part ending in `*`
+    /// (a BigQuery wildcard table) matches every name it prefixes. Errs towards "yes".
+    pub fn may_be(&self, other: &TableName) -> bool {
+        let (short, long) = if self.0.len() <= other.0.len() {
+            (&self.0, &other.0)
+        } else {
+            (&other.0, &self.0)
+        };
+        if short.is_empty() {
+            return false;
+        }
+        let tail = &long[long.len() - short.len()..];
+        let last = short.len() - 1;
+        short.iter().zip(tail).enumerate().all(|(at, (a, b))| {
+            a == b
+                || (at == last
+                    && (a.strip_suffix('*').is_some_and(|p| b.starts_with(p))
+                        || b.strip_suffix('*').is_some_and(|p| a.starts_with(p))))
+        })
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+/// One table a query reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRead {
+    pub table: TableName,
+    /// The columns read, lower case; `None`: every column (they cannot be told apart).
+    pub columns: Option<BTreeSet<String>>,
+}
+
+/// Who established what a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadsSource {
+    /// sqlparser, from the text alone: views are taken at their names.
+    Parser,
+    /// DuckDB's planner: the tables each scan binds, through views, CTEs, subqueries and
+    /// table functions, and the columns each scan projects or filters on.
+    Planner,
+    /// BigQuery's dry run: the referenced tables (views and wildcards resolved).
+    DryRun,
+}
+
+/// What a query reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reads {
+    Known {
+        tables: Vec<TableRead>,
+        source: ReadsSource,
+    },
+    /// It cannot be established: counts as reading every column of every table. `why`
+    /// names the construct, for the author.
+    Unknown { why: String },
+}
+
+impl Reads {
+    /// Whether the query may read `table` (as a policy names it).
+    pub fn reads_table(&self, table: &str) -> bool {
+        let wanted = TableName::parse(table);
+        match self {
+            Reads::Known { tables, .. } => tables.iter().any(|t| t.table.may_be(&wanted)),
+            Reads::Unknown { .. } => true,
+        }
+    }
+
+    /// Whether the query may read `column` of `table`.
+    pub fn reads_column(&self, table: &str, column: &str) -> bool {
+        let wanted = TableName::parse(table);
+        let column = column.to_lowercase();
+        match self {
+            Reads::Known { tables, .. } => tables.iter().any(|t| {
+                t.table.may_be(&wanted) && t.columns.as_ref().is_none_or(|c| c.contains(&column))
+            }),
+            Reads::Unknown { .. } => true,
+        }
+    }
+
+    /// Reads of nothing: what a query counts as when no policy exists to hold it against
+    /// (the warehouse is not asked then).
+    pub fn nothing() -> Self {
+        Reads::Known {
+            tables: Vec::new(),
+            source: ReadsSource::Parser,
+        }
+    }
+
+    /// Why the reads are not known, if they are not.
+    pub fn unknown(&self) -> Option<&str> {
+        match self {
+            Reads::Unknown { why } => Some(why),
+            Reads::Known { .. } => None,
+        }
+    }
 }
 
 impl SqlReads {
-    /// Whether the SQL reads `table` at all.
-    pub fn reads_table(&self, table: &str) -> bool {
+    /// What the parser can establish: the tables as named (views taken at their word),
+    /// with every identifier as a column they may read, or every column where the query
+    /// selects `*`, `COLUMNS(…)` or has no select list. Unparsable SQL and table functions
+    /// the parser cannot see into make it unknown.
+    pub fn established(&self) -> Reads {
         match self {
-            SqlReads::Parsed { tables, .. } => tables.iter().any(|t| same_table(t, table)),
-            SqlReads::Unparsed { text, .. } => {
-                let table = table.to_lowercase();
-                let bare = last_part(&table);
-                names_word(text, &table) || names_word(text, bare)
-            }
+            SqlReads::Unparsed { error, .. } => Reads::Unknown {
+                why: format!("kpibot cannot parse this SQL to tell what it reads ({error})"),
+            },
+            SqlReads::Parsed { unresolved, .. } if !unresolved.is_empty() => Reads::Unknown {
+                why: format!(
+                    "kpibot cannot tell from the SQL alone what {} reads",
+                    unresolved.join(", ")
+                ),
+            },
+            SqlReads::Parsed {
+                tables,
+                names,
+                wildcard,
+                ..
+            } => Reads::Known {
+                tables: tables
+                    .iter()
+                    .map(|t| TableRead {
+                        table: TableName::parse(t),
+                        columns: (!wildcard).then(|| names.clone()),
+                    })
+                    .collect(),
+                source: ReadsSource::Parser,
+            },
         }
     }
 
-    /// Whether the SQL may read `column` of `table`: it reads the table and names the
-    /// column or selects `*`. Unparsed SQL that names the table reads every column.
+    /// Whether the SQL may read `table` at all (see [`SqlReads::established`]).
+    pub fn reads_table(&self, table: &str) -> bool {
+        self.established().reads_table(table)
+    }
+
+    /// Whether the SQL may read `column` of `table`.
     pub fn reads_column(&self, table: &str, column: &str) -> bool {
-        if !self.reads_table(table) {
-            return false;
-        }
-        match self {
-            SqlReads::Parsed {
-                names, wildcard, ..
-            } => *wildcard || names.contains(&column.to_lowercase()),
-            SqlReads::Unparsed { .. } => true,
-        }
+        self.established().reads_column(table, column)
     }
 
     /// What the SQL does that report SQL may not: reading files or the network, or a
@@ -285,14 +465,55 @@ mod tests {
     }
 
     #[test]
-    fn sql_that_cannot_be_parsed_reads_everything_it_names() {
+    fn names_match_when_the_parts_either_leaves_open_could_fill_in() {
+        let name = TableName::parse;
+        assert!(name("mart.t").may_be(&name("proj.mart.t")));
+        assert!(name("`proj.mart.t`").may_be(&name("mart.t")));
+        assert!(name("t").may_be(&name("proj.mart.t")));
+        assert!(name("\"Mart\".\"T\"").may_be(&name("mart.t")));
+        assert!(!name("other.mart.t").may_be(&name("proj.mart.t")));
+        assert!(!name("mart.t").may_be(&name("mart.t2")));
+        assert!(!name("other.t").may_be(&name("mart.t")));
+        assert!(name("mart.daily_*").may_be(&name("proj.mart.daily_active_users")));
+        assert!(!name("mart.weekly_*").may_be(&name("mart.daily_active_users")));
+    }
+
+    #[test]
+    fn what_the_parser_cannot_see_into_is_unknown_and_covered_by_every_policy() {
+        for sql in [
+            "FROM query_table('mart.t')",
+            "SELECT * FROM query('SELECT prefecture FROM mart.t')",
+            "SELECT * FROM some_macro(1)",
+        ] {
+            let reads = read_sql(sql, Dialect::DuckDb).established();
+            assert!(reads.unknown().is_some(), "{sql}: {reads:?}");
+            assert!(reads.reads_column("mart.anything", "secret"));
+        }
+        let columns = read_sql(
+            "SELECT COLUMNS('^pref'), SUM(users) FROM mart.t GROUP BY ALL",
+            Dialect::DuckDb,
+        )
+        .established();
+        assert!(columns.reads_column("mart.t", "prefecture"), "{columns:?}");
+        let from_first = read_sql("FROM mart.t", Dialect::DuckDb).established();
+        assert!(
+            from_first.reads_column("mart.t", "prefecture"),
+            "{from_first:?}"
+        );
+        let series = read_sql("SELECT * FROM range(3)", Dialect::DuckDb).established();
+        assert!(series.unknown().is_none(), "{series:?}");
+    }
+
+    #[test]
+    fn sql_that_cannot_be_parsed_reads_everything() {
         let reads = read_sql(
             "SELECT FROM WHERE mart.daily_active_users ???",
             Dialect::DuckDb,
         );
         assert!(matches!(reads, SqlReads::Unparsed { .. }));
         assert!(reads.reads_column("mart.daily_active_users", "prefecture"));
-        assert!(!reads.reads_table("mart.daily_signups"));
+        // It cannot be told what it reads: every table counts.
+        assert!(reads.reads_table("mart.daily_signups"));
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl FakeBigQuery {
                 "/bigquery/v2/projects/{project}/queries/{job}",
                 get(get_query_results),
             )
+            .route("/bigquery/v2/projects/{project}/jobs", post(jobs_insert))
             .route("/bigquery/v2/projects/{project}/jobs/{job}", get(jobs_get))
             .route(
                 "/bigquery/v2/projects/{project}/jobs/{job}/cancel",
@@ -519,6 +520,122 @@ async fn get_query_results(
     answer["etag"] = json!("\"fake-etag\"");
     answer["jobReference"] = reference;
     axum::Json(answer).into_response()
+}
+
+/// `jobs.insert` with `dryRun`: what BigQuery's dry run answers — the job with its
+/// statistics, `referencedTables` listing the tables the query reads once views are
+/// resolved (the fake asks DuckDB's planner, as BigQuery resolves them itself) and the
+/// default dataset applied. Jobs that are not dry runs are not part of the fake.
+async fn jobs_insert(
+    State(inner): Shared,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Json>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    if let Some(fault) = record(
+        &mut inner,
+        "jobs.insert",
+        body.clone(),
+        &HashMap::new(),
+        &headers,
+    ) {
+        return error_response(&fault);
+    }
+    let configuration = &body["configuration"];
+    if configuration["dryRun"].as_bool() != Some(true) {
+        return error_response(&Fault::new(
+            400,
+            "invalid",
+            "the fake answers jobs.insert only for dry runs",
+        ));
+    }
+    let query = &configuration["query"];
+    let sql = query["query"].as_str().unwrap_or_default().to_string();
+    let parameters = query["queryParameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let translated = match translate(&sql, &parameters) {
+        Ok(sql) => sql,
+        Err(fault) => return error_response(&fault),
+    };
+    let dataset = query["defaultDataset"]["datasetId"]
+        .as_str()
+        .map(str::to_string);
+    let referenced = match referenced_tables(&inner.db, &translated, dataset.as_deref()) {
+        Ok(tables) => tables,
+        Err(message) => return error_response(&Fault::new(400, "invalidQuery", &message)),
+    };
+    let bytes_processed: u64 = tables_read(&inner.db, &sql, inner.bytes_per_cell)
+        .iter()
+        .sum();
+    let tables: Vec<Json> = referenced
+        .into_iter()
+        .map(|(dataset, table)| json!({"projectId": project, "datasetId": dataset, "tableId": table}))
+        .collect();
+    axum::Json(json!({
+        "kind": "bigquery#job",
+        "jobReference": {"projectId": project, "location": LOCATION},
+        "configuration": configuration,
+        "status": {"state": "DONE"},
+        "statistics": {
+            "totalBytesProcessed": bytes_processed.to_string(),
+            "query": {
+                "totalBytesProcessed": bytes_processed.to_string(),
+                "statementType": "SELECT",
+                "referencedTables": tables,
+            },
+        },
+    }))
+    .into_response()
+}
+
+/// The (dataset, table) pairs DuckDB's plan scans for `sql`, unqualified names read in
+/// `dataset` first.
+fn referenced_tables(
+    db: &duckdb::Connection,
+    sql: &str,
+    dataset: Option<&str>,
+) -> Result<Vec<(String, String)>, String> {
+    if let Some(dataset) = dataset {
+        db.execute_batch(&format!("SET search_path = '{dataset},main'"))
+            .map_err(|e| e.to_string())?;
+    }
+    let planned = db
+        .prepare(&format!("EXPLAIN (FORMAT JSON) {sql}"))
+        .and_then(|mut statement| statement.query_row([], |row| row.get::<_, String>(1)));
+    if dataset.is_some() {
+        db.execute_batch("RESET search_path")
+            .map_err(|e| e.to_string())?;
+    }
+    let plan: Json =
+        serde_json::from_str(&planned.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let mut found = std::collections::BTreeSet::new();
+    let mut stack = vec![&plan];
+    while let Some(node) = stack.pop() {
+        match node {
+            Json::Array(items) => stack.extend(items),
+            Json::Object(map) => {
+                if let Some(table) = map
+                    .get("extra_info")
+                    .and_then(|i| i.get("Table"))
+                    .and_then(Json::as_str)
+                {
+                    let parts: Vec<&str> = table.split('.').collect();
+                    if parts.len() >= 2 {
+                        found.insert((
+                            parts[parts.len() - 2].to_string(),
+                            parts[parts.len() - 1].to_string(),
+                        ));
+                    }
+                }
+                stack.extend(map.values());
+            }
+            _ => {}
+        }
+    }
+    Ok(found.into_iter().collect())
 }
 
 async fn jobs_get(
