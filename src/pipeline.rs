@@ -11,6 +11,7 @@ use crate::render::actions::{Actions, Asked};
 use crate::render::{self, ChartData, RenderError, Rendered, RunFacts, ShapeError};
 use crate::spec::period::{PeriodError, WindowLimits};
 use crate::spec::{Compare, Period, ReportSpec, Window};
+use crate::warehouse::reads::Reads;
 use crate::warehouse::{ParamValue, Params, QueryJob, Table, Trigger, Warehouse, WarehouseError};
 
 /// How to run a report this time.
@@ -186,6 +187,37 @@ pub fn job_for(spec: &ReportSpec, default_timeout: Duration, trigger: Trigger) -
     .with_maximum_bytes_billed(spec.query.maximum_bytes_billed)
 }
 
+/// The parameters a run's query gets: the report's own, then the run's (an ad-hoc
+/// filter), then the window — the names kpibot provides always win.
+fn run_params(
+    spec: &ReportSpec,
+    options: &RunOptions,
+    window: Window,
+    run_date: NaiveDate,
+) -> Params {
+    let mut params = spec.query.params.clone();
+    params.extend(options.params.clone());
+    params.extend(params_for(window, run_date));
+    params
+}
+
+/// What the report's query reads on this run, as the warehouse proves it without reading
+/// data (DuckDB's planner, BigQuery's dry run): asked before data may leave, so access is
+/// decided on what the query really reads, through views and table functions.
+pub async fn reads(warehouse: &dyn Warehouse, spec: &ReportSpec, options: &RunOptions) -> Reads {
+    let window = match window_for(spec, options.period, options.now, &options.limits.window) {
+        Ok(window) => window,
+        Err(error) => {
+            return Reads::Unknown {
+                why: error.to_string(),
+            };
+        }
+    };
+    let params = run_params(spec, options, window, today_in(spec.timezone, options.now));
+    let job = job_for(spec, options.default_timeout, options.trigger);
+    warehouse.reads(&spec.query.sql, &params, &job).await
+}
+
 /// Runs the report's query for `window` and shapes it for the chart.
 async fn query_window(
     warehouse: &dyn Warehouse,
@@ -198,11 +230,7 @@ async fn query_window(
     if let Some(max_rows) = options.limits.max_rows {
         job = job.with_max_rows(max_rows);
     }
-    // The report's own parameters, then the run's (an ad-hoc filter), then the window:
-    // the names kpibot provides always win.
-    let mut params = spec.query.params.clone();
-    params.extend(options.params.clone());
-    params.extend(params_for(window, run_date));
+    let params = run_params(spec, options, window, run_date);
     let table = warehouse
         .query(&spec.query.sql, &params, &job)
         .await

@@ -136,6 +136,90 @@ fn hot_reload_adds_changes_and_removes_reports_and_keeps_the_last_good_version()
     assert!(terminate(child).success());
 }
 
+/// A data policy over the report's table allowing `channels`.
+fn policy_toml(channels: &[&str]) -> String {
+    let list: Vec<String> = channels.iter().map(|c| format!("\"{c}\"")).collect();
+    format!(
+        "[[policy]]\nname = \"dau_detail\"\ntable = \"mart.daily_active_users\"\nowner = \"#data-team\"\nallowed_channels = [{}]\n",
+        list.join(", ")
+    )
+}
+
+#[test]
+fn a_policy_narrowed_while_serve_runs_holds_the_next_slot_and_nothing_reaches_the_removed_channel()
+{
+    let dir = setup(&[
+        (
+            "fast.toml",
+            report_toml("Fast", EVERY_TWO_SECONDS, "#kpi-fast"),
+        ),
+        ("policies.toml", policy_toml(&["#kpi-fast", "#data-team"])),
+    ]);
+    let bot = Bot::new(dir.path(), &[]);
+    let child = bot.start("serve.log");
+    let out = dir.path().join("out");
+    wait_for("the first post", Duration::from_secs(20), || {
+        last_slot(&out, "fast").is_some()
+    });
+
+    // The policy no longer lets #kpi-fast see the table: the report's file becomes
+    // invalid, its last good version stays loaded — and must not post there any more.
+    std::fs::write(
+        dir.path().join("reports/policies.toml"),
+        policy_toml(&["#data-team"]),
+    )
+    .unwrap();
+    let notices = out.join("notices.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&notices).is_ok_and(|n| n.contains("was held")) {
+        assert!(
+            Instant::now() < deadline,
+            "the owner never heard the slot was held:\n{}\n{}",
+            std::fs::read_to_string(&notices).unwrap_or_default(),
+            bot.log("serve.log")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let held_from = last_slot(&out, "fast");
+    wait_for("two more slots held", Duration::from_secs(30), || {
+        bot.get("/metrics").is_some_and(|(_, m)| {
+            m.lines().any(|l| {
+                l.starts_with("kpibot_runs_total{report=\"fast\",state=\"skipped\"}")
+                    && l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()) >= Some(3.0)
+            })
+        })
+    });
+    assert_eq!(
+        last_slot(&out, "fast"),
+        held_from,
+        "a slot was posted to a channel the policy no longer allows"
+    );
+    let notice = std::fs::read_to_string(&notices).unwrap();
+    assert!(notice.contains("dau_detail"), "{notice}");
+    // Told once, not once per slot.
+    assert_eq!(notice.matches("was held").count(), 1, "{notice}");
+    // Held slots are recorded as such in the ledger.
+    let history = Command::new(env!("CARGO_BIN_EXE_kpibot"))
+        .args(["history", "fast", "--limit", "5"])
+        .current_dir(dir.path())
+        .envs(bot.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(text.contains("held"), "{text}");
+
+    // Allowed again: it posts again, without a restart.
+    std::fs::write(
+        dir.path().join("reports/policies.toml"),
+        policy_toml(&["#kpi-fast", "#data-team"]),
+    )
+    .unwrap();
+    wait_for("posting to resume", Duration::from_secs(30), || {
+        last_slot(&out, "fast") > held_from
+    });
+    assert!(terminate(child).success());
+}
+
 /// The slot of the report's latest post in the output folder.
 fn last_slot(out: &Path, report: &str) -> Option<String> {
     let text = std::fs::read_to_string(out.join(format!("{report}.json"))).ok()?;

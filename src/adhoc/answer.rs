@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::access::{AccessPolicy, Asker, Decision, Viewer, decide};
+use super::access::{AccessPolicy, Asker, Decision, Viewer, decide, query_gates};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::catalog::Catalog;
@@ -135,6 +135,25 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
     };
     if context.catalog.policies_incomplete() {
         return Answer::Text(Reply::PoliciesUnreadable);
+    }
+    // Besides what the question names, every policy covering what the warehouse proves
+    // the query reads (a metric on a view, a report through a table function).
+    let mut gates = gates;
+    let proven_options = RunOptions {
+        period: Some(spec.query.period),
+        params: params.clone(),
+        limits: context.limits,
+        ..RunOptions::new(context.now, context.timeout, context.trigger)
+    };
+    let proven = if context.catalog.has_policies() {
+        pipeline::reads(context.warehouse, &spec, &proven_options).await
+    } else {
+        crate::warehouse::reads::Reads::nothing()
+    };
+    for gate in query_gates(context.catalog, &proven) {
+        if !gates.contains(&gate) {
+            gates.push(gate);
+        }
     }
     let why_private = match decide(&gates, asker, context.policy, private, &spec.owner) {
         Decision::Refused { owner } => {

@@ -13,7 +13,8 @@ use super::run::{AlertRunError, AlertRunner, parse_round, style_of, title_of};
 use super::watch::{Series, WatchError, lookback_days, series};
 use crate::catalog::Catalog;
 use crate::catalog::access::{
-    Asker, Decision, Gate, base_columns, decide, metric_gates, query_gates, report_gates,
+    Asker, Decision, Gate, base_columns, decide, decide_post_gates, metric_gates, query_gates,
+    report_gates,
 };
 use crate::i18n::Message;
 use crate::ledger::alerts::{NoticeClaim, NoticeKey};
@@ -124,7 +125,17 @@ impl AlertRunner {
         let style = style_of(catalog, alert, self.config.locale);
         let facts = self.facts(alert, &title, style, round.evaluated_at);
         if notice.kind == Kind::Problem {
-            let text = problem_text(&facts, notice, self.max_instances(alert));
+            // Instance names and warehouse errors can quote the data: the owner reads them
+            // only where every gate over that data lets them see it.
+            let gates = self.gates_now(catalog, alert, round.evaluated_at).await;
+            let text = if decide_post_gates(catalog, &gates, &alert.owner).is_ok() {
+                problem_text(&facts, notice, self.max_instances(alert))
+            } else {
+                Message::new("alert-problem-withheld")
+                    .with("alert", &alert.name)
+                    .with_number("count", notice.items.len() as f64)
+                    .text(self.config.locale)
+            };
             let result = self.parts.delivery.notify(&alert.owner, &text).await;
             let error = result.as_ref().err().map(|e| e.to_string());
             if let Some(error) = &error {
@@ -154,7 +165,16 @@ impl AlertRunner {
         ledger
             .note_notice_channel(&key, &self.owner, &channel)
             .await?;
-        if let Some(why) = self.refusal(catalog, alert, &channel) {
+        // Under a root, the post goes where the root is: the spec's channel name counts
+        // only while it still names that channel.
+        let named = match notifier.channel_of(&alert.channel).await {
+            Ok(current) => current == channel,
+            Err(_) => false,
+        };
+        if let Some(why) = self
+            .refusal(catalog, alert, &channel, named, round.evaluated_at)
+            .await
+        {
             return self.give_up(alert, &key, Reason::Refused(why)).await;
         }
         let thread = root_post.as_ref().map(|(_, ts)| ts.as_str());
@@ -214,8 +234,22 @@ impl AlertRunner {
     /// Why `alert` may not post to its target now, if it may not: the same rule a `/kpi`
     /// answer goes through, with the target as the asker (a channel, or a person in a
     /// direct message), against the catalog as it is at the time of posting.
-    fn refusal(&self, catalog: &Catalog, alert: &AlertSpec, channel_id: &str) -> Option<Message> {
-        let gates = alert_gates(catalog, alert, self.parts.warehouse.dialect());
+    async fn refusal(
+        &self,
+        catalog: &Catalog,
+        alert: &AlertSpec,
+        channel_id: &str,
+        named: bool,
+        at: chrono::DateTime<Utc>,
+    ) -> Option<Message> {
+        if catalog.policies_incomplete() {
+            return Some(
+                Message::new("alert-refused")
+                    .with("channel", &alert.channel)
+                    .with("alert", &alert.name),
+            );
+        }
+        let gates = self.gates_now(catalog, alert, at).await;
         let person = is_user_target(&alert.channel);
         let asker = Asker {
             user_id: if person {
@@ -224,7 +258,7 @@ impl AlertRunner {
                 String::new()
             },
             channel_id: channel_id.to_string(),
-            channel_name: if person {
+            channel_name: if person || !named {
                 String::new()
             } else {
                 alert.channel.trim_start_matches('#').to_string()
@@ -249,6 +283,28 @@ impl AlertRunner {
                     .with("alert", &alert.name),
             ),
         }
+    }
+
+    /// The gates over what `alert` posts, with the catalog as it is now: what it watches
+    /// (its metric's or report's lists and policies) and every policy covering what the
+    /// warehouse proves its query reads (through views and table functions).
+    async fn gates_now(
+        &self,
+        catalog: &Catalog,
+        alert: &AlertSpec,
+        at: chrono::DateTime<Utc>,
+    ) -> Vec<Gate> {
+        let mut gates = alert_gates(catalog, alert, self.parts.warehouse.dialect());
+        if !catalog.has_policies() {
+            return gates;
+        }
+        let proven = super::watch::reads(self.sources(catalog), alert, at).await;
+        for gate in query_gates(catalog, &proven) {
+            if !gates.contains(&gate) {
+                gates.push(gate);
+            }
+        }
+        gates
     }
 
     /// Renews this process's claim on `key` every third of the lease until the returned
@@ -487,8 +543,8 @@ pub fn alert_gates(
             .map(|r| report_gates(catalog, r))
             .unwrap_or_default(),
         None => match &alert.condition {
-            Condition::Rows { sql } => query_gates(catalog, &read_sql(sql, dialect)),
-            Condition::Stale(f) => query_gates(catalog, &read_sql(&f.sql, dialect)),
+            Condition::Rows { sql } => query_gates(catalog, &read_sql(sql, dialect).established()),
+            Condition::Stale(f) => query_gates(catalog, &read_sql(&f.sql, dialect).established()),
             _ => Vec::new(),
         },
     }

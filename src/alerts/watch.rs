@@ -17,6 +17,7 @@ use crate::spec::alert::{Condition, Watch};
 use crate::spec::metric_sql::{
     self as sql, DIMENSION_COLUMN, Filter, Grain, PERIOD_COLUMN, VALUE_COLUMN,
 };
+use crate::warehouse::reads::Reads;
 use crate::warehouse::{ParamValue, Params, QueryJob, Trigger, Warehouse, WarehouseError};
 
 /// Values per instance (`""` when the alert is not split), per day.
@@ -149,6 +150,72 @@ pub async fn series(
             Ok(Series::from([(String::new(), values)]))
         }
         None => Ok(Series::new()),
+    }
+}
+
+/// What the alert's query reads on an evaluation at `at`, as the warehouse proves it (the
+/// metric's generated SQL, the report's SQL, or its own `rows`/`stale` SQL): what the
+/// access rule decides its posts on.
+pub async fn reads(sources: Sources<'_>, alert: &AlertSpec, at: DateTime<Utc>) -> Reads {
+    let today = pipeline::today_in(alert.timezone, at);
+    let job = job(alert, sources.timeout);
+    let run_date = Params::from([("run_date".to_string(), ParamValue::Date(today))]);
+    match (&alert.condition, &alert.watch) {
+        (Condition::Stale(freshness), _) => {
+            sources
+                .warehouse
+                .reads(&freshness.sql, &run_date, &job)
+                .await
+        }
+        (Condition::Rows { sql }, _) => sources.warehouse.reads(sql, &run_date, &job).await,
+        (
+            _,
+            Some(Watch::Metric {
+                metric,
+                by,
+                filters,
+                ..
+            }),
+        ) => {
+            let Some(spec) = sources.catalog.metric(metric) else {
+                return Reads::Unknown {
+                    why: format!("the catalog has no metric `{metric}`"),
+                };
+            };
+            let filters: Vec<Filter> = filters
+                .iter()
+                .map(|(dimension, values)| Filter {
+                    dimension: dimension.clone(),
+                    values: values.clone(),
+                })
+                .collect();
+            let (sql, mut params) = sql::metric_sql(
+                sources.warehouse.dialect(),
+                spec,
+                Grain::Day,
+                by.as_deref(),
+                &filters,
+            );
+            params.insert("start_date".into(), ParamValue::Date(today));
+            params.insert("end_date".into(), ParamValue::Date(today));
+            sources.warehouse.reads(&sql, &params, &job).await
+        }
+        (_, Some(Watch::Report { report, .. })) => match sources.catalog.get(report) {
+            Some(spec) => {
+                let options = RunOptions {
+                    limits: sources.limits,
+                    ..RunOptions::new(at, sources.timeout, Trigger::Alert)
+                };
+                pipeline::reads(sources.warehouse, spec, &options).await
+            }
+            None => Reads::Unknown {
+                why: format!("the catalog has no report `{report}`"),
+            },
+        },
+        (_, None) => Reads::Known {
+            tables: Vec::new(),
+            source: crate::warehouse::reads::ReadsSource::Planner,
+        },
     }
 }
 

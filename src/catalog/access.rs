@@ -105,7 +105,7 @@ pub fn report_gates(catalog: &Catalog, report: &ReportSpec) -> Vec<Gate> {
 
 /// The gates of a query written by hand (an alert's `rows` or `stale` SQL): every policy
 /// covering what it reads.
-pub fn query_gates(catalog: &Catalog, reads: &crate::warehouse::reads::SqlReads) -> Vec<Gate> {
+pub fn query_gates(catalog: &Catalog, reads: &crate::warehouse::reads::Reads) -> Vec<Gate> {
     gates(
         &Access::default(),
         "",
@@ -170,6 +170,76 @@ pub fn decide(
                 None => Message::new("message-private").with("data", &gate.data),
             }),
         },
+    }
+}
+
+/// Why data may not go to a destination the entry itself names (a schedule's channel, an
+/// alert's target, a root's channel), in words that name no data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// A file that may hold policies cannot be read: who may see what cannot be told.
+    PoliciesUnreadable,
+    /// This policy (or, `None`, the entry's own lists) does not allow the destination.
+    NotAllowed { policy: Option<String> },
+}
+
+impl Held {
+    /// The reason, in `locale`, naming the policy and the destination but no data.
+    pub fn text(&self, locale: Locale, destination: &str) -> String {
+        match self {
+            Held::PoliciesUnreadable => tr!(locale, "held-policies-unreadable"),
+            Held::NotAllowed {
+                policy: Some(policy),
+            } => tr!(
+                locale,
+                "held-policy",
+                policy = policy.as_str(),
+                destination = destination
+            ),
+            Held::NotAllowed { policy: None } => {
+                tr!(locale, "held-own-list", destination = destination)
+            }
+        }
+    }
+}
+
+/// Whether data that `reads` establishes may be posted to `destination` (a channel as
+/// written — an ID or a `#name` — or a user `@U…`), decided with `catalog` as it is now:
+/// the entry's own lists and every policy covering what the query reads must allow it.
+/// The entry chose the destination, so an entry with no gate posts there.
+pub fn decide_post(
+    catalog: &Catalog,
+    own: &Access,
+    reads: &crate::warehouse::reads::Reads,
+    destination: &str,
+) -> Result<(), Held> {
+    decide_post_gates(
+        catalog,
+        &gates(
+            own,
+            "",
+            "",
+            crate::spec::policy::reads_policies(reads, catalog.policies()),
+        ),
+        destination,
+    )
+}
+
+/// [`decide_post`] for gates already gathered (a metric question's, by its columns).
+pub fn decide_post_gates(catalog: &Catalog, gates: &[Gate], destination: &str) -> Result<(), Held> {
+    if catalog.policies_incomplete() {
+        return Err(Held::PoliciesUnreadable);
+    }
+    let person = destination.strip_prefix('@');
+    let refusing = gates.iter().find(|gate| match person {
+        Some(user) => !gate.allowed.allowed_users.iter().any(|u| u == user),
+        None => !allows_channel(&gate.allowed, destination),
+    });
+    match refusing {
+        None => Ok(()),
+        Some(gate) => Err(Held::NotAllowed {
+            policy: gate.policy.clone(),
+        }),
     }
 }
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::App;
 use crate::catalog::Catalog;
+use crate::catalog::access::decide_post;
 use crate::deliver::{Delivery, FolderDelivery};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, RunOptions};
@@ -24,6 +25,10 @@ struct RunRequest<'a> {
     /// Overrides the channel of the report's first schedule.
     channel: Option<&'a str>,
     now: DateTime<Utc>,
+    /// The catalog the report came from, as loaded now (its policies decide posts).
+    catalog: &'a Catalog,
+    /// Decide the post against the access rule (a post to a channel, not a folder preview).
+    decide: bool,
 }
 
 /// Runs one report and delivers it; returns the line the CLI prints for it.
@@ -46,6 +51,19 @@ async fn run_and_deliver(
         locale: app.locale,
         ..RunOptions::new(request.now, app.query_timeout, Trigger::Cli)
     };
+    // A post to a channel is decided like a scheduled one: on what the warehouse proves
+    // the query reads and the policies as they are now.
+    if request.decide
+        && let Some(channel) = &options.channel
+    {
+        let reads = pipeline::reads(warehouse, spec, &options).await;
+        if let Err(held) = decide_post(request.catalog, &spec.access, &reads, channel) {
+            bail!(
+                "not posted to {channel}: {}",
+                held.text(crate::i18n::Locale::En, channel)
+            );
+        }
+    }
     let outcome = pipeline::run(warehouse, spec, &options).await?;
     let receipt = delivery.deliver(&outcome.rendered).await?;
     let latest = match outcome.headline {
@@ -90,6 +108,8 @@ pub async fn demo(
             period: None,
             channel: None,
             now,
+            catalog: &catalog,
+            decide: false,
         };
         match run_and_deliver(warehouse.as_ref(), spec, request, app, &delivery).await {
             Ok(line) => writeln!(out, "{line}")?,
@@ -114,16 +134,26 @@ pub async fn demo(
 }
 
 /// Loads the catalog, runs one report and delivers it; prints the result line.
+#[allow(clippy::too_many_arguments)]
 async fn run_one(
     app: &App,
     report: &str,
-    request: RunRequest<'_>,
+    period: Option<Period>,
+    channel: Option<&str>,
+    now: DateTime<Utc>,
     delivery: &dyn Delivery,
     verb: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let catalog = app.load_catalog()?;
     let spec = find_report(&catalog, report)?;
+    let request = RunRequest {
+        period,
+        channel,
+        now,
+        catalog: &catalog,
+        decide: verb == "run",
+    };
     let warehouse = app.open_warehouse(request.now, out).await?;
     let line = run_and_deliver(warehouse.as_ref(), spec, request, app, delivery)
         .await
@@ -141,13 +171,9 @@ pub async fn preview(
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let request = RunRequest {
-        period: parse_period(period)?,
-        channel: None,
-        now,
-    };
     let delivery = FolderDelivery::new(out_dir);
-    run_one(app, report, request, &delivery, "preview", out).await
+    let period = parse_period(period)?;
+    run_one(app, report, period, None, now, &delivery, "preview", out).await
 }
 
 /// `kpibot run <report>`: run one report now and deliver it through the configured
@@ -160,13 +186,19 @@ pub async fn run(
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let request = RunRequest {
-        period: parse_period(period)?,
+    let period = parse_period(period)?;
+    let delivery = app.open_delivery(Arc::new(Metrics::new()))?;
+    run_one(
+        app,
+        report,
+        period,
         channel,
         now,
-    };
-    let delivery = app.open_delivery(Arc::new(Metrics::new()))?;
-    run_one(app, report, request, delivery.as_ref(), "run", out).await
+        delivery.as_ref(),
+        "run",
+        out,
+    )
+    .await
 }
 
 /// The report named `name`, or an error that lists the valid names.

@@ -158,6 +158,11 @@ notice-unconfirmed = :warning: *{ $title }* (`{ $report }`) for { $slot } may or
    *[other] { $attempts } tries
 } ({ $error }). Check { $channel } before re-running it.
 notice-not-refreshed = :hourglass: *{ $title }* (`{ $report }`) scheduled for { $slot } was not posted to { $channel }: the data is not refreshed yet ({ $reason }).
+notice-detail-withheld = the detail is not shown here because it may quote data this channel may not see; an operator finds it with `kpibot history { $report }` and in kpibot's log
+notice-held = :no_entry: *{ $title }* (`{ $report }`) scheduled for { $slot } was held, not posted to { $channel }: { $why } Nothing was sent; the next post goes out once access allows it.
+held-policies-unreadable = a file under reports/ that may declare data policies cannot be read, so who may see the data cannot be told (see `kpibot check`).
+held-policy = data policy `{ $policy }` does not allow { $destination } to see what this query reads.
+held-own-list = its own access lists do not include { $destination }.
 notice-spec-broken = :x: `{ $file }` has problems; kpibot keeps running its last good version until it is fixed:
 
 ## Periods in words
@@ -289,6 +294,7 @@ alert-mute-reminder = • still firing: { $instance } { $value } ({ $time })
 alert-mute-worsened = • worse: { $instance } { $value } ({ $time })
 alert-mute-resolved = • resolved: { $instance } ({ $time })
 alert-fallback = { $title }: { $summary }
+alert-problem-withheld = kpibot could not evaluate alert `{ $alert }` ({ $count } value(s)). The detail is not shown here because it may quote data this destination may not see; an operator finds it in kpibot's log and `kpibot alerts`. It is in the "error" state until an evaluation succeeds.
 alert-problem = kpibot could not evaluate alert `{ $alert }` ({ $instances }): { $detail }. It is in the "error" state until an evaluation succeeds.
 alert-dropped = Alert `{ $alert }` tracks at most { $max } values; { $dropped } more were left out. Narrow it with `where`, or raise its `max_instances`.
 alert-chart-title = { $title }

@@ -146,6 +146,11 @@ notice-no-channel = （チャンネルなし）
 notice-warehouse-gave-up = データウェアハウスに接続できない状態が続いたため、kpibot は { $seconds } 秒間に { $attempts } 回試したうえでこの回をあきらめました（scheduler.warehouse_outage_seconds）。復旧後に `kpibot run { $report }` で再実行してください。
 notice-unconfirmed = :warning: { $slot } の *{ $title }*（`{ $report }`）は投稿済みかどうか確認できません。{ $attempts } 回確認を試みましたが失敗しました（{ $error }）。再実行する前に { $channel } を確認してください。
 notice-not-refreshed = :hourglass: { $slot } に予定していた *{ $title }*（`{ $report }`）は { $channel } に投稿していません。データがまだ更新されていません（{ $reason }）。
+notice-detail-withheld = 詳細にはこのチャンネルで見てはいけないデータが含まれる可能性があるため表示しません。運用担当者は `kpibot history { $report }` と kpibot のログで確認できます
+notice-held = :no_entry: { $slot } に予定していた *{ $title }*（`{ $report }`）は { $channel } に投稿せず保留しました: { $why } 何も送っていません。アクセスが許されれば次の回から投稿します。
+held-policies-unreadable = データポリシーを含むかもしれない reports/ のファイルを読めないため、誰がデータを見てよいか判断できません（`kpibot check` を参照）。
+held-policy = データポリシー `{ $policy }` は { $destination } にこのクエリが読むデータを見ることを許していません。
+held-own-list = レポート自身のアクセス一覧に { $destination } が含まれていません。
 notice-spec-broken = :x: `{ $file }` に問題があります。修正されるまで、kpibot は最後に正常だった版で動き続けます:
 
 ## 期間のことば
@@ -265,6 +270,7 @@ alert-mute-reminder = • 継続中: { $instance } { $value }（{ $time }）
 alert-mute-worsened = • 悪化: { $instance } { $value }（{ $time }）
 alert-mute-resolved = • 解消: { $instance }（{ $time }）
 alert-fallback = { $title }: { $summary }
+alert-problem-withheld = アラート `{ $alert }` を評価できませんでした（{ $count } 件）。詳細にはここで見てはいけないデータが含まれる可能性があるため表示しません。運用担当者は kpibot のログと `kpibot alerts` で確認できます。評価が成功するまで「エラー」状態です。
 alert-problem = アラート `{ $alert }`（{ $instances }）を評価できませんでした: { $detail }。評価が成功するまで「エラー」状態です。
 alert-dropped = アラート `{ $alert }` が追跡できる値は最大{ $max }件です。ほか{ $dropped }件は対象外になりました。`where` で絞り込むか、`max_instances` を増やしてください。
 alert-chart-title = { $title }

@@ -7,6 +7,7 @@
 pub mod catch_up;
 pub mod cron;
 pub mod freshness;
+mod held;
 pub mod run;
 
 use std::collections::HashMap;
@@ -63,6 +64,16 @@ pub(crate) struct ScheduleId {
     index: u32,
 }
 
+impl ScheduleId {
+    /// The schedule a slot belongs to.
+    pub(crate) fn of(key: &SlotKey) -> Self {
+        Self {
+            report: key.report.clone(),
+            index: key.schedule,
+        }
+    }
+}
+
 /// Every `[[schedule]]` of every report in the catalog, with its id.
 pub(crate) fn all_schedules(
     catalog: &Catalog,
@@ -114,6 +125,9 @@ pub struct Scheduler {
     /// The slots this process is running now, with their fences: the only leases it
     /// renews. A run that ends without recording its slot lets the lease lapse.
     in_flight: Arc<std::sync::Mutex<HashMap<SlotKey, Fence>>>,
+    /// The schedules held by access whose owner has been told, with the reason told: an
+    /// owner hears once per reason, again only after the schedule was allowed in between.
+    held_told: std::sync::Mutex<HashMap<ScheduleId, String>>,
 }
 
 /// A slot in flight, for as long as its run task holds this (panics and aborts included).
@@ -138,6 +152,7 @@ impl Scheduler {
             config,
             owner: process_owner(),
             in_flight: Default::default(),
+            held_told: Default::default(),
         })
     }
 

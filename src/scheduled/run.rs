@@ -10,6 +10,7 @@ use chrono::Utc;
 
 use super::Scheduler;
 use crate::catalog::Catalog;
+use crate::catalog::access::decide_post;
 use crate::deliver::{
     DeliveryError, FailedStep, PostIdentity, deliver_or_notify, error_chain, failure_notice,
 };
@@ -352,11 +353,11 @@ impl Scheduler {
     }
 
     /// The language a report's notices are written in: its own, else the bot's.
-    fn locale_of(&self, spec: &ReportSpec) -> Locale {
+    pub(super) fn locale_of(&self, spec: &ReportSpec) -> Locale {
         spec.chart.locale.unwrap_or(self.config.locale)
     }
 
-    async fn notify_owner(&self, spec: &ReportSpec, text: &str) {
+    pub(super) async fn notify_owner(&self, spec: &ReportSpec, text: &str) {
         if let Err(error) = self.parts.delivery.notify(&spec.owner, text).await {
             self.parts
                 .metrics
@@ -443,6 +444,16 @@ impl Scheduler {
             locale: self.config.locale,
             ..RunOptions::new(key.slot, self.config.default_timeout, Trigger::Schedule)
         };
+        // Access is decided on what the warehouse proves the query reads, with the
+        // catalog's policies as they are now — before the query, and again right before
+        // the post — never on the version of the report that was loaded.
+        let mut reads = None;
+        if let Err(held) = self
+            .allowed_now(key, spec, schedule, &options, &mut reads)
+            .await
+        {
+            return Some(self.held(key, spec, schedule, &post, held).await);
+        }
         // A warehouse outage is waited out, with backoff, for the configured time.
         let retry = RetryPolicy {
             base_delay: self.config.warehouse_retry_base,
@@ -465,13 +476,20 @@ impl Scheduler {
                 Err(error) => {
                     tracing::error!(report = %spec.id, slot = %post.slot, attempt, error = %error_chain(&error), "report run failed");
                     let locale = self.locale_of(spec);
-                    let mut notice = failure_notice(
-                        FailedStep::Run,
-                        &spec.title,
-                        &post,
-                        &error.text(locale),
-                        locale,
-                    );
+                    // The warehouse's words can quote the data: the owner reads them only
+                    // where the data may go.
+                    let catalog = self.catalog();
+                    let proven = self
+                        .proven_reads(&catalog, spec, &options, &mut reads)
+                        .await;
+                    let detail =
+                        if decide_post(&catalog, &spec.access, &proven, &spec.owner).is_ok() {
+                            error.text(locale)
+                        } else {
+                            tr!(locale, "notice-detail-withheld", report = spec.id.as_str())
+                        };
+                    let mut notice =
+                        failure_notice(FailedStep::Run, &spec.title, &post, &detail, locale);
                     if is_transient(&error) {
                         notice.push('\n');
                         notice.push_str(&tr!(
@@ -496,6 +514,12 @@ impl Scheduler {
             &[("report", &spec.id)],
             rows as f64,
         );
+        if let Err(held) = self
+            .allowed_now(key, spec, schedule, &options, &mut reads)
+            .await
+        {
+            return Some(self.held(key, spec, schedule, &post, held).await);
+        }
         // Asked right before the post goes out: a process that paused past its lease, whose
         // slot another process has taken over, stops here.
         let mut rendered = outcome.rendered.clone();

@@ -240,6 +240,26 @@ impl Reader<'_> {
             );
             return None;
         }
+        // `rows` and `stale` run their own SQL: a metric or report beside it would be
+        // what the access rule and `check` look at while the SQL went unchecked.
+        if let (Some(Some(_)), Some(c)) = (&watch, &condition)
+            && matches!(c, Condition::Rows { .. } | Condition::Stale(_))
+        {
+            let key = if Self::lookup(t, "metric").is_some() {
+                "metric"
+            } else {
+                "report"
+            };
+            let span = Self::lookup(t, key).map_or(t.anchor.clone(), |v| v.span());
+            self.error(
+                span,
+                format!("`{key}` cannot go with `rows` or `stale`: those run their own SQL"),
+            )
+            .hint = Some(format!(
+                "remove `{key}`: the alert reads what its `rows` or `stale` SQL reads"
+            ));
+            return None;
+        }
         if let (Some(Some(_)), Some(recover)) = (&recover, &condition)
             && !matches!(recover, Condition::Above(_) | Condition::Below(_))
         {
