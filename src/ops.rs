@@ -39,6 +39,8 @@ pub struct OpsState {
     pub last_check: Arc<tokio::sync::Mutex<Option<WarehouseCheck>>>,
     /// Set on SIGTERM: the process is draining and wants no new requests.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// The running catalog, for what readiness says about unreadable policies.
+    pub catalog: Option<crate::catalog::SharedCatalog>,
 }
 
 impl OpsState {
@@ -49,7 +51,14 @@ impl OpsState {
             warehouse,
             last_check: Default::default(),
             draining: Default::default(),
+            catalog: None,
         }
+    }
+
+    /// Readiness also names spec files whose policies cannot be read.
+    pub fn with_catalog(mut self, catalog: crate::catalog::SharedCatalog) -> Self {
+        self.catalog = Some(catalog);
+        self
     }
 
     /// Whether the warehouse answers, asked at most once per check interval.
@@ -102,8 +111,30 @@ async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
     if let Err(e) = state.warehouse_answers().await {
         problems.push(format!("the warehouse is not reachable: {e}"));
     }
+    // Unreadable policies do not stop the process from serving (it refuses what they
+    // could cover), so they are said, not failed on.
+    let unreadable: Vec<String> = state
+        .catalog
+        .as_ref()
+        .map(|c| {
+            crate::catalog::snapshot(c)
+                .unreadable_policy_files()
+                .to_vec()
+        })
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let note = if unreadable.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "- data policies unreadable in {}: every answer and post they could cover is refused or held until fixed (kpibot check)\n",
+            unreadable.join(", ")
+        )
+    };
     if problems.is_empty() {
-        (StatusCode::OK, "ready\n".to_string())
+        (StatusCode::OK, format!("ready\n{note}"))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

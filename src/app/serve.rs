@@ -137,7 +137,8 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     // The listeners close after the drain period, later than everything else stops.
     let (listeners_stop_tx, listeners_stop) = watch::channel(false);
     let (reloaded_tx, reloaded) = watch::channel(0u64);
-    let ops_state = OpsState::new(metrics.clone(), ledger.clone(), warehouse.clone());
+    let ops_state = OpsState::new(metrics.clone(), ledger.clone(), warehouse.clone())
+        .with_catalog(catalog.clone());
     let draining = ops_state.draining.clone();
     let ops_router = ops::router(ops_state);
     // With an operations address, the public listener serves only `/slack/…`.

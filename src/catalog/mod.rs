@@ -25,9 +25,10 @@ pub struct Catalog {
     metrics: BTreeMap<String, MetricSpec>,
     policies: Vec<PolicySpec>,
     alerts: BTreeMap<String, AlertSpec>,
-    /// A file that declares policies is broken and no last good version of it is known:
-    /// who may see what cannot be told, so ad-hoc answers are refused until it is fixed.
-    policies_incomplete: bool,
+    /// Files that may declare policies but cannot be loaded, with no last good version of
+    /// their policies: who may see what cannot be told, so every flow fails closed until
+    /// they are fixed.
+    unreadable_policy_files: Vec<std::path::PathBuf>,
 }
 
 impl Catalog {
@@ -69,7 +70,7 @@ impl Catalog {
             metrics: metrics.into_iter().map(|m| (m.name.clone(), m)).collect(),
             policies: policies.into_iter().collect(),
             alerts: BTreeMap::new(),
-            policies_incomplete: false,
+            unreadable_policy_files: Vec::new(),
         }
     }
 
@@ -80,7 +81,17 @@ impl Catalog {
 
     /// Whether a broken file may hold policies kpibot does not know (fail closed).
     pub fn policies_incomplete(&self) -> bool {
-        self.policies_incomplete
+        !self.unreadable_policy_files.is_empty()
+    }
+
+    /// Whether any policy may apply: one is declared, or a broken file may declare one.
+    pub fn has_policies(&self) -> bool {
+        !self.policies.is_empty() || self.policies_incomplete()
+    }
+
+    /// The broken files that may hold policies kpibot does not know.
+    pub fn unreadable_policy_files(&self) -> &[std::path::PathBuf] {
+        &self.unreadable_policy_files
     }
 
     /// The policies that cover a report (its SQL reads their data).
@@ -146,7 +157,7 @@ pub fn merge_catalog<'f>(
     let mut policies = Vec::new();
     let mut alerts = Vec::new();
     let mut broken = Vec::new();
-    let mut incomplete = false;
+    let mut unreadable = Vec::new();
     for file in files {
         if file.is_valid() {
             reports.extend(file.spec.clone());
@@ -168,12 +179,24 @@ pub fn merge_catalog<'f>(
             .filter(|p| p.path == file.path)
             .cloned()
             .collect();
-        incomplete |= kept.is_empty() && file.source.contains("[[policy]]");
+        if kept.is_empty() && may_hold_policies(&file.source) {
+            unreadable.push(file.path.clone());
+        }
         policies.extend(kept);
     }
     let mut catalog = Catalog::from_specs(reports, metrics, policies).with_alerts(alerts);
-    catalog.policies_incomplete = incomplete;
+    catalog.unreadable_policy_files = unreadable;
     (catalog, broken)
+}
+
+/// Whether a file that failed to load may declare data policies: decided on the parsed
+/// TOML (a `policy` key at the top, in any form), and when the TOML itself does not parse,
+/// it may.
+pub fn may_hold_policies(source: &str) -> bool {
+    match toml::from_str::<toml::Table>(source) {
+        Ok(table) => table.contains_key("policy"),
+        Err(_) => true,
+    }
 }
 
 /// Loads `dir` against the previous catalog: valid files replace their entries, broken
@@ -217,4 +240,74 @@ pub fn load_strict(dir: &Path, defaults: &SpecDefaults) -> Result<Catalog, Catal
         });
     }
     Ok(catalog)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = "[[policy]]\nname = \"p\"\ntable = \"mart.t\"\nowner = \"#o\"\nallowed_channels = [\"#a\"]\n";
+
+    /// Every form of a broken file that may declare policies marks the catalog's policies
+    /// unreadable; a broken file that cannot hold any does not.
+    #[test]
+    fn a_broken_file_that_may_hold_policies_fails_closed_whatever_its_spelling() {
+        let may = [
+            // Spelled with spaces: a text search for `[[policy]]` missed it.
+            "[[ policy ]]\nname = \"p\"\ntable = \"mart.t\"\n",
+            // Inline, with a key policies do not have.
+            "policy = [{ name = \"p\", table = \"mart.t\", owner = \"#o\", colour = \"red\" }]\n",
+            // TOML that does not parse at all: anything may be in it.
+            "policy = [{ name = \"p\"\n[[",
+            // A valid policy beside a broken report in the same file.
+            "title = 3\n[[policy]]\nname = \"p\"\n",
+        ];
+        for source in may {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("broken.toml"), source).unwrap();
+            std::fs::write(dir.path().join("ok.toml"), POLICY).unwrap();
+            let (catalog, broken) = load(
+                dir.path(),
+                &SpecDefaults::duckdb(chrono_tz::Asia::Tokyo),
+                &Catalog::default(),
+            )
+            .unwrap();
+            assert_eq!(broken.len(), 1, "{source}");
+            assert!(catalog.policies_incomplete(), "{source}");
+            assert_eq!(
+                catalog.unreadable_policy_files(),
+                [dir.path().join("broken.toml")],
+                "{source}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("broken.toml"), "title = 3\n").unwrap();
+        let (catalog, broken) = load(
+            dir.path(),
+            &SpecDefaults::duckdb(chrono_tz::Asia::Tokyo),
+            &Catalog::default(),
+        )
+        .unwrap();
+        assert_eq!(broken.len(), 1);
+        assert!(!catalog.policies_incomplete());
+    }
+
+    /// With a last good version of its policies, a broken file keeps them in force.
+    #[test]
+    fn a_broken_policy_file_with_a_last_good_version_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policies.toml"), POLICY).unwrap();
+        let defaults = SpecDefaults::duckdb(chrono_tz::Asia::Tokyo);
+        let (good, _) = load(dir.path(), &defaults, &Catalog::default()).unwrap();
+        assert_eq!(good.policies().len(), 1);
+        std::fs::write(
+            dir.path().join("policies.toml"),
+            format!("{POLICY}colour = 1\n"),
+        )
+        .unwrap();
+        let (next, broken) = load(dir.path(), &defaults, &good).unwrap();
+        assert_eq!(broken.len(), 1);
+        assert_eq!(next.policies().len(), 1);
+        assert!(!next.policies_incomplete());
+    }
 }
