@@ -15,7 +15,7 @@ use crate::adhoc::interact;
 use crate::adhoc::slash;
 use crate::alerts::notify::Notifier;
 use crate::alerts::run::{AlertParts, AlertRunner};
-use crate::catalog::reload::{Reloader, publish_counts, reload_loop};
+use crate::catalog::reload::{self, Reloader, publish_counts, reload_loop};
 use crate::catalog::{self, Catalog};
 use crate::deliver::Delivery;
 use crate::ledger::Ledger;
@@ -93,6 +93,8 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     }
     let metrics = Arc::new(Metrics::new());
     let dir = app.reports_dir().to_path_buf();
+    // Before the load: a change while loading is picked up by the first reload.
+    let loaded_from = reload::fingerprint(&dir);
     let (initial, broken) = catalog::load(&dir, &app.spec_defaults(), &Catalog::default())
         .with_context(|| format!("cannot load the reports in {}", dir.display()))?;
     for file in &broken {
@@ -237,6 +239,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         interval: Duration::from_millis(settings.scheduler.reload_interval_ms),
         locale: app.locale,
+        loaded_from,
     };
     tokio::spawn(reload_loop(reloader, reloaded_tx, shutdown.clone()));
     let drain = Duration::from_secs(settings.http.drain_seconds);
