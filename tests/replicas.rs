@@ -388,7 +388,12 @@ impl Balancer {
 /// A signed `/kpi help` through `port`, one connection: the HTTP status, if any.
 fn ask_help(port: u16) -> Option<u16> {
     use std::io::{Read, Write};
-    let body = "command=%2Fkpi&text=help&user_id=U0ALICE&channel_id=C0KPIROLL&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fnone";
+    // Each request its own, as Slack's are: a signed request sent twice is refused.
+    static TRIGGERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let trigger = TRIGGERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body = &format!(
+        "command=%2Fkpi&text=help&user_id=U0ALICE&channel_id=C0KPIROLL&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fnone&trigger_id={trigger}"
+    );
     let timestamp = chrono::Utc::now().timestamp();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

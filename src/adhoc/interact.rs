@@ -146,12 +146,10 @@ struct InteractionState {
     handler: Arc<CommandHandler>,
 }
 
-/// The interactions route, to merge into `serve`'s router beside `/slack/commands`.
-pub fn router(signing_secret: &str, handler: Arc<CommandHandler>) -> Router {
-    let state = InteractionState {
-        verifier: Arc::new(Verifier::new(signing_secret)),
-        handler,
-    };
+/// The interactions route, to merge into `serve`'s router beside `/slack/commands`, with
+/// the same `verifier`.
+pub fn router(verifier: Arc<Verifier>, handler: Arc<CommandHandler>) -> Router {
+    let state = InteractionState { verifier, handler };
     Router::new()
         .route(INTERACTIONS_PATH, post(interaction))
         .layer(DefaultBodyLimit::max(MAX_INTERACTION_BODY_BYTES))

@@ -72,12 +72,10 @@ struct SlashState {
     handler: Arc<CommandHandler>,
 }
 
-/// The slash-command route, to merge into `serve`'s router.
-pub fn router(signing_secret: &str, handler: Arc<CommandHandler>) -> Router {
-    let state = SlashState {
-        verifier: Arc::new(Verifier::new(signing_secret)),
-        handler,
-    };
+/// The slash-command route, to merge into `serve`'s router. `verifier` is shared with
+/// the interactions route, so a signed request is taken once by either.
+pub fn router(verifier: Arc<Verifier>, handler: Arc<CommandHandler>) -> Router {
+    let state = SlashState { verifier, handler };
     Router::new()
         .route(COMMANDS_PATH, post(command))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

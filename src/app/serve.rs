@@ -24,7 +24,7 @@ use crate::ops::{self, OpsState};
 use crate::pipeline::today_in;
 use crate::scheduled::{Scheduler, SchedulerParts, process_owner};
 use crate::settings::{SlashTransport, WarehouseKind};
-use crate::slack::inbound::run_socket_mode;
+use crate::slack::inbound::{Verifier, run_socket_mode};
 use crate::warehouse::Warehouse;
 use crate::warehouse::demo::ensure_demo_mart;
 use crate::warehouse::duckdb::DuckDbWarehouse;
@@ -167,8 +167,10 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     match (handler, settings.slash.transport) {
         (Some(handler), SlashTransport::Http) => match &settings.slack.signing_secret {
             Some(secret) => {
-                router = router.merge(slash::router(secret.expose(), handler.clone()));
-                router = router.merge(interact::router(secret.expose(), handler));
+                // One verifier for both: a signed request is taken once, by either.
+                let verifier = Arc::new(Verifier::new(secret.expose()));
+                router = router.merge(slash::router(verifier.clone(), handler.clone()));
+                router = router.merge(interact::router(verifier, handler));
                 tracing::info!(
                     path = slash::COMMANDS_PATH,
                     interactions = interact::INTERACTIONS_PATH,
