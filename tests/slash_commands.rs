@@ -909,6 +909,31 @@ async fn a_person_asking_too_often_is_told_to_wait_and_others_are_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_alerts_count_against_the_askers_limit_like_any_query() {
+    let bot = bot_throttled(
+        &reports(),
+        Duration::ZERO,
+        AccessPolicy::Allow,
+        Throttle::new(2, 4),
+    )
+    .await;
+    for (n, text) in ["history daily_active_users", "alerts"].iter().enumerate() {
+        let answer = reply_to(&bot, text, SALES, "U0ALICE", &format!("ok{n}")).await;
+        assert!(!answer.contains("in the last minute"), "{answer}");
+    }
+    for (n, text) in ["history daily_active_users", "alerts", "signups yesterday"]
+        .iter()
+        .enumerate()
+    {
+        let refused = reply_to(&bot, text, SALES, "U0ALICE", &format!("over{n}")).await;
+        assert!(
+            refused.contains("You have asked 2 questions in the last minute"),
+            "{text}: {refused}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_asker_is_answered_in_their_own_slack_language() {
     let bot = bot(&reports(), Duration::ZERO).await;
     bot.slack.set_user_locale("U0HANAKO", "ja-JP");
