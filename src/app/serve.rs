@@ -142,17 +142,16 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     let ops_state = OpsState::new(metrics.clone(), ledger.clone(), warehouse.clone());
     let draining = ops_state.draining.clone();
     let ops_router = ops::router(ops_state);
-    // With an operations address, the public listener serves only `/slack/…`.
-    let (mut router, ops_listener) = match &settings.http.ops_listen {
-        Some(ops_address) => {
-            let ops_listener = tokio::net::TcpListener::bind(ops_address)
-                .await
-                .with_context(|| {
-                    format!("cannot listen on {ops_address} (KPIBOT__HTTP__OPS_LISTEN)")
-                })?;
-            (axum::Router::new(), Some((ops_listener, ops_router)))
-        }
-        None => (ops_router, None),
+    let ops_address = &settings.http.ops_listen;
+    let ops_listener = tokio::net::TcpListener::bind(ops_address)
+        .await
+        .with_context(|| format!("cannot listen on {ops_address} (KPIBOT__HTTP__OPS_LISTEN)"))?;
+    // `/readyz` (warehouse and ledger errors) and `/metrics` stay off the public listener
+    // unless a setting asks for them there; `/healthz` is on both.
+    let mut router = if settings.http.ops_on_public_listener {
+        ops_router.clone()
+    } else {
+        ops::health_router()
     };
     let handler = slack.as_ref().map(|slack| {
         Arc::new(app.command_handler(
@@ -208,7 +207,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
             "slash commands disabled: they need Slack delivery (KPIBOT__SLACK__BOT_TOKEN)"
         ),
     }
-    if let Some((ops_listener, ops_router)) = ops_listener {
+    {
         let mut ops_shutdown = listeners_stop.clone();
         tracing::info!(address = %ops_listener.local_addr()?, "operations endpoints on their own listener");
         tokio::spawn(async move {
