@@ -298,7 +298,10 @@ async fn main() {
                 .current_dir(dir.path())
                 .env("KPIBOT__REPORTS__DIR", dir.path().join("reports"))
                 .env("KPIBOT__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-                .env("KPIBOT__HTTP__OPS_LISTEN", format!("127.0.0.1:{}", free_port()))
+                .env(
+                    "KPIBOT__HTTP__OPS_LISTEN",
+                    format!("127.0.0.1:{}", free_port()),
+                )
                 .env("KPIBOT__SLACK__BOT_TOKEN", "xoxb-bench")
                 .env("KPIBOT__SLACK__SIGNING_SECRET", SECRET)
                 .env("KPIBOT__SLACK__API_URL", &sink_url)
@@ -417,7 +420,10 @@ async fn answer_latency(dir: &std::path::Path) {
             .current_dir(dir)
             .env("KPIBOT__REPORTS__DIR", common::repo_path("reports"))
             .env("KPIBOT__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-            .env("KPIBOT__HTTP__OPS_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env(
+                "KPIBOT__HTTP__OPS_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
             .env("KPIBOT__SLACK__BOT_TOKEN", common::fake_slack::TOKEN)
             .env("KPIBOT__SLACK__SIGNING_SECRET", SECRET)
             .env("KPIBOT__SLACK__API_URL", &slack.api_url)

@@ -690,8 +690,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.http.ops_listen, "0.0.0.0:9191");
         assert!(s.http.ops_on_public_listener);
-        let err = Settings::load_from(None, env(&[("KPIBOT__HTTP__OPS_ON_PUBLIC", "true")]))
-            .unwrap_err();
+        let err =
+            Settings::load_from(None, env(&[("KPIBOT__HTTP__OPS_ON_PUBLIC", "true")])).unwrap_err();
         assert!(err.to_string().contains("ops_on_public"), "{err}");
     }
 

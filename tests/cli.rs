@@ -53,11 +53,7 @@ fn configmap_volume(into: &std::path::Path, stamp: &str, from: &std::path::Path)
     }
     symlink(format!("..{stamp}"), into.join("..data")).unwrap();
     for name in &names {
-        symlink(
-            std::path::Path::new("..data").join(name),
-            into.join(name),
-        )
-        .unwrap();
+        symlink(std::path::Path::new("..data").join(name), into.join(name)).unwrap();
     }
     names.len()
 }

@@ -519,7 +519,8 @@ fn the_operations_endpoints_are_off_the_public_listener_by_default() {
     let dir = setup(&[("fast.toml", report_toml("Fast", "0 0 9 * * *", "#kpi-fast"))]);
     let mut bot = Bot::new(dir.path(), &[]);
     // Nothing says where the operations endpoints go: the default address.
-    bot.env.retain(|(name, _)| name != "KPIBOT__HTTP__OPS_LISTEN");
+    bot.env
+        .retain(|(name, _)| name != "KPIBOT__HTTP__OPS_LISTEN");
     bot.ops_port = DEFAULT_OPS_PORT;
     let child = bot.start("serve.log");
     for path in ["/healthz", "/readyz", "/metrics"] {
@@ -539,7 +540,11 @@ fn the_operations_endpoints_are_off_the_public_listener_by_default() {
     // Liveness stays where single-port platforms (Cloud Run) probe it.
     assert_eq!(get_on(bot.port, "/healthz").map(|(s, _)| s), Some(200));
     let listen = format!("127.0.0.1:{}", bot.port);
-    let health = common::run_kpibot(&["health"], dir.path(), &[("KPIBOT__HTTP__LISTEN", &listen)]);
+    let health = common::run_kpibot(
+        &["health"],
+        dir.path(),
+        &[("KPIBOT__HTTP__LISTEN", &listen)],
+    );
     assert!(health.0, "kpibot health asks the ops listener: {health:?}");
     assert!(terminate(child).success());
 }

@@ -381,7 +381,11 @@ async fn a_captured_request_sent_again_is_refused_and_answered_once() {
         audit_lines(&bot).len() == 2
     })
     .await;
-    assert_eq!(bot.slack.messages_in(SALES).len(), 2, "nothing answered twice");
+    assert_eq!(
+        bot.slack.messages_in(SALES).len(),
+        2,
+        "nothing answered twice"
+    );
     assert!(bot.slack.responses("replay").is_empty());
 }
 

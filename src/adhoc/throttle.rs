@@ -71,6 +71,9 @@ mod tests {
         assert!(throttle.admit("U1").is_ok());
         assert!(throttle.admit("U1").is_ok());
         assert_eq!(throttle.admit("U1").unwrap_err(), 2);
-        assert!(throttle.admit("U2").is_ok(), "another person is not limited");
+        assert!(
+            throttle.admit("U2").is_ok(),
+            "another person is not limited"
+        );
     }
 }

@@ -166,12 +166,7 @@ mod tests {
     /// Writes `files` into a new timestamped folder of the ConfigMap volume `dir`, each
     /// with the modification time `mtime`, and points `..data` at it the way the kubelet
     /// does: a new link renamed over the old one, then one link per file.
-    fn configmap_version(
-        dir: &Path,
-        stamp: &str,
-        files: &[(String, String)],
-        mtime: SystemTime,
-    ) {
+    fn configmap_version(dir: &Path, stamp: &str, files: &[(String, String)], mtime: SystemTime) {
         let folder = dir.join(format!("..{stamp}"));
         std::fs::create_dir_all(&folder).unwrap();
         for (name, text) in files {
@@ -242,13 +237,10 @@ mod tests {
             }
         }
         configmap_version(&dir, "2026_12_05_11_00_00.000000002", &files, mtime);
-        tokio::time::timeout(
-            Duration::from_secs(RELOAD_WAIT_SECONDS),
-            reloaded.changed(),
-        )
-        .await
-        .expect("the ConfigMap update was not picked up")
-        .unwrap();
+        tokio::time::timeout(Duration::from_secs(RELOAD_WAIT_SECONDS), reloaded.changed())
+            .await
+            .expect("the ConfigMap update was not picked up")
+            .unwrap();
         assert_eq!(
             title(&catalog).as_deref(),
             Some("日次アクティブユーザー (XYZ)")

@@ -157,7 +157,10 @@ impl Verifier {
             .unwrap_or_else(|p| p.into_inner())
             .first_time(signature, stamped, now);
         if !first {
-            return Err((StatusCode::UNAUTHORIZED, "this signed request was already received"));
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "this signed request was already received",
+            ));
         }
         Ok(form_urlencoded::parse(body).into_owned().collect())
     }
