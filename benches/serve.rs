@@ -93,6 +93,8 @@ fn rss_kb(pid: u32) -> (u64, u64, u64) {
 }
 
 fn serve_once(dir: &Path, port: u16, env: &[(&str, &str)]) -> (Duration, (u64, u64, u64)) {
+    // `/readyz` is on the operations listener, beside the public one.
+    let ops_port = port + 1;
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kpibot"))
         .arg("serve")
@@ -100,6 +102,7 @@ fn serve_once(dir: &Path, port: u16, env: &[(&str, &str)]) -> (Duration, (u64, u
         .env_remove("KPIBOT__SLACK__BOT_TOKEN")
         .env("KPIBOT__REPORTS__DIR", dir.join("reports"))
         .env("KPIBOT__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("KPIBOT__HTTP__OPS_LISTEN", format!("127.0.0.1:{ops_port}"))
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
@@ -107,7 +110,7 @@ fn serve_once(dir: &Path, port: u16, env: &[(&str, &str)]) -> (Duration, (u64, u
         .spawn()
         .unwrap();
     let ready = loop {
-        if http_status(port, "/readyz") == Some(200) {
+        if http_status(ops_port, "/readyz") == Some(200) {
             break started.elapsed();
         }
         assert!(

@@ -105,12 +105,16 @@ async fn wait_ready(port: u16) -> bool {
     false
 }
 
-/// One keep-alive connection sending `request` until `until`: back to back, or every
-/// `pace` (then latency counts from the time the request was due, so a stall is not
-/// hidden by the requests it delayed).
+/// A request, signed afresh each time it is called.
+type NewRequest = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
+/// One keep-alive connection sending requests from `request` until `until`: back to
+/// back, or every `pace` (then latency counts from the time the request was due, so a
+/// stall is not hidden by the requests it delayed). Each is signed afresh, as Slack
+/// signs each: kpibot refuses a signed request it has already received.
 async fn client(
     port: u16,
-    request: Arc<Vec<u8>>,
+    request: NewRequest,
     until: Instant,
     pace: Option<Duration>,
     index: usize,
@@ -136,7 +140,7 @@ async fn client(
             }
             None => Instant::now(),
         };
-        if write.write_all(&request).await.is_err() {
+        if write.write_all(&request()).await.is_err() {
             break;
         }
         let mut length = 0usize;
@@ -170,10 +174,13 @@ fn slash_request(user: &str, text: &str, response_url: &str) -> Vec<u8> {
     slash_request_in("C1", user, text, response_url)
 }
 
-/// A signed `/kpi <text>` request from `user` in `channel`.
+/// A signed `/kpi <text>` request from `user` in `channel`, with a trigger id of its own
+/// (like Slack's, unique to the request).
 fn slash_request_in(channel: &str, user: &str, text: &str, response_url: &str) -> Vec<u8> {
+    static TRIGGERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let trigger = TRIGGERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let body = &format!(
-        "token=x&team_id=T1&channel_id={channel}&channel_name=general&user_id={user}&command=%2Fkpi&text={}&response_url={}&trigger_id=1",
+        "token=x&team_id=T1&channel_id={channel}&channel_name=general&user_id={user}&command=%2Fkpi&text={}&response_url={}&trigger_id={trigger}",
         form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>(),
         form_urlencoded::byte_serialize(response_url.as_bytes()).collect::<String>()
     );
@@ -210,7 +217,8 @@ async fn start_heavy_answers(port: u16, response_url: &str) {
 /// `/kpi help` over 200 connections: as fast as they go (`rate` none: the CPU is
 /// saturated, so the p99 is mostly queueing) or at `rate` requests per second in all.
 async fn load(name: &str, port: u16, response_url: &str, rate: Option<u32>) {
-    let request = Arc::new(slash_request("U1", "help", response_url));
+    let response_url = response_url.to_string();
+    let request: NewRequest = Arc::new(move || slash_request("U1", "help", &response_url));
     let started = Instant::now();
     let until = started + Duration::from_secs(DURATION_SECONDS);
     let pace = rate.map(|r| Duration::from_secs_f64(CONNECTIONS as f64 / f64::from(r)));
@@ -290,6 +298,10 @@ async fn main() {
                 .current_dir(dir.path())
                 .env("KPIBOT__REPORTS__DIR", dir.path().join("reports"))
                 .env("KPIBOT__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+                .env(
+                    "KPIBOT__HTTP__OPS_LISTEN",
+                    format!("127.0.0.1:{}", free_port()),
+                )
                 .env("KPIBOT__SLACK__BOT_TOKEN", "xoxb-bench")
                 .env("KPIBOT__SLACK__SIGNING_SECRET", SECRET)
                 .env("KPIBOT__SLACK__API_URL", &sink_url)
@@ -408,6 +420,10 @@ async fn answer_latency(dir: &std::path::Path) {
             .current_dir(dir)
             .env("KPIBOT__REPORTS__DIR", common::repo_path("reports"))
             .env("KPIBOT__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "KPIBOT__HTTP__OPS_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
             .env("KPIBOT__SLACK__BOT_TOKEN", common::fake_slack::TOKEN)
             .env("KPIBOT__SLACK__SIGNING_SECRET", SECRET)
             .env("KPIBOT__SLACK__API_URL", &slack.api_url)

@@ -1,7 +1,8 @@
 //! The operations endpoints of `kpibot serve`: `/healthz` (the process is up), `/readyz`
 //! (the ledger takes writes and the warehouse answers; the warehouse is asked at most once
-//! per `READY_WAREHOUSE_CHECK_SECONDS`) and `/metrics` (Prometheus text). They can listen
-//! on an address of their own, so only `/slack/…` faces the internet.
+//! per `READY_WAREHOUSE_CHECK_SECONDS`) and `/metrics` (Prometheus text). They listen on
+//! an address of their own (`http.ops_listen`); the public listener has only `/healthz`
+//! beside `/slack/…`, unless `http.ops_on_public_listener` says otherwise.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,7 +87,13 @@ impl OpsState {
     }
 }
 
-/// The HTTP routes of `serve`.
+/// `/healthz` alone, for the public listener: it says nothing but "ok", and single-port
+/// platforms (Cloud Run) probe it there.
+pub fn health_router() -> Router {
+    Router::new().route(HEALTH_PATH, get(|| async { "ok\n" }))
+}
+
+/// Every operations route: `/healthz`, `/readyz`, `/metrics`.
 pub fn router(state: OpsState) -> Router {
     Router::new()
         .route(HEALTH_PATH, get(|| async { "ok\n" }))

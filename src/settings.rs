@@ -21,6 +21,9 @@ pub const ENV_PREFIX: &str = "KPIBOT";
 pub const REDACTED: &str = "[redacted]";
 /// Slack's documented sustained rate for posting into one channel: one post per second.
 pub const SLACK_CHANNEL_POST_INTERVAL_MS: u64 = 1000;
+/// Where the operations endpoints listen unless `http.ops_listen` says otherwise: this
+/// host only, the port the deploy files give them.
+pub const DEFAULT_OPS_LISTEN: &str = "127.0.0.1:9090";
 
 /// A secret value (token, signing secret). It prints and serializes as `[redacted]`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -207,12 +210,16 @@ pub struct LedgerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
-    /// Where `serve` listens: `/slack/…`, and /healthz, /readyz, /metrics unless
-    /// `ops_listen` is set. Default `127.0.0.1:3000`.
+    /// Where `serve` listens for Slack: `/slack/…`, and `/healthz` (it says only "ok",
+    /// and single-port platforms probe it here). Default `127.0.0.1:3000`.
     pub listen: String,
-    /// A second address for /healthz, /readyz and /metrics only, so the public listener
-    /// serves nothing but `/slack/…`. Default: none (everything on `listen`).
-    pub ops_listen: Option<String>,
+    /// Where the operations endpoints listen: `/healthz`, `/readyz` (whose detail names
+    /// ledger and warehouse errors) and `/metrics`. Default `127.0.0.1:9090`: this host
+    /// only; `0.0.0.0:9090` for probes and a scraper from elsewhere (Kubernetes).
+    pub ops_listen: String,
+    /// Also serve `/readyz` and `/metrics` on `listen`, for a platform whose probes or
+    /// scraper reach only that port. Default false: they never face the internet.
+    pub ops_on_public_listener: bool,
     /// On SIGTERM, how long the listeners keep answering (with `/readyz` already "not
     /// ready") so a load balancer stops sending requests before they close: no `/kpi`
     /// is refused during a rolling restart. Default 5.
@@ -274,7 +281,8 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:3000".into(),
-            ops_listen: None,
+            ops_listen: DEFAULT_OPS_LISTEN.into(),
+            ops_on_public_listener: false,
             drain_seconds: 5,
         }
     }
@@ -665,6 +673,26 @@ mod tests {
         assert!(!printed.contains("xoxb-very-secret"), "{printed}");
         assert!(printed.contains(REDACTED));
         assert!(!format!("{s:?}").contains("xoxb-very-secret"));
+    }
+
+    #[test]
+    fn the_operations_endpoints_default_to_their_own_local_listener() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.http.ops_listen, "127.0.0.1:9090");
+        assert!(!s.http.ops_on_public_listener);
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("KPIBOT__HTTP__OPS_LISTEN", "0.0.0.0:9191"),
+                ("KPIBOT__HTTP__OPS_ON_PUBLIC_LISTENER", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.ops_listen, "0.0.0.0:9191");
+        assert!(s.http.ops_on_public_listener);
+        let err =
+            Settings::load_from(None, env(&[("KPIBOT__HTTP__OPS_ON_PUBLIC", "true")])).unwrap_err();
+        assert!(err.to_string().contains("ops_on_public"), "{err}");
     }
 
     #[test]

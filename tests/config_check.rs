@@ -125,6 +125,22 @@ fn an_insecure_api_url_a_bad_listen_address_and_a_missing_folder() {
 }
 
 #[test]
+fn the_operations_address_must_be_an_address_and_a_port_of_its_own() {
+    assert!(has_error(
+        &[("KPIBOT__HTTP__OPS_LISTEN", "port 9090")],
+        "KPIBOT__HTTP__OPS_LISTEN"
+    ));
+    assert!(has_error(
+        &[
+            ("KPIBOT__HTTP__LISTEN", "0.0.0.0:3000"),
+            ("KPIBOT__HTTP__OPS_LISTEN", "127.0.0.1:3000")
+        ],
+        "KPIBOT__HTTP__OPS_LISTEN"
+    ));
+    assert!(!has_error(&[], "KPIBOT__HTTP__OPS_LISTEN"));
+}
+
+#[test]
 fn serve_refuses_to_start_with_the_same_message() {
     let dir = tempfile::tempdir().unwrap();
     let reports = common::repo_path("reports");

@@ -301,30 +301,37 @@ fn a_database_outage_longer_than_a_lease_delays_slots_and_loses_none() {
     assert!(log.contains("the ledger is unavailable"), "{log}");
 }
 
-/// A load balancer as Kubernetes builds one: it probes each backend's `/readyz` every
-/// 200 ms and sends each new connection to the next ready backend.
+/// A load balancer as Kubernetes builds one: it probes each backend's `/readyz` on its
+/// operations port every 200 ms and sends each new connection to the public port of the
+/// next ready backend.
 struct Balancer {
     port: u16,
-    backends: std::sync::Arc<Mutex<Vec<(u16, bool)>>>,
+    /// (public port, operations port, ready)
+    backends: std::sync::Arc<Mutex<Vec<(u16, u16, bool)>>>,
 }
 
 impl Balancer {
     fn start() -> Self {
-        let backends: std::sync::Arc<Mutex<Vec<(u16, bool)>>> = Default::default();
+        let backends: std::sync::Arc<Mutex<Vec<(u16, u16, bool)>>> = Default::default();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let probed = backends.clone();
         std::thread::spawn(move || {
             loop {
-                let ports: Vec<u16> = probed.lock().unwrap().iter().map(|(p, _)| *p).collect();
+                let ports: Vec<(u16, u16)> = probed
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(p, ops, _)| (*p, *ops))
+                    .collect();
                 let ready: Vec<(u16, bool)> = ports
                     .into_iter()
-                    .map(|p| (p, get_on(p, "/readyz").is_some_and(|(s, _)| s == 200)))
+                    .map(|(p, ops)| (p, get_on(ops, "/readyz").is_some_and(|(s, _)| s == 200)))
                     .collect();
                 let mut backends = probed.lock().unwrap();
                 for (port, ok) in ready {
-                    if let Some(entry) = backends.iter_mut().find(|(p, _)| *p == port) {
-                        entry.1 = ok;
+                    if let Some(entry) = backends.iter_mut().find(|(p, _, _)| *p == port) {
+                        entry.2 = ok;
                     }
                 }
                 drop(backends);
@@ -339,8 +346,8 @@ impl Balancer {
                     .lock()
                     .unwrap()
                     .iter()
-                    .filter(|(_, ok)| *ok)
-                    .map(|(p, _)| *p)
+                    .filter(|(_, _, ok)| *ok)
+                    .map(|(p, _, _)| *p)
                     .collect();
                 if ready.is_empty() {
                     continue; // dropped: the client sees no answer, and the test fails
@@ -368,12 +375,15 @@ impl Balancer {
         Self { port, backends }
     }
 
-    fn add(&self, port: u16) {
-        self.backends.lock().unwrap().push((port, false));
+    fn add(&self, bot: &Bot) {
+        self.backends
+            .lock()
+            .unwrap()
+            .push((bot.port, bot.ops_port, false));
     }
 
     fn remove(&self, port: u16) {
-        self.backends.lock().unwrap().retain(|(p, _)| *p != port);
+        self.backends.lock().unwrap().retain(|(p, _, _)| *p != port);
     }
 
     fn is_ready(&self, port: u16) -> bool {
@@ -381,14 +391,19 @@ impl Balancer {
             .lock()
             .unwrap()
             .iter()
-            .any(|(p, ok)| *p == port && *ok)
+            .any(|(p, _, ok)| *p == port && *ok)
     }
 }
 
 /// A signed `/kpi help` through `port`, one connection: the HTTP status, if any.
 fn ask_help(port: u16) -> Option<u16> {
     use std::io::{Read, Write};
-    let body = "command=%2Fkpi&text=help&user_id=U0ALICE&channel_id=C0KPIROLL&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fnone";
+    // Each request its own, as Slack's are: a signed request sent twice is refused.
+    static TRIGGERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let trigger = TRIGGERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body = &format!(
+        "command=%2Fkpi&text=help&user_id=U0ALICE&channel_id=C0KPIROLL&response_url=http%3A%2F%2F127.0.0.1%3A9%2Fnone&trigger_id={trigger}"
+    );
     let timestamp = chrono::Utc::now().timestamp();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -434,7 +449,7 @@ fn slash_commands_keep_being_answered_through_a_rolling_restart() {
     for name in ["a", "b"] {
         let bot = Bot::new(dir.path(), &env);
         let running = bot.start(&format!("{name}.log"));
-        balancer.add(bot.port);
+        balancer.add(&bot);
         replicas.push((bot, running));
     }
     wait_for(
@@ -461,7 +476,7 @@ fn slash_commands_keep_being_answered_through_a_rolling_restart() {
         for (index, replica) in replicas.iter_mut().enumerate() {
             let bot = Bot::new(dir.path(), &env);
             let running = bot.start(&format!("replica-{index}-gen-{generation}.log"));
-            balancer.add(bot.port);
+            balancer.add(&bot);
             wait_for(
                 "the new replica to be ready",
                 Duration::from_secs(30),

@@ -595,36 +595,60 @@ fn serve_on_bigquery_posts_on_schedule_and_labels_its_jobs() {
     ));
 }
 
+/// The operations address when none is set.
+const DEFAULT_OPS_PORT: u16 = 9090;
+
 #[test]
-fn the_operations_endpoints_can_leave_the_public_listener() {
+fn the_operations_endpoints_are_off_the_public_listener_by_default() {
     let dir = setup(&[("fast.toml", report_toml("Fast", "0 0 9 * * *", "#kpi-fast"))]);
-    let ops_port = free_port();
-    let ops = format!("127.0.0.1:{ops_port}");
-    let mut bot = Bot::new(dir.path(), &[("KPIBOT__HTTP__OPS_LISTEN", &ops)]);
-    let public = bot.port;
-    bot.port = ops_port; // start() waits for /healthz, which is now here
+    let mut bot = Bot::new(dir.path(), &[]);
+    // Nothing says where the operations endpoints go: the default address.
+    bot.env
+        .retain(|(name, _)| name != "KPIBOT__HTTP__OPS_LISTEN");
+    bot.ops_port = DEFAULT_OPS_PORT;
     let child = bot.start("serve.log");
     for path in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(
             bot.get(path).map(|(s, _)| s),
             Some(200),
-            "{path} on the ops port"
+            "{path} on the ops listener"
         );
+    }
+    for path in ["/readyz", "/metrics"] {
         assert_eq!(
-            get_on(public, path).map(|(s, _)| s),
+            get_on(bot.port, path).map(|(s, _)| s),
             Some(404),
             "{path} on the public listener"
         );
     }
+    // Liveness stays where single-port platforms (Cloud Run) probe it.
+    assert_eq!(get_on(bot.port, "/healthz").map(|(s, _)| s), Some(200));
+    let listen = format!("127.0.0.1:{}", bot.port);
     let health = common::run_kpibot(
         &["health"],
         dir.path(),
-        &[
-            ("KPIBOT__HTTP__OPS_LISTEN", &ops),
-            ("KPIBOT__HTTP__LISTEN", &format!("127.0.0.1:{public}")),
-        ],
+        &[("KPIBOT__HTTP__LISTEN", &listen)],
     );
     assert!(health.0, "kpibot health asks the ops listener: {health:?}");
+    assert!(terminate(child).success());
+}
+
+#[test]
+fn a_setting_puts_the_operations_endpoints_on_the_public_listener_too() {
+    let dir = setup(&[("fast.toml", report_toml("Fast", "0 0 9 * * *", "#kpi-fast"))]);
+    let bot = Bot::new(
+        dir.path(),
+        &[("KPIBOT__HTTP__OPS_ON_PUBLIC_LISTENER", "true")],
+    );
+    let child = bot.start("serve.log");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(bot.get(path).map(|(s, _)| s), Some(200), "{path} on ops");
+        assert_eq!(
+            get_on(bot.port, path).map(|(s, _)| s),
+            Some(200),
+            "{path} on the public listener"
+        );
+    }
     assert!(terminate(child).success());
 }
 

@@ -164,8 +164,9 @@ async fn bot_throttled(
         locale: kpibot::i18n::Locale::En,
         ledger: Some(ledger.clone()),
     });
-    let app = kpibot::adhoc::slash::router(SECRET, handler.clone())
-        .merge(kpibot::adhoc::interact::router(SECRET, handler));
+    let verifier = Arc::new(kpibot::slack::inbound::Verifier::new(SECRET));
+    let app = kpibot::adhoc::slash::router(verifier.clone(), handler.clone())
+        .merge(kpibot::adhoc::interact::router(verifier, handler));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("{}{COMMANDS_PATH}", listener.local_addr().unwrap());
     let interactions_url = format!(
@@ -352,6 +353,48 @@ async fn unsigned_forged_stale_and_oversize_requests_are_rejected() {
         bot.slack.responses("r2").is_empty(),
         "a rejected request got an answer"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_request_sent_again_is_refused_and_answered_once() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let body = form(&bot, "signups yesterday", SALES, "U0ALICE", "replay");
+    let headers = signed(&body);
+    let (status, ack, _) = send(&bot, body.clone(), headers.clone()).await;
+    assert_eq!(status, 200, "{ack}");
+    let (status, again, _) = send(&bot, body.clone(), headers.clone()).await;
+    assert_eq!(status, 401, "a replay within the five minutes: {again}");
+    // The other endpoint that verifies remembers it too.
+    let url = bot.interactions_url.clone();
+    let (status, _, _) = tokio::task::spawn_blocking(move || post(&url, &body, &headers))
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "replayed to /slack/interactions");
+    wait_for("the answer", Duration::from_secs(20), || {
+        !bot.slack.messages_in(SALES).is_empty()
+    })
+    .await;
+    wait_for("the audit line", Duration::from_secs(5), || {
+        !audit_lines(&bot).is_empty()
+    })
+    .await;
+    // A fresh request with the same words is a new question, not a replay.
+    let body = form(&bot, "signups yesterday", SALES, "U0ALICE", "replay2");
+    assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
+    wait_for("the second answer", Duration::from_secs(20), || {
+        bot.slack.messages_in(SALES).len() == 2
+    })
+    .await;
+    wait_for("two audit lines", Duration::from_secs(5), || {
+        audit_lines(&bot).len() == 2
+    })
+    .await;
+    assert_eq!(
+        bot.slack.messages_in(SALES).len(),
+        2,
+        "nothing answered twice"
+    );
+    assert!(bot.slack.responses("replay").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,7 +598,7 @@ async fn a_repeated_question_is_answered_from_the_cache() {
             "signups last 7 days by channel",
             SALES,
             "U0ALICE",
-            "c",
+            &format!("c{round}"),
         );
         assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
         wait_for("the chart", Duration::from_secs(20), || {
@@ -875,6 +918,31 @@ async fn a_person_asking_too_often_is_told_to_wait_and_others_are_not() {
             .any(|l| l["outcome"] == "rate_limited")
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_alerts_count_against_the_askers_limit_like_any_query() {
+    let bot = bot_throttled(
+        &reports(),
+        Duration::ZERO,
+        AccessPolicy::Allow,
+        Throttle::new(2, 4),
+    )
+    .await;
+    for (n, text) in ["history daily_active_users", "alerts"].iter().enumerate() {
+        let answer = reply_to(&bot, text, SALES, "U0ALICE", &format!("ok{n}")).await;
+        assert!(!answer.contains("in the last minute"), "{answer}");
+    }
+    for (n, text) in ["history daily_active_users", "alerts", "signups yesterday"]
+        .iter()
+        .enumerate()
+    {
+        let refused = reply_to(&bot, text, SALES, "U0ALICE", &format!("over{n}")).await;
+        assert!(
+            refused.contains("You have asked 2 questions in the last minute"),
+            "{text}: {refused}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,12 +146,10 @@ struct InteractionState {
     handler: Arc<CommandHandler>,
 }
 
-/// The interactions route, to merge into `serve`'s router beside `/slack/commands`.
-pub fn router(signing_secret: &str, handler: Arc<CommandHandler>) -> Router {
-    let state = InteractionState {
-        verifier: Arc::new(Verifier::new(signing_secret)),
-        handler,
-    };
+/// The interactions route, to merge into `serve`'s router beside `/slack/commands`, with
+/// the same `verifier`.
+pub fn router(verifier: Arc<Verifier>, handler: Arc<CommandHandler>) -> Router {
+    let state = InteractionState { verifier, handler };
     Router::new()
         .route(INTERACTIONS_PATH, post(interaction))
         .layer(DefaultBodyLimit::max(MAX_INTERACTION_BODY_BYTES))
@@ -335,14 +333,17 @@ impl CommandHandler {
                 .await;
         }
         audit.policies = resolved.policies();
-        if let Err(per_minute) = self.throttle.admit(&action.user_id) {
-            let text = Reply::TooManyQuestions { per_minute }.text(locale);
-            return self.tell(action, &text, "rate_limited").await;
-        }
+        let admitted = match self.throttle.admit(&action.user_id) {
+            Ok(admitted) => admitted,
+            Err(per_minute) => {
+                let text = Reply::TooManyQuestions { per_minute }.text(locale);
+                return self.tell(action, &text, "rate_limited").await;
+            }
+        };
         // "Refresh" means the warehouse now, not the answer cached a minute ago.
         let context = self.context(&catalog, locale, click == Click::Refresh);
         let answer = {
-            let _slot = self.throttle.query_slot().await;
+            let _slot = self.throttle.query_slot(&admitted).await;
             answer_resolved(&context, resolved, &asker).await
         };
         let outcome = answer.outcome().to_string();

@@ -20,7 +20,7 @@ use super::answer::{Answer, Context, answer_resolved};
 use super::audit::{AuditEntry, AuditLog};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
-use super::throttle::Throttle;
+use super::throttle::{Admitted, Throttle};
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
 use crate::deliver::{Delivery, DeliveryError, SlackDelivery};
 use crate::i18n::{Locale, looks_japanese};
@@ -72,12 +72,10 @@ struct SlashState {
     handler: Arc<CommandHandler>,
 }
 
-/// The slash-command route, to merge into `serve`'s router.
-pub fn router(signing_secret: &str, handler: Arc<CommandHandler>) -> Router {
-    let state = SlashState {
-        verifier: Arc::new(Verifier::new(signing_secret)),
-        handler,
-    };
+/// The slash-command route, to merge into `serve`'s router. `verifier` is shared with
+/// the interactions route, so a signed request is taken once by either.
+pub fn router(verifier: Arc<Verifier>, handler: Arc<CommandHandler>) -> Router {
+    let state = SlashState { verifier, handler };
     Router::new()
         .route(COMMANDS_PATH, post(command))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -228,33 +226,10 @@ impl CommandHandler {
         let asker = self.asker(&request, cached_groups);
         let (locale, ask_slack) = self.ack_locale(&request);
         let resolved = self.resolve(&catalog, &request.text, &asker, locale);
-        // Only questions that need the warehouse count against the person's limit.
-        let resolved = match resolved {
-            Resolved::Run { .. } => match self.throttle.admit(&request.user_id) {
-                Ok(()) => resolved,
-                Err(per_minute) => Resolved::Reply(Reply::TooManyQuestions { per_minute }),
-            },
-            reply => reply,
+        let (resolved, admitted) = match self.admit(&request.user_id, resolved) {
+            Ok(admitted) => admitted,
+            Err(reply) => return self.reply_now(&request, reply, locale, ask_slack, started),
         };
-        if let Resolved::Reply(reply) = resolved {
-            self.record(Done {
-                request: &request,
-                started,
-                entries: Vec::new(),
-                policies: Vec::new(),
-                rows: 0,
-                outcome: reply.outcome().to_string(),
-            });
-            if ask_slack {
-                // The next answer to this person is in their own language.
-                let this = self.clone();
-                let request = request.clone();
-                self.answers.spawn(async move {
-                    this.asker_locale_of(&request.user_id, locale).await;
-                });
-            }
-            return reply.text(locale);
-        }
         let command = format!(
             "{} {}",
             if request.command.is_empty() {
@@ -270,7 +245,7 @@ impl CommandHandler {
             let this = this.clone();
             let request = request.clone();
             async move {
-                this.handle(request, catalog, resolved, locale, started)
+                this.handle(request, catalog, (resolved, admitted), locale, started)
                     .await
             }
         });
@@ -305,13 +280,55 @@ impl CommandHandler {
         ack
     }
 
+    /// Everything that takes a query slot (a question for the warehouse, `/kpi history`,
+    /// `/kpi alerts`) counts against the asker's limit first; what the catalog answers
+    /// alone (help, lists, definitions, mistakes) does not. `Err`: the reply to give now.
+    fn admit(&self, user: &str, resolved: Resolved) -> Result<(Resolved, Admitted), Reply> {
+        match resolved {
+            Resolved::Reply(reply) => Err(reply),
+            needs_slot => match self.throttle.admit(user) {
+                Ok(admitted) => Ok((needs_slot, admitted)),
+                Err(per_minute) => Err(Reply::TooManyQuestions { per_minute }),
+            },
+        }
+    }
+
+    /// A reply given in the acknowledgement itself, with its audit line.
+    fn reply_now(
+        self: &Arc<Self>,
+        request: &CommandRequest,
+        reply: Reply,
+        locale: Locale,
+        ask_slack: bool,
+        started: Instant,
+    ) -> String {
+        self.record(Done {
+            request,
+            started,
+            entries: Vec::new(),
+            policies: Vec::new(),
+            rows: 0,
+            outcome: reply.outcome().to_string(),
+        });
+        if ask_slack {
+            // The next answer to this person is in their own language.
+            let this = self.clone();
+            let request = request.clone();
+            self.answers.spawn(async move {
+                this.asker_locale_of(&request.user_id, locale).await;
+            });
+        }
+        reply.text(locale)
+    }
+
     /// Answers in the background; every path ends in a reply or an error-level log.
-    /// `resolved` comes from the acknowledgement, against the same catalog snapshot.
+    /// `resolved` comes from the acknowledgement, against the same catalog snapshot, and
+    /// was counted against the asker's limit there.
     async fn handle(
         &self,
         request: CommandRequest,
         catalog: Arc<Catalog>,
-        resolved: Resolved,
+        (resolved, admitted): (Resolved, Admitted),
         ack_locale: Locale,
         started: Instant,
     ) {
@@ -339,7 +356,7 @@ impl CommandHandler {
         let policies = resolved.policies();
         let context = self.context(&catalog, locale, false);
         let answer = {
-            let _slot = self.throttle.query_slot().await;
+            let _slot = self.throttle.query_slot(&admitted).await;
             answer_resolved(&context, resolved, &asker).await
         };
         let (outcome, rows) = (answer.outcome(), answer.rows());

@@ -11,6 +11,11 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 /// The window the per-person count is kept over.
 const RATE_WINDOW_SECONDS: u64 = 60;
 
+/// A request counted against its asker's limit: the only way to a query slot, so nothing
+/// that reaches the warehouse or the ledger for a person escapes their limit.
+#[derive(Debug)]
+pub struct Admitted(());
+
 /// The per-person counts and the query slots.
 pub struct Throttle {
     per_minute: usize,
@@ -27,9 +32,9 @@ impl Throttle {
         }
     }
 
-    /// Counts a question from `user`; `Err(limit)` when they have asked `limit` already
+    /// Counts a request from `user`; `Err(limit)` when they have asked `limit` already
     /// within the last minute.
-    pub fn admit(&self, user: &str) -> Result<(), usize> {
+    pub fn admit(&self, user: &str) -> Result<Admitted, usize> {
         let now = Instant::now();
         let window = Duration::from_secs(RATE_WINDOW_SECONDS);
         let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
@@ -43,11 +48,12 @@ impl Throttle {
             return Err(self.per_minute);
         }
         times.push_back(now);
-        Ok(())
+        Ok(Admitted(()))
     }
 
-    /// Waits for a query slot; the slot is free again when the permit is dropped.
-    pub async fn query_slot(&self) -> SemaphorePermit<'_> {
+    /// Waits for a query slot; the slot is free again when the permit is dropped. Only a
+    /// request counted against its asker's limit gets one.
+    pub async fn query_slot(&self, _counted: &Admitted) -> SemaphorePermit<'_> {
         self.queries
             .acquire()
             .await
@@ -62,12 +68,11 @@ mod tests {
     #[test]
     fn each_person_has_their_own_count() {
         let throttle = Throttle::new(2, 1);
-        assert_eq!(throttle.admit("U1"), Ok(()));
-        assert_eq!(throttle.admit("U1"), Ok(()));
-        assert_eq!(throttle.admit("U1"), Err(2));
-        assert_eq!(
-            throttle.admit("U2"),
-            Ok(()),
+        assert!(throttle.admit("U1").is_ok());
+        assert!(throttle.admit("U1").is_ok());
+        assert_eq!(throttle.admit("U1").unwrap_err(), 2);
+        assert!(
+            throttle.admit("U2").is_ok(),
             "another person is not limited"
         );
     }

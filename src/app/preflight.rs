@@ -220,7 +220,8 @@ pub fn check(settings: &Settings) -> Vec<Finding> {
             }
         }
     }
-    if settings.http.listen.parse::<SocketAddr>().is_err() {
+    let listen = settings.http.listen.parse::<SocketAddr>();
+    if listen.is_err() {
         error(
             "KPIBOT__HTTP__LISTEN",
             format!(
@@ -228,6 +229,23 @@ pub fn check(settings: &Settings) -> Vec<Finding> {
                 settings.http.listen
             ),
         );
+    }
+    match settings.http.ops_listen.parse::<SocketAddr>() {
+        Err(_) => error(
+            "KPIBOT__HTTP__OPS_LISTEN",
+            format!(
+                "`{}` is not an address:port, e.g. 127.0.0.1:9090",
+                settings.http.ops_listen
+            ),
+        ),
+        Ok(ops) if listen.is_ok_and(|l| same_socket(l, ops)) => error(
+            "KPIBOT__HTTP__OPS_LISTEN",
+            format!(
+                "`{}` has the port of KPIBOT__HTTP__LISTEN; the operations endpoints need a port of their own (to serve them on both, set KPIBOT__HTTP__OPS_ON_PUBLIC_LISTENER=true)",
+                settings.http.ops_listen
+            ),
+        ),
+        Ok(_) => {}
     }
     if let Some(parent) = settings
         .ledger
@@ -281,4 +299,12 @@ pub fn errors(findings: &[Finding]) -> Option<String> {
             errors.join("\n")
         )
     })
+}
+
+/// Two listen addresses that cannot both be bound: one port (not 0, "any free one") on
+/// one address, or on every address.
+fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }

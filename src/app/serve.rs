@@ -15,7 +15,7 @@ use crate::adhoc::interact;
 use crate::adhoc::slash;
 use crate::alerts::notify::Notifier;
 use crate::alerts::run::{AlertParts, AlertRunner};
-use crate::catalog::reload::{Reloader, publish_counts, reload_loop};
+use crate::catalog::reload::{self, Reloader, publish_counts, reload_loop};
 use crate::catalog::{self, Catalog};
 use crate::deliver::Delivery;
 use crate::ledger::Ledger;
@@ -24,7 +24,7 @@ use crate::ops::{self, OpsState};
 use crate::pipeline::today_in;
 use crate::scheduled::{Scheduler, SchedulerParts, process_owner};
 use crate::settings::{SlashTransport, WarehouseKind};
-use crate::slack::inbound::run_socket_mode;
+use crate::slack::inbound::{Verifier, run_socket_mode};
 use crate::warehouse::Warehouse;
 use crate::warehouse::demo::ensure_demo_mart;
 use crate::warehouse::duckdb::DuckDbWarehouse;
@@ -93,6 +93,8 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     }
     let metrics = Arc::new(Metrics::new());
     let dir = app.reports_dir().to_path_buf();
+    // Before the load: a change while loading is picked up by the first reload.
+    let loaded_from = reload::fingerprint(&dir);
     let (initial, broken) = catalog::load(&dir, &app.spec_defaults(), &Catalog::default())
         .with_context(|| format!("cannot load the reports in {}", dir.display()))?;
     for file in &broken {
@@ -141,17 +143,16 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         .with_catalog(catalog.clone());
     let draining = ops_state.draining.clone();
     let ops_router = ops::router(ops_state);
-    // With an operations address, the public listener serves only `/slack/…`.
-    let (mut router, ops_listener) = match &settings.http.ops_listen {
-        Some(ops_address) => {
-            let ops_listener = tokio::net::TcpListener::bind(ops_address)
-                .await
-                .with_context(|| {
-                    format!("cannot listen on {ops_address} (KPIBOT__HTTP__OPS_LISTEN)")
-                })?;
-            (axum::Router::new(), Some((ops_listener, ops_router)))
-        }
-        None => (ops_router, None),
+    let ops_address = &settings.http.ops_listen;
+    let ops_listener = tokio::net::TcpListener::bind(ops_address)
+        .await
+        .with_context(|| format!("cannot listen on {ops_address} (KPIBOT__HTTP__OPS_LISTEN)"))?;
+    // `/readyz` (warehouse and ledger errors) and `/metrics` stay off the public listener
+    // unless a setting asks for them there; `/healthz` is on both.
+    let mut router = if settings.http.ops_on_public_listener {
+        ops_router.clone()
+    } else {
+        ops::health_router()
     };
     let handler = slack.as_ref().map(|slack| {
         Arc::new(app.command_handler(
@@ -166,8 +167,10 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     match (handler, settings.slash.transport) {
         (Some(handler), SlashTransport::Http) => match &settings.slack.signing_secret {
             Some(secret) => {
-                router = router.merge(slash::router(secret.expose(), handler.clone()));
-                router = router.merge(interact::router(secret.expose(), handler));
+                // One verifier for both: a signed request is taken once, by either.
+                let verifier = Arc::new(Verifier::new(secret.expose()));
+                router = router.merge(slash::router(verifier.clone(), handler.clone()));
+                router = router.merge(interact::router(verifier, handler));
                 tracing::info!(
                     path = slash::COMMANDS_PATH,
                     interactions = interact::INTERACTIONS_PATH,
@@ -205,7 +208,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
             "slash commands disabled: they need Slack delivery (KPIBOT__SLACK__BOT_TOKEN)"
         ),
     }
-    if let Some((ops_listener, ops_router)) = ops_listener {
+    {
         let mut ops_shutdown = listeners_stop.clone();
         tracing::info!(address = %ops_listener.local_addr()?, "operations endpoints on their own listener");
         tokio::spawn(async move {
@@ -238,6 +241,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         interval: Duration::from_millis(settings.scheduler.reload_interval_ms),
         locale: app.locale,
+        loaded_from,
     };
     tokio::spawn(reload_loop(reloader, reloaded_tx, shutdown.clone()));
     let drain = Duration::from_secs(settings.http.drain_seconds);

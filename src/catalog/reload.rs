@@ -1,6 +1,6 @@
-//! Keeps the running catalog current: `reports/` is fingerprinted (paths, sizes, mtimes)
-//! every few seconds; on a change it is loaded again, broken files keep their last good
-//! version, and their owners are told once per version of the file.
+//! Keeps the running catalog current: `reports/` is fingerprinted (paths, what they resolve
+//! to, sizes, mtimes) every few seconds; on a change it is loaded again, broken files keep
+//! their last good version, and their owners are told once per version of the file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -37,15 +37,21 @@ pub fn publish_counts(metrics: &Metrics, catalog: &Catalog, broken: usize) {
     );
 }
 
-/// Size and modification time of every spec file: changes when any file does.
-fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, (u64, Option<SystemTime>)> {
+/// Per spec file (by the path a person gave it): the file it resolves to, its size and
+/// modification time. Changes when any file does, and when a ConfigMap update swaps
+/// `..data` to a new folder, even if every size and time stays the same.
+pub type Fingerprint = BTreeMap<PathBuf, (PathBuf, u64, Option<SystemTime>)>;
+
+/// The fingerprint of `dir` now. Take it before loading the catalog it goes with, so a
+/// change in between is seen by the next poll.
+pub fn fingerprint(dir: &Path) -> Fingerprint {
     // An unreadable folder fingerprints as empty; the reload that follows says why.
-    spec::spec_paths(dir)
+    spec::spec_files(dir)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|path| {
-            let meta = std::fs::metadata(&path).ok()?;
-            Some((path, (meta.len(), meta.modified().ok())))
+        .filter_map(|file| {
+            let meta = std::fs::metadata(&file.target).ok()?;
+            Some((file.path, (file.target, meta.len(), meta.modified().ok())))
         })
         .collect()
 }
@@ -71,6 +77,8 @@ pub struct Reloader {
     pub interval: Duration,
     /// The language owners are told in.
     pub locale: Locale,
+    /// The folder's [`fingerprint`] from before the running catalog was loaded.
+    pub loaded_from: Fingerprint,
 }
 
 /// Reloads whenever a spec file changes; tells owners about files that fail validation
@@ -88,8 +96,9 @@ pub async fn reload_loop(
         metrics,
         interval,
         locale,
+        loaded_from,
     } = reloader;
-    let mut seen = fingerprint(&dir);
+    let mut seen = loaded_from;
     let mut told: HashMap<PathBuf, String> = HashMap::new();
     let mut generation = 0;
     loop {
@@ -141,5 +150,103 @@ pub async fn reload_loop(
         *catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         generation += 1;
         let _ = reloaded.send(generation);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+    use crate::deliver::FolderDelivery;
+
+    /// The longest a test waits for a reload it caused.
+    const RELOAD_WAIT_SECONDS: u64 = 30;
+
+    /// Writes `files` into a new timestamped folder of the ConfigMap volume `dir`, each
+    /// with the modification time `mtime`, and points `..data` at it the way the kubelet
+    /// does: a new link renamed over the old one, then one link per file.
+    fn configmap_version(dir: &Path, stamp: &str, files: &[(String, String)], mtime: SystemTime) {
+        let folder = dir.join(format!("..{stamp}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        for (name, text) in files {
+            let file = std::fs::File::create(folder.join(name)).unwrap();
+            std::io::Write::write_all(&mut &file, text.as_bytes()).unwrap();
+            file.set_modified(mtime).unwrap();
+        }
+        symlink(format!("..{stamp}"), dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        for (name, _) in files {
+            let link = dir.join(name);
+            if std::fs::symlink_metadata(&link).is_err() {
+                symlink(Path::new("..data").join(name), link).unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_configmap_update_is_picked_up_even_when_sizes_and_times_match() {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("reports");
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+        let mut files: Vec<(String, String)> = std::fs::read_dir(&examples)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&p).unwrap())
+            })
+            .collect();
+        let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        configmap_version(&dir, "2026_12_05_10_00_00.000000001", &files, mtime);
+
+        let defaults = SpecDefaults::duckdb(chrono_tz::Asia::Tokyo);
+        let loaded_from = fingerprint(&dir);
+        let (initial, broken) = load(&dir, &defaults, &Catalog::default()).unwrap();
+        assert!(broken.is_empty(), "{:?}", broken[0].diagnostics);
+        let title = |catalog: &SharedCatalog| {
+            snapshot(catalog)
+                .get("daily_active_users")
+                .map(|r| r.title.clone())
+        };
+        let reports = initial.len();
+        let catalog = super::super::shared(initial);
+        assert_eq!(
+            title(&catalog).as_deref(),
+            Some("日次アクティブユーザー (DAU)")
+        );
+        let (reloaded_tx, mut reloaded) = watch::channel(0u64);
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let reloader = Reloader {
+            dir: dir.clone(),
+            defaults,
+            catalog: catalog.clone(),
+            delivery: Arc::new(FolderDelivery::new(scratch.path().join("out"))),
+            metrics: Arc::new(Metrics::new()),
+            interval: Duration::from_millis(20),
+            locale: Locale::En,
+            loaded_from,
+        };
+        let running = tokio::spawn(reload_loop(reloader, reloaded_tx, shutdown));
+
+        // The next version: one title changed, same length, same times.
+        for (name, text) in &mut files {
+            if name == "daily_active_users.toml" {
+                *text = text.replace("(DAU)", "(XYZ)");
+            }
+        }
+        configmap_version(&dir, "2026_12_05_11_00_00.000000002", &files, mtime);
+        tokio::time::timeout(Duration::from_secs(RELOAD_WAIT_SECONDS), reloaded.changed())
+            .await
+            .expect("the ConfigMap update was not picked up")
+            .unwrap();
+        assert_eq!(
+            title(&catalog).as_deref(),
+            Some("日次アクティブユーザー (XYZ)")
+        );
+        assert_eq!(snapshot(&catalog).len(), reports, "every report, once");
+        shutdown_tx.send(true).unwrap();
+        running.await.unwrap();
     }
 }

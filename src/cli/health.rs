@@ -1,5 +1,5 @@
-//! `kpibot health`: asks a running `serve` for `/healthz`, for container health checks
-//! (where there is no curl).
+//! `kpibot health`: asks a running `serve` for `/healthz` on its operations listener, for
+//! container health checks (where there is no curl).
 
 use std::time::Duration;
 
@@ -16,14 +16,11 @@ pub const HEALTH_TIMEOUT_SECONDS: u64 = 5;
 /// where there is no curl).
 pub async fn health(app: &App) -> anyhow::Result<bool> {
     let settings = &app.settings;
-    // /healthz is on the operations address when there is one.
-    let (listen, variable) = match &settings.http.ops_listen {
-        Some(ops) => (ops, "KPIBOT__HTTP__OPS_LISTEN"),
-        None => (&settings.http.listen, "KPIBOT__HTTP__LISTEN"),
-    };
+    // The operations listener always has /healthz.
+    let listen = &settings.http.ops_listen;
     let mut address: std::net::SocketAddr = listen
         .parse()
-        .with_context(|| format!("{variable} `{listen}`"))?;
+        .with_context(|| format!("KPIBOT__HTTP__OPS_LISTEN `{listen}`"))?;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod postgres;
+pub mod redact;
 pub mod sqlite;
 
 use std::path::Path;

@@ -12,6 +12,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
+use super::redact::redact;
 use super::{Cell, LedgerError, Param, statement_timeout};
 use crate::deliver::error_chain;
 use crate::settings::LedgerSettings;
@@ -73,26 +74,6 @@ fn parse_url(url: &str) -> Result<(tokio_postgres::Config, CertificateCheck), St
         CertificateCheck::None
     };
     Ok((config, check))
-}
-
-/// The URL for logs: the password (in the authority or as `password=`) replaced.
-pub fn redact(url: &str) -> String {
-    let mut shown = url.to_string();
-    if let Some(scheme_end) = shown.find("://") {
-        let rest = &shown[scheme_end + 3..];
-        if let Some(at) = rest.find('@')
-            && let Some(colon) = rest[..at].find(':')
-        {
-            let start = scheme_end + 3 + colon + 1;
-            shown.replace_range(start..scheme_end + 3 + at, "***");
-        }
-    }
-    if let Some(start) = shown.find("password=") {
-        let value = start + "password=".len();
-        let end = shown[value..].find('&').map_or(shown.len(), |i| value + i);
-        shown.replace_range(value..end, "***");
-    }
-    shown
 }
 
 fn tls(check: &CertificateCheck) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
@@ -501,18 +482,6 @@ mod tests {
         assert_eq!(
             numbered("WHERE a = ?1 AND b = ?12 AND CAST(?3 AS TEXT) IS NULL"),
             "WHERE a = $1 AND b = $12 AND CAST($3 AS TEXT) IS NULL"
-        );
-    }
-
-    #[test]
-    fn passwords_never_reach_the_logs() {
-        assert_eq!(
-            redact("postgres://kpibot:s3cret@db:5432/kpibot?sslmode=require"),
-            "postgres://kpibot:***@db:5432/kpibot?sslmode=require"
-        );
-        assert_eq!(
-            redact("postgres://kpibot@/kpibot?host=/cloudsql/p:r:i&password=s3cret"),
-            "postgres://kpibot@/kpibot?host=/cloudsql/p:r:i&password=***"
         );
     }
 

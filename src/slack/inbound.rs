@@ -1,10 +1,10 @@
 //! What Slack sends kpibot: requests signed with the app's signing secret (checked here,
-//! with the five-minute timestamp window), slash-command fields, clicks on buttons, and
-//! Socket Mode, where the same commands and clicks arrive over a WebSocket opened with the
-//! app-level token.
+//! with the five-minute timestamp window, and each taken once), slash-command fields,
+//! clicks on buttons, and Socket Mode, where the same commands and clicks arrive over a
+//! WebSocket opened with the app-level token.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode};
 use slack_morphism::prelude::*;
@@ -57,18 +57,78 @@ struct InteractionHandling {
     on_action: OnAction,
 }
 
-/// Checks requests against the app's signing secret.
-pub struct Verifier(SlackEventSignatureVerifier);
+/// How far a request's timestamp may be from now, in seconds (Slack's rule, applied by
+/// the verifier): a signature is remembered until its timestamp is this far behind.
+pub const SIGNATURE_WINDOW_SECONDS: i64 = SlackEventSignatureVerifier::MAX_TIMESTAMP_AGE_SECONDS;
+/// Signatures remembered at most (about 100 bytes each); past it the oldest is forgotten.
+/// One workspace's commands and clicks come a few per second at the busiest, so the
+/// whole five-minute window fits many times over.
+pub const MAX_REMEMBERED_SIGNATURES: usize = 10_000;
+
+/// Signatures of the requests already taken, so a captured request cannot be sent again
+/// while its timestamp is still accepted.
+#[derive(Debug)]
+struct SeenSignatures {
+    capacity: usize,
+    seen: HashSet<String>,
+    /// In arrival order, with each request's timestamp (Unix seconds).
+    order: VecDeque<(String, i64)>,
+}
+
+impl SeenSignatures {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Remembers `signature`, of a request stamped `timestamp`; false if it was seen
+    /// before. `now` in Unix seconds.
+    fn first_time(&mut self, signature: &str, timestamp: i64, now: i64) -> bool {
+        // Signatures whose timestamps the verifier refuses by now need no remembering.
+        while let Some((oldest, stamped)) = self.order.front() {
+            if now - stamped <= SIGNATURE_WINDOW_SECONDS {
+                break;
+            }
+            self.seen.remove(oldest);
+            self.order.pop_front();
+        }
+        if self.seen.contains(signature) {
+            return false;
+        }
+        if self.order.len() >= self.capacity
+            && let Some((oldest, _)) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        self.seen.insert(signature.to_string());
+        self.order.push_back((signature.to_string(), timestamp));
+        true
+    }
+}
+
+/// Checks requests against the app's signing secret, and takes each signed request once.
+/// One is shared by every endpoint that verifies (`/slack/commands`,
+/// `/slack/interactions`), so a request taken by one cannot be sent to the other.
+pub struct Verifier {
+    check: SlackEventSignatureVerifier,
+    seen: Mutex<SeenSignatures>,
+}
 
 impl Verifier {
     pub fn new(signing_secret: &str) -> Self {
-        Self(SlackEventSignatureVerifier::new(&SlackSigningSecret::new(
-            signing_secret.to_string(),
-        )))
+        Self {
+            check: SlackEventSignatureVerifier::new(&SlackSigningSecret::new(
+                signing_secret.to_string(),
+            )),
+            seen: Mutex::new(SeenSignatures::new(MAX_REMEMBERED_SIGNATURES)),
+        }
     }
 
-    /// The request's form fields when it is signed by Slack within the last five minutes;
-    /// otherwise the status and reason to refuse it with.
+    /// The request's form fields when it is signed by Slack within the last five minutes
+    /// and was not received before; otherwise the status and reason to refuse it with.
     pub fn form(
         &self,
         headers: &HeaderMap,
@@ -85,8 +145,22 @@ impl Verifier {
             return Err((StatusCode::BAD_REQUEST, "the body is not UTF-8"));
         };
         // Checks the HMAC and that the timestamp is within five minutes.
-        if self.0.verify(signature, text, timestamp).is_err() {
+        if self.check.verify(signature, text, timestamp).is_err() {
             return Err((StatusCode::UNAUTHORIZED, "bad signature or stale timestamp"));
+        }
+        // Only a verified signature is remembered: forged ones cannot crowd out real ones.
+        let stamped = timestamp.parse().unwrap_or_default();
+        let now = chrono::Utc::now().timestamp();
+        let first = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .first_time(signature, stamped, now);
+        if !first {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "this signed request was already received",
+            ));
         }
         Ok(form_urlencoded::parse(body).into_owned().collect())
     }
@@ -199,4 +273,33 @@ pub async fn run_socket_mode(
     let _ = shutdown.changed().await;
     listener.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_is_taken_once_while_its_timestamp_is_accepted() {
+        let mut seen = SeenSignatures::new(10);
+        let at = 1_800_000_000;
+        assert!(seen.first_time("v0=a", at, at));
+        assert!(!seen.first_time("v0=a", at, at + SIGNATURE_WINDOW_SECONDS));
+        // Past the window the verifier refuses it anyway; it is forgotten.
+        assert!(seen.first_time("v0=b", at, at + SIGNATURE_WINDOW_SECONDS + 1));
+        assert!(!seen.seen.contains("v0=a"));
+    }
+
+    #[test]
+    fn memory_is_bounded_and_the_oldest_go_first() {
+        let mut seen = SeenSignatures::new(3);
+        let at = 1_800_000_000;
+        for signature in ["v0=1", "v0=2", "v0=3", "v0=4"] {
+            assert!(seen.first_time(signature, at, at));
+        }
+        assert_eq!(seen.order.len(), 3);
+        assert_eq!(seen.seen.len(), 3);
+        assert!(!seen.first_time("v0=4", at, at), "the newest are kept");
+        assert!(seen.first_time("v0=1", at, at), "the oldest was forgotten");
+    }
 }

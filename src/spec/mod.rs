@@ -1,7 +1,8 @@
 //! Report specs: `reports/*.toml` loaded, validated (every problem, with line and column)
 //! and turned into checked types the rest of the bot can trust. [`walk`] is the general
 //! spanned-TOML reader; each section's rules sit beside its types (`report`, `query`,
-//! `chart`, `schedule`, `freshness`, `metric`, `access`).
+//! `chart`, `schedule`, `freshness`, `metric`, `access`); [`files`] says which files under
+//! the folder are specs (a Kubernetes ConfigMap volume's bookkeeping skipped).
 
 pub mod access;
 pub mod alert;
@@ -9,6 +10,7 @@ mod alert_checks;
 mod alert_condition;
 pub mod chart;
 pub mod diagnostic;
+pub mod files;
 pub mod freshness;
 pub mod metric;
 pub mod metric_sql;
@@ -33,6 +35,7 @@ pub use chart::{
     SlackChart,
 };
 pub use diagnostic::Diagnostic;
+pub use files::{SpecFile, spec_files, spec_paths};
 pub use freshness::FreshnessSpec;
 pub use metric::{Measure, MetricSpec, measure_columns};
 pub use period::{Period, Window};
@@ -112,13 +115,16 @@ pub enum LoadError {
     },
 }
 
-/// Loads every `*.toml` under `dir` (recursively, in path order). Problems in the files are
-/// diagnostics on each [`LoadedFile`]; only an unreadable folder or file is an `Err`.
+/// Loads every `*.toml` under `dir` (recursively, in path order, each file once: see
+/// [`spec_files`]). Problems in the files are diagnostics on each [`LoadedFile`]; only an
+/// unreadable folder or file is an `Err`.
 pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, LoadError> {
-    let paths = spec_paths(dir)?;
-    let mut files = Vec::with_capacity(paths.len());
-    for path in paths {
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::ReadFile {
+    let found = spec_files(dir)?;
+    let mut files = Vec::with_capacity(found.len());
+    for SpecFile { path, target } in found {
+        // The resolved file: what the reloader fingerprinted, even if a ConfigMap update
+        // swaps `..data` meanwhile.
+        let bytes = std::fs::read(&target).map_err(|source| LoadError::ReadFile {
             path: path.clone(),
             source,
         })?;
@@ -134,37 +140,6 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     policy::flag_policy_problems(&mut files);
     alert_checks::flag_alert_problems(&mut files, defaults.dialect);
     Ok(files)
-}
-
-/// Every spec file (`*.toml`, any case) under `dir`, recursively, in path order.
-pub fn spec_paths(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let mut paths = Vec::new();
-    collect_toml_files(dir, &mut paths)?;
-    paths.sort();
-    Ok(paths)
-}
-
-fn collect_toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::ReadDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| LoadError::ReadDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = entry.path();
-        if path.is_dir() {
-            collect_toml_files(&path, out)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Report ids are compared case-insensitively: `/kpi DAU` and `/kpi dau` must not be two

@@ -418,17 +418,23 @@ pub const CLOCK_FUNCTIONS: [&str; 11] = [
 
 /// Byte ranges in `sql` where it reads the warehouse's clock (`CURRENT_DATE`, `NOW()`, …),
 /// with the word as written. Found in the text as whole words outside strings and
-/// comments, so they can be pointed at.
+/// comments, so they can be pointed at. The names are ASCII and matched ASCII
+/// case-insensitively on `sql` itself: lowercasing the text first would move every offset
+/// after a character whose lowercase is longer (`İ`, 2 bytes, lowercases to 3).
 pub fn clock_reads(sql: &str) -> Vec<(std::ops::Range<usize>, String)> {
-    let lower = sql.to_lowercase();
+    let bytes = sql.as_bytes();
     let code = super::sql::code_mask(sql);
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
     let mut found = Vec::new();
     for name in CLOCK_FUNCTIONS {
-        for (at, _) in lower.match_indices(name) {
+        for (at, window) in bytes.windows(name.len()).enumerate() {
+            if !window.eq_ignore_ascii_case(name.as_bytes()) {
+                continue;
+            }
+            // The match is ASCII, so both ends are character boundaries.
             let end = at + name.len();
-            let before = lower[..at].chars().next_back();
-            let after = lower[end..].chars().next();
+            let before = sql[..at].chars().next_back();
+            let after = sql[end..].chars().next();
             let whole =
                 !before.is_some_and(|c| is_word(c) || c == '.') && !after.is_some_and(is_word);
             if whole && code.get(at).copied().unwrap_or(false) {
@@ -529,5 +535,44 @@ mod tests {
         let copy = read_sql("COPY (SELECT 1) TO '/tmp/out.csv'", Dialect::DuckDb);
         assert!(copy.forbidden()[0].contains("COPY"), "{copy:?}");
         assert!(read_sql("SELECT 1", Dialect::DuckDb).forbidden().is_empty());
+    }
+
+    #[test]
+    fn a_clock_after_a_string_whose_lowercase_is_longer_is_found_where_it_is() {
+        // `İ` is 2 bytes; its lowercase `i̇` is 3.
+        let sql = "SELECT 'İİİ' AS label, NOW() AS t";
+        let found = clock_reads(sql);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let (range, word) = &found[0];
+        assert_eq!((&sql[range.clone()], word.as_str()), ("NOW", "NOW"));
+    }
+
+    /// Characters whose lowercase has another length in UTF-8, or that are not ASCII.
+    const AWKWARD: [char; 10] = ['İ', 'ẞ', 'Ω', 'K', 'Σ', 'ﬁ', 'Å', '東', 'a', 'Z'];
+
+    proptest::proptest! {
+        #[test]
+        fn clock_reads_slice_the_original_text_to_the_function_name(
+            prefix in proptest::collection::vec(proptest::sample::select(&AWKWARD[..]), 0..12),
+            comment in proptest::collection::vec(proptest::sample::select(&AWKWARD[..]), 0..6),
+            which in 0..CLOCK_FUNCTIONS.len(),
+            upper in proptest::collection::vec(proptest::bool::ANY, 32),
+        ) {
+            let name: String = CLOCK_FUNCTIONS[which]
+                .chars()
+                .zip(&upper)
+                .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let prefix: String = prefix.into_iter().collect();
+            let comment: String = comment.into_iter().collect();
+            let head = format!("SELECT '{prefix}' AS label, /* {comment} */ ");
+            let sql = format!("{head}{name}() AS t");
+            let found = clock_reads(&sql);
+            proptest::prop_assert_eq!(found.len(), 1, "{:?} in {}", found, sql);
+            let (range, word) = &found[0];
+            proptest::prop_assert_eq!(range.clone(), head.len()..head.len() + name.len());
+            proptest::prop_assert_eq!(&sql[range.clone()], name.as_str());
+            proptest::prop_assert_eq!(word, &name);
+        }
     }
 }

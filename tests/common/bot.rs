@@ -57,13 +57,17 @@ pub fn free_port() -> u16 {
 
 pub struct Bot {
     pub dir: PathBuf,
+    /// The public listener: `/slack/…` (and `/healthz`).
     pub port: u16,
+    /// The operations listener: `/healthz`, `/readyz`, `/metrics`.
+    pub ops_port: u16,
     pub env: Vec<(String, String)>,
 }
 
 impl Bot {
     pub fn new(dir: &Path, extra: &[(&str, &str)]) -> Self {
         let port = free_port();
+        let ops_port = free_port();
         let mut env: Vec<(String, String)> = vec![
             (
                 "KPIBOT__REPORTS__DIR".into(),
@@ -82,6 +86,10 @@ impl Bot {
                 dir.join("out").display().to_string(),
             ),
             ("KPIBOT__HTTP__LISTEN".into(), format!("127.0.0.1:{port}")),
+            (
+                "KPIBOT__HTTP__OPS_LISTEN".into(),
+                format!("127.0.0.1:{ops_port}"),
+            ),
             ("KPIBOT__SCHEDULER__RELOAD_INTERVAL_MS".into(), "200".into()),
             ("KPIBOT__HTTP__DRAIN_SECONDS".into(), "0".into()),
             ("KPIBOT__SCHEDULER__LEASE_SECONDS".into(), "2".into()),
@@ -95,6 +103,7 @@ impl Bot {
         Self {
             dir: dir.to_path_buf(),
             port,
+            ops_port,
             env,
         }
     }
@@ -122,9 +131,9 @@ impl Bot {
         running
     }
 
-    /// A plain HTTP/1.1 GET: (status, body).
+    /// A plain HTTP/1.1 GET to the operations listener: (status, body).
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        get_on(self.port, path)
+        get_on(self.ops_port, path)
     }
 
     pub fn log(&self, name: &str) -> String {
