@@ -36,33 +36,12 @@ fn check_passes_the_example_reports() {
     );
 }
 
-/// `reports/` as Kubernetes mounts a ConfigMap: the files in a timestamped folder, `..data`
-/// linked to it, and one link per file (`x.toml -> ..data/x.toml`).
-fn configmap_volume(into: &std::path::Path, stamp: &str, from: &std::path::Path) -> usize {
-    use std::os::unix::fs::symlink;
-    let folder = into.join(format!("..{stamp}"));
-    std::fs::create_dir_all(&folder).unwrap();
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let name = path.file_name().unwrap().to_owned();
-            std::fs::copy(&path, folder.join(&name)).unwrap();
-            names.push(name);
-        }
-    }
-    symlink(format!("..{stamp}"), into.join("..data")).unwrap();
-    for name in &names {
-        symlink(std::path::Path::new("..data").join(name), into.join(name)).unwrap();
-    }
-    names.len()
-}
 
 #[test]
 fn check_reads_a_configmap_volume_once_per_file() {
     let dir = tempfile::tempdir().unwrap();
     let mounted = dir.path().join("reports");
-    let files = configmap_volume(
+    let files = common::configmap_volume(
         &mounted,
         "2026_12_05_10_00_00.123456789",
         &common::repo_path("reports"),

@@ -470,6 +470,54 @@ fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
     assert!(terminate(child).success());
 }
 
+/// On the Kubernetes deploy `reports/` is a ConfigMap volume (a timestamped folder, a
+/// `..data` link, a link per file): every file loads once, the policies are readable, and
+/// `/kpi` in a channel the policy allows is answered there — not refused as "policies
+/// unreadable" because each file seemed to be there three times.
+#[test]
+fn a_configmap_volume_of_the_examples_answers_kpi_in_data_team() {
+    const SECRET: &str = "configmap-signing-secret";
+    let slack = FakeSlack::start_in_background(&[("C0DATATEAM", "data-team", true)]);
+    let dir = tempfile::tempdir().unwrap();
+    let files = common::configmap_volume(
+        &dir.path().join("reports"),
+        "2026_12_05_10_00_00.123456789",
+        &common::repo_path("reports"),
+    );
+    assert_eq!(files, 12);
+    let env = [
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+        ("KPIBOT__SLACK__SIGNING_SECRET", SECRET),
+    ];
+    let bot = Bot::new(dir.path(), &env);
+    let child = bot.start("serve.log");
+    let body = format!(
+        "command=%2Fkpi&text=active_users+last+7+days+by+prefecture&user_id=U0ALICE&channel_id=C0DATATEAM&channel_name=data-team&response_url={}",
+        form_urlencoded::byte_serialize(slack.response_url("configmap").as_bytes())
+            .collect::<String>()
+    );
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut stream = TcpStream::connect(("127.0.0.1", bot.port)).unwrap();
+    write!(
+        stream,
+        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        common::slack_signature(SECRET, timestamp, &body)
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(!response.contains("unreadable"), "{response}");
+    wait_for("the chart in #data-team", Duration::from_secs(30), || {
+        !slack.messages_in("C0DATATEAM").is_empty()
+    });
+    let log = bot.log("serve.log");
+    assert!(!log.contains("invalid report spec"), "{log}");
+    assert!(terminate(child).success());
+}
+
 #[test]
 fn slash_commands_arrive_over_socket_mode_and_share_the_same_handling() {
     let (slack, _dir, bot) = slash_bot(&[
