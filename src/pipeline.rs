@@ -205,13 +205,10 @@ fn run_params(
 /// data (DuckDB's planner, BigQuery's dry run): asked before data may leave, so access is
 /// decided on what the query really reads, through views and table functions.
 pub async fn reads(warehouse: &dyn Warehouse, spec: &ReportSpec, options: &RunOptions) -> Reads {
-    let window = match window_for(spec, options.period, options.now, &options.limits.window) {
-        Ok(window) => window,
-        Err(error) => {
-            return Reads::Unknown {
-                why: error.to_string(),
-            };
-        }
+    // A window outside the limits runs no query (`run` refuses it before the warehouse is
+    // asked), so it reads nothing; the run answers the mistake.
+    let Ok(window) = window_for(spec, options.period, options.now, &options.limits.window) else {
+        return Reads::nothing();
     };
     let params = run_params(spec, options, window, today_in(spec.timezone, options.now));
     let job = job_for(spec, options.default_timeout, options.trigger);
