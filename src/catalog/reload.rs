@@ -60,6 +60,19 @@ fn owner_of_broken(previous: &Catalog, file: &LoadedFile) -> Option<String> {
     value.get("owner")?.as_str().map(str::to_string)
 }
 
+/// What a broken file's owner is told: the file and its problems, as `check` shows them.
+pub fn broken_file_notice(file: &LoadedFile, locale: Locale) -> String {
+    format!(
+        "{}\n```\n{}```",
+        crate::tr!(
+            locale,
+            "notice-spec-broken",
+            file = file.path.display().to_string()
+        ),
+        file.render_diagnostics()
+    )
+}
+
 /// Watches `reports/` and swaps the catalog when it changes.
 pub struct Reloader {
     pub dir: PathBuf,
@@ -118,14 +131,7 @@ pub async fn reload_loop(
             }
             told.insert(file.path.clone(), file.source.clone());
             if let Some(owner) = owner_of_broken(&previous, file) {
-                let text = format!(
-                    "{}\n```\n{diagnostics}```",
-                    crate::tr!(
-                        locale,
-                        "notice-spec-broken",
-                        file = file.path.display().to_string()
-                    )
-                );
+                let text = broken_file_notice(file, locale);
                 if let Err(error) = delivery.notify(&owner, &text).await {
                     tracing::error!(owner, error = %error, "could not tell the owner about an invalid spec");
                 }
