@@ -9,8 +9,9 @@
 //! - Slack has no escape for formatting, so a character that could format becomes a
 //!   lookalike: a backtick always (it would open or close code), `*` and `~` always (bold,
 //!   strike — and never close the `*…*` a message puts a value in), `_` unless it stands
-//!   between two letters or digits, where Slack never reads it as italics (so
-//!   `daily_active_users` keeps its underscores).
+//!   between two ASCII letters or digits, where Slack never reads it as italics (so
+//!   `daily_active_users` keeps its underscores; beside Japanese, where Slack's word
+//!   boundaries are less clear, it becomes the lookalike).
 //! - Line breaks become spaces: a value never starts a line, so never a quote (`>`) or a
 //!   list.
 //!
@@ -45,36 +46,62 @@ pub fn escape(value: &str) -> String {
     escape_chars(value, false)
 }
 
-/// Text shown verbatim in a code block (```): each line escaped as [`escape`] would, the
-/// lines kept, so a spec's source or a warehouse's message keeps its shape but can neither
-/// mention anyone nor close the block.
+/// Text shown verbatim in a code block (```), where Slack formats nothing: `&`, `<`, `>`
+/// escaped as [`escape`] escapes them and a run of three backticks made lookalikes, the
+/// lines and the rest kept — a spec's source keeps its shape but can neither mention
+/// anyone nor close the block.
 pub fn code_block(text: &str) -> String {
     let body = escape_chars(text.trim_end_matches(is_line_break), true);
     format!("```\n{body}\n```")
 }
 
-fn escape_chars(value: &str, keep_lines: bool) -> String {
+/// Backticks in a row that close a code block.
+const FENCE_BACKTICKS: usize = 3;
+
+fn escape_chars(value: &str, in_code_block: bool) -> String {
     let chars: Vec<char> = value.chars().collect();
+    // Whether the backtick at `i` is one of a run long enough to be a fence.
+    let in_fence = |i: usize| {
+        let before = chars[..i].iter().rev().take_while(|c| **c == '`').count();
+        let after = chars[i + 1..].iter().take_while(|c| **c == '`').count();
+        before + 1 + after >= FENCE_BACKTICKS
+    };
     let mut out = String::with_capacity(value.len() + value.len() / 8);
     for (i, &c) in chars.iter().enumerate() {
         let between_words = || {
             i > 0
-                && chars[i - 1].is_alphanumeric()
-                && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric())
+                && chars[i - 1].is_ascii_alphanumeric()
+                && chars.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric())
         };
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '`' => out.push(BACKTICK_LOOKALIKE),
-            '*' => out.push(ASTERISK_LOOKALIKE),
-            '~' => out.push(TILDE_LOOKALIKE),
-            '_' if !between_words() => out.push(UNDERSCORE_LOOKALIKE),
-            '\r' if keep_lines && chars.get(i + 1) == Some(&'\n') => {}
-            c if is_line_break(c) => out.push(if keep_lines { '\n' } else { ' ' }),
+            '`' if !in_code_block || in_fence(i) => out.push(BACKTICK_LOOKALIKE),
+            '*' if !in_code_block => out.push(ASTERISK_LOOKALIKE),
+            '~' if !in_code_block => out.push(TILDE_LOOKALIKE),
+            '_' if !in_code_block && !between_words() => out.push(UNDERSCORE_LOOKALIKE),
+            '\r' if in_code_block && chars.get(i + 1) == Some(&'\n') => {}
+            c if is_line_break(c) => out.push(if in_code_block { '\n' } else { ' ' }),
             c => out.push(c),
         }
     }
+    out
+}
+
+/// `text` (mrkdwn) cut to at most `max` characters, ending in `…` when cut, never inside
+/// an entity (a cut `&amp;` would leave a bare `&`).
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    if let Some(amp) = out.rfind('&')
+        && !out[amp..].contains(';')
+    {
+        out.truncate(amp);
+    }
+    out.push('…');
     out
 }
 
@@ -214,7 +241,7 @@ mod tests {
     fn formatting_characters_become_lookalikes_but_identifiers_keep_underscores() {
         assert_eq!(escape("daily_active_users"), "daily_active_users");
         assert_eq!(escape("_x_ *y* ~z~ `w`"), "ˍxˍ ∗y∗ ∼z∼ ˋwˋ");
-        assert_eq!(escape("東京_大阪"), "東京_大阪");
+        assert_eq!(escape("東京_大阪"), "東京ˍ大阪");
         assert_eq!(escape("a_"), "aˍ");
     }
 
@@ -222,8 +249,8 @@ mod tests {
     fn line_breaks_become_spaces_except_in_a_code_block() {
         assert_eq!(escape("a\n> b\r\n• c"), "a &gt; b  • c");
         assert_eq!(
-            code_block("x = 1\n  ^ <!here> ```\n"),
-            "```\nx = 1\n  ^ &lt;!here&gt; ˋˋˋ\n```"
+            code_block("x = `*_y_*`\n  ^ <!here> ```\n"),
+            "```\nx = `*_y_*`\n  ^ &lt;!here&gt; ˋˋˋ\n```"
         );
     }
 
@@ -231,6 +258,16 @@ mod tests {
     fn unescaping_gives_back_the_value() {
         let value = "<@U1> & &amp; *_~` 日本語 a_b";
         assert_eq!(unescape(&escape(value)), value);
+    }
+
+    #[test]
+    fn truncating_never_splits_an_entity() {
+        let text = escape("ab<cd");
+        assert_eq!(text, "ab&lt;cd");
+        assert_eq!(truncate(&text, 8), "ab&lt;cd");
+        assert_eq!(truncate(&text, 7), "ab&lt;…");
+        assert_eq!(truncate(&text, 6), "ab…");
+        assert_eq!(truncate(&text, 4), "ab…");
     }
 
     #[test]
