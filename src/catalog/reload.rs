@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::{Catalog, SharedCatalog, load, snapshot};
 use crate::deliver::Delivery;
-use crate::i18n::Locale;
+use crate::i18n::{Locale, mrkdwn};
 use crate::metrics::Metrics;
 use crate::spec::{self, LoadedFile, SpecDefaults};
 
@@ -60,16 +60,17 @@ fn owner_of_broken(previous: &Catalog, file: &LoadedFile) -> Option<String> {
     value.get("owner")?.as_str().map(str::to_string)
 }
 
-/// What a broken file's owner is told: the file and its problems, as `check` shows them.
+/// What a broken file's owner is told, as Slack mrkdwn: the file and its problems as
+/// `check` shows them, in a code block (the file's own text cannot mention or format).
 pub fn broken_file_notice(file: &LoadedFile, locale: Locale) -> String {
     format!(
-        "{}\n```\n{}```",
-        crate::tr!(
+        "{}\n{}",
+        crate::tr_mrkdwn!(
             locale,
             "notice-spec-broken",
             file = file.path.display().to_string()
         ),
-        file.render_diagnostics()
+        mrkdwn::code_block(&file.render_diagnostics())
     )
 }
 

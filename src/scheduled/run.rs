@@ -20,7 +20,7 @@ use crate::render::PostGuard;
 use crate::render::report::GuardAnswer;
 use crate::retry::{RetryPolicy, backoff_delay};
 use crate::spec::{ReportSpec, ScheduleSpec};
-use crate::tr;
+use crate::tr_mrkdwn;
 use crate::warehouse::Trigger;
 
 /// A crashed slot is recovered at most this many times before it is marked failed.
@@ -221,14 +221,14 @@ impl Scheduler {
             }
             return;
         }
-        let text = tr!(
+        let text = tr_mrkdwn!(
             self.locale_of(spec),
             "notice-unconfirmed",
             title = spec.title.as_str(),
             report = spec.id.as_str(),
             slot = post.slot.as_str(),
             attempts = attempts,
-            error = error.text(self.locale_of(spec)),
+            error = error.mrkdwn(self.locale_of(spec)),
             channel = schedule.channel.as_str()
         );
         self.notify_owner(spec, &text).await;
@@ -421,7 +421,7 @@ impl Scheduler {
         if let Some(freshness) = &spec.freshness
             && let Err(reason) = self.wait_for_fresh_data(spec, freshness, key.slot).await
         {
-            let text = tr!(
+            let text = tr_mrkdwn!(
                 self.locale_of(spec),
                 "notice-not-refreshed",
                 title = spec.title.as_str(),
@@ -469,12 +469,12 @@ impl Scheduler {
                         FailedStep::Run,
                         &spec.title,
                         &post,
-                        &error.text(locale),
+                        &error.mrkdwn(locale),
                         locale,
                     );
                     if is_transient(&error) {
                         notice.push('\n');
-                        notice.push_str(&tr!(
+                        notice.push_str(&tr_mrkdwn!(
                             locale,
                             "notice-warehouse-gave-up",
                             attempts = attempt,
