@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+use crate::i18n::mrkdwn::Mrkdwn;
 use crate::i18n::{self, Locale};
 use crate::render::actions::{Actions, Asked};
 use crate::render::{self, ChartData, RenderError, Rendered, RunFacts, ShapeError};
@@ -136,6 +137,22 @@ impl PipelineError {
                 source, location, ..
             } => format!("{} ({location})", source.text(locale)),
             other => i18n::error_chain(other),
+        }
+    }
+
+    /// [`PipelineError::text`] as Slack mrkdwn: the warehouse's words and what was typed
+    /// escaped, kpibot's own code spans kept.
+    pub fn mrkdwn(&self, locale: Locale) -> Mrkdwn {
+        match self {
+            PipelineError::Period { source, .. } => source.mrkdwn(locale),
+            PipelineError::Shape {
+                source, location, ..
+            } => Mrkdwn::formatted(format!(
+                "{} ({})",
+                source.mrkdwn(locale),
+                i18n::mrkdwn::escape(location)
+            )),
+            other => Mrkdwn::value(&other.text(locale)),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Alerts through the real binary and the fake Slack: the firing's root message (digest,
 //! chart, metadata), reminders in its thread, resolution as a thread reply plus an edit
 //! of the root; a SIGKILL between posting and recording, a restart, and no notice twice;
-//! two processes on one ledger; a direct message to a person.
+//! two processes on one ledger; a direct message to a person; values from the warehouse
+//! (`<!channel>`, a link) posted as text.
 
 mod common;
 
@@ -455,5 +456,85 @@ allowed_channels = ["#data-team"]
         slack.messages_in("DU0ONCALL01").len(),
         direct,
         "nothing more to the person"
+    );
+}
+
+/// Every mrkdwn text of a posted message (Block Kit `mrkdwn` objects and the fallback).
+fn mrkdwn_texts(message: &Value) -> Vec<String> {
+    fn walk(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if map.get("type").and_then(Value::as_str) == Some("mrkdwn")
+                    && let Some(text) = map.get("text").and_then(Value::as_str)
+                {
+                    out.push(text.to_string());
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = message["text"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    walk(&message["blocks"], &mut out);
+    out
+}
+
+#[test]
+fn a_warehouse_row_saying_channel_is_posted_as_text_and_pings_no_one() {
+    let slack = fake_slack();
+    let dir = setup(&format!(
+        r##"[[alert]]
+name = "hostile_rows"
+title = "Rows for <!here> & *all*"
+rows = "SELECT '<!channel>' AS who, '<https://x|Dashboard>' AS link"
+channel = "#data-team"
+owner = "#data-team"
+timezone = "Asia/Tokyo"
+cron = "{EVERY_TWO_SECONDS}"
+"##
+    ));
+    let bot = slack_bot(dir.path(), &slack);
+    let running = bot.start("bot.log");
+    wait_logged(
+        Some(dir.path()),
+        "the firing's root message",
+        Duration::from_secs(60),
+        || !roots(&slack, DATA_TEAM).is_empty(),
+    );
+    slash(&bot, &slack, "alerts", (DATA_TEAM, "data-team"), "listing");
+    wait_for("the `/kpi alerts` answer", Duration::from_secs(30), || {
+        !slack.responses("listing").is_empty()
+    });
+    assert!(terminate(running).success());
+    let root = roots(&slack, DATA_TEAM)[0].body.clone();
+    let texts = mrkdwn_texts(&root);
+    let listing: Vec<String> = slack
+        .responses("listing")
+        .iter()
+        .filter_map(|r| r["text"].as_str().map(str::to_string))
+        .collect();
+    for text in texts.iter().chain(&listing) {
+        for live in ["<!channel>", "<!here>", "<https://x|Dashboard>", "*all*"] {
+            assert!(!text.contains(live), "`{live}` live in {text:?}\n{root:#}");
+        }
+    }
+    let all = texts.join("\n");
+    assert!(
+        all.contains("&lt;!channel&gt; · &lt;https://x|Dashboard&gt;"),
+        "the row, as text: {all}"
+    );
+    assert!(
+        texts[0].contains("Rows for &lt;!here&gt; &amp; ∗all∗"),
+        "the notification text: {}",
+        texts[0]
+    );
+    assert!(
+        listing.join("\n").contains("&lt;!channel&gt;"),
+        "{listing:?}"
     );
 }

@@ -36,7 +36,6 @@ fn check_passes_the_example_reports() {
     );
 }
 
-
 #[test]
 fn check_reads_a_configmap_volume_once_per_file() {
     let dir = tempfile::tempdir().unwrap();

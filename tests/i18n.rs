@@ -15,6 +15,7 @@ use kpibot::catalog::Catalog;
 use kpibot::cli;
 use kpibot::deliver::{DeliveryError, FailedStep, PostIdentity, failure_notice};
 use kpibot::i18n::Locale;
+use kpibot::i18n::mrkdwn::Mrkdwn;
 use kpibot::slack::{SlackError, advice};
 use kpibot::warehouse::Trigger;
 use serde_json::Value;
@@ -315,7 +316,7 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
         Reply::TooManyQuestions { per_minute: 10 },
         Reply::PoliciesUnreadable,
         Reply::NotPosted {
-            error: "`channel_not_found`".into(),
+            error: Mrkdwn::formatted("`channel_not_found`"),
         },
         Reply::Refused {
             name: "prefecture_active_users".into(),
@@ -390,7 +391,7 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
                 step,
                 "日次アクティブユーザー",
                 &post,
-                &error.text(Locale::Ja),
+                &error.mrkdwn(Locale::Ja),
                 Locale::Ja,
             );
             // Slack's API names (`chat.postMessage`, scopes) are code, not prose.

@@ -11,6 +11,7 @@ use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::catalog::Catalog;
 use crate::i18n::Locale;
+use crate::i18n::mrkdwn::Mrkdwn;
 use crate::ledger::Ledger;
 use crate::pipeline::{self, PipelineError, RunLimits, RunOptions};
 use crate::render::Rendered;
@@ -28,7 +29,7 @@ pub enum Answer {
         ephemeral: bool,
         rows: usize,
         /// Why an answer asked in a channel went to the asker only, in one line.
-        why_private: Option<String>,
+        why_private: Option<Mrkdwn>,
     },
 }
 
@@ -162,7 +163,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 owner,
             });
         }
-        Decision::Private { why } => Some(why.map(|m| m.text(context.locale))),
+        Decision::Private { why } => Some(why.map(|m| Mrkdwn::formatted(m.mrkdwn(context.locale)))),
         Decision::Channel => None,
     };
     // A channel post's "Split by" menu names only what the channel may see.
@@ -204,11 +205,11 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         // A window outside the limits is a mistake in the question, answered as one: the
         // pipeline refuses it before any query runs.
         Err(PipelineError::Period { source, .. }) => {
-            Answer::Text(Reply::Mistake(source.text(context.locale)))
+            Answer::Text(Reply::Mistake(source.mrkdwn(context.locale).into_string()))
         }
         Err(error) => Answer::Text(Reply::Failed {
             name: query.name,
-            error: error.text(context.locale),
+            error: error.mrkdwn(context.locale),
             owner: spec.owner,
             timed_out: matches!(
                 error,

@@ -24,6 +24,7 @@ use super::resolve::{Resolved, resolve_query};
 use super::slash::CommandHandler;
 use crate::catalog::{Catalog, snapshot};
 use crate::deliver::{Delivery, error_chain};
+use crate::i18n::mrkdwn::Mrkdwn;
 use crate::i18n::{self, Locale};
 use crate::ledger::{Ledger, RunState};
 use crate::render::actions::{
@@ -32,7 +33,7 @@ use crate::render::actions::{
 };
 use crate::slack::inbound::{ActionRequest, Verifier};
 use crate::spec::{Period, ReportSpec};
-use crate::tr;
+use crate::tr_mrkdwn;
 
 /// Where Slack sends clicks (the app manifest's `interactivity.request_url` ends with this).
 pub const INTERACTIONS_PATH: &str = "/slack/interactions";
@@ -270,12 +271,12 @@ impl CommandHandler {
         let catalog = snapshot(&self.catalog);
         let Some(asked) = Asked::from_block_id(&action.block_id) else {
             return self
-                .tell(action, &tr!(locale, "action-outdated"), "mistake")
+                .tell(action, &tr_mrkdwn!(locale, "action-outdated"), "mistake")
                 .await;
         };
         let (Some(click), Some(mut query)) = (click_of(action), query_of(&asked)) else {
             return self
-                .tell(action, &tr!(locale, "action-outdated"), "mistake")
+                .tell(action, &tr_mrkdwn!(locale, "action-outdated"), "mistake")
                 .await;
         };
         let viewer = Viewer {
@@ -293,11 +294,11 @@ impl CommandHandler {
             Click::History => return self.history(action, &viewer, &asked.name, locale).await,
             Click::Period(period) => {
                 query.period = Some(*period);
-                tr!(
+                tr_mrkdwn!(
                     locale,
                     "action-asked-period",
                     period = period.words(locale),
-                    user = format!("<@{}>", action.user_id)
+                    user = Mrkdwn::mention(&action.user_id)
                 )
             }
             Click::By(dimension) => {
@@ -306,19 +307,20 @@ impl CommandHandler {
                     .metric(&asked.name)
                     .and_then(|m| m.dimensions.get(dimension).cloned())
                     .unwrap_or_else(|| dimension.clone());
-                tr!(
+                tr_mrkdwn!(
                     locale,
                     "action-asked-by",
                     dimension = label,
-                    user = format!("<@{}>", action.user_id)
+                    user = Mrkdwn::mention(&action.user_id)
                 )
             }
-            Click::Refresh => tr!(
+            Click::Refresh => tr_mrkdwn!(
                 locale,
                 "action-asked-refresh",
-                user = format!("<@{}>", action.user_id)
+                user = Mrkdwn::mention(&action.user_id)
             ),
         };
+        let what = Mrkdwn::formatted(what);
         let resolved = resolve_query(
             &catalog,
             query,
@@ -380,7 +382,7 @@ impl CommandHandler {
             Ok(()) => outcome,
             Err(error) => {
                 let text = Reply::NotPosted {
-                    error: error.text(locale),
+                    error: error.mrkdwn(locale),
                 }
                 .text(locale);
                 self.tell(action, &text, "failed").await;
@@ -446,7 +448,7 @@ struct ClickAudit {
 }
 
 /// `/kpi history <report>` and the "History" item: a report's last runs with links, for
-/// those who may see the report.
+/// those who may see the report, as Slack mrkdwn.
 pub async fn history_text(
     ledger: Option<&Ledger>,
     viewer: &Viewer<'_>,
@@ -457,18 +459,18 @@ pub async fn history_text(
         return reply::unknown_name(viewer, name, locale);
     };
     let Some(ledger) = ledger else {
-        return tr!(locale, "history-needs-ledger");
+        return tr_mrkdwn!(locale, "history-needs-ledger");
     };
     let runs = match ledger.history(Some(&report.id), HISTORY_RUNS).await {
         Ok(runs) => runs,
         Err(error) => {
-            return tr!(locale, "history-unavailable", error = error_chain(&error));
+            return tr_mrkdwn!(locale, "history-unavailable", error = error_chain(&error));
         }
     };
     if runs.is_empty() {
-        return tr!(locale, "history-none", report = report.id.as_str());
+        return tr_mrkdwn!(locale, "history-none", report = report.id.as_str());
     }
-    let mut lines = vec![tr!(
+    let mut lines = vec![tr_mrkdwn!(
         locale,
         "history-heading",
         title = report.title.as_str(),
@@ -484,8 +486,8 @@ pub async fn history_text(
             RunState::Running => "history-state-running",
             RunState::Claimed => "history-state-claimed",
         };
-        let link = match (&run.channel, &run.ts) {
-            (Some(channel), Some(ts)) => tr!(
+        let link = Mrkdwn::formatted(match (&run.channel, &run.ts) {
+            (Some(channel), Some(ts)) => tr_mrkdwn!(
                 locale,
                 "history-link",
                 url = format!(
@@ -494,9 +496,9 @@ pub async fn history_text(
                 )
             ),
             _ => String::new(),
-        };
+        });
         let slot = run.key.slot.with_timezone(&report.timezone);
-        lines.push(tr!(
+        lines.push(tr_mrkdwn!(
             locale,
             "history-run",
             slot = format!(
@@ -504,7 +506,7 @@ pub async fn history_text(
                 i18n::date(locale, slot.date_naive()),
                 slot.format("%H:%M")
             ),
-            state = tr!(locale, state),
+            state = Mrkdwn::formatted(tr_mrkdwn!(locale, state)),
             link = link
         ));
     }

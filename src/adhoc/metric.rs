@@ -11,9 +11,9 @@ use crate::spec::{
     ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, Measure, MetricSpec,
     Period, QuerySpec, ReportSpec, SlackChart,
 };
-use crate::tr;
 use crate::warehouse::reads::read_sql;
 use crate::warehouse::{Dialect, Params};
+use crate::{tr, tr_mrkdwn};
 
 /// The period of a metric question that names none.
 pub const DEFAULT_METRIC_PERIOD: &str = "last 28 days";
@@ -35,7 +35,8 @@ fn whole_buckets(period: Period, grain: Grain) -> Period {
     }
 }
 
-/// The report an ad-hoc metric question runs as: generated SQL, a standard chart.
+/// The report an ad-hoc metric question runs as: generated SQL, a standard chart; or what
+/// is wrong with the question, as Slack mrkdwn.
 pub fn metric_report(
     metric: &MetricSpec,
     query: &Query,
@@ -54,15 +55,15 @@ pub fn metric_report(
         let valid: Vec<&str> = names.clone().collect();
         let name = metric.name.as_str();
         Err(match closest(dimension, names) {
-            Some(suggestion) => tr!(
+            Some(suggestion) => tr_mrkdwn!(
                 locale,
                 "metric-no-dimension-hint",
                 metric = name,
                 dimension = dimension,
                 suggestion = suggestion
             ),
-            None if valid.is_empty() => tr!(locale, "metric-no-dimensions", metric = name),
-            None => tr!(
+            None if valid.is_empty() => tr_mrkdwn!(locale, "metric-no-dimensions", metric = name),
+            None => tr_mrkdwn!(
                 locale,
                 "metric-no-dimension-list",
                 metric = name,

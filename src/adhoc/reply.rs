@@ -3,13 +3,16 @@
 //! (and `kpibot ask` prints) when the answer is not a chart.
 
 use super::access::{Viewer, metric_gates, report_gates, who_may_see};
+use crate::i18n::mrkdwn::Mrkdwn;
 use crate::i18n::{self, Locale};
 use crate::spec::Measure;
 use crate::spec::diagnostic::closest;
 use crate::spec::policy::metric_columns;
-use crate::tr;
+use crate::tr_mrkdwn;
 
-/// A text answer to a command.
+/// A text answer to a command. What it holds are values (names, errors, owners), escaped
+/// when the reply is worded; `Catalog`, `Mistake` and `Unknown` are already worded, as
+/// Slack mrkdwn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// `/kpi help`.
@@ -27,7 +30,7 @@ pub enum Reply {
     /// Running `name` failed; `error` says why.
     Failed {
         name: String,
-        error: String,
+        error: Mrkdwn,
         owner: String,
         /// The warehouse took longer than the time limit.
         timed_out: bool,
@@ -35,7 +38,7 @@ pub enum Reply {
     /// A file that declares data policies is broken: nothing is answered until it is fixed.
     PoliciesUnreadable,
     /// The answer was ready but could not be posted.
-    NotPosted { error: String },
+    NotPosted { error: Mrkdwn },
     /// The person asked more questions this minute than the limit allows.
     TooManyQuestions { per_minute: usize },
 }
@@ -58,16 +61,20 @@ impl Reply {
 }
 
 impl Reply {
-    /// The reply in the reader's language.
+    /// The reply in the reader's language, as Slack mrkdwn (`kpibot ask` prints the same).
     pub fn text(&self, locale: Locale) -> String {
         match self {
-            Reply::Help => tr!(locale, "kpi-help"),
+            Reply::Help => tr_mrkdwn!(locale, "kpi-help"),
             Reply::Catalog(text) | Reply::Unknown(text) => text.clone(),
-            Reply::Mistake(message) => tr!(locale, "kpi-mistake", message = message.as_str()),
+            Reply::Mistake(message) => tr_mrkdwn!(
+                locale,
+                "kpi-mistake",
+                message = Mrkdwn::formatted(message.as_str())
+            ),
             Reply::NotAMetric { report } => {
-                tr!(locale, "kpi-not-a-metric", report = report.as_str())
+                tr_mrkdwn!(locale, "kpi-not-a-metric", report = report)
             }
-            Reply::Refused { name, owner } => tr!(
+            Reply::Refused { name, owner } => tr_mrkdwn!(
                 locale,
                 "kpi-refused",
                 name = name.as_str(),
@@ -75,17 +82,17 @@ impl Reply {
             ),
             Reply::Failed {
                 name, error, owner, ..
-            } => tr!(
+            } => tr_mrkdwn!(
                 locale,
                 "kpi-failed",
                 name = name.as_str(),
-                error = error.as_str(),
+                error = error,
                 owner = owner.as_str()
             ),
-            Reply::PoliciesUnreadable => tr!(locale, "kpi-policies-unreadable"),
-            Reply::NotPosted { error } => tr!(locale, "kpi-not-posted", error = error.as_str()),
+            Reply::PoliciesUnreadable => tr_mrkdwn!(locale, "kpi-policies-unreadable"),
+            Reply::NotPosted { error } => tr_mrkdwn!(locale, "kpi-not-posted", error = error),
             Reply::TooManyQuestions { per_minute } => {
-                tr!(locale, "kpi-too-many", count = *per_minute)
+                tr_mrkdwn!(locale, "kpi-too-many", count = *per_minute)
             }
         }
     }
@@ -100,7 +107,7 @@ pub fn list(viewer: &Viewer, tag: Option<&str>, locale: Locale) -> String {
         .reports()
         .filter(|r| matches(&r.tags) && viewer.sees_report(r))
         .map(|r| {
-            tr!(
+            tr_mrkdwn!(
                 locale,
                 "kpi-list-item",
                 name = r.id.as_str(),
@@ -116,13 +123,13 @@ pub fn list(viewer: &Viewer, tag: Option<&str>, locale: Locale) -> String {
             let dims = viewer.dimensions(m);
             let (name, label) = (m.name.as_str(), m.label.as_str());
             if dims.is_empty() {
-                tr!(locale, "kpi-list-item", name = name, label = label)
+                tr_mrkdwn!(locale, "kpi-list-item", name = name, label = label)
             } else {
                 let dimensions = i18n::list(
                     locale,
                     &dims.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
                 );
-                tr!(
+                tr_mrkdwn!(
                     locale,
                     "kpi-list-item-by",
                     name = name,
@@ -133,17 +140,17 @@ pub fn list(viewer: &Viewer, tag: Option<&str>, locale: Locale) -> String {
         })
         .collect();
     if !metrics.is_empty() {
-        lines.push(tr!(locale, "kpi-list-metrics"));
+        lines.push(tr_mrkdwn!(locale, "kpi-list-metrics"));
         lines.extend(metrics);
     }
     if !reports.is_empty() {
-        lines.push(tr!(locale, "kpi-list-reports"));
+        lines.push(tr_mrkdwn!(locale, "kpi-list-reports"));
         lines.extend(reports);
     }
     if lines.is_empty() {
         return match tag {
-            Some(t) => tr!(locale, "kpi-list-no-tag", tag = t),
-            None => tr!(locale, "kpi-list-empty"),
+            Some(t) => tr_mrkdwn!(locale, "kpi-list-no-tag", tag = t),
+            None => tr_mrkdwn!(locale, "kpi-list-empty"),
         };
     }
     lines.join("\n")
@@ -151,18 +158,18 @@ pub fn list(viewer: &Viewer, tag: Option<&str>, locale: Locale) -> String {
 
 fn measure_text(measure: &Measure, locale: Locale) -> String {
     match measure {
-        Measure::Sum(c) => tr!(locale, "measure-sum", column = c.as_str()),
-        Measure::Count(None) => tr!(locale, "measure-rows"),
-        Measure::Count(Some(c)) => tr!(locale, "measure-count", column = c.as_str()),
-        Measure::CountDistinct(c) => tr!(locale, "measure-distinct", column = c.as_str()),
-        Measure::Avg(c) => tr!(locale, "measure-average", column = c.as_str()),
-        Measure::Min(c) => tr!(locale, "measure-minimum", column = c.as_str()),
-        Measure::Max(c) => tr!(locale, "measure-maximum", column = c.as_str()),
-        Measure::Ratio(a, b) => tr!(
+        Measure::Sum(c) => tr_mrkdwn!(locale, "measure-sum", column = c.as_str()),
+        Measure::Count(None) => tr_mrkdwn!(locale, "measure-rows"),
+        Measure::Count(Some(c)) => tr_mrkdwn!(locale, "measure-count", column = c.as_str()),
+        Measure::CountDistinct(c) => tr_mrkdwn!(locale, "measure-distinct", column = c.as_str()),
+        Measure::Avg(c) => tr_mrkdwn!(locale, "measure-average", column = c.as_str()),
+        Measure::Min(c) => tr_mrkdwn!(locale, "measure-minimum", column = c.as_str()),
+        Measure::Max(c) => tr_mrkdwn!(locale, "measure-maximum", column = c.as_str()),
+        Measure::Ratio(a, b) => tr_mrkdwn!(
             locale,
             "measure-ratio",
-            numerator = measure_text(a, locale),
-            denominator = measure_text(b, locale)
+            numerator = Mrkdwn::formatted(measure_text(a, locale)),
+            denominator = Mrkdwn::formatted(measure_text(b, locale))
         ),
     }
 }
@@ -172,9 +179,9 @@ pub fn describe(viewer: &Viewer, name: &str, locale: Locale) -> Option<String> {
     let catalog = viewer.catalog;
     let stated = |text: &str| {
         if text.trim().is_empty() {
-            tr!(locale, "describe-not-stated")
+            Mrkdwn::formatted(tr_mrkdwn!(locale, "describe-not-stated"))
         } else {
-            text.to_string()
+            Mrkdwn::value(text)
         }
     };
     if let Some(m) = catalog.metric(name).filter(|m| viewer.sees_metric(m)) {
@@ -184,7 +191,7 @@ pub fn describe(viewer: &Viewer, name: &str, locale: Locale) -> Option<String> {
             .iter()
             .filter(|(k, _)| visible.contains(&k.as_str()))
             .map(|(k, v)| {
-                tr!(
+                tr_mrkdwn!(
                     locale,
                     "describe-dimension",
                     name = k.as_str(),
@@ -193,27 +200,27 @@ pub fn describe(viewer: &Viewer, name: &str, locale: Locale) -> Option<String> {
             })
             .collect();
         let gates = metric_gates(catalog, m, &metric_columns(m));
-        return Some(tr!(
+        return Some(tr_mrkdwn!(
             locale,
             "describe-metric",
             label = m.label.as_str(),
             name = m.name.as_str(),
             description = m.description.as_str(),
-            measure = measure_text(&m.measure, locale),
+            measure = Mrkdwn::formatted(measure_text(&m.measure, locale)),
             table = m.table.as_str(),
             time_column = m.time_column.as_str(),
             refreshed = stated(&m.refreshed),
             owner = m.owner.as_str(),
-            dimensions = if dims.is_empty() {
-                tr!(locale, "describe-no-dimensions")
+            dimensions = Mrkdwn::formatted(if dims.is_empty() {
+                tr_mrkdwn!(locale, "describe-no-dimensions")
             } else {
                 i18n::list(locale, &dims)
-            },
+            }),
             who = who_may_see(&gates, viewer.policy, locale)
         ));
     }
     let r = catalog.get(name).filter(|r| viewer.sees_report(r))?;
-    Some(tr!(
+    Some(tr_mrkdwn!(
         locale,
         "describe-report",
         title = r.title.as_str(),
@@ -231,12 +238,12 @@ pub fn describe(viewer: &Viewer, name: &str, locale: Locale) -> Option<String> {
 /// "I don't know" with the closest name `viewer` may see.
 pub fn unknown_name(viewer: &Viewer, name: &str, locale: Locale) -> String {
     match closest(name, viewer.names()) {
-        Some(suggestion) => tr!(
+        Some(suggestion) => tr_mrkdwn!(
             locale,
             "kpi-unknown-hint",
             name = name,
             suggestion = suggestion
         ),
-        None => tr!(locale, "kpi-unknown", name = name),
+        None => tr_mrkdwn!(locale, "kpi-unknown", name = name),
     }
 }

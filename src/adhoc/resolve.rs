@@ -69,7 +69,7 @@ pub fn resolve(
     let request = match grammar::parse(text) {
         Ok(request) => request,
         Err(GrammarError(message)) => {
-            return Resolved::Reply(Reply::Mistake(message.text(locale)));
+            return Resolved::Reply(Reply::Mistake(message.mrkdwn(locale)));
         }
     };
     let query = match request {

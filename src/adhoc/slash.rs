@@ -23,15 +23,16 @@ use super::resolve::{Resolved, resolve};
 use super::throttle::{Admitted, Throttle};
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
 use crate::deliver::{Delivery, DeliveryError, SlackDelivery};
+use crate::i18n::mrkdwn::Mrkdwn;
 use crate::i18n::{Locale, looks_japanese};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pipeline::RunLimits;
 use crate::slack::inbound::{CommandRequest, OnCommand, Verifier};
 use crate::slack::replies::LocaleLookup;
-use crate::tr;
 use crate::warehouse::cache::QueryCache;
 use crate::warehouse::{Trigger, Warehouse};
+use crate::{tr, tr_mrkdwn};
 
 /// Where Slack sends slash commands (the app manifest's `url` ends with this).
 pub const COMMANDS_PATH: &str = "/slack/commands";
@@ -239,7 +240,7 @@ impl CommandHandler {
             },
             request.text.trim()
         );
-        let ack = tr!(locale, "kpi-working", command = command);
+        let ack = tr_mrkdwn!(locale, "kpi-working", command = command);
         let this = self.clone();
         let answering = tokio::spawn({
             let this = this.clone();
@@ -255,7 +256,7 @@ impl CommandHandler {
                 tracing::error!(error = %failure, command = %request.text, "answering a slash command stopped");
                 let reply = Reply::Failed {
                     name: request.text.trim().to_string(),
-                    error: tr!(locale, "kpi-internal-error"),
+                    error: Mrkdwn::formatted(tr_mrkdwn!(locale, "kpi-internal-error")),
                     owner: tr!(locale, "kpi-operators"),
                     timed_out: false,
                 };
@@ -389,7 +390,7 @@ impl CommandHandler {
             Ok(()) => outcome.to_string(),
             Err(error) => {
                 let text = Reply::NotPosted {
-                    error: error.text(locale),
+                    error: error.mrkdwn(locale),
                 }
                 .text(locale);
                 if let Err(e) = self

@@ -17,6 +17,7 @@ use crate::catalog::access::{
     report_gates,
 };
 use crate::i18n::Message;
+use crate::i18n::mrkdwn::Mrkdwn;
 use crate::ledger::alerts::{NoticeClaim, NoticeKey};
 use crate::render::alert_chart::{AlertChart, AlertPanel, render_alert_png};
 use crate::render::format::NumberStyle;
@@ -336,12 +337,14 @@ impl AlertRunner {
         key: &NoticeKey,
         reason: Reason,
     ) -> Result<bool, AlertRunError> {
+        let locale = self.config.locale;
         let (logged, told) = match &reason {
-            Reason::Refused(message) => (message.to_string(), message.text(self.config.locale)),
-            Reason::Failed(NotifyError::Slack(error)) => {
-                (error.to_string(), error.text(self.config.locale))
-            }
-            Reason::Failed(other) => (other.to_string(), other.to_string()),
+            Reason::Refused(message) => (
+                message.to_string(),
+                Mrkdwn::formatted(message.mrkdwn(locale)),
+            ),
+            Reason::Failed(NotifyError::Slack(error)) => (error.to_string(), error.mrkdwn(locale)),
+            Reason::Failed(other) => (other.to_string(), Mrkdwn::value(&other.to_string())),
         };
         self.failed(alert, &logged);
         self.parts
@@ -351,8 +354,8 @@ impl AlertRunner {
         let text = Message::new("alert-not-posted")
             .with("alert", &alert.name)
             .with("channel", &alert.channel)
-            .with("reason", told)
-            .text(self.config.locale);
+            .with_mrkdwn("reason", told)
+            .mrkdwn(locale);
         if let Err(notify) = self.parts.delivery.notify(&alert.owner, &text).await {
             tracing::error!(alert = %alert.name, error = %notify, "the owner could not be told either");
         }

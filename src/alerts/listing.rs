@@ -14,7 +14,7 @@ use crate::ledger::Ledger;
 /// Values named per alert; the rest are counted.
 const MAX_NAMED_INSTANCES: usize = 10;
 
-/// The firing alerts `asker` may see, one line each.
+/// The firing alerts `asker` may see, one line each, as Slack mrkdwn.
 pub async fn firing_text(
     ledger: Option<&Ledger>,
     catalog: &Catalog,
@@ -24,14 +24,14 @@ pub async fn firing_text(
     locale: Locale,
 ) -> String {
     let Some(ledger) = ledger else {
-        return Message::new("history-needs-ledger").text(locale);
+        return Message::new("history-needs-ledger").mrkdwn(locale);
     };
     let rounds = match ledger.latest_alert_rounds(None).await {
         Ok(rounds) => rounds,
         Err(error) => {
             return Message::new("history-unavailable")
                 .with("error", i18n::error_chain(&error))
-                .text(locale);
+                .mrkdwn(locale);
         }
     };
     let mut lines = Vec::new();
@@ -86,16 +86,16 @@ pub async fn firing_text(
                         .format("%Y-%m-%d %H:%M")
                         .to_string(),
                 )
-                .text(locale),
+                .mrkdwn(locale),
         );
     }
     if lines.is_empty() {
-        return Message::new("alert-list-none").text(locale);
+        return Message::new("alert-list-none").mrkdwn(locale);
     }
     let mut text = vec![
         Message::new("alert-list-heading")
             .with_number("count", lines.len() as f64)
-            .text(locale),
+            .mrkdwn(locale),
     ];
     text.extend(lines);
     text.join("\n")

@@ -1,7 +1,8 @@
 //! An alert notice as a Slack message: the root of a firing (a digest of every value that
 //! fired in the round, its chart, mentions and the alert's definition in one line), a
 //! reply in its thread (reminder, worsening, resolution), the root edited once resolved,
-//! the summary of a mute window, and the owner's note. Words come from the catalogs.
+//! the summary of a mute window, and the owner's note. Words come from the catalogs; every
+//! value in their mrkdwn (the values that fired, the title, errors) is escaped.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -9,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::engine::{Item, Kind, Notice};
 use super::judge::Reference;
+use crate::i18n::mrkdwn::{self, Mrkdwn};
 use crate::i18n::{Locale, Message};
 use crate::render::format::NumberStyle;
 use crate::spec::AlertSpec;
@@ -110,21 +112,22 @@ fn item_lines(facts: &Facts, items: &[Item]) -> String {
                 .with("instance", instance_name(facts, &item.instance))
                 .with("value", value_text(facts, item.value))
                 .with("against", against)
-                .text(facts.locale)
+                .mrkdwn(facts.locale)
         })
         .collect();
     if items.len() > MAX_LISTED_VALUES {
         lines.push(
             Message::new("alert-more")
                 .with_number("count", (items.len() - MAX_LISTED_VALUES) as f64)
-                .text(facts.locale),
+                .mrkdwn(facts.locale),
         );
     }
     lines.join("\n")
 }
 
+/// A section of mrkdwn `text`.
 fn section(text: &str) -> Value {
-    let text: String = text.chars().take(SECTION_TEXT_MAX_CHARS).collect();
+    let text = mrkdwn::truncate(text, SECTION_TEXT_MAX_CHARS);
     json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
 }
 
@@ -235,7 +238,7 @@ fn small_print(facts: &Facts, index: u32) -> Value {
         .with("timezone", facts.alert.timezone.name())
         .with("day", facts.day)
         .with("alert", &facts.alert.name)
-        .text(facts.locale);
+        .mrkdwn(facts.locale);
     json!({
         "type": "context",
         "block_id": notice_marker(&facts.alert.name, facts.evaluated_at, index),
@@ -243,19 +246,14 @@ fn small_print(facts: &Facts, index: u32) -> Value {
     })
 }
 
-fn mentions(alert: &AlertSpec) -> String {
-    alert
-        .mentions
-        .iter()
-        .map(|m| {
-            let id = m.trim_start_matches('@');
-            if id.starts_with('S') {
-                format!("<!subteam^{id}> ")
-            } else {
-                format!("<@{id}> ")
-            }
-        })
-        .collect()
+fn mentions(alert: &AlertSpec) -> Mrkdwn {
+    Mrkdwn::formatted(
+        alert
+            .mentions
+            .iter()
+            .map(|m| format!("{} ", Mrkdwn::mention(m)))
+            .collect::<String>(),
+    )
 }
 
 fn metadata(facts: &Facts, notice: &Notice, state: &str) -> Value {
@@ -281,30 +279,31 @@ pub fn notice_message(facts: &Facts, notice: &Notice, chart: Option<&str>) -> Va
         Kind::Fired => {
             let single = notice.items.len() == 1 && notice.items[0].instance.is_empty();
             let lead = if single {
-                Message::new("alert-fired-lead-single").with("mentions", mentions(facts.alert))
+                Message::new("alert-fired-lead-single")
+                    .with_mrkdwn("mentions", mentions(facts.alert))
             } else {
                 Message::new("alert-fired-lead")
-                    .with("mentions", mentions(facts.alert))
+                    .with_mrkdwn("mentions", mentions(facts.alert))
                     .with_number("count", notice.items.len() as f64)
             };
-            (lead.text(facts.locale), "firing")
+            (lead.mrkdwn(facts.locale), "firing")
         }
         Kind::Reminder => (
             Message::new("alert-reminder")
                 .with("time", &time)
-                .text(facts.locale),
+                .mrkdwn(facts.locale),
             "firing",
         ),
         Kind::Worsened => (
             Message::new("alert-worsened")
                 .with("time", &time)
-                .text(facts.locale),
+                .mrkdwn(facts.locale),
             "firing",
         ),
         Kind::Resolved => (
             Message::new("alert-resolved")
                 .with("time", &time)
-                .text(facts.locale),
+                .mrkdwn(facts.locale),
             "resolved",
         ),
         Kind::MuteSummary => (String::new(), "mute_summary"),
@@ -347,7 +346,7 @@ pub fn notice_message(facts: &Facts, notice: &Notice, chart: Option<&str>) -> Va
         "text": Message::new("alert-fallback")
             .with("title", facts.title)
             .with("summary", item_summary(facts, &notice.items))
-            .text(facts.locale),
+            .mrkdwn(facts.locale),
         "blocks": blocks,
         "metadata": metadata(facts, notice, state),
         "unfurl_links": false,
@@ -389,7 +388,7 @@ fn mute_lines(facts: &Facts, items: &[Item]) -> String {
                 .with("instance", instance_name(facts, &item.instance))
                 .with("value", value_text(facts, item.value))
                 .with("time", local_time(facts.alert.timezone, item.at))
-                .text(facts.locale)
+                .mrkdwn(facts.locale)
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -428,14 +427,14 @@ pub fn resolved_root(
                 &Message::new("alert-still-firing")
                     .with("resolved", resolved.join(", "))
                     .with("firing", still_firing.join(", "))
-                    .text(facts.locale),
+                    .mrkdwn(facts.locale),
             ),
         );
     }
     message
 }
 
-/// The owner's note for a `Problem` notice: errors and dropped values.
+/// The owner's note for a `Problem` notice: errors and dropped values, as Slack mrkdwn.
 pub fn problem_text(facts: &Facts, notice: &Notice, max_instances: usize) -> String {
     let mut lines = Vec::new();
     let mut by_detail: Vec<(String, Vec<String>)> = Vec::new();
@@ -462,7 +461,7 @@ pub fn problem_text(facts: &Facts, notice: &Notice, max_instances: usize) -> Str
                 .with("alert", &facts.alert.name)
                 .with("instances", shown.join(", "))
                 .with("detail", detail)
-                .text(facts.locale),
+                .mrkdwn(facts.locale),
         );
     }
     if notice.dropped > 0 {
@@ -471,7 +470,7 @@ pub fn problem_text(facts: &Facts, notice: &Notice, max_instances: usize) -> Str
                 .with("alert", &facts.alert.name)
                 .with_number("max", max_instances as f64)
                 .with_number("dropped", notice.dropped as f64)
-                .text(facts.locale),
+                .mrkdwn(facts.locale),
         );
     }
     lines.join("\n")

@@ -7,12 +7,13 @@
 //! [`AccessPolicy`].
 
 use crate::catalog::Catalog;
+use crate::i18n::mrkdwn::{self, Mrkdwn};
 use crate::i18n::{self, Locale, Message};
 pub use crate::settings::AccessPolicy;
 use crate::spec::policy::allows_channel;
 pub use crate::spec::policy::base_columns;
 use crate::spec::{Access, MetricSpec, ReportSpec};
-use crate::tr;
+use crate::tr_mrkdwn;
 
 /// Who is asking, and where.
 #[derive(Debug, Clone, Default)]
@@ -33,7 +34,8 @@ pub struct Asker {
 pub struct Gate {
     /// The data policy, or `None` for the entry's own allow-lists.
     pub policy: Option<String>,
-    /// What the gate guards, in words (for the reason a private answer gives).
+    /// What the gate guards, in words (for the reason a private answer gives): Slack
+    /// mrkdwn, the entry's or the policy's checked names in code spans.
     pub data: String,
     /// Who to ask for access.
     pub owner: String,
@@ -165,9 +167,10 @@ pub fn decide(
         Some(gate) => Decision::Private {
             why: Some(match &gate.policy {
                 Some(policy) => Message::new("message-private-policy")
-                    .with("data", &gate.data)
+                    .with_mrkdwn("data", Mrkdwn::formatted(gate.data.as_str()))
                     .with("policy", policy),
-                None => Message::new("message-private").with("data", &gate.data),
+                None => Message::new("message-private")
+                    .with_mrkdwn("data", Mrkdwn::formatted(gate.data.as_str())),
             }),
         },
     }
@@ -187,17 +190,17 @@ impl Held {
     /// The reason, in `locale`, naming the policy and the destination but no data.
     pub fn text(&self, locale: Locale, destination: &str) -> String {
         match self {
-            Held::PoliciesUnreadable => tr!(locale, "held-policies-unreadable"),
+            Held::PoliciesUnreadable => tr_mrkdwn!(locale, "held-policies-unreadable"),
             Held::NotAllowed {
                 policy: Some(policy),
-            } => tr!(
+            } => tr_mrkdwn!(
                 locale,
                 "held-policy",
                 policy = policy.as_str(),
                 destination = destination
             ),
             Held::NotAllowed { policy: None } => {
-                tr!(locale, "held-own-list", destination = destination)
+                tr_mrkdwn!(locale, "held-own-list", destination = destination)
             }
         }
     }
@@ -297,15 +300,15 @@ impl Viewer<'_> {
     }
 }
 
-/// Who may see what `gates` guard, in words, for `describe`.
-pub fn who_may_see(gates: &[Gate], policy: AccessPolicy, locale: Locale) -> String {
+/// Who may see what `gates` guard, in words (Slack mrkdwn), for `describe`.
+pub fn who_may_see(gates: &[Gate], policy: AccessPolicy, locale: Locale) -> Mrkdwn {
     if gates.is_empty() {
-        return match policy {
-            AccessPolicy::Allow => tr!(locale, "who-anyone"),
-            AccessPolicy::Deny => tr!(locale, "who-no-one"),
-        };
+        return Mrkdwn::formatted(match policy {
+            AccessPolicy::Allow => tr_mrkdwn!(locale, "who-anyone"),
+            AccessPolicy::Deny => tr_mrkdwn!(locale, "who-no-one"),
+        });
     }
-    gates
+    let lines = gates
         .iter()
         .map(|g| {
             let lists = [
@@ -316,25 +319,26 @@ pub fn who_may_see(gates: &[Gate], policy: AccessPolicy, locale: Locale) -> Stri
             let who: Vec<String> = lists
                 .into_iter()
                 .flatten()
-                .map(|x| format!("`{x}`"))
+                .map(|x| format!("`{}`", mrkdwn::escape(x)))
                 .collect();
-            let who = i18n::list(locale, &who);
+            let who = Mrkdwn::formatted(i18n::list(locale, &who));
             match &g.policy {
-                Some(name) => tr!(
+                Some(name) => tr_mrkdwn!(
                     locale,
                     "who-policy",
-                    policy = name.as_str(),
-                    data = g.data.as_str(),
+                    policy = name,
+                    data = Mrkdwn::formatted(g.data.as_str()),
                     who = who
                 ),
-                None => tr!(locale, "who-own-list", who = who),
+                None => tr_mrkdwn!(locale, "who-own-list", who = who),
             }
         })
         .collect::<Vec<_>>()
         .join(match locale {
             Locale::En => "; ",
             Locale::Ja => "。",
-        })
+        });
+    Mrkdwn::formatted(lines)
 }
 
 /// Whether `asker` may see something with `access` alone (no policies).

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::{Catalog, SharedCatalog, load, snapshot};
 use crate::deliver::Delivery;
-use crate::i18n::Locale;
+use crate::i18n::{Locale, mrkdwn};
 use crate::metrics::Metrics;
 use crate::spec::{self, LoadedFile, SpecDefaults};
 
@@ -64,6 +64,20 @@ fn owner_of_broken(previous: &Catalog, file: &LoadedFile) -> Option<String> {
     }
     let value: toml::Table = toml::from_str(&file.source).ok()?;
     value.get("owner")?.as_str().map(str::to_string)
+}
+
+/// What a broken file's owner is told, as Slack mrkdwn: the file and its problems as
+/// `check` shows them, in a code block (the file's own text cannot mention or format).
+pub fn broken_file_notice(file: &LoadedFile, locale: Locale) -> String {
+    format!(
+        "{}\n{}",
+        crate::tr_mrkdwn!(
+            locale,
+            "notice-spec-broken",
+            file = file.path.display().to_string()
+        ),
+        mrkdwn::code_block(&file.render_diagnostics())
+    )
 }
 
 /// Watches `reports/` and swaps the catalog when it changes.
@@ -127,14 +141,7 @@ pub async fn reload_loop(
             }
             told.insert(file.path.clone(), file.source.clone());
             if let Some(owner) = owner_of_broken(&previous, file) {
-                let text = format!(
-                    "{}\n```\n{diagnostics}```",
-                    crate::tr!(
-                        locale,
-                        "notice-spec-broken",
-                        file = file.path.display().to_string()
-                    )
-                );
+                let text = broken_file_notice(file, locale);
                 if let Err(error) = delivery.notify(&owner, &text).await {
                     tracing::error!(owner, error = %error, "could not tell the owner about an invalid spec");
                 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::i18n::Locale;
 pub use crate::i18n::error_chain;
+use crate::i18n::mrkdwn::Mrkdwn;
 pub use crate::render::Rendered;
 use crate::slack::SlackError;
 pub use crate::slack::SlackOptions;
@@ -156,6 +157,14 @@ impl DeliveryError {
         }
     }
 
+    /// [`DeliveryError::text`] as Slack mrkdwn, for a notice or a reply.
+    pub fn mrkdwn(&self, locale: Locale) -> Mrkdwn {
+        match self {
+            DeliveryError::Slack(error) => error.mrkdwn(locale),
+            other => Mrkdwn::value(&other.text(locale)),
+        }
+    }
+
     /// A short machine-readable code for logs, metrics and the ledger.
     pub fn code(&self) -> &str {
         match self {
@@ -175,12 +184,12 @@ pub enum FailedStep {
 }
 
 /// The message a report's owner gets when a scheduled post failed for good, in the
-/// report's language.
+/// report's language, as Slack mrkdwn.
 pub fn failure_notice(
     step: FailedStep,
     title: &str,
     post: &PostIdentity,
-    error: &str,
+    error: &Mrkdwn,
     locale: Locale,
 ) -> String {
     let key = match step {
@@ -188,15 +197,15 @@ pub fn failure_notice(
         FailedStep::Deliver => "notice-delivery-failed",
     };
     let channel = match &post.channel {
-        Some(channel) => channel.clone(),
-        None => crate::tr!(locale, "notice-no-channel"),
+        Some(channel) => Mrkdwn::value(channel),
+        None => Mrkdwn::formatted(crate::tr_mrkdwn!(locale, "notice-no-channel")),
     };
-    crate::tr!(
+    crate::tr_mrkdwn!(
         locale,
         key,
         title = title,
-        report = post.report_id.as_str(),
-        slot = post.slot.as_str(),
+        report = &post.report_id,
+        slot = &post.slot,
         channel = channel,
         error = error
     )
@@ -234,7 +243,7 @@ pub async fn deliver_or_notify(
         FailedStep::Deliver,
         &rendered.title,
         &PostIdentity::of(rendered),
-        &error.text(rendered.locale),
+        &error.mrkdwn(rendered.locale),
         rendered.locale,
     );
     if let Err(notice_error) = delivery.notify(owner, &notice).await {

@@ -35,10 +35,10 @@ pub(super) fn split_for_thread(
     (main, reply)
 }
 
-/// The fallback text of a thread reply; also how an earlier reply is recognised (in
-/// whichever language it was written).
+/// The fallback text (mrkdwn) of a thread reply; also how an earlier reply is recognised
+/// (in whichever language it was written).
 pub(super) fn thread_reply_text(report_id: &str, slot: &str, locale: Locale) -> String {
-    crate::tr!(
+    crate::tr_mrkdwn!(
         locale,
         "message-thread-reply",
         report = report_id,

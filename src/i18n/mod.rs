@@ -11,6 +11,8 @@ use chrono::{Datelike, NaiveDate, Weekday};
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 
+pub mod mrkdwn;
+
 /// The English catalog, compiled in.
 pub const EN_CATALOG: &str = include_str!("en.ftl");
 /// The Japanese catalog, compiled in.
@@ -191,6 +193,8 @@ pub struct Message {
 pub enum Arg {
     Text(String),
     Number(f64),
+    /// Already Slack mrkdwn (see [`mrkdwn::Mrkdwn`]): never escaped again.
+    Mrkdwn(String),
 }
 
 impl Message {
@@ -212,11 +216,28 @@ impl Message {
         self
     }
 
+    /// A piece already written as mrkdwn, put in as it is by [`Message::mrkdwn`].
+    pub fn with_mrkdwn(mut self, name: &'static str, value: mrkdwn::Mrkdwn) -> Self {
+        self.args.push((name, Arg::Mrkdwn(value.into_string())));
+        self
+    }
+
+    /// The message as plain text (a chart, a header, alt text, the terminal, logs).
     pub fn text(&self, locale: Locale) -> String {
+        self.format(locale, false)
+    }
+
+    /// The message as Slack mrkdwn: every text variable escaped ([`mrkdwn::escape`]).
+    pub fn mrkdwn(&self, locale: Locale) -> String {
+        self.format(locale, true)
+    }
+
+    fn format(&self, locale: Locale, for_slack: bool) -> String {
         let mut args = Args::new();
         for (name, value) in &self.args {
             match value {
-                Arg::Text(text) => args.set(*name, text.as_str()),
+                Arg::Text(text) if for_slack => args.set(*name, mrkdwn::escape(text)),
+                Arg::Text(text) | Arg::Mrkdwn(text) => args.set(*name, text.as_str()),
                 Arg::Number(number) => args.set(*name, *number),
             }
         }

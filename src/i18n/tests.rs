@@ -104,7 +104,7 @@ fn source_files() -> Vec<std::path::PathBuf> {
 
 #[test]
 fn every_message_key_named_in_the_code_exists() {
-    // Keys are string literals next to `tr!(` or `Message::new(`: a typo would print the
+    // Keys are string literals next to `tr!(`, `tr_mrkdwn!(` or `Message::new(`: a typo would print the
     // key itself to a person.
     let en = messages(EN_CATALOG);
     let mut missing = Vec::new();
@@ -112,7 +112,7 @@ fn every_message_key_named_in_the_code_exists() {
     let mut seen = 0;
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        for marker in ["tr!(", "Message::new(", "GrammarError::new("] {
+        for marker in ["tr!(", "tr_mrkdwn!(", "Message::new(", "GrammarError::new("] {
             let mut pieces = text.split(marker);
             let mut before = pieces.next().unwrap_or_default();
             for piece in pieces {

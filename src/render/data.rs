@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::i18n::Locale;
+use crate::i18n::mrkdwn::Mrkdwn;
+use crate::i18n::{Locale, Message};
 use crate::spec::{ChartSpec, Headline};
 use crate::warehouse::{Cell, Table};
 
@@ -65,24 +66,27 @@ pub enum ShapeError {
 impl ShapeError {
     /// Why the query's result cannot be charted, in `locale`.
     pub fn text(&self, locale: Locale) -> String {
+        self.message().text(locale)
+    }
+
+    /// [`ShapeError::text`] as Slack mrkdwn (the query's column names escaped).
+    pub fn mrkdwn(&self, locale: Locale) -> Mrkdwn {
+        Mrkdwn::formatted(self.message().mrkdwn(locale))
+    }
+
+    fn message(&self) -> Message {
         match self {
             ShapeError::MissingColumn {
                 key,
                 column,
                 available,
-            } => crate::tr!(
-                locale,
-                "shape-missing-column",
-                column = column.as_str(),
-                key = *key,
-                available = available.as_str()
-            ),
-            ShapeError::NotNumeric { column, found } => crate::tr!(
-                locale,
-                "shape-not-numbers",
-                column = column.as_str(),
-                found = found.as_str()
-            ),
+            } => Message::new("shape-missing-column")
+                .with("column", column)
+                .with("key", key)
+                .with("available", available),
+            ShapeError::NotNumeric { column, found } => Message::new("shape-not-numbers")
+                .with("column", column)
+                .with("found", found),
         }
     }
 }

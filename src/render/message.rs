@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use super::actions::{Actions, actions_block};
 use crate::i18n::Locale;
-use crate::tr;
+use crate::i18n::mrkdwn::{self, escape};
+use crate::tr_mrkdwn;
 
 /// Slack's limit on a header block's text, in characters.
 pub const HEADER_MAX_CHARS: usize = 150;
@@ -79,75 +80,68 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
     out
 }
 
-/// Escapes text for Slack mrkdwn (`&`, `<`, `>`), so data never becomes a link or mention.
-pub fn escape_mrkdwn(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// The `chat.postMessage` body for a report run.
+/// The `chat.postMessage` body for a report run. Every value in its mrkdwn (labels and
+/// categories from the data, the title, the definition) is escaped.
 pub fn build_message(facts: &MessageFacts) -> Value {
     let locale = facts.locale;
     let window = facts.window_text.as_str();
-    let headline = facts
-        .headline_text
-        .clone()
-        .unwrap_or_else(|| tr!(locale, "chart-no-data", window = window));
+    let headline = match &facts.headline_text {
+        Some(text) => escape(text),
+        None => tr_mrkdwn!(locale, "chart-no-data", window = window),
+    };
     let mut fields = vec![json!({
         "type": "mrkdwn",
-        "text": truncate_chars(&format!("*{}*\n{}", escape_mrkdwn(&facts.headline_label), escape_mrkdwn(&headline)), FIELD_MAX_CHARS),
+        "text": mrkdwn::truncate(&format!("*{}*\n{headline}", escape(&facts.headline_label)), FIELD_MAX_CHARS),
     })];
     if let Some(change) = &facts.change_text {
         fields.push(json!({
             "type": "mrkdwn",
-            "text": truncate_chars(&format!("*{}*\n{}", tr!(locale, "message-change"), escape_mrkdwn(change)), FIELD_MAX_CHARS),
+            "text": mrkdwn::truncate(&format!("*{}*\n{}", tr_mrkdwn!(locale, "message-change"), escape(change)), FIELD_MAX_CHARS),
         }));
     }
     // The top-level text is mrkdwn in notifications: titles carry typed filter values.
     let title = facts.title.as_str();
     let fallback = match (&facts.headline_text, &facts.change_text) {
-        (Some(h), Some(c)) => tr!(
+        (Some(h), Some(c)) => tr_mrkdwn!(
             locale,
             "message-fallback-change",
             title = title,
-            headline = h.as_str(),
-            change = c.as_str(),
+            headline = h,
+            change = c,
             window = window
         ),
-        (Some(h), None) => tr!(
+        (Some(h), None) => tr_mrkdwn!(
             locale,
             "message-fallback",
             title = title,
-            headline = h.as_str(),
+            headline = h,
             window = window
         ),
-        _ => tr!(
+        _ => tr_mrkdwn!(
             locale,
             "message-fallback-no-data",
             title = title,
             window = window
         ),
     };
-    let fallback = escape_mrkdwn(&fallback);
-    let mut context = tr!(
+    let mut context = tr_mrkdwn!(
         locale,
         "message-context",
-        window = escape_mrkdwn(window),
-        source = escape_mrkdwn(&facts.source),
-        refreshed = escape_mrkdwn(&facts.refreshed),
-        report = escape_mrkdwn(&facts.report_id),
+        window = window,
+        source = &facts.source,
+        refreshed = &facts.refreshed,
+        report = &facts.report_id,
     );
     if facts.not_numbers > 0 {
         context.push_str(" · ");
-        context.push_str(&tr!(
+        context.push_str(&tr_mrkdwn!(
             locale,
             "message-not-numbers",
             count = facts.not_numbers
         ));
     }
     let mut message = json!({
-        "text": truncate_chars(&fallback, TEXT_MAX_CHARS),
+        "text": mrkdwn::truncate(&fallback, TEXT_MAX_CHARS),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": truncate_chars(&facts.title, HEADER_MAX_CHARS), "emoji": true}},
             {"type": "section", "fields": fields},
@@ -156,7 +150,7 @@ pub fn build_message(facts: &MessageFacts) -> Value {
                 "slack_file": {"id": FILE_ID_PLACEHOLDER},
                 "alt_text": truncate_chars(&format!("{} ({})", facts.alt_text, facts.window_text), ALT_TEXT_MAX_CHARS),
             })),
-            {"type": "context", "block_id": post_marker(&facts.report_id, &facts.slot), "elements": [{"type": "mrkdwn", "text": truncate_chars(&context, CONTEXT_MAX_CHARS)}]},
+            {"type": "context", "block_id": post_marker(&facts.report_id, &facts.slot), "elements": [{"type": "mrkdwn", "text": mrkdwn::truncate(&context, CONTEXT_MAX_CHARS)}]},
         ],
         "metadata": {
             "event_type": METADATA_EVENT_TYPE,

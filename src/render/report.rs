@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::i18n::mrkdwn::Mrkdwn;
 use crate::i18n::{self, Locale};
 use crate::spec::{ChartKind, Headline, ReportSpec, SlackChart, Window};
 use crate::tr;
@@ -99,9 +100,8 @@ impl Rendered {
     /// Puts one line of context at the top of the message — and of its PNG variant, so the
     /// line is there whichever goes out (why an answer went to the asker only, who asked
     /// for a thread answer).
-    pub fn prepend_context(&mut self, text: &str) {
-        let line =
-            serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]});
+    pub fn prepend_context(&mut self, line: &Mrkdwn) {
+        let line = serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn", "text": line.as_str()}]});
         for message in std::iter::once(&mut self.message).chain(self.image_message.as_mut()) {
             if let Some(blocks) = message["blocks"].as_array_mut() {
                 blocks.insert(0, line.clone());

@@ -7,10 +7,11 @@ use crate::catalog::Catalog;
 use crate::catalog::access::{Held, decide_post};
 use crate::deliver::PostIdentity;
 use crate::i18n::Locale;
+use crate::i18n::mrkdwn::Mrkdwn;
 use crate::ledger::{Outcome, SlotKey};
 use crate::pipeline::{self, RunOptions};
 use crate::spec::{ReportSpec, ScheduleSpec};
-use crate::tr;
+use crate::tr_mrkdwn;
 use crate::warehouse::reads::Reads;
 
 impl Scheduler {
@@ -80,14 +81,14 @@ impl Scheduler {
             .as_deref()
             != Some(why.as_str());
         if first {
-            let text = tr!(
+            let text = tr_mrkdwn!(
                 locale,
                 "notice-held",
                 title = spec.title.as_str(),
                 report = spec.id.as_str(),
                 slot = post.slot.as_str(),
                 channel = schedule.channel.as_str(),
-                why = why
+                why = Mrkdwn::formatted(why)
             );
             self.notify_owner(spec, &text).await;
         }

@@ -15,13 +15,14 @@ use crate::deliver::{
     DeliveryError, FailedStep, PostIdentity, deliver_or_notify, error_chain, failure_notice,
 };
 use crate::i18n::Locale;
+use crate::i18n::mrkdwn::Mrkdwn;
 use crate::ledger::{Claim, Fence, LedgerError, Outcome, RunRecord, SlotKey};
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
 use crate::render::PostGuard;
 use crate::render::report::GuardAnswer;
 use crate::retry::{RetryPolicy, backoff_delay};
 use crate::spec::{ReportSpec, ScheduleSpec};
-use crate::tr;
+use crate::tr_mrkdwn;
 use crate::warehouse::Trigger;
 
 /// A crashed slot is recovered at most this many times before it is marked failed.
@@ -222,14 +223,14 @@ impl Scheduler {
             }
             return;
         }
-        let text = tr!(
+        let text = tr_mrkdwn!(
             self.locale_of(spec),
             "notice-unconfirmed",
             title = spec.title.as_str(),
             report = spec.id.as_str(),
             slot = post.slot.as_str(),
             attempts = attempts,
-            error = error.text(self.locale_of(spec)),
+            error = error.mrkdwn(self.locale_of(spec)),
             channel = schedule.channel.as_str()
         );
         self.notify_owner(spec, &text).await;
@@ -422,7 +423,7 @@ impl Scheduler {
         if let Some(freshness) = &spec.freshness
             && let Err(reason) = self.wait_for_fresh_data(spec, freshness, key.slot).await
         {
-            let text = tr!(
+            let text = tr_mrkdwn!(
                 self.locale_of(spec),
                 "notice-not-refreshed",
                 title = spec.title.as_str(),
@@ -484,15 +485,19 @@ impl Scheduler {
                         .await;
                     let detail =
                         if decide_post(&catalog, &spec.access, &proven, &spec.owner).is_ok() {
-                            error.text(locale)
+                            error.mrkdwn(locale)
                         } else {
-                            tr!(locale, "notice-detail-withheld", report = spec.id.as_str())
+                            Mrkdwn::formatted(tr_mrkdwn!(
+                                locale,
+                                "notice-detail-withheld",
+                                report = spec.id.as_str()
+                            ))
                         };
                     let mut notice =
                         failure_notice(FailedStep::Run, &spec.title, &post, &detail, locale);
                     if is_transient(&error) {
                         notice.push('\n');
-                        notice.push_str(&tr!(
+                        notice.push_str(&tr_mrkdwn!(
                             locale,
                             "notice-warehouse-gave-up",
                             attempts = attempt,

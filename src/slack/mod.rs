@@ -18,6 +18,7 @@ use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
+use crate::i18n::mrkdwn::{self, Mrkdwn};
 use crate::i18n::{Locale, Message};
 use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
@@ -118,6 +119,36 @@ impl SlackError {
                 )
             }
             SlackError::Setup(why) => why.clone(),
+        }
+    }
+
+    /// [`SlackError::text`] as Slack mrkdwn, for a notice: Slack's words and the channel
+    /// escaped, the code still code.
+    pub fn mrkdwn(&self, locale: Locale) -> Mrkdwn {
+        match self {
+            SlackError::Call {
+                method,
+                code,
+                detail,
+                attempts,
+                advice,
+            } => {
+                let code = match detail {
+                    Some(detail) => {
+                        format!("`{}` ({})", mrkdwn::escape(code), mrkdwn::escape(detail))
+                    }
+                    None => format!("`{}`", mrkdwn::escape(code)),
+                };
+                Mrkdwn::formatted(crate::tr_mrkdwn!(
+                    locale,
+                    "slack-call-failed",
+                    method = *method,
+                    code = Mrkdwn::formatted(code),
+                    attempts = *attempts,
+                    advice = Mrkdwn::formatted(advice.mrkdwn(locale))
+                ))
+            }
+            SlackError::Setup(why) => Mrkdwn::value(why),
         }
     }
 

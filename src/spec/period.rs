@@ -6,7 +6,8 @@ use std::str::FromStr;
 
 use chrono::{Datelike, Days, Months, NaiveDate, Weekday};
 
-use crate::i18n::{self, Locale};
+use crate::i18n::mrkdwn::Mrkdwn;
+use crate::i18n::{self, Locale, Message};
 use crate::tr;
 
 /// A period as written by a report author or a Slack user, not yet tied to a date.
@@ -95,50 +96,49 @@ pub enum PeriodError {
 }
 
 impl PeriodError {
+    /// The mistake in `locale`, as plain text.
     pub fn text(&self, locale: Locale) -> String {
+        self.message(locale).text(locale)
+    }
+
+    /// The mistake in `locale`, as Slack mrkdwn (what was typed, escaped).
+    pub fn mrkdwn(&self, locale: Locale) -> Mrkdwn {
+        Mrkdwn::formatted(self.message(locale).mrkdwn(locale))
+    }
+
+    fn message(&self, locale: Locale) -> Message {
         let date = |d: &NaiveDate| i18n::date(locale, *d);
         let window = |w: &Window| i18n::date_range(locale, w.start, w.end);
         match self {
-            PeriodError::Unparsable(text) => tr!(locale, "period-unparsable", text = text.as_str()),
-            PeriodError::ZeroLength(text) => {
-                tr!(locale, "period-zero-length", text = text.as_str())
-            }
-            PeriodError::Backwards { start, end } => tr!(
-                locale,
-                "period-backwards",
-                start = date(start),
-                end = date(end)
-            ),
-            PeriodError::BadDate(text) => tr!(locale, "period-bad-date", text = text.as_str()),
+            PeriodError::Unparsable(text) => Message::new("period-unparsable").with("text", text),
+            PeriodError::ZeroLength(text) => Message::new("period-zero-length").with("text", text),
+            PeriodError::Backwards { start, end } => Message::new("period-backwards")
+                .with("start", date(start))
+                .with("end", date(end)),
+            PeriodError::BadDate(text) => Message::new("period-bad-date").with("text", text),
             PeriodError::OutOfRange {
                 window: w,
                 date: d,
                 too_late,
                 earliest,
                 latest,
-            } => tr!(
-                locale,
-                if *too_late {
-                    "period-too-far-ahead"
-                } else {
-                    "period-before-earliest"
-                },
-                window = window(w),
-                date = date(d),
-                earliest = date(earliest),
-                latest = date(latest)
-            ),
+            } => Message::new(if *too_late {
+                "period-too-far-ahead"
+            } else {
+                "period-before-earliest"
+            })
+            .with("window", window(w))
+            .with("date", date(d))
+            .with("earliest", date(earliest))
+            .with("latest", date(latest)),
             PeriodError::TooLong {
                 window: w,
                 days,
                 max_days,
-            } => tr!(
-                locale,
-                "period-too-long",
-                window = window(w),
-                days = *days,
-                max_days = *max_days
-            ),
+            } => Message::new("period-too-long")
+                .with("window", window(w))
+                .with_number("days", *days as f64)
+                .with_number("max_days", *max_days),
         }
     }
 }
