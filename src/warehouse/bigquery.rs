@@ -433,9 +433,21 @@ impl super::Warehouse for BigQueryWarehouse {
                 };
             }
         };
-        let tables: Vec<(String, String, String)> = job
-            .statistics
-            .and_then(|s| s.query)
+        let statistics = job.statistics.and_then(|s| s.query);
+        // A script (several statements) is dry-run as a whole; what each statement reads,
+        // and what one sets for the next, is not listed per statement.
+        if let Some(kind) = statistics
+            .as_ref()
+            .and_then(|q| q.statement_type.as_deref())
+            && kind != "SELECT"
+        {
+            return Reads::Unknown {
+                why: format!(
+                    "BigQuery dry-runs it as a {kind} statement, not one SELECT; report SQL is one query"
+                ),
+            };
+        }
+        let tables: Vec<(String, String, String)> = statistics
             .and_then(|q| q.referenced_tables)
             .unwrap_or_default()
             .into_iter()

@@ -31,6 +31,11 @@ pub struct DuckDbWarehouse {
     planner: Arc<Mutex<Connection>>,
 }
 
+/// Temporary objects a plan created: a PIVOT without an IN list builds an enum type from
+/// the data while it is planned.
+const PLAN_TIME_READS_SQL: &str =
+    "SELECT count(*) FROM duckdb_types() WHERE database_name = 'temp' AND NOT internal";
+
 /// Rows `EXPLAIN` may return (it returns one).
 const EXPLAIN_MAX_ROWS: usize = 4;
 
@@ -255,15 +260,15 @@ impl super::Warehouse for DuckDbWarehouse {
     }
 
     async fn reads(&self, sql: &str, params: &Params, job: &QueryJob) -> Reads {
+        let unknown = |why: String| Reads::Unknown { why };
+        // Wrapped as one subquery, so DuckDB's own parser refuses a second statement: the
+        // client runs every statement but the last, and an earlier one could set what the
+        // last reads (`SET VARIABLE`) while only the last is explained.
         let body = sql.trim().trim_end_matches(';');
-        let explain = format!("EXPLAIN (FORMAT JSON)\n{body}");
+        let explain = format!("EXPLAIN (FORMAT JSON)\nSELECT * FROM (\n{body}\n) AS kpibot_reads");
         let bound = match bind(&explain, params) {
             Ok(bound) => bound,
-            Err(error) => {
-                return Reads::Unknown {
-                    why: format!("the warehouse could not plan it: {error}"),
-                };
-            }
+            Err(error) => return unknown(format!("the warehouse could not plan it: {error}")),
         };
         let explain = with_dollar_parameters(&explain);
         let planned = self
@@ -272,27 +277,38 @@ impl super::Warehouse for DuckDbWarehouse {
                     .query_row("SELECT current_database()", [], |row| row.get(0))
                     .map_err(query_error)?;
                 let table = read_table(conn, &explain, &bound, EXPLAIN_MAX_ROWS)?;
-                Ok((catalog, table))
+                // A PIVOT without an IN list reads the pivoted column's values while it is
+                // planned (into a temporary enum): that read is not in the plan.
+                let planned_reads: i64 = conn
+                    .query_row(PLAN_TIME_READS_SQL, [], |row| row.get(0))
+                    .map_err(query_error)?;
+                Ok((catalog, table, planned_reads))
             })
             .await;
-        let (catalog, table) = match planned {
+        let (catalog, table, planned_reads) = match planned {
             Ok(planned) => planned,
-            Err(error) => {
-                return Reads::Unknown {
-                    why: format!("the warehouse could not plan it: {error}"),
-                };
-            }
+            Err(error) => return unknown(format!("the warehouse could not plan it: {error}")),
         };
-        // One row: the plan's kind and the plan as JSON text.
-        let plan = table.rows.first().and_then(|row| match row.last() {
-            Some(Cell::Text(text)) => serde_json::from_str::<serde_json::Value>(text).ok(),
+        if planned_reads > 0 {
+            return unknown(
+                "it reads data while it is planned (a PIVOT without an IN list), which the plan does not show; list the pivoted values with IN (…)".into(),
+            );
+        }
+        // Exactly one row, the physical plan as a JSON array of operators.
+        let plan = match table.rows.as_slice() {
+            [row] => match (row.first(), row.last()) {
+                (Some(Cell::Text(kind)), Some(Cell::Text(text))) if kind == "physical_plan" => {
+                    serde_json::from_str::<serde_json::Value>(text)
+                        .ok()
+                        .filter(|plan| plan.as_array().is_some_and(|ops| !ops.is_empty()))
+                }
+                _ => None,
+            },
             _ => None,
-        });
+        };
         match plan {
             Some(plan) => plan_reads(&plan, &catalog),
-            None => Reads::Unknown {
-                why: "the warehouse's plan could not be read".into(),
-            },
+            None => unknown("the warehouse's plan could not be read".into()),
         }
     }
 

@@ -222,13 +222,18 @@ pub struct TableName(pub Vec<String>);
 
 impl TableName {
     /// `proj.mart.t`, `` `proj.mart.t` ``, `"mart"."t"` → parts.
+    /// DuckDB's default schema `main` is left open, as the planner's names leave it (a
+    /// policy on `extracts.main.t` is one on `extracts.t`).
     pub fn parse(text: &str) -> Self {
-        TableName(
-            text.split('.')
-                .map(|part| part.trim_matches(['`', '"', ' ']).to_lowercase())
-                .filter(|part| !part.is_empty())
-                .collect(),
-        )
+        let mut parts: Vec<String> = text
+            .split('.')
+            .map(|part| part.trim_matches(['`', '"', ' ']).to_lowercase())
+            .filter(|part| !part.is_empty())
+            .collect();
+        if parts.len() >= 2 && parts[parts.len() - 2] == "main" {
+            parts.remove(parts.len() - 2);
+        }
+        TableName(parts)
     }
 
     /// Whether the two names may be the same table once the parts either leaves open are
@@ -482,6 +487,9 @@ mod tests {
         assert!(!name("other.t").may_be(&name("mart.t")));
         assert!(name("mart.daily_*").may_be(&name("proj.mart.daily_active_users")));
         assert!(!name("mart.weekly_*").may_be(&name("mart.daily_active_users")));
+        // DuckDB's default schema is left open on both sides.
+        assert!(name("extracts.main.t").may_be(&name("extracts.t")));
+        assert!(name("main.t").may_be(&name("demo.mart.t")));
     }
 
     #[test]

@@ -563,8 +563,19 @@ async fn jobs_insert(
     let dataset = query["defaultDataset"]["datasetId"]
         .as_str()
         .map(str::to_string);
-    let referenced = match referenced_tables(&inner.db, &translated, dataset.as_deref()) {
-        Ok(tables) => tables,
+    // More than one statement is a script: BigQuery says so and lists no tables per
+    // statement. One statement plans as a subquery; a script does not.
+    let single = referenced_tables(
+        &inner.db,
+        &format!(
+            "SELECT * FROM (\n{}\n) AS fake_single",
+            translated.trim().trim_end_matches(';')
+        ),
+        dataset.as_deref(),
+    );
+    let (statement_type, referenced) = match single {
+        Ok(tables) => ("SELECT", tables),
+        Err(_) if translated.trim().trim_end_matches(';').contains(';') => ("SCRIPT", Vec::new()),
         Err(message) => return error_response(&Fault::new(400, "invalidQuery", &message)),
     };
     let bytes_processed: u64 = tables_read(&inner.db, &sql, inner.bytes_per_cell)
@@ -583,7 +594,7 @@ async fn jobs_insert(
             "totalBytesProcessed": bytes_processed.to_string(),
             "query": {
                 "totalBytesProcessed": bytes_processed.to_string(),
-                "statementType": "SELECT",
+                "statementType": statement_type,
                 "referencedTables": tables,
             },
         },
@@ -602,6 +613,10 @@ fn referenced_tables(
         db.execute_batch(&format!("SET search_path = '{dataset},main'"))
             .map_err(|e| e.to_string())?;
     }
+    // BigQuery lists every table a query references; DuckDB's optimizer would answer
+    // `max(col)` from stored statistics and drop the scan from the plan.
+    db.execute_batch("SET disabled_optimizers = 'statistics_propagation'")
+        .map_err(|e| e.to_string())?;
     let planned = db
         .prepare(&format!("EXPLAIN (FORMAT JSON) {sql}"))
         .and_then(|mut statement| statement.query_row([], |row| row.get::<_, String>(1)));
@@ -609,6 +624,8 @@ fn referenced_tables(
         db.execute_batch("RESET search_path")
             .map_err(|e| e.to_string())?;
     }
+    db.execute_batch("RESET disabled_optimizers")
+        .map_err(|e| e.to_string())?;
     let plan: Json =
         serde_json::from_str(&planned.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let mut found = std::collections::BTreeSet::new();
@@ -622,7 +639,9 @@ fn referenced_tables(
                     .and_then(|i| i.get("Table"))
                     .and_then(Json::as_str)
                 {
-                    let parts: Vec<&str> = table.split('.').collect();
+                    // DuckDB quotes names that are keywords (`"secret"`); BigQuery's ids
+                    // come bare.
+                    let parts: Vec<&str> = table.split('.').map(|p| p.trim_matches('"')).collect();
                     if parts.len() >= 2 {
                         found.insert((
                             parts[parts.len() - 2].to_string(),
