@@ -23,6 +23,8 @@ use proptest::prelude::*;
 const PREF_MARKER: &str = "PREFMARK";
 /// In every text column of `mart.secret`: what a table policy on it protects.
 const SECRET_MARKER: &str = "SECRETMARK";
+/// In `mart.derived.label` only, a generated column: what a column policy on it protects.
+const GENERATED_MARKER: &str = "GENMARK";
 
 const MART_SQL: &str = "
 CREATE SCHEMA mart;
@@ -35,6 +37,8 @@ CREATE TABLE mart.visits AS
 CREATE TABLE mart.secret AS
   SELECT 'role_' || (i % 3) AS role, 'SECRETMARK_' || i AS note, i AS amount
   FROM range(20) t(i);
+CREATE TABLE mart.derived (base INTEGER, label VARCHAR GENERATED ALWAYS AS ('GENMARK_' || base));
+INSERT INTO mart.derived (base) SELECT i FROM range(10) t(i);
 CREATE TABLE mart.plain AS
   SELECT 'role_' || (i % 3) AS role, i * 2 AS amount FROM range(20) t(i);
 CREATE VIEW mart.by_place AS SELECT pref AS place, users FROM mart.visits;
@@ -72,10 +76,11 @@ fn job() -> QueryJob {
 }
 
 /// The data sources a query can read, each with whether a view hides a marked table.
-const SOURCES: [(&str, bool); 16] = [
+const SOURCES: [(&str, bool); 17] = [
     ("mart.visits", false),
     ("mart.secret", false),
     ("mart.plain", false),
+    ("mart.derived", false),
     ("query_table('mart.visits')", false),
     ("query_table('mart.secret')", false),
     ("query('SELECT * FROM mart.visits')", false),
@@ -212,6 +217,7 @@ fn planner_reads(sql: &str) -> Reads {
 fn covers(reads: &Reads, marker: &str) -> bool {
     match marker {
         PREF_MARKER => reads.reads_column("mart.visits", "pref"),
+        GENERATED_MARKER => reads.reads_column("mart.derived", "label"),
         _ => reads.reads_table("mart.secret"),
     }
 }
@@ -221,7 +227,7 @@ proptest! {
 
     #[test]
     fn every_marker_in_a_result_is_covered_by_what_was_established(q in query()) {
-        for marker in [PREF_MARKER, SECRET_MARKER] {
+        for marker in [PREF_MARKER, SECRET_MARKER, GENERATED_MARKER] {
             let Some(holds) = result_holds(&q.sql, marker) else { return Ok(()) };
             if !holds {
                 continue;
@@ -280,7 +286,7 @@ proptest! {
             return Ok(());
         }
         let (_, client) = bigquery();
-        for marker in [PREF_MARKER, SECRET_MARKER] {
+        for marker in [PREF_MARKER, SECRET_MARKER, GENERATED_MARKER] {
             let Some(holds) = result_holds(&q.sql, marker) else { return Ok(()) };
             if !holds {
                 continue;
@@ -308,6 +314,9 @@ fn the_planner_tells_columns_apart_and_normalises_names() {
     // A view renaming the column is seen through.
     let renamed = planner_reads("SELECT place FROM mart.by_place");
     assert!(renamed.reads_column("mart.visits", "pref"), "{renamed:?}");
+    // A generated column's scan lists what it is computed from: the table counts whole.
+    let generated = planner_reads("SELECT label FROM mart.derived");
+    assert!(generated.reads_column("mart.derived", "label"), "{generated:?}");
     // What the plan cannot see into is unknown, never harmless.
     let opaque = planner_reads("SELECT * FROM duckdb_tables()");
     assert!(opaque.unknown().is_some(), "{opaque:?}");

@@ -10,8 +10,8 @@ use duckdb::arrow::datatypes::DataType;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{AccessMode, Config, Connection};
 
-use super::plan::plan_reads;
-use super::reads::Reads;
+use super::plan::{plan_reads, plan_table_name};
+use super::reads::{Reads, TableName};
 use super::sql::with_dollar_parameters;
 use super::table::parse_decimal;
 use super::{
@@ -35,6 +35,9 @@ pub struct DuckDbWarehouse {
 /// the data while it is planned.
 const PLAN_TIME_READS_SQL: &str =
     "SELECT count(*) FROM duckdb_types() WHERE database_name = 'temp' AND NOT internal";
+
+/// The tables that have generated columns, as `database.schema.table`.
+const GENERATED_SQL: &str = "SELECT DISTINCT database_name, schema_name, table_name FROM duckdb_columns() WHERE is_generated";
 
 /// Rows `EXPLAIN` may return (it returns one).
 const EXPLAIN_MAX_ROWS: usize = 4;
@@ -282,10 +285,22 @@ impl super::Warehouse for DuckDbWarehouse {
                 let planned_reads: i64 = conn
                     .query_row(PLAN_TIME_READS_SQL, [], |row| row.get(0))
                     .map_err(query_error)?;
-                Ok((catalog, table, planned_reads))
+                let mut statement = conn.prepare(GENERATED_SQL).map_err(query_error)?;
+                let generated = statement
+                    .query_map([], |row| {
+                        Ok(format!(
+                            "{}.{}.{}",
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?
+                        ))
+                    })
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(query_error)?;
+                Ok((catalog, table, planned_reads, generated))
             })
             .await;
-        let (catalog, table, planned_reads) = match planned {
+        let (catalog, table, planned_reads, generated) = match planned {
             Ok(planned) => planned,
             Err(error) => return unknown(format!("the warehouse could not plan it: {error}")),
         };
@@ -306,10 +321,24 @@ impl super::Warehouse for DuckDbWarehouse {
             },
             _ => None,
         };
-        match plan {
-            Some(plan) => plan_reads(&plan, &catalog),
-            None => unknown("the warehouse's plan could not be read".into()),
+        let Some(plan) = plan else {
+            return unknown("the warehouse's plan could not be read".into());
+        };
+        let mut reads = plan_reads(&plan, &catalog);
+        // A generated column's scan lists the columns it is computed from, not itself:
+        // every column of such a table counts as read.
+        if let Reads::Known { tables, .. } = &mut reads {
+            let generated: Vec<TableName> = generated
+                .iter()
+                .map(|name| plan_table_name(name, &catalog))
+                .collect();
+            for read in tables.iter_mut() {
+                if generated.contains(&read.table) {
+                    read.columns = None;
+                }
+            }
         }
+        reads
     }
 
     fn describe(&self) -> String {

@@ -42,13 +42,6 @@ pub fn plan_reads(plan: &serde_json::Value, default_catalog: &str) -> Reads {
                 let info = map.get("extra_info");
                 let children = map.get("children").and_then(|c| c.as_array());
                 if let Some(table) = info.and_then(|i| i.get("Table")).and_then(|t| t.as_str()) {
-                    let mut parts = TableName::parse(table).0;
-                    if parts.len() == 3 && parts[0] == default_catalog.to_lowercase() {
-                        parts.remove(0);
-                    }
-                    if parts.len() >= 2 && parts[parts.len() - 2] == "main" {
-                        parts.remove(parts.len() - 2);
-                    }
                     let mut columns = BTreeSet::new();
                     if let Some(serde_json::Value::Object(info)) = info {
                         for (key, value) in info {
@@ -59,7 +52,7 @@ pub fn plan_reads(plan: &serde_json::Value, default_catalog: &str) -> Reads {
                         }
                     }
                     tables.push(TableRead {
-                        table: TableName(parts),
+                        table: plan_table_name(table, default_catalog),
                         columns: Some(columns),
                     });
                 } else {
@@ -90,6 +83,20 @@ pub fn plan_reads(plan: &serde_json::Value, default_catalog: &str) -> Reads {
         tables,
         source: ReadsSource::Planner,
     }
+}
+
+/// A table as DuckDB names it (`demo.mart.t`), with the database's own catalog and the
+/// `main` schema left open, so `mart.t` in a policy matches it.
+pub fn plan_table_name(table: &str, default_catalog: &str) -> TableName {
+    let mut parts: Vec<&str> = table.split('.').collect();
+    if parts.len() == 3
+        && parts[0]
+            .trim_matches('"')
+            .eq_ignore_ascii_case(default_catalog)
+    {
+        parts.remove(0);
+    }
+    TableName::parse(&parts.join("."))
 }
 
 /// Every identifier-like word in a plan's text (projections, filters), lower case.
@@ -126,11 +133,7 @@ pub fn referenced_reads(tables: &[(String, String, String)]) -> Reads {
         tables: tables
             .iter()
             .map(|(project, dataset, table)| TableRead {
-                table: TableName(vec![
-                    project.to_lowercase(),
-                    dataset.to_lowercase(),
-                    table.to_lowercase(),
-                ]),
+                table: TableName::parse(&format!("{project}.{dataset}.{table}")),
                 columns: None,
             })
             .collect(),
