@@ -316,7 +316,10 @@ fn the_planner_tells_columns_apart_and_normalises_names() {
     assert!(renamed.reads_column("mart.visits", "pref"), "{renamed:?}");
     // A generated column's scan lists what it is computed from: the table counts whole.
     let generated = planner_reads("SELECT label FROM mart.derived");
-    assert!(generated.reads_column("mart.derived", "label"), "{generated:?}");
+    assert!(
+        generated.reads_column("mart.derived", "label"),
+        "{generated:?}"
+    );
     // What the plan cannot see into is unknown, never harmless.
     let opaque = planner_reads("SELECT * FROM duckdb_tables()");
     assert!(opaque.unknown().is_some(), "{opaque:?}");
