@@ -378,19 +378,8 @@ fn policies_cover_by_normalised_names() {
 /// (views resolved, the default dataset applied) decide coverage.
 #[test]
 fn bigquery_dry_run_referenced_tables_cover_views_and_the_default_dataset() {
+    let (_, bigquery) = bigquery();
     runtime().block_on(async {
-        let fake = common::fake_bigquery::FakeBigQuery::start(Some(mart())).await;
-        let settings = kpibot::settings::BigQuerySettings {
-            project: "proj".into(),
-            dataset: "mart".into(),
-            location: Some(common::fake_bigquery::LOCATION.into()),
-            endpoint: Some(fake.endpoint.clone()),
-            credentials_file: None,
-            maximum_bytes_billed: 1 << 30,
-        };
-        let bigquery = kpibot::warehouse::bigquery::BigQueryWarehouse::open(&settings)
-            .await
-            .unwrap();
         for (sql, covered) in [
             ("SELECT place FROM mart.by_place", true),
             ("SELECT place FROM by_place", true),

@@ -538,3 +538,70 @@ cron = "{EVERY_TWO_SECONDS}"
         "{listing:?}"
     );
 }
+
+/// A reply goes where its root is. Once a policy keeps sign-ups to #sales and the alert is
+/// moved there, reminders of the firing whose root is in #growth are held to #growth —
+/// not waved through because the spec's channel is now one the policy allows.
+#[test]
+fn a_reply_under_an_earlier_root_is_held_to_the_roots_channel_not_the_specs_new_one() {
+    let slack = FakeSlack::start_in_background(&[
+        (DATA_TEAM, "data-team", true),
+        ("C0GROWTH", "growth", true),
+        ("C0SALES01", "sales", true),
+    ]);
+    let alert = |channel: &str| {
+        format!(
+            r##"[[alert]]
+name = "signups_moving"
+metric = "signups"
+above = 0
+remind_every = 1
+channel = "{channel}"
+owner = "#data-team"
+timezone = "Asia/Tokyo"
+cron = "{EVERY_TWO_SECONDS}"
+"##
+        )
+    };
+    let dir = setup(&alert("#growth"));
+    let bot = slack_bot(dir.path(), &slack);
+    let running = bot.start("bot.log");
+    wait_for(
+        "the root and a reminder in #growth",
+        Duration::from_secs(60),
+        || {
+            roots(&slack, "C0GROWTH")
+                .first()
+                .is_some_and(|root| !replies_to(&slack, "C0GROWTH", &root.ts).is_empty())
+        },
+    );
+    std::fs::write(
+        dir.path().join("reports/signups_policy.toml"),
+        "[[policy]]\nname = \"signups_sales\"\ntable = \"mart.daily_signups\"\nowner = \"#data-team\"\nallowed_channels = [\"#sales\", \"#data-team\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("reports/alerts.toml"), alert("#sales")).unwrap();
+    let refusals = || {
+        slack
+            .messages_in(DATA_TEAM)
+            .iter()
+            .filter(|m| m.body.to_string().contains("may not see what alert"))
+            .count()
+    };
+    wait_for("a reminder to be refused", Duration::from_secs(60), || {
+        refusals() >= 1
+    });
+    let in_growth = slack.messages_in("C0GROWTH").len();
+    let seen = refusals();
+    wait_for(
+        "two more refused reminders",
+        Duration::from_secs(60),
+        || refusals() >= seen + 2,
+    );
+    assert!(terminate(running).success());
+    assert_eq!(
+        slack.messages_in("C0GROWTH").len(),
+        in_growth,
+        "a reply reached #growth, which the policy does not allow"
+    );
+}

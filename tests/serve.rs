@@ -463,17 +463,7 @@ fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
         "command=%2Fkpi&text=signups+last+7+days+by+channel&user_id=U0ALICE&channel_id=C0SALES001&response_url={}",
         form_urlencoded::byte_serialize(slack.response_url("e2e").as_bytes()).collect::<String>()
     );
-    let timestamp = chrono::Utc::now().timestamp();
-    let mut stream = TcpStream::connect(("127.0.0.1", bot.port)).unwrap();
-    write!(
-        stream,
-        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len(),
-        common::slack_signature(SECRET, timestamp, &body)
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let response = post_signed_command(&bot, SECRET, &body);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("Working on"), "{response}");
     wait_for("the chart in #sales", Duration::from_secs(30), || {
@@ -485,6 +475,22 @@ fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
         "Sign-ups by Channel"
     );
     assert!(terminate(child).success());
+}
+
+/// Sends `/kpi` to serve's public listener signed with `secret`; the raw HTTP answer.
+fn post_signed_command(bot: &Bot, secret: &str, body: &str) -> String {
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut stream = TcpStream::connect(("127.0.0.1", bot.port)).unwrap();
+    write!(
+        stream,
+        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        common::slack_signature(secret, timestamp, body)
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
 
 /// On the Kubernetes deploy `reports/` is a ConfigMap volume (a timestamped folder, a
@@ -514,17 +520,7 @@ fn a_configmap_volume_of_the_examples_answers_kpi_in_data_team() {
         form_urlencoded::byte_serialize(slack.response_url("configmap").as_bytes())
             .collect::<String>()
     );
-    let timestamp = chrono::Utc::now().timestamp();
-    let mut stream = TcpStream::connect(("127.0.0.1", bot.port)).unwrap();
-    write!(
-        stream,
-        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len(),
-        common::slack_signature(SECRET, timestamp, &body)
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let response = post_signed_command(&bot, SECRET, &body);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(!response.contains("unreadable"), "{response}");
     wait_for("the chart in #data-team", Duration::from_secs(30), || {

@@ -155,22 +155,25 @@ impl AlertRunner {
         };
         // With its root failed for good, a reply stands on its own in the alert's channel.
         let notifier = &self.parts.notifier;
-        let channel = match (&root_post, noted_channel) {
-            (Some((channel, _)), _) => channel.clone(),
-            (None, Some(channel)) => channel,
+        // `named`: the spec's target resolves to this channel now. Under a root the post
+        // goes where the root is, and the spec's channel name counts only while it still
+        // names that channel.
+        let (channel, named) = match (&root_post, noted_channel) {
+            (Some((channel, _)), _) => (channel.clone(), None),
+            (None, Some(channel)) => (channel, None),
             (None, None) => match notifier.channel_of(&alert.channel).await {
-                Ok(channel) => channel,
+                Ok(channel) => (channel, Some(true)),
                 Err(error) => return self.give_up(alert, &key, Reason::Failed(error)).await,
             },
         };
         ledger
             .note_notice_channel(&key, &self.owner, &channel)
             .await?;
-        // Under a root, the post goes where the root is: the spec's channel name counts
-        // only while it still names that channel.
-        let named = match notifier.channel_of(&alert.channel).await {
-            Ok(current) => current == channel,
-            Err(_) => false,
+        let named = match named {
+            Some(named) => named,
+            None => {
+                matches!(notifier.channel_of(&alert.channel).await, Ok(current) if current == channel)
+            }
         };
         if let Some(why) = self
             .refusal(catalog, alert, &channel, named, round.evaluated_at)

@@ -77,6 +77,29 @@ fn job(alert: &AlertSpec, timeout: Duration) -> QueryJob {
     QueryJob::new(timeout).for_report(&alert.name, Trigger::Alert)
 }
 
+/// A metric alert's query: the metric per day over `from..=to`, split by `by` and
+/// filtered as the alert says — through the same generated SQL `/kpi` uses.
+fn metric_query(
+    dialect: crate::warehouse::Dialect,
+    spec: &crate::spec::MetricSpec,
+    by: Option<&str>,
+    filters: &[(String, Vec<String>)],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> (String, Params) {
+    let filters: Vec<Filter> = filters
+        .iter()
+        .map(|(dimension, values)| Filter {
+            dimension: dimension.clone(),
+            values: values.clone(),
+        })
+        .collect();
+    let (sql, mut params) = sql::metric_sql(dialect, spec, Grain::Day, by, &filters);
+    params.insert("start_date".into(), ParamValue::Date(from));
+    params.insert("end_date".into(), ParamValue::Date(to));
+    (sql, params)
+}
+
 /// The watched series on every day of `from..=to`.
 pub async fn series(
     sources: Sources<'_>,
@@ -95,18 +118,14 @@ pub async fn series(
                 .catalog
                 .metric(metric)
                 .ok_or_else(|| WatchError::MissingMetric(metric.clone()))?;
-            let filters: Vec<Filter> = filters
-                .iter()
-                .map(|(dimension, values)| Filter {
-                    dimension: dimension.clone(),
-                    values: values.clone(),
-                })
-                .collect();
-            let dialect = sources.warehouse.dialect();
-            let (sql, mut params) =
-                sql::metric_sql(dialect, spec, Grain::Day, by.as_deref(), &filters);
-            params.insert("start_date".into(), ParamValue::Date(from));
-            params.insert("end_date".into(), ParamValue::Date(to));
+            let (sql, params) = metric_query(
+                sources.warehouse.dialect(),
+                spec,
+                by.as_deref(),
+                filters,
+                from,
+                to,
+            );
             let table = sources
                 .warehouse
                 .query(&sql, &params, &job(alert, sources.timeout))
@@ -182,22 +201,14 @@ pub async fn reads(sources: Sources<'_>, alert: &AlertSpec, at: DateTime<Utc>) -
                     why: format!("the catalog has no metric `{metric}`"),
                 };
             };
-            let filters: Vec<Filter> = filters
-                .iter()
-                .map(|(dimension, values)| Filter {
-                    dimension: dimension.clone(),
-                    values: values.clone(),
-                })
-                .collect();
-            let (sql, mut params) = sql::metric_sql(
+            let (sql, params) = metric_query(
                 sources.warehouse.dialect(),
                 spec,
-                Grain::Day,
                 by.as_deref(),
-                &filters,
+                filters,
+                today,
+                today,
             );
-            params.insert("start_date".into(), ParamValue::Date(today));
-            params.insert("end_date".into(), ParamValue::Date(today));
             sources.warehouse.reads(&sql, &params, &job).await
         }
         (_, Some(Watch::Report { report, .. })) => match sources.catalog.get(report) {

@@ -30,7 +30,7 @@ use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
 use gcp_bigquery_client::model::table_row::TableRow;
 use gcp_bigquery_client::model::table_schema::TableSchema;
 
-use super::plan::referenced_reads;
+use super::plan::{narrow_by_parser, referenced_reads};
 use super::reads::Reads;
 use super::table::parse_decimal;
 use super::{
@@ -453,7 +453,8 @@ impl super::Warehouse for BigQueryWarehouse {
             .into_iter()
             .map(|t| (t.project_id, t.dataset_id, t.table_id))
             .collect();
-        referenced_reads(&tables)
+        let parsed = super::reads::read_sql(sql, super::Dialect::BigQuery).established();
+        narrow_by_parser(referenced_reads(&tables), &parsed)
     }
 
     fn describe(&self) -> String {

@@ -140,3 +140,100 @@ pub fn referenced_reads(tables: &[(String, String, String)]) -> Reads {
         source: ReadsSource::DryRun,
     }
 }
+
+/// BigQuery's dry run names tables, not columns. Where the SQL names every table the dry
+/// run lists, and nothing else (no view, CTE or table function between them), the parser's
+/// columns for each table are a safe superset (every identifier, or every column under a
+/// `*`), so they narrow the dry run's "every column". Otherwise the dry run stands.
+pub fn narrow_by_parser(dry_run: Reads, parsed: &Reads) -> Reads {
+    let (
+        Reads::Known {
+            tables: listed,
+            source,
+        },
+        Reads::Known { tables: named, .. },
+    ) = (&dry_run, parsed)
+    else {
+        return dry_run;
+    };
+    let matches = |a: &TableName, b: &TableName| a.may_be(b);
+    let every_listed_named = listed
+        .iter()
+        .all(|l| named.iter().filter(|n| matches(&n.table, &l.table)).count() >= 1);
+    let every_named_listed = named.iter().all(|n| {
+        listed
+            .iter()
+            .filter(|l| matches(&n.table, &l.table))
+            .count()
+            == 1
+    });
+    if !every_listed_named || !every_named_listed {
+        return dry_run;
+    }
+    let tables = listed
+        .iter()
+        .map(|l| {
+            let mut columns = Some(BTreeSet::new());
+            for n in named.iter().filter(|n| matches(&n.table, &l.table)) {
+                columns = match (columns, &n.columns) {
+                    (Some(mut have), Some(more)) => {
+                        have.extend(more.iter().cloned());
+                        Some(have)
+                    }
+                    _ => None,
+                };
+            }
+            TableRead {
+                table: l.table.clone(),
+                columns,
+            }
+        })
+        .collect();
+    Reads::Known {
+        tables,
+        source: *source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::warehouse::Dialect;
+    use crate::warehouse::reads::read_sql;
+
+    fn dry(tables: &[(&str, &str, &str)]) -> Reads {
+        let owned: Vec<(String, String, String)> = tables
+            .iter()
+            .map(|(p, d, t)| (p.to_string(), d.to_string(), t.to_string()))
+            .collect();
+        referenced_reads(&owned)
+    }
+
+    #[test]
+    fn the_parser_narrows_a_dry_run_only_where_it_names_every_table_itself() {
+        let parsed = |sql| read_sql(sql, Dialect::BigQuery).established();
+        let plain = narrow_by_parser(
+            dry(&[("p", "mart", "t")]),
+            &parsed("SELECT role, SUM(users) FROM mart.t GROUP BY role"),
+        );
+        assert!(plain.reads_table("mart.t"));
+        assert!(!plain.reads_column("mart.t", "prefecture"), "{plain:?}");
+        // A view the SQL names resolves to a table it does not: every column counts.
+        let view = narrow_by_parser(
+            dry(&[("p", "mart", "t")]),
+            &parsed("SELECT role FROM mart.v"),
+        );
+        assert!(view.reads_column("mart.t", "prefecture"), "{view:?}");
+        // The table named directly and again through a view: every column counts.
+        let both = narrow_by_parser(
+            dry(&[("p", "mart", "t"), ("p", "mart", "u")]),
+            &parsed("SELECT t.role FROM mart.t JOIN mart.v ON true"),
+        );
+        assert!(both.reads_column("mart.t", "prefecture"), "{both:?}");
+        // `*` reads every column; a table function is unknown to the parser.
+        let star = narrow_by_parser(dry(&[("p", "mart", "t")]), &parsed("SELECT * FROM mart.t"));
+        assert!(star.reads_column("mart.t", "prefecture"));
+        let script = narrow_by_parser(Reads::Unknown { why: "x".into() }, &parsed("SELECT 1"));
+        assert!(script.unknown().is_some());
+    }
+}
