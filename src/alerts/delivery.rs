@@ -6,24 +6,21 @@
 use chrono::{Days, Utc};
 
 use super::engine::{Kind, Notice, NoticeRef, Round};
+use super::gates::{alert_gates, watched_access};
 use super::judge::Reference;
 use super::message::{Facts, notice_message, problem_text, resolved_root};
 use super::notify::{Marker, NotifyError};
 use super::run::{AlertRunError, AlertRunner, parse_round, style_of, title_of};
 use super::watch::{Series, WatchError, lookback_days, series};
 use crate::catalog::Catalog;
-use crate::catalog::access::{
-    Asker, Decision, Gate, base_columns, decide, decide_post_gates, metric_gates, query_gates,
-    report_gates,
-};
+use crate::catalog::access::{Asker, Decision, Gate, decide, decide_post_gates, query_gates};
 use crate::i18n::Message;
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::ledger::alerts::{NoticeClaim, NoticeKey};
 use crate::render::alert_chart::{AlertChart, AlertPanel, render_alert_png};
 use crate::render::format::NumberStyle;
 use crate::spec::AlertSpec;
-use crate::spec::alert::{Condition, Watch, is_user_target};
-use crate::warehouse::reads::read_sql;
+use crate::spec::alert::{Condition, is_user_target};
 
 const METRIC_FAILURES: &str = "kpibot_alert_notification_failures_total";
 const METRIC_FAILURES_HELP: &str = "Alert notices that could not be sent, per alert";
@@ -512,48 +509,6 @@ impl AlertRunner {
 
 fn log_chart_error(alert: &AlertSpec, error: &WatchError) {
     tracing::warn!(alert = %alert.name, error = %error, "could not read the series for the alert's chart");
-}
-
-/// The watched metric's or report's own access lists.
-fn watched_access<'c>(catalog: &'c Catalog, alert: &AlertSpec) -> Option<&'c crate::spec::Access> {
-    match &alert.watch {
-        Some(Watch::Metric { metric, .. }) => catalog.metric(metric).map(|m| &m.access),
-        Some(Watch::Report { report, .. }) => catalog.get(report).map(|r| &r.access),
-        None => None,
-    }
-}
-
-/// The gates guarding what `alert` posts; hand-written SQL is read in `dialect`.
-pub fn alert_gates(
-    catalog: &Catalog,
-    alert: &AlertSpec,
-    dialect: crate::warehouse::Dialect,
-) -> Vec<Gate> {
-    match &alert.watch {
-        Some(Watch::Metric {
-            metric,
-            by,
-            filters,
-            ..
-        }) => match catalog.metric(metric) {
-            Some(m) => {
-                let mut columns = base_columns(m);
-                columns.extend(by.iter().map(String::as_str));
-                columns.extend(filters.iter().map(|(d, _)| d.as_str()));
-                metric_gates(catalog, m, &columns)
-            }
-            None => Vec::new(),
-        },
-        Some(Watch::Report { report, .. }) => catalog
-            .get(report)
-            .map(|r| report_gates(catalog, r))
-            .unwrap_or_default(),
-        None => match &alert.condition {
-            Condition::Rows { sql } => query_gates(catalog, &read_sql(sql, dialect).established()),
-            Condition::Stale(f) => query_gates(catalog, &read_sql(&f.sql, dialect).established()),
-            _ => Vec::new(),
-        },
-    }
 }
 
 fn root_key(alert: &AlertSpec, root: &NoticeRef) -> NoticeKey {

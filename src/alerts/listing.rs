@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::delivery::alert_gates;
 use super::engine::{Phase, Round};
+use super::gates::alert_gates;
 use super::run::title_of;
 use crate::catalog::Catalog;
 use crate::catalog::access::{AccessPolicy, Asker, visible};

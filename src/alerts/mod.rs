@@ -6,6 +6,7 @@
 pub mod backtest;
 mod delivery;
 pub mod engine;
+mod gates;
 pub mod judge;
 pub mod listing;
 pub mod message;
