@@ -424,13 +424,7 @@ allowed_channels = ["#data-team"]
 "##,
     )
     .unwrap();
-    let refusals = || {
-        slack
-            .messages_in(DATA_TEAM)
-            .iter()
-            .filter(|m| m.body.to_string().contains("may not see what alert"))
-            .count()
-    };
+    let refusals = || refused_notices(&slack);
     wait_for(
         "the owner to hear a post was refused",
         Duration::from_secs(60),
@@ -459,29 +453,13 @@ allowed_channels = ["#data-team"]
     );
 }
 
-/// Every mrkdwn text of a posted message (Block Kit `mrkdwn` objects and the fallback).
-fn mrkdwn_texts(message: &Value) -> Vec<String> {
-    fn walk(value: &Value, out: &mut Vec<String>) {
-        match value {
-            Value::Object(map) => {
-                if map.get("type").and_then(Value::as_str) == Some("mrkdwn")
-                    && let Some(text) = map.get("text").and_then(Value::as_str)
-                {
-                    out.push(text.to_string());
-                }
-                map.values().for_each(|v| walk(v, out));
-            }
-            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    let mut out: Vec<String> = message["text"]
-        .as_str()
-        .map(str::to_string)
-        .into_iter()
-        .collect();
-    walk(&message["blocks"], &mut out);
-    out
+/// The owner's notices that an alert post was refused by the access rule.
+fn refused_notices(slack: &FakeSlack) -> usize {
+    slack
+        .messages_in(DATA_TEAM)
+        .iter()
+        .filter(|m| m.body.to_string().contains("may not see what alert"))
+        .count()
 }
 
 #[test]
@@ -512,7 +490,7 @@ cron = "{EVERY_TWO_SECONDS}"
     });
     assert!(terminate(running).success());
     let root = roots(&slack, DATA_TEAM)[0].body.clone();
-    let texts = mrkdwn_texts(&root);
+    let texts = common::mrkdwn_texts(&root);
     let listing: Vec<String> = slack
         .responses("listing")
         .iter()
@@ -581,13 +559,7 @@ cron = "{EVERY_TWO_SECONDS}"
     )
     .unwrap();
     std::fs::write(dir.path().join("reports/alerts.toml"), alert("#sales")).unwrap();
-    let refusals = || {
-        slack
-            .messages_in(DATA_TEAM)
-            .iter()
-            .filter(|m| m.body.to_string().contains("may not see what alert"))
-            .count()
-    };
+    let refusals = || refused_notices(&slack);
     wait_for("a reminder to be refused", Duration::from_secs(60), || {
         refusals() >= 1
     });

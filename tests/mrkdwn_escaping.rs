@@ -86,32 +86,6 @@ fn runner() -> TestRunner {
     })
 }
 
-/// The text of every mrkdwn text object in a Block Kit message, and its top-level `text`
-/// (notifications read it as mrkdwn too).
-fn mrkdwn_texts(message: &Value) -> Vec<String> {
-    fn walk(value: &Value, out: &mut Vec<String>) {
-        match value {
-            Value::Object(map) => {
-                if map.get("type").and_then(Value::as_str) == Some("mrkdwn")
-                    && let Some(text) = map.get("text").and_then(Value::as_str)
-                {
-                    out.push(text.to_string());
-                }
-                map.values().for_each(|v| walk(v, out));
-            }
-            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    let mut out: Vec<String> = message["text"]
-        .as_str()
-        .map(str::to_string)
-        .into_iter()
-        .collect();
-    walk(&message["blocks"], &mut out);
-    out
-}
-
 /// The value as a reader sees it on one line.
 fn one_line(value: &str) -> String {
     value
@@ -290,7 +264,7 @@ fn report_messages_show_labels_series_and_headlines_inert() {
             );
             let spec = report_spec(&value, &chart);
             let message = rendered_message(&spec, &hostile_table(&value), &value);
-            let texts = mrkdwn_texts(&message);
+            let texts = common::mrkdwn_texts(&message);
             assert_inert(&texts, &value, "report")?;
             // The headline names the category, the change compares with it, the fallback
             // and the small print carry the title and the definition: all escaped.
@@ -330,7 +304,7 @@ fn data_table_cells_are_raw_text_and_the_message_around_them_is_inert() {
                 "{table}"
             );
             prop_assert!(cells.iter().all(|c| c["type"] != "mrkdwn"));
-            assert_inert(&mrkdwn_texts(&message), &value, "data table report")
+            assert_inert(&common::mrkdwn_texts(&message), &value, "data table report")
         })
         .unwrap();
 }
@@ -470,11 +444,11 @@ fn alert_roots_replies_resolutions_and_owner_notes_show_values_inert() {
                 ),
             ];
             for (place, message) in &messages {
-                assert_inert(&mrkdwn_texts(message), &value, place)?;
+                assert_inert(&common::mrkdwn_texts(message), &value, place)?;
             }
             // The fallback (notification) text carries the title.
             assert_inert(
-                &mrkdwn_texts(&messages[0].1)[..1],
+                &common::mrkdwn_texts(&messages[0].1)[..1],
                 &format!("Drop {value}"),
                 "root fallback",
             )?;

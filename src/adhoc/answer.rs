@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::access::{AccessPolicy, Asker, Decision, Viewer, decide, query_gates};
+use super::access::{AccessPolicy, Asker, Decision, Viewer, decide, with_proven_reads};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::catalog::Catalog;
@@ -139,7 +139,6 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
     }
     // Besides what the question names, every policy covering what the warehouse proves
     // the query reads (a metric on a view, a report through a table function).
-    let mut gates = gates;
     let proven_options = RunOptions {
         period: Some(spec.query.period),
         params: params.clone(),
@@ -151,11 +150,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
     } else {
         crate::warehouse::reads::Reads::nothing()
     };
-    for gate in query_gates(context.catalog, &proven) {
-        if !gates.contains(&gate) {
-            gates.push(gate);
-        }
-    }
+    let gates = with_proven_reads(gates, context.catalog, &proven);
     let why_private = match decide(&gates, asker, context.policy, private, &spec.owner) {
         Decision::Refused { owner } => {
             return Answer::Text(Reply::Refused {

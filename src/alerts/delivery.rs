@@ -13,7 +13,7 @@ use super::notify::{Marker, NotifyError};
 use super::run::{AlertRunError, AlertRunner, parse_round, style_of, title_of};
 use super::watch::{Series, WatchError, lookback_days, series};
 use crate::catalog::Catalog;
-use crate::catalog::access::{Asker, Decision, Gate, decide, decide_post_gates, query_gates};
+use crate::catalog::access::{Asker, Decision, Gate, decide, decide_post_gates, with_proven_reads};
 use crate::i18n::Message;
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::ledger::alerts::{NoticeClaim, NoticeKey};
@@ -295,17 +295,12 @@ impl AlertRunner {
         alert: &AlertSpec,
         at: chrono::DateTime<Utc>,
     ) -> Vec<Gate> {
-        let mut gates = alert_gates(catalog, alert, self.parts.warehouse.dialect());
+        let gates = alert_gates(catalog, alert, self.parts.warehouse.dialect());
         if !catalog.has_policies() {
             return gates;
         }
         let proven = super::watch::reads(self.sources(catalog), alert, at).await;
-        for gate in query_gates(catalog, &proven) {
-            if !gates.contains(&gate) {
-                gates.push(gate);
-            }
-        }
-        gates
+        with_proven_reads(gates, catalog, &proven)
     }
 
     /// Renews this process's claim on `key` every third of the lease until the returned

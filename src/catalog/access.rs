@@ -116,6 +116,21 @@ pub fn query_gates(catalog: &Catalog, reads: &crate::warehouse::reads::Reads) ->
     )
 }
 
+/// `gates` and, besides them, the gate of every policy covering what `reads` proves a
+/// query reads (a metric on a view, a report through a table function).
+pub fn with_proven_reads(
+    mut gates: Vec<Gate>,
+    catalog: &Catalog,
+    reads: &crate::warehouse::reads::Reads,
+) -> Vec<Gate> {
+    for gate in query_gates(catalog, reads) {
+        if !gates.contains(&gate) {
+            gates.push(gate);
+        }
+    }
+    gates
+}
+
 /// The gates of a metric question touching `columns` (measured, filtered, split by).
 pub fn metric_gates(catalog: &Catalog, metric: &MetricSpec, columns: &[&str]) -> Vec<Gate> {
     gates(

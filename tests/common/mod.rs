@@ -227,3 +227,29 @@ pub fn configmap_volume(into: &std::path::Path, stamp: &str, from: &std::path::P
     }
     names.len()
 }
+
+/// The text of every mrkdwn text object in a Block Kit message, and its top-level `text`
+/// (notifications read it as mrkdwn too).
+pub fn mrkdwn_texts(message: &serde_json::Value) -> Vec<String> {
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("type").and_then(serde_json::Value::as_str) == Some("mrkdwn")
+                    && let Some(text) = map.get("text").and_then(serde_json::Value::as_str)
+                {
+                    out.push(text.to_string());
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = message["text"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    walk(&message["blocks"], &mut out);
+    out
+}
