@@ -144,6 +144,35 @@ async fn a_runaway_query_is_cancelled_at_the_timeout() {
     assert_eq!(table.rows[0][0], Cell::Integer(1));
 }
 
+/// A timeout that passes before DuckDB has even started the query (DuckDB clears an
+/// interrupt as each statement begins) must still stop it: otherwise it runs for ever, keeps
+/// a core busy, and a runtime shutting down waits on it.
+#[test]
+fn a_query_timed_out_before_it_starts_still_stops() {
+    let (_dir, w) = warehouse_with("SELECT 1");
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        for _ in 0..3 {
+            let err = runtime
+                .block_on(w.query(
+                    "SELECT COUNT(*) FROM range(1000000000000) a WHERE hash(a.range) % 7 = 3",
+                    &Params::new(),
+                    &QueryJob::new(Duration::ZERO),
+                ))
+                .unwrap_err();
+            assert!(matches!(err, WarehouseError::Timeout(_)), "{err}");
+        }
+        // Dropping a runtime waits for its blocking threads: the queries' among them.
+        drop(runtime);
+        done_tx.send(()).unwrap();
+    });
+    assert!(
+        done.recv_timeout(GENEROUS_TIMEOUT).is_ok(),
+        "a query whose timeout passed before it started kept running"
+    );
+}
+
 #[tokio::test]
 async fn query_errors_keep_the_sql_line() {
     let (_dir, w) = warehouse_with("CREATE TABLE t(day DATE);");

@@ -45,6 +45,9 @@ const EXPLAIN_MAX_ROWS: usize = 4;
 /// Threads DuckDB uses for one query (the calling thread only).
 const DUCKDB_THREADS_PER_QUERY: i64 = 1;
 
+/// How often a timed-out query is interrupted again until its thread returns.
+const INTERRUPT_REPEAT_MS: u64 = 20;
+
 /// The schema extracts are attached in: `extracts.<name>`.
 pub const EXTRACTS_SCHEMA: &str = "extracts";
 
@@ -198,15 +201,25 @@ impl DuckDbWarehouse {
             .try_clone()
             .map_err(|e| WarehouseError::Unavailable(e.to_string()))?;
         let interrupt = connection.interrupt_handle();
-        let task =
+        let mut task =
             tokio::task::spawn_blocking(move || crate::priority::background(|| work(&connection)));
-        match tokio::time::timeout(timeout, task).await {
+        match tokio::time::timeout(timeout, &mut task).await {
             Ok(Ok(result)) => result,
             Ok(Err(join_error)) => Err(WarehouseError::Unavailable(format!(
                 "the query thread failed: {join_error}"
             ))),
             Err(_) => {
-                interrupt.interrupt();
+                // DuckDB forgets an interrupt that lands before it starts a statement (it
+                // clears the flag as each one begins: preparing, then executing), so one
+                // interrupt can miss and leave the query running for ever. Keep
+                // interrupting until the query thread has returned.
+                // A blocking thread of its own, so a runtime shutting down waits for it too.
+                tokio::task::spawn_blocking(move || {
+                    while !task.is_finished() {
+                        interrupt.interrupt();
+                        std::thread::sleep(Duration::from_millis(INTERRUPT_REPEAT_MS));
+                    }
+                });
                 Err(WarehouseError::Timeout(timeout))
             }
         }

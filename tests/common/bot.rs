@@ -47,12 +47,26 @@ channel = "{channel}"
     )
 }
 
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768–60999), so no outgoing
+/// connection (to PostgreSQL, the fake Slack, …) can take a port between the check and the
+/// bot's bind.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port nothing listens on, not handed out before by this test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    // Each test binary starts somewhere else, so two binaries rarely meet.
+    let offset = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = (NEXT.fetch_add(1, Ordering::Relaxed) + offset) % span;
+        let port = TEST_PORTS.start + n as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}")
 }
 
 pub struct Bot {
@@ -119,15 +133,25 @@ impl Bot {
             .stderr(log)
             .spawn()
             .unwrap();
-        let running = Running(child);
-        wait_for(
-            "the bot to answer /healthz",
-            Duration::from_secs(60),
-            || {
-                self.get("/healthz")
-                    .is_some_and(|(status, _)| status == 200)
-            },
-        );
+        let mut running = Running(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self
+            .get("/healthz")
+            .is_some_and(|(status, _)| status == 200)
+        {
+            if let Ok(Some(status)) = running.0.try_wait() {
+                panic!(
+                    "kpibot serve exited ({status}) before answering /healthz; its log:\n{}",
+                    self.log(log_name)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for the bot to answer /healthz; its log:\n{}",
+                self.log(log_name)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         running
     }
 
