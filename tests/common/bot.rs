@@ -135,9 +135,9 @@ impl Bot {
             .unwrap();
         let mut running = Running(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !self
+        while self
             .get("/healthz")
-            .is_some_and(|(status, _)| status == 200)
+            .is_none_or(|(status, _)| status != 200)
         {
             if let Ok(Some(status)) = running.0.try_wait() {
                 panic!(
