@@ -63,7 +63,7 @@ pub async fn ask(
                 out,
                 "{}: {rows} rows → {}",
                 rendered.title,
-                receipt.describe()
+                receipt.describe(None)
             )?;
             Ok(true)
         }

@@ -66,6 +66,7 @@ async fn run_and_deliver(
     }
     let outcome = pipeline::run(warehouse, spec, &options).await?;
     let receipt = delivery.deliver(&outcome.rendered).await?;
+    let link = delivery.link(&receipt).await;
     let latest = match outcome.headline {
         Some(v) => NumberStyle::of(&spec.chart).value(v),
         None => "no data".to_string(),
@@ -78,7 +79,7 @@ async fn run_and_deliver(
         outcome.window,
         spec.timezone.name(),
         outcome.elapsed.as_secs_f64(),
-        receipt.describe()
+        receipt.describe(link.as_deref())
     ))
 }
 

@@ -76,7 +76,6 @@ pub enum Receipt {
         channel: String,
         /// The message's timestamp: its ID in the channel.
         ts: String,
-        permalink: Option<String>,
         /// Set when the chart was posted as a reply in this thread.
         thread_ts: Option<String>,
         /// The post already existed (an earlier attempt got through); nothing was re-sent.
@@ -85,21 +84,19 @@ pub enum Receipt {
 }
 
 impl Receipt {
-    /// Where it went, in one line for logs and the CLI.
-    pub fn describe(&self) -> String {
+    /// Where it went, in one line for logs and the CLI: `link` (a permalink, asked for
+    /// only where one is shown) or else the channel and ts.
+    pub fn describe(&self, link: Option<&str>) -> String {
         match self {
             Receipt::Folder { png, .. } => png.display().to_string(),
             Receipt::Slack {
                 channel,
                 ts,
-                permalink,
                 found_existing,
                 ..
             } => format!(
                 "{}{}",
-                permalink
-                    .clone()
-                    .unwrap_or_else(|| format!("channel {channel}, ts {ts}")),
+                link.map_or_else(|| format!("channel {channel}, ts {ts}"), str::to_string),
                 if *found_existing {
                     " (already posted; not sent again)"
                 } else {
@@ -224,6 +221,13 @@ pub trait Delivery: Send + Sync {
 
     /// Tells a report's owner (a channel or a user) something went wrong.
     async fn notify(&self, recipient: &str, text: &str) -> Result<(), DeliveryError>;
+
+    /// A link to what `receipt` names, for a person to click. Asked only where a link is
+    /// shown (the CLI's one line): on Slack it costs a `chat.getPermalink` call, which a
+    /// busy morning of posts cannot afford one of each.
+    async fn link(&self, _receipt: &Receipt) -> Option<String> {
+        None
+    }
 }
 
 /// Delivers; when that fails for good, tells the report's owner, and when even that

@@ -437,7 +437,6 @@ impl SlackDelivery {
             thread_ts = Some(ts.0.clone());
         }
         drop(turn);
-        let permalink = self.slack.permalink(&channel_id, &ts).await;
         self.metrics.increment(
             METRIC_POSTS,
             METRIC_POSTS_HELP,
@@ -453,7 +452,6 @@ impl SlackDelivery {
         Ok(Receipt::Slack {
             channel: channel_id,
             ts: ts.0,
-            permalink,
             thread_ts,
             found_existing,
         })
@@ -515,11 +513,9 @@ impl Delivery for SlackDelivery {
         } else {
             None
         };
-        let permalink = self.slack.permalink(&channel_id, &ts).await;
         Ok(Some(Receipt::Slack {
             channel: channel_id,
             ts: ts.0,
-            permalink,
             thread_ts,
             found_existing: true,
         }))
@@ -536,6 +532,15 @@ impl Delivery for SlackDelivery {
             .await;
         turn.posted();
         Ok(result?)
+    }
+
+    async fn link(&self, receipt: &Receipt) -> Option<String> {
+        match receipt {
+            Receipt::Slack { channel, ts, .. } => {
+                self.slack.permalink(channel, &SlackTs(ts.clone())).await
+            }
+            Receipt::Folder { .. } => None,
+        }
     }
 }
 

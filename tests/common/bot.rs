@@ -135,10 +135,7 @@ impl Bot {
             .unwrap();
         let mut running = Running(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self
-            .get("/healthz")
-            .is_none_or(|(status, _)| status != 200)
-        {
+        while self.get("/healthz").is_none_or(|(status, _)| status != 200) {
             if let Ok(Some(status)) = running.0.try_wait() {
                 panic!(
                     "kpibot serve exited ({status}) before answering /healthz; its log:\n{}",
