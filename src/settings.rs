@@ -85,6 +85,9 @@ pub struct AlertsSettings {
     pub backtest_days: u32,
     /// Small charts in one digest message; the rest are listed as text. Default 6.
     pub digest_charts: u32,
+    /// Alerts one process evaluates at once when many fall due together (their queries
+    /// also share `warehouse.max_concurrent_queries`). Default 16.
+    pub max_concurrent_evaluations: usize,
 }
 
 impl Default for AlertsSettings {
@@ -93,6 +96,7 @@ impl Default for AlertsSettings {
             max_instances: 50,
             backtest_days: 60,
             digest_charts: 6,
+            max_concurrent_evaluations: 16,
         }
     }
 }
@@ -200,11 +204,15 @@ pub struct LedgerSettings {
     /// A PostgreSQL ledger shared by replicas (`postgres://USER:PASSWORD@HOST/DB`, a
     /// Unix-socket `?host=/cloudsql/…`, `sslmode=require|verify-full`). Unset: SQLite.
     pub url: Option<Secret>,
-    /// Connections each process keeps to PostgreSQL. Default 4.
+    /// Connections each process keeps to PostgreSQL at most. Default 16.
     pub pool_size: usize,
     /// How long one ledger statement (or a new connection) may take before the ledger
     /// counts as unavailable. Default 5000 ms.
     pub timeout_ms: u64,
+    /// How long a statement may queue for a pooled connection while all are busy (a busy
+    /// ledger is not an unavailable one: a due minute of thousands of slots queues here).
+    /// Default 60000 ms.
+    pub pool_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -248,6 +256,9 @@ pub struct SchedulerSettings {
     /// First wait, in seconds, before looking again for an interrupted slot's post when
     /// Slack could not say whether it exists (doubling each time). Default 30.
     pub recovery_retry_seconds: u64,
+    /// Slots one process runs at once (claimed, queried, rendered, posted). A due minute's
+    /// other slots wait unclaimed, so replicas with room take them. Default 32.
+    pub max_concurrent_runs: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -271,8 +282,9 @@ impl Default for LedgerSettings {
         Self {
             path: "data/ledger.sqlite".into(),
             url: None,
-            pool_size: 4,
+            pool_size: 16,
             timeout_ms: 5_000,
+            pool_wait_ms: 60_000,
         }
     }
 }
@@ -298,6 +310,7 @@ impl Default for SchedulerSettings {
             warehouse_retry_base_ms: 2000,
             reload_interval_ms: 2000,
             recovery_retry_seconds: 30,
+            max_concurrent_runs: 32,
         }
     }
 }
@@ -334,6 +347,10 @@ pub struct WarehouseSettings {
     pub kind: WarehouseKind,
     /// Longest a report query may run, unless its spec says otherwise. Default 60.
     pub query_timeout_seconds: u64,
+    /// Queries one `serve` process runs at once (scheduled runs, alerts and `/kpi`
+    /// together); the rest queue. Default 32: three replicas stay inside BigQuery's usual
+    /// interactive concurrency of about 100 a project.
+    pub max_concurrent_queries: usize,
     pub duckdb: DuckDbSettings,
     pub bigquery: BigQuerySettings,
 }
@@ -427,8 +444,18 @@ pub struct SlackSettings {
     pub retry_deadline_seconds: u64,
     /// Shortest time between two posts to one channel, in ms. Default 1000 (Slack's limit).
     pub channel_post_interval_ms: u64,
-    /// Posts in flight at once across all channels. Default 4.
+    /// Posts in flight at once across all channels. Default 16.
     pub max_concurrent_posts: usize,
+    /// Calls a minute kpibot makes of each Slack rate-limit tier's methods, workspace-wide
+    /// per process. Tier 1 (`conversations.history`, `.replies`): default 1, Slack's limit
+    /// for commercially distributed apps outside the Marketplace; 50 for an internal app.
+    pub tier1_per_minute: u32,
+    /// Tier 2 (`conversations.list`, `usergroups.list`). Default 20.
+    pub tier2_per_minute: u32,
+    /// Tier 3 (`chat.update`, `conversations.open`). Default 50.
+    pub tier3_per_minute: u32,
+    /// Tier 4 (file uploads, `chat.getPermalink`, `users.info`). Default 100.
+    pub tier4_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -464,6 +491,7 @@ impl Default for WarehouseSettings {
         Self {
             kind: WarehouseKind::Duckdb,
             query_timeout_seconds: 60,
+            max_concurrent_queries: 32,
             duckdb: DuckDbSettings::default(),
             bigquery: BigQuerySettings::default(),
         }
@@ -499,7 +527,11 @@ impl Default for SlackSettings {
             request_timeout_seconds: 30,
             retry_deadline_seconds: 300,
             channel_post_interval_ms: SLACK_CHANNEL_POST_INTERVAL_MS,
-            max_concurrent_posts: 4,
+            max_concurrent_posts: 16,
+            tier1_per_minute: 1,
+            tier2_per_minute: 20,
+            tier3_per_minute: 50,
+            tier4_per_minute: 100,
         }
     }
 }

@@ -49,6 +49,9 @@ fn options(slack: &FakeSlack) -> SlackOptions {
         },
         channel_interval: Duration::from_millis(1000),
         max_concurrent_posts: 8,
+        tier_rates: kpibot::slack::limits::TierRates::uniform(
+            common::fake_slack::UNPACED_CALLS_PER_MINUTE,
+        ),
     }
 }
 
@@ -505,6 +508,9 @@ fn plain_http_is_refused_except_to_this_machine() {
         retry: RetryPolicy::default(),
         channel_interval: Duration::from_secs(1),
         max_concurrent_posts: 1,
+        tier_rates: kpibot::slack::limits::TierRates::uniform(
+            common::fake_slack::UNPACED_CALLS_PER_MINUTE,
+        ),
     };
     let refused = SlackDelivery::new(options.clone(), Arc::new(Metrics::new()));
     assert!(matches!(refused, Err(DeliveryError::Setup(m)) if m.contains("https://")));

@@ -85,6 +85,9 @@ async fn five_hundred_posts_through_30_percent_transient_failures_arrive_exactly
                 },
                 channel_interval: Duration::from_millis(50),
                 max_concurrent_posts: 32,
+                tier_rates: kpibot::slack::limits::TierRates::uniform(
+                    common::fake_slack::UNPACED_CALLS_PER_MINUTE,
+                ),
             },
             metrics.clone(),
         )

@@ -130,6 +130,9 @@ async fn bot_throttled(
             },
             channel_interval: Duration::from_millis(10),
             max_concurrent_posts: 4,
+            tier_rates: kpibot::slack::limits::TierRates::uniform(
+                common::fake_slack::UNPACED_CALLS_PER_MINUTE,
+            ),
         },
         metrics.clone(),
     )

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use common::fake_bigquery::{FakeBigQuery, Fault, MIN_BILLED_BYTES_PER_TABLE};
 use kpibot::settings::BigQuerySettings;
 use kpibot::warehouse::bigquery::BigQueryWarehouse;
+use kpibot::warehouse::shared::SharedWarehouse;
 use kpibot::warehouse::{
     Cell, ColumnType, ParamValue, Params, QueryJob, Trigger, Warehouse, WarehouseError,
 };
@@ -201,6 +202,40 @@ async fn a_slow_job_is_polled_until_complete() {
     assert_eq!(table.rows, vec![vec![Cell::Integer(7)]]);
     // Three answers of "not yet", then the result.
     assert_eq!(fake.calls_of("jobs.getQueryResults").len(), 4);
+}
+
+/// A due minute's queries through the process's shared warehouse: 40 asked at once, 10
+/// of them distinct, with the project's concurrency at 3 and its queue off. Each distinct
+/// query runs once, never more than 3 run at once, none is refused, and every caller gets
+/// its own query's answer.
+#[tokio::test]
+async fn a_burst_of_queries_runs_each_distinct_one_once_within_the_bound() {
+    let fake = FakeBigQuery::with_events().await;
+    fake.set_pending_polls(3);
+    fake.set_max_running_jobs(3);
+    let shared = std::sync::Arc::new(SharedWarehouse::new(
+        std::sync::Arc::new(warehouse_for(&fake).await),
+        3,
+    ));
+    let asks: Vec<_> = (0..40)
+        .map(|i| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let sql = format!("SELECT COUNT(*) + {} AS events FROM mart.events", i % 10);
+                shared.query(&sql, &Params::new(), &job()).await
+            })
+        })
+        .collect();
+    for (i, ask) in asks.into_iter().enumerate() {
+        let table = ask.await.unwrap().unwrap();
+        assert_eq!(table.rows, vec![vec![Cell::Integer(7 + (i % 10) as i64)]]);
+    }
+    assert_eq!(fake.calls_of("jobs.query").len(), 10);
+    assert!(
+        fake.most_running_jobs() <= 3,
+        "{}",
+        fake.most_running_jobs()
+    );
 }
 
 #[tokio::test]

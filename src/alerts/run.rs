@@ -37,6 +37,10 @@ const METRIC_EVALUATIONS_HELP: &str =
 /// How often the runner wakes without a due slot, to finish rounds another process left.
 pub const RECOVERY_CHECK_SECONDS: u64 = 30;
 
+/// While another process evaluates a round, how many times a lease its round is looked
+/// for (and its claim checked for lapsing).
+const ROUND_WAIT_CHECKS_PER_LEASE: u32 = 4;
+
 /// What the alert flow runs with.
 pub struct AlertParts {
     pub catalog: SharedCatalog,
@@ -58,6 +62,8 @@ pub struct AlertConfig {
     pub limits: RunLimits,
     pub max_instances: u32,
     pub digest_charts: usize,
+    /// Alerts evaluated at once when many fall due together.
+    pub max_concurrent_evaluations: usize,
     pub locale: Locale,
     /// Who may see entries with no allow-list or policy (the `/kpi` setting).
     pub access_policy: AccessPolicy,
@@ -67,6 +73,8 @@ pub struct AlertRunner {
     pub(super) parts: AlertParts,
     pub(super) config: AlertConfig,
     pub(super) owner: String,
+    /// Places for evaluations running at once (`max_concurrent_evaluations`).
+    places: tokio::sync::Semaphore,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +131,7 @@ pub fn style_of(catalog: &Catalog, alert: &AlertSpec, locale: Locale) -> NumberS
 impl AlertRunner {
     pub fn new(parts: AlertParts, config: AlertConfig, owner: String) -> Self {
         Self {
+            places: tokio::sync::Semaphore::new(config.max_concurrent_evaluations.max(1)),
             parts,
             config,
             owner,
@@ -141,7 +150,7 @@ impl AlertRunner {
     }
 
     /// Runs until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut cursors: HashMap<String, DateTime<Utc>> = HashMap::new();
         match self.parts.ledger.latest_alert_rounds(None).await {
             Ok(rounds) => {
@@ -160,6 +169,9 @@ impl AlertRunner {
             let catalog = snapshot(&self.parts.catalog);
             let now = Utc::now();
             let catch_up = chrono::Duration::from_std(self.config.catch_up).unwrap_or_default();
+            // The alerts due now are evaluated side by side (a slow query delays only its
+            // own alert), as many at once as there are places; all end before the sleep.
+            let mut evaluations = tokio::task::JoinSet::new();
             for alert in catalog.alerts() {
                 let since = cursors
                     .get(&alert.name)
@@ -169,12 +181,23 @@ impl AlertRunner {
                 // Only the newest missed slot: an alert says how things are now.
                 if let Some(slot) = slots_between(&alert.cron, alert.timezone, since, now).last() {
                     cursors.insert(alert.name.clone(), *slot);
-                    if let Err(error) = self.evaluate_slot(&catalog, alert, *slot).await {
-                        tracing::error!(alert = %alert.name, error = %error, "alert evaluation failed");
-                        self.count(&alert.name, "failed");
-                    }
+                    let (runner, catalog, name, slot) =
+                        (self.clone(), catalog.clone(), alert.name.clone(), *slot);
+                    evaluations.spawn(async move {
+                        let Ok(_place) = runner.places.acquire().await else {
+                            return;
+                        };
+                        let Some(alert) = catalog.alert(&name) else {
+                            return;
+                        };
+                        if let Err(error) = runner.evaluate_slot(&catalog, alert, slot).await {
+                            tracing::error!(alert = %name, error = %error, "alert evaluation failed");
+                            runner.count(&name, "failed");
+                        }
+                    });
                 }
             }
+            while evaluations.join_next().await.is_some() {}
             let next = catalog
                 .alerts()
                 .filter_map(|a| next_slot(&a.cron, a.timezone, Utc::now()))
@@ -261,7 +284,7 @@ impl AlertRunner {
         slot: DateTime<Utc>,
     ) -> Result<(), AlertRunError> {
         let ledger = &self.parts.ledger;
-        let round = match ledger.alert_round(&alert.name, slot).await? {
+        let round = match self.claim_or_await_round(alert, slot).await? {
             Some(stored) => parse_round(&stored)?,
             None => {
                 let previous = ledger.latest_alert_rounds(Some(&alert.name)).await?;
@@ -326,6 +349,30 @@ impl AlertRunner {
         };
         self.publish_state(&alert.name, &round.state);
         self.deliver_round(catalog, alert, &round).await
+    }
+
+    /// The round of `alert` at `slot` if one is recorded (by any process), else `None`
+    /// once this process holds the claim to evaluate it. While another process's claim
+    /// holds, its round is waited for; a claim that lapses (its process died before
+    /// recording) is taken over. Two replicas never both run one round's queries.
+    async fn claim_or_await_round(
+        &self,
+        alert: &AlertSpec,
+        slot: DateTime<Utc>,
+    ) -> Result<Option<StoredRound>, AlertRunError> {
+        let ledger = &self.parts.ledger;
+        loop {
+            if let Some(stored) = ledger.alert_round(&alert.name, slot).await? {
+                return Ok(Some(stored));
+            }
+            if ledger
+                .claim_alert_round(&alert.name, slot, &self.lease(), Utc::now())
+                .await?
+            {
+                return Ok(None);
+            }
+            tokio::time::sleep(self.config.lease / ROUND_WAIT_CHECKS_PER_LEASE).await;
+        }
     }
 
     pub(super) fn sources<'a>(&'a self, catalog: &'a Catalog) -> Sources<'a> {

@@ -202,6 +202,8 @@ impl App {
             limits: self.limits,
             locale: self.locale,
             recovery_retry: Duration::from_secs(scheduler.recovery_retry_seconds.max(1)),
+            max_concurrent_runs: scheduler.max_concurrent_runs.max(1),
+            channel_turns: None,
         }
     }
 
@@ -216,6 +218,7 @@ impl App {
             limits: self.limits,
             max_instances: alerts.max_instances.max(1),
             digest_charts: alerts.digest_charts.max(1) as usize,
+            max_concurrent_evaluations: alerts.max_concurrent_evaluations.max(1),
             locale: self.locale,
             access_policy: self.settings.slash.default_policy,
         }

@@ -28,6 +28,7 @@ use crate::slack::inbound::{Verifier, run_socket_mode};
 use crate::warehouse::Warehouse;
 use crate::warehouse::demo::ensure_demo_mart;
 use crate::warehouse::duckdb::DuckDbWarehouse;
+use crate::warehouse::shared::SharedWarehouse;
 
 /// How often a running bot checks whether the demo mart needs yesterday's data.
 pub const DEMO_REFRESH_CHECK_SECONDS: u64 = 600;
@@ -117,6 +118,11 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
                 None,
             ),
         };
+    // Every flow's queries share one bound, and identical ones running together run once.
+    let warehouse: Arc<dyn Warehouse> = Arc::new(SharedWarehouse::new(
+        warehouse,
+        settings.warehouse.max_concurrent_queries,
+    ));
     // Slash commands need Slack itself: the concrete delivery, not just the seam.
     let slack = app.open_slack(metrics.clone())?;
     let delivery: Arc<dyn Delivery> = match &slack {
@@ -279,7 +285,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         app.alert_config(),
         process_owner(),
     );
-    let alerts = tokio::spawn(alerts.run(shutdown.clone()));
+    let alerts = tokio::spawn(Arc::new(alerts).run(shutdown.clone()));
     let parts = SchedulerParts {
         catalog,
         ledger,
@@ -287,7 +293,14 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         delivery,
         metrics,
     };
-    let scheduler = Scheduler::new(parts, app.scheduler_config());
+    let mut scheduler_config = app.scheduler_config();
+    if slack.is_some() {
+        // Slack's pace per channel holds across replicas: the ledger hands out the turns.
+        scheduler_config.channel_turns = Some(Duration::from_millis(
+            settings.slack.channel_post_interval_ms,
+        ));
+    }
+    let scheduler = Scheduler::new(parts, scheduler_config);
     scheduler.run(shutdown, reloaded).await?;
     if let Err(error) = alerts.await {
         tracing::error!(error = %error, "the alert flow stopped");

@@ -138,6 +138,44 @@ impl Ledger {
         Ok(inserted == 1)
     }
 
+    /// Claims the evaluation of this alert at this time before its query runs: `true`
+    /// when this process is to evaluate it (a new claim, a lapsed one taken over, or its
+    /// own claim asked again), `false` while another process's claim holds.
+    pub async fn claim_alert_round(
+        &self,
+        alert: &str,
+        evaluated_at: DateTime<Utc>,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let params = [
+            text(alert),
+            text(round_time(evaluated_at)),
+            text(&lease.owner),
+            text(time_text(lease.until)),
+            text(time_text(now)),
+        ];
+        let inserted = self
+            .execute(
+                "INSERT INTO alert_round_claims (alert, evaluated_at, owner, lease_until)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (alert, evaluated_at) DO NOTHING",
+                &params[..4],
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(true);
+        }
+        let taken = self
+            .execute(
+                "UPDATE alert_round_claims SET owner = ?3, lease_until = ?4
+                 WHERE alert = ?1 AND evaluated_at = ?2 AND (owner = ?3 OR lease_until < ?5)",
+                &params,
+            )
+            .await?;
+        Ok(taken == 1)
+    }
+
     /// The round of this alert at this time, if recorded.
     pub async fn alert_round(
         &self,

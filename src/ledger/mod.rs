@@ -132,6 +132,19 @@ pub struct RunRecord {
     pub summary_ts: Option<String>,
     /// The process holding an open row (none once finished or released).
     pub owner: Option<String>,
+    /// When a post of this slot was first attempted, by any generation.
+    pub post_started_at: Option<DateTime<Utc>>,
+    /// Every generation so far recorded its post attempts (none held by a version that
+    /// predates the record): with no `post_started_at`, nothing was ever posted.
+    pub post_attempts_known: bool,
+}
+
+impl RunRecord {
+    /// Whether a post of this slot may exist in Slack: only then must a recovery look
+    /// for it there before running the slot again.
+    pub fn may_have_posted(&self) -> bool {
+        self.post_started_at.is_some() || self.summary_ts.is_some() || !self.post_attempts_known
+    }
 }
 
 /// What a claim found.
@@ -285,11 +298,11 @@ pub struct Ledger {
 /// `WHERE` for one slot's row.
 const KEY: &str = "report = ?1 AND schedule = ?2 AND slot = ?3";
 
-const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts, owner";
+const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts, owner, post_started_at, tracked_generation";
 
 /// Every column, for copying a ledger's history (`kpibot ledger migrate`), with whether
 /// each is an integer.
-const ALL_COLUMNS: [(&str, bool); 16] = [
+const ALL_COLUMNS: [(&str, bool); 18] = [
     ("report", false),
     ("schedule", true),
     ("slot", false),
@@ -306,6 +319,8 @@ const ALL_COLUMNS: [(&str, bool); 16] = [
     ("owner", false),
     ("lease_until", false),
     ("summary_ts", false),
+    ("post_started_at", false),
+    ("tracked_generation", true),
 ];
 
 fn slot_text(slot: DateTime<Utc>) -> String {
@@ -360,14 +375,14 @@ impl Ledger {
 
     async fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, LedgerError> {
         match &self.backend {
-            Backend::Sqlite(ledger) => ledger.execute(sql, params),
+            Backend::Sqlite(ledger) => ledger.execute(sql, params).await,
             Backend::Postgres(ledger) => ledger.execute(sql, params).await,
         }
     }
 
     async fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Vec<Cell>>, LedgerError> {
         match &self.backend {
-            Backend::Sqlite(ledger) => ledger.query(sql, params),
+            Backend::Sqlite(ledger) => ledger.query(sql, params).await,
             Backend::Postgres(ledger) => ledger.query(sql, params).await,
         }
     }
@@ -391,8 +406,8 @@ impl Ledger {
         ]);
         let inserted = self
             .execute(
-                "INSERT INTO runs (report, schedule, slot, state, claimed_at, owner, lease_until)
-                 VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6)
+                "INSERT INTO runs (report, schedule, slot, state, claimed_at, owner, lease_until, tracked_generation)
+                 VALUES (?1, ?2, ?3, 'claimed', ?4, ?5, ?6, 1)
                  ON CONFLICT (report, schedule, slot) DO NOTHING",
                 &params,
             )
@@ -472,7 +487,8 @@ impl Ledger {
         let changed = self
             .execute(
                 "UPDATE runs SET state = 'claimed', attempts = attempts + 1, claimed_at = ?4,
-                        error = NULL, owner = ?5, lease_until = ?6
+                        error = NULL, owner = ?5, lease_until = ?6,
+                        tracked_generation = CASE WHEN tracked_generation = attempts THEN attempts + 1 END
                  WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND attempts = ?7
                    AND state IN ('claimed', 'running') AND (lease_until IS NULL OR lease_until < ?4)",
                 &params,
@@ -602,7 +618,7 @@ impl Ledger {
     /// server is a primary (after a failover, a connection may reach a read-only one).
     pub async fn check_writable(&self) -> Result<(), LedgerError> {
         match &self.backend {
-            Backend::Sqlite(ledger) => ledger.check_writable(),
+            Backend::Sqlite(ledger) => ledger.check_writable().await,
             Backend::Postgres(ledger) => ledger.check_writable().await,
         }
     }
@@ -659,26 +675,64 @@ impl Ledger {
             .await
     }
 
-    /// Whether `fence` still holds the slot at `now`: same owner and generation, the row
-    /// open and its lease not run out. Checked right before a post goes out.
-    pub async fn holds(
+    /// Whether `fence` may post the slot now: same owner and generation, the row open and
+    /// its lease running until `until` at least. Asked right before every post attempt; a
+    /// yes is recorded (`post_started_at`, the first one kept), so a recovery knows whether
+    /// any post may exist before it looks in Slack.
+    pub async fn begin_post(
         &self,
         key: &SlotKey,
         fence: &Fence,
+        until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, LedgerError> {
         let mut params = key_params(key);
         params.extend(fence_params(Some(fence)));
-        params.push(text(time_text(now)));
-        let rows = self
-            .query(
-                "SELECT 1 FROM runs
+        params.extend([text(time_text(until)), text(time_text(now))]);
+        let changed = self
+            .execute(
+                "UPDATE runs SET post_started_at = COALESCE(post_started_at, ?7)
                  WHERE report = ?1 AND schedule = ?2 AND slot = ?3 AND state IN ('claimed', 'running')
                    AND owner = ?4 AND attempts = ?5 AND lease_until >= ?6",
                 &params,
             )
             .await?;
-        Ok(!rows.is_empty())
+        Ok(changed == 1)
+    }
+
+    /// Takes `channel`'s next turn to post, shared by every process on this ledger: the
+    /// returned time is `now` or the end of the interval after the turn taken before,
+    /// whichever is later, and the next turn starts `interval` after it. One statement.
+    pub async fn take_channel_turn(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+        interval: Duration,
+    ) -> Result<DateTime<Utc>, LedgerError> {
+        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                "INSERT INTO channel_turns (channel, next_ms)
+                 VALUES (?1, CAST(?2 AS BIGINT) + CAST(?3 AS BIGINT))
+                 ON CONFLICT (channel) DO UPDATE SET next_ms = CAST(?3 AS BIGINT) +
+                     (CASE WHEN channel_turns.next_ms > CAST(?2 AS BIGINT)
+                           THEN channel_turns.next_ms ELSE CAST(?2 AS BIGINT) END)
+                 RETURNING next_ms - CAST(?3 AS BIGINT)",
+                &[
+                    text(channel),
+                    Param::BigInt(Some(now.timestamp_millis())),
+                    Param::BigInt(Some(interval_ms)),
+                ],
+            )
+            .await?;
+        let turn_ms = rows
+            .first()
+            .and_then(|row| row.first())
+            .and_then(Cell::int)
+            .ok_or_else(|| {
+                LedgerError::Unavailable("the channel's turn was not returned".into())
+            })?;
+        Ok(DateTime::from_timestamp_millis(turn_ms).unwrap_or(now))
     }
 
     /// Records how a run ended. A finished row never changes again.
@@ -936,10 +990,13 @@ fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
         rows,
         summary_ts,
         owner,
+        post_started_at,
+        tracked_generation,
     ] = row
     else {
         return None;
     };
+    let attempts = u32::try_from(attempts.int()?).unwrap_or(0);
     Some(RunRecord {
         key: SlotKey {
             report: report.text()?,
@@ -947,7 +1004,7 @@ fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
             slot: slot.time()?,
         },
         state: RunState::parse(&state.text()?)?,
-        attempts: u32::try_from(attempts.int()?).unwrap_or(0),
+        attempts,
         error: error.text(),
         channel: channel.text(),
         ts: ts.text(),
@@ -957,6 +1014,8 @@ fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
         rows: rows.int().map(|r| r.max(0) as u64),
         summary_ts: summary_ts.text(),
         owner: owner.text(),
+        post_started_at: post_started_at.time(),
+        post_attempts_known: tracked_generation.int() == Some(i64::from(attempts)),
     })
 }
 

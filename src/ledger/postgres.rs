@@ -243,7 +243,7 @@ impl PostgresLedger {
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size.max(1))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(timeout))
+            .wait_timeout(Some(Duration::from_millis(settings.pool_wait_ms)))
             .create_timeout(Some(timeout))
             .recycle_timeout(Some(timeout))
             .build()

@@ -1,8 +1,10 @@
 //! The ledger in a SQLite file (WAL): the default, for one host. Carries the statements
-//! of [`super::Ledger`] to SQLite and runs the shared migrations through refinery.
+//! of [`super::Ledger`] to SQLite on the blocking pool (a slow disk or another process's
+//! lock never stalls the async workers that acknowledge Slack), and runs the shared
+//! migrations through refinery.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use refinery_core::Migration;
@@ -20,7 +22,7 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 const WAL_SWITCH_RETRY_MS: u64 = 10;
 
 pub struct SqliteLedger {
-    connection: Mutex<Connection>,
+    connection: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -44,7 +46,7 @@ impl SqliteLedger {
         use_wal(&connection).map_err(fail)?;
         migrate(&mut connection)?;
         Ok(Self {
-            connection: Mutex::new(connection),
+            connection: Arc::new(Mutex::new(connection)),
             path: path.to_path_buf(),
         })
     }
@@ -53,28 +55,40 @@ impl SqliteLedger {
         format!("sqlite:{}", self.path.display())
     }
 
-    fn with<T>(
+    /// Runs `work` on the connection in the blocking pool.
+    async fn with<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection) -> Result<T, LedgerError>,
+        work: impl FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
-        let connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        work(&connection)
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&connection)
+        })
+        .await
+        .map_err(|e| LedgerError::Unavailable(format!("the ledger's thread stopped: {e}")))?
     }
 
-    pub(crate) fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, LedgerError> {
-        self.with(|conn| {
+    pub(crate) async fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, LedgerError> {
+        let (sql, params) = (sql.to_string(), params.to_vec());
+        self.with(move |conn| {
             let changed =
-                conn.execute(sql, rusqlite::params_from_iter(params.iter().map(value)))?;
+                conn.execute(&sql, rusqlite::params_from_iter(params.iter().map(value)))?;
             Ok(changed as u64)
         })
+        .await
     }
 
-    pub(crate) fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Vec<Cell>>, LedgerError> {
-        self.with(|conn| {
-            let mut statement = conn.prepare_cached(sql)?;
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<Vec<Cell>>, LedgerError> {
+        let (sql, params) = (sql.to_string(), params.to_vec());
+        self.with(move |conn| {
+            let mut statement = conn.prepare_cached(&sql)?;
             let width = statement.column_count();
             let mut rows = statement.query(rusqlite::params_from_iter(params.iter().map(value)))?;
             let mut cells = Vec::new();
@@ -94,13 +108,15 @@ impl SqliteLedger {
             }
             Ok(cells)
         })
+        .await
     }
 
-    pub fn check_writable(&self) -> Result<(), LedgerError> {
+    pub async fn check_writable(&self) -> Result<(), LedgerError> {
         self.with(|conn| {
             conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
             Ok(())
         })
+        .await
     }
 }
 

@@ -8,6 +8,7 @@ pub mod catch_up;
 pub mod cron;
 pub mod freshness;
 mod held;
+mod recover;
 pub mod run;
 
 use std::collections::HashMap;
@@ -55,6 +56,11 @@ pub struct SchedulerConfig {
     pub locale: crate::i18n::Locale,
     /// First wait before looking again for a post whose existence could not be checked.
     pub recovery_retry: Duration,
+    /// Slots this process runs at once; the rest wait unclaimed for a free place.
+    pub max_concurrent_runs: usize,
+    /// Posting to Slack: each post first takes its channel's turn in the ledger, this far
+    /// apart, so replicas keep one channel's pace between them. `None`: no such pacing.
+    pub channel_turns: Option<Duration>,
 }
 
 /// Identifies one `[[schedule]]` entry, and whether it changed since last seen.
@@ -128,7 +134,16 @@ pub struct Scheduler {
     /// The schedules held by access whose owner has been told, with the reason told: an
     /// owner hears once per reason, again only after the schedule was allowed in between.
     held_told: std::sync::Mutex<HashMap<ScheduleId, String>>,
+    /// Places for runs (`max_concurrent_runs`): a slot is claimed only once it has one, so
+    /// a due minute's slots spread over the replicas with room instead of queueing behind
+    /// the first to wake, and the ledger pool serves a bounded number of runs.
+    places: Arc<tokio::sync::Semaphore>,
+    /// Set once shutdown begins: a slot still waiting for a place is not claimed then.
+    stopping: std::sync::atomic::AtomicBool,
 }
+
+/// A run's place among the `max_concurrent_runs`, held until it ends.
+pub(crate) type Place = tokio::sync::OwnedSemaphorePermit;
 
 /// A slot in flight, for as long as its run task holds this (panics and aborts included).
 pub(crate) struct Held {
@@ -149,11 +164,21 @@ impl Scheduler {
     pub fn new(parts: SchedulerParts, config: SchedulerConfig) -> Arc<Self> {
         Arc::new(Self {
             parts,
-            config,
             owner: process_owner(),
             in_flight: Default::default(),
             held_told: Default::default(),
+            places: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_runs.max(1),
+            )),
+            stopping: Default::default(),
+            config,
         })
+    }
+
+    /// Waits for a place to run a slot in; `None` once shutdown has begun.
+    pub(crate) async fn place(&self) -> Option<Place> {
+        let place = self.places.clone().acquire_owned().await.ok()?;
+        (!self.stopping.load(std::sync::atomic::Ordering::SeqCst)).then_some(place)
     }
 
     /// Marks `key` in flight under `fence` until the returned guard is dropped.
@@ -223,6 +248,7 @@ impl Scheduler {
                 break;
             }
             let now = Utc::now();
+            let mut due_now: Vec<(String, SlotKey)> = Vec::new();
             for (id, _, schedule) in all_schedules(&catalog) {
                 let Some((_, cursor)) = cursors.get_mut(&id) else {
                     continue;
@@ -245,10 +271,15 @@ impl Scheduler {
                         schedule: id.index,
                         slot,
                     };
-                    tasks.spawn(self.clone().claim_and_run(key));
+                    due_now.push((schedule.channel.clone(), key));
                 }
             }
+            for key in spread_order(due_now, rand_offset()) {
+                tasks.spawn(self.clone().claim_and_run(key));
+            }
         }
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         tracing::info!(
             in_flight = tasks.len(),
             grace_seconds = self.config.shutdown_grace.as_secs(),
@@ -381,6 +412,46 @@ impl Scheduler {
     }
 }
 
+/// The order this process claims a due minute's slots in: round-robin over the channels
+/// (each channel's first slot, then each one's second, …; by slot time first), started at
+/// `offset` and wrapped around. A channel takes about one post a second, so the runs in
+/// flight should each wait on a different one; and each replica starts somewhere else.
+pub fn spread_order(mut due: Vec<(String, SlotKey)>, offset: usize) -> Vec<SlotKey> {
+    due.sort_by(|(a_channel, a), (b_channel, b)| {
+        (a.slot, a_channel, &a.report, a.schedule).cmp(&(b.slot, b_channel, &b.report, b.schedule))
+    });
+    // Each slot's rank within its (slot time, channel): 0 for the first, 1 for the next…
+    let mut ranked: Vec<(usize, String, SlotKey)> = Vec::with_capacity(due.len());
+    for (channel, key) in due {
+        let rank = match ranked.last() {
+            Some((rank, last_channel, last))
+                if *last_channel == channel && last.slot == key.slot =>
+            {
+                rank + 1
+            }
+            _ => 0,
+        };
+        ranked.push((rank, channel, key));
+    }
+    ranked.sort_by(|(a_rank, a_channel, a), (b_rank, b_channel, b)| {
+        (a.slot, a_rank, a_channel).cmp(&(b.slot, b_rank, b_channel))
+    });
+    if !ranked.is_empty() {
+        let at = offset % ranked.len();
+        ranked.rotate_left(at);
+    }
+    ranked.into_iter().map(|(_, _, key)| key).collect()
+}
+
+/// A start for [`spread_order`] that differs between processes and minutes.
+fn rand_offset() -> usize {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) as usize
+}
+
 /// This process's name in the ledger's leases: host, process id and start time, so a
 /// restarted process is a new owner.
 pub fn process_owner() -> String {
@@ -405,6 +476,40 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    /// Whatever the offset, every due slot is claimed once, and as many runs in a row as
+    /// there are channels each post to a different channel.
+    #[test]
+    fn every_due_slot_is_in_the_spread_order_once_channels_interleaved() {
+        let slot = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
+        let channels = 5;
+        let due: Vec<(String, SlotKey)> = (0..30)
+            .map(|i| {
+                let key = SlotKey {
+                    report: format!("r{i:02}"),
+                    schedule: 0,
+                    slot,
+                };
+                (format!("#c{}", i % channels), key)
+            })
+            .collect();
+        for offset in [0, 1, 7, 29, 30, 1_000_003] {
+            let order = spread_order(due.clone(), offset);
+            let mut reports: Vec<&str> = order.iter().map(|k| k.report.as_str()).collect();
+            reports.sort();
+            reports.dedup();
+            assert_eq!(reports.len(), 30);
+            let channel_of = |k: &SlotKey| due.iter().find(|(_, d)| d == k).unwrap().0.clone();
+            for i in 0..order.len() {
+                let mut window: Vec<String> = (0..channels)
+                    .map(|j| channel_of(&order[(i + j) % order.len()]))
+                    .collect();
+                window.sort();
+                window.dedup();
+                assert_eq!(window.len(), channels, "offset {offset}, from {i}");
+            }
+        }
+    }
 
     #[test]
     fn after_a_pause_only_slots_inside_the_catch_up_window_run() {

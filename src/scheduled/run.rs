@@ -16,7 +16,7 @@ use crate::deliver::{
 };
 use crate::i18n::Locale;
 use crate::i18n::mrkdwn::Mrkdwn;
-use crate::ledger::{Claim, Fence, LedgerError, Outcome, RunRecord, SlotKey};
+use crate::ledger::{Claim, Fence, Ledger, LedgerError, Outcome, SlotKey};
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
 use crate::render::PostGuard;
 use crate::render::report::GuardAnswer;
@@ -24,9 +24,6 @@ use crate::retry::{RetryPolicy, backoff_delay};
 use crate::spec::{ReportSpec, ScheduleSpec};
 use crate::tr_mrkdwn;
 use crate::warehouse::Trigger;
-
-/// A crashed slot is recovered at most this many times before it is marked failed.
-pub const MAX_RECOVERIES: u32 = 3;
 
 /// The longest wait between two tries of a query during a warehouse outage.
 pub const WAREHOUSE_RETRY_MAX_DELAY_MS: u64 = 60_000;
@@ -37,6 +34,11 @@ const LEDGER_RETRY_BASE_DELAY_MS: u64 = 200;
 /// The longest wait between two tries of a ledger statement.
 const LEDGER_RETRY_MAX_DELAY_MS: u64 = 5_000;
 
+/// Added to Slack's interval between two posts to a channel when turns are handed out:
+/// a post reaches Slack a little earlier or later than its turn (the guard's ledger
+/// check, the request itself), and Slack measures at arrival.
+const CHANNEL_TURN_MARGIN_MS: u64 = 150;
+
 /// A ledger statement, still running.
 type LedgerFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, LedgerError>> + Send + 'a>>;
@@ -45,11 +47,6 @@ const METRIC_CLAIMS: &str = "kpibot_ledger_claims_total";
 
 const METRIC_CLAIMS_HELP: &str =
     "Slot claims by outcome: won (this process runs it) or lost (another had it)";
-
-const METRIC_TAKEOVERS: &str = "kpibot_ledger_takeovers_total";
-
-const METRIC_TAKEOVERS_HELP: &str =
-    "Slots taken over from a process whose lease lapsed (it died or paused mid-run)";
 
 const METRIC_DURATION: &str = "kpibot_run_duration_seconds";
 
@@ -64,113 +61,18 @@ const METRIC_NOTICES_LOST: &str = "kpibot_owner_notices_failed_total";
 const METRIC_NOTICES_LOST_HELP: &str = "Failure notices that could not be sent to an owner";
 
 impl Scheduler {
-    /// Takes over a slot whose process died mid-run: if the post exists, record it;
-    /// otherwise run it again (within the catch-up window).
-    pub(super) async fn recover(self: Arc<Self>, record: RunRecord) {
-        let key = record.key.clone();
-        // One takeover time for every try (a retry recognises its own applied update).
-        let (ledger, taken_at) = (self.parts.ledger.clone(), Utc::now());
-        let won = self
-            .ledger_step(
-                "take over an abandoned slot",
-                &key,
-                self.config.lease,
-                || {
-                    let (ledger, key, lease) = (&ledger, &key, self.lease());
-                    Box::pin(
-                        async move { ledger.reclaim(key, &lease, taken_at, record.attempts).await },
-                    )
-                },
-            )
-            .await;
-        let Some(Some(fence)) = won else {
-            // Another process got it first, or the ledger stayed away: the row is still
-            // abandoned then, and the next lease round tries again.
-            return;
-        };
-        let _held = self.hold(&key, &fence);
-        self.parts
-            .metrics
-            .increment(METRIC_TAKEOVERS, METRIC_TAKEOVERS_HELP, &[]);
-        tracing::warn!(report = %key.report, slot = %key.slot, attempts = record.attempts + 1, "recovering a slot a stopped process left unfinished");
-        let catalog = self.catalog();
-        let Some((spec, schedule)) = lookup(&catalog, &key) else {
-            self.finish(
-                &key,
-                &fence,
-                Outcome::Failed {
-                    error: "the report or its schedule was removed before the slot finished".into(),
-                },
-            )
-            .await;
-            return;
-        };
-        let post = PostIdentity {
-            report_id: spec.id.clone(),
-            channel: Some(schedule.channel.clone()),
-            slot: slot_text(spec.timezone, key.slot),
-            thread: schedule.thread,
-            summary_ts: record.summary_ts.clone(),
-        };
-        let mut resume = None;
-        match self.parts.delivery.find_existing(&post).await {
-            Ok(Some(receipt)) if receipt.is_complete(&post) => {
-                let (channel, ts) = receipt.location();
-                tracing::info!(report = %key.report, slot = %key.slot, %channel, %ts, "the post already exists; recorded, not re-sent");
-                self.finish(
-                    &key,
-                    &fence,
-                    Outcome::Delivered {
-                        channel,
-                        ts,
-                        rows: 0,
-                    },
-                )
-                .await;
-                return;
-            }
-            Ok(Some(summary)) => {
-                // Thread mode stopped between its steps: post only the missing reply.
-                let (_, ts) = summary.location();
-                tracing::info!(report = %key.report, slot = %key.slot, %ts, "the summary exists without its chart reply; posting only the reply");
-                resume = Some(ts);
-            }
-            Ok(None) => {}
-            Err(error) => {
-                self.unconfirmed(&key, &fence, &record, spec, schedule, &post, &error)
-                    .await;
-                return;
-            }
-        }
-        let too_old = self.older_than_catch_up(&key, schedule);
-        if too_old || record.attempts >= MAX_RECOVERIES {
-            let error = if too_old {
-                "the run stopped before it finished and the slot is now older than the catch-up window".to_string()
-            } else {
-                format!("the run stopped before it finished {MAX_RECOVERIES} times")
-            };
-            self.finish(&key, &fence, Outcome::Failed { error }).await;
-            return;
-        }
-        self.run_claimed(&key, &fence, spec, schedule, resume).await;
-    }
-
     /// Runs a ledger step, retrying with backoff while the database is unreachable (a
     /// restart, a failover) for up to `patience`: the slot waits, it is not lost. Steps
     /// on a claimed row wait a lease (after that it has lapsed, and the row is recovered
     /// like any other); a claim waits as long as the slot may still be caught up.
-    async fn ledger_step<'a, T>(
+    pub(super) async fn ledger_step<'a, T>(
         &self,
         what: &str,
         key: &SlotKey,
         patience: Duration,
         step: impl Fn() -> LedgerFuture<'a, T>,
     ) -> Option<T> {
-        let policy = RetryPolicy {
-            base_delay: Duration::from_millis(LEDGER_RETRY_BASE_DELAY_MS),
-            max_delay: Duration::from_millis(LEDGER_RETRY_MAX_DELAY_MS),
-            ..RetryPolicy::default()
-        };
+        let policy = ledger_retry_policy();
         let deadline = std::time::Instant::now() + patience;
         let mut attempt = 0;
         loop {
@@ -189,65 +91,16 @@ impl Scheduler {
         }
     }
 
-    fn older_than_catch_up(&self, key: &SlotKey, schedule: &ScheduleSpec) -> bool {
+    pub(super) fn older_than_catch_up(&self, key: &SlotKey, schedule: &ScheduleSpec) -> bool {
         Utc::now() - key.slot
             > chrono::Duration::from_std(self.catch_up_window(schedule)).unwrap_or_default()
     }
 
-    /// Whether an interrupted slot was posted cannot be told (the history lookup failed):
-    /// try again later with backoff; past the attempts or the catch-up window, fail it and
-    /// tell the owner to look — never leave it open, never post it blind.
-    #[allow(clippy::too_many_arguments)]
-    async fn unconfirmed(
-        &self,
-        key: &SlotKey,
-        fence: &Fence,
-        record: &RunRecord,
-        spec: &ReportSpec,
-        schedule: &ScheduleSpec,
-        post: &PostIdentity,
-        error: &DeliveryError,
-    ) {
-        let attempts = record.attempts + 1;
-        if attempts < MAX_RECOVERIES && !self.older_than_catch_up(key, schedule) {
-            let policy = RetryPolicy {
-                base_delay: self.config.recovery_retry,
-                max_delay: self.config.recovery_retry * 10,
-                ..RetryPolicy::default()
-            };
-            let delay = backoff_delay(&policy, attempts);
-            let retry_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-            tracing::warn!(report = %key.report, slot = %key.slot, attempts, retry_in_ms = delay.as_millis() as u64, error = %error_chain(error), "could not check whether a slot was already posted; will look again");
-            if let Err(e) = self.parts.ledger.release(key, fence, retry_at).await {
-                tracing::error!(error = %e, "could not release an unconfirmed slot for a later look");
-            }
-            return;
-        }
-        let text = tr_mrkdwn!(
-            self.locale_of(spec),
-            "notice-unconfirmed",
-            title = spec.title.as_str(),
-            report = spec.id.as_str(),
-            slot = post.slot.as_str(),
-            attempts = attempts,
-            error = error.mrkdwn(self.locale_of(spec)),
-            channel = schedule.channel.as_str()
-        );
-        self.notify_owner(spec, &text).await;
-        self.finish(
-            key,
-            fence,
-            Outcome::Failed {
-                error: format!(
-                    "unconfirmed: may or may not have posted; check {}",
-                    schedule.channel
-                ),
-            },
-        )
-        .await;
-    }
-
     pub(super) async fn claim_and_run(self: Arc<Self>, key: SlotKey) {
+        // Claimed only with a place to run it: until then another replica may take it.
+        let Some(_place) = self.place().await else {
+            return;
+        };
         let ledger = self.parts.ledger.clone();
         // A slot due while the database is away is claimed when it is back, as long as it
         // is inside its catch-up window: a long outage delays it, never drops it.
@@ -321,19 +174,44 @@ impl Scheduler {
 
     /// Whether this process may still post `key`: its fence holds the row and the lease
     /// runs for a quarter of a lease more at least (room for the post itself and for
-    /// clocks that differ a little between replicas). Asked before every attempt. In
-    /// thread mode it also records the summary's ts (step one).
-    fn post_guard(&self, key: &SlotKey, fence: &Fence) -> PostGuard {
+    /// clocks that differ a little between replicas). Asked before every attempt, and a
+    /// yes is recorded (recovery then knows a post may exist). A busy or briefly absent
+    /// ledger is asked again until the lease could have lapsed: only a "no" or a ledger
+    /// gone for that long stops the post. In thread mode it also records the summary's
+    /// ts (step one).
+    fn post_guard(&self, key: &SlotKey, fence: &Fence, channel: &str) -> PostGuard {
         let (ledger, key, fence) = (self.parts.ledger.clone(), key.clone(), fence.clone());
         let (step_ledger, step_key, step_fence) = (ledger.clone(), key.clone(), fence.clone());
-        let margin = chrono::Duration::from_std(self.config.lease / 4).unwrap_or_default();
+        let (channel, turns) = (channel.to_string(), self.config.channel_turns);
+        let lease = self.config.lease;
+        let margin = chrono::Duration::from_std(lease / 4).unwrap_or_default();
         PostGuard::new(move || -> GuardAnswer {
-            let (ledger, key, fence) = (ledger.clone(), key.clone(), fence.clone());
+            let (ledger, key, fence, channel) =
+                (ledger.clone(), key.clone(), fence.clone(), channel.clone());
             Box::pin(async move {
-                ledger.holds(&key, &fence, Utc::now() + margin).await.unwrap_or_else(|error| {
-                    tracing::error!(error = %error, "could not check the slot's lease before posting; not posting");
-                    false
-                })
+                let policy = ledger_retry_policy();
+                let give_up_at = std::time::Instant::now() + lease;
+                if let Some(interval) = turns {
+                    wait_for_channel_turn(&ledger, &channel, interval, give_up_at).await;
+                }
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let now = Utc::now();
+                    match ledger.begin_post(&key, &fence, now + margin, now).await {
+                        Ok(may) => return may,
+                        Err(error)
+                            if error.is_transient() && std::time::Instant::now() < give_up_at =>
+                        {
+                            tracing::warn!(report = %key.report, slot = %key.slot, attempt, error = %error, "the ledger is busy or away; asking again whether the slot may be posted");
+                            tokio::time::sleep(backoff_delay(&policy, attempt)).await;
+                        }
+                        Err(error) => {
+                            tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not check the slot's lease before posting; not posting (recovery finishes the slot)");
+                            return false;
+                        }
+                    }
+                }
             })
         })
         .with_first_step(move |ts| -> GuardAnswer {
@@ -368,7 +246,7 @@ impl Scheduler {
     }
 
     /// Runs a claimed slot to its end and records it.
-    async fn run_claimed(
+    pub(super) async fn run_claimed(
         &self,
         key: &SlotKey,
         fence: &Fence,
@@ -528,7 +406,7 @@ impl Scheduler {
         // Asked right before the post goes out: a process that paused past its lease, whose
         // slot another process has taken over, stops here.
         let mut rendered = outcome.rendered.clone();
-        rendered.guard = Some(self.post_guard(key, fence));
+        rendered.guard = Some(self.post_guard(key, fence, &schedule.channel));
         rendered.resume_thread = resume;
         match deliver_or_notify(self.parts.delivery.as_ref(), &rendered, &spec.owner).await {
             Ok(receipt) => {
@@ -551,11 +429,56 @@ impl Scheduler {
     }
 }
 
+/// Waits for `channel`'s next turn to post, taken in the ledger so replicas posting to one
+/// channel keep Slack's pace between them. A ledger that stays away until `give_up_at`
+/// only costs the pacing: the post guard's own check decides whether to post.
+async fn wait_for_channel_turn(
+    ledger: &Ledger,
+    channel: &str,
+    interval: Duration,
+    give_up_at: std::time::Instant,
+) {
+    let policy = ledger_retry_policy();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let spacing = interval + Duration::from_millis(CHANNEL_TURN_MARGIN_MS);
+        match ledger.take_channel_turn(channel, Utc::now(), spacing).await {
+            Ok(turn) => {
+                if let Ok(wait) = (turn - Utc::now()).to_std() {
+                    tokio::time::sleep(wait).await;
+                }
+                return;
+            }
+            Err(error) if error.is_transient() && std::time::Instant::now() < give_up_at => {
+                tracing::warn!(%channel, attempt, error = %error, "the ledger is busy or away; asking again for the channel's turn");
+                tokio::time::sleep(backoff_delay(&policy, attempt)).await;
+            }
+            Err(error) => {
+                tracing::warn!(%channel, error = %error, "could not take the channel's turn in the ledger; posting at this process's own pace");
+                return;
+            }
+        }
+    }
+}
+
+/// Backoff for a ledger statement tried again while the database is busy or away.
+fn ledger_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        base_delay: Duration::from_millis(LEDGER_RETRY_BASE_DELAY_MS),
+        max_delay: Duration::from_millis(LEDGER_RETRY_MAX_DELAY_MS),
+        ..RetryPolicy::default()
+    }
+}
+
 fn is_transient(error: &PipelineError) -> bool {
     matches!(error, PipelineError::Warehouse { source, .. } if source.is_transient())
 }
 
-fn lookup<'c>(catalog: &'c Catalog, key: &SlotKey) -> Option<(&'c ReportSpec, &'c ScheduleSpec)> {
+pub(super) fn lookup<'c>(
+    catalog: &'c Catalog,
+    key: &SlotKey,
+) -> Option<(&'c ReportSpec, &'c ScheduleSpec)> {
     let spec = catalog.get(&key.report)?;
     let schedule = spec.schedules.get(key.schedule as usize)?;
     Some((spec, schedule))

@@ -7,6 +7,7 @@
 pub mod calls;
 pub mod failure;
 pub mod inbound;
+pub mod limits;
 pub mod replies;
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use crate::i18n::{Locale, Message};
 use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
 use crate::settings::{Secret, Settings};
-use failure::{CallFailure, classify, next_delay, timed_out};
+use failure::{CallFailure, FailureClass, classify, next_delay, timed_out};
 
 /// Channels per `conversations.list` page.
 pub const CHANNEL_PAGE_SIZE: u16 = 1000;
@@ -36,6 +37,8 @@ pub const USER_LOCALE_RETRY_SECONDS: u64 = 300;
 pub const USER_LOCALE_CACHE_USERS: usize = 10_000;
 /// How long user-group memberships are reused before `usergroups.list` is read again.
 pub const USERGROUPS_CACHE_SECONDS: u64 = 600;
+/// How long a method is held back after a 429 that names no Retry-After.
+pub const RATE_LIMIT_HOLD_MS: u64 = 1_000;
 
 const METRIC_API_ERRORS: &str = "kpibot_slack_api_errors_total";
 const METRIC_API_ERRORS_HELP: &str = "Failed Slack API calls by method and error code";
@@ -53,6 +56,8 @@ pub struct SlackOptions {
     pub channel_interval: Duration,
     /// Deliveries in flight at once, across all channels.
     pub max_concurrent_posts: usize,
+    /// How many calls a minute each rate-limit tier's methods get.
+    pub tier_rates: limits::TierRates,
 }
 
 impl SlackOptions {
@@ -73,6 +78,12 @@ impl SlackOptions {
             },
             channel_interval: Duration::from_millis(slack.channel_post_interval_ms),
             max_concurrent_posts: slack.max_concurrent_posts,
+            tier_rates: limits::TierRates {
+                tier1_per_minute: slack.tier1_per_minute,
+                tier2_per_minute: slack.tier2_per_minute,
+                tier3_per_minute: slack.tier3_per_minute,
+                tier4_per_minute: slack.tier4_per_minute,
+            },
         })
     }
 }
@@ -304,6 +315,8 @@ pub struct Slack {
     /// Each user's language, from `users.info` (`include_locale`) — `None` while unknown —
     /// and until when that holds before Slack is asked again.
     user_locales: std::sync::Mutex<HashMap<String, (Instant, Option<Locale>)>>,
+    /// Every call waits its turn here: its method's tier, and any 429's Retry-After.
+    gate: limits::RateGate,
     metrics: Arc<Metrics>,
 }
 
@@ -314,6 +327,7 @@ impl Slack {
         Ok(Self {
             client,
             token,
+            gate: limits::RateGate::new(options.tier_rates),
             options,
             channel_ids: tokio::sync::Mutex::new(HashMap::new()),
             usergroups: tokio::sync::Mutex::new(None),
@@ -338,12 +352,22 @@ impl Slack {
         method: &'static str,
         call: impl Future<Output = Result<T, SlackClientError>>,
     ) -> Result<T, CallFailure> {
+        self.gate.turn(method).await;
         let timeout = self.options.retry.request_timeout;
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => classify(method, &error),
             Err(_) => timed_out(method, timeout),
         };
+        // A tiered method is limited for the whole workspace: everyone's calls wait. A
+        // post's 429 is its channel's (about one post a second each): the post's own retry
+        // waits it out holding the channel's turn, and posts elsewhere go on.
+        if let FailureClass::RateLimited(retry_after) = result.class
+            && method != "chat.postMessage"
+        {
+            let hold = retry_after.unwrap_or(Duration::from_millis(RATE_LIMIT_HOLD_MS));
+            self.gate.hold(method, hold);
+        }
         self.metrics.increment(
             METRIC_API_ERRORS,
             METRIC_API_ERRORS_HELP,

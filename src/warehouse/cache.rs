@@ -18,12 +18,42 @@ pub const DEFAULT_CACHE_ENTRIES: usize = 256;
 
 type Answer = Arc<OnceCell<Result<Table, WarehouseError>>>;
 
+/// Queries running now, by their exact SQL and parameters: a second identical question
+/// asked meanwhile waits for the first one's answer instead of running again.
+#[derive(Default)]
+pub struct InFlight {
+    running: Mutex<HashMap<String, Answer>>,
+}
+
+impl InFlight {
+    pub fn key(sql: &str, params: &Params) -> String {
+        format!("{sql}\u{0}{params:?}")
+    }
+
+    /// `run`'s answer for `key`, or the answer of the identical query running now.
+    pub async fn once<F>(&self, key: &str, run: impl FnOnce() -> F) -> Result<Table, WarehouseError>
+    where
+        F: std::future::Future<Output = Result<Table, WarehouseError>>,
+    {
+        let answer: Answer = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.entry(key.to_string()).or_default().clone()
+        };
+        let result = answer.get_or_init(run).await.clone();
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.get(key).is_some_and(|a| Arc::ptr_eq(a, &answer)) {
+            running.remove(key);
+        }
+        result
+    }
+}
+
 /// Recently answered queries by their exact SQL and parameters.
 pub struct QueryCache {
     capacity: usize,
     entries: Mutex<HashMap<String, (Instant, Table)>>,
-    /// Queries running now, by key: a second identical question waits for the first.
-    in_flight: Mutex<HashMap<String, Answer>>,
+    /// Queries running now: a second identical question waits for the first.
+    in_flight: InFlight,
 }
 
 impl Default for QueryCache {
@@ -38,12 +68,12 @@ impl QueryCache {
         Self {
             capacity: capacity.max(1),
             entries: Mutex::new(HashMap::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: InFlight::default(),
         }
     }
 
     fn key(sql: &str, params: &Params) -> String {
-        format!("{sql}\u{0}{params:?}")
+        InFlight::key(sql, params)
     }
 
     fn get(&self, sql: &str, params: &Params) -> Option<Table> {
@@ -66,19 +96,6 @@ impl QueryCache {
             entries.remove(&oldest);
         }
         entries.insert(Self::key(sql, params), (Instant::now(), table.clone()));
-    }
-
-    /// The one in-flight answer for `key`, shared by everyone asking it now.
-    fn in_flight(&self, key: &str) -> Answer {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        in_flight.entry(key.to_string()).or_default().clone()
-    }
-
-    fn landed(&self, key: &str, answer: &Answer) {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if in_flight.get(key).is_some_and(|a| Arc::ptr_eq(a, answer)) {
-            in_flight.remove(key);
-        }
     }
 }
 
@@ -104,13 +121,11 @@ impl Warehouse for Cached<'_> {
             return Ok(table);
         }
         let key = QueryCache::key(sql, params);
-        let answer = self.cache.in_flight(&key);
-        let result = answer
-            .get_or_init(|| self.inner.query(sql, params, job))
-            .await
-            .clone();
-        self.cache.landed(&key, &answer);
-        let table = result?;
+        let table = self
+            .cache
+            .in_flight
+            .once(&key, || self.inner.query(sql, params, job))
+            .await?;
         self.cache.put(sql, params, &table);
         Ok(table)
     }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod duckdb;
 pub mod plan;
 pub mod reads;
+pub mod shared;
 pub mod sql;
 pub mod table;
 

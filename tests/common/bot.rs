@@ -113,6 +113,14 @@ impl Bot {
             ),
             ("RUST_LOG".into(), "kpibot=info".into()),
         ];
+        // The fake enforces no tiers unless a test asks it to (and sets these to match).
+        let unpaced = super::fake_slack::UNPACED_CALLS_PER_MINUTE.to_string();
+        for tier in 1..=4 {
+            env.push((
+                format!("KPIBOT__SLACK__TIER{tier}_PER_MINUTE"),
+                unpaced.clone(),
+            ));
+        }
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Self {
             dir: dir.to_path_buf(),

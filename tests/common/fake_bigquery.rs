@@ -102,6 +102,11 @@ struct Inner {
     pending_polls: usize,
     /// Bytes one cell of a table counts for when estimating a scan.
     bytes_per_cell: u64,
+    /// Jobs that may run at once (the project's concurrency with its queue turned off);
+    /// past it a new query is refused with ADMISSION_DENIED. `None`: no cap.
+    max_running_jobs: Option<usize>,
+    /// The most jobs that were running at once (not yet complete, not cancelled).
+    most_running_jobs: usize,
 }
 
 #[derive(Clone)]
@@ -135,6 +140,8 @@ impl FakeBigQuery {
             next_job: 1,
             page_rows: 100_000,
             pending_polls: 0,
+            max_running_jobs: None,
+            most_running_jobs: 0,
             bytes_per_cell: 8,
         }));
         let app = Router::new()
@@ -191,6 +198,16 @@ impl FakeBigQuery {
     /// Rows per page when a request does not ask for fewer.
     pub fn set_page_rows(&self, rows: usize) {
         self.with(|s| s.page_rows = rows);
+    }
+
+    /// At most `jobs` jobs run at once; a query past that is refused (ADMISSION_DENIED).
+    pub fn set_max_running_jobs(&self, jobs: usize) {
+        self.with(|s| s.max_running_jobs = Some(jobs));
+    }
+
+    /// The most jobs that were running at once so far.
+    pub fn most_running_jobs(&self) -> usize {
+        self.with(|s| s.most_running_jobs)
     }
 
     /// Every new job answers `jobComplete: false` this many times before it is done.
@@ -387,9 +404,25 @@ async fn jobs_query(
             &format!("Query exceeded limit for bytes billed: {cap}. {billed} or higher required."),
         ));
     }
+    let running = inner
+        .jobs
+        .values()
+        .filter(|j| j.pending_polls > 0 && !j.cancelled)
+        .count();
+    if inner.max_running_jobs.is_some_and(|cap| running >= cap) {
+        // What BigQuery answers past its concurrency when the queue is off or full.
+        return error_response(&Fault::new(
+            400,
+            "invalid",
+            "ADMISSION_DENIED: the maximum number of concurrently running queries has been reached",
+        ));
+    }
     let job_id = format!("job_{:08}", inner.next_job);
     inner.next_job += 1;
     let pending_polls = inner.pending_polls;
+    if pending_polls > 0 {
+        inner.most_running_jobs = inner.most_running_jobs.max(running + 1);
+    }
     inner.jobs.insert(
         job_id.clone(),
         StoredJob {

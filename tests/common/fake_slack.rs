@@ -16,10 +16,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::slack_limits::{Limiter, SlackLimits};
+
 /// The bot token the fake accepts.
 pub const TOKEN: &str = "xoxb-fake-test-token";
 /// The app-level token the fake accepts for Socket Mode (`apps.connections.open`).
 pub const APP_TOKEN: &str = "xapp-fake-app-token";
+
+/// Calls a minute per tier for kpibot where this fake enforces no tiers (the default):
+/// calls are not paced by them either.
+pub const UNPACED_CALLS_PER_MINUTE: u32 = 100_000;
 
 /// Slack's limits, as documented for Block Kit and chat.postMessage.
 pub const MAX_BLOCKS: usize = 50;
@@ -122,6 +128,8 @@ struct Inner {
     random: Option<RandomFaults>,
     calls: Vec<Call>,
     next_id: u64,
+    /// Slack's rate limits, when a test asks for them.
+    limiter: Option<Limiter>,
 }
 
 #[derive(Clone)]
@@ -362,6 +370,23 @@ impl FakeSlack {
         })
     }
 
+    /// From now on, Slack's rate limits hold: tiers, posts per channel, history pages.
+    pub fn enforce_limits(&self, limits: SlackLimits) {
+        self.with(|s| s.limiter = Some(Limiter::new(limits)));
+    }
+
+    /// How many calls of `method` were answered 429.
+    pub fn rate_limited(&self, method: &str) -> usize {
+        self.with(|s| {
+            s.calls
+                .iter()
+                .filter(|c| {
+                    c.method == method && matches!(c.fault, Some(Fault::RateLimited { .. }))
+                })
+                .count()
+        })
+    }
+
     /// How many faults were injected so far.
     pub fn faults_injected(&self) -> usize {
         self.with(|s| s.calls.iter().filter(|c| c.fault.is_some()).count())
@@ -449,6 +474,19 @@ async fn spoil(fault: Option<Fault>, response: Response) -> Response {
         }
         _ => response,
     }
+}
+
+/// A 429 when `method` is over one of Slack's limits (if enforced); the call is marked so.
+fn over_limit(state: &Mutex<Inner>, method: &str, params: &Value) -> Option<Response> {
+    let mut s = state.lock().unwrap();
+    let retry_after_seconds = s.limiter.as_mut()?.refuse(method, params, Instant::now())?;
+    let fault = Fault::RateLimited {
+        retry_after_seconds,
+    };
+    if let Some(call) = s.calls.last_mut() {
+        call.fault = Some(fault.clone());
+    }
+    refusal(&fault)
 }
 
 /// Records a call and decides its fault, if any.
@@ -903,6 +941,13 @@ fn update_message(s: &mut Inner, params: &Value) -> Response {
     ok(json!({"channel": channel, "ts": ts, "text": params["text"]}))
 }
 
+/// The most messages a history or replies page may hold.
+fn page_max(s: &Inner) -> usize {
+    s.limiter
+        .as_ref()
+        .map_or(usize::MAX, |l| l.limits.history_page_max)
+}
+
 fn history(s: &Inner, params: &Value) -> Response {
     let channel = params["channel"].as_str().unwrap_or_default();
     if !channel.starts_with('D') && !s.channels.iter().any(|c| c.id == channel) {
@@ -916,7 +961,8 @@ fn history(s: &Inner, params: &Value) -> Response {
     let limit: usize = params["limit"]
         .as_str()
         .and_then(|l| l.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(100)
+        .min(page_max(s));
     let offset: usize = params["cursor"]
         .as_str()
         .and_then(|c| c.strip_prefix("offset:"))
@@ -1047,6 +1093,9 @@ async fn api(
         return denied;
     }
     let params = params_of(query, &body);
+    if let Some(refused) = over_limit(&state, &method, &params) {
+        return refused;
+    }
     let response = {
         let mut s = state.lock().unwrap();
         match method.as_str() {

@@ -6,6 +6,7 @@ pub mod fake_bigquery;
 pub mod fake_slack;
 pub mod golden;
 pub mod postgres;
+pub mod slack_limits;
 
 use std::path::{Path, PathBuf};
 
