@@ -723,7 +723,8 @@ fn a_slot_whose_post_cannot_be_confirmed_is_retried_then_failed_with_a_notice_ne
         "hourly.toml",
         report_toml("Hourly", "0 0 * * * *", "#kpi-hourly"),
     )]);
-    // A process died mid-run this hour: its row is open and its lease long gone.
+    // A process died mid-post this hour: its row is open, a post attempt had begun (so
+    // the post may exist), and its lease is long gone.
     let now = chrono::Utc::now();
     let slot = now
         .date_naive()
@@ -743,6 +744,9 @@ fn a_slot_whose_post_cannot_be_confirmed_is_retried_then_failed_with_a_notice_ne
         };
         block_on(ledger.claim(&key, &dead, now)).unwrap();
         block_on(ledger.mark_running(&key, now)).unwrap();
+        let fence = kpibot::ledger::Fence::first("dead-process");
+        let lease_end_then = now - chrono::Duration::minutes(10);
+        assert!(block_on(ledger.begin_post(&key, &fence, lease_end_then, now)).unwrap());
     }
     // Slack will not say what the channel holds.
     slack.fail_next(

@@ -287,68 +287,92 @@ impl AlertRunner {
         let round = match self.claim_or_await_round(alert, slot).await? {
             Some(stored) => parse_round(&stored)?,
             None => {
-                let previous = ledger.latest_alert_rounds(Some(&alert.name)).await?;
-                let base = previous.first().map(|p| p.evaluated_at);
-                let state = match previous.first() {
-                    Some(p) if p.evaluated_at >= slot => return Ok(()),
-                    Some(p) => parse_round(p)?.state,
-                    None => AlertState::default(),
-                };
-                let known: Vec<String> = state.instances.keys().cloned().collect();
-                let seen = observe(
-                    self.sources(catalog),
-                    alert,
-                    slot,
-                    &known,
-                    self.config.locale,
-                )
-                .await;
-                let errored = seen
-                    .values()
-                    .any(|s| matches!(s, super::judge::Seen::Error(_)));
-                let round = evaluate(alert, &state, seen, slot, self.max_instances(alert));
-                let firing = round
-                    .state
-                    .instances
-                    .values()
-                    .filter(|s| s.phase == Phase::Firing)
-                    .count() as u32;
-                let json = serde_json::to_string(&round)
-                    .map_err(|e| AlertRunError::Corrupt(alert.name.clone(), e.to_string()))?;
-                let inserted = ledger
-                    .insert_alert_round(
-                        &alert.name,
-                        slot,
-                        base,
-                        &json,
-                        firing,
-                        round.notices.len() as u32,
-                        &self.owner,
-                        Utc::now(),
-                    )
-                    .await?;
-                let outcome = if errored {
-                    "error"
-                } else if round.notices.is_empty() {
-                    "quiet"
-                } else {
-                    "notified"
-                };
-                self.count(&alert.name, outcome);
-                if inserted {
-                    round
-                } else {
-                    // Another replica recorded this round first: send what it decided. Or it
-                    // recorded a later one from the same state: this slot is past.
-                    match ledger.alert_round(&alert.name, slot).await? {
-                        Some(stored) => parse_round(&stored)?,
-                        None => return Ok(()),
-                    }
+                let evaluated = self.evaluate_claimed(catalog, alert, slot).await;
+                // Done with the claim, recorded or not: a process waiting for this round
+                // finds it, or takes the claim over at once instead of after a lease.
+                if let Err(error) = ledger
+                    .release_alert_round(&alert.name, slot, &self.owner, Utc::now())
+                    .await
+                {
+                    tracing::warn!(alert = %alert.name, error = %error, "could not let go of an alert round's claim; it lapses with its lease");
+                }
+                match evaluated? {
+                    Some(round) => round,
+                    None => return Ok(()),
                 }
             }
         };
         self.publish_state(&alert.name, &round.state);
         self.deliver_round(catalog, alert, &round).await
+    }
+
+    /// Evaluates `alert` at `slot` under this process's claim and records the round:
+    /// the round to deliver (this one, or the one another process recorded first), or
+    /// `None` when a later round exists already.
+    async fn evaluate_claimed(
+        &self,
+        catalog: &Catalog,
+        alert: &AlertSpec,
+        slot: DateTime<Utc>,
+    ) -> Result<Option<Round>, AlertRunError> {
+        let ledger = &self.parts.ledger;
+        let previous = ledger.latest_alert_rounds(Some(&alert.name)).await?;
+        let base = previous.first().map(|p| p.evaluated_at);
+        let state = match previous.first() {
+            Some(p) if p.evaluated_at >= slot => return Ok(None),
+            Some(p) => parse_round(p)?.state,
+            None => AlertState::default(),
+        };
+        let known: Vec<String> = state.instances.keys().cloned().collect();
+        let seen = observe(
+            self.sources(catalog),
+            alert,
+            slot,
+            &known,
+            self.config.locale,
+        )
+        .await;
+        let errored = seen
+            .values()
+            .any(|s| matches!(s, super::judge::Seen::Error(_)));
+        let round = evaluate(alert, &state, seen, slot, self.max_instances(alert));
+        let firing = round
+            .state
+            .instances
+            .values()
+            .filter(|s| s.phase == Phase::Firing)
+            .count() as u32;
+        let json = serde_json::to_string(&round)
+            .map_err(|e| AlertRunError::Corrupt(alert.name.clone(), e.to_string()))?;
+        let inserted = ledger
+            .insert_alert_round(
+                &alert.name,
+                slot,
+                base,
+                &json,
+                firing,
+                round.notices.len() as u32,
+                &self.owner,
+                Utc::now(),
+            )
+            .await?;
+        let outcome = if errored {
+            "error"
+        } else if round.notices.is_empty() {
+            "quiet"
+        } else {
+            "notified"
+        };
+        self.count(&alert.name, outcome);
+        if inserted {
+            return Ok(Some(round));
+        }
+        // Another replica recorded this round first: send what it decided. Or it
+        // recorded a later one from the same state: this slot is past.
+        match ledger.alert_round(&alert.name, slot).await? {
+            Some(stored) => Ok(Some(parse_round(&stored)?)),
+            None => Ok(None),
+        }
     }
 
     /// The round of `alert` at `slot` if one is recorded (by any process), else `None`

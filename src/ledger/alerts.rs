@@ -176,6 +176,29 @@ impl Ledger {
         Ok(taken == 1)
     }
 
+    /// Lets go of this process's claim on a round once it is done with it (recorded or
+    /// not): a process waiting for the round finds it, or takes the claim over at once.
+    pub async fn release_alert_round(
+        &self,
+        alert: &str,
+        evaluated_at: DateTime<Utc>,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.execute(
+            "UPDATE alert_round_claims SET lease_until = ?4
+             WHERE alert = ?1 AND evaluated_at = ?2 AND owner = ?3",
+            &[
+                text(alert),
+                text(round_time(evaluated_at)),
+                text(owner),
+                text(time_text(now)),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The round of this alert at this time, if recorded.
     pub async fn alert_round(
         &self,

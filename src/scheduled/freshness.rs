@@ -17,12 +17,14 @@ pub fn is_fresh(newest: Option<NaiveDate>, slot_date: NaiveDate, expect_days_ago
 
 impl Scheduler {
     /// Waits until the source holds data through the expected date; `Err` with the reason
-    /// once the deadline has passed.
+    /// once the deadline has passed. While it sleeps between checks, the run's `place`
+    /// goes back to the others (waiting for a nightly load is not running).
     pub(super) async fn wait_for_fresh_data(
         &self,
         spec: &ReportSpec,
         freshness: &FreshnessSpec,
         slot: DateTime<Utc>,
+        place: &mut Option<super::Place>,
     ) -> Result<(), Message> {
         let slot_date = pipeline::today_in(spec.timezone, slot);
         let deadline = slot + chrono::Duration::from_std(freshness.deadline).unwrap_or_default();
@@ -59,6 +61,7 @@ impl Scheduler {
                 return Err(reason);
             }
             tracing::info!(report = %spec.id, %reason, recheck_seconds = freshness.recheck.as_secs(), "data not refreshed yet; waiting");
+            drop(place.take());
             tokio::time::sleep(freshness.recheck).await;
         }
     }

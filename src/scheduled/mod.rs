@@ -140,6 +140,23 @@ pub struct Scheduler {
     places: Arc<tokio::sync::Semaphore>,
     /// Set once shutdown begins: a slot still waiting for a place is not claimed then.
     stopping: std::sync::atomic::AtomicBool,
+    /// Abandoned rows this process is recovering or has queued for recovery.
+    recovering: Arc<std::sync::Mutex<std::collections::HashSet<SlotKey>>>,
+}
+
+/// A row queued for or in recovery, until the recovery task ends (however it ends).
+struct Recovering {
+    recovering: Arc<std::sync::Mutex<std::collections::HashSet<SlotKey>>>,
+    key: SlotKey,
+}
+
+impl Drop for Recovering {
+    fn drop(&mut self) {
+        self.recovering
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.key);
+    }
 }
 
 /// A run's place among the `max_concurrent_runs`, held until it ends.
@@ -171,6 +188,7 @@ impl Scheduler {
                 config.max_concurrent_runs.max(1),
             )),
             stopping: Default::default(),
+            recovering: Default::default(),
             config,
         })
     }
@@ -280,6 +298,8 @@ impl Scheduler {
         }
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Slots still waiting for a place stay unclaimed: the next start catches them up.
+        self.places.close();
         tracing::info!(
             in_flight = tasks.len(),
             grace_seconds = self.config.shutdown_grace.as_secs(),
@@ -367,7 +387,24 @@ impl Scheduler {
         match self.parts.ledger.abandoned_runs(Utc::now()).await {
             Ok(records) => {
                 for record in records {
-                    tasks.spawn(self.clone().recover(record));
+                    // One recovery per row at a time: a copy queued behind a busy minute
+                    // and a newer one could otherwise take the row over together.
+                    let fresh = self
+                        .recovering
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .insert(record.key.clone());
+                    if fresh {
+                        let guard = Recovering {
+                            recovering: self.recovering.clone(),
+                            key: record.key.clone(),
+                        };
+                        let scheduler = self.clone();
+                        tasks.spawn(async move {
+                            let _guard = guard;
+                            scheduler.recover(record).await
+                        });
+                    }
                 }
             }
             Err(error) => tracing::error!(error = %error, "could not read the ledger"),
@@ -384,13 +421,17 @@ impl Scheduler {
             .map(|(key, fence)| (key.clone(), fence.clone()))
             .collect();
         let until = self.lease().until;
+        // Side by side: one slow statement (a busy pool) must not let the others lapse.
+        let mut renewals = JoinSet::new();
         for (key, fence) in held {
-            match self
-                .parts
-                .ledger
-                .renew(&key, &fence, until, Utc::now())
-                .await
-            {
+            let ledger = self.parts.ledger.clone();
+            renewals.spawn(async move {
+                let renewed = ledger.renew(&key, &fence, until, Utc::now()).await;
+                (key, renewed)
+            });
+        }
+        while let Some(Ok((key, renewed))) = renewals.join_next().await {
+            match renewed {
                 Ok(true) => {}
                 // Lapsed or taken over: the run learns it at its post guard.
                 Ok(false) => {

@@ -27,7 +27,7 @@ impl Scheduler {
     /// Takes over a slot whose process died mid-run: if the post exists, record it;
     /// otherwise run it again (within the catch-up window).
     pub(super) async fn recover(self: Arc<Self>, record: RunRecord) {
-        let Some(_place) = self.place().await else {
+        let Some(place) = self.place().await else {
             return;
         };
         let key = record.key.clone();
@@ -52,6 +52,13 @@ impl Scheduler {
             return;
         };
         let _held = self.hold(&key, &fence);
+        // The row as it is now: the copy this recovery was queued with may predate a post
+        // attempt of the generation before (none can begin once the row is taken over).
+        // Unreadable: assume a post may exist, and look.
+        let (may_have_posted, summary_ts) = match self.parts.ledger.get(&key).await {
+            Ok(Some(now)) => (now.may_have_posted(), now.summary_ts),
+            _ => (true, record.summary_ts.clone()),
+        };
         self.parts
             .metrics
             .increment(METRIC_TAKEOVERS, METRIC_TAKEOVERS_HELP, &[]);
@@ -73,12 +80,12 @@ impl Scheduler {
             channel: Some(schedule.channel.clone()),
             slot: slot_text(spec.timezone, key.slot),
             thread: schedule.thread,
-            summary_ts: record.summary_ts.clone(),
+            summary_ts,
         };
         let mut resume = None;
         // The ledger says whether any post was ever attempted: if none was, there is
         // nothing to find, and Slack's history (Tier 1) is not asked.
-        let found = if record.may_have_posted() {
+        let found = if may_have_posted {
             self.parts.delivery.find_existing(&post).await
         } else {
             Ok(None)
@@ -122,7 +129,8 @@ impl Scheduler {
             self.finish(&key, &fence, Outcome::Failed { error }).await;
             return;
         }
-        self.run_claimed(&key, &fence, spec, schedule, resume).await;
+        self.run_claimed(&key, &fence, spec, schedule, resume, place)
+            .await;
     }
 
     /// Whether an interrupted slot was posted cannot be told (the history lookup failed):

@@ -39,6 +39,11 @@ const LEDGER_RETRY_MAX_DELAY_MS: u64 = 5_000;
 /// check, the request itself), and Slack measures at arrival.
 const CHANNEL_TURN_MARGIN_MS: u64 = 150;
 
+/// The longest a post waits for its channel's turn. A channel's queue across replicas is
+/// a few posts (each process paces its own posts to a channel one by one); a longer wait
+/// means a turn handed out by a clock that runs ahead.
+const CHANNEL_TURN_MAX_WAIT_MS: u64 = 10_000;
+
 /// A ledger statement, still running.
 type LedgerFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, LedgerError>> + Send + 'a>>;
@@ -98,9 +103,25 @@ impl Scheduler {
 
     pub(super) async fn claim_and_run(self: Arc<Self>, key: SlotKey) {
         // Claimed only with a place to run it: until then another replica may take it.
-        let Some(_place) = self.place().await else {
+        let Some(place) = self.place().await else {
             return;
         };
+        // A slot that waited for a place past its catch-up window is skipped, with the
+        // reason recorded, like one missed while kpibot was down.
+        if let Some((_, schedule)) = lookup(&self.catalog(), &key)
+            && self.older_than_catch_up(&key, schedule)
+        {
+            let id = super::ScheduleId::of(&key);
+            let window = self.catch_up_window(schedule);
+            let why = "was busy with other slots";
+            if let Err(error) = self
+                .record_skipped(&id, &[key.slot], why, window, Utc::now())
+                .await
+            {
+                tracing::error!(error = %error, "could not record a skipped slot");
+            }
+            return;
+        }
         let ledger = self.parts.ledger.clone();
         // A slot due while the database is away is claimed when it is back, as long as it
         // is inside its catch-up window: a long outage delays it, never drops it.
@@ -137,7 +158,10 @@ impl Scheduler {
         let _held = self.hold(&key, &fence);
         let catalog = self.catalog();
         match lookup(&catalog, &key) {
-            Some((spec, schedule)) => self.run_claimed(&key, &fence, spec, schedule, None).await,
+            Some((spec, schedule)) => {
+                self.run_claimed(&key, &fence, spec, schedule, None, place)
+                    .await
+            }
             None => {
                 self.finish(
                     &key,
@@ -198,7 +222,16 @@ impl Scheduler {
                 loop {
                     attempt += 1;
                     let now = Utc::now();
+                    let asked = std::time::Instant::now();
                     match ledger.begin_post(&key, &fence, now + margin, now).await {
+                        // A yes holds only if it came back well inside the margin: one that
+                        // queued long for a connection may be for a lease lapsed since.
+                        Ok(true) if asked.elapsed() > lease / 8 => {
+                            if std::time::Instant::now() >= give_up_at {
+                                return false;
+                            }
+                            tracing::warn!(report = %key.report, slot = %key.slot, waited_ms = asked.elapsed().as_millis() as u64, "the ledger answered too slowly to trust the lease; asking again");
+                        }
                         Ok(may) => return may,
                         Err(error)
                             if error.is_transient() && std::time::Instant::now() < give_up_at =>
@@ -253,6 +286,7 @@ impl Scheduler {
         spec: &ReportSpec,
         schedule: &ScheduleSpec,
         resume: Option<String>,
+        place: super::Place,
     ) {
         let started = std::time::Instant::now();
         let ledger = self.parts.ledger.clone();
@@ -270,7 +304,7 @@ impl Scheduler {
         // `None`: the slot is not this process's any more (its lease lapsed); whoever
         // recovers it looks in Slack and records it.
         if let Some(outcome) = self
-            .run_to_outcome(key, fence, spec, schedule, resume)
+            .run_to_outcome(key, fence, spec, schedule, resume, place)
             .await
         {
             self.finish(key, fence, outcome).await;
@@ -290,7 +324,9 @@ impl Scheduler {
         spec: &ReportSpec,
         schedule: &ScheduleSpec,
         resume: Option<String>,
+        place: super::Place,
     ) -> Option<Outcome> {
+        let mut place = Some(place);
         let post = PostIdentity {
             report_id: spec.id.clone(),
             channel: Some(schedule.channel.clone()),
@@ -298,9 +334,20 @@ impl Scheduler {
             thread: schedule.thread,
             summary_ts: resume.clone(),
         };
-        if let Some(freshness) = &spec.freshness
-            && let Err(reason) = self.wait_for_fresh_data(spec, freshness, key.slot).await
-        {
+        let fresh = match &spec.freshness {
+            Some(freshness) => {
+                self.wait_for_fresh_data(spec, freshness, key.slot, &mut place)
+                    .await
+            }
+            None => Ok(()),
+        };
+        // A run that waited for its data gave its place up: back in line for one (none
+        // once shutting down; the row's lease lapses and the next start recovers it).
+        let _place = match place.take() {
+            Some(place) => place,
+            None => self.place().await?,
+        };
+        if let Err(reason) = fresh {
             let text = tr_mrkdwn!(
                 self.locale_of(spec),
                 "notice-not-refreshed",
@@ -445,8 +492,10 @@ async fn wait_for_channel_turn(
         let spacing = interval + Duration::from_millis(CHANNEL_TURN_MARGIN_MS);
         match ledger.take_channel_turn(channel, Utc::now(), spacing).await {
             Ok(turn) => {
+                // Bounded: a replica whose clock runs ahead must not stall the channel.
                 if let Ok(wait) = (turn - Utc::now()).to_std() {
-                    tokio::time::sleep(wait).await;
+                    tokio::time::sleep(wait.min(Duration::from_millis(CHANNEL_TURN_MAX_WAIT_MS)))
+                        .await;
                 }
                 return;
             }

@@ -119,23 +119,21 @@ impl RateGate {
     }
 
     /// Waits until a call of `method` may start. A hold that began while waiting (another
-    /// caller's 429) is waited out too.
+    /// caller's 429) is waited out too, on the same booking.
     pub async fn turn(&self, method: &str) {
+        let mut at = self.book(method, Instant::now());
         loop {
-            let at = self.book(method, Instant::now());
             tokio::time::sleep_until(at).await;
-            if !self.is_held(method, Instant::now()) {
-                return;
+            match self.held_until(method) {
+                Some(until) if until > Instant::now() => at = until,
+                _ => return,
             }
         }
     }
 
-    fn is_held(&self, method: &str, now: Instant) -> bool {
+    fn held_until(&self, method: &str) -> Option<Instant> {
         let methods = self.methods.lock().unwrap_or_else(|p| p.into_inner());
-        methods
-            .get(method)
-            .and_then(|calls| calls.held_until)
-            .is_some_and(|until| until > now)
+        methods.get(method).and_then(|calls| calls.held_until)
     }
 
     /// Slack answered 429 to `method`: every call of it waits `retry_after` from now.
@@ -191,6 +189,26 @@ mod tests {
                     .all(|s| *s == base)
             );
         }
+    }
+
+    /// A hold that begins while a caller waits delays it to the hold's end, and no more:
+    /// its booking stands (booking again would cost a tier 1 caller a whole minute).
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_during_a_wait_delays_the_call_to_the_holds_end() {
+        let gate = std::sync::Arc::new(gate(1, 100));
+        let start = Instant::now();
+        gate.turn("conversations.history").await;
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move {
+                gate.turn("conversations.history").await;
+                Instant::now()
+            }
+        });
+        tokio::task::yield_now().await;
+        gate.hold("conversations.history", Duration::from_secs(90));
+        let started = waiter.await.unwrap();
+        assert_eq!(started - start, Duration::from_secs(90));
     }
 
     #[test]

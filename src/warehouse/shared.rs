@@ -2,8 +2,9 @@
 //! `/kpi`): at most `warehouse.max_concurrent_queries` queries run at once, the rest queue
 //! first come first served (BigQuery queues a project's interactive queries and refuses
 //! them past its queue, so kpibot queues its own instead), and a query identical to one
-//! running now — the same SQL, parameters and row limit, as reports sharing a query in a
-//! due minute ask — waits for that one's answer instead of running again.
+//! running now — the same SQL, parameters, row limit, time limit and bytes cap, as reports
+//! sharing a query in a due minute ask — waits for that one's answer instead of running
+//! again.
 
 use std::sync::Arc;
 
@@ -45,7 +46,15 @@ impl Warehouse for SharedWarehouse {
         params: &Params,
         job: &QueryJob,
     ) -> Result<Table, WarehouseError> {
-        let key = format!("{}\u{0}{}", InFlight::key(sql, params), job.max_rows);
+        // Shared only by queries that would run alike: the same limits and bytes cap (the
+        // billing labels are the first asker's).
+        let key = format!(
+            "{}\u{0}{}\u{0}{:?}\u{0}{:?}",
+            InFlight::key(sql, params),
+            job.max_rows,
+            job.timeout,
+            job.maximum_bytes_billed
+        );
         self.in_flight
             .once(&key, || self.in_turn(self.inner.query(sql, params, job)))
             .await

@@ -5,6 +5,7 @@ pub mod bot;
 pub mod fake_bigquery;
 pub mod fake_slack;
 pub mod golden;
+pub mod morning;
 pub mod postgres;
 pub mod slack_limits;
 

@@ -1,0 +1,75 @@
+//! A whole company's morning through the release binary: reports over channels all due in
+//! one second, replicas on one PostgreSQL ledger (`KPIBOT_TEST_POSTGRES_URL`, as
+//! `.ci/postgres start` exports it), the fake Slack enforcing Slack's documented limits
+//! (Tier 1 at an internal app's 50 a minute), one replica SIGKILLed once a sixth is out.
+//! Prints the figures the README quotes: time to the last post, posts a second against
+//! the ceiling (one a second per channel; Tier 4 for uploads), 429s, peak memory.
+//!
+//! `cargo bench --bench morning` (2,000 reports over 200 channels);
+//! `KPIBOT_MORNING_REPORTS=10000 KPIBOT_MORNING_CHANNELS=500 cargo bench --bench morning`.
+
+use std::time::Duration;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::morning::{Morning, simulate};
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let Some(server) = common::postgres::server_url() else {
+        eprintln!("morning: set KPIBOT_TEST_POSTGRES_URL (eval \"$(.ci/postgres start)\")");
+        return;
+    };
+    let plan = Morning {
+        reports: setting("KPIBOT_MORNING_REPORTS", 2_000),
+        channels: setting("KPIBOT_MORNING_CHANNELS", 200),
+        image_every: setting("KPIBOT_MORNING_IMAGE_EVERY", 10),
+        replicas: 3,
+        workspace_per_minute: [50, 20, 50, 100],
+        kill_after_fraction: 1.0 / 6.0,
+        max_concurrent_runs: setting("KPIBOT_MORNING_RUNS", 32),
+        lead: Duration::from_secs(setting("KPIBOT_MORNING_LEAD_SECONDS", 40) as u64),
+        patience: Duration::from_secs(900),
+    };
+    let figures = simulate(&plan, &server);
+    let images = plan.reports.div_ceil(plan.image_every);
+    let twice = figures.posts.values().filter(|n| **n > 1).count();
+    println!(
+        "morning: {} reports ({} as uploaded PNGs) over {} channels, {} replicas, one SIGKILLed {:.1} s after the due second",
+        plan.reports, images, plan.channels, plan.replicas, figures.killed_at_seconds
+    );
+    println!(
+        "  posted {} once, {} more than once, {} missing; owners told {} times",
+        figures.posts.len() - twice,
+        twice,
+        figures.missing.len(),
+        figures.notices.len()
+    );
+    println!(
+        "  last post {:.1} s after the due second: {:.1} posts/s (ceiling: {} channels x 1 post/s; uploads {}/min)",
+        figures.last_post_seconds,
+        figures.posts_per_second(),
+        plan.channels,
+        plan.workspace_per_minute[3]
+    );
+    println!(
+        "  Slack calls {}, 429s {:?}; ledger taken for unavailable {} times",
+        figures.calls, figures.rate_limited, figures.ledger_unavailable_lines
+    );
+    println!(
+        "  peak RSS of the surviving replicas: {}",
+        figures
+            .peak_rss_mib
+            .iter()
+            .map(|m| format!("{m:.0} MiB"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}

@@ -1,0 +1,255 @@
+//! A company's morning through the real binary on loopback, for `tests/due_minute.rs`
+//! (small, asserted) and `benches/morning.rs` (large, measured): reports over channels
+//! all due in one second, replicas on one PostgreSQL ledger, the fake Slack enforcing
+//! Slack's rate limits, and one replica SIGKILLed once a share of the posts is out.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Timelike, Utc};
+
+use super::bot::{Bot, block_on, setup, terminate, wait_for};
+use super::fake_slack::{FakeSlack, TOKEN};
+use super::slack_limits::SlackLimits;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Morning {
+    pub reports: usize,
+    pub channels: usize,
+    /// One report in this many posts an uploaded PNG (two Tier 4 calls); the rest use
+    /// Slack's own chart block.
+    pub image_every: usize,
+    pub replicas: usize,
+    /// The workspace's allowance per tier, a minute; each replica is given its share.
+    pub workspace_per_minute: [usize; 4],
+    /// The kill comes once this share of the reports is posted.
+    pub kill_after_fraction: f64,
+    /// Slots one replica runs at once.
+    pub max_concurrent_runs: usize,
+    /// How long the replicas get to start before the due second.
+    pub lead: Duration,
+    /// How long after the due second the simulation waits for the last post.
+    pub patience: Duration,
+}
+
+/// What happened.
+#[derive(Debug)]
+pub struct Figures {
+    /// Posts per report id (each should be 1).
+    pub posts: BTreeMap<String, usize>,
+    pub missing: Vec<String>,
+    /// Seconds from the due second to the last post.
+    pub last_post_seconds: f64,
+    /// Seconds from the due second to the kill.
+    pub killed_at_seconds: f64,
+    /// 429s answered, by method.
+    pub rate_limited: BTreeMap<String, usize>,
+    pub calls: usize,
+    /// What owners were told (failure notices).
+    pub notices: Vec<String>,
+    /// Peak resident memory of each replica still running at the end, in MiB.
+    pub peak_rss_mib: Vec<f64>,
+    /// Log lines where a replica took a busy ledger for an unavailable one.
+    pub ledger_unavailable_lines: usize,
+    /// The surviving replicas' logs.
+    pub logs: Vec<String>,
+}
+
+impl Figures {
+    /// Posts a second from the due second to the last post.
+    pub fn posts_per_second(&self) -> f64 {
+        self.posts.values().sum::<usize>() as f64 / self.last_post_seconds.max(1e-3)
+    }
+}
+
+fn report(i: usize, plan: &Morning, cron: &str) -> String {
+    let chart = if i.is_multiple_of(plan.image_every) {
+        "image"
+    } else {
+        "native"
+    };
+    format!(
+        r##"title = "Due {i}"
+description = "One of a morning's reports."
+owner = "#data-team"
+
+[definition]
+source = "mart.daily_active_users"
+refreshed = "daily"
+purpose = "testing"
+
+[query]
+sql = """
+SELECT activity_date AS day, SUM(active_users) AS users
+FROM mart.daily_active_users
+WHERE activity_date BETWEEN @start_date AND @end_date
+GROUP BY activity_date ORDER BY day
+"""
+period = "last 7 days"
+
+[chart]
+kind = "line"
+x = "day"
+y = "users"
+slack_chart = "{chart}"
+
+[[schedule]]
+cron = "{cron}"
+timezone = "UTC"
+channel = "#kpi-due-{channel}"
+"##,
+        channel = i % plan.channels
+    )
+}
+
+/// Peak resident memory of process `pid` (`VmHWM`), in MiB.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Runs the morning against a fresh database on the PostgreSQL server at `server`.
+pub fn simulate(plan: &Morning, server: &str) -> Figures {
+    let url = block_on(super::postgres::fresh_database(server));
+    let names: Vec<(String, String)> = (0..plan.channels)
+        .map(|i| (format!("C0DUE{i:04}"), format!("kpi-due-{i}")))
+        .collect();
+    let mut channels: Vec<(&str, &str, bool)> = names
+        .iter()
+        .map(|(id, name)| (id.as_str(), name.as_str(), true))
+        .collect();
+    channels.push(("C0DATATEAM", "data-team", true));
+    let slack = FakeSlack::start_in_background(&channels);
+    slack.enforce_limits(SlackLimits {
+        per_minute: plan.workspace_per_minute,
+        ..SlackLimits::documented()
+    });
+    let due: DateTime<Utc> = (Utc::now() + chrono::Duration::from_std(plan.lead).unwrap())
+        .with_nanosecond(0)
+        .unwrap();
+    let cron = format!("{} {} {} * * *", due.second(), due.minute(), due.hour());
+    let files: Vec<(String, String)> = (0..plan.reports)
+        .map(|i| (format!("due_{i:05}.toml"), report(i, plan, &cron)))
+        .collect();
+    let files: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let dir = setup(&files);
+    let share: Vec<String> = plan
+        .workspace_per_minute
+        .iter()
+        .map(|n| (n / plan.replicas).max(1).to_string())
+        .collect();
+    let runs = plan.max_concurrent_runs.to_string();
+    let env = [
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+        ("KPIBOT__SLACK__CHANNEL_POST_INTERVAL_MS", "1000"),
+        ("KPIBOT__SLACK__TIER1_PER_MINUTE", share[0].as_str()),
+        ("KPIBOT__SLACK__TIER2_PER_MINUTE", share[1].as_str()),
+        ("KPIBOT__SLACK__TIER3_PER_MINUTE", share[2].as_str()),
+        ("KPIBOT__SLACK__TIER4_PER_MINUTE", share[3].as_str()),
+        ("KPIBOT__LEDGER__URL", url.as_str()),
+        ("KPIBOT__SCHEDULER__LEASE_SECONDS", "4"),
+        ("KPIBOT__SCHEDULER__MAX_CONCURRENT_RUNS", runs.as_str()),
+        ("RUST_LOG", "kpibot=warn"),
+    ];
+    let bots: Vec<Bot> = (0..plan.replicas)
+        .map(|_| Bot::new(dir.path(), &env))
+        .collect();
+    let mut running: Vec<_> = bots
+        .iter()
+        .enumerate()
+        .map(|(i, bot)| Some(bot.start(&format!("replica-{i}.log"))))
+        .collect();
+    let report_posts = || -> BTreeMap<String, usize> {
+        let mut per_report = BTreeMap::new();
+        for (id, _) in &names {
+            for m in slack.messages_in(id) {
+                let payload = &m.body["metadata"]["event_payload"];
+                let slot = chrono::DateTime::parse_from_rfc3339(payload["slot"].as_str().unwrap());
+                assert_eq!(
+                    slot.unwrap().to_utc(),
+                    due,
+                    "a post of another slot: {payload}"
+                );
+                let report = payload["report_id"].as_str().unwrap().to_string();
+                *per_report.entry(report).or_default() += 1;
+            }
+        }
+        per_report
+    };
+    let kill_after = ((plan.reports as f64 * plan.kill_after_fraction) as usize).max(1);
+    wait_for(
+        "the first posts of the due minute",
+        plan.lead + plan.patience,
+        || report_posts().len() >= kill_after,
+    );
+    running[0].take().unwrap().sigkill();
+    let killed_at = Utc::now();
+    let settle = Instant::now()
+        + (due + chrono::Duration::from_std(plan.patience).unwrap() - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+    let mut last_count = 0;
+    let mut last_post = Utc::now();
+    while Instant::now() < settle {
+        let count = report_posts().len();
+        if count != last_count {
+            (last_count, last_post) = (count, Utc::now());
+        }
+        if count >= plan.reports {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let peak_rss_mib = running
+        .iter()
+        .flatten()
+        .filter_map(|r| peak_rss_mib(r.0.id()))
+        .collect();
+    for replica in running.into_iter().flatten() {
+        assert!(terminate(replica).success());
+    }
+    let posts = report_posts();
+    let logs: Vec<String> = (1..plan.replicas)
+        .map(|i| bots[i].log(&format!("replica-{i}.log")))
+        .collect();
+    let methods: std::collections::BTreeSet<String> =
+        slack.calls().iter().map(|c| c.method.clone()).collect();
+    let rate_limited = methods
+        .into_iter()
+        .map(|m| {
+            let n = slack.rate_limited(&m);
+            (m, n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    Figures {
+        missing: (0..plan.reports)
+            .map(|i| format!("due_{i:05}"))
+            .filter(|r| !posts.contains_key(r))
+            .collect(),
+        posts,
+        last_post_seconds: (last_post - due).num_milliseconds() as f64 / 1000.0,
+        killed_at_seconds: (killed_at - due).num_milliseconds() as f64 / 1000.0,
+        rate_limited,
+        calls: slack.calls().len(),
+        notices: slack
+            .messages_in("C0DATATEAM")
+            .iter()
+            .map(|m| m.body["text"].to_string())
+            .collect(),
+        peak_rss_mib,
+        ledger_unavailable_lines: logs
+            .iter()
+            .flat_map(|log| log.lines())
+            .filter(|l| {
+                l.contains("the ledger is unavailable")
+                    || l.contains("could not check the slot's lease")
+            })
+            .count(),
+        logs,
+    }
+}
