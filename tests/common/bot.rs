@@ -14,6 +14,20 @@ use super::fake_slack::FakeSlack;
 pub const EVERY_TWO_SECONDS: &str = "*/2 * * * * *";
 
 pub fn report_toml(title: &str, cron: &str, channel: &str) -> String {
+    // The PNG path: these tests hold up its upload to stall a run mid-way.
+    report_spec(title, cron, channel, "image", None)
+}
+
+/// A report over the demo mart's daily active users, posting to `channel` at `cron`, its
+/// chart `slack_chart` (`image` or `native`), the schedule in `timezone` if given.
+pub fn report_spec(
+    title: &str,
+    cron: &str,
+    channel: &str,
+    slack_chart: &str,
+    timezone: Option<&str>,
+) -> String {
+    let timezone = timezone.map_or(String::new(), |tz| format!("timezone = \"{tz}\"\n"));
     format!(
         r##"title = "{title}"
 description = "A report for the serve tests."
@@ -37,12 +51,11 @@ period = "last 7 days"
 kind = "line"
 x = "day"
 y = "users"
-# The PNG path: these tests hold up its upload to stall a run mid-way.
-slack_chart = "image"
+slack_chart = "{slack_chart}"
 
 [[schedule]]
 cron = "{cron}"
-channel = "{channel}"
+{timezone}channel = "{channel}"
 "##
     )
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Timelike, Utc};
 
-use super::bot::{Bot, block_on, setup, terminate, wait_for};
+use super::bot::{Bot, block_on, report_spec, setup, terminate, wait_for};
 use super::fake_slack::{FakeSlack, TOKEN};
 use super::slack_limits::SlackLimits;
 
@@ -69,38 +69,8 @@ fn report(i: usize, plan: &Morning, cron: &str) -> String {
     } else {
         "native"
     };
-    format!(
-        r##"title = "Due {i}"
-description = "One of a morning's reports."
-owner = "#data-team"
-
-[definition]
-source = "mart.daily_active_users"
-refreshed = "daily"
-purpose = "testing"
-
-[query]
-sql = """
-SELECT activity_date AS day, SUM(active_users) AS users
-FROM mart.daily_active_users
-WHERE activity_date BETWEEN @start_date AND @end_date
-GROUP BY activity_date ORDER BY day
-"""
-period = "last 7 days"
-
-[chart]
-kind = "line"
-x = "day"
-y = "users"
-slack_chart = "{chart}"
-
-[[schedule]]
-cron = "{cron}"
-timezone = "UTC"
-channel = "#kpi-due-{channel}"
-"##,
-        channel = i % plan.channels
-    )
+    let channel = format!("#kpi-due-{}", i % plan.channels);
+    report_spec(&format!("Due {i}"), cron, &channel, chart, Some("UTC"))
 }
 
 /// Peak resident memory of process `pid` (`VmHWM`), in MiB.

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Slack's documented tier of each method the fake answers.
+/// Slack's documented tier of each method the fake answers. kpibot has its own table
+/// (`slack::limits`); this one is kept apart on purpose, so a wrong tier in kpibot meets
+/// Slack's 429s here instead of agreeing with itself.
 pub fn tier_of(method: &str) -> Option<usize> {
     match method {
         "conversations.history" | "conversations.replies" => Some(1),
