@@ -33,7 +33,7 @@ impl Default for RetryPolicy {
 }
 
 /// A random fraction in [0, 1), different on every call.
-fn random_fraction() -> f64 {
+pub fn random_fraction() -> f64 {
     let bits = RandomState::new().hash_one(std::time::Instant::now());
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }

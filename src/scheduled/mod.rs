@@ -138,8 +138,6 @@ pub struct Scheduler {
     /// a due minute's slots spread over the replicas with room instead of queueing behind
     /// the first to wake, and the ledger pool serves a bounded number of runs.
     places: Arc<tokio::sync::Semaphore>,
-    /// Set once shutdown begins: a slot still waiting for a place is not claimed then.
-    stopping: std::sync::atomic::AtomicBool,
     /// Abandoned rows this process is recovering or has queued for recovery.
     recovering: Arc<std::sync::Mutex<std::collections::HashSet<SlotKey>>>,
 }
@@ -187,16 +185,16 @@ impl Scheduler {
             places: Arc::new(tokio::sync::Semaphore::new(
                 config.max_concurrent_runs.max(1),
             )),
-            stopping: Default::default(),
             recovering: Default::default(),
             config,
         })
     }
 
-    /// Waits for a place to run a slot in; `None` once shutdown has begun.
+    /// Waits for a place to run a slot in; `None` once shutdown has begun (the places are
+    /// closed then, and a place handed out just before does not start a claim either).
     pub(crate) async fn place(&self) -> Option<Place> {
         let place = self.places.clone().acquire_owned().await.ok()?;
-        (!self.stopping.load(std::sync::atomic::Ordering::SeqCst)).then_some(place)
+        (!self.places.is_closed()).then_some(place)
     }
 
     /// Marks `key` in flight under `fence` until the returned guard is dropped.
@@ -292,12 +290,12 @@ impl Scheduler {
                     due_now.push((schedule.channel.clone(), key));
                 }
             }
-            for key in spread_order(due_now, rand_offset()) {
+            // Each process and minute starts somewhere else in the order.
+            let offset = (crate::retry::random_fraction() * due_now.len() as f64) as usize;
+            for key in spread_order(due_now, offset) {
                 tasks.spawn(self.clone().claim_and_run(key));
             }
         }
-        self.stopping
-            .store(true, std::sync::atomic::Ordering::SeqCst);
         // Slots still waiting for a place stay unclaimed: the next start catches them up.
         self.places.close();
         tracing::info!(
@@ -482,15 +480,6 @@ pub fn spread_order(mut due: Vec<(String, SlotKey)>, offset: usize) -> Vec<SlotK
         ranked.rotate_left(at);
     }
     ranked.into_iter().map(|(_, _, key)| key).collect()
-}
-
-/// A start for [`spread_order`] that differs between processes and minutes.
-fn rand_offset() -> usize {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) as usize
 }
 
 /// This process's name in the ledger's leases: host, process id and start time, so a

@@ -77,21 +77,12 @@ impl Scheduler {
         patience: Duration,
         step: impl Fn() -> LedgerFuture<'a, T>,
     ) -> Option<T> {
-        let policy = ledger_retry_policy();
         let deadline = std::time::Instant::now() + patience;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match step().await {
-                Ok(value) => return Some(value),
-                Err(error) if error.is_transient() && std::time::Instant::now() < deadline => {
-                    tracing::warn!(report = %key.report, slot = %key.slot, attempt, error = %error, "the ledger is unavailable; will {what} when it is back");
-                    tokio::time::sleep(backoff_delay(&policy, attempt)).await;
-                }
-                Err(error) => {
-                    tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not {what}");
-                    return None;
-                }
+        match retry_ledger(what, key, deadline, step).await {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not {what}");
+                None
             }
         }
     }
@@ -213,32 +204,30 @@ impl Scheduler {
             let (ledger, key, fence, channel) =
                 (ledger.clone(), key.clone(), fence.clone(), channel.clone());
             Box::pin(async move {
-                let policy = ledger_retry_policy();
                 let give_up_at = std::time::Instant::now() + lease;
                 if let Some(interval) = turns {
-                    wait_for_channel_turn(&ledger, &channel, interval, give_up_at).await;
+                    wait_for_channel_turn(&ledger, &key, &channel, interval, give_up_at).await;
                 }
-                let mut attempt = 0;
+                // When the statement that answered was sent (retries send it again).
+                let asked = std::sync::Mutex::new(std::time::Instant::now());
                 loop {
-                    attempt += 1;
-                    let now = Utc::now();
-                    let asked = std::time::Instant::now();
-                    match ledger.begin_post(&key, &fence, now + margin, now).await {
+                    let answer = retry_ledger("check the slot's lease before posting", &key, give_up_at, || {
+                        *asked.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+                        let now = Utc::now();
+                        Box::pin(ledger.begin_post(&key, &fence, now + margin, now))
+                    })
+                    .await;
+                    let waited = asked.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+                    match answer {
                         // A yes holds only if it came back well inside the margin: one that
                         // queued long for a connection may be for a lease lapsed since.
-                        Ok(true) if asked.elapsed() > lease / 8 => {
+                        Ok(true) if waited > lease / 8 => {
                             if std::time::Instant::now() >= give_up_at {
                                 return false;
                             }
-                            tracing::warn!(report = %key.report, slot = %key.slot, waited_ms = asked.elapsed().as_millis() as u64, "the ledger answered too slowly to trust the lease; asking again");
+                            tracing::warn!(report = %key.report, slot = %key.slot, waited_ms = waited.as_millis() as u64, "the ledger answered too slowly to trust the lease; asking again");
                         }
                         Ok(may) => return may,
-                        Err(error)
-                            if error.is_transient() && std::time::Instant::now() < give_up_at =>
-                        {
-                            tracing::warn!(report = %key.report, slot = %key.slot, attempt, error = %error, "the ledger is busy or away; asking again whether the slot may be posted");
-                            tokio::time::sleep(backoff_delay(&policy, attempt)).await;
-                        }
                         Err(error) => {
                             tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not check the slot's lease before posting; not posting (recovery finishes the slot)");
                             return false;
@@ -481,42 +470,52 @@ impl Scheduler {
 /// only costs the pacing: the post guard's own check decides whether to post.
 async fn wait_for_channel_turn(
     ledger: &Ledger,
+    key: &SlotKey,
     channel: &str,
     interval: Duration,
     give_up_at: std::time::Instant,
 ) {
-    let policy = ledger_retry_policy();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let spacing = interval + Duration::from_millis(CHANNEL_TURN_MARGIN_MS);
-        match ledger.take_channel_turn(channel, Utc::now(), spacing).await {
-            Ok(turn) => {
-                // Bounded: a replica whose clock runs ahead must not stall the channel.
-                if let Ok(wait) = (turn - Utc::now()).to_std() {
-                    tokio::time::sleep(wait.min(Duration::from_millis(CHANNEL_TURN_MAX_WAIT_MS)))
-                        .await;
-                }
-                return;
+    let spacing = interval + Duration::from_millis(CHANNEL_TURN_MARGIN_MS);
+    let turn = retry_ledger("take the channel's turn", key, give_up_at, || {
+        Box::pin(ledger.take_channel_turn(channel, Utc::now(), spacing))
+    })
+    .await;
+    match turn {
+        Ok(turn) => {
+            // Bounded: a replica whose clock runs ahead must not stall the channel.
+            if let Ok(wait) = (turn - Utc::now()).to_std() {
+                tokio::time::sleep(wait.min(Duration::from_millis(CHANNEL_TURN_MAX_WAIT_MS))).await;
             }
-            Err(error) if error.is_transient() && std::time::Instant::now() < give_up_at => {
-                tracing::warn!(%channel, attempt, error = %error, "the ledger is busy or away; asking again for the channel's turn");
-                tokio::time::sleep(backoff_delay(&policy, attempt)).await;
-            }
-            Err(error) => {
-                tracing::warn!(%channel, error = %error, "could not take the channel's turn in the ledger; posting at this process's own pace");
-                return;
-            }
+        }
+        Err(error) => {
+            tracing::warn!(%channel, error = %error, "could not take the channel's turn in the ledger; posting at this process's own pace");
         }
     }
 }
 
-/// Backoff for a ledger statement tried again while the database is busy or away.
-fn ledger_retry_policy() -> RetryPolicy {
-    RetryPolicy {
+/// Runs a ledger statement, trying it again with backoff while the database is busy or
+/// away, until `deadline`; the last error once that passes or the error is not transient.
+async fn retry_ledger<'a, T>(
+    what: &str,
+    key: &SlotKey,
+    deadline: std::time::Instant,
+    step: impl Fn() -> LedgerFuture<'a, T>,
+) -> Result<T, LedgerError> {
+    let policy = RetryPolicy {
         base_delay: Duration::from_millis(LEDGER_RETRY_BASE_DELAY_MS),
         max_delay: Duration::from_millis(LEDGER_RETRY_MAX_DELAY_MS),
         ..RetryPolicy::default()
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match step().await {
+            Err(error) if error.is_transient() && std::time::Instant::now() < deadline => {
+                tracing::warn!(report = %key.report, slot = %key.slot, attempt, error = %error, "the ledger is unavailable; will {what} when it is back");
+                tokio::time::sleep(backoff_delay(&policy, attempt)).await;
+            }
+            done => return done,
+        }
     }
 }
 
