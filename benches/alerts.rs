@@ -113,6 +113,7 @@ fn main() {
                         &json,
                         0,
                         next.notices.len() as u32,
+                        None,
                         "bench",
                         Utc::now(),
                     )

@@ -11,6 +11,7 @@
 pub mod adhoc;
 pub mod alerts;
 pub mod app;
+pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod deliver;

@@ -94,6 +94,7 @@ pub fn warehouse_failure(error: &WarehouseError, locale: Locale) -> String {
         WarehouseError::Unavailable(_) => "failure-unavailable",
         WarehouseError::UnsupportedType { .. } => "failure-unsupported-type",
         WarehouseError::TooManyRows { .. } => "failure-too-many-rows",
+        WarehouseError::OverBudget(_) => "failure-over-budget",
     };
     crate::tr!(locale, key)
 }
@@ -125,6 +126,11 @@ impl PipelineError {
     /// then the warehouse's own words.
     pub fn text(&self, locale: Locale) -> String {
         match self {
+            // The budget's own words name it and its reset; the SQL's place adds nothing.
+            PipelineError::Warehouse {
+                source: WarehouseError::OverBudget(over),
+                ..
+            } => over.text(locale),
             PipelineError::Warehouse {
                 source, location, ..
             } => format!(
@@ -144,6 +150,10 @@ impl PipelineError {
     /// escaped, kpibot's own code spans kept.
     pub fn mrkdwn(&self, locale: Locale) -> Mrkdwn {
         match self {
+            PipelineError::Warehouse {
+                source: WarehouseError::OverBudget(over),
+                ..
+            } => over.mrkdwn(locale),
             PipelineError::Period { source, .. } => source.mrkdwn(locale),
             PipelineError::Shape {
                 source, location, ..

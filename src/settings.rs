@@ -72,6 +72,37 @@ pub struct Settings {
     pub slash: SlashSettings,
     pub limits: LimitsSettings,
     pub alerts: AlertsSettings,
+    pub cost: CostSettings,
+}
+
+/// BigQuery's on-demand price per TiB scanned in US dollars (`cost.price_per_tib_usd`).
+pub const DEFAULT_PRICE_PER_TIB_USD: f64 = 6.25;
+
+/// What queries cost and the daily budgets they are checked against (BigQuery; DuckDB
+/// bills nothing). A budget of 0 is none. A day starts at midnight in `timezone`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostSettings {
+    /// Dollars per TiB scanned, for the estimated price shown beside bytes. Default 6.25
+    /// (BigQuery on-demand).
+    pub price_per_tib_usd: f64,
+    /// Bytes one report's scheduled runs may scan a day. Default 0 (no budget).
+    pub report_bytes_per_day: u64,
+    /// Bytes one person's `/kpi` questions and button clicks may scan a day. Default 0.
+    pub person_bytes_per_day: u64,
+    /// Bytes one alert's evaluations may scan a day. Default 0.
+    pub alert_bytes_per_day: u64,
+}
+
+impl Default for CostSettings {
+    fn default() -> Self {
+        Self {
+            price_per_tib_usd: DEFAULT_PRICE_PER_TIB_USD,
+            report_bytes_per_day: 0,
+            person_bytes_per_day: 0,
+            alert_bytes_per_day: 0,
+        }
+    }
 }
 
 /// Bounds on alerts.
@@ -474,6 +505,7 @@ impl Default for Settings {
             slash: SlashSettings::default(),
             limits: LimitsSettings::default(),
             alerts: AlertsSettings::default(),
+            cost: CostSettings::default(),
         }
     }
 }

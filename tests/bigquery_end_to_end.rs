@@ -139,6 +139,16 @@ fn demo_check_and_ask_run_on_bigquery_as_the_binary() {
     // Every report and every metric says what it would scan, against its limit.
     assert_eq!(stdout.matches("would scan").count(), 9 + 4, "{stdout}");
     assert!(stdout.contains("(limit 10.0 GiB)"), "{stdout}");
+    // And each report what it costs on its schedules: a run, and the next 30 days of them.
+    assert_eq!(stdout.matches("a run scans about").count(), 9, "{stdout}");
+    assert!(
+        stdout.contains("its schedules run it 30 times in 30 days: about"),
+        "a report posted every day runs 30 times a month: {stdout}"
+    );
+    assert!(
+        stdout.contains("a month") && stdout.contains("(≈ $"),
+        "{stdout}"
+    );
     assert!(
         bq.fake
             .calls_of("jobs.query")

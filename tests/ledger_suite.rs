@@ -37,6 +37,7 @@ fn delivered(ts: &str) -> Outcome {
         channel: "C1".into(),
         ts: ts.into(),
         rows: 84,
+        bytes: Some(3 << 30),
     }
 }
 
@@ -102,9 +103,19 @@ async fn a_slot_is_claimed_once_and_finished_once() {
             .unwrap();
         let record = ledger.get(&k).await.unwrap().unwrap();
         assert_eq!(
-            (record.state, record.ts.as_deref(), record.rows),
-            (RunState::Delivered, Some("1764115200.000100"), Some(84)),
-            "{backend}"
+            (
+                record.state,
+                record.ts.as_deref(),
+                record.rows,
+                record.bytes
+            ),
+            (
+                RunState::Delivered,
+                Some("1764115200.000100"),
+                Some(84),
+                Some(3 << 30)
+            ),
+            "{backend}: the run's rows and the bytes its queries scanned are kept"
         );
         assert!(
             matches!(
@@ -153,6 +164,7 @@ async fn the_ledger_survives_a_restart_and_a_dead_process_slot_is_taken_over_onc
             let no_data = Outcome::NoData {
                 channel: "C1".into(),
                 ts: "1.2".into(),
+                bytes: None,
             };
             ledger
                 .finish(&key("dau", 2), &no_data, now())
@@ -575,6 +587,51 @@ async fn channel_turns_are_spaced_across_processes() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spend_adds_up_per_payer_and_day_across_processes() {
+    for (backend, place) in places().await {
+        let processes = [Arc::new(place.open().await), Arc::new(place.open().await)];
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+        let tomorrow = today.succ_opt().unwrap();
+        // 40 queries of one person from two processes at once: none is lost.
+        let mut adds = tokio::task::JoinSet::new();
+        for i in 0..40u64 {
+            let ledger = Arc::clone(&processes[(i % 2) as usize]);
+            adds.spawn(async move { ledger.add_spend("answer:U1", today, 1 << 30).await });
+        }
+        while let Some(added) = adds.join_next().await {
+            added.unwrap().unwrap();
+        }
+        processes[0]
+            .add_spend("run:dau", today, 5 << 40)
+            .await
+            .unwrap();
+        processes[1]
+            .add_spend("answer:U1", tomorrow, 7)
+            .await
+            .unwrap();
+        assert_eq!(
+            processes[1].spent("answer:U1", today).await.unwrap(),
+            40 << 30,
+            "{backend}"
+        );
+        assert_eq!(
+            processes[0].spent("answer:U1", tomorrow).await.unwrap(),
+            7,
+            "{backend}: a new day starts from nothing"
+        );
+        assert_eq!(processes[0].spent("alert:x", today).await.unwrap(), 0);
+        assert_eq!(
+            processes[0].spend_on(today).await.unwrap(),
+            vec![
+                ("run:dau".to_string(), 5 << 40, 1),
+                ("answer:U1".to_string(), 40 << 30, 40)
+            ],
+            "{backend}: largest first, with the queries behind it"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_process_that_lost_its_slot_can_neither_record_nor_post_it() {
     for (backend, place) in places().await {
@@ -729,15 +786,19 @@ async fn a_sqlite_history_moves_into_postgres_once() {
                 .unwrap();
         }
     }
+    // Today's spend moves too: no budget starts the day over on the new ledger.
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+    sqlite.add_spend("answer:U1", day, 42 << 30).await.unwrap();
     let postgres = Ledger::postgres(&fresh_database(&server).await, &LedgerSettings::default())
         .await
         .unwrap();
-    assert_eq!(postgres.copy_from(&sqlite).await.unwrap(), (5, 5));
+    assert_eq!(postgres.copy_from(&sqlite).await.unwrap(), (6, 6));
     assert_eq!(
         postgres.copy_from(&sqlite).await.unwrap(),
-        (5, 0),
+        (6, 0),
         "nothing twice"
     );
+    assert_eq!(postgres.spent("answer:U1", day).await.unwrap(), 42 << 30);
     let moved = postgres.history(Some("dau"), 10).await.unwrap();
     assert_eq!(moved, sqlite.history(Some("dau"), 10).await.unwrap());
     assert_eq!(
@@ -749,7 +810,7 @@ async fn a_sqlite_history_moves_into_postgres_once() {
     use kpibot::ledger::alerts::{NoticeClaim, NoticeKey};
     let at = now();
     sqlite
-        .insert_alert_round("drop", at, None, "{\"state\": 1}", 1, 1, "a", now())
+        .insert_alert_round("drop", at, None, "{\"state\": 1}", 1, 1, None, "a", now())
         .await
         .unwrap();
     let notice = NoticeKey {
@@ -924,7 +985,17 @@ async fn an_alert_round_is_recorded_once_and_each_notice_claimed_once_across_pro
                 barrier.wait().await;
                 let round = format!("{{\"by\": {index}}}");
                 let inserted = ledger
-                    .insert_alert_round("drop", at, None, &round, 1, 2, &format!("p{index}"), now())
+                    .insert_alert_round(
+                        "drop",
+                        at,
+                        None,
+                        &round,
+                        1,
+                        2,
+                        None,
+                        &format!("p{index}"),
+                        now(),
+                    )
                     .await
                     .unwrap();
                 let key = NoticeKey {
@@ -1069,11 +1140,11 @@ async fn an_alert_round_is_recorded_once_and_each_notice_claimed_once_across_pro
         // The newest round of each alert is its state.
         let later = at + chrono::Duration::days(1);
         ledgers[0]
-            .insert_alert_round("drop", later, Some(at), "{}", 0, 0, "p0", now())
+            .insert_alert_round("drop", later, Some(at), "{}", 0, 0, None, "p0", now())
             .await
             .unwrap();
         ledgers[0]
-            .insert_alert_round("other", at, None, "{}", 0, 0, "p0", now())
+            .insert_alert_round("other", at, None, "{}", 0, 0, None, "p0", now())
             .await
             .unwrap();
         // A slower process that computed the round before `later` from the same base (at)
@@ -1087,6 +1158,7 @@ async fn an_alert_round_is_recorded_once_and_each_notice_claimed_once_across_pro
                     "{}",
                     0,
                     0,
+                    None,
                     "p2",
                     now()
                 )

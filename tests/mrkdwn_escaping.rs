@@ -214,6 +214,7 @@ fn hostile_table(value: &str) -> Table {
         ]
     };
     Table {
+        bytes_processed: None,
         columns: vec![
             text_column("label"),
             text_column("dim"),

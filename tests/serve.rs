@@ -654,6 +654,25 @@ fn serve_on_bigquery_posts_on_schedule_and_labels_its_jobs() {
     assert!(scheduled.iter().all(
         |c| c.body["labels"]["kpibot_trigger"] == "schedule" && c.body["useLegacySql"] == false
     ));
+    // What the runs scanned is recorded with each run: `kpibot history` shows it and its
+    // price, and today's total billed to the report.
+    let history = Command::new(env!("CARGO_BIN_EXE_kpibot"))
+        .args(["history", "fast"])
+        .current_dir(dir.path())
+        .envs(bot.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let history = String::from_utf8_lossy(&history.stdout).to_string();
+    let delivered = history
+        .lines()
+        .find(|line| line.contains(" delivered "))
+        .unwrap_or_else(|| panic!("{history}"));
+    assert!(delivered.contains("iB (≈ $"), "{history}");
+    assert!(history.contains("scanned today"), "{history}");
+    assert!(
+        history.lines().any(|l| l.starts_with("run:fast ")),
+        "{history}"
+    );
 }
 
 /// The operations address when none is set.

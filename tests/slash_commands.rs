@@ -166,6 +166,7 @@ async fn bot_throttled(
         answers: Default::default(),
         locale: kpibot::i18n::Locale::En,
         ledger: Some(ledger.clone()),
+        meter: None,
     });
     let verifier = Arc::new(kpibot::slack::inbound::Verifier::new(SECRET));
     let app = kpibot::adhoc::slash::router(verifier.clone(), handler.clone())
@@ -1325,6 +1326,7 @@ async fn history_lists_a_reports_last_runs_with_links() {
             channel: SALES.into(),
             ts: ts.into(),
             rows: 3,
+            bytes: Some(5 << 30),
         };
         bot.ledger.finish(&key, &delivered, now).await.unwrap();
     }
@@ -1340,6 +1342,8 @@ async fn history_lists_a_reports_last_runs_with_links() {
         .to_string();
     assert!(text.contains("the last 2 runs"), "{text}");
     assert!(text.contains("2026-11-25 09:30 — posted"), "{text}");
+    // What each run cost, where the warehouse said: bytes and the price at $6.25 a TiB.
+    assert!(text.contains("5.0 GiB (≈ $0.03)"), "{text}");
     assert!(
         text.contains(&format!(
             "<https://slack.com/archives/{SALES}/p1700086400000100|post>"

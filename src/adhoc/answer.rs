@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use super::access::{AccessPolicy, Asker, Decision, Viewer, decide, with_proven_reads};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
+use crate::budget::Payer;
 use crate::catalog::Catalog;
 use crate::i18n::Locale;
 use crate::i18n::mrkdwn::Mrkdwn;
@@ -28,6 +29,9 @@ pub enum Answer {
         rendered: Box<Rendered>,
         ephemeral: bool,
         rows: usize,
+        /// Bytes the answer's queries scanned (0 from the cache; `None`: the warehouse
+        /// does not say).
+        bytes: Option<u64>,
         /// Why an answer asked in a channel went to the asker only, in one line.
         why_private: Option<Mrkdwn>,
     },
@@ -42,6 +46,14 @@ impl Answer {
             } => "answered_privately",
             Answer::Chart { .. } => "answered",
             Answer::Text(reply) => reply.outcome(),
+        }
+    }
+
+    /// Bytes the answer's queries scanned, where the warehouse says.
+    pub fn bytes(&self) -> Option<u64> {
+        match self {
+            Answer::Chart { bytes, .. } => *bytes,
+            Answer::Text(_) => None,
         }
     }
 
@@ -69,6 +81,9 @@ pub struct Context<'a> {
     pub cache: Option<&'a QueryCache>,
     /// The run ledger, for `history` (only `serve` has one).
     pub ledger: Option<&'a Ledger>,
+    /// Bills the asker for the answer's queries and keeps them within their daily budget
+    /// (`serve`; `None`: not metered).
+    pub meter: Option<&'a crate::budget::Meter>,
     /// Answer from the warehouse now, not from the cache ("Refresh").
     pub fresh: bool,
     /// The asker's language: every word of the answer is in it, unless a report states
@@ -107,8 +122,19 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 asker,
                 policy: context.policy,
             };
-            let text =
-                super::interact::history_text(context.ledger, &viewer, &name, context.locale).await;
+            let price = context
+                .meter
+                .map_or(crate::warehouse::cost::DEFAULT_PRICE_PER_TIB_USD, |m| {
+                    m.config.price_per_tib_usd
+                });
+            let text = super::interact::history_text(
+                context.ledger,
+                &viewer,
+                &name,
+                context.locale,
+                price,
+            )
+            .await;
             return Answer::Text(Reply::Catalog(text));
         }
         Resolved::Alerts => {
@@ -179,19 +205,31 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         locale: context.locale,
         ..RunOptions::new(context.now, context.timeout, context.trigger)
     };
+    // Billed to the asker, inside the cache: an answer from the cache costs nothing.
+    let metered = context
+        .meter
+        .map(|meter| meter.bill(context.warehouse, Payer::person(&asker.user_id)));
+    let warehouse: &dyn Warehouse = match &metered {
+        Some(metered) => metered,
+        None => context.warehouse,
+    };
     let result = match context.cache {
         Some(cache) => {
             let cached = Cached {
-                inner: context.warehouse,
+                inner: warehouse,
                 cache,
                 fresh: context.fresh,
             };
             pipeline::run(&cached, &spec, &options).await
         }
-        None => pipeline::run(context.warehouse, &spec, &options).await,
+        None => pipeline::run(warehouse, &spec, &options).await,
     };
     match result {
         Ok(outcome) => Answer::Chart {
+            bytes: match &metered {
+                Some(metered) => metered.billed(),
+                None => outcome.table.bytes_processed,
+            },
             rows: outcome.table.rows.len(),
             rendered: Box::new(outcome.rendered),
             ephemeral: why_private.is_some(),
@@ -202,6 +240,10 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         Err(PipelineError::Period { source, .. }) => {
             Answer::Text(Reply::Mistake(source.mrkdwn(context.locale).into_string()))
         }
+        Err(PipelineError::Warehouse {
+            source: WarehouseError::OverBudget(over),
+            ..
+        }) => Answer::Text(Reply::OverBudget(over)),
         Err(error) => Answer::Text(Reply::Failed {
             name: query.name,
             error: error.mrkdwn(context.locale),

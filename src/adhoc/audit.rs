@@ -37,6 +37,8 @@ pub struct AuditEntry<'a> {
     /// The data policies they fell under.
     pub policies: &'a [String],
     pub rows: usize,
+    /// Bytes the warehouse scanned for it (BigQuery; `None` where it does not say).
+    pub bytes: Option<u64>,
     pub outcome: &'a str,
     pub duration: Duration,
 }
@@ -82,7 +84,7 @@ impl AuditLog {
             "policies": entry.policies,
             "rows": entry.rows,
             // Bytes scanned are known only on warehouses that report them (BigQuery).
-            "bytes": serde_json::Value::Null,
+            "bytes": entry.bytes,
             "outcome": entry.outcome,
             "duration_ms": entry.duration.as_millis() as u64,
         });
@@ -147,6 +149,7 @@ mod tests {
             entries: &[],
             policies: &[],
             rows: 3,
+            bytes: Some(2048),
             outcome,
             duration: Duration::from_millis(12),
         }

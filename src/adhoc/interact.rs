@@ -33,7 +33,8 @@ use crate::render::actions::{
 };
 use crate::slack::inbound::{ActionRequest, Verifier};
 use crate::spec::{Period, ReportSpec};
-use crate::tr_mrkdwn;
+use crate::warehouse::cost::{DEFAULT_PRICE_PER_TIB_USD, cost_text};
+use crate::{tr, tr_mrkdwn};
 
 /// Where Slack sends clicks (the app manifest's `interactivity.request_url` ends with this).
 pub const INTERACTIONS_PATH: &str = "/slack/interactions";
@@ -256,7 +257,7 @@ impl CommandHandler {
                 &action.user_id,
                 &action.channel_id,
                 &format!("(click) {} {}", action.action_id, action.value),
-                (&audit.entries, &audit.policies, audit.rows),
+                (&audit.entries, &audit.policies, audit.rows, audit.bytes),
                 &outcome,
                 started,
             );
@@ -350,6 +351,7 @@ impl CommandHandler {
         };
         let outcome = answer.outcome().to_string();
         audit.rows = answer.rows();
+        audit.bytes = answer.bytes();
         let delivered = match answer {
             Answer::Text(reply) => {
                 return self
@@ -423,7 +425,11 @@ impl CommandHandler {
         name: &str,
         locale: Locale,
     ) -> String {
-        let text = history_text(self.ledger.as_deref(), viewer, name, locale).await;
+        let price = self
+            .meter
+            .as_ref()
+            .map_or(DEFAULT_PRICE_PER_TIB_USD, |m| m.config.price_per_tib_usd);
+        let text = history_text(self.ledger.as_deref(), viewer, name, locale, price).await;
         self.tell(action, &text, "catalog").await
     }
 
@@ -445,6 +451,22 @@ struct ClickAudit {
     entries: Vec<String>,
     policies: Vec<String>,
     rows: usize,
+    bytes: Option<u64>,
+}
+
+/// What a run read, for its history line: ` · 1.2 GiB (≈ $0.0073)` where the warehouse
+/// bills bytes, ` · 412 rows` where it does not (DuckDB), nothing before a query ran.
+pub fn scanned_text(
+    bytes: Option<u64>,
+    rows: Option<u64>,
+    locale: Locale,
+    price_per_tib_usd: f64,
+) -> String {
+    match (bytes, rows) {
+        (Some(bytes), _) => format!(" · {}", cost_text(bytes, price_per_tib_usd)),
+        (None, Some(rows)) => format!(" · {}", tr!(locale, "history-rows", rows = rows)),
+        (None, None) => String::new(),
+    }
 }
 
 /// `/kpi history <report>` and the "History" item: a report's last runs with links, for
@@ -454,6 +476,7 @@ pub async fn history_text(
     viewer: &Viewer<'_>,
     name: &str,
     locale: Locale,
+    price_per_tib_usd: f64,
 ) -> String {
     let Some(report) = viewer.catalog.get(name).filter(|r| viewer.sees_report(r)) else {
         return reply::unknown_name(viewer, name, locale);
@@ -507,6 +530,7 @@ pub async fn history_text(
                 slot.format("%H:%M")
             ),
             state = Mrkdwn::formatted(tr_mrkdwn!(locale, state)),
+            scanned = scanned_text(run.bytes, run.rows, locale, price_per_tib_usd),
             link = link
         ));
     }

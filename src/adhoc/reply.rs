@@ -41,6 +41,9 @@ pub enum Reply {
     NotPosted { error: Mrkdwn },
     /// The person asked more questions this minute than the limit allows.
     TooManyQuestions { per_minute: usize },
+    /// The question would take a daily warehouse budget past its limit: refused before
+    /// its query ran.
+    OverBudget(Box<crate::warehouse::cost::OverBudget>),
 }
 
 impl Reply {
@@ -56,6 +59,7 @@ impl Reply {
             } => "timed_out",
             Reply::Failed { .. } | Reply::NotPosted { .. } => "failed",
             Reply::TooManyQuestions { .. } => "rate_limited",
+            Reply::OverBudget(_) => "over_budget",
         }
     }
 }
@@ -94,6 +98,7 @@ impl Reply {
             Reply::TooManyQuestions { per_minute } => {
                 tr_mrkdwn!(locale, "kpi-too-many", count = *per_minute)
             }
+            Reply::OverBudget(over) => over.mrkdwn(locale).into_string(),
         }
     }
 }

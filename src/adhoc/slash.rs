@@ -65,6 +65,8 @@ pub struct CommandHandler {
     pub locale: Locale,
     /// The run ledger, for `/kpi history` and the "History" item under posts.
     pub ledger: Option<Arc<Ledger>>,
+    /// Bills each answer's queries to the asker, within their daily budget.
+    pub meter: Option<Arc<crate::budget::Meter>>,
 }
 
 #[derive(Clone)]
@@ -116,6 +118,7 @@ struct Done<'a> {
     entries: Vec<String>,
     policies: Vec<String>,
     rows: usize,
+    bytes: Option<u64>,
     outcome: String,
 }
 
@@ -196,6 +199,7 @@ impl CommandHandler {
             limits: self.limits,
             cache: Some(&self.cache),
             ledger: self.ledger.as_deref(),
+            meter: self.meter.as_deref(),
             fresh,
             locale,
         }
@@ -274,6 +278,7 @@ impl CommandHandler {
                     entries: Vec::new(),
                     policies: Vec::new(),
                     rows: 0,
+                    bytes: None,
                     outcome: "panicked".into(),
                 });
             }
@@ -309,6 +314,7 @@ impl CommandHandler {
             entries: Vec::new(),
             policies: Vec::new(),
             rows: 0,
+            bytes: None,
             outcome: reply.outcome().to_string(),
         });
         if ask_slack {
@@ -360,7 +366,7 @@ impl CommandHandler {
             let _slot = self.throttle.query_slot(&admitted).await;
             answer_resolved(&context, resolved, &asker).await
         };
-        let (outcome, rows) = (answer.outcome(), answer.rows());
+        let (outcome, rows, bytes) = (answer.outcome(), answer.rows(), answer.bytes());
         let delivered = match answer {
             Answer::Text(reply) => self
                 .slack
@@ -410,6 +416,7 @@ impl CommandHandler {
             entries,
             policies,
             rows,
+            bytes,
             outcome,
         });
     }
@@ -420,7 +427,7 @@ impl CommandHandler {
             &done.request.user_id,
             &done.request.channel_id,
             &format!("{} {}", done.request.command, done.request.text),
-            (&done.entries, &done.policies, done.rows),
+            (&done.entries, &done.policies, done.rows, done.bytes),
             &done.outcome,
             done.started,
         );
@@ -432,7 +439,7 @@ impl CommandHandler {
         user: &str,
         channel: &str,
         command: &str,
-        (entries, policies, rows): (&[String], &[String], usize),
+        (entries, policies, rows, bytes): (&[String], &[String], usize, Option<u64>),
         outcome: &str,
         started: Instant,
     ) {
@@ -448,6 +455,7 @@ impl CommandHandler {
             entries,
             policies,
             rows,
+            bytes,
             outcome,
             duration: started.elapsed(),
         });

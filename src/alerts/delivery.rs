@@ -11,7 +11,7 @@ use super::judge::Reference;
 use super::message::{Facts, notice_message, problem_text, resolved_root};
 use super::notify::{Marker, NotifyError};
 use super::run::{AlertRunError, AlertRunner, parse_round, style_of, title_of};
-use super::watch::{Series, WatchError, lookback_days, series};
+use super::watch::{Series, Sources, WatchError, lookback_days, series};
 use crate::catalog::Catalog;
 use crate::catalog::access::{Asker, Decision, Gate, decide, decide_post_gates, with_proven_reads};
 use crate::i18n::Message;
@@ -444,7 +444,16 @@ impl AlertRunner {
         alert.watch.as_ref()?;
         let day = super::evaluated_day(alert, round.evaluated_at);
         let from = day - Days::new(CHART_DAYS.max(lookback_days(&alert.condition)));
-        let values: Series = match series(self.sources(catalog), alert, from, day).await {
+        // The chart's query is the alert's too, within its budget.
+        let metered = self.parts.meter.bill(
+            self.parts.warehouse.as_ref(),
+            crate::budget::Payer::alert(&alert.name),
+        );
+        let sources = Sources {
+            warehouse: &metered,
+            ..self.sources(catalog)
+        };
+        let values: Series = match series(sources, alert, from, day).await {
             Ok(values) => values,
             Err(error) => {
                 log_chart_error(alert, &error);

@@ -15,6 +15,7 @@ use super::engine::{AlertState, Phase, Round, evaluate};
 use super::message::Facts;
 use super::notify::{Notifier, NotifyError};
 use super::watch::{Sources, observe};
+use crate::budget::Payer;
 use crate::catalog::access::AccessPolicy;
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
 use crate::deliver::Delivery;
@@ -50,6 +51,8 @@ pub struct AlertParts {
     pub delivery: Arc<dyn Delivery>,
     pub notifier: Notifier,
     pub metrics: Arc<Metrics>,
+    /// Bills each evaluation's queries to its alert, within the alert's daily budget.
+    pub meter: Arc<crate::budget::Meter>,
 }
 
 #[derive(Debug, Clone)]
@@ -324,8 +327,15 @@ impl AlertRunner {
             None => AlertState::default(),
         };
         let known: Vec<String> = state.instances.keys().cloned().collect();
+        let metered = self
+            .parts
+            .meter
+            .bill(self.parts.warehouse.as_ref(), Payer::alert(&alert.name));
         let seen = observe(
-            self.sources(catalog),
+            Sources {
+                warehouse: &metered,
+                ..self.sources(catalog)
+            },
             alert,
             slot,
             &known,
@@ -352,6 +362,7 @@ impl AlertRunner {
                 &json,
                 firing,
                 round.notices.len() as u32,
+                metered.billed(),
                 &self.owner,
                 Utc::now(),
             )

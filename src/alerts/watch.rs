@@ -56,6 +56,7 @@ impl WatchError {
             WatchError::MissingReport(report) => Message::new("alert-missing-report")
                 .with("report", report)
                 .text(locale),
+            WatchError::Warehouse(WarehouseError::OverBudget(over)) => over.text(locale),
             WatchError::Warehouse(error) => {
                 format!("{} ({error})", pipeline::warehouse_failure(error, locale))
             }

@@ -237,7 +237,7 @@ impl App {
             catalog,
             warehouse,
             slack,
-            metrics,
+            metrics: metrics.clone(),
             timezone: self.timezone,
             timeout: self.slash_timeout,
             policy: self.access_policy(),
@@ -250,8 +250,32 @@ impl App {
             audit: AuditLog::to(self.audit_target()),
             answers: Default::default(),
             locale: self.locale,
+            meter: ledger
+                .clone()
+                .map(|ledger| self.meter(ledger, metrics.clone())),
             ledger,
         }
+    }
+
+    /// What every query in `serve` is billed and budgeted through.
+    pub fn meter(
+        &self,
+        ledger: Arc<crate::ledger::Ledger>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<crate::budget::Meter> {
+        let cost = &self.settings.cost;
+        let budget = |bytes: u64| (bytes > 0).then_some(bytes);
+        Arc::new(crate::budget::Meter {
+            ledger,
+            config: crate::budget::CostConfig {
+                price_per_tib_usd: cost.price_per_tib_usd,
+                report_bytes_per_day: budget(cost.report_bytes_per_day),
+                person_bytes_per_day: budget(cost.person_bytes_per_day),
+                alert_bytes_per_day: budget(cost.alert_bytes_per_day),
+            },
+            timezone: self.timezone,
+            metrics,
+        })
     }
 
     /// Where the `/kpi` audit log goes.

@@ -273,6 +273,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         Some(slack) => Notifier::Slack(slack.slack().clone()),
         None => Notifier::Folder(app.out_dir().clone()),
     };
+    let meter = app.meter(ledger.clone(), metrics.clone());
     let alerts = AlertRunner::new(
         AlertParts {
             catalog: catalog.clone(),
@@ -281,6 +282,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
             delivery: delivery.clone(),
             notifier,
             metrics: metrics.clone(),
+            meter: meter.clone(),
         },
         app.alert_config(),
         process_owner(),
@@ -292,6 +294,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         warehouse,
         delivery,
         metrics,
+        meter,
     };
     let mut scheduler_config = app.scheduler_config();
     if slack.is_some() {

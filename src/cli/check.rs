@@ -17,6 +17,7 @@ use crate::pipeline;
 use crate::scheduled::cron::next_slot;
 use crate::spec::diagnostic::{Diagnostic, did_you_mean};
 use crate::spec::{self, MetricSpec, ReportSpec, Window};
+use crate::warehouse::cost::{bytes_text, cost_text};
 use crate::warehouse::{QueryJob, Trigger, Warehouse, WarehouseError};
 
 /// What `check` found.
@@ -57,6 +58,11 @@ pub async fn check(
                         spec_limit(app, spec.query.maximum_bytes_billed),
                     )
                 }));
+                notes.extend(
+                    checked
+                        .bytes
+                        .map(|bytes| monthly_note(spec, bytes, app, now)),
+                );
             }
             // An alert's own SQL (`rows`, `stale`); metric alerts ride on the metric's dry run.
             for alert in &file.alerts {
@@ -292,25 +298,47 @@ fn spec_limit(app: &App, report_cap: Option<u64>) -> u64 {
 fn scan_note(what: &str, bytes: u64, limit: u64) -> String {
     format!(
         "{what} would scan {} (limit {})",
-        human_bytes(bytes),
-        human_bytes(limit)
+        bytes_text(bytes),
+        bytes_text(limit)
     )
 }
 
-/// Bytes in binary units, as BigQuery's console shows them: `1.5 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
+/// Days ahead that `check --dry-run` counts a report's scheduled runs over for "a month".
+const MONTH_DAYS: i64 = 30;
+
+/// What a report costs on its schedules: a run scans its window and, when it compares,
+/// the window before (estimated alike), times the slots of the next 30 days.
+fn monthly_note(
+    spec: &crate::spec::ReportSpec,
+    bytes: u64,
+    app: &App,
+    now: DateTime<Utc>,
+) -> String {
+    let per_run = if spec.chart.compare == crate::spec::Compare::None {
+        bytes
     } else {
-        format!("{value:.1} {}", UNITS[unit])
+        bytes.saturating_mul(2)
+    };
+    let until = now + chrono::Duration::days(MONTH_DAYS);
+    let runs: u64 = spec
+        .schedules
+        .iter()
+        .map(|s| {
+            crate::scheduled::cron::slots_between(&s.cron, s.timezone, now, until).len() as u64
+        })
+        .sum();
+    let price = app.settings.cost.price_per_tib_usd;
+    if runs == 0 {
+        return format!(
+            "a run scans about {}; it has no schedule, so only `/kpi` and alerts run it",
+            cost_text(per_run, price)
+        );
     }
+    format!(
+        "a run scans about {}; its schedules run it {runs} times in {MONTH_DAYS} days: about {} a month",
+        cost_text(per_run, price),
+        cost_text(per_run.saturating_mul(runs), price)
+    )
 }
 
 /// The problem when a dry run would scan more than the query may bill.
@@ -318,8 +346,8 @@ fn over_limit(bytes: u64, limit: u64) -> Option<String> {
     (bytes > limit).then(|| {
         format!(
             "the query would scan {} but may bill at most {}; BigQuery would refuse to run it",
-            human_bytes(bytes),
-            human_bytes(limit)
+            bytes_text(bytes),
+            bytes_text(limit)
         )
     })
 }

@@ -27,7 +27,7 @@ pub async fn migrate(app: &App, from: &Path, out: &mut dyn Write) -> anyhow::Res
     let (read, copied) = target.copy_from(&source).await?;
     writeln!(
         out,
-        "copied {copied} of {read} runs from {} into {} ({} were there already)",
+        "copied {copied} of {read} runs and daily spend totals from {} into {} ({} were there already)",
         source.describe(),
         target.describe(),
         read - copied

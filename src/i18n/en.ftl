@@ -144,6 +144,14 @@ failure-timeout = the query took too long
 failure-unavailable = the warehouse could not be reached
 failure-unsupported-type = the query returned a column kpibot cannot chart
 failure-too-many-rows = the query returned too many rows
+failure-over-budget = the query would exceed a daily warehouse budget
+budget-over-person = This question would scan { $estimate }, but you have already used { $spent } of your { $limit } a day (`{ $setting }`). Your budget resets at { $resets }.
+budget-over-report = This run of `{ $subject }` would scan { $estimate }, but the report has already used { $spent } of its { $limit } a day (`{ $setting }`). The budget resets at { $resets }.
+budget-over-alert = This evaluation of alert `{ $subject }` would scan { $estimate }, but the alert has already used { $spent } of its { $limit } a day (`{ $setting }`). The budget resets at { $resets }.
+history-rows = { $rows ->
+    [one] 1 row
+   *[other] { $rows } rows
+}
 
 ## Notices to a report's owner
 
@@ -237,7 +245,7 @@ history-heading = { $count ->
    *[other] {"*"}{ $title }* (`{ $report }`): the last { $count } runs
 }
 history-none = `{ $report }` has no recorded runs yet.
-history-run = • { $slot } — { $state }{ $link }
+history-run = • { $slot } — { $state }{ $scanned }{ $link }
 history-link = : <{ $url }|post>
 history-state-delivered = posted
 history-state-failed = failed

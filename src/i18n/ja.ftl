@@ -135,6 +135,11 @@ failure-timeout = クエリに時間がかかりすぎました
 failure-unavailable = データウェアハウスに接続できませんでした
 failure-unsupported-type = kpibot がグラフにできない列をクエリが返しました
 failure-too-many-rows = クエリの結果の行数が多すぎます
+failure-over-budget = クエリが 1 日のウェアハウス予算を超えます
+budget-over-person = この質問は { $estimate } を読み込みますが、あなたは 1 日の予算 { $limit }（`{ $setting }`）のうち { $spent } をすでに使っています。予算は { $resets } にリセットされます。
+budget-over-report = `{ $subject }` の今回の実行は { $estimate } を読み込みますが、このレポートは 1 日の予算 { $limit }（`{ $setting }`）のうち { $spent } をすでに使っています。予算は { $resets } にリセットされます。
+budget-over-alert = アラート `{ $subject }` の今回の評価は { $estimate } を読み込みますが、このアラートは 1 日の予算 { $limit }（`{ $setting }`）のうち { $spent } をすでに使っています。予算は { $resets } にリセットされます。
+history-rows = { $rows } 行
 
 ## レポート担当者への通知
 
@@ -216,7 +221,7 @@ action-outdated = このボタンは古い投稿のもので、kpibot が読み�
 
 history-heading = *{ $title }*（`{ $report }`）: 直近 { $count } 回の実行
 history-none = `{ $report }` の実行記録はまだありません。
-history-run = • { $slot } — { $state }{ $link }
+history-run = • { $slot } — { $state }{ $scanned }{ $link }
 history-link = : <{ $url }|投稿>
 history-state-delivered = 投稿済み
 history-state-failed = 失敗

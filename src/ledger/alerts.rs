@@ -16,6 +16,8 @@ pub struct StoredRound {
     pub firing: u32,
     pub notices: u32,
     pub done: bool,
+    /// Bytes the evaluation's queries scanned, where the warehouse says (BigQuery).
+    pub bytes: Option<u64>,
 }
 
 /// What claiming a notice found.
@@ -58,7 +60,7 @@ fn notice_params(key: &NoticeKey) -> Vec<Param> {
 
 /// Every column of the two tables, with whether each is an integer, for copying a
 /// ledger (`kpibot ledger migrate`).
-pub(super) const ROUND_TABLE_COLUMNS: [(&str, bool); 8] = [
+pub(super) const ROUND_TABLE_COLUMNS: [(&str, bool); 9] = [
     ("alert", false),
     ("evaluated_at", false),
     ("round", false),
@@ -67,6 +69,7 @@ pub(super) const ROUND_TABLE_COLUMNS: [(&str, bool); 8] = [
     ("owner", false),
     ("created_at", false),
     ("done_at", false),
+    ("bytes", true),
 ];
 pub(super) const NOTICE_TABLE_COLUMNS: [(&str, bool); 12] = [
     ("alert", false),
@@ -83,7 +86,7 @@ pub(super) const NOTICE_TABLE_COLUMNS: [(&str, bool); 12] = [
     ("updated_at", false),
 ];
 
-const ROUND_COLUMNS: &str = "alert, evaluated_at, round, firing, notices, done_at";
+const ROUND_COLUMNS: &str = "alert, evaluated_at, round, firing, notices, done_at, bytes";
 
 fn stored_round(row: &[Cell]) -> Option<StoredRound> {
     Some(StoredRound {
@@ -93,6 +96,7 @@ fn stored_round(row: &[Cell]) -> Option<StoredRound> {
         firing: row.get(3)?.int()? as u32,
         notices: row.get(4)?.int()? as u32,
         done: row.get(5).and_then(Cell::text).is_some(),
+        bytes: row.get(6).and_then(Cell::int).map(|b| b.max(0) as u64),
     })
 }
 
@@ -110,15 +114,17 @@ impl Ledger {
         round: &str,
         firing: u32,
         notices: u32,
+        bytes: Option<u64>,
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, LedgerError> {
         let done = (notices == 0).then(|| time_text(now));
         let inserted = self
             .execute(
-                "INSERT INTO alert_rounds (alert, evaluated_at, round, firing, notices, owner, created_at, done_at)
+                "INSERT INTO alert_rounds (alert, evaluated_at, round, firing, notices, owner, created_at, done_at, bytes)
                  SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS INTEGER),
-                        CAST(?5 AS INTEGER), CAST(?6 AS TEXT), CAST(?7 AS TEXT), CAST(?8 AS TEXT)
+                        CAST(?5 AS INTEGER), CAST(?6 AS TEXT), CAST(?7 AS TEXT), CAST(?8 AS TEXT),
+                        CAST(?10 AS BIGINT)
                  WHERE NOT EXISTS (
                      SELECT 1 FROM alert_rounds WHERE alert = ?1 AND evaluated_at > CAST(?9 AS TEXT))
                  ON CONFLICT (alert, evaluated_at) DO NOTHING",
@@ -132,6 +138,7 @@ impl Ledger {
                     text(time_text(now)),
                     Param::Text(done),
                     text(base.map(round_time).unwrap_or_default()),
+                    Param::BigInt(bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX))),
                 ],
             )
             .await?;

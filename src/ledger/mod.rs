@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod postgres;
 pub mod redact;
+pub mod spend;
 pub mod sqlite;
 
 use std::path::Path;
@@ -101,6 +102,8 @@ pub enum Outcome {
         channel: String,
         ts: String,
         rows: u64,
+        /// Bytes the run's queries scanned, where the warehouse says.
+        bytes: Option<u64>,
     },
     Failed {
         error: String,
@@ -112,6 +115,7 @@ pub enum Outcome {
     NoData {
         channel: String,
         ts: String,
+        bytes: Option<u64>,
     },
 }
 
@@ -128,6 +132,8 @@ pub struct RunRecord {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub rows: Option<u64>,
+    /// Bytes the run's queries scanned, where the warehouse says (BigQuery).
+    pub bytes: Option<u64>,
     /// Thread mode: the summary's ts once it is posted (the chart's reply may still be due).
     pub summary_ts: Option<String>,
     /// The process holding an open row (none once finished or released).
@@ -298,7 +304,7 @@ pub struct Ledger {
 /// `WHERE` for one slot's row.
 const KEY: &str = "report = ?1 AND schedule = ?2 AND slot = ?3";
 
-const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts, owner, post_started_at, tracked_generation";
+const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts, owner, post_started_at, tracked_generation, bytes";
 
 /// Every column, for copying a ledger's history (`kpibot ledger migrate`), with whether
 /// each is an integer.
@@ -321,6 +327,13 @@ const ALL_COLUMNS: [(&str, bool); 18] = [
     ("summary_ts", false),
     ("post_started_at", false),
     ("tracked_generation", true),
+];
+
+const SPEND_COLUMNS: [(&str, bool); 4] = [
+    ("payer", false),
+    ("day", false),
+    ("bytes", true),
+    ("queries", true),
 ];
 
 fn slot_text(slot: DateTime<Utc>) -> String {
@@ -764,32 +777,48 @@ impl Ledger {
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let (state, error, channel, ts, rows) = match outcome {
-            Outcome::Delivered { channel, ts, rows } => (
+        let (state, error, channel, ts, rows, bytes) = match outcome {
+            Outcome::Delivered {
+                channel,
+                ts,
+                rows,
+                bytes,
+            } => (
                 RunState::Delivered,
                 None,
                 Some(channel),
                 Some(ts),
                 Some(*rows),
+                *bytes,
             ),
-            Outcome::Failed { error } => (RunState::Failed, Some(error), None, None, None),
-            Outcome::Skipped { reason } => (RunState::Skipped, Some(reason), None, None, None),
-            Outcome::NoData { channel, ts } => {
-                (RunState::NoData, None, Some(channel), Some(ts), Some(0))
+            Outcome::Failed { error } => (RunState::Failed, Some(error), None, None, None, None),
+            Outcome::Skipped { reason } => {
+                (RunState::Skipped, Some(reason), None, None, None, None)
             }
+            Outcome::NoData { channel, ts, bytes } => (
+                RunState::NoData,
+                None,
+                Some(channel),
+                Some(ts),
+                Some(0),
+                *bytes,
+            ),
         };
+        let as_bigint =
+            |n: Option<u64>| Param::BigInt(n.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
         let values = vec![
             text(state.as_str()),
             text(time_text(now)),
             Param::Text(error.cloned()),
             Param::Text(channel.cloned()),
             Param::Text(ts.cloned()),
-            Param::BigInt(rows.map(|r| i64::try_from(r).unwrap_or(i64::MAX))),
+            as_bigint(rows),
+            as_bigint(bytes),
         ];
         let recorded = self
             .fenced_update(
                 key,
-                "state = ?4, finished_at = ?5, error = ?6, channel = ?7, ts = ?8, rows = ?9",
+                "state = ?4, finished_at = ?5, error = ?6, channel = ?7, ts = ?8, rows = ?9, bytes = ?10",
                 values,
                 fence,
             )
@@ -890,8 +919,14 @@ impl Ledger {
     /// Copies every row of `from` that this ledger does not have yet (`kpibot ledger
     /// migrate`): history, leases and all. Returns (rows read, rows copied).
     pub async fn copy_from(&self, from: &Ledger) -> Result<(usize, usize), LedgerError> {
-        self.copy_table(from, "runs", &ALL_COLUMNS, "report, schedule, slot", "slot")
-            .await
+        let (runs_read, runs_copied) = self
+            .copy_table(from, "runs", &ALL_COLUMNS, "report, schedule, slot", "slot")
+            .await?;
+        // Today's spend moves too, so no budget starts the day over on the new ledger.
+        let (spend_read, spend_copied) = self
+            .copy_table(from, "warehouse_spend", &SPEND_COLUMNS, "payer, day", "day")
+            .await?;
+        Ok((runs_read + spend_read, runs_copied + spend_copied))
     }
 
     /// Copies the alerts' rounds and notices the same way (their state and what was sent
@@ -947,7 +982,7 @@ impl Ledger {
                 .iter()
                 .zip(columns)
                 .map(|(cell, (name, integer))| match (integer, *name) {
-                    (true, "rows" | "bytes") => Param::BigInt(cell.int()),
+                    (true, "rows" | "bytes" | "queries") => Param::BigInt(cell.int()),
                     (true, _) => {
                         Param::Int(cell.int().map(|i| i32::try_from(i).unwrap_or(i32::MAX)))
                     }
@@ -992,6 +1027,7 @@ fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
         owner,
         post_started_at,
         tracked_generation,
+        bytes,
     ] = row
     else {
         return None;
@@ -1012,6 +1048,7 @@ fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
         started_at: started_at.time(),
         finished_at: finished_at.time(),
         rows: rows.int().map(|r| r.max(0) as u64),
+        bytes: bytes.int().map(|b| b.max(0) as u64),
         summary_ts: summary_ts.text(),
         owner: owner.text(),
         post_started_at: post_started_at.time(),

@@ -87,6 +87,7 @@ fn twenty_rows() -> Table {
         "岡山県",
     ];
     Table {
+        bytes_processed: None,
         columns: vec![
             ColumnInfo {
                 name: "prefecture".into(),

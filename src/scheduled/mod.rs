@@ -121,6 +121,8 @@ pub struct SchedulerParts {
     pub warehouse: Arc<dyn Warehouse>,
     pub delivery: Arc<dyn Delivery>,
     pub metrics: Arc<Metrics>,
+    /// Bills each run's queries to its report, within the report's daily budget.
+    pub meter: Arc<crate::budget::Meter>,
 }
 
 pub struct Scheduler {

@@ -101,6 +101,7 @@ impl Scheduler {
                         channel,
                         ts,
                         rows: 0,
+                        bytes: None,
                     },
                 )
                 .await;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::Scheduler;
+use crate::budget::Payer;
 use crate::catalog::Catalog;
 use crate::catalog::access::decide_post;
 use crate::deliver::{
@@ -377,10 +378,15 @@ impl Scheduler {
         };
         let give_up_at = std::time::Instant::now() + self.config.warehouse_outage;
         let mut attempt = 0;
+        // Billed to the report, within its daily budget; a budget refusal is final.
+        let metered = self
+            .parts
+            .meter
+            .bill(self.parts.warehouse.as_ref(), Payer::report(&spec.id));
         let outcome = loop {
             attempt += 1;
             let delay = backoff_delay(&retry, attempt);
-            match pipeline::run(self.parts.warehouse.as_ref(), spec, &options).await {
+            match pipeline::run(&metered, spec, &options).await {
                 Ok(outcome) => break outcome,
                 Err(error)
                     if is_transient(&error) && std::time::Instant::now() + delay < give_up_at =>
@@ -449,9 +455,18 @@ impl Scheduler {
                 let (channel, ts) = receipt.location();
                 tracing::info!(report = %spec.id, slot = %post.slot, %channel, %ts, rows, "delivered");
                 Some(if outcome.no_data {
-                    Outcome::NoData { channel, ts }
+                    Outcome::NoData {
+                        channel,
+                        ts,
+                        bytes: metered.billed(),
+                    }
                 } else {
-                    Outcome::Delivered { channel, ts, rows }
+                    Outcome::Delivered {
+                        channel,
+                        ts,
+                        rows,
+                        bytes: metered.billed(),
+                    }
                 })
             }
             Err(DeliveryError::SlotTakenOver) => None,

@@ -206,7 +206,7 @@ impl BigQueryWarehouse {
                 self.client.job().query(project, request.clone())
             })
             .await?;
-        let bytes_processed = first
+        let mut bytes_processed = first
             .total_bytes_processed
             .as_deref()
             .and_then(|b| b.parse().ok());
@@ -244,6 +244,13 @@ impl BigQueryWarehouse {
                 .await?;
             complete = answer.job_complete == Some(true);
             if complete {
+                // A job unfinished at `jobs.query` has its statistics only once done.
+                bytes_processed = bytes_processed.or_else(|| {
+                    answer
+                        .total_bytes_processed
+                        .as_deref()
+                        .and_then(|b| b.parse().ok())
+                });
                 schema = answer.schema;
                 rows = answer.rows.unwrap_or_default();
                 page_token = answer.page_token;
@@ -363,7 +370,11 @@ impl super::Warehouse for BigQueryWarehouse {
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Table { columns, rows })
+        Ok(Table {
+            columns,
+            rows,
+            bytes_processed: collected.bytes_processed,
+        })
     }
 
     async fn dry_run(

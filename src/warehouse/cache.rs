@@ -39,7 +39,21 @@ impl InFlight {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             running.entry(key.to_string()).or_default().clone()
         };
-        let result = answer.get_or_init(run).await.clone();
+        let ran_here = std::sync::atomic::AtomicBool::new(false);
+        let mut result = answer
+            .get_or_init(|| {
+                ran_here.store(true, std::sync::atomic::Ordering::Relaxed);
+                run()
+            })
+            .await
+            .clone();
+        // Only the query that ran was billed: an identical one that waited for its answer
+        // scanned nothing, so the same bytes are never counted twice.
+        if !ran_here.load(std::sync::atomic::Ordering::Relaxed)
+            && let Ok(table) = &mut result
+        {
+            table.bytes_processed = table.bytes_processed.map(|_| 0);
+        }
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         if running.get(key).is_some_and(|a| Arc::ptr_eq(a, &answer)) {
             running.remove(key);
@@ -79,7 +93,11 @@ impl QueryCache {
     fn get(&self, sql: &str, params: &Params) -> Option<Table> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let (at, table) = entries.get(&Self::key(sql, params))?;
-        (at.elapsed() < Duration::from_secs(CACHE_TTL_SECONDS)).then(|| table.clone())
+        (at.elapsed() < Duration::from_secs(CACHE_TTL_SECONDS)).then(|| Table {
+            // An answer from the cache scanned nothing this time.
+            bytes_processed: table.bytes_processed.map(|_| 0),
+            ..table.clone()
+        })
     }
 
     fn put(&self, sql: &str, params: &Params, table: &Table) {

@@ -421,6 +421,7 @@ fn read_table(
     Ok(Table {
         columns,
         rows: out_rows,
+        bytes_processed: None,
     })
 }
 

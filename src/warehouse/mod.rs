@@ -2,6 +2,7 @@
 
 pub mod bigquery;
 pub mod cache;
+pub mod cost;
 pub mod demo;
 pub mod duckdb;
 pub mod plan;
@@ -157,6 +158,9 @@ pub enum WarehouseError {
         message: String,
         advice: String,
     },
+    /// A daily budget this query would exceed: refused after a dry run, before it ran.
+    #[error(transparent)]
+    OverBudget(Box<cost::OverBudget>),
 }
 
 impl WarehouseError {

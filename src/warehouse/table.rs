@@ -121,6 +121,9 @@ pub struct ColumnInfo {
 pub struct Table {
     pub columns: Vec<ColumnInfo>,
     pub rows: Vec<Vec<Cell>>,
+    /// Bytes the warehouse scanned for this table, where it says (BigQuery); `None` on
+    /// DuckDB, whose cost is its rows.
+    pub bytes_processed: Option<u64>,
 }
 
 impl Table {
@@ -185,6 +188,7 @@ mod tests {
     #[test]
     fn csv_quotes_only_what_needs_it() {
         let table = Table {
+            bytes_processed: None,
             columns: vec![
                 ColumnInfo {
                     name: "name".into(),
