@@ -649,3 +649,112 @@ fn the_fake_holds_native_blocks_to_slacks_limits() {
     assert!(text.contains("1 to 6 series"), "{text}");
     assert!(text.contains("no more than 2 data_visualization"), "{text}");
 }
+
+/// After a crash a replica may have to ask Slack about many slots at once, and history
+/// is Tier 1 (a request a minute, 15 messages a page, for most apps). Lookups of one
+/// channel share one read of it, a later one reads only what is newer — and every
+/// answer is still right: found where posted, not found only where not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_after_a_crash_share_one_read_per_channel_and_answer_every_slot_right() {
+    let seed = common::bot::seed();
+    println!("seed {seed} (KPIBOT_CRASH_SEED replays it)");
+    let mut state = seed | 1;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let slack = FakeSlack::start(&[]).await;
+    let channels = ["C0LOOKUP01", "C0LOOKUP02", "C0LOOKUP03", "C0LOOKUP04"];
+    for (i, id) in channels.iter().enumerate() {
+        slack.add_channel(id, &format!("kpi-{i}"), true);
+    }
+    slack.enforce_limits(common::slack_limits::SlackLimits {
+        per_minute: [common::fake_slack::UNPACED_CALLS_PER_MINUTE as usize; 4],
+        channel_post_interval: Duration::ZERO,
+        history_page_max: 15,
+    });
+    // 120 slots over the four channels; about half were posted before the crash.
+    let mut slots = Vec::new();
+    for i in 0..120u64 {
+        let channel = channels[next(channels.len() as u64) as usize];
+        let slot = format!("2026-11-26T09:{:02}:00+09:00", i % 60);
+        let report = format!("report{}", i / 60);
+        slots.push((rendered(&report, &slot, channel), next(2) == 0));
+    }
+    let mut before_crash = options(&slack);
+    before_crash.channel_interval = Duration::from_millis(1);
+    let first = SlackDelivery::new(before_crash, Arc::new(Metrics::new())).unwrap();
+    for (report, posted) in &slots {
+        if *posted {
+            first.deliver(report).await.unwrap();
+        }
+    }
+    let history_calls = || slack.calls_of("conversations.history").len();
+    assert_eq!(history_calls(), 0);
+
+    let (second, _) = delivery(&slack);
+    let second = Arc::new(second);
+    // Reads take a while, as they do under Tier 1's pace: lookups arriving during one
+    // wait for it, and the next read (of what is newer only) serves them all.
+    slack.fail_next(
+        "conversations.history",
+        vec![Fault::Slow(Duration::from_millis(400)); 8],
+    );
+    let mut lookups = tokio::task::JoinSet::new();
+    for (index, (report, _)) in slots.iter().enumerate() {
+        let (second, identity) = (second.clone(), PostIdentity::of(report));
+        lookups.spawn(async move { (index, second.find_existing(&identity).await) });
+    }
+    while let Some(done) = lookups.join_next().await {
+        let (index, found) = done.unwrap();
+        let (report, posted) = &slots[index];
+        let found = found.unwrap_or_else(|e| panic!("{}: {e}", report.slot));
+        assert_eq!(
+            found.is_some(),
+            *posted,
+            "{} {} in {:?} (seed {seed})",
+            report.report_id,
+            report.slot,
+            report.channel
+        );
+    }
+    // Per channel: one read of as many 15-message pages as it holds posts, and at most
+    // one more page for the lookups that arrived while it was under way.
+    let pages: usize = channels
+        .iter()
+        .map(|c| slack.messages_in(c).len().div_ceil(15).max(1) + 1)
+        .sum();
+    assert!(
+        history_calls() <= pages,
+        "{} history calls for {} lookups; a read of each channel and one more page each is {pages} (seed {seed})",
+        history_calls(),
+        slots.len()
+    );
+
+    // Later: a post made since is found by reading only what is newer than the last read.
+    let late = rendered("late", "2026-11-26T10:00:00+09:00", channels[0]);
+    first.deliver(&late).await.unwrap();
+    let before = history_calls();
+    let found = second
+        .find_existing(&PostIdentity::of(&late))
+        .await
+        .unwrap();
+    assert!(found.is_some());
+    assert_eq!(
+        history_calls(),
+        before + 1,
+        "one page, of the newer messages only"
+    );
+    // And a slot known to be posted is answered without asking Slack at all.
+    let known = slots.iter().find(|(_, posted)| *posted).unwrap();
+    assert!(
+        second
+            .find_existing(&PostIdentity::of(&known.0))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(history_calls(), before + 1);
+}

@@ -218,7 +218,7 @@ impl Notifier {
             Notifier::Slack(slack) => {
                 let parent = SlackTs(ts.to_string());
                 let (messages, _) = slack
-                    .messages_page(channel, Some(&parent), None, None, slack.deadline())
+                    .messages_page(channel, Some(&parent), (None, None), None, slack.deadline())
                     .await
                     .ok()?;
                 let root = messages.into_iter().find(|m| m.origin.ts == parent)?;

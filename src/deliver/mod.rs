@@ -2,6 +2,7 @@
 //! ask whether a slot was already posted, and tell a report's owner what went wrong.
 
 pub mod folder;
+pub mod lookup;
 pub mod pacing;
 mod shape;
 pub mod slack;

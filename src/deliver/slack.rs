@@ -10,13 +10,14 @@ use serde_json::{Value, json};
 use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
+use super::lookup::{HistoryIndex, post_of};
 use super::pacing::Pacer;
 use super::shape::{needs_upload, split_for_thread, thread_reply_text, with_file_id};
 use super::{Delivery, DeliveryError, PostIdentity, Receipt, check_guard};
 use crate::i18n::Locale;
 use crate::metrics::Metrics;
 use crate::render::Rendered;
-use crate::render::message::{METADATA_EVENT_TYPE, post_marker};
+use crate::render::message::post_marker;
 use crate::slack::failure::FailureClass;
 use crate::slack::{Slack, SlackError, SlackOptions, advice, failure_error, message_request};
 
@@ -72,14 +73,7 @@ fn carries_marker(message: &SlackHistoryMessage, marker: &str) -> bool {
 
 /// Whether a message from `conversations.history` is this report's post for this slot.
 fn is_post_of(message: &SlackHistoryMessage, report_id: &str, slot: &str) -> bool {
-    let Some(metadata) = &message.content.metadata else {
-        return false;
-    };
-    let payload = metadata.event_payload.as_ref();
-    let field = |name: &str| payload.and_then(|p| p.get(name)).map(String::as_str);
-    metadata.event_type == METADATA_EVENT_TYPE
-        && field("report_id") == Some(report_id)
-        && field("slot") == Some(slot)
+    post_of(message).is_some_and(|(report, at)| report == report_id && at == slot)
 }
 
 /// `oldest` for a lookup: a little before the slot, so a post made after it is found.
@@ -99,6 +93,9 @@ pub struct SlackDelivery {
     /// Slack answered `invalid_blocks` to one of its own chart or table blocks: this
     /// workspace (or its plan) does not take them, so posts use the PNG from then on.
     native_rejected: std::sync::atomic::AtomicBool,
+    /// What this process has read of each channel's history: one scan answers many
+    /// lookups (Slack's history is Tier 1).
+    history: HistoryIndex,
 }
 
 impl SlackDelivery {
@@ -110,6 +107,7 @@ impl SlackDelivery {
             pacer,
             metrics,
             native_rejected: std::sync::atomic::AtomicBool::new(false),
+            history: HistoryIndex::default(),
         })
     }
 
@@ -133,6 +131,14 @@ impl SlackDelivery {
             .iter()
             .map(|locale| thread_reply_text(report_id, slot, *locale))
             .collect();
+        if thread_ts.is_none()
+            && let Some(oldest) = lookup_oldest(slot)
+        {
+            return self
+                .history
+                .find(&self.slack, channel_id, report_id, slot, oldest, deadline)
+                .await;
+        }
         let oldest = thread_ts.is_none().then(|| lookup_oldest(slot)).flatten();
         self.slack
             .find_message(

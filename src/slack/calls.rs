@@ -146,13 +146,13 @@ impl Slack {
         }
     }
 
-    /// One page of a channel's history from `oldest` on (metadata included) or, with
-    /// `thread`, of the replies under that message.
+    /// One page of a channel's history from `oldest` on, up to `latest` (both included;
+    /// metadata included) or, with `thread`, of the replies under that message.
     pub async fn messages_page(
         &self,
         channel_id: &str,
         thread: Option<&SlackTs>,
-        oldest: Option<SlackTs>,
+        (oldest, latest): (Option<SlackTs>, Option<SlackTs>),
         cursor: Option<SlackCursorId>,
         deadline: Instant,
     ) -> Result<Page, SlackError> {
@@ -165,6 +165,7 @@ impl Slack {
                     .opt_cursor(cursor)
                     .with_limit(MESSAGE_PAGE_SIZE)
                     .opt_oldest(oldest)
+                    .opt_latest(latest)
                     .with_inclusive(true)
                     .with_include_all_metadata(true);
                 let page = self
@@ -207,7 +208,7 @@ impl Slack {
         let mut cursor: Option<SlackCursorId> = None;
         for _ in 0..max_pages {
             let (messages, next) = self
-                .messages_page(channel_id, thread, oldest.clone(), cursor, deadline)
+                .messages_page(channel_id, thread, (oldest.clone(), None), cursor, deadline)
                 .await?;
             if let Some(found) = messages
                 .iter()

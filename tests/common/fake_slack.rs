@@ -308,6 +308,29 @@ impl FakeSlack {
         });
     }
 
+    /// A report post already in `channel`, as kpibot posts them (its metadata names the
+    /// report and slot): what a process that died after posting left behind.
+    pub fn add_post(&self, channel: &str, report_id: &str, slot: &str) {
+        self.with(|s| {
+            s.next_id += 1;
+            let ts = format!("{}.{:06}", 1_800_000_000 + s.next_id, s.next_id);
+            let body = json!({
+                "type": "message", "bot_id": "B0KPIBOT", "text": report_id, "ts": ts,
+                "metadata": {
+                    "event_type": kpibot::render::message::METADATA_EVENT_TYPE,
+                    "event_payload": {"report_id": report_id, "slot": slot},
+                },
+            });
+            s.messages.push(Posted {
+                channel: channel.to_string(),
+                ts,
+                thread_ts: None,
+                body,
+                at: Instant::now(),
+            });
+        })
+    }
+
     /// `count` messages from people in `channel`, newer than anything posted so far: a busy
     /// channel the bot must search through.
     pub fn add_chatter(&self, channel: &str, count: usize) {
@@ -957,6 +980,11 @@ fn history(s: &Inner, params: &Value) -> Response {
         .as_str()
         .and_then(|t| t.parse().ok())
         .unwrap_or(0.0);
+    // `latest`: the end of the range (default now); both ends included with `inclusive`.
+    let latest: f64 = params["latest"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::MAX);
     let with_metadata = params["include_all_metadata"].as_str() == Some("true");
     let limit: usize = params["limit"]
         .as_str()
@@ -973,6 +1001,7 @@ fn history(s: &Inner, params: &Value) -> Response {
         .iter()
         .filter(|m| m.channel == channel && m.thread_ts.is_none())
         .filter(|m| m.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+        .filter(|m| m.ts.parse::<f64>().unwrap_or(0.0) <= latest)
         .collect();
     top_level.reverse(); // newest first, as Slack returns them
     let page: Vec<Value> = top_level

@@ -1,0 +1,225 @@
+//! A thousand slots left unfinished by processes that died, taken over by one bot: each is
+//! posted exactly once, and Slack's history (Tier 1: a request a minute for most apps) is
+//! asked only about the few whose post may have gone out — the ledger knows the rest —
+//! with one read of each channel serving every lookup in it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::bot::*;
+use common::fake_slack::{FakeSlack, TOKEN};
+use kpibot::ledger::{Claim, Fence, Lease, Ledger, SlotKey};
+use kpibot::settings::LedgerSettings;
+
+const REPORTS: usize = 100;
+const SLOTS_PER_REPORT: usize = 10;
+const CHANNELS: usize = 50;
+/// Slots whose dead process had begun to post (as many as one process posts at once).
+const POSTS_IN_FLIGHT: usize = 16;
+
+fn channel_id(i: usize) -> String {
+    format!("C0REC{i:05}")
+}
+
+#[test]
+fn a_thousand_interrupted_slots_are_each_posted_once_asking_slack_only_where_the_ledger_cannot_tell()
+ {
+    let seed = seed();
+    println!("seed {seed} (KPIBOT_CRASH_SEED replays it)");
+    let names: Vec<(String, String)> = (0..CHANNELS)
+        .map(|i| (channel_id(i), format!("kpi-rec-{i}")))
+        .collect();
+    let mut channels: Vec<(&str, &str, bool)> = names
+        .iter()
+        .map(|(id, name)| (id.as_str(), name.as_str(), true))
+        .collect();
+    channels.push(("C0DATATEAM", "data-team", true));
+    let slack = FakeSlack::start_in_background(&channels);
+    // 15-message history pages, as Slack gives most apps; the rates left to the bot's pace.
+    slack.enforce_limits(common::slack_limits::SlackLimits {
+        per_minute: [common::fake_slack::UNPACED_CALLS_PER_MINUTE as usize; 4],
+        channel_post_interval: Duration::from_millis(100),
+        history_page_max: 15,
+    });
+    // Daily at midnight UTC: no slot of the schedule itself falls due during the test.
+    let files: Vec<(String, String)> = (0..REPORTS)
+        .map(|i| {
+            let channel = format!("#kpi-rec-{}", i % CHANNELS);
+            let text = report_spec(
+                &format!("Rec {i}"),
+                "0 0 0 * * *",
+                &channel,
+                "native",
+                Some("UTC"),
+            );
+            (format!("rec_{i:04}.toml"), text)
+        })
+        .collect();
+    let files: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let dir = setup(&files);
+
+    // The ledger as dead processes left it: 1,000 slots of the last hour claimed and
+    // running, their leases lapsed; 16 of them had begun to post, and 8 of those posts
+    // reached Slack before the process died.
+    let now = Utc::now().with_nanosecond_zero();
+    let mut keys = Vec::new();
+    for slot in 0..SLOTS_PER_REPORT {
+        for report in 0..REPORTS {
+            let at = now - chrono::Duration::minutes(5 + slot as i64 * 5);
+            keys.push((
+                report,
+                SlotKey {
+                    report: format!("rec_{report:04}"),
+                    schedule: 0,
+                    slot: at,
+                },
+            ));
+        }
+    }
+    let mut state = seed | 1;
+    let mut pick = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let mut in_flight = Vec::new();
+    while in_flight.len() < POSTS_IN_FLIGHT {
+        let i = pick(keys.len());
+        if !in_flight.contains(&i) {
+            in_flight.push(i);
+        }
+    }
+    let ledger_path = dir.path().join("ledger.sqlite");
+    block_on(async {
+        let ledger = Ledger::from_settings(&LedgerSettings {
+            path: ledger_path.clone(),
+            ..LedgerSettings::default()
+        })
+        .await
+        .unwrap();
+        let claimed_at = now - chrono::Duration::hours(1);
+        let lease = Lease {
+            owner: "dead-process".into(),
+            until: now - chrono::Duration::minutes(1),
+        };
+        for (index, (_, key)) in keys.iter().enumerate() {
+            assert_eq!(
+                ledger.claim(key, &lease, claimed_at).await.unwrap(),
+                Claim::Won
+            );
+            ledger.mark_running(key, claimed_at).await.unwrap();
+            if in_flight.contains(&index) {
+                let fence = Fence {
+                    owner: lease.owner.clone(),
+                    generation: 1,
+                };
+                assert!(
+                    ledger
+                        .begin_post(key, &fence, lease.until, claimed_at)
+                        .await
+                        .unwrap()
+                );
+            }
+        }
+    });
+    for (n, index) in in_flight.iter().enumerate() {
+        let (report, key) = &keys[*index];
+        let channel = channel_id(report % CHANNELS);
+        if n % 2 == 0 {
+            // As the post names it: in the report's timezone (Tokyo; the schedule's is UTC).
+            let slot = kpibot::pipeline::slot_text(chrono_tz::Asia::Tokyo, key.slot);
+            slack.add_post(&channel, &key.report, &slot);
+        }
+    }
+
+    let bot = Bot::new(
+        dir.path(),
+        &[
+            ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+            ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+            ("KPIBOT__SLACK__CHANNEL_POST_INTERVAL_MS", "100"),
+            ("RUST_LOG", "kpibot=warn"),
+        ],
+    );
+    let child = bot.start("serve.log");
+    let posted = || {
+        (0..CHANNELS)
+            .map(|i| posts_per_slot_and_report(&slack, &channel_id(i)).len())
+            .sum::<usize>()
+    };
+    wait_for("every slot posted", Duration::from_secs(600), || {
+        posted() >= keys.len()
+    });
+    assert!(terminate(child).success());
+
+    let mut twice = Vec::new();
+    for i in 0..CHANNELS {
+        for (post, n) in posts_per_slot_and_report(&slack, &channel_id(i)) {
+            if n != 1 {
+                twice.push((post, n));
+            }
+        }
+    }
+    assert!(
+        twice.is_empty(),
+        "posted more than once: {twice:?} (seed {seed})"
+    );
+    assert_eq!(posted(), keys.len());
+    let notices = slack.messages_in("C0DATATEAM");
+    assert!(
+        notices.is_empty(),
+        "owners were told: {:?}",
+        notices.iter().map(|m| &m.body["text"]).collect::<Vec<_>>()
+    );
+    // Slack was asked only about the 16 slots whose post may have gone out: a read of
+    // each of their channels (what was posted there in the last hours fits two 15-message
+    // pages) and at most one more page for each lookup that came after that read.
+    let uncertain_channels: std::collections::BTreeSet<usize> =
+        in_flight.iter().map(|i| keys[*i].0 % CHANNELS).collect();
+    let history = slack.calls_of("conversations.history").len();
+    let bound = uncertain_channels.len() * 2 + POSTS_IN_FLIGHT;
+    println!(
+        "{} interrupted slots, {} of them mid-post over {} channels: {history} history calls (at Tier 1's one a minute, {history} minutes); bound {bound}",
+        keys.len(),
+        POSTS_IN_FLIGHT,
+        uncertain_channels.len()
+    );
+    assert!(
+        history <= bound,
+        "{history} history calls, more than {bound} (seed {seed})"
+    );
+}
+
+/// How many times each (report, slot) was posted to `channel`.
+fn posts_per_slot_and_report(
+    slack: &FakeSlack,
+    channel: &str,
+) -> BTreeMap<(String, String), usize> {
+    let mut posts = BTreeMap::new();
+    for m in slack.messages_in(channel) {
+        let payload = &m.body["metadata"]["event_payload"];
+        let key = (
+            payload["report_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            payload["slot"].as_str().unwrap_or_default().to_string(),
+        );
+        *posts.entry(key).or_insert(0) += 1;
+    }
+    posts
+}
+
+trait WholeSeconds {
+    fn with_nanosecond_zero(self) -> Self;
+}
+
+impl WholeSeconds for DateTime<Utc> {
+    fn with_nanosecond_zero(self) -> Self {
+        chrono::Timelike::with_nanosecond(&self, 0).unwrap()
+    }
+}
