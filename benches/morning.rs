@@ -32,6 +32,11 @@ fn main() {
         channels: setting("KPIBOT_MORNING_CHANNELS", 200),
         image_every: setting("KPIBOT_MORNING_IMAGE_EVERY", 10),
         replicas: 3,
+        alerts: setting("KPIBOT_MORNING_ALERTS", 200),
+        alert_channels: setting("KPIBOT_MORNING_ALERT_CHANNELS", 50),
+        fire_every: 10,
+        // Scaled from BigQuery's documented example (about 200 at once per project).
+        bigquery_running_cap: setting("KPIBOT_MORNING_BIGQUERY_CAP", 100),
         workspace_per_minute: [50, 20, 50, 100],
         kill_after_fraction: 1.0 / 6.0,
         max_concurrent_runs: setting("KPIBOT_MORNING_RUNS", 32),
@@ -58,6 +63,26 @@ fn main() {
         figures.posts_per_second(),
         plan.channels,
         plan.workspace_per_minute[3]
+    );
+    let rounds_twice = figures.alert_rounds.values().filter(|n| **n > 1).count();
+    let alert_posts_twice = figures.alert_posts.values().filter(|n| **n > 1).count();
+    println!(
+        "  alerts: {} of {} evaluated ({} more than once), {} of {} firing posted ({} more than once), the last {:.1} s after the due second",
+        figures.alert_rounds.len(),
+        plan.alerts,
+        rounds_twice,
+        figures.alert_posts.len(),
+        figures.firing.len(),
+        alert_posts_twice,
+        figures.last_alert_post_seconds
+    );
+    println!(
+        "  BigQuery: {} queries run for {} asked (identical ones shared), at most {} running (cap {}), {} refused",
+        figures.warehouse_queries,
+        figures.queries_asked,
+        figures.most_running_jobs,
+        plan.bigquery_running_cap,
+        figures.admission_denied
     );
     println!(
         "  Slack calls {}, 429s {:?}; ledger taken for unavailable {} times",

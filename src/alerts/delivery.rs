@@ -208,6 +208,17 @@ impl AlertRunner {
                     tracing::warn!(alert = %alert.name, notice = notice.index, "lost the claim on a notice before posting it; leaving it to the process that took it over");
                     return Ok(false);
                 }
+                if let Some(interval) = self.config.channel_turns {
+                    let give_up_at = std::time::Instant::now() + self.config.lease;
+                    crate::scheduled::run::wait_for_channel_turn(
+                        ledger,
+                        &format!("alert {}", alert.name),
+                        &alert.channel,
+                        interval,
+                        give_up_at,
+                    )
+                    .await;
+                }
                 match notifier
                     .post(&channel, &alert.channel, thread, &body, &marker)
                     .await

@@ -67,6 +67,10 @@ pub struct AlertConfig {
     pub digest_charts: usize,
     /// Alerts evaluated at once when many fall due together.
     pub max_concurrent_evaluations: usize,
+    /// Slack's spacing between posts to one channel, taken as turns in the ledger (the
+    /// same turns report posts take), so replicas posting alerts and reports to one
+    /// channel keep its pace between them. `None`: not Slack, no turns.
+    pub channel_turns: Option<Duration>,
     pub locale: Locale,
     /// Who may see entries with no allow-list or policy (the `/kpi` setting).
     pub access_policy: AccessPolicy,

@@ -219,6 +219,7 @@ impl App {
             max_instances: alerts.max_instances.max(1),
             digest_charts: alerts.digest_charts.max(1) as usize,
             max_concurrent_evaluations: alerts.max_concurrent_evaluations.max(1),
+            channel_turns: None,
             locale: self.locale,
             access_policy: self.settings.slash.default_policy,
         }

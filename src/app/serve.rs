@@ -274,6 +274,13 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         None => Notifier::Folder(app.out_dir().clone()),
     };
     let meter = app.meter(ledger.clone(), metrics.clone());
+    // Slack's pace per channel holds across replicas: the ledger hands out the turns, to
+    // report posts and alert notices alike.
+    let channel_turns = slack
+        .is_some()
+        .then(|| Duration::from_millis(settings.slack.channel_post_interval_ms));
+    let mut alert_config = app.alert_config();
+    alert_config.channel_turns = channel_turns;
     let alerts = AlertRunner::new(
         AlertParts {
             catalog: catalog.clone(),
@@ -284,7 +291,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             meter: meter.clone(),
         },
-        app.alert_config(),
+        alert_config,
         process_owner(),
     );
     let alerts = tokio::spawn(Arc::new(alerts).run(shutdown.clone()));
@@ -297,12 +304,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         meter,
     };
     let mut scheduler_config = app.scheduler_config();
-    if slack.is_some() {
-        // Slack's pace per channel holds across replicas: the ledger hands out the turns.
-        scheduler_config.channel_turns = Some(Duration::from_millis(
-            settings.slack.channel_post_interval_ms,
-        ));
-    }
+    scheduler_config.channel_turns = channel_turns;
     let scheduler = Scheduler::new(parts, scheduler_config);
     scheduler.run(shutdown, reloaded).await?;
     if let Err(error) = alerts.await {

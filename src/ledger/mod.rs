@@ -54,6 +54,18 @@ pub struct SlotKey {
     pub slot: DateTime<Utc>,
 }
 
+impl std::fmt::Display for SlotKey {
+    /// `report daily_active_users, slot 2026-11-26T00:00:00Z`, for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "report {}, slot {}",
+            self.report,
+            self.slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
     Claimed,

@@ -483,9 +483,9 @@ impl Scheduler {
 /// Waits for `channel`'s next turn to post, taken in the ledger so replicas posting to one
 /// channel keep Slack's pace between them. A ledger that stays away until `give_up_at`
 /// only costs the pacing: the post guard's own check decides whether to post.
-async fn wait_for_channel_turn(
+pub async fn wait_for_channel_turn(
     ledger: &Ledger,
-    key: &SlotKey,
+    key: &(dyn std::fmt::Display + Sync),
     channel: &str,
     interval: Duration,
     give_up_at: std::time::Instant,
@@ -512,7 +512,7 @@ async fn wait_for_channel_turn(
 /// away, until `deadline`; the last error once that passes or the error is not transient.
 async fn retry_ledger<'a, T>(
     what: &str,
-    key: &SlotKey,
+    key: &(dyn std::fmt::Display + Sync),
     deadline: std::time::Instant,
     step: impl Fn() -> LedgerFuture<'a, T>,
 ) -> Result<T, LedgerError> {
@@ -526,7 +526,7 @@ async fn retry_ledger<'a, T>(
         attempt += 1;
         match step().await {
             Err(error) if error.is_transient() && std::time::Instant::now() < deadline => {
-                tracing::warn!(report = %key.report, slot = %key.slot, attempt, error = %error, "the ledger is unavailable; will {what} when it is back");
+                tracing::warn!(for = %key, attempt, error = %error, "the ledger is unavailable; will {what} when it is back");
                 tokio::time::sleep(backoff_delay(&policy, attempt)).await;
             }
             done => return done,

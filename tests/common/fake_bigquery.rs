@@ -107,6 +107,8 @@ struct Inner {
     max_running_jobs: Option<usize>,
     /// The most jobs that were running at once (not yet complete, not cancelled).
     most_running_jobs: usize,
+    /// Queries refused with ADMISSION_DENIED so far.
+    admission_denied: usize,
 }
 
 #[derive(Clone)]
@@ -141,6 +143,7 @@ impl FakeBigQuery {
             page_rows: 100_000,
             pending_polls: 0,
             max_running_jobs: None,
+            admission_denied: 0,
             most_running_jobs: 0,
             bytes_per_cell: 8,
         }));
@@ -208,6 +211,11 @@ impl FakeBigQuery {
     /// The most jobs that were running at once so far.
     pub fn most_running_jobs(&self) -> usize {
         self.with(|s| s.most_running_jobs)
+    }
+
+    /// Queries refused with ADMISSION_DENIED (past the running-jobs cap) so far.
+    pub fn admission_denied(&self) -> usize {
+        self.with(|s| s.admission_denied)
     }
 
     /// Every new job answers `jobComplete: false` this many times before it is done.
@@ -410,6 +418,7 @@ async fn jobs_query(
         .filter(|j| j.pending_polls > 0 && !j.cancelled)
         .count();
     if inner.max_running_jobs.is_some_and(|cap| running >= cap) {
+        inner.admission_denied += 1;
         // What BigQuery answers past its concurrency when the queue is off or full.
         return error_response(&Fault::new(
             400,

@@ -1,7 +1,8 @@
 //! A company's morning through the real binary on loopback, for `tests/due_minute.rs`
 //! (small, asserted) and `benches/morning.rs` (large, measured): reports over channels
-//! all due in one second, replicas on one PostgreSQL ledger, the fake Slack enforcing
-//! Slack's rate limits, and one replica SIGKILLed once a share of the posts is out.
+//! and alerts (each split by prefecture: 47 instances) all due in one second, replicas on
+//! one PostgreSQL ledger, the fake BigQuery with a cap on running jobs, the fake Slack
+//! enforcing Slack's rate limits, and one replica SIGKILLed once a share of posts is out.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Timelike, Utc};
 
 use super::bot::{Bot, block_on, report_spec, setup, terminate, wait_for};
+use super::fake_bigquery::FakeBigQuery;
 use super::fake_slack::{FakeSlack, TOKEN};
 use super::slack_limits::SlackLimits;
 
@@ -21,6 +23,14 @@ pub struct Morning {
     /// Slack's own chart block.
     pub image_every: usize,
     pub replicas: usize,
+    /// Alerts due in the same second, each over a metric split by prefecture.
+    pub alerts: usize,
+    /// Channels the alerts post to (apart from the reports').
+    pub alert_channels: usize,
+    /// One alert in this many fires (and posts); the rest evaluate quietly.
+    pub fire_every: usize,
+    /// Jobs the fake BigQuery runs at once; past it, ADMISSION_DENIED.
+    pub bigquery_running_cap: usize,
     /// The workspace's allowance per tier, a minute; each replica is given its share.
     pub workspace_per_minute: [usize; 4],
     /// The kill comes once this share of the reports is posted.
@@ -39,6 +49,22 @@ pub struct Figures {
     /// Posts per report id (each should be 1).
     pub posts: BTreeMap<String, usize>,
     pub missing: Vec<String>,
+    /// Rounds recorded in the ledger per alert (each should be 1).
+    pub alert_rounds: BTreeMap<String, usize>,
+    /// Messages posted per firing alert (each should be 1).
+    pub alert_posts: BTreeMap<String, usize>,
+    /// The alerts that should fire.
+    pub firing: Vec<String>,
+    /// Seconds from the due second to the last alert post.
+    pub last_alert_post_seconds: f64,
+    /// Queries the fake BigQuery ran (billed jobs, dry runs apart).
+    pub warehouse_queries: usize,
+    /// Queries the reports' and alerts' runs asked for (two per report: its window and
+    /// the one before; one per alert), before identical ones were shared.
+    pub queries_asked: usize,
+    /// The most jobs running at once, and the queries refused past the cap.
+    pub most_running_jobs: usize,
+    pub admission_denied: usize,
     /// Seconds from the due second to the last post.
     pub last_post_seconds: f64,
     /// Seconds from the due second to the kill.
@@ -73,6 +99,34 @@ fn report(i: usize, plan: &Morning, cron: &str) -> String {
     report_spec(&format!("Due {i}"), cron, &channel, chart, Some("UTC"))
 }
 
+/// A metric over the demo mart's active users, split by prefecture (47 values).
+const SIM_METRIC: &str = r##"[[metric]]
+name = "sim_active_users"
+label = "Active users"
+description = "Active users, for the simulation."
+table = "mart.daily_active_users"
+time_column = "activity_date"
+measure = "sum"
+column = "active_users"
+owner = "#data-team"
+[metric.dimensions]
+prefecture = "Prefecture"
+"##;
+
+/// The alerts: each over every prefecture; one in `fire_every` has a threshold no
+/// prefecture reaches (it fires), the rest one none falls below.
+fn alerts_file(plan: &Morning, cron: &str) -> String {
+    (0..plan.alerts)
+        .map(|i| {
+            let below = if i.is_multiple_of(plan.fire_every) { 1_000_000_000 } else { 0 };
+            format!(
+                "[[alert]]\nname = \"due_alert_{i:05}\"\nmetric = \"sim_active_users\"\nby = \"prefecture\"\nbelow = {below}\nchannel = \"#kpi-alert-{}\"\nowner = \"#data-team\"\ntimezone = \"UTC\"\ncron = \"{cron}\"\n\n",
+                i % plan.alert_channels.max(1)
+            )
+        })
+        .collect()
+}
+
 /// Peak resident memory of process `pid` (`VmHWM`), in MiB.
 fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -91,8 +145,26 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
         .iter()
         .map(|(id, name)| (id.as_str(), name.as_str(), true))
         .collect();
+    let alert_names: Vec<(String, String)> = (0..plan.alert_channels)
+        .map(|i| (format!("C0ALR{i:04}"), format!("kpi-alert-{i}")))
+        .collect();
+    channels.extend(
+        alert_names
+            .iter()
+            .map(|(id, name)| (id.as_str(), name.as_str(), true)),
+    );
     channels.push(("C0DATATEAM", "data-team", true));
     let slack = FakeSlack::start_in_background(&channels);
+    // BigQuery: the demo mart through yesterday in Tokyo, each job running until polled
+    // once, and no more than the cap running at once.
+    let mart_dir = tempfile::tempdir().unwrap();
+    let mart = mart_dir.path().join("warehouse.duckdb");
+    let yesterday =
+        kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, Utc::now()) - chrono::Days::new(1);
+    kpibot::warehouse::demo::ensure_demo_mart(&mart, yesterday).unwrap();
+    let bigquery = FakeBigQuery::start_in_background(Some(mart));
+    bigquery.set_pending_polls(1);
+    bigquery.set_max_running_jobs(plan.bigquery_running_cap);
     slack.enforce_limits(SlackLimits {
         per_minute: plan.workspace_per_minute,
         ..SlackLimits::documented()
@@ -101,9 +173,13 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
         .with_nanosecond(0)
         .unwrap();
     let cron = format!("{} {} {} * * *", due.second(), due.minute(), due.hour());
-    let files: Vec<(String, String)> = (0..plan.reports)
+    let mut files: Vec<(String, String)> = (0..plan.reports)
         .map(|i| (format!("due_{i:05}.toml"), report(i, plan, &cron)))
         .collect();
+    if plan.alerts > 0 {
+        files.push(("sim_metrics.toml".into(), SIM_METRIC.into()));
+        files.push(("sim_alerts.toml".into(), alerts_file(plan, &cron)));
+    }
     let files: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
     let dir = setup(&files);
     let share: Vec<String> = plan
@@ -121,6 +197,12 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
         ("KPIBOT__SLACK__TIER3_PER_MINUTE", share[2].as_str()),
         ("KPIBOT__SLACK__TIER4_PER_MINUTE", share[3].as_str()),
         ("KPIBOT__LEDGER__URL", url.as_str()),
+        ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
+        ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-sim"),
+        (
+            "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
+            bigquery.endpoint.as_str(),
+        ),
         ("KPIBOT__SCHEDULER__LEASE_SECONDS", "4"),
         ("KPIBOT__SCHEDULER__MAX_CONCURRENT_RUNS", runs.as_str()),
         ("RUST_LOG", "kpibot=warn"),
@@ -150,6 +232,24 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
         }
         per_report
     };
+    // Each alert's root message, by the alert its metadata names.
+    let alert_posts = || -> BTreeMap<String, usize> {
+        let mut per_alert = BTreeMap::new();
+        for (id, _) in &alert_names {
+            for m in slack.messages_in(id) {
+                let metadata = &m.body["metadata"];
+                if m.thread_ts.is_none() && metadata["event_type"] == "kpibot_alert" {
+                    let alert = metadata["event_payload"]["alert"].as_str().unwrap();
+                    *per_alert.entry(alert.to_string()).or_default() += 1;
+                }
+            }
+        }
+        per_alert
+    };
+    let firing: Vec<String> = (0..plan.alerts)
+        .filter(|i| i.is_multiple_of(plan.fire_every))
+        .map(|i| format!("due_alert_{i:05}"))
+        .collect();
     let kill_after = ((plan.reports as f64 * plan.kill_after_fraction) as usize).max(1);
     wait_for(
         "the first posts of the due minute",
@@ -162,14 +262,18 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
         + (due + chrono::Duration::from_std(plan.patience).unwrap() - Utc::now())
             .to_std()
             .unwrap_or_default();
-    let mut last_count = 0;
-    let mut last_post = Utc::now();
+    let (mut last_count, mut last_alerts) = (0, 0);
+    let (mut last_post, mut last_alert_post) = (Utc::now(), Utc::now());
     while Instant::now() < settle {
         let count = report_posts().len();
         if count != last_count {
             (last_count, last_post) = (count, Utc::now());
         }
-        if count >= plan.reports {
+        let alerts = alert_posts().len();
+        if alerts != last_alerts {
+            (last_alerts, last_alert_post) = (alerts, Utc::now());
+        }
+        if count >= plan.reports && alerts >= firing.len() {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -196,7 +300,38 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
         })
         .filter(|(_, n)| *n > 0)
         .collect();
+    let mut alert_rounds = BTreeMap::new();
+    let rounds = block_on(async {
+        let ledger = kpibot::ledger::Ledger::postgres(&url, &Default::default())
+            .await
+            .unwrap();
+        ledger
+            .alert_history(None, plan.alerts * 10 + 10)
+            .await
+            .unwrap()
+    });
+    for round in rounds {
+        assert_eq!(
+            round.evaluated_at, due,
+            "a round of another slot: {}",
+            round.alert
+        );
+        *alert_rounds.entry(round.alert).or_default() += 1;
+    }
+    let warehouse_queries = bigquery
+        .calls_of("jobs.query")
+        .iter()
+        .filter(|c| c.body["dryRun"] != true)
+        .count();
     Figures {
+        alert_rounds,
+        alert_posts: alert_posts(),
+        firing,
+        last_alert_post_seconds: (last_alert_post - due).num_milliseconds() as f64 / 1000.0,
+        warehouse_queries,
+        queries_asked: plan.reports * 2 + plan.alerts,
+        most_running_jobs: bigquery.most_running_jobs(),
+        admission_denied: bigquery.admission_denied(),
         missing: (0..plan.reports)
             .map(|i| format!("due_{i:05}"))
             .filter(|r| !posts.contains_key(r))
