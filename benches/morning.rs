@@ -40,6 +40,8 @@ fn main() {
         workspace_per_minute: [50, 20, 50, 100],
         kill_after_fraction: 1.0 / 6.0,
         max_concurrent_runs: setting("KPIBOT_MORNING_RUNS", 32),
+        // Long enough for replicas loaded to the hilt on two cores to renew their leases.
+        lease_seconds: setting("KPIBOT_MORNING_LEASE_SECONDS", 30) as u64,
         lead: Duration::from_secs(setting("KPIBOT_MORNING_LEAD_SECONDS", 40) as u64),
         patience: Duration::from_secs(900),
     };

@@ -130,40 +130,54 @@ impl Meter {
         Utc::now().fixed_offset()
     }
 
-    /// Refuses a query `payer` cannot afford today: its dry run's bytes on top of what was
-    /// billed to it today would pass its budget. A warehouse that bills no bytes (DuckDB)
-    /// is never refused. A ledger that cannot say what was spent refuses too (transiently):
-    /// a budget that cannot be checked is not assumed to have room.
-    async fn check(
+    /// Reserves what a query of `payer`'s would scan (its dry run's estimate) within
+    /// today's budget, atomically in the ledger so a burst of queries cannot overshoot it
+    /// together: `Some((day, estimate))` once reserved, `None` when the payer has no
+    /// budget, or [`WarehouseError::OverBudget`]. An estimate the warehouse cannot give
+    /// counts as nothing, but a budget already used up still refuses. A ledger that cannot
+    /// answer refuses too (transiently): a budget that cannot be checked is not assumed to
+    /// have room.
+    async fn reserve(
         &self,
         inner: &dyn Warehouse,
         payer: &Payer,
         sql: &str,
         params: &Params,
         job: &QueryJob,
-    ) -> Result<(), WarehouseError> {
+    ) -> Result<Option<(NaiveDate, u64)>, WarehouseError> {
         let Some(limit_bytes) = self.config.limit(payer.kind) else {
-            return Ok(());
+            return Ok(None);
         };
-        let Some(estimate_bytes) = inner.dry_run(sql, params, job).await?.bytes_processed else {
-            return Ok(());
-        };
+        let estimate = inner.dry_run(sql, params, job).await?.bytes_processed;
+        let estimate_bytes = estimate.unwrap_or(0);
         let today = self.today();
-        let spent_bytes = self.ledger.spent(&payer.key(), today).await.map_err(|e| {
+        let unchecked = |e: crate::ledger::LedgerError| {
             WarehouseError::Unavailable(format!(
-                "the daily budget (`{}`) cannot be checked: {e}",
+                "the daily budget (`{}`) cannot be checked in the ledger: {e}",
                 payer.kind.setting()
             ))
-        })?;
-        if spent_bytes.saturating_add(estimate_bytes) <= limit_bytes {
-            return Ok(());
+        };
+        let key = payer.key();
+        let spent_bytes = if estimate.is_some()
+            && self
+                .ledger
+                .reserve_spend(&key, today, estimate_bytes, limit_bytes)
+                .await
+                .map_err(unchecked)?
+        {
+            return Ok(Some((today, estimate_bytes)));
+        } else {
+            self.ledger.spent(&key, today).await.map_err(unchecked)?
+        };
+        if estimate.is_none() && spent_bytes < limit_bytes {
+            return Ok(None);
         }
         self.metrics.increment(
             METRIC_REFUSED,
             METRIC_REFUSED_HELP,
             &[("kind", payer.kind.as_str())],
         );
-        tracing::warn!(payer = %payer.key(), estimate_bytes, spent_bytes, limit_bytes, "query refused: over its daily budget");
+        tracing::warn!(payer = %key, estimate_bytes, spent_bytes, limit_bytes, "query refused: over its daily budget");
         Err(WarehouseError::OverBudget(Box::new(OverBudget {
             kind: payer.kind,
             subject: payer.subject.clone(),
@@ -174,22 +188,55 @@ impl Meter {
         })))
     }
 
-    /// Records bytes a query of `payer`'s scanned: the day's total in the ledger (a
-    /// failure is logged; the answer stands) and `/metrics`.
-    async fn record(&self, payer: &Payer, job: &QueryJob, bytes: u64) {
-        self.metrics.add(
-            METRIC_BYTES,
-            METRIC_BYTES_HELP,
-            &[("kind", payer.kind.as_str()), ("report", &job.report)],
-            bytes as f64,
-        );
-        if let Err(error) = self
-            .ledger
-            .add_spend(&payer.key(), self.today(), bytes)
-            .await
-        {
-            tracing::error!(payer = %payer.key(), bytes, %error, "could not record a query's bytes in the ledger; today's budget undercounts them");
+    /// Settles a query of `payer`'s: what it scanned goes into `/metrics` and the day's
+    /// total in the ledger — as a correction of its reservation, if it had one. A query
+    /// that failed after it ran (its time or row limit) keeps its reservation, as BigQuery
+    /// bills it; one that did not run gives it back. A ledger failure is logged; the
+    /// answer stands.
+    async fn settle(
+        &self,
+        payer: &Payer,
+        job: &QueryJob,
+        reserved: Option<(NaiveDate, u64)>,
+        result: &Result<Table, WarehouseError>,
+    ) -> Option<u64> {
+        let scanned = match (result, reserved) {
+            (Ok(table), _) => table.bytes_processed,
+            (
+                Err(WarehouseError::Timeout(_) | WarehouseError::TooManyRows { .. }),
+                Some((_, estimate)),
+            ) => Some(estimate),
+            (Err(_), Some(_)) => Some(0),
+            (Err(_), None) => None,
+        };
+        let key = payer.key();
+        let recorded = match (reserved, scanned) {
+            (Some((day, estimate)), scanned) => {
+                let delta = scanned.unwrap_or(estimate) as i128 - estimate as i128;
+                if delta == 0 {
+                    Ok(())
+                } else {
+                    let delta = i64::try_from(delta).unwrap_or(i64::MAX);
+                    self.ledger.adjust_spend(&key, day, delta).await
+                }
+            }
+            (None, Some(bytes)) if bytes > 0 => {
+                self.ledger.add_spend(&key, self.today(), bytes).await
+            }
+            (None, _) => Ok(()),
+        };
+        if let Err(error) = recorded {
+            tracing::error!(payer = %key, ?scanned, %error, "could not record a query's bytes in the ledger; today's total is off by them");
         }
+        if let Some(bytes) = scanned.filter(|b| *b > 0) {
+            self.metrics.add(
+                METRIC_BYTES,
+                METRIC_BYTES_HELP,
+                &[("kind", payer.kind.as_str()), ("report", &job.report)],
+                bytes as f64,
+            );
+        }
+        scanned
     }
 }
 
@@ -221,18 +268,16 @@ impl Warehouse for Metered<'_> {
         params: &Params,
         job: &QueryJob,
     ) -> Result<Table, WarehouseError> {
-        self.meter
-            .check(self.inner, &self.payer, sql, params, job)
+        let reserved = self
+            .meter
+            .reserve(self.inner, &self.payer, sql, params, job)
             .await?;
-        let table = self.inner.query(sql, params, job).await?;
-        if let Some(bytes) = table.bytes_processed {
+        let result = self.inner.query(sql, params, job).await;
+        if let Some(bytes) = self.meter.settle(&self.payer, job, reserved, &result).await {
             self.known.store(true, Ordering::Relaxed);
             self.billed.fetch_add(bytes, Ordering::Relaxed);
-            if bytes > 0 {
-                self.meter.record(&self.payer, job, bytes).await;
-            }
         }
-        Ok(table)
+        result
     }
 
     async fn dry_run(

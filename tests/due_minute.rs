@@ -35,6 +35,8 @@ fn a_due_minute_is_posted_once_inside_slacks_limits_with_a_replica_killed() {
         workspace_per_minute: [30, 20, 50, 100],
         kill_after_fraction: 1.0 / 6.0,
         max_concurrent_runs: 12,
+        // Short, so the killed replica's slots are taken over within the test.
+        lease_seconds: 4,
         // Far enough ahead for three debug builds to start.
         lead: Duration::from_secs(30),
         patience: Duration::from_secs(150),

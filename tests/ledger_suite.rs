@@ -629,6 +629,50 @@ async fn spend_adds_up_per_payer_and_day_across_processes() {
             ],
             "{backend}: largest first, with the queries behind it"
         );
+        // Reservations racing for the last of a budget, from two processes: only those
+        // that fit get through, and the total never passes the limit.
+        let limit: u64 = 100 << 30;
+        let mut reserving = tokio::task::JoinSet::new();
+        for i in 0..40u64 {
+            let ledger = Arc::clone(&processes[(i % 2) as usize]);
+            reserving.spawn(async move {
+                ledger
+                    .reserve_spend("alert:drop", today, 3 << 30, limit)
+                    .await
+            });
+        }
+        let mut reserved = 0;
+        while let Some(done) = reserving.join_next().await {
+            reserved += u64::from(done.unwrap().unwrap());
+        }
+        assert_eq!(reserved, 33, "{backend}: 33 × 3 GiB fit in 100 GiB");
+        let spent = processes[0].spent("alert:drop", today).await.unwrap();
+        assert_eq!(spent, 99 << 30, "{backend}");
+        // A reservation is corrected by what the query scanned.
+        processes[1]
+            .adjust_spend("alert:drop", today, -(2i64 << 30))
+            .await
+            .unwrap();
+        assert_eq!(
+            processes[0].spent("alert:drop", today).await.unwrap(),
+            97 << 30,
+            "{backend}"
+        );
+        assert!(
+            !processes[0]
+                .reserve_spend("alert:new", today, limit + 1, limit)
+                .await
+                .unwrap(),
+            "{backend}: one query larger than the budget never fits"
+        );
+        assert_eq!(processes[0].spent("alert:new", today).await.unwrap(), 0);
+        // An evaluation's bytes are kept with its round.
+        processes[0]
+            .insert_alert_round("drop", now(), None, "{}", 0, 0, Some(7 << 30), "a", now())
+            .await
+            .unwrap();
+        let rounds = processes[1].alert_history(Some("drop"), 1).await.unwrap();
+        assert_eq!(rounds[0].bytes, Some(7 << 30), "{backend}");
     }
 }
 

@@ -28,12 +28,26 @@ const METRIC_FAILURES_HELP: &str = "Alert notices that could not be sent, per al
 /// Days of history drawn in an alert's chart, before the judged day.
 pub const CHART_DAYS: u64 = 28;
 
-/// Renews a notice's claim while it is alive.
-struct ClaimRenewal(tokio::task::JoinHandle<()>);
+/// Renews a claim (a notice's, a round's) while it is alive; dropped, however its owner
+/// ends (a panic included), it stops.
+pub(super) struct ClaimRenewal(pub(super) Option<tokio::task::JoinHandle<()>>);
+
+impl ClaimRenewal {
+    /// Stops renewing and waits until no renewal is under way, so none lands after the
+    /// claim is let go.
+    pub(super) async fn stop(mut self) {
+        if let Some(renewing) = self.0.take() {
+            renewing.abort();
+            let _ = renewing.await;
+        }
+    }
+}
 
 impl Drop for ClaimRenewal {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(renewing) = &self.0 {
+            renewing.abort();
+        }
     }
 }
 
@@ -201,23 +215,25 @@ impl AlertRunner {
                     _ => None,
                 };
                 let body = notice_message(&facts, notice, chart.as_deref());
+                // The channel's turn first, shared with report posts across replicas;
+                // then, right before the post, whether the notice is still ours.
+                if let Some(interval) = self.config.channel_turns {
+                    let give_up_at = std::time::Instant::now() + self.config.lease;
+                    crate::scheduled::run::wait_for_channel_turn(
+                        ledger,
+                        &format!("alert {}", alert.name),
+                        &channel,
+                        interval,
+                        give_up_at,
+                    )
+                    .await;
+                }
                 // Still ours? A process that lost its claim (paused past its lease) must
                 // not post what another has taken over.
                 let until = self.lease().until;
                 if !ledger.renew_notice(&key, &self.owner, until).await? {
                     tracing::warn!(alert = %alert.name, notice = notice.index, "lost the claim on a notice before posting it; leaving it to the process that took it over");
                     return Ok(false);
-                }
-                if let Some(interval) = self.config.channel_turns {
-                    let give_up_at = std::time::Instant::now() + self.config.lease;
-                    crate::scheduled::run::wait_for_channel_turn(
-                        ledger,
-                        &format!("alert {}", alert.name),
-                        &alert.channel,
-                        interval,
-                        give_up_at,
-                    )
-                    .await;
                 }
                 match notifier
                     .post(&channel, &alert.channel, thread, &body, &marker)
@@ -319,7 +335,7 @@ impl AlertRunner {
     fn keep_claim(&self, key: &NoticeKey) -> ClaimRenewal {
         let ledger = self.parts.ledger.clone();
         let (key, owner, lease) = (key.clone(), self.owner.clone(), self.config.lease);
-        ClaimRenewal(tokio::spawn(async move {
+        ClaimRenewal(Some(tokio::spawn(async move {
             let mut every = tokio::time::interval(lease / 3);
             every.tick().await;
             loop {
@@ -333,7 +349,7 @@ impl AlertRunner {
                     }
                 }
             }
-        }))
+        })))
     }
 
     /// Records a notice as failed for good and tells the owner why, in their language.

@@ -294,7 +294,11 @@ impl AlertRunner {
         let round = match self.claim_or_await_round(alert, slot).await? {
             Some(stored) => parse_round(&stored)?,
             None => {
+                // Held while the queries run, however long they take: a claim left to
+                // lapse mid-evaluation would let another replica run the round again.
+                let renewing = self.renew_round_claim(&alert.name, slot);
                 let evaluated = self.evaluate_claimed(catalog, alert, slot).await;
+                renewing.stop().await;
                 // Done with the claim, recorded or not: a process waiting for this round
                 // finds it, or takes the claim over at once instead of after a lease.
                 if let Err(error) = ledger
@@ -412,6 +416,44 @@ impl AlertRunner {
             }
             tokio::time::sleep(self.config.lease / ROUND_WAIT_CHECKS_PER_LEASE).await;
         }
+    }
+
+    /// Renews this process's claim on a round every third of the lease until aborted;
+    /// stops (and says so) once another process has taken it over.
+    fn renew_round_claim(&self, alert: &str, slot: DateTime<Utc>) -> super::delivery::ClaimRenewal {
+        let (ledger, alert, owner) = (
+            self.parts.ledger.clone(),
+            alert.to_string(),
+            self.owner.clone(),
+        );
+        let lease = self.config.lease;
+        super::delivery::ClaimRenewal(Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+                let renewed = ledger
+                    .claim_alert_round(
+                        &alert,
+                        slot,
+                        &Lease {
+                            owner: owner.clone(),
+                            until,
+                        },
+                        Utc::now(),
+                    )
+                    .await;
+                match renewed {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(%alert, "another process took this alert round over mid-evaluation; only one of the two rounds is recorded");
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%alert, %error, "could not renew the claim on an alert round; trying again");
+                    }
+                }
+            }
+        })))
     }
 
     pub(super) fn sources<'a>(&'a self, catalog: &'a Catalog) -> Sources<'a> {

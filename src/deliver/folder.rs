@@ -49,7 +49,7 @@ impl Delivery for FolderDelivery {
             path: self.dir.clone(),
             source,
         })?;
-        super::check_guard(rendered).await?;
+        super::check_guard(rendered, rendered.channel.as_deref().unwrap_or_default()).await?;
         let path = |ext: &str| self.dir.join(format!("{}.{ext}", rendered.report_id));
         let (png, json, csv) = (path("png"), path("json"), path("csv"));
         let mut message = serde_json::to_string_pretty(&rendered.message)

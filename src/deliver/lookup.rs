@@ -20,6 +20,11 @@ pub const SCAN_MAX_PAGES: usize = 10;
 /// lookups of other slots of the same busy hour find it covers them too.
 const INDEX_LOOKBACK_SECONDS: f64 = 3600.0;
 
+/// A read of what is newer starts this much before the newest message already read: a
+/// message Slack shows only after a newer one (a post still being processed, another
+/// replica's) is not skipped.
+const READ_OVERLAP_SECONDS: f64 = 5.0;
+
 /// A channel's index is started over when a lookup reaches back less far than this
 /// before its oldest message: it covers one busy period, not the channel's whole past.
 const INDEX_SPAN_SECONDS: f64 = 24.0 * 3600.0;
@@ -113,7 +118,9 @@ impl HistoryIndex {
         let started = Instant::now();
         let first_from = oldest_seconds - INDEX_LOOKBACK_SECONDS;
         let read_from = match (&scan.newest, scan.from) {
-            (Some(newest), Some(_)) => newest.clone(),
+            (Some(newest), Some(_)) => {
+                SlackTs(format!("{:.6}", seconds(newest) - READ_OVERLAP_SECONDS))
+            }
             _ => SlackTs(format!("{first_from:.6}")),
         };
         scan.read(slack, channel_id, (read_from, None), deadline)
@@ -126,8 +133,10 @@ impl HistoryIndex {
 
 impl Scan {
     /// Reads every message of the channel in `range` (both ends included), noting
-    /// kpibot's posts and the newest message. Past [`SCAN_MAX_PAGES`] it gives up
-    /// unconfirmed; the posts it saw are kept (a post seen exists).
+    /// kpibot's posts, and the newest message once the whole range was read. Past
+    /// [`SCAN_MAX_PAGES`], or on a failed page, it gives up: the posts it saw are kept (a
+    /// post seen exists), but not the newest message — a later read must not start past
+    /// pages it never reached.
     async fn read(
         &mut self,
         slack: &Slack,
@@ -137,6 +146,7 @@ impl Scan {
     ) -> Result<(), SlackError> {
         let (oldest, latest) = range;
         let mut cursor: Option<SlackCursorId> = None;
+        let mut newest = self.newest.clone();
         for _ in 0..SCAN_MAX_PAGES {
             let (messages, next) = slack
                 .messages_page(
@@ -149,12 +159,8 @@ impl Scan {
                 .await?;
             for message in &messages {
                 let ts = &message.origin.ts;
-                if self
-                    .newest
-                    .as_ref()
-                    .is_none_or(|n| seconds(ts) > seconds(n))
-                {
-                    self.newest = Some(ts.clone());
+                if newest.as_ref().is_none_or(|n| seconds(ts) > seconds(n)) {
+                    newest = Some(ts.clone());
                 }
                 if let Some(post) = post_of(message) {
                     self.posts.entry(post).or_insert_with(|| ts.clone());
@@ -162,6 +168,7 @@ impl Scan {
             }
             cursor = next.filter(|c| !c.0.is_empty());
             if cursor.is_none() {
+                self.newest = newest;
                 return Ok(());
             }
         }

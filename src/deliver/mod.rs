@@ -124,12 +124,13 @@ pub enum DeliveryError {
     SlotTakenOver,
 }
 
-/// Asks the post's guard, if it has one, whether the post may still go out.
-pub async fn check_guard(rendered: &Rendered) -> Result<(), DeliveryError> {
+/// Asks the post's guard, if it has one, whether the post may still go out to `channel`
+/// (as the delivery resolved it: Slack's channel ID).
+pub async fn check_guard(rendered: &Rendered, channel: &str) -> Result<(), DeliveryError> {
     let Some(guard) = &rendered.guard else {
         return Ok(());
     };
-    if guard.allows().await {
+    if guard.allows(channel).await {
         return Ok(());
     }
     tracing::warn!(report = %rendered.report_id, slot = %rendered.slot, "the slot was taken over by another process; not posting");

@@ -211,7 +211,7 @@ impl SlackDelivery {
                     }
                 }
             }
-            check_guard(rendered).await?;
+            check_guard(rendered, channel_id).await?;
             attempt += 1;
             let failure = match self
                 .slack

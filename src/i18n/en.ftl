@@ -148,6 +148,9 @@ failure-over-budget = the query would exceed a daily warehouse budget
 budget-over-person = This question would scan { $estimate }, but you have already used { $spent } of your { $limit } a day (`{ $setting }`). Your budget resets at { $resets }.
 budget-over-report = This run of `{ $subject }` would scan { $estimate }, but the report has already used { $spent } of its { $limit } a day (`{ $setting }`). The budget resets at { $resets }.
 budget-over-alert = This evaluation of alert `{ $subject }` would scan { $estimate }, but the alert has already used { $spent } of its { $limit } a day (`{ $setting }`). The budget resets at { $resets }.
+budget-alone-person = This question alone would scan { $estimate }, more than your { $limit } a day (`{ $setting }`): narrow its period, or ask your data team to raise the budget.
+budget-alone-report = One run of `{ $subject }` would scan { $estimate }, more than the report's { $limit } a day (`{ $setting }`): narrow its query, or raise the budget.
+budget-alone-alert = One evaluation of alert `{ $subject }` would scan { $estimate }, more than the alert's { $limit } a day (`{ $setting }`): narrow its query, or raise the budget.
 history-rows = { $rows ->
     [one] 1 row
    *[other] { $rows } rows

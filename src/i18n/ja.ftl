@@ -139,6 +139,9 @@ failure-over-budget = クエリが 1 日のウェアハウス予算を超えま�
 budget-over-person = この質問は { $estimate } を読み込みますが、あなたは 1 日の予算 { $limit }（`{ $setting }`）のうち { $spent } をすでに使っています。予算は { $resets } にリセットされます。
 budget-over-report = `{ $subject }` の今回の実行は { $estimate } を読み込みますが、このレポートは 1 日の予算 { $limit }（`{ $setting }`）のうち { $spent } をすでに使っています。予算は { $resets } にリセットされます。
 budget-over-alert = アラート `{ $subject }` の今回の評価は { $estimate } を読み込みますが、このアラートは 1 日の予算 { $limit }（`{ $setting }`）のうち { $spent } をすでに使っています。予算は { $resets } にリセットされます。
+budget-alone-person = この質問だけで { $estimate } を読み込み、1 日の予算 { $limit }（`{ $setting }`）を超えます。期間を絞るか、データチームに予算の引き上げを依頼してください。
+budget-alone-report = `{ $subject }` の 1 回の実行だけで { $estimate } を読み込み、このレポートの 1 日の予算 { $limit }（`{ $setting }`）を超えます。クエリを絞り込むか、予算を引き上げてください。
+budget-alone-alert = アラート `{ $subject }` の 1 回の評価だけで { $estimate } を読み込み、このアラートの 1 日の予算 { $limit }（`{ $setting }`）を超えます。クエリを絞り込むか、予算を引き上げてください。
 history-rows = { $rows } 行
 
 ## レポート担当者への通知

@@ -35,6 +35,53 @@ impl Ledger {
         Ok(())
     }
 
+    /// Reserves `bytes` of `payer`'s budget for `day` if they fit under `limit` with what
+    /// is spent already, in one statement: of queries racing for the last of a budget
+    /// (from any process), only those that fit get through. `false`: they do not fit.
+    pub async fn reserve_spend(
+        &self,
+        payer: &str,
+        day: NaiveDate,
+        bytes: u64,
+        limit: u64,
+    ) -> Result<bool, LedgerError> {
+        let reserved = self
+            .execute(
+                "INSERT INTO warehouse_spend (payer, day, bytes, queries)
+                 SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS BIGINT), 1
+                 WHERE CAST(?3 AS BIGINT) <= CAST(?4 AS BIGINT)
+                 ON CONFLICT (payer, day) DO UPDATE SET
+                     bytes = warehouse_spend.bytes + CAST(?3 AS BIGINT),
+                     queries = warehouse_spend.queries + 1
+                 WHERE warehouse_spend.bytes + CAST(?3 AS BIGINT) <= CAST(?4 AS BIGINT)",
+                &[
+                    text(payer),
+                    text(day_text(day)),
+                    bigint(bytes),
+                    bigint(limit),
+                ],
+            )
+            .await?;
+        Ok(reserved == 1)
+    }
+
+    /// Corrects `payer`'s total for `day` by `delta` bytes: a reservation made from a dry
+    /// run's estimate, once the query says what it scanned (or did not run).
+    pub async fn adjust_spend(
+        &self,
+        payer: &str,
+        day: NaiveDate,
+        delta: i64,
+    ) -> Result<(), LedgerError> {
+        self.execute(
+            "UPDATE warehouse_spend SET bytes = bytes + CAST(?3 AS BIGINT)
+             WHERE payer = ?1 AND day = ?2",
+            &[text(payer), text(day_text(day)), Param::BigInt(Some(delta))],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The bytes billed to `payer` on `day` so far (0 when nothing was).
     pub async fn spent(&self, payer: &str, day: NaiveDate) -> Result<u64, LedgerError> {
         let rows = self

@@ -55,12 +55,14 @@ pub type GuardAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = bool> 
 /// post in two steps (thread mode), where to record the first step.
 #[derive(Clone)]
 pub struct PostGuard {
-    check: Arc<dyn Fn() -> GuardAnswer + Send + Sync>,
+    /// Asked with the channel the post goes to, as the delivery resolved it (Slack's
+    /// channel ID), before each attempt.
+    check: Arc<dyn Fn(&str) -> GuardAnswer + Send + Sync>,
     first_step: Option<Arc<dyn Fn(String) -> GuardAnswer + Send + Sync>>,
 }
 
 impl PostGuard {
-    pub fn new(check: impl Fn() -> GuardAnswer + Send + Sync + 'static) -> Self {
+    pub fn new(check: impl Fn(&str) -> GuardAnswer + Send + Sync + 'static) -> Self {
         Self {
             check: Arc::new(check),
             first_step: None,
@@ -77,8 +79,9 @@ impl PostGuard {
         self
     }
 
-    pub async fn allows(&self) -> bool {
-        (self.check)().await
+    /// Whether the post may go out now to `channel` (as the delivery resolved it).
+    pub async fn allows(&self, channel: &str) -> bool {
+        (self.check)(channel).await
     }
 
     /// Records the first step of a two-step post; true when there is nothing to record.

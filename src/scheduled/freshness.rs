@@ -7,7 +7,7 @@ use super::Scheduler;
 use crate::i18n::Message;
 use crate::pipeline;
 use crate::spec::{FreshnessSpec, ReportSpec};
-use crate::warehouse::{ParamValue, Params, Table, Trigger};
+use crate::warehouse::{ParamValue, Params, Table, Trigger, Warehouse};
 
 /// Whether the newest date in the source is recent enough for a run on `slot_date`.
 pub fn is_fresh(newest: Option<NaiveDate>, slot_date: NaiveDate, expect_days_ago: u32) -> bool {
@@ -30,10 +30,13 @@ impl Scheduler {
         let deadline = slot + chrono::Duration::from_std(freshness.deadline).unwrap_or_default();
         let params = Params::from([("run_date".to_string(), ParamValue::Date(slot_date))]);
         let wanted = slot_date - chrono::Days::new(u64::from(freshness.expect_days_ago));
+        // Billed to the report like its run, within the same daily budget.
+        let metered = self.parts.meter.bill(
+            self.parts.warehouse.as_ref(),
+            crate::budget::Payer::report(&spec.id),
+        );
         loop {
-            let newest = match self
-                .parts
-                .warehouse
+            let newest = match metered
                 .query(
                     &freshness.sql,
                     &params,

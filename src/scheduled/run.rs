@@ -195,15 +195,17 @@ impl Scheduler {
     /// ledger is asked again until the lease could have lapsed: only a "no" or a ledger
     /// gone for that long stops the post. In thread mode it also records the summary's
     /// ts (step one).
-    fn post_guard(&self, key: &SlotKey, fence: &Fence, channel: &str) -> PostGuard {
+    fn post_guard(&self, key: &SlotKey, fence: &Fence) -> PostGuard {
         let (ledger, key, fence) = (self.parts.ledger.clone(), key.clone(), fence.clone());
         let (step_ledger, step_key, step_fence) = (ledger.clone(), key.clone(), fence.clone());
-        let (channel, turns) = (channel.to_string(), self.config.channel_turns);
+        let turns = self.config.channel_turns;
         let lease = self.config.lease;
         let margin = chrono::Duration::from_std(lease / 4).unwrap_or_default();
-        PostGuard::new(move || -> GuardAnswer {
+        // The turn is the channel's as Slack knows it (its ID), whatever name or ID the
+        // report or an alert wrote, so every post to it shares one pace.
+        PostGuard::new(move |channel: &str| -> GuardAnswer {
             let (ledger, key, fence, channel) =
-                (ledger.clone(), key.clone(), fence.clone(), channel.clone());
+                (ledger.clone(), key.clone(), fence.clone(), channel.to_string());
             Box::pin(async move {
                 let give_up_at = std::time::Instant::now() + lease;
                 if let Some(interval) = turns {
@@ -448,7 +450,7 @@ impl Scheduler {
         // Asked right before the post goes out: a process that paused past its lease, whose
         // slot another process has taken over, stops here.
         let mut rendered = outcome.rendered.clone();
-        rendered.guard = Some(self.post_guard(key, fence, &schedule.channel));
+        rendered.guard = Some(self.post_guard(key, fence));
         rendered.resume_thread = resume;
         match deliver_or_notify(self.parts.delivery.as_ref(), &rendered, &spec.owner).await {
             Ok(receipt) => {

@@ -30,8 +30,10 @@ impl InFlight {
         format!("{sql}\u{0}{params:?}")
     }
 
-    /// `run`'s answer for `key`, or the answer of the identical query running now.
-    pub async fn once<F>(&self, key: &str, run: impl FnOnce() -> F) -> Result<Table, WarehouseError>
+    /// `run`'s answer for `key`, or the answer of the identical query running now — unless
+    /// that one was refused for its asker's budget, which is not this caller's: then
+    /// `run` asks for itself.
+    pub async fn once<F>(&self, key: &str, run: impl Fn() -> F) -> Result<Table, WarehouseError>
     where
         F: std::future::Future<Output = Result<Table, WarehouseError>>,
     {
@@ -54,9 +56,16 @@ impl InFlight {
         {
             table.bytes_processed = table.bytes_processed.map(|_| 0);
         }
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if running.get(key).is_some_and(|a| Arc::ptr_eq(a, &answer)) {
-            running.remove(key);
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running.get(key).is_some_and(|a| Arc::ptr_eq(a, &answer)) {
+                running.remove(key);
+            }
+        }
+        if !ran_here.load(std::sync::atomic::Ordering::Relaxed)
+            && matches!(result, Err(WarehouseError::OverBudget(_)))
+        {
+            return run().await;
         }
         result
     }
@@ -167,5 +176,108 @@ impl Warehouse for Cached<'_> {
 
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::warehouse::cost::{BudgetKind, OverBudget};
+
+    fn refused() -> WarehouseError {
+        WarehouseError::OverBudget(Box::new(OverBudget {
+            kind: BudgetKind::Person,
+            subject: "U0ALICE".into(),
+            limit_bytes: 1,
+            spent_bytes: 1,
+            estimate_bytes: 1,
+            resets_at: chrono::Utc::now().fixed_offset(),
+        }))
+    }
+
+    fn table(bytes: u64) -> Table {
+        Table {
+            bytes_processed: Some(bytes),
+            ..Table::default()
+        }
+    }
+
+    /// Alice is over her budget and Bob is not; they ask the same thing at once. Bob is
+    /// not refused for Alice's budget, and an answer shared with him costs him nothing.
+    #[tokio::test]
+    async fn a_refusal_for_one_askers_budget_is_not_shared_with_another() {
+        let in_flight = Arc::new(InFlight::default());
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let started_tx = std::sync::Mutex::new(Some(started_tx));
+        let alice = {
+            let (in_flight, release) = (in_flight.clone(), release.clone());
+            tokio::spawn(async move {
+                in_flight
+                    .once("q", || {
+                        let release = release.clone();
+                        if let Some(tx) = started_tx.lock().unwrap().take() {
+                            let _ = tx.send(());
+                        }
+                        async move {
+                            release.notified().await;
+                            Err(refused())
+                        }
+                    })
+                    .await
+            })
+        };
+        started.await.unwrap();
+        let bob = {
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move { in_flight.once("q", || async { Ok(table(4096)) }).await })
+        };
+        // Bob waits on Alice's query (it is in flight) until it is released.
+        tokio::task::yield_now().await;
+        release.notify_one();
+        assert!(matches!(
+            alice.await.unwrap(),
+            Err(WarehouseError::OverBudget(_))
+        ));
+        let bob = bob.await.unwrap().expect("Bob asks for himself");
+        assert_eq!(bob.bytes_processed, Some(4096));
+
+        // A shared answer: the one who waited scanned nothing.
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let started_tx = std::sync::Mutex::new(Some(started_tx));
+        let first = {
+            let (in_flight, release) = (in_flight.clone(), release.clone());
+            tokio::spawn(async move {
+                in_flight
+                    .once("r", || {
+                        let release = release.clone();
+                        if let Some(tx) = started_tx.lock().unwrap().take() {
+                            let _ = tx.send(());
+                        }
+                        async move {
+                            release.notified().await;
+                            Ok(table(8192))
+                        }
+                    })
+                    .await
+            })
+        };
+        started.await.unwrap();
+        let second = {
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move { in_flight.once("r", || async { Ok(table(1)) }).await })
+        };
+        tokio::task::yield_now().await;
+        release.notify_one();
+        assert_eq!(first.await.unwrap().unwrap().bytes_processed, Some(8192));
+        let second = second.await.unwrap().unwrap();
+        assert_eq!(
+            second.bytes_processed,
+            Some(0),
+            "the shared answer cost it nothing"
+        );
     }
 }

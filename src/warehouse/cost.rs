@@ -108,10 +108,15 @@ pub struct OverBudget {
 
 impl OverBudget {
     fn key(&self) -> &'static str {
-        match self.kind {
-            BudgetKind::Report => "budget-over-report",
-            BudgetKind::Person => "budget-over-person",
-            BudgetKind::Alert => "budget-over-alert",
+        // A query larger than the whole budget will not fit tomorrow either: say so.
+        let alone = self.estimate_bytes > self.limit_bytes;
+        match (self.kind, alone) {
+            (BudgetKind::Report, false) => "budget-over-report",
+            (BudgetKind::Person, false) => "budget-over-person",
+            (BudgetKind::Alert, false) => "budget-over-alert",
+            (BudgetKind::Report, true) => "budget-alone-report",
+            (BudgetKind::Person, true) => "budget-alone-person",
+            (BudgetKind::Alert, true) => "budget-alone-alert",
         }
     }
 

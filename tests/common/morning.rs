@@ -37,6 +37,9 @@ pub struct Morning {
     pub kill_after_fraction: f64,
     /// Slots one replica runs at once.
     pub max_concurrent_runs: usize,
+    /// `scheduler.lease_seconds`: how soon a dead replica's slots are taken over, and how
+    /// much time a loaded replica has to renew its leases.
+    pub lease_seconds: u64,
     /// How long the replicas get to start before the due second.
     pub lead: Duration,
     /// How long after the due second the simulation waits for the last post.
@@ -188,6 +191,7 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
         .map(|n| (n / plan.replicas).max(1).to_string())
         .collect();
     let runs = plan.max_concurrent_runs.to_string();
+    let lease = plan.lease_seconds.to_string();
     let env = [
         ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
         ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
@@ -203,7 +207,7 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
             "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
             bigquery.endpoint.as_str(),
         ),
-        ("KPIBOT__SCHEDULER__LEASE_SECONDS", "4"),
+        ("KPIBOT__SCHEDULER__LEASE_SECONDS", lease.as_str()),
         ("KPIBOT__SCHEDULER__MAX_CONCURRENT_RUNS", runs.as_str()),
         ("RUST_LOG", "kpibot=warn"),
     ];
