@@ -238,10 +238,17 @@ impl Scheduler {
         let mut cursors: HashMap<ScheduleId, (String, DateTime<Utc>)> = HashMap::new();
         self.catch_up_all(started, &mut tasks, &mut cursors).await?;
         let mut lease_timer = tokio::time::interval(self.config.lease / 3);
+        // The next slot is worked out (every schedule's cron) only when the catalog or the
+        // cursors changed, not each time one of a due minute's thousands of runs ends.
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut stale = true;
         loop {
             let catalog = self.catalog();
-            self.reconcile(&catalog, &mut cursors);
-            let next = self.publish_next_slots(&catalog, &cursors);
+            if stale {
+                self.reconcile(&catalog, &mut cursors);
+                next = self.publish_next_slots(&catalog, &cursors);
+                stale = false;
+            }
             let sleep = match next {
                 Some(at) => (at - Utc::now()).to_std().unwrap_or_default(),
                 None => Duration::from_secs(3600),
@@ -253,6 +260,7 @@ impl Scheduler {
                         // The reloader stopped; keep running the catalog we have.
                         reloaded.mark_unchanged();
                     }
+                    stale = true;
                     continue;
                 }
                 _ = shutdown.changed() => break,
@@ -265,6 +273,7 @@ impl Scheduler {
             if *shutdown.borrow() {
                 break;
             }
+            stale = true;
             let now = Utc::now();
             let mut due_now: Vec<(String, SlotKey)> = Vec::new();
             for (id, _, schedule) in all_schedules(&catalog) {
