@@ -1,12 +1,16 @@
-//! A whole company's morning through the release binary: reports over channels all due in
-//! one second, replicas on one PostgreSQL ledger (`KPIBOT_TEST_POSTGRES_URL`, as
-//! `.ci/postgres start` exports it), the fake Slack enforcing Slack's documented limits
-//! (Tier 1 at an internal app's 50 a minute), one replica SIGKILLed once a sixth is out.
-//! Prints the figures the README quotes: time to the last post, posts a second against
-//! the ceiling (one a second per channel; Tier 4 for uploads), 429s, peak memory.
+//! A whole company's morning through the release binary: reports over channels and alerts
+//! (47 prefectures each) all due in one second, replicas on one PostgreSQL ledger
+//! (`KPIBOT_TEST_POSTGRES_URL`, as `.ci/postgres start` exports it), the fake BigQuery
+//! with a running-jobs cap, the fake Slack enforcing Slack's documented limits (Tier 1 at
+//! an internal app's 50 a minute), one replica SIGKILLed once a sixth is out. Prints the
+//! figures the README quotes: time to the last post, posts a second against the ceiling
+//! (one a second per channel; Tier 4 for uploads), alerts evaluated and posted, BigQuery
+//! jobs against queries asked, 429s, peak memory.
 //!
-//! `cargo bench --bench morning` (2,000 reports over 200 channels);
-//! `KPIBOT_MORNING_REPORTS=10000 KPIBOT_MORNING_CHANNELS=500 cargo bench --bench morning`.
+//! `cargo bench --bench morning` (2,000 reports over 200 channels, 200 alerts); the full
+//! size: `KPIBOT_MORNING_REPORTS=10000 KPIBOT_MORNING_CHANNELS=500 KPIBOT_MORNING_ALERTS=1000
+//! KPIBOT_MORNING_ALERT_CHANNELS=100 KPIBOT_MORNING_IMAGE_EVERY=50
+//! KPIBOT_MORNING_LEAD_SECONDS=90 cargo bench --bench morning`.
 
 use std::time::Duration;
 

@@ -69,11 +69,8 @@ fn each_answer_says_what_it_scanned_and_a_person_over_budget_is_refused_before_a
         dir.path().join("reports/metrics.toml"),
     )
     .unwrap();
-    let mart = dir.path().join("warehouse.duckdb");
-    let tokyo = chrono_tz::Asia::Tokyo;
-    let today = kpibot::pipeline::today_in(tokyo, chrono::Utc::now());
-    kpibot::warehouse::demo::ensure_demo_mart(&mart, today - chrono::Days::new(1)).unwrap();
-    let bigquery = FakeBigQuery::start_in_background(Some(mart));
+    let today = kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, chrono::Utc::now());
+    let bigquery = common::fake_bigquery::on_demo_mart(dir.path());
     bigquery.set_bytes_per_cell(4096);
     // Alice and Kenji have nearly used up today's budget; Bob has used none of his.
     let ledger_path = dir.path().join("ledger.sqlite");
@@ -93,22 +90,15 @@ fn each_answer_says_what_it_scanned_and_a_person_over_budget_is_refused_before_a
     });
     let audit = dir.path().join("audit.jsonl");
     let budget = BUDGET_BYTES.to_string();
-    let bot = Bot::new(
-        dir.path(),
-        &[
-            ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
-            ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-test"),
-            (
-                "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
-                bigquery.endpoint.as_str(),
-            ),
-            ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
-            ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
-            ("KPIBOT__SLACK__SIGNING_SECRET", SECRET),
-            ("KPIBOT__SLASH__AUDIT_LOG", audit.to_str().unwrap()),
-            ("KPIBOT__COST__PERSON_BYTES_PER_DAY", budget.as_str()),
-        ],
-    );
+    let mut env = common::fake_bigquery::settings_for(&bigquery).to_vec();
+    env.extend([
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+        ("KPIBOT__SLACK__SIGNING_SECRET", SECRET),
+        ("KPIBOT__SLASH__AUDIT_LOG", audit.to_str().unwrap()),
+        ("KPIBOT__COST__PERSON_BYTES_PER_DAY", budget.as_str()),
+    ]);
+    let bot = Bot::new(dir.path(), &env);
     let child = bot.start("serve.log");
 
     // Bob is answered, and the answer's bytes are known everywhere they are counted.
@@ -240,24 +230,11 @@ fn a_report_over_its_daily_budget_is_not_run_and_its_owner_is_told_why_and_until
         "fast.toml",
         report_toml("Fast", EVERY_TWO_SECONDS, "#kpi-fast"),
     )]);
-    let mart = dir.path().join("warehouse.duckdb");
-    let tokyo = chrono_tz::Asia::Tokyo;
-    let today = kpibot::pipeline::today_in(tokyo, chrono::Utc::now());
-    kpibot::warehouse::demo::ensure_demo_mart(&mart, today - chrono::Days::new(1)).unwrap();
-    let bigquery = FakeBigQuery::start_in_background(Some(mart));
+    let bigquery = common::fake_bigquery::on_demo_mart(dir.path());
     // Less than one run scans: the first run is refused before its query.
-    let bot = Bot::new(
-        dir.path(),
-        &[
-            ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
-            ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-test"),
-            (
-                "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
-                bigquery.endpoint.as_str(),
-            ),
-            ("KPIBOT__COST__REPORT_BYTES_PER_DAY", "1024"),
-        ],
-    );
+    let mut env = common::fake_bigquery::settings_for(&bigquery).to_vec();
+    env.push(("KPIBOT__COST__REPORT_BYTES_PER_DAY", "1024"));
+    let bot = Bot::new(dir.path(), &env);
     let child = bot.start("serve.log");
     let notices = dir.path().join("out/notices.log");
     wait_for("the owner to be told", Duration::from_secs(20), || {

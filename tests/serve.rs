@@ -608,22 +608,8 @@ fn serve_on_bigquery_posts_on_schedule_and_labels_its_jobs() {
         "fast.toml",
         report_toml("Fast", EVERY_TWO_SECONDS, "#kpi-fast"),
     )]);
-    // The mart BigQuery serves: the demo mart, through yesterday in Tokyo.
-    // Not `mart.duckdb`: DuckDB names the catalog after the file, and `mart.table` would be
-    // ambiguous.
-    let mart = dir.path().join("warehouse.duckdb");
-    let yesterday = kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, chrono::Utc::now())
-        - chrono::Days::new(1);
-    kpibot::warehouse::demo::ensure_demo_mart(&mart, yesterday).unwrap();
-    let bigquery = common::fake_bigquery::FakeBigQuery::start_in_background(Some(mart));
-    let bot = Bot::new(
-        dir.path(),
-        &[
-            ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
-            ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-test"),
-            ("KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT", &bigquery.endpoint),
-        ],
-    );
+    let bigquery = common::fake_bigquery::on_demo_mart(dir.path());
+    let bot = Bot::new(dir.path(), &common::fake_bigquery::settings_for(&bigquery));
     let child = bot.start("serve.log");
     for _ in 0..5 {
         let (status, body) = bot.get("/readyz").unwrap();
@@ -1022,22 +1008,13 @@ fn bigquery_bot(
     slack: &FakeSlack,
     extra: &[(&str, &str)],
 ) -> (common::fake_bigquery::FakeBigQuery, Bot) {
-    let mart = dir.join("warehouse.duckdb");
-    let yesterday = kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, chrono::Utc::now())
-        - chrono::Days::new(1);
-    kpibot::warehouse::demo::ensure_demo_mart(&mart, yesterday).unwrap();
-    let bigquery = common::fake_bigquery::FakeBigQuery::start_in_background(Some(mart));
-    let mut env = vec![
-        ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
-        ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-test"),
-        (
-            "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
-            bigquery.endpoint.as_str(),
-        ),
+    let bigquery = common::fake_bigquery::on_demo_mart(dir);
+    let mut env = common::fake_bigquery::settings_for(&bigquery).to_vec();
+    env.extend([
         ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
         ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
         ("KPIBOT__SCHEDULER__WAREHOUSE_RETRY_BASE_MS", "100"),
-    ];
+    ]);
     env.extend_from_slice(extra);
     let bot = Bot::new(dir, &env);
     (bigquery, bot)

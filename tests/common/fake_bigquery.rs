@@ -1150,6 +1150,29 @@ fn duck_error(error: &duckdb::Error, original: &str, dry_run: bool) -> Fault {
 
 /// Java's `Double.toString`, which BigQuery uses for FLOAT64 in JSON: plain between 1e-3
 /// and 1e7, scientific (`1.0E10`) outside.
+/// The fake serving the demo mart through yesterday in Tokyo, from a file in `dir` (not
+/// `mart.duckdb`: DuckDB names the catalog after the file, and `mart.table` would be
+/// ambiguous).
+pub fn on_demo_mart(dir: &std::path::Path) -> FakeBigQuery {
+    let mart = dir.join("warehouse.duckdb");
+    let yesterday = kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, chrono::Utc::now())
+        - chrono::Days::new(1);
+    kpibot::warehouse::demo::ensure_demo_mart(&mart, yesterday).unwrap();
+    FakeBigQuery::start_in_background(Some(mart))
+}
+
+/// The settings that point a bot at `bigquery`.
+pub fn settings_for(bigquery: &FakeBigQuery) -> [(&'static str, &str); 3] {
+    [
+        ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
+        ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-test"),
+        (
+            "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
+            bigquery.endpoint.as_str(),
+        ),
+    ]
+}
+
 pub fn java_double(x: f64) -> String {
     if x.is_nan() {
         return "NaN".into();

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Timelike, Utc};
 
 use super::bot::{Bot, block_on, report_spec, setup, terminate, wait_for};
-use super::fake_bigquery::FakeBigQuery;
 use super::fake_slack::{FakeSlack, TOKEN};
 use super::slack_limits::SlackLimits;
 
@@ -161,11 +160,7 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
     // BigQuery: the demo mart through yesterday in Tokyo, each job running until polled
     // once, and no more than the cap running at once.
     let mart_dir = tempfile::tempdir().unwrap();
-    let mart = mart_dir.path().join("warehouse.duckdb");
-    let yesterday =
-        kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, Utc::now()) - chrono::Days::new(1);
-    kpibot::warehouse::demo::ensure_demo_mart(&mart, yesterday).unwrap();
-    let bigquery = FakeBigQuery::start_in_background(Some(mart));
+    let bigquery = super::fake_bigquery::on_demo_mart(mart_dir.path());
     bigquery.set_pending_polls(1);
     bigquery.set_max_running_jobs(plan.bigquery_running_cap);
     slack.enforce_limits(SlackLimits {
@@ -192,7 +187,8 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
         .collect();
     let runs = plan.max_concurrent_runs.to_string();
     let lease = plan.lease_seconds.to_string();
-    let env = [
+    let mut env = super::fake_bigquery::settings_for(&bigquery).to_vec();
+    env.extend([
         ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
         ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
         ("KPIBOT__SLACK__CHANNEL_POST_INTERVAL_MS", "1000"),
@@ -201,16 +197,10 @@ pub fn simulate(plan: &Morning, server: &str) -> Figures {
         ("KPIBOT__SLACK__TIER3_PER_MINUTE", share[2].as_str()),
         ("KPIBOT__SLACK__TIER4_PER_MINUTE", share[3].as_str()),
         ("KPIBOT__LEDGER__URL", url.as_str()),
-        ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
-        ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", "kpibot-sim"),
-        (
-            "KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT",
-            bigquery.endpoint.as_str(),
-        ),
         ("KPIBOT__SCHEDULER__LEASE_SECONDS", lease.as_str()),
         ("KPIBOT__SCHEDULER__MAX_CONCURRENT_RUNS", runs.as_str()),
         ("RUST_LOG", "kpibot=warn"),
-    ];
+    ]);
     let bots: Vec<Bot> = (0..plan.replicas)
         .map(|_| Bot::new(dir.path(), &env))
         .collect();
