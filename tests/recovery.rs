@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{Timelike, Utc};
 use common::bot::*;
 use common::fake_slack::{FakeSlack, TOKEN};
 use kpibot::ledger::{Claim, Fence, Lease, Ledger, SlotKey};
@@ -64,7 +64,7 @@ fn a_thousand_interrupted_slots_are_each_posted_once_asking_slack_only_where_the
     // The ledger as dead processes left it: 1,000 slots of the last hour claimed and
     // running, their leases lapsed; 16 of them had begun to post, and 8 of those posts
     // reached Slack before the process died.
-    let now = Utc::now().with_nanosecond_zero();
+    let now = Utc::now().with_nanosecond(0).unwrap();
     let mut keys = Vec::new();
     for slot in 0..SLOTS_PER_REPORT {
         for report in 0..REPORTS {
@@ -212,14 +212,4 @@ fn posts_per_slot_and_report(
         *posts.entry(key).or_insert(0) += 1;
     }
     posts
-}
-
-trait WholeSeconds {
-    fn with_nanosecond_zero(self) -> Self;
-}
-
-impl WholeSeconds for DateTime<Utc> {
-    fn with_nanosecond_zero(self) -> Self {
-        chrono::Timelike::with_nanosecond(&self, 0).unwrap()
-    }
 }

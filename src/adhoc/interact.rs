@@ -454,18 +454,19 @@ struct ClickAudit {
     bytes: Option<u64>,
 }
 
-/// What a run read, for its history line: ` · 1.2 GiB (≈ $0.0073)` where the warehouse
-/// bills bytes, ` · 412 rows` where it does not (DuckDB), nothing before a query ran.
+/// What a run read, for its history line (`/kpi history`, `kpibot history`):
+/// `1.2 GiB (≈ $0.0073)` where the warehouse bills bytes, `412 rows` where it does not
+/// (DuckDB), nothing before a query ran.
 pub fn scanned_text(
     bytes: Option<u64>,
     rows: Option<u64>,
     locale: Locale,
     price_per_tib_usd: f64,
-) -> String {
+) -> Option<String> {
     match (bytes, rows) {
-        (Some(bytes), _) => format!(" · {}", cost_text(bytes, price_per_tib_usd)),
-        (None, Some(rows)) => format!(" · {}", tr!(locale, "history-rows", rows = rows)),
-        (None, None) => String::new(),
+        (Some(bytes), _) => Some(cost_text(bytes, price_per_tib_usd)),
+        (None, Some(rows)) => Some(tr!(locale, "history-rows", rows = rows)),
+        (None, None) => None,
     }
 }
 
@@ -530,7 +531,8 @@ pub async fn history_text(
                 slot.format("%H:%M")
             ),
             state = Mrkdwn::formatted(tr_mrkdwn!(locale, state)),
-            scanned = scanned_text(run.bytes, run.rows, locale, price_per_tib_usd),
+            scanned = scanned_text(run.bytes, run.rows, locale, price_per_tib_usd)
+                .map_or(String::new(), |scanned| format!(" · {scanned}")),
             link = link
         ));
     }

@@ -5,7 +5,9 @@ use std::io::Write;
 
 use anyhow::bail;
 
+use crate::adhoc::interact::scanned_text;
 use crate::app::App;
+use crate::i18n::Locale;
 use crate::ledger::Ledger;
 use crate::warehouse::cost::{bytes_text, cost_text};
 
@@ -66,13 +68,10 @@ pub async fn history(
     spend_today(app, &ledger, report, out).await
 }
 
-/// A run's or round's cost: bytes and price where the warehouse bills bytes, else rows.
+/// A run's or round's cost, as `/kpi history` words it: bytes and price where the
+/// warehouse bills bytes, else rows; `-` before a query ran.
 fn scanned(bytes: Option<u64>, rows: Option<u64>, price_per_tib_usd: f64) -> String {
-    match (bytes, rows) {
-        (Some(bytes), _) => cost_text(bytes, price_per_tib_usd),
-        (None, Some(rows)) => format!("{rows} rows"),
-        (None, None) => "-".into(),
-    }
+    scanned_text(bytes, rows, Locale::En, price_per_tib_usd).unwrap_or_else(|| "-".into())
 }
 
 /// What each payer's queries scanned today (the day the daily budgets count), for

@@ -10,7 +10,8 @@ use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
 use crate::render::message::METADATA_EVENT_TYPE;
-use crate::slack::{Slack, SlackError, advice};
+use crate::slack::calls::unconfirmed_lookup;
+use crate::slack::{Slack, SlackError};
 
 /// Pages one scan reads before it gives up (the lookup is then unconfirmed, never "not
 /// posted").
@@ -172,14 +173,6 @@ impl Scan {
                 return Ok(());
             }
         }
-        Err(SlackError::Call {
-            method: "conversations.history",
-            code: "unconfirmed".into(),
-            detail: Some(format!(
-                "looked through {SCAN_MAX_PAGES} pages of messages without reaching the post's time"
-            )),
-            attempts: 1,
-            advice: advice("unconfirmed", channel_id, None),
-        })
+        Err(unconfirmed_lookup(channel_id, SCAN_MAX_PAGES))
     }
 }

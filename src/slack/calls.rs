@@ -9,6 +9,20 @@ use super::{
     CHANNEL_PAGE_SIZE, Slack, SlackError, advice, failure_error, is_slack_id, message_request,
 };
 
+/// A lookup that read `max_pages` pages of `channel_id` without reaching the post's time:
+/// not found is not the same as not posted, so it is `unconfirmed`, never `None`.
+pub fn unconfirmed_lookup(channel_id: &str, max_pages: usize) -> SlackError {
+    SlackError::Call {
+        method: "conversations.history",
+        code: "unconfirmed".into(),
+        detail: Some(format!(
+            "looked through {max_pages} pages of messages without reaching the post's time"
+        )),
+        attempts: 1,
+        advice: advice("unconfirmed", channel_id, None),
+    }
+}
+
 /// Messages per `conversations.history` / `conversations.replies` page.
 pub const MESSAGE_PAGE_SIZE: u16 = 200;
 
@@ -222,15 +236,7 @@ impl Slack {
                 return Ok(None);
             }
         }
-        Err(SlackError::Call {
-            method: "conversations.history",
-            code: "unconfirmed".into(),
-            detail: Some(format!(
-                "looked through {max_pages} pages of messages without reaching the post's time"
-            )),
-            attempts: 1,
-            advice: advice("unconfirmed", channel_id, None),
-        })
+        Err(unconfirmed_lookup(channel_id, max_pages))
     }
 
     /// Posts plain text to a channel ID, retrying what is transient: for notices, where a

@@ -5,8 +5,7 @@
 use chrono::{DateTime, FixedOffset};
 
 use crate::i18n::mrkdwn::Mrkdwn;
-use crate::i18n::{self, Locale};
-use crate::{tr, tr_mrkdwn};
+use crate::i18n::{self, Locale, Message};
 
 /// Bytes in a tebibyte, the unit BigQuery's on-demand price is quoted in.
 pub const BYTES_PER_TIB: f64 = 1024.0 * 1024.0 * 1024.0 * 1024.0;
@@ -129,32 +128,25 @@ impl OverBudget {
         )
     }
 
+    /// The refusal as a catalog message for `locale` (the reset time is worded in it).
+    fn message(&self, locale: Locale) -> Message {
+        Message::new(self.key())
+            .with("subject", &self.subject)
+            .with("estimate", bytes_text(self.estimate_bytes))
+            .with("spent", bytes_text(self.spent_bytes))
+            .with("limit", bytes_text(self.limit_bytes))
+            .with("setting", self.kind.setting())
+            .with("resets", self.resets(locale))
+    }
+
     /// The refusal in `locale`, as plain text (logs, the terminal).
     pub fn text(&self, locale: Locale) -> String {
-        tr!(
-            locale,
-            self.key(),
-            subject = self.subject.as_str(),
-            estimate = bytes_text(self.estimate_bytes),
-            spent = bytes_text(self.spent_bytes),
-            limit = bytes_text(self.limit_bytes),
-            setting = self.kind.setting(),
-            resets = self.resets(locale)
-        )
+        self.message(locale).text(locale)
     }
 
     /// The refusal in `locale` as Slack mrkdwn, the report or alert name escaped.
     pub fn mrkdwn(&self, locale: Locale) -> Mrkdwn {
-        Mrkdwn::formatted(tr_mrkdwn!(
-            locale,
-            self.key(),
-            subject = self.subject.as_str(),
-            estimate = bytes_text(self.estimate_bytes),
-            spent = bytes_text(self.spent_bytes),
-            limit = bytes_text(self.limit_bytes),
-            setting = self.kind.setting(),
-            resets = self.resets(locale)
-        ))
+        Mrkdwn::formatted(self.message(locale).mrkdwn(locale))
     }
 }
 
