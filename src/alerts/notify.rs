@@ -12,6 +12,7 @@ use slack_morphism::prelude::*;
 
 use super::message::{ALERT_EVENT_TYPE, notice_marker};
 use crate::deliver::slack::{LOOKUP_MARGIN_SECONDS, LOOKUP_MAX_PAGES};
+use crate::slack::post_once::{FILE_READY_ATTEMPTS, PostOnce};
 use crate::slack::{Slack, SlackError};
 use crate::spec::alert::is_user_target;
 
@@ -103,27 +104,39 @@ impl Notifier {
                 let path = file_of(folder, marker);
                 Ok(path.exists().then(|| file_ts(marker)))
             }
-            Notifier::Slack(slack) => {
-                let parent = thread.map(|t| SlackTs(t.to_string()));
-                let oldest = parent.is_none().then(|| {
-                    SlackTs(format!(
-                        "{}.000000",
-                        marker.evaluated_at.timestamp() - LOOKUP_MARGIN_SECONDS
-                    ))
-                });
-                let found = slack
-                    .find_message(
-                        channel,
-                        parent.as_ref(),
-                        oldest,
-                        LOOKUP_MAX_PAGES,
-                        |m| marker.is_in(m),
-                        slack.deadline(),
-                    )
-                    .await?;
-                Ok(found.map(|ts| ts.0))
-            }
+            Notifier::Slack(slack) => Ok(self
+                .find_in_slack(slack, channel, thread, marker)
+                .await?
+                .map(|ts| ts.0)),
         }
+    }
+
+    /// [`Notifier::find`] in Slack: the thread's replies, or the channel's messages from
+    /// shortly before the round.
+    async fn find_in_slack(
+        &self,
+        slack: &Slack,
+        channel: &str,
+        thread: Option<&str>,
+        marker: &Marker,
+    ) -> Result<Option<SlackTs>, SlackError> {
+        let parent = thread.map(|t| SlackTs(t.to_string()));
+        let oldest = parent.is_none().then(|| {
+            SlackTs(format!(
+                "{}.000000",
+                marker.evaluated_at.timestamp() - LOOKUP_MARGIN_SECONDS
+            ))
+        });
+        slack
+            .find_message(
+                channel,
+                parent.as_ref(),
+                oldest,
+                LOOKUP_MAX_PAGES,
+                |m| marker.is_in(m),
+                slack.deadline(),
+            )
+            .await
     }
 
     /// Posts `body` once to `channel` (in `thread` when given): transient failures are
@@ -149,28 +162,20 @@ impl Notifier {
                 Ok(file_ts(marker))
             }
             Notifier::Slack(slack) => {
-                let deadline = slack.deadline();
-                let mut attempt = 0;
-                let mut maybe_posted = false;
-                loop {
-                    if maybe_posted && let Some(ts) = self.find(channel, thread, marker).await? {
-                        return Ok(ts);
-                    }
-                    attempt += 1;
-                    let failure = match slack.post_once(&body, written).await {
-                        Ok((_, ts)) => return Ok(ts.0),
-                        Err(failure) => failure,
-                    };
-                    maybe_posted |= failure.answer_lost;
-                    if !slack.wait_to_retry(&failure, attempt, deadline).await {
-                        if maybe_posted
-                            && let Ok(Some(ts)) = self.find(channel, thread, marker).await
-                        {
-                            return Ok(ts);
-                        }
-                        return Err(slack.failed(failure, attempt, written).into());
-                    }
-                }
+                let options = PostOnce {
+                    written,
+                    deadline: slack.deadline(),
+                    file_not_ready_attempts: FILE_READY_ATTEMPTS,
+                };
+                let (ts, _found) = slack
+                    .post_once_or_find(
+                        &body,
+                        options,
+                        || async { Ok::<(), NotifyError>(()) },
+                        || self.find_in_slack(slack, channel, thread, marker),
+                    )
+                    .await?;
+                Ok(ts.0)
             }
         }
     }

@@ -18,15 +18,13 @@ use crate::i18n::Locale;
 use crate::metrics::Metrics;
 use crate::render::Rendered;
 use crate::render::message::post_marker;
-use crate::slack::failure::FailureClass;
-use crate::slack::{Slack, SlackError, SlackOptions, advice, failure_error, message_request};
+use crate::slack::post_once::{FILE_READY_ATTEMPTS, PostOnce};
+use crate::slack::{Slack, SlackError, SlackOptions};
 
 /// Posts are looked up from this long before their slot (clock skew between hosts).
 pub const LOOKUP_MARGIN_SECONDS: i64 = 600;
 /// Pages read while looking for an earlier post before giving up.
 pub const LOOKUP_MAX_PAGES: usize = 10;
-/// Posts tried while Slack is still processing the uploaded file (`invalid slack file`).
-pub const FILE_READY_ATTEMPTS: u32 = 5;
 
 const METRIC_NATIVE_FALLBACKS: &str = "kpibot_native_chart_fallbacks_total";
 const METRIC_NATIVE_FALLBACKS_HELP: &str =
@@ -183,66 +181,19 @@ impl SlackDelivery {
         if let Some(parent) = thread_ts {
             body["thread_ts"] = json!(parent.0);
         }
-        let request: SlackApiChatPostMessageRequest =
-            message_request(body, "chat.postMessage", channel_written)?;
-        let session = self.slack.session();
-        let mut maybe_posted = false;
-        let mut attempt = 0;
-        let mut file_not_ready = 0;
-        loop {
-            if maybe_posted {
-                match self
-                    .find_post(channel_id, report_id, slot, thread_ts, deadline)
-                    .await
-                {
-                    Ok(Some(ts)) => return Ok((ts, true)),
-                    Ok(None) => {}
-                    Err(lookup) => {
-                        return Err(SlackError::Call {
-                            method: "chat.postMessage",
-                            code: "unconfirmed".into(),
-                            detail: Some(format!(
-                                "the answer to a post was lost and looking for it failed: {lookup}"
-                            )),
-                            attempts: attempt,
-                            advice: advice("unconfirmed", channel_written, None),
-                        }
-                        .into());
-                    }
-                }
-            }
-            check_guard(rendered, channel_id).await?;
-            attempt += 1;
-            let failure = match self
-                .slack
-                .attempt("chat.postMessage", session.chat_post_message(&request))
-                .await
-            {
-                Ok(response) => return Ok((response.ts, false)),
-                Err(failure) => failure,
-            };
-            maybe_posted = failure.answer_lost;
-            if failure.code == "channel_not_found" {
-                self.slack.forget_channel(channel_id).await;
-            }
-            if failure.class == FailureClass::FileNotReady {
-                file_not_ready += 1;
-            }
-            let retry = file_not_ready < FILE_READY_ATTEMPTS
-                && self.slack.wait_to_retry(&failure, attempt, deadline).await;
-            if !retry {
-                if maybe_posted {
-                    // One last look: the final attempt itself may have gone through.
-                    if let Ok(Some(ts)) = self
-                        .find_post(channel_id, report_id, slot, thread_ts, deadline)
-                        .await
-                    {
-                        return Ok((ts, true));
-                    }
-                }
-                return Err(failure_error(failure, attempt, channel_written).into());
-            }
-        }
+        let options = PostOnce {
+            written: channel_written,
+            deadline,
+            file_not_ready_attempts: FILE_READY_ATTEMPTS,
+        };
+        self.slack
+            .post_once_or_find(
+                &body,
+                options,
+                || check_guard(rendered, channel_id),
+                || self.find_post(channel_id, report_id, slot, thread_ts, deadline),
+            )
+            .await
     }
 
     /// Uploads the chart for `rendered`.

@@ -4,10 +4,7 @@
 use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
-use super::failure::CallFailure;
-use super::{
-    CHANNEL_PAGE_SIZE, Slack, SlackError, advice, failure_error, is_slack_id, message_request,
-};
+use super::{CHANNEL_PAGE_SIZE, Slack, SlackError, advice, is_slack_id, message_request};
 
 /// A lookup that read `max_pages` pages of `channel_id` without reaching the post's time:
 /// not found is not the same as not posted, so it is `unconfirmed`, never `None`.
@@ -261,31 +258,6 @@ impl Slack {
         .map(|_| ())
     }
 
-    /// One attempt at `chat.postMessage` with a whole message body (blocks, metadata,
-    /// `thread_ts`); the caller decides what a lost answer means. Returns the channel the
-    /// message landed in (for a user, the direct-message channel) and its ts.
-    pub async fn post_once(
-        &self,
-        body: &serde_json::Value,
-        written: &str,
-    ) -> Result<(String, SlackTs), CallFailure> {
-        let request: SlackApiChatPostMessageRequest =
-            message_request(body.clone(), "chat.postMessage", written).map_err(|e| {
-                CallFailure {
-                    method: "chat.postMessage",
-                    class: super::failure::FailureClass::Permanent,
-                    code: "invalid_message".into(),
-                    detail: Some(e.to_string()),
-                    answer_lost: false,
-                }
-            })?;
-        let session = self.session();
-        let response = self
-            .attempt("chat.postMessage", session.chat_post_message(&request))
-            .await?;
-        Ok((response.channel.0, response.ts))
-    }
-
     /// Replaces a message's content (`chat.update`), retrying what is transient: applying
     /// the same edit twice changes nothing.
     pub async fn update_message(
@@ -326,10 +298,5 @@ impl Slack {
             })
             .await?;
         Ok(opened.channel.id.0)
-    }
-
-    /// A failure of a call this module made, as the error its caller reports.
-    pub fn failed(&self, failure: CallFailure, attempts: u32, channel: &str) -> SlackError {
-        failure_error(failure, attempts, channel)
     }
 }

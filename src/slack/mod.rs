@@ -8,6 +8,7 @@ pub mod calls;
 pub mod failure;
 pub mod inbound;
 pub mod limits;
+pub mod post_once;
 pub mod replies;
 
 use std::collections::HashMap;
