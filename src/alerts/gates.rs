@@ -3,10 +3,10 @@
 //! `delivery` adds the policies over what the warehouse proves at posting time.
 
 use crate::catalog::Catalog;
-use crate::catalog::access::{Gate, base_columns, metric_gates, query_gates, report_gates};
-use crate::spec::AlertSpec;
-use crate::spec::alert::{Condition, Watch};
-use crate::warehouse::reads::read_sql;
+use crate::catalog::access::{Gate, gates};
+use crate::spec::alert::Watch;
+use crate::spec::alert_checks::alert_cover;
+use crate::spec::{Access, AlertSpec};
 
 /// The watched metric's or report's own access lists.
 pub(super) fn watched_access<'c>(
@@ -20,35 +20,22 @@ pub(super) fn watched_access<'c>(
     }
 }
 
-/// The gates guarding what `alert` posts; hand-written SQL is read in `dialect`.
+/// The gates guarding what `alert` posts; hand-written SQL is read in `dialect`. The
+/// same gathering `check` proves the alert's target against (`spec::alert_checks`).
 pub fn alert_gates(
     catalog: &Catalog,
     alert: &AlertSpec,
     dialect: crate::warehouse::Dialect,
 ) -> Vec<Gate> {
-    match &alert.watch {
-        Some(Watch::Metric {
-            metric,
-            by,
-            filters,
-            ..
-        }) => match catalog.metric(metric) {
-            Some(m) => {
-                let mut columns = base_columns(m);
-                columns.extend(by.iter().map(String::as_str));
-                columns.extend(filters.iter().map(|(d, _)| d.as_str()));
-                metric_gates(catalog, m, &columns)
-            }
-            None => Vec::new(),
-        },
-        Some(Watch::Report { report, .. }) => catalog
-            .get(report)
-            .map(|r| report_gates(catalog, r))
-            .unwrap_or_default(),
-        None => match &alert.condition {
-            Condition::Rows { sql } => query_gates(catalog, &read_sql(sql, dialect).established()),
-            Condition::Stale(f) => query_gates(catalog, &read_sql(&f.sql, dialect).established()),
-            _ => Vec::new(),
-        },
-    }
+    alert_cover(
+        alert,
+        dialect,
+        |name| catalog.metric(name),
+        |id| catalog.get(id),
+        catalog.policies(),
+    )
+    .map_or_else(Vec::new, |cover| match cover.own {
+        Some((access, owner, name)) => gates(access, owner, name, cover.policies),
+        None => gates(&Access::default(), "", "", cover.policies),
+    })
 }

@@ -71,7 +71,7 @@ impl Gate {
 }
 
 /// The gates of an entry: its own allow-lists, if it has any, then each policy.
-fn gates<'p>(
+pub fn gates<'p>(
     own: &Access,
     owner: &str,
     name: &str,

@@ -132,44 +132,21 @@ fn target_problems(
             allows_channel(access, target)
         }
     };
-    let (own, covering, what): (Option<&Access>, Vec<&PolicySpec>, String) = match &alert.watch {
-        Some(Watch::Metric {
-            metric,
-            by,
-            filters,
-            ..
-        }) => match metrics.get(metric) {
-            Some(m) => {
-                let mut columns = base_columns(m);
-                columns.extend(by.iter().map(String::as_str));
-                columns.extend(filters.iter().map(|(d, _)| d.as_str()));
-                (
-                    Some(&m.access),
-                    metric_policies(m, &columns, policies),
-                    format!("metric `{metric}`"),
-                )
-            }
-            None => return Vec::new(),
-        },
-        Some(Watch::Report { report, .. }) => match reports.get(report) {
-            Some(r) => (
-                Some(&r.access),
-                report_policies(r, policies),
-                format!("report `{report}`"),
-            ),
-            None => return Vec::new(),
-        },
-        None => {
-            let sql = match &alert.condition {
-                Condition::Rows { sql } => sql.as_str(),
-                Condition::Stale(f) => f.sql.as_str(),
-                _ => return Vec::new(),
-            };
-            let reads = read_sql(sql, dialect).established();
-            let covering = reads_policies(&reads, policies);
-            (None, covering, "its query".to_string())
-        }
+    let Some(AlertCover {
+        own,
+        policies: covering,
+        what,
+    }) = alert_cover(
+        alert,
+        dialect,
+        |name| metrics.get(name),
+        |id| reports.get(id),
+        policies,
+    )
+    else {
+        return Vec::new();
     };
+    let own = own.map(|(access, ..)| access);
     let mut problems = Vec::new();
     if let Some(own) = own
         && own.has_lists()
@@ -207,4 +184,66 @@ fn target_problems(
         }
     }
     problems
+}
+
+/// What guards an alert's posts: the watched metric's or report's own lists (with its
+/// owner and name) and every data policy covering what the alert reads — its metric with
+/// the `by` and `where` dimensions, its report's SQL, or its own `rows`/`stale` SQL as
+/// the parser reads it. Gathered here once, for `check` (over the files being loaded) and
+/// for posting (over the catalog, `alerts::gates`).
+pub struct AlertCover<'a> {
+    /// The entry's own `[access]`, its owner and its name; `None` for hand-written SQL.
+    pub own: Option<(&'a Access, &'a str, &'a str)>,
+    pub policies: Vec<&'a PolicySpec>,
+    /// What the alert posts, in words for `check`'s messages: "metric `x`".
+    pub what: String,
+}
+
+/// The [`AlertCover`] of `alert`, with metrics and reports looked up by name; `None`
+/// when what it watches does not exist (reported elsewhere) or it reads nothing.
+pub fn alert_cover<'a>(
+    alert: &AlertSpec,
+    dialect: crate::warehouse::Dialect,
+    metric: impl Fn(&str) -> Option<&'a MetricSpec>,
+    report: impl Fn(&str) -> Option<&'a ReportSpec>,
+    policies: &'a [PolicySpec],
+) -> Option<AlertCover<'a>> {
+    Some(match &alert.watch {
+        Some(Watch::Metric {
+            metric: name,
+            by,
+            filters,
+            ..
+        }) => {
+            let m = metric(name)?;
+            let mut columns = base_columns(m);
+            columns.extend(by.iter().map(String::as_str));
+            columns.extend(filters.iter().map(|(d, _)| d.as_str()));
+            AlertCover {
+                own: Some((&m.access, m.owner.as_str(), m.name.as_str())),
+                policies: metric_policies(m, &columns, policies),
+                what: format!("metric `{name}`"),
+            }
+        }
+        Some(Watch::Report { report: id, .. }) => {
+            let r = report(id)?;
+            AlertCover {
+                own: Some((&r.access, r.owner.as_str(), r.id.as_str())),
+                policies: report_policies(r, policies),
+                what: format!("report `{id}`"),
+            }
+        }
+        None => {
+            let sql = match &alert.condition {
+                Condition::Rows { sql } => sql.as_str(),
+                Condition::Stale(f) => f.sql.as_str(),
+                _ => return None,
+            };
+            AlertCover {
+                own: None,
+                policies: reads_policies(&read_sql(sql, dialect).established(), policies),
+                what: "its query".to_string(),
+            }
+        }
+    })
 }

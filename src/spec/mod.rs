@@ -6,7 +6,7 @@
 
 pub mod access;
 pub mod alert;
-mod alert_checks;
+pub mod alert_checks;
 mod alert_condition;
 pub mod chart;
 pub mod diagnostic;
