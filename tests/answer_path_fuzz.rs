@@ -183,6 +183,7 @@ async fn a_sample_goes_all_the_way_through_the_demo_mart_and_the_renderer() {
         limits: app.limits,
         cache: None,
         ledger: None,
+        slack: None,
         meter: None,
         fresh: false,
         locale: Locale::Ja,

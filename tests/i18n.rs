@@ -342,6 +342,7 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
         limits: Default::default(),
         cache: None,
         ledger: None,
+        slack: None,
         meter: None,
         fresh: false,
         locale: Locale::Ja,

@@ -1230,3 +1230,57 @@ async fn an_alert_round_is_recorded_once_and_each_notice_claimed_once_across_pro
         );
     }
 }
+
+/// Times are fixed-format text, in time order only under a bytewise collation: on a
+/// PostgreSQL database whose default collation is a language's (ICU en-US here), every
+/// time column the ledger compares with `<`/`>` still compares as "C" (migration V7).
+#[tokio::test]
+async fn time_columns_compare_bytewise_on_a_database_with_a_language_collation() {
+    let Some(server) = server_url() else { return };
+    let name = format!("kpibot_test_icu_{}", std::process::id());
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        ))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+    let url = common::postgres::with_database(&server, &name);
+    let ledger = Ledger::postgres(&url, &LedgerSettings::default())
+        .await
+        .unwrap();
+    ledger.check_writable().await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT table_name::text, column_name::text, COALESCE(collation_name::text, '(default)')
+             FROM information_schema.columns
+             WHERE table_schema = 'public'
+               AND (column_name IN ('slot', 'evaluated_at', 'lease_until', 'day')
+                    OR column_name LIKE '%\\_at' ESCAPE '\\')
+               AND data_type = 'text'
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    let columns: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    // Every time column of every table: runs, alert rounds, notices, claims, spend.
+    assert!(columns.len() >= 15, "{columns:?}");
+    let not_c: Vec<_> = columns.iter().filter(|(.., c)| c != "C").collect();
+    assert!(
+        not_c.is_empty(),
+        "compared by the database's collation: {not_c:?}"
+    );
+}

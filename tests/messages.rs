@@ -135,6 +135,7 @@ async fn a_refusal_names_the_owner_to_ask() {
         limits: Default::default(),
         cache: None,
         ledger: None,
+        slack: None,
         meter: None,
         fresh: false,
         locale: Locale::En,

@@ -1304,15 +1304,20 @@ async fn forged_stale_and_oversize_clicks_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_lists_a_reports_last_runs_with_links() {
     let bot = bot(&reports(), Duration::ZERO).await;
-    // Two runs the scheduler recorded.
+    // Two runs the scheduler recorded, and their posts in the channel.
     use kpibot::ledger::{Claim, Lease, Outcome, SlotKey};
-    for (day, ts) in [(24, "1700000000.000100"), (25, "1700086400.000100")] {
+    let mut newest_ts = String::new();
+    for day in [24, 25] {
         let key = SlotKey {
             report: "daily_active_users".into(),
             schedule: 0,
             slot: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, day, 0, 30, 0)
                 .unwrap(),
         };
+        bot.slack
+            .add_post(SALES, "daily_active_users", &key.slot.to_rfc3339());
+        let ts = bot.slack.messages().last().unwrap().ts.clone();
+        newest_ts = ts.clone();
         let now = chrono::Utc::now();
         let lease = Lease {
             owner: "test".into(),
@@ -1324,7 +1329,7 @@ async fn history_lists_a_reports_last_runs_with_links() {
         );
         let delivered = Outcome::Delivered {
             channel: SALES.into(),
-            ts: ts.into(),
+            ts,
             rows: 3,
             bytes: Some(5 << 30),
         };
@@ -1344,12 +1349,39 @@ async fn history_lists_a_reports_last_runs_with_links() {
     assert!(text.contains("2026-11-25 09:30 — posted"), "{text}");
     // What each run cost, where the warehouse said: bytes and the price at $6.25 a TiB.
     assert!(text.contains("5.0 GiB (≈ $0.03)"), "{text}");
-    assert!(
-        text.contains(&format!(
-            "<https://slack.com/archives/{SALES}/p1700086400000100|post>"
-        )),
-        "{text}"
+    // Slack's own permalink (the fake's differ from a hand-built slack.com link), asked
+    // for once per run shown and kept in the ledger.
+    let link = format!(
+        "<https://fake.slack.test/archives/{SALES}/p{}|post>",
+        newest_ts.replace('.', "")
     );
+    assert!(text.contains(&link), "{text}");
+    assert_eq!(bot.slack.calls_of("chat.getPermalink").len(), 2);
+    let stored = bot
+        .ledger
+        .history(Some("daily_active_users"), 10)
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().all(|run| run
+            .permalink
+            .as_deref()
+            .is_some_and(|p| p.starts_with("https://fake.slack.test/"))),
+        "{stored:?}"
+    );
+    // Listed again: the links come from the ledger, with no further Tier 4 call.
+    let body = form(&bot, "history daily_active_users", SALES, "U0ALICE", "h2");
+    send(&bot, body.clone(), signed(&body)).await;
+    wait_for("the history again", Duration::from_secs(20), || {
+        !bot.slack.responses("h2").is_empty()
+    })
+    .await;
+    let again = bot.slack.responses("h2")[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(again.contains(&link), "{again}");
+    assert_eq!(bot.slack.calls_of("chat.getPermalink").len(), 2);
 }
 
 /// The small print at the bottom of a post: window, source, report.

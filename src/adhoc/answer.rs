@@ -6,7 +6,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::access::{AccessPolicy, Asker, Decision, Viewer, decide, with_proven_reads};
+use super::access::{
+    AccessPolicy, Asker, Decision, Viewer, base_columns, decide, metric_gates, with_proven_reads,
+};
+use super::grammar::Query;
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::budget::Payer;
@@ -16,6 +19,8 @@ use crate::i18n::mrkdwn::Mrkdwn;
 use crate::ledger::Ledger;
 use crate::pipeline::{self, PipelineError, RunLimits, RunOptions};
 use crate::render::Rendered;
+use crate::render::actions::{Actions, Asked};
+use crate::spec::ReportSpec;
 use crate::warehouse::cache::{Cached, QueryCache};
 use crate::warehouse::{Trigger, Warehouse, WarehouseError};
 
@@ -81,6 +86,8 @@ pub struct Context<'a> {
     pub cache: Option<&'a QueryCache>,
     /// The run ledger, for `history` (only `serve` has one).
     pub ledger: Option<&'a Ledger>,
+    /// Slack, for the links `/kpi history` shows; `None` outside Slack (`kpibot ask`).
+    pub slack: Option<&'a crate::slack::Slack>,
     /// Bills the asker for the answer's queries and keeps them within their daily budget
     /// (`serve`; `None`: not metered).
     pub meter: Option<&'a crate::budget::Meter>,
@@ -127,8 +134,9 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 .map_or(crate::warehouse::cost::DEFAULT_PRICE_PER_TIB_USD, |m| {
                     m.config.price_per_tib_usd
                 });
-            let text = super::interact::history_text(
+            let text = super::history::history_text(
                 context.ledger,
+                context.slack,
                 &viewer,
                 &name,
                 context.locale,
@@ -188,7 +196,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         Decision::Channel => None,
     };
     // A channel post's "Split by" menu names only what the channel may see.
-    let actions = super::interact::actions_for(
+    let actions = actions_for(
         context.catalog,
         &query,
         &spec,
@@ -256,5 +264,56 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 }
             ),
         }),
+    }
+}
+
+/// The buttons for an answer: its question as asked and, for a metric, the dimensions
+/// the asker may split by (in a channel post, only those the channel may see).
+pub fn actions_for(
+    catalog: &Catalog,
+    query: &Query,
+    spec: &ReportSpec,
+    asker: &Asker,
+    policy: AccessPolicy,
+    in_channel: bool,
+) -> Actions {
+    let metric = catalog.metric(&query.name);
+    let dimensions = metric
+        .map(|m| {
+            let viewer = Viewer {
+                catalog,
+                asker,
+                policy,
+            };
+            viewer
+                .dimensions(m)
+                .into_iter()
+                .filter(|d| {
+                    // In a channel, only what the channel itself may see is offered.
+                    let mut columns = base_columns(m);
+                    columns.push(d);
+                    let gates = metric_gates(catalog, m, &columns);
+                    !in_channel
+                        || matches!(decide(&gates, asker, policy, false, ""), Decision::Channel)
+                })
+                .map(|d| (d.to_string(), m.dimensions[d].clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Actions {
+        asked: Asked {
+            name: spec.id.clone(),
+            metric: metric.is_some(),
+            period: spec.query.period.to_string(),
+            grain: query.grain.map(|g| g.name().to_string()),
+            by: query.by.clone(),
+            filters: query
+                .filters
+                .iter()
+                .map(|f| (f.dimension.clone(), f.values.clone()))
+                .collect(),
+            private: query.private,
+        },
+        dimensions,
     }
 }

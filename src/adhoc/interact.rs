@@ -13,87 +13,33 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use serde_json::json;
 use slack_morphism::prelude::*;
 
-use super::access::{AccessPolicy, Asker, Decision, Viewer, base_columns, decide, metric_gates};
-use super::answer::{Answer, answer_resolved};
+use super::access::{Asker, Viewer};
+use super::answer::answer_resolved;
+use super::deliver::{AnswerTarget, deliver_answer, reply_privately};
 use super::grammar::{Filter, Grain, Query};
+use super::history::history_text;
 use super::reply::{self, Reply};
 use super::resolve::{Resolved, resolve_query};
 use super::slash::CommandHandler;
-use crate::catalog::{Catalog, snapshot};
-use crate::deliver::{Delivery, error_chain};
+use crate::catalog::snapshot;
+use crate::i18n::Locale;
 use crate::i18n::mrkdwn::Mrkdwn;
-use crate::i18n::{self, Locale};
-use crate::ledger::{Ledger, RunState};
 use crate::render::actions::{
-    ACTION_BY, ACTION_DEFINITION, ACTION_MORE, ACTION_PERIOD, ACTION_REFRESH, Actions, Asked,
+    ACTION_BY, ACTION_DEFINITION, ACTION_MORE, ACTION_PERIOD, ACTION_REFRESH, Asked,
     MORE_DEFINITION, MORE_HISTORY,
 };
 use crate::slack::inbound::{ActionRequest, Verifier};
-use crate::spec::{Period, ReportSpec};
-use crate::warehouse::cost::{DEFAULT_PRICE_PER_TIB_USD, cost_text};
-use crate::{tr, tr_mrkdwn};
+use crate::spec::Period;
+use crate::tr_mrkdwn;
+use crate::warehouse::cost::DEFAULT_PRICE_PER_TIB_USD;
 
 /// Where Slack sends clicks (the app manifest's `interactivity.request_url` ends with this).
 pub const INTERACTIONS_PATH: &str = "/slack/interactions";
 /// Largest interaction body accepted: Slack sends the whole message with a click, and a
 /// post with a 200-row table block is tens of kilobytes.
 pub const MAX_INTERACTION_BODY_BYTES: usize = 256 * 1024;
-/// Runs `/kpi history` lists.
-pub const HISTORY_RUNS: usize = 10;
-
-/// The buttons for an answer: its question as asked and, for a metric, the dimensions
-/// the asker may split by (in a channel post, only those the channel may see).
-pub fn actions_for(
-    catalog: &Catalog,
-    query: &Query,
-    spec: &ReportSpec,
-    asker: &Asker,
-    policy: AccessPolicy,
-    in_channel: bool,
-) -> Actions {
-    let metric = catalog.metric(&query.name);
-    let dimensions = metric
-        .map(|m| {
-            let viewer = Viewer {
-                catalog,
-                asker,
-                policy,
-            };
-            viewer
-                .dimensions(m)
-                .into_iter()
-                .filter(|d| {
-                    // In a channel, only what the channel itself may see is offered.
-                    let mut columns = base_columns(m);
-                    columns.push(d);
-                    let gates = metric_gates(catalog, m, &columns);
-                    !in_channel
-                        || matches!(decide(&gates, asker, policy, false, ""), Decision::Channel)
-                })
-                .map(|d| (d.to_string(), m.dimensions[d].clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    Actions {
-        asked: Asked {
-            name: spec.id.clone(),
-            metric: metric.is_some(),
-            period: spec.query.period.to_string(),
-            grain: query.grain.map(|g| g.name().to_string()),
-            by: query.by.clone(),
-            filters: query
-                .filters
-                .iter()
-                .map(|f| (f.dimension.clone(), f.values.clone()))
-                .collect(),
-            private: query.private,
-        },
-        dimensions,
-    }
-}
 
 /// The question a post's buttons carry, as a query again; `None` when a part of it cannot
 /// be read (never a guess: a guess would answer a different question).
@@ -349,72 +295,15 @@ impl CommandHandler {
             let _slot = self.throttle.query_slot(&admitted).await;
             answer_resolved(&context, resolved, &asker).await
         };
-        let outcome = answer.outcome().to_string();
         audit.rows = answer.rows();
         audit.bytes = answer.bytes();
-        let delivered = match answer {
-            Answer::Text(reply) => {
-                return self
-                    .tell(action, &reply.text(locale), reply.outcome())
-                    .await;
-            }
-            Answer::Chart {
-                mut rendered,
-                ephemeral: true,
-                why_private,
-                ..
-            } => {
-                rendered.prepend_context(&what);
-                if let Some(why) = why_private {
-                    rendered.prepend_context(&why);
-                }
-                rendered.in_thread = action.thread_ts.clone();
-                self.slack
-                    .post_ephemeral(&rendered, &action.channel_id, &action.user_id)
-                    .await
-            }
-            Answer::Chart { mut rendered, .. } => {
-                rendered.prepend_context(&what);
-                rendered.channel = Some(action.channel_id.clone());
-                rendered.in_thread = action.thread_ts.clone();
-                self.slack.deliver(&rendered).await.map(|_| ())
-            }
-        };
-        match delivered {
-            Ok(()) => outcome,
-            Err(error) => {
-                let text = Reply::NotPosted {
-                    error: error.mrkdwn(locale),
-                }
-                .text(locale);
-                self.tell(action, &text, "failed").await;
-                format!("failed:{}", error.code())
-            }
-        }
+        let target = AnswerTarget::click(action);
+        deliver_answer(&self.slack, answer, &target, Some(&what), locale).await
     }
 
     /// A text only the clicker sees, where they clicked.
     async fn tell(&self, action: &ActionRequest, text: &str, outcome: &str) -> String {
-        let mut message = json!({"text": text});
-        if let Some(thread) = &action.thread_ts {
-            message["thread_ts"] = json!(thread);
-        }
-        let slack = self.slack.slack();
-        match slack
-            .post_ephemeral(
-                message,
-                &action.channel_id,
-                &action.user_id,
-                slack.deadline(),
-            )
-            .await
-        {
-            Ok(()) => outcome.to_string(),
-            Err(error) => {
-                tracing::error!(error = %error, reply = %text, "could not answer a click");
-                format!("failed:{}", error.code())
-            }
-        }
+        reply_privately(&self.slack, &AnswerTarget::click(action), text, outcome).await
     }
 
     /// The report's last runs, to the clicker alone.
@@ -429,7 +318,15 @@ impl CommandHandler {
             .meter
             .as_ref()
             .map_or(DEFAULT_PRICE_PER_TIB_USD, |m| m.config.price_per_tib_usd);
-        let text = history_text(self.ledger.as_deref(), viewer, name, locale, price).await;
+        let text = history_text(
+            self.ledger.as_deref(),
+            Some(self.slack.slack()),
+            viewer,
+            name,
+            locale,
+            price,
+        )
+        .await;
         self.tell(action, &text, "catalog").await
     }
 
@@ -452,89 +349,4 @@ struct ClickAudit {
     policies: Vec<String>,
     rows: usize,
     bytes: Option<u64>,
-}
-
-/// What a run read, for its history line (`/kpi history`, `kpibot history`):
-/// `1.2 GiB (≈ $0.0073)` where the warehouse bills bytes, `412 rows` where it does not
-/// (DuckDB), nothing before a query ran.
-pub fn scanned_text(
-    bytes: Option<u64>,
-    rows: Option<u64>,
-    locale: Locale,
-    price_per_tib_usd: f64,
-) -> Option<String> {
-    match (bytes, rows) {
-        (Some(bytes), _) => Some(cost_text(bytes, price_per_tib_usd)),
-        (None, Some(rows)) => Some(tr!(locale, "history-rows", rows = rows)),
-        (None, None) => None,
-    }
-}
-
-/// `/kpi history <report>` and the "History" item: a report's last runs with links, for
-/// those who may see the report, as Slack mrkdwn.
-pub async fn history_text(
-    ledger: Option<&Ledger>,
-    viewer: &Viewer<'_>,
-    name: &str,
-    locale: Locale,
-    price_per_tib_usd: f64,
-) -> String {
-    let Some(report) = viewer.catalog.get(name).filter(|r| viewer.sees_report(r)) else {
-        return reply::unknown_name(viewer, name, locale);
-    };
-    let Some(ledger) = ledger else {
-        return tr_mrkdwn!(locale, "history-needs-ledger");
-    };
-    let runs = match ledger.history(Some(&report.id), HISTORY_RUNS).await {
-        Ok(runs) => runs,
-        Err(error) => {
-            return tr_mrkdwn!(locale, "history-unavailable", error = error_chain(&error));
-        }
-    };
-    if runs.is_empty() {
-        return tr_mrkdwn!(locale, "history-none", report = report.id.as_str());
-    }
-    let mut lines = vec![tr_mrkdwn!(
-        locale,
-        "history-heading",
-        title = report.title.as_str(),
-        report = report.id.as_str(),
-        count = runs.len()
-    )];
-    for run in runs {
-        let state = match run.state {
-            RunState::Delivered => "history-state-delivered",
-            RunState::Failed => "history-state-failed",
-            RunState::Skipped => "history-state-skipped",
-            RunState::NoData => "history-state-no-data",
-            RunState::Running => "history-state-running",
-            RunState::Claimed => "history-state-claimed",
-        };
-        let link = Mrkdwn::formatted(match (&run.channel, &run.ts) {
-            (Some(channel), Some(ts)) => tr_mrkdwn!(
-                locale,
-                "history-link",
-                url = format!(
-                    "https://slack.com/archives/{channel}/p{}",
-                    ts.replace('.', "")
-                )
-            ),
-            _ => String::new(),
-        });
-        let slot = run.key.slot.with_timezone(&report.timezone);
-        lines.push(tr_mrkdwn!(
-            locale,
-            "history-run",
-            slot = format!(
-                "{} {}",
-                i18n::date(locale, slot.date_naive()),
-                slot.format("%H:%M")
-            ),
-            state = Mrkdwn::formatted(tr_mrkdwn!(locale, state)),
-            scanned = scanned_text(run.bytes, run.rows, locale, price_per_tib_usd)
-                .map_or(String::new(), |scanned| format!(" · {scanned}")),
-            link = link
-        ));
-    }
-    lines.join("\n")
 }

@@ -9,7 +9,9 @@
 pub use crate::catalog::access;
 pub mod answer;
 pub mod audit;
+pub mod deliver;
 pub mod grammar;
+pub mod history;
 pub mod interact;
 pub mod metric;
 pub mod reply;

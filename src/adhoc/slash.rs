@@ -16,13 +16,14 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use super::access::{AccessPolicy, Asker, Viewer};
-use super::answer::{Answer, Context, answer_resolved};
+use super::answer::{Context, answer_resolved};
 use super::audit::{AuditEntry, AuditLog};
+use super::deliver::{AnswerTarget, deliver_answer, reply_privately};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use super::throttle::{Admitted, Throttle};
 use crate::catalog::{Catalog, SharedCatalog, snapshot};
-use crate::deliver::{Delivery, DeliveryError, SlackDelivery};
+use crate::deliver::SlackDelivery;
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::i18n::{Locale, looks_japanese};
 use crate::ledger::Ledger;
@@ -199,6 +200,7 @@ impl CommandHandler {
             limits: self.limits,
             cache: Some(&self.cache),
             ledger: self.ledger.as_deref(),
+            slack: Some(self.slack.slack()),
             meter: self.meter.as_deref(),
             fresh,
             locale,
@@ -264,14 +266,8 @@ impl CommandHandler {
                     owner: tr!(locale, "kpi-operators"),
                     timed_out: false,
                 };
-                if let Err(e) = this
-                    .slack
-                    .slack()
-                    .respond(&request.response_url, &reply.text(locale))
-                    .await
-                {
-                    tracing::error!(error = %e, "could not tell the asker that answering failed");
-                }
+                let target = AnswerTarget::command(&request);
+                reply_privately(&this.slack, &target, &reply.text(locale), "panicked").await;
                 this.record(Done {
                     request: &request,
                     started,
@@ -366,50 +362,9 @@ impl CommandHandler {
             let _slot = self.throttle.query_slot(&admitted).await;
             answer_resolved(&context, resolved, &asker).await
         };
-        let (outcome, rows, bytes) = (answer.outcome(), answer.rows(), answer.bytes());
-        let delivered = match answer {
-            Answer::Text(reply) => self
-                .slack
-                .slack()
-                .respond(&request.response_url, &reply.text(locale))
-                .await
-                .map_err(DeliveryError::from),
-            Answer::Chart {
-                mut rendered,
-                ephemeral: true,
-                why_private,
-                ..
-            } => {
-                if let Some(why) = why_private {
-                    rendered.prepend_context(&why);
-                }
-                self.slack
-                    .post_ephemeral(&rendered, &request.channel_id, &request.user_id)
-                    .await
-            }
-            Answer::Chart { mut rendered, .. } => {
-                rendered.channel = Some(request.channel_id.clone());
-                self.slack.deliver(&rendered).await.map(|_| ())
-            }
-        };
-        let outcome = match &delivered {
-            Ok(()) => outcome.to_string(),
-            Err(error) => {
-                let text = Reply::NotPosted {
-                    error: error.mrkdwn(locale),
-                }
-                .text(locale);
-                if let Err(e) = self
-                    .slack
-                    .slack()
-                    .respond(&request.response_url, &text)
-                    .await
-                {
-                    tracing::error!(error = %e, reply = %text, "could not answer a slash command at all");
-                }
-                format!("failed:{}", error.code())
-            }
-        };
+        let (rows, bytes) = (answer.rows(), answer.bytes());
+        let target = AnswerTarget::command(&request);
+        let outcome = deliver_answer(&self.slack, answer, &target, None, locale).await;
         self.record(Done {
             request: &request,
             started,

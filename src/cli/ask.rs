@@ -43,6 +43,7 @@ pub async fn ask(
         limits: app.limits,
         cache: None,
         ledger: ledger.as_ref(),
+        slack: None,
         meter: None,
         fresh: false,
         locale: app.locale,

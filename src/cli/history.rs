@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::bail;
 
-use crate::adhoc::interact::scanned_text;
+use crate::adhoc::history::scanned_text;
 use crate::app::App;
 use crate::i18n::Locale;
 use crate::ledger::Ledger;

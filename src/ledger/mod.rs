@@ -22,9 +22,36 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// The migrations both backends run at start-up.
-pub(crate) fn migrations() -> refinery::Runner {
-    embedded::migrations::runner()
+/// Migrations written for PostgreSQL that SQLite replaces with its own text (version,
+/// name, SQL): `V7` makes text times compare bytewise, as SQLite always does.
+const SQLITE_REPLACEMENTS: [(i32, &str, &str); 1] = [(
+    7,
+    "V7__text_times_collate_c",
+    "-- SQLite compares text bytewise (BINARY): nothing to change.\nSELECT 1;",
+)];
+
+/// The migrations a backend runs at start-up: the shared ones, with SQLite's own text
+/// where [`SQLITE_REPLACEMENTS`] has one.
+pub(crate) fn migrations(sqlite: bool) -> refinery::Runner {
+    let runner = embedded::migrations::runner();
+    if !sqlite {
+        return runner;
+    }
+    let migrations: Vec<refinery::Migration> = runner
+        .get_migrations()
+        .iter()
+        .map(|migration| {
+            match SQLITE_REPLACEMENTS
+                .iter()
+                .find(|(version, ..)| migration.version() == *version)
+            {
+                Some((_, name, sql)) => refinery::Migration::unapplied(name, sql)
+                    .expect("a replacement's name follows refinery's V<n>__<name> pattern"),
+                None => migration.clone(),
+            }
+        })
+        .collect();
+    refinery::Runner::new(&migrations)
 }
 
 /// Who holds an open row, and until when, unless renewed.
@@ -148,6 +175,8 @@ pub struct RunRecord {
     pub bytes: Option<u64>,
     /// Thread mode: the summary's ts once it is posted (the chart's reply may still be due).
     pub summary_ts: Option<String>,
+    /// Slack's own link to the post, stored the first time one was shown.
+    pub permalink: Option<String>,
     /// The process holding an open row (none once finished or released).
     pub owner: Option<String>,
     /// When a post of this slot was first attempted, by any generation.
@@ -316,11 +345,11 @@ pub struct Ledger {
 /// `WHERE` for one slot's row.
 const KEY: &str = "report = ?1 AND schedule = ?2 AND slot = ?3";
 
-const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts, owner, post_started_at, tracked_generation, bytes";
+const COLUMNS: &str = "report, schedule, slot, state, attempts, error, channel, ts, claimed_at, started_at, finished_at, rows, summary_ts, owner, post_started_at, tracked_generation, bytes, permalink";
 
 /// Every column, for copying a ledger's history (`kpibot ledger migrate`), with whether
 /// each is an integer.
-const ALL_COLUMNS: [(&str, bool); 18] = [
+const ALL_COLUMNS: [(&str, bool); 19] = [
     ("report", false),
     ("schedule", true),
     ("slot", false),
@@ -339,6 +368,7 @@ const ALL_COLUMNS: [(&str, bool); 18] = [
     ("summary_ts", false),
     ("post_started_at", false),
     ("tracked_generation", true),
+    ("permalink", false),
 ];
 
 const SPEND_COLUMNS: [(&str, bool); 4] = [
@@ -637,6 +667,19 @@ impl Ledger {
             ],
         )
         .await
+    }
+
+    /// Keeps Slack's permalink for a run's post, so it is asked for once, not per
+    /// listing. Unfenced: the link describes a post already made, whoever made it.
+    pub async fn set_permalink(&self, key: &SlotKey, permalink: &str) -> Result<(), LedgerError> {
+        let mut params = key_params(key);
+        params.push(text(permalink));
+        self.execute(
+            &format!("UPDATE runs SET permalink = ?4 WHERE {KEY}"),
+            &params,
+        )
+        .await?;
+        Ok(())
     }
 
     /// Whether a write can be made now (for `/readyz`): on PostgreSQL, also that the
@@ -1040,6 +1083,7 @@ fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
         post_started_at,
         tracked_generation,
         bytes,
+        permalink,
     ] = row
     else {
         return None;
@@ -1062,6 +1106,7 @@ fn record_from_row(row: &[Cell]) -> Option<RunRecord> {
         rows: rows.int().map(|r| r.max(0) as u64),
         bytes: bytes.int().map(|b| b.max(0) as u64),
         summary_ts: summary_ts.text(),
+        permalink: permalink.text(),
         owner: owner.text(),
         post_started_at: post_started_at.time(),
         post_attempts_known: tracked_generation.int() == Some(i64::from(attempts)),

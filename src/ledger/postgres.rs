@@ -289,7 +289,7 @@ impl PostgresLedger {
             .await
             .map_err(|e| migration(&e))?;
         let client_ref: &mut tokio_postgres::Client = &mut client;
-        let result = super::migrations().run_async(client_ref).await;
+        let result = super::migrations(false).run_async(client_ref).await;
         let unlocked = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
             .await;

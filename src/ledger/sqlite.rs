@@ -149,7 +149,7 @@ fn migrate(connection: &mut Connection) -> Result<(), LedgerError> {
     let transaction = connection
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| failed(&e))?;
-    super::migrations()
+    super::migrations(true)
         .run(&mut Migrations(&transaction))
         .map_err(|e| failed(&e))?;
     transaction.commit().map_err(|e| failed(&e))
