@@ -135,7 +135,20 @@ fn alert_rounds(
         "alert", "evaluated (UTC)", "firing", "notices", "sent", "scanned"
     )?;
     for stored in rounds {
-        let round: crate::alerts::engine::Round = serde_json::from_str(&stored.round)?;
+        // One unreadable round (written by another version, or damaged) is named and
+        // skipped: the rest of the history is still worth reading.
+        let round: crate::alerts::engine::Round = match serde_json::from_str(&stored.round) {
+            Ok(round) => round,
+            Err(error) => {
+                writeln!(
+                    out,
+                    "(skipped: alert {} evaluated at {} — its recorded round cannot be read: {error})",
+                    stored.alert,
+                    stored.evaluated_at.format("%Y-%m-%d %H:%M:%S"),
+                )?;
+                continue;
+            }
+        };
         let notices: Vec<String> = round
             .notices
             .iter()
@@ -154,4 +167,64 @@ fn alert_rounds(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::alerts::engine::Round;
+    use crate::ledger::alerts::StoredRound;
+
+    fn stored(alert: &str, minute: u32, round: String) -> StoredRound {
+        StoredRound {
+            alert: alert.into(),
+            evaluated_at: chrono::Utc
+                .with_ymd_and_hms(2026, 12, 1, 0, minute, 0)
+                .unwrap(),
+            round,
+            firing: 0,
+            notices: 0,
+            done: true,
+            bytes: None,
+        }
+    }
+
+    #[test]
+    fn an_unreadable_alert_round_is_named_and_skipped_not_the_end_of_the_history() {
+        let readable = |minute| {
+            serde_json::to_string(&Round {
+                evaluated_at: chrono::Utc
+                    .with_ymd_and_hms(2026, 12, 1, 0, minute, 0)
+                    .unwrap(),
+                state: Default::default(),
+                notices: Vec::new(),
+            })
+            .unwrap()
+        };
+        let rounds = [
+            stored("sales_drop", 10, readable(10)),
+            stored("signups_flat", 5, "{\"evaluated_at\": 12".into()),
+            stored("sales_drop", 0, readable(0)),
+        ];
+        let mut out = Vec::new();
+        alert_rounds(&rounds, 6.25, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(
+            lines[1].starts_with("sales_drop") && lines[1].contains("00:10:00"),
+            "{out}"
+        );
+        assert!(
+            lines[2].contains("skipped: alert signups_flat evaluated at 2026-12-01 00:05:00")
+                && lines[2].contains("cannot be read"),
+            "{out}"
+        );
+        assert!(
+            lines[3].starts_with("sales_drop") && lines[3].contains("00:00:00"),
+            "{out}"
+        );
+    }
 }
