@@ -249,7 +249,16 @@ fn an_alert_fires_once_reminds_in_its_thread_and_resolves_by_editing_its_root() 
         hidden.contains("No alert you may see is firing"),
         "{hidden}"
     );
-    // The incident ends: the same alert now judges a normal day.
+    // The incident ends: the same alert now judges a normal day. Slack refuses the root's
+    // first two edits: the resolution is posted once, and the edit is tried again by
+    // later passes until it lands.
+    slack.fail_next(
+        "chat.update",
+        [
+            Fault::SlackError("cant_update_message"),
+            Fault::SlackError("cant_update_message"),
+        ],
+    );
     std::fs::write(
         dir.path().join("reports/alerts.toml"),
         alert_toml(NORMAL_LAG_DAYS, "#data-team", "remind_every = 1"),
@@ -260,10 +269,17 @@ fn an_alert_fires_once_reminds_in_its_thread_and_resolves_by_editing_its_root() 
         Duration::from_secs(60),
         || slack.edits_of(&root.ts) >= 1,
     );
-    let resolved = replies_to(&slack, DATA_TEAM, &root.ts)
+    assert_eq!(
+        slack.calls_of("chat.update").len(),
+        3,
+        "two refused, one taken"
+    );
+    let resolutions: Vec<_> = replies_to(&slack, DATA_TEAM, &root.ts)
         .into_iter()
-        .find(|m| m.body["metadata"]["event_payload"]["state"] == "resolved")
-        .expect("a resolution in the root's thread");
+        .filter(|m| m.body["metadata"]["event_payload"]["state"] == "resolved")
+        .collect();
+    assert_eq!(resolutions.len(), 1, "one resolution, however many edits");
+    let resolved = resolutions[0].clone();
     assert!(block_texts(&resolved.body).contains("Resolved"));
     let edited = slack
         .messages_in(DATA_TEAM)

@@ -1150,7 +1150,9 @@ async fn an_alert_round_is_recorded_once_and_each_notice_claimed_once_across_pro
             takeovers[0],
             NoticeClaim::Won {
                 takeover: true,
-                channel: Some("C1".into())
+                channel: Some("C1".into()),
+                posted_ts: None,
+                attempt: 2,
             },
             "{backend}: the takeover knows where to look"
         );

@@ -8,9 +8,9 @@ use chrono::{Days, Utc};
 use super::engine::{Kind, Notice, NoticeRef, Round};
 use super::gates::{alert_gates, watched_access};
 use super::judge::Reference;
-use super::message::{Facts, notice_message, problem_text, resolved_root};
+use super::message::{notice_message, problem_text};
 use super::notify::{Marker, NotifyError};
-use super::run::{AlertRunError, AlertRunner, parse_round, style_of, title_of};
+use super::run::{AlertRunError, AlertRunner, style_of, title_of};
 use super::watch::{Series, Sources, WatchError, lookback_days, series};
 use crate::catalog::Catalog;
 use crate::catalog::access::{Asker, Decision, Gate, decide, decide_post_gates, with_proven_reads};
@@ -21,6 +21,10 @@ use crate::render::alert_chart::{AlertChart, AlertPanel, render_alert_png};
 use crate::render::format::NumberStyle;
 use crate::spec::AlertSpec;
 use crate::spec::alert::{Condition, is_user_target};
+
+/// Passes over open rounds that try a failed root edit ("resolved") before the
+/// resolution is recorded with the edit's failure and left.
+pub const ROOT_EDIT_ATTEMPTS: u32 = 5;
 
 const METRIC_FAILURES: &str = "kpibot_alert_notification_failures_total";
 const METRIC_FAILURES_HELP: &str = "Alert notices that could not be sent, per alert";
@@ -122,13 +126,18 @@ impl AlertRunner {
             }
             None => None,
         };
-        let (takeover, noted_channel) = match ledger
+        let (takeover, noted_channel, posted_ts, attempt) = match ledger
             .claim_notice(&key, notice.kind.as_str(), &self.lease(), Utc::now())
             .await?
         {
             NoticeClaim::Posted { .. } | NoticeClaim::Failed => return Ok(true),
             NoticeClaim::Held => return Ok(false),
-            NoticeClaim::Won { takeover, channel } => (takeover, channel),
+            NoticeClaim::Won {
+                takeover,
+                channel,
+                posted_ts,
+                attempt,
+            } => (takeover, channel, posted_ts, attempt),
         };
         // The claim is renewed while this notice is being sent (a chart to read and
         // upload, Slack's retries), so no other process takes it over meanwhile.
@@ -193,7 +202,10 @@ impl AlertRunner {
             return self.give_up(alert, &key, Reason::Refused(why)).await;
         }
         let thread = root_post.as_ref().map(|(_, ts)| ts.as_str());
-        let found = if takeover {
+        let found = if let Some(ts) = posted_ts {
+            // Posted already; only the root's edit is left.
+            Some(ts)
+        } else if takeover {
             // The process that claimed this died: it may have posted before recording.
             notifier.find(&channel, thread, &marker).await?
         } else {
@@ -247,14 +259,34 @@ impl AlertRunner {
         // The root is edited before the resolution is recorded: a process that dies in
         // between leaves the notice to a takeover, which finds the reply and edits again
         // (the same edit twice changes nothing), so the root never keeps saying "firing".
+        // An edit Slack refuses is kept open in the ledger with its reason and tried again
+        // by each later pass over open rounds, up to ROOT_EDIT_ATTEMPTS.
+        let mut error = None;
         if notice.kind == Kind::Resolved
             && let (Some(root), Some((root_channel, root_ts))) = (&notice.root, &root_post)
+            && let Err(failure) = self
+                .edit_root(catalog, alert, &facts, notice, root, root_channel, root_ts)
+                .await
         {
-            self.edit_root(catalog, alert, &facts, notice, root, root_channel, root_ts)
-                .await;
+            let why = format!("the firing message could not be marked resolved: {failure}");
+            if attempt < ROOT_EDIT_ATTEMPTS {
+                tracing::warn!(alert = %alert.name, attempt, error = %failure, "could not mark the firing message resolved; trying again on the next pass");
+                ledger
+                    .hold_notice(&key, &self.owner, (&channel, &ts), &why, Utc::now())
+                    .await?;
+                return Ok(false);
+            }
+            tracing::error!(alert = %alert.name, attempt, error = %failure, "could not mark the firing message resolved; giving up");
+            error = Some(why);
         }
         ledger
-            .record_notice(&key, &self.owner, Some((&channel, &ts)), None, Utc::now())
+            .record_notice(
+                &key,
+                &self.owner,
+                Some((&channel, &ts)),
+                error.as_deref(),
+                Utc::now(),
+            )
             .await?;
         Ok(true)
     }
@@ -391,68 +423,6 @@ impl AlertRunner {
             METRIC_FAILURES_HELP,
             &[("alert", &alert.name)],
         );
-    }
-
-    /// Edits a firing's root once values under it resolved: rebuilt from the root's own
-    /// round, its chart kept, what resolved (and what still fires) said on top.
-    #[allow(clippy::too_many_arguments)]
-    async fn edit_root(
-        &self,
-        catalog: &Catalog,
-        alert: &AlertSpec,
-        facts: &Facts<'_>,
-        notice: &Notice,
-        root: &NoticeRef,
-        channel: &str,
-        ts: &str,
-    ) {
-        let stored = match self
-            .parts
-            .ledger
-            .alert_round(&alert.name, root.evaluated_at)
-            .await
-        {
-            Ok(Some(stored)) => stored,
-            _ => return,
-        };
-        let Ok(root_round) = parse_round(&stored) else {
-            return;
-        };
-        let Some(root_notice) = root_round.notices.get(root.index as usize) else {
-            return;
-        };
-        let root_marker = Marker {
-            alert: alert.name.clone(),
-            evaluated_at: root.evaluated_at,
-            index: root.index,
-        };
-        let chart = self
-            .parts
-            .notifier
-            .chart_of(channel, ts, &root_marker)
-            .await;
-        let title = facts.title;
-        let root_facts = self.facts(
-            alert,
-            title,
-            style_of(catalog, alert, self.config.locale),
-            root.evaluated_at,
-        );
-        let body = resolved_root(
-            facts,
-            root_notice,
-            &root_facts,
-            &notice.still_firing,
-            chart.as_deref(),
-        );
-        if let Err(error) = self
-            .parts
-            .notifier
-            .update(channel, ts, &body, &root_marker)
-            .await
-        {
-            tracing::warn!(alert = %alert.name, error = %error, "could not mark the firing message resolved");
-        }
     }
 
     /// The chart under a firing's root: a panel per value (up to the digest's limit).

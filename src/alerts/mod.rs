@@ -11,6 +11,7 @@ pub mod judge;
 pub mod listing;
 pub mod message;
 pub mod notify;
+mod root_edit;
 pub mod run;
 pub mod watch;
 

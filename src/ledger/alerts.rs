@@ -23,12 +23,16 @@ pub struct StoredRound {
 /// What claiming a notice found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoticeClaim {
-    /// This process sends it. `takeover`: an earlier claimant died holding it, so it may
-    /// already be in Slack: look before posting. `channel`: where that claimant was
-    /// posting, if it got that far.
+    /// This process sends it. `takeover`: an earlier claimant died holding it (or let it
+    /// go), so it may already be in Slack: look before posting. `channel`: where that
+    /// claimant was posting, if it got that far; `posted_ts`: the message it posted, when
+    /// only a step after the post is left (a resolution whose root edit failed).
+    /// `attempt`: 1 for the first claim, then one more for each takeover.
     Won {
         takeover: bool,
         channel: Option<String>,
+        posted_ts: Option<String>,
+        attempt: u32,
     },
     /// Already posted.
     Posted { channel: String, ts: String },
@@ -324,6 +328,8 @@ impl Ledger {
             return Ok(NoticeClaim::Won {
                 takeover: false,
                 channel: None,
+                posted_ts: None,
+                attempt: 1,
             });
         }
         let rows = self
@@ -372,6 +378,8 @@ impl Ledger {
                     NoticeClaim::Won {
                         takeover: true,
                         channel,
+                        posted_ts: row[5].text(),
+                        attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
                     }
                 } else {
                     NoticeClaim::Held
@@ -417,6 +425,37 @@ impl Ledger {
         )
         .await?;
         Ok(())
+    }
+
+    /// Lets a claimed notice go with its post made but a step after it still to do (a
+    /// resolution whose root edit failed): where it was posted and why it is not done are
+    /// kept, and the claim lapses at once, so the next pass over open rounds takes it
+    /// over and does only the step that is left. `false` if it had lost the claim.
+    pub async fn hold_notice(
+        &self,
+        key: &NoticeKey,
+        owner: &str,
+        (channel, ts): (&str, &str),
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let mut params = notice_params(key);
+        params.extend([
+            text(owner),
+            text(channel),
+            text(ts),
+            text(error),
+            text(time_text(now)),
+        ]);
+        let changed = self
+            .execute(
+                "UPDATE alert_notices
+                 SET channel = ?5, ts = ?6, error = ?7, updated_at = ?8, lease_until = ?8
+                 WHERE alert = ?1 AND evaluated_at = ?2 AND idx = ?3 AND state = 'claimed' AND owner = ?4",
+                &params,
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     /// Records a claimed notice as posted (with where) or failed for good (with why).
