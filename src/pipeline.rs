@@ -142,7 +142,18 @@ impl PipelineError {
             PipelineError::Shape {
                 source, location, ..
             } => format!("{} ({location})", source.text(locale)),
-            other => i18n::error_chain(other),
+            PipelineError::Render { report, source } => crate::tr!(
+                locale,
+                "pipeline-render-failed",
+                report = report.as_str(),
+                detail = format!("`{}`", i18n::error_chain(source).replace('`', "'"))
+            ),
+            PipelineError::Stopped { report, why } => crate::tr!(
+                locale,
+                "pipeline-stopped",
+                report = report.as_str(),
+                detail = format!("`{}`", why.replace('`', "'"))
+            ),
         }
     }
 
@@ -161,6 +172,21 @@ impl PipelineError {
                 "{} ({})",
                 source.mrkdwn(locale),
                 i18n::mrkdwn::escape(location)
+            )),
+            PipelineError::Render { report, source } => Mrkdwn::formatted(crate::tr_mrkdwn!(
+                locale,
+                "pipeline-render-failed",
+                report = report.as_str(),
+                detail = Mrkdwn::formatted(format!(
+                    "`{}`",
+                    i18n::mrkdwn::escape(&i18n::error_chain(source))
+                ))
+            )),
+            PipelineError::Stopped { report, why } => Mrkdwn::formatted(crate::tr_mrkdwn!(
+                locale,
+                "pipeline-stopped",
+                report = report.as_str(),
+                detail = Mrkdwn::formatted(format!("`{}`", i18n::mrkdwn::escape(why)))
             )),
             other => Mrkdwn::value(&other.text(locale)),
         }

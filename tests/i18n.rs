@@ -15,10 +15,14 @@ use kpibot::catalog::Catalog;
 use kpibot::cli;
 use kpibot::deliver::{DeliveryError, FailedStep, PostIdentity, failure_notice};
 use kpibot::i18n::Locale;
+use kpibot::i18n::Message;
 use kpibot::i18n::mrkdwn::Mrkdwn;
-use kpibot::slack::{SlackError, advice};
+use kpibot::slack::calls::unconfirmed_lookup;
+use kpibot::slack::failure::{Detail, timed_out};
+use kpibot::slack::{SlackError, advice, failure_error};
 use kpibot::warehouse::Trigger;
 use serde_json::Value;
+use std::time::Duration;
 
 /// Words in Latin letters a Japanese text may carry outside code spans: the product's
 /// name, a timezone, and setting names (`limits.earliest_date`).
@@ -45,7 +49,7 @@ fn english_words(text: &str, names: &BTreeSet<String>) -> Vec<String> {
     }
     prose
         .split(|c: char| !(c.is_ascii_alphabetic() || c == '.' || c == '_' || c == ':'))
-        .filter(|w| !w.is_empty() && !names.contains(*w))
+        .filter(|w| !w.is_empty())
         // Slack emoji (`:warning:`) and setting names (`limits.max_window_days`).
         .filter(|w| {
             let emoji = w.starts_with(':') && w.ends_with(':');
@@ -53,6 +57,7 @@ fn english_words(text: &str, names: &BTreeSet<String>) -> Vec<String> {
             !emoji && !setting
         })
         .map(|w| w.trim_matches(':'))
+        .filter(|w| !names.contains(*w))
         .filter(|w| w.chars().filter(char::is_ascii_alphabetic).count() >= 2)
         .filter(|w| !ALLOWED_WORDS.contains(w))
         .map(str::to_string)
@@ -233,7 +238,7 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
     let dir = tempfile::tempdir().unwrap();
     let app = common::app(&settings(dir.path(), &common::repo_path("reports"), "ja"));
     let catalog = app.load_catalog().unwrap();
-    let mut names = author_words(&catalog);
+    let names = author_words(&catalog);
     let mut problems = Vec::new();
     let mut check = |what: &str, text: &str, names: &BTreeSet<String>| {
         assert!(!text.trim().is_empty(), "{what}: nothing was written");
@@ -373,21 +378,57 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
         thread: false,
         summary_ts: None,
     };
-    names.insert(post.slot.clone());
-    for code in [
-        "not_in_channel",
-        "channel_not_found",
-        "missing_scope",
-        "ratelimited",
-        "http_503",
-    ] {
-        let error = DeliveryError::Slack(SlackError::Call {
-            method: "chat.postMessage",
-            code: code.into(),
-            detail: None,
-            attempts: 3,
-            advice: advice(code, "#kpi-daily", Some("needs scope chat:write")),
-        });
+    // Every kind of Slack failure, with the detail kpibot gives it: Slack's own words
+    // (quoted as code), the scope it needs, and kpibot's words for a timeout, a channel
+    // name nobody has, a lookup that could not finish or failed, a Retry-After.
+    let call = |code: &str, detail: Option<Detail>| SlackError::Call {
+        method: "chat.postMessage",
+        code: code.into(),
+        advice: advice(code, "#kpi-daily", detail.as_ref()),
+        detail: detail.map(Box::new),
+        attempts: 3,
+    };
+    let said = |key: &'static str, name: &'static str, value: &str| {
+        Some(Detail::Said(Message::new(key).with(name, value)))
+    };
+    let failures = [
+        call("not_in_channel", None),
+        call("channel_not_found", None),
+        kpibot::slack::calls::no_channel_named("kpi-daily", "#kpi-daily"),
+        call(
+            "missing_scope",
+            Some(Detail::NeedsScope("chat:write".into())),
+        ),
+        call(
+            "ratelimited",
+            Some(Detail::Said(
+                Message::new("slack-detail-retry-after").with_number("seconds", 30.0),
+            )),
+        ),
+        call("http_503", None),
+        call(
+            "invalid_blocks",
+            Some(Detail::Quoted(
+                "must be more than 0 characters [json-pointer:/blocks/0/text]".into(),
+            )),
+        ),
+        call("is_archived", None),
+        call("invalid_auth", None),
+        call("some_code_slack_adds_later", None),
+        failure_error(
+            timed_out("chat.postMessage", Duration::from_secs(30)),
+            3,
+            "#kpi-daily",
+        ),
+        unconfirmed_lookup("#kpi-daily", 10),
+        call(
+            "unconfirmed",
+            said("slack-detail-lookup-failed", "code", "ratelimited"),
+        ),
+    ];
+    for slack_error in failures {
+        let code = slack_error.code().to_string();
+        let error = DeliveryError::Slack(slack_error);
         for step in [FailedStep::Run, FailedStep::Deliver] {
             let notice = failure_notice(
                 step,
@@ -413,7 +454,58 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
                 .map(String::from),
             );
             check(&format!("notice {step:?} {code}"), &notice, &allowed);
+            // The slot is written as a Japanese reader writes a time, not in ISO.
+            assert!(
+                notice.contains("2026年11月26日 09:00") && !notice.contains("T09:00"),
+                "{notice}"
+            );
         }
+    }
+
+    // A chart kpibot itself could not draw: its own words, the internal error as code.
+    for error in [
+        kpibot::pipeline::PipelineError::Render {
+            report: "daily_active_users".into(),
+            source: kpibot::render::RenderError::Draw("Font error: glyph missing".into()),
+        },
+        kpibot::pipeline::PipelineError::Stopped {
+            report: "daily_active_users".into(),
+            why: "the shaping task panicked".into(),
+        },
+    ] {
+        let notice = failure_notice(
+            FailedStep::Run,
+            "日次アクティブユーザー",
+            &post,
+            &error.mrkdwn(Locale::Ja),
+            Locale::Ja,
+        );
+        check("notice for a chart kpibot could not draw", &notice, &names);
+        check("the same failure as text", &error.text(Locale::Ja), &names);
+    }
+
+    // Why a run waited and did not post: the dates of the data, in Japanese.
+    for reason in [
+        Message::new("freshness-stale")
+            .with_date(
+                "newest",
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+            )
+            .with_date(
+                "wanted",
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+            ),
+        Message::new("freshness-missing").with_date(
+            "wanted",
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        ),
+    ] {
+        let text = reason.text(Locale::Ja);
+        check(&format!("freshness {}", reason.key), &text, &names);
+        assert!(
+            text.contains("2026年11月25日") && !text.contains("2026-11-25"),
+            "{text}"
+        );
     }
 
     assert!(

@@ -545,7 +545,9 @@ fn owner_notices_and_failure_replies_show_titles_and_error_text_inert() {
             let slack_error = DeliveryError::Slack(SlackError::Call {
                 method: "chat.postMessage",
                 code: "invalid_arguments".into(),
-                detail: Some(value.clone()),
+                detail: Some(Box::new(kpibot::slack::failure::Detail::Quoted(
+                    value.clone(),
+                ))),
                 attempts: 1,
                 advice: advice("invalid_arguments", "#kpi", None),
             });

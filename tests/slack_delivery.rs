@@ -237,7 +237,8 @@ async fn not_in_channel_is_not_retried_and_the_owner_is_told_how_to_fix_it() {
     for expected in [
         "日次アクティブユーザー (DAU)",
         "`dau`",
-        SLOT,
+        // The slot, as a reader writes a time.
+        "2026-11-26 09:00",
         "#private-kpi",
         "not_in_channel",
         "/invite @kpibot",

@@ -204,7 +204,7 @@ pub fn failure_notice(
         key,
         title = title,
         report = &post.report_id,
-        slot = &post.slot,
+        slot = crate::i18n::slot_time(locale, &post.slot),
         channel = channel,
         error = error
     )

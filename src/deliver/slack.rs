@@ -44,8 +44,11 @@ fn blames_native_block(error: &SlackError, message: &Value) -> bool {
     if code != "invalid_blocks" {
         return false;
     }
-    let Some(detail) = detail else {
-        return true;
+    // Slack names the blocks it refused in its `errors` list.
+    let detail = match detail.as_deref() {
+        None => return true,
+        Some(crate::slack::failure::Detail::Quoted(words)) => words,
+        Some(_) => return false,
     };
     message["blocks"]
         .as_array()

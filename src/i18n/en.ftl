@@ -211,6 +211,14 @@ freshness-missing = the source holds no data, expected data through { $wanted }
 
 ## Slack failures, and what to do about them
 
+pipeline-render-failed = kpibot could not draw the chart of `{ $report }` ({ $detail }): a kpibot bug, not the report's; tell the operators
+pipeline-stopped = shaping or drawing the chart of `{ $report }` stopped unexpectedly ({ $detail }): a kpibot bug, not the report's; tell the operators
+slack-detail-needs-scope = needs the scope `{ $scope }`
+slack-detail-retry-after = Slack asked to wait { $seconds } s
+slack-detail-no-answer = no answer within { $ms } ms
+slack-detail-no-channel = no channel is named #{ $channel }
+slack-detail-lookup-pages = looked back through { $pages } pages of messages without reaching the post's time
+slack-detail-lookup-failed = the answer to a post was lost, and looking for the post failed with `{ $code }`
 slack-call-failed = Slack { $method } failed with { $code } after { $attempts ->
     [one] { $attempts } attempt
    *[other] { $attempts } attempts

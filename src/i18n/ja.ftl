@@ -193,12 +193,20 @@ freshness-missing = データ元にデータがありません。{ $wanted } ま
 
 ## Slack の失敗と対処
 
+pipeline-render-failed = kpibot が `{ $report }` のグラフを描けませんでした（{ $detail }）。レポートではなく kpibot の不具合です。運用担当に知らせてください
+pipeline-stopped = `{ $report }` のグラフの整形・描画が途中で止まりました（{ $detail }）。レポートではなく kpibot の不具合です。運用担当に知らせてください
+slack-detail-needs-scope = スコープ `{ $scope }` が必要です
+slack-detail-retry-after = Slack から { $seconds } 秒待つよう求められました
+slack-detail-no-answer = { $ms } ミリ秒以内に応答がありませんでした
+slack-detail-no-channel = #{ $channel } という名前のチャンネルはありません
+slack-detail-lookup-pages = メッセージを { $pages } ページさかのぼりましたが、投稿の時刻まで届きませんでした
+slack-detail-lookup-failed = 投稿への応答が失われ、投稿を探す処理も `{ $code }` で失敗しました
 slack-call-failed = Slack の { $method } を { $attempts } 回試しましたが、{ $code } で失敗しました。対処: { $advice }
 advice-not-in-channel = @kpibot を { $channel_name } に招待してください。{ $channel_name } で `/invite @kpibot` と入力します
 advice-channel-not-found = レポートの `[[schedule]]` にあるチャンネル `{ $channel }` を確認してください。{ $channel_name } が非公開チャンネルなら、先に @kpibot を招待してください（ボットは参加していない非公開チャンネルを見られません）
 advice-archived = { $channel_name } はアーカイブされています。アーカイブを解除するか、スケジュールの投稿先を別のチャンネルにしてください
-advice-bot-token = KPIBOT__SLACK__BOT_TOKEN に Slack アプリの現在の Bot User OAuth Token（xoxb-…）を設定してください。アプリが削除されている場合は再インストールしてください
-advice-app-token = KPIBOT__SLACK__APP_TOKEN に Slack アプリの現在のアプリレベルトークン（xapp-…、スコープ connections:write）を設定してください。アプリが削除されている場合は再インストールしてください
+advice-bot-token = KPIBOT__SLACK__BOT_TOKEN に Slack アプリの現在の `Bot User OAuth Token`（`xoxb-…`）を設定してください。アプリが削除されている場合は再インストールしてください
+advice-app-token = KPIBOT__SLACK__APP_TOKEN に Slack アプリの現在のアプリレベルトークン（`xapp-…`、スコープ `connections:write`）を設定してください。アプリが削除されている場合は再インストールしてください
 advice-missing-scope = Slack アプリに `{ $scope }` スコープを追加し（OAuth & Permissions）、再インストールしてください
 advice-kpibot-bug = kpibot の不具合です（メッセージが Slack の規則に反しました）。このエラーを添えて報告してください
 advice-rate-limited = Slack のレート制限が続きました。レポートのスケジュールを複数の時刻に分散してください

@@ -195,6 +195,8 @@ pub enum Arg {
     Number(f64),
     /// Already Slack mrkdwn (see [`mrkdwn::Mrkdwn`]): never escaped again.
     Mrkdwn(String),
+    /// A day, written the reader's way ([`date`]).
+    Date(NaiveDate),
 }
 
 impl Message {
@@ -213,6 +215,12 @@ impl Message {
     /// A number variable: plural forms are chosen by it.
     pub fn with_number(mut self, name: &'static str, value: impl Into<f64>) -> Self {
         self.args.push((name, Arg::Number(value.into())));
+        self
+    }
+
+    /// A day variable, written as the reader writes dates (`2026年11月29日`).
+    pub fn with_date(mut self, name: &'static str, day: NaiveDate) -> Self {
+        self.args.push((name, Arg::Date(day)));
         self
     }
 
@@ -239,6 +247,7 @@ impl Message {
                 Arg::Text(text) if for_slack => args.set(*name, mrkdwn::escape(text)),
                 Arg::Text(text) | Arg::Mrkdwn(text) => args.set(*name, text.as_str()),
                 Arg::Number(number) => args.set(*name, *number),
+                Arg::Date(day) => args.set(*name, date(locale, *day)),
             }
         }
         format(locale, self.key, &args)
@@ -283,6 +292,15 @@ pub fn date(locale: Locale, day: NaiveDate) -> String {
     match locale {
         Locale::En => day.to_string(),
         Locale::Ja => format!("{}年{}月{}日", day.year(), day.month(), day.day()),
+    }
+}
+
+/// A scheduled slot (RFC 3339, with the schedule's own offset) as its reader writes a
+/// time: `2026-11-26 09:00`, `2026年11月26日 09:00`; the text as it is if it is not one.
+pub fn slot_time(locale: Locale, slot: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(slot) {
+        Ok(at) => format!("{} {}", date(locale, at.date_naive()), at.format("%H:%M")),
+        Err(_) => slot.to_string(),
     }
 }
 

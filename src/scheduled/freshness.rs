@@ -54,10 +54,10 @@ impl Scheduler {
                 return Ok(());
             }
             let reason = match newest {
-                Some(newest) => Message::new("freshness-stale").with("newest", newest),
+                Some(newest) => Message::new("freshness-stale").with_date("newest", newest),
                 None => Message::new("freshness-missing"),
             }
-            .with("wanted", wanted);
+            .with_date("wanted", wanted);
             if Utc::now() + chrono::Duration::from_std(freshness.recheck).unwrap_or_default()
                 > deadline
             {

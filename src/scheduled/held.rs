@@ -86,7 +86,7 @@ impl Scheduler {
                 "notice-held",
                 title = spec.title.as_str(),
                 report = spec.id.as_str(),
-                slot = post.slot.as_str(),
+                slot = crate::i18n::slot_time(locale, &post.slot),
                 channel = schedule.channel.as_str(),
                 why = Mrkdwn::formatted(why)
             );

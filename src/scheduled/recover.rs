@@ -168,7 +168,7 @@ impl Scheduler {
             "notice-unconfirmed",
             title = spec.title.as_str(),
             report = spec.id.as_str(),
-            slot = post.slot.as_str(),
+            slot = crate::i18n::slot_time(self.locale_of(spec), &post.slot),
             attempts = attempts,
             error = error.mrkdwn(self.locale_of(spec)),
             channel = schedule.channel.as_str()

@@ -345,7 +345,7 @@ impl Scheduler {
                 "notice-not-refreshed",
                 title = spec.title.as_str(),
                 report = spec.id.as_str(),
-                slot = post.slot.as_str(),
+                slot = crate::i18n::slot_time(self.locale_of(spec), &post.slot),
                 channel = schedule.channel.as_str(),
                 reason = reason.text(self.locale_of(spec))
             );

@@ -4,6 +4,9 @@
 use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
+use crate::i18n::Message;
+
+use super::failure::Detail;
 use super::{CHANNEL_PAGE_SIZE, Slack, SlackError, advice, is_slack_id, message_request};
 
 /// A lookup that read `max_pages` pages of `channel_id` without reaching the post's time:
@@ -12,11 +15,24 @@ pub fn unconfirmed_lookup(channel_id: &str, max_pages: usize) -> SlackError {
     SlackError::Call {
         method: "conversations.history",
         code: "unconfirmed".into(),
-        detail: Some(format!(
-            "looked through {max_pages} pages of messages without reaching the post's time"
-        )),
+        detail: Detail::said(
+            Message::new("slack-detail-lookup-pages").with_number("pages", max_pages as f64),
+        )
+        .map(Box::new),
         attempts: 1,
         advice: advice("unconfirmed", channel_id, None),
+    }
+}
+
+/// The error for a channel name no channel has (`conversations.list` read to its end).
+pub fn no_channel_named(name: &str, written: &str) -> SlackError {
+    SlackError::Call {
+        method: "conversations.list",
+        code: "channel_not_found".into(),
+        detail: Detail::said(Message::new("slack-detail-no-channel").with("channel", name))
+            .map(Box::new),
+        attempts: 1,
+        advice: advice("channel_not_found", written, None),
     }
 }
 
@@ -73,13 +89,9 @@ impl Slack {
                 break;
             }
         }
-        ids.get(&name).cloned().ok_or_else(|| SlackError::Call {
-            method: "conversations.list",
-            code: "channel_not_found".into(),
-            detail: Some(format!("no channel named #{name}")),
-            attempts: 1,
-            advice: advice("channel_not_found", written, None),
-        })
+        ids.get(&name)
+            .cloned()
+            .ok_or_else(|| no_channel_named(&name, written))
     }
 
     /// Forgets a cached channel ID that Slack no longer knows (renamed, deleted).

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use slack_morphism::errors::SlackClientError;
 
+use crate::i18n::{Locale, Message};
 use crate::retry::{RetryPolicy, backoff_delay};
 
 /// Slack `ok:false` codes that mean "try again later", not "you did something wrong".
@@ -42,8 +43,8 @@ pub struct CallFailure {
     pub class: FailureClass,
     /// Slack's error code (`not_in_channel`), or `http_503`, `timeout`, `connection`.
     pub code: String,
-    /// Slack's extra detail: the `errors` list, the scope it `needed`.
-    pub detail: Option<String>,
+    /// More about it: Slack's `errors` list, the scope it `needed`, how long it waited.
+    pub detail: Option<Detail>,
     /// The request may have reached Slack and taken effect; only the answer is missing.
     pub answer_lost: bool,
 }
@@ -52,9 +53,51 @@ impl std::fmt::Display for CallFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} failed: {}", self.method, self.code)?;
         if let Some(detail) = &self.detail {
-            write!(f, " ({detail})")?;
+            write!(f, " ({})", detail.text(Locale::En))?;
         }
         Ok(())
+    }
+}
+
+/// More about a failure, for the person who must act on it: words from Slack or the
+/// network, quoted as they came (as code: they are not kpibot's, and not translated), or
+/// kpibot's own, worded from the catalogs in the reader's language.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detail {
+    /// Slack's or the connection's own words (`errors`, an HTTP body, a socket error).
+    Quoted(String),
+    /// The OAuth scope a `missing_scope` call needed.
+    NeedsScope(String),
+    /// kpibot's words.
+    Said(Message),
+}
+
+impl Detail {
+    /// kpibot's words: `key` from the catalogs with its variables.
+    pub fn said(message: Message) -> Option<Self> {
+        Some(Detail::Said(message))
+    }
+
+    /// The detail as plain text in `locale`; quoted words as code.
+    pub fn text(&self, locale: Locale) -> String {
+        match self {
+            Detail::Quoted(words) => format!("`{}`", words.replace('`', "'")),
+            Detail::NeedsScope(scope) => {
+                crate::tr!(locale, "slack-detail-needs-scope", scope = scope.as_str())
+            }
+            Detail::Said(message) => message.text(locale),
+        }
+    }
+
+    /// The detail as Slack mrkdwn in `locale`: quoted words escaped inside a code span.
+    pub fn mrkdwn(&self, locale: Locale) -> String {
+        match self {
+            Detail::Quoted(words) => format!("`{}`", crate::i18n::mrkdwn::escape(words)),
+            Detail::NeedsScope(scope) => {
+                crate::tr_mrkdwn!(locale, "slack-detail-needs-scope", scope = scope.as_str())
+            }
+            Detail::Said(message) => message.mrkdwn(locale),
+        }
     }
 }
 
@@ -77,16 +120,21 @@ pub fn classify(method: &'static str, error: &SlackClientError) -> CallFailure {
         SlackClientError::RateLimitError(e) => failure(
             FailureClass::RateLimited(e.retry_after),
             "ratelimited".into(),
-            e.retry_after
-                .map(|d| format!("Retry-After {} s", d.as_secs())),
+            e.retry_after.and_then(|d| {
+                Detail::said(
+                    Message::new("slack-detail-retry-after")
+                        .with_number("seconds", d.as_secs() as f64),
+                )
+            }),
             false,
         ),
         SlackClientError::ApiError(e) => {
             let errors = e.errors.as_ref().map(|list| list.join("; "));
             let detail = match e.code.as_str() {
-                "missing_scope" => needed_scope(e.http_response_body.as_deref())
-                    .map(|scope| format!("needs scope {scope}")),
-                _ => errors.clone(),
+                "missing_scope" => {
+                    needed_scope(e.http_response_body.as_deref()).map(Detail::NeedsScope)
+                }
+                _ => errors.clone().map(Detail::Quoted),
             };
             let class = if TRANSIENT_SLACK_CODES.contains(&e.code.as_str()) {
                 FailureClass::Transient
@@ -110,7 +158,7 @@ pub fn classify(method: &'static str, error: &SlackClientError) -> CallFailure {
         SlackClientError::HttpError(e) => failure(
             FailureClass::Permanent,
             format!("http_{}", e.status_code.as_u16()),
-            e.http_response_body.clone(),
+            e.http_response_body.clone().map(Detail::Quoted),
             false,
         ),
         // A body that is not Slack's JSON: a proxy or a cut-off answer. Slack may have acted.
@@ -123,7 +171,9 @@ pub fn classify(method: &'static str, error: &SlackClientError) -> CallFailure {
         | SlackClientError::SocketModeProtocolError(_) => failure(
             FailureClass::Transient,
             "connection".into(),
-            Some(error.to_string().lines().next().unwrap_or_default().into()),
+            Some(Detail::Quoted(
+                error.to_string().lines().next().unwrap_or_default().into(),
+            )),
             true,
         ),
     }
@@ -135,7 +185,9 @@ pub fn timed_out(method: &'static str, timeout: Duration) -> CallFailure {
         method,
         class: FailureClass::Transient,
         code: "timeout".into(),
-        detail: Some(format!("no answer within {} ms", timeout.as_millis())),
+        detail: Detail::said(
+            Message::new("slack-detail-no-answer").with_number("ms", timeout.as_millis() as f64),
+        ),
         answer_lost: true,
     }
 }

@@ -261,10 +261,10 @@ pub async fn run_socket_mode(
         .map_err(|e| {
             let failure = classify("apps.connections.open", &e);
             SlackError::Call {
-                advice: advice_for(Token::App, &failure.code, "", failure.detail.as_deref()),
+                advice: advice_for(Token::App, &failure.code, "", failure.detail.as_ref()),
                 method: "apps.connections.open",
                 code: failure.code,
-                detail: failure.detail,
+                detail: failure.detail.map(Box::new),
                 attempts: 1,
             }
         })?;

@@ -97,7 +97,8 @@ pub enum SlackError {
         method: &'static str,
         /// Slack's error code, or `timeout`, `connection`, `http_503`, `unconfirmed`.
         code: String,
-        detail: Option<String>,
+        /// Boxed: an error travels by value through every seam.
+        detail: Option<Box<failure::Detail>>,
         attempts: u32,
         /// What the owner should do, worded in the reader's language when it is shown.
         advice: Message,
@@ -118,7 +119,7 @@ impl SlackError {
                 advice,
             } => {
                 let code = match detail {
-                    Some(detail) => format!("`{code}` ({detail})"),
+                    Some(detail) => format!("`{code}` ({})", detail.text(locale)),
                     None => format!("`{code}`"),
                 };
                 crate::tr!(
@@ -147,7 +148,7 @@ impl SlackError {
             } => {
                 let code = match detail {
                     Some(detail) => {
-                        format!("`{}` ({})", mrkdwn::escape(code), mrkdwn::escape(detail))
+                        format!("`{}` ({})", mrkdwn::escape(code), detail.mrkdwn(locale))
                     }
                     None => format!("`{}`", mrkdwn::escape(code)),
                 };
@@ -229,12 +230,17 @@ pub fn is_slack_id(text: &str) -> bool {
 }
 
 /// What the report's owner should do about a Slack error code.
-pub fn advice(code: &str, channel: &str, detail: Option<&str>) -> Message {
+pub fn advice(code: &str, channel: &str, detail: Option<&failure::Detail>) -> Message {
     advice_for(Token::Bot, code, channel, detail)
 }
 
 /// [`advice`] for a call made with `token`.
-pub fn advice_for(token: Token, code: &str, channel: &str, detail: Option<&str>) -> Message {
+pub fn advice_for(
+    token: Token,
+    code: &str,
+    channel: &str,
+    detail: Option<&failure::Detail>,
+) -> Message {
     let channel_name = if channel.starts_with('#') || is_slack_id(channel) {
         channel.to_string()
     } else {
@@ -252,9 +258,10 @@ pub fn advice_for(token: Token, code: &str, channel: &str, detail: Option<&str>)
         }
         "missing_scope" => Message::new("advice-missing-scope").with(
             "scope",
-            detail
-                .and_then(|d| d.strip_prefix("needs scope "))
-                .unwrap_or("missing"),
+            match detail {
+                Some(failure::Detail::NeedsScope(scope)) => scope.as_str(),
+                _ => "missing",
+            },
         ),
         "invalid_blocks"
         | "msg_too_long"
@@ -275,10 +282,10 @@ pub fn advice_for(token: Token, code: &str, channel: &str, detail: Option<&str>)
 /// The error for a call that failed for good after `attempts`.
 pub fn failure_error(failure: CallFailure, attempts: u32, channel: &str) -> SlackError {
     SlackError::Call {
-        advice: advice(&failure.code, channel, failure.detail.as_deref()),
+        advice: advice(&failure.code, channel, failure.detail.as_ref()),
         method: failure.method,
         code: failure.code,
-        detail: failure.detail,
+        detail: failure.detail.map(Box::new),
         attempts,
     }
 }
@@ -293,7 +300,7 @@ pub fn message_request<T: serde::de::DeserializeOwned>(
     serde_json::from_value(body).map_err(|e| SlackError::Call {
         method,
         code: "invalid_message".into(),
-        detail: Some(e.to_string()),
+        detail: Some(Box::new(failure::Detail::Quoted(e.to_string()))),
         attempts: 0,
         advice: advice("invalid_blocks", channel, None),
     })
@@ -451,9 +458,13 @@ mod tests {
             "invite @kpibot to #kpi-daily: type `/invite @kpibot` in #kpi-daily"
         );
         assert!(
-            advice("missing_scope", "#x", Some("needs scope files:write"))
-                .to_string()
-                .contains("files:write")
+            advice(
+                "missing_scope",
+                "#x",
+                Some(&failure::Detail::NeedsScope("files:write".into()))
+            )
+            .to_string()
+            .contains("files:write")
         );
         assert!(
             advice("invalid_auth", "#x", None)

@@ -8,8 +8,9 @@ use serde_json::Value;
 use slack_morphism::prelude::*;
 use tokio::time::Instant;
 
-use super::failure::FailureClass;
+use super::failure::{Detail, FailureClass};
 use super::{Slack, SlackError, advice, failure_error, message_request};
+use crate::i18n::Message;
 
 /// Posts tried while Slack is still processing an uploaded file (`invalid slack file`).
 pub const FILE_READY_ATTEMPTS: u32 = 5;
@@ -63,9 +64,11 @@ impl Slack {
                         return Err(SlackError::Call {
                             method: "chat.postMessage",
                             code: "unconfirmed".into(),
-                            detail: Some(format!(
-                                "the answer to a post was lost and looking for it failed: {lookup}"
-                            )),
+                            detail: Detail::said(
+                                Message::new("slack-detail-lookup-failed")
+                                    .with("code", lookup.code()),
+                            )
+                            .map(Box::new),
                             attempts: attempt,
                             advice: advice("unconfirmed", options.written, None),
                         }
