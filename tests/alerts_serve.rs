@@ -255,8 +255,8 @@ fn an_alert_fires_once_reminds_in_its_thread_and_resolves_by_editing_its_root() 
     slack.fail_next(
         "chat.update",
         [
-            Fault::SlackError("cant_update_message"),
-            Fault::SlackError("cant_update_message"),
+            Fault::SlackError("not_in_channel"),
+            Fault::SlackError("not_in_channel"),
         ],
     );
     std::fs::write(

@@ -10,6 +10,7 @@ use super::gates::{alert_gates, watched_access};
 use super::judge::Reference;
 use super::message::{notice_message, problem_text};
 use super::notify::{Marker, NotifyError};
+use super::root_edit::edit_impossible;
 use super::run::{AlertRunError, AlertRunner, style_of, title_of};
 use super::watch::{Series, Sources, WatchError, lookback_days, series};
 use crate::catalog::Catalog;
@@ -141,7 +142,7 @@ impl AlertRunner {
         };
         // The claim is renewed while this notice is being sent (a chart to read and
         // upload, Slack's retries), so no other process takes it over meanwhile.
-        let _renewing = self.keep_claim(&key);
+        let renewing = self.keep_claim(&key);
         let title = title_of(catalog, alert);
         let style = style_of(catalog, alert, self.config.locale);
         let facts = self.facts(alert, &title, style, round.evaluated_at);
@@ -195,9 +196,12 @@ impl AlertRunner {
                 matches!(notifier.channel_of(&alert.channel).await, Ok(current) if current == channel)
             }
         };
-        if let Some(why) = self
-            .refusal(catalog, alert, &channel, named, round.evaluated_at)
-            .await
+        // A reply already in Slack (only its root's edit left) is not refused after the
+        // fact: the edit says nothing the thread does not.
+        if posted_ts.is_none()
+            && let Some(why) = self
+                .refusal(catalog, alert, &channel, named, round.evaluated_at)
+                .await
         {
             return self.give_up(alert, &key, Reason::Refused(why)).await;
         }
@@ -260,23 +264,27 @@ impl AlertRunner {
         // between leaves the notice to a takeover, which finds the reply and edits again
         // (the same edit twice changes nothing), so the root never keeps saying "firing".
         // An edit Slack refuses is kept open in the ledger with its reason and tried again
-        // by each later pass over open rounds, up to ROOT_EDIT_ATTEMPTS.
+        // by each later pass over open rounds, up to ROOT_EDIT_ATTEMPTS, unless the message
+        // itself can no longer be edited; a later resolution under the same root carries
+        // the newer state, so an older one never overwrites it.
         let mut error = None;
         if notice.kind == Kind::Resolved
             && let (Some(root), Some((root_channel, root_ts))) = (&notice.root, &root_post)
+            && !self.superseded(alert, round.evaluated_at, root).await
             && let Err(failure) = self
                 .edit_root(catalog, alert, &facts, notice, root, root_channel, root_ts)
                 .await
         {
             let why = format!("the firing message could not be marked resolved: {failure}");
-            if attempt < ROOT_EDIT_ATTEMPTS {
+            if attempt < ROOT_EDIT_ATTEMPTS && !edit_impossible(&failure) {
                 tracing::warn!(alert = %alert.name, attempt, error = %failure, "could not mark the firing message resolved; trying again on the next pass");
+                renewing.stop().await;
                 ledger
                     .hold_notice(&key, &self.owner, (&channel, &ts), &why, Utc::now())
                     .await?;
                 return Ok(false);
             }
-            tracing::error!(alert = %alert.name, attempt, error = %failure, "could not mark the firing message resolved; giving up");
+            self.failed(alert, &why);
             error = Some(why);
         }
         ledger

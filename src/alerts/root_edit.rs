@@ -2,7 +2,9 @@
 //! kept, what resolved (and what still fires) said on top — the last step of a
 //! resolution notice, retried across passes until Slack takes it.
 
-use super::engine::{Notice, NoticeRef};
+use chrono::{DateTime, Utc};
+
+use super::engine::{Kind, Notice, NoticeRef};
 use super::message::{Facts, resolved_root};
 use super::notify::{Marker, NotifyError};
 use super::run::{AlertRunner, parse_round, style_of};
@@ -73,4 +75,46 @@ impl AlertRunner {
             .update(channel, ts, &body, &root_marker)
             .await
     }
+
+    /// Whether a resolution under `root` was decided in a round after `evaluated_at`: its
+    /// edit carries the newer state (what still fires), so this older one is left. When
+    /// the ledger cannot say, not superseded (the edit is made; a later one corrects it).
+    pub(super) async fn superseded(
+        &self,
+        alert: &AlertSpec,
+        evaluated_at: DateTime<Utc>,
+        root: &NoticeRef,
+    ) -> bool {
+        let later = match self
+            .parts
+            .ledger
+            .alert_rounds_after(&alert.name, evaluated_at)
+            .await
+        {
+            Ok(later) => later,
+            Err(error) => {
+                tracing::warn!(alert = %alert.name, error = %error, "cannot read later rounds; editing the root anyway");
+                return false;
+            }
+        };
+        later
+            .iter()
+            .filter_map(|stored| parse_round(stored).ok())
+            .any(|round| {
+                round
+                    .notices
+                    .iter()
+                    .any(|n| n.kind == Kind::Resolved && n.root.as_ref() == Some(root))
+            })
+    }
+}
+
+/// Whether Slack says the message itself can never be edited (gone, too old, not the
+/// bot's): no later pass would do better. Anything else (the bot removed from the
+/// channel, a token, an outage) an operator can fix between passes.
+pub(super) fn edit_impossible(error: &NotifyError) -> bool {
+    matches!(
+        error,
+        NotifyError::Slack(e) if matches!(e.code(), "message_not_found" | "cant_update_message" | "edit_window_closed")
+    )
 }

@@ -259,6 +259,24 @@ impl Ledger {
         Ok(rows.iter().filter_map(|r| stored_round(r)).collect())
     }
 
+    /// An alert's rounds evaluated after `after`, oldest first.
+    pub async fn alert_rounds_after(
+        &self,
+        alert: &str,
+        after: DateTime<Utc>,
+    ) -> Result<Vec<StoredRound>, LedgerError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {ROUND_COLUMNS} FROM alert_rounds
+                     WHERE alert = ?1 AND evaluated_at > ?2 ORDER BY evaluated_at"
+                ),
+                &[text(alert), text(round_time(after))],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(|r| stored_round(r)).collect())
+    }
+
     /// The most recent rounds (of one alert, or all), newest first.
     pub async fn alert_history(
         &self,

@@ -70,7 +70,14 @@ impl Slack {
                             )
                             .map(Box::new),
                             attempts: attempt,
-                            advice: advice("unconfirmed", options.written, None),
+                            // The lookup's own advice where it has one (a scope to
+                            // add, a channel to join): that is what stands in the way.
+                            advice: match &lookup {
+                                SlackError::Call { advice, .. } => advice.clone(),
+                                SlackError::Setup(_) => {
+                                    advice("unconfirmed", options.written, None)
+                                }
+                            },
                         }
                         .into());
                     }
