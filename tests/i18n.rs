@@ -10,14 +10,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::Utc;
-use kpibot::adhoc::{self, AccessPolicy, Answer, Asker, Context, Reply};
+use kpibot::adhoc::{self, Answer, Asker, Reply};
 use kpibot::catalog::Catalog;
 use kpibot::cli;
 use kpibot::deliver::{DeliveryError, FailedStep, PostIdentity, failure_notice};
 use kpibot::i18n::Locale;
 use kpibot::i18n::mrkdwn::Mrkdwn;
 use kpibot::slack::{SlackError, advice};
-use kpibot::warehouse::Trigger;
 use serde_json::Value;
 
 /// Words in Latin letters a Japanese text may carry outside code spans: the product's
@@ -331,21 +330,13 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
         .open_warehouse(Utc::now(), &mut Vec::new())
         .await
         .unwrap();
-    let context = Context {
-        catalog: &catalog,
-        warehouse: warehouse.as_ref(),
-        trigger: Trigger::Cli,
-        timezone: app.timezone,
-        now: common::fixed_now(),
-        timeout: app.slash_timeout,
-        policy: AccessPolicy::Allow,
-        limits: Default::default(),
-        cache: None,
-        ledger: None,
-        meter: None,
-        fresh: false,
-        locale: Locale::Ja,
-    };
+    let context = common::cli_context(
+        &app,
+        &catalog,
+        warehouse.as_ref(),
+        common::fixed_now(),
+        Locale::Ja,
+    );
     let asker = |user: &str| Asker {
         user_id: user.into(),
         channel_id: "C0GENERAL".into(),

@@ -50,6 +50,33 @@ pub fn app(settings: &Settings) -> App {
     App::new(settings.clone()).expect("valid settings")
 }
 
+/// How `kpibot ask` sets up a question (no cache, ledger or meter; every table allowed),
+/// at `now`, answered in `locale`, with no window or row limits. A test that needs the
+/// settings' limits sets `limits` on the result.
+pub fn cli_context<'a>(
+    app: &App,
+    catalog: &'a kpibot::catalog::Catalog,
+    warehouse: &'a dyn kpibot::warehouse::Warehouse,
+    now: DateTime<Utc>,
+    locale: kpibot::i18n::Locale,
+) -> kpibot::adhoc::Context<'a> {
+    kpibot::adhoc::Context {
+        catalog,
+        warehouse,
+        trigger: kpibot::warehouse::Trigger::Cli,
+        timezone: app.timezone,
+        now,
+        timeout: app.slash_timeout,
+        policy: kpibot::adhoc::AccessPolicy::Allow,
+        limits: Default::default(),
+        cache: None,
+        ledger: None,
+        meter: None,
+        fresh: false,
+        locale,
+    }
+}
+
 /// Runs `start` on a thread of its own with its own runtime, which keeps serving what it
 /// started; returns what `start` built. For the fakes of tests that run the real binary
 /// from synchronous code.
