@@ -817,16 +817,16 @@ fn a_process_shutting_down_keeps_its_leases_so_no_one_else_posts_its_slot_too() 
     let env = [
         ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
         ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
-        ("KPIBOT__SCHEDULER__SHUTDOWN_GRACE_SECONDS", "20"),
+        // Longer than the second process can take to start and post three slots.
+        ("KPIBOT__SCHEDULER__SHUTDOWN_GRACE_SECONDS", "60"),
     ];
-    // The first upload of the first run hangs for 6 s — three leases' worth.
-    slack.fail_next(
-        "files.getUploadURLExternal",
-        [Fault::Slow(Duration::from_secs(6))],
-    );
+    // The first upload of the first run is held until the second process has worked
+    // through three slots of its own: more than three of the first's 2 s leases.
+    let upload = common::Gate::new();
+    slack.fail_next("files.getUploadURLExternal", [Fault::Hold(upload.clone())]);
     let first = Bot::new(dir.path(), &env);
     let a = first.start("a.log");
-    wait_for("the slow upload to start", Duration::from_secs(20), || {
+    wait_for("the held upload to start", Duration::from_secs(20), || {
         !slack.calls_of("files.getUploadURLExternal").is_empty()
     });
     // Stop the first process mid-run and start a second on the same ledger at once.
@@ -834,14 +834,19 @@ fn a_process_shutting_down_keeps_its_leases_so_no_one_else_posts_its_slot_too() 
     let second = Bot::new(dir.path(), &env);
     let b = second.start("b.log");
     wait_for(
+        "the second process to post three slots",
+        Duration::from_secs(30),
+        || slack.messages_in("C0KPIGRACE").len() >= 3,
+    );
+    assert!(
+        !first.log("a.log").contains("kpibot serve stopped"),
+        "the first process stopped before its held run could end"
+    );
+    upload.open();
+    wait_for(
         "the first process to finish its run and stop",
         Duration::from_secs(30),
         || first.log("a.log").contains("kpibot serve stopped"),
-    );
-    wait_for(
-        "the second process to post",
-        Duration::from_secs(20),
-        || slack.messages_in("C0KPIGRACE").len() >= 3,
     );
     assert!(terminate(b).success());
     drop(a);
@@ -868,14 +873,13 @@ fn a_process_paused_past_its_lease_does_not_post_the_slot_another_took_over() {
         ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
         ("RUST_LOG", "kpibot=warn"),
     ];
-    // The first upload answers after 6 s: the process is mid-run, holding its slot.
-    slack.fail_next(
-        "files.getUploadURLExternal",
-        [Fault::Slow(Duration::from_secs(6))],
-    );
+    // The first upload is held until the test opens it: the process is mid-run, holding
+    // its slot, for as long as the takeover below takes.
+    let upload = common::Gate::new();
+    slack.fail_next("files.getUploadURLExternal", [Fault::Hold(upload.clone())]);
     let first = Bot::new(dir.path(), &env);
     let a = first.start("a.log");
-    wait_for("the slow upload to start", Duration::from_secs(20), || {
+    wait_for("the held upload to start", Duration::from_secs(20), || {
         !slack.calls_of("files.getUploadURLExternal").is_empty()
     });
     let signal = |name: &str| a.signal(name);
@@ -890,6 +894,7 @@ fn a_process_paused_past_its_lease_does_not_post_the_slot_another_took_over() {
         || slack.messages_in("C0KPIPAUSE").len() >= 2,
     );
     signal("CONT");
+    upload.open();
     let per_slot = || posts_per_slot(&slack, "C0KPIPAUSE");
     // The resumed process either stands down or (the defect) posts the slot again.
     wait_for("the paused run to end", Duration::from_secs(20), || {
