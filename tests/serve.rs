@@ -4,8 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -279,17 +277,7 @@ fn killed_and_restarted_the_bot_posts_every_slot_exactly_once() {
         random ^= random << 17;
         range.start + random % (range.end - range.start)
     };
-    let posted_slots = || -> BTreeMap<String, usize> {
-        let mut slots = BTreeMap::new();
-        for m in slack.messages_in("C0KPICRASH") {
-            let slot = m.body["metadata"]["event_payload"]["slot"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            *slots.entry(slot).or_default() += 1;
-        }
-        slots
-    };
+    let posted_slots = || posts_per_slot(&slack, "C0KPICRASH");
 
     let kills = 4;
     for round in 0..kills {
@@ -463,7 +451,7 @@ fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
         "command=%2Fkpi&text=signups+last+7+days+by+channel&user_id=U0ALICE&channel_id=C0SALES001&response_url={}",
         form_urlencoded::byte_serialize(slack.response_url("e2e").as_bytes()).collect::<String>()
     );
-    let response = post_signed_command(&bot, SECRET, &body);
+    let response = post_signed_command(bot.port(), SECRET, &body).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("Working on"), "{response}");
     wait_for("the chart in #sales", Duration::from_secs(30), || {
@@ -475,22 +463,6 @@ fn a_signed_slash_command_to_serve_is_acknowledged_and_the_chart_is_posted() {
         "Sign-ups by Channel"
     );
     assert!(terminate(child).success());
-}
-
-/// Sends `/kpi` to serve's public listener signed with `secret`; the raw HTTP answer.
-fn post_signed_command(bot: &Bot, secret: &str, body: &str) -> String {
-    let timestamp = chrono::Utc::now().timestamp();
-    let mut stream = TcpStream::connect(("127.0.0.1", bot.port)).unwrap();
-    write!(
-        stream,
-        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len(),
-        common::slack_signature(secret, timestamp, body)
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
 
 /// On the Kubernetes deploy `reports/` is a ConfigMap volume (a timestamped folder, a
@@ -520,7 +492,7 @@ fn a_configmap_volume_of_the_examples_answers_kpi_in_data_team() {
         form_urlencoded::byte_serialize(slack.response_url("configmap").as_bytes())
             .collect::<String>()
     );
-    let response = post_signed_command(&bot, SECRET, &body);
+    let response = post_signed_command(bot.port(), SECRET, &body).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(!response.contains("unreadable"), "{response}");
     wait_for("the chart in #data-team", Duration::from_secs(30), || {
@@ -671,8 +643,8 @@ fn the_operations_endpoints_are_off_the_public_listener_by_default() {
     // Nothing says where the operations endpoints go: the default address.
     bot.env
         .retain(|(name, _)| name != "KPIBOT__HTTP__OPS_LISTEN");
-    bot.ops_port = DEFAULT_OPS_PORT;
     let child = bot.start("serve.log");
+    assert_eq!(bot.ops_port(), DEFAULT_OPS_PORT);
     for path in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(
             bot.get(path).map(|(s, _)| s),
@@ -682,14 +654,14 @@ fn the_operations_endpoints_are_off_the_public_listener_by_default() {
     }
     for path in ["/readyz", "/metrics"] {
         assert_eq!(
-            get_on(bot.port, path).map(|(s, _)| s),
+            get_on(bot.port(), path).map(|(s, _)| s),
             Some(404),
             "{path} on the public listener"
         );
     }
     // Liveness stays where single-port platforms (Cloud Run) probe it.
-    assert_eq!(get_on(bot.port, "/healthz").map(|(s, _)| s), Some(200));
-    let listen = format!("127.0.0.1:{}", bot.port);
+    assert_eq!(get_on(bot.port(), "/healthz").map(|(s, _)| s), Some(200));
+    let listen = format!("127.0.0.1:{}", bot.port());
     let health = common::run_kpibot(
         &["health"],
         dir.path(),
@@ -710,7 +682,7 @@ fn a_setting_puts_the_operations_endpoints_on_the_public_listener_too() {
     for path in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(bot.get(path).map(|(s, _)| s), Some(200), "{path} on ops");
         assert_eq!(
-            get_on(bot.port, path).map(|(s, _)| s),
+            get_on(bot.port(), path).map(|(s, _)| s),
             Some(200),
             "{path} on the public listener"
         );
@@ -1208,22 +1180,12 @@ fn two_processes_one_paused_past_its_lease_again_and_again_post_200_slots_exactl
         }
         expected
     };
-    let posted = || {
-        let mut posted: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for (id, _) in &channels {
-            for m in slack.messages_in(id) {
-                let payload = &m.body["metadata"]["event_payload"];
-                let key = (
-                    payload["report_id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    payload["slot"].as_str().unwrap_or_default().to_string(),
-                );
-                *posted.entry(key).or_default() += 1;
-            }
-        }
-        posted
+    // Each report posts to one channel, so no (report, slot) is counted in two.
+    let posted = || -> BTreeMap<(String, String), usize> {
+        channels
+            .iter()
+            .flat_map(|(id, _)| posts_per_report_and_slot(&slack, id))
+            .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

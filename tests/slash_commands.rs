@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use common::bot::wait_for_async as wait_for;
 use common::fake_slack::{FakeSlack, TOKEN};
 use kpibot::adhoc::AccessPolicy;
 use kpibot::adhoc::audit::AuditLog;
@@ -272,14 +273,6 @@ async fn send(
     tokio::task::spawn_blocking(move || post(&url, &body, &headers))
         .await
         .unwrap()
-}
-
-async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn reports() -> PathBuf {
