@@ -263,6 +263,10 @@ pub struct HttpSettings {
     /// ready") so a load balancer stops sending requests before they close: no `/kpi`
     /// is refused during a rolling restart. Default 5.
     pub drain_seconds: u64,
+    /// Once both listeners are bound, `serve` writes their addresses here (`listen=…` and
+    /// `ops_listen=…`, one a line): how a supervisor or test that asks for port 0 learns
+    /// the ports the system chose. Default none: nothing is written.
+    pub address_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -327,6 +331,7 @@ impl Default for HttpSettings {
             ops_listen: DEFAULT_OPS_LISTEN.into(),
             ops_on_public_listener: false,
             drain_seconds: 5,
+            address_file: None,
         }
     }
 }

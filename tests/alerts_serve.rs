@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::bot::{Bot, EVERY_TWO_SECONDS, terminate};
+use common::bot::{Bot, EVERY_TWO_SECONDS, command_form, post_signed_command, terminate, wait_for};
 use common::fake_slack::{FakeSlack, Fault, Posted, TOKEN};
 use serde_json::Value;
 
@@ -66,25 +66,8 @@ fn slack_bot(dir: &Path, slack: &FakeSlack) -> Bot {
 
 /// Types `/kpi <text>` in a channel; the answer arrives at the response URL `id`.
 fn slash(bot: &Bot, slack: &FakeSlack, text: &str, channel: (&str, &str), id: &str) {
-    use std::io::{Read, Write};
-    let body = format!(
-        "command=%2Fkpi&text={}&user_id=U0ALICE01&channel_id={}&channel_name={}&response_url={}",
-        form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>(),
-        channel.0,
-        channel.1,
-        form_urlencoded::byte_serialize(slack.response_url(id).as_bytes()).collect::<String>()
-    );
-    let timestamp = chrono::Utc::now().timestamp();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", bot.port)).unwrap();
-    write!(
-        stream,
-        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len(),
-        common::slack_signature(SIGNING_SECRET, timestamp, &body)
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let body = command_form(text, "U0ALICE01", channel, &slack.response_url(id));
+    let response = post_signed_command(bot.port(), SIGNING_SECRET, &body).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
 
@@ -96,35 +79,6 @@ fn answered(slack: &FakeSlack, id: &str) -> String {
         .map(|r| r.to_string())
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Polls `condition` until it holds; after `limit`, fails showing the bot's logs.
-fn wait_for(what: &str, limit: Duration, condition: impl FnMut() -> bool) {
-    wait_logged(None, what, limit, condition)
-}
-
-fn wait_logged(
-    logs: Option<&Path>,
-    what: &str,
-    limit: Duration,
-    mut condition: impl FnMut() -> bool,
-) {
-    let deadline = std::time::Instant::now() + limit;
-    while !condition() {
-        if std::time::Instant::now() > deadline {
-            let shown = logs
-                .and_then(|dir| std::fs::read_dir(dir).ok())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
-                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n---\n");
-            panic!("timed out waiting for {what}\n{shown}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn fake_slack() -> FakeSlack {
@@ -190,12 +144,9 @@ fn an_alert_fires_once_reminds_in_its_thread_and_resolves_by_editing_its_root() 
     ));
     let bot = slack_bot(dir.path(), &slack);
     let running = bot.start("bot.log");
-    wait_logged(
-        Some(dir.path()),
-        "the firing's root message",
-        Duration::from_secs(60),
-        || !roots(&slack, DATA_TEAM).is_empty(),
-    );
+    wait_for("the firing's root message", Duration::from_secs(60), || {
+        !roots(&slack, DATA_TEAM).is_empty()
+    });
     let root = roots(&slack, DATA_TEAM)[0].clone();
     let text = block_texts(&root.body);
     assert!(
@@ -368,11 +319,7 @@ fn two_processes_on_one_ledger_send_each_notice_once() {
         "remind_every = 1",
     ));
     let a = slack_bot(dir.path(), &slack);
-    let mut b = slack_bot(dir.path(), &slack);
-    let port = common::bot::free_port();
-    b.port = port;
-    b.env
-        .push(("KPIBOT__HTTP__LISTEN".into(), format!("127.0.0.1:{port}")));
+    let b = slack_bot(dir.path(), &slack);
     let first = a.start("a.log");
     let second = b.start("b.log");
     wait_for("five reminders", Duration::from_secs(90), || {
@@ -494,12 +441,9 @@ cron = "{EVERY_TWO_SECONDS}"
     ));
     let bot = slack_bot(dir.path(), &slack);
     let running = bot.start("bot.log");
-    wait_logged(
-        Some(dir.path()),
-        "the firing's root message",
-        Duration::from_secs(60),
-        || !roots(&slack, DATA_TEAM).is_empty(),
-    );
+    wait_for("the firing's root message", Duration::from_secs(60), || {
+        !roots(&slack, DATA_TEAM).is_empty()
+    });
     slash(&bot, &slack, "alerts", (DATA_TEAM, "data-team"), "listing");
     wait_for("the `/kpi alerts` answer", Duration::from_secs(30), || {
         !slack.responses("listing").is_empty()

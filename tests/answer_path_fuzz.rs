@@ -13,7 +13,7 @@ use kpibot::catalog::Catalog;
 use kpibot::i18n::Locale;
 use kpibot::pipeline::{self, RunLimits};
 use kpibot::spec::{self, SpecDefaults};
-use kpibot::warehouse::{Dialect, Trigger};
+use kpibot::warehouse::Dialect;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
@@ -173,20 +173,8 @@ async fn a_sample_goes_all_the_way_through_the_demo_mart_and_the_renderer() {
     let catalog = app.load_catalog().unwrap();
     let warehouse = app.open_warehouse(now(), &mut Vec::new()).await.unwrap();
     let context = Context {
-        catalog: &catalog,
-        warehouse: warehouse.as_ref(),
-        trigger: Trigger::Cli,
-        timezone: app.timezone,
-        now: now(),
-        timeout: app.slash_timeout,
-        policy: AccessPolicy::Allow,
         limits: app.limits,
-        cache: None,
-        ledger: None,
-        slack: None,
-        meter: None,
-        fresh: false,
-        locale: Locale::Ja,
+        ..common::cli_context(&app, &catalog, warehouse.as_ref(), now(), Locale::Ja)
     };
     let asker = Asker {
         operator: true,

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use common::bot::*;
@@ -22,23 +20,8 @@ const GIB: u64 = 1 << 30;
 const BUDGET_BYTES: u64 = 100 * GIB;
 
 fn ask(bot: &Bot, slack: &FakeSlack, user: &str, text: &str, reply_id: &str) {
-    let body = format!(
-        "command=%2Fkpi&text={}&user_id={user}&channel_id={SALES}&channel_name=sales&response_url={}",
-        form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>(),
-        form_urlencoded::byte_serialize(slack.response_url(reply_id).as_bytes())
-            .collect::<String>()
-    );
-    let timestamp = chrono::Utc::now().timestamp();
-    let mut stream = TcpStream::connect(("127.0.0.1", bot.port)).unwrap();
-    write!(
-        stream,
-        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len(),
-        common::slack_signature(SECRET, timestamp, &body)
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let body = command_form(text, user, (SALES, "sales"), &slack.response_url(reply_id));
+    let response = post_signed_command(bot.port(), SECRET, &body).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::morning::{Morning, simulate};
 
 #[test]
+#[ignore = "wall-clock: run by .ci/run serialised"]
 fn a_due_minute_is_posted_once_inside_slacks_limits_with_a_replica_killed() {
     let Some(server) = common::postgres::server_url() else {
         return;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::Utc;
-use kpibot::adhoc::{self, AccessPolicy, Answer, Asker, Context, Reply};
+use kpibot::adhoc::{self, Answer, Asker, Reply};
 use kpibot::catalog::Catalog;
 use kpibot::cli;
 use kpibot::deliver::{DeliveryError, FailedStep, PostIdentity, failure_notice};
@@ -20,7 +20,6 @@ use kpibot::i18n::mrkdwn::Mrkdwn;
 use kpibot::slack::calls::unconfirmed_lookup;
 use kpibot::slack::failure::{Detail, timed_out};
 use kpibot::slack::{SlackError, advice, failure_error};
-use kpibot::warehouse::Trigger;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -336,22 +335,13 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
         .open_warehouse(Utc::now(), &mut Vec::new())
         .await
         .unwrap();
-    let context = Context {
-        catalog: &catalog,
-        warehouse: warehouse.as_ref(),
-        trigger: Trigger::Cli,
-        timezone: app.timezone,
-        now: common::fixed_now(),
-        timeout: app.slash_timeout,
-        policy: AccessPolicy::Allow,
-        limits: Default::default(),
-        cache: None,
-        ledger: None,
-        slack: None,
-        meter: None,
-        fresh: false,
-        locale: Locale::Ja,
-    };
+    let context = common::cli_context(
+        &app,
+        &catalog,
+        warehouse.as_ref(),
+        common::fixed_now(),
+        Locale::Ja,
+    );
     let asker = |user: &str| Asker {
         user_id: user.into(),
         channel_id: "C0GENERAL".into(),

@@ -6,10 +6,9 @@
 mod common;
 
 use chrono::Utc;
-use kpibot::adhoc::{self, AccessPolicy, Answer, Asker, Context};
+use kpibot::adhoc::{self, Answer, Asker};
 use kpibot::cli;
 use kpibot::i18n::Locale;
-use kpibot::warehouse::Trigger;
 
 /// The demo run's outputs, built once per test (each test has its own folder).
 async fn demo_messages(dir: &std::path::Path) -> Vec<(String, String)> {
@@ -124,22 +123,13 @@ async fn a_refusal_names_the_owner_to_ask() {
         .open_warehouse(Utc::now(), &mut Vec::new())
         .await
         .unwrap();
-    let context = Context {
-        catalog: &catalog,
-        warehouse: warehouse.as_ref(),
-        trigger: Trigger::Cli,
-        timezone: app.timezone,
-        now: common::fixed_now(),
-        timeout: app.slash_timeout,
-        policy: AccessPolicy::Allow,
-        limits: Default::default(),
-        cache: None,
-        ledger: None,
-        slack: None,
-        meter: None,
-        fresh: false,
-        locale: Locale::En,
-    };
+    let context = common::cli_context(
+        &app,
+        &catalog,
+        warehouse.as_ref(),
+        common::fixed_now(),
+        Locale::En,
+    );
     let asker = Asker {
         user_id: "U0SALES01".into(),
         channel_id: "C0GENERAL".into(),

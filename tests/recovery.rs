@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{Timelike, Utc};
@@ -148,7 +147,7 @@ fn a_thousand_interrupted_slots_are_each_posted_once_asking_slack_only_where_the
     let child = bot.start("serve.log");
     let posted = || {
         (0..CHANNELS)
-            .map(|i| posts_per_slot_and_report(&slack, &channel_id(i)).len())
+            .map(|i| common::bot::posts_per_report_and_slot(&slack, &channel_id(i)).len())
             .sum::<usize>()
     };
     wait_for("every slot posted", Duration::from_secs(600), || {
@@ -158,7 +157,7 @@ fn a_thousand_interrupted_slots_are_each_posted_once_asking_slack_only_where_the
 
     let mut twice = Vec::new();
     for i in 0..CHANNELS {
-        for (post, n) in posts_per_slot_and_report(&slack, &channel_id(i)) {
+        for (post, n) in common::bot::posts_per_report_and_slot(&slack, &channel_id(i)) {
             if n != 1 {
                 twice.push((post, n));
             }
@@ -192,24 +191,4 @@ fn a_thousand_interrupted_slots_are_each_posted_once_asking_slack_only_where_the
         history <= bound,
         "{history} history calls, more than {bound} (seed {seed})"
     );
-}
-
-/// How many times each (report, slot) was posted to `channel`.
-fn posts_per_slot_and_report(
-    slack: &FakeSlack,
-    channel: &str,
-) -> BTreeMap<(String, String), usize> {
-    let mut posts = BTreeMap::new();
-    for m in slack.messages_in(channel) {
-        let payload = &m.body["metadata"]["event_payload"];
-        let key = (
-            payload["report_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            payload["slot"].as_str().unwrap_or_default().to_string(),
-        );
-        *posts.entry(key).or_insert(0) += 1;
-    }
-    posts
 }

@@ -50,6 +50,7 @@ fn report(i: usize) -> Rendered {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "wall-clock: run by .ci/run serialised"]
 async fn five_hundred_posts_through_30_percent_transient_failures_arrive_exactly_once() {
     let slack = FakeSlack::start(&[]).await;
     for c in 0..CHANNELS {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use common::bot::wait_for_async as wait_for;
 use common::fake_slack::{FakeSlack, TOKEN};
 use kpibot::adhoc::AccessPolicy;
 use kpibot::adhoc::audit::AuditLog;
@@ -45,10 +46,12 @@ fn mart() -> &'static Path {
         .1
 }
 
-/// The real DuckDB warehouse, answering only after `delay` (a slow warehouse).
+/// The real DuckDB warehouse, answering only after `delay` (a slow warehouse), and each
+/// query only once it takes a permit from `held` (unlimited unless a test holds it).
 struct Slow {
     inner: DuckDbWarehouse,
     delay: Duration,
+    held: Arc<tokio::sync::Semaphore>,
     /// Queries that reached the warehouse.
     calls: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -62,6 +65,7 @@ impl Warehouse for Slow {
         job: &QueryJob,
     ) -> Result<Table, WarehouseError> {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.held.acquire().await.unwrap().forget();
         tokio::time::sleep(self.delay).await;
         self.inner.query(sql, params, job).await
     }
@@ -92,6 +96,9 @@ impl Warehouse for Slow {
 struct Bot {
     slack: FakeSlack,
     warehouse_calls: Arc<std::sync::atomic::AtomicUsize>,
+    /// The warehouse's permits: a test that takes them all lets one query through at a time.
+    held: Arc<tokio::sync::Semaphore>,
+    handler: Arc<CommandHandler>,
     url: String,
     /// Where clicks go (`/slack/interactions`).
     interactions_url: String,
@@ -147,11 +154,15 @@ async fn bot_throttled(
         .unwrap(),
     );
     let warehouse_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let held = Arc::new(tokio::sync::Semaphore::new(
+        tokio::sync::Semaphore::MAX_PERMITS,
+    ));
     let handler = Arc::new(CommandHandler {
         catalog,
         warehouse: Arc::new(Slow {
             inner: DuckDbWarehouse::open(mart()).unwrap(),
             delay,
+            held: held.clone(),
             calls: warehouse_calls.clone(),
         }),
         slack: Arc::new(delivery),
@@ -170,7 +181,7 @@ async fn bot_throttled(
     });
     let verifier = Arc::new(kpibot::slack::inbound::Verifier::new(SECRET));
     let app = kpibot::adhoc::slash::router(verifier.clone(), handler.clone())
-        .merge(kpibot::adhoc::interact::router(verifier, handler));
+        .merge(kpibot::adhoc::interact::router(verifier, handler.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("{}{COMMANDS_PATH}", listener.local_addr().unwrap());
     let interactions_url = format!(
@@ -182,6 +193,8 @@ async fn bot_throttled(
     Bot {
         slack,
         warehouse_calls,
+        held,
+        handler,
         url,
         interactions_url,
         ledger,
@@ -260,14 +273,6 @@ async fn send(
     tokio::task::spawn_blocking(move || post(&url, &body, &headers))
         .await
         .unwrap()
-}
-
-async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn reports() -> PathBuf {
@@ -861,7 +866,9 @@ async fn every_request_leaves_one_audit_line_saying_how_it_ended() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_questions_asked_together_run_one_query() {
-    let bot = bot(&reports(), Duration::from_millis(1500)).await;
+    let bot = bot(&reports(), Duration::ZERO).await;
+    // No query answers until released: the three questions meet however slow the runner.
+    bot.held.forget_permits(tokio::sync::Semaphore::MAX_PERMITS);
     for n in 0..3 {
         let body = form(
             &bot,
@@ -872,16 +879,28 @@ async fn identical_questions_asked_together_run_one_query() {
         );
         assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
     }
+    let calls = || {
+        bot.warehouse_calls
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    // The window's query, then the comparison's: each released only once all three
+    // questions wait for it (one running it, two sharing its answer), so none can be
+    // answered from the cache or run a query of its own.
+    for query in 1..=2 {
+        wait_for(
+            "all three questions on one held query",
+            Duration::from_secs(20),
+            || calls() == query && bot.handler.cache.sharing() == [3],
+        )
+        .await;
+        bot.held.add_permits(1);
+    }
     wait_for("three answers", Duration::from_secs(30), || {
         bot.slack.messages_in(SALES).len() == 3
     })
     .await;
     // One query for the window and one for the comparison, shared by all three.
-    assert_eq!(
-        bot.warehouse_calls
-            .load(std::sync::atomic::Ordering::SeqCst),
-        2
-    );
+    assert_eq!(calls(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,6 +153,9 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     let ops_listener = tokio::net::TcpListener::bind(ops_address)
         .await
         .with_context(|| format!("cannot listen on {ops_address} (KPIBOT__HTTP__OPS_LISTEN)"))?;
+    if let Some(path) = &settings.http.address_file {
+        write_addresses(path, address, ops_listener.local_addr()?)?;
+    }
     // `/readyz` (warehouse and ledger errors) and `/metrics` stay off the public listener
     // unless a setting asks for them there; `/healthz` is on both.
     let mut router = if settings.http.ops_on_public_listener {
@@ -324,4 +327,22 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     }
     tracing::info!("kpibot serve stopped");
     Ok(())
+}
+
+/// Writes the bound addresses to `path` in one step (a new file renamed over it), so a
+/// reader sees both lines or none.
+fn write_addresses(
+    path: &std::path::Path,
+    public: std::net::SocketAddr,
+    ops: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, format!("listen={public}\nops_listen={ops}\n"))
+        .and_then(|()| std::fs::rename(&partial, path))
+        .with_context(|| {
+            format!(
+                "cannot write {} (KPIBOT__HTTP__ADDRESS_FILE)",
+                path.display()
+            )
+        })
 }

@@ -69,6 +69,15 @@ impl InFlight {
         }
         result
     }
+
+    /// How many callers share each query running now (the one that runs it and those
+    /// waiting for its answer), in no order: what a test holds the warehouse on to see
+    /// identical questions meet.
+    pub fn sharing(&self) -> Vec<usize> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // The map holds one reference to each answer; every caller in `once` holds another.
+        running.values().map(|a| Arc::strong_count(a) - 1).collect()
+    }
 }
 
 /// Recently answered queries by their exact SQL and parameters.
@@ -97,6 +106,11 @@ impl QueryCache {
 
     fn key(sql: &str, params: &Params) -> String {
         InFlight::key(sql, params)
+    }
+
+    /// How many callers share each query running now: [`InFlight::sharing`].
+    pub fn sharing(&self) -> Vec<usize> {
+        self.in_flight.sharing()
     }
 
     fn get(&self, sql: &str, params: &Params) -> Option<Table> {

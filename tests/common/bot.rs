@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use super::fake_slack::FakeSlack;
@@ -60,41 +61,20 @@ cron = "{cron}"
     )
 }
 
-/// Where [`free_port`] looks: below Linux's ephemeral range (32768–60999), so no outgoing
-/// connection (to PostgreSQL, the fake Slack, …) can take a port between the check and the
-/// bot's bind.
-const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
-
-/// A port nothing listens on, not handed out before by this test process.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
-    // Each test binary starts somewhere else, so two binaries rarely meet.
-    let offset = std::process::id().wrapping_mul(7_919) % span;
-    for _ in 0..span {
-        let n = (NEXT.fetch_add(1, Ordering::Relaxed) + offset) % span;
-        let port = TEST_PORTS.start + n as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {TEST_PORTS:?}")
-}
-
+/// A bot's settings in a folder. Each start binds port 0 (unless a test sets the
+/// addresses) and reads the ports it got from the address file `serve` writes: no port is
+/// picked by the test and bound later by the child, so parallel tests cannot race for one.
 pub struct Bot {
     pub dir: PathBuf,
-    /// The public listener: `/slack/…` (and `/healthz`).
-    pub port: u16,
-    /// The operations listener: `/healthz`, `/readyz`, `/metrics`.
-    pub ops_port: u16,
+    /// The public listener of the last start: `/slack/…` (and `/healthz`).
+    port: AtomicU16,
+    /// The operations listener of the last start: `/healthz`, `/readyz`, `/metrics`.
+    ops_port: AtomicU16,
     pub env: Vec<(String, String)>,
 }
 
 impl Bot {
     pub fn new(dir: &Path, extra: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let ops_port = free_port();
         let mut env: Vec<(String, String)> = vec![
             (
                 "KPIBOT__REPORTS__DIR".into(),
@@ -112,11 +92,8 @@ impl Bot {
                 "KPIBOT__DELIVERY__FOLDER".into(),
                 dir.join("out").display().to_string(),
             ),
-            ("KPIBOT__HTTP__LISTEN".into(), format!("127.0.0.1:{port}")),
-            (
-                "KPIBOT__HTTP__OPS_LISTEN".into(),
-                format!("127.0.0.1:{ops_port}"),
-            ),
+            ("KPIBOT__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+            ("KPIBOT__HTTP__OPS_LISTEN".into(), "127.0.0.1:0".into()),
             ("KPIBOT__SCHEDULER__RELOAD_INTERVAL_MS".into(), "200".into()),
             ("KPIBOT__HTTP__DRAIN_SECONDS".into(), "0".into()),
             ("KPIBOT__SCHEDULER__LEASE_SECONDS".into(), "2".into()),
@@ -137,26 +114,43 @@ impl Bot {
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Self {
             dir: dir.to_path_buf(),
-            port,
-            ops_port,
+            port: AtomicU16::new(0),
+            ops_port: AtomicU16::new(0),
             env,
         }
     }
 
     pub fn start(&self, log_name: &str) -> Running {
         let log = std::fs::File::create(self.dir.join(log_name)).unwrap();
+        STARTED_LOGS.with(|logs| logs.borrow_mut().push(self.dir.join(log_name)));
+        let address_file = self.dir.join(format!("{log_name}.addr"));
+        let _ = std::fs::remove_file(&address_file);
         let child = Command::new(env!("CARGO_BIN_EXE_kpibot"))
             .arg("serve")
             .current_dir(&self.dir)
             .env_remove("KPIBOT__SLACK__BOT_TOKEN")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("KPIBOT__HTTP__ADDRESS_FILE", &address_file)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
         let mut running = Running(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.get("/healthz").is_none_or(|(status, _)| status != 200) {
+        let mut bound = false;
+        loop {
+            if !bound && let Some((port, ops_port)) = read_addresses(&address_file) {
+                self.port.store(port, Ordering::SeqCst);
+                self.ops_port.store(ops_port, Ordering::SeqCst);
+                bound = true;
+            }
+            if bound
+                && self
+                    .get("/healthz")
+                    .is_some_and(|(status, _)| status == 200)
+            {
+                return running;
+            }
             if let Ok(Some(status)) = running.0.try_wait() {
                 panic!(
                     "kpibot serve exited ({status}) before answering /healthz; its log:\n{}",
@@ -170,17 +164,36 @@ impl Bot {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        running
+    }
+
+    /// The public port of the last start.
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::SeqCst)
+    }
+
+    /// The operations port of the last start.
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port.load(Ordering::SeqCst)
     }
 
     /// A plain HTTP/1.1 GET to the operations listener: (status, body).
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        get_on(self.ops_port, path)
+        get_on(self.ops_port(), path)
     }
 
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
+}
+
+/// The (public, operations) ports in an address file `serve` wrote, once it has.
+fn read_addresses(path: &Path) -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let port_of = |key: &str| -> Option<u16> {
+        let line = text.lines().find_map(|l| l.strip_prefix(key))?;
+        line.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+    };
+    Some((port_of("listen=")?, port_of("ops_listen=")?))
 }
 
 /// A plain HTTP/1.1 GET to 127.0.0.1:`port`: (status, body).
@@ -201,13 +214,83 @@ pub fn get_on(port: u16, path: &str) -> Option<(u16, String)> {
     }
 }
 
-/// Polls `condition` until it holds; panics with `what` after `limit`.
+/// Polls `condition` until it holds; after `limit`, panics with `what` and the logs of
+/// every bot this test started (its thread's [`Bot::start`]s).
 pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        fail_after(deadline, what);
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// [`wait_for`] for async tests whose bot runs on their own runtime: it yields instead of
+/// blocking a worker.
+pub async fn wait_for_async(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        fail_after(deadline, what);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn fail_after(deadline: Instant, what: &str) {
+    if Instant::now() < deadline {
+        return;
+    }
+    let logs: Vec<String> = STARTED_LOGS.with(|logs| {
+        logs.borrow()
+            .iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
+                format!(
+                    "--- {} (last {LOG_TAIL_LINES} lines)\n{tail}",
+                    path.display()
+                )
+            })
+            .collect()
+    });
+    panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+}
+
+/// How much of each bot's log a timeout shows.
+const LOG_TAIL_LINES: usize = 200;
+
+thread_local! {
+    /// The log files of the bots started on this thread: each test runs on its own.
+    static STARTED_LOGS: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `body` POSTed to `/slack/commands` on 127.0.0.1:`port`, signed with `secret` as Slack
+/// signs it: the raw HTTP answer, or `None` if the connection failed or stayed silent 5 s.
+pub fn post_signed_command(port: u16, secret: &str, body: &str) -> Option<String> {
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        super::slack_signature(secret, timestamp, body)
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// A `/kpi <text>` form as Slack posts it, its answer going to `response_url`.
+pub fn command_form(text: &str, user: &str, channel: (&str, &str), response_url: &str) -> String {
+    let encode = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    format!(
+        "command=%2Fkpi&text={}&user_id={user}&channel_id={}&channel_name={}&response_url={}",
+        encode(text),
+        channel.0,
+        channel.1,
+        encode(response_url)
+    )
 }
 
 /// A `kpibot serve` process, killed if a test fails before stopping it.
@@ -276,6 +359,26 @@ pub fn posts_per_slot(slack: &FakeSlack, channel: &str) -> BTreeMap<String, usiz
         *per_slot.entry(slot).or_default() += 1;
     }
     per_slot
+}
+
+/// How many times each (report, slot) was posted to `channel`, by its metadata.
+pub fn posts_per_report_and_slot(
+    slack: &FakeSlack,
+    channel: &str,
+) -> BTreeMap<(String, String), usize> {
+    let mut posts = BTreeMap::new();
+    for m in slack.messages_in(channel) {
+        let payload = &m.body["metadata"]["event_payload"];
+        let key = (
+            payload["report_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            payload["slot"].as_str().unwrap_or_default().to_string(),
+        );
+        *posts.entry(key).or_insert(0) += 1;
+    }
+    posts
 }
 
 /// Runs one ledger call from a plain test.

@@ -48,6 +48,9 @@ pub enum Fault {
     SlackError(&'static str),
     /// The work is done, then the answer comes this late.
     Slow(Duration),
+    /// The work is done, then the answer waits until the test opens the gate: a call
+    /// held for exactly as long as the race it stages, however slow the machine.
+    Hold(super::Gate),
     /// The work is done, then the connection is cut before the answer's body.
     DropAfterProcessing,
     /// chat.postMessage only: `invalid_blocks` because the file is still processing.
@@ -474,7 +477,7 @@ fn refusal(fault: &Fault) -> Option<Response> {
                 "invalid slack file [json-pointer:/blocks/2/slack_file]".into(),
             ]),
         ),
-        Fault::Slow(_) | Fault::DropAfterProcessing => return None,
+        Fault::Slow(_) | Fault::Hold(_) | Fault::DropAfterProcessing => return None,
     })
 }
 
@@ -483,6 +486,10 @@ async fn spoil(fault: Option<Fault>, response: Response) -> Response {
     match fault {
         Some(Fault::Slow(delay)) => {
             tokio::time::sleep(delay).await;
+            response
+        }
+        Some(Fault::Hold(gate)) => {
+            gate.passed().await;
             response
         }
         Some(Fault::DropAfterProcessing) => {

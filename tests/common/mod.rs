@@ -50,6 +50,34 @@ pub fn app(settings: &Settings) -> App {
     App::new(settings.clone()).expect("valid settings")
 }
 
+/// How `kpibot ask` sets up a question (no cache, ledger or meter; every table allowed),
+/// at `now`, answered in `locale`, with no window or row limits. A test that needs the
+/// settings' limits sets `limits` on the result.
+pub fn cli_context<'a>(
+    app: &App,
+    catalog: &'a kpibot::catalog::Catalog,
+    warehouse: &'a dyn kpibot::warehouse::Warehouse,
+    now: DateTime<Utc>,
+    locale: kpibot::i18n::Locale,
+) -> kpibot::adhoc::Context<'a> {
+    kpibot::adhoc::Context {
+        catalog,
+        warehouse,
+        trigger: kpibot::warehouse::Trigger::Cli,
+        timezone: app.timezone,
+        now,
+        timeout: app.slash_timeout,
+        policy: kpibot::adhoc::AccessPolicy::Allow,
+        limits: Default::default(),
+        cache: None,
+        ledger: None,
+        slack: None,
+        meter: None,
+        fresh: false,
+        locale,
+    }
+}
+
 /// Runs `start` on a thread of its own with its own runtime, which keeps serving what it
 /// started; returns what `start` built. For the fakes of tests that run the real binary
 /// from synchronous code.
@@ -71,6 +99,39 @@ where
         });
     });
     rx.recv().unwrap()
+}
+
+/// A gate a test opens once what it stages has happened: whatever waits at it (a held
+/// fake call) goes on then, not after a guessed delay. Clones are the same gate.
+#[derive(Clone, Debug)]
+pub struct Gate(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    pub fn new() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    /// Lets everything waiting (and all that comes later) through.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Returns once the gate is open.
+    pub async fn passed(&self) {
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// A minimal RFC 4180 reader: rows of fields, quotes and doubled quotes handled.
