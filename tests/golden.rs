@@ -6,9 +6,10 @@
 mod common;
 
 use chrono::NaiveDate;
-use kpibot::render::chart::{Card, ChartInput, render_png};
+use kpibot::render::chart::{Card, ChartInput};
 use kpibot::render::data::{ChartData, Series, XAxis};
 use kpibot::render::format::NumberStyle;
+use kpibot::render::page::render_png;
 use kpibot::render::standard_set::standard_set;
 use kpibot::spec::{ChartKind, Currency, Goal, Locale, NumberFormat};
 
