@@ -9,6 +9,7 @@ pub mod data;
 pub mod encode;
 pub mod fonts;
 pub mod format;
+pub mod labels;
 pub mod message;
 pub mod native;
 pub mod page;
