@@ -46,7 +46,7 @@ impl Difference {
 /// Compares two PNGs of the same size.
 pub fn difference(actual: &[u8], expected: &[u8]) -> Difference {
     let (w, h, got) = decode(actual);
-    let (ew, eh, want) = decode(&expected);
+    let (ew, eh, want) = decode(expected);
     assert_eq!((w, h), (ew, eh), "size");
     let tiles_across = w.div_ceil(TILE_PX) as usize;
     let mut per_tile = vec![0usize; tiles_across * h.div_ceil(TILE_PX) as usize];
