@@ -3,10 +3,11 @@
 //! `scripts/bench_matplotlib.py`, which renders the same data with matplotlib.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use kpibot::render::chart::{Card, ChartInput, render_pixmap, render_png};
+use kpibot::render::chart::{Card, ChartInput};
 use kpibot::render::data::ChartData;
 use kpibot::render::encode::{encode_indexed_png, quantize};
 use kpibot::render::format::NumberStyle;
+use kpibot::render::page::{render_pixmap, render_png};
 use kpibot::render::standard_set::{StandardChart, standard_set};
 use kpibot::spec::ChartKind;
 

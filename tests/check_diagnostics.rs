@@ -105,12 +105,14 @@ fixture_test!(
 );
 fixture_test!(
     bad_period_and_choices,
-    4,
+    5,
     [
         "unparsable period",
         "`saturday` is not a valid `query.week_start`",
         "`pie` is not a valid `chart.kind`",
-        "did you mean `percent`?"
+        "did you mean `percent`?",
+        "`nativ` is not a valid `chart.slack_chart`",
+        "did you mean `native`?"
     ]
 );
 fixture_test!(empty_sql, 1, ["`query.sql` is empty"]);

@@ -6,9 +6,10 @@
 mod common;
 
 use chrono::NaiveDate;
-use kpibot::render::chart::{Card, ChartInput, render_png};
+use kpibot::render::chart::{Card, ChartInput};
 use kpibot::render::data::{ChartData, Series, XAxis};
 use kpibot::render::format::NumberStyle;
+use kpibot::render::page::render_png;
 use kpibot::render::standard_set::standard_set;
 use kpibot::spec::{ChartKind, Currency, Goal, Locale, NumberFormat};
 
@@ -277,4 +278,43 @@ fn an_empty_chart_says_no_data_and_is_not_blank() {
         inked > 2_000,
         "the title and the no-data message are drawn ({inked} dark pixels)"
     );
+}
+
+#[test]
+fn a_chart_missing_one_short_label_does_not_match_its_golden() {
+    // The tolerance is for anti-aliasing: losing "目標" (the goal's label) or "¥0.9億"
+    // (the last value's) must fail the comparison, though each is a small share of the
+    // image.
+    let labelled = cases()
+        .into_iter()
+        .find(|c| c.name == "ja_currency_goal_last_label")
+        .unwrap();
+    let golden = std::fs::read(common::golden::golden_path(&labelled.name)).unwrap();
+    let same = common::golden::difference(&render(&labelled), &golden);
+    assert!(same.is_within_tolerance(), "{same:?}");
+
+    let mut no_goal_label = cases()
+        .into_iter()
+        .find(|c| c.name == "ja_currency_goal_last_label")
+        .unwrap();
+    no_goal_label.goal.as_mut().unwrap().label = Some(String::new());
+    let without_goal_label = common::golden::difference(&render(&no_goal_label), &golden);
+    assert!(
+        !without_goal_label.is_within_tolerance(),
+        "the goal's label gone: {without_goal_label:?}"
+    );
+
+    let mut no_last_label = cases()
+        .into_iter()
+        .find(|c| c.name == "ja_currency_goal_last_label")
+        .unwrap();
+    no_last_label.label_last = false;
+    let without_last_label = common::golden::difference(&render(&no_last_label), &golden);
+    assert!(
+        !without_last_label.is_within_tolerance(),
+        "the last value's label gone: {without_last_label:?}"
+    );
+    // Both fit easily in the share of the image the old rule let differ (0.2%, 2,880
+    // pixels): the reason for the tile rule.
+    eprintln!("goal label: {without_goal_label:?}; last label: {without_last_label:?}");
 }

@@ -178,3 +178,63 @@ async fn a_table_that_fits_slacks_table_block_is_snapshotted() {
         serde_json::to_string_pretty(&value).unwrap()
     );
 }
+
+/// The blocks `kpibot run --preview` writes for `report` from the reports in `reports`.
+async fn preview_blocks(
+    dir: &std::path::Path,
+    reports: &std::path::Path,
+    report: &str,
+) -> Vec<serde_json::Value> {
+    let settings = common::settings_in(dir, reports);
+    let out = dir.join("out");
+    cli::run::preview(
+        &common::app(&settings),
+        report,
+        None,
+        &out,
+        common::fixed_now(),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    let json = std::fs::read_to_string(out.join(format!("{report}.json"))).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["blocks"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_stacked_bar_keeps_its_picture_unless_the_author_opts_into_slacks_grouped_bars() {
+    // The example stacked bar (14 days × 4 channels) fits Slack's bar block, which would
+    // draw the channels side by side and lose the stack and its total.
+    let stacked =
+        std::fs::read_to_string(common::repo_path("reports/signups_by_channel.toml")).unwrap();
+    assert!(stacked.contains("kind = \"stacked_bar\"") && !stacked.contains("slack_chart"));
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    std::fs::write(reports.join("signups_by_channel.toml"), &stacked).unwrap();
+    let opted_in = stacked.replace(
+        "kind = \"stacked_bar\"\n",
+        "kind = \"stacked_bar\"\nslack_chart = \"native\"\n",
+    );
+    assert_ne!(opted_in, stacked);
+    std::fs::write(reports.join("signups_grouped_in_slack.toml"), opted_in).unwrap();
+
+    let by_default = preview_blocks(dir.path(), &reports, "signups_by_channel").await;
+    assert!(
+        by_default.iter().any(|b| b["type"] == "image"),
+        "the stacked PNG: {by_default:?}"
+    );
+    assert!(
+        by_default.iter().all(|b| b["type"] != "data_visualization"),
+        "no grouped native bars unless asked for: {by_default:?}"
+    );
+
+    let asked = preview_blocks(dir.path(), &reports, "signups_grouped_in_slack").await;
+    let chart = asked
+        .iter()
+        .find(|b| b["type"] == "data_visualization")
+        .expect("slack_chart = \"native\" is the author's choice of Slack's bars");
+    assert_eq!(chart["chart"]["type"], "bar");
+    assert!(asked.iter().all(|b| b["type"] != "image"));
+}

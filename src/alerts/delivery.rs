@@ -11,7 +11,7 @@ use super::judge::Reference;
 use super::message::{notice_message, problem_text};
 use super::notify::{Marker, NotifyError};
 use super::root_edit::edit_impossible;
-use super::run::{AlertRunError, AlertRunner, style_of, title_of};
+use super::run::{AlertRunError, AlertRunner, ClaimRenewal, style_of, title_of};
 use super::watch::{Series, Sources, WatchError, lookback_days, series};
 use crate::catalog::Catalog;
 use crate::catalog::access::{Asker, Decision, Gate, decide, decide_post_gates, with_proven_reads};
@@ -32,29 +32,6 @@ const METRIC_FAILURES_HELP: &str = "Alert notices that could not be sent, per al
 
 /// Days of history drawn in an alert's chart, before the judged day.
 pub const CHART_DAYS: u64 = 28;
-
-/// Renews a claim (a notice's, a round's) while it is alive; dropped, however its owner
-/// ends (a panic included), it stops.
-pub(super) struct ClaimRenewal(pub(super) Option<tokio::task::JoinHandle<()>>);
-
-impl ClaimRenewal {
-    /// Stops renewing and waits until no renewal is under way, so none lands after the
-    /// claim is let go.
-    pub(super) async fn stop(mut self) {
-        if let Some(renewing) = self.0.take() {
-            renewing.abort();
-            let _ = renewing.await;
-        }
-    }
-}
-
-impl Drop for ClaimRenewal {
-    fn drop(&mut self) {
-        if let Some(renewing) = &self.0 {
-            renewing.abort();
-        }
-    }
-}
 
 /// Why a notice was not posted.
 enum Reason {

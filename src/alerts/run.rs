@@ -30,6 +30,29 @@ use crate::spec::AlertSpec;
 use crate::spec::alert::Watch;
 use crate::warehouse::Warehouse;
 
+/// Renews a claim (a notice's, a round's) while it is alive; dropped, however its owner
+/// ends (a panic included), it stops.
+pub(super) struct ClaimRenewal(pub(super) Option<tokio::task::JoinHandle<()>>);
+
+impl ClaimRenewal {
+    /// Stops renewing and waits until no renewal is under way, so none lands after the
+    /// claim is let go.
+    pub(super) async fn stop(mut self) {
+        if let Some(renewing) = self.0.take() {
+            renewing.abort();
+            let _ = renewing.await;
+        }
+    }
+}
+
+impl Drop for ClaimRenewal {
+    fn drop(&mut self) {
+        if let Some(renewing) = &self.0 {
+            renewing.abort();
+        }
+    }
+}
+
 const METRIC_FIRING: &str = "kpibot_alert_firing_instances";
 const METRIC_FIRING_HELP: &str = "Alert instances firing after the latest evaluation, per alert";
 const METRIC_EVALUATIONS: &str = "kpibot_alert_evaluations_total";
@@ -420,14 +443,14 @@ impl AlertRunner {
 
     /// Renews this process's claim on a round every third of the lease until aborted;
     /// stops (and says so) once another process has taken it over.
-    fn renew_round_claim(&self, alert: &str, slot: DateTime<Utc>) -> super::delivery::ClaimRenewal {
+    fn renew_round_claim(&self, alert: &str, slot: DateTime<Utc>) -> ClaimRenewal {
         let (ledger, alert, owner) = (
             self.parts.ledger.clone(),
             alert.to_string(),
             self.owner.clone(),
         );
         let lease = self.config.lease;
-        super::delivery::ClaimRenewal(Some(tokio::spawn(async move {
+        ClaimRenewal(Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
                 let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();

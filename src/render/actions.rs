@@ -106,7 +106,7 @@ fn plain(text: impl Into<String>) -> Value {
 
 fn option(text: &str, value: &str) -> Value {
     json!({
-        "text": plain(super::message::truncate_chars(text, OPTION_TEXT_MAX_CHARS)),
+        "text": plain(super::format::truncate_chars(text, OPTION_TEXT_MAX_CHARS)),
         "value": value,
     })
 }

@@ -1,7 +1,7 @@
 //! The chart under an alert: one small panel per value (up to a digest's limit), each the
 //! watched series over the last weeks with the threshold drawn as a dashed line or the
-//! band history predicts shaded, and the breaching point marked (a backtest shades the
-//! days it would have been firing instead).
+//! band history predicts shaded, and the breaching point marked and labelled clear of
+//! every line (a backtest shades the days it would have been firing instead).
 
 use chrono::NaiveDate;
 use plotters::prelude::*;
@@ -16,6 +16,7 @@ use super::chart::{
 use super::encode::encode_indexed_png;
 use super::fonts;
 use super::format::NumberStyle;
+use super::labels::{Rect, Segment, default_spot, place_label};
 
 /// One panel: a value's series and what it was measured against.
 #[derive(Debug, Clone)]
@@ -177,19 +178,31 @@ fn draw_panel(area: &Area, panel: &AlertPanel, style: &NumberStyle) -> Result<()
     }
     let line = ShapeStyle::from(&PALETTE[0]).stroke_width(4);
     let series: Vec<Option<f64>> = panel.days.iter().map(|(_, v)| *v).collect();
+    // What is drawn in the plot, in canvas pixels, for the label to keep clear of.
+    let plot_area = chart.plotting_area().clone();
+    let to_px = move |x: f64, y: f64| plot_area.map_coordinate(&(x, y));
+    let mut lines: Vec<Segment> = Vec::new();
+    let mut taken: Vec<Rect> = Vec::new();
     for run in runs(&series) {
         let points: Vec<(f64, f64)> = run.iter().map(|(i, v)| (*i as f64, *v)).collect();
         if points.len() == 1 {
+            taken.push(Rect::around(to_px(points[0].0, points[0].1), 5));
             chart
                 .draw_series(std::iter::once(Circle::new(points[0], 5, line.filled())))
                 .map_err(draw_err)?;
         } else {
+            lines.extend(
+                points
+                    .windows(2)
+                    .map(|w| (to_px(w[0].0, w[0].1), to_px(w[1].0, w[1].1))),
+            );
             chart
                 .draw_series(LineSeries::new(points, line))
                 .map_err(draw_err)?;
         }
     }
     if let Some(threshold) = panel.threshold {
+        lines.push((to_px(-0.5, threshold), to_px(n - 0.5, threshold)));
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(-0.5, threshold), (n - 0.5, threshold)],
@@ -210,18 +223,29 @@ fn draw_panel(area: &Area, panel: &AlertPanel, style: &NumberStyle) -> Result<()
                 ShapeStyle::from(&DOWN).filled(),
             )))
             .map_err(draw_err)?;
+        let point = to_px(at.0, at.1);
+        taken.push(Rect::around(point, MARK_RADIUS_PX as i32));
+        let label = style.value(value);
+        let label_style = font(LABEL_SIZE_PX)
+            .style(FontStyle::Bold)
+            .color(&DOWN)
+            .pos(Pos::new(HPos::Left, VPos::Top));
+        let (width, height) = area
+            .estimate_text_size(&label, &label_style)
+            .map_err(draw_err)?;
+        let size = (width as i32, (height as i32).max(LABEL_SIZE_PX as i32));
+        let (xs, ys) = chart.plotting_area().get_pixel_range();
+        let plot = Rect {
+            left: xs.start,
+            top: ys.start,
+            right: xs.end,
+            bottom: ys.end,
+        };
+        let spot = place_label(point, MARK_RADIUS_PX as i32, size, plot, &lines, &taken)
+            .unwrap_or_else(|| default_spot(point, MARK_RADIUS_PX as i32, size));
         // Plot coordinates map to canvas pixels; the label is drawn relative to the panel.
-        let (px, py) = chart.plotting_area().map_coordinate(&at);
         let (ax, ay) = area.get_base_pixel();
-        text(
-            area,
-            &style.value(value),
-            (px - ax - 14, py - ay - 16),
-            font(LABEL_SIZE_PX)
-                .style(FontStyle::Bold)
-                .color(&DOWN)
-                .pos(Pos::new(HPos::Right, VPos::Bottom)),
-        )?;
+        text(area, &label, (spot.left - ax, spot.top - ay), label_style)?;
     }
     Ok(())
 }

@@ -1,21 +1,17 @@
 //! Charts: line, area, bar (grouped or stacked), drawn anti-aliased at 2× density with the
-//! bundled font and encoded as a small PNG; the `number` card and the `table` image are
-//! drawn by [`super::panels`] on the same canvas. One cohesive thing: the page layout,
-//! the axes and the series share these constants and helpers, and read best together.
+//! bundled font; [`super::page`] puts one on the page (title, legend) and encodes the PNG,
+//! and [`super::panels`] draws the `number` card and the `table` image with the constants
+//! and helpers here.
 
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use tiny_skia::Pixmap;
 
 use super::backend::SkiaBackend;
 use super::data::{ChartData, XAxis, last_present};
-use super::encode::encode_indexed_png;
-use super::fonts::{self, FONT_FAMILY};
-use super::format::NumberStyle;
-use super::message::truncate_chars;
-use super::panels::{draw_card, draw_table};
+use super::fonts::FONT_FAMILY;
+use super::format::{NumberStyle, truncate_chars};
 use crate::i18n::{self, Locale};
 use crate::spec::{ChartKind, Goal};
 use crate::warehouse::Table;
@@ -24,8 +20,6 @@ use crate::warehouse::Table;
 pub const CHART_WIDTH_PX: u32 = 1600;
 pub const CHART_HEIGHT_PX: u32 = 900;
 pub(super) const MARGIN_PX: i32 = 56;
-const TITLE_SIZE_PX: u32 = 46;
-const SUBTITLE_SIZE_PX: u32 = 28;
 pub(super) const LABEL_SIZE_PX: u32 = 26;
 pub(super) const LINE_WIDTH_PX: u32 = 5;
 /// Space kept between two x-axis labels.
@@ -101,36 +95,6 @@ pub struct ChartInput<'a> {
     pub card: Option<Card>,
 }
 
-/// Renders the chart as a PNG.
-pub fn render_png(input: &ChartInput) -> Result<Vec<u8>, RenderError> {
-    let pixmap = render_pixmap(input)?;
-    Ok(encode_indexed_png(
-        pixmap.data(),
-        pixmap.width(),
-        pixmap.height(),
-    )?)
-}
-
-/// Renders the chart to pixels (RGBA, opaque).
-pub fn render_pixmap(input: &ChartInput) -> Result<Pixmap, RenderError> {
-    if !fonts::register() {
-        return Err(RenderError::Font);
-    }
-    // Allocated already white (premultiplied opaque white is all 0xFF): one pass over
-    // 5.8 MB instead of zeroing it and then filling it.
-    let size = tiny_skia::IntSize::from_wh(CHART_WIDTH_PX, CHART_HEIGHT_PX)
-        .ok_or_else(|| RenderError::Draw("cannot size the canvas".into()))?;
-    let white = vec![u8::MAX; CHART_WIDTH_PX as usize * CHART_HEIGHT_PX as usize * 4];
-    let mut pixmap = Pixmap::from_vec(white, size)
-        .ok_or_else(|| RenderError::Draw("cannot allocate the canvas".into()))?;
-    {
-        let root = SkiaBackend::new(&mut pixmap).into_drawing_area();
-        draw_chart(&root, input)?;
-        root.present().map_err(draw_err)?;
-    }
-    Ok(pixmap)
-}
-
 pub(super) fn font(size: u32) -> FontDesc<'static> {
     (FONT_FAMILY, size).into_font()
 }
@@ -151,101 +115,6 @@ pub(super) fn text_width(area: &Area, content: &str, size: u32) -> i32 {
         .map_or(content.chars().count() as i32 * size as i32, |(w, _)| {
             w as i32
         })
-}
-
-fn draw_chart(root: &Area, input: &ChartInput) -> Result<(), RenderError> {
-    let x = MARGIN_PX;
-    text(
-        root,
-        input.title,
-        (x, 30),
-        font(TITLE_SIZE_PX).style(FontStyle::Bold).color(&INK),
-    )?;
-    text(
-        root,
-        input.subtitle,
-        (x, 92),
-        font(SUBTITLE_SIZE_PX).color(&MUTED),
-    )?;
-    let mut header = 146;
-    let with_legend = input.data.series.len() > 1
-        && matches!(
-            input.kind,
-            ChartKind::Line | ChartKind::Area | ChartKind::Bar | ChartKind::StackedBar
-        );
-    if with_legend && !input.data.is_empty() {
-        header = draw_legend(root, input, header + 4)? + 16;
-    }
-    let (_, body) = root.split_vertically(header);
-    if input.kind == ChartKind::Table {
-        return match input.table.filter(|t| !t.rows.is_empty()) {
-            Some(table) => draw_table(root, &body, table, input),
-            None => draw_empty(&body, input.empty_message),
-        };
-    }
-    if input.data.is_empty() {
-        return draw_empty(&body, input.empty_message);
-    }
-    match input.kind {
-        ChartKind::Bar => draw_bars(root, &body, input, false),
-        ChartKind::StackedBar => draw_bars(root, &body, input, true),
-        ChartKind::Number => draw_card(root, &body, input),
-        ChartKind::Area => draw_lines(root, &body, input, true),
-        ChartKind::Line | ChartKind::Table => draw_lines(root, &body, input, false),
-    }
-}
-
-/// A row of coloured swatches and series names under the subtitle, wrapping as needed.
-/// Returns the y just below it.
-fn draw_legend(root: &Area, input: &ChartInput, top: i32) -> Result<i32, RenderError> {
-    let right = CHART_WIDTH_PX as i32 - MARGIN_PX;
-    let (mut x, mut y) = (MARGIN_PX, top);
-    let row_height = 40;
-    let bars = matches!(input.kind, ChartKind::Bar | ChartKind::StackedBar);
-    for (index, series) in input.data.series.iter().enumerate() {
-        let color = PALETTE[index % PALETTE.len()];
-        let width = 40 + text_width(root, &series.name, LABEL_SIZE_PX) + 36;
-        if x + width > right && x > MARGIN_PX {
-            x = MARGIN_PX;
-            y += row_height;
-        }
-        let middle = y + 16;
-        if bars {
-            root.draw(&Rectangle::new(
-                [(x, middle - 11), (x + 22, middle + 11)],
-                color.filled(),
-            ))
-            .map_err(draw_err)?;
-        } else {
-            root.draw(&PathElement::new(
-                vec![(x, middle), (x + 30, middle)],
-                ShapeStyle::from(&color).stroke_width(LINE_WIDTH_PX + 1),
-            ))
-            .map_err(draw_err)?;
-        }
-        text(
-            root,
-            &series.name,
-            (x + 40, middle),
-            font(LABEL_SIZE_PX)
-                .color(&INK)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
-        )?;
-        x += width;
-    }
-    Ok(y + row_height)
-}
-
-fn draw_empty(body: &Area, message: &str) -> Result<(), RenderError> {
-    let (w, h) = body.dim_in_pixel();
-    body.draw(&Text::new(
-        message.to_string(),
-        (w as i32 / 2, h as i32 / 2 - 40),
-        font(40)
-            .color(&MUTED)
-            .pos(Pos::new(HPos::Center, VPos::Center)),
-    ))
-    .map_err(draw_err)
 }
 
 /// The y range: bars and areas start at zero; lines are padded, never clipped, and do not
@@ -615,7 +484,7 @@ fn draw_last_labels(
     Ok(())
 }
 
-fn draw_bars(
+pub(super) fn draw_bars(
     root: &Area,
     body: &Area,
     input: &ChartInput,

@@ -1,6 +1,9 @@
-//! Numbers and changes written the same way on axes, labels, the KPI card and the message.
+//! Numbers and changes written the same way on axes, labels, the KPI card and the message;
+//! table cells as text, and labels shortened to a limit with "…" (the chart, the native
+//! block, the buttons and the message all share these, so they live below all of them).
 
 use crate::spec::{ChartSpec, Currency, Locale, NumberFormat};
+use crate::warehouse::Cell;
 
 /// How a report writes its numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +228,39 @@ fn group_thousands(value: f64, decimals: usize) -> String {
     match frac {
         Some(frac) => format!("{sign}{grouped}.{frac}"),
         None => format!("{sign}{grouped}"),
+    }
+}
+
+/// `text` cut to at most `max` characters, the last one "…" when anything was cut.
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// A table cell as text: the `y` column in the report's style, other numbers plain.
+pub fn cell_text(cell: &Cell, is_y: bool, style: NumberStyle) -> String {
+    match cell {
+        Cell::Null => "–".to_string(),
+        _ if is_y => cell
+            .as_f64()
+            .map_or_else(|| cell.to_string(), |v| style.value(v)),
+        Cell::Integer(_) | Cell::Decimal { .. } | Cell::Float(_) => {
+            let plain = NumberStyle {
+                format: if matches!(cell, Cell::Integer(_)) {
+                    NumberFormat::Integer
+                } else {
+                    NumberFormat::Decimal
+                },
+                ..style
+            };
+            cell.as_f64()
+                .map_or_else(|| cell.to_string(), |v| plain.value(v))
+        }
+        _ => cell.to_string(),
     }
 }
 

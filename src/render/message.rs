@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::actions::{Actions, actions_block};
+use super::format::truncate_chars;
 use crate::i18n::Locale;
 use crate::i18n::mrkdwn::{self, escape};
 use crate::tr_mrkdwn;
@@ -69,15 +70,6 @@ pub struct MessageFacts {
     pub native: Option<Value>,
     /// The buttons and menus under the chart (see [`super::actions`]).
     pub actions: Option<Actions>,
-}
-
-pub fn truncate_chars(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// The `chat.postMessage` body for a report run. Every value in its mrkdwn (labels and

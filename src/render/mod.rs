@@ -9,13 +9,16 @@ pub mod data;
 pub mod encode;
 pub mod fonts;
 pub mod format;
+pub mod labels;
 pub mod message;
 pub mod native;
+pub mod page;
 mod panels;
 pub mod report;
 pub mod standard_set;
 
-pub use chart::{Card, ChartInput, RenderError, render_pixmap, render_png};
+pub use chart::{Card, ChartInput, RenderError};
 pub use data::{ChartData, ShapeError};
 pub use message::{MessageFacts, build_message};
+pub use page::{render_pixmap, render_png};
 pub use report::{PostGuard, Rendered, RunFacts, day_text, render_run, window_text};

@@ -5,9 +5,7 @@
 use serde_json::{Number, Value, json};
 
 use super::data::{ChartData, XAxis};
-use super::format::NumberStyle;
-use super::message::truncate_chars;
-use super::panels::cell_text;
+use super::format::{NumberStyle, cell_text, truncate_chars};
 use crate::i18n::{self, Locale};
 use crate::spec::ChartKind;
 use crate::warehouse::{Cell, Table};

@@ -11,9 +11,8 @@ use super::chart::{
     runs, text, y_range,
 };
 use super::data::last_present;
-use super::format::NumberStyle;
-use super::message::truncate_chars;
-use crate::warehouse::{Cell, Table};
+use super::format::{cell_text, truncate_chars};
+use crate::warehouse::Table;
 
 /// The KPI card: the big number, its change and comparison window, and a sparkline.
 pub(super) fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<(), RenderError> {
@@ -81,28 +80,6 @@ pub(super) fn draw_card(root: &Area, body: &Area, input: &ChartInput) -> Result<
             .map_err(draw_err)?;
     }
     Ok(())
-}
-
-pub(super) fn cell_text(cell: &Cell, is_y: bool, style: NumberStyle) -> String {
-    match cell {
-        Cell::Null => "–".to_string(),
-        _ if is_y => cell
-            .as_f64()
-            .map_or_else(|| cell.to_string(), |v| style.value(v)),
-        Cell::Integer(_) | Cell::Decimal { .. } | Cell::Float(_) => {
-            let plain = NumberStyle {
-                format: if matches!(cell, Cell::Integer(_)) {
-                    crate::spec::NumberFormat::Integer
-                } else {
-                    crate::spec::NumberFormat::Decimal
-                },
-                ..style
-            };
-            cell.as_f64()
-                .map_or_else(|| cell.to_string(), |v| plain.value(v))
-        }
-        _ => cell.to_string(),
-    }
 }
 
 /// The first rows of the query result as a table, numbers right-aligned.

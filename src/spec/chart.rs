@@ -108,14 +108,16 @@ pub struct ChartSpec {
     /// Whether a rise is good news (green) or bad news (orange), e.g. false for churn.
     pub higher_is_better: bool,
     /// In Slack: Slack's own chart or table block where the data fits it, or always the
-    /// PNG.
+    /// PNG. Unset, a `stacked_bar` is the PNG (Slack's bars are grouped, without the
+    /// stack's total) and every other kind native.
     pub slack_chart: SlackChart,
 }
 
 /// How a chart goes to Slack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SlackChart {
-    /// Slack's `data_visualization` / `data_table` block when the data fits, else the PNG.
+    /// Slack's `data_visualization` / `data_table` block when the data fits, else the PNG
+    /// (for a stacked bar only when asked for by name: Slack draws its bars grouped).
     #[default]
     Native,
     /// Always the uploaded PNG.
@@ -282,12 +284,18 @@ impl Reader<'_> {
         let goal_label = self.string(t, "goal_label", false).map(Spanned::into_inner);
         let label_last = self.flag(t, "label_last", false);
         let higher_is_better = self.flag(t, "higher_is_better", true);
+        // Slack's bar chart cannot stack: a stacked bar keeps the picture unless its author
+        // writes `slack_chart = "native"`, accepting grouped bars without the total.
         let slack_chart = self.choice(
             t,
             "slack_chart",
             &SlackChart::NAMES,
             SlackChart::parse,
-            Some(SlackChart::Native),
+            Some(if kind == Some(ChartKind::StackedBar) {
+                SlackChart::Image
+            } else {
+                SlackChart::Native
+            }),
         );
         let max_rows = self
             .whole_number(t, "max_rows", 1..=100, "a whole number from 1 to 100")
