@@ -96,7 +96,7 @@ impl Catalog {
 
     /// The policies that cover a report (its SQL reads their data).
     pub fn report_policies(&self, report: &ReportSpec) -> Vec<&PolicySpec> {
-        policy::report_policies(report, &self.policies)
+        crate::spec::policy_checks::report_policies(report, &self.policies)
     }
 
     /// The policies that cover a metric question touching `columns`.

@@ -448,7 +448,7 @@ async fn prove_reads(
                     None => "name the tables directly, or run `kpibot check --dry-run` so the warehouse can prove what it reads".to_string(),
                 }),
             ],
-            None => spec::policy::report_policy_problems(
+            None => spec::policy_checks::report_policy_problems(
                 &file.path,
                 report,
                 &spec::policy::reads_policies(&reads, &policies),

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::alert::{AlertSpec, Condition, Watch, is_user_target};
 use super::diagnostic::did_you_mean;
-use super::policy::{
-    allows_channel, base_columns, metric_policies, reads_policies, report_policies,
-};
+use super::policy::{allows_channel, base_columns, metric_policies, reads_policies};
+use super::policy_checks::report_policies;
 use super::{Access, Diagnostic, LoadedFile, MetricSpec, PolicySpec, ReportSpec};
 use crate::warehouse::reads::read_sql;
 

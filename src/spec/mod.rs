@@ -16,6 +16,7 @@ pub mod metric;
 pub mod metric_sql;
 pub mod period;
 pub mod policy;
+pub mod policy_checks;
 pub mod query;
 pub mod report;
 pub mod schedule;
@@ -137,7 +138,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     }
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
-    policy::flag_policy_problems(&mut files);
+    policy_checks::flag_policy_problems(&mut files);
     alert_checks::flag_alert_problems(&mut files, defaults.dialect);
     Ok(files)
 }
