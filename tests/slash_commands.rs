@@ -38,7 +38,8 @@ fn mart() -> &'static Path {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("demo.duckdb");
-            let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+            // Through yesterday where the bot answers (Tokyo), not in UTC.
+            let yesterday = common::tokyo_yesterday(chrono::Utc::now());
             kpibot::warehouse::demo::ensure_demo_mart(&path, yesterday).unwrap();
             (dir, path)
         })
@@ -300,12 +301,25 @@ async fn a_signed_command_is_acknowledged_then_the_chart_is_posted_in_the_channe
         "Active users by Role"
     );
     // A week of three series fits Slack's own chart block: no upload.
-    assert!(
-        posted.body["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b["type"] == "data_visualization")
+    let chart = posted.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "data_visualization")
+        .unwrap_or_else(|| panic!("no native chart: {}", posted.body));
+    // Seven days through yesterday in Tokyo, where the bot answers: the mart holds them all.
+    let yesterday = common::tokyo_yesterday(chrono::Utc::now());
+    let days: Vec<String> = (0..7u64)
+        .rev()
+        .map(|n| {
+            (yesterday - chrono::Days::new(n))
+                .format("%m/%d")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        chart["chart"]["axis_config"]["categories"],
+        serde_json::json!(days)
     );
     assert!(bot.slack.calls_of("files.getUploadURLExternal").is_empty());
     wait_for("the audit line", Duration::from_secs(5), || {
