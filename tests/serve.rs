@@ -989,19 +989,6 @@ fn thread_mode_stopped_between_summary_and_reply_is_completed_with_only_the_repl
     );
 }
 
-/// A report with one slot in the next minute (daily, at a second eight seconds from now
-/// in Tokyo): no other slot runs during the test.
-fn due_once_report(title: &str, channel: &str) -> String {
-    let at =
-        (chrono::Utc::now() + chrono::Duration::seconds(8)).with_timezone(&chrono_tz::Asia::Tokyo);
-    use chrono::Timelike;
-    let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
-    report_toml(title, &cron, channel).replace(
-        &format!("cron = \"{cron}\""),
-        &format!("cron = \"{cron}\"\ntimezone = \"Asia/Tokyo\""),
-    )
-}
-
 /// A BigQuery-backed bot in `dir` with the warehouse retry settings `extra`.
 fn bigquery_bot(
     dir: &Path,

@@ -60,6 +60,19 @@ cron = "{cron}"
     )
 }
 
+/// A report with one slot in the next minute (daily, at a second eight seconds from now
+/// in Tokyo): no other slot runs during the test.
+pub fn due_once_report(title: &str, channel: &str) -> String {
+    let at =
+        (chrono::Utc::now() + chrono::Duration::seconds(8)).with_timezone(&chrono_tz::Asia::Tokyo);
+    use chrono::Timelike;
+    let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
+    report_toml(title, &cron, channel).replace(
+        &format!("cron = \"{cron}\""),
+        &format!("cron = \"{cron}\"\ntimezone = \"Asia/Tokyo\""),
+    )
+}
+
 /// Where [`free_port`] looks: below Linux's ephemeral range (32768–60999), so no outgoing
 /// connection (to PostgreSQL, the fake Slack, …) can take a port between the check and the
 /// bot's bind.
@@ -180,6 +193,18 @@ impl Bot {
 
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// The value of `series` (a metric's name and labels, as `/metrics` writes them) on
+    /// this process's `/metrics`; 0 when it has not been counted yet.
+    pub fn metric(&self, series: &str) -> f64 {
+        let (status, metrics) = self.get("/metrics").expect("/metrics answers");
+        assert_eq!(status, 200, "{metrics}");
+        let prefix = format!("{series} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 }
 
