@@ -61,11 +61,32 @@ mod tests {
             max_attempts: 5,
             ..RetryPolicy::default()
         };
-        let d1 = backoff_delay(&policy, 1);
-        let d4 = backoff_delay(&policy, 4);
-        let d9 = backoff_delay(&policy, 9);
-        assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
-        assert!(d4 >= Duration::from_millis(400) && d4 <= Duration::from_millis(800));
-        assert!(d9 >= Duration::from_millis(500) && d9 <= Duration::from_millis(1000));
+        // Each attempt's step: 100 ms doubling, capped at 1 s. Equal jitter puts every delay
+        // in [step / 2, step], and a burst of failures spreads over that range rather than
+        // retrying in lockstep.
+        for (attempt, step_ms) in [(1, 100u64), (2, 200), (4, 800), (5, 1000), (9, 1000)] {
+            let step = Duration::from_millis(step_ms);
+            let delays: Vec<Duration> = (0..200).map(|_| backoff_delay(&policy, attempt)).collect();
+            assert!(
+                delays.iter().all(|d| *d >= step / 2 && *d <= step),
+                "attempt {attempt}: {delays:?} not all within [{:?}, {step:?}]",
+                step / 2
+            );
+            let distinct: std::collections::BTreeSet<Duration> = delays.iter().copied().collect();
+            assert!(
+                distinct.len() >= 100,
+                "attempt {attempt}: only {} distinct delays in 200: not jittered",
+                distinct.len()
+            );
+            // Spread over the range: some in its lower and some in its upper quarter.
+            assert!(
+                delays.iter().any(|d| *d < step.mul_f64(0.625)),
+                "attempt {attempt}: {delays:?}"
+            );
+            assert!(
+                delays.iter().any(|d| *d > step.mul_f64(0.875)),
+                "attempt {attempt}: {delays:?}"
+            );
+        }
     }
 }

@@ -112,6 +112,14 @@ fn check_with_the_planner_refuses_every_form_that_reads_the_covered_column() {
             &[NO_DEMO],
         );
         assert!(!ok, "{name} ran into #general:\n{stdout}{stderr}");
+        // Stopped by the policy, saying so, not by some other failure: at the post (what
+        // the planner proves it reads) or, where the parser already sees the column, when
+        // the report loads.
+        assert!(
+            stderr.contains("policy `prefecture_detail` does not allow")
+                && stderr.contains("#general"),
+            "{name}: not refused by the policy:\n{stdout}{stderr}"
+        );
     }
 }
 

@@ -9,7 +9,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use chrono::Utc;
 use kpibot::adhoc::{self, Answer, Asker, Reply};
 use kpibot::catalog::Catalog;
 use kpibot::cli;
@@ -332,7 +331,7 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
 
     // A refusal and a private answer's reason, as an asker in #general gets them.
     let warehouse = app
-        .open_warehouse(Utc::now(), &mut Vec::new())
+        .open_warehouse(common::fixed_now(), &mut Vec::new())
         .await
         .unwrap();
     let context = common::cli_context(

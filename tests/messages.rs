@@ -5,7 +5,6 @@
 
 mod common;
 
-use chrono::Utc;
 use kpibot::adhoc::{self, Answer, Asker};
 use kpibot::cli;
 use kpibot::i18n::Locale;
@@ -120,7 +119,7 @@ async fn a_refusal_names_the_owner_to_ask() {
     let app = common::app(&settings);
     let catalog = app.load_catalog().unwrap();
     let warehouse = app
-        .open_warehouse(Utc::now(), &mut Vec::new())
+        .open_warehouse(common::fixed_now(), &mut Vec::new())
         .await
         .unwrap();
     let context = common::cli_context(

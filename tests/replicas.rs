@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::bot::*;
-use common::fake_slack::{FakeSlack, TOKEN};
+use common::fake_slack::{FakeSlack, Fault, TOKEN};
 
 /// One test at a time touches the shared server's life.
 static SERVER: Mutex<()> = Mutex::new(());
@@ -30,7 +29,11 @@ fn three_replicas_on_postgres_survive_kills_and_a_database_restart() {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let url = block_on(common::postgres::fresh_database(&server));
-    let restart_database = std::env::var("KPIBOT_TEST_POSTGRES_RESTART").ok();
+    // Without the command (a server .ci/postgres did not start), the kills still run.
+    let restart_database = common::postgres::server_var(
+        "KPIBOT_TEST_POSTGRES_RESTART",
+        "the database restart in the replicas test",
+    );
     let span = Duration::from_secs(
         std::env::var("KPIBOT_CHAOS_SECONDS")
             .ok()
@@ -88,8 +91,7 @@ fn three_replicas_on_postgres_survive_kills_and_a_database_restart() {
             && start_instant.elapsed() >= span / 2
             && let Some(command) = &restart_database
         {
-            let status = Command::new("sh").args(["-c", command]).status().unwrap();
-            assert!(status.success(), "restarting PostgreSQL failed");
+            common::postgres::run_server_command(command);
             database_restarted = true;
             eprintln!("PostgreSQL restarted at {:?}", start_instant.elapsed());
         }
@@ -197,6 +199,87 @@ fn three_replicas_on_postgres_survive_kills_and_a_database_restart() {
     assert!(restart_database.is_none() || database_restarted);
 }
 
+/// A replica killed while it holds two slots (each stalled in its upload): the survivor
+/// takes both over and posts each once, and its `kpibot_ledger_takeovers_total` rises by
+/// exactly the slots the ledger shows were left open.
+#[test]
+fn a_survivor_counts_each_slot_it_takes_over_from_a_killed_replica() {
+    let Some(server) = common::postgres::server_url() else {
+        return;
+    };
+    let _turn = SERVER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let url = block_on(common::postgres::fresh_database(&server));
+    let slack = FakeSlack::start_in_background(&[
+        ("C0KPITAKE1", "kpi-take-1", true),
+        ("C0KPITAKE2", "kpi-take-2", true),
+        ("C0DATATEAM", "data-team", true),
+    ]);
+    // Due 20 s from now: time for the replicas to start on a loaded machine (a start that
+    // missed the slot would take nothing over, and the test would fail, not pass).
+    let due = chrono::Utc::now() + chrono::Duration::seconds(20);
+    let dir = setup(&[
+        ("one.toml", due_once_report("One", "#kpi-take-1", due)),
+        ("two.toml", due_once_report("Two", "#kpi-take-2", due)),
+    ]);
+    let env = [
+        ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+        ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+        ("KPIBOT__LEDGER__URL", url.as_str()),
+        ("KPIBOT__LEDGER__TIMEOUT_MS", "1000"),
+        ("RUST_LOG", "kpibot=info"),
+    ];
+    // The first replica's two uploads hang: it is mid-run on both slots when it dies.
+    slack.fail_next(
+        "files.getUploadURLExternal",
+        [
+            Fault::Slow(Duration::from_secs(60)),
+            Fault::Slow(Duration::from_secs(60)),
+        ],
+    );
+    let (doomed, survivor) = (Bot::new(dir.path(), &env), Bot::new(dir.path(), &env));
+    let victim = doomed.start("doomed.log");
+    wait_for("both slots mid-upload", Duration::from_secs(30), || {
+        slack.calls_of("files.getUploadURLExternal").len() >= 2
+    });
+    let running = survivor.start("survivor.log");
+    let takeovers = "kpibot_ledger_takeovers_total";
+    let before = survivor.metric(takeovers);
+    // What the dead replica leaves behind, as the ledger records it.
+    let left_open = block_on(async {
+        kpibot::ledger::Ledger::postgres(&url, &kpibot::settings::LedgerSettings::default())
+            .await
+            .unwrap()
+            .open_runs()
+            .await
+            .unwrap()
+            .len()
+    });
+    assert_eq!(left_open, 2, "both slots held by the first replica");
+    victim.sigkill();
+    wait_for(
+        "both slots posted by the survivor",
+        Duration::from_secs(60),
+        || {
+            ["C0KPITAKE1", "C0KPITAKE2"]
+                .iter()
+                .all(|c| !slack.messages_in(c).is_empty())
+        },
+    );
+    let after = survivor.metric(takeovers);
+    assert!(terminate(running).success());
+    assert_eq!(
+        after - before,
+        left_open as f64,
+        "takeovers counted by the survivor\n{}",
+        survivor.log("survivor.log")
+    );
+    for channel in ["C0KPITAKE1", "C0KPITAKE2"] {
+        assert_eq!(slack.messages_in(channel).len(), 1, "{channel}");
+    }
+}
+
 /// The database stops for longer than a lease and starts again: meanwhile `/readyz` says
 /// not ready and runs wait; afterwards every slot of the outage is posted, once, and the
 /// pool reconnected by itself (no restart of kpibot).
@@ -205,13 +288,11 @@ fn a_database_outage_longer_than_a_lease_delays_slots_and_loses_none() {
     let Some(server) = common::postgres::server_url() else {
         return;
     };
-    let (Ok(stop), Ok(start)) = (
-        std::env::var("KPIBOT_TEST_POSTGRES_STOP"),
-        std::env::var("KPIBOT_TEST_POSTGRES_START"),
+    let outage = "the database outage test";
+    let (Some(stop), Some(start)) = (
+        common::postgres::server_var("KPIBOT_TEST_POSTGRES_STOP", outage),
+        common::postgres::server_var("KPIBOT_TEST_POSTGRES_START", outage),
     ) else {
-        eprintln!(
-            "skipping the database outage test: KPIBOT_TEST_POSTGRES_STOP/START are not set (.ci/postgres sets them)"
-        );
         return;
     };
     let _turn = SERVER
@@ -240,24 +321,16 @@ fn a_database_outage_longer_than_a_lease_delays_slots_and_loses_none() {
     wait_for("a first post", Duration::from_secs(30), || {
         !slack.messages_in("C0KPIDOWN").is_empty()
     });
-    let shell = |command: &str| {
-        assert!(
-            Command::new("sh")
-                .args(["-c", command])
-                .status()
-                .unwrap()
-                .success(),
-            "{command}"
-        );
-    };
-    shell(&stop);
+    // Started again however the test ends: a failure here must not leave the server that
+    // every later PostgreSQL test uses stopped.
+    let stopped = common::postgres::StoppedServer::stop(&stop, &start);
     let down_at = chrono::Utc::now();
     wait_for("/readyz to say not ready", Duration::from_secs(30), || {
         bot.get("/readyz").is_some_and(|(status, _)| status == 503)
     });
     // Down for three leases (the lease is 2 s): the outage schedule, not synchronisation.
     std::thread::sleep(Duration::from_secs(6));
-    shell(&start);
+    stopped.start();
     let up_at = chrono::Utc::now();
     wait_for(
         "/readyz to say ready again",

@@ -966,18 +966,6 @@ fn thread_mode_stopped_between_summary_and_reply_is_completed_with_only_the_repl
     );
 }
 
-/// A report with one slot in the next minute (daily, at a second eight seconds from now
-/// in Tokyo): no other slot runs during the test.
-fn due_once_report(title: &str, channel: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    let at = at.with_timezone(&chrono_tz::Asia::Tokyo);
-    use chrono::Timelike;
-    let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
-    report_toml(title, &cron, channel).replace(
-        &format!("cron = \"{cron}\""),
-        &format!("cron = \"{cron}\"\ntimezone = \"Asia/Tokyo\""),
-    )
-}
-
 /// Starts `bot` (in `dir`), then adds the report `name`, due once a few seconds after the
 /// bot is ready, by hot reload: the slot is timed from readiness, so a slow start of the
 /// mart, the fakes or the bot cannot make it pass unseen. A reload seen only after the

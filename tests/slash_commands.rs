@@ -39,7 +39,8 @@ fn mart() -> &'static Path {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("demo.duckdb");
-            let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+            // Through yesterday where the bot answers (Tokyo), not in UTC.
+            let yesterday = common::tokyo_yesterday(chrono::Utc::now());
             kpibot::warehouse::demo::ensure_demo_mart(&path, yesterday).unwrap();
             (dir, path)
         })
@@ -305,12 +306,25 @@ async fn a_signed_command_is_acknowledged_then_the_chart_is_posted_in_the_channe
         "Active users by Role"
     );
     // A week of three series fits Slack's own chart block: no upload.
-    assert!(
-        posted.body["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b["type"] == "data_visualization")
+    let chart = posted.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "data_visualization")
+        .unwrap_or_else(|| panic!("no native chart: {}", posted.body));
+    // Seven days through yesterday in Tokyo, where the bot answers: the mart holds them all.
+    let yesterday = common::tokyo_yesterday(chrono::Utc::now());
+    let days: Vec<String> = (0..7u64)
+        .rev()
+        .map(|n| {
+            (yesterday - chrono::Days::new(n))
+                .format("%m/%d")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        chart["chart"]["axis_config"]["categories"],
+        serde_json::json!(days)
     );
     assert!(bot.slack.calls_of("files.getUploadURLExternal").is_empty());
     wait_for("the audit line", Duration::from_secs(5), || {
@@ -497,7 +511,14 @@ async fn private_answers_and_restricted_metrics_are_ephemeral_and_allow_lists_ho
         .as_str()
         .unwrap()
         .to_string();
-    assert!(refusal.contains("Ask its owner, #data-team"), "{refusal}");
+    assert_refused(
+        &bot,
+        &refusal,
+        ("U0ALICE", "/kpi prefecture_active_users by prefecture"),
+        "prefecture_active_users",
+        "#data-team",
+    )
+    .await;
     let body = form(
         &bot,
         "prefecture_active_users by prefecture",
@@ -541,6 +562,18 @@ allowed_usergroups = ["S0ANALYSTS"]
     wait_for("the refusal", Duration::from_secs(10), || {
         !bot.slack.responses("no").is_empty()
     })
+    .await;
+    let refusal = bot.slack.responses("no")[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_refused(
+        &bot,
+        &refusal,
+        ("U0ALICE", "/kpi revenue last 7 days"),
+        "revenue",
+        "#finance",
+    )
     .await;
     let body = form(&bot, "revenue last 7 days", SALES, "U0CAROL", "yes");
     assert_eq!(send(&bot, body.clone(), signed(&body)).await.0, 200);
@@ -646,6 +679,34 @@ fn audit_lines(bot: &Bot) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// `reply` is the access rule's refusal of `name`, naming `owner` to ask, and the audit line
+/// of `user`'s `command` (as the audit log writes it) says `refused`. A failed query names the owner too, and must not
+/// pass for a refusal.
+async fn assert_refused(
+    bot: &Bot,
+    reply: &str,
+    (user, command): (&str, &str),
+    name: &str,
+    owner: &str,
+) {
+    let words = format!("You cannot see `{name}` here. Ask its owner, {owner}, for access.");
+    assert!(
+        reply.contains(&words),
+        "expected the refusal {words:?}, got: {reply}"
+    );
+    let line = || {
+        audit_lines(bot)
+            .into_iter()
+            .find(|l| l["user"] == user && l["command"] == command)
+    };
+    wait_for("the refusal's audit line", Duration::from_secs(10), || {
+        line().is_some()
+    })
+    .await;
+    let line = line().unwrap();
+    assert_eq!(line["outcome"], "refused", "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1240,10 +1301,14 @@ async fn a_click_is_held_to_the_same_access_rule_and_the_catalog_as_it_is_now() 
     .await;
     let (_, user, body) = bot.slack.ephemerals()[0].clone();
     assert_eq!(user, "U0SALES01");
-    assert!(
-        body["text"].as_str().unwrap().contains("You cannot see"),
-        "{body}"
-    );
+    assert_refused(
+        &bot,
+        body["text"].as_str().unwrap(),
+        ("U0SALES01", "(click) kpi_by prefecture"),
+        "active_users",
+        "#data-team",
+    )
+    .await;
     assert!(thread_replies(&bot, &ts).is_empty());
     // A button from a post whose report no longer exists: a clear reply.
     let gone = kpibot::render::actions::Asked {

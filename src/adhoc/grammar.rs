@@ -297,6 +297,7 @@ fn parse_filters(words: &[String], mut i: usize, query: &mut Query) -> Result<us
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::i18n::Locale;
     use crate::spec::period::Unit;
 
     fn query(text: &str) -> Query {
@@ -406,25 +407,25 @@ mod tests {
 
     #[test]
     fn mistakes_get_a_reply_that_says_what_to_write() {
-        for text in [
-            "dau last 30 dayz",
-            "dau by",
-            "dau where",
-            "dau where role",
-            "dau where role=",
-            "dau daily weekly",
-            "dau yesterday today",
-            "dau where school=\"unclosed",
+        for (text, says) in [
+            ("dau last 30 dayz", "I did not understand `last`"),
+            ("dau by", "`by` needs a dimension, e.g. `by role`"),
+            ("dau where", "write filters as `where role=student"),
+            ("dau where role", "`role` needs `=`"),
+            ("dau where role=", "`role=` needs a value"),
+            ("dau daily weekly", "choose one of `daily` and `weekly`"),
+            ("dau yesterday today", "only one period per command"),
+            ("dau by role by school", "only one `by` per command"),
+            ("dau where school=\"unclosed", "a quote is not closed"),
+            ("describe", "write `describe <name>`"),
+            ("list a b", "write `list` or `list <tag>`"),
         ] {
-            let error = parse(text).unwrap_err();
-            assert!(!error.to_string().is_empty(), "{text}");
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.contains(says), "{text}: {error}");
         }
-        assert!(
-            parse("dau last 30 dayz")
-                .unwrap_err()
-                .to_string()
-                .contains("`last`")
-        );
+        // In Japanese for someone who writes Japanese.
+        let error = parse("dau 過去3日 昨日").unwrap_err();
+        assert_eq!(error.0.text(Locale::Ja), "期間は1つのコマンドに1つだけです");
     }
 
     #[test]

@@ -214,21 +214,40 @@ mod tests {
 
     #[test]
     fn long_labels_are_shortened_unless_two_would_read_alike() {
-        let long = |suffix: &str| format!("Prefectural High School {suffix}");
-        let distinct = XAxis::Categories(vec![
-            "北海道".into(),
-            "東京都の区部と多摩地域の合計値".into(),
-        ]);
-        let block = chart_block(ChartKind::Bar, &data(distinct, 1), "t", Locale::Ja).unwrap();
-        let labels = block["chart"]["axis_config"]["categories"]
+        // Slack's limit is 20 characters (not bytes): labels of 19, 20 and 21 characters,
+        // in kanji so a byte count would be far over.
+        let under = "都".repeat(19);
+        let at = "道".repeat(20);
+        let over = "府".repeat(21);
+        let names = XAxis::Categories(vec![under.clone(), at.clone(), over]);
+        let mut long_series = data(names, 2);
+        long_series.series[0].name = "s".repeat(20);
+        long_series.series[1].name = "t".repeat(21);
+        let block = chart_block(ChartKind::Bar, &long_series, "t", Locale::Ja).unwrap();
+        let expected = [under, at, format!("{}…", "府".repeat(19))];
+        assert_eq!(block["chart"]["axis_config"]["categories"], json!(expected));
+        let labels: Vec<Value> = block["chart"]["series"][0]["data"]
             .as_array()
-            .unwrap();
-        assert!(
-            labels
-                .iter()
-                .all(|l| l.as_str().unwrap().chars().count() <= 20)
+            .unwrap()
+            .iter()
+            .map(|point| point["label"].clone())
+            .collect();
+        assert_eq!(json!(labels), json!(expected));
+        assert_eq!(block["chart"]["series"][0]["name"], "s".repeat(20));
+        assert_eq!(
+            block["chart"]["series"][1]["name"],
+            format!("{}…", "t".repeat(19))
         );
+        // Two labels alike in their first 19 characters would both read as the same
+        // shortened label: the picture instead.
+        let long = |suffix: &str| format!("Prefectural High School {suffix}");
         let alike = XAxis::Categories(vec![long("North"), long("South")]);
         assert!(chart_block(ChartKind::Bar, &data(alike, 1), "t", Locale::En).is_none());
+        // Alike only past the 20th character but each within the limit: kept as they are.
+        let differ_at_twenty = XAxis::Categories(vec![
+            format!("{}A", "x".repeat(19)),
+            format!("{}B", "x".repeat(19)),
+        ]);
+        assert!(chart_block(ChartKind::Bar, &data(differ_at_twenty, 1), "t", Locale::En).is_some());
     }
 }

@@ -61,6 +61,18 @@ cron = "{cron}"
     )
 }
 
+/// A report with one slot, at `at` (daily, at that second in Tokyo): no other slot runs
+/// during the test.
+pub fn due_once_report(title: &str, channel: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let at = at.with_timezone(&chrono_tz::Asia::Tokyo);
+    use chrono::Timelike;
+    let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
+    report_toml(title, &cron, channel).replace(
+        &format!("cron = \"{cron}\""),
+        &format!("cron = \"{cron}\"\ntimezone = \"Asia/Tokyo\""),
+    )
+}
+
 /// A bot's settings in a folder. Each start binds port 0 (unless a test sets the
 /// addresses) and reads the ports it got from the address file `serve` writes: no port is
 /// picked by the test and bound later by the child, so parallel tests cannot race for one.
@@ -183,6 +195,18 @@ impl Bot {
 
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// The value of `series` (a metric's name and labels, as `/metrics` writes them) on
+    /// this process's `/metrics`; 0 when it has not been counted yet.
+    pub fn metric(&self, series: &str) -> f64 {
+        let (status, metrics) = self.get("/metrics").expect("/metrics answers");
+        assert_eq!(status, 200, "{metrics}");
+        let prefix = format!("{series} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 }
 

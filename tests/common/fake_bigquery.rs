@@ -1155,8 +1155,7 @@ fn duck_error(error: &duckdb::Error, original: &str, dry_run: bool) -> Fault {
 /// ambiguous).
 pub fn on_demo_mart(dir: &std::path::Path) -> FakeBigQuery {
     let mart = dir.join("warehouse.duckdb");
-    let yesterday = kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, chrono::Utc::now())
-        - chrono::Days::new(1);
+    let yesterday = super::tokyo_yesterday(chrono::Utc::now());
     kpibot::warehouse::demo::ensure_demo_mart(&mart, yesterday).unwrap();
     FakeBigQuery::start_in_background(Some(mart))
 }

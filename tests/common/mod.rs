@@ -20,6 +20,13 @@ pub fn fixed_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 16, 30, 0).unwrap()
 }
 
+/// Yesterday in Tokyo, the bot's timezone, at `now`: the last day a test's demo mart must
+/// hold for the bot's "yesterday" to have data. (UTC's yesterday is a day short from 15:00
+/// to 24:00 UTC, when Tokyo is already a day ahead.)
+pub fn tokyo_yesterday(now: DateTime<Utc>) -> chrono::NaiveDate {
+    kpibot::pipeline::today_in(chrono_tz::Asia::Tokyo, now) - chrono::Days::new(1)
+}
+
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
