@@ -147,23 +147,12 @@ async fn a_refusal_names_the_owner_to_ask() {
 #[tokio::test]
 async fn a_table_that_fits_slacks_table_block_is_snapshotted() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = common::settings_in(
+    let value = preview_message(
         dir.path(),
         &common::repo_path("tests/fixtures/native_table"),
-    );
-    let out = dir.path().join("out");
-    cli::run::preview(
-        &common::app(&settings),
         "minutes_by_subject_table",
-        None,
-        &out,
-        common::fixed_now(),
-        &mut Vec::new(),
     )
-    .await
-    .unwrap();
-    let json = std::fs::read_to_string(out.join("minutes_by_subject_table.json")).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    .await;
     let table = value["blocks"]
         .as_array()
         .unwrap()
@@ -184,6 +173,18 @@ async fn preview_blocks(
     reports: &std::path::Path,
     report: &str,
 ) -> Vec<serde_json::Value> {
+    preview_message(dir, reports, report).await["blocks"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The message `kpibot run --preview` writes for `report` from the reports in `reports`.
+async fn preview_message(
+    dir: &std::path::Path,
+    reports: &std::path::Path,
+    report: &str,
+) -> serde_json::Value {
     let settings = common::settings_in(dir, reports);
     let out = dir.join("out");
     cli::run::preview(
@@ -197,8 +198,7 @@ async fn preview_blocks(
     .await
     .unwrap();
     let json = std::fs::read_to_string(out.join(format!("{report}.json"))).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    value["blocks"].as_array().unwrap().clone()
+    serde_json::from_str(&json).unwrap()
 }
 
 #[tokio::test]

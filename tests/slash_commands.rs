@@ -1419,16 +1419,20 @@ async fn history_lists_a_reports_last_runs_with_links() {
         };
         bot.ledger.finish(&key, &delivered, now).await.unwrap();
     }
-    let body = form(&bot, "history daily_active_users", SALES, "U0ALICE", "h1");
-    send(&bot, body.clone(), signed(&body)).await;
-    wait_for("the history", Duration::from_secs(20), || {
-        !bot.slack.responses("h1").is_empty()
-    })
-    .await;
-    let text = bot.slack.responses("h1")[0]["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // `/kpi history daily_active_users` as Alice in #sales, its answer's text.
+    let history = async |id: &str| {
+        let body = form(&bot, "history daily_active_users", SALES, "U0ALICE", id);
+        send(&bot, body.clone(), signed(&body)).await;
+        wait_for("the history", Duration::from_secs(20), || {
+            !bot.slack.responses(id).is_empty()
+        })
+        .await;
+        bot.slack.responses(id)[0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let text = history("h1").await;
     assert!(text.contains("the last 2 runs"), "{text}");
     assert!(text.contains("2026-11-25 09:30 — posted"), "{text}");
     // What each run cost, where the warehouse said: bytes and the price at $6.25 a TiB.
@@ -1454,16 +1458,7 @@ async fn history_lists_a_reports_last_runs_with_links() {
         "{stored:?}"
     );
     // Listed again: the links come from the ledger, with no further Tier 4 call.
-    let body = form(&bot, "history daily_active_users", SALES, "U0ALICE", "h2");
-    send(&bot, body.clone(), signed(&body)).await;
-    wait_for("the history again", Duration::from_secs(20), || {
-        !bot.slack.responses("h2").is_empty()
-    })
-    .await;
-    let again = bot.slack.responses("h2")[0]["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let again = history("h2").await;
     assert!(again.contains(&link), "{again}");
     assert_eq!(bot.slack.calls_of("chat.getPermalink").len(), 2);
 }
