@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::i18n::mrkdwn::Mrkdwn;
@@ -363,6 +363,26 @@ pub fn comparison_window(window: Window, compare: Compare) -> Option<Window> {
     match compare {
         Compare::PreviousPeriod => Some(window.previous()),
         Compare::PreviousWeek => Some(shift(7)),
+        Compare::PreviousMonth => {
+            let month_back =
+                |d: NaiveDate| d.checked_sub_months(chrono::Months::new(1)).unwrap_or(d);
+            let whole_months =
+                window.start.day() == 1 && window.end.succ_opt().is_some_and(|d| d.day() == 1);
+            let end = if whole_months {
+                // The whole month(s) before: 1–30 November → 1–31 October.
+                window
+                    .end
+                    .with_day(1)
+                    .and_then(|d| d.pred_opt())
+                    .unwrap_or(window.end)
+            } else {
+                month_back(window.end)
+            };
+            Some(Window {
+                start: month_back(window.start),
+                end,
+            })
+        }
         Compare::PreviousYear => {
             let year_back =
                 |d: NaiveDate| d.checked_sub_months(chrono::Months::new(12)).unwrap_or(d);

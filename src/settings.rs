@@ -61,6 +61,9 @@ pub struct Settings {
     /// The language kpibot writes in (`en` or `ja`), for reports that do not state a
     /// `locale` and for owners; `/kpi` answers use the asker's Slack language. Default `en`.
     pub locale: String,
+    /// The month (1–12) the company's fiscal year starts in: what `/kpi … 今年度`, `上期`
+    /// and `Q3` mean. Default 4 (April) where `locale` is `ja`, else 1.
+    pub fiscal_year_start_month: Option<u32>,
     pub reports: ReportsSettings,
     pub warehouse: WarehouseSettings,
     pub delivery: DeliverySettings,
@@ -499,6 +502,7 @@ impl Default for Settings {
         Self {
             timezone: "Asia/Tokyo".into(),
             locale: "en".into(),
+            fiscal_year_start_month: None,
             reports: ReportsSettings::default(),
             warehouse: WarehouseSettings::default(),
             delivery: DeliverySettings::default(),
@@ -586,6 +590,10 @@ pub enum SettingsError {
     )]
     Locale(String),
     #[error(
+        "`{0}` in setting `fiscal_year_start_month` (KPIBOT__FISCAL_YEAR_START_MONTH) is not a month; write 1–12 (4 for a year starting in April)"
+    )]
+    FiscalYearStartMonth(u32),
+    #[error(
         "`{0}` in setting `limits.earliest_date` (KPIBOT__LIMITS__EARLIEST_DATE) is not a date; write it as YYYY-MM-DD"
     )]
     EarliestDate(String),
@@ -659,7 +667,21 @@ impl Settings {
             .map_err(|e| SettingsError::Invalid(e.to_string()))?;
         settings.timezone()?;
         settings.locale()?;
+        settings.fiscal_year_start_month()?;
         Ok(settings)
+    }
+
+    /// The month the fiscal year starts in: the setting, else April in Japanese, else
+    /// January.
+    pub fn fiscal_year_start_month(&self) -> Result<u32, SettingsError> {
+        match self.fiscal_year_start_month {
+            Some(month @ 1..=12) => Ok(month),
+            Some(month) => Err(SettingsError::FiscalYearStartMonth(month)),
+            None if self.locale()? == Locale::Ja => {
+                Ok(crate::adhoc::phrase::calendar::JAPANESE_FISCAL_YEAR_START_MONTH)
+            }
+            None => Ok(1),
+        }
     }
 
     pub fn locale(&self) -> Result<Locale, SettingsError> {

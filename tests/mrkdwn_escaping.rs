@@ -507,6 +507,10 @@ fn kpi_replies_echo_what_was_typed_inert() {
                     &command,
                     Dialect::DuckDb,
                     chrono_tz::Asia::Tokyo,
+                    &kpibot::adhoc::phrase::Calendar {
+                        today: chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap(),
+                        fiscal_year_start_month: 4,
+                    },
                     &viewer,
                     locale,
                 ) else {

@@ -177,6 +177,7 @@ async fn bot_throttled(
         audit: AuditLog::new(audit_log.clone()),
         answers: Default::default(),
         locale: kpibot::i18n::Locale::En,
+        fiscal_year_start_month: 4,
         ledger: Some(ledger.clone()),
         meter: None,
     });

@@ -10,6 +10,7 @@ use super::access::{
     AccessPolicy, Asker, Decision, Viewer, base_columns, decide, metric_gates, with_proven_reads,
 };
 use super::grammar::Query;
+use super::phrase::{Calendar, read_back_line};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::budget::Payer;
@@ -96,6 +97,18 @@ pub struct Context<'a> {
     /// The asker's language: every word of the answer is in it, unless a report states
     /// its own `locale`.
     pub locale: Locale,
+    /// The month the company's fiscal year starts in (`今年度`, `上期`, `Q3`).
+    pub fiscal_year_start_month: u32,
+}
+
+impl Context<'_> {
+    /// What period words are read against: today in the bot's timezone, the fiscal year.
+    pub fn calendar(&self) -> Calendar {
+        Calendar {
+            today: pipeline::today_in(self.timezone, self.now),
+            fiscal_year_start_month: self.fiscal_year_start_month,
+        }
+    }
 }
 
 /// Answers one command. Every outcome is an answer; nothing here panics or goes silent.
@@ -110,6 +123,7 @@ pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer 
         text,
         context.warehouse.dialect(),
         context.timezone,
+        &context.calendar(),
         &viewer,
         context.locale,
     );
@@ -118,7 +132,7 @@ pub async fn answer(context: &Context<'_>, text: &str, asker: &Asker) -> Answer 
 
 /// Answers a command already resolved against the catalog: checks access, then runs it.
 pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &Asker) -> Answer {
-    let (query, spec, params, gates, private) = match resolved {
+    let (query, spec, params, gates, private, called) = match resolved {
         Resolved::Reply(text) => return Answer::Text(text),
         Resolved::History { name } => {
             if context.catalog.policies_incomplete() {
@@ -166,7 +180,8 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
             params,
             gates,
             private,
-        } => (query, *spec, params, gates, private),
+            called,
+        } => (query, *spec, params, gates, private, called),
     };
     if context.catalog.policies_incomplete() {
         return Answer::Text(Reply::PoliciesUnreadable);
@@ -232,17 +247,32 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         }
         None => pipeline::run(warehouse, &spec, &options).await,
     };
+    // How the question was read, above the chart: a misreading shows at once.
+    let read_back = read_back_line(
+        context.catalog,
+        &query,
+        &called,
+        (
+            spec.query.period,
+            context.calendar().today,
+            spec.query.week_start,
+        ),
+        context.locale,
+    );
     match result {
-        Ok(outcome) => Answer::Chart {
-            bytes: match &metered {
-                Some(metered) => metered.billed(),
-                None => outcome.table.bytes_processed,
-            },
-            rows: outcome.table.rows.len(),
-            rendered: Box::new(outcome.rendered),
-            ephemeral: why_private.is_some(),
-            why_private: why_private.flatten(),
-        },
+        Ok(mut outcome) => {
+            outcome.rendered.prepend_context(&Mrkdwn::value(&read_back));
+            Answer::Chart {
+                bytes: match &metered {
+                    Some(metered) => metered.billed(),
+                    None => outcome.table.bytes_processed,
+                },
+                rows: outcome.table.rows.len(),
+                rendered: Box::new(outcome.rendered),
+                ephemeral: why_private.is_some(),
+                why_private: why_private.flatten(),
+            }
+        }
         // A window outside the limits is a mistake in the question, answered as one: the
         // pipeline refuses it before any query runs.
         Err(PipelineError::Period { source, .. }) => {
@@ -312,6 +342,7 @@ pub fn actions_for(
                 .iter()
                 .map(|f| (f.dimension.clone(), f.values.clone()))
                 .collect(),
+            compare: query.compare.map(|c| c.name().to_string()),
             private: query.private,
         },
         dimensions,

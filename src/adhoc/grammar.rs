@@ -8,7 +8,7 @@
 //! ```
 
 use crate::i18n::Message;
-use crate::spec::Period;
+use crate::spec::{Compare, Period};
 
 pub use crate::spec::metric_sql::{Filter, Grain};
 
@@ -23,6 +23,9 @@ pub struct Query {
     pub grain: Option<Grain>,
     pub by: Option<String>,
     pub filters: Vec<Filter>,
+    /// The window the headline is compared with, when asked (`compare previous_year`,
+    /// `前年同月比`); else the entry's own.
+    pub compare: Option<Compare>,
     pub private: bool,
 }
 
@@ -52,17 +55,17 @@ pub enum Request {
 pub struct GrammarError(pub Message);
 
 impl GrammarError {
-    fn new(key: &'static str) -> Self {
+    pub(crate) fn new(key: &'static str) -> Self {
         Self(Message::new(key))
     }
 
-    fn with(self, name: &'static str, value: impl ToString) -> Self {
+    pub(crate) fn with(self, name: &'static str, value: impl ToString) -> Self {
         Self(self.0.with(name, value))
     }
 }
 
 /// `７` → `7`, `＝` → `=`, `，`/`、` → `,`, ideographic space → space, smart quotes → `"`.
-fn normalize(text: &str) -> String {
+pub(crate) fn normalize(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
@@ -76,7 +79,7 @@ fn normalize(text: &str) -> String {
 }
 
 /// Splits into words; `"…"` keeps spaces inside one word; `=` and `,` stand alone.
-fn words(text: &str) -> Result<Vec<String>, GrammarError> {
+pub(crate) fn words(text: &str) -> Result<Vec<String>, GrammarError> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
@@ -150,8 +153,8 @@ fn period_prefix(rest: &[String]) -> Option<(Period, usize)> {
     })
 }
 
-const KEYWORDS: [&str; 7] = [
-    "daily", "weekly", "monthly", "by", "where", "private", "and",
+const KEYWORDS: [&str; 8] = [
+    "daily", "weekly", "monthly", "by", "where", "private", "and", "compare",
 ];
 
 /// Parses command text (what follows `/kpi`).
@@ -219,6 +222,16 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
                 }
                 i += 1;
             }
+            "compare" | "比較" => {
+                let compare = words
+                    .get(i + 1)
+                    .and_then(|w| Compare::parse(&w.to_lowercase()))
+                    .ok_or_else(|| GrammarError::new("grammar-compare-usage"))?;
+                if query.compare.replace(compare).is_some_and(|c| c != compare) {
+                    return Err(GrammarError::new("grammar-one-compare"));
+                }
+                i += 1;
+            }
             "where" | "条件" => {
                 i = parse_filters(&words, i + 1, &mut query)?;
                 continue;
@@ -244,7 +257,7 @@ fn is_keyword(word: &str) -> bool {
     KEYWORDS.contains(&word.to_lowercase().as_str())
 }
 
-fn set_grain(query: &mut Query, grain: Grain) -> Result<(), GrammarError> {
+pub(crate) fn set_grain(query: &mut Query, grain: Grain) -> Result<(), GrammarError> {
     match query.grain.replace(grain) {
         Some(previous) if previous != grain => Err(GrammarError::new("grammar-one-grain")
             .with("first", previous.name())
@@ -254,7 +267,11 @@ fn set_grain(query: &mut Query, grain: Grain) -> Result<(), GrammarError> {
 }
 
 /// `dim = v1 , v2 and dim2 = v3`; returns the index after the last word used.
-fn parse_filters(words: &[String], mut i: usize, query: &mut Query) -> Result<usize, GrammarError> {
+pub(crate) fn parse_filters(
+    words: &[String],
+    mut i: usize,
+    query: &mut Query,
+) -> Result<usize, GrammarError> {
     loop {
         let dimension = words
             .get(i)

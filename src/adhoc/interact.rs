@@ -20,10 +20,11 @@ use super::answer::answer_resolved;
 use super::deliver::{AnswerTarget, deliver_answer, reply_privately};
 use super::grammar::{Filter, Grain, Query};
 use super::history::history_text;
-use super::reply::{self, Reply};
+use super::phrase::Called;
+use super::reply::{self, ACTION_ASK, Reply};
 use super::resolve::{Resolved, resolve_query};
 use super::slash::CommandHandler;
-use crate::catalog::snapshot;
+use crate::catalog::{Catalog, snapshot};
 use crate::i18n::Locale;
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::render::actions::{
@@ -48,10 +49,15 @@ fn query_of(asked: &Asked) -> Option<Query> {
         Some(name) => Some(Grain::from_name(name)?),
         None => None,
     };
+    let compare = match asked.compare.as_deref() {
+        Some(name) => Some(crate::spec::Compare::parse(name)?),
+        None => None,
+    };
     Some(Query {
         name: asked.name.clone(),
         period: Some(asked.period.parse().ok()?),
         grain,
+        compare,
         by: asked.by.clone(),
         filters: asked
             .filters
@@ -63,6 +69,14 @@ fn query_of(asked: &Asked) -> Option<Query> {
             .collect(),
         private: asked.private,
     })
+}
+
+/// How a click's answer is given: in the clicker's language, from the warehouse now
+/// (`fresh`, "Refresh") or through the cache, headed by what was clicked.
+struct HowAnswered<'a> {
+    locale: Locale,
+    fresh: bool,
+    what: Option<&'a Mrkdwn>,
 }
 
 /// What a click asks for.
@@ -216,6 +230,22 @@ impl CommandHandler {
         let locale = self.asker_locale_of(&action.user_id, guess).await;
         let asker = self.asker_for_action(action).await;
         let catalog = snapshot(&self.catalog);
+        // A button under a question asked back: its value is the whole question.
+        if action.action_id.starts_with(ACTION_ASK) {
+            let resolved = self.resolve(&catalog, &action.value, &asker, locale);
+            audit.entries = match &resolved {
+                Resolved::Run { query, .. } => vec![query.name.clone()],
+                _ => Vec::new(),
+            };
+            let how = HowAnswered {
+                locale,
+                fresh: false,
+                what: None,
+            };
+            return self
+                .answer_click(action, &asker, &catalog, resolved, how, audit)
+                .await;
+        }
         let Some(asked) = Asked::from_block_id(&action.block_id) else {
             return self
                 .tell(action, &tr_mrkdwn!(locale, "action-outdated"), "mistake")
@@ -271,11 +301,37 @@ impl CommandHandler {
         let resolved = resolve_query(
             &catalog,
             query,
+            Called::default(),
             self.warehouse.dialect(),
             self.timezone,
             &viewer,
             locale,
         );
+        let how = HowAnswered {
+            locale,
+            fresh: click == Click::Refresh,
+            what: Some(&what),
+        };
+        self.answer_click(action, &asker, &catalog, resolved, how, audit)
+            .await
+    }
+
+    /// Answers what a click resolved to: a reply to the clicker, or a chart where they
+    /// clicked (counted against their limit, answered in a query slot).
+    async fn answer_click(
+        &self,
+        action: &ActionRequest,
+        asker: &Asker,
+        catalog: &Catalog,
+        resolved: Resolved,
+        how: HowAnswered<'_>,
+        audit: &mut ClickAudit,
+    ) -> String {
+        let HowAnswered {
+            locale,
+            fresh,
+            what,
+        } = how;
         if let Resolved::Reply(reply) = &resolved {
             return self
                 .tell(action, &reply.text(locale), reply.outcome())
@@ -290,15 +346,15 @@ impl CommandHandler {
             }
         };
         // "Refresh" means the warehouse now, not the answer cached a minute ago.
-        let context = self.context(&catalog, locale, click == Click::Refresh);
+        let context = self.context(catalog, locale, fresh);
         let answer = {
             let _slot = self.throttle.query_slot(&admitted).await;
-            answer_resolved(&context, resolved, &asker).await
+            answer_resolved(&context, resolved, asker).await
         };
         audit.rows = answer.rows();
         audit.bytes = answer.bytes();
         let target = AnswerTarget::click(action);
-        deliver_answer(&self.slack, answer, &target, Some(&what), locale).await
+        deliver_answer(&self.slack, answer, &target, what, locale).await
     }
 
     /// A text only the clicker sees, where they clicked.

@@ -112,6 +112,7 @@ pub fn metric_report(
         path: metric.path.clone(),
         source: String::new(),
         title,
+        aliases: metric.aliases.clone(),
         description: metric.description.clone(),
         owner: metric.owner.clone(),
         tags: metric.tags.clone(),

@@ -14,6 +14,7 @@ pub mod grammar;
 pub mod history;
 pub mod interact;
 pub mod metric;
+pub mod phrase;
 pub mod reply;
 pub mod resolve;
 pub mod slash;

@@ -44,7 +44,20 @@ pub enum Reply {
     /// The question would take a daily warehouse budget past its limit: refused before
     /// its query ran.
     OverBudget(Box<crate::warehouse::cost::OverBudget>),
+    /// The question can be read more than one way: the asker chooses (a button each).
+    Choose { choices: Vec<Choice> },
 }
+
+/// One reading of a question asked back: how it reads, and the whole question as the
+/// strict grammar writes it (what its button asks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub label: String,
+    pub command: String,
+}
+
+/// The action id of a button that asks a whole question (its value).
+pub const ACTION_ASK: &str = "kpi_ask";
 
 impl Reply {
     /// How a request that got this reply ended, for the audit log and metrics.
@@ -60,6 +73,7 @@ impl Reply {
             Reply::Failed { .. } | Reply::NotPosted { .. } => "failed",
             Reply::TooManyQuestions { .. } => "rate_limited",
             Reply::OverBudget(_) => "over_budget",
+            Reply::Choose { .. } => "asked_back",
         }
     }
 }
@@ -99,8 +113,55 @@ impl Reply {
                 tr_mrkdwn!(locale, "kpi-too-many", count = *per_minute)
             }
             Reply::OverBudget(over) => over.mrkdwn(locale).into_string(),
+            Reply::Choose { choices } => {
+                let mut lines = vec![tr_mrkdwn!(locale, "kpi-choose-heading")];
+                lines.extend(choices.iter().map(|c| {
+                    tr_mrkdwn!(
+                        locale,
+                        "kpi-choose-command",
+                        label = c.label.as_str(),
+                        command = c.command.as_str()
+                    )
+                }));
+                lines.join("\n")
+            }
         }
     }
+
+    /// Block Kit for a reply that has buttons (a question asked back), else `None`.
+    pub fn blocks(&self, locale: Locale) -> Option<serde_json::Value> {
+        let Reply::Choose { choices } = self else {
+            return None;
+        };
+        let buttons: Vec<serde_json::Value> = choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                serde_json::json!({
+                    "type": "button",
+                    "action_id": format!("{ACTION_ASK}_{i}"),
+                    "text": {"type": "plain_text", "text": truncate(&c.label, BUTTON_TEXT_MAX_CHARS)},
+                    "value": c.command,
+                })
+            })
+            .collect();
+        Some(serde_json::json!([
+            {"type": "section", "text": {"type": "mrkdwn", "text": tr_mrkdwn!(locale, "kpi-choose-heading")}},
+            {"type": "actions", "block_id": "kpi_choose", "elements": buttons},
+        ]))
+    }
+}
+
+/// Slack's limit on a button's text, in characters.
+pub const BUTTON_TEXT_MAX_CHARS: usize = 75;
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
 }
 
 /// Everything `viewer` may see (tagged `tag`, if given).
@@ -242,7 +303,7 @@ pub fn describe(viewer: &Viewer, name: &str, locale: Locale) -> Option<String> {
 
 /// "I don't know" with the closest name `viewer` may see.
 pub fn unknown_name(viewer: &Viewer, name: &str, locale: Locale) -> String {
-    match closest(name, viewer.names()) {
+    match closest(name, viewer.names_people_use()) {
         Some(suggestion) => tr_mrkdwn!(
             locale,
             "kpi-unknown-hint",

@@ -5,10 +5,12 @@
 use chrono_tz::Tz;
 
 use super::access::{Gate, Viewer, base_columns, metric_gates, report_gates};
-use super::grammar::{self, GrammarError, Query, Request};
+use super::grammar::{GrammarError, Query, Request};
 use super::metric::metric_report;
-use super::reply::{self, Reply};
+use super::phrase::{self, Calendar, Called, Reading};
+use super::reply::{self, Choice, Reply};
 use crate::catalog::Catalog;
+use crate::catalog::names::EntryKind;
 use crate::i18n::Locale;
 use crate::spec::ReportSpec;
 use crate::warehouse::{Dialect, Params};
@@ -30,6 +32,8 @@ pub enum Resolved {
         gates: Vec<Gate>,
         /// Answer privately whatever the channel: asked so, or the entry is `restricted`.
         private: bool,
+        /// The names the question used, for the line saying how it was read.
+        called: Called,
     },
 }
 
@@ -56,38 +60,61 @@ impl Resolved {
 }
 
 /// Everything about a command that needs neither the warehouse nor Slack: help, lists,
-/// definitions, mistakes and unknown names. Cheap enough to answer inside Slack's 3
-/// seconds. Access is checked by [`answer`], which may need the asker's user groups.
+/// definitions, mistakes, unknown names and the questions to ask back. Cheap enough to
+/// answer inside Slack's 3 seconds. Access is checked by [`answer`], which may need the
+/// asker's user groups.
 pub fn resolve(
     catalog: &Catalog,
     text: &str,
     dialect: Dialect,
     timezone: Tz,
+    calendar: &Calendar,
     viewer: &Viewer,
     locale: Locale,
 ) -> Resolved {
-    let request = match grammar::parse(text) {
-        Ok(request) => request,
-        Err(GrammarError(message)) => {
+    let sees = |kind: EntryKind, id: &str| match kind {
+        EntryKind::Report => catalog.get(id).is_some_and(|r| viewer.sees_report(r)),
+        EntryKind::Metric => catalog.metric(id).is_some_and(|m| viewer.sees_metric(m)),
+    };
+    let (query, called) = match phrase::read(catalog, text, calendar, &sees) {
+        Reading::Question { query, called } => (query, called),
+        Reading::Choose(readings) => {
+            let choices = readings
+                .iter()
+                .map(|(query, called)| Choice {
+                    label: phrase::read_back(catalog, query, called, calendar, locale),
+                    command: phrase::command(query),
+                })
+                .collect();
+            return Resolved::Reply(Reply::Choose { choices });
+        }
+        Reading::Mistake(GrammarError(message)) => {
             return Resolved::Reply(Reply::Mistake(message.mrkdwn(locale)));
         }
-    };
-    let query = match request {
-        Request::Help => return Resolved::Reply(Reply::Help),
-        Request::List { tag } => {
-            return Resolved::Reply(Reply::Catalog(reply::list(viewer, tag.as_deref(), locale)));
+        Reading::Unknown(name) => {
+            return Resolved::Reply(Reply::Unknown(reply::unknown_name(viewer, &name, locale)));
         }
-        Request::Describe { name } => {
-            return Resolved::Reply(match reply::describe(viewer, &name, locale) {
-                Some(text) => Reply::Catalog(text),
-                None => Reply::Unknown(reply::unknown_name(viewer, &name, locale)),
-            });
-        }
-        Request::History { name } => return Resolved::History { name },
-        Request::Alerts => return Resolved::Alerts,
-        Request::Query(query) => query,
+        Reading::Command(request) => match request {
+            Request::Help => return Resolved::Reply(Reply::Help),
+            Request::List { tag } => {
+                return Resolved::Reply(Reply::Catalog(reply::list(
+                    viewer,
+                    tag.as_deref(),
+                    locale,
+                )));
+            }
+            Request::Describe { name } => {
+                return Resolved::Reply(match reply::describe(viewer, &name, locale) {
+                    Some(text) => Reply::Catalog(text),
+                    None => Reply::Unknown(reply::unknown_name(viewer, &name, locale)),
+                });
+            }
+            Request::History { name } => return Resolved::History { name },
+            Request::Alerts => return Resolved::Alerts,
+            Request::Query(query) => (query, Called::default()),
+        },
     };
-    resolve_query(catalog, query, dialect, timezone, viewer, locale)
+    resolve_query(catalog, query, called, dialect, timezone, viewer, locale)
 }
 
 /// A question already read (typed, or rebuilt from a button under a post) resolved
@@ -95,6 +122,7 @@ pub fn resolve(
 pub fn resolve_query(
     catalog: &Catalog,
     query: Query,
+    called: Called,
     dialect: Dialect,
     timezone: Tz,
     viewer: &Viewer,
@@ -132,11 +160,16 @@ pub fn resolve_query(
         )));
     };
     let private = query.private || spec.access.restricted;
+    let mut spec = spec;
+    if let Some(compare) = query.compare {
+        spec.chart.compare = compare;
+    }
     Resolved::Run {
         query,
         spec: Box::new(spec),
         params,
         gates,
         private,
+        called,
     }
 }

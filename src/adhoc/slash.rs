@@ -19,6 +19,7 @@ use super::access::{AccessPolicy, Asker, Viewer};
 use super::answer::{Context, answer_resolved};
 use super::audit::{AuditEntry, AuditLog};
 use super::deliver::{AnswerTarget, deliver_answer, reply_privately};
+use super::phrase::Calendar;
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use super::throttle::{Admitted, Throttle};
@@ -29,7 +30,7 @@ use crate::i18n::{Locale, looks_japanese};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pipeline::RunLimits;
-use crate::slack::inbound::{CommandRequest, OnCommand, Verifier};
+use crate::slack::inbound::{Ack, CommandRequest, OnCommand, Verifier};
 use crate::slack::replies::LocaleLookup;
 use crate::warehouse::cache::QueryCache;
 use crate::warehouse::{Trigger, Warehouse};
@@ -64,6 +65,8 @@ pub struct CommandHandler {
     pub answers: tokio_util::task::TaskTracker,
     /// The bot's language, for an asker whose Slack language is not known yet.
     pub locale: Locale,
+    /// The month the company's fiscal year starts in (`今年度`, `上期`, `Q3`).
+    pub fiscal_year_start_month: u32,
     /// The run ledger, for `/kpi history` and the "History" item under posts.
     pub ledger: Option<Arc<Ledger>>,
     /// Bills each answer's queries to the asker, within their daily budget.
@@ -91,11 +94,15 @@ fn reject(status: StatusCode, why: &str) -> Response {
     (status, why.to_string()).into_response()
 }
 
-fn ephemeral(text: &str) -> Response {
+fn ephemeral(ack: &Ack) -> Response {
+    let mut body = json!({"response_type": "ephemeral", "text": ack.text});
+    if let Some(blocks) = &ack.blocks {
+        body["blocks"] = blocks.clone();
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        json!({"response_type": "ephemeral", "text": text}).to_string(),
+        body.to_string(),
     )
         .into_response()
 }
@@ -137,17 +144,28 @@ impl CommandHandler {
     }
 
     /// A command resolved against `catalog` as `asker` sees it, in `locale`.
-    fn resolve(&self, catalog: &Catalog, text: &str, asker: &Asker, locale: Locale) -> Resolved {
+    pub(super) fn resolve(
+        &self,
+        catalog: &Catalog,
+        text: &str,
+        asker: &Asker,
+        locale: Locale,
+    ) -> Resolved {
         let viewer = Viewer {
             catalog,
             asker,
             policy: self.policy,
+        };
+        let calendar = Calendar {
+            today: crate::pipeline::today_in(self.timezone, Utc::now()),
+            fiscal_year_start_month: self.fiscal_year_start_month,
         };
         resolve(
             catalog,
             text,
             self.warehouse.dialect(),
             self.timezone,
+            &calendar,
             &viewer,
             locale,
         )
@@ -203,6 +221,7 @@ impl CommandHandler {
             slack: Some(self.slack.slack()),
             meter: self.meter.as_deref(),
             fresh,
+            fiscal_year_start_month: self.fiscal_year_start_month,
             locale,
         }
     }
@@ -222,7 +241,7 @@ impl CommandHandler {
     /// definitions and mistakes need no query and are answered here; anything that needs
     /// the warehouse is acknowledged and answered in the background. A background answer
     /// that panics still answers the person and writes its audit line.
-    pub fn acknowledge(self: &Arc<Self>, request: CommandRequest) -> String {
+    pub fn acknowledge(self: &Arc<Self>, request: CommandRequest) -> Ack {
         let started = Instant::now();
         let catalog = snapshot(&self.catalog);
         let cached_groups = self
@@ -279,7 +298,7 @@ impl CommandHandler {
                 });
             }
         });
-        ack
+        Ack::from(ack)
     }
 
     /// Everything that takes a query slot (a question for the warehouse, `/kpi history`,
@@ -303,7 +322,7 @@ impl CommandHandler {
         locale: Locale,
         ask_slack: bool,
         started: Instant,
-    ) -> String {
+    ) -> Ack {
         self.record(Done {
             request,
             started,
@@ -321,7 +340,10 @@ impl CommandHandler {
                 this.asker_locale_of(&request.user_id, locale).await;
             });
         }
-        reply.text(locale)
+        Ack {
+            text: reply.text(locale),
+            blocks: reply.blocks(locale),
+        }
     }
 
     /// Answers in the background; every path ends in a reply or an error-level log.

@@ -50,6 +50,8 @@ pub struct App {
     pub limits: RunLimits,
     /// The bot's language (`locale`): reports that state none, owners' notices.
     pub locale: Locale,
+    /// The month the company's fiscal year starts in.
+    pub fiscal_year_start_month: u32,
 }
 
 impl App {
@@ -69,6 +71,7 @@ impl App {
             limits,
             timezone: settings.timezone()?,
             locale: settings.locale()?,
+            fiscal_year_start_month: settings.fiscal_year_start_month()?,
             query_timeout: Duration::from_secs(settings.warehouse.query_timeout_seconds),
             slash_timeout: Duration::from_secs(settings.slash.query_timeout_seconds),
             settings,
@@ -251,6 +254,7 @@ impl App {
             audit: AuditLog::to(self.audit_target()),
             answers: Default::default(),
             locale: self.locale,
+            fiscal_year_start_month: self.fiscal_year_start_month,
             meter: ledger
                 .clone()
                 .map(|ledger| self.meter(ledger, metrics.clone())),

@@ -305,6 +305,23 @@ impl Viewer<'_> {
     }
 
     /// Every report id and metric name this person may see.
+    /// Every name the asker may ask by: ids, titles, labels and aliases of what they may
+    /// see (never an alias of what they may not).
+    pub fn names_people_use(&self) -> Vec<&str> {
+        let reports = self.catalog.reports().filter(|r| self.sees_report(r));
+        let metrics = self.catalog.metrics().filter(|m| self.sees_metric(m));
+        let mut names: Vec<&str> = Vec::new();
+        for r in reports {
+            names.extend([r.id.as_str(), r.title.as_str()]);
+            names.extend(r.aliases.iter().map(|a| a.text.as_str()));
+        }
+        for m in metrics {
+            names.extend([m.name.as_str(), m.label.as_str()]);
+            names.extend(m.aliases.iter().map(|a| a.text.as_str()));
+        }
+        names
+    }
+
     pub fn names(&self) -> Vec<&str> {
         let reports = self.catalog.reports().filter(|r| self.sees_report(r));
         let metrics = self.catalog.metrics().filter(|m| self.sees_metric(m));

@@ -4,6 +4,7 @@
 //! read it through one [`SharedCatalog`] handle.
 
 pub mod access;
+pub mod names;
 pub mod reload;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub struct Catalog {
     /// their policies: who may see what cannot be told, so every flow fails closed until
     /// they are fixed.
     unreadable_policy_files: Vec<std::path::PathBuf>,
+    /// Every name the entries answer to, built on first use.
+    names: std::sync::OnceLock<names::NameIndex>,
 }
 
 impl Catalog {
@@ -71,6 +74,7 @@ impl Catalog {
             policies: policies.into_iter().collect(),
             alerts: BTreeMap::new(),
             unreadable_policy_files: Vec::new(),
+            names: std::sync::OnceLock::new(),
         }
     }
 
@@ -102,6 +106,11 @@ impl Catalog {
     /// The policies that cover a metric question touching `columns`.
     pub fn metric_policies(&self, metric: &MetricSpec, columns: &[&str]) -> Vec<&PolicySpec> {
         policy::metric_policies(metric, columns, &self.policies)
+    }
+
+    /// Every name the reports and metrics answer to (ids, titles, labels, aliases).
+    pub fn name_index(&self) -> &names::NameIndex {
+        self.names.get_or_init(|| names::NameIndex::build(self))
     }
 
     pub fn metric(&self, name: &str) -> Option<&MetricSpec> {

@@ -47,6 +47,7 @@ pub async fn ask(
         meter: None,
         fresh: false,
         locale: app.locale,
+        fiscal_year_start_month: app.fiscal_year_start_month,
     };
     // The operator at the bot's own command line: no Slack person to check.
     let asker = Asker {

@@ -63,6 +63,9 @@ pub struct Asked {
     pub by: Option<String>,
     #[serde(rename = "w", default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<(String, Vec<String>)>,
+    /// The comparison asked for (`previous_year`), when one was.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<String>,
     #[serde(rename = "x", default, skip_serializing_if = "is_false")]
     pub private: bool,
 }
@@ -185,6 +188,7 @@ mod tests {
             grain: Some("weekly".into()),
             by: Some("role".into()),
             filters: vec![("school".into(), vec!["Sakura High".into(), "北".into()])],
+            compare: Some("previous_year".into()),
             private: false,
         };
         let id = asked.block_id().unwrap();

@@ -27,7 +27,21 @@ pub struct CommandRequest {
 }
 
 /// What answers a command at once (the acknowledgement's text), for HTTP and Socket Mode.
-pub type OnCommand = Arc<dyn Fn(CommandRequest) -> String + Send + Sync>;
+pub type OnCommand = Arc<dyn Fn(CommandRequest) -> Ack + Send + Sync>;
+
+/// The immediate answer to a command, only the asker sees it: a text, and Block Kit
+/// blocks when it has buttons (a question asked back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    pub text: String,
+    pub blocks: Option<serde_json::Value>,
+}
+
+impl From<String> for Ack {
+    fn from(text: String) -> Self {
+        Self { text, blocks: None }
+    }
+}
 
 /// One click on a button or menu under a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +203,7 @@ async fn on_socket_command(
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     let on_command = state.read().await.get_user_state::<OnCommand>().cloned();
-    let text = match on_command {
+    let ack = match on_command {
         Some(on_command) => on_command(CommandRequest {
             text: event.text.unwrap_or_default(),
             command: event.command.0,
@@ -198,12 +212,14 @@ async fn on_socket_command(
             channel_name: event.channel_name.unwrap_or_default(),
             response_url: event.response_url.0.to_string(),
         }),
-        None => "kpibot is starting; try again in a moment".into(),
+        None => Ack::from("kpibot is starting; try again in a moment".to_string()),
     };
-    Ok(
-        SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
-            .with_response_type(SlackMessageResponseType::Ephemeral),
-    )
+    let mut content = SlackMessageContent::new().with_text(ack.text);
+    if let Some(blocks) = ack.blocks.and_then(|b| serde_json::from_value(b).ok()) {
+        content = content.with_blocks(blocks);
+    }
+    Ok(SlackCommandEventResponse::new(content)
+        .with_response_type(SlackMessageResponseType::Ephemeral))
 }
 
 /// The Socket Mode callback for clicks: acknowledged by the listener at once, answered

@@ -145,18 +145,38 @@ pub enum Compare {
     PreviousWeek,
     /// The same dates one year earlier.
     PreviousYear,
+    /// The month before: a whole month for a whole month, else the same days a month
+    /// earlier.
+    PreviousMonth,
     /// No comparison.
     None,
 }
 
 impl Compare {
-    pub const NAMES: [&'static str; 4] =
-        ["previous_period", "previous_week", "previous_year", "none"];
+    /// The name a spec and `/kpi … compare <name>` write.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PreviousPeriod => "previous_period",
+            Self::PreviousWeek => "previous_week",
+            Self::PreviousMonth => "previous_month",
+            Self::PreviousYear => "previous_year",
+            Self::None => "none",
+        }
+    }
 
-    pub(super) fn parse(name: &str) -> Option<Self> {
+    pub const NAMES: [&'static str; 5] = [
+        "previous_period",
+        "previous_week",
+        "previous_month",
+        "previous_year",
+        "none",
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "previous_period" => Self::PreviousPeriod,
             "previous_week" => Self::PreviousWeek,
+            "previous_month" => Self::PreviousMonth,
             "previous_year" => Self::PreviousYear,
             "none" => Self::None,
             _ => return None,

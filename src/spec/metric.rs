@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::access::Access;
 use super::chart::NumberFormat;
+use super::names::Alias;
 use super::walk::{Reader, Tbl, is_identifier};
 
 /// How a metric adds up its rows.
@@ -49,6 +50,10 @@ pub struct MetricSpec {
     pub measure: Measure,
     /// Allowed dimensions: column name → label.
     pub dimensions: BTreeMap<String, String>,
+    /// Other names people use for the metric (`aliases = ["アクティブユーザー", "DAU"]`).
+    pub aliases: Vec<Alias>,
+    /// Other names of a dimension (`role = { label = "Role", aliases = ["ロール"] }`).
+    pub dimension_aliases: BTreeMap<String, Vec<Alias>>,
     pub format: NumberFormat,
     pub owner: String,
     pub refreshed: String,
@@ -60,9 +65,10 @@ pub struct MetricSpec {
     pub table_span: Range<usize>,
 }
 
-const METRIC_KEYS: [&str; 18] = [
+const METRIC_KEYS: [&str; 19] = [
     "name",
     "label",
+    "aliases",
     "description",
     "table",
     "time_column",
@@ -146,6 +152,56 @@ impl Reader<'_> {
         })
     }
 
+    /// `[metric.dimensions]`: `role = "Role"` or `role = { label = "Role", aliases = […] }`.
+    #[allow(clippy::type_complexity)]
+    fn dimensions(
+        &mut self,
+        dims: &Tbl,
+    ) -> Option<(BTreeMap<String, String>, BTreeMap<String, Vec<Alias>>)> {
+        let mut labels = BTreeMap::new();
+        let mut aliases = BTreeMap::new();
+        let mut ok = true;
+        for (key, value) in dims.table.iter() {
+            let name = key.get_ref().to_string();
+            if !is_identifier(&name) {
+                self.error(key.span(), format!("`{name}` is not a column name"))
+                    .hint = Some("dimension names are columns: letters, digits and `_`".into());
+                ok = false;
+                continue;
+            }
+            if let Some(label) = value.get_ref().as_str() {
+                labels.insert(name, label.to_string());
+                continue;
+            }
+            let Some(table) = value.get_ref().as_table() else {
+                self.error(
+                    value.span(),
+                    "a dimension's value is its label, or a table with `label` and `aliases`",
+                )
+                .hint = Some(
+                    "write e.g. `role = \"Role\"` or `role = { label = \"Role\", aliases = [\"ロール\"] }`"
+                        .into(),
+                );
+                ok = false;
+                continue;
+            };
+            let t = Tbl {
+                table,
+                name: format!("{}.{name}", dims.name),
+                anchor: key.span(),
+            };
+            self.check_keys(&t, &["label", "aliases"]);
+            match (self.string(&t, "label", true), self.aliases(&t)) {
+                (Some(label), Some(names)) => {
+                    labels.insert(name.clone(), label.into_inner());
+                    aliases.insert(name, names);
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then_some((labels, aliases))
+    }
+
     pub(super) fn metric(&mut self, t: &Tbl) -> Option<MetricSpec> {
         self.check_keys(t, &METRIC_KEYS);
         let name = self.string(t, "name", true);
@@ -165,37 +221,10 @@ impl Reader<'_> {
         let refreshed = self.string(t, "refreshed", false);
         let tags = self.string_list(t, "tags");
         let access = self.access(t);
+        let aliases = self.aliases(t);
         let dimensions = match self.table(t, "dimensions", false) {
-            None => Some(BTreeMap::new()),
-            Some(dims) => {
-                let mut out = BTreeMap::new();
-                let mut ok = true;
-                for (key, value) in dims.table.iter() {
-                    match value.get_ref().as_str() {
-                        Some(label) if is_identifier(key.get_ref()) => {
-                            out.insert(key.get_ref().to_string(), label.to_string());
-                        }
-                        Some(_) => {
-                            self.error(
-                                key.span(),
-                                format!("`{}` is not a column name", key.get_ref()),
-                            )
-                            .hint =
-                                Some("dimension names are columns: letters, digits and `_`".into());
-                            ok = false;
-                        }
-                        None => {
-                            self.error(
-                                value.span(),
-                                "a dimension's value is its label, a string",
-                            )
-                            .hint = Some("write e.g. `role = \"Role\"`".into());
-                            ok = false;
-                        }
-                    }
-                }
-                ok.then_some(out)
-            }
+            None => Some((BTreeMap::new(), BTreeMap::new())),
+            Some(dims) => self.dimensions(&dims),
         };
         let name = name?;
         if !is_identifier(name.get_ref()) {
@@ -225,6 +254,7 @@ impl Reader<'_> {
             }
         }
         let table = table?;
+        let dimensions = dimensions?;
         Some(MetricSpec {
             name: name.into_inner(),
             label: label?.into_inner(),
@@ -233,7 +263,9 @@ impl Reader<'_> {
             table: table.into_inner(),
             time_column: time_column?.into_inner(),
             measure,
-            dimensions: dimensions?,
+            dimensions: dimensions.0,
+            dimension_aliases: dimensions.1,
+            aliases: aliases?,
             format: format?,
             owner: owner?.into_inner(),
             refreshed: refreshed.map(|r| r.into_inner()).unwrap_or_default(),

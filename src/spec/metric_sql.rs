@@ -177,6 +177,8 @@ mod tests {
             time_column: "activity_date".into(),
             measure,
             dimensions: [("role".to_string(), "Role".to_string())].into(),
+            aliases: Vec::new(),
+            dimension_aliases: Default::default(),
             format: NumberFormat::Integer,
             owner: "#data-team".into(),
             refreshed: String::new(),

@@ -14,6 +14,7 @@ pub mod files;
 pub mod freshness;
 pub mod metric;
 pub mod metric_sql;
+pub mod names;
 pub mod period;
 pub mod policy;
 pub mod policy_checks;
@@ -138,6 +139,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     }
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
+    names::flag_alias_clashes(&mut files);
     policy_checks::flag_policy_problems(&mut files);
     alert_checks::flag_alert_problems(&mut files, defaults.dialect);
     Ok(files)

@@ -228,6 +228,8 @@ impl FromStr for Period {
             ["month", "to", "date"] | ["mtd"] => Ok(Period::MonthToDate),
             ["last", "month"] => Ok(Period::Last(1, Unit::Month)),
             ["last", "week"] => Ok(Period::Last(1, Unit::Week)),
+            ["last", "quarter"] => Ok(Period::Last(1, Unit::Quarter)),
+            ["last", "year"] => Ok(Period::Last(1, Unit::Year)),
             ["this", unit] => match parse_unit(unit) {
                 Some(Unit::Day) => Ok(Period::Today),
                 Some(unit) => Ok(Period::This(unit)),
@@ -292,8 +294,8 @@ impl fmt::Display for Period {
         match self {
             Period::Yesterday => write!(f, "yesterday"),
             Period::Today => write!(f, "today"),
-            // `last week`, `last month`; but `last 1 day` (`last day` is not read back).
-            Period::Last(1, unit @ (Unit::Week | Unit::Month)) => {
+            // `last week`, `last year`; but `last 1 day` (`last day` is not read back).
+            Period::Last(1, unit @ (Unit::Week | Unit::Month | Unit::Quarter | Unit::Year)) => {
                 write!(f, "last {}", unit_name(*unit, false))
             }
             Period::Last(n, unit) => write!(f, "last {n} {}", unit_name(*unit, *n != 1)),

@@ -8,6 +8,7 @@ use toml::de::DeTable;
 
 use super::access::ACCESS_KEYS;
 use super::diagnostic::{self, Diagnostic};
+use super::names::Alias;
 use super::walk::{Reader, Tbl};
 use super::{
     Access, AlertSpec, ChartSpec, FreshnessSpec, MetricSpec, PolicySpec, QuerySpec, ScheduleSpec,
@@ -23,6 +24,8 @@ pub struct ReportSpec {
     /// The file's text, kept so warehouse errors can point into the SQL.
     pub source: String,
     pub title: String,
+    /// Other names people use for the report (`aliases = ["日次アクティブユーザー"]`).
+    pub aliases: Vec<Alias>,
     pub description: String,
     /// Who hears about failures: a `#channel`, a channel ID or a user.
     pub owner: String,
@@ -47,8 +50,9 @@ pub struct Definition {
     pub purpose: String,
 }
 
-const ROOT_KEYS: [&str; 14] = [
+const ROOT_KEYS: [&str; 15] = [
     "title",
+    "aliases",
     "description",
     "owner",
     "tags",
@@ -134,6 +138,7 @@ pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> F
     }
     r.check_keys(&root, &ROOT_KEYS);
     let title = r.string(&root, "title", true);
+    let aliases = r.aliases(&root);
     let description = r.string(&root, "description", true);
     let owner = r.string(&root, "owner", true);
     let tags = r.string_list(&root, "tags");
@@ -177,6 +182,7 @@ pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> F
             path: path.to_path_buf(),
             source: source.to_string(),
             title: title?.into_inner(),
+            aliases: aliases?,
             description: description?.into_inner(),
             owner: owner?.into_inner(),
             tags: tags?,

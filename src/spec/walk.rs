@@ -11,6 +11,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::{Diagnostic, closest, did_you_mean};
+use super::names::{self, Alias};
 
 pub(super) struct Reader<'a> {
     pub(super) path: &'a Path,
@@ -138,6 +139,16 @@ impl<'a> Reader<'a> {
 
     /// An optional list of strings; `Some(vec![])` when absent, `None` when invalid.
     pub(super) fn string_list(&mut self, table: &Tbl, key: &str) -> Option<Vec<String>> {
+        let items = self.spanned_string_list(table, key)?;
+        Some(items.into_iter().map(Spanned::into_inner).collect())
+    }
+
+    /// [`Self::string_list`] with where each string is written.
+    pub(super) fn spanned_string_list(
+        &mut self,
+        table: &Tbl,
+        key: &str,
+    ) -> Option<Vec<Spanned<String>>> {
         let Some(value) = Self::lookup(table, key) else {
             return Some(Vec::new());
         };
@@ -148,12 +159,30 @@ impl<'a> Reader<'a> {
         let mut out = Vec::new();
         for item in items.iter() {
             match item.get_ref().as_str() {
-                Some(s) => out.push(s.to_string()),
+                Some(s) => out.push(Spanned::new(item.span(), s.to_string())),
                 None => {
                     self.wrong_type(table, key, item, "a list of strings");
                     return None;
                 }
             }
+        }
+        Some(out)
+    }
+
+    /// `aliases = ["アクティブユーザー", "DAU"]`: the names people use besides the id.
+    pub(super) fn aliases(&mut self, table: &Tbl) -> Option<Vec<Alias>> {
+        let items = self.spanned_string_list(table, "aliases")?;
+        let mut out = Vec::new();
+        for item in items {
+            if names::normalize(item.get_ref()).is_empty() {
+                self.error(item.span(), "an alias cannot be empty").hint =
+                    Some("write the name people type, e.g. `\"アクティブユーザー\"`".into());
+                return None;
+            }
+            out.push(Alias {
+                span: item.span(),
+                text: item.into_inner(),
+            });
         }
         Some(out)
     }

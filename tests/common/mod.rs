@@ -82,6 +82,7 @@ pub fn cli_context<'a>(
         meter: None,
         fresh: false,
         locale,
+        fiscal_year_start_month: app.fiscal_year_start_month,
     }
 }
 

@@ -1,0 +1,340 @@
+//! Questions the way people ask them: the names on the charts and their aliases, in any
+//! word order, with Japanese particles (`先週のアクティブユーザー`, `ロール別`), months,
+//! fiscal years and comparisons ([`calendar`]) — read into the same [`Query`] the strict
+//! grammar makes, with how it was read ([`Called`], for the read-back line), or the
+//! readings to choose from when a phrase means two things. Never a silent guess.
+
+pub mod calendar;
+mod readback;
+mod tokens;
+
+use super::grammar::{self, GrammarError, Query, Request};
+use crate::catalog::Catalog;
+use crate::catalog::names::{EntryKind, NamedEntry};
+use crate::spec::names::normalize;
+use crate::spec::period::Unit;
+use crate::spec::{Compare, Period};
+pub use calendar::Calendar;
+pub use readback::{read_back, read_back_line};
+use tokens::{Kind, tokens};
+
+/// Most readings offered when a question means several things.
+pub const MAX_CHOICES: usize = 5;
+/// Shortest typed start of a name (in characters) that is looked up as a prefix.
+pub const MIN_PREFIX_CHARS: usize = 2;
+
+/// The names a question used, as the asker wrote them, for the read-back line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Called {
+    /// The entry's name as typed (an alias, a label), when it was not its id.
+    pub entry: Option<String>,
+    /// The split's name as typed, when it was not the dimension's id.
+    pub by: Option<String>,
+}
+
+/// What a question text was read as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// Help, lists, history and the like: as the strict grammar reads them.
+    Command(Request),
+    /// One question about one entry.
+    Question { query: Query, called: Called },
+    /// Two or more readings: the asker chooses (each a whole question).
+    Choose(Vec<(Query, Called)>),
+    /// What could not be read, in words for the asker.
+    Mistake(GrammarError),
+    /// No entry answers to this name.
+    Unknown(String),
+}
+
+/// Reads `text` against the catalog: first as the strict grammar (an id, then the
+/// grammar's words), else as a phrase. `sees` says whether the asker may see an entry:
+/// entries they may not see are never offered as a choice.
+pub fn read(
+    catalog: &Catalog,
+    text: &str,
+    calendar: &Calendar,
+    sees: &dyn Fn(EntryKind, &str) -> bool,
+) -> Reading {
+    let strict = grammar::parse(text);
+    match &strict {
+        Ok(Request::Query(query)) if is_entry(catalog, &query.name) => {
+            return Reading::Question {
+                query: query.clone(),
+                called: Called::default(),
+            };
+        }
+        Ok(Request::Query(_)) => {}
+        Ok(request) => return Reading::Command(request.clone()),
+        Err(_) => {}
+    }
+    match phrase(catalog, text, calendar, sees) {
+        Phrase::Read(reading) => reading,
+        // Nothing in it names an entry: the strict grammar's words are the clearer ones.
+        Phrase::NoEntry(name) => match strict {
+            Err(error) => Reading::Mistake(error),
+            Ok(Request::Query(query)) => Reading::Unknown(query.name),
+            Ok(_) => Reading::Unknown(name),
+        },
+    }
+}
+
+fn is_entry(catalog: &Catalog, name: &str) -> bool {
+    catalog.metric(name).is_some() || catalog.get(name).is_some()
+}
+
+enum Phrase {
+    Read(Reading),
+    /// No entry named; the first word not understood, if any.
+    NoEntry(String),
+}
+
+/// A question read as a phrase.
+fn phrase(
+    catalog: &Catalog,
+    text: &str,
+    calendar: &Calendar,
+    sees: &dyn Fn(EntryKind, &str) -> bool,
+) -> Phrase {
+    let mistake = |e: GrammarError| Phrase::Read(Reading::Mistake(e));
+    let words = match grammar::words(&grammar::normalize(text)) {
+        Ok(words) => words,
+        Err(error) => return mistake(error),
+    };
+    // `where` and what follows are the strict grammar's: values are values.
+    let mut query = Query::default();
+    let mut head = words.clone();
+    if let Some(at) = words
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case("where") || w == "条件")
+    {
+        match grammar::parse_filters(&words, at + 1, &mut query) {
+            Ok(end) => {
+                head = words[..at].to_vec();
+                head.extend_from_slice(&words[end..]);
+            }
+            Err(error) => return mistake(error),
+        }
+    }
+    let normalized = normalize(&head.join(" "));
+    let found = tokens(catalog.name_index(), &normalized, calendar);
+
+    // Splits: a dimension name next to `by` / `別` / `ごと`.
+    let mut by: Option<(Vec<crate::catalog::names::NamedDimension>, String)> = None;
+    let mut used = vec![false; found.len()];
+    for (i, token) in found.iter().enumerate() {
+        if token.kind != Kind::By {
+            continue;
+        }
+        let neighbour = [i.checked_sub(1), Some(i + 1)]
+            .into_iter()
+            .flatten()
+            .filter(|&j| j < found.len() && !used[j])
+            .find(|&j| {
+                matches!(&found[j].kind, Kind::Name { dimensions, .. } if !dimensions.is_empty())
+                    || matches!(found[j].kind, Kind::Unknown)
+            });
+        let Some(j) = neighbour else {
+            return mistake(GrammarError::new("grammar-by-needs-dimension"));
+        };
+        let dimensions = match &found[j].kind {
+            Kind::Name { dimensions, .. } => dimensions.clone(),
+            _ => Vec::new(),
+        };
+        if by.replace((dimensions, found[j].text.clone())).is_some() {
+            return mistake(GrammarError::new("grammar-one-by"));
+        }
+        used[i] = true;
+        used[j] = true;
+    }
+
+    let mut entries: Option<(Vec<NamedEntry>, String)> = None;
+    let mut periods: Option<Vec<Period>> = None;
+    let mut unknown: Option<String> = None;
+    for (token, _) in found.iter().zip(&used).filter(|(_, used)| !**used) {
+        match &token.kind {
+            Kind::Name { entries: named, .. } if !named.is_empty() => match &entries {
+                Some((first, _)) if first.iter().any(|e| named.contains(e)) => {}
+                Some((first, _)) => {
+                    return mistake(
+                        GrammarError::new("phrase-two-names")
+                            .with("first", &first[0].written)
+                            .with("second", &named[0].written),
+                    );
+                }
+                None => entries = Some((named.clone(), token.text.clone())),
+            },
+            Kind::Name { .. } => {
+                return mistake(
+                    GrammarError::new("phrase-split-needs-by").with("word", &token.text),
+                );
+            }
+            Kind::Period(readings) => {
+                if periods.replace(readings.clone()).is_some() {
+                    return mistake(GrammarError::new("grammar-one-period"));
+                }
+            }
+            Kind::Grain(grain) => {
+                if let Err(error) = grammar::set_grain(&mut query, *grain) {
+                    return mistake(error);
+                }
+            }
+            Kind::Compare(compare) => {
+                if query
+                    .compare
+                    .replace(*compare)
+                    .is_some_and(|c| c != *compare)
+                {
+                    return mistake(GrammarError::new("grammar-one-compare"));
+                }
+            }
+            Kind::Private => query.private = true,
+            Kind::Filler | Kind::By => {}
+            Kind::Unknown => {
+                if unknown.is_none() {
+                    unknown = Some(token.text.clone());
+                }
+            }
+        }
+    }
+
+    // No name matched whole: a typed start of names (`アクティブ`), if it is one.
+    let (candidates, typed) = match (entries, &unknown) {
+        (Some((named, typed)), None) => (named, typed),
+        (Some(_), Some(word)) => {
+            return mistake(GrammarError::new("grammar-not-understood").with("word", word));
+        }
+        (None, Some(word)) => {
+            let starting = prefix_entries(catalog, word);
+            if starting.is_empty() {
+                return Phrase::NoEntry(word.clone());
+            }
+            (starting, word.clone())
+        }
+        (None, None) => return mistake(GrammarError::new("phrase-needs-name")),
+    };
+    let visible: Vec<&NamedEntry> = candidates.iter().filter(|e| sees(e.kind, &e.id)).collect();
+    // Entries the asker may not see are no choice; if they see none, the first is asked
+    // for as typed and access refuses it as it would its id.
+    let chosen: Vec<&NamedEntry> = if visible.is_empty() {
+        candidates.iter().take(1).collect()
+    } else {
+        visible
+    };
+    let periods = periods.unwrap_or_else(|| default_window(query.compare));
+    let mut readings = Vec::new();
+    for entry in &chosen {
+        for period in periods
+            .iter()
+            .map(Some)
+            .chain(periods.is_empty().then_some(None))
+        {
+            let mut q = query.clone();
+            q.name = entry.id.clone();
+            q.period = period.copied();
+            let mut called = Called {
+                entry: (normalize(&entry.id) != normalize(&typed)).then(|| entry.written.clone()),
+                by: None,
+            };
+            if let Some((dimensions, typed_by)) = &by {
+                match dimensions.iter().find(|d| d.metric == entry.id) {
+                    Some(d) => {
+                        q.by = Some(d.dimension.clone());
+                        called.by = (d.dimension != *typed_by).then(|| d.written.clone());
+                    }
+                    None => q.by = Some(typed_by.clone()),
+                }
+            }
+            name_filters(catalog, &mut q);
+            readings.push((q, called));
+        }
+    }
+    readings.truncate(MAX_CHOICES);
+    if readings.len() == 1 {
+        let (query, called) = readings.remove(0);
+        Phrase::Read(Reading::Question { query, called })
+    } else {
+        Phrase::Read(Reading::Choose(readings))
+    }
+}
+
+/// The window a comparison asked without a period compares: the last whole month for
+/// month and year comparisons, the last whole week for a week's.
+fn default_window(compare: Option<Compare>) -> Vec<Period> {
+    match compare {
+        Some(Compare::PreviousMonth | Compare::PreviousYear) => vec![Period::Last(1, Unit::Month)],
+        Some(Compare::PreviousWeek) => vec![Period::Last(1, Unit::Week)],
+        _ => Vec::new(),
+    }
+}
+
+/// The entries a typed word is the start of (at least [`MIN_PREFIX_CHARS`] long).
+fn prefix_entries(catalog: &Catalog, word: &str) -> Vec<NamedEntry> {
+    if word.chars().count() < MIN_PREFIX_CHARS {
+        return Vec::new();
+    }
+    catalog
+        .name_index()
+        .entries_starting(&normalize(word))
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
+/// Filters written with a dimension's alias (`where ロール=student`) name the dimension.
+fn name_filters(catalog: &Catalog, query: &mut Query) {
+    let index = catalog.name_index();
+    for filter in &mut query.filters {
+        let named = index.dimensions.get(&normalize(&filter.dimension));
+        if let Some(d) = named.and_then(|list| list.iter().find(|d| d.metric == query.name)) {
+            filter.dimension = d.dimension.clone();
+        }
+    }
+}
+
+/// The canonical command for a reading: what the strict grammar reads as the same
+/// question (the text of a choice's button).
+pub fn command(query: &Query) -> String {
+    let mut out = vec![query.name.clone()];
+    if let Some(period) = query.period {
+        out.push(period.to_string());
+    }
+    if let Some(grain) = query.grain {
+        out.push(grain.name().to_string());
+    }
+    if let Some(by) = &query.by {
+        out.push(format!("by {by}"));
+    }
+    if let Some(compare) = query.compare {
+        out.push(format!("compare {}", compare.name()));
+    }
+    for (i, filter) in query.filters.iter().enumerate() {
+        let values: Vec<String> = filter.values.iter().map(|v| quoted(v)).collect();
+        out.push(format!(
+            "{} {}={}",
+            if i == 0 { "where" } else { "and" },
+            quoted(&filter.dimension),
+            values.join(",")
+        ));
+    }
+    if query.private {
+        out.push("private".into());
+    }
+    out.join(" ")
+}
+
+fn quoted(value: &str) -> String {
+    if value
+        .chars()
+        .any(|c| c.is_whitespace() || "=,\"".contains(c))
+        || value.is_empty()
+    {
+        format!("\"{}\"", value.replace('"', ""))
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+#[path = "phrase_tests.rs"]
+mod tests;

@@ -1,0 +1,137 @@
+//! Phrases read against a small catalog: word order, particles, aliases, prefixes and the
+//! questions that must be asked back.
+
+use super::*;
+use crate::spec::{self, SpecDefaults};
+
+const METRICS: &str = r##"
+[[metric]]
+name = "active_users"
+label = "Active users"
+aliases = ["アクティブユーザー", "DAU"]
+table = "mart.daily_active_users"
+time_column = "activity_date"
+measure = "sum"
+column = "active_users"
+owner = "#data-team"
+[metric.dimensions]
+role = { label = "Role", aliases = ["ロール", "役割"] }
+prefecture = "Prefecture"
+
+[[metric]]
+name = "active_minutes"
+label = "Active minutes"
+aliases = ["アクティブ時間"]
+table = "mart.daily_study"
+time_column = "activity_date"
+measure = "sum"
+column = "study_minutes"
+owner = "#data-team"
+"##;
+
+fn catalog() -> Catalog {
+    let defaults = SpecDefaults::duckdb(chrono_tz::Asia::Tokyo);
+    let file = spec::load_source(
+        std::path::Path::new("reports/metrics.toml"),
+        METRICS.to_string(),
+        &defaults,
+    );
+    assert!(file.is_valid(), "{:?}", file.diagnostics);
+    Catalog::from_loaded(&[file])
+}
+
+fn calendar() -> Calendar {
+    Calendar {
+        today: "2026-12-06".parse().unwrap(),
+        fiscal_year_start_month: 4,
+    }
+}
+
+fn read_all(text: &str) -> Reading {
+    read(&catalog(), text, &calendar(), &|_, _| true)
+}
+
+fn question(text: &str) -> (Query, Called) {
+    match read_all(text) {
+        Reading::Question { query, called } => (query, called),
+        other => panic!("{text}: {other:?}"),
+    }
+}
+
+#[test]
+fn any_word_order_reads_the_same_question() {
+    let expected = question("active_users last month by role");
+    for text in [
+        "ロール別の先月のアクティブユーザー",
+        "先月のアクティブユーザー ロール別",
+        "アクティブユーザー（先月）ロールごと",
+        "アクティブユーザー数 先月 役割別",
+        "ＤＡＵ　先月　ロール別",
+        "active users last month by role",
+    ] {
+        let (query, _) = question(text);
+        assert_eq!(query, expected.0, "{text}");
+    }
+    let (_, called) = question("ロール別の先月のアクティブユーザー");
+    assert_eq!(called.entry.as_deref(), Some("アクティブユーザー"));
+    assert_eq!(called.by.as_deref(), Some("ロール"));
+}
+
+#[test]
+fn a_shared_start_and_a_current_month_are_asked_back() {
+    match read_all("アクティブ 先月") {
+        Reading::Choose(choices) => {
+            let names: Vec<&str> = choices.iter().map(|(q, _)| q.name.as_str()).collect();
+            assert_eq!(names, ["active_minutes", "active_users"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match read_all("DAU 12月") {
+        Reading::Choose(choices) => assert_eq!(choices.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    // An entry the asker may not see is no choice.
+    match read(
+        &catalog(),
+        "アクティブ 先月",
+        &calendar(),
+        &|_, id| id != "active_minutes",
+    ) {
+        Reading::Question { query, .. } => assert_eq!(query.name, "active_users"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn mistakes_name_the_word() {
+    for (text, says) in [
+        ("DAU 先月 ほげ", "ほげ"),
+        ("DAU active_minutes", "two names"),
+        ("DAU ロール", "`by ロール`"),
+        ("先月", "which report or metric"),
+    ] {
+        match read_all(text) {
+            Reading::Mistake(error) => assert!(error.to_string().contains(says), "{text}: {error}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        read_all("nothing_here 先月"),
+        Reading::Unknown("nothing_here".into())
+    );
+}
+
+#[test]
+fn a_reading_writes_back_as_a_command_the_strict_grammar_reads_alike() {
+    for text in [
+        "DAU 2026年11月 ロール別 前年同月比",
+        "アクティブユーザー 今年度 週次 where ロール=student",
+    ] {
+        let (query, _) = question(text);
+        let again = match grammar::parse(&command(&query)).unwrap() {
+            Request::Query(q) => q,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(again, query, "{text} → {}", command(&query));
+    }
+}

@@ -1,0 +1,181 @@
+//! The names people use for reports, metrics and dimensions besides their ids (`aliases`,
+//! labels, titles), compared the way `/kpi` reads them, and the check that no alias
+//! means two things.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use unicode_normalization::UnicodeNormalization;
+
+use super::diagnostic::{self, Diagnostic};
+use super::{LoadedFile, MetricSpec};
+
+/// A name for an entry besides its id, and where the spec writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    pub text: String,
+    pub span: Range<usize>,
+}
+
+/// A name as `/kpi` compares it: NFKC (full-width letters and digits as ASCII, half-width
+/// katakana as full-width), lower case, runs of blanks as one space, trimmed.
+pub fn normalize(text: &str) -> String {
+    let folded: String = text.nfkc().flat_map(char::to_lowercase).collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// One name of one entry, where it is written.
+struct Named {
+    /// `report `x`` or `metric `y``.
+    entry: String,
+    what: &'static str,
+    path: PathBuf,
+    span: Range<usize>,
+}
+
+/// Flags every alias that another entry also answers to (its id, label, title or one of
+/// its aliases): `/kpi <alias>` must mean one thing. The later file is flagged, naming
+/// where the other entry writes the name; a metric's dimensions are checked the same way
+/// among themselves.
+pub fn flag_alias_clashes(files: &mut [LoadedFile]) {
+    let mut names: BTreeMap<String, Vec<Named>> = BTreeMap::new();
+    for file in files.iter().filter(|f| f.is_valid()) {
+        let mut add = |name: &str, entry: String, what, span: Range<usize>| {
+            names.entry(normalize(name)).or_default().push(Named {
+                entry,
+                what,
+                path: file.path.clone(),
+                span,
+            });
+        };
+        if let Some(report) = &file.spec {
+            let entry = format!("report `{}`", report.id);
+            add(&report.id, entry.clone(), "id", 0..0);
+            add(&report.title, entry.clone(), "title", 0..0);
+            for alias in &report.aliases {
+                add(&alias.text, entry.clone(), "alias", alias.span.clone());
+            }
+        }
+        for metric in &file.metrics {
+            let entry = format!("metric `{}`", metric.name);
+            add(&metric.name, entry.clone(), "name", 0..0);
+            add(&metric.label, entry.clone(), "label", 0..0);
+            for alias in &metric.aliases {
+                add(&alias.text, entry.clone(), "alias", alias.span.clone());
+            }
+        }
+    }
+    let sources: BTreeMap<PathBuf, String> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.source.clone()))
+        .collect();
+    let mut problems: BTreeMap<PathBuf, Vec<Diagnostic>> = BTreeMap::new();
+    for (name, holders) in &names {
+        for (i, alias) in holders.iter().enumerate() {
+            if alias.what != "alias" {
+                continue;
+            }
+            let Some(j) = holders.iter().position(|o| o.entry != alias.entry) else {
+                continue;
+            };
+            let other = &holders[j];
+            // Two aliases: reported once, on the later (which names the earlier).
+            if other.what == "alias" && j > i {
+                continue;
+            }
+            let at = where_written(&sources, &other.path, &other.span);
+            problems.entry(alias.path.clone()).or_default().push(
+                Diagnostic::new(
+                    &alias.path,
+                    alias.span.clone(),
+                    format!("alias `{name}` of {} is also the {} of {}", alias.entry, other.what, other.entry),
+                )
+                .with_label("two entries answer to this name")
+                .with_hint(format!(
+                    "{at} gives {} that name; `/kpi {name}` must mean one thing, so remove or change one",
+                    other.entry
+                )),
+            );
+        }
+    }
+    for file in files.iter_mut() {
+        let mut found = problems.remove(&file.path).unwrap_or_default();
+        for metric in &file.metrics {
+            found.extend(dimension_clashes(&file.path, &file.source, metric));
+        }
+        if !found.is_empty() {
+            file.diagnostics.extend(found);
+            file.spec = None;
+            file.metrics.clear();
+            file.alerts.clear();
+            file.policies.clear();
+        }
+    }
+}
+
+/// `path:line:col` of a name, or the path alone for a name with no place of its own (an
+/// id is the file's name).
+fn where_written(sources: &BTreeMap<PathBuf, String>, path: &Path, span: &Range<usize>) -> String {
+    match sources.get(path) {
+        Some(source) if !span.is_empty() => {
+            let (line, col) = diagnostic::line_col(source, span.start);
+            format!("{}:{line}:{col}", path.display())
+        }
+        _ => path.display().to_string(),
+    }
+}
+
+/// A metric's dimension aliases that another of its dimensions answers to.
+fn dimension_clashes(path: &Path, source: &str, metric: &MetricSpec) -> Vec<Diagnostic> {
+    let mut taken: BTreeMap<String, (&str, Option<&Alias>)> = BTreeMap::new();
+    for (dimension, label) in &metric.dimensions {
+        taken.insert(normalize(dimension), (dimension, None));
+        taken.entry(normalize(label)).or_insert((dimension, None));
+    }
+    let mut out = Vec::new();
+    for (dimension, aliases) in &metric.dimension_aliases {
+        for alias in aliases {
+            let key = normalize(&alias.text);
+            match taken.get(&key) {
+                Some((other, written)) if other != dimension => {
+                    let at = match written {
+                        Some(first) => {
+                            let (line, col) = diagnostic::line_col(source, first.span.start);
+                            format!("{}:{line}:{col}", path.display())
+                        }
+                        None => format!("its name or label in {}", path.display()),
+                    };
+                    out.push(
+                        Diagnostic::new(
+                            path,
+                            alias.span.clone(),
+                            format!(
+                                "alias `{}` of dimension `{dimension}` is also a name of dimension `{other}` in metric `{}`",
+                                alias.text, metric.name
+                            ),
+                        )
+                        .with_hint(format!("`{other}` answers to it ({at}); `by {}` must mean one thing", alias.text)),
+                    );
+                }
+                _ => {
+                    taken.insert(key, (dimension, Some(alias)));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_across_widths_and_case() {
+        assert_eq!(normalize("ＤＡＵ"), "dau");
+        assert_eq!(normalize("  Active\u{3000}Users "), "active users");
+        assert_eq!(normalize("ｱｸﾃｨﾌﾞ"), "アクティブ");
+        assert_eq!(normalize("（先週）"), "(先週)");
+    }
+}
