@@ -497,6 +497,9 @@ pub struct SlackSettings {
     pub tier4_per_minute: u32,
 }
 
+/// The fiscal year's first month where the bot's language is Japanese (April).
+pub const JAPANESE_FISCAL_YEAR_START_MONTH: u32 = 4;
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -677,9 +680,7 @@ impl Settings {
         match self.fiscal_year_start_month {
             Some(month @ 1..=12) => Ok(month),
             Some(month) => Err(SettingsError::FiscalYearStartMonth(month)),
-            None if self.locale()? == Locale::Ja => {
-                Ok(crate::adhoc::phrase::calendar::JAPANESE_FISCAL_YEAR_START_MONTH)
-            }
+            None if self.locale()? == Locale::Ja => Ok(JAPANESE_FISCAL_YEAR_START_MONTH),
             None => Ok(1),
         }
     }

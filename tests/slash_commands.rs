@@ -1546,3 +1546,86 @@ async fn a_click_under_a_reply_answers_in_the_parents_thread() {
         "no thread under a reply"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_with_two_readings_is_asked_back_and_its_button_answers_that_reading() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    // With the fiscal year starting in April, a bare quarter has a fiscal and a calendar
+    // reading: never guessed.
+    let body = form(
+        &bot,
+        "アクティブユーザー 第3四半期 ロール別",
+        SALES,
+        "U0ALICE",
+        "r1",
+    );
+    let (status, ack, _) = send(&bot, body.clone(), signed(&body)).await;
+    assert_eq!(status, 200, "{ack}");
+    let ack: serde_json::Value = serde_json::from_str(&ack).unwrap();
+    assert_eq!(ack["response_type"], "ephemeral", "asked back privately");
+    let buttons = ack["blocks"][1]["elements"].as_array().unwrap().clone();
+    assert_eq!(buttons.len(), 2, "{ack}");
+    let readings: Vec<kpibot::adhoc::grammar::Query> = buttons
+        .iter()
+        .map(|b| {
+            let value = b["value"].as_str().unwrap();
+            match kpibot::adhoc::grammar::parse(value).unwrap() {
+                kpibot::adhoc::grammar::Request::Query(q) => q,
+                other => panic!("{value}: {other:?}"),
+            }
+        })
+        .collect();
+    for q in &readings {
+        assert_eq!(
+            (q.name.as_str(), q.by.as_deref()),
+            ("active_users", Some("role"))
+        );
+    }
+    assert_ne!(
+        readings[0].period, readings[1].period,
+        "two different windows"
+    );
+    assert!(
+        bot.slack.messages_in(SALES).is_empty(),
+        "nothing answered yet"
+    );
+    // The calendar reading, chosen from the ephemeral message.
+    let shown = serde_json::json!({"text": ack["text"], "blocks": ack["blocks"]});
+    let button = &buttons[1];
+    let mut payload = common::block_actions_payload(
+        "U0ALICE",
+        (SALES, "sales"),
+        (&shown, "1700000000.000001"),
+        common::button_click(
+            button["action_id"].as_str().unwrap(),
+            "kpi_choose",
+            button["value"].as_str().unwrap(),
+        ),
+    );
+    payload["container"]["is_ephemeral"] = serde_json::json!(true);
+    click(&bot, &payload).await;
+    wait_for(
+        "the chosen reading's chart",
+        Duration::from_secs(20),
+        || !bot.slack.messages_in(SALES).is_empty(),
+    )
+    .await;
+    let posted = &bot.slack.messages_in(SALES)[0].body;
+    let read_back = posted["blocks"][0]["elements"][0]["text"].as_str().unwrap();
+    let today = common::tokyo_yesterday(chrono::Utc::now()) + chrono::Days::new(1);
+    let window = readings[1]
+        .period
+        .unwrap()
+        .resolve(today, chrono::Weekday::Mon)
+        .unwrap();
+    // In the clicker's Slack language (the fake Slack does not say: the bot's, English).
+    let dates = kpibot::i18n::date_range(kpibot::i18n::Locale::En, window.start, window.end);
+    assert!(
+        read_back.contains(&dates) && read_back.contains("by Role"),
+        "the post says how it was read: {read_back} (expected {dates})"
+    );
+    assert!(
+        posted["thread_ts"].is_null(),
+        "an ephemeral message has no thread"
+    );
+}

@@ -253,7 +253,7 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
     Ok(Request::Query(query))
 }
 
-fn is_keyword(word: &str) -> bool {
+pub(crate) fn is_keyword(word: &str) -> bool {
     KEYWORDS.contains(&word.to_lowercase().as_str())
 }
 

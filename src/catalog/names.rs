@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::Catalog;
-use crate::spec::names::normalize;
+use crate::spec::alias::normalize;
 
 /// What kind of entry a name names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

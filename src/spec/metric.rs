@@ -6,8 +6,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use super::access::Access;
+use super::alias::Alias;
 use super::chart::NumberFormat;
-use super::names::Alias;
 use super::walk::{Reader, Tbl, is_identifier};
 
 /// How a metric adds up its rows.

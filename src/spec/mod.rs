@@ -8,6 +8,7 @@ pub mod access;
 pub mod alert;
 pub mod alert_checks;
 mod alert_condition;
+pub mod alias;
 pub mod chart;
 pub mod diagnostic;
 pub mod files;

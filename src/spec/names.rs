@@ -1,35 +1,20 @@
-//! The names people use for reports, metrics and dimensions besides their ids (`aliases`,
-//! labels, titles), compared the way `/kpi` reads them, and the check that no alias
-//! means two things.
+//! The check that no alias means two things: an alias another entry (or, for a
+//! dimension, another of the metric's dimensions) also answers to is refused, naming both.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use unicode_normalization::UnicodeNormalization;
-
+pub use super::alias::{Alias, normalize};
 use super::diagnostic::{self, Diagnostic};
 use super::{LoadedFile, MetricSpec};
-
-/// A name for an entry besides its id, and where the spec writes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alias {
-    pub text: String,
-    pub span: Range<usize>,
-}
-
-/// A name as `/kpi` compares it: NFKC (full-width letters and digits as ASCII, half-width
-/// katakana as full-width), lower case, runs of blanks as one space, trimmed.
-pub fn normalize(text: &str) -> String {
-    let folded: String = text.nfkc().flat_map(char::to_lowercase).collect();
-    folded.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// One name of one entry, where it is written.
 struct Named {
     /// `report `x`` or `metric `y``.
     entry: String,
     what: &'static str,
+    written: String,
     path: PathBuf,
     span: Range<usize>,
 }
@@ -45,6 +30,7 @@ pub fn flag_alias_clashes(files: &mut [LoadedFile]) {
             names.entry(normalize(name)).or_default().push(Named {
                 entry,
                 what,
+                written: name.to_string(),
                 path: file.path.clone(),
                 span,
             });
@@ -71,7 +57,7 @@ pub fn flag_alias_clashes(files: &mut [LoadedFile]) {
         .map(|f| (f.path.clone(), f.source.clone()))
         .collect();
     let mut problems: BTreeMap<PathBuf, Vec<Diagnostic>> = BTreeMap::new();
-    for (name, holders) in &names {
+    for holders in names.values() {
         for (i, alias) in holders.iter().enumerate() {
             if alias.what != "alias" {
                 continue;
@@ -89,12 +75,15 @@ pub fn flag_alias_clashes(files: &mut [LoadedFile]) {
                 Diagnostic::new(
                     &alias.path,
                     alias.span.clone(),
-                    format!("alias `{name}` of {} is also the {} of {}", alias.entry, other.what, other.entry),
+                    format!(
+                        "alias `{}` of {} is also the {} of {}",
+                        alias.written, alias.entry, other.what, other.entry
+                    ),
                 )
                 .with_label("two entries answer to this name")
                 .with_hint(format!(
-                    "{at} gives {} that name; `/kpi {name}` must mean one thing, so remove or change one",
-                    other.entry
+                    "{at} gives {} the name `{}`; `/kpi {}` must mean one thing, so remove or change one",
+                    other.entry, other.written, alias.written
                 )),
             );
         }
@@ -171,11 +160,61 @@ fn dimension_clashes(path: &Path, source: &str, metric: &MetricSpec) -> Vec<Diag
 mod tests {
     use super::*;
 
+    fn metric(name: &str, aliases: &str, dimensions: &str) -> String {
+        format!(
+            "[[metric]]\nname = \"{name}\"\nlabel = \"{name} label\"\naliases = {aliases}\ntable = \"mart.t\"\ntime_column = \"d\"\nmeasure = \"count\"\nowner = \"#data\"\n[metric.dimensions]\n{dimensions}\n"
+        )
+    }
+
+    fn load(files: &[(&str, String)]) -> Vec<LoadedFile> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let defaults = crate::spec::SpecDefaults::duckdb(chrono_tz::Asia::Tokyo);
+        crate::spec::load_dir(dir.path(), &defaults).unwrap()
+    }
+
     #[test]
-    fn names_compare_across_widths_and_case() {
-        assert_eq!(normalize("ＤＡＵ"), "dau");
-        assert_eq!(normalize("  Active\u{3000}Users "), "active users");
-        assert_eq!(normalize("ｱｸﾃｨﾌﾞ"), "アクティブ");
-        assert_eq!(normalize("（先週）"), "(先週)");
+    fn an_alias_two_entries_answer_to_is_refused_naming_both_places() {
+        let files = load(&[
+            (
+                "a.toml",
+                metric("active_users", r#"["アクティブユーザー", "DAU"]"#, ""),
+            ),
+            (
+                "b.toml",
+                metric("daily_users", r#"["users", "ＤＡＵ"]"#, ""),
+            ),
+        ]);
+        assert!(files[0].is_valid());
+        let problem = &files[1].diagnostics[0];
+        let rendered = problem.render(&files[1].source);
+        assert!(rendered.contains("b.toml:4:21"), "{rendered}");
+        assert!(
+            rendered.contains("alias `ＤＡＵ` of metric `daily_users`"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("a.toml:4:25 gives metric `active_users` the name `DAU`"),
+            "{rendered}"
+        );
+        // An alias equal to another entry's label is refused too.
+        let files = load(&[
+            ("a.toml", metric("active_users", "[]", "")),
+            (
+                "b.toml",
+                metric("daily_users", r#"["Active_users label"]"#, ""),
+            ),
+        ]);
+        assert!(!files[1].is_valid());
+        // A dimension's alias that another dimension answers to.
+        let dims = "role = { label = \"Role\", aliases = [\"区分\"] }\nkind = { label = \"Kind\", aliases = [\"区分\"] }";
+        let files = load(&[("a.toml", metric("active_users", "[]", dims))]);
+        let rendered = files[0].diagnostics[0].render(&files[0].source);
+        assert!(
+            rendered.contains("is also a name of dimension"),
+            "{rendered}"
+        );
     }
 }

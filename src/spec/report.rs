@@ -7,8 +7,8 @@ use chrono_tz::Tz;
 use toml::de::DeTable;
 
 use super::access::ACCESS_KEYS;
+use super::alias::Alias;
 use super::diagnostic::{self, Diagnostic};
-use super::names::Alias;
 use super::walk::{Reader, Tbl};
 use super::{
     Access, AlertSpec, ChartSpec, FreshnessSpec, MetricSpec, PolicySpec, QuerySpec, ScheduleSpec,

@@ -10,8 +10,8 @@ use chrono_tz::Tz;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::alias::{self as names, Alias};
 use super::diagnostic::{Diagnostic, closest, did_you_mean};
-use super::names::{self, Alias};
 
 pub(super) struct Reader<'a> {
     pub(super) path: &'a Path,

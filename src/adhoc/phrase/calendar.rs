@@ -8,9 +8,6 @@ use chrono::{Datelike, Days, Months, NaiveDate};
 use crate::spec::Period;
 use crate::spec::period::{MAX_PERIOD_COUNT, Unit};
 
-/// The fiscal year's first month where the bot's language is Japanese (April).
-pub const JAPANESE_FISCAL_YEAR_START_MONTH: u32 = 4;
-
 /// What a period phrase is read against: today in the bot's timezone and the company's
 /// fiscal year.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +168,11 @@ fn english_month(text: &str) -> Option<(u32, usize)> {
 }
 
 /// Fixed period words, longest first where one starts another.
-const WORDS: [(&str, Fixed); 44] = [
+const WORDS: [(&str, Fixed); 48] = [
+    ("previous month", Fixed::Is(Period::Last(1, Unit::Month))),
+    ("previous week", Fixed::Is(Period::Last(1, Unit::Week))),
+    ("past month", Fixed::Is(Period::Last(1, Unit::Month))),
+    ("past week", Fixed::Is(Period::Last(1, Unit::Week))),
     ("month to date", Fixed::Is(Period::MonthToDate)),
     ("this fiscal year", Fixed::FiscalYear(0)),
     ("last fiscal year", Fixed::FiscalYear(-1)),
@@ -280,6 +281,9 @@ fn counted(text: &str) -> Option<(Vec<Period>, usize)> {
     let (rest, prefix) = ["過去", "直近", "last ", "past "]
         .iter()
         .find_map(|p| text.strip_prefix(p).map(|r| (r, p.len())))?;
+    let spaced = rest.trim_start();
+    let prefix = prefix + (rest.len() - spaced.len());
+    let rest = spaced;
     let (n, digits) = number(rest)?;
     let after = &rest[digits..];
     let trimmed = after.trim_start();
@@ -407,12 +411,23 @@ fn quarter_code(text: &str) -> Option<(u32, usize)> {
 /// (`第3四半期`, `q3`), which reads as fiscal and calendar both unless the year starts in
 /// January.
 fn fiscal(text: &str, calendar: &Calendar) -> Option<(Vec<Period>, usize)> {
+    let this = calendar.this_fiscal_year();
+    let relative = [
+        ("今年度", this),
+        ("本年度", this),
+        ("前年度", this - 1),
+        ("昨年度", this - 1),
+    ]
+    .into_iter()
+    .find(|(w, _)| text.starts_with(w))
+    .map(|(w, y)| (y, w.len()));
     let named = year(text)
         .and_then(|(y, len)| {
             text[len..]
                 .starts_with("年度")
                 .then_some((y, len + "年度".len()))
         })
+        .or(relative)
         .or_else(|| {
             let rest = text.strip_prefix("fy")?;
             let rest_trim = rest.trim_start();

@@ -11,7 +11,7 @@ mod tokens;
 use super::grammar::{self, GrammarError, Query, Request};
 use crate::catalog::Catalog;
 use crate::catalog::names::{EntryKind, NamedEntry};
-use crate::spec::names::normalize;
+use crate::spec::alias::normalize;
 use crate::spec::period::Unit;
 use crate::spec::{Compare, Period};
 pub use calendar::Calendar;
@@ -59,13 +59,23 @@ pub fn read(
     let strict = grammar::parse(text);
     match &strict {
         Ok(Request::Query(query)) if is_entry(catalog, &query.name) => {
-            return Reading::Question {
-                query: query.clone(),
-                called: Called::default(),
-            };
+            let mut query = query.clone();
+            let mut called = Called::default();
+            if let Some(by) = &query.by
+                && let Some(d) = dimension_named(catalog, &query.name, by)
+                && d.dimension != *by
+            {
+                called.by = Some(d.written.clone());
+                query.by = Some(d.dimension.clone());
+            }
+            name_filters(catalog, &mut query);
+            return Reading::Question { query, called };
         }
         Ok(Request::Query(_)) => {}
         Ok(request) => return Reading::Command(request.clone()),
+        Err(error) if text.chars().count() > grammar::MAX_COMMAND_CHARS => {
+            return Reading::Mistake(error.clone());
+        }
         Err(_) => {}
     }
     match phrase(catalog, text, calendar, sees) {
@@ -132,7 +142,8 @@ fn phrase(
             .filter(|&j| j < found.len() && !used[j])
             .find(|&j| {
                 matches!(&found[j].kind, Kind::Name { dimensions, .. } if !dimensions.is_empty())
-                    || matches!(found[j].kind, Kind::Unknown)
+                    || (matches!(found[j].kind, Kind::Unknown)
+                        && !grammar::is_keyword(&found[j].text))
             });
         let Some(j) = neighbour else {
             return mistake(GrammarError::new("grammar-by-needs-dimension"));
@@ -148,13 +159,37 @@ fn phrase(
         used[j] = true;
     }
 
+    // A dimension's name that itself ends in `別`/`ごと` (`学校種別`) splits on its own.
+    for (token, used) in found.iter().zip(used.iter_mut()) {
+        if let Kind::Name {
+            dimensions,
+            entries: named,
+        } = &token.kind
+            && !*used
+            && named.is_empty()
+            && !dimensions.is_empty()
+            && (token.text.ends_with('別') || token.text.ends_with("ごと"))
+        {
+            if by
+                .replace((dimensions.clone(), token.text.clone()))
+                .is_some()
+            {
+                return mistake(GrammarError::new("grammar-one-by"));
+            }
+            *used = true;
+        }
+    }
     let mut entries: Option<(Vec<NamedEntry>, String)> = None;
     let mut periods: Option<Vec<Period>> = None;
     let mut unknown: Option<String> = None;
+    let mut unknowns = 0;
     for (token, _) in found.iter().zip(&used).filter(|(_, used)| !**used) {
         match &token.kind {
             Kind::Name { entries: named, .. } if !named.is_empty() => match &entries {
-                Some((first, _)) if first.iter().any(|e| named.contains(e)) => {}
+                Some((first, _))
+                    if first
+                        .iter()
+                        .any(|e| named.iter().any(|n| n.kind == e.kind && n.id == e.id)) => {}
                 Some((first, _)) => {
                     return mistake(
                         GrammarError::new("phrase-two-names")
@@ -191,6 +226,7 @@ fn phrase(
             Kind::Private => query.private = true,
             Kind::Filler | Kind::By => {}
             Kind::Unknown => {
+                unknowns += 1;
                 if unknown.is_none() {
                     unknown = Some(token.text.clone());
                 }
@@ -199,16 +235,20 @@ fn phrase(
     }
 
     // No name matched whole: a typed start of names (`アクティブ`), if it is one.
+    let mut by_prefix = false;
     let (candidates, typed) = match (entries, &unknown) {
         (Some((named, typed)), None) => (named, typed),
         (Some(_), Some(word)) => {
             return mistake(GrammarError::new("grammar-not-understood").with("word", word));
         }
+        // A typed start stands for a name only alone: `sign ups` is not `sign…` and `ups`.
+        (None, Some(word)) if unknowns > 1 => return Phrase::NoEntry(word.clone()),
         (None, Some(word)) => {
             let starting = prefix_entries(catalog, word);
             if starting.is_empty() {
                 return Phrase::NoEntry(word.clone());
             }
+            by_prefix = true;
             (starting, word.clone())
         }
         (None, None) => return mistake(GrammarError::new("phrase-needs-name")),
@@ -217,6 +257,10 @@ fn phrase(
     // Entries the asker may not see are no choice; if they see none, the first is asked
     // for as typed and access refuses it as it would its id.
     let chosen: Vec<&NamedEntry> = if visible.is_empty() {
+        // A typed start of names they may not see names nothing they may ask for.
+        if by_prefix {
+            return Phrase::NoEntry(typed);
+        }
         candidates.iter().take(1).collect()
     } else {
         visible
@@ -281,12 +325,20 @@ fn prefix_entries(catalog: &Catalog, word: &str) -> Vec<NamedEntry> {
         .collect()
 }
 
+/// The dimension of `metric` that `name` (an id, label or alias) names.
+fn dimension_named<'c>(
+    catalog: &'c Catalog,
+    metric: &str,
+    name: &str,
+) -> Option<&'c crate::catalog::names::NamedDimension> {
+    let named = catalog.name_index().dimensions.get(&normalize(name))?;
+    named.iter().find(|d| d.metric == metric)
+}
+
 /// Filters written with a dimension's alias (`where ロール=student`) name the dimension.
 fn name_filters(catalog: &Catalog, query: &mut Query) {
-    let index = catalog.name_index();
     for filter in &mut query.filters {
-        let named = index.dimensions.get(&normalize(&filter.dimension));
-        if let Some(d) = named.and_then(|list| list.iter().find(|d| d.metric == query.name)) {
+        if let Some(d) = dimension_named(catalog, &query.name, &filter.dimension) {
             filter.dimension = d.dimension.clone();
         }
     }
@@ -303,7 +355,7 @@ pub fn command(query: &Query) -> String {
         out.push(grain.name().to_string());
     }
     if let Some(by) = &query.by {
-        out.push(format!("by {by}"));
+        out.push(format!("by {}", quoted(by)));
     }
     if let Some(compare) = query.compare {
         out.push(format!("compare {}", compare.name()));
