@@ -137,7 +137,7 @@ fn demo_check_and_ask_run_on_bigquery_as_the_binary() {
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("all valid"), "{stdout}");
     // Every report and every metric says what it would scan, against its limit.
-    assert_eq!(stdout.matches("would scan").count(), 9 + 4, "{stdout}");
+    assert_eq!(stdout.matches("would scan").count(), 9 + 5, "{stdout}");
     assert!(stdout.contains("(limit 10.0 GiB)"), "{stdout}");
     // And each report what it costs on its schedules: a run, and the next 30 days of them.
     assert_eq!(stdout.matches("a run scans about").count(), 9, "{stdout}");
