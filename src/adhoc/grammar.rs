@@ -8,6 +8,7 @@
 //! ```
 
 use crate::i18n::Message;
+use crate::spec::period::period_word;
 use crate::spec::{Compare, Period};
 
 pub use crate::spec::metric_sql::{Filter, Grain};
@@ -115,36 +116,10 @@ pub(crate) fn words(text: &str) -> Result<Vec<String>, GrammarError> {
     Ok(out)
 }
 
-/// Japanese period words: 昨日, 今日, 今週, 先週, 今月, 先月, 過去7日, 過去3ヶ月, 過去2週間.
-fn japanese_period(word: &str) -> Option<Period> {
-    use crate::spec::period::Unit;
-    Some(match word {
-        "昨日" => Period::Yesterday,
-        "今日" => Period::Today,
-        "今週" => Period::This(Unit::Week),
-        "先週" => Period::Last(1, Unit::Week),
-        "今月" => Period::This(Unit::Month),
-        "先月" => Period::Last(1, Unit::Month),
-        "今四半期" => Period::This(Unit::Quarter),
-        "今年" => Period::This(Unit::Year),
-        _ => {
-            let rest = word.strip_prefix("過去")?;
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            let n: u32 = digits.parse().ok().filter(|n| *n > 0 && *n <= 3660)?;
-            let unit = match &rest[digits.len()..] {
-                "日" | "日間" => Unit::Day,
-                "週" | "週間" => Unit::Week,
-                "ヶ月" | "か月" | "カ月" | "ケ月" | "ヵ月" | "月" => Unit::Month,
-                _ => return None,
-            };
-            Period::Last(n, unit)
-        }
-    })
-}
-
 /// The longest run of words at the start of `rest` that is a period, and its length.
 fn period_prefix(rest: &[String]) -> Option<(Period, usize)> {
-    if let Some(p) = rest.first().and_then(|w| japanese_period(w)) {
+    // Japanese words (`先月`, `過去7日`) and the one-word English ones.
+    if let Some(p) = rest.first().and_then(|w| period_word(w)) {
         return Some((p, 1));
     }
     (1..=rest.len().min(4)).rev().find_map(|n| {
@@ -404,6 +379,9 @@ mod tests {
             ("dau 過去７日", Period::Last(7, Unit::Day)),
             ("dau 過去3ヶ月", Period::Last(3, Unit::Month)),
             ("dau 過去2週間", Period::Last(2, Unit::Week)),
+            ("dau 過去3月", Period::Last(3, Unit::Month)),
+            ("dau 本日", Period::Today),
+            ("dau 直近4週間", Period::Last(4, Unit::Week)),
         ] {
             assert_eq!(query(text).period, Some(period), "{text}");
         }

@@ -260,6 +260,102 @@ impl FromStr for Period {
     }
 }
 
+/// Period words that need no calendar, in Japanese and English (lower case), for `/kpi`:
+/// the strict grammar reads them as whole words, the phrase reader anywhere in a question.
+pub const PERIOD_WORDS: [(&str, Period); 35] = [
+    ("previous month", Period::Last(1, Unit::Month)),
+    ("previous week", Period::Last(1, Unit::Week)),
+    ("past month", Period::Last(1, Unit::Month)),
+    ("past week", Period::Last(1, Unit::Week)),
+    ("month to date", Period::MonthToDate),
+    ("year to date", Period::This(Unit::Year)),
+    ("this quarter", Period::This(Unit::Quarter)),
+    ("last quarter", Period::Last(1, Unit::Quarter)),
+    ("this month", Period::This(Unit::Month)),
+    ("last month", Period::Last(1, Unit::Month)),
+    ("this week", Period::This(Unit::Week)),
+    ("last week", Period::Last(1, Unit::Week)),
+    ("this year", Period::This(Unit::Year)),
+    ("last year", Period::Last(1, Unit::Year)),
+    ("yesterday", Period::Yesterday),
+    ("today", Period::Today),
+    ("mtd", Period::MonthToDate),
+    ("ytd", Period::This(Unit::Year)),
+    ("今四半期", Period::This(Unit::Quarter)),
+    ("前四半期", Period::Last(1, Unit::Quarter)),
+    ("先四半期", Period::Last(1, Unit::Quarter)),
+    ("昨日", Period::Yesterday),
+    ("今日", Period::Today),
+    ("本日", Period::Today),
+    ("今週", Period::This(Unit::Week)),
+    ("先週", Period::Last(1, Unit::Week)),
+    ("前週", Period::Last(1, Unit::Week)),
+    ("今月", Period::This(Unit::Month)),
+    ("当月", Period::This(Unit::Month)),
+    ("先月", Period::Last(1, Unit::Month)),
+    ("前月", Period::Last(1, Unit::Month)),
+    ("今年", Period::This(Unit::Year)),
+    ("本年", Period::This(Unit::Year)),
+    ("昨年", Period::Last(1, Unit::Year)),
+    ("去年", Period::Last(1, Unit::Year)),
+];
+
+/// Units after a count (`過去30日`, `last 3 months`), each before any it starts with.
+const COUNTED_UNITS: [(&str, Unit); 17] = [
+    ("日間", Unit::Day),
+    ("日", Unit::Day),
+    ("週間", Unit::Week),
+    ("週", Unit::Week),
+    ("ヶ月", Unit::Month),
+    ("か月", Unit::Month),
+    ("カ月", Unit::Month),
+    ("ケ月", Unit::Month),
+    ("ヵ月", Unit::Month),
+    ("月間", Unit::Month),
+    ("月", Unit::Month),
+    ("days", Unit::Day),
+    ("day", Unit::Day),
+    ("weeks", Unit::Week),
+    ("week", Unit::Week),
+    ("months", Unit::Month),
+    ("month", Unit::Month),
+];
+
+/// `過去30日`, `直近4週間`, `過去3ヶ月`, `last 30 days`, `past 3 months` at the start of `text`
+/// (lower case, ASCII digits): the period and its length in bytes. A count of 0 or over
+/// [`MAX_PERIOD_COUNT`] is none.
+pub fn counted_at(text: &str) -> Option<(Period, usize)> {
+    let (rest, prefix) = ["過去", "直近", "last ", "past "]
+        .iter()
+        .find_map(|p| text.strip_prefix(p).map(|r| (r, p.len())))?;
+    let spaced = rest.trim_start();
+    let prefix = prefix + (rest.len() - spaced.len());
+    let digits = spaced.bytes().take_while(u8::is_ascii_digit).count();
+    let n: u32 = spaced[..digits].parse().ok()?;
+    let after = &spaced[digits..];
+    let trimmed = after.trim_start();
+    let blank = after.len() - trimmed.len();
+    let (word, unit) = COUNTED_UNITS.iter().find(|(w, _)| trimmed.starts_with(w))?;
+    if n == 0 || n > MAX_PERIOD_COUNT {
+        return None;
+    }
+    Some((Period::Last(n, *unit), prefix + digits + blank + word.len()))
+}
+
+/// A whole word that is a period without a calendar: one of [`PERIOD_WORDS`] or a count.
+pub fn period_word(word: &str) -> Option<Period> {
+    let word = word.to_lowercase();
+    PERIOD_WORDS
+        .iter()
+        .find(|(w, _)| *w == word)
+        .map(|(_, p)| *p)
+        .or_else(|| {
+            counted_at(&word)
+                .filter(|(_, len)| *len == word.len())
+                .map(|(p, _)| p)
+        })
+}
+
 fn parse_unit(word: &str) -> Option<Unit> {
     match word {
         "day" | "days" => Some(Unit::Day),

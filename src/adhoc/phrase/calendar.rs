@@ -6,7 +6,7 @@
 use chrono::{Datelike, Days, Months, NaiveDate};
 
 use crate::spec::Period;
-use crate::spec::period::{MAX_PERIOD_COUNT, Unit};
+use crate::spec::period::{PERIOD_WORDS, counted_at};
 
 /// What a period phrase is read against: today in the bot's timezone and the company's
 /// fiscal year.
@@ -167,67 +167,8 @@ fn english_month(text: &str) -> Option<(u32, usize)> {
     Some((found as u32 + 1, word.len()))
 }
 
-/// Fixed period words, longest first where one starts another.
-const WORDS: [(&str, Fixed); 48] = [
-    ("previous month", Fixed::Is(Period::Last(1, Unit::Month))),
-    ("previous week", Fixed::Is(Period::Last(1, Unit::Week))),
-    ("past month", Fixed::Is(Period::Last(1, Unit::Month))),
-    ("past week", Fixed::Is(Period::Last(1, Unit::Week))),
-    ("month to date", Fixed::Is(Period::MonthToDate)),
-    ("this fiscal year", Fixed::FiscalYear(0)),
-    ("last fiscal year", Fixed::FiscalYear(-1)),
-    ("year to date", Fixed::Is(Period::This(Unit::Year))),
-    ("this quarter", Fixed::Is(Period::This(Unit::Quarter))),
-    ("last quarter", Fixed::Is(Period::Last(1, Unit::Quarter))),
-    ("this month", Fixed::Is(Period::This(Unit::Month))),
-    ("last month", Fixed::Is(Period::Last(1, Unit::Month))),
-    ("this week", Fixed::Is(Period::This(Unit::Week))),
-    ("last week", Fixed::Is(Period::Last(1, Unit::Week))),
-    ("this year", Fixed::Is(Period::This(Unit::Year))),
-    ("last year", Fixed::Is(Period::Last(1, Unit::Year))),
-    ("yesterday", Fixed::Is(Period::Yesterday)),
-    ("today", Fixed::Is(Period::Today)),
-    ("mtd", Fixed::Is(Period::MonthToDate)),
-    ("ytd", Fixed::Is(Period::This(Unit::Year))),
-    ("今四半期", Fixed::Is(Period::This(Unit::Quarter))),
-    ("前四半期", Fixed::Is(Period::Last(1, Unit::Quarter))),
-    ("先四半期", Fixed::Is(Period::Last(1, Unit::Quarter))),
-    ("今年度", Fixed::FiscalYear(0)),
-    ("本年度", Fixed::FiscalYear(0)),
-    ("当年度", Fixed::FiscalYear(0)),
-    ("前年度", Fixed::FiscalYear(-1)),
-    ("昨年度", Fixed::FiscalYear(-1)),
-    ("上半期", Fixed::Half(0)),
-    ("下半期", Fixed::Half(1)),
-    ("一昨日", Fixed::DaysAgo(2)),
-    ("おととい", Fixed::DaysAgo(2)),
-    ("上期", Fixed::Half(0)),
-    ("下期", Fixed::Half(1)),
-    ("昨日", Fixed::Is(Period::Yesterday)),
-    ("今日", Fixed::Is(Period::Today)),
-    ("本日", Fixed::Is(Period::Today)),
-    ("今週", Fixed::Is(Period::This(Unit::Week))),
-    ("先週", Fixed::Is(Period::Last(1, Unit::Week))),
-    ("前週", Fixed::Is(Period::Last(1, Unit::Week))),
-    ("今月", Fixed::Is(Period::This(Unit::Month))),
-    ("当月", Fixed::Is(Period::This(Unit::Month))),
-    ("先月", Fixed::Is(Period::Last(1, Unit::Month))),
-    ("前月", Fixed::Is(Period::Last(1, Unit::Month))),
-    ("今年", Fixed::Is(Period::This(Unit::Year))),
-    ("本年", Fixed::Is(Period::This(Unit::Year))),
-    ("昨年", Fixed::Is(Period::Last(1, Unit::Year))),
-    ("去年", Fixed::Is(Period::Last(1, Unit::Year))),
-];
-
-#[derive(Clone, Copy)]
-enum Fixed {
-    Is(Period),
-    /// This fiscal year (0, to date) or the one before (-1).
-    FiscalYear(i32),
-    /// The first (0) or second (1) half of the fiscal year.
-    Half(u32),
-    DaysAgo(u64),
-}
+/// Days counted back from today: `一昨日` is the day before yesterday.
+const DAYS_AGO_WORDS: [(&str, u64); 2] = [("一昨日", 2), ("おととい", 2)];
 
 /// Whether `text[len..]` does not continue an ASCII word (`nov` in `novel` is no month).
 fn ends_word(text: &str, len: usize) -> bool {
@@ -258,62 +199,22 @@ pub fn period_at(text: &str, calendar: &Calendar) -> Option<Found> {
 }
 
 fn fixed(text: &str, calendar: &Calendar) -> Option<(Vec<Period>, usize)> {
-    let (word, meaning) = WORDS
+    let days_ago = DAYS_AGO_WORDS.iter().map(|(w, days)| {
+        let day = calendar.today - Days::new(*days);
+        (*w, Period::Between(day, day))
+    });
+    let (word, period) = PERIOD_WORDS
         .iter()
+        .copied()
+        .chain(days_ago)
         .filter(|(w, _)| text.starts_with(w) && ends_word(text, w.len()))
         .max_by_key(|(w, _)| w.len())?;
-    let period = match *meaning {
-        Fixed::Is(period) => period,
-        Fixed::FiscalYear(back) => {
-            calendar.fiscal_part(Some(calendar.this_fiscal_year() + back), 0, 12)?
-        }
-        Fixed::Half(half) => calendar.fiscal_part(None, half * 6, 6)?,
-        Fixed::DaysAgo(days) => {
-            let day = calendar.today - Days::new(days);
-            Period::Between(day, day)
-        }
-    };
     Some((vec![period], word.len()))
 }
 
 /// `過去30日`, `直近4週間`, `last 30 days`, `past 3 months`.
 fn counted(text: &str) -> Option<(Vec<Period>, usize)> {
-    let (rest, prefix) = ["過去", "直近", "last ", "past "]
-        .iter()
-        .find_map(|p| text.strip_prefix(p).map(|r| (r, p.len())))?;
-    let spaced = rest.trim_start();
-    let prefix = prefix + (rest.len() - spaced.len());
-    let rest = spaced;
-    let (n, digits) = number(rest)?;
-    let after = &rest[digits..];
-    let trimmed = after.trim_start();
-    let blank = after.len() - trimmed.len();
-    let units: [(&str, Unit); 16] = [
-        ("日間", Unit::Day),
-        ("日", Unit::Day),
-        ("週間", Unit::Week),
-        ("週", Unit::Week),
-        ("ヶ月", Unit::Month),
-        ("か月", Unit::Month),
-        ("カ月", Unit::Month),
-        ("ケ月", Unit::Month),
-        ("ヵ月", Unit::Month),
-        ("月間", Unit::Month),
-        ("days", Unit::Day),
-        ("day", Unit::Day),
-        ("weeks", Unit::Week),
-        ("week", Unit::Week),
-        ("months", Unit::Month),
-        ("month", Unit::Month),
-    ];
-    let (word, unit) = units.iter().find(|(w, _)| trimmed.starts_with(w))?;
-    if n == 0 || n > MAX_PERIOD_COUNT {
-        return None;
-    }
-    Some((
-        vec![Period::Last(n, *unit)],
-        prefix + digits + blank + word.len(),
-    ))
+    counted_at(text).map(|(period, len)| (vec![period], len))
 }
 
 /// `2026-01-01..2026-01-31`, `since 2026-04-01`, `2026-11-05`.
@@ -407,14 +308,18 @@ fn quarter_code(text: &str) -> Option<(u32, usize)> {
     text[len..].starts_with('q').then_some((q, len + 1))
 }
 
-/// `2026年度`, `fy2026`, either followed by `上期`/`下期`/a quarter; and a quarter alone
-/// (`第3四半期`, `q3`), which reads as fiscal and calendar both unless the year starts in
-/// January.
+/// `2026年度`, `fy2026`, `今年度`, `last fiscal year`, each alone or followed by a half
+/// (`上期`, `h1`) or a quarter (`第3四半期`, `q3`); and a half or a quarter alone: the
+/// latest that has begun. A quarter alone reads as fiscal and calendar both unless the
+/// year starts in January.
 fn fiscal(text: &str, calendar: &Calendar) -> Option<(Vec<Period>, usize)> {
     let this = calendar.this_fiscal_year();
     let relative = [
+        ("this fiscal year", this),
+        ("last fiscal year", this - 1),
         ("今年度", this),
         ("本年度", this),
+        ("当年度", this),
         ("前年度", this - 1),
         ("昨年度", this - 1),
     ]
@@ -434,31 +339,32 @@ fn fiscal(text: &str, calendar: &Calendar) -> Option<(Vec<Period>, usize)> {
             let (y, len) = year(rest_trim)?;
             Some((y, 2 + (rest.len() - rest_trim.len()) + len))
         });
-    let Some((y, len)) = named else {
-        let (q, len) = japanese_quarter(text)?;
-        return Some((calendar.quarter(q)?, len));
+    let (year, len) = match named {
+        Some((y, len)) => (Some(y), len),
+        None => (None, 0),
     };
     let rest = &text[len..];
     let trimmed = rest.trim_start();
     let blank = rest.len() - trimmed.len();
-    for (word, half) in [
-        ("上半期", 0),
-        ("下半期", 1),
-        ("上期", 0),
-        ("下期", 1),
-        ("h1", 0),
-        ("h2", 1),
-    ] {
+    // `h1`/`h2` only after a fiscal year: alone they are no period.
+    let codes = [("h1", 0), ("h2", 1)]
+        .into_iter()
+        .filter(|_| year.is_some());
+    let halves = [("上半期", 0), ("下半期", 1), ("上期", 0), ("下期", 1)];
+    for (word, half) in halves.into_iter().chain(codes) {
         if trimmed.starts_with(word) && ends_word(trimmed, word.len()) {
-            let period = calendar.fiscal_part(Some(y), half * 6, 6)?;
+            let period = calendar.fiscal_part(year, half * 6, 6)?;
             return Some((vec![period], len + blank + word.len()));
         }
     }
     if let Some((q, more)) = japanese_quarter(trimmed).filter(|(_, l)| ends_word(trimmed, *l)) {
-        let period = calendar.fiscal_part(Some(y), (q - 1) * 3, 3)?;
-        return Some((vec![period], len + blank + more));
+        let readings = match year {
+            Some(y) => vec![calendar.fiscal_part(Some(y), (q - 1) * 3, 3)?],
+            None => calendar.quarter(q)?,
+        };
+        return Some((readings, len + blank + more));
     }
-    Some((vec![calendar.fiscal_part(Some(y), 0, 12)?], len))
+    Some((vec![calendar.fiscal_part(Some(year?), 0, 12)?], len))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! a Japanese planner would write down.
 
 use super::*;
+use crate::spec::period::Unit;
 
 fn d(text: &str) -> NaiveDate {
     text.parse().unwrap()
@@ -140,6 +141,12 @@ fn words_and_counts() {
     let today = "2026-12-06";
     assert_eq!(read("過去30日", today, 4), [Period::Last(30, Unit::Day)]);
     assert_eq!(read("直近4週間", today, 4), [Period::Last(4, Unit::Week)]);
+    // The strict grammar's `過去3月` reads in a phrase too: one table of counts.
+    assert_eq!(read("過去3月", today, 4), [Period::Last(3, Unit::Month)]);
+    assert_eq!(
+        read("当年度上期", today, 4),
+        [between("2026-04-01", "2026-09-30")]
+    );
     assert_eq!(
         read("last 3 months", today, 4),
         [Period::Last(3, Unit::Month)]
