@@ -313,10 +313,9 @@ async fn query_window(
                 .map_or(spec.chart.y.span.clone(), |s| s.span.clone()),
             _ => spec.chart.y.span.clone(),
         };
-        let (line, col) = crate::spec::diagnostic::line_col(&spec.source, span.start);
         PipelineError::Shape {
             report: spec.id.clone(),
-            location: format!("{}:{line}:{col}", spec.path.display()),
+            location: crate::spec::diagnostic::location(&spec.path, &spec.source, span.start),
             source,
         }
     })?;

@@ -112,6 +112,12 @@ impl Diagnostic {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
+/// `path:line:col` of byte `offset` in `source`, the file at `path`.
+pub fn location(path: &Path, source: &str, offset: usize) -> String {
+    let (line, col) = line_col(source, offset);
+    format!("{}:{line}:{col}", path.display())
+}
+
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(source, offset.min(source.len()));
     let before = &source[..offset];

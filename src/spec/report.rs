@@ -242,7 +242,6 @@ impl ReportSpec {
         let offset = self
             .sql_position(sql_line, column)
             .unwrap_or(self.query.sql_span.start);
-        let (line, col) = diagnostic::line_col(&self.source, offset);
-        format!("{}:{line}:{col}", self.path.display())
+        diagnostic::location(&self.path, &self.source, offset)
     }
 }
