@@ -233,10 +233,7 @@ impl CommandHandler {
         // A button under a question asked back: its value is the whole question.
         if action.action_id.starts_with(ACTION_ASK) {
             let resolved = self.resolve(&catalog, &action.value, &asker, locale);
-            audit.entries = match &resolved {
-                Resolved::Run { query, .. } => vec![query.name.clone()],
-                _ => Vec::new(),
-            };
+            audit.entries = resolved.entries();
             let how = HowAnswered {
                 locale,
                 fresh: false,

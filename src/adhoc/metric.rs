@@ -35,6 +35,15 @@ fn whole_buckets(period: Period, grain: Grain) -> Period {
     }
 }
 
+/// The period a metric question runs over: as asked, else [`DEFAULT_METRIC_PERIOD`],
+/// widened to whole buckets of its grain.
+pub fn asked_period(query: &Query) -> Period {
+    let asked = query
+        .period
+        .unwrap_or_else(|| DEFAULT_METRIC_PERIOD.parse().expect("a valid period"));
+    whole_buckets(asked, query.grain.unwrap_or(Grain::Day))
+}
+
 /// The report an ad-hoc metric question runs as: generated SQL, a standard chart; or what
 /// is wrong with the question, as Slack mrkdwn.
 pub fn metric_report(
@@ -127,12 +136,7 @@ pub fn metric_report(
             sql,
             sql_offset: None,
             sql_span: 0..0,
-            period: whole_buckets(
-                query
-                    .period
-                    .unwrap_or_else(|| DEFAULT_METRIC_PERIOD.parse().expect("a valid period")),
-                grain,
-            ),
+            period: asked_period(query),
             week_start: chrono::Weekday::Mon,
             timeout_seconds: None,
             maximum_bytes_billed: None,

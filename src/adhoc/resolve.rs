@@ -46,6 +46,17 @@ impl Resolved {
         }
     }
 
+    /// What the command asks about, for the audit log: the entry, the report whose
+    /// history is read, or `alerts`.
+    pub fn entries(&self) -> Vec<String> {
+        match self {
+            Resolved::Run { query, .. } => vec![query.name.clone()],
+            Resolved::History { name } => vec![name.clone()],
+            Resolved::Alerts => vec!["alerts".to_string()],
+            Resolved::Reply(_) => Vec::new(),
+        }
+    }
+
     /// Whether answering needs the asker's user groups (an allow-list names groups).
     pub fn needs_usergroups(&self) -> bool {
         match self {

@@ -372,12 +372,7 @@ impl CommandHandler {
         } else {
             self.resolve(&catalog, &request.text, &asker, locale)
         };
-        let entries = match &resolved {
-            Resolved::Run { query, .. } => vec![query.name.clone()],
-            Resolved::History { name } => vec![name.clone()],
-            Resolved::Alerts => vec!["alerts".to_string()],
-            Resolved::Reply(_) => Vec::new(),
-        };
+        let entries = resolved.entries();
         let policies = resolved.policies();
         let context = self.context(&catalog, locale, false);
         let answer = {

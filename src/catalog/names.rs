@@ -2,7 +2,7 @@
 //! metrics, and of each metric's dimensions — normalized once per catalog, so a question
 //! is matched against thousands of names in microseconds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::Catalog;
 use crate::spec::alias::normalize;
@@ -22,19 +22,13 @@ pub struct NamedEntry {
     pub written: String,
 }
 
-/// One dimension a name stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamedDimension {
-    pub metric: String,
-    pub dimension: String,
-    pub written: String,
-}
-
 /// The catalog's names, normalized (see [`normalize`]).
 #[derive(Debug, Clone, Default)]
 pub struct NameIndex {
     pub entries: HashMap<String, Vec<NamedEntry>>,
-    pub dimensions: HashMap<String, Vec<NamedDimension>>,
+    /// Names some metric's dimension answers to (which metric's is decided once the
+    /// entry is known: `spec::names::dimension_of`).
+    pub dimensions: HashSet<String>,
     /// The longest name, in bytes: how far a match is looked for.
     pub longest: usize,
 }
@@ -60,7 +54,7 @@ impl NameIndex {
             // `active users` for `active_users`: the id as words.
             let spaced = id.replace('_', " ");
             for written in names.into_iter().chain([spaced]) {
-                index.add_entry(&written, kind, id);
+                index.add_entry(written, kind, id);
             }
         }
         for metric in catalog.metrics() {
@@ -78,25 +72,16 @@ impl NameIndex {
                 for written in names.into_iter().chain(aliases.map(|a| a.text.clone())) {
                     let key = normalize(&written);
                     index.longest = index.longest.max(key.len());
-                    let list = index.dimensions.entry(key).or_default();
-                    if !list
-                        .iter()
-                        .any(|d| d.metric == metric.name && d.dimension == *dimension)
-                    {
-                        list.push(NamedDimension {
-                            metric: metric.name.clone(),
-                            dimension: dimension.clone(),
-                            written,
-                        });
-                    }
+                    index.dimensions.insert(key);
                 }
             }
         }
         index
     }
 
-    fn add_entry(&mut self, written: &str, kind: EntryKind, id: &str) {
-        let key = normalize(written);
+    /// Files `written` as a name of entry `id` (once per entry).
+    fn add_entry(&mut self, written: String, kind: EntryKind, id: &str) {
+        let key = normalize(&written);
         if key.is_empty() {
             return;
         }
@@ -106,24 +91,27 @@ impl NameIndex {
             list.push(NamedEntry {
                 kind,
                 id: id.to_string(),
-                written: written.to_string(),
+                written,
             });
         }
     }
 
     /// The entries whose names start with `prefix` (normalized), each once.
     pub fn entries_starting(&self, prefix: &str) -> Vec<&NamedEntry> {
-        let mut out: Vec<&NamedEntry> = Vec::new();
-        for (name, entries) in &self.entries {
-            if name.starts_with(prefix) {
-                for entry in entries {
-                    if !out.iter().any(|e| e.kind == entry.kind && e.id == entry.id) {
-                        out.push(entry);
-                    }
+        // Each entry once, by the shortest of its names that starts so (then the first in
+        // order): the same answer whatever order the names are stored in.
+        let mut found: BTreeMap<(&str, bool), (&str, &NamedEntry)> = BTreeMap::new();
+        for (name, entries) in self.entries.iter().filter(|(n, _)| n.starts_with(prefix)) {
+            for entry in entries {
+                let key = (entry.id.as_str(), entry.kind == EntryKind::Report);
+                let better = |(kept, _): &(&str, &NamedEntry)| {
+                    (name.len(), name.as_str()) < (kept.len(), *kept)
+                };
+                if found.get(&key).is_none_or(better) {
+                    found.insert(key, (name, entry));
                 }
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out
+        found.into_values().map(|(_, entry)| entry).collect()
     }
 }

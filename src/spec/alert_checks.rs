@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::alert::{AlertSpec, Condition, Watch, is_user_target};
 use super::diagnostic::did_you_mean;
+use super::names::dimension_of;
 use super::policy::{allows_channel, base_columns, metric_policies, reads_policies};
 use super::policy_checks::report_policies;
 use super::{Access, Diagnostic, LoadedFile, MetricSpec, PolicySpec, ReportSpec};
@@ -20,10 +21,6 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile], dialect: crate::ware
         .flat_map(|f| &f.metrics)
         .map(|m| (m.name.clone(), m.clone()))
         .collect();
-    let metrics: BTreeMap<String, Vec<String>> = metric_specs
-        .iter()
-        .map(|(name, m)| (name.clone(), m.dimensions.keys().cloned().collect()))
-        .collect();
     let report_specs: BTreeMap<String, ReportSpec> = files
         .iter()
         .filter_map(|f| f.spec.as_ref().map(|s| (s.id.clone(), s.clone())))
@@ -33,7 +30,7 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile], dialect: crate::ware
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for file in files.iter_mut() {
         let mut problems = Vec::new();
-        for alert in &file.alerts {
+        for alert in file.alerts.iter_mut() {
             if let Some(first) = seen.get(&alert.name.to_lowercase()) {
                 problems.push(Diagnostic::duplicate(
                     &file.path,
@@ -45,26 +42,36 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile], dialect: crate::ware
             } else {
                 seen.insert(alert.name.to_lowercase(), file.path.clone());
             }
-            match &alert.watch {
+            let alert_span = alert.span.clone();
+            match &mut alert.watch {
                 Some(Watch::Metric {
                     metric,
                     by,
                     filters,
                     span,
-                }) => match metrics.get(metric) {
+                }) => match metric_specs.get(metric.as_str()) {
                     None => problems.push(
                         Diagnostic::new(&file.path, span.clone(), format!("no metric `{metric}`"))
-                            .maybe_hint(did_you_mean(metric, metrics.keys().map(String::as_str)))
+                            .maybe_hint(did_you_mean(
+                                metric,
+                                metric_specs.keys().map(String::as_str),
+                            ))
                             .with_label("alerts watch a `[[metric]]` of the catalog"),
                     ),
-                    Some(dimensions) => {
-                        let asked = by.iter().chain(filters.iter().map(|(d, _)| d));
+                    Some(spec) => {
+                        // Dimensions by their labels and aliases too, read as `/kpi` reads
+                        // them (`where = { ロール = "student" }`): kept as their ids.
+                        let asked = by.iter_mut().chain(filters.iter_mut().map(|(d, _)| d));
                         for dimension in asked {
-                            if !dimensions.contains(dimension) {
+                            if let Some((id, _)) = dimension_of(spec, dimension) {
+                                *dimension = id.to_string();
+                            } else {
+                                let dimensions: Vec<&str> =
+                                    spec.dimensions.keys().map(String::as_str).collect();
                                 problems.push(
                                     Diagnostic::new(
                                         &file.path,
-                                        alert.span.clone(),
+                                        alert_span.clone(),
                                         format!("metric `{metric}` has no dimension `{dimension}`"),
                                     )
                                     .with_hint(format!(

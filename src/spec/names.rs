@@ -5,9 +5,33 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use super::alias::{Alias, normalize};
+use super::alias::{Alias, normalize};
 use super::diagnostic::{self, Diagnostic};
 use super::{LoadedFile, MetricSpec};
+
+/// The dimension of `metric` that `name` names — its id, the id as words (`school type`),
+/// its label or an alias, compared as `/kpi` compares names — and the name as written.
+/// One rule for `/kpi` questions and alerts' `by` and `where`.
+pub fn dimension_of<'m>(metric: &'m MetricSpec, name: &str) -> Option<(&'m str, String)> {
+    let key = normalize(name);
+    metric.dimensions.iter().find_map(|(dimension, label)| {
+        let aliases = metric
+            .dimension_aliases
+            .get(dimension)
+            .into_iter()
+            .flatten();
+        let names = [
+            dimension.clone(),
+            dimension.replace('_', " "),
+            label.clone(),
+        ];
+        names
+            .into_iter()
+            .chain(aliases.map(|a| a.text.clone()))
+            .find(|written| normalize(written) == key)
+            .map(|written| (dimension.as_str(), written))
+    })
+}
 
 /// One name of one entry, where it is written.
 struct Named {
@@ -107,10 +131,7 @@ pub fn flag_alias_clashes(files: &mut [LoadedFile]) {
 /// id is the file's name).
 fn where_written(sources: &BTreeMap<PathBuf, String>, path: &Path, span: &Range<usize>) -> String {
     match sources.get(path) {
-        Some(source) if !span.is_empty() => {
-            let (line, col) = diagnostic::line_col(source, span.start);
-            format!("{}:{line}:{col}", path.display())
-        }
+        Some(source) if !span.is_empty() => diagnostic::location(path, source, span.start),
         _ => path.display().to_string(),
     }
 }
@@ -129,10 +150,7 @@ fn dimension_clashes(path: &Path, source: &str, metric: &MetricSpec) -> Vec<Diag
             match taken.get(&key) {
                 Some((other, written)) if other != dimension => {
                     let at = match written {
-                        Some(first) => {
-                            let (line, col) = diagnostic::line_col(source, first.span.start);
-                            format!("{}:{line}:{col}", path.display())
-                        }
+                        Some(first) => diagnostic::location(path, source, first.span.start),
                         None => format!("its name or label in {}", path.display()),
                     };
                     out.push(
@@ -173,6 +191,37 @@ mod tests {
         }
         let defaults = crate::spec::SpecDefaults::duckdb(chrono_tz::Asia::Tokyo);
         crate::spec::load_dir(dir.path(), &defaults).unwrap()
+    }
+
+    #[test]
+    fn an_alerts_by_and_where_name_dimensions_as_kpi_reads_them() {
+        let dims =
+            "role = { label = \"Role\", aliases = [\"ロール\"] }\nschool_type = \"School type\"";
+        let alert = |by: &str, key: &str| {
+            format!(
+                "{}[[alert]]\nname = \"low\"\ntitle = \"Low\"\nmetric = \"active_users\"\nby = \"{by}\"\nwhere = {{ \"{key}\" = \"student\" }}\nbelow = 10\nchannel = \"#data\"\nowner = \"#data\"\n",
+                metric("active_users", "[]", dims)
+            )
+        };
+        let files = load(&[("a.toml", alert("ＳＣＨＯＯＬ ＴＹＰＥ", "ロール"))]);
+        assert!(files[0].is_valid(), "{:?}", files[0].diagnostics);
+        match &files[0].alerts[0].watch {
+            Some(crate::spec::alert::Watch::Metric { by, filters, .. }) => {
+                assert_eq!(by.as_deref(), Some("school_type"));
+                assert_eq!(
+                    filters,
+                    &[("role".to_string(), vec!["student".to_string()])]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A name no dimension has is still refused, naming it.
+        let files = load(&[("a.toml", alert("役職", "role"))]);
+        let rendered = files[0].diagnostics[0].render(&files[0].source);
+        assert!(
+            rendered.contains("metric `active_users` has no dimension `役職`"),
+            "{rendered}"
+        );
     }
 
     #[test]

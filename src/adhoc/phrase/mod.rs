@@ -12,6 +12,7 @@ use super::grammar::{self, GrammarError, Query, Request};
 use crate::catalog::Catalog;
 use crate::catalog::names::{EntryKind, NamedEntry};
 use crate::spec::alias::normalize;
+use crate::spec::names::dimension_of;
 use crate::spec::period::Unit;
 use crate::spec::{Compare, Period};
 pub use calendar::Calendar;
@@ -60,15 +61,10 @@ pub fn read(
     match &strict {
         Ok(Request::Query(query)) if is_entry(catalog, &query.name) => {
             let mut query = query.clone();
-            let mut called = Called::default();
-            if let Some(by) = &query.by
-                && let Some(d) = dimension_named(catalog, &query.name, by)
-                && d.dimension != *by
-            {
-                called.by = Some(d.written.clone());
-                query.by = Some(d.dimension.clone());
-            }
-            name_filters(catalog, &mut query);
+            let called = Called {
+                entry: None,
+                by: name_dimensions(catalog, &mut query),
+            };
             return Reading::Question { query, called };
         }
         Ok(Request::Query(_)) => {}
@@ -116,7 +112,7 @@ fn phrase(
     let mut head = words.clone();
     if let Some(at) = words
         .iter()
-        .position(|w| w.eq_ignore_ascii_case("where") || w == "条件")
+        .position(|w| matches!(normalize(w).as_str(), "where" | "条件"))
     {
         match grammar::parse_filters(&words, at + 1, &mut query) {
             Ok(end) => {
@@ -129,30 +125,38 @@ fn phrase(
     let normalized = normalize(&head.join(" "));
     let found = tokens(catalog.name_index(), &normalized, calendar);
 
-    // Splits: a dimension name next to `by` / `別` / `ごと`.
-    let mut by: Option<(Vec<crate::catalog::names::NamedDimension>, String)> = None;
+    // Splits: a dimension name next to `by` / `別` / `ごと`, as typed.
+    let mut by: Option<String> = None;
     let mut used = vec![false; found.len()];
     for (i, token) in found.iter().enumerate() {
         if token.kind != Kind::By {
             continue;
         }
-        let neighbour = [i.checked_sub(1), Some(i + 1)]
+        // `by role` names what follows, `ロール別` what comes before.
+        let (after, before) = (Some(i + 1), i.checked_sub(1));
+        let order = if token.text.is_ascii() {
+            [after, before]
+        } else {
+            [before, after]
+        };
+        let neighbour = order
             .into_iter()
             .flatten()
             .filter(|&j| j < found.len() && !used[j])
             .find(|&j| {
-                matches!(&found[j].kind, Kind::Name { dimensions, .. } if !dimensions.is_empty())
-                    || (matches!(found[j].kind, Kind::Unknown)
-                        && !grammar::is_keyword(&found[j].text))
+                matches!(
+                    found[j].kind,
+                    Kind::Name {
+                        dimension: true,
+                        ..
+                    }
+                ) || (matches!(found[j].kind, Kind::Unknown)
+                    && !grammar::is_keyword(&found[j].text))
             });
         let Some(j) = neighbour else {
             return mistake(GrammarError::new("grammar-by-needs-dimension"));
         };
-        let dimensions = match &found[j].kind {
-            Kind::Name { dimensions, .. } => dimensions.clone(),
-            _ => Vec::new(),
-        };
-        if by.replace((dimensions, found[j].text.clone())).is_some() {
+        if by.replace(found[j].text.clone()).is_some() {
             return mistake(GrammarError::new("grammar-one-by"));
         }
         used[i] = true;
@@ -162,18 +166,14 @@ fn phrase(
     // A dimension's name that itself ends in `別`/`ごと` (`学校種別`) splits on its own.
     for (token, used) in found.iter().zip(used.iter_mut()) {
         if let Kind::Name {
-            dimensions,
+            dimension: true,
             entries: named,
         } = &token.kind
             && !*used
             && named.is_empty()
-            && !dimensions.is_empty()
             && (token.text.ends_with('別') || token.text.ends_with("ごと"))
         {
-            if by
-                .replace((dimensions.clone(), token.text.clone()))
-                .is_some()
-            {
+            if by.replace(token.text.clone()).is_some() {
                 return mistake(GrammarError::new("grammar-one-by"));
             }
             *used = true;
@@ -253,7 +253,12 @@ fn phrase(
         }
         (None, None) => return mistake(GrammarError::new("phrase-needs-name")),
     };
-    let visible: Vec<&NamedEntry> = candidates.iter().filter(|e| sees(e.kind, &e.id)).collect();
+    // More readings than can be offered are never built (nor their access decided).
+    let visible: Vec<&NamedEntry> = candidates
+        .iter()
+        .filter(|e| sees(e.kind, &e.id))
+        .take(MAX_CHOICES)
+        .collect();
     // Entries the asker may not see are no choice; if they see none, the first is asked
     // for as typed and access refuses it as it would its id.
     let chosen: Vec<&NamedEntry> = if visible.is_empty() {
@@ -276,20 +281,11 @@ fn phrase(
             let mut q = query.clone();
             q.name = entry.id.clone();
             q.period = period.copied();
-            let mut called = Called {
+            q.by = by.clone();
+            let called = Called {
                 entry: (normalize(&entry.id) != normalize(&typed)).then(|| entry.written.clone()),
-                by: None,
+                by: name_dimensions(catalog, &mut q),
             };
-            if let Some((dimensions, typed_by)) = &by {
-                match dimensions.iter().find(|d| d.metric == entry.id) {
-                    Some(d) => {
-                        q.by = Some(d.dimension.clone());
-                        called.by = (d.dimension != *typed_by).then(|| d.written.clone());
-                    }
-                    None => q.by = Some(typed_by.clone()),
-                }
-            }
-            name_filters(catalog, &mut q);
             readings.push((q, called));
         }
     }
@@ -325,23 +321,27 @@ fn prefix_entries(catalog: &Catalog, word: &str) -> Vec<NamedEntry> {
         .collect()
 }
 
-/// The dimension of `metric` that `name` (an id, label or alias) names.
-fn dimension_named<'c>(
-    catalog: &'c Catalog,
-    metric: &str,
-    name: &str,
-) -> Option<&'c crate::catalog::names::NamedDimension> {
-    let named = catalog.name_index().dimensions.get(&normalize(name))?;
-    named.iter().find(|d| d.metric == metric)
+/// The dimension of entry `metric` that `name` names, and the name as written.
+fn dimension_named(catalog: &Catalog, metric: &str, name: &str) -> Option<(String, String)> {
+    let (dimension, written) = dimension_of(catalog.metric(metric)?, name)?;
+    Some((dimension.to_string(), written))
 }
 
-/// Filters written with a dimension's alias (`where ロール=student`) name the dimension.
-fn name_filters(catalog: &Catalog, query: &mut Query) {
+/// The split and filters written with a dimension's label or alias (`by ロール`,
+/// `where ロール=student`) name the dimension; the split's name as typed is returned when
+/// it was not the dimension's id. A name no dimension of the entry answers to is kept, for
+/// the metric's own "no such dimension" reply.
+fn name_dimensions(catalog: &Catalog, query: &mut Query) -> Option<String> {
     for filter in &mut query.filters {
-        if let Some(d) = dimension_named(catalog, &query.name, &filter.dimension) {
-            filter.dimension = d.dimension.clone();
+        if let Some((dimension, _)) = dimension_named(catalog, &query.name, &filter.dimension) {
+            filter.dimension = dimension;
         }
     }
+    let typed = query.by.as_deref()?;
+    let (dimension, written) = dimension_named(catalog, &query.name, typed)?;
+    let called = (dimension != typed).then_some(written);
+    query.by = Some(dimension);
+    called
 }
 
 /// The canonical command for a reading: what the strict grammar reads as the same

@@ -72,6 +72,16 @@ fn any_word_order_reads_the_same_question() {
         let (query, _) = question(text);
         assert_eq!(query, expected.0, "{text}");
     }
+    // `where` in full-width letters is `where`; the filter's dimension by its alias.
+    let (query, _) = question("ＤＡＵ　先月　ｗｈｅｒｅ　ロール＝student　ロール別");
+    assert_eq!(query.filters.len(), 1);
+    assert_eq!(
+        (
+            query.filters[0].dimension.as_str(),
+            query.filters[0].values.clone()
+        ),
+        ("role", vec!["student".to_string()])
+    );
     let (_, called) = question("ロール別の先月のアクティブユーザー");
     assert_eq!(called.entry.as_deref(), Some("アクティブユーザー"));
     assert_eq!(called.by.as_deref(), Some("ロール"));
@@ -109,6 +119,8 @@ fn mistakes_name_the_word() {
         ("DAU active_minutes", "two names"),
         ("DAU ロール", "`by ロール`"),
         ("先月", "which report or metric"),
+        // `by` splits by what follows it: the word before it is not taken for a dimension.
+        ("DAU xyz by role", "`xyz`"),
     ] {
         match read_all(text) {
             Reading::Mistake(error) => assert!(error.to_string().contains(says), "{text}: {error}"),

@@ -6,7 +6,7 @@ use chrono::{NaiveDate, Weekday};
 
 use super::{Calendar, Called};
 use crate::adhoc::grammar::Query;
-use crate::adhoc::metric::DEFAULT_METRIC_PERIOD;
+use crate::adhoc::metric::asked_period;
 use crate::catalog::Catalog;
 use crate::i18n::{self, Locale};
 use crate::spec::{Compare, Period};
@@ -68,13 +68,15 @@ pub fn read_back(
     calendar: &Calendar,
     locale: Locale,
 ) -> String {
+    // What the answer will run over: a metric's period widened to its grain, a report's
+    // own period unless another is asked.
     let report = catalog
         .get(&query.name)
         .filter(|_| catalog.metric(&query.name).is_none());
-    let period = query.period.unwrap_or_else(|| match report {
-        Some(report) => report.query.period,
-        None => DEFAULT_METRIC_PERIOD.parse().expect("a valid period"),
-    });
+    let period = match report {
+        Some(report) => query.period.unwrap_or(report.query.period),
+        None => asked_period(query),
+    };
     let week_start = report.map_or(Weekday::Mon, |r| r.query.week_start);
     read_back_line(
         catalog,

@@ -4,17 +4,18 @@
 //! matches nothing is kept as unknown, a whole ASCII word or a run of other characters.
 
 use super::calendar::{Calendar, period_at};
-use crate::catalog::names::{NameIndex, NamedDimension, NamedEntry};
+use crate::catalog::names::{NameIndex, NamedEntry};
 use crate::spec::metric_sql::Grain;
 use crate::spec::{Compare, Period};
 
 /// What one part of a question is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
-    /// A name: the entries and dimensions it stands for.
+    /// A name: the entries it stands for, and whether a dimension of some metric has it
+    /// (which metric's is decided once the entry is known).
     Name {
         entries: Vec<NamedEntry>,
-        dimensions: Vec<NamedDimension>,
+        dimension: bool,
     },
     /// A period, with every reading it has.
     Period(Vec<Period>),
@@ -187,14 +188,14 @@ fn name_at(index: &NameIndex, text: &str, at: usize) -> Option<(Kind, usize)> {
     ends.into_iter().find_map(|len| {
         let key = &rest[..len];
         let entries = index.entries.get(key);
-        let dimensions = index.dimensions.get(key);
-        if (entries.is_none() && dimensions.is_none()) || !on_boundaries(text, at, len) {
+        let dimension = index.dimensions.contains(key);
+        if (entries.is_none() && !dimension) || !on_boundaries(text, at, len) {
             return None;
         }
         Some((
             Kind::Name {
                 entries: entries.cloned().unwrap_or_default(),
-                dimensions: dimensions.cloned().unwrap_or_default(),
+                dimension,
             },
             len,
         ))
