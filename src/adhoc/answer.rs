@@ -104,10 +104,7 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// What period words are read against: today in the bot's timezone, the fiscal year.
     pub fn calendar(&self) -> Calendar {
-        Calendar {
-            today: pipeline::today_in(self.timezone, self.now),
-            fiscal_year_start_month: self.fiscal_year_start_month,
-        }
+        Calendar::at(self.timezone, self.now, self.fiscal_year_start_month)
     }
 }
 

@@ -156,10 +156,7 @@ impl CommandHandler {
             asker,
             policy: self.policy,
         };
-        let calendar = Calendar {
-            today: crate::pipeline::today_in(self.timezone, Utc::now()),
-            fiscal_year_start_month: self.fiscal_year_start_month,
-        };
+        let calendar = Calendar::at(self.timezone, Utc::now(), self.fiscal_year_start_month);
         resolve(
             catalog,
             text,

@@ -76,9 +76,9 @@ pub fn flag_alias_clashes(files: &mut [LoadedFile]) {
             }
         }
     }
-    let sources: BTreeMap<PathBuf, String> = files
+    let sources: BTreeMap<&Path, &str> = files
         .iter()
-        .map(|f| (f.path.clone(), f.source.clone()))
+        .map(|f| (f.path.as_path(), f.source.as_str()))
         .collect();
     let mut problems: BTreeMap<PathBuf, Vec<Diagnostic>> = BTreeMap::new();
     for holders in names.values() {
@@ -129,7 +129,7 @@ pub fn flag_alias_clashes(files: &mut [LoadedFile]) {
 
 /// `path:line:col` of a name, or the path alone for a name with no place of its own (an
 /// id is the file's name).
-fn where_written(sources: &BTreeMap<PathBuf, String>, path: &Path, span: &Range<usize>) -> String {
+fn where_written(sources: &BTreeMap<&Path, &str>, path: &Path, span: &Range<usize>) -> String {
     match sources.get(path) {
         Some(source) if !span.is_empty() => diagnostic::location(path, source, span.start),
         _ => path.display().to_string(),

@@ -3,7 +3,7 @@
 //! (`今年`, `前年度`, `FY2026`), halves (`上期`) and quarters (`第3四半期`, `Q3`). Each
 //! becomes a [`Period`] on fixed dates; a phrase with two sensible readings gives both.
 
-use chrono::{Datelike, Days, Months, NaiveDate};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
 
 use crate::spec::Period;
 use crate::spec::period::{PERIOD_WORDS, counted_at};
@@ -40,6 +40,14 @@ fn span(calendar: &Calendar, start: NaiveDate, months: u32) -> Option<Period> {
 }
 
 impl Calendar {
+    /// The calendar at `now` in `timezone`, with the fiscal year starting in that month.
+    pub fn at(timezone: chrono_tz::Tz, now: DateTime<Utc>, fiscal_year_start_month: u32) -> Self {
+        Self {
+            today: crate::pipeline::today_in(timezone, now),
+            fiscal_year_start_month,
+        }
+    }
+
     /// The first day of the fiscal year named `year`.
     fn fiscal_start(&self, year: i32) -> Option<NaiveDate> {
         first_of(year, self.fiscal_year_start_month.clamp(1, 12))
