@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::Catalog;
 use crate::spec::alias::normalize;
+use crate::spec::names::dimension_names;
 
 /// What kind of entry a name names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,18 +59,8 @@ impl NameIndex {
             }
         }
         for metric in catalog.metrics() {
-            for (dimension, label) in &metric.dimensions {
-                let aliases = metric
-                    .dimension_aliases
-                    .get(dimension)
-                    .into_iter()
-                    .flatten();
-                let names = [
-                    dimension.clone(),
-                    label.clone(),
-                    dimension.replace('_', " "),
-                ];
-                for written in names.into_iter().chain(aliases.map(|a| a.text.clone())) {
+            for dimension in metric.dimensions.keys() {
+                for written in dimension_names(metric, dimension) {
                     let key = normalize(&written);
                     index.longest = index.longest.max(key.len());
                     index.dimensions.insert(key);

@@ -14,23 +14,30 @@ use super::{LoadedFile, MetricSpec};
 /// One rule for `/kpi` questions and alerts' `by` and `where`.
 pub fn dimension_of<'m>(metric: &'m MetricSpec, name: &str) -> Option<(&'m str, String)> {
     let key = normalize(name);
-    metric.dimensions.iter().find_map(|(dimension, label)| {
-        let aliases = metric
-            .dimension_aliases
-            .get(dimension)
-            .into_iter()
-            .flatten();
-        let names = [
-            dimension.clone(),
-            dimension.replace('_', " "),
-            label.clone(),
-        ];
-        names
-            .into_iter()
-            .chain(aliases.map(|a| a.text.clone()))
+    metric.dimensions.keys().find_map(|dimension| {
+        dimension_names(metric, dimension)
             .find(|written| normalize(written) == key)
             .map(|written| (dimension.as_str(), written))
     })
+}
+
+/// Every name `dimension` of `metric` answers to, as written: its id, the id as words,
+/// its label and its aliases.
+pub fn dimension_names(metric: &MetricSpec, dimension: &str) -> impl Iterator<Item = String> {
+    let label = metric.dimensions.get(dimension).cloned();
+    let aliases = metric
+        .dimension_aliases
+        .get(dimension)
+        .into_iter()
+        .flatten();
+    [
+        Some(dimension.to_string()),
+        Some(dimension.replace('_', " ")),
+        label,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(aliases.map(|a| a.text.clone()))
 }
 
 /// One name of one entry, where it is written.
