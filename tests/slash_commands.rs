@@ -1611,7 +1611,9 @@ async fn a_question_with_two_readings_is_asked_back_and_its_button_answers_that_
     )
     .await;
     let posted = &bot.slack.messages_in(SALES)[0].body;
-    let read_back = posted["blocks"][0]["elements"][0]["text"].as_str().unwrap();
+    // Right under the title.
+    assert_eq!(posted["blocks"][0]["type"], "header", "{posted}");
+    let read_back = posted["blocks"][1]["elements"][0]["text"].as_str().unwrap();
     let today = common::tokyo_yesterday(chrono::Utc::now()) + chrono::Days::new(1);
     let window = readings[1]
         .period

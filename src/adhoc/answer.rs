@@ -258,7 +258,9 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
     );
     match result {
         Ok(mut outcome) => {
-            outcome.rendered.prepend_context(&Mrkdwn::value(&read_back));
+            outcome
+                .rendered
+                .context_under_title(&Mrkdwn::value(&read_back));
             Answer::Chart {
                 bytes: match &metered {
                     Some(metered) => metered.billed(),

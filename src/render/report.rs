@@ -104,10 +104,26 @@ impl Rendered {
     /// line is there whichever goes out (why an answer went to the asker only, who asked
     /// for a thread answer).
     pub fn prepend_context(&mut self, line: &Mrkdwn) {
+        self.insert_context(line, |_| 0);
+    }
+
+    /// Puts one line of context right under the title (at the top if there is none), in
+    /// the message and its PNG variant: how an ad-hoc question was read.
+    pub fn context_under_title(&mut self, line: &Mrkdwn) {
+        self.insert_context(line, |blocks| {
+            blocks
+                .iter()
+                .position(|b| b["type"] == "header")
+                .map_or(0, |at| at + 1)
+        });
+    }
+
+    fn insert_context(&mut self, line: &Mrkdwn, at: impl Fn(&[serde_json::Value]) -> usize) {
         let line = serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn", "text": line.as_str()}]});
         for message in std::iter::once(&mut self.message).chain(self.image_message.as_mut()) {
             if let Some(blocks) = message["blocks"].as_array_mut() {
-                blocks.insert(0, line.clone());
+                let at = at(blocks);
+                blocks.insert(at, line.clone());
             }
         }
     }
