@@ -15,7 +15,12 @@ pub struct Alias {
 /// A name as `/kpi` compares it: NFKC (full-width letters and digits as ASCII, half-width
 /// katakana as full-width), lower case, runs of blanks as one space, trimmed.
 pub fn normalize(text: &str) -> String {
-    let folded: String = text.nfkc().flat_map(char::to_lowercase).collect();
+    fold(text).to_lowercase()
+}
+
+/// [`normalize`] keeping the case: what to show of a word the way it was typed.
+pub fn fold(text: &str) -> String {
+    let folded: String = text.nfkc().collect();
     folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

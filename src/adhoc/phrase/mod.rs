@@ -11,7 +11,7 @@ mod tokens;
 use super::grammar::{self, GrammarError, Query, Request};
 use crate::catalog::Catalog;
 use crate::catalog::names::{EntryKind, NamedEntry};
-use crate::spec::alias::normalize;
+use crate::spec::alias::{fold, normalize};
 use crate::spec::names::dimension_of;
 use crate::spec::period::Unit;
 use crate::spec::{Compare, Period};
@@ -124,6 +124,20 @@ fn phrase(
     }
     let normalized = normalize(&head.join(" "));
     let found = tokens(catalog.name_index(), &normalized, calendar);
+    // A word not understood is shown as typed (`DROP`, not `drop`) where lower case kept
+    // every character's place.
+    let shown = fold(&head.join(" "));
+    let as_typed = |token: &tokens::Token| {
+        let same_places = shown.len() == normalized.len()
+            && shown
+                .chars()
+                .map(char::len_utf8)
+                .eq(normalized.chars().map(char::len_utf8));
+        shown
+            .get(token.at..token.at + token.text.len())
+            .filter(|_| same_places)
+            .map_or_else(|| token.text.clone(), str::to_string)
+    };
 
     // Splits: a dimension name next to `by` / `別` / `ごと`, as typed.
     let mut by: Option<String> = None;
@@ -183,6 +197,8 @@ fn phrase(
     let mut periods: Option<Vec<Period>> = None;
     let mut unknown: Option<String> = None;
     let mut unknowns = 0;
+    // A dimension named without `by`: a mistake only in a question that names an entry.
+    let mut lone_dimension: Option<String> = None;
     for (token, _) in found.iter().zip(&used).filter(|(_, used)| !**used) {
         match &token.kind {
             Kind::Name { entries: named, .. } if !named.is_empty() => match &entries {
@@ -200,9 +216,7 @@ fn phrase(
                 None => entries = Some((named.clone(), token.text.clone())),
             },
             Kind::Name { .. } => {
-                return mistake(
-                    GrammarError::new("phrase-split-needs-by").with("word", &token.text),
-                );
+                lone_dimension.get_or_insert_with(|| token.text.clone());
             }
             Kind::Period(readings) => {
                 if periods.replace(readings.clone()).is_some() {
@@ -228,7 +242,7 @@ fn phrase(
             Kind::Unknown => {
                 unknowns += 1;
                 if unknown.is_none() {
-                    unknown = Some(token.text.clone());
+                    unknown = Some(as_typed(token));
                 }
             }
         }
@@ -237,6 +251,10 @@ fn phrase(
     // No name matched whole: a typed start of names (`アクティブ`), if it is one.
     let mut by_prefix = false;
     let (candidates, typed) = match (entries, &unknown) {
+        (Some(_), None) if lone_dimension.is_some() => {
+            let word = lone_dimension.unwrap_or_default();
+            return mistake(GrammarError::new("phrase-split-needs-by").with("word", word));
+        }
         (Some((named, typed)), None) => (named, typed),
         (Some(_), Some(word)) => {
             return mistake(GrammarError::new("grammar-not-understood").with("word", word));
@@ -251,7 +269,11 @@ fn phrase(
             by_prefix = true;
             (starting, word.clone())
         }
-        (None, None) => return mistake(GrammarError::new("phrase-needs-name")),
+        // Nothing but separators: the strict grammar's reply, which echoes what was typed.
+        (None, None) if found.is_empty() => return Phrase::NoEntry(text.trim().to_string()),
+        (None, None) => {
+            return mistake(GrammarError::new("phrase-needs-name").with("text", text.trim()));
+        }
     };
     // More readings than can be offered are never built (nor their access decided).
     let visible: Vec<&NamedEntry> = candidates

@@ -27,6 +27,18 @@ time_column = "activity_date"
 measure = "sum"
 column = "study_minutes"
 owner = "#data-team"
+
+[[metric]]
+name = "payroll"
+label = "Payroll"
+aliases = ["給与総額"]
+table = "mart.payroll"
+time_column = "paid_on"
+measure = "sum"
+column = "amount"
+owner = "#hr"
+restricted = true
+allowed_channels = ["C0HR"]
 "##;
 
 fn catalog() -> Catalog {
@@ -116,9 +128,11 @@ fn a_shared_start_and_a_current_month_are_asked_back() {
 fn mistakes_name_the_word() {
     for (text, says) in [
         ("DAU 先月 ほげ", "ほげ"),
+        // As typed, not as compared.
+        ("DAU 先月 HOGE", "`HOGE`"),
         ("DAU active_minutes", "two names"),
         ("DAU ロール", "`by ロール`"),
-        ("先月", "which report or metric"),
+        ("先月", "`先月` names no report or metric: which one?"),
         // `by` splits by what follows it: the word before it is not taken for a dimension.
         ("DAU xyz by role", "`xyz`"),
     ] {
@@ -131,6 +145,12 @@ fn mistakes_name_the_word() {
         read_all("nothing_here 先月"),
         Reading::Unknown("nothing_here".into())
     );
+    // A lone dimension or separators name no entry: the reply echoes what was typed.
+    assert_eq!(
+        read_all("<!prefecture>"),
+        Reading::Unknown("<!prefecture>".into())
+    );
+    assert_eq!(read_all("~"), Reading::Unknown("~".into()));
 }
 
 #[test]
@@ -146,4 +166,57 @@ fn a_reading_writes_back_as_a_command_the_strict_grammar_reads_alike() {
         };
         assert_eq!(again, query, "{text} → {}", command(&query));
     }
+}
+
+#[test]
+fn entries_the_asker_may_not_see_are_neither_read_from_a_start_nor_suggested() {
+    use crate::adhoc::access::{AccessPolicy, Asker, Viewer};
+    let catalog = catalog();
+    let asker = |channel: &str| Asker {
+        user_id: "U0ALICE".into(),
+        channel_id: channel.into(),
+        channel_name: String::new(),
+        usergroups: Vec::new(),
+        operator: false,
+    };
+    for (channel, may_see) in [("C0GENERAL", false), ("C0HR", true)] {
+        let asker = asker(channel);
+        let viewer = Viewer {
+            catalog: &catalog,
+            asker: &asker,
+            policy: AccessPolicy::Allow,
+        };
+        let sees =
+            |_: EntryKind, id: &str| catalog.metric(id).is_some_and(|m| viewer.sees_metric(m));
+        let reading = read(&catalog, "給与 先月", &calendar(), &sees);
+        let suggestion =
+            crate::adhoc::reply::unknown_name(&viewer, "給与総", crate::i18n::Locale::En);
+        if may_see {
+            assert!(
+                matches!(&reading, Reading::Question { query, .. } if query.name == "payroll"),
+                "{reading:?}"
+            );
+            assert!(
+                suggestion.contains("Did you mean `給与総額`?"),
+                "{suggestion}"
+            );
+        } else {
+            // Not "payroll" read from its start, and its alias never offered.
+            assert_eq!(reading, Reading::Unknown("給与".into()), "{channel}");
+            assert!(!suggestion.contains("給与総額"), "{suggestion}");
+        }
+    }
+    // Aliases the asker may see are suggested.
+    let asker = asker("C0GENERAL");
+    let viewer = Viewer {
+        catalog: &catalog,
+        asker: &asker,
+        policy: AccessPolicy::Allow,
+    };
+    let suggestion =
+        crate::adhoc::reply::unknown_name(&viewer, "アクティブユーザ", crate::i18n::Locale::En);
+    assert!(
+        suggestion.contains("Did you mean `アクティブユーザー`?"),
+        "{suggestion}"
+    );
 }

@@ -34,6 +34,8 @@ pub struct Token {
     pub kind: Kind,
     /// The part as it is in the normalized question.
     pub text: String,
+    /// Where the part starts in the normalized question, in bytes.
+    pub at: usize,
 }
 
 /// Words with one meaning here, normalized. Matched whole where they are ASCII.
@@ -248,6 +250,7 @@ pub fn tokens(index: &NameIndex, text: &str, calendar: &Calendar) -> Vec<Token> 
             out.push(Token {
                 kind,
                 text: text[at..at + len].to_string(),
+                at,
             });
             at += len;
             extending = false;
@@ -267,6 +270,7 @@ pub fn tokens(index: &NameIndex, text: &str, calendar: &Calendar) -> Vec<Token> 
             _ => out.push(Token {
                 kind: Kind::Unknown,
                 text: piece.to_string(),
+                at,
             }),
         }
         extending = !is_word_char(c);
