@@ -264,3 +264,62 @@ async fn typed_values_never_become_mentions_or_links_in_the_message() {
     );
     assert!(text.contains("&lt;!channel&gt;"), "{text}");
 }
+
+#[tokio::test]
+async fn a_phrased_month_and_its_comparison_are_the_warehouses_numbers_for_those_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings_in(dir.path(), &common::repo_path("reports"));
+    let now = common::fixed_now(); // 2026-11-26 in Tokyo
+    let total = |start: &str, end: &str| -> f64 {
+        duckdb::Connection::open(&settings.warehouse.duckdb.path)
+            .unwrap()
+            .query_row(
+                "SELECT SUM(active_users)::DOUBLE FROM mart.daily_active_users \
+                 WHERE activity_date BETWEEN ?::DATE AND ?::DATE",
+                [start, end],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    for (text, compared) in [
+        (
+            "アクティブユーザー 2026年10月 前月比",
+            ("2026-09-01", "2026-09-30"),
+        ),
+        ("DAU Oct 2026 year over year", ("2025-10-01", "2025-10-31")),
+    ] {
+        let mut out = Vec::new();
+        cli::ask::ask(&common::app(&settings), text, now, &mut out)
+            .await
+            .unwrap();
+        let out_dir = dir.path().join("out");
+        let json = std::fs::read_to_string(out_dir.join("active_users.json")).unwrap();
+        let message: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let payload = &message["metadata"]["event_payload"];
+        assert_eq!(
+            (
+                payload["window_start"].as_str(),
+                payload["window_end"].as_str()
+            ),
+            (Some("2026-10-01"), Some("2026-10-31")),
+            "`{text}` read the wrong month"
+        );
+        let october = total("2026-10-01", "2026-10-31");
+        assert_eq!(
+            csv_total(&out_dir.join("active_users.csv"), "value"),
+            october,
+            "`{text}` charted other numbers"
+        );
+        // The change is against the whole comparison month, computed here independently.
+        let before = total(compared.0, compared.1);
+        let percent = (october - before) / before.abs() * 100.0;
+        let sign = if percent > 0.0 { "+" } else { "" };
+        let stated = format!("({sign}{percent:.1}%)");
+        assert!(
+            json.contains(&stated) && json.contains(&format!("{} – {}", compared.0, compared.1)),
+            "`{text}`: expected {stated} against {compared:?} in {json}"
+        );
+        // And the post says how the question was read.
+        assert!(json.contains("Read as: "), "{json}");
+    }
+}
