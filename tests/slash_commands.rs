@@ -1575,6 +1575,14 @@ async fn a_question_with_two_readings_is_asked_back_and_its_button_answers_that_
             }
         })
         .collect();
+    for b in &buttons {
+        // Each button is labelled with its reading alone: name, window, split.
+        let label = b["text"]["text"].as_str().unwrap();
+        assert!(
+            label.starts_with("アクティブユーザー · ") && label.ends_with("ロール別"),
+            "{label}"
+        );
+    }
     for q in &readings {
         assert_eq!(
             (q.name.as_str(), q.by.as_deref()),

@@ -245,7 +245,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         None => pipeline::run(warehouse, &spec, &options).await,
     };
     // How the question was read, above the chart: a misreading shows at once.
-    let read_back = read_back_line(
+    let how = read_back_line(
         context.catalog,
         &query,
         &called,
@@ -256,6 +256,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         ),
         context.locale,
     );
+    let read_back = crate::tr!(context.locale, "readback-line", parts = how);
     match result {
         Ok(mut outcome) => {
             outcome

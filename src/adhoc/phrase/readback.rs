@@ -12,7 +12,9 @@ use crate::i18n::{self, Locale};
 use crate::spec::{Compare, Period};
 use crate::tr;
 
-/// How `query` was read, when it runs over `period` on `today` (weeks from `week_start`).
+/// How `query` was read, when it runs over `period` on `today` (weeks from `week_start`):
+/// `アクティブユーザー · 2026年11月1日〜11月30日 · ロール別`. An answer heads it "Read as:";
+/// a choice's button is labelled with it alone.
 pub fn read_back_line(
     catalog: &Catalog,
     query: &Query,
@@ -57,7 +59,7 @@ pub fn read_back_line(
     if query.private {
         parts.push(tr!(locale, "readback-private"));
     }
-    tr!(locale, "readback-line", parts = parts.join(" · "))
+    parts.join(" · ")
 }
 
 /// How `query` would be read today: a choice's label when a question is asked back.
