@@ -137,7 +137,7 @@ fn demo_check_and_ask_run_on_bigquery_as_the_binary() {
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("all valid"), "{stdout}");
     // Every report and every metric says what it would scan, against its limit.
-    assert_eq!(stdout.matches("would scan").count(), 9 + 5, "{stdout}");
+    assert_eq!(stdout.matches("would scan").count(), 9 + 8, "{stdout}");
     assert!(stdout.contains("(limit 10.0 GiB)"), "{stdout}");
     // And each report what it costs on its schedules: a run, and the next 30 days of them.
     assert_eq!(stdout.matches("a run scans about").count(), 9, "{stdout}");
@@ -167,6 +167,57 @@ fn demo_check_and_ask_run_on_bigquery_as_the_binary() {
     let sql = last["query"].as_str().unwrap();
     assert!(sql.contains("WEEK(MONDAY)") && sql.contains('`'), "{sql}");
     assert_eq!(last["labels"]["kpibot_report"], "active_users");
+}
+
+/// Cumulative and derived metrics give the same numbers on BigQuery's dialect as on
+/// DuckDB's (whose numbers `tests/metric_types.rs` holds to independent SQL): the same
+/// question, through the binary, over the same mart.
+#[test]
+fn cumulative_and_derived_metrics_answer_the_same_on_bigquery() {
+    let bq = OnBigQuery::new();
+    for question in [
+        "signups_mtd last 60 days by channel",
+        "signups_mtd last 12 weeks weekly where channel=organic",
+        "active_users_7d last 3 months monthly by role",
+        "signups_wow last 28 days by channel",
+        "signups_wow last 8 weeks weekly",
+    ] {
+        let name = question.split_whitespace().next().unwrap();
+        let (ok, stdout, stderr) = bq.run(&["ask", question], &reports_dir());
+        assert!(
+            ok && stdout.contains(" rows → "),
+            "{question}: {stdout}{stderr}"
+        );
+        let on_bigquery =
+            std::fs::read_to_string(bq.dir.path().join(format!("bq-out/{name}.csv"))).unwrap();
+        let (ok, stdout, stderr) = common::run_kpibot(
+            &["ask", question],
+            bq.dir.path(),
+            &[
+                ("KPIBOT__REPORTS__DIR", &reports_dir()),
+                ("KPIBOT__DELIVERY__FOLDER", "duck-out"),
+            ],
+        );
+        assert!(ok, "{question}: {stdout}{stderr}");
+        let on_duckdb =
+            std::fs::read_to_string(bq.dir.path().join(format!("duck-out/{name}.csv"))).unwrap();
+        assert!(on_duckdb.lines().count() > 5, "{question}: {on_duckdb}");
+        let values = |csv: &str| -> Vec<(String, f64)> {
+            common::parse_csv(csv)[1..]
+                .iter()
+                .map(|r| {
+                    let v = r.last().unwrap().parse::<f64>().unwrap_or(f64::NAN);
+                    (r[..r.len() - 1].join(","), (v * 1e9).round() / 1e9)
+                })
+                .collect()
+        };
+        assert_eq!(values(&on_bigquery), values(&on_duckdb), "{question}");
+        let sql = bq.fake.calls_of("jobs.query").last().unwrap().body["query"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(sql.contains('`'), "not BigQuery's dialect: {sql}");
+    }
 }
 
 const BAD_SYNTAX: &str = r##"title = "Broken"

@@ -261,7 +261,7 @@ impl CommandHandler {
         audit.entries.push(asked.name.clone());
         let what = match &click {
             Click::Definition => {
-                let text = reply::describe(&viewer, &asked.name, locale)
+                let text = reply::describe(&viewer, &asked.name, self.warehouse.dialect(), locale)
                     .unwrap_or_else(|| reply::unknown_name(&viewer, &asked.name, locale));
                 return self.tell(action, &text, "catalog").await;
             }

@@ -8,7 +8,7 @@ use super::sql::{self, DIMENSION_COLUMN, PERIOD_COLUMN, VALUE_COLUMN};
 use crate::i18n::{self, Locale};
 use crate::spec::diagnostic::closest;
 use crate::spec::{
-    ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, Measure, MetricSpec,
+    ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, MetricKind, MetricSpec,
     Period, QuerySpec, ReportSpec, SlackChart,
 };
 use crate::warehouse::reads::read_sql;
@@ -115,7 +115,15 @@ pub fn metric_report(
             values = i18n::list(locale, &f.values)
         );
     }
-    let additive = matches!(metric.measure, Measure::Sum(_) | Measure::Count(_));
+    let headline = if metric.is_additive() {
+        Headline::Total
+    } else if matches!(metric.kind, MetricKind::Cumulative(_)) {
+        // A running total's latest value is the figure (month to date, last 7 days).
+        Headline::Last
+    } else {
+        Headline::Average
+    };
+    let sources: Vec<&str> = metric.sources().iter().map(|m| m.table.as_str()).collect();
     let spec = ReportSpec {
         id: metric.name.clone(),
         path: metric.path.clone(),
@@ -127,7 +135,7 @@ pub fn metric_report(
         tags: metric.tags.clone(),
         timezone,
         definition: Definition {
-            source: metric.table.clone(),
+            source: sources.join(", "),
             refreshed: metric.refreshed.clone(),
             purpose: metric.description.clone(),
         },
@@ -152,11 +160,7 @@ pub fn metric_report(
             y: column(VALUE_COLUMN),
             series: query.by.as_ref().map(|_| column(DIMENSION_COLUMN)),
             format: metric.format,
-            headline: if additive {
-                Headline::Total
-            } else {
-                Headline::Average
-            },
+            headline,
             compare: Compare::PreviousPeriod,
             locale: None,
             currency: Currency::Jpy,

@@ -5,10 +5,11 @@
 use super::access::{Viewer, metric_gates, report_gates, who_may_see};
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::i18n::{self, Locale};
-use crate::spec::Measure;
 use crate::spec::diagnostic::closest;
+use crate::spec::metric_sql::{Dialect, Grain, metric_sql};
 use crate::spec::policy::metric_columns;
-use crate::tr_mrkdwn;
+use crate::spec::{Accumulate, Interval, IntervalUnit, Measure, MetricKind, MetricSpec, PeriodAgg};
+use crate::{tr, tr_mrkdwn};
 
 /// A text answer to a command. What it holds are values (names, errors, owners), escaped
 /// when the reply is worded; `Catalog`, `Mistake` and `Unknown` are already worded, as
@@ -240,8 +241,111 @@ fn measure_text(measure: &Measure, locale: Locale) -> String {
     }
 }
 
+/// `7 days`, `1 month`, in the reader's language.
+fn interval_words(locale: Locale, interval: Interval) -> String {
+    let count = i64::from(interval.count);
+    match interval.unit {
+        IntervalUnit::Day => tr!(locale, "interval-days", count = count),
+        IntervalUnit::Week => tr!(locale, "interval-weeks", count = count),
+        IntervalUnit::Month => tr!(locale, "interval-months", count = count),
+        IntervalUnit::Quarter => tr!(locale, "interval-quarters", count = count),
+        IntervalUnit::Year => tr!(locale, "interval-years", count = count),
+    }
+}
+
+/// `month`, `週`: the unit a grain-to-date metric starts again at.
+fn unit_word(locale: Locale, unit: IntervalUnit) -> String {
+    match unit {
+        IntervalUnit::Day | IntervalUnit::Week => tr!(locale, "unit-week"),
+        IntervalUnit::Month => tr!(locale, "unit-month"),
+        IntervalUnit::Quarter => tr!(locale, "unit-quarter"),
+        IntervalUnit::Year => tr!(locale, "unit-year"),
+    }
+}
+
+/// What a metric computes, in words: its measure, how a cumulative one accumulates, or a
+/// derived one's expression and what each name in it stands for.
+fn definition_text(metric: &MetricSpec, locale: Locale) -> String {
+    let measure = || Mrkdwn::formatted(measure_text(&metric.measure, locale));
+    match &metric.kind {
+        MetricKind::Simple => measure_text(&metric.measure, locale),
+        MetricKind::Cumulative(c) => {
+            let accumulated = match c.accumulate {
+                Accumulate::Window(window) => tr_mrkdwn!(
+                    locale,
+                    "measure-window",
+                    measure = measure(),
+                    window = interval_words(locale, window)
+                ),
+                Accumulate::ToDate(unit) => tr_mrkdwn!(
+                    locale,
+                    "measure-to-date",
+                    measure = measure(),
+                    unit = unit_word(locale, unit)
+                ),
+            };
+            let per_bucket = match c.period_agg {
+                PeriodAgg::First => tr_mrkdwn!(locale, "period-agg-first"),
+                PeriodAgg::Last => tr_mrkdwn!(locale, "period-agg-last"),
+                PeriodAgg::Average => tr_mrkdwn!(locale, "period-agg-average"),
+            };
+            format!("{accumulated}{per_bucket}")
+        }
+        MetricKind::Derived(d) => {
+            let inputs: Vec<String> = d
+                .inputs
+                .iter()
+                .map(|input| {
+                    let label = input
+                        .linked
+                        .as_deref()
+                        .map_or(input.metric.as_str(), |m| m.label.as_str());
+                    match input.offset {
+                        Some(offset) => tr_mrkdwn!(
+                            locale,
+                            "measure-input-offset",
+                            name = input.name.as_str(),
+                            label = label,
+                            offset = interval_words(locale, offset)
+                        ),
+                        None => tr_mrkdwn!(
+                            locale,
+                            "measure-input",
+                            name = input.name.as_str(),
+                            label = label
+                        ),
+                    }
+                })
+                .collect();
+            tr_mrkdwn!(
+                locale,
+                "measure-derived",
+                expr = d.text.as_str(),
+                inputs = Mrkdwn::formatted(i18n::list(locale, &inputs))
+            )
+        }
+    }
+}
+
+/// Where a metric's rows come from: each table it reads and its time column.
+fn sources_text(metric: &MetricSpec, locale: Locale) -> String {
+    let mut seen = Vec::new();
+    for source in metric.sources() {
+        let line = tr_mrkdwn!(
+            locale,
+            "describe-source",
+            table = source.table.as_str(),
+            time_column = source.time_column.as_str()
+        );
+        if !seen.contains(&line) {
+            seen.push(line);
+        }
+    }
+    i18n::list(locale, &seen)
+}
+
 /// What `name` means, where it comes from and who may see it, if `viewer` may see it.
-pub fn describe(viewer: &Viewer, name: &str, locale: Locale) -> Option<String> {
+pub fn describe(viewer: &Viewer, name: &str, dialect: Dialect, locale: Locale) -> Option<String> {
     let catalog = viewer.catalog;
     let stated = |text: &str| {
         if text.trim().is_empty() {
@@ -272,9 +376,11 @@ pub fn describe(viewer: &Viewer, name: &str, locale: Locale) -> Option<String> {
             label = m.label.as_str(),
             name = m.name.as_str(),
             description = m.description.as_str(),
-            measure = Mrkdwn::formatted(measure_text(&m.measure, locale)),
-            table = m.table.as_str(),
-            time_column = m.time_column.as_str(),
+            measure = Mrkdwn::formatted(definition_text(m, locale)),
+            sources = Mrkdwn::formatted(sources_text(m, locale)),
+            sql = Mrkdwn::formatted(i18n::mrkdwn::code_block(
+                &metric_sql(dialect, m, Grain::Day, None, &[]).0
+            )),
             refreshed = stated(&m.refreshed),
             owner = m.owner.as_str(),
             dimensions = Mrkdwn::formatted(if dims.is_empty() {

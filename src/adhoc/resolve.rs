@@ -115,7 +115,7 @@ pub fn resolve(
                 )));
             }
             Request::Describe { name } => {
-                return Resolved::Reply(match reply::describe(viewer, &name, locale) {
+                return Resolved::Reply(match reply::describe(viewer, &name, dialect, locale) {
                     Some(text) => Reply::Catalog(text),
                     None => Reply::Unknown(reply::unknown_name(viewer, &name, locale)),
                 });

@@ -85,15 +85,50 @@ measure-average = average of `{ $column }`
 measure-minimum = minimum of `{ $column }`
 measure-maximum = maximum of `{ $column }`
 measure-ratio = { $numerator } per { $denominator }
+interval-days = { $count ->
+    [one] 1 day
+   *[other] { $count } days
+}
+interval-weeks = { $count ->
+    [one] 1 week
+   *[other] { $count } weeks
+}
+interval-months = { $count ->
+    [one] 1 month
+   *[other] { $count } months
+}
+interval-quarters = { $count ->
+    [one] 1 quarter
+   *[other] { $count } quarters
+}
+interval-years = { $count ->
+    [one] 1 year
+   *[other] { $count } years
+}
+unit-week = week
+unit-month = month
+unit-quarter = quarter
+unit-year = year
+measure-window = { $measure } over the { $window } up to each day
+measure-to-date = { $measure } from the start of the { $unit } to each day
+period-agg-first = ; a week or month shows its first day's value
+period-agg-last = ; a week or month shows its last day's value
+period-agg-average = ; a week or month shows the average of its days
+measure-derived = `{ $expr }`, where { $inputs }
+measure-input = `{ $name }` is { $label }
+measure-input-offset = `{ $name }` is { $label } { $offset } earlier
 describe-metric =
     {"*"}{ $label }* (`{ $name }`, metric)
     { $description }
     • Measure: { $measure }
-    • Source: `{ $table }` (time column `{ $time_column }`)
+    • Source: { $sources }
     • Refreshed: { $refreshed }
     • Owner: { $owner }
     • Dimensions: { $dimensions }
     • Who may see it: { $who }
+    • SQL (daily):
+    { $sql }
+describe-source = `{ $table }` (time column `{ $time_column }`)
 describe-report =
     {"*"}{ $title }* (`{ $name }`, report)
     { $description }

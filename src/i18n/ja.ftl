@@ -76,15 +76,35 @@ measure-average = `{ $column }` の平均
 measure-minimum = `{ $column }` の最小値
 measure-maximum = `{ $column }` の最大値
 measure-ratio = { $denominator } あたりの { $numerator }
+interval-days = { $count }日
+interval-weeks = { $count }週
+interval-months = { $count }か月
+interval-quarters = { $count }四半期
+interval-years = { $count }年
+unit-week = 週
+unit-month = 月
+unit-quarter = 四半期
+unit-year = 年
+measure-window = 各日までの{ $window }間の{ $measure }
+measure-to-date = { $unit }初から各日までの{ $measure }
+period-agg-first = （週・月はその最初の日の値）
+period-agg-last = （週・月はその最後の日の値）
+period-agg-average = （週・月は各日の平均）
+measure-derived = `{ $expr }`（{ $inputs }）
+measure-input = `{ $name }` は{ $label }
+measure-input-offset = `{ $name }` は{ $offset }前の{ $label }
 describe-metric =
     {"*"}{ $label }*（`{ $name }`、メトリクス）
     { $description }
     • 指標: { $measure }
-    • データ元: `{ $table }`（時刻列 `{ $time_column }`）
+    • データ元: { $sources }
     • 更新: { $refreshed }
     • 担当者: { $owner }
     • ディメンション: { $dimensions }
     • 閲覧できる人: { $who }
+    • SQL（日次）:
+    { $sql }
+describe-source = `{ $table }`（時刻列 `{ $time_column }`）
 describe-report =
     {"*"}{ $title }*（`{ $name }`、レポート）
     { $description }

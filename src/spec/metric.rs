@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::access::Access;
 use super::alias::Alias;
 use super::chart::NumberFormat;
+use super::metric_kind::MetricKind;
 use super::walk::{Reader, Tbl, is_identifier};
 
 /// How a metric adds up its rows.
@@ -43,10 +44,14 @@ pub struct MetricSpec {
     pub name: String,
     pub label: String,
     pub description: String,
-    /// The mart table, e.g. `mart.daily_active_users`.
+    /// Simple, cumulative or derived.
+    pub kind: MetricKind,
+    /// The mart table, e.g. `mart.daily_active_users`. Empty for a derived metric, which
+    /// reads its inputs' tables (see [`MetricSpec::sources`]).
     pub table: String,
-    /// The DATE column the period filters and the grain buckets.
+    /// The DATE column the period filters and the grain buckets (empty when derived).
     pub time_column: String,
+    /// What is added up per bucket (`Count(None)` for a derived metric, never used).
     pub measure: Measure,
     /// Allowed dimensions: column name → label.
     pub dimensions: BTreeMap<String, String>,
@@ -65,8 +70,14 @@ pub struct MetricSpec {
     pub table_span: Range<usize>,
 }
 
-const METRIC_KEYS: [&str; 19] = [
+const METRIC_KEYS: [&str; 25] = [
     "name",
+    "type",
+    "window",
+    "grain_to_date",
+    "period_agg",
+    "expr",
+    "inputs",
     "label",
     "aliases",
     "description",
@@ -86,6 +97,33 @@ const METRIC_KEYS: [&str; 19] = [
     "allowed_users",
     "allowed_usergroups",
 ];
+
+/// Keys only a metric over a table has: a derived metric reads its inputs.
+const TABLE_KEYS: [&str; 6] = [
+    "table",
+    "time_column",
+    "measure",
+    "column",
+    "numerator",
+    "denominator",
+];
+
+impl MetricSpec {
+    /// The metrics over a table this one reads: itself, or a derived metric's inputs.
+    pub fn sources(&self) -> Vec<&MetricSpec> {
+        match &self.kind {
+            MetricKind::Derived(d) => d.linked().flat_map(MetricSpec::sources).collect(),
+            _ => vec![self],
+        }
+    }
+
+    /// Whether a bucket's value is a total over the bucket (so a window's headline adds
+    /// them up): a simple sum or count.
+    pub fn is_additive(&self) -> bool {
+        matches!(self.kind, MetricKind::Simple)
+            && matches!(self.measure, Measure::Sum(_) | Measure::Count(_))
+    }
+}
 
 /// The columns a measure reads.
 pub fn measure_columns(measure: &Measure) -> Vec<&str> {
@@ -204,12 +242,62 @@ impl Reader<'_> {
 
     pub(super) fn metric(&mut self, t: &Tbl) -> Option<MetricSpec> {
         self.check_keys(t, &METRIC_KEYS);
+        let kind_name = self.choice(
+            t,
+            "type",
+            &MetricKind::NAMES,
+            |s| MetricKind::NAMES.iter().copied().find(|n| *n == s),
+            Some("simple"),
+        )?;
+        let derived = kind_name == "derived";
+        if derived {
+            for key in TABLE_KEYS {
+                if let Some(value) = Self::lookup(t, key) {
+                    self.error(
+                        value.span(),
+                        format!("a derived metric has no `{key}`: it reads its inputs"),
+                    )
+                    .hint =
+                        Some("name the input metrics in `expr`; each brings its own table".into());
+                }
+            }
+        }
+        if kind_name != "cumulative" {
+            for key in ["window", "grain_to_date", "period_agg"] {
+                if let Some(value) = Self::lookup(t, key) {
+                    self.error(
+                        value.span(),
+                        format!("`{key}` belongs to a cumulative metric"),
+                    )
+                    .hint = Some("add `type = \"cumulative\"`, or remove it".into());
+                }
+            }
+        }
+        if !derived {
+            for key in ["expr", "inputs"] {
+                if let Some(value) = Self::lookup(t, key) {
+                    self.error(value.span(), format!("`{key}` belongs to a derived metric"))
+                        .hint = Some("add `type = \"derived\"`, or remove it".into());
+                }
+            }
+        }
+        let kind = match kind_name {
+            "cumulative" => self.cumulative(t).map(MetricKind::Cumulative),
+            "derived" => self.derived(t).map(MetricKind::Derived),
+            _ => Some(MetricKind::Simple),
+        };
         let name = self.string(t, "name", true);
         let label = self.string(t, "label", true);
         let description = self.string(t, "description", false);
-        let table = self.string(t, "table", true);
-        let time_column = self.string(t, "time_column", true);
-        let measure = self.measure(t);
+        let (table, time_column, measure) = if derived {
+            (None, None, Some(Measure::Count(None)))
+        } else {
+            (
+                self.string(t, "table", true),
+                self.string(t, "time_column", true),
+                self.measure(t),
+            )
+        };
         let format = self.choice(
             t,
             "format",
@@ -253,15 +341,35 @@ impl Reader<'_> {
                 return None;
             }
         }
-        let table = table?;
+        let kind = kind?;
+        if matches!(kind, MetricKind::Cumulative(_)) && matches!(measure, Measure::Ratio(..)) {
+            self.error(
+                t.anchor.clone(),
+                "a cumulative metric accumulates one measure, not a ratio",
+            )
+            .hint = Some("make two cumulative metrics and a derived metric dividing them".into());
+            return None;
+        }
+        let (table, table_span, time_column) = match &kind {
+            MetricKind::Derived(d) => (String::new(), d.span.clone(), String::new()),
+            _ => {
+                let table = table?;
+                (
+                    table.get_ref().clone(),
+                    table.span(),
+                    time_column?.into_inner(),
+                )
+            }
+        };
         let dimensions = dimensions?;
         Some(MetricSpec {
             name: name.into_inner(),
             label: label?.into_inner(),
             description: description.map(|d| d.into_inner()).unwrap_or_default(),
-            table_span: table.span(),
-            table: table.into_inner(),
-            time_column: time_column?.into_inner(),
+            kind,
+            table_span,
+            table,
+            time_column,
             measure,
             dimensions: dimensions.0,
             dimension_aliases: dimensions.1,

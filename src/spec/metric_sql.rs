@@ -3,7 +3,9 @@
 //! when the spec was read); every value a user typed becomes a bound parameter. The time
 //! grain is spelled per warehouse.
 
-use crate::spec::{Measure, MetricSpec};
+use crate::spec::{
+    Accumulate, Derived, Interval, IntervalUnit, Measure, MetricKind, MetricSpec, PeriodAgg,
+};
 use crate::warehouse::{ParamValue, Params};
 
 pub use crate::warehouse::Dialect;
@@ -12,6 +14,8 @@ pub use crate::warehouse::Dialect;
 pub const PERIOD_COLUMN: &str = "period";
 pub const VALUE_COLUMN: &str = "value";
 pub const DIMENSION_COLUMN: &str = "dimension";
+/// The day a cumulative metric's value is for, inside its query.
+const DAY_COLUMN: &str = "kpibot_day";
 
 /// How finely a metric is bucketed in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,39 +102,86 @@ fn aggregate(dialect: Dialect, measure: &Measure) -> String {
     }
 }
 
-/// The query for `metric` over `@start_date..@end_date`, bucketed by `grain`, optionally
-/// split by one dimension and filtered. `by` and every filter's dimension must already be
-/// checked against the metric's dimensions. Returns the SQL and its filter parameters.
-pub fn metric_sql(
+/// The question's shape, shared by a metric and each input of a derived one.
+struct Shape<'a> {
     dialect: Dialect,
-    metric: &MetricSpec,
     grain: Grain,
-    by: Option<&str>,
-    filters: &[Filter],
-) -> (String, Params) {
-    let time = quote(dialect, &metric.time_column);
-    let period = bucket(dialect, grain, &time);
-    let mut select = vec![format!("{period} AS {PERIOD_COLUMN}")];
-    let mut group = vec!["1".to_string()];
-    if let Some(dimension) = by {
-        select.push(format!(
-            "CAST({} AS {}) AS {DIMENSION_COLUMN}",
-            quote(dialect, dimension),
-            if dialect == Dialect::BigQuery {
-                "STRING"
-            } else {
-                "VARCHAR"
-            }
-        ));
-        group.push("2".into());
+    by: Option<&'a str>,
+    filters: &'a [Filter],
+}
+
+fn text_type(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::BigQuery => "STRING",
+        Dialect::DuckDb => "VARCHAR",
     }
-    select.push(format!(
-        "{} AS {VALUE_COLUMN}",
-        aggregate(dialect, &metric.measure)
-    ));
-    let mut conditions = vec![format!("{time} BETWEEN @start_date AND @end_date")];
-    let mut params = Params::new();
-    for (i, filter) in filters.iter().enumerate() {
+}
+
+fn float_type(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::BigQuery => "FLOAT64",
+        Dialect::DuckDb => "DOUBLE",
+    }
+}
+
+/// `date` moved by `interval` (`sign` 1 later, -1 earlier), still a DATE.
+fn shift_date(dialect: Dialect, date: &str, interval: Interval, sign: i8) -> String {
+    let n = interval.count;
+    let unit = interval.unit.sql();
+    match (dialect, sign >= 0) {
+        (Dialect::BigQuery, true) => format!("DATE_ADD({date}, INTERVAL {n} {unit})"),
+        (Dialect::BigQuery, false) => format!("DATE_SUB({date}, INTERVAL {n} {unit})"),
+        (Dialect::DuckDb, true) => format!("CAST({date} + INTERVAL {n} {unit} AS DATE)"),
+        (Dialect::DuckDb, false) => format!("CAST({date} - INTERVAL {n} {unit} AS DATE)"),
+    }
+}
+
+/// `column` (shifted `shift` later) between `lower` and `upper`. A shift by days or
+/// weeks moves the bounds instead, so the warehouse still prunes by the column itself.
+fn time_range(
+    dialect: Dialect,
+    column: &str,
+    shift: Option<Interval>,
+    lower: &str,
+    upper: &str,
+) -> String {
+    match shift {
+        Some(s) if matches!(s.unit, IntervalUnit::Day | IntervalUnit::Week) => format!(
+            "{column} BETWEEN {} AND {}",
+            shift_date(dialect, lower, s, -1),
+            shift_date(dialect, upper, s, -1)
+        ),
+        Some(s) => format!(
+            "{} BETWEEN {lower} AND {upper}",
+            shift_date(dialect, column, s, 1)
+        ),
+        None => format!("{column} BETWEEN {lower} AND {upper}"),
+    }
+}
+
+/// The first day of `unit` containing `date` (weeks start on Monday).
+fn start_of(dialect: Dialect, unit: IntervalUnit, date: &str) -> String {
+    match unit {
+        IntervalUnit::Day => date.to_string(),
+        IntervalUnit::Week => bucket(dialect, Grain::Week, date),
+        IntervalUnit::Month => bucket(dialect, Grain::Month, date),
+        IntervalUnit::Quarter | IntervalUnit::Year => {
+            let unit = unit.sql();
+            match dialect {
+                Dialect::DuckDb => format!(
+                    "CAST(DATE_TRUNC('{}', {date}) AS DATE)",
+                    unit.to_lowercase()
+                ),
+                Dialect::BigQuery => format!("DATE_TRUNC({date}, {unit})"),
+            }
+        }
+    }
+}
+
+/// The `dimension = one of values` conditions, each value a parameter.
+fn filter_conditions(shape: &Shape, params: &mut Params) -> Vec<String> {
+    let mut conditions = Vec::new();
+    for (i, filter) in shape.filters.iter().enumerate() {
         let names: Vec<String> = filter
             .values
             .iter()
@@ -143,24 +194,191 @@ pub fn metric_sql(
             .collect();
         conditions.push(format!(
             "CAST({} AS {}) IN ({})",
-            quote(dialect, &filter.dimension),
-            if dialect == Dialect::BigQuery {
-                "STRING"
-            } else {
-                "VARCHAR"
-            },
+            quote(shape.dialect, &filter.dimension),
+            text_type(shape.dialect),
             names.join(", ")
         ));
     }
-    let sql = format!(
-        "SELECT {}\nFROM {}\nWHERE {}\nGROUP BY {}\nORDER BY {}\n",
+    conditions
+}
+
+/// `SELECT period[, dimension], value` for a metric over a table, its time column moved
+/// `shift` later (a derived metric's offset input), without ORDER BY.
+fn table_select(
+    shape: &Shape,
+    metric: &MetricSpec,
+    shift: Option<Interval>,
+    params: &mut Params,
+) -> String {
+    let dialect = shape.dialect;
+    let column = quote(dialect, &metric.time_column);
+    let time = match shift {
+        Some(interval) => shift_date(dialect, &column, interval, 1),
+        None => column.clone(),
+    };
+    let dimension = shape.by.map(|d| {
+        format!(
+            "CAST({} AS {}) AS {DIMENSION_COLUMN}",
+            quote(dialect, d),
+            text_type(dialect)
+        )
+    });
+    let group = if shape.by.is_some() { "1, 2" } else { "1" };
+    let filters = filter_conditions(shape, params);
+    let table = quote(dialect, &metric.table);
+    let value = aggregate(dialect, &metric.measure);
+    let cumulative = match &metric.kind {
+        MetricKind::Cumulative(c) => *c,
+        _ => {
+            let mut conditions = vec![time_range(
+                dialect,
+                &column,
+                shift,
+                "@start_date",
+                "@end_date",
+            )];
+            conditions.extend(filters);
+            let select: Vec<String> = std::iter::once(format!(
+                "{} AS {PERIOD_COLUMN}",
+                bucket(dialect, shape.grain, &time)
+            ))
+            .chain(dimension)
+            .chain(std::iter::once(format!("{value} AS {VALUE_COLUMN}")))
+            .collect();
+            return format!(
+                "SELECT {}\nFROM {table}\nWHERE {}\nGROUP BY {group}",
+                select.join(", "),
+                conditions.join("\n  AND ")
+            );
+        }
+    };
+    // Every day of the window, each with the rows it accumulates, aggregated again from
+    // the rows (as MetricFlow joins its time spine), then one day's value per bucket.
+    let spine = match dialect {
+        Dialect::DuckDb => format!(
+            "SELECT CAST(d AS DATE) AS {DAY_COLUMN} FROM generate_series(CAST(@start_date AS DATE), CAST(@end_date AS DATE), INTERVAL 1 DAY) AS spine_days(d)"
+        ),
+        Dialect::BigQuery => format!(
+            "SELECT {DAY_COLUMN} FROM UNNEST(GENERATE_DATE_ARRAY(@start_date, @end_date)) AS {DAY_COLUMN}"
+        ),
+    };
+    let day = format!("spine.{DAY_COLUMN}");
+    let (joined, earliest) = match cumulative.accumulate {
+        Accumulate::Window(window) => (
+            format!(
+                "{time} <= {day} AND {time} > {}",
+                shift_date(dialect, &day, window, -1)
+            ),
+            shift_date(dialect, "@start_date", window, -1),
+        ),
+        Accumulate::ToDate(unit) => (
+            format!("{time} BETWEEN {} AND {day}", start_of(dialect, unit, &day)),
+            start_of(dialect, unit, "@start_date"),
+        ),
+    };
+    let mut conditions = vec![time_range(dialect, &column, shift, &earliest, "@end_date")];
+    conditions.extend(filters);
+    let daily_select: Vec<String> = std::iter::once(day.clone())
+        .chain(dimension)
+        .chain(std::iter::once(format!("{value} AS {VALUE_COLUMN}")))
+        .collect();
+    let per_bucket = match cumulative.period_agg {
+        PeriodAgg::First => format!("MIN_BY({VALUE_COLUMN}, {DAY_COLUMN})"),
+        PeriodAgg::Last => format!("MAX_BY({VALUE_COLUMN}, {DAY_COLUMN})"),
+        PeriodAgg::Average => format!("AVG({VALUE_COLUMN})"),
+    };
+    let outer: Vec<String> = std::iter::once(format!(
+        "{} AS {PERIOD_COLUMN}",
+        bucket(dialect, shape.grain, DAY_COLUMN)
+    ))
+    .chain(shape.by.map(|_| DIMENSION_COLUMN.to_string()))
+    .chain(std::iter::once(format!("{per_bucket} AS {VALUE_COLUMN}")))
+    .collect();
+    format!(
+        "SELECT {}\nFROM (\n  SELECT {}\n  FROM ({spine}) AS spine\n  JOIN {table} ON {joined}\n  WHERE {}\n  GROUP BY {group}\n) AS daily\nGROUP BY {group}",
+        outer.join(", "),
+        daily_select.join(", "),
+        conditions.join("\n    AND ")
+    )
+}
+
+/// A derived metric: each input's series as a named subquery, joined on the bucket (and
+/// the dimension), the expression computed over their values.
+fn derived_select(shape: &Shape, derived: &Derived, params: &mut Params) -> String {
+    let dialect = shape.dialect;
+    let keys = if shape.by.is_some() {
+        format!("{PERIOD_COLUMN}, {DIMENSION_COLUMN}")
+    } else {
+        PERIOD_COLUMN.to_string()
+    };
+    let mut with = Vec::new();
+    let mut union = Vec::new();
+    let mut joins = Vec::new();
+    for (k, input) in derived.inputs.iter().enumerate() {
+        let Some(metric) = input.linked.as_deref() else {
+            continue;
+        };
+        let select = table_select(shape, metric, input.offset, params);
+        with.push(format!("input_{k} AS (\n{select}\n)"));
+        union.push(format!("SELECT {keys} FROM input_{k}"));
+        let mut on = format!("input_{k}.{PERIOD_COLUMN} = all_keys.{PERIOD_COLUMN}");
+        if shape.by.is_some() {
+            on.push_str(&format!(
+                " AND input_{k}.{DIMENSION_COLUMN} IS NOT DISTINCT FROM all_keys.{DIMENSION_COLUMN}"
+            ));
+        }
+        joins.push(format!("LEFT JOIN input_{k} ON {on}"));
+    }
+    with.push(format!(
+        "all_keys AS (\n{}\n)",
+        union.join("\nUNION DISTINCT\n")
+    ));
+    let float = float_type(dialect);
+    let value = derived.expr.to_sql(&|name| {
+        let k = derived
+            .inputs
+            .iter()
+            .position(|i| i.name == name)
+            .expect("every name of the expression is an input");
+        format!("CAST(input_{k}.{VALUE_COLUMN} AS {float})")
+    });
+    let mut select = vec![format!("all_keys.{PERIOD_COLUMN} AS {PERIOD_COLUMN}")];
+    if shape.by.is_some() {
+        select.push(format!("all_keys.{DIMENSION_COLUMN} AS {DIMENSION_COLUMN}"));
+    }
+    select.push(format!("{value} AS {VALUE_COLUMN}"));
+    format!(
+        "WITH {}\nSELECT {}\nFROM all_keys\n{}",
+        with.join(",\n"),
         select.join(", "),
-        quote(dialect, &metric.table),
-        conditions.join("\n  AND "),
-        group.join(", "),
-        group.join(", ")
-    );
-    (sql, params)
+        joins.join("\n")
+    )
+}
+
+/// The query for `metric` over `@start_date..@end_date`, bucketed by `grain`, optionally
+/// split by one dimension and filtered. `by` and every filter's dimension must already be
+/// checked against the metric's dimensions. Returns the SQL and its filter parameters.
+/// One query whatever the metric's type: a derived metric's inputs are subqueries of it.
+pub fn metric_sql(
+    dialect: Dialect,
+    metric: &MetricSpec,
+    grain: Grain,
+    by: Option<&str>,
+    filters: &[Filter],
+) -> (String, Params) {
+    let shape = Shape {
+        dialect,
+        grain,
+        by,
+        filters,
+    };
+    let mut params = Params::new();
+    let body = match &metric.kind {
+        MetricKind::Derived(derived) => derived_select(&shape, derived, &mut params),
+        _ => table_select(&shape, metric, None, &mut params),
+    };
+    let order = if by.is_some() { "1, 2" } else { "1" };
+    (format!("{body}\nORDER BY {order}\n"), params)
 }
 
 #[cfg(test)]
@@ -173,6 +391,7 @@ mod tests {
             name: "active_users".into(),
             label: "Active users".into(),
             description: String::new(),
+            kind: MetricKind::Simple,
             table: "mart.daily_active_users".into(),
             time_column: "activity_date".into(),
             measure,

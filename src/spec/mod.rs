@@ -10,10 +10,13 @@ pub mod alert_checks;
 mod alert_condition;
 pub mod alias;
 pub mod chart;
+pub mod derived;
 pub mod diagnostic;
+pub mod expr;
 pub mod files;
 pub mod freshness;
 pub mod metric;
+pub mod metric_kind;
 pub mod metric_sql;
 pub mod names;
 pub mod period;
@@ -41,6 +44,9 @@ pub use diagnostic::Diagnostic;
 pub use files::{SpecFile, spec_files, spec_paths};
 pub use freshness::FreshnessSpec;
 pub use metric::{Measure, MetricSpec, measure_columns};
+pub use metric_kind::{
+    Accumulate, Cumulative, Derived, Interval, IntervalUnit, MetricKind, PeriodAgg,
+};
 pub use period::{Period, Window};
 pub use policy::PolicySpec;
 pub use query::{DEFAULT_PERIOD, PROVIDED_PARAMETERS, QuerySpec};
@@ -140,6 +146,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     }
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
+    derived::link_derived(&mut files);
     names::flag_alias_clashes(&mut files);
     policy_checks::flag_policy_problems(&mut files);
     alert_checks::flag_alert_problems(&mut files, defaults.dialect);

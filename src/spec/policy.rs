@@ -157,26 +157,33 @@ pub fn reads_policies<'p>(reads: &Reads, policies: &'p [PolicySpec]) -> Vec<&'p 
 }
 
 /// The policies that cover a metric question touching `columns` (what it measures,
-/// filters or splits by): every policy on the metric's table, and a column policy when
-/// one of its columns is touched.
+/// filters or splits by): every policy on a table the metric reads (a derived metric's
+/// inputs' tables), and a column policy when one of its columns is touched there.
 pub fn metric_policies<'p>(
     metric: &MetricSpec,
     columns: &[&str],
     policies: &'p [PolicySpec],
 ) -> Vec<&'p PolicySpec> {
+    let sources = metric.sources();
     policies
         .iter()
         .filter(|p| {
-            p.covers_table(&metric.table)
-                && (p.columns.is_empty() || columns.iter().any(|c| p.governs(&metric.table, c)))
+            sources.iter().any(|source| {
+                p.covers_table(&source.table)
+                    && (p.columns.is_empty() || columns.iter().any(|c| p.governs(&source.table, c)))
+            })
         })
         .collect()
 }
 
-/// The columns every question on a metric touches: its time column and its measure.
+/// The columns every question on a metric touches: its time column and its measure (for
+/// a derived metric, every input's).
 pub fn base_columns(metric: &MetricSpec) -> Vec<&str> {
-    let mut columns = vec![metric.time_column.as_str()];
-    columns.extend(measure_columns(&metric.measure));
+    let mut columns = Vec::new();
+    for source in metric.sources() {
+        columns.push(source.time_column.as_str());
+        columns.extend(measure_columns(&source.measure));
+    }
     columns
 }
 

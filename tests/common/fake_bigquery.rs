@@ -837,11 +837,42 @@ fn translate(sql: &str, parameters: &[Json]) -> Result<String, Fault> {
             .collect::<Vec<_>>()
             .join(".")
     });
-    let week = Regex::new(r"(?i)DATE_TRUNC\(\s*([^,()]+?)\s*,\s*WEEK\(MONDAY\)\s*\)").unwrap();
+    // A day list in FROM: BigQuery's array of dates as DuckDB's series of them.
+    let days = Regex::new(
+        r"(?i)UNNEST\(GENERATE_DATE_ARRAY\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)\)\s+AS\s+(\w+)",
+    )
+    .unwrap();
+    let out = days.replace_all(
+        &out,
+        "(SELECT CAST(g AS DATE) AS $3 FROM generate_series(CAST($1 AS DATE), CAST($2 AS DATE), INTERVAL 1 DAY) AS days_g(g)) AS days_list",
+    );
+    // A truncated date may itself be a shifted one: one level of parentheses inside.
+    let argument = r"((?:[^,()]|\([^()]*\))+?)";
+    let week = Regex::new(&format!(
+        r"(?i)DATE_TRUNC\(\s*{argument}\s*,\s*WEEK\(MONDAY\)\s*\)"
+    ))
+    .unwrap();
     let out = week.replace_all(&out, "CAST(DATE_TRUNC('week', $1) AS DATE)");
-    let part =
-        Regex::new(r"(?i)DATE_TRUNC\(\s*([^,()]+?)\s*,\s*(DAY|MONTH|QUARTER|YEAR)\s*\)").unwrap();
+    let part = Regex::new(&format!(
+        r"(?i)DATE_TRUNC\(\s*{argument}\s*,\s*(DAY|MONTH|QUARTER|YEAR)\s*\)"
+    ))
+    .unwrap();
     let out = part.replace_all(&out, "CAST(DATE_TRUNC('$2', $1) AS DATE)");
+    let shifted = Regex::new(
+        r"(?i)DATE_(ADD|SUB)\(\s*([^,()]+?)\s*,\s*INTERVAL\s+(\d+)\s+(DAY|WEEK|MONTH|QUARTER|YEAR)\s*\)",
+    )
+    .unwrap();
+    let out = shifted.replace_all(&out, |c: &regex::Captures| {
+        let sign = if c[1].eq_ignore_ascii_case("ADD") {
+            "+"
+        } else {
+            "-"
+        };
+        format!(
+            "CAST({} {sign} INTERVAL {} {} AS DATE)",
+            &c[2], &c[3], &c[4]
+        )
+    });
     let out = Regex::new(r"(?i)\bFLOAT64\b")
         .unwrap()
         .replace_all(&out, "DOUBLE");
