@@ -76,6 +76,18 @@ pub struct Settings {
     pub limits: LimitsSettings,
     pub alerts: AlertsSettings,
     pub cost: CostSettings,
+    pub dbt: DbtSettings,
+}
+
+/// dbt's artifacts: every metric of its semantic layer becomes a kpibot metric under its
+/// dbt name, with the descriptions of its tables and columns.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbtSettings {
+    /// `target/semantic_manifest.json`, as `dbt parse` writes it. Default: none.
+    pub semantic_manifest: Option<PathBuf>,
+    /// `target/manifest.json`, for descriptions of tables and columns. Default: none.
+    pub manifest: Option<PathBuf>,
 }
 
 /// BigQuery's on-demand price per TiB scanned in US dollars (`cost.price_per_tib_usd`).
@@ -518,6 +530,7 @@ impl Default for Settings {
             limits: LimitsSettings::default(),
             alerts: AlertsSettings::default(),
             cost: CostSettings::default(),
+            dbt: DbtSettings::default(),
         }
     }
 }

@@ -306,8 +306,8 @@ fn command() -> impl Strategy<Value = String> {
 
 fn catalog(dialect: Dialect) -> Catalog {
     let defaults = SpecDefaults {
-        timezone: chrono_tz::Asia::Tokyo,
         dialect,
+        ..SpecDefaults::duckdb(chrono_tz::Asia::Tokyo)
     };
     let files = spec::load_dir(&common::repo_path("reports"), &defaults).unwrap();
     Catalog::from_loaded(&files)

@@ -107,17 +107,24 @@ impl OnBigQuery {
     }
 
     fn run(&self, args: &[&str], reports: &str) -> (bool, String, String) {
-        common::run_kpibot(
-            args,
-            self.dir.path(),
-            &[
-                ("KPIBOT__REPORTS__DIR", reports),
-                ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
-                ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", PROJECT),
-                ("KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT", &self.fake.endpoint),
-                ("KPIBOT__DELIVERY__FOLDER", "bq-out"),
-            ],
-        )
+        self.run_with(args, reports, &[])
+    }
+
+    fn run_with(
+        &self,
+        args: &[&str],
+        reports: &str,
+        extra: &[(&str, &str)],
+    ) -> (bool, String, String) {
+        let mut env = vec![
+            ("KPIBOT__REPORTS__DIR", reports),
+            ("KPIBOT__WAREHOUSE__KIND", "bigquery"),
+            ("KPIBOT__WAREHOUSE__BIGQUERY__PROJECT", PROJECT),
+            ("KPIBOT__WAREHOUSE__BIGQUERY__ENDPOINT", &self.fake.endpoint),
+            ("KPIBOT__DELIVERY__FOLDER", "bq-out"),
+        ];
+        env.extend_from_slice(extra);
+        common::run_kpibot(args, self.dir.path(), &env)
     }
 }
 
@@ -169,13 +176,21 @@ fn demo_check_and_ask_run_on_bigquery_as_the_binary() {
     assert_eq!(last["labels"]["kpibot_report"], "active_users");
 }
 
-/// Cumulative and derived metrics give the same numbers on BigQuery's dialect as on
-/// DuckDB's (whose numbers `tests/metric_types.rs` holds to independent SQL): the same
-/// question, through the binary, over the same mart.
+/// Cumulative and derived metrics, native and dbt's, give the same numbers on BigQuery's
+/// dialect as on DuckDB's (whose numbers `tests/metric_types.rs` and
+/// `tests/dbt_semantic_layer.rs` hold to independent SQL): the same question, through the
+/// binary, over the same mart.
 #[test]
 fn cumulative_and_derived_metrics_answer_the_same_on_bigquery() {
     let bq = OnBigQuery::new();
+    let manifest = common::repo_path("dbt/semantic_manifest.json")
+        .display()
+        .to_string();
+    let dbt = [("KPIBOT__DBT__SEMANTIC_MANIFEST", manifest.as_str())];
     for question in [
+        "new_accounts_organic last 14 days",
+        "user_days_28d last 3 months monthly by role",
+        "minutes_per_assignment last 8 weeks weekly by subject",
         "signups_mtd last 60 days by channel",
         "signups_mtd last 12 weeks weekly where channel=organic",
         "active_users_7d last 3 months monthly by role",
@@ -183,7 +198,7 @@ fn cumulative_and_derived_metrics_answer_the_same_on_bigquery() {
         "signups_wow last 8 weeks weekly",
     ] {
         let name = question.split_whitespace().next().unwrap();
-        let (ok, stdout, stderr) = bq.run(&["ask", question], &reports_dir());
+        let (ok, stdout, stderr) = bq.run_with(&["ask", question], &reports_dir(), &dbt);
         assert!(
             ok && stdout.contains(" rows → "),
             "{question}: {stdout}{stderr}"
@@ -196,6 +211,7 @@ fn cumulative_and_derived_metrics_answer_the_same_on_bigquery() {
             &[
                 ("KPIBOT__REPORTS__DIR", &reports_dir()),
                 ("KPIBOT__DELIVERY__FOLDER", "duck-out"),
+                dbt[0],
             ],
         );
         assert!(ok, "{question}: {stdout}{stderr}");

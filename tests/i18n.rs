@@ -24,7 +24,7 @@ use std::time::Duration;
 
 /// Words in Latin letters a Japanese text may carry outside code spans: the product's
 /// name, a timezone, and setting names (`limits.earliest_date`).
-const ALLOWED_WORDS: [&str; 6] = ["kpibot", "Asia", "Tokyo", "NaN", "YYYY", "DD"];
+const ALLOWED_WORDS: [&str; 7] = ["kpibot", "Asia", "Tokyo", "NaN", "YYYY", "DD", "SQL"];
 
 /// Every English word in `text` that is not code, a name from the catalog, data, or an
 /// allowed word: what a Japanese reader would find untranslated.

@@ -370,7 +370,27 @@ pub fn describe(viewer: &Viewer, name: &str, dialect: Dialect, locale: Locale) -
             })
             .collect();
         let gates = metric_gates(catalog, m, &metric_columns(m));
-        return Some(tr_mrkdwn!(
+        // What the data team wrote in dbt, for the table and the columns this person may
+        // see (a hidden dimension's column is not described either).
+        let mut documented: Vec<String> = m
+            .sources()
+            .iter()
+            .flat_map(|source| source.documentation.iter())
+            .filter(|(name, _)| {
+                !m.dimensions.contains_key(name) || visible.contains(&name.as_str())
+            })
+            .map(|(name, description)| {
+                tr_mrkdwn!(
+                    locale,
+                    "describe-documented",
+                    name = name.as_str(),
+                    description = description.as_str()
+                )
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        documented.retain(|line| seen.insert(line.clone()));
+        let text = tr_mrkdwn!(
             locale,
             "describe-metric",
             label = m.label.as_str(),
@@ -389,6 +409,14 @@ pub fn describe(viewer: &Viewer, name: &str, dialect: Dialect, locale: Locale) -
                 i18n::list(locale, &dims)
             }),
             who = who_may_see(&gates, viewer.policy, locale)
+        );
+        if documented.is_empty() {
+            return Some(text);
+        }
+        return Some(format!(
+            "{text}\n{}\n{}",
+            tr_mrkdwn!(locale, "describe-documentation"),
+            documented.join("\n")
         ));
     }
     let r = catalog.get(name).filter(|r| viewer.sees_report(r))?;

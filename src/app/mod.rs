@@ -100,6 +100,10 @@ impl App {
                 WarehouseKind::Duckdb => Dialect::DuckDb,
                 WarehouseKind::Bigquery => Dialect::BigQuery,
             },
+            dbt: crate::spec::dbt::DbtFiles {
+                semantic_manifest: self.settings.dbt.semantic_manifest.clone(),
+                manifest: self.settings.dbt.manifest.clone(),
+            },
         }
     }
 

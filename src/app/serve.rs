@@ -95,7 +95,7 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let dir = app.reports_dir().to_path_buf();
     // Before the load: a change while loading is picked up by the first reload.
-    let loaded_from = reload::fingerprint(&dir);
+    let loaded_from = reload::fingerprint(&dir, &app.spec_defaults());
     let (initial, broken) = catalog::load(&dir, &app.spec_defaults(), &Catalog::default())
         .with_context(|| format!("cannot load the reports in {}", dir.display()))?;
     for file in &broken {

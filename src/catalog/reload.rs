@@ -42,13 +42,19 @@ pub fn publish_counts(metrics: &Metrics, catalog: &Catalog, broken: usize) {
 /// `..data` to a new folder, even if every size and time stays the same.
 pub type Fingerprint = BTreeMap<PathBuf, (PathBuf, u64, Option<SystemTime>)>;
 
-/// The fingerprint of `dir` now. Take it before loading the catalog it goes with, so a
-/// change in between is seen by the next poll.
-pub fn fingerprint(dir: &Path) -> Fingerprint {
+/// The fingerprint of `dir` and of dbt's artifacts (`defaults.dbt`) now. Take it before
+/// loading the catalog it goes with, so a change in between is seen by the next poll.
+pub fn fingerprint(dir: &Path, defaults: &SpecDefaults) -> Fingerprint {
     // An unreadable folder fingerprints as empty; the reload that follows says why.
+    let dbt = [&defaults.dbt.semantic_manifest, &defaults.dbt.manifest];
+    let dbt = dbt.into_iter().flatten().map(|path| spec::SpecFile {
+        path: path.clone(),
+        target: std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
+    });
     spec::spec_files(dir)
         .unwrap_or_default()
         .into_iter()
+        .chain(dbt)
         .filter_map(|file| {
             let meta = std::fs::metadata(&file.target).ok()?;
             Some((file.path, (file.target, meta.len(), meta.modified().ok())))
@@ -120,7 +126,7 @@ pub async fn reload_loop(
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        let now = fingerprint(&dir);
+        let now = fingerprint(&dir, &defaults);
         if now == seen {
             continue;
         }
@@ -209,7 +215,7 @@ mod tests {
         configmap_version(&dir, "2026_12_05_10_00_00.000000001", &files, mtime);
 
         let defaults = SpecDefaults::duckdb(chrono_tz::Asia::Tokyo);
-        let loaded_from = fingerprint(&dir);
+        let loaded_from = fingerprint(&dir, &defaults);
         let (initial, broken) = load(&dir, &defaults, &Catalog::default()).unwrap();
         assert!(broken.is_empty(), "{:?}", broken[0].diagnostics);
         let title = |catalog: &SharedCatalog| {

@@ -140,6 +140,15 @@ pub async fn check(
             for note in scans.get(&file.path).into_iter().flatten() {
                 writeln!(out, "    {note}")?;
             }
+            for skipped in &file.unsupported {
+                let (line, column) = skipped.line_col(&file.source);
+                writeln!(
+                    out,
+                    "    not available ({}:{line}:{column}): {}",
+                    file.path.display(),
+                    skipped.message
+                )?;
+            }
             for alert in &file.alerts {
                 if let Some(slot) = next_slot(&alert.cron, alert.timezone, now) {
                     let definition = super::alerts::definition_line(&catalog, alert);

@@ -128,6 +128,8 @@ describe-metric =
     • Who may see it: { $who }
     • SQL (daily):
     { $sql }
+describe-documentation = • From dbt's documentation:
+describe-documented = {"    "}◦ `{ $name }`: { $description }
 describe-source = `{ $table }` (time column `{ $time_column }`)
 describe-report =
     {"*"}{ $title }* (`{ $name }`, report)

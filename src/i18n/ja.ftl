@@ -104,6 +104,8 @@ describe-metric =
     • 閲覧できる人: { $who }
     • SQL（日次）:
     { $sql }
+describe-documentation = • dbtのドキュメントより:
+describe-documented = {"    "}◦ `{ $name }`: { $description }
 describe-source = `{ $table }`（時刻列 `{ $time_column }`）
 describe-report =
     {"*"}{ $title }*（`{ $name }`、レポート）

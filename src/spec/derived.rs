@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::diagnostic::closest;
-use super::metric_kind::MetricKind;
+use super::metric::MetricKind;
 use super::{Diagnostic, LoadedFile, MetricSpec};
 
 /// Fills in every derived metric's inputs; a metric whose input is unknown or itself
@@ -47,7 +47,11 @@ pub fn link_derived(files: &mut [LoadedFile]) {
             }
             for (input, span) in derived.inputs.iter_mut().zip(spans) {
                 match bases.get(&input.metric) {
-                    Some(base) => input.linked = Some(Box::new(base.clone())),
+                    Some(base) => {
+                        let mut linked = base.clone();
+                        linked.fixed_filters.extend(input.filters.iter().cloned());
+                        input.linked = Some(Box::new(linked));
+                    }
                     None if derived_names.contains(&input.metric) => problems.push(
                         Diagnostic::new(
                             &file.path,

@@ -1,5 +1,8 @@
-//! `[[metric]]`: a mart table's time column, one measure and the dimensions `/kpi` may
-//! split or filter it by.
+//! `[[metric]]`: what a metric computes — a mart table's time column, one measure and
+//! the dimensions `/kpi` may split or filter it by — and, as dbt's MetricFlow defines
+//! them, `cumulative` metrics (a rolling window or grain-to-date, re-aggregated from the
+//! rows) and `derived` ones (an expression over other metrics, an input optionally
+//! offset in time). The TOML is read in `metric_read`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -8,8 +11,7 @@ use std::path::PathBuf;
 use super::access::Access;
 use super::alias::Alias;
 use super::chart::NumberFormat;
-use super::metric_kind::MetricKind;
-use super::walk::{Reader, Tbl, is_identifier};
+use super::expr::Expr;
 
 /// How a metric adds up its rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,13 @@ impl Measure {
     ];
 }
 
+/// A filter: `dimension = one of values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub dimension: String,
+    pub values: Vec<String>,
+}
+
 /// An ad-hoc metric: SQL is generated from this definition; identifiers come only from
 /// here, never from what a user typed.
 #[derive(Debug, Clone)]
@@ -46,6 +55,11 @@ pub struct MetricSpec {
     pub description: String,
     /// Simple, cumulative or derived.
     pub kind: MetricKind,
+    /// Filters always applied to the rows (a dbt metric's `filter`), as bound values.
+    pub fixed_filters: Vec<Filter>,
+    /// What the data team wrote about the table and its columns (dbt's `manifest.json`):
+    /// (table or column, description).
+    pub documentation: Vec<(String, String)>,
     /// The mart table, e.g. `mart.daily_active_users`. Empty for a derived metric, which
     /// reads its inputs' tables (see [`MetricSpec::sources`]).
     pub table: String,
@@ -69,44 +83,6 @@ pub struct MetricSpec {
     /// about the metric's query points.
     pub table_span: Range<usize>,
 }
-
-const METRIC_KEYS: [&str; 25] = [
-    "name",
-    "type",
-    "window",
-    "grain_to_date",
-    "period_agg",
-    "expr",
-    "inputs",
-    "label",
-    "aliases",
-    "description",
-    "table",
-    "time_column",
-    "measure",
-    "column",
-    "numerator",
-    "denominator",
-    "dimensions",
-    "format",
-    "owner",
-    "refreshed",
-    "tags",
-    "restricted",
-    "allowed_channels",
-    "allowed_users",
-    "allowed_usergroups",
-];
-
-/// Keys only a metric over a table has: a derived metric reads its inputs.
-const TABLE_KEYS: [&str; 6] = [
-    "table",
-    "time_column",
-    "measure",
-    "column",
-    "numerator",
-    "denominator",
-];
 
 impl MetricSpec {
     /// The metrics over a table this one reads: itself, or a derived metric's inputs.
@@ -142,244 +118,148 @@ pub fn measure_columns(measure: &Measure) -> Vec<&str> {
     }
 }
 
-impl Reader<'_> {
-    pub(super) fn metrics(&mut self, root: &Tbl) -> Option<Vec<MetricSpec>> {
-        self.array_of_tables(
-            root,
-            "metric",
-            "write each metric as `[[metric]]` with name, label, table, time_column and measure",
-            |r, t| r.metric(t),
-        )
+/// A metric's type (`type = "simple" | "cumulative" | "derived"` in TOML).
+#[derive(Debug, Clone, Default)]
+pub enum MetricKind {
+    /// The measure per bucket (a `ratio` measure is simple too).
+    #[default]
+    Simple,
+    Cumulative(Cumulative),
+    Derived(Derived),
+}
+
+impl MetricKind {
+    pub const NAMES: [&'static str; 3] = ["simple", "cumulative", "derived"];
+}
+
+/// A length of time: `7 days`, `1 month`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    pub count: u32,
+    pub unit: IntervalUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntervalUnit {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl IntervalUnit {
+    /// The unit as SQL's `INTERVAL n <unit>` spells it (the same in DuckDB and BigQuery).
+    pub fn sql(self) -> &'static str {
+        match self {
+            IntervalUnit::Day => "DAY",
+            IntervalUnit::Week => "WEEK",
+            IntervalUnit::Month => "MONTH",
+            IntervalUnit::Quarter => "QUARTER",
+            IntervalUnit::Year => "YEAR",
+        }
     }
 
-    pub(super) fn measure(&mut self, t: &Tbl) -> Option<Measure> {
-        let kind = self.choice(
-            t,
-            "measure",
-            &Measure::NAMES,
-            |s| Measure::NAMES.iter().copied().find(|n| *n == s),
-            None,
-        )?;
-        let column = self.string(t, "column", kind != "count" && kind != "ratio");
-        let column = column.map(|c| c.into_inner());
-        Some(match kind {
-            "sum" => Measure::Sum(column?),
-            "count" => Measure::Count(column),
-            "count_distinct" => Measure::CountDistinct(column?),
-            "avg" => Measure::Avg(column?),
-            "min" => Measure::Min(column?),
-            "max" => Measure::Max(column?),
-            _ => {
-                let numerator = self.table(t, "numerator", true);
-                let denominator = self.table(t, "denominator", true);
-                let part = |r: &mut Self, part: Option<Tbl>| -> Option<Measure> {
-                    let part = part?;
-                    r.check_keys(&part, &["measure", "column"]);
-                    match r.measure(&part)? {
-                        Measure::Ratio(..) => {
-                            r.error(part.anchor.clone(), "a ratio's parts cannot be ratios");
-                            None
-                        }
-                        m => Some(m),
-                    }
-                };
-                let numerator = part(self, numerator);
-                let denominator = part(self, denominator);
-                Measure::Ratio(Box::new(numerator?), Box::new(denominator?))
-            }
+    /// A unit's name as written in a spec or in dbt (`day`, `days`, `month`…).
+    pub fn parse(word: &str) -> Option<Self> {
+        Some(match word.to_ascii_lowercase().trim_end_matches('s') {
+            "day" => IntervalUnit::Day,
+            "week" => IntervalUnit::Week,
+            "month" => IntervalUnit::Month,
+            "quarter" => IntervalUnit::Quarter,
+            "year" => IntervalUnit::Year,
+            _ => return None,
         })
     }
+}
 
-    /// `[metric.dimensions]`: `role = "Role"` or `role = { label = "Role", aliases = […] }`.
-    #[allow(clippy::type_complexity)]
-    fn dimensions(
-        &mut self,
-        dims: &Tbl,
-    ) -> Option<(BTreeMap<String, String>, BTreeMap<String, Vec<Alias>>)> {
-        let mut labels = BTreeMap::new();
-        let mut aliases = BTreeMap::new();
-        let mut ok = true;
-        for (key, value) in dims.table.iter() {
-            let name = key.get_ref().to_string();
-            if !is_identifier(&name) {
-                self.error(key.span(), format!("`{name}` is not a column name"))
-                    .hint = Some("dimension names are columns: letters, digits and `_`".into());
-                ok = false;
-                continue;
-            }
-            if let Some(label) = value.get_ref().as_str() {
-                labels.insert(name, label.to_string());
-                continue;
-            }
-            let Some(table) = value.get_ref().as_table() else {
-                self.error(
-                    value.span(),
-                    "a dimension's value is its label, or a table with `label` and `aliases`",
-                )
-                .hint = Some(
-                    "write e.g. `role = \"Role\"` or `role = { label = \"Role\", aliases = [\"ロール\"] }`"
-                        .into(),
-                );
-                ok = false;
-                continue;
-            };
-            let t = Tbl {
-                table,
-                name: format!("{}.{name}", dims.name),
-                anchor: key.span(),
-            };
-            self.check_keys(&t, &["label", "aliases"]);
-            match (self.string(&t, "label", true), self.aliases(&t)) {
-                (Some(label), Some(names)) => {
-                    labels.insert(name.clone(), label.into_inner());
-                    aliases.insert(name, names);
-                }
-                _ => ok = false,
-            }
-        }
-        ok.then_some((labels, aliases))
+impl Interval {
+    /// `7 days`, `1 month`, `2 weeks`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut words = text.split_whitespace();
+        let count: u32 = words.next()?.parse().ok().filter(|n| *n > 0)?;
+        let unit = IntervalUnit::parse(words.next()?)?;
+        words.next().is_none().then_some(Interval { count, unit })
     }
 
-    pub(super) fn metric(&mut self, t: &Tbl) -> Option<MetricSpec> {
-        self.check_keys(t, &METRIC_KEYS);
-        let kind_name = self.choice(
-            t,
-            "type",
-            &MetricKind::NAMES,
-            |s| MetricKind::NAMES.iter().copied().find(|n| *n == s),
-            Some("simple"),
-        )?;
-        let derived = kind_name == "derived";
-        if derived {
-            for key in TABLE_KEYS {
-                if let Some(value) = Self::lookup(t, key) {
-                    self.error(
-                        value.span(),
-                        format!("a derived metric has no `{key}`: it reads its inputs"),
-                    )
-                    .hint =
-                        Some("name the input metrics in `expr`; each brings its own table".into());
-                }
-            }
-        }
-        if kind_name != "cumulative" {
-            for key in ["window", "grain_to_date", "period_agg"] {
-                if let Some(value) = Self::lookup(t, key) {
-                    self.error(
-                        value.span(),
-                        format!("`{key}` belongs to a cumulative metric"),
-                    )
-                    .hint = Some("add `type = \"cumulative\"`, or remove it".into());
-                }
-            }
-        }
-        if !derived {
-            for key in ["expr", "inputs"] {
-                if let Some(value) = Self::lookup(t, key) {
-                    self.error(value.span(), format!("`{key}` belongs to a derived metric"))
-                        .hint = Some("add `type = \"derived\"`, or remove it".into());
-                }
-            }
-        }
-        let kind = match kind_name {
-            "cumulative" => self.cumulative(t).map(MetricKind::Cumulative),
-            "derived" => self.derived(t).map(MetricKind::Derived),
-            _ => Some(MetricKind::Simple),
-        };
-        let name = self.string(t, "name", true);
-        let label = self.string(t, "label", true);
-        let description = self.string(t, "description", false);
-        let (table, time_column, measure) = if derived {
-            (None, None, Some(Measure::Count(None)))
+    /// `7 days`, as the spec would write it.
+    pub fn words(&self) -> String {
+        let unit = format!("{:?}", self.unit).to_lowercase();
+        if self.count == 1 {
+            format!("1 {unit}")
         } else {
-            (
-                self.string(t, "table", true),
-                self.string(t, "time_column", true),
-                self.measure(t),
-            )
-        };
-        let format = self.choice(
-            t,
-            "format",
-            &NumberFormat::NAMES,
-            NumberFormat::parse,
-            Some(NumberFormat::Integer),
-        );
-        let owner = self.string(t, "owner", true);
-        let refreshed = self.string(t, "refreshed", false);
-        let tags = self.string_list(t, "tags");
-        let access = self.access(t);
-        let aliases = self.aliases(t);
-        let dimensions = match self.table(t, "dimensions", false) {
-            None => Some((BTreeMap::new(), BTreeMap::new())),
-            Some(dims) => self.dimensions(&dims),
-        };
-        let name = name?;
-        if !is_identifier(name.get_ref()) {
-            self.error(name.span(), format!("`{}` cannot be a metric name", name.get_ref()))
-                .hint = Some("use letters, digits and `_`, e.g. `active_users`: it is what people type after /kpi".into());
-            return None;
+            format!("{} {unit}s", self.count)
         }
-        for column in [&table, &time_column].into_iter().flatten() {
-            let ok = column.get_ref().split('.').all(is_identifier);
-            if !ok {
-                self.error(
-                    column.span(),
-                    format!("`{}` is not a table or column name", column.get_ref()),
-                )
-                .hint = Some(
-                    "write names only (e.g. `mart.daily_active_users`); the SQL is generated"
-                        .into(),
-                );
-                return None;
-            }
-        }
-        let measure = measure?;
-        for column in measure_columns(&measure) {
-            if !is_identifier(column) {
-                self.error(t.anchor.clone(), format!("`{column}` is not a column name"));
-                return None;
-            }
-        }
-        let kind = kind?;
-        if matches!(kind, MetricKind::Cumulative(_)) && matches!(measure, Measure::Ratio(..)) {
-            self.error(
-                t.anchor.clone(),
-                "a cumulative metric accumulates one measure, not a ratio",
-            )
-            .hint = Some("make two cumulative metrics and a derived metric dividing them".into());
-            return None;
-        }
-        let (table, table_span, time_column) = match &kind {
-            MetricKind::Derived(d) => (String::new(), d.span.clone(), String::new()),
-            _ => {
-                let table = table?;
-                (
-                    table.get_ref().clone(),
-                    table.span(),
-                    time_column?.into_inner(),
-                )
-            }
-        };
-        let dimensions = dimensions?;
-        Some(MetricSpec {
-            name: name.into_inner(),
-            label: label?.into_inner(),
-            description: description.map(|d| d.into_inner()).unwrap_or_default(),
-            kind,
-            table_span,
-            table,
-            time_column,
-            measure,
-            dimensions: dimensions.0,
-            dimension_aliases: dimensions.1,
-            aliases: aliases?,
-            format: format?,
-            owner: owner?.into_inner(),
-            refreshed: refreshed.map(|r| r.into_inner()).unwrap_or_default(),
-            tags: tags?,
-            access: access?,
-            path: self.path.to_path_buf(),
+    }
+}
+
+/// How a cumulative metric accumulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accumulate {
+    /// The rows of the last `window` up to and including each day.
+    Window(Interval),
+    /// The rows from the start of the day's week, month, quarter or year to the day.
+    ToDate(IntervalUnit),
+}
+
+/// Which day's value stands for a week or a month of a cumulative metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodAgg {
+    First,
+    Last,
+    Average,
+}
+
+impl PeriodAgg {
+    pub const NAMES: [&'static str; 3] = ["first", "last", "average"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "first" => PeriodAgg::First,
+            "last" => PeriodAgg::Last,
+            "average" => PeriodAgg::Average,
+            _ => return None,
         })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cumulative {
+    pub accumulate: Accumulate,
+    pub period_agg: PeriodAgg,
+}
+
+/// An expression over other metrics.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    pub expr: Expr,
+    /// As written, for `/kpi describe`.
+    pub text: String,
+    /// Where the expression's characters start in the file, when it can be pointed into.
+    pub text_offset: Option<usize>,
+    pub span: Range<usize>,
+    /// One per name in the expression, in order of first appearance.
+    pub inputs: Vec<DerivedInput>,
+}
+
+/// One name of a derived metric's expression: the metric it stands for, shifted by
+/// `offset` (the value at a date is the metric's value `offset` earlier).
+#[derive(Debug, Clone)]
+pub struct DerivedInput {
+    /// The name as the expression writes it (a metric's name, or an `alias`).
+    pub name: String,
+    pub metric: String,
+    pub offset: Option<Interval>,
+    /// Filters on this input only (a dbt input's `filter`), added to the linked metric's.
+    pub filters: Vec<super::metric::Filter>,
+    /// The input metric itself, filled in once every file is read
+    /// ([`super::derived::link_derived`]).
+    pub linked: Option<Box<MetricSpec>>,
+}
+
+impl Derived {
+    /// The input metrics, once linked.
+    pub fn linked(&self) -> impl Iterator<Item = &MetricSpec> {
+        self.inputs.iter().filter_map(|i| i.linked.as_deref())
     }
 }

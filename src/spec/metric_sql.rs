@@ -45,12 +45,7 @@ impl Grain {
     }
 }
 
-/// A filter: `dimension = one of values`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filter {
-    pub dimension: String,
-    pub values: Vec<String>,
-}
+pub use crate::spec::metric::Filter;
 
 /// A quoted identifier; `mart.table` keeps its dot.
 fn quote(dialect: Dialect, name: &str) -> String {
@@ -178,24 +173,30 @@ fn start_of(dialect: Dialect, unit: IntervalUnit, date: &str) -> String {
     }
 }
 
-/// The `dimension = one of values` conditions, each value a parameter.
-fn filter_conditions(shape: &Shape, params: &mut Params) -> Vec<String> {
+/// The `dimension = one of values` conditions, each value a parameter named after
+/// `prefix`.
+fn filter_conditions(
+    dialect: Dialect,
+    filters: &[Filter],
+    prefix: &str,
+    params: &mut Params,
+) -> Vec<String> {
     let mut conditions = Vec::new();
-    for (i, filter) in shape.filters.iter().enumerate() {
+    for (i, filter) in filters.iter().enumerate() {
         let names: Vec<String> = filter
             .values
             .iter()
             .enumerate()
             .map(|(j, value)| {
-                let name = format!("filter_{i}_{j}");
+                let name = format!("{prefix}_{i}_{j}");
                 params.insert(name.clone(), ParamValue::Text(value.clone()));
                 format!("@{name}")
             })
             .collect();
         conditions.push(format!(
             "CAST({} AS {}) IN ({})",
-            quote(shape.dialect, &filter.dimension),
-            text_type(shape.dialect),
+            quote(dialect, &filter.dimension),
+            text_type(dialect),
             names.join(", ")
         ));
     }
@@ -208,6 +209,7 @@ fn table_select(
     shape: &Shape,
     metric: &MetricSpec,
     shift: Option<Interval>,
+    input: Option<usize>,
     params: &mut Params,
 ) -> String {
     let dialect = shape.dialect;
@@ -224,7 +226,18 @@ fn table_select(
         )
     });
     let group = if shape.by.is_some() { "1, 2" } else { "1" };
-    let filters = filter_conditions(shape, params);
+    let mut filters = filter_conditions(dialect, shape.filters, "filter", params);
+    // The metric's own filters (a dbt metric's `filter`), named apart per input.
+    let fixed = match input {
+        Some(k) => format!("input_{k}_fixed"),
+        None => "fixed".to_string(),
+    };
+    filters.extend(filter_conditions(
+        dialect,
+        &metric.fixed_filters,
+        &fixed,
+        params,
+    ));
     let table = quote(dialect, &metric.table);
     let value = aggregate(dialect, &metric.measure);
     let cumulative = match &metric.kind {
@@ -318,7 +331,7 @@ fn derived_select(shape: &Shape, derived: &Derived, params: &mut Params) -> Stri
         let Some(metric) = input.linked.as_deref() else {
             continue;
         };
-        let select = table_select(shape, metric, input.offset, params);
+        let select = table_select(shape, metric, input.offset, Some(k), params);
         with.push(format!("input_{k} AS (\n{select}\n)"));
         union.push(format!("SELECT {keys} FROM input_{k}"));
         let mut on = format!("input_{k}.{PERIOD_COLUMN} = all_keys.{PERIOD_COLUMN}");
@@ -375,7 +388,7 @@ pub fn metric_sql(
     let mut params = Params::new();
     let body = match &metric.kind {
         MetricKind::Derived(derived) => derived_select(&shape, derived, &mut params),
-        _ => table_select(&shape, metric, None, &mut params),
+        _ => table_select(&shape, metric, None, None, &mut params),
     };
     let order = if by.is_some() { "1, 2" } else { "1" };
     (format!("{body}\nORDER BY {order}\n"), params)
@@ -392,6 +405,8 @@ mod tests {
             label: "Active users".into(),
             description: String::new(),
             kind: MetricKind::Simple,
+            fixed_filters: Vec::new(),
+            documentation: Vec::new(),
             table: "mart.daily_active_users".into(),
             time_column: "activity_date".into(),
             measure,

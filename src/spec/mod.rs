@@ -10,13 +10,15 @@ pub mod alert_checks;
 mod alert_condition;
 pub mod alias;
 pub mod chart;
+pub mod dbt;
+mod dbt_json;
 pub mod derived;
 pub mod diagnostic;
 pub mod expr;
 pub mod files;
 pub mod freshness;
 pub mod metric;
-pub mod metric_kind;
+mod metric_read;
 pub mod metric_sql;
 pub mod names;
 pub mod period;
@@ -43,10 +45,8 @@ pub use chart::{
 pub use diagnostic::Diagnostic;
 pub use files::{SpecFile, spec_files, spec_paths};
 pub use freshness::FreshnessSpec;
+pub use metric::{Accumulate, Cumulative, Derived, Interval, IntervalUnit, MetricKind, PeriodAgg};
 pub use metric::{Measure, MetricSpec, measure_columns};
-pub use metric_kind::{
-    Accumulate, Cumulative, Derived, Interval, IntervalUnit, MetricKind, PeriodAgg,
-};
 pub use period::{Period, Window};
 pub use policy::PolicySpec;
 pub use query::{DEFAULT_PERIOD, PROVIDED_PARAMETERS, QuerySpec};
@@ -60,6 +60,8 @@ pub struct SpecDefaults {
     pub timezone: Tz,
     /// The warehouse's SQL dialect, in which report SQL is read.
     pub dialect: Dialect,
+    /// dbt's artifacts, whose metrics join the catalog.
+    pub dbt: dbt::DbtFiles,
 }
 
 impl SpecDefaults {
@@ -68,6 +70,7 @@ impl SpecDefaults {
         Self {
             timezone,
             dialect: Dialect::DuckDb,
+            dbt: dbt::DbtFiles::default(),
         }
     }
 }
@@ -86,6 +89,9 @@ pub struct LoadedFile {
     /// The `[[alert]]` entries of the file.
     pub alerts: Vec<AlertSpec>,
     pub diagnostics: Vec<Diagnostic>,
+    /// What the file defines that kpibot cannot compute (a dbt manifest's conversion
+    /// metrics…), each with its reason: listed by `check`, not an error in the file.
+    pub unsupported: Vec<Diagnostic>,
 }
 
 impl LoadedFile {
@@ -144,6 +150,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
             Err(error) => not_utf8(&path, &error),
         });
     }
+    files.extend(dbt::load(&defaults.dbt));
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
     derived::link_derived(&mut files);
@@ -244,6 +251,7 @@ fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> LoadedFile {
         policies: Vec::new(),
         alerts: Vec::new(),
         diagnostics: vec![diagnostic],
+        unsupported: Vec::new(),
     }
 }
 
@@ -267,6 +275,7 @@ pub fn load_source(path: &Path, source: String, defaults: &SpecDefaults) -> Load
         policies: if valid { read.policies } else { Vec::new() },
         alerts: if valid { read.alerts } else { Vec::new() },
         diagnostics,
+        unsupported: Vec::new(),
         source,
     }
 }

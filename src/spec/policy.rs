@@ -183,6 +183,7 @@ pub fn base_columns(metric: &MetricSpec) -> Vec<&str> {
     for source in metric.sources() {
         columns.push(source.time_column.as_str());
         columns.extend(measure_columns(&source.measure));
+        columns.extend(source.fixed_filters.iter().map(|f| f.dimension.as_str()));
     }
     columns
 }
