@@ -11,7 +11,8 @@ use crate::i18n::{self, Locale};
 use crate::render::actions::{Actions, Asked};
 use crate::render::{self, ChartData, RenderError, Rendered, RunFacts, ShapeError};
 use crate::spec::period::{PeriodError, WindowLimits};
-use crate::spec::{Compare, Period, ReportSpec, Window};
+use crate::spec::target::{self, PaceMethod, Pacing, TargetSpec};
+use crate::spec::{Compare, Goal, Headline, Period, ReportSpec, Window};
 use crate::warehouse::reads::Reads;
 use crate::warehouse::{ParamValue, Params, QueryJob, Table, Trigger, Warehouse, WarehouseError};
 
@@ -83,6 +84,46 @@ pub struct RunOutcome {
     /// The query returned nothing to chart: the image and message say "no data".
     pub no_data: bool,
     pub elapsed: Duration,
+}
+
+/// The pacing of a run against its metric's target: the value to date over the days that
+/// have data (a window running into today counts to the last day with data), and for
+/// last year's shape the same period a year earlier, queried the same way.
+#[allow(clippy::too_many_arguments)]
+async fn pace(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    target: &TargetSpec,
+    window: Window,
+    data: &ChartData,
+    to_date: f64,
+    run_date: NaiveDate,
+    options: &RunOptions,
+) -> Result<Option<Pacing>, PipelineError> {
+    let through = data
+        .headline(Headline::Last)
+        .and_then(|(_, at)| at?.parse::<NaiveDate>().ok())
+        .filter(|d| *d >= window.start && *d <= window.end)
+        .unwrap_or(window.end);
+    let paced = Window {
+        start: window.start,
+        end: through,
+    };
+    if target.per.around(window.start).0 != window.start {
+        return Ok(None);
+    }
+    let last_year = if target.pace == PaceMethod::LastYear {
+        let (whole, so_far) = target::last_year_windows(paced, target.per);
+        let (_, whole_data) = query_window(warehouse, spec, whole, run_date, options).await?;
+        let (_, so_far_data) = query_window(warehouse, spec, so_far, run_date, options).await?;
+        whole_data
+            .headline(spec.chart.headline)
+            .zip(so_far_data.headline(spec.chart.headline))
+            .map(|((w, _), (s, _))| (w, s))
+    } else {
+        None
+    };
+    Ok(target::pacing(target, paced, to_date, last_year))
 }
 
 /// What went wrong at the warehouse, in words that fit the failure.
@@ -432,8 +473,26 @@ pub async fn run(
         }
         _ => None,
     };
+    let pacing = match (&spec.target, &headline) {
+        (Some(target), Some((to_date, _))) => {
+            pace(
+                warehouse, spec, target, window, &data, *to_date, run_date, options,
+            )
+            .await?
+        }
+        _ => None,
+    };
     // Drawing and encoding the PNG is CPU work too: off the async workers.
-    let (owned_spec, channel, thread) = (spec.clone(), options.channel.clone(), options.thread);
+    let (mut owned_spec, channel, thread) = (spec.clone(), options.channel.clone(), options.thread);
+    if let Some(p) = &pacing {
+        // A to-date series climbs toward its target: draw it.
+        if spec.chart.headline == Headline::Last && owned_spec.chart.goal.is_none() {
+            owned_spec.chart.goal = Some(Goal {
+                value: p.target,
+                label: Some(crate::tr!(locale, "chart-target")),
+            });
+        }
+    }
     let actions = options.actions.clone().unwrap_or_else(|| Actions {
         asked: Asked::report(&spec.id, options.period.unwrap_or(spec.query.period)),
         dimensions: Vec::new(),
@@ -451,6 +510,7 @@ pub async fn run(
             slot,
             thread,
             actions: Some(actions),
+            pacing,
         });
         (table, data, drawn)
     })

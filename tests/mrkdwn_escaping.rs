@@ -250,6 +250,7 @@ fn rendered_message(spec: &kpibot::spec::ReportSpec, table: &Table, value: &str)
         slot: "2026-11-26T09:00:00+09:00".into(),
         thread: false,
         actions: None,
+        pacing: None,
     })
     .expect("rendered");
     rendered.message

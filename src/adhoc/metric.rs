@@ -9,7 +9,7 @@ use crate::i18n::{self, Locale};
 use crate::spec::diagnostic::closest;
 use crate::spec::{
     ChartKind, ChartSpec, Column, Compare, Currency, Definition, Headline, MetricKind, MetricSpec,
-    Period, QuerySpec, ReportSpec, SlackChart,
+    Period, QuerySpec, ReportSpec, SlackChart, TargetSpec,
 };
 use crate::warehouse::reads::read_sql;
 use crate::warehouse::{Dialect, Params};
@@ -52,6 +52,7 @@ pub fn metric_report(
     dialect: Dialect,
     timezone: Tz,
     visible: &[&str],
+    target: Option<&TargetSpec>,
     locale: Locale,
 ) -> Result<(ReportSpec, Params), String> {
     // Whether a dimension exists is checked against all of them (access is decided later,
@@ -173,6 +174,10 @@ pub fn metric_report(
         schedules: Vec::new(),
         freshness: None,
         access: metric.access.clone(),
+        // Paced only unsplit: a target is for the total (or its one filtered value).
+        target: target
+            .filter(|t| query.by.is_none() && t.applies_to(&query.filters))
+            .cloned(),
     };
     Ok((spec, params))
 }

@@ -26,6 +26,8 @@ pub struct Catalog {
     metrics: BTreeMap<String, MetricSpec>,
     policies: Vec<PolicySpec>,
     alerts: BTreeMap<String, AlertSpec>,
+    /// Every metric's targets.
+    targets: Vec<spec::TargetSpec>,
     /// Files that may declare policies but cannot be loaded, with no last good version of
     /// their policies: who may see what cannot be told, so every flow fails closed until
     /// they are fixed.
@@ -43,7 +45,26 @@ impl Catalog {
             valid.clone().flat_map(|f| f.metrics.clone()),
             valid.clone().flat_map(|f| f.policies.clone()),
         )
-        .with_alerts(valid.flat_map(|f| f.alerts.clone()))
+        .with_alerts(valid.clone().flat_map(|f| f.alerts.clone()))
+        .with_targets(valid.flat_map(|f| f.targets.clone()))
+    }
+
+    /// This catalog with these targets.
+    pub fn with_targets(mut self, targets: impl IntoIterator<Item = spec::TargetSpec>) -> Self {
+        self.targets = targets.into_iter().collect();
+        self
+    }
+
+    /// The target a question on `metric` with these filters (and no split) is paced
+    /// against, if one is set.
+    pub fn target_for(
+        &self,
+        metric: &str,
+        filters: &[spec::metric::Filter],
+    ) -> Option<&spec::TargetSpec> {
+        self.targets
+            .iter()
+            .find(|t| t.metric == metric && t.applies_to(filters))
     }
 
     /// This catalog with these alerts.
@@ -73,6 +94,7 @@ impl Catalog {
             metrics: metrics.into_iter().map(|m| (m.name.clone(), m)).collect(),
             policies: policies.into_iter().collect(),
             alerts: BTreeMap::new(),
+            targets: Vec::new(),
             unreadable_policy_files: Vec::new(),
             names: std::sync::OnceLock::new(),
         }
@@ -165,6 +187,7 @@ pub fn merge_catalog<'f>(
     let mut metrics = Vec::new();
     let mut policies = Vec::new();
     let mut alerts = Vec::new();
+    let mut targets = Vec::new();
     let mut broken = Vec::new();
     let mut unreadable = Vec::new();
     for file in files {
@@ -173,6 +196,7 @@ pub fn merge_catalog<'f>(
             metrics.extend(file.metrics.iter().cloned());
             policies.extend(file.policies.iter().cloned());
             alerts.extend(file.alerts.iter().cloned());
+            targets.extend(file.targets.iter().cloned());
             continue;
         }
         broken.push(file);
@@ -182,6 +206,13 @@ pub fn merge_catalog<'f>(
         }
         metrics.extend(previous.metrics().filter(|m| m.path == file.path).cloned());
         alerts.extend(previous.alerts().filter(|a| a.path == file.path).cloned());
+        targets.extend(
+            previous
+                .targets
+                .iter()
+                .filter(|t| t.path == file.path)
+                .cloned(),
+        );
         let kept: Vec<PolicySpec> = previous
             .policies()
             .iter()
@@ -193,7 +224,9 @@ pub fn merge_catalog<'f>(
         }
         policies.extend(kept);
     }
-    let mut catalog = Catalog::from_specs(reports, metrics, policies).with_alerts(alerts);
+    let mut catalog = Catalog::from_specs(reports, metrics, policies)
+        .with_alerts(alerts)
+        .with_targets(targets);
     catalog.unreadable_policy_files = unreadable;
     (catalog, broken)
 }

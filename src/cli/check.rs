@@ -136,6 +136,14 @@ pub async fn check(
             if !alerts.is_empty() {
                 parts.push(format!("{} alert(s): {}", alerts.len(), alerts.join(", ")));
             }
+            if !file.targets.is_empty() {
+                let targets: Vec<&str> = file.targets.iter().map(|t| t.metric.as_str()).collect();
+                parts.push(format!(
+                    "{} target(s): {}",
+                    targets.len(),
+                    targets.join(", ")
+                ));
+            }
             writeln!(out, "✓ {}  ({})", file.path.display(), parts.join("; "))?;
             for note in scans.get(&file.path).into_iter().flatten() {
                 writeln!(out, "    {note}")?;

@@ -4,6 +4,9 @@
 ## Charts and report messages
 
 chart-no-data = No data for { $window }
+chart-target = Target
+target-line-linear = 🎯 Target { $target } for { $period }: { $to_date } so far, *{ $attainment }* attained · on pace for { $projected } (*{ $pace }*), at the rate of { $elapsed } of { $days } days
+target-line-last-year = 🎯 Target { $target } for { $period }: { $to_date } so far, *{ $attainment }* attained · on pace for { $projected } (*{ $pace }*), as the same period grew last year
 chart-goal = Goal
 chart-other-series = other ({ $count })
 chart-more-rows = { $count ->

@@ -4,6 +4,9 @@
 ## グラフとレポートのメッセージ
 
 chart-no-data = { $window } のデータはありません
+chart-target = 目標
+target-line-linear = 🎯 目標 { $target }（{ $period }）: 現在 { $to_date }、達成率 *{ $attainment }* · 着地見込み { $projected }（*{ $pace }*、{ $days }日中{ $elapsed }日のペースから）
+target-line-last-year = 🎯 目標 { $target }（{ $period }）: 現在 { $to_date }、達成率 *{ $attainment }* · 着地見込み { $projected }（*{ $pace }*、昨年同期の伸び方から）
 chart-goal = 目標
 chart-other-series = その他（{ $count }）
 chart-more-rows = …ほか { $count } 行

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::i18n::{self, Locale};
-use crate::spec::{ChartKind, Headline, ReportSpec, SlackChart, Window};
+use crate::spec::{ChartKind, Headline, PaceMethod, Pacing, ReportSpec, SlackChart, Window};
 use crate::tr;
 use crate::warehouse::Table;
 
@@ -172,6 +172,8 @@ pub struct RunFacts<'a> {
     pub thread: bool,
     /// The buttons and menus under the chart.
     pub actions: Option<Actions>,
+    /// Where the period stands against the metric's target, when the run is paced.
+    pub pacing: Option<Pacing>,
 }
 
 /// What the chart shows, in words: the title and each series' latest value, so the post
@@ -308,10 +310,55 @@ pub fn render_run(facts: RunFacts<'_>) -> Result<Rendered, RenderError> {
             }
         },
     };
-    Ok(Rendered::from_facts(
-        &message,
-        facts.thread,
-        png,
-        facts.table.to_csv(),
-    ))
+    let mut rendered = Rendered::from_facts(&message, facts.thread, png, facts.table.to_csv());
+    if let Some(pacing) = facts.pacing {
+        rendered.add_pacing(&pacing, style);
+    }
+    Ok(rendered)
+}
+
+impl Rendered {
+    /// The pacing line under the title (target, attainment, projection and its method)
+    /// and the same numbers in the message's metadata, for machines.
+    fn add_pacing(&mut self, pacing: &Pacing, style: NumberStyle) {
+        let locale = self.locale;
+        let percent = |v: f64| format!("{:.0}%", v * 100.0);
+        let key = match pacing.method {
+            PaceMethod::Linear => "target-line-linear",
+            PaceMethod::LastYear => "target-line-last-year",
+        };
+        let line = crate::tr_mrkdwn!(
+            locale,
+            key,
+            target = style.value(pacing.target),
+            period = i18n::date_range(locale, pacing.period_start, pacing.period_end),
+            to_date = style.value(pacing.to_date),
+            attainment = percent(pacing.attainment),
+            projected = style.value(pacing.projected),
+            pace = percent(pacing.pace),
+            elapsed = i64::from(pacing.elapsed_days),
+            days = i64::from(pacing.period_days)
+        );
+        self.context_under_title(&Mrkdwn::formatted(line));
+        let numbers = serde_json::json!({
+            "value": pacing.target,
+            "period_start": pacing.period_start.to_string(),
+            "period_end": pacing.period_end.to_string(),
+            "to_date": pacing.to_date,
+            "attainment": pacing.attainment,
+            "projected": pacing.projected,
+            "pace": pacing.pace,
+            "elapsed_days": pacing.elapsed_days,
+            "period_days": pacing.period_days,
+            "method": match pacing.method {
+                PaceMethod::Linear => "linear",
+                PaceMethod::LastYear => "last_year",
+            },
+        });
+        for message in std::iter::once(&mut self.message).chain(self.image_message.as_mut()) {
+            if let Some(payload) = message["metadata"]["event_payload"].as_object_mut() {
+                payload.insert("target".into(), numbers.clone());
+            }
+        }
+    }
 }

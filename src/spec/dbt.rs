@@ -69,6 +69,7 @@ pub fn load(files: &DbtFiles) -> Option<LoadedFile> {
         metrics: Vec::new(),
         policies: Vec::new(),
         alerts: Vec::new(),
+        targets: Vec::new(),
         diagnostics: Vec::new(),
         unsupported: Vec::new(),
     };

@@ -27,6 +27,7 @@ pub mod policy_checks;
 pub mod query;
 pub mod report;
 pub mod schedule;
+pub mod target;
 mod walk;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,7 @@ pub use policy::PolicySpec;
 pub use query::{DEFAULT_PERIOD, PROVIDED_PARAMETERS, QuerySpec};
 pub use report::{Definition, ReportSpec};
 pub use schedule::ScheduleSpec;
+pub use target::{PaceMethod, Pacing, TargetPeriod, TargetSpec};
 pub use walk::is_identifier;
 
 /// Settings that fill in what a spec leaves out.
@@ -88,6 +90,8 @@ pub struct LoadedFile {
     pub policies: Vec<PolicySpec>,
     /// The `[[alert]]` entries of the file.
     pub alerts: Vec<AlertSpec>,
+    /// The `[[target]]` entries of the file.
+    pub targets: Vec<target::TargetSpec>,
     pub diagnostics: Vec<Diagnostic>,
     /// What the file defines that kpibot cannot compute (a dbt manifest's conversion
     /// metrics…), each with its reason: listed by `check`, not an error in the file.
@@ -101,7 +105,8 @@ impl LoadedFile {
             && (self.spec.is_some()
                 || !self.metrics.is_empty()
                 || !self.policies.is_empty()
-                || !self.alerts.is_empty())
+                || !self.alerts.is_empty()
+                || !self.targets.is_empty())
     }
 }
 
@@ -154,6 +159,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     flag_duplicate_ids(&mut files);
     flag_metric_name_clashes(&mut files);
     derived::link_derived(&mut files);
+    target::link_targets(&mut files);
     names::flag_alias_clashes(&mut files);
     policy_checks::flag_policy_problems(&mut files);
     alert_checks::flag_alert_problems(&mut files, defaults.dialect);
@@ -250,6 +256,7 @@ fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> LoadedFile {
         metrics: Vec::new(),
         policies: Vec::new(),
         alerts: Vec::new(),
+        targets: Vec::new(),
         diagnostics: vec![diagnostic],
         unsupported: Vec::new(),
     }
@@ -274,6 +281,7 @@ pub fn load_source(path: &Path, source: String, defaults: &SpecDefaults) -> Load
         metrics: if valid { read.metrics } else { Vec::new() },
         policies: if valid { read.policies } else { Vec::new() },
         alerts: if valid { read.alerts } else { Vec::new() },
+        targets: if valid { read.targets } else { Vec::new() },
         diagnostics,
         unsupported: Vec::new(),
         source,

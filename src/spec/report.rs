@@ -40,6 +40,9 @@ pub struct ReportSpec {
     pub freshness: Option<FreshnessSpec>,
     /// Who may ask for this report with `/kpi` (scheduled posts are not affected).
     pub access: Access,
+    /// The metric's target over its period (an answer on a metric): a run whose window is
+    /// that period to date shows its pacing, and a to-date series the target as its goal.
+    pub target: Option<super::target::TargetSpec>,
 }
 
 /// The data definition shown to readers: where the numbers come from.
@@ -77,6 +80,7 @@ pub(super) struct FileSpecs {
     pub metrics: Vec<MetricSpec>,
     pub policies: Vec<PolicySpec>,
     pub alerts: Vec<AlertSpec>,
+    pub targets: Vec<super::target::TargetSpec>,
     pub errors: Vec<Diagnostic>,
 }
 
@@ -124,15 +128,17 @@ pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> F
     let metrics = r.metrics(&root).unwrap_or_default();
     let policies = r.policies(&root).unwrap_or_default();
     let has = |key: &str| root.table.iter().any(|(k, _)| k.get_ref().as_ref() == key);
-    if (has("metric") || has("policy") || has("alert")) && !has("query") {
-        // A file of metrics, policies and alerts only.
-        r.check_keys(&root, &["metric", "policy", "alert"]);
+    if (has("metric") || has("policy") || has("alert") || has("target")) && !has("query") {
+        // A file of metrics, policies, alerts and targets only.
+        r.check_keys(&root, &["metric", "policy", "alert", "target"]);
         let alerts = r.alerts(&root, defaults.timezone).unwrap_or_default();
+        let targets = r.targets(&root).unwrap_or_default();
         return FileSpecs {
             spec: None,
             metrics,
             policies,
             alerts,
+            targets,
             errors: r.errors,
         };
     }
@@ -197,6 +203,7 @@ pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> F
             schedules: schedules?,
             freshness: freshness?,
             access: access?,
+            target: None,
         })
     })();
     FileSpecs {
@@ -204,6 +211,7 @@ pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> F
         metrics,
         policies,
         alerts,
+        targets: Vec::new(),
         errors: r.errors,
     }
 }
