@@ -473,15 +473,18 @@ pub async fn run(
         }
         _ => None,
     };
-    let pacing = match (&spec.target, &headline) {
-        (Some(target), Some((to_date, _))) => {
-            pace(
+    let mut pacing = None;
+    if let Some((to_date, _)) = &headline {
+        for target in &spec.targets {
+            pacing = pace(
                 warehouse, spec, target, window, &data, *to_date, run_date, options,
             )
-            .await?
+            .await?;
+            if pacing.is_some() {
+                break;
+            }
         }
-        _ => None,
-    };
+    }
     // Drawing and encoding the PNG is CPU work too: off the async workers.
     let (mut owned_spec, channel, thread) = (spec.clone(), options.channel.clone(), options.thread);
     if let Some(p) = &pacing {

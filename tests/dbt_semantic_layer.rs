@@ -330,3 +330,88 @@ fn a_changed_manifest_is_seen_by_hot_reload() {
         kpibot::catalog::reload::fingerprint(reports.path(), &defaults)
     );
 }
+
+/// Whatever is in the manifest, the rest of the bot keeps working: a manifest with no
+/// metric kpibot computes, one named like a native metric, one over an hourly window or
+/// over an unavailable metric, and a half-written file during a reload each cost only
+/// those metrics (listed with the reason), never every answer.
+#[test]
+fn a_manifest_problem_costs_only_its_own_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("semantic_manifest.json");
+    let mut json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo_path("dbt/semantic_manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let metrics = json["metrics"].as_array_mut().unwrap();
+    // Named like the TOML metric `signups`; an hourly window; a ratio over an
+    // unavailable metric.
+    let mut clash = metrics[0].clone();
+    clash["name"] = "signups".into();
+    let mut hourly = metrics[3].clone();
+    hourly["name"] = "hourly_window".into();
+    hourly["type_params"]["cumulative_type_params"]["window"]["granularity"] = "hour".into();
+    let mut over_unavailable = metrics[6].clone();
+    over_unavailable["name"] = "ratio_over_conversion".into();
+    over_unavailable["type_params"]["numerator"]["name"] = "signup_to_activity".into();
+    metrics.extend([clash, hourly, over_unavailable]);
+    std::fs::write(&manifest, serde_json::to_vec(&json).unwrap()).unwrap();
+    let defaults = defaults_with(manifest.clone());
+    let reports = common::repo_path("reports");
+    let (catalog, broken) =
+        kpibot::catalog::load(&reports, &defaults, &Catalog::default()).unwrap();
+    assert!(
+        broken.is_empty(),
+        "{:?}",
+        broken
+            .iter()
+            .map(|f| f.render_diagnostics())
+            .collect::<Vec<_>>()
+    );
+    assert!(!catalog.policies_incomplete());
+    assert!(catalog.metric("new_accounts_mtd").is_some());
+    assert_eq!(
+        catalog.metric("signups").unwrap().path,
+        reports.join("metrics.toml")
+    );
+    for gone in ["hourly_window", "ratio_over_conversion"] {
+        assert!(catalog.metric(gone).is_none(), "{gone}");
+    }
+    let files = spec::load_dir(&reports, &defaults).unwrap();
+    let notes: Vec<&str> = files
+        .last()
+        .unwrap()
+        .unsupported
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    for reason in [
+        "metric name `signups` is already taken",
+        "granularity `hour`",
+        "`signup_to_activity`",
+    ] {
+        assert!(
+            notes.iter().any(|n| n.contains(reason)),
+            "no {reason:?} in {notes:#?}"
+        );
+    }
+
+    // A manifest with nothing kpibot computes, then one cut off mid-write: the reports
+    // still answer, and the last good dbt metrics stay.
+    std::fs::write(&manifest, r#"{"semantic_models": [], "metrics": []}"#).unwrap();
+    let (empty, broken) = kpibot::catalog::load(&reports, &defaults, &catalog).unwrap();
+    assert!(broken.is_empty() && !empty.policies_incomplete());
+    let text = serde_json::to_string(&json).unwrap();
+    std::fs::write(&manifest, &text[..text.len() / 2]).unwrap();
+    let (after, broken) = kpibot::catalog::load(&reports, &defaults, &catalog).unwrap();
+    assert_eq!(broken.len(), 1, "the cut-off manifest is reported");
+    assert!(
+        !after.policies_incomplete(),
+        "a broken manifest does not stop every answer"
+    );
+    assert!(
+        after.metric("new_accounts_mtd").is_some(),
+        "its last good metrics stay"
+    );
+    assert!(after.get("daily_active_users").is_some());
+}

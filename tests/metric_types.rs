@@ -289,3 +289,135 @@ owner = "#growth"
         );
     }
 }
+
+/// A derived metric shows its inputs' numbers, so their own access guards it: an input
+/// allowed only in #finance keeps the derived metric there (and private when restricted),
+/// for `/kpi` and for an alert's posts alike.
+#[test]
+fn a_derived_metric_is_guarded_by_its_inputs_access() {
+    const METRICS: &str = r##"
+[[metric]]
+name = "payroll"
+label = "Payroll"
+table = "mart.daily_signups"
+time_column = "signup_date"
+measure = "sum"
+column = "signups"
+owner = "#finance"
+restricted = true
+allowed_channels = ["#finance"]
+
+[[metric]]
+name = "payroll_doubled"
+label = "Payroll doubled"
+type = "derived"
+expr = "payroll * 2"
+owner = "#growth"
+"##;
+    const ALERT: &str = r##"
+[[alert]]
+name = "payroll_drop"
+title = "Payroll fell"
+metric = "payroll_doubled"
+below = 10
+channel = "#general"
+owner = "#growth"
+cron = "0 0 9 * * *"
+"##;
+    let load = |text: String| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("metrics.toml"), text).unwrap();
+        kpibot::spec::load_dir(
+            dir.path(),
+            &kpibot::spec::SpecDefaults::duckdb(chrono_tz::Asia::Tokyo),
+        )
+        .unwrap()
+    };
+    let files = load(format!("{METRICS}{ALERT}"));
+    // The alert would post the restricted input's numbers to #general: refused.
+    let rendered = files[0].render_diagnostics();
+    assert!(
+        rendered.contains(
+            "posts metric `payroll_doubled` to `#general`, which its access does not allow"
+        ),
+        "{rendered}"
+    );
+    let catalog = kpibot::catalog::Catalog::from_loaded(&load(METRICS.to_string()));
+    let derived = catalog.metric("payroll_doubled").unwrap();
+    assert!(derived.access.restricted, "the input is answered privately");
+    let gates = kpibot::adhoc::access::metric_gates(
+        &catalog,
+        derived,
+        &kpibot::adhoc::access::base_columns(derived),
+    );
+    assert!(
+        gates
+            .iter()
+            .any(|g| g.allowed.allowed_channels == ["#finance"]),
+        "no gate from the input's own list: {gates:?}"
+    );
+}
+
+/// An input offset by a month looks back from each day to its own day a month earlier,
+/// as MetricFlow does (March 31 reads February 28; February 28 reads January 28 alone),
+/// and a month at monthly grain reads the whole month before.
+#[tokio::test]
+async fn a_month_offset_looks_back_from_each_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    std::fs::copy(
+        common::repo_path("reports/metrics.toml"),
+        reports.join("metrics.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        reports.join("growth.toml"),
+        r##"
+[[metric]]
+name = "signups_mom"
+label = "Sign-ups against a month earlier"
+type = "derived"
+expr = "signups - signups_month_ago"
+inputs = [{ metric = "signups", alias = "signups_month_ago", offset_window = "1 month" }]
+owner = "#growth"
+"##,
+    )
+    .unwrap();
+    let settings = common::settings_in(dir.path(), &reports);
+    let app = common::app(&settings);
+    let out = dir.path().join("out");
+    for (question, grain) in [
+        ("signups_mom last 120 days by channel", "daily"),
+        ("signups_mom last 6 months monthly", "monthly"),
+    ] {
+        let mut printed = Vec::new();
+        cli::ask::ask(&app, question, common::fixed_now(), &mut printed)
+            .await
+            .unwrap();
+        let message: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("signups_mom.json")).unwrap())
+                .unwrap();
+        let payload = &message["metadata"]["event_payload"];
+        let (start, end) = (
+            payload["window_start"].as_str().unwrap(),
+            payload["window_end"].as_str().unwrap(),
+        );
+        let sql = if grain == "daily" {
+            "WITH d AS (SELECT signup_date AS day, channel, SUM(signups)::DOUBLE AS s
+                        FROM mart.daily_signups GROUP BY 1, 2)
+             SELECT CAST(a.day AS VARCHAR), a.channel, a.s - b.s
+             FROM d a JOIN d b ON b.day = CAST(a.day - INTERVAL 1 MONTH AS DATE) AND b.channel = a.channel
+             WHERE a.day BETWEEN ?::DATE AND ?::DATE"
+        } else {
+            "WITH m AS (SELECT CAST(date_trunc('month', signup_date) AS DATE) AS month, '' AS dim,
+                               SUM(signups)::DOUBLE AS s FROM mart.daily_signups GROUP BY 1)
+             SELECT CAST(a.month AS VARCHAR), a.dim, a.s - b.s
+             FROM m a JOIN m b ON b.month = CAST(a.month - INTERVAL 1 MONTH AS DATE)
+             WHERE a.month BETWEEN ?::DATE AND ?::DATE"
+        };
+        let expected = expected_series(&settings.warehouse.duckdb.path, sql, start, end);
+        let got = answer_series(&out.join("signups_mom.csv"));
+        assert_same(question, &got, &expected);
+    }
+}

@@ -114,9 +114,15 @@ async fn this_months_answers_are_paced_against_their_targets() {
     // Split by channel, no total target applies: no pacing is made up.
     let message = ask(&app, "signups this month by channel", &out).await;
     assert!(message["metadata"]["event_payload"].get("target").is_none());
-    // Nor for a window that does not start a month.
-    let message = ask(&app, "signups last 7 days", &out).await;
-    assert!(message["metadata"]["event_payload"].get("target").is_none());
+    // Nor for a window that does not start a month, nor at a grain whose buckets hide the
+    // last day with data.
+    for question in ["signups last 7 days", "signups this month weekly"] {
+        let message = ask(&app, question, &out).await;
+        assert!(
+            message["metadata"]["event_payload"].get("target").is_none(),
+            "{question}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -131,8 +137,13 @@ async fn a_month_to_date_metric_is_paced_by_last_years_shape() {
     let target = &payload["target"];
     let start: NaiveDate = payload["window_start"].as_str().unwrap().parse().unwrap();
     let end: NaiveDate = payload["window_end"].as_str().unwrap().parse().unwrap();
-    // A running total has a value on every day of the window: it is paced to its end.
-    let to_date = sum_signups(&db, start, end, false);
+    // A running total ends with the data: paced to the last day with rows.
+    let through = end.min(last_day_with_data(&db));
+    let to_date = sum_signups(&db, start, through, false);
+    assert_eq!(
+        target["elapsed_days"].as_u64(),
+        Some((through - start).num_days() as u64 + 1)
+    );
     assert!(
         close(target["to_date"].as_f64().unwrap(), to_date),
         "{target}"
@@ -141,7 +152,7 @@ async fn a_month_to_date_metric_is_paced_by_last_years_shape() {
     let ly_start = start.with_year(start.year() - 1).unwrap();
     let ly_end =
         ly_start.checked_add_months(chrono::Months::new(1)).unwrap() - chrono::Days::new(1);
-    let ly_so_far = ly_start + chrono::Days::new((end - start).num_days() as u64);
+    let ly_so_far = ly_start + chrono::Days::new((through - start).num_days() as u64);
     let projected = to_date * sum_signups(&db, ly_start, ly_end, false)
         / sum_signups(&db, ly_start, ly_so_far, false);
     assert_eq!(target["method"], "last_year");

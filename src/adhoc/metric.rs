@@ -52,7 +52,7 @@ pub fn metric_report(
     dialect: Dialect,
     timezone: Tz,
     visible: &[&str],
-    target: Option<&TargetSpec>,
+    targets: &[&TargetSpec],
     locale: Locale,
 ) -> Result<(ReportSpec, Params), String> {
     // Whether a dimension exists is checked against all of them (access is decided later,
@@ -174,10 +174,17 @@ pub fn metric_report(
         schedules: Vec::new(),
         freshness: None,
         access: metric.access.clone(),
-        // Paced only unsplit: a target is for the total (or its one filtered value).
-        target: target
-            .filter(|t| query.by.is_none() && t.applies_to(&query.filters))
-            .cloned(),
+        // Paced only unsplit (a target is for the total, or its one filtered value) and
+        // daily, where the last day with data is known.
+        targets: if query.by.is_none() && grain == Grain::Day {
+            targets
+                .iter()
+                .filter(|t| t.applies_to(&query.filters))
+                .map(|t| (*t).clone())
+                .collect()
+        } else {
+            Vec::new()
+        },
     };
     Ok((spec, params))
 }

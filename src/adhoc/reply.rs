@@ -377,7 +377,10 @@ pub fn describe(viewer: &Viewer, name: &str, dialect: Dialect, locale: Locale) -
             .iter()
             .flat_map(|source| source.documentation.iter())
             .filter(|(name, _)| {
-                !m.dimensions.contains_key(name) || visible.contains(&name.as_str())
+                // A dimension of any input is described only when this person sees it.
+                let a_dimension = m.dimensions.contains_key(name)
+                    || m.sources().iter().any(|s| s.dimensions.contains_key(name));
+                !a_dimension || visible.contains(&name.as_str())
             })
             .map(|(name, description)| {
                 tr_mrkdwn!(

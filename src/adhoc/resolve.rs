@@ -141,8 +141,10 @@ pub fn resolve_query(
 ) -> Resolved {
     let (spec, params, gates) = if let Some(metric) = catalog.metric(&query.name) {
         let visible = viewer.dimensions(metric);
-        let target = catalog.target_for(&metric.name, &query.filters);
-        match metric_report(metric, &query, dialect, timezone, &visible, target, locale) {
+        let targets = catalog.targets_for(&metric.name, &query.filters);
+        match metric_report(
+            metric, &query, dialect, timezone, &visible, &targets, locale,
+        ) {
             Ok((spec, params)) => {
                 let mut columns = base_columns(metric);
                 columns.extend(query.by.as_deref());

@@ -34,8 +34,14 @@ pub fn alert_gates(
         |id| catalog.get(id),
         catalog.policies(),
     )
-    .map_or_else(Vec::new, |cover| match cover.own {
-        Some((access, owner, name)) => gates(access, owner, name, cover.policies),
-        None => gates(&Access::default(), "", "", cover.policies),
+    .map_or_else(Vec::new, |cover| {
+        let mut all = match cover.own {
+            Some((access, owner, name)) => gates(access, owner, name, cover.policies),
+            None => gates(&Access::default(), "", "", cover.policies),
+        };
+        for (access, owner, name) in cover.inputs {
+            all.extend(gates(access, owner, name, []));
+        }
+        all
     })
 }

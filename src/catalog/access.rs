@@ -132,13 +132,18 @@ pub fn with_proven_reads(
 }
 
 /// The gates of a metric question touching `columns` (measured, filtered, split by).
+/// A derived metric is guarded by its inputs' own lists as well as its own.
 pub fn metric_gates(catalog: &Catalog, metric: &MetricSpec, columns: &[&str]) -> Vec<Gate> {
-    gates(
+    let mut all = gates(
         &metric.access,
         &metric.owner,
         &metric.name,
         catalog.metric_policies(metric, columns),
-    )
+    );
+    for (access, owner, name) in metric.input_access() {
+        all.extend(gates(access, owner, name, []));
+    }
+    all
 }
 
 /// Where an answer guarded by `gates` may go for `asker`. `private` when the asker asked

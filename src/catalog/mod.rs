@@ -55,16 +55,18 @@ impl Catalog {
         self
     }
 
-    /// The target a question on `metric` with these filters (and no split) is paced
-    /// against, if one is set.
-    pub fn target_for(
+    /// The targets a question on `metric` with these filters (and no split) may be paced
+    /// against (a month's and a week's, say): the run uses the one whose period its
+    /// window starts.
+    pub fn targets_for(
         &self,
         metric: &str,
         filters: &[spec::metric::Filter],
-    ) -> Option<&spec::TargetSpec> {
+    ) -> Vec<&spec::TargetSpec> {
         self.targets
             .iter()
-            .find(|t| t.metric == metric && t.applies_to(filters))
+            .filter(|t| t.metric == metric && t.applies_to(filters))
+            .collect()
     }
 
     /// This catalog with these alerts.
@@ -219,7 +221,7 @@ pub fn merge_catalog<'f>(
             .filter(|p| p.path == file.path)
             .cloned()
             .collect();
-        if kept.is_empty() && may_hold_policies(&file.source) {
+        if kept.is_empty() && !file.is_dbt() && may_hold_policies(&file.source) {
             unreadable.push(file.path.clone());
         }
         policies.extend(kept);

@@ -140,6 +140,7 @@ fn target_problems(
     };
     let Some(AlertCover {
         own,
+        inputs,
         policies: covering,
         what,
     }) = alert_cover(
@@ -152,12 +153,9 @@ fn target_problems(
     else {
         return Vec::new();
     };
-    let own = own.map(|(access, ..)| access);
     let mut problems = Vec::new();
-    if let Some(own) = own
-        && own.has_lists()
-        && !lets_see(own)
-    {
+    let lists = own.into_iter().chain(inputs).map(|(access, ..)| access);
+    if lists.filter(|a| a.has_lists()).any(|a| !lets_see(a)) {
         problems.push(
             Diagnostic::new(
                 path,
@@ -200,6 +198,8 @@ fn target_problems(
 pub struct AlertCover<'a> {
     /// The entry's own `[access]`, its owner and its name; `None` for hand-written SQL.
     pub own: Option<(&'a Access, &'a str, &'a str)>,
+    /// A derived metric's inputs' own lists, which guard it as well.
+    pub inputs: Vec<(&'a Access, &'a str, &'a str)>,
     pub policies: Vec<&'a PolicySpec>,
     /// What the alert posts, in words for `check`'s messages: "metric `x`".
     pub what: String,
@@ -227,6 +227,7 @@ pub fn alert_cover<'a>(
             columns.extend(filters.iter().map(|(d, _)| d.as_str()));
             AlertCover {
                 own: Some((&m.access, m.owner.as_str(), m.name.as_str())),
+                inputs: m.input_access(),
                 policies: metric_policies(m, &columns, policies),
                 what: format!("metric `{name}`"),
             }
@@ -235,6 +236,7 @@ pub fn alert_cover<'a>(
             let r = report(id)?;
             AlertCover {
                 own: Some((&r.access, r.owner.as_str(), r.id.as_str())),
+                inputs: Vec::new(),
                 policies: report_policies(r, policies),
                 what: format!("report `{id}`"),
             }
@@ -247,6 +249,7 @@ pub fn alert_cover<'a>(
             };
             AlertCover {
                 own: None,
+                inputs: Vec::new(),
                 policies: reads_policies(&read_sql(sql, dialect).established(), policies),
                 what: "its query".to_string(),
             }

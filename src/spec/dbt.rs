@@ -17,7 +17,7 @@ use super::dbt_json::{
 use super::chart::NumberFormat;
 use super::expr::{self, Expr, Op};
 use super::metric::{
-    Accumulate, Cumulative, Derived, DerivedInput, Interval, IntervalUnit, MetricKind, PeriodAgg,
+    Accumulate, Cumulative, Derived, DerivedInput, IntervalUnit, MetricKind, PeriodAgg,
 };
 use super::metric::{Filter, Measure, MetricSpec};
 use super::walk::is_identifier;
@@ -142,9 +142,14 @@ fn descriptions(path: &Path, loaded: &mut LoadedFile) -> Option<Docs> {
     let manifest = match read {
         Ok(m) => m,
         Err(error) => {
-            loaded.diagnostics.push(
-                Diagnostic::new(path, 0..0, format!("cannot read dbt's manifest: {error}"))
-                    .with_hint("point `dbt.manifest` at `target/manifest.json`, or remove it"),
+            // Descriptions are extra: the metrics still load, without them.
+            loaded.unsupported.push(
+                Diagnostic::new(
+                    path,
+                    0..0,
+                    format!("dbt's manifest cannot be read, so no descriptions are shown: {error}"),
+                )
+                .with_hint("point `dbt.manifest` at `target/manifest.json`, or remove it"),
             );
             return None;
         }
@@ -319,10 +324,7 @@ impl Reader<'_> {
         Ok(DerivedInput {
             name: input_name(r),
             metric: r.name.clone(),
-            offset: r.offset_window.map(|w| Interval {
-                count: w.count,
-                unit: w.granularity,
-            }),
+            offset: r.offset_window.as_ref().map(|w| w.interval()).transpose()?,
             filters,
             linked: None,
         })
@@ -534,8 +536,15 @@ impl Reader<'_> {
     }
 }
 
+/// The entities a model's own dimensions are named through (`entity__dimension`): not a
+/// foreign entity, whose dimensions live in another model (a join kpibot does not make).
 fn entity_names(model: &SemanticModel) -> Vec<String> {
-    let mut names: Vec<String> = model.entities.iter().map(|e| e.name.clone()).collect();
+    let mut names: Vec<String> = model
+        .entities
+        .iter()
+        .filter(|e| e.kind != "foreign")
+        .map(|e| e.name.clone())
+        .collect();
     names.extend(model.primary_entity.clone());
     names
 }
@@ -547,16 +556,13 @@ fn input_name(r: &MetricRef) -> String {
 fn cumulative(params: &TypeParams) -> Result<Cumulative, String> {
     let fallback = CumulativeParams::default();
     let c = params.cumulative_type_params.as_ref().unwrap_or(&fallback);
-    let window = c.window.or(params.window);
+    let window = c.window.as_ref().or(params.window.as_ref());
     let grain = c
         .grain_to_date
         .as_deref()
         .or(params.grain_to_date.as_deref());
     let accumulate = match (window, grain) {
-        (Some(w), None) => Accumulate::Window(Interval {
-            count: w.count,
-            unit: w.granularity,
-        }),
+        (Some(w), None) => Accumulate::Window(w.interval()?),
         (None, Some(g)) => Accumulate::ToDate(
             IntervalUnit::parse(g)
                 .filter(|u| *u != IntervalUnit::Day)

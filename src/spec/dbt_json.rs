@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::metric::IntervalUnit;
+use super::metric::{Interval, IntervalUnit};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -49,6 +49,9 @@ pub(super) struct ModelDefaults {
 #[derive(Deserialize)]
 pub(super) struct Named {
     pub(super) name: String,
+    /// `primary`, `unique`, `natural` or `foreign`.
+    #[serde(rename = "type", default)]
+    pub(super) kind: String,
 }
 
 #[derive(Deserialize)]
@@ -127,17 +130,28 @@ pub(super) struct MetricRef {
     pub(super) offset_to_grain: Option<String>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Clone)]
 pub(super) struct Window {
     pub(super) count: u32,
-    #[serde(deserialize_with = "unit")]
-    pub(super) granularity: IntervalUnit,
+    pub(super) granularity: String,
 }
 
-fn unit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IntervalUnit, D::Error> {
-    let word = String::deserialize(d)?;
-    IntervalUnit::parse(&word)
-        .ok_or_else(|| serde::de::Error::custom(format!("`{word}` is not a granularity")))
+impl Window {
+    /// The window as a length of time; a granularity kpibot does not count in (an hour,
+    /// a project's custom granularity) is the metric's reason to be unavailable.
+    pub(super) fn interval(&self) -> Result<Interval, String> {
+        IntervalUnit::parse(&self.granularity)
+            .map(|unit| Interval {
+                count: self.count,
+                unit,
+            })
+            .ok_or_else(|| {
+                format!(
+                    "its window's granularity `{}` is not a day, week, month, quarter or year",
+                    self.granularity
+                )
+            })
+    }
 }
 
 #[derive(Deserialize, Default)]

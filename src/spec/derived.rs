@@ -82,6 +82,10 @@ pub fn link_derived(files: &mut [LoadedFile]) {
             if derived.inputs.iter().any(|i| i.linked.is_none()) {
                 continue;
             }
+            // An input answered only privately makes the derived metric private too.
+            if derived.linked().any(|m| m.access.restricted) {
+                metric.access.restricted = true;
+            }
             let shared = shared_dimensions(derived.linked());
             if metric.dimensions.is_empty() {
                 metric.dimension_aliases = derived
@@ -114,9 +118,16 @@ pub fn link_derived(files: &mut [LoadedFile]) {
             }
         }
         if !problems.is_empty() {
-            file.diagnostics.extend(problems);
-            file.metrics
-                .retain(|m| !matches!(&m.kind, MetricKind::Derived(d) if d.linked().count() < d.inputs.len()));
+            // A dbt metric over one kpibot cannot compute is itself unavailable, with
+            // the reason; in a spec file it is the author's error.
+            if file.is_dbt() {
+                file.unsupported.extend(problems);
+            } else {
+                file.diagnostics.extend(problems);
+            }
+            file.metrics.retain(
+                |m| !matches!(&m.kind, MetricKind::Derived(d) if d.linked().count() < d.inputs.len()),
+            );
         }
     }
 }

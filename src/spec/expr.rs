@@ -39,14 +39,18 @@ fn error(message: impl Into<String>, at: Range<usize>) -> ExprError {
     }
 }
 
-/// The deepest nesting an expression may have: far beyond any real metric, and short of
-/// what a recursive reader can take.
+/// The deepest nesting (parentheses and signs) an expression may have: far beyond any
+/// real metric, and short of what a recursive reader can take.
 pub const MAX_EXPR_DEPTH: usize = 32;
+/// The most names and numbers an expression may hold: the tree is walked recursively, so
+/// its size is bounded as well as its nesting.
+pub const MAX_EXPR_TERMS: usize = 64;
 
 struct Parser<'a> {
     text: &'a str,
     at: usize,
     depth: usize,
+    terms: usize,
 }
 
 impl Parser<'_> {
@@ -93,8 +97,25 @@ impl Parser<'_> {
 
     fn unary(&mut self) -> Result<Expr, ExprError> {
         if self.peek() == Some('-') {
+            self.depth += 1;
+            if self.depth > MAX_EXPR_DEPTH {
+                return Err(error(
+                    format!("signs and parentheses nest deeper than {MAX_EXPR_DEPTH}"),
+                    self.at..self.at + 1,
+                ));
+            }
             self.at += 1;
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::Neg(Box::new(inner)));
+        }
+        self.terms += 1;
+        if self.terms > MAX_EXPR_TERMS {
+            let at = self.at.min(self.text.len());
+            return Err(error(
+                format!("the expression has more than {MAX_EXPR_TERMS} names and numbers"),
+                at..at,
+            ));
         }
         self.atom()
     }
@@ -111,7 +132,7 @@ impl Parser<'_> {
             self.depth += 1;
             if self.depth > MAX_EXPR_DEPTH {
                 return Err(error(
-                    format!("parentheses nest deeper than {MAX_EXPR_DEPTH}"),
+                    format!("signs and parentheses nest deeper than {MAX_EXPR_DEPTH}"),
                     start..start + 1,
                 ));
             }
@@ -162,6 +183,7 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
         text,
         at: 0,
         depth: 0,
+        terms: 0,
     };
     let expr = parser.sum()?;
     if let Some(c) = parser.peek() {
@@ -310,6 +332,10 @@ mod tests {
             ("a + 'x'", "`'` cannot be used", 4..5),
             ("mart.t", "not a metric name", 0..6),
         ];
+        let deep = format!("{}a", "-".repeat(50_000));
+        assert!(parse(&deep).unwrap_err().message.contains("nest deeper"));
+        let long = vec!["a"; 50_000].join("+");
+        assert!(parse(&long).unwrap_err().message.contains("more than 64"));
         for (text, message, at) in cases {
             let e = parse(text).unwrap_err();
             assert!(e.message.contains(message), "{text}: {}", e.message);

@@ -93,6 +93,20 @@ impl MetricSpec {
         }
     }
 
+    /// The own allow-lists of the metrics a derived metric reads, with each one's owner and
+    /// name: a derived metric shows its inputs' numbers, so each input's lists guard it
+    /// too (empty for a metric over a table).
+    pub fn input_access(&self) -> Vec<(&super::Access, &str, &str)> {
+        match &self.kind {
+            MetricKind::Derived(d) => d
+                .linked()
+                .filter(|m| m.access.has_lists())
+                .map(|m| (&m.access, m.owner.as_str(), m.name.as_str()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether a bucket's value is a total over the bucket (so a window's headline adds
     /// them up): a simple sum or count.
     pub fn is_additive(&self) -> bool {

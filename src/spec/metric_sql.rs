@@ -240,8 +240,44 @@ fn table_select(
     ));
     let table = quote(dialect, &metric.table);
     let value = aggregate(dialect, &metric.measure);
+    let spine = match dialect {
+        Dialect::DuckDb => format!(
+            "SELECT CAST(d AS DATE) AS {DAY_COLUMN} FROM generate_series(CAST(@start_date AS DATE), CAST(@end_date AS DATE), INTERVAL 1 DAY) AS spine_days(d)"
+        ),
+        Dialect::BigQuery => format!(
+            "SELECT {DAY_COLUMN} FROM UNNEST(GENERATE_DATE_ARRAY(@start_date, @end_date)) AS {DAY_COLUMN}"
+        ),
+    };
     let cumulative = match &metric.kind {
         MetricKind::Cumulative(c) => *c,
+        // Offset by months or years, each day looks back to its own day (MetricFlow's
+        // spine join): Mar 31 reads Feb 28, and Feb 28 reads Jan 28 alone — moving the
+        // rows instead would pile Jan 28–31 onto Feb 28. At monthly grain both agree.
+        _ if shift.is_some_and(|s| !matches!(s.unit, IntervalUnit::Day | IntervalUnit::Week))
+            && shape.grain != Grain::Month =>
+        {
+            let offset = shift.expect("checked above");
+            let day = format!("spine.{DAY_COLUMN}");
+            let mut conditions = vec![format!(
+                "{column} BETWEEN {} AND {}",
+                shift_date(dialect, "@start_date", offset, -1),
+                shift_date(dialect, "@end_date", offset, -1)
+            )];
+            conditions.extend(filters);
+            let select: Vec<String> = std::iter::once(format!(
+                "{} AS {PERIOD_COLUMN}",
+                bucket(dialect, shape.grain, &day)
+            ))
+            .chain(dimension)
+            .chain(std::iter::once(format!("{value} AS {VALUE_COLUMN}")))
+            .collect();
+            return format!(
+                "SELECT {}\nFROM ({spine}) AS spine\nJOIN {table} ON {column} = {}\nWHERE {}\nGROUP BY {group}",
+                select.join(", "),
+                shift_date(dialect, &day, offset, -1),
+                conditions.join("\n  AND ")
+            );
+        }
         _ => {
             let mut conditions = vec![time_range(
                 dialect,
@@ -267,14 +303,6 @@ fn table_select(
     };
     // Every day of the window, each with the rows it accumulates, aggregated again from
     // the rows (as MetricFlow joins its time spine), then one day's value per bucket.
-    let spine = match dialect {
-        Dialect::DuckDb => format!(
-            "SELECT CAST(d AS DATE) AS {DAY_COLUMN} FROM generate_series(CAST(@start_date AS DATE), CAST(@end_date AS DATE), INTERVAL 1 DAY) AS spine_days(d)"
-        ),
-        Dialect::BigQuery => format!(
-            "SELECT {DAY_COLUMN} FROM UNNEST(GENERATE_DATE_ARRAY(@start_date, @end_date)) AS {DAY_COLUMN}"
-        ),
-    };
     let day = format!("spine.{DAY_COLUMN}");
     let (joined, earliest) = match cumulative.accumulate {
         Accumulate::Window(window) => (
@@ -289,7 +317,13 @@ fn table_select(
             start_of(dialect, unit, "@start_date"),
         ),
     };
-    let mut conditions = vec![time_range(dialect, &column, shift, &earliest, "@end_date")];
+    let range = time_range(dialect, &column, shift, &earliest, "@end_date");
+    // Days after the last one with rows carry no new value: the series (and its pace
+    // against a target) ends where the data does.
+    let mut conditions = vec![
+        range.clone(),
+        format!("{day} <= (SELECT MAX({time}) FROM {table} WHERE {range})"),
+    ];
     conditions.extend(filters);
     let daily_select: Vec<String> = std::iter::once(day.clone())
         .chain(dimension)

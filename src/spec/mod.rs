@@ -100,9 +100,16 @@ pub struct LoadedFile {
 
 impl LoadedFile {
     /// Valid, and defines a report, a metric, a policy or an alert.
+    /// Whether this is dbt's semantic manifest rather than a spec file: what it cannot
+    /// give is listed per metric (`unsupported`), never an error that drops the others.
+    pub fn is_dbt(&self) -> bool {
+        self.path.extension().is_some_and(|e| e == "json")
+    }
+
     pub fn is_valid(&self) -> bool {
         self.diagnostics.is_empty()
-            && (self.spec.is_some()
+            && (self.is_dbt()
+                || self.spec.is_some()
                 || !self.metrics.is_empty()
                 || !self.policies.is_empty()
                 || !self.alerts.is_empty()
@@ -220,7 +227,19 @@ fn flag_metric_name_clashes(files: &mut [LoadedFile]) {
                 }
             }
         }
-        if !problems.is_empty() {
+        if problems.is_empty() {
+            continue;
+        }
+        if file.is_dbt() {
+            // One dbt metric named like a report or a metric here is unavailable; the
+            // manifest's other metrics still are.
+            let clashing: Vec<String> = problems
+                .iter()
+                .filter_map(|p| p.message.split('`').nth(1).map(str::to_string))
+                .collect();
+            file.metrics.retain(|m| !clashing.contains(&m.name));
+            file.unsupported.extend(problems);
+        } else {
             file.diagnostics.extend(problems);
             file.spec = None;
             file.metrics.clear();

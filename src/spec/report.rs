@@ -40,9 +40,9 @@ pub struct ReportSpec {
     pub freshness: Option<FreshnessSpec>,
     /// Who may ask for this report with `/kpi` (scheduled posts are not affected).
     pub access: Access,
-    /// The metric's target over its period (an answer on a metric): a run whose window is
-    /// that period to date shows its pacing, and a to-date series the target as its goal.
-    pub target: Option<super::target::TargetSpec>,
+    /// The metric's targets (an answer on a metric, unsplit, daily): a run whose window is
+    /// one's period to date shows its pacing, and a to-date series the target as its goal.
+    pub targets: Vec<super::target::TargetSpec>,
 }
 
 /// The data definition shown to readers: where the numbers come from.
@@ -203,7 +203,7 @@ pub(super) fn read_spec(path: &Path, source: &str, defaults: &SpecDefaults) -> F
             schedules: schedules?,
             freshness: freshness?,
             access: access?,
-            target: None,
+            targets: Vec::new(),
         })
     })();
     FileSpecs {

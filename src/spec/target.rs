@@ -200,7 +200,7 @@ impl Reader<'_> {
             Some(v) => match number(v.get_ref()) {
                 Some(n) => Some(Some(n)),
                 None => {
-                    self.wrong_type(t, "value", v, "a number");
+                    self.wrong_type(t, "value", v, "a number above 0");
                     None
                 }
             },
@@ -227,7 +227,10 @@ impl Reader<'_> {
                         ok = false;
                     }
                     (_, None) => {
-                        self.error(v.span(), format!("the target of `{text}` must be a number"));
+                        self.error(
+                            v.span(),
+                            format!("the target of `{text}` must be a number above 0"),
+                        );
                         ok = false;
                     }
                 }
@@ -276,11 +279,20 @@ impl Reader<'_> {
     }
 }
 
+/// A target: a finite number above zero (attainment divides by it).
 fn number(value: &toml::de::DeValue) -> Option<f64> {
-    match value {
-        toml::de::DeValue::Integer(i) => i.as_str().replace('_', "").parse().ok(),
-        toml::de::DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
-        _ => None,
+    let n: f64 = match value {
+        toml::de::DeValue::Integer(i) => i.as_str().replace('_', "").parse().ok()?,
+        toml::de::DeValue::Float(f) => f.as_str().replace('_', "").parse().ok()?,
+        _ => return None,
+    };
+    (n.is_finite() && n > 0.0).then_some(n)
+}
+
+fn per_name(per: TargetPeriod) -> &'static str {
+    match per {
+        TargetPeriod::Month => "month",
+        TargetPeriod::Week => "week",
     }
 }
 
@@ -321,9 +333,33 @@ pub fn link_targets(files: &mut [LoadedFile]) {
         .flat_map(|f| f.metrics.iter())
         .map(|m| (m.name.clone(), m.clone()))
         .collect();
+    let mut seen: Vec<(String, TargetPeriod, Option<Filter>, PathBuf)> = Vec::new();
     for file in files.iter_mut() {
         let mut problems = Vec::new();
         for target in file.targets.iter_mut() {
+            let key = (target.metric.clone(), target.per, target.filter.clone());
+            if let Some((.., first)) = seen
+                .iter()
+                .find(|(m, p, f, _)| (m, p, f) == (&key.0, &key.1, &key.2))
+            {
+                problems.push(
+                    Diagnostic::new(
+                        &file.path,
+                        target.span.clone(),
+                        format!(
+                            "`{}` already has a target per {}",
+                            target.metric,
+                            per_name(target.per)
+                        ),
+                    )
+                    .with_hint(format!(
+                        "{} sets it; give particular periods in its `[target.values]`",
+                        first.display()
+                    )),
+                );
+                continue;
+            }
+            seen.push((key.0, key.1, key.2, file.path.clone()));
             let Some(metric) = metrics.get(&target.metric) else {
                 problems.push(
                     Diagnostic::new(
