@@ -63,7 +63,7 @@ async fn the_example_reports_give_the_same_numbers_on_bigquery_as_on_duckdb() {
 
     let duck = csvs(&duck_out);
     let bq = csvs(&bq_out);
-    assert_eq!(duck.len(), 9);
+    assert_eq!(duck.len(), 10);
     assert_eq!(
         duck.keys().collect::<Vec<_>>(),
         bq.keys().collect::<Vec<_>>()
@@ -144,10 +144,10 @@ fn demo_check_and_ask_run_on_bigquery_as_the_binary() {
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("all valid"), "{stdout}");
     // Every report and every metric says what it would scan, against its limit.
-    assert_eq!(stdout.matches("would scan").count(), 9 + 8, "{stdout}");
+    assert_eq!(stdout.matches("would scan").count(), 10 + 8, "{stdout}");
     assert!(stdout.contains("(limit 10.0 GiB)"), "{stdout}");
     // And each report what it costs on its schedules: a run, and the next 30 days of them.
-    assert_eq!(stdout.matches("a run scans about").count(), 9, "{stdout}");
+    assert_eq!(stdout.matches("a run scans about").count(), 10, "{stdout}");
     assert!(
         stdout.contains("its schedules run it 30 times in 30 days: about"),
         "a report posted every day runs 30 times a month: {stdout}"

@@ -45,7 +45,7 @@ fn check_reads_a_configmap_volume_once_per_file() {
         "2026_12_05_10_00_00.123456789",
         &common::repo_path("reports"),
     );
-    assert_eq!(files, 13, "the example reports");
+    assert_eq!(files, 14, "the example reports");
     let (ok, stdout, stderr) = kpibot(&["check", mounted.to_str().unwrap()], dir.path());
     assert!(ok, "{stdout}{stderr}");
     assert!(

@@ -22,6 +22,7 @@ fn expected_windows() -> BTreeMap<&'static str, (&'static str, &'static str)> {
         ("active_users_card", ("2026-10-29", "2026-11-25")),
         ("prefecture_breakdown", ("2026-11-19", "2026-11-25")),
         ("page_views_month_to_date", ("2026-11-01", "2026-11-25")),
+        ("signups_month_to_date", ("2026-11-01", "2026-11-25")),
     ])
 }
 

@@ -303,7 +303,7 @@ async fn nothing_kpibot_shows_a_japanese_reader_is_in_english() {
         .await
         .unwrap();
     let messages = written_messages(&out);
-    assert_eq!(messages.len(), 9);
+    assert_eq!(messages.len(), 10);
     for (id, message, csv) in messages {
         let mut allowed = names.clone();
         allowed.extend(data_words(&csv));

@@ -44,7 +44,7 @@ async fn demo_messages(dir: &std::path::Path) -> Vec<(String, String)> {
 async fn every_example_reports_message_is_snapshotted() {
     let dir = tempfile::tempdir().unwrap();
     let messages = demo_messages(dir.path()).await;
-    assert_eq!(messages.len(), 9, "one message per example report");
+    assert_eq!(messages.len(), 10, "one message per example report");
     for (report, json) in messages {
         assert!(json.contains("\"kpibot_report\""), "{report}: no metadata");
         insta::assert_snapshot!(format!("message_{report}"), json);

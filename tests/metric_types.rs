@@ -421,3 +421,86 @@ owner = "#growth"
         assert_same(question, &got, &expected);
     }
 }
+
+/// A report on a metric names its metric and dimensions as `/kpi` does, or is refused at
+/// the word; its SQL is the metric's, generated.
+#[test]
+fn a_report_on_a_metric_is_checked_and_generated() {
+    let report = |query: &str| {
+        format!(
+            "title = \"T\"\ndescription = \"D\"\nowner = \"#growth\"\n[definition]\nsource = \"mart.daily_signups\"\nrefreshed = \"daily\"\npurpose = \"P\"\n[query]\n{query}\n[chart]\nkind = \"line\"\nx = \"period\"\ny = \"value\"\n"
+        )
+    };
+    for (query, expected) in [
+        ("metric = \"signup_mtd\"", "no metric is named `signup_mtd`"),
+        (
+            "metric = \"signups_mtd\"\nby = \"region\"",
+            "`region` is not a dimension of `signups_mtd`",
+        ),
+        (
+            "metric = \"signups_mtd\"\nsql = \"SELECT 1\"",
+            "a report on metric `signups_mtd` has no `sql`",
+        ),
+        (
+            "sql = \"SELECT 1\"\nby = \"channel\"",
+            "`query.by` belongs to a report on a metric",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["metrics.toml", "metric_types.toml"] {
+            std::fs::copy(
+                common::repo_path(&format!("reports/{file}")),
+                dir.path().join(file),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("r.toml"), report(query)).unwrap();
+        let files = kpibot::spec::load_dir(
+            dir.path(),
+            &kpibot::spec::SpecDefaults::duckdb(chrono_tz::Asia::Tokyo),
+        )
+        .unwrap();
+        let r = files.iter().find(|f| f.path.ends_with("r.toml")).unwrap();
+        let rendered = r.render_diagnostics();
+        assert!(
+            rendered.contains(expected) && rendered.contains("r.toml:"),
+            "{query}: {rendered}"
+        );
+    }
+    // `by` and `where` by the names people use; the SQL is the metric's.
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["metrics.toml", "metric_types.toml"] {
+        std::fs::copy(
+            common::repo_path(&format!("reports/{file}")),
+            dir.path().join(file),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("r.toml"),
+        report("metric = \"signups_mtd\"\nwhere = { \"流入経路\" = \"organic\" }"),
+    )
+    .unwrap();
+    let files = kpibot::spec::load_dir(
+        dir.path(),
+        &kpibot::spec::SpecDefaults::duckdb(chrono_tz::Asia::Tokyo),
+    )
+    .unwrap();
+    let r = files.iter().find(|f| f.path.ends_with("r.toml")).unwrap();
+    let spec = r
+        .spec
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", r.render_diagnostics()));
+    assert!(
+        spec.query
+            .sql
+            .contains("CAST(\"channel\" AS VARCHAR) IN (@filter_0_0)"),
+        "{}",
+        spec.query.sql
+    );
+    assert!(
+        spec.query.sql.contains("generate_series"),
+        "{}",
+        spec.query.sql
+    );
+}

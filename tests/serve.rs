@@ -479,7 +479,7 @@ fn a_configmap_volume_of_the_examples_answers_kpi_in_data_team() {
         "2026_12_05_10_00_00.123456789",
         &common::repo_path("reports"),
     );
-    assert_eq!(files, 13);
+    assert_eq!(files, 14);
     let env = [
         ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
         ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),

@@ -150,6 +150,7 @@ pub fn metric_report(
             timeout_seconds: None,
             maximum_bytes_billed: None,
             params: Params::new(),
+            metric: None,
         },
         chart: ChartSpec {
             kind: if grain == Grain::Day {

@@ -19,6 +19,7 @@ pub mod files;
 pub mod freshness;
 pub mod metric;
 mod metric_read;
+pub mod metric_report;
 pub mod metric_sql;
 pub mod names;
 pub mod period;
@@ -167,6 +168,7 @@ pub fn load_dir(dir: &Path, defaults: &SpecDefaults) -> Result<Vec<LoadedFile>, 
     flag_metric_name_clashes(&mut files);
     derived::link_derived(&mut files);
     target::link_targets(&mut files);
+    metric_report::link_metric_reports(&mut files, defaults.dialect);
     names::flag_alias_clashes(&mut files);
     policy_checks::flag_policy_problems(&mut files);
     alert_checks::flag_alert_problems(&mut files, defaults.dialect);

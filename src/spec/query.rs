@@ -33,10 +33,28 @@ pub struct QuerySpec {
     pub params: crate::warehouse::Params,
     /// What the SQL reads (tables, columns), for the data policies that cover it.
     pub reads: SqlReads,
+    /// A report on a catalog metric (`metric = …` instead of `sql`): its SQL is generated
+    /// from the metric once every file is read ([`super::metric_report::link_metric_reports`]).
+    pub metric: Option<MetricQuery>,
 }
 
-const QUERY_KEYS: [&str; 6] = [
+/// `[query] metric = "signups_mtd"`, optionally `by`, `where` and `grain`.
+#[derive(Debug, Clone)]
+pub struct MetricQuery {
+    pub name: String,
+    pub by: Option<String>,
+    /// Dimension (as written, mapped to its column when linked) → values.
+    pub filters: Vec<super::metric::Filter>,
+    pub grain: crate::spec::metric_sql::Grain,
+    pub span: Range<usize>,
+}
+
+const QUERY_KEYS: [&str; 10] = [
     "sql",
+    "metric",
+    "by",
+    "where",
+    "grain",
     "period",
     "week_start",
     "timeout_seconds",
@@ -169,9 +187,79 @@ impl Reader<'_> {
         ok.then_some(params)
     }
 
+    /// `metric`, `by`, `where` and `grain`: a report on a catalog metric.
+    fn metric_query(&mut self, t: &Tbl) -> Option<Option<MetricQuery>> {
+        let Some(name) = self.string(t, "metric", false) else {
+            for key in ["by", "where", "grain"] {
+                if let Some(v) = Self::lookup(t, key) {
+                    self.error(
+                        v.span(),
+                        format!("`query.{key}` belongs to a report on a metric"),
+                    )
+                    .hint = Some("write `metric = \"<name>\"` instead of `sql`".into());
+                }
+            }
+            return Some(None);
+        };
+        let by = self.string(t, "by", false).map(|b| b.into_inner());
+        let grain = self.choice(
+            t,
+            "grain",
+            &["daily", "weekly", "monthly"],
+            crate::spec::metric_sql::Grain::from_name,
+            Some(crate::spec::metric_sql::Grain::Day),
+        )?;
+        let mut filters = Vec::new();
+        if let Some(table) = self.table(t, "where", false) {
+            for (key, value) in table.table.iter() {
+                let values = match value.get_ref() {
+                    DeValue::String(s) => vec![s.to_string()],
+                    DeValue::Array(items) => items
+                        .iter()
+                        .filter_map(|i| i.get_ref().as_str().map(str::to_string))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if values.is_empty() {
+                    self.error(
+                        value.span(),
+                        "a filter's value is a string or a list of strings",
+                    );
+                    return None;
+                }
+                filters.push(super::metric::Filter {
+                    dimension: key.get_ref().to_string(),
+                    values,
+                });
+            }
+        }
+        Some(Some(MetricQuery {
+            span: name.span(),
+            name: name.into_inner(),
+            by,
+            filters,
+            grain,
+        }))
+    }
+
     pub(super) fn query(&mut self, t: &Tbl) -> Option<QuerySpec> {
         self.check_keys(t, &QUERY_KEYS);
-        let sql_value = self.string(t, "sql", true);
+        let metric = self.metric_query(t)?;
+        if let (Some(m), Some(sql)) = (&metric, Self::lookup(t, "sql")) {
+            self.error(
+                sql.span(),
+                format!(
+                    "a report on metric `{}` has no `sql`: it is generated",
+                    m.name
+                ),
+            );
+            return None;
+        }
+        let sql_value = if metric.is_some() {
+            None
+        } else {
+            self.string(t, "sql", true)
+        };
         let period = match self.string(t, "period", false) {
             Some(p) => match p.get_ref().parse::<Period>() {
                 Ok(period) => Some(period),
@@ -218,6 +306,20 @@ impl Reader<'_> {
             Some(table) => self.query_params(table),
             None => Some(Params::new()),
         };
+        if let Some(metric) = metric {
+            return Some(QuerySpec {
+                reads: read_sql("", self.dialect),
+                sql: String::new(),
+                sql_offset: None,
+                sql_span: metric.span.clone(),
+                period: period?,
+                week_start: week_start?,
+                timeout_seconds: timeout_seconds?,
+                maximum_bytes_billed: maximum_bytes_billed?,
+                params: params?,
+                metric: Some(metric),
+            });
+        }
         let sql_value = sql_value?;
         let sql_text = sql_value.get_ref().clone();
         let sql_offset = string_content_offset(self.source, sql_value.span(), &sql_text);
@@ -270,6 +372,7 @@ impl Reader<'_> {
             timeout_seconds: timeout_seconds?,
             maximum_bytes_billed: maximum_bytes_billed?,
             params: params?,
+            metric: None,
         })
         .filter(|_| params_ok)
     }

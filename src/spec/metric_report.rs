@@ -1,0 +1,104 @@
+//! Reports on a catalog metric (`[query] metric = "signups_mtd"`): linked once every file
+//! is read — the metric found, `by` and `where` named as `/kpi` names them, the SQL
+//! generated as for a `/kpi` answer, and the metric's targets attached, so a morning post
+//! shows its pacing.
+
+use std::collections::BTreeMap;
+
+use super::metric_sql::{Dialect, Grain, metric_sql};
+use super::names::dimension_of;
+use super::{Diagnostic, LoadedFile, MetricSpec, TargetSpec};
+use crate::warehouse::reads::read_sql;
+
+/// Generates the SQL of every report on a metric; a report whose metric or dimension is
+/// unknown, or whose metric has access lists of its own (which a report's `[access]` would
+/// have to restate), is refused with a diagnostic at its `metric = …`.
+pub fn link_metric_reports(files: &mut [LoadedFile], dialect: Dialect) {
+    let metrics: BTreeMap<String, MetricSpec> = files
+        .iter()
+        .flat_map(|f| f.metrics.iter())
+        .map(|m| (m.name.clone(), m.clone()))
+        .collect();
+    let targets: Vec<TargetSpec> = files
+        .iter()
+        .flat_map(|f| f.targets.iter().cloned())
+        .collect();
+    for file in files.iter_mut() {
+        let Some(spec) = file.spec.as_mut() else {
+            continue;
+        };
+        let Some(asked) = spec.query.metric.clone() else {
+            continue;
+        };
+        let problem = |message: String| Diagnostic::new(&file.path, asked.span.clone(), message);
+        let Some(metric) = metrics.get(&asked.name) else {
+            let d = problem(format!("no metric is named `{}`", asked.name)).maybe_hint(
+                super::diagnostic::closest(&asked.name, metrics.keys().map(String::as_str))
+                    .map(|c| format!("did you mean `{c}`?")),
+            );
+            file.diagnostics.push(d);
+            file.spec = None;
+            continue;
+        };
+        if metric.access.has_lists()
+            || metric.access.restricted
+            || !metric.input_access().is_empty()
+        {
+            file.diagnostics.push(
+                problem(format!(
+                    "metric `{}` has access lists of its own; a scheduled report on it would post past them",
+                    metric.name
+                ))
+                .with_hint("write the report's SQL and `[access]`, or lift the metric's lists to a policy on its table"),
+            );
+            file.spec = None;
+            continue;
+        }
+        let column = |name: &str| dimension_of(metric, name).map(|(c, _)| c.to_string());
+        let by = match &asked.by {
+            None => None,
+            Some(name) => match column(name) {
+                Some(c) => Some(c),
+                None => {
+                    file.diagnostics.push(problem(format!(
+                        "`{name}` is not a dimension of `{}`",
+                        metric.name
+                    )));
+                    file.spec = None;
+                    continue;
+                }
+            },
+        };
+        let mut filters = Vec::new();
+        for filter in &asked.filters {
+            match column(&filter.dimension) {
+                Some(c) => filters.push(super::metric::Filter {
+                    dimension: c,
+                    values: filter.values.clone(),
+                }),
+                None => {
+                    file.diagnostics.push(problem(format!(
+                        "`{}` is not a dimension of `{}`",
+                        filter.dimension, metric.name
+                    )));
+                }
+            }
+        }
+        if filters.len() != asked.filters.len() {
+            file.spec = None;
+            continue;
+        }
+        let (sql, params) = metric_sql(dialect, metric, asked.grain, by.as_deref(), &filters);
+        spec.query.reads = read_sql(&sql, dialect);
+        spec.query.sql = sql;
+        spec.query.params.extend(params);
+        // Paced as a `/kpi` answer is: daily and unsplit.
+        if by.is_none() && asked.grain == Grain::Day {
+            spec.targets = targets
+                .iter()
+                .filter(|t| t.metric == metric.name && t.applies_to(&filters))
+                .cloned()
+                .collect();
+        }
+    }
+}
