@@ -147,5 +147,22 @@ FROM kp_days d, kp_devices v
 WHERE d.day <> getvariable('mart_end')::DATE - 400
 ORDER BY visit_date, device;
 
+-- Targets kept in the mart, as a planning team maintains them (a dbt seed, a sheet
+-- loaded nightly): one row per metric, period and dimension value (`dimension` and
+-- `member` NULL for the total). Here the ads channel's monthly sign-up target: its
+-- average day that month, over the whole month, plus 5 %, to the hundred.
+CREATE OR REPLACE TABLE mart.kpi_targets AS
+SELECT
+    'signups' AS metric,
+    'month' AS per,
+    CAST(date_trunc('month', signup_date) AS DATE) AS period_start,
+    CAST(round(avg(signups) * day(last_day(min(signup_date))) * 1.05, -2) AS INTEGER) AS target,
+    'channel' AS dimension,
+    'ads' AS member
+FROM mart.daily_signups
+WHERE channel = 'ads'
+GROUP BY 3
+ORDER BY period_start;
+
 CREATE OR REPLACE TABLE mart.kpibot_demo_build AS
-SELECT getvariable('mart_end')::DATE AS data_through, 2 AS mart_version;
+SELECT getvariable('mart_end')::DATE AS data_through, 3 AS mart_version;

@@ -11,7 +11,6 @@ use crate::i18n::{self, Locale};
 use crate::render::actions::{Actions, Asked};
 use crate::render::{self, ChartData, RenderError, Rendered, RunFacts, ShapeError};
 use crate::spec::period::{PeriodError, WindowLimits};
-use crate::spec::target::{self, PaceMethod, Pacing, TargetSpec};
 use crate::spec::{Compare, Goal, Headline, Period, ReportSpec, Window};
 use crate::warehouse::reads::Reads;
 use crate::warehouse::{ParamValue, Params, QueryJob, Table, Trigger, Warehouse, WarehouseError};
@@ -86,45 +85,7 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
-/// The pacing of a run against its metric's target: the value to date over the days that
-/// have data (a window running into today counts to the last day with data), and for
-/// last year's shape the same period a year earlier, queried the same way.
-#[allow(clippy::too_many_arguments)]
-async fn pace(
-    warehouse: &dyn Warehouse,
-    spec: &ReportSpec,
-    target: &TargetSpec,
-    window: Window,
-    data: &ChartData,
-    to_date: f64,
-    run_date: NaiveDate,
-    options: &RunOptions,
-) -> Result<Option<Pacing>, PipelineError> {
-    let through = data
-        .headline(Headline::Last)
-        .and_then(|(_, at)| at?.parse::<NaiveDate>().ok())
-        .filter(|d| *d >= window.start && *d <= window.end)
-        .unwrap_or(window.end);
-    let paced = Window {
-        start: window.start,
-        end: through,
-    };
-    if target.per.around(window.start).0 != window.start {
-        return Ok(None);
-    }
-    let last_year = if target.pace == PaceMethod::LastYear {
-        let (whole, so_far) = target::last_year_windows(paced, target.per);
-        let (_, whole_data) = query_window(warehouse, spec, whole, run_date, options).await?;
-        let (_, so_far_data) = query_window(warehouse, spec, so_far, run_date, options).await?;
-        whole_data
-            .headline(spec.chart.headline)
-            .zip(so_far_data.headline(spec.chart.headline))
-            .map(|((w, _), (s, _))| (w, s))
-    } else {
-        None
-    };
-    Ok(target::pacing(target, paced, to_date, last_year))
-}
+mod pace;
 
 /// What went wrong at the warehouse, in words that fit the failure.
 pub fn warehouse_failure(error: &WarehouseError, locale: Locale) -> String {
@@ -306,7 +267,12 @@ pub async fn reads(warehouse: &dyn Warehouse, spec: &ReportSpec, options: &RunOp
     };
     let params = run_params(spec, options, window, today_in(spec.timezone, options.now));
     let job = job_for(spec, options.default_timeout, options.trigger);
-    warehouse.reads(&spec.query.sql, &params, &job).await
+    let mut reads = warehouse.reads(&spec.query.sql, &params, &job).await;
+    // A target kept in a mart table is read with the data: the reader must be allowed it.
+    for (sql, params) in pace::target_queries(warehouse, spec, window) {
+        reads = reads.union(warehouse.reads(&sql, &params, &job).await);
+    }
+    reads
 }
 
 /// Runs the report's query for `window` and shapes it for the chart.
@@ -476,7 +442,7 @@ pub async fn run(
     let mut pacing = None;
     if let Some((to_date, _)) = &headline {
         for target in &spec.targets {
-            pacing = pace(
+            pacing = pace::pace(
                 warehouse, spec, target, window, &data, *to_date, run_date, options,
             )
             .await?;

@@ -8,13 +8,17 @@ use chrono::{Datelike, NaiveDate};
 use kpibot::cli;
 
 fn sum_signups(db: &std::path::Path, start: NaiveDate, end: NaiveDate, organic: bool) -> f64 {
-    let filter = if organic {
-        "AND channel = 'organic'"
-    } else {
-        ""
-    };
-    duckdb::Connection::open(db)
-        .unwrap()
+    sum_channel(db, start, end, organic.then_some("organic"))
+}
+
+fn sum_channel(
+    db: &std::path::Path,
+    start: NaiveDate,
+    end: NaiveDate,
+    channel: Option<&str>,
+) -> f64 {
+    let filter = channel.map_or(String::new(), |c| format!("AND channel = '{c}'"));
+    common::read_only_duckdb(db)
         .query_row(
             &format!(
                 "SELECT COALESCE(SUM(signups), 0)::DOUBLE FROM mart.daily_signups
@@ -234,4 +238,153 @@ fn mistakes_in_targets_are_named_at_their_place() {
         );
         assert!(rendered.contains("metrics.toml:"), "{rendered}");
     }
+}
+
+/// The ads channel's targets live in the demo mart's `mart.kpi_targets`: each answer reads
+/// the period's row when it is paced (a changed row shows on the next answer), rows that
+/// disagree pace nothing, and a policy on the targets table guards the answer showing it.
+#[tokio::test]
+async fn targets_kept_in_a_mart_table_are_read_when_paced_and_guarded_by_its_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    for entry in std::fs::read_dir(common::repo_path("reports")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, reports.join(path.file_name().unwrap())).unwrap();
+    }
+    let settings = common::settings_in(dir.path(), &reports);
+    let app = common::app(&settings);
+    let out = dir.path().join("out");
+    let db = settings.warehouse.duckdb.path.clone();
+    let question = "signups this month where channel=ads";
+
+    let message = ask(&app, question, &out).await;
+    let payload = &message["metadata"]["event_payload"];
+    let start: NaiveDate = payload["window_start"].as_str().unwrap().parse().unwrap();
+    let end: NaiveDate = payload["window_end"].as_str().unwrap().parse().unwrap();
+    let row = "metric = 'signups' AND per = 'month' AND dimension = 'channel' AND member = 'ads'";
+    let planned: f64 = common::read_only_duckdb(&db)
+        .query_row(
+            &format!(
+                "SELECT target::DOUBLE FROM mart.kpi_targets WHERE {row} AND period_start = ?::DATE"
+            ),
+            [start.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let target = &payload["target"];
+    assert_eq!(target["value"].as_f64(), Some(planned), "{target}");
+    let through = end.min(last_day_with_data(&db));
+    let to_date = sum_channel(&db, start, through, Some("ads"));
+    assert!(
+        close(target["to_date"].as_f64().unwrap(), to_date),
+        "{target}"
+    );
+    assert!(close(
+        target["attainment"].as_f64().unwrap(),
+        to_date / planned
+    ));
+
+    // The planners change this month's target: the next answer shows the new one.
+    let write = |sql: String| {
+        duckdb::Connection::open(&db)
+            .unwrap()
+            .execute_batch(&sql)
+            .unwrap()
+    };
+    write(format!(
+        "UPDATE mart.kpi_targets SET target = 4321 WHERE {row} AND period_start = DATE '{start}'"
+    ));
+    let message = ask(&app, question, &out).await;
+    assert_eq!(
+        message["metadata"]["event_payload"]["target"]["value"],
+        4321.0
+    );
+    assert!(message.to_string().contains("🎯 Target 4,321"), "{message}");
+
+    // A second row for the same month that disagrees: neither is picked.
+    write(format!(
+        "INSERT INTO mart.kpi_targets VALUES ('signups', 'month', DATE '{start}', 5000, 'channel', 'ads')"
+    ));
+    let message = ask(&app, question, &out).await;
+    assert!(
+        message["metadata"]["event_payload"].get("target").is_none(),
+        "{message}"
+    );
+
+    // The targets table is the planning team's: only their channel may see an answer
+    // that shows it; a question whose target is written in the spec is not affected.
+    std::fs::write(
+        reports.join("targets_policy.toml"),
+        "[[policy]]\nname = \"plans\"\ndescription = \"Targets are the planners'.\"\ntable = \"mart.kpi_targets\"\nowner = \"#planning\"\nallowed_channels = [\"#planning\"]\n",
+    )
+    .unwrap();
+    let catalog = app.load_catalog().unwrap();
+    let warehouse = app
+        .open_warehouse(common::fixed_now(), &mut Vec::new())
+        .await
+        .unwrap();
+    let context = common::cli_context(
+        &app,
+        &catalog,
+        warehouse.as_ref(),
+        common::fixed_now(),
+        kpibot::i18n::Locale::En,
+    );
+    let asker = |channel: &str| kpibot::adhoc::Asker {
+        user_id: "U1".into(),
+        channel_id: format!("C_{channel}"),
+        channel_name: channel.into(),
+        usergroups: Vec::new(),
+        operator: false,
+    };
+    let refused = |answer: &kpibot::adhoc::Answer| {
+        matches!(
+            answer,
+            kpibot::adhoc::Answer::Text(kpibot::adhoc::Reply::Refused { .. })
+        )
+    };
+    let sales = asker("sales");
+    let planning = asker("planning");
+    assert!(refused(
+        &kpibot::adhoc::answer(&context, question, &sales).await
+    ));
+    assert!(!refused(
+        &kpibot::adhoc::answer(&context, question, &planning).await
+    ));
+    assert!(!refused(
+        &kpibot::adhoc::answer(&context, "signups this month where channel=organic", &sales).await
+    ));
+}
+
+#[tokio::test]
+async fn check_dry_run_names_a_targets_table_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    let base = std::fs::read_to_string(common::repo_path("reports/metrics.toml")).unwrap();
+    std::fs::write(
+        reports.join("metrics.toml"),
+        format!(
+            "{base}\n[[target]]\nmetric = \"signups\"\nper = \"month\"\ntable = \"mart.kpi_target\"\n"
+        ),
+    )
+    .unwrap();
+    let settings = common::settings_in(dir.path(), &reports);
+    let (ok, stdout, stderr) = common::run_kpibot(
+        &["check", reports.to_str().unwrap(), "--dry-run"],
+        dir.path(),
+        &[(
+            "KPIBOT__WAREHOUSE__DUCKDB__PATH",
+            settings.warehouse.duckdb.path.to_str().unwrap(),
+        )],
+    );
+    let text = format!("{stdout}{stderr}");
+    assert!(!ok, "{text}");
+    let line = base.lines().count() + 3;
+    assert!(
+        text.contains(&format!("metrics.toml:{line}:"))
+            && text.contains("the targets of `signups` cannot be read from `mart.kpi_target`"),
+        "{text}"
+    );
 }

@@ -101,12 +101,22 @@ pub async fn check(
                     )
                 }));
             }
+            problems.extend(
+                super::check_targets::dry_run_targets(
+                    warehouse,
+                    &file.targets,
+                    app.query_timeout,
+                    today,
+                )
+                .await,
+            );
             scans.insert(file.path.clone(), notes);
             if !problems.is_empty() {
                 file.diagnostics.extend(problems);
                 file.spec = None;
                 file.metrics.clear();
                 file.alerts.clear();
+                file.targets.clear();
             }
         }
     }

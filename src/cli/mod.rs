@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod ask;
 pub mod check;
+mod check_targets;
 pub mod config;
 pub mod health;
 pub mod history;

@@ -48,7 +48,7 @@ impl Grain {
 pub use crate::spec::metric::Filter;
 
 /// A quoted identifier; `mart.table` keeps its dot.
-fn quote(dialect: Dialect, name: &str) -> String {
+pub(crate) fn quote(dialect: Dialect, name: &str) -> String {
     match dialect {
         Dialect::DuckDb => name
             .split('.')

@@ -29,6 +29,7 @@ pub mod query;
 pub mod report;
 pub mod schedule;
 pub mod target;
+pub mod target_table;
 mod walk;
 
 use std::collections::BTreeMap;

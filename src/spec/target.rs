@@ -42,11 +42,14 @@ pub struct TargetSpec {
     /// the metric's total.
     pub filter: Option<Filter>,
     pub pace: PaceMethod,
+    /// The mart table the targets are read from at run time instead of `value`/`values`
+    /// (see [`super::target_table`]).
+    pub table: Option<String>,
     pub path: PathBuf,
     pub span: std::ops::Range<usize>,
 }
 
-const TARGET_KEYS: [&str; 6] = ["metric", "per", "value", "values", "where", "pace"];
+const TARGET_KEYS: [&str; 7] = ["metric", "per", "value", "values", "where", "pace", "table"];
 
 impl TargetPeriod {
     /// The period containing `day`: its first and last day.
@@ -108,11 +111,24 @@ pub fn pacing(
     to_date: f64,
     last_year: Option<(f64, f64)>,
 ) -> Option<Pacing> {
+    let goal = target.value_for(target.per.around(window.start).0);
+    pacing_against(target, goal, window, to_date, last_year)
+}
+
+/// [`pacing`] against `goal`, the period's target wherever it was read from (the spec's
+/// `values`, or a mart table).
+pub fn pacing_against(
+    target: &TargetSpec,
+    goal: Option<f64>,
+    window: Window,
+    to_date: f64,
+    last_year: Option<(f64, f64)>,
+) -> Option<Pacing> {
     let (period_start, period_end) = target.per.around(window.start);
     if window.start != period_start || window.end > period_end || window.end < window.start {
         return None;
     }
-    let goal = target.value_for(period_start).filter(|v| *v != 0.0)?;
+    let goal = goal.filter(|v| *v != 0.0)?;
     let elapsed_days = (window.end - period_start).num_days() as u32 + 1;
     let period_days = (period_end - period_start).num_days() as u32 + 1;
     let linear = to_date * f64::from(period_days) / f64::from(elapsed_days);
@@ -237,10 +253,28 @@ impl Reader<'_> {
             }
         }
         let value = value?;
-        if value.is_none() && values.is_empty() && ok {
+        let table = self.string(t, "table", false);
+        if let Some(table) = &table {
+            if !table.get_ref().split('.').all(super::walk::is_identifier) {
+                self.error(
+                    table.span(),
+                    format!("`{}` is not a table name", table.get_ref()),
+                )
+                .hint = Some("write the mart table's name, e.g. `mart.kpi_targets`".into());
+                ok = false;
+            } else if value.is_some() || !values.is_empty() {
+                self.error(
+                    table.span(),
+                    "a target is read from `table` or written with `value`/`values`, not both",
+                )
+                .hint = Some("keep one: the table's rows, or the numbers in this file".into());
+                ok = false;
+            }
+        }
+        if table.is_none() && value.is_none() && values.is_empty() && ok {
             self.error(t.anchor.clone(), "a target needs `value` or `values`")
                 .hint = Some(
-                "write `value = 12000` for every period, and `[target.values]` for particular ones"
+                "write `value = 12000` for every period and `[target.values]` for particular ones, or `table = \"mart.kpi_targets\"` to read them from the mart"
                     .into(),
             );
             return None;
@@ -274,6 +308,7 @@ impl Reader<'_> {
             values,
             filter,
             pace: pace.unwrap_or(PaceMethod::Linear),
+            table: table.map(|t| t.into_inner()),
             path: self.path.to_path_buf(),
         })
     }
@@ -425,6 +460,7 @@ mod tests {
             values: BTreeMap::new(),
             filter: None,
             pace,
+            table: None,
             path: "t.toml".into(),
             span: 0..0,
         }

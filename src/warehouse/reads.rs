@@ -328,6 +328,29 @@ impl Reads {
         }
     }
 
+    /// What two queries read together: unknown if either is.
+    pub fn union(self, other: Reads) -> Reads {
+        match (self, other) {
+            (unknown @ Reads::Unknown { .. }, _) | (_, unknown @ Reads::Unknown { .. }) => unknown,
+            (
+                Reads::Known { mut tables, source },
+                Reads::Known {
+                    tables: more,
+                    source: other_source,
+                },
+            ) => {
+                tables.extend(more);
+                // Parser-established reads are the weaker proof: say so if either is.
+                let source = if other_source == ReadsSource::Parser {
+                    other_source
+                } else {
+                    source
+                };
+                Reads::Known { tables, source }
+            }
+        }
+    }
+
     /// Why the reads are not known, if they are not.
     pub fn unknown(&self) -> Option<&str> {
         match self {

@@ -1,0 +1,129 @@
+//! Pacing a run against its metric's target: the period's target (written in the spec or
+//! read from a mart table), the value to date, and last year's shape where asked for.
+
+use chrono::NaiveDate;
+
+use super::{PipelineError, RunOptions, job_for, query_window};
+use crate::render::ChartData;
+use crate::spec::target::{self, PaceMethod, Pacing, TargetSpec};
+use crate::spec::target_table::{self, TableTarget};
+use crate::spec::{Headline, ReportSpec, Window};
+use crate::warehouse::{Params, Warehouse};
+
+/// The pacing of a run against its metric's target: the value to date over the days that
+/// have data (a window running into today counts to the last day with data), and for
+/// last year's shape the same period a year earlier, queried the same way.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn pace(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    target: &TargetSpec,
+    window: Window,
+    data: &ChartData,
+    to_date: f64,
+    run_date: NaiveDate,
+    options: &RunOptions,
+) -> Result<Option<Pacing>, PipelineError> {
+    let through = data
+        .headline(Headline::Last)
+        .and_then(|(_, at)| at?.parse::<NaiveDate>().ok())
+        .filter(|d| *d >= window.start && *d <= window.end)
+        .unwrap_or(window.end);
+    let paced = Window {
+        start: window.start,
+        end: through,
+    };
+    let period_start = target.per.around(window.start).0;
+    if period_start != window.start {
+        return Ok(None);
+    }
+    let goal = match &target.table {
+        None => target.value_for(period_start),
+        Some(table) => table_goal(warehouse, spec, target, table, period_start, options).await,
+    };
+    if goal.is_none() {
+        return Ok(None);
+    }
+    let last_year = if target.pace == PaceMethod::LastYear {
+        let (whole, so_far) = target::last_year_windows(paced, target.per);
+        let (_, whole_data) = query_window(warehouse, spec, whole, run_date, options).await?;
+        let (_, so_far_data) = query_window(warehouse, spec, so_far, run_date, options).await?;
+        whole_data
+            .headline(spec.chart.headline)
+            .zip(so_far_data.headline(spec.chart.headline))
+            .map(|((w, _), (s, _))| (w, s))
+    } else {
+        None
+    };
+    Ok(target::pacing_against(
+        target, goal, paced, to_date, last_year,
+    ))
+}
+
+/// The target of the period starting `period_start`, read from the mart table. A period
+/// the table has no row for is not paced; rows that disagree, or a table that cannot be
+/// read, are not paced either and are logged for the report's author (`kpibot check
+/// --dry-run` names them before a post does).
+async fn table_goal(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    target: &TargetSpec,
+    table: &str,
+    period_start: NaiveDate,
+    options: &RunOptions,
+) -> Option<f64> {
+    let (sql, params) = target_table::query(warehouse.dialect(), target, table, period_start);
+    let job = job_for(spec, options.default_timeout, options.trigger);
+    match warehouse.query(&sql, &params, &job).await {
+        Ok(answer) => match target_table::answer(&answer) {
+            TableTarget::Found(goal) => Some(goal),
+            TableTarget::Missing => None,
+            TableTarget::Conflicting { rows, low, high } => {
+                tracing::warn!(
+                    report = %spec.id,
+                    metric = %target.metric,
+                    %table,
+                    %period_start,
+                    rows,
+                    low,
+                    high,
+                    "the targets table disagrees with itself for this period; it is not paced"
+                );
+                None
+            }
+        },
+        Err(error) => {
+            tracing::warn!(
+                report = %spec.id,
+                metric = %target.metric,
+                %table,
+                error = %crate::i18n::error_chain(&error),
+                "the targets table cannot be read; the period is not paced"
+            );
+            None
+        }
+    }
+}
+
+/// The queries a run of `spec` over `window` may send to read its targets from mart
+/// tables, with their parameters: what the reader's access is decided on besides the
+/// report's own query.
+pub(super) fn target_queries(
+    warehouse: &dyn Warehouse,
+    spec: &ReportSpec,
+    window: Window,
+) -> Vec<(String, Params)> {
+    spec.targets
+        .iter()
+        .filter_map(|target| {
+            let table = target.table.as_deref()?;
+            let period_start = target.per.around(window.start).0;
+            Some(target_table::query(
+                warehouse.dialect(),
+                target,
+                table,
+                period_start,
+            ))
+        })
+        .collect()
+}
