@@ -85,7 +85,7 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
-mod pace;
+pub mod pace;
 
 /// What went wrong at the warehouse, in words that fit the failure.
 pub fn warehouse_failure(error: &WarehouseError, locale: Locale) -> String {

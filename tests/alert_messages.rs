@@ -281,3 +281,77 @@ fn alert_charts_match_their_golden_images() {
         failures.join("\n")
     );
 }
+
+/// A pace alert's message names the projection, the target and its period, and the value
+/// to date, in the reader's language; its small print says what it watches.
+#[test]
+fn a_pace_alert_reads_its_projection_in_both_languages() {
+    let source = r##"
+[[alert]]
+name = "signups_behind_target"
+metric = "signups"
+pace = { below = 90 }
+channel = "#growth"
+owner = "#growth"
+timezone = "Asia/Tokyo"
+"##;
+    let file = load_source(
+        Path::new("alerts.toml"),
+        source.to_string(),
+        &SpecDefaults::duckdb(chrono_tz::Asia::Tokyo),
+    );
+    assert!(file.diagnostics.is_empty(), "{}", file.render_diagnostics());
+    let alert = file.alerts.into_iter().next().unwrap();
+    let notice = Notice {
+        index: 0,
+        kind: Kind::Fired,
+        root: None,
+        items: vec![Item {
+            instance: String::new(),
+            kind: Kind::Fired,
+            value: Some(21_000.0),
+            reference: Some(Reference::Pace {
+                target: 24_000.0,
+                to_date: 10_500.0,
+                projected: 21_000.0,
+                pace: 0.875,
+                period_start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+                period_end: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+                last_year: false,
+            }),
+            at: Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap(),
+            detail: None,
+        }],
+        still_firing: Vec::new(),
+        dropped: 0,
+    };
+    for (locale, words) in [
+        (
+            Locale::En,
+            vec![
+                "on pace for 21,000, 88% of the target 24,000",
+                "10,500 so far",
+                "projected to land below 90% of its target",
+            ],
+        ),
+        (
+            Locale::Ja,
+            vec![
+                "着地見込み 21,000、目標 24,000",
+                "の 88%",
+                "現在 10,500",
+                "着地見込みが目標の90%を下回る",
+            ],
+        ),
+    ] {
+        let text = visible_text(&notice_message(&facts(&alert, locale), &notice, None));
+        for word in words {
+            assert!(text.contains(word), "`{word}` missing:\n{text}");
+        }
+        if locale == Locale::Ja {
+            for english in ["on pace", "the target", "so far", "projected"] {
+                assert!(!text.contains(english), "`{english}` in:\n{text}");
+            }
+        }
+    }
+}

@@ -9,7 +9,7 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 
 use super::engine::{AlertState, Kind, evaluate};
 use super::judge::Reference;
-use super::watch::{Series, Sources, WatchError, judge_all, lookback_days, series};
+use super::watch::{Series, Sources, WatchError, judge_all, lookback_days, watched};
 use crate::scheduled::cron::{instant_of, slots_after};
 use crate::spec::AlertSpec;
 use crate::spec::alert::Condition;
@@ -73,7 +73,7 @@ pub async fn backtest(
     }
     let lag = Days::new(u64::from(alert.lag_days));
     let start = since - Days::new(lookback_days(&alert.condition));
-    let values = series(sources, alert, start, until).await?;
+    let (values, pace) = watched(sources, alert, start, since, until).await?;
     let mut replayed = alert.clone();
     replayed.mutes.clear();
     let midnight = |day: NaiveDate| {
@@ -91,7 +91,7 @@ pub async fn backtest(
         let round = evaluate(
             &replayed,
             &state,
-            judge_all(alert, &values, day),
+            judge_all(alert, pace.as_ref(), &values, day),
             at,
             max_instances,
         );
@@ -123,7 +123,16 @@ pub async fn backtest(
         to: until,
         evaluations,
         transitions,
-        series: values,
+        // The days judged and what they look back on (not last year's, read for a pace).
+        series: values
+            .into_iter()
+            .map(|(name, days)| {
+                (
+                    name,
+                    days.into_iter().filter(|(d, _)| *d >= start).collect(),
+                )
+            })
+            .collect(),
         firing_at_end,
     })
 }

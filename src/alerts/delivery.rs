@@ -536,7 +536,11 @@ fn panel(
         days,
         threshold,
         band,
-        breach: item.value.map(|v| (day, v)),
+        // A pace alert's value is the period's projection, not a day's: not drawn.
+        breach: item
+            .value
+            .filter(|_| !matches!(item.reference, Some(Reference::Pace { .. })))
+            .map(|v| (day, v)),
         firing: Vec::new(),
     }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
 
+use crate::spec::Window;
 use crate::spec::alert::Condition;
+use crate::spec::target::{self, PaceMethod, TargetSpec};
 
 /// Which way the value is bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -54,7 +56,95 @@ pub enum Reference {
         high: f64,
         weeks: u32,
     },
+    /// Where the period stands against its target (the value judged is `projected`).
+    Pace {
+        target: f64,
+        to_date: f64,
+        projected: f64,
+        /// `projected / target`.
+        pace: f64,
+        period_start: NaiveDate,
+        period_end: NaiveDate,
+        /// Projected by last year's shape of the period (else linearly).
+        last_year: bool,
+    },
     Nothing,
+}
+
+/// What a pace alert judges against: its metric's one target, and each period's target.
+#[derive(Debug, Clone)]
+pub struct PaceSetup {
+    pub target: TargetSpec,
+    /// The target of each period, by its first day; a period missing has none.
+    pub goals: BTreeMap<NaiveDate, f64>,
+    /// The metric adds up over days (a sum or count); else each day's value already is
+    /// its period to date (a cumulative metric to date of the target's period).
+    pub additive: bool,
+}
+
+/// The metric over `window` from its daily values: their sum when it adds up, else the
+/// last day's value; `None` when no day of the window has one.
+fn value_over(series: &BTreeMap<NaiveDate, f64>, window: Window, additive: bool) -> Option<f64> {
+    let mut days = series.range(window.start..=window.end).peekable();
+    days.peek()?;
+    if additive {
+        Some(days.map(|(_, v)| v).sum())
+    } else {
+        days.last().map(|(_, v)| *v)
+    }
+}
+
+/// A pace condition on `day`: the period of the target containing `day`, to `day`,
+/// projected by the target's method against that period's target. No value on `day`, or
+/// no target for its period, is no data.
+pub fn judge_pace(
+    below_percent: f64,
+    setup: &PaceSetup,
+    series: &BTreeMap<NaiveDate, f64>,
+    day: NaiveDate,
+) -> Seen {
+    if !series.contains_key(&day) {
+        return Seen::NoData;
+    }
+    let target = &setup.target;
+    let period_start = target.per.around(day).0;
+    let window = Window {
+        start: period_start,
+        end: day,
+    };
+    let Some(to_date) = value_over(series, window, setup.additive) else {
+        return Seen::NoData;
+    };
+    let last_year = (target.pace == PaceMethod::LastYear)
+        .then(|| {
+            let (whole, so_far) = target::last_year_windows(window, target.per);
+            value_over(series, whole, setup.additive).zip(value_over(
+                series,
+                so_far,
+                setup.additive,
+            ))
+        })
+        .flatten();
+    let goal = setup.goals.get(&period_start).copied();
+    let Some(p) = target::pacing_against(target, goal, window, to_date, last_year) else {
+        return Seen::NoData;
+    };
+    let holds = p.pace * 100.0 < below_percent;
+    Seen::Judged(Judged {
+        value: Some(p.projected),
+        holds,
+        recovered: !holds,
+        worse: Direction::Down,
+        reference: Reference::Pace {
+            target: p.target,
+            to_date: p.to_date,
+            projected: p.projected,
+            pace: p.pace,
+            period_start: p.period_start,
+            period_end: p.period_end,
+            last_year: p.method == PaceMethod::LastYear,
+        },
+    })
 }
 
 /// The weekday values a band is built from, oldest first, and how many there are.
@@ -188,7 +278,11 @@ pub fn judge(
                 },
             )
         }
-        Condition::NoData | Condition::Stale(_) | Condition::Rows { .. } => Seen::NoData,
+        // Judged where they run: pace by `judge_pace`, which needs the target.
+        Condition::Pace { .. }
+        | Condition::NoData
+        | Condition::Stale(_)
+        | Condition::Rows { .. } => Seen::NoData,
     }
 }
 
@@ -314,6 +408,102 @@ mod tests {
         );
         assert_eq!(
             judge(&Condition::Above(1.0), None, &s, day(2)),
+            Seen::NoData
+        );
+    }
+
+    fn pace_setup(goal: f64, pace: PaceMethod, additive: bool) -> PaceSetup {
+        PaceSetup {
+            target: TargetSpec {
+                metric: "signups".into(),
+                per: crate::spec::TargetPeriod::Month,
+                value: Some(goal),
+                values: Default::default(),
+                filter: None,
+                pace,
+                table: None,
+                path: "t.toml".into(),
+                span: 0..0,
+            },
+            goals: BTreeMap::from([(day(1), goal)]),
+            additive,
+        }
+    }
+
+    fn pace_of(seen: &Seen) -> f64 {
+        match seen {
+            Seen::Judged(Judged {
+                reference: Reference::Pace { pace, .. },
+                ..
+            }) => *pace,
+            other => panic!("expected a pace, got {other:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        /// November has 30 days: a month to date of `sum` over `d` days is projected to
+        /// `sum × 30 / d`, and fires exactly when that is under `below` % of the target.
+        #[test]
+        fn a_pace_fires_exactly_when_the_linear_projection_falls_short(
+            values in proptest::collection::vec(0u32..1000, 30),
+            d in 1u32..=30,
+            goal in 1u32..100_000,
+            below in 1u32..200,
+        ) {
+            let s: BTreeMap<NaiveDate, f64> =
+                (1..=30).map(|i| (day(i), f64::from(values[i as usize - 1]))).collect();
+            let sum: u64 = values[..d as usize].iter().map(|v| u64::from(*v)).sum();
+            let (lhs, rhs) = (sum * 30 * 100, u64::from(goal) * u64::from(below) * u64::from(d));
+            proptest::prop_assume!(lhs != rhs);
+            let seen = judge_pace(f64::from(below), &pace_setup(f64::from(goal), PaceMethod::Linear, true), &s, day(d));
+            proptest::prop_assert_eq!(holds(&seen), (lhs < rhs, lhs >= rhs));
+        }
+    }
+
+    #[test]
+    fn a_pace_by_last_years_shape_a_running_total_and_a_month_without_target() {
+        // A running total (month to date): the day's value is the month so far.
+        let running = series(&[(14, 1000.0), (15, 1500.0)]);
+        let seen = judge_pace(
+            90.0,
+            &pace_setup(3000.0, PaceMethod::Linear, false),
+            &running,
+            day(15),
+        );
+        assert!((pace_of(&seen) - 1500.0 * 2.0 / 3000.0).abs() < 1e-12);
+        assert_eq!(holds(&seen), (false, true));
+        // Last year's November grew from 1,000 by the 15th to 4,000 by the 30th: ×4.
+        let mut days = series(&[(1, 500.0), (15, 500.0)]);
+        let ly = |d: u32| NaiveDate::from_ymd_opt(2025, 11, d).unwrap();
+        days.extend([(ly(1), 600.0), (ly(15), 400.0), (ly(30), 3000.0)]);
+        let seen = judge_pace(
+            90.0,
+            &pace_setup(5000.0, PaceMethod::LastYear, true),
+            &days,
+            day(15),
+        );
+        assert!(
+            (pace_of(&seen) - 1000.0 * 4.0 / 5000.0).abs() < 1e-12,
+            "{seen:?}"
+        );
+        assert_eq!(holds(&seen), (true, false));
+        // December has no target: nothing is judged against one made up.
+        let december = BTreeMap::from([(NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(), 10.0)]);
+        let seen = judge_pace(
+            90.0,
+            &pace_setup(3000.0, PaceMethod::Linear, true),
+            &december,
+            NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
+        );
+        assert_eq!(seen, Seen::NoData);
+        // Nor a day without data.
+        assert_eq!(
+            judge_pace(
+                90.0,
+                &pace_setup(3000.0, PaceMethod::Linear, true),
+                &running,
+                day(16)
+            ),
             Seen::NoData
         );
     }

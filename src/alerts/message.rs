@@ -84,6 +84,28 @@ pub fn against_text(style: &NumberStyle, locale: Locale, reference: Option<&Refe
             .with("high", style.value(*high))
             .with_number("weeks", *weeks)
             .text(locale),
+        Some(Reference::Pace {
+            target,
+            to_date,
+            projected,
+            pace,
+            period_start,
+            period_end,
+            last_year,
+        }) => Message::new(if *last_year {
+            "alert-against-pace-last-year"
+        } else {
+            "alert-against-pace-linear"
+        })
+        .with("pace", format!("{:.0}%", pace * 100.0))
+        .with("projected", style.value(*projected))
+        .with("target", style.value(*target))
+        .with(
+            "period",
+            crate::i18n::date_range(locale, *period_start, *period_end),
+        )
+        .with("to_date", style.value(*to_date))
+        .text(locale),
         Some(Reference::Nothing) | None => String::new(),
     }
 }
@@ -198,6 +220,12 @@ pub fn definition(alert: &AlertSpec, style: &NumberStyle, locale: Locale) -> Str
             .with_number("weeks", *weeks)
             .with("sigmas", sigmas)
             .with_number("min_weeks", *min_weeks),
+        Condition::Pace { below_percent, per } => Message::new(match per {
+            Some(crate::spec::TargetPeriod::Week) => "alert-def-pace-week",
+            Some(crate::spec::TargetPeriod::Month) => "alert-def-pace-month",
+            None => "alert-def-pace",
+        })
+        .with("percent", format!("{below_percent}%")),
         Condition::NoData => Message::new("alert-def-no-data"),
         Condition::Stale(f) => {
             Message::new("alert-def-stale").with_number("days", f.expect_days_ago)

@@ -1,22 +1,27 @@
 //! What an alert watches, read from the warehouse: a catalog metric per day (one series
 //! per dimension value, through the same generated SQL `/kpi` uses), a report's headline
-//! as each morning's run would show it, a freshness query, or a query's rows.
+//! as each morning's run would show it, a freshness query, or a query's rows; and for a
+//! pace alert its target, each judged period's target value (written in the spec or read
+//! from the mart table) and last year's days where it is paced by last year's shape.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 
-use super::judge::{Direction, Judged, Reference, Seen, judge};
+use super::judge::{Direction, Judged, PaceSetup, Reference, Seen, judge, judge_pace};
 use crate::catalog::Catalog;
+use crate::pipeline::pace::{read_table_target, table_target_queries};
 use crate::pipeline::{self, PipelineError, RunLimits, RunOptions};
 use crate::scheduled::cron::instant_of;
 use crate::scheduled::freshness::{is_fresh, newest_date};
-use crate::spec::AlertSpec;
-use crate::spec::alert::{Condition, Watch};
+use crate::spec::alert::{Condition, Watch, as_filters};
 use crate::spec::metric_sql::{
     self as sql, DIMENSION_COLUMN, Filter, Grain, PERIOD_COLUMN, VALUE_COLUMN,
 };
+use crate::spec::target::{self, PaceMethod, TargetSpec};
+use crate::spec::target_table::TableTarget;
+use crate::spec::{AlertSpec, Window};
 use crate::warehouse::reads::Reads;
 use crate::warehouse::{ParamValue, Params, QueryJob, Trigger, Warehouse, WarehouseError};
 
@@ -39,6 +44,8 @@ pub enum WatchError {
     MissingMetric(String),
     #[error("the catalog has no report `{0}` (was it renamed or removed?)")]
     MissingReport(String),
+    #[error("{0}")]
+    MissingTarget(#[from] crate::spec::target::PaceTargetError),
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
     #[error(transparent)]
@@ -56,6 +63,9 @@ impl WatchError {
             WatchError::MissingReport(report) => Message::new("alert-missing-report")
                 .with("report", report)
                 .text(locale),
+            WatchError::MissingTarget(error) => Message::new("alert-missing-target")
+                .with("metric", error.metric())
+                .text(locale),
             WatchError::Warehouse(WarehouseError::OverBudget(over)) => over.text(locale),
             WatchError::Warehouse(error) => {
                 format!("{} ({error})", pipeline::warehouse_failure(error, locale))
@@ -70,6 +80,8 @@ pub fn lookback_days(condition: &Condition) -> u64 {
     match condition {
         Condition::Change { against, .. } => against.days() as u64,
         Condition::Band { weeks, .. } => 7 * u64::from(*weeks),
+        // From the start of the target's month (at most 30 days back) or week.
+        Condition::Pace { .. } => 30,
         _ => 0,
     }
 }
@@ -88,13 +100,7 @@ fn metric_query(
     from: NaiveDate,
     to: NaiveDate,
 ) -> (String, Params) {
-    let filters: Vec<Filter> = filters
-        .iter()
-        .map(|(dimension, values)| Filter {
-            dimension: dimension.clone(),
-            values: values.clone(),
-        })
-        .collect();
+    let filters: Vec<Filter> = crate::spec::alert::as_filters(filters);
     let (sql, mut params) = sql::metric_sql(dialect, spec, Grain::Day, by, &filters);
     params.insert("start_date".into(), ParamValue::Date(from));
     params.insert("end_date".into(), ParamValue::Date(to));
@@ -210,7 +216,12 @@ pub async fn reads(sources: Sources<'_>, alert: &AlertSpec, at: DateTime<Utc>) -
                 today,
                 today,
             );
-            sources.warehouse.reads(&sql, &params, &job).await
+            let mut reads = sources.warehouse.reads(&sql, &params, &job).await;
+            // A pace alert's target kept in a mart table is read too.
+            for (sql, params) in target_queries(sources, alert, today) {
+                reads = reads.union(sources.warehouse.reads(&sql, &params, &job).await);
+            }
+            reads
         }
         (_, Some(Watch::Report { report, .. })) => match sources.catalog.get(report) {
             Some(spec) => {
@@ -231,17 +242,42 @@ pub async fn reads(sources: Sources<'_>, alert: &AlertSpec, at: DateTime<Utc>) -
     }
 }
 
-/// Judges every instance of `series` on `day`.
-pub fn judge_all(alert: &AlertSpec, series: &Series, day: NaiveDate) -> BTreeMap<String, Seen> {
+/// Judges every instance of `series` on `day` (a pace condition against `pace`).
+pub fn judge_all(
+    alert: &AlertSpec,
+    pace: Option<&PaceSetup>,
+    series: &Series,
+    day: NaiveDate,
+) -> BTreeMap<String, Seen> {
     series
         .iter()
         .map(|(name, values)| {
-            (
-                name.clone(),
-                judge(&alert.condition, alert.recover, values, day),
-            )
+            let seen = match (&alert.condition, pace) {
+                (Condition::Pace { below_percent, .. }, Some(setup)) => {
+                    judge_pace(*below_percent, setup, values, day)
+                }
+                _ => judge(&alert.condition, alert.recover, values, day),
+            };
+            (name.clone(), seen)
         })
         .collect()
+}
+
+/// What judging the days `first_judged..=to` reads: the watched series from `from`, and
+/// for a pace alert its target's setup and last year's days where they are needed.
+pub async fn watched(
+    sources: Sources<'_>,
+    alert: &AlertSpec,
+    from: NaiveDate,
+    first_judged: NaiveDate,
+    to: NaiveDate,
+) -> Result<(Series, Option<PaceSetup>), WatchError> {
+    let mut values = series(sources, alert, from, to).await?;
+    let pace = pace_setup(sources, alert, first_judged, to).await?;
+    if let Some(setup) = &pace {
+        add_last_year(sources, alert, setup, first_judged, to, &mut values).await?;
+    }
+    Ok((values, pace))
 }
 
 /// What one evaluation at `at` sees, per instance. A failed query is `Seen::Error` for
@@ -310,13 +346,15 @@ pub async fn observe(
         condition => {
             let from = day - Days::new(lookback_days(condition));
             let split = matches!(&alert.watch, Some(Watch::Metric { by: Some(_), .. }));
-            series(sources, alert, from, day).await.map(|mut series| {
-                let expected = known.iter().cloned().chain((!split).then(String::new));
-                for name in expected {
-                    series.entry(name).or_default();
-                }
-                judge_all(alert, &series, day)
-            })
+            watched(sources, alert, from, day, day)
+                .await
+                .map(|(mut series, pace)| {
+                    let expected = known.iter().cloned().chain((!split).then(String::new));
+                    for name in expected {
+                        series.entry(name).or_default();
+                    }
+                    judge_all(alert, pace.as_ref(), &series, day)
+                })
         }
     };
     match result {
@@ -333,5 +371,130 @@ pub async fn observe(
                 .map(|name| (name, Seen::Error(text.clone())))
                 .collect()
         }
+    }
+}
+
+/// The target `alert` paces against (`None` for an alert of another kind).
+pub fn pace_target<'a>(
+    sources: Sources<'a>,
+    alert: &AlertSpec,
+) -> Result<Option<&'a TargetSpec>, WatchError> {
+    let (
+        Condition::Pace { per, .. },
+        Some(Watch::Metric {
+            metric, filters, ..
+        }),
+    ) = (&alert.condition, &alert.watch)
+    else {
+        return Ok(None);
+    };
+    let targets = sources.catalog.targets();
+    Ok(Some(target::pace_target(
+        targets,
+        metric,
+        &as_filters(filters),
+        *per,
+    )?))
+}
+
+/// The first day of every period of `per` that a day of `from..=to` falls in.
+fn period_starts(target: &TargetSpec, from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
+    let mut starts = Vec::new();
+    let mut day = from;
+    while day <= to {
+        let (start, end) = target.per.around(day);
+        starts.push(start);
+        day = end + Days::new(1);
+    }
+    starts
+}
+
+/// How a pace alert judges the days `from..=to`: its target with each period's value, and
+/// whether the metric adds up over days. `None` for an alert of another kind.
+pub async fn pace_setup(
+    sources: Sources<'_>,
+    alert: &AlertSpec,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Option<PaceSetup>, WatchError> {
+    let Some(target) = pace_target(sources, alert)? else {
+        return Ok(None);
+    };
+    let additive = sources
+        .catalog
+        .metric(&target.metric)
+        .ok_or_else(|| WatchError::MissingMetric(target.metric.clone()))?
+        .is_additive();
+    let mut goals = std::collections::BTreeMap::new();
+    let job = QueryJob::new(sources.timeout).for_report(&alert.name, Trigger::Alert);
+    for start in period_starts(target, from, to) {
+        let goal = match &target.table {
+            None => target.value_for(start),
+            Some(table) => {
+                match read_table_target(sources.warehouse, target, table, start, &job).await? {
+                    TableTarget::Found(goal) => Some(goal),
+                    // No row, or rows that disagree: that period is not judged (no data).
+                    TableTarget::Missing | TableTarget::Conflicting { .. } => None,
+                }
+            }
+        };
+        if let Some(goal) = goal {
+            goals.insert(start, goal);
+        }
+    }
+    Ok(Some(PaceSetup {
+        target: target.clone(),
+        goals,
+        additive,
+    }))
+}
+
+/// The days of last year a pace by last year's shape reads for the judged days
+/// `from..=to` (the same periods a year earlier, whole), merged into `values`.
+pub async fn add_last_year(
+    sources: Sources<'_>,
+    alert: &AlertSpec,
+    setup: &PaceSetup,
+    from: NaiveDate,
+    to: NaiveDate,
+    values: &mut Series,
+) -> Result<(), WatchError> {
+    if setup.target.pace != PaceMethod::LastYear {
+        return Ok(());
+    }
+    let per = setup.target.per;
+    let reach = |day: NaiveDate| {
+        let window = Window {
+            start: per.around(day).0,
+            end: day,
+        };
+        let (whole, so_far) = target::last_year_windows(window, per);
+        (whole.start.min(so_far.start), whole.end.max(so_far.end))
+    };
+    let (start, _) = reach(from);
+    let (_, end) = reach(to);
+    for (instance, days) in series(sources, alert, start, end).await? {
+        values.entry(instance).or_default().extend(days);
+    }
+    Ok(())
+}
+
+/// The queries reading a pace alert's target from its mart table around `day`: what the
+/// access rule decides its posts on besides the metric's own query.
+pub fn target_queries(
+    sources: Sources<'_>,
+    alert: &AlertSpec,
+    day: NaiveDate,
+) -> Vec<(String, Params)> {
+    match pace_target(sources, alert) {
+        Ok(Some(target)) => table_target_queries(
+            sources.warehouse,
+            std::slice::from_ref(target),
+            Window {
+                start: day,
+                end: day,
+            },
+        ),
+        _ => Vec::new(),
     }
 }

@@ -55,6 +55,11 @@ impl Catalog {
         self
     }
 
+    /// Every metric's targets.
+    pub fn targets(&self) -> &[spec::TargetSpec] {
+        &self.targets
+    }
+
     /// The targets a question on `metric` with these filters (and no split) may be paced
     /// against (a month's and a week's, say): the run uses the one whose period its
     /// window starts.

@@ -8,7 +8,7 @@ use crate::render::ChartData;
 use crate::spec::target::{self, PaceMethod, Pacing, TargetSpec};
 use crate::spec::target_table::{self, TableTarget};
 use crate::spec::{Headline, ReportSpec, Window};
-use crate::warehouse::{Params, Warehouse};
+use crate::warehouse::{Params, QueryJob, Warehouse, WarehouseError};
 
 /// The pacing of a run against its metric's target: the value to date over the days that
 /// have data (a window running into today counts to the last day with data), and for
@@ -72,10 +72,9 @@ async fn table_goal(
     period_start: NaiveDate,
     options: &RunOptions,
 ) -> Option<f64> {
-    let (sql, params) = target_table::query(warehouse.dialect(), target, table, period_start);
     let job = job_for(spec, options.default_timeout, options.trigger);
-    match warehouse.query(&sql, &params, &job).await {
-        Ok(answer) => match target_table::answer(&answer) {
+    match read_table_target(warehouse, target, table, period_start, &job).await {
+        Ok(answer) => match answer {
             TableTarget::Found(goal) => Some(goal),
             TableTarget::Missing => None,
             TableTarget::Conflicting { rows, low, high } => {
@@ -105,6 +104,19 @@ async fn table_goal(
     }
 }
 
+/// What `table` says `target`'s period starting `period_start` is.
+pub async fn read_table_target(
+    warehouse: &dyn Warehouse,
+    target: &TargetSpec,
+    table: &str,
+    period_start: NaiveDate,
+    job: &QueryJob,
+) -> Result<TableTarget, WarehouseError> {
+    let (sql, params) = target_table::query(warehouse.dialect(), target, table, period_start);
+    let answer = warehouse.query(&sql, &params, job).await?;
+    Ok(target_table::answer(&answer))
+}
+
 /// The queries a run of `spec` over `window` may send to read its targets from mart
 /// tables, with their parameters: what the reader's access is decided on besides the
 /// report's own query.
@@ -113,7 +125,17 @@ pub(super) fn target_queries(
     spec: &ReportSpec,
     window: Window,
 ) -> Vec<(String, Params)> {
-    spec.targets
+    table_target_queries(warehouse, &spec.targets, window)
+}
+
+/// The queries reading `targets` kept in mart tables for the period around `window`'s
+/// start.
+pub fn table_target_queries(
+    warehouse: &dyn Warehouse,
+    targets: &[TargetSpec],
+    window: Window,
+) -> Vec<(String, Params)> {
+    targets
         .iter()
         .filter_map(|target| {
             let table = target.table.as_deref()?;

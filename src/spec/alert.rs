@@ -74,6 +74,17 @@ pub enum Watch {
     Report { report: String, span: Range<usize> },
 }
 
+/// An alert's `where`, as the filters of a metric question.
+pub fn as_filters(filters: &[(String, Vec<String>)]) -> Vec<super::metric::Filter> {
+    filters
+        .iter()
+        .map(|(dimension, values)| super::metric::Filter {
+            dimension: dimension.clone(),
+            values: values.clone(),
+        })
+        .collect()
+}
+
 /// The state a problem (no data, a failed query) puts an instance in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnProblem {
@@ -107,7 +118,7 @@ pub struct Mute {
     pub hours: Option<(u32, u32)>,
 }
 
-const ALERT_KEYS: [&str; 26] = [
+const ALERT_KEYS: [&str; 27] = [
     "name",
     "title",
     "metric",
@@ -118,6 +129,7 @@ const ALERT_KEYS: [&str; 26] = [
     "below",
     "change",
     "band",
+    "pace",
     "no_data",
     "stale",
     "rows",
@@ -259,6 +271,26 @@ impl Reader<'_> {
                 "remove `{key}`: the alert reads what its `rows` or `stale` SQL reads"
             ));
             return None;
+        }
+        // A pace alert watches one total against one target: a metric's, unsplit.
+        if let (Some(Some(watch)), Some(Condition::Pace { .. })) = (&watch, &condition) {
+            let problem = match watch {
+                Watch::Report { span, .. } => Some((
+                    span.clone(),
+                    "`pace` needs `metric`: targets are set on catalog metrics",
+                    "watch the report's metric with `metric = …`",
+                )),
+                Watch::Metric { by: Some(_), .. } => Some((
+                    Self::lookup(t, "by").map_or(t.anchor.clone(), |v| v.span()),
+                    "a pace alert watches one total against its target, not a split",
+                    "remove `by`; for one dimension value's own target, write `where` as the target does",
+                )),
+                Watch::Metric { .. } => None,
+            };
+            if let Some((span, message, hint)) = problem {
+                self.error(span, message).hint = Some(hint.into());
+                return None;
+            }
         }
         if let (Some(Some(_)), Some(recover)) = (&recover, &condition)
             && !matches!(recover, Condition::Above(_) | Condition::Below(_))

@@ -27,6 +27,7 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile], dialect: crate::ware
         .collect();
     let reports: Vec<String> = report_specs.keys().cloned().collect();
     let policies: Vec<PolicySpec> = files.iter().flat_map(|f| f.policies.clone()).collect();
+    let targets: Vec<super::TargetSpec> = files.iter().flat_map(|f| f.targets.clone()).collect();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for file in files.iter_mut() {
         let mut problems = Vec::new();
@@ -92,6 +93,35 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile], dialect: crate::ware
                         .maybe_hint(did_you_mean(report, reports.iter().map(String::as_str))),
                 ),
                 _ => {}
+            }
+            if let (
+                Condition::Pace { per, .. },
+                Some(Watch::Metric {
+                    metric,
+                    filters,
+                    span,
+                    ..
+                }),
+            ) = (&alert.condition, &alert.watch)
+                && metric_specs.contains_key(metric)
+                && let Err(error) = super::target::pace_target(
+                    &targets,
+                    metric,
+                    &super::alert::as_filters(filters),
+                    *per,
+                )
+            {
+                let hint = match error {
+                    super::target::PaceTargetError::None(_) => {
+                        "add a `[[target]]` for this metric with the alert's `where` (none for its total)"
+                    }
+                    super::target::PaceTargetError::Ambiguous(_) => {
+                        "write `pace = { below = 90, per = \"month\" }` (or `\"week\"`)"
+                    }
+                };
+                problems.push(
+                    Diagnostic::new(&file.path, span.clone(), error.to_string()).with_hint(hint),
+                );
             }
             problems.extend(target_problems(
                 &file.path,

@@ -1,8 +1,9 @@
 //! An alert's one condition: above / below a threshold, a change against an earlier day,
-//! outside the band history predicts, no data, a stale source, a query returning rows;
-//! its types and how `[[alert]]` spells it.
+//! outside the band history predicts, a period projected short of its target, no data, a
+//! stale source, a query returning rows; its types and how `[[alert]]` spells it.
 
 use super::FreshnessSpec;
+use super::metric::TargetPeriod;
 use super::walk::{Reader, Tbl, string_content_offset};
 use crate::warehouse::reads::read_sql;
 
@@ -52,6 +53,13 @@ pub enum Condition {
         sigmas: f64,
         min_weeks: u32,
     },
+    /// The period to date (from the start of the target's month or week to the evaluated
+    /// day) is projected to land below `below_percent` % of the metric's target, by the
+    /// target's own pace method. `per` picks the target when the metric has both.
+    Pace {
+        below_percent: f64,
+        per: Option<TargetPeriod>,
+    },
     /// The evaluated day has no value.
     NoData,
     /// The source is not refreshed (the freshness check reports have).
@@ -62,9 +70,10 @@ pub enum Condition {
     },
 }
 
-const CONDITIONS: [&str; 7] = [
-    "above", "below", "change", "band", "no_data", "stale", "rows",
+const CONDITIONS: [&str; 8] = [
+    "above", "below", "change", "band", "pace", "no_data", "stale", "rows",
 ];
+const PACE_KEYS: [&str; 2] = ["below", "per"];
 const CHANGE_KEYS: [&str; 3] = ["percent", "units", "against"];
 const BAND_KEYS: [&str; 3] = ["weeks", "sigmas", "min_weeks"];
 impl Reader<'_> {
@@ -158,6 +167,41 @@ impl Reader<'_> {
                     sigmas,
                     min_weeks,
                 })
+            }
+            "pace" => {
+                let p = self.table(t, "pace", true)?;
+                self.check_keys(&p, &PACE_KEYS);
+                let below = self.number(&p, "below")?;
+                let per = match Self::lookup(&p, "per") {
+                    None => None,
+                    Some(_) => Some(self.choice(
+                        &p,
+                        "per",
+                        &["month", "week"],
+                        |s| match s {
+                            "month" => Some(TargetPeriod::Month),
+                            "week" => Some(TargetPeriod::Week),
+                            _ => None,
+                        },
+                        None,
+                    )?),
+                };
+                match below {
+                    Some(below) if below > 0.0 && below.is_finite() => Some(Condition::Pace {
+                        below_percent: below,
+                        per,
+                    }),
+                    _ => {
+                        self.error(
+                            p.anchor.clone(),
+                            "`pace` needs `below`, a percentage of the target above 0",
+                        )
+                        .hint = Some(
+                            "e.g. `pace = { below = 90 }` fires while the month is projected to land under 90 % of its target".into(),
+                        );
+                        None
+                    }
+                }
             }
             "no_data" => match self.flag(t, "no_data", false)? {
                 true => Some(Condition::NoData),

@@ -277,3 +277,31 @@ impl Derived {
         self.inputs.iter().filter_map(|i| i.linked.as_deref())
     }
 }
+
+/// The period a target (and a pace alert) is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetPeriod {
+    Month,
+    /// Monday to Sunday.
+    Week,
+}
+
+impl TargetPeriod {
+    /// The period containing `day`: its first and last day.
+    pub fn around(self, day: chrono::NaiveDate) -> (chrono::NaiveDate, chrono::NaiveDate) {
+        match self {
+            TargetPeriod::Month => {
+                let first = chrono::Datelike::with_day(&day, 1).expect("day 1 exists");
+                let last = first + chrono::Months::new(1) - chrono::Days::new(1);
+                (first, last)
+            }
+            TargetPeriod::Week => {
+                let first = day
+                    - chrono::Days::new(u64::from(
+                        chrono::Datelike::weekday(&day).num_days_from_monday(),
+                    ));
+                (first, first + chrono::Days::new(6))
+            }
+        }
+    }
+}

@@ -7,17 +7,10 @@ use std::path::PathBuf;
 
 use chrono::{Datelike, Days, Months, NaiveDate};
 
+pub use super::metric::TargetPeriod;
 use super::metric::{Accumulate, Filter, IntervalUnit, MetricKind, MetricSpec};
 use super::walk::{Reader, Tbl};
 use super::{Diagnostic, LoadedFile, Window};
-
-/// The period a target is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetPeriod {
-    Month,
-    /// Monday to Sunday.
-    Week,
-}
 
 /// How the end of a period is projected from its value to date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,23 +44,6 @@ pub struct TargetSpec {
 
 const TARGET_KEYS: [&str; 7] = ["metric", "per", "value", "values", "where", "pace", "table"];
 
-impl TargetPeriod {
-    /// The period containing `day`: its first and last day.
-    pub fn around(self, day: NaiveDate) -> (NaiveDate, NaiveDate) {
-        match self {
-            TargetPeriod::Month => {
-                let first = day.with_day(1).expect("day 1 exists");
-                let last = first + Months::new(1) - Days::new(1);
-                (first, last)
-            }
-            TargetPeriod::Week => {
-                let first = day - Days::new(u64::from(day.weekday().num_days_from_monday()));
-                (first, first + Days::new(6))
-            }
-        }
-    }
-}
-
 impl TargetSpec {
     /// The target of the period starting on `start`.
     pub fn value_for(&self, start: NaiveDate) -> Option<f64> {
@@ -81,6 +57,44 @@ impl TargetSpec {
             None => filters.is_empty(),
             Some(own) => filters.len() == 1 && filters[0] == *own,
         }
+    }
+}
+
+/// Why a pace alert has no one target to judge against.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaceTargetError {
+    #[error("metric `{0}` has no target for this total to pace against")]
+    None(String),
+    #[error("metric `{0}` has a target per month and per week; the alert must name one")]
+    Ambiguous(String),
+}
+
+impl PaceTargetError {
+    /// The metric without one target.
+    pub fn metric(&self) -> &str {
+        match self {
+            PaceTargetError::None(m) | PaceTargetError::Ambiguous(m) => m,
+        }
+    }
+}
+
+/// The one target a pace alert on `metric`, filtered by `filters`, judges against: the
+/// target for that same total (see [`TargetSpec::applies_to`]), of period `per` if given.
+pub fn pace_target<'a>(
+    targets: impl IntoIterator<Item = &'a TargetSpec>,
+    metric: &str,
+    filters: &[Filter],
+    per: Option<TargetPeriod>,
+) -> Result<&'a TargetSpec, PaceTargetError> {
+    let matching: Vec<&TargetSpec> = targets
+        .into_iter()
+        .filter(|t| t.metric == metric && t.applies_to(filters))
+        .filter(|t| per.is_none_or(|p| t.per == p))
+        .collect();
+    match matching.as_slice() {
+        [] => Err(PaceTargetError::None(metric.to_string())),
+        [one] => Ok(one),
+        _ => Err(PaceTargetError::Ambiguous(metric.to_string())),
     }
 }
 

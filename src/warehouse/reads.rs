@@ -3,7 +3,8 @@
 //! Established by the warehouse where it can tell (`warehouse::plan` reads DuckDB's plan;
 //! BigQuery's dry run lists referenced tables) and otherwise by parsing the SQL
 //! ([`read_sql`], sqlparser in the warehouse's dialect), which fails closed on every
-//! construct it cannot resolve (table functions, unparsable SQL).
+//! construct it cannot resolve (table functions, unparsable SQL). One cohesive thing: the
+//! one answer to what a query reads, the SQL walk that establishes it, and their tests.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -328,26 +329,23 @@ impl Reads {
         }
     }
 
-    /// What two queries read together: unknown if either is.
+    /// What two queries read together: unknown if either is, and established by the
+    /// weaker of the two proofs (the parser's, if either is).
     pub fn union(self, other: Reads) -> Reads {
         match (self, other) {
-            (unknown @ Reads::Unknown { .. }, _) | (_, unknown @ Reads::Unknown { .. }) => unknown,
             (
                 Reads::Known { mut tables, source },
                 Reads::Known {
                     tables: more,
-                    source: other_source,
+                    source: s,
                 },
             ) => {
                 tables.extend(more);
-                // Parser-established reads are the weaker proof: say so if either is.
-                let source = if other_source == ReadsSource::Parser {
-                    other_source
-                } else {
-                    source
-                };
+                let parser = source == ReadsSource::Parser || s == ReadsSource::Parser;
+                let source = if parser { ReadsSource::Parser } else { source };
                 Reads::Known { tables, source }
             }
+            (unknown @ Reads::Unknown { .. }, _) | (_, unknown) => unknown,
         }
     }
 
