@@ -267,12 +267,10 @@ pub async fn reads(warehouse: &dyn Warehouse, spec: &ReportSpec, options: &RunOp
     };
     let params = run_params(spec, options, window, today_in(spec.timezone, options.now));
     let job = job_for(spec, options.default_timeout, options.trigger);
-    let mut reads = warehouse.reads(&spec.query.sql, &params, &job).await;
+    let reads = warehouse.reads(&spec.query.sql, &params, &job).await;
     // A target kept in a mart table is read with the data: the reader must be allowed it.
-    for (sql, params) in pace::target_queries(warehouse, spec, window) {
-        reads = reads.union(warehouse.reads(&sql, &params, &job).await);
-    }
-    reads
+    let targets = pace::table_target_queries(warehouse, &spec.targets, window);
+    pace::with_target_reads(warehouse, reads, targets, &job).await
 }
 
 /// Runs the report's query for `window` and shapes it for the chart.

@@ -329,7 +329,7 @@ timezone = "Asia/Tokyo"
         (
             Locale::En,
             vec![
-                "on pace for 21,000, 88% of the target 24,000",
+                "*21,000* (on pace for 87.5% of the target 24,000",
                 "10,500 so far",
                 "projected to land below 90% of its target",
             ],
@@ -337,8 +337,8 @@ timezone = "Asia/Tokyo"
         (
             Locale::Ja,
             vec![
-                "着地見込み 21,000、目標 24,000",
-                "の 88%",
+                "*21,000*（目標 24,000",
+                "着地見込み 87.5%",
                 "現在 10,500",
                 "着地見込みが目標の90%を下回る",
             ],

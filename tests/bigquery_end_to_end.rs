@@ -387,3 +387,43 @@ fn a_reports_own_typed_parameters_give_the_same_rows_on_both_warehouses() {
         .to_vec()
     );
 }
+
+/// A target kept in the mart's targets table paces the same answer on BigQuery as on
+/// DuckDB: the table is read in BigQuery's dialect, with its values bound.
+#[test]
+fn a_target_from_the_targets_table_paces_the_same_on_bigquery() {
+    let bq = OnBigQuery::new();
+    let question = "signups this month where channel=ads";
+    let (ok, stdout, stderr) = bq.run(&["ask", question], &reports_dir());
+    assert!(ok, "{stdout}{stderr}");
+    let target = |folder: &str| -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(bq.dir.path().join(format!("{folder}/signups.json"))).unwrap();
+        let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+        message["metadata"]["event_payload"]["target"].clone()
+    };
+    let on_bigquery = target("bq-out");
+    let read = bq
+        .fake
+        .calls_of("jobs.query")
+        .into_iter()
+        .map(|call| call.body["query"].as_str().unwrap_or_default().to_string())
+        .find(|sql| sql.contains("kpi_targets"))
+        .expect("the targets table is read");
+    assert!(
+        read.contains("`mart.kpi_targets`") && read.contains("@target_member"),
+        "{read}"
+    );
+    let (ok, stdout, stderr) = common::run_kpibot(
+        &["ask", question],
+        bq.dir.path(),
+        &[
+            ("KPIBOT__REPORTS__DIR", &reports_dir()),
+            ("KPIBOT__DELIVERY__FOLDER", "duck-out"),
+        ],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let on_duckdb = target("duck-out");
+    assert!(on_duckdb["value"].as_f64().unwrap() > 0.0, "{on_duckdb}");
+    assert_eq!(on_bigquery, on_duckdb);
+}

@@ -73,7 +73,9 @@ pub async fn backtest(
     }
     let lag = Days::new(u64::from(alert.lag_days));
     let start = since - Days::new(lookback_days(&alert.condition));
-    let (values, pace) = watched(sources, alert, start, since, until).await?;
+    // The command line speaks English (a target problem is an error on its days).
+    let locale = crate::i18n::Locale::En;
+    let (values, pace) = watched(sources, alert, start, since, until, locale).await?;
     let mut replayed = alert.clone();
     replayed.mutes.clear();
     let midnight = |day: NaiveDate| {

@@ -33,6 +33,7 @@ pub fn alert_gates(
         |name| catalog.metric(name),
         |id| catalog.get(id),
         catalog.policies(),
+        catalog.targets(),
     )
     .map_or_else(Vec::new, |cover| {
         let mut all = match cover.own {

@@ -75,8 +75,9 @@ pub enum Reference {
 #[derive(Debug, Clone)]
 pub struct PaceSetup {
     pub target: TargetSpec,
-    /// The target of each period, by its first day; a period missing has none.
-    pub goals: BTreeMap<NaiveDate, f64>,
+    /// The target of each period judged, by its first day, or why it has none (for the
+    /// owner: a missing or broken target is an error, not a quiet day).
+    pub goals: BTreeMap<NaiveDate, Result<f64, String>>,
     /// The metric adds up over days (a sum or count); else each day's value already is
     /// its period to date (a cumulative metric to date of the target's period).
     pub additive: bool,
@@ -95,8 +96,8 @@ fn value_over(series: &BTreeMap<NaiveDate, f64>, window: Window, additive: bool)
 }
 
 /// A pace condition on `day`: the period of the target containing `day`, to `day`,
-/// projected by the target's method against that period's target. No value on `day`, or
-/// no target for its period, is no data.
+/// projected by the target's method against that period's target. No value on `day` is no
+/// data; a period without a target is an error saying why.
 pub fn judge_pace(
     below_percent: f64,
     setup: &PaceSetup,
@@ -125,8 +126,12 @@ pub fn judge_pace(
             ))
         })
         .flatten();
-    let goal = setup.goals.get(&period_start).copied();
-    let Some(p) = target::pacing_against(target, goal, window, to_date, last_year) else {
+    let goal = match setup.goals.get(&period_start) {
+        Some(Ok(goal)) => *goal,
+        Some(Err(why)) => return Seen::Error(why.clone()),
+        None => return Seen::NoData,
+    };
+    let Some(p) = target::pacing_against(target, Some(goal), window, to_date, last_year) else {
         return Seen::NoData;
     };
     let holds = p.pace * 100.0 < below_percent;
@@ -425,7 +430,7 @@ mod tests {
                 path: "t.toml".into(),
                 span: 0..0,
             },
-            goals: BTreeMap::from([(day(1), goal)]),
+            goals: BTreeMap::from([(day(1), Ok(goal))]),
             additive,
         }
     }
@@ -487,15 +492,15 @@ mod tests {
             "{seen:?}"
         );
         assert_eq!(holds(&seen), (true, false));
-        // December has no target: nothing is judged against one made up.
-        let december = BTreeMap::from([(NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(), 10.0)]);
-        let seen = judge_pace(
-            90.0,
-            &pace_setup(3000.0, PaceMethod::Linear, true),
-            &december,
-            NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
-        );
-        assert_eq!(seen, Seen::NoData);
+        // December has no target: nothing is judged against one made up; the owner is told.
+        let december = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+        let mut setup = pace_setup(3000.0, PaceMethod::Linear, true);
+        let first = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        setup
+            .goals
+            .insert(first, Err("no target for December".into()));
+        let seen = judge_pace(90.0, &setup, &BTreeMap::from([(december, 10.0)]), december);
+        assert_eq!(seen, Seen::Error("no target for December".into()));
         // Nor a day without data.
         assert_eq!(
             judge_pace(

@@ -87,8 +87,8 @@ pub fn against_text(style: &NumberStyle, locale: Locale, reference: Option<&Refe
         Some(Reference::Pace {
             target,
             to_date,
-            projected,
             pace,
+            projected: _,
             period_start,
             period_end,
             last_year,
@@ -97,8 +97,8 @@ pub fn against_text(style: &NumberStyle, locale: Locale, reference: Option<&Refe
         } else {
             "alert-against-pace-linear"
         })
-        .with("pace", format!("{:.0}%", pace * 100.0))
-        .with("projected", style.value(*projected))
+        // One decimal: a pace of 89.5 % must not read "90%" in an alert firing below 90 %.
+        .with("pace", format!("{:.1}%", pace * 100.0))
         .with("target", style.value(*target))
         .with(
             "period",

@@ -11,7 +11,7 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 
 use super::judge::{Direction, Judged, PaceSetup, Reference, Seen, judge, judge_pace};
 use crate::catalog::Catalog;
-use crate::pipeline::pace::{read_table_target, table_target_queries};
+use crate::pipeline::pace::{read_table_target, table_target_queries, with_target_reads};
 use crate::pipeline::{self, PipelineError, RunLimits, RunOptions};
 use crate::scheduled::cron::instant_of;
 use crate::scheduled::freshness::{is_fresh, newest_date};
@@ -216,12 +216,10 @@ pub async fn reads(sources: Sources<'_>, alert: &AlertSpec, at: DateTime<Utc>) -
                 today,
                 today,
             );
-            let mut reads = sources.warehouse.reads(&sql, &params, &job).await;
+            let reads = sources.warehouse.reads(&sql, &params, &job).await;
             // A pace alert's target kept in a mart table is read too.
-            for (sql, params) in target_queries(sources, alert, today) {
-                reads = reads.union(sources.warehouse.reads(&sql, &params, &job).await);
-            }
-            reads
+            let targets = target_queries(sources, alert, today);
+            with_target_reads(sources.warehouse, reads, targets, &job).await
         }
         (_, Some(Watch::Report { report, .. })) => match sources.catalog.get(report) {
             Some(spec) => {
@@ -271,9 +269,10 @@ pub async fn watched(
     from: NaiveDate,
     first_judged: NaiveDate,
     to: NaiveDate,
+    locale: crate::i18n::Locale,
 ) -> Result<(Series, Option<PaceSetup>), WatchError> {
     let mut values = series(sources, alert, from, to).await?;
-    let pace = pace_setup(sources, alert, first_judged, to).await?;
+    let pace = pace_setup(sources, alert, first_judged, to, locale).await?;
     if let Some(setup) = &pace {
         add_last_year(sources, alert, setup, first_judged, to, &mut values).await?;
     }
@@ -346,7 +345,7 @@ pub async fn observe(
         condition => {
             let from = day - Days::new(lookback_days(condition));
             let split = matches!(&alert.watch, Some(Watch::Metric { by: Some(_), .. }));
-            watched(sources, alert, from, day, day)
+            watched(sources, alert, from, day, day, locale)
                 .await
                 .map(|(mut series, pace)| {
                     let expected = known.iter().cloned().chain((!split).then(String::new));
@@ -416,6 +415,7 @@ pub async fn pace_setup(
     alert: &AlertSpec,
     from: NaiveDate,
     to: NaiveDate,
+    locale: crate::i18n::Locale,
 ) -> Result<Option<PaceSetup>, WatchError> {
     let Some(target) = pace_target(sources, alert)? else {
         return Ok(None);
@@ -428,19 +428,32 @@ pub async fn pace_setup(
     let mut goals = std::collections::BTreeMap::new();
     let job = QueryJob::new(sources.timeout).for_report(&alert.name, Trigger::Alert);
     for start in period_starts(target, from, to) {
+        let end = target.per.around(start).1;
+        let period = crate::i18n::date_range(locale, start, end);
         let goal = match &target.table {
-            None => target.value_for(start),
+            None => target.value_for(start).ok_or_else(|| {
+                crate::i18n::Message::new("alert-pace-no-target")
+                    .with("period", &period)
+                    .with("source", target.path.display().to_string())
+                    .text(locale)
+            }),
             Some(table) => {
-                match read_table_target(sources.warehouse, target, table, start, &job).await? {
-                    TableTarget::Found(goal) => Some(goal),
-                    // No row, or rows that disagree: that period is not judged (no data).
-                    TableTarget::Missing | TableTarget::Conflicting { .. } => None,
-                }
+                let found =
+                    read_table_target(sources.warehouse, target, table, start, &job).await?;
+                found.goal(table, start).map_err(|why| {
+                    tracing::warn!(alert = %alert.name, %why, "a pace alert's period has no target");
+                    let key = match found {
+                        TableTarget::Missing => "alert-pace-no-target",
+                        _ => "alert-pace-bad-target",
+                    };
+                    crate::i18n::Message::new(key)
+                        .with("period", &period)
+                        .with("source", table)
+                        .text(locale)
+                })
             }
         };
-        if let Some(goal) = goal {
-            goals.insert(start, goal);
-        }
+        goals.insert(start, goal);
     }
     Ok(Some(PaceSetup {
         target: target.clone(),
@@ -491,7 +504,7 @@ pub fn target_queries(
             sources.warehouse,
             std::slice::from_ref(target),
             Window {
-                start: day,
+                start: target.per.around(day).0,
                 end: day,
             },
         ),

@@ -8,6 +8,7 @@ use crate::render::ChartData;
 use crate::spec::target::{self, PaceMethod, Pacing, TargetSpec};
 use crate::spec::target_table::{self, TableTarget};
 use crate::spec::{Headline, ReportSpec, Window};
+use crate::warehouse::reads::Reads;
 use crate::warehouse::{Params, QueryJob, Warehouse, WarehouseError};
 
 /// The pacing of a run against its metric's target: the value to date over the days that
@@ -63,7 +64,7 @@ pub(super) async fn pace(
 /// The target of the period starting `period_start`, read from the mart table. A period
 /// the table has no row for is not paced; rows that disagree, or a table that cannot be
 /// read, are not paced either and are logged for the report's author (`kpibot check
-/// --dry-run` names them before a post does).
+/// --dry-run` names a table it cannot read before a post does).
 async fn table_goal(
     warehouse: &dyn Warehouse,
     spec: &ReportSpec,
@@ -74,20 +75,11 @@ async fn table_goal(
 ) -> Option<f64> {
     let job = job_for(spec, options.default_timeout, options.trigger);
     match read_table_target(warehouse, target, table, period_start, &job).await {
-        Ok(answer) => match answer {
-            TableTarget::Found(goal) => Some(goal),
-            TableTarget::Missing => None,
-            TableTarget::Conflicting { rows, low, high } => {
-                tracing::warn!(
-                    report = %spec.id,
-                    metric = %target.metric,
-                    %table,
-                    %period_start,
-                    rows,
-                    low,
-                    high,
-                    "the targets table disagrees with itself for this period; it is not paced"
-                );
+        Ok(TableTarget::Missing) => None,
+        Ok(found) => match found.goal(table, period_start) {
+            Ok(goal) => Some(goal),
+            Err(why) => {
+                tracing::warn!(report = %spec.id, metric = %target.metric, %why, "not paced");
                 None
             }
         },
@@ -117,19 +109,23 @@ pub async fn read_table_target(
     Ok(target_table::answer(&answer))
 }
 
-/// The queries a run of `spec` over `window` may send to read its targets from mart
-/// tables, with their parameters: what the reader's access is decided on besides the
-/// report's own query.
-pub(super) fn target_queries(
+/// `reads` with what `targets` (the queries reading targets tables) read: what access is
+/// decided on besides the query itself. A target query whose reads cannot be established
+/// makes the whole unknown: fail closed.
+pub async fn with_target_reads(
     warehouse: &dyn Warehouse,
-    spec: &ReportSpec,
-    window: Window,
-) -> Vec<(String, Params)> {
-    table_target_queries(warehouse, &spec.targets, window)
+    mut reads: Reads,
+    targets: Vec<(String, Params)>,
+    job: &QueryJob,
+) -> Reads {
+    for (sql, params) in targets {
+        reads = reads.union(warehouse.reads(&sql, &params, job).await);
+    }
+    reads
 }
 
-/// The queries reading `targets` kept in mart tables for the period around `window`'s
-/// start.
+/// The queries reading `targets` kept in mart tables for a window from the start of their
+/// period (none for another window: it is not paced).
 pub fn table_target_queries(
     warehouse: &dyn Warehouse,
     targets: &[TargetSpec],
@@ -139,7 +135,11 @@ pub fn table_target_queries(
         .iter()
         .filter_map(|target| {
             let table = target.table.as_deref()?;
+            // Read only for a window from a period's start, as `pace` reads it.
             let period_start = target.per.around(window.start).0;
+            if period_start != window.start {
+                return None;
+            }
             Some(target_table::query(
                 warehouse.dialect(),
                 target,

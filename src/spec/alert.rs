@@ -285,7 +285,13 @@ impl Reader<'_> {
                     "a pace alert watches one total against its target, not a split",
                     "remove `by`; for one dimension value's own target, write `where` as the target does",
                 )),
-                Watch::Metric { .. } => None,
+                Watch::Metric { .. } => Self::lookup(t, "worsen_percent").map(|v| {
+                    (
+                        v.span(),
+                        "`worsen_percent` cannot go with `pace`: each period's projection starts again, so it would compare different periods",
+                        "remove it; `remind_every` repeats a notice while the period stays behind",
+                    )
+                }),
             };
             if let Some((span, message, hint)) = problem {
                 self.error(span, message).hint = Some(hint.into());

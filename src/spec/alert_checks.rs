@@ -11,7 +11,7 @@ use super::names::dimension_of;
 use super::policy::{allows_channel, base_columns, metric_policies, reads_policies};
 use super::policy_checks::report_policies;
 use super::{Access, Diagnostic, LoadedFile, MetricSpec, PolicySpec, ReportSpec};
-use crate::warehouse::reads::read_sql;
+use crate::warehouse::reads::{Reads, ReadsSource, TableName, TableRead, read_sql};
 
 /// Checks across files: alert names are unique, and every alert's metric (with its `by`
 /// and `where` dimensions) or report exists. A file with a problem loses its alerts.
@@ -130,6 +130,7 @@ pub(super) fn flag_alert_problems(files: &mut [LoadedFile], dialect: crate::ware
                 &metric_specs,
                 &report_specs,
                 &policies,
+                &targets,
             ));
         }
         if !problems.is_empty() {
@@ -153,6 +154,7 @@ fn target_problems(
     metrics: &BTreeMap<String, MetricSpec>,
     reports: &BTreeMap<String, ReportSpec>,
     policies: &[PolicySpec],
+    targets: &[super::TargetSpec],
 ) -> Vec<Diagnostic> {
     let target = alert.channel.as_str();
     let person = is_user_target(target);
@@ -179,6 +181,7 @@ fn target_problems(
         |name| metrics.get(name),
         |id| reports.get(id),
         policies,
+        targets,
     )
     else {
         return Vec::new();
@@ -243,6 +246,7 @@ pub fn alert_cover<'a>(
     metric: impl Fn(&str) -> Option<&'a MetricSpec>,
     report: impl Fn(&str) -> Option<&'a ReportSpec>,
     policies: &'a [PolicySpec],
+    targets: &[super::TargetSpec],
 ) -> Option<AlertCover<'a>> {
     Some(match &alert.watch {
         Some(Watch::Metric {
@@ -255,10 +259,34 @@ pub fn alert_cover<'a>(
             let mut columns = base_columns(m);
             columns.extend(by.iter().map(String::as_str));
             columns.extend(filters.iter().map(|(d, _)| d.as_str()));
+            let mut covering = metric_policies(m, &columns, policies);
+            // A pace alert shows its target: one kept in a mart table is read too.
+            if let Condition::Pace { per, .. } = &alert.condition
+                && let Ok(target) = super::target::pace_target(
+                    targets,
+                    name,
+                    &super::alert::as_filters(filters),
+                    *per,
+                )
+                && let Some(table) = &target.table
+            {
+                let read = Reads::Known {
+                    tables: vec![TableRead {
+                        table: TableName::parse(table),
+                        columns: None,
+                    }],
+                    source: ReadsSource::Parser,
+                };
+                for policy in reads_policies(&read, policies) {
+                    if !covering.iter().any(|c| c.name == policy.name) {
+                        covering.push(policy);
+                    }
+                }
+            }
             AlertCover {
                 own: Some((&m.access, m.owner.as_str(), m.name.as_str())),
                 inputs: m.input_access(),
-                policies: metric_policies(m, &columns, policies),
+                policies: covering,
                 what: format!("metric `{name}`"),
             }
         }

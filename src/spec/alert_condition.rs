@@ -177,12 +177,8 @@ impl Reader<'_> {
                     Some(_) => Some(self.choice(
                         &p,
                         "per",
-                        &["month", "week"],
-                        |s| match s {
-                            "month" => Some(TargetPeriod::Month),
-                            "week" => Some(TargetPeriod::Week),
-                            _ => None,
-                        },
+                        &TargetPeriod::NAMES,
+                        TargetPeriod::parse,
                         None,
                     )?),
                 };

@@ -287,6 +287,25 @@ pub enum TargetPeriod {
 }
 
 impl TargetPeriod {
+    pub const NAMES: [&'static str; 2] = ["month", "week"];
+
+    /// The period as specs and targets tables write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetPeriod::Month => "month",
+            TargetPeriod::Week => "week",
+        }
+    }
+
+    /// The period [`TargetPeriod::name`] writes as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "month" => Some(TargetPeriod::Month),
+            "week" => Some(TargetPeriod::Week),
+            _ => None,
+        }
+    }
+
     /// The period containing `day`: its first and last day.
     pub fn around(self, day: chrono::NaiveDate) -> (chrono::NaiveDate, chrono::NaiveDate) {
         match self {

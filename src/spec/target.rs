@@ -65,7 +65,7 @@ impl TargetSpec {
 pub enum PaceTargetError {
     #[error("metric `{0}` has no target for this total to pace against")]
     None(String),
-    #[error("metric `{0}` has a target per month and per week; the alert must name one")]
+    #[error("metric `{0}` has more than one target for this total; the alert must name its `per`")]
     Ambiguous(String),
 }
 
@@ -168,7 +168,7 @@ pub fn pacing_against(
 
 /// The same period a year earlier (whole, and to the same day), for last year's shape.
 pub fn last_year_windows(pacing_window: Window, per: TargetPeriod) -> (Window, Window) {
-    let (start, end) = per.around(pacing_window.start);
+    let start = per.around(pacing_window.start).0;
     let shift = |d: NaiveDate| match per {
         TargetPeriod::Month => d - Months::new(12),
         // The same weekday 52 weeks earlier.
@@ -177,7 +177,6 @@ pub fn last_year_windows(pacing_window: Window, per: TargetPeriod) -> (Window, W
     let (ly_start, ly_end) = per.around(shift(start));
     let elapsed = (pacing_window.end - start).num_days() as u64;
     let to_date_end = (ly_start + Days::new(elapsed)).min(ly_end);
-    let _ = end;
     (
         Window {
             start: ly_start,
@@ -203,17 +202,7 @@ impl Reader<'_> {
     fn target(&mut self, t: &Tbl) -> Option<TargetSpec> {
         self.check_keys(t, &TARGET_KEYS);
         let metric = self.string(t, "metric", true);
-        let per = self.choice(
-            t,
-            "per",
-            &["month", "week"],
-            |s| match s {
-                "month" => Some(TargetPeriod::Month),
-                "week" => Some(TargetPeriod::Week),
-                _ => None,
-            },
-            None,
-        );
+        let per = self.choice(t, "per", &TargetPeriod::NAMES, TargetPeriod::parse, None);
         let pace = self.choice(
             t,
             "pace",
@@ -338,13 +327,6 @@ fn number(value: &toml::de::DeValue) -> Option<f64> {
     (n.is_finite() && n > 0.0).then_some(n)
 }
 
-fn per_name(per: TargetPeriod) -> &'static str {
-    match per {
-        TargetPeriod::Month => "month",
-        TargetPeriod::Week => "week",
-    }
-}
-
 fn per_word(per: TargetPeriod) -> &'static str {
     match per {
         TargetPeriod::Month => "month (`YYYY-MM`)",
@@ -386,37 +368,11 @@ pub fn link_targets(files: &mut [LoadedFile]) {
     for file in files.iter_mut() {
         let mut problems = Vec::new();
         for target in file.targets.iter_mut() {
-            let key = (target.metric.clone(), target.per, target.filter.clone());
-            if let Some((.., first)) = seen
-                .iter()
-                .find(|(m, p, f, _)| (m, p, f) == (&key.0, &key.1, &key.2))
-            {
-                problems.push(
-                    Diagnostic::new(
-                        &file.path,
-                        target.span.clone(),
-                        format!(
-                            "`{}` already has a target per {}",
-                            target.metric,
-                            per_name(target.per)
-                        ),
-                    )
-                    .with_hint(format!(
-                        "{} sets it; give particular periods in its `[target.values]`",
-                        first.display()
-                    )),
-                );
-                continue;
-            }
-            seen.push((key.0, key.1, key.2, file.path.clone()));
+            let problem =
+                |message: String| Diagnostic::new(&file.path, target.span.clone(), message);
             let Some(metric) = metrics.get(&target.metric) else {
                 problems.push(
-                    Diagnostic::new(
-                        &file.path,
-                        target.span.clone(),
-                        format!("no metric is named `{}`", target.metric),
-                    )
-                    .maybe_hint(
+                    problem(format!("no metric is named `{}`", target.metric)).maybe_hint(
                         super::diagnostic::closest(
                             &target.metric,
                             metrics.keys().map(String::as_str),
@@ -428,32 +384,53 @@ pub fn link_targets(files: &mut [LoadedFile]) {
             };
             if !targetable(metric, target.per) {
                 problems.push(
-                    Diagnostic::new(
-                        &file.path,
-                        target.span.clone(),
-                        format!(
-                            "`{}` is not a total over a {}, so a target cannot be paced",
-                            metric.name,
-                            if target.per == TargetPeriod::Month { "month" } else { "week" }
-                        ),
-                    )
+                    problem(format!(
+                        "`{}` is not a total over a {}, so a target cannot be paced",
+                        metric.name,
+                        target.per.name()
+                    ))
                     .with_hint("set targets on sums and counts, or on a cumulative metric to date of the same period (`grain_to_date`)"),
                 );
                 continue;
             }
+            // The dimension by its column, before targets are compared: `チャネル` and
+            // `channel` name one target.
             if let Some(filter) = &mut target.filter {
                 match super::names::dimension_of(metric, &filter.dimension) {
                     Some((column, _)) => filter.dimension = column.to_string(),
-                    None => problems.push(Diagnostic::new(
-                        &file.path,
-                        target.span.clone(),
-                        format!(
+                    None => {
+                        problems.push(problem(format!(
                             "`{}` is not a dimension of `{}`",
                             filter.dimension, metric.name
-                        ),
-                    )),
+                        )));
+                        continue;
+                    }
                 }
             }
+            let key = (target.metric.clone(), target.per, target.filter.clone());
+            if let Some((.., first)) = seen
+                .iter()
+                .find(|(m, p, f, _)| (m, p, f) == (&key.0, &key.1, &key.2))
+            {
+                problems.push(
+                    problem(format!(
+                        "`{}` already has a target per {}{}",
+                        target.metric,
+                        target.per.name(),
+                        target.filter.as_ref().map_or(String::new(), |f| format!(
+                            " where {} = {}",
+                            f.dimension,
+                            f.values.join(", ")
+                        ))
+                    ))
+                    .with_hint(format!(
+                        "{} sets it; give particular periods in its `[target.values]`",
+                        first.display()
+                    )),
+                );
+                continue;
+            }
+            seen.push((key.0, key.1, key.2, file.path.clone()));
         }
         if !problems.is_empty() {
             file.diagnostics.extend(problems);

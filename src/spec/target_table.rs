@@ -9,7 +9,7 @@
 
 use chrono::NaiveDate;
 
-use super::target::{TargetPeriod, TargetSpec};
+use super::target::TargetSpec;
 use crate::warehouse::{Dialect, ParamValue, Params, Table};
 
 /// The columns a targets table must have.
@@ -24,6 +24,7 @@ pub const TARGET_TABLE_COLUMNS: [&str; 6] = [
 
 /// Column names of the query's answer.
 const ROWS_COLUMN: &str = "kpibot_rows";
+const VALID_COLUMN: &str = "kpibot_valid";
 const LOW_COLUMN: &str = "kpibot_low";
 const HIGH_COLUMN: &str = "kpibot_high";
 
@@ -32,10 +33,30 @@ const HIGH_COLUMN: &str = "kpibot_high";
 pub enum TableTarget {
     /// One target (or the same target written more than once).
     Found(f64),
-    /// No row for the period: it is not paced, as a period missing from `values`.
+    /// No row for the period.
     Missing,
-    /// Rows that disagree, or a target that is not a number above 0: not paced, and said.
+    /// Rows whose target is NULL, 0 or negative: a target is a number above 0.
+    Invalid { rows: i64 },
+    /// Rows that disagree.
     Conflicting { rows: i64, low: f64, high: f64 },
+}
+
+impl TableTarget {
+    /// The target, or why the period has none, for the person who keeps the table.
+    pub fn goal(self, table: &str, period_start: NaiveDate) -> Result<f64, String> {
+        match self {
+            TableTarget::Found(goal) => Ok(goal),
+            TableTarget::Missing => Err(format!(
+                "`{table}` has no row for the period starting {period_start}"
+            )),
+            TableTarget::Invalid { rows } => Err(format!(
+                "`{table}` has {rows} row(s) for the period starting {period_start} whose target is empty, 0 or negative"
+            )),
+            TableTarget::Conflicting { rows, low, high } => Err(format!(
+                "`{table}` has {rows} rows for the period starting {period_start} that disagree ({low} to {high})"
+            )),
+        }
+    }
 }
 
 /// The query reading `target`'s row for the period starting `period_start` from `table`,
@@ -54,13 +75,17 @@ pub fn query(
         ),
         (
             "target_per".to_string(),
-            ParamValue::Text(per_value(target.per).to_string()),
+            ParamValue::Text(target.per.name().to_string()),
         ),
         (
             "target_period_start".to_string(),
             ParamValue::Date(period_start),
         ),
     ]);
+    let text = match dialect {
+        Dialect::DuckDb => "VARCHAR",
+        Dialect::BigQuery => "STRING",
+    };
     let member = match &target.filter {
         Some(filter) => {
             params.insert(
@@ -71,30 +96,26 @@ pub fn query(
                 "target_member".to_string(),
                 ParamValue::Text(filter.values.first().cloned().unwrap_or_default()),
             );
-            "dimension = @target_dimension AND member = @target_member"
+            format!("dimension = @target_dimension AND CAST(member AS {text}) = @target_member")
         }
-        None => "dimension IS NULL AND member IS NULL",
+        None => "dimension IS NULL AND member IS NULL".to_string(),
     };
     let number = match dialect {
         Dialect::DuckDb => "DOUBLE",
         Dialect::BigQuery => "FLOAT64",
     };
+    // Compared as a DATE and as text whatever the table's own types (a TIMESTAMP
+    // `period_start`, an INT64 `member`): every warehouse then matches the bound values.
     let sql = format!(
-        "SELECT COUNT(*) AS {ROWS_COLUMN}, MIN(CAST(target AS {number})) AS {LOW_COLUMN}, \
+        "SELECT COUNT(*) AS {ROWS_COLUMN}, \
+         COUNT(CASE WHEN CAST(target AS {number}) > 0 THEN 1 END) AS {VALID_COLUMN}, \
+         MIN(CAST(target AS {number})) AS {LOW_COLUMN}, \
          MAX(CAST(target AS {number})) AS {HIGH_COLUMN} FROM {} \
          WHERE metric = @target_metric AND per = @target_per \
-         AND period_start = @target_period_start AND {member}",
+         AND CAST(period_start AS DATE) = @target_period_start AND {member}",
         super::metric_sql::quote(dialect, table)
     );
     (sql, params)
-}
-
-/// The value `per` is written as in the table's `per` column.
-pub fn per_value(per: TargetPeriod) -> &'static str {
-    match per {
-        TargetPeriod::Month => "month",
-        TargetPeriod::Week => "week",
-    }
 }
 
 /// What [`query`]'s answer says.
@@ -106,11 +127,11 @@ pub fn answer(table: &Table) -> TableTarget {
             .and_then(|c| c.as_f64())
     };
     let rows = cell(ROWS_COLUMN).unwrap_or(0.0) as i64;
+    let valid = cell(VALID_COLUMN).unwrap_or(0.0) as i64;
     match (rows, cell(LOW_COLUMN), cell(HIGH_COLUMN)) {
         (0, ..) => TableTarget::Missing,
-        (_, Some(low), Some(high)) if low == high && low.is_finite() && low > 0.0 => {
-            TableTarget::Found(low)
-        }
+        (rows, ..) if valid < rows => TableTarget::Invalid { rows: rows - valid },
+        (_, Some(low), Some(high)) if low == high => TableTarget::Found(low),
         (rows, low, high) => TableTarget::Conflicting {
             rows,
             low: low.unwrap_or(f64::NAN),
@@ -124,7 +145,7 @@ mod tests {
     use super::*;
     use crate::warehouse::{Cell, ColumnInfo, ColumnType};
 
-    fn answer_of(rows: i64, low: Option<f64>, high: Option<f64>) -> TableTarget {
+    fn answer_of(rows: i64, valid: i64, low: Option<f64>, high: Option<f64>) -> TableTarget {
         let column = |name: &str, ty| ColumnInfo {
             name: name.into(),
             ty,
@@ -133,36 +154,49 @@ mod tests {
         answer(&Table {
             columns: vec![
                 column(ROWS_COLUMN, ColumnType::Integer),
+                column(VALID_COLUMN, ColumnType::Integer),
                 column(LOW_COLUMN, ColumnType::Float),
                 column(HIGH_COLUMN, ColumnType::Float),
             ],
-            rows: vec![vec![Cell::Integer(rows), cell(low), cell(high)]],
+            rows: vec![vec![
+                Cell::Integer(rows),
+                Cell::Integer(valid),
+                cell(low),
+                cell(high),
+            ]],
             bytes_processed: None,
         })
     }
 
     #[test]
-    fn one_target_a_missing_one_and_rows_that_disagree() {
-        assert_eq!(
-            answer_of(1, Some(500.0), Some(500.0)),
-            TableTarget::Found(500.0)
-        );
-        assert_eq!(
-            answer_of(2, Some(500.0), Some(500.0)),
-            TableTarget::Found(500.0)
-        );
-        assert_eq!(answer_of(0, None, None), TableTarget::Missing);
+    fn one_target_a_missing_one_and_rows_that_disagree_or_are_no_target() {
+        let found = TableTarget::Found(500.0);
+        assert_eq!(answer_of(1, 1, Some(500.0), Some(500.0)), found);
+        assert_eq!(answer_of(2, 2, Some(500.0), Some(500.0)), found);
+        assert_eq!(answer_of(0, 0, None, None), TableTarget::Missing);
         assert!(matches!(
-            answer_of(2, Some(400.0), Some(500.0)),
+            answer_of(2, 2, Some(400.0), Some(500.0)),
             TableTarget::Conflicting { rows: 2, .. }
         ));
-        assert!(matches!(
-            answer_of(1, Some(0.0), Some(0.0)),
-            TableTarget::Conflicting { .. }
-        ));
-        assert!(matches!(
-            answer_of(1, None, None),
-            TableTarget::Conflicting { .. }
-        ));
+        // A NULL beside a good row, a 0, a negative one: not a target.
+        assert_eq!(
+            answer_of(2, 1, Some(500.0), Some(500.0)),
+            TableTarget::Invalid { rows: 1 }
+        );
+        assert_eq!(
+            answer_of(1, 0, Some(0.0), Some(0.0)),
+            TableTarget::Invalid { rows: 1 }
+        );
+        assert_eq!(
+            answer_of(1, 0, None, None),
+            TableTarget::Invalid { rows: 1 }
+        );
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        assert!(
+            answer_of(0, 0, None, None)
+                .goal("mart.kpi_targets", day)
+                .unwrap_err()
+                .contains("`mart.kpi_targets` has no row for the period starting 2026-12-01")
+        );
     }
 }
