@@ -25,6 +25,11 @@ owner = "#data-team"
 mention = ["S0ONCALL01", "U0ALICE01"]
 timezone = "Asia/Tokyo"
 "##;
+    alert_from(source)
+}
+
+/// The one alert `source` declares, checked.
+fn alert_from(source: &str) -> AlertSpec {
     let file = load_source(
         Path::new("alerts.toml"),
         source.to_string(),
@@ -295,13 +300,7 @@ channel = "#growth"
 owner = "#growth"
 timezone = "Asia/Tokyo"
 "##;
-    let file = load_source(
-        Path::new("alerts.toml"),
-        source.to_string(),
-        &SpecDefaults::duckdb(chrono_tz::Asia::Tokyo),
-    );
-    assert!(file.diagnostics.is_empty(), "{}", file.render_diagnostics());
-    let alert = file.alerts.into_iter().next().unwrap();
+    let alert = alert_from(source);
     let notice = Notice {
         index: 0,
         kind: Kind::Fired,

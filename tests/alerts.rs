@@ -11,18 +11,6 @@ use std::path::Path;
 use chrono::NaiveDate;
 use kpibot::cli;
 
-/// Consecutive days grouped into (first, last) spans.
-fn spans(days: &[NaiveDate]) -> Vec<(NaiveDate, NaiveDate)> {
-    let mut out: Vec<(NaiveDate, NaiveDate)> = Vec::new();
-    for day in days {
-        match out.last_mut() {
-            Some((_, last)) if *last + chrono::Days::new(1) == *day => *last = *day,
-            _ => out.push((*day, *day)),
-        }
-    }
-    out
-}
-
 /// Per value, the spans of days a backtest had it firing (still firing: to its last day).
 fn firing_spans(
     backtest: &kpibot::alerts::backtest::Backtest,
@@ -109,7 +97,7 @@ async fn backtests_find_the_demo_incident_on_the_days_duckdb_itself_says() {
     );
     let expected: BTreeMap<String, Vec<(NaiveDate, NaiveDate)>> = expected_drop
         .iter()
-        .map(|(p, days)| (p.clone(), spans(days)))
+        .map(|(p, days)| (p.clone(), common::spans(days)))
         .collect();
     let found = firing_spans(&drop);
     assert_eq!(found, expected, "{printed}");
@@ -148,7 +136,7 @@ async fn backtests_find_the_demo_incident_on_the_days_duckdb_itself_says() {
     let expected_band: BTreeMap<String, Vec<(NaiveDate, NaiveDate)>> = outside
         .iter()
         .map(|(p, days)| {
-            let runs: Vec<(NaiveDate, NaiveDate)> = spans(days)
+            let runs: Vec<(NaiveDate, NaiveDate)> = common::spans(days)
                 .into_iter()
                 .filter(|(a, b)| a < b)
                 .map(|(a, b)| (a + chrono::Days::new(1), b))

@@ -123,25 +123,8 @@ fn short_days(db: &Path, watched: Watched, since: NaiveDate, until: NaiveDate) -
         .collect()
 }
 
-/// Consecutive days grouped into (first, last) spans.
-fn spans(days: &[NaiveDate]) -> Vec<(NaiveDate, NaiveDate)> {
-    let mut out: Vec<(NaiveDate, NaiveDate)> = Vec::new();
-    for day in days {
-        match out.last_mut() {
-            Some((_, last)) if *last + chrono::Days::new(1) == *day => *last = *day,
-            _ => out.push((*day, *day)),
-        }
-    }
-    out
-}
-
 fn reports_with(dir: &Path, extra: &str) -> std::path::PathBuf {
-    let reports = dir.join("reports");
-    std::fs::create_dir_all(&reports).unwrap();
-    for entry in std::fs::read_dir(common::repo_path("reports")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, reports.join(path.file_name().unwrap())).unwrap();
-    }
+    let reports = common::copy_reports(dir);
     std::fs::write(reports.join("pace_alerts.toml"), extra).unwrap();
     reports
 }
@@ -173,7 +156,7 @@ async fn pace_alerts_fire_on_the_days_the_month_is_projected_short_of_its_target
         .await
         .unwrap();
         let printed = String::from_utf8(printed).unwrap();
-        let expected = spans(&short_days(&db, watched, since, until));
+        let expected = common::spans(&short_days(&db, watched, since, until));
         let found: Vec<(NaiveDate, NaiveDate)> = backtest
             .firing_days()
             .remove("")
@@ -318,10 +301,11 @@ async fn a_targets_table_decides_where_a_pace_alert_may_post_and_a_missing_row_i
             .any(|t| october(&t.day) && t.kind == kpibot::alerts::engine::Kind::Fired),
         "{printed}"
     );
-    let expected: Vec<(NaiveDate, NaiveDate)> = spans(&short_days(&db, Watched::Ads, since, until))
-        .into_iter()
-        .filter(|(a, _)| !october(a))
-        .collect();
+    let expected: Vec<(NaiveDate, NaiveDate)> =
+        common::spans(&short_days(&db, Watched::Ads, since, until))
+            .into_iter()
+            .filter(|(a, _)| !october(a))
+            .collect();
     let found: Vec<(NaiveDate, NaiveDate)> = after
         .firing_days()
         .remove("")

@@ -246,12 +246,7 @@ fn mistakes_in_targets_are_named_at_their_place() {
 #[tokio::test]
 async fn targets_kept_in_a_mart_table_are_read_when_paced_and_guarded_by_its_policy() {
     let dir = tempfile::tempdir().unwrap();
-    let reports = dir.path().join("reports");
-    std::fs::create_dir(&reports).unwrap();
-    for entry in std::fs::read_dir(common::repo_path("reports")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, reports.join(path.file_name().unwrap())).unwrap();
-    }
+    let reports = common::copy_reports(dir.path());
     let settings = common::settings_in(dir.path(), &reports);
     let app = common::app(&settings);
     let out = dir.path().join("out");

@@ -324,3 +324,27 @@ pub fn mrkdwn_texts(message: &serde_json::Value) -> Vec<String> {
     walk(&message["blocks"], &mut out);
     out
 }
+
+/// Consecutive days grouped into (first, last) spans: when an alert held, as a reader
+/// says it.
+pub fn spans(days: &[chrono::NaiveDate]) -> Vec<(chrono::NaiveDate, chrono::NaiveDate)> {
+    let mut out: Vec<(chrono::NaiveDate, chrono::NaiveDate)> = Vec::new();
+    for day in days {
+        match out.last_mut() {
+            Some((_, last)) if *last + chrono::Days::new(1) == *day => *last = *day,
+            _ => out.push((*day, *day)),
+        }
+    }
+    out
+}
+
+/// A copy of the example `reports/` folder at `dir/reports`, for a test that adds to it.
+pub fn copy_reports(dir: &Path) -> PathBuf {
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    for entry in std::fs::read_dir(repo_path("reports")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, reports.join(path.file_name().unwrap())).unwrap();
+    }
+    reports
+}
