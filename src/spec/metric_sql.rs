@@ -264,16 +264,13 @@ fn table_select(
                 shift_date(dialect, "@end_date", offset, -1)
             )];
             conditions.extend(filters);
-            let select: Vec<String> = std::iter::once(format!(
-                "{} AS {PERIOD_COLUMN}",
-                bucket(dialect, shape.grain, &day)
-            ))
-            .chain(dimension)
-            .chain(std::iter::once(format!("{value} AS {VALUE_COLUMN}")))
-            .collect();
+            let select = select_list(
+                format!("{} AS {PERIOD_COLUMN}", bucket(dialect, shape.grain, &day)),
+                dimension,
+                format!("{value} AS {VALUE_COLUMN}"),
+            );
             return format!(
-                "SELECT {}\nFROM ({spine}) AS spine\nJOIN {table} ON {column} = {}\nWHERE {}\nGROUP BY {group}",
-                select.join(", "),
+                "SELECT {select}\nFROM ({spine}) AS spine\nJOIN {table} ON {column} = {}\nWHERE {}\nGROUP BY {group}",
                 shift_date(dialect, &day, offset, -1),
                 conditions.join("\n  AND ")
             );
@@ -287,16 +284,13 @@ fn table_select(
                 "@end_date",
             )];
             conditions.extend(filters);
-            let select: Vec<String> = std::iter::once(format!(
-                "{} AS {PERIOD_COLUMN}",
-                bucket(dialect, shape.grain, &time)
-            ))
-            .chain(dimension)
-            .chain(std::iter::once(format!("{value} AS {VALUE_COLUMN}")))
-            .collect();
+            let select = select_list(
+                format!("{} AS {PERIOD_COLUMN}", bucket(dialect, shape.grain, &time)),
+                dimension,
+                format!("{value} AS {VALUE_COLUMN}"),
+            );
             return format!(
-                "SELECT {}\nFROM {table}\nWHERE {}\nGROUP BY {group}",
-                select.join(", "),
+                "SELECT {select}\nFROM {table}\nWHERE {}\nGROUP BY {group}",
                 conditions.join("\n  AND ")
             );
         }
@@ -325,28 +319,33 @@ fn table_select(
         format!("{day} <= (SELECT MAX({time}) FROM {table} WHERE {range})"),
     ];
     conditions.extend(filters);
-    let daily_select: Vec<String> = std::iter::once(day.clone())
-        .chain(dimension)
-        .chain(std::iter::once(format!("{value} AS {VALUE_COLUMN}")))
-        .collect();
+    let daily_select = select_list(day.clone(), dimension, format!("{value} AS {VALUE_COLUMN}"));
     let per_bucket = match cumulative.period_agg {
         PeriodAgg::First => format!("MIN_BY({VALUE_COLUMN}, {DAY_COLUMN})"),
         PeriodAgg::Last => format!("MAX_BY({VALUE_COLUMN}, {DAY_COLUMN})"),
         PeriodAgg::Average => format!("AVG({VALUE_COLUMN})"),
     };
-    let outer: Vec<String> = std::iter::once(format!(
-        "{} AS {PERIOD_COLUMN}",
-        bucket(dialect, shape.grain, DAY_COLUMN)
-    ))
-    .chain(shape.by.map(|_| DIMENSION_COLUMN.to_string()))
-    .chain(std::iter::once(format!("{per_bucket} AS {VALUE_COLUMN}")))
-    .collect();
+    let outer = select_list(
+        format!(
+            "{} AS {PERIOD_COLUMN}",
+            bucket(dialect, shape.grain, DAY_COLUMN)
+        ),
+        shape.by.map(|_| DIMENSION_COLUMN.to_string()),
+        format!("{per_bucket} AS {VALUE_COLUMN}"),
+    );
     format!(
-        "SELECT {}\nFROM (\n  SELECT {}\n  FROM ({spine}) AS spine\n  JOIN {table} ON {joined}\n  WHERE {}\n  GROUP BY {group}\n) AS daily\nGROUP BY {group}",
-        outer.join(", "),
-        daily_select.join(", "),
+        "SELECT {outer}\nFROM (\n  SELECT {daily_select}\n  FROM ({spine}) AS spine\n  JOIN {table} ON {joined}\n  WHERE {}\n  GROUP BY {group}\n) AS daily\nGROUP BY {group}",
         conditions.join("\n    AND ")
     )
+}
+
+/// A select list: the period (or day) first, the dimension when split, the value last.
+fn select_list(first: String, dimension: Option<String>, value: String) -> String {
+    std::iter::once(first)
+        .chain(dimension)
+        .chain(std::iter::once(value))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A derived metric: each input's series as a named subquery, joined on the bucket (and
