@@ -759,3 +759,54 @@ async fn lookups_after_a_crash_share_one_read_per_channel_and_answer_every_slot_
     );
     assert_eq!(history_calls(), before + 1);
 }
+
+/// A process paused between its fence's yes and the request (SIGSTOP, a frozen VM) must
+/// not post on that yes: its other replica may have taken the slot over meanwhile. A yes
+/// whose send-by instant has passed is asked again — and a "no" then posts nothing.
+#[tokio::test]
+async fn a_post_is_never_sent_on_a_lease_check_that_expired_before_the_request() {
+    let fake = fake().await;
+    let slack = kpibot::slack::Slack::new(options(&fake), Arc::new(Metrics::new())).unwrap();
+    let body = serde_json::json!({"channel": DAILY, "text": "DAU 4,321"});
+    let options = kpibot::slack::post_once::PostOnce {
+        written: "#kpi-daily",
+        deadline: slack.deadline(),
+        file_not_ready_attempts: 1,
+    };
+    let nothing_found = || async { Ok(None) };
+    let expired = std::time::Instant::now() - Duration::from_millis(1);
+    let later = std::time::Instant::now() + Duration::from_secs(60);
+
+    // Expired, then a fresh yes: asked twice, posted once.
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let guard = || {
+        let n = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { Ok::<_, DeliveryError>(Some(if n == 0 { expired } else { later })) }
+    };
+    let (_, found) = slack
+        .post_once_or_find(&body, options, guard, nothing_found)
+        .await
+        .unwrap();
+    assert!(!found);
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(fake.messages_in(DAILY).len(), 1);
+
+    // Expired, then the slot is another process's: nothing is sent.
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let guard = || {
+        let n = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                Ok(Some(expired))
+            } else {
+                Err(DeliveryError::SlotTakenOver)
+            }
+        }
+    };
+    let result = slack
+        .post_once_or_find(&body, options, guard, nothing_found)
+        .await;
+    assert!(matches!(result, Err(DeliveryError::SlotTakenOver)));
+    assert_eq!(fake.messages_in(DAILY).len(), 1, "no second post");
+    assert_eq!(fake.calls_of("chat.postMessage").len(), 1);
+}

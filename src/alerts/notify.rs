@@ -171,7 +171,7 @@ impl Notifier {
                     .post_once_or_find(
                         &body,
                         options,
-                        || async { Ok::<(), NotifyError>(()) },
+                        || async { Ok::<_, NotifyError>(None) },
                         || self.find_in_slack(slack, channel, thread, marker),
                     )
                     .await?;

@@ -125,13 +125,17 @@ pub enum DeliveryError {
 }
 
 /// Asks the post's guard, if it has one, whether the post may still go out to `channel`
-/// (as the delivery resolved it: Slack's channel ID).
-pub async fn check_guard(rendered: &Rendered, channel: &str) -> Result<(), DeliveryError> {
+/// (as the delivery resolved it: Slack's channel ID): the instant it must be sent by, or
+/// `None` for a post without a guard.
+pub async fn check_guard(
+    rendered: &Rendered,
+    channel: &str,
+) -> Result<Option<std::time::Instant>, DeliveryError> {
     let Some(guard) = &rendered.guard else {
-        return Ok(());
+        return Ok(None);
     };
-    if guard.allows(channel).await {
-        return Ok(());
+    if let Some(until) = guard.allows(channel).await {
+        return Ok(Some(until));
     }
     tracing::warn!(report = %rendered.report_id, slot = %rendered.slot, "the slot was taken over by another process; not posting");
     Err(DeliveryError::SlotTakenOver)

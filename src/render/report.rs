@@ -48,8 +48,13 @@ pub struct Rendered {
     pub in_thread: Option<String>,
 }
 
-/// The answer of a [`PostGuard`], still to come.
+/// The answer of a [`PostGuard`]'s first-step record, still to come.
 pub type GuardAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
+/// The answer of a [`PostGuard`]'s check, still to come: `None` when the post may not go
+/// out, else the instant it must have been sent by (the fence's yes holds until then).
+pub type GuardVerdict =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<std::time::Instant>> + Send>>;
 
 /// Whether a post may still go out, asked at the last moment before it does; and, for a
 /// post in two steps (thread mode), where to record the first step.
@@ -57,12 +62,12 @@ pub type GuardAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = bool> 
 pub struct PostGuard {
     /// Asked with the channel the post goes to, as the delivery resolved it (Slack's
     /// channel ID), before each attempt.
-    check: Arc<dyn Fn(&str) -> GuardAnswer + Send + Sync>,
+    check: Arc<dyn Fn(&str) -> GuardVerdict + Send + Sync>,
     first_step: Option<Arc<dyn Fn(String) -> GuardAnswer + Send + Sync>>,
 }
 
 impl PostGuard {
-    pub fn new(check: impl Fn(&str) -> GuardAnswer + Send + Sync + 'static) -> Self {
+    pub fn new(check: impl Fn(&str) -> GuardVerdict + Send + Sync + 'static) -> Self {
         Self {
             check: Arc::new(check),
             first_step: None,
@@ -79,8 +84,9 @@ impl PostGuard {
         self
     }
 
-    /// Whether the post may go out now to `channel` (as the delivery resolved it).
-    pub async fn allows(&self, channel: &str) -> bool {
+    /// Whether the post may go out now to `channel` (as the delivery resolved it): the
+    /// instant it must be sent by, or `None`.
+    pub async fn allows(&self, channel: &str) -> Option<std::time::Instant> {
         (self.check)(channel).await
     }
 

@@ -20,7 +20,7 @@ use crate::i18n::mrkdwn::Mrkdwn;
 use crate::ledger::{Claim, Fence, Ledger, LedgerError, Outcome, SlotKey};
 use crate::pipeline::{self, PipelineError, RunOptions, slot_text};
 use crate::render::PostGuard;
-use crate::render::report::GuardAnswer;
+use crate::render::report::{GuardAnswer, GuardVerdict};
 use crate::retry::{RetryPolicy, backoff_delay};
 use crate::spec::{ReportSpec, ScheduleSpec};
 use crate::tr_mrkdwn;
@@ -203,7 +203,7 @@ impl Scheduler {
         let margin = chrono::Duration::from_std(lease / 4).unwrap_or_default();
         // The turn is the channel's as Slack knows it (its ID), whatever name or ID the
         // report or an alert wrote, so every post to it shares one pace.
-        PostGuard::new(move |channel: &str| -> GuardAnswer {
+        PostGuard::new(move |channel: &str| -> GuardVerdict {
             let (ledger, key, fence, channel) =
                 (ledger.clone(), key.clone(), fence.clone(), channel.to_string());
             Box::pin(async move {
@@ -226,14 +226,21 @@ impl Scheduler {
                         // queued long for a connection may be for a lease lapsed since.
                         Ok(true) if waited > lease / 8 => {
                             if std::time::Instant::now() >= give_up_at {
-                                return false;
+                                return None;
                             }
                             tracing::warn!(report = %key.report, slot = %key.slot, waited_ms = waited.as_millis() as u64, "the ledger answered too slowly to trust the lease; asking again");
                         }
-                        Ok(may) => return may,
+                        // The yes holds for the margin from when it was asked: the lease
+                        // ran at least that much longer then, and no other process can
+                        // take the slot over before it lapses.
+                        Ok(true) => {
+                            let asked_at = *asked.lock().unwrap_or_else(|p| p.into_inner());
+                            return Some(asked_at + lease / 4);
+                        }
+                        Ok(false) => return None,
                         Err(error) => {
                             tracing::error!(report = %key.report, slot = %key.slot, error = %error, "could not check the slot's lease before posting; not posting (recovery finishes the slot)");
-                            return false;
+                            return None;
                         }
                     }
                 }

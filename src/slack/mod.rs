@@ -360,7 +360,21 @@ impl Slack {
         method: &'static str,
         call: impl Future<Output = Result<T, SlackClientError>>,
     ) -> Result<T, CallFailure> {
+        self.turn(method).await;
+        self.send(method, call).await
+    }
+
+    /// Waits for `method`'s turn under Slack's rate limits.
+    pub async fn turn(&self, method: &'static str) {
         self.gate.turn(method).await;
+    }
+
+    /// [`Slack::attempt`] once its turn is taken ([`Slack::turn`]).
+    pub async fn send<T>(
+        &self,
+        method: &'static str,
+        call: impl Future<Output = Result<T, SlackClientError>>,
+    ) -> Result<T, CallFailure> {
         let timeout = self.options.retry.request_timeout;
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(Ok(value)) => return Ok(value),

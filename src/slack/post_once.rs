@@ -30,10 +30,14 @@ pub struct PostOnce<'a> {
 
 impl Slack {
     /// Posts `body` (its `channel`, and `thread_ts` for a reply, already set) exactly
-    /// once. `guard` is asked before every attempt and may stop the post (a scheduled
-    /// slot taken over while waiting out a rate limit); `find` looks for the message in
-    /// Slack and is called only after an attempt whose answer was lost. Returns the
-    /// message's ts and whether it was found rather than posted.
+    /// once. `guard` is asked before every attempt, after the channel's turn, and may stop
+    /// the post (a scheduled slot taken over while waiting out a rate limit); its yes
+    /// carries the instant the post must be sent by (the fence's lease margin), checked
+    /// again right before the request goes out: a process paused between the two
+    /// (SIGSTOP, a frozen VM) asks the guard again instead of posting on a yes that may
+    /// since have passed to another replica. `find` looks for the message in Slack and
+    /// is called only after an attempt whose answer was lost. Returns the message's ts
+    /// and whether it was found rather than posted.
     pub async fn post_once_or_find<E, G, GF, F, FF>(
         &self,
         body: &Value,
@@ -44,7 +48,7 @@ impl Slack {
     where
         E: From<SlackError>,
         G: FnMut() -> GF,
-        GF: Future<Output = Result<(), E>>,
+        GF: Future<Output = Result<Option<std::time::Instant>, E>>,
         F: FnMut() -> FF,
         FF: Future<Output = Result<Option<SlackTs>, SlackError>>,
     {
@@ -83,10 +87,24 @@ impl Slack {
                     }
                 }
             }
-            guard().await?;
+            // The channel's turn first, so nothing waits between the guard's yes and the
+            // request.
+            self.turn("chat.postMessage").await;
+            let send_by = guard().await?;
+            if send_by.is_some_and(|by| std::time::Instant::now() >= by) {
+                if Instant::now() >= options.deadline {
+                    return Err(SlackError::Setup(
+                        "the post's lease check kept expiring before it could be sent; not posted"
+                            .into(),
+                    )
+                    .into());
+                }
+                tracing::warn!(channel = %channel, "the lease check expired before the post could be sent; asking again");
+                continue;
+            }
             attempt += 1;
             let failure = match self
-                .attempt("chat.postMessage", session.chat_post_message(&request))
+                .send("chat.postMessage", session.chat_post_message(&request))
                 .await
             {
                 Ok(response) => return Ok((response.ts, false)),
