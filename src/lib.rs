@@ -15,6 +15,7 @@ pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod deliver;
+pub mod explain;
 pub mod i18n;
 pub mod ledger;
 pub mod metrics;

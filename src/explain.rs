@@ -1,0 +1,372 @@
+//! Why a number moved, exactly: a metric's change between two windows split over the
+//! members of one dimension, so that the parts add up to the whole change. A sum splits
+//! into each member's own change; a ratio (numerator ÷ denominator) into each member's
+//! **rate** effect (its own ratio moved) and **mix** effect (its share of the denominator
+//! moved), by the symmetric shift-share (Kitagawa) form. Dimensions are ranked by how much
+//! of the movement their top members carry. Pure arithmetic: what is queried, and what a
+//! viewer may see, is decided before these functions see the numbers.
+//!
+//! The formulas, for members `i` with numerator `n` and denominator `d` in the comparison
+//! window (`0`) and the asked window (`1`), totals `N`, `D`, shares `w = d / D` and rates
+//! `r = n / d`:
+//!
+//! - sum: `Δ_i = x1_i − x0_i` (a member absent from a window counts 0 there), and
+//!   `Σ Δ_i = X1 − X0`;
+//! - ratio: `R = N / D = Σ n_i / D`, so member `i` carries `n1_i / D1 − n0_i / D0` of
+//!   `ΔR`. Where the member has a denominator in both windows that part is
+//!   `mix_i = (w1_i − w0_i) · (r0_i + r1_i) / 2` plus `rate_i = (r1_i − r0_i) · (w0_i +
+//!   w1_i) / 2`; a member new in (or gone from) a window moved only the mix. Over all
+//!   members `Σ (mix_i + rate_i) = R1 − R0`;
+//! - a member's share of the change: `Δ_i / ΔX` (above 100 % when others moved the other
+//!   way);
+//! - how well a dimension explains the change, to rank dimensions: the largest member's
+//!   share of all movement, `s = max |Δ_i| ÷ Σ |Δ_i|`, rescaled by how many members `k`
+//!   the dimension has so that an even spread scores 0 and one member carrying everything
+//!   scores 1: `(s − 1/k) ÷ (1 − 1/k)` (0 for a dimension of one member, or no movement).
+//!   Without the rescaling a dimension of three members would always explain a lot.
+
+/// One member's values in the comparison window (`before`) and the asked one (`after`);
+/// `None` where the member has no row in that window. `member` is `None` for the rows
+/// whose dimension value is NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SumMember {
+    pub member: Option<String>,
+    pub before: Option<f64>,
+    pub after: Option<f64>,
+}
+
+/// A ratio's member: its numerator and denominator in each window (`None`: no row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatioMember {
+    pub member: Option<String>,
+    pub before: Option<(f64, f64)>,
+    pub after: Option<(f64, f64)>,
+}
+
+/// What one member carried of the change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    pub member: Option<String>,
+    /// Its part of the total change (`rate + mix` for a ratio).
+    pub change: f64,
+    /// For a ratio: the part from its own ratio moving.
+    pub rate: Option<f64>,
+    /// For a ratio: the part from its share of the denominator moving.
+    pub mix: Option<f64>,
+}
+
+/// A metric's change over one dimension: the totals, each member's part, largest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decomposition {
+    pub before: f64,
+    pub after: f64,
+    /// `after − before`, which the members' parts add up to.
+    pub change: f64,
+    /// Largest absolute part first; ties keep the order the members came in.
+    pub members: Vec<Contribution>,
+}
+
+/// Why a ratio cannot be split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecomposeError {
+    #[error("the denominator adds up to 0 in the {0} window, so the ratio has no value there")]
+    NoDenominator(&'static str),
+}
+
+/// A sum's change, member by member.
+pub fn decompose_sum(members: &[SumMember]) -> Decomposition {
+    let before = members.iter().filter_map(|m| m.before).sum::<f64>();
+    let after = members.iter().filter_map(|m| m.after).sum::<f64>();
+    let parts = members
+        .iter()
+        .map(|m| Contribution {
+            member: m.member.clone(),
+            change: m.after.unwrap_or(0.0) - m.before.unwrap_or(0.0),
+            rate: None,
+            mix: None,
+        })
+        .collect();
+    Decomposition {
+        before,
+        after,
+        change: after - before,
+        members: ranked(parts),
+    }
+}
+
+/// A ratio's change, member by member, split into rate and mix.
+pub fn decompose_ratio(members: &[RatioMember]) -> Result<Decomposition, DecomposeError> {
+    let totals = |pick: fn(&RatioMember) -> Option<(f64, f64)>| {
+        members
+            .iter()
+            .filter_map(pick)
+            .fold((0.0, 0.0), |(n, d), (mn, md)| (n + mn, d + md))
+    };
+    let (n0, d0) = totals(|m| m.before);
+    let (n1, d1) = totals(|m| m.after);
+    if d0 == 0.0 {
+        return Err(DecomposeError::NoDenominator("comparison"));
+    }
+    if d1 == 0.0 {
+        return Err(DecomposeError::NoDenominator("asked"));
+    }
+    let parts = members
+        .iter()
+        .map(|m| {
+            let (mn0, md0) = m.before.unwrap_or((0.0, 0.0));
+            let (mn1, md1) = m.after.unwrap_or((0.0, 0.0));
+            let change = mn1 / d1 - mn0 / d0;
+            let (rate, mix) = if md0 != 0.0 && md1 != 0.0 {
+                let (w0, w1) = (md0 / d0, md1 / d1);
+                let (r0, r1) = (mn0 / md0, mn1 / md1);
+                let mix = (w1 - w0) * (r0 + r1) / 2.0;
+                // Algebraically (r1 − r0)(w0 + w1) / 2; written as the rest so the two
+                // parts add up to the member's change to the last bit.
+                (change - mix, mix)
+            } else {
+                // New in, or gone from, a window: only its share moved.
+                (0.0, change)
+            };
+            Contribution {
+                member: m.member.clone(),
+                change,
+                rate: Some(rate),
+                mix: Some(mix),
+            }
+        })
+        .collect();
+    let (before, after) = (n0 / d0, n1 / d1);
+    Ok(Decomposition {
+        before,
+        after,
+        change: after - before,
+        members: ranked(parts),
+    })
+}
+
+/// Largest absolute part first; a stable sort, so equal parts keep their order.
+fn ranked(mut parts: Vec<Contribution>) -> Vec<Contribution> {
+    parts.sort_by(|a, b| b.change.abs().total_cmp(&a.change.abs()));
+    parts
+}
+
+/// `member`'s share of the whole change (`None` when nothing changed in total).
+pub fn share_of_change(member: &Contribution, decomposition: &Decomposition) -> Option<f64> {
+    (decomposition.change != 0.0).then(|| member.change / decomposition.change)
+}
+
+/// How well one dimension explains a change (0 to 1): the largest member's share of all
+/// movement, rescaled by the number of members so an even spread scores 0.
+pub fn explanatory_power(decomposition: &Decomposition) -> f64 {
+    let k = decomposition.members.len() as f64;
+    let all: f64 = decomposition.members.iter().map(|m| m.change.abs()).sum();
+    let Some(top) = decomposition.members.first() else {
+        return 0.0;
+    };
+    if k <= 1.0 || all == 0.0 {
+        return 0.0;
+    }
+    let share = top.change.abs() / all;
+    ((share - 1.0 / k) / (1.0 - 1.0 / k)).clamp(0.0, 1.0)
+}
+
+/// Dimensions ranked by [`explanatory_power`], best first; equal scores in the order
+/// given.
+pub fn rank_dimensions(dimensions: &[(String, Decomposition)]) -> Vec<(&str, f64, &Decomposition)> {
+    let mut ranked: Vec<(&str, f64, &Decomposition)> = dimensions
+        .iter()
+        .map(|(name, d)| (name.as_str(), explanatory_power(d), d))
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()))
+    }
+
+    /// A value: often zero, sometimes negative, sometimes absent.
+    fn value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            1 => Just(None),
+            1 => Just(Some(0.0)),
+            6 => (-1_000i32..100_000).prop_map(|v| Some(f64::from(v) / 4.0)),
+        ]
+    }
+
+    fn members() -> impl Strategy<Value = Vec<SumMember>> {
+        proptest::collection::vec((value(), value()), 0..40).prop_map(|rows| {
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, (before, after))| SumMember {
+                    // The last one is the NULL member.
+                    member: (i % 7 != 6).then(|| format!("m{i}")),
+                    before,
+                    after,
+                })
+                .collect()
+        })
+    }
+
+    fn ratio_members() -> impl Strategy<Value = Vec<RatioMember>> {
+        let pair = prop_oneof![
+            1 => Just(None),
+            1 => (0u32..50).prop_map(|n| Some((f64::from(n), 0.0))),
+            6 => (0u32..5_000, 1u32..5_000).prop_map(|(n, d)| Some((f64::from(n), f64::from(d)))),
+        ];
+        proptest::collection::vec((pair.clone(), pair), 1..40).prop_map(|rows| {
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, (before, after))| RatioMember {
+                    member: Some(format!("m{i}")),
+                    before,
+                    after,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn a_sums_parts_add_up_to_its_change(members in members()) {
+            let d = decompose_sum(&members);
+            let parts: f64 = d.members.iter().map(|m| m.change).sum();
+            prop_assert!(close(parts, d.change), "{parts} vs {}", d.change);
+            prop_assert_eq!(d.members.len(), members.len());
+            let power = explanatory_power(&d);
+            prop_assert!((0.0..=1.0).contains(&power));
+        }
+
+        #[test]
+        fn a_ratios_rate_and_mix_add_up_to_its_change(members in ratio_members()) {
+            let Ok(d) = decompose_ratio(&members) else {
+                return Ok(());
+            };
+            let mut total = 0.0;
+            for m in &d.members {
+                let (rate, mix) = (m.rate.unwrap(), m.mix.unwrap());
+                prop_assert!(close(rate + mix, m.change));
+                total += rate + mix;
+            }
+            prop_assert!(close(total, d.change), "{total} vs {}", d.change);
+        }
+
+        /// Renaming members changes no number: the explanation is about the data.
+        #[test]
+        fn renaming_members_changes_no_part_or_share(members in members()) {
+            let renamed: Vec<SumMember> = members
+                .iter()
+                .map(|m| SumMember {
+                    member: m.member.as_ref().map(|n| format!("z-{n}")),
+                    ..m.clone()
+                })
+                .collect();
+            let (a, b) = (decompose_sum(&members), decompose_sum(&renamed));
+            let changes = |d: &Decomposition| d.members.iter().map(|m| m.change).collect::<Vec<_>>();
+            prop_assert_eq!(changes(&a), changes(&b));
+            prop_assert_eq!(explanatory_power(&a), explanatory_power(&b));
+        }
+    }
+
+    #[test]
+    fn a_worked_ratio_example_splits_into_rate_and_mix() {
+        // Minutes per submission: A 100 min / 10 subs → 120 / 10; B 50 / 10 → 100 / 30.
+        let members = [
+            RatioMember {
+                member: Some("A".into()),
+                before: Some((100.0, 10.0)),
+                after: Some((120.0, 10.0)),
+            },
+            RatioMember {
+                member: Some("B".into()),
+                before: Some((50.0, 10.0)),
+                after: Some((100.0, 30.0)),
+            },
+        ];
+        let d = decompose_ratio(&members).unwrap();
+        assert!(close(d.before, 7.5) && close(d.after, 5.5));
+        let a = d
+            .members
+            .iter()
+            .find(|m| m.member.as_deref() == Some("A"))
+            .unwrap();
+        // A: share 0.5 → 0.25, rate 10 → 12: mix (−0.25)(11) = −2.75, rate (2)(0.375) = 0.75.
+        assert!(close(a.mix.unwrap(), -2.75) && close(a.rate.unwrap(), 0.75));
+        let b = d
+            .members
+            .iter()
+            .find(|m| m.member.as_deref() == Some("B"))
+            .unwrap();
+        // B: share 0.5 → 0.75, rate 5 → 3.33: mix (0.25)(4.1667), rate (−1.6667)(0.625).
+        assert!(close(b.mix.unwrap(), 0.25 * (5.0 + 10.0 / 3.0) / 2.0));
+        assert!(close(b.rate.unwrap(), (10.0 / 3.0 - 5.0) * 0.625));
+        assert!(close(a.change + b.change, -2.0));
+        assert_eq!(
+            decompose_ratio(&[RatioMember {
+                member: None,
+                before: Some((1.0, 0.0)),
+                after: Some((1.0, 1.0)),
+            }]),
+            Err(DecomposeError::NoDenominator("comparison"))
+        );
+    }
+
+    #[test]
+    fn the_dimension_whose_few_members_carry_the_drop_ranks_first() {
+        let sum = |rows: &[(&str, f64, f64)]| {
+            decompose_sum(
+                &rows
+                    .iter()
+                    .map(|(m, b, a)| SumMember {
+                        member: Some(m.to_string()),
+                        before: Some(*b),
+                        after: Some(*a),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        // Fukuoka alone carries the drop; roles share it evenly.
+        let prefecture = sum(&[
+            ("福岡県", 5000.0, 1700.0),
+            ("東京都", 9000.0, 9050.0),
+            ("大阪府", 7000.0, 6980.0),
+            ("北海道", 3000.0, 3010.0),
+            ("沖縄県", 1000.0, 990.0),
+        ]);
+        let role = sum(&[
+            ("student", 15000.0, 13000.0),
+            ("teacher", 6000.0, 5000.0),
+            ("parent", 4000.0, 3730.0),
+        ]);
+        assert!(close(prefecture.change, role.change));
+        assert_eq!(prefecture.members[0].member.as_deref(), Some("福岡県"));
+        let dims = vec![
+            ("role".to_string(), role),
+            ("prefecture".to_string(), prefecture),
+        ];
+        let ranked = rank_dimensions(&dims);
+        // Prefectures: Fukuoka carries 3,300 of 3,390 moved, with 5 members: (0.973 − 0.2)
+        // ÷ 0.8. Roles: 2,000 of 3,270 with 3 members: (0.612 − 0.333) ÷ 0.667.
+        assert_eq!(ranked[0].0, "prefecture");
+        assert!(close(ranked[0].1, (3300.0 / 3390.0 - 0.2) / 0.8));
+        assert!(close(
+            ranked[1].1,
+            (2000.0 / 3270.0 - 1.0 / 3.0) / (2.0 / 3.0)
+        ));
+        let fukuoka = &ranked[0].2.members[0];
+        // Of the net drop (−3,270) Fukuoka carries more than all of it: others rose.
+        assert!(close(
+            share_of_change(fukuoka, ranked[0].2).unwrap(),
+            3300.0 / 3270.0
+        ));
+        // An even spread explains nothing; one member alone, nothing either.
+        let even = sum(&[("a", 10.0, 5.0), ("b", 10.0, 5.0)]);
+        assert_eq!(explanatory_power(&even), 0.0);
+        assert_eq!(explanatory_power(&sum(&[("a", 10.0, 5.0)])), 0.0);
+    }
+}
