@@ -19,11 +19,14 @@
 //!   members `Σ (mix_i + rate_i) = R1 − R0`;
 //! - a member's share of the change: `Δ_i / ΔX` (above 100 % when others moved the other
 //!   way);
-//! - how well a dimension explains the change, to rank dimensions: the largest member's
-//!   share of all movement, `s = max |Δ_i| ÷ Σ |Δ_i|`, rescaled by how many members `k`
-//!   the dimension has so that an even spread scores 0 and one member carrying everything
-//!   scores 1: `(s − 1/k) ÷ (1 − 1/k)` (0 for a dimension of one member, or no movement).
-//!   Without the rescaling a dimension of three members would always explain a lot.
+//! - how well a dimension explains the change, to rank dimensions: how far its members
+//!   moved *unlike the whole*. Had every member moved in proportion to its size, member
+//!   `i` would have moved `x0_i · ΔX / X0`; its departure is `Δ_i − x0_i · ΔX / X0`
+//!   (these add up to 0). The power is the largest departure as a share of the change,
+//!   `max |departure_i| ÷ |ΔX|`, at most 1. A change spread evenly scores 0 whatever the
+//!   members' sizes (the biggest member carrying the most of a uniform drop explains
+//!   nothing); one member falling alone scores near 1. With nothing before (`X0 = 0`) the
+//!   largest member's share of all movement, `max |Δ_i| ÷ Σ |Δ_i|`, is used instead.
 
 /// One member's values in the comparison window (`before`) and the asked one (`after`);
 /// `None` where the member has no row in that window. `member` is `None` for the rows
@@ -47,6 +50,8 @@ pub struct RatioMember {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contribution {
     pub member: Option<String>,
+    /// Its part of the comparison window's total (`x0_i`; `n0_i / D0` for a ratio).
+    pub before: f64,
     /// Its part of the total change (`rate + mix` for a ratio).
     pub change: f64,
     /// For a ratio: the part from its own ratio moving.
@@ -81,6 +86,7 @@ pub fn decompose_sum(members: &[SumMember]) -> Decomposition {
         .iter()
         .map(|m| Contribution {
             member: m.member.clone(),
+            before: m.before.unwrap_or(0.0),
             change: m.after.unwrap_or(0.0) - m.before.unwrap_or(0.0),
             rate: None,
             mix: None,
@@ -129,6 +135,7 @@ pub fn decompose_ratio(members: &[RatioMember]) -> Result<Decomposition, Decompo
             };
             Contribution {
                 member: m.member.clone(),
+                before: mn0 / d0,
                 change,
                 rate: Some(rate),
                 mix: Some(mix),
@@ -155,19 +162,35 @@ pub fn share_of_change(member: &Contribution, decomposition: &Decomposition) -> 
     (decomposition.change != 0.0).then(|| member.change / decomposition.change)
 }
 
-/// How well one dimension explains a change (0 to 1): the largest member's share of all
-/// movement, rescaled by the number of members so an even spread scores 0.
+/// How well one dimension explains a change (0 to 1): its largest departure from moving
+/// in proportion to size, as a share of the change (see the module's formulas).
 pub fn explanatory_power(decomposition: &Decomposition) -> f64 {
-    let k = decomposition.members.len() as f64;
-    let all: f64 = decomposition.members.iter().map(|m| m.change.abs()).sum();
-    let Some(top) = decomposition.members.first() else {
-        return 0.0;
-    };
-    if k <= 1.0 || all == 0.0 {
+    let change = decomposition.change;
+    if change == 0.0 || decomposition.members.len() <= 1 {
         return 0.0;
     }
-    let share = top.change.abs() / all;
-    ((share - 1.0 / k) / (1.0 - 1.0 / k)).clamp(0.0, 1.0)
+    let before = decomposition.before_total();
+    let power = if before != 0.0 {
+        let growth = change / before;
+        decomposition
+            .members
+            .iter()
+            .map(|m| (m.change - m.before * growth).abs())
+            .fold(0.0, f64::max)
+            / change.abs()
+    } else {
+        let all: f64 = decomposition.members.iter().map(|m| m.change.abs()).sum();
+        decomposition.members[0].change.abs() / all
+    };
+    power.clamp(0.0, 1.0)
+}
+
+impl Decomposition {
+    /// The comparison window's total as the members' parts give it (`X0`; `R0` for a
+    /// ratio).
+    fn before_total(&self) -> f64 {
+        self.members.iter().map(|m| m.before).sum()
+    }
 }
 
 /// Dimensions ranked by [`explanatory_power`], best first; equal scores in the order
@@ -350,13 +373,18 @@ mod tests {
             ("prefecture".to_string(), prefecture),
         ];
         let ranked = rank_dimensions(&dims);
-        // Prefectures: Fukuoka carries 3,300 of 3,390 moved, with 5 members: (0.973 − 0.2)
-        // ÷ 0.8. Roles: 2,000 of 3,270 with 3 members: (0.612 − 0.333) ÷ 0.667.
+        // Both fell 3,270 of 25,000 (−13.08 %). Prefectures: Fukuoka fell 3,300 where its
+        // size gives 654, a departure of 2,646 (0.809 of the change). Roles: each fell
+        // about in proportion; the largest departure is the parents' 253 (0.077).
         assert_eq!(ranked[0].0, "prefecture");
-        assert!(close(ranked[0].1, (3300.0 / 3390.0 - 0.2) / 0.8));
+        let growth: f64 = -3270.0 / 25000.0;
+        assert!(close(
+            ranked[0].1,
+            (-3300.0 - 5000.0 * growth).abs() / 3270.0
+        ));
         assert!(close(
             ranked[1].1,
-            (2000.0 / 3270.0 - 1.0 / 3.0) / (2.0 / 3.0)
+            (-270.0 - 4000.0 * growth).abs() / 3270.0
         ));
         let fukuoka = &ranked[0].2.members[0];
         // Of the net drop (−3,270) Fukuoka carries more than all of it: others rose.

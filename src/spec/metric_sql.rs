@@ -105,7 +105,7 @@ struct Shape<'a> {
     filters: &'a [Filter],
 }
 
-fn text_type(dialect: Dialect) -> &'static str {
+pub(super) fn text_type(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::BigQuery => "STRING",
         Dialect::DuckDb => "VARCHAR",
@@ -175,7 +175,7 @@ fn start_of(dialect: Dialect, unit: IntervalUnit, date: &str) -> String {
 
 /// The `dimension = one of values` conditions, each value a parameter named after
 /// `prefix`.
-fn filter_conditions(
+pub(super) fn filter_conditions(
     dialect: Dialect,
     filters: &[Filter],
     prefix: &str,

@@ -14,6 +14,7 @@ pub mod dbt;
 mod dbt_json;
 pub mod derived;
 pub mod diagnostic;
+pub mod explain_sql;
 pub mod expr;
 pub mod files;
 pub mod freshness;

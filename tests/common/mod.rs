@@ -348,3 +348,28 @@ pub fn copy_reports(dir: &Path) -> PathBuf {
     }
     reports
 }
+
+/// The example reports over a demo mart built in `dir` at [`fixed_now`]: the settings,
+/// the app, its catalog and its warehouse, as `kpibot ask` assembles them.
+pub struct Demo {
+    pub settings: Settings,
+    pub app: App,
+    pub catalog: kpibot::catalog::Catalog,
+    pub warehouse: Box<dyn kpibot::warehouse::Warehouse>,
+}
+
+pub async fn demo(dir: &Path, reports: &Path) -> Demo {
+    let settings = settings_in(dir, reports);
+    let app = app(&settings);
+    let catalog = app.load_catalog().unwrap();
+    let warehouse = app
+        .open_warehouse(fixed_now(), &mut Vec::new())
+        .await
+        .unwrap();
+    Demo {
+        settings,
+        app,
+        catalog,
+        warehouse,
+    }
+}
