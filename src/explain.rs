@@ -2,8 +2,8 @@
 //! members of one dimension, so that the parts add up to the whole change. A sum splits
 //! into each member's own change; a ratio (numerator ÷ denominator) into each member's
 //! **rate** effect (its own ratio moved) and **mix** effect (its share of the denominator
-//! moved), by the symmetric shift-share (Kitagawa) form. Dimensions are ranked by how much
-//! of the movement their top members carry. Pure arithmetic: what is queried, and what a
+//! moved), by a symmetric shift-share (Kitagawa) form centred on the mean ratio.
+//! Dimensions are ranked by how far their members moved unlike the whole. Pure arithmetic: what is queried, and what a
 //! viewer may see, is decided before these functions see the numbers.
 //!
 //! The formulas, for members `i` with numerator `n` and denominator `d` in the comparison
@@ -12,21 +12,25 @@
 //!
 //! - sum: `Δ_i = x1_i − x0_i` (a member absent from a window counts 0 there), and
 //!   `Σ Δ_i = X1 − X0`;
-//! - ratio: `R = N / D = Σ n_i / D`, so member `i` carries `n1_i / D1 − n0_i / D0` of
-//!   `ΔR`. Where the member has a denominator in both windows that part is
-//!   `mix_i = (w1_i − w0_i) · (r0_i + r1_i) / 2` plus `rate_i = (r1_i − r0_i) · (w0_i +
-//!   w1_i) / 2`; a member new in (or gone from) a window moved only the mix. Over all
-//!   members `Σ (mix_i + rate_i) = R1 − R0`;
-//! - a member's share of the change: `Δ_i / ΔX` (above 100 % when others moved the other
-//!   way);
+//! - ratio: `R = Σ w_i · r_i`. Member `i`'s part is centred on the mean ratio `R̄ = (R0 +
+//!   R1) / 2`, so a member that only grew in volume at the average ratio carries nothing:
+//!   `part_i = (n1_i / D1 − n0_i / D0) − (w1_i − w0_i) · R̄`, split into `mix_i = (w1_i −
+//!   w0_i) · (r̄_i − R̄)` (its share moved, weighted by how far its ratio is from the
+//!   mean; `r̄_i` the mean of its ratios, or its one ratio if it is new or gone) and
+//!   `rate_i = part_i − mix_i` (algebraically `(r1_i − r0_i) · (w0_i + w1_i) / 2`). As
+//!   `Σ (w1_i − w0_i) = 0`, the parts add up to `R1 − R0`;
+//! - a member's share of the change: `part_i / ΔX` (above 100 % when others moved the
+//!   other way);
 //! - how well a dimension explains the change, to rank dimensions: how far its members
-//!   moved *unlike the whole*. Had every member moved in proportion to its size, member
-//!   `i` would have moved `x0_i · ΔX / X0`; its departure is `Δ_i − x0_i · ΔX / X0`
-//!   (these add up to 0). The power is the largest departure as a share of the change,
-//!   `max |departure_i| ÷ |ΔX|`, at most 1. A change spread evenly scores 0 whatever the
-//!   members' sizes (the biggest member carrying the most of a uniform drop explains
-//!   nothing); one member falling alone scores near 1. With nothing before (`X0 = 0`) the
-//!   largest member's share of all movement, `max |Δ_i| ÷ Σ |Δ_i|`, is used instead.
+//!   moved *unlike the whole*. Each member has a size weight `s_i` (`x0_i / X0` for a
+//!   sum, `(w0_i + w1_i) / 2` for a ratio); had every member moved in proportion to it,
+//!   member `i` would carry `s_i · ΔX`. Its departure is `dep_i = part_i − s_i · ΔX`
+//!   (the departures add up to 0). The power is `max |dep_i| ÷ max(|ΔX|, Σ |dep_i| / 2)`,
+//!   from 0 to 1: a change spread in proportion scores 0 whatever the members' sizes (the
+//!   biggest member carrying most of a uniform drop explains nothing); one member falling
+//!   alone scores near 1. Where the sizes are unknown (a sum whose comparison total is
+//!   about 0 against its members' sizes) the largest member's share of all movement,
+//!   `max |part_i| ÷ Σ |part_i|`, is used instead.
 
 /// One member's values in the comparison window (`before`) and the asked one (`after`);
 /// `None` where the member has no row in that window. `member` is `None` for the rows
@@ -50,8 +54,9 @@ pub struct RatioMember {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contribution {
     pub member: Option<String>,
-    /// Its part of the comparison window's total (`x0_i`; `n0_i / D0` for a ratio).
-    pub before: f64,
+    /// Its size, for [`explanatory_power`]: `x0_i / X0` for a sum, its mean share of the
+    /// denominator for a ratio; `None` where the sizes are unknown.
+    pub weight: Option<f64>,
     /// Its part of the total change (`rate + mix` for a ratio).
     pub change: f64,
     /// For a ratio: the part from its own ratio moving.
@@ -82,11 +87,18 @@ pub enum DecomposeError {
 pub fn decompose_sum(members: &[SumMember]) -> Decomposition {
     let before = members.iter().filter_map(|m| m.before).sum::<f64>();
     let after = members.iter().filter_map(|m| m.after).sum::<f64>();
+    // Sizes are known where the comparison total is not about 0 against its parts.
+    let spread = members
+        .iter()
+        .filter_map(|m| m.before)
+        .map(f64::abs)
+        .sum::<f64>();
+    let sized = before.abs() > 1e-9 * spread;
     let parts = members
         .iter()
         .map(|m| Contribution {
             member: m.member.clone(),
-            before: m.before.unwrap_or(0.0),
+            weight: sized.then(|| m.before.unwrap_or(0.0) / before),
             change: m.after.unwrap_or(0.0) - m.before.unwrap_or(0.0),
             rate: None,
             mix: None,
@@ -116,37 +128,37 @@ pub fn decompose_ratio(members: &[RatioMember]) -> Result<Decomposition, Decompo
     if d1 == 0.0 {
         return Err(DecomposeError::NoDenominator("asked"));
     }
+    let (r_before, r_after) = (n0 / d0, n1 / d1);
+    let mean = (r_before + r_after) / 2.0;
     let parts = members
         .iter()
         .map(|m| {
             let (mn0, md0) = m.before.unwrap_or((0.0, 0.0));
             let (mn1, md1) = m.after.unwrap_or((0.0, 0.0));
-            let change = mn1 / d1 - mn0 / d0;
-            let (rate, mix) = if md0 != 0.0 && md1 != 0.0 {
-                let (w0, w1) = (md0 / d0, md1 / d1);
-                let (r0, r1) = (mn0 / md0, mn1 / md1);
-                let mix = (w1 - w0) * (r0 + r1) / 2.0;
-                // Algebraically (r1 − r0)(w0 + w1) / 2; written as the rest so the two
-                // parts add up to the member's change to the last bit.
-                (change - mix, mix)
-            } else {
-                // New in, or gone from, a window: only its share moved.
-                (0.0, change)
+            let (w0, w1) = (md0 / d0, md1 / d1);
+            let change = (mn1 / d1 - mn0 / d0) - (w1 - w0) * mean;
+            let own = match (md0 != 0.0, md1 != 0.0) {
+                (true, true) => Some((mn0 / md0 + mn1 / md1) / 2.0),
+                (true, false) => Some(mn0 / md0),
+                (false, true) => Some(mn1 / md1),
+                (false, false) => None,
             };
+            // New in, or gone from, a window: only its share moved (its rate part is 0).
+            let mix = own.map_or(0.0, |r| (w1 - w0) * (r - mean));
             Contribution {
                 member: m.member.clone(),
-                before: mn0 / d0,
+                weight: Some((w0 + w1) / 2.0),
                 change,
-                rate: Some(rate),
+                // The rest, so the two parts add up to the member's part to the last bit.
+                rate: Some(change - mix),
                 mix: Some(mix),
             }
         })
         .collect();
-    let (before, after) = (n0 / d0, n1 / d1);
     Ok(Decomposition {
-        before,
-        after,
-        change: after - before,
+        before: r_before,
+        after: r_after,
+        change: r_after - r_before,
         members: ranked(parts),
     })
 }
@@ -163,34 +175,31 @@ pub fn share_of_change(member: &Contribution, decomposition: &Decomposition) -> 
 }
 
 /// How well one dimension explains a change (0 to 1): its largest departure from moving
-/// in proportion to size, as a share of the change (see the module's formulas).
+/// in proportion to size (see the module's formulas).
 pub fn explanatory_power(decomposition: &Decomposition) -> f64 {
     let change = decomposition.change;
-    if change == 0.0 || decomposition.members.len() <= 1 {
+    let members = &decomposition.members;
+    if change == 0.0 || members.len() <= 1 {
         return 0.0;
     }
-    let before = decomposition.before_total();
-    let power = if before != 0.0 {
-        let growth = change / before;
-        decomposition
-            .members
-            .iter()
-            .map(|m| (m.change - m.before * growth).abs())
-            .fold(0.0, f64::max)
-            / change.abs()
-    } else {
-        let all: f64 = decomposition.members.iter().map(|m| m.change.abs()).sum();
-        decomposition.members[0].change.abs() / all
+    let weights: Option<Vec<f64>> = members.iter().map(|m| m.weight).collect();
+    let power = match weights {
+        Some(weights) => {
+            let departures: Vec<f64> = members
+                .iter()
+                .zip(&weights)
+                .map(|(m, w)| (m.change - w * change).abs())
+                .collect();
+            let largest = departures.iter().copied().fold(0.0, f64::max);
+            let moved = departures.iter().sum::<f64>() / 2.0;
+            largest / change.abs().max(moved)
+        }
+        None => {
+            let all: f64 = members.iter().map(|m| m.change.abs()).sum();
+            members[0].change.abs() / all
+        }
     };
     power.clamp(0.0, 1.0)
-}
-
-impl Decomposition {
-    /// The comparison window's total as the members' parts give it (`X0`; `R0` for a
-    /// ratio).
-    fn before_total(&self) -> f64 {
-        self.members.iter().map(|m| m.before).sum()
-    }
 }
 
 /// Dimensions ranked by [`explanatory_power`], best first; equal scores in the order
@@ -318,17 +327,40 @@ mod tests {
             .iter()
             .find(|m| m.member.as_deref() == Some("A"))
             .unwrap();
-        // A: share 0.5 → 0.25, rate 10 → 12: mix (−0.25)(11) = −2.75, rate (2)(0.375) = 0.75.
-        assert!(close(a.mix.unwrap(), -2.75) && close(a.rate.unwrap(), 0.75));
+        // R̄ = 6.5. A: share 0.5 → 0.25, ratio 10 → 12: part 3 − 5 + 0.25 × 6.5 = −0.375,
+        // mix −0.25 × (11 − 6.5) = −1.125, rate (12 − 10) × 0.375 = 0.75.
+        assert!(close(a.change, -0.375));
+        assert!(close(a.mix.unwrap(), -1.125) && close(a.rate.unwrap(), 0.75));
         let b = d
             .members
             .iter()
             .find(|m| m.member.as_deref() == Some("B"))
             .unwrap();
-        // B: share 0.5 → 0.75, rate 5 → 3.33: mix (0.25)(4.1667), rate (−1.6667)(0.625).
-        assert!(close(b.mix.unwrap(), 0.25 * (5.0 + 10.0 / 3.0) / 2.0));
+        // B: share 0.5 → 0.75, ratio 5 → 3.33: part 2.5 − 2.5 − 0.25 × 6.5 = −1.625.
+        assert!(close(b.change, -1.625));
+        assert!(close(
+            b.mix.unwrap(),
+            0.25 * ((5.0 + 10.0 / 3.0) / 2.0 - 6.5)
+        ));
         assert!(close(b.rate.unwrap(), (10.0 / 3.0 - 5.0) * 0.625));
         assert!(close(a.change + b.change, -2.0));
+        // Volume alone at the same ratio carries nothing: A stays 50/10, B grows 50/10 →
+        // 150/30, both at 5.
+        let volume = decompose_ratio(&[
+            RatioMember {
+                member: Some("A".into()),
+                before: Some((50.0, 10.0)),
+                after: Some((50.0, 10.0)),
+            },
+            RatioMember {
+                member: Some("B".into()),
+                before: Some((50.0, 10.0)),
+                after: Some((150.0, 30.0)),
+            },
+        ])
+        .unwrap();
+        assert!(volume.members.iter().all(|m| close(m.change, 0.0)));
+        assert_eq!(explanatory_power(&volume), 0.0);
         assert_eq!(
             decompose_ratio(&[RatioMember {
                 member: None,

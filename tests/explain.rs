@@ -62,7 +62,7 @@ async fn the_demo_incident_is_explained_by_fukuoka_in_one_query() {
         )
         .await
         .unwrap();
-    let per_dimension = members_of(&table, &dimensions);
+    let per_dimension = members_of(&table, &dimensions).unwrap();
     let total = |window: Window, filter: &str| {
         number(
             &db,
@@ -142,7 +142,7 @@ async fn a_ratios_change_splits_into_rate_and_mix_that_add_up_to_duckdbs_own() {
         )
         .await
         .unwrap();
-    let members = &members_of(&table, &["subject"])[0];
+    let members = &members_of(&table, &["subject"]).unwrap()[0];
     let d = decompose_ratio(members).unwrap();
     let ratio = |w: Window| {
         number(
@@ -163,6 +163,29 @@ async fn a_ratios_change_splits_into_rate_and_mix_that_add_up_to_duckdbs_own() {
         .sum();
     assert!((parts - change).abs() < 1e-9);
     assert!(members.len() >= 2, "{members:?}");
-    // Windows that overlap are refused, not explained.
+    // Windows that overlap are refused, not explained; a total over windows of unequal
+    // length too (a ratio may compare them).
     assert!(explain_sql(warehouse.dialect(), metric, &["subject"], &[], asked, asked).is_err());
+    let longer = Window {
+        start: day("2026-09-01"),
+        end: day("2026-10-31"),
+    };
+    assert!(
+        explain_sql(
+            warehouse.dialect(),
+            metric,
+            &["subject"],
+            &[],
+            asked,
+            longer
+        )
+        .is_ok()
+    );
+    let sum = catalog.metric("active_users").unwrap();
+    assert!(matches!(
+        explain_sql(warehouse.dialect(), sum, &["role"], &[], asked, longer),
+        Err(kpibot::spec::explain_sql::ExplainSqlError::UnequalWindows(
+            ..
+        ))
+    ));
 }

@@ -221,18 +221,31 @@ impl AlertRunner {
                     )
                     .await;
                 }
-                // Still ours? A process that lost its claim (paused past its lease) must
-                // not post what another has taken over.
-                let until = self.lease().until;
-                if !ledger.renew_notice(&key, &self.owner, until).await? {
-                    tracing::warn!(alert = %alert.name, notice = notice.index, "lost the claim on a notice before posting it; leaving it to the process that took it over");
-                    return Ok(false);
-                }
+                // Still ours? Asked right before each attempt (renewing the claim): a
+                // process that lost it (paused past its lease) must not post what another
+                // has taken over, nor post on a yes older than three sixteenths of a lease.
+                let lease = self.config.lease;
+                let guard = || {
+                    let until = self.lease().until;
+                    let (key, owner) = (&key, &self.owner);
+                    async move {
+                        let asked = std::time::Instant::now();
+                        match ledger.renew_notice(key, owner, until).await? {
+                            true => Ok(Some(asked + lease / 4 - lease / 16)),
+                            false => Err(NotifyError::TakenOver),
+                        }
+                    }
+                };
                 match notifier
-                    .post(&channel, &alert.channel, thread, &body, &marker)
+                    .post(&channel, &alert.channel, thread, &body, &marker, guard)
                     .await
                 {
                     Ok(ts) => ts,
+                    Err(NotifyError::TakenOver) => {
+                        tracing::warn!(alert = %alert.name, notice = notice.index, "lost the claim on a notice before posting it; leaving it to the process that took it over");
+                        return Ok(false);
+                    }
+                    Err(NotifyError::Ledger(error)) => return Err(error.into()),
                     Err(error) => return self.give_up(alert, &key, Reason::Failed(error)).await,
                 }
             }

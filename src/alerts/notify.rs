@@ -20,6 +20,11 @@ use crate::spec::alert::is_user_target;
 pub enum NotifyError {
     #[error(transparent)]
     Slack(#[from] SlackError),
+    /// Another process holds the notice now (this one paused past its lease): not posted.
+    #[error("another process took this notice over; it posts it")]
+    TakenOver,
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
     #[error("cannot write the alert notice to {path}: {source}")]
     Folder {
         path: String,
@@ -142,14 +147,22 @@ impl Notifier {
     /// Posts `body` once to `channel` (in `thread` when given): transient failures are
     /// retried, and after an attempt whose answer was lost the message is looked for
     /// before it is sent again. Returns the message's ts.
-    pub async fn post(
+    /// Posts a notice once. `guard` is asked right before each attempt (after the
+    /// channel's rate-limit turn) whether the notice is still this process's, and until
+    /// when; see [`crate::slack::Slack::post_once_or_find`].
+    pub async fn post<G, GF>(
         &self,
         channel: &str,
         written: &str,
         thread: Option<&str>,
         body: &Value,
         marker: &Marker,
-    ) -> Result<String, NotifyError> {
+        mut guard: G,
+    ) -> Result<String, NotifyError>
+    where
+        G: FnMut() -> GF,
+        GF: std::future::Future<Output = Result<Option<std::time::Instant>, NotifyError>>,
+    {
         let mut body = body.clone();
         body["channel"] = json!(channel);
         if let Some(parent) = thread {
@@ -157,6 +170,7 @@ impl Notifier {
         }
         match self {
             Notifier::Folder(folder) => {
+                guard().await?;
                 let path = file_of(folder, marker);
                 write_json(&path, &body)?;
                 Ok(file_ts(marker))
@@ -168,12 +182,9 @@ impl Notifier {
                     file_not_ready_attempts: FILE_READY_ATTEMPTS,
                 };
                 let (ts, _found) = slack
-                    .post_once_or_find(
-                        &body,
-                        options,
-                        || async { Ok::<_, NotifyError>(None) },
-                        || self.find_in_slack(slack, channel, thread, marker),
-                    )
+                    .post_once_or_find(&body, options, guard, || {
+                        self.find_in_slack(slack, channel, thread, marker)
+                    })
                     .await?;
                 Ok(ts.0)
             }

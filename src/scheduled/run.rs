@@ -230,12 +230,13 @@ impl Scheduler {
                             }
                             tracing::warn!(report = %key.report, slot = %key.slot, waited_ms = waited.as_millis() as u64, "the ledger answered too slowly to trust the lease; asking again");
                         }
-                        // The yes holds for the margin from when it was asked: the lease
-                        // ran at least that much longer then, and no other process can
-                        // take the slot over before it lapses.
+                        // The yes holds for the margin from when it was asked, less a
+                        // sixteenth of the lease for clocks that differ between replicas:
+                        // the lease ran at least the margin longer then, and no other
+                        // process takes the slot over before it lapses on its clock.
                         Ok(true) => {
                             let asked_at = *asked.lock().unwrap_or_else(|p| p.into_inner());
-                            return Some(asked_at + lease / 4);
+                            return Some(asked_at + lease / 4 - lease / 16);
                         }
                         Ok(false) => return None,
                         Err(error) => {

@@ -12,6 +12,9 @@ use super::failure::{Detail, FailureClass};
 use super::{Slack, SlackError, advice, failure_error, message_request};
 use crate::i18n::Message;
 
+/// The pause before asking a guard again whose yes expired before the post was sent.
+pub const GUARD_RETRY_DELAY_MS: u64 = 50;
+
 /// Posts tried while Slack is still processing an uploaded file (`invalid slack file`).
 pub const FILE_READY_ATTEMPTS: u32 = 5;
 
@@ -100,6 +103,7 @@ impl Slack {
                     .into());
                 }
                 tracing::warn!(channel = %channel, "the lease check expired before the post could be sent; asking again");
+                tokio::time::sleep(std::time::Duration::from_millis(GUARD_RETRY_DELAY_MS)).await;
                 continue;
             }
             attempt += 1;

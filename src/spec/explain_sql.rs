@@ -34,6 +34,12 @@ pub enum ExplainSqlError {
     NoDimensions(String),
     #[error("the two windows overlap ({0} and {1}): a change is between separate windows")]
     Overlapping(Window, Window),
+    #[error(
+        "the two windows differ in length ({0} and {1}): a total over more days is not a change"
+    )]
+    UnequalWindows(Window, Window),
+    #[error("the explanation's query returned no `{0}` column")]
+    MissingColumn(&'static str),
 }
 
 /// A measure as a row-level expression that adds up: `(numerator, denominator)`.
@@ -110,6 +116,10 @@ pub fn explain_sql(
     } else {
         Split::Sum
     };
+    // A ratio compares like with like over any lengths; a total does not.
+    if split == Split::Sum && asked.days() != compared.days() {
+        return Err(ExplainSqlError::UnequalWindows(asked, compared));
+    }
     let sets: Vec<String> = (0..dimensions.len())
         .map(|i| format!("({AFTER_COLUMN}, d{i})"))
         .collect();
@@ -132,17 +142,19 @@ pub fn explain_sql(
 
 /// The members of each dimension, read from [`explain_sql`]'s rows, in the order the
 /// dimensions were given: `(before, after)` per member as numerator and denominator.
-pub fn members_of(table: &Table, dimensions: &[&str]) -> Vec<Vec<RatioMember>> {
+pub fn members_of(
+    table: &Table,
+    dimensions: &[&str],
+) -> Result<Vec<Vec<RatioMember>>, ExplainSqlError> {
     let at = |name: &str| table.column_index(name);
+    let column = |name: &'static str| at(name).ok_or(ExplainSqlError::MissingColumn(name));
     let mut out: Vec<BTreeMap<Option<String>, RatioMember>> =
         vec![BTreeMap::new(); dimensions.len()];
-    let (Some(after), Some(n), Some(d)) = (
-        at(AFTER_COLUMN),
-        at(NUMERATOR_COLUMN),
-        at(DENOMINATOR_COLUMN),
-    ) else {
-        return Vec::new();
-    };
+    let (after, n, d) = (
+        column(AFTER_COLUMN)?,
+        column(NUMERATOR_COLUMN)?,
+        column(DENOMINATOR_COLUMN)?,
+    );
     for row in &table.rows {
         // The one grouping set this row belongs to: its dimension is not aggregated away.
         let Some(i) = (0..dimensions.len())
@@ -169,7 +181,7 @@ pub fn members_of(table: &Table, dimensions: &[&str]) -> Vec<Vec<RatioMember>> {
             entry.before = Some(values);
         }
     }
-    out.into_iter().map(|m| m.into_values().collect()).collect()
+    Ok(out.into_iter().map(|m| m.into_values().collect()).collect())
 }
 
 /// A sum's members from [`members_of`]: the numerators.
