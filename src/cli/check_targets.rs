@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 
 use crate::spec::target_table::{self, TARGET_TABLE_COLUMNS};
 use crate::spec::{Diagnostic, TargetSpec};
-use crate::warehouse::reads::{Reads, ReadsSource, TableName, TableRead};
+use crate::warehouse::reads::Reads;
 use crate::warehouse::{QueryJob, Trigger, Warehouse};
 
 /// Problems with `targets`' tables, each at its `[[target]]`.
@@ -65,13 +65,7 @@ pub async fn target_reads(
                 let job = QueryJob::new(timeout).for_report(&target.metric, Trigger::Cli);
                 warehouse.reads(&sql, &params, &job).await
             }
-            None => Reads::Known {
-                tables: vec![TableRead {
-                    table: TableName::parse(table),
-                    columns: None,
-                }],
-                source: ReadsSource::Parser,
-            },
+            None => Reads::whole_table(table),
         };
         reads = reads.union(one);
     }

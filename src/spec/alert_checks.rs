@@ -11,7 +11,7 @@ use super::names::dimension_of;
 use super::policy::{allows_channel, base_columns, metric_policies, reads_policies};
 use super::policy_checks::report_policies;
 use super::{Access, Diagnostic, LoadedFile, MetricSpec, PolicySpec, ReportSpec};
-use crate::warehouse::reads::{Reads, ReadsSource, TableName, TableRead, read_sql};
+use crate::warehouse::reads::{Reads, read_sql};
 
 /// Checks across files: alert names are unique, and every alert's metric (with its `by`
 /// and `where` dimensions) or report exists. A file with a problem loses its alerts.
@@ -270,14 +270,7 @@ pub fn alert_cover<'a>(
                 )
                 && let Some(table) = &target.table
             {
-                let read = Reads::Known {
-                    tables: vec![TableRead {
-                        table: TableName::parse(table),
-                        columns: None,
-                    }],
-                    source: ReadsSource::Parser,
-                };
-                for policy in reads_policies(&read, policies) {
+                for policy in reads_policies(&Reads::whole_table(table), policies) {
                     if !covering.iter().any(|c| c.name == policy.name) {
                         covering.push(policy);
                     }

@@ -329,6 +329,17 @@ impl Reads {
         }
     }
 
+    /// Every column of `table`, as the parser takes a name it cannot see into.
+    pub fn whole_table(table: &str) -> Self {
+        Reads::Known {
+            tables: vec![TableRead {
+                table: TableName::parse(table),
+                columns: None,
+            }],
+            source: ReadsSource::Parser,
+        }
+    }
+
     /// What two queries read together: unknown if either is, and established by the
     /// weaker of the two proofs (the parser's, if either is).
     pub fn union(self, other: Reads) -> Reads {
