@@ -314,11 +314,9 @@ async fn targets_kept_in_a_mart_table_are_read_when_paced_and_guarded_by_its_pol
         "[[policy]]\nname = \"plans\"\ndescription = \"Targets are the planners'.\"\ntable = \"mart.kpi_targets\"\nowner = \"#planning\"\nallowed_channels = [\"#planning\"]\n",
     )
     .unwrap();
-    let catalog = app.load_catalog().unwrap();
-    let warehouse = app
-        .open_warehouse(common::fixed_now(), &mut Vec::new())
-        .await
-        .unwrap();
+    let common::Demo {
+        catalog, warehouse, ..
+    } = common::demo(dir.path(), &reports).await;
     let context = common::cli_context(
         &app,
         &catalog,
