@@ -86,6 +86,8 @@ pub struct RunOutcome {
 }
 
 pub mod pace;
+pub mod why;
+pub mod why_message;
 
 /// What went wrong at the warehouse, in words that fit the failure.
 pub fn warehouse_failure(error: &WarehouseError, locale: Locale) -> String {
@@ -463,6 +465,8 @@ pub async fn run(
     let actions = options.actions.clone().unwrap_or_else(|| Actions {
         asked: Asked::report(&spec.id, options.period.unwrap_or(spec.query.period)),
         dimensions: Vec::new(),
+        why: spec.chart.compare != Compare::None
+            && spec.query.metric.as_ref().is_some_and(|m| m.explainable),
     });
     let headline_for_render = headline.clone();
     let (table, data, drawn) = off_runtime(spec, move || {

@@ -189,3 +189,167 @@ async fn a_ratios_change_splits_into_rate_and_mix_that_add_up_to_duckdbs_own() {
         ))
     ));
 }
+
+/// The demo incident's days at [`common::fixed_now`]: Fukuoka's outage, 24 to 19 days
+/// before the mart's last day.
+fn incident() -> (Window, Window) {
+    let end = common::tokyo_yesterday(common::fixed_now());
+    let asked = Window {
+        start: end - chrono::Days::new(24),
+        end: end - chrono::Days::new(19),
+    };
+    (asked, asked.previous())
+}
+
+fn asker(channel: &str) -> kpibot::adhoc::Asker {
+    kpibot::adhoc::Asker {
+        user_id: "U0ASKER".into(),
+        channel_id: format!("C_{channel}"),
+        channel_name: channel.into(),
+        usergroups: Vec::new(),
+        operator: false,
+    }
+}
+
+/// The explanation an answer carries: its message and CSV, or the text it answered.
+fn explanation(answer: &kpibot::adhoc::Answer) -> (serde_json::Value, String) {
+    match answer {
+        kpibot::adhoc::Answer::Chart { rendered, .. } => {
+            (rendered.message.clone(), rendered.csv.clone())
+        }
+        kpibot::adhoc::Answer::Text(reply) => {
+            panic!("no explanation: {}", reply.text(kpibot::i18n::Locale::En))
+        }
+    }
+}
+
+#[tokio::test]
+async fn kpi_why_names_fukuoka_first_with_the_parts_duckdb_sums_in_both_languages() {
+    use kpibot::i18n::Locale;
+    let dir = tempfile::tempdir().unwrap();
+    let common::Demo {
+        settings,
+        app,
+        catalog,
+        warehouse,
+    } = common::demo(dir.path(), &common::repo_path("reports")).await;
+    let db = settings.warehouse.duckdb.path.clone();
+    let (asked, compared) = incident();
+    let sum = |w: Window, filter: &str| {
+        number(
+            &db,
+            &format!(
+                "SELECT COALESCE(SUM(active_users), 0)::DOUBLE FROM mart.daily_active_users
+                 WHERE activity_date BETWEEN DATE '{}' AND DATE '{}' {filter}",
+                w.start, w.end
+            ),
+        )
+    };
+    let fukuoka = "AND prefecture = '福岡県'";
+    let fukuoka_change = sum(asked, fukuoka) - sum(compared, fukuoka);
+    let total_change = sum(asked, "") - sum(compared, "");
+    for (locale, text, share_words) in [
+        (
+            Locale::En,
+            format!("why active_users {}..{}", asked.start, asked.end),
+            "of the drop",
+        ),
+        (
+            Locale::Ja,
+            format!("なぜ active_users {}..{}", asked.start, asked.end),
+            "減少の",
+        ),
+        (
+            Locale::Ja,
+            format!(
+                "{}..{} のアクティブユーザーはなぜ減った？",
+                asked.start, asked.end
+            ),
+            "減少の",
+        ),
+    ] {
+        let context = common::cli_context(&app, &catalog, &*warehouse, common::fixed_now(), locale);
+        // Asked in #sales, which the prefecture policy allows.
+        let answer = kpibot::adhoc::answer(&context, &text, &asker("sales")).await;
+        let (message, csv) = explanation(&answer);
+        let payload = &message["metadata"]["event_payload"];
+        assert_eq!(
+            message["metadata"]["event_type"], "kpibot_explanation",
+            "{text}"
+        );
+        assert_eq!(payload["metric"], "active_users");
+        assert_eq!(payload["asked_start"], asked.start.to_string());
+        assert_eq!(payload["compared_end"], compared.end.to_string());
+        assert_eq!(payload["dimension"], "prefecture", "{text}: {payload}");
+        assert_eq!(payload["member_1"], "福岡県");
+        let number = |key: &str| payload[key].as_f64().unwrap();
+        assert!((number("change_1") - fukuoka_change).abs() < 1e-6);
+        assert!((number("change") - total_change).abs() < 1e-6);
+        // The parts shown and the rest folded add up to the change, exactly.
+        let shown: f64 = (1..=number("members") as usize)
+            .map(|i| number(&format!("change_{i}")))
+            .sum::<f64>()
+            + payload["others_change"].as_f64().unwrap_or(0.0);
+        assert!(
+            (shown - total_change).abs() < 1e-6,
+            "{shown} vs {total_change}"
+        );
+        let share = format!("{:.0}%", fukuoka_change / total_change * 100.0);
+        let texts = common::mrkdwn_texts(&message).join("\n");
+        assert!(texts.contains("福岡県"), "{texts}");
+        assert!(
+            texts.contains(&share) && texts.contains(share_words),
+            "{share}: {texts}"
+        );
+        // The CSV has every member of every dimension the asker may see.
+        let rows = common::parse_csv(&csv);
+        assert!(rows.iter().any(|r| r[0] == "role"));
+        assert!(rows.iter().filter(|r| r[0] == "prefecture").count() >= 47);
+    }
+}
+
+#[tokio::test]
+async fn a_dimension_the_channel_may_not_see_is_never_computed_named_or_hinted() {
+    let dir = tempfile::tempdir().unwrap();
+    let common::Demo {
+        app,
+        catalog,
+        warehouse,
+        ..
+    } = common::demo(dir.path(), &common::repo_path("reports")).await;
+    let (asked, _) = incident();
+    let context = common::cli_context(
+        &app,
+        &catalog,
+        &*warehouse,
+        common::fixed_now(),
+        kpibot::i18n::Locale::Ja,
+    );
+    let question = format!("why active_users {}..{}", asked.start, asked.end);
+    // #general may not see prefectures (the example policy): the explanation there uses
+    // the other dimensions, and neither the dimension nor any prefecture appears anywhere.
+    let answer = kpibot::adhoc::answer(&context, &question, &asker("general")).await;
+    let (message, csv) = explanation(&answer);
+    let everything = format!("{message}\n{csv}");
+    for hidden in ["prefecture", "Prefecture", "都道府県", "福岡県", "東京都"] {
+        assert!(!everything.contains(hidden), "{hidden} in {everything}");
+    }
+    assert!(matches!(
+        answer,
+        kpibot::adhoc::Answer::Chart {
+            ephemeral: false,
+            ..
+        }
+    ));
+    assert_ne!(message["metadata"]["event_payload"]["dimension"], "");
+    // Asking for it by name there is refused, with nothing computed.
+    let by = format!("{question} by prefecture");
+    let refused = kpibot::adhoc::answer(&context, &by, &asker("general")).await;
+    assert!(
+        matches!(
+            &refused,
+            kpibot::adhoc::Answer::Text(kpibot::adhoc::Reply::Refused { .. })
+        ),
+        "{refused:?}"
+    );
+}

@@ -10,7 +10,7 @@ use super::access::{
     AccessPolicy, Asker, Decision, Viewer, base_columns, decide, metric_gates, with_proven_reads,
 };
 use super::grammar::Query;
-use super::phrase::{Calendar, read_back_line};
+use super::phrase::{Calendar, Called, read_back_line};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
 use crate::budget::Payer;
@@ -183,6 +183,10 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
     if context.catalog.policies_incomplete() {
         return Answer::Text(Reply::PoliciesUnreadable);
     }
+    if query.why {
+        let read_back = read_back_of(context, &query, &called, &spec);
+        return super::why::answer_why(context, query, spec, private, asker, &read_back).await;
+    }
     // Besides what the question names, every policy covering what the warehouse proves
     // the query reads (a metric on a view, a report through a table function).
     let proven_options = RunOptions {
@@ -244,24 +248,10 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         }
         None => pipeline::run(warehouse, &spec, &options).await,
     };
-    // How the question was read, above the chart: a misreading shows at once.
-    let how = read_back_line(
-        context.catalog,
-        &query,
-        &called,
-        (
-            spec.query.period,
-            context.calendar().today,
-            spec.query.week_start,
-        ),
-        context.locale,
-    );
-    let read_back = crate::tr!(context.locale, "readback-line", parts = how);
+    let read_back = read_back_of(context, &query, &called, &spec);
     match result {
         Ok(mut outcome) => {
-            outcome
-                .rendered
-                .context_under_title(&Mrkdwn::value(&read_back));
+            outcome.rendered.context_under_title(&read_back);
             Answer::Chart {
                 bytes: match &metered {
                     Some(metered) => metered.billed(),
@@ -297,6 +287,27 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
     }
 }
 
+/// How the question was read, for the line above the chart: a misreading shows at once.
+fn read_back_of(
+    context: &Context<'_>,
+    query: &Query,
+    called: &Called,
+    spec: &ReportSpec,
+) -> Mrkdwn {
+    let how = read_back_line(
+        context.catalog,
+        query,
+        called,
+        (
+            spec.query.period,
+            context.calendar().today,
+            spec.query.week_start,
+        ),
+        context.locale,
+    );
+    Mrkdwn::value(&crate::tr!(context.locale, "readback-line", parts = how))
+}
+
 /// The buttons for an answer: its question as asked and, for a metric, the dimensions
 /// the asker may split by (in a channel post, only those the channel may see).
 pub fn actions_for(
@@ -308,7 +319,7 @@ pub fn actions_for(
     in_channel: bool,
 ) -> Actions {
     let metric = catalog.metric(&query.name);
-    let dimensions = metric
+    let dimensions: Vec<(String, String)> = metric
         .map(|m| {
             let viewer = Viewer {
                 catalog,
@@ -330,7 +341,11 @@ pub fn actions_for(
                 .collect()
         })
         .unwrap_or_default();
+    let why = metric.is_some_and(crate::spec::explain_sql::explainable)
+        && spec.chart.compare != crate::spec::Compare::None
+        && !dimensions.is_empty();
     Actions {
+        why,
         asked: Asked {
             name: spec.id.clone(),
             metric: metric.is_some(),

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! help | list [tag] | describe <name> | history <report> | alerts
+//! why <metric> [period] [vs <comparison>] [by <dim>] [where …]   (なぜ …)
 //! <report> [period]
 //! <metric> [period] [daily|weekly|monthly] [by <dim>] [where <dim>=<v>[,<v>…] [and …]] [private]
 //! ```
@@ -28,6 +29,8 @@ pub struct Query {
     /// `前年同月比`); else the entry's own.
     pub compare: Option<Compare>,
     pub private: bool,
+    /// Asked why it changed (`why …`, `なぜ …`): explained member by member, not charted.
+    pub why: bool,
 }
 
 /// What the user asked for.
@@ -128,8 +131,8 @@ fn period_prefix(rest: &[String]) -> Option<(Period, usize)> {
     })
 }
 
-const KEYWORDS: [&str; 8] = [
-    "daily", "weekly", "monthly", "by", "where", "private", "and", "compare",
+const KEYWORDS: [&str; 9] = [
+    "daily", "weekly", "monthly", "by", "where", "private", "and", "compare", "vs",
 ];
 
 /// Parses command text (what follows `/kpi`).
@@ -197,7 +200,7 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
                 }
                 i += 1;
             }
-            "compare" | "比較" => {
+            "compare" | "比較" | "vs" | "対" => {
                 let compare = words
                     .get(i + 1)
                     .and_then(|w| Compare::parse(&w.to_lowercase()))

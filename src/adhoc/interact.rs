@@ -28,7 +28,7 @@ use crate::catalog::{Catalog, snapshot};
 use crate::i18n::Locale;
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::render::actions::{
-    ACTION_BY, ACTION_DEFINITION, ACTION_MORE, ACTION_PERIOD, ACTION_REFRESH, Asked,
+    ACTION_BY, ACTION_DEFINITION, ACTION_MORE, ACTION_PERIOD, ACTION_REFRESH, ACTION_WHY, Asked,
     MORE_DEFINITION, MORE_HISTORY,
 };
 use crate::slack::inbound::{ActionRequest, Verifier};
@@ -68,6 +68,7 @@ fn query_of(asked: &Asked) -> Option<Query> {
             })
             .collect(),
         private: asked.private,
+        why: false,
     })
 }
 
@@ -87,6 +88,7 @@ enum Click {
     Refresh,
     Definition,
     History,
+    Why,
 }
 
 fn click_of(action: &ActionRequest) -> Option<Click> {
@@ -95,6 +97,7 @@ fn click_of(action: &ActionRequest) -> Option<Click> {
         ACTION_PERIOD => Click::Period(value.parse().ok()?),
         ACTION_BY => Click::By(value.to_string()),
         ACTION_REFRESH => Click::Refresh,
+        ACTION_WHY => Click::Why,
         ACTION_DEFINITION => Click::Definition,
         ACTION_MORE if value == MORE_HISTORY => Click::History,
         ACTION_MORE if value == MORE_DEFINITION => Click::Definition,
@@ -293,6 +296,14 @@ impl CommandHandler {
                 "action-asked-refresh",
                 user = Mrkdwn::mention(&action.user_id)
             ),
+            Click::Why => {
+                query.why = true;
+                tr_mrkdwn!(
+                    locale,
+                    "action-asked-why",
+                    user = Mrkdwn::mention(&action.user_id)
+                )
+            }
         };
         let what = Mrkdwn::formatted(what);
         let resolved = resolve_query(

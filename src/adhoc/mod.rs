@@ -21,6 +21,7 @@ pub mod slash;
 /// Metric SQL lives with the specs (alerts generate it too); `adhoc::sql` still names it.
 pub use crate::spec::metric_sql as sql;
 pub mod throttle;
+pub mod why;
 
 pub use access::{AccessPolicy, Asker, allowed};
 pub use answer::{Answer, Context, answer, answer_resolved};

@@ -13,6 +13,7 @@ use crate::catalog::Catalog;
 use crate::catalog::names::EntryKind;
 use crate::i18n::Locale;
 use crate::spec::ReportSpec;
+use crate::tr_mrkdwn;
 use crate::warehouse::{Dialect, Params};
 
 /// A command resolved against the catalog: a text reply, or a query ready to run.
@@ -139,6 +140,28 @@ pub fn resolve_query(
     viewer: &Viewer,
     locale: Locale,
 ) -> Resolved {
+    let mut query = query;
+    // Why a report changed is why its metric did, over the report's period and comparison.
+    if query.why
+        && catalog.metric(&query.name).is_none()
+        && let Some(report) = catalog.get(&query.name)
+    {
+        let Some(metric) = &report.query.metric else {
+            return Resolved::Reply(Reply::Mistake(tr_mrkdwn!(
+                locale,
+                "why-not-a-metric",
+                name = report.id.as_str()
+            )));
+        };
+        query = Query {
+            name: metric.name.clone(),
+            period: query.period.or(Some(report.query.period)),
+            compare: query.compare.or(Some(report.chart.compare)),
+            by: query.by.clone(),
+            filters: metric.filters.clone(),
+            ..query
+        };
+    }
     let (spec, params, gates) = if let Some(metric) = catalog.metric(&query.name) {
         let visible = viewer.dimensions(metric);
         let targets = catalog.targets_for(&metric.name, &query.filters);

@@ -50,6 +50,7 @@ kpi-help =
     • `/kpi describe <name>`: what a number means, where it comes from, who owns it
     • `/kpi history <report>`: its last scheduled runs, with links to the posts
     • `/kpi alerts`: the alerts firing now that you may see
+    • `/kpi why <metric> [period] [vs previous_year] [by <dimension>]`: which members carried its change, e.g. `/kpi why active_users last 7 days`
     • `/kpi <report> [period]`: a report now, e.g. `/kpi daily_active_users last 7 days`
     • `/kpi <metric> [period] [daily|weekly|monthly] [by <dimension>] [where <dimension>=<value>,… [and …]] [private]`
       e.g. `/kpi active_users last 30 days weekly by role where role=student,teacher`
@@ -394,6 +395,7 @@ alert-pace-no-target = no target for { $period } in { $source }: the period is n
 alert-pace-bad-target = the target for { $period } in `{ $source }` is not one number above 0 (rows that disagree, or empty, 0 or negative): the period is not judged
 alert-missing-report = the catalog has no report `{ $report }` any more (renamed or removed?)
 grammar-compare-usage = write `compare` with one of `previous_period`, `previous_week`, `previous_month`, `previous_year` or `none`, or say `year over year` / `month over month`
+grammar-why-usage = write `why <metric> [period]`, e.g. `why active_users last 7 days`
 grammar-one-compare = only one comparison per command
 phrase-two-names = I read two names, `{ $first }` and `{ $second }`: ask about one at a time
 phrase-split-needs-by = `{ $word }` is a dimension: write `by { $word }` to split by it
@@ -410,3 +412,39 @@ readback-previous_year = vs a year earlier
 readback-private = only you
 kpi-choose-heading = That can be read more than one way. Which did you mean?
 kpi-choose-command = • { $label }: `/kpi { $command }`
+
+## /kpi why: explanations
+
+why-title = Why { $label } changed
+why-headline = *{ $before }* → *{ $after }* ({ $change }) · { $asked } vs { $compared } ({ $timezone })
+why-subtitle = { $compared } → { $asked }: each bar is one member's part of the change
+why-no-change = Nothing changed between the two windows, so there is nothing to explain.
+why-best = *By { $dimension }* (explanatory power { $power }):
+why-share-of-drop = { $member } { $part }, { $share } of the drop
+why-share-of-rise = { $member } { $part }, { $share } of the rise
+why-against-drop = { $member } { $part }, against the drop ({ $share })
+why-against-rise = { $member } { $part }, against the rise ({ $share })
+why-rate-mix = {" "}(rate { $rate }, mix { $mix })
+why-others = { $count ->
+    [one] { $count } other: { $part }
+   *[other] { $count } others: { $part }
+}
+why-others-label = { $count ->
+    [one] { $count } other
+   *[other] { $count } others
+}
+why-other-dimension = By { $dimension }: { $driver } (explanatory power { $power })
+why-other-dimensions = *Other splits*
+why-how-sum = Each part is that member's own change; the parts add up exactly to the total change. Splits are ranked by how unlike the whole their members moved (0% when every member moved in proportion to its size).
+why-how-ratio = Each part splits into *rate* (the member's own ratio moved) and *mix* (its share of the denominator moved), centred on the mean ratio; rate and mix over all members add up exactly to the ratio's change.
+why-sql = The query that reproduces it:
+why-null-member = (no value)
+why-series = Change
+why-alt = Waterfall of { $label }: { $before } to { $after }; parts: { $parts }
+why-not-a-metric = `{ $name }` is a report without a catalog metric, so its change cannot be split into parts. Ask `/kpi why` about one of its metrics; see `/kpi list`.
+why-cannot = `{ $name }` cannot be explained: { $why }
+why-no-visible-dimension = `{ $name }` has no dimension you may see here to explain its change by.
+why-no-comparison = `{ $name }` is asked with `compare none`: an explanation needs a window to compare with.
+why-driver = Driver: { $driver }
+action-why = Why?
+action-asked-why = why it changed, asked by { $user }

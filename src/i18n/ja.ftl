@@ -44,6 +44,7 @@ kpi-help =
     • `/kpi 説明 <名前>`: 数字の意味、データ元、担当者
     • `/kpi 履歴 <レポート>`: 直近の定期実行と投稿へのリンク
     • `/kpi アラート`: 閲覧できる発生中のアラート
+    • `/kpi なぜ <メトリクス> [期間] [比較 previous_year] [by <ディメンション>]`: 変化の内訳（どの値がどれだけ動かしたか）。例: `/kpi なぜ active_users 過去7日`
     • `/kpi <レポート> [期間]`: レポートを今すぐ表示。例: `/kpi daily_active_users 過去7日`
     • `/kpi <メトリクス> [期間] [日次|週次|月次] [by <ディメンション>] [where <ディメンション>=<値>,… [and …]] [非公開]`
       例: `/kpi active_users 先月 週次 by role`、`/kpi active_users 過去30日 where role=student,teacher`
@@ -349,6 +350,7 @@ alert-pace-no-target = { $period }の目標が { $source } にありません: �
 alert-pace-bad-target = `{ $source }` の{ $period }の目標が 0 より大きい一つの数ではありません（食い違う行、空、0 または負の値）: この期間は判定しません
 alert-missing-report = カタログにレポート `{ $report }` がありません（名前の変更か削除？）
 grammar-compare-usage = `比較` の後には `previous_period`、`previous_week`、`previous_month`、`previous_year`、`none` のいずれかを書くか、`前年同月比`・`前月比` のように書いてください
+grammar-why-usage = `なぜ <メトリクス> [期間]` と書いてください。例: `なぜ active_users 過去7日`
 grammar-one-compare = 比較は1つのコマンドに1つだけです
 phrase-two-names = `{ $first }` と `{ $second }` の2つの名前があります。1つずつ聞いてください
 phrase-split-needs-by = `{ $word }` はディメンションです。分けるには `{ $word }別` と書いてください
@@ -365,3 +367,33 @@ readback-previous_year = 前年同期比
 readback-private = 自分だけ
 kpi-choose-heading = 複数の意味に読めます。どれのことですか？
 kpi-choose-command = • { $label }: `/kpi { $command }`
+
+## /kpi why: explanations
+
+why-title = { $label } が変わった理由
+why-headline = *{ $before }* → *{ $after }*（{ $change }）· { $asked } と { $compared } の比較（{ $timezone }）
+why-subtitle = { $compared } → { $asked }: 各棒は変化のうちその値の寄与分
+why-no-change = 2つの期間で変化がないため、説明することはありません。
+why-best = *{ $dimension }別*（説明力 { $power }）:
+why-share-of-drop = { $member } { $part }（減少の { $share }）
+why-share-of-rise = { $member } { $part }（増加の { $share }）
+why-against-drop = { $member } { $part }（減少とは逆向き、{ $share }）
+why-against-rise = { $member } { $part }（増加とは逆向き、{ $share }）
+why-rate-mix = {" "}（率 { $rate }、構成 { $mix }）
+why-others = その他 { $count } 件: { $part }
+why-others-label = その他 { $count } 件
+why-other-dimension = { $dimension }別: { $driver }（説明力 { $power }）
+why-other-dimensions = *ほかの分割*
+why-how-sum = 各寄与はその値自身の変化で、合計するとちょうど全体の変化になります。分割は、値の動きが全体とどれだけ異なるかで順位付けしています（どの値も規模に比例して動いたときは 0%）。
+why-how-ratio = 各寄与は *率*（その値自身の比率の変化）と *構成*（分母に占める割合の変化）に分かれ、平均比率を中心に計算しています。すべての値の率と構成を合計すると、ちょうど比率の変化になります。
+why-sql = 再現するクエリ:
+why-null-member = （値なし）
+why-series = 変化
+why-alt = { $label } のウォーターフォール: { $before } から { $after }。内訳: { $parts }
+why-not-a-metric = `{ $name }` はカタログのメトリクスを持たないレポートのため、変化を内訳に分けられません。そのメトリクスについて `/kpi なぜ` と聞いてください（`/kpi 一覧` 参照）。
+why-cannot = `{ $name }` の変化は説明できません: { $why }
+why-no-visible-dimension = `{ $name }` には、ここであなたが見られる分割がないため、変化を説明できません。
+why-no-comparison = `{ $name }` は `比較 none` で聞かれています。説明には比較する期間が必要です。
+why-driver = 要因: { $driver }
+action-why = なぜ？
+action-asked-why = 変化の理由（{ $user } さんのリクエスト）

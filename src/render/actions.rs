@@ -36,6 +36,7 @@ pub const ACTION_BY: &str = "kpi_by";
 pub const ACTION_REFRESH: &str = "kpi_refresh";
 pub const ACTION_DEFINITION: &str = "kpi_definition";
 pub const ACTION_MORE: &str = "kpi_more";
+pub const ACTION_WHY: &str = "kpi_why";
 /// The overflow menu's item that shows a report's recent runs.
 pub const MORE_HISTORY: &str = "history";
 /// The overflow menu's item that shows a report's definition.
@@ -101,6 +102,8 @@ pub struct Actions {
     pub asked: Asked,
     /// A metric's dimensions the asker may see, `(name, label)`, for the "by" menu.
     pub dimensions: Vec<(String, String)>,
+    /// Offer "Why?": the post compares, and its metric's change splits into parts.
+    pub why: bool,
 }
 
 fn plain(text: impl Into<String>) -> Value {
@@ -145,6 +148,14 @@ pub fn actions_block(actions: &Actions, locale: Locale) -> Option<Value> {
             "action_id": ACTION_BY,
             "placeholder": plain(tr!(locale, "action-by")),
             "options": dimensions,
+        }));
+    }
+    if actions.why {
+        elements.push(json!({
+            "type": "button",
+            "action_id": ACTION_WHY,
+            "text": plain(tr!(locale, "action-why")),
+            "value": "why",
         }));
     }
     elements.push(json!({
@@ -212,6 +223,7 @@ mod tests {
         let actions = Actions {
             asked,
             dimensions: Vec::new(),
+            why: false,
         };
         assert!(actions_block(&actions, Locale::En).is_none());
     }

@@ -16,6 +16,7 @@ pub mod page;
 mod panels;
 pub mod report;
 pub mod standard_set;
+pub mod waterfall;
 
 pub use chart::{Card, ChartInput, RenderError};
 pub use data::{ChartData, ShapeError};

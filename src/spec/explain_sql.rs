@@ -59,6 +59,14 @@ fn additive(dialect: Dialect, measure: &Measure) -> Option<(String, Option<Strin
     })
 }
 
+/// Whether `metric`'s change splits into its members' parts: a sum, count, average or
+/// ratio of those over one table, with a dimension to split by.
+pub fn explainable(metric: &MetricSpec) -> bool {
+    matches!(metric.kind, MetricKind::Simple)
+        && additive(Dialect::DuckDb, &metric.measure).is_some()
+        && !metric.dimensions.is_empty()
+}
+
 /// The query for `metric` split by each of `dimensions`, over `asked` and `compared`,
 /// filtered by `filters`; with its parameters and whether it splits a sum or a ratio.
 pub fn explain_sql(

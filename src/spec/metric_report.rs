@@ -89,6 +89,11 @@ pub fn link_metric_reports(files: &mut [LoadedFile], dialect: Dialect) {
             continue;
         }
         let (sql, params) = metric_sql(dialect, metric, asked.grain, by.as_deref(), &filters);
+        // Kept as columns, for the Why? button (which explains the metric as filtered).
+        if let Some(linked) = spec.query.metric.as_mut() {
+            linked.filters = filters.clone();
+            linked.explainable = super::explain_sql::explainable(metric);
+        }
         spec.query.reads = read_sql(&sql, dialect);
         spec.query.sql = sql;
         spec.query.params.extend(params);

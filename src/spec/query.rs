@@ -47,6 +47,8 @@ pub struct MetricQuery {
     pub filters: Vec<super::metric::Filter>,
     pub grain: crate::spec::metric_sql::Grain,
     pub span: Range<usize>,
+    /// Its change splits into its members' parts (set when linked): posts offer Why?.
+    pub explainable: bool,
 }
 
 const QUERY_KEYS: [&str; 10] = [
@@ -239,6 +241,7 @@ impl Reader<'_> {
             by,
             filters,
             grain,
+            explainable: false,
         }))
     }
 

@@ -1,0 +1,461 @@
+//! An explanation written for Slack and for files: the headline change, the members that
+//! carried it in the dimension that explains it best (rate and mix for a ratio), one line
+//! per other dimension, the waterfall (or Slack's own bar chart where it fits), the SQL
+//! that reproduces it, and `kpibot_explanation` metadata with every number shown. Also the
+//! one-line driver an alert's root states.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::why::{Explained, Explanation};
+use crate::explain::{Contribution, share_of_change};
+use crate::i18n::mrkdwn::{self, Mrkdwn};
+use crate::i18n::{self, Locale};
+use crate::render::format::{NumberStyle, truncate_chars};
+use crate::render::message::FILE_ID_PLACEHOLDER;
+use crate::render::native::{
+    NATIVE_LABEL_MAX_CHARS, NATIVE_MAX_CATEGORIES, NATIVE_TITLE_MAX_CHARS,
+};
+use crate::render::waterfall::{Step, Waterfall, render_waterfall_png};
+use crate::render::{RenderError, Rendered};
+use crate::spec::NumberFormat;
+use crate::spec::explain_sql::Split;
+use crate::warehouse::{Cell, ColumnInfo, ColumnType, Table};
+use crate::{tr, tr_mrkdwn};
+
+/// `event_type` of every explanation message's metadata.
+pub const EXPLANATION_EVENT_TYPE: &str = "kpibot_explanation";
+/// Members of the best dimension named one by one; the rest are folded into one part.
+pub const MEMBERS_SHOWN: usize = 5;
+/// Other dimensions given a line each.
+pub const OTHER_DIMENSIONS_SHOWN: usize = 4;
+/// Longest SQL shown in the message, in characters (Slack's section limit is 3,000).
+const SQL_SHOWN_MAX_CHARS: usize = 2_800;
+/// Slack's limits the message keeps.
+const HEADER_MAX_CHARS: usize = 150;
+const SECTION_MAX_CHARS: usize = 3_000;
+const TEXT_MAX_CHARS: usize = 3_000;
+const ALT_TEXT_MAX_CHARS: usize = 2_000;
+
+/// What the explanation is of, in the reader's words.
+pub struct About<'a> {
+    /// The metric's label (the chart title people know).
+    pub label: &'a str,
+    /// Dimension name → its label.
+    pub dimensions: &'a BTreeMap<String, String>,
+    pub format: NumberFormat,
+    pub locale: Locale,
+    pub timezone: &'a str,
+}
+
+impl About<'_> {
+    fn style(&self) -> NumberStyle {
+        NumberStyle {
+            format: self.format,
+            locale: self.locale,
+            ..NumberStyle::integer()
+        }
+    }
+
+    fn dimension(&self, name: &str) -> String {
+        self.dimensions
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    }
+
+    fn member(&self, member: &Option<String>) -> String {
+        member
+            .clone()
+            .unwrap_or_else(|| tr!(self.locale, "why-null-member"))
+    }
+}
+
+/// A part of a change, signed: `+1,234`, `-3,385`, `+1.2 pt` for percentages.
+fn signed(style: &NumberStyle, value: f64) -> String {
+    if style.format == NumberFormat::Percent {
+        return format!("{:+.1} pt", value * 100.0);
+    }
+    let sign = if value > 0.0 { "+" } else { "" };
+    format!("{sign}{}", style.value(value))
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.0}%", share * 100.0)
+}
+
+/// The members shown one by one (non-zero parts, largest first) and the rest folded.
+fn shown(explained: &Explained) -> (Vec<&Contribution>, Option<(usize, f64)>) {
+    let members = &explained.decomposition.members;
+    let named: Vec<&Contribution> = members
+        .iter()
+        .filter(|m| m.change != 0.0)
+        .take(MEMBERS_SHOWN)
+        .collect();
+    let rest = &members[named.len().min(members.len())..];
+    let folded: f64 = rest.iter().map(|m| m.change).sum();
+    let others = rest.iter().filter(|m| m.change != 0.0).count();
+    (named, (others > 0).then_some((others, folded)))
+}
+
+/// `福岡県 -3,385, 94% of the drop`: the top member of the best dimension, for an alert's
+/// root; `None` when nothing changed or no dimension explains it.
+pub fn driver_line(explanation: &Explanation, about: &About) -> Option<String> {
+    let best = explanation.dimensions.first()?;
+    let top = best.decomposition.members.first()?;
+    let share = share_of_change(top, &best.decomposition)?;
+    Some(share_text(about, top, share, best.decomposition.change))
+}
+
+fn share_text(about: &About, member: &Contribution, share: f64, total: f64) -> String {
+    // A member that moved against the whole is said to, not given a negative share.
+    let key = match (total < 0.0, share < 0.0) {
+        (true, false) => "why-share-of-drop",
+        (false, false) => "why-share-of-rise",
+        (true, true) => "why-against-drop",
+        (false, true) => "why-against-rise",
+    };
+    tr_mrkdwn!(
+        about.locale,
+        key,
+        member = about.member(&member.member),
+        part = signed(&about.style(), member.change),
+        share = percent(share.abs())
+    )
+}
+
+/// One member's line: its part, share and, for a ratio, rate and mix.
+fn member_line(about: &About, explained: &Explained, member: &Contribution) -> String {
+    let d = &explained.decomposition;
+    let mut line = match share_of_change(member, d) {
+        Some(share) => share_text(about, member, share, d.change),
+        None => format!(
+            "{} {}",
+            mrkdwn::escape(&about.member(&member.member)),
+            signed(&about.style(), member.change)
+        ),
+    };
+    if let (Some(rate), Some(mix)) = (member.rate, member.mix) {
+        line.push_str(&tr_mrkdwn!(
+            about.locale,
+            "why-rate-mix",
+            rate = signed(&about.style(), rate),
+            mix = signed(&about.style(), mix)
+        ));
+    }
+    format!("• {line}")
+}
+
+/// The explanation as a post: message (metadata included), waterfall PNG and CSV.
+pub fn render_explanation(
+    explanation: &Explanation,
+    about: &About,
+    channel: Option<String>,
+    slot: String,
+) -> Result<Rendered, RenderError> {
+    let locale = about.locale;
+    let style = about.style();
+    let prepared = &explanation.prepared;
+    let title = tr!(locale, "why-title", label = about.label);
+    let asked = i18n::date_range(locale, prepared.asked.start, prepared.asked.end);
+    let compared = i18n::date_range(locale, prepared.compared.start, prepared.compared.end);
+    let (before, after) = explanation.totals().unwrap_or((0.0, 0.0));
+    let headline = tr_mrkdwn!(
+        locale,
+        "why-headline",
+        before = style.value(before),
+        after = style.value(after),
+        change = style.change(after, before),
+        asked = asked.as_str(),
+        compared = compared.as_str(),
+        timezone = about.timezone
+    );
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": truncate_chars(&title, HEADER_MAX_CHARS), "emoji": true}}),
+        section(&headline),
+    ];
+    let best = explanation
+        .dimensions
+        .first()
+        .filter(|d| d.decomposition.change != 0.0);
+    let mut steps = Vec::new();
+    let mut fallback = headline.clone();
+    match best {
+        None => blocks.push(section(&tr_mrkdwn!(locale, "why-no-change"))),
+        Some(best) => {
+            let (named, folded) = shown(best);
+            let mut lines = vec![tr_mrkdwn!(
+                locale,
+                "why-best",
+                dimension = about.dimension(&best.dimension),
+                power = percent(best.power)
+            )];
+            lines.extend(named.iter().map(|m| member_line(about, best, m)));
+            steps.extend(named.iter().map(|m| Step {
+                label: about.member(&m.member),
+                change: m.change,
+            }));
+            if let Some((count, part)) = folded {
+                lines.push(format!(
+                    "• {}",
+                    tr_mrkdwn!(
+                        locale,
+                        "why-others",
+                        count = count as f64,
+                        part = signed(&style, part)
+                    )
+                ));
+                steps.push(Step {
+                    label: tr!(locale, "why-others-label", count = count as f64),
+                    change: part,
+                });
+            }
+            if let Some(line) = driver_line(explanation, about) {
+                fallback = format!("{fallback} · {line}");
+            }
+            blocks.push(section(&lines.join("\n")));
+        }
+    }
+    let alt = tr!(
+        locale,
+        "why-alt",
+        label = about.label,
+        before = style.value(before),
+        after = style.value(after),
+        parts = i18n::list(
+            locale,
+            &steps
+                .iter()
+                .map(|s| format!("{} {}", s.label, signed(&style, s.change)))
+                .collect::<Vec<_>>()
+        )
+    );
+    let chart = Waterfall {
+        title: &title,
+        subtitle: &tr!(
+            locale,
+            "why-subtitle",
+            asked = asked.as_str(),
+            compared = compared.as_str()
+        ),
+        before: (&short_window(locale, prepared.compared), before),
+        steps: &steps,
+        after: (&short_window(locale, prepared.asked), after),
+        style,
+    };
+    let png = render_waterfall_png(&chart)?;
+    let image_at = blocks.len();
+    blocks.push(json!({
+        "type": "image",
+        "slack_file": {"id": FILE_ID_PLACEHOLDER},
+        "alt_text": truncate_chars(&alt, ALT_TEXT_MAX_CHARS),
+    }));
+    let others: Vec<String> = explanation
+        .dimensions
+        .iter()
+        .skip(1)
+        .filter(|d| d.decomposition.change != 0.0)
+        .take(OTHER_DIMENSIONS_SHOWN)
+        .filter_map(|d| {
+            let top = d.decomposition.members.first()?;
+            let share = share_of_change(top, &d.decomposition)?;
+            Some(format!(
+                "• {}",
+                tr_mrkdwn!(
+                    locale,
+                    "why-other-dimension",
+                    dimension = about.dimension(&d.dimension),
+                    driver =
+                        Mrkdwn::formatted(share_text(about, top, share, d.decomposition.change)),
+                    power = percent(d.power)
+                )
+            ))
+        })
+        .collect();
+    if !others.is_empty() {
+        blocks.push(section(&format!(
+            "{}\n{}",
+            tr_mrkdwn!(locale, "why-other-dimensions"),
+            others.join("\n")
+        )));
+    }
+    let how = match prepared.split {
+        Split::Sum => tr_mrkdwn!(locale, "why-how-sum"),
+        Split::Ratio => tr_mrkdwn!(locale, "why-how-ratio"),
+    };
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn::truncate(&how, SECTION_MAX_CHARS)}]}));
+    if prepared.sql.chars().count() <= SQL_SHOWN_MAX_CHARS {
+        blocks.push(section(&format!(
+            "{}\n{}",
+            tr_mrkdwn!(locale, "why-sql"),
+            mrkdwn::code_block(&prepared.sql)
+        )));
+    }
+    let mut message = json!({
+        "text": mrkdwn::truncate(&format!("{} · {fallback}", mrkdwn::escape(&title)), TEXT_MAX_CHARS),
+        "blocks": blocks,
+        "metadata": metadata(explanation, about),
+        "unfurl_links": false,
+        "unfurl_media": false,
+    });
+    if let Some(channel) = &channel {
+        message["channel"] = json!(channel);
+    }
+    // Slack's own bar chart of the parts, where it fits; the PNG otherwise.
+    let native = native_bars(&title, &steps, locale);
+    let image_message = native.as_ref().map(|_| message.clone());
+    if let Some(block) = native {
+        message["blocks"][image_at] = block;
+    }
+    Ok(Rendered {
+        report_id: prepared.metric.clone(),
+        title,
+        channel,
+        slot,
+        thread: false,
+        locale,
+        png,
+        message,
+        image_message,
+        csv: csv(explanation).to_csv(),
+        guard: None,
+        resume_thread: None,
+        in_thread: None,
+    })
+}
+
+/// A window under a bar: `11/05–11/10`.
+fn short_window(locale: Locale, window: crate::spec::Window) -> String {
+    let day = |d| i18n::axis_day(locale, d, false);
+    if window.start == window.end {
+        return day(window.start);
+    }
+    format!("{}–{}", day(window.start), day(window.end))
+}
+
+fn section(text: &str) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn::truncate(text, SECTION_MAX_CHARS)}})
+}
+
+/// A `data_visualization` bar chart of the parts; `None` when they do not fit it.
+fn native_bars(title: &str, steps: &[Step], locale: Locale) -> Option<Value> {
+    if steps.is_empty() || steps.len() > NATIVE_MAX_CATEGORIES {
+        return None;
+    }
+    let labels: Vec<String> = steps
+        .iter()
+        .map(|s| truncate_chars(&s.label, NATIVE_LABEL_MAX_CHARS))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    if !labels.iter().all(|l| seen.insert(l.as_str())) {
+        return None;
+    }
+    let data: Option<Vec<Value>> = labels
+        .iter()
+        .zip(steps)
+        .map(|(label, s)| {
+            let value = serde_json::Number::from_f64(s.change)?;
+            Some(json!({"label": label, "value": value}))
+        })
+        .collect();
+    Some(json!({
+        "type": "data_visualization",
+        "title": truncate_chars(title, NATIVE_TITLE_MAX_CHARS),
+        "chart": {
+            "type": "bar",
+            "series": [{"name": truncate_chars(&tr!(locale, "why-series"), NATIVE_LABEL_MAX_CHARS), "data": data?}],
+            "axis_config": {"categories": labels},
+        },
+    }))
+}
+
+/// The metadata: the metric, windows and best dimension, and each member shown with its
+/// part (and for a ratio its rate and mix), as numbers — flat, as Slack's payload wants.
+fn metadata(explanation: &Explanation, about: &About) -> Value {
+    let prepared = &explanation.prepared;
+    let (before, after) = explanation.totals().unwrap_or((0.0, 0.0));
+    let mut payload = serde_json::Map::new();
+    let mut put = |key: String, value: Value| {
+        payload.insert(key, value);
+    };
+    put("metric".into(), json!(prepared.metric));
+    put(
+        "asked_start".into(),
+        json!(prepared.asked.start.to_string()),
+    );
+    put("asked_end".into(), json!(prepared.asked.end.to_string()));
+    put(
+        "compared_start".into(),
+        json!(prepared.compared.start.to_string()),
+    );
+    put(
+        "compared_end".into(),
+        json!(prepared.compared.end.to_string()),
+    );
+    put("before".into(), json!(before));
+    put("after".into(), json!(after));
+    put("change".into(), json!(after - before));
+    if let Some(best) = explanation.dimensions.first() {
+        put("dimension".into(), json!(best.dimension));
+        put("power".into(), json!(best.power));
+        let (named, folded) = shown(best);
+        put("members".into(), json!(named.len()));
+        for (i, m) in named.iter().enumerate() {
+            let i = i + 1;
+            put(format!("member_{i}"), json!(about.member(&m.member)));
+            put(format!("change_{i}"), json!(m.change));
+            if let (Some(rate), Some(mix)) = (m.rate, m.mix) {
+                put(format!("rate_{i}"), json!(rate));
+                put(format!("mix_{i}"), json!(mix));
+            }
+        }
+        if let Some((count, part)) = folded {
+            put("others".into(), json!(count));
+            put("others_change".into(), json!(part));
+        }
+    }
+    json!({"event_type": EXPLANATION_EVENT_TYPE, "event_payload": payload})
+}
+
+/// Every member of every dimension, for the CSV beside the chart.
+fn csv(explanation: &Explanation) -> Table {
+    let columns = [
+        ("dimension", ColumnType::Text),
+        ("member", ColumnType::Text),
+        ("change", ColumnType::Float),
+        ("share_of_change", ColumnType::Float),
+        ("rate", ColumnType::Float),
+        ("mix", ColumnType::Float),
+        ("explanatory_power", ColumnType::Float),
+    ];
+    let number = |v: Option<f64>| v.map_or(Cell::Null, Cell::Float);
+    let rows = explanation
+        .dimensions
+        .iter()
+        .flat_map(|d| {
+            d.decomposition.members.iter().map(move |m| {
+                vec![
+                    Cell::Text(d.dimension.clone()),
+                    m.member.clone().map_or(Cell::Null, Cell::Text),
+                    Cell::Float(m.change),
+                    number(share_of_change(m, &d.decomposition)),
+                    number(m.rate),
+                    number(m.mix),
+                    Cell::Float(d.power),
+                ]
+            })
+        })
+        .collect();
+    Table {
+        columns: columns
+            .iter()
+            .map(|(name, ty)| ColumnInfo {
+                name: name.to_string(),
+                ty: *ty,
+            })
+            .collect(),
+        rows,
+        bytes_processed: None,
+    }
+}
