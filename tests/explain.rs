@@ -282,14 +282,17 @@ async fn kpi_why_names_fukuoka_first_with_the_parts_duckdb_sums_in_both_language
         assert_eq!(payload["compared_end"], compared.end.to_string());
         assert_eq!(payload["dimension"], "prefecture", "{text}: {payload}");
         assert_eq!(payload["member_1"], "福岡県");
-        let number = |key: &str| payload[key].as_f64().unwrap();
+        // Slack's payload values are strings; the numbers are written in full.
+        let number = |key: &str| payload[key].as_str().unwrap().parse::<f64>().unwrap();
         assert!((number("change_1") - fukuoka_change).abs() < 1e-6);
         assert!((number("change") - total_change).abs() < 1e-6);
         // The parts shown and the rest folded add up to the change, exactly.
         let shown: f64 = (1..=number("members") as usize)
             .map(|i| number(&format!("change_{i}")))
             .sum::<f64>()
-            + payload["others_change"].as_f64().unwrap_or(0.0);
+            + payload["others_change"]
+                .as_str()
+                .map_or(0.0, |v| v.parse::<f64>().unwrap());
         assert!(
             (shown - total_change).abs() < 1e-6,
             "{shown} vs {total_change}"

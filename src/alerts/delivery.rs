@@ -40,6 +40,27 @@ enum Reason {
     Failed(NotifyError),
 }
 
+/// Who an alert's post is for, as the access rule asks: its channel (by the name the spec
+/// gives only while it still names that channel), or the person in a direct message.
+pub(super) fn target_asker(alert: &AlertSpec, channel_id: &str, named: bool) -> Asker {
+    let person = is_user_target(&alert.channel);
+    Asker {
+        user_id: if person {
+            alert.channel.trim_start_matches('@').to_string()
+        } else {
+            String::new()
+        },
+        channel_id: channel_id.to_string(),
+        channel_name: if person || !named {
+            String::new()
+        } else {
+            alert.channel.trim_start_matches('#').to_string()
+        },
+        usergroups: Vec::new(),
+        operator: false,
+    }
+}
+
 impl AlertRunner {
     /// Sends every notice of `round` not yet sent; closes the round once all are.
     pub(super) async fn deliver_round(
@@ -207,7 +228,15 @@ impl AlertRunner {
                     }
                     _ => None,
                 };
-                let body = notice_message(&facts, notice, chart.as_deref());
+                let mut body = notice_message(&facts, notice, chart.as_deref());
+                if notice.kind == Kind::Fired && root_post.is_none() {
+                    let asker = target_asker(alert, &channel, named);
+                    if let Some(drivers) =
+                        self.drivers(catalog, alert, notice, &facts, &asker).await
+                    {
+                        drivers.add_to(&mut body);
+                    }
+                }
                 // The channel's turn first, shared with report posts across replicas;
                 // then, right before the post, whether the notice is still ours.
                 if let Some(interval) = self.config.channel_turns {
@@ -309,21 +338,7 @@ impl AlertRunner {
         }
         let gates = self.gates_now(catalog, alert, at).await;
         let person = is_user_target(&alert.channel);
-        let asker = Asker {
-            user_id: if person {
-                alert.channel.trim_start_matches('@').to_string()
-            } else {
-                String::new()
-            },
-            channel_id: channel_id.to_string(),
-            channel_name: if person || !named {
-                String::new()
-            } else {
-                alert.channel.trim_start_matches('#').to_string()
-            },
-            usergroups: Vec::new(),
-            operator: false,
-        };
+        let asker = target_asker(alert, channel_id, named);
         // A `restricted` entry answers only privately: never into a channel.
         let private = watched_access(catalog, alert).is_some_and(|a| a.restricted);
         match decide(

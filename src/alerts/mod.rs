@@ -5,6 +5,7 @@
 
 pub mod backtest;
 mod delivery;
+mod drivers;
 pub mod engine;
 mod gates;
 pub mod judge;

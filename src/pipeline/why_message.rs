@@ -105,10 +105,11 @@ pub fn driver_line(explanation: &Explanation, about: &About) -> Option<String> {
     let best = explanation.dimensions.first()?;
     let top = best.decomposition.members.first()?;
     let share = share_of_change(top, &best.decomposition)?;
-    Some(share_text(about, top, share, best.decomposition.change))
+    Some(member_share(about, top, share, best.decomposition.change))
 }
 
-fn share_text(about: &About, member: &Contribution, share: f64, total: f64) -> String {
+/// `福岡県 -3,385, 94% of the drop`: a member's part and its share of the whole change.
+pub fn member_share(about: &About, member: &Contribution, share: f64, total: f64) -> String {
     // A member that moved against the whole is said to, not given a negative share.
     let key = match (total < 0.0, share < 0.0) {
         (true, false) => "why-share-of-drop",
@@ -129,7 +130,7 @@ fn share_text(about: &About, member: &Contribution, share: f64, total: f64) -> S
 fn member_line(about: &About, explained: &Explained, member: &Contribution) -> String {
     let d = &explained.decomposition;
     let mut line = match share_of_change(member, d) {
-        Some(share) => share_text(about, member, share, d.change),
+        Some(share) => member_share(about, member, share, d.change),
         None => format!(
             "{} {}",
             mrkdwn::escape(&about.member(&member.member)),
@@ -267,7 +268,7 @@ pub fn render_explanation(
                     "why-other-dimension",
                     dimension = about.dimension(&d.dimension),
                     driver =
-                        Mrkdwn::formatted(share_text(about, top, share, d.decomposition.change)),
+                        Mrkdwn::formatted(member_share(about, top, share, d.decomposition.change)),
                     power = percent(d.power)
                 )
             ))
@@ -375,9 +376,15 @@ fn native_bars(title: &str, steps: &[Step], locale: Locale) -> Option<Value> {
 fn metadata(explanation: &Explanation, about: &About) -> Value {
     let prepared = &explanation.prepared;
     let (before, after) = explanation.totals().unwrap_or((0.0, 0.0));
+    // Slack's payload values are strings (slack-morphism's type says so too): numbers are
+    // written in full, as Rust prints an f64 (`-16642`, `0.2164`).
     let mut payload = serde_json::Map::new();
     let mut put = |key: String, value: Value| {
-        payload.insert(key, value);
+        let text = match value {
+            Value::String(text) => text,
+            other => other.to_string(),
+        };
+        payload.insert(key, Value::String(text));
     };
     put("metric".into(), json!(prepared.metric));
     put(
@@ -393,26 +400,26 @@ fn metadata(explanation: &Explanation, about: &About) -> Value {
         "compared_end".into(),
         json!(prepared.compared.end.to_string()),
     );
-    put("before".into(), json!(before));
-    put("after".into(), json!(after));
-    put("change".into(), json!(after - before));
+    put("before".into(), json!(before.to_string()));
+    put("after".into(), json!(after.to_string()));
+    put("change".into(), json!((after - before).to_string()));
     if let Some(best) = explanation.dimensions.first() {
         put("dimension".into(), json!(best.dimension));
-        put("power".into(), json!(best.power));
+        put("power".into(), json!(best.power.to_string()));
         let (named, folded) = shown(best);
         put("members".into(), json!(named.len()));
         for (i, m) in named.iter().enumerate() {
             let i = i + 1;
             put(format!("member_{i}"), json!(about.member(&m.member)));
-            put(format!("change_{i}"), json!(m.change));
+            put(format!("change_{i}"), json!(m.change.to_string()));
             if let (Some(rate), Some(mix)) = (m.rate, m.mix) {
-                put(format!("rate_{i}"), json!(rate));
-                put(format!("mix_{i}"), json!(mix));
+                put(format!("rate_{i}"), json!(rate.to_string()));
+                put(format!("mix_{i}"), json!(mix.to_string()));
             }
         }
         if let Some((count, part)) = folded {
             put("others".into(), json!(count));
-            put("others_change".into(), json!(part));
+            put("others_change".into(), json!(part.to_string()));
         }
     }
     json!({"event_type": EXPLANATION_EVENT_TYPE, "event_payload": payload})

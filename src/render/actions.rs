@@ -186,6 +186,21 @@ pub fn actions_block(actions: &Actions, locale: Locale) -> Option<Value> {
     Some(json!({"type": "actions", "block_id": block_id, "elements": elements}))
 }
 
+/// An actions block with only the Why? button, for a post whose other buttons would not
+/// fit it (an alert's root); `None` when the question does not fit a `block_id`.
+pub fn why_block(asked: &Asked, locale: Locale) -> Option<Value> {
+    Some(json!({
+        "type": "actions",
+        "block_id": asked.block_id()?,
+        "elements": [{
+            "type": "button",
+            "action_id": ACTION_WHY,
+            "text": plain(tr!(locale, "action-why")),
+            "value": "why",
+        }],
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

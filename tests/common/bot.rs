@@ -290,12 +290,26 @@ thread_local! {
 /// `body` POSTed to `/slack/commands` on 127.0.0.1:`port`, signed with `secret` as Slack
 /// signs it: the raw HTTP answer, or `None` if the connection failed or stayed silent 5 s.
 pub fn post_signed_command(port: u16, secret: &str, body: &str) -> Option<String> {
+    post_signed(port, secret, "/slack/commands", body)
+}
+
+/// A click on a posted message, POSTed to `/slack/interactions` signed as Slack signs it.
+pub fn post_signed_click(port: u16, secret: &str, payload: &serde_json::Value) -> Option<String> {
+    let body = format!(
+        "payload={}",
+        form_urlencoded::byte_serialize(payload.to_string().as_bytes()).collect::<String>()
+    );
+    post_signed(port, secret, "/slack/interactions", &body)
+}
+
+/// `body` POSTed to `path` on 127.0.0.1:`port`, signed with `secret`.
+fn post_signed(port: u16, secret: &str, path: &str, body: &str) -> Option<String> {
     let timestamp = chrono::Utc::now().timestamp();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,
-        "POST /slack/commands HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
         body.len(),
         super::slack_signature(secret, timestamp, body)
     )

@@ -1,0 +1,207 @@
+//! The drivers line on an alert's root: the watched metric's change on the judged day
+//! explained by its members (the firing values' parts and shares for a split alert, the
+//! best dimension's top member otherwise), over only the dimensions the alert's channel
+//! may see, by one query whose reads are proven first; and a Why? button whose answer,
+//! in the root's thread, is the full explanation.
+
+use serde_json::{Value, json};
+
+use super::engine::Notice;
+use super::judge::Reference;
+use super::message::Facts;
+use super::run::AlertRunner;
+use crate::catalog::Catalog;
+use crate::catalog::access::{
+    Asker, Decision, base_columns, decide, metric_gates, with_proven_reads,
+};
+use crate::explain::share_of_change;
+use crate::i18n::mrkdwn;
+use crate::pipeline::comparison_window;
+use crate::pipeline::why::{self, Explanation};
+use crate::pipeline::why_message::{About, driver_line, member_share};
+use crate::render::actions::{Asked, why_block};
+use crate::spec::alert::{Watch, as_filters};
+use crate::spec::explain_sql::explainable;
+use crate::spec::{AlertSpec, Compare, Window};
+use crate::warehouse::reads::Reads;
+use crate::warehouse::{QueryJob, Trigger};
+
+/// Firing values of a split alert given their part in the drivers line.
+pub const DRIVER_VALUES_MAX: usize = 3;
+
+/// What an alert's root gains: the line and the button.
+pub(super) struct Drivers {
+    line: String,
+    button: Option<Value>,
+}
+
+impl Drivers {
+    /// Puts the line under the root's lead and the button above its small print.
+    pub(super) fn add_to(&self, body: &mut Value) {
+        let Some(blocks) = body["blocks"].as_array_mut() else {
+            return;
+        };
+        let lead = blocks
+            .iter()
+            .position(|b| b["type"] == "section")
+            .map_or(0, |at| at + 1);
+        blocks.insert(
+            lead,
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn::truncate(&self.line, 3000)}]}),
+        );
+        if let Some(button) = &self.button {
+            let at = blocks.len().saturating_sub(1);
+            blocks.insert(at, button.clone());
+        }
+    }
+}
+
+/// The comparison a judged day is explained against: the earlier day a change condition
+/// compared it with, else the same weekday a week before.
+fn compare_of(day: chrono::NaiveDate, reference: Option<&Reference>) -> Compare {
+    match reference {
+        Some(Reference::Earlier { day: earlier, .. }) => match (day - *earlier).num_days() {
+            1 => Compare::PreviousPeriod,
+            365 | 366 => Compare::PreviousYear,
+            28..=31 => Compare::PreviousMonth,
+            _ => Compare::PreviousWeek,
+        },
+        _ => Compare::PreviousWeek,
+    }
+}
+
+impl AlertRunner {
+    /// The drivers of a firing, for `asker` (the alert's channel or person); `None` when
+    /// the alert does not watch a metric whose change splits into parts, when no dimension
+    /// may be shown there, or when the explanation cannot be made (the alert still posts).
+    pub(super) async fn drivers(
+        &self,
+        catalog: &Catalog,
+        alert: &AlertSpec,
+        notice: &Notice,
+        facts: &Facts<'_>,
+        asker: &Asker,
+    ) -> Option<Drivers> {
+        let Some(Watch::Metric {
+            metric,
+            by,
+            filters,
+            ..
+        }) = &alert.watch
+        else {
+            return None;
+        };
+        let metric = catalog.metric(metric).filter(|m| explainable(m))?;
+        let first = notice.items.first()?;
+        let compare = compare_of(facts.day, first.reference.as_ref());
+        let asked = Window {
+            start: facts.day,
+            end: facts.day,
+        };
+        let compared = comparison_window(asked, compare)?;
+        let filters = as_filters(filters);
+        let policy = self.config.access_policy;
+        let shown_here = |dimensions: &[&str], reads: &Reads| {
+            let mut columns = base_columns(metric);
+            columns.extend(dimensions.iter().copied());
+            columns.extend(filters.iter().map(|f| f.dimension.as_str()));
+            let gates = with_proven_reads(metric_gates(catalog, metric, &columns), catalog, reads);
+            match decide(&gates, asker, policy, false, &alert.owner) {
+                Decision::Channel => true,
+                // A direct message is the person's own: what they may see privately.
+                Decision::Private { .. } => !asker.user_id.is_empty(),
+                Decision::Refused { .. } => false,
+            }
+        };
+        let dimensions: Vec<&str> = metric
+            .dimensions
+            .keys()
+            .map(String::as_str)
+            .filter(|d| shown_here(&[d], &Reads::nothing()))
+            .filter(|d| {
+                !filters
+                    .iter()
+                    .any(|f| f.dimension == *d && f.values.len() == 1)
+            })
+            .collect();
+        let warehouse = self.parts.warehouse.as_ref();
+        let prepared = why::prepare(warehouse, metric, &dimensions, &filters, asked, compared)
+            .inspect_err(|error| tracing::info!(alert = %alert.name, %error, "no drivers line"))
+            .ok()?;
+        let job = QueryJob::new(self.config.query_timeout).for_report(&alert.name, Trigger::Alert);
+        if catalog.has_policies() {
+            let proven = prepared.reads(warehouse, &job).await;
+            if !shown_here(&dimensions, &proven) {
+                return None;
+            }
+        }
+        let explanation = prepared
+            .run(warehouse, &job)
+            .await
+            .inspect_err(
+                |error| tracing::warn!(alert = %alert.name, %error, "could not explain the firing"),
+            )
+            .ok()?;
+        let about = About {
+            label: &metric.label,
+            dimensions: &metric.dimensions,
+            format: metric.format,
+            locale: facts.locale,
+            timezone: alert.timezone.name(),
+        };
+        let driver = match by {
+            None => driver_line(&explanation, &about)?,
+            Some(by) => split_line(&explanation, &about, by, notice)?,
+        };
+        let line = crate::tr_mrkdwn!(
+            facts.locale,
+            "why-driver",
+            driver = mrkdwn::Mrkdwn::formatted(driver)
+        );
+        let asked = Asked {
+            name: metric.name.clone(),
+            metric: true,
+            period: format!("{}..{}", facts.day, facts.day),
+            compare: Some(compare.name().to_string()),
+            filters: filters
+                .iter()
+                .map(|f| (f.dimension.clone(), f.values.clone()))
+                .collect(),
+            ..Asked::default()
+        };
+        Some(Drivers {
+            line,
+            button: why_block(&asked, facts.locale),
+        })
+    }
+}
+
+/// A split alert's firing values, each with its part of the total change and its share.
+fn split_line(
+    explanation: &Explanation,
+    about: &About,
+    by: &str,
+    notice: &Notice,
+) -> Option<String> {
+    let split = explanation.dimensions.iter().find(|d| d.dimension == by)?;
+    let parts: Vec<String> = notice
+        .items
+        .iter()
+        .take(DRIVER_VALUES_MAX)
+        .filter_map(|item| {
+            let member = split
+                .decomposition
+                .members
+                .iter()
+                .find(|m| m.member.as_deref() == Some(item.instance.as_str()))?;
+            let share = share_of_change(member, &split.decomposition)?;
+            Some(member_share(
+                about,
+                member,
+                share,
+                split.decomposition.change,
+            ))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
