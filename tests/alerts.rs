@@ -248,3 +248,76 @@ owner = "#growth"
         );
     }
 }
+
+/// A split alert's volume floor, over the demo mart: with `min_value` and `min_change`,
+/// a prefecture fires on exactly the days DuckDB says the drop held *and* the larger of
+/// the two days reached `min_value` *and* the drop was at least `min_change` users; the
+/// small prefectures that fire without the floor stay quiet.
+#[tokio::test]
+async fn a_volume_floor_keeps_small_members_from_firing_on_exactly_the_days_duckdb_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = common::copy_reports(dir.path());
+    let alert = |name: &str, floor: &str| {
+        format!(
+            r##"
+[[alert]]
+name = "{name}"
+metric = "active_users"
+by = "prefecture"
+change = {{ percent = -15, against = "previous_day" }}
+channel = "#data-team"
+owner = "#data-team"
+timezone = "Asia/Tokyo"
+{floor}
+"##
+        )
+    };
+    std::fs::write(
+        reports.join("floor.toml"),
+        alert("wobble", "") + &alert("wobble_floored", "min_value = 6000\nmin_change = 3000"),
+    )
+    .unwrap();
+    let settings = common::settings_in(dir.path(), &reports);
+    let app = common::app(&settings);
+    let now = common::fixed_now();
+    let run = |name: &'static str| {
+        let app = &app;
+        async move {
+            cli::alerts::backtest_command(app, name, None, None, now, &mut Vec::new())
+                .await
+                .unwrap()
+        }
+    };
+    let (unfloored, floored) = (run("wobble").await, run("wobble_floored").await);
+    let window = format!("BETWEEN DATE '{}' AND DATE '{}'", floored.from, floored.to);
+    let db = dir.path().join("demo.duckdb");
+    let expected = |floor: &str| -> BTreeMap<String, Vec<(NaiveDate, NaiveDate)>> {
+        days_by_prefecture(
+            &db,
+            &format!(
+                "WITH daily AS (
+                    SELECT prefecture, activity_date AS day, SUM(active_users)::DOUBLE AS v
+                    FROM mart.daily_active_users GROUP BY 1, 2)
+                 SELECT d.prefecture, strftime(d.day, '%Y-%m-%d')
+                 FROM daily d JOIN daily p ON p.prefecture = d.prefecture AND p.day = d.day - 1
+                 WHERE d.day {window} AND (d.v - p.v) / p.v * 100 <= -15 {floor}
+                 ORDER BY 1, 2"
+            ),
+        )
+        .into_iter()
+        .map(|(p, days)| (p, common::spans(&days)))
+        .collect()
+    };
+    let without = expected("");
+    let with = expected("AND greatest(d.v, p.v) >= 6000 AND abs(d.v - p.v) >= 3000");
+    assert_eq!(firing_spans(&unfloored), without);
+    assert_eq!(firing_spans(&floored), with);
+    // The floor matters here: small prefectures fire without it, and none with it.
+    assert!(
+        without.len() > with.len() && !with.is_empty(),
+        "{} vs {}",
+        without.len(),
+        with.len()
+    );
+    assert!(without.contains_key("鳥取県") && !with.contains_key("鳥取県"));
+}

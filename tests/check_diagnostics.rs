@@ -255,7 +255,7 @@ fn a_spec_that_is_not_utf8_is_that_files_error_and_the_others_load() {
 
 fixture_test!(
     alert_problems,
-    10,
+    12,
     [
         "alert_problems.toml:4:8: error: `signups drop` cannot be an alert name",
         "an alert has one condition; `above` and `below` are both set",
@@ -268,6 +268,8 @@ fixture_test!(
         "`someday` is not a weekday",
         "`9-9` is not an hour range",
         "`recover = 80` is past the firing threshold",
-        "`ignore` is not a valid `alert[3].on_no_data`"
+        "`ignore` is not a valid `alert[3].on_no_data`",
+        "`min_value = -5` is below 0",
+        "`min_change` only goes with `change`"
     ]
 );

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate};
 
 use crate::spec::Window;
-use crate::spec::alert::Condition;
+use crate::spec::alert::{Condition, VolumeFloor};
 use crate::spec::target::{self, PaceMethod, TargetSpec};
 
 /// Which way the value is bad.
@@ -170,6 +170,35 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
         0.0
     };
     (mean, variance.sqrt())
+}
+
+/// `seen` held to a volume floor: a value too small, or a change too small in units, does
+/// not fire, and a firing value below the floor counts as recovered.
+pub fn with_floor(seen: Seen, floor: &VolumeFloor) -> Seen {
+    let Seen::Judged(mut judged) = seen else {
+        return seen;
+    };
+    let Some(value) = judged.value else {
+        return Seen::Judged(judged);
+    };
+    let compared = match &judged.reference {
+        Reference::Earlier { value, .. } => Some(*value),
+        Reference::Band { low, high, .. } => Some((low + high) / 2.0),
+        _ => None,
+    };
+    let size = compared.map_or(value.abs(), |c| value.abs().max(c.abs()));
+    let small = floor.min_value.is_some_and(|min| size < min);
+    let still = match (&judged.reference, floor.min_change) {
+        (Reference::Earlier { value: earlier, .. }, Some(min)) => (value - earlier).abs() < min,
+        _ => false,
+    };
+    // Too small to matter is not a concern at all: it does not fire, and a firing value
+    // that shrinks below the floor resolves.
+    if small || still {
+        judged.holds = false;
+        judged.recovered = true;
+    }
+    Seen::Judged(judged)
 }
 
 /// The condition (with `recover`, its hysteresis level) on `day` of `series`.
@@ -511,5 +540,41 @@ mod tests {
             ),
             Seen::NoData
         );
+    }
+    proptest::proptest! {
+        /// A floor only ever quiets: what does not fire without it never fires with it;
+        /// a floor of 0 changes nothing; a change at least as large as both floors fires
+        /// as it did.
+        #[test]
+        fn a_floor_only_quiets(
+            values in proptest::collection::vec(0u32..50_000, 8),
+            percent in -60i32..60,
+            min_value in 0u32..40_000,
+            min_change in 0u32..20_000,
+        ) {
+            let s: BTreeMap<NaiveDate, f64> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (day(i as u32 + 1), f64::from(*v)))
+                .collect();
+            let change = Condition::Change {
+                against: ChangeAgainst::PreviousWeek,
+                percent: Some(f64::from(percent)),
+                units: None,
+            };
+            let seen = judge(&change, None, &s, day(8));
+            let floor = VolumeFloor { min_value: Some(f64::from(min_value)), min_change: Some(f64::from(min_change)) };
+            let floored = with_floor(seen.clone(), &floor);
+            let zero = VolumeFloor { min_value: Some(0.0), min_change: Some(0.0) };
+            proptest::prop_assert_eq!(with_floor(seen.clone(), &zero), seen.clone());
+            if let (Seen::Judged(before), Seen::Judged(after)) = (&seen, &floored) {
+                proptest::prop_assert!(before.holds || !after.holds);
+                let (v, w) = (f64::from(values[7]), f64::from(values[0]));
+                let big = v.max(w) >= f64::from(min_value) && (v - w).abs() >= f64::from(min_change);
+                if big {
+                    proptest::prop_assert_eq!(before, after);
+                }
+            }
+        }
     }
 }

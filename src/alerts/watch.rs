@@ -256,6 +256,7 @@ pub fn judge_all(
                 }
                 _ => judge(&alert.condition, alert.recover, values, day),
             };
+            let seen = super::judge::with_floor(seen, &alert.floor);
             (name.clone(), seen)
         })
         .collect()

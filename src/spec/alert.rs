@@ -57,6 +57,17 @@ pub struct AlertSpec {
     /// told. `None`: the `alerts.max_instances` setting.
     pub max_instances: Option<u32>,
     pub mutes: Vec<Mute>,
+    /// What a value needs besides the condition to fire, so tiny members stay quiet.
+    pub floor: VolumeFloor,
+}
+
+/// A volume floor (`min_value`, `min_change`): an instance fires only when the larger of
+/// its value and the value it is compared with reaches `min_value`, and a change condition
+/// only when the value moved by at least `min_change` units — "−40 % *and* at least 200".
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VolumeFloor {
+    pub min_value: Option<f64>,
+    pub min_change: Option<f64>,
 }
 
 /// What an alert watches.
@@ -148,7 +159,7 @@ const ALERT_KEYS: [&str; 27] = [
     "on_error",
 ];
 /// Keys read outside [`ALERT_KEYS`]'s first screen.
-const MORE_ALERT_KEYS: [&str; 2] = ["max_instances", "mute"];
+const MORE_ALERT_KEYS: [&str; 4] = ["max_instances", "mute", "min_value", "min_change"];
 
 const MUTE_KEYS: [&str; 2] = ["days", "hours"];
 
@@ -326,7 +337,9 @@ impl Reader<'_> {
                 return None;
             }
         }
+        let floor = self.floor(t, condition.as_ref());
         Some(AlertSpec {
+            floor: floor?,
             name: name?.into_inner(),
             title,
             path: self.path.to_path_buf(),
@@ -348,6 +361,36 @@ impl Reader<'_> {
             on_error: on_error?,
             max_instances: max_instances?,
             mutes: mutes?,
+        })
+    }
+
+    /// `min_value` and `min_change`: numbers of at least 0; `min_change` only beside a
+    /// `change` condition (the others have no change to measure).
+    fn floor(&mut self, t: &Tbl, condition: Option<&Condition>) -> Option<VolumeFloor> {
+        let bounded = |r: &mut Self, key: &str| {
+            let value = r.number(t, key)?;
+            if let Some(x) = value.filter(|x| *x < 0.0) {
+                let span = Self::lookup(t, key).map_or(t.anchor.clone(), |v| v.span());
+                r.error(span, format!("`{key} = {x}` is below 0")).hint =
+                    Some("a floor is a size: 0 or more, in the metric's units".into());
+                return None;
+            }
+            Some(value)
+        };
+        let min_value = bounded(self, "min_value");
+        let min_change = bounded(self, "min_change");
+        if let (Some(Some(_)), Some(c)) = (&min_change, condition)
+            && !matches!(c, Condition::Change { .. })
+        {
+            let span = Self::lookup(t, "min_change").map_or(t.anchor.clone(), |v| v.span());
+            self.error(span, "`min_change` only goes with `change`")
+                .hint =
+                Some("for other conditions, `min_value` sets the smallest value that fires".into());
+            return None;
+        }
+        Some(VolumeFloor {
+            min_value: min_value?,
+            min_change: min_change?,
         })
     }
 
