@@ -145,6 +145,31 @@ async fn demo_writes_every_report_and_the_numbers_are_the_warehouse_numbers() {
             "{id}: the chart has a plot, not a blank canvas ({inked} inked pixels)"
         );
     }
+
+    // And the demo's incident explained: the waterfall, the message and every member's
+    // part, with Fukuoka first and its part equal to what DuckDB sums.
+    let why = |ext: &str| out_dir.join(format!("active_users_why.{ext}"));
+    assert!(log.contains("active_users_why.png"), "{log}");
+    let message: Value =
+        serde_json::from_str(&std::fs::read_to_string(why("json")).unwrap()).unwrap();
+    let payload = &message["metadata"]["event_payload"];
+    assert_eq!(message["metadata"]["event_type"], "kpibot_explanation");
+    assert_eq!(payload["dimension"], "prefecture");
+    assert_eq!(payload["member_1"], "福岡県");
+    let window =
+        kpibot::warehouse::demo::incident_window(common::tokyo_yesterday(common::fixed_now()));
+    assert_eq!(payload["asked_start"], window.start.to_string());
+    let rows = common::parse_csv(&std::fs::read_to_string(why("csv")).unwrap());
+    let fukuoka = rows
+        .iter()
+        .find(|r| r[0] == "prefecture" && r[1] == "福岡県")
+        .unwrap();
+    let number = |text: &str| text.parse::<f64>().unwrap();
+    assert_eq!(
+        number(&fukuoka[2]),
+        number(payload["change_1"].as_str().unwrap())
+    );
+    assert!(std::fs::read(why("png")).unwrap().starts_with(b"\x89PNG"));
 }
 
 #[tokio::test]

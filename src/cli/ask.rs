@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 
 use crate::adhoc::{self, AccessPolicy, Answer, Asker, Context};
 use crate::app::App;
+use crate::catalog::Catalog;
 use crate::deliver::{Delivery, FolderDelivery};
 use crate::ledger::Ledger;
-use crate::warehouse::Trigger;
+use crate::warehouse::{Trigger, Warehouse};
 
 /// `kpibot ask "<command text>"`: answers a `/kpi` command as Slack would, writing a chart
 /// and its message to the output folder and printing text answers.
@@ -32,9 +33,24 @@ pub async fn ask(
     } else {
         None
     };
-    let context = Context {
-        catalog: &catalog,
-        warehouse: warehouse.as_ref(),
+    let context = operator_context(app, &catalog, warehouse.as_ref(), ledger.as_ref(), now);
+    let delivery = FolderDelivery::new(app.out_dir());
+    answer_into(&context, text, &delivery, out).await?;
+    Ok(true)
+}
+
+/// How the operator at the bot's own command line asks: every gate open, the settings'
+/// limits, language and calendar.
+pub fn operator_context<'a>(
+    app: &App,
+    catalog: &'a Catalog,
+    warehouse: &'a dyn Warehouse,
+    ledger: Option<&'a Ledger>,
+    now: DateTime<Utc>,
+) -> Context<'a> {
+    Context {
+        catalog,
+        warehouse,
         trigger: Trigger::Cli,
         timezone: app.timezone,
         now,
@@ -42,25 +58,31 @@ pub async fn ask(
         policy: AccessPolicy::Allow,
         limits: app.limits,
         cache: None,
-        ledger: ledger.as_ref(),
+        ledger,
         slack: None,
         meter: None,
         fresh: false,
         locale: app.locale,
         fiscal_year_start_month: app.fiscal_year_start_month,
-    };
+    }
+}
+
+/// Answers `text` as the operator: a chart and its message into `delivery`'s folder, a
+/// text answer printed; the line printed either way.
+pub async fn answer_into(
+    context: &Context<'_>,
+    text: &str,
+    delivery: &FolderDelivery,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     // The operator at the bot's own command line: no Slack person to check.
     let asker = Asker {
         operator: true,
         ..Asker::default()
     };
-    match adhoc::answer(&context, text, &asker).await {
-        Answer::Text(reply) => {
-            writeln!(out, "{}", reply.text(app.locale))?;
-            Ok(true)
-        }
+    match adhoc::answer(context, text, &asker).await {
+        Answer::Text(reply) => writeln!(out, "{}", reply.text(context.locale))?,
         Answer::Chart { rendered, rows, .. } => {
-            let delivery = FolderDelivery::new(app.out_dir());
             let receipt = delivery.deliver(&rendered).await?;
             writeln!(
                 out,
@@ -68,7 +90,7 @@ pub async fn ask(
                 rendered.title,
                 receipt.describe(None)
             )?;
-            Ok(true)
         }
     }
+    Ok(())
 }

@@ -89,8 +89,12 @@ fn parse_period(period: Option<&str>) -> anyhow::Result<Option<Period>> {
         .transpose()
 }
 
-/// `kpibot demo`: build the demo mart if needed and run every report into the folder.
-/// A failing report is reported and the others still run; the result says how many failed.
+/// The metric whose change over the demo's incident `kpibot demo` explains.
+pub const DEMO_EXPLAINED_METRIC: &str = "active_users";
+
+/// `kpibot demo`: build the demo mart if needed and run every report into the folder, then
+/// explain the demo's incident. A failing report is reported and the others still run;
+/// the result says how many failed.
 pub async fn demo(
     app: &App,
     out_dir: &Path,
@@ -119,6 +123,20 @@ pub async fn demo(
                 writeln!(out, "✗ {:<26} {e:#}", spec.id)?;
             }
         }
+    }
+    // The demo's incident, explained: why active users fell that week.
+    if catalog
+        .metric(DEMO_EXPLAINED_METRIC)
+        .is_some_and(crate::spec::explain_sql::explainable)
+    {
+        let through = crate::pipeline::today_in(app.timezone, now) - chrono::Days::new(1);
+        let window = crate::warehouse::demo::incident_window(through);
+        let text = format!(
+            "why {DEMO_EXPLAINED_METRIC} {}..{}",
+            window.start, window.end
+        );
+        let context = super::ask::operator_context(app, &catalog, warehouse.as_ref(), None, now);
+        super::ask::answer_into(&context, &text, &delivery, out).await?;
     }
     writeln!(
         out,

@@ -310,7 +310,8 @@ pub fn render_explanation(
         message["blocks"][image_at] = block;
     }
     Ok(Rendered {
-        report_id: prepared.metric.clone(),
+        // Its own files beside the metric's chart (`active_users_why.png`).
+        report_id: format!("{}_why", prepared.metric),
         title,
         channel,
         slot,

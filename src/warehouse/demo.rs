@@ -14,6 +14,19 @@ pub const DEMO_MART_SQL: &str = include_str!("../../assets/demo_mart.sql");
 /// targets table `mart.kpi_targets`).
 pub const DEMO_MART_VERSION: i64 = 3;
 
+/// The demo's incident (`kp_fukuoka_outage` in [`DEMO_MART_SQL`]): Fukuoka's active
+/// users fall to about a third from this many days before the mart's last day to that many.
+pub const INCIDENT_DAYS_BEFORE_END: (u64, u64) = (24, 19);
+
+/// The incident's days for a mart whose last day is `data_through`.
+pub fn incident_window(data_through: NaiveDate) -> crate::spec::Window {
+    let (from, to) = INCIDENT_DAYS_BEFORE_END;
+    crate::spec::Window {
+        start: data_through - chrono::Days::new(from),
+        end: data_through - chrono::Days::new(to),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("cannot build the demo mart at {path}: {message}")]
