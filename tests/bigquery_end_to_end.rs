@@ -427,3 +427,52 @@ fn a_target_from_the_targets_table_paces_the_same_on_bigquery() {
     assert!(on_duckdb["value"].as_f64().unwrap() > 0.0, "{on_duckdb}");
     assert_eq!(on_bigquery, on_duckdb);
 }
+
+/// Why a number moved is one `GROUPING SETS` query in BigQuery's dialect too, and the
+/// explanation is the same as DuckDB's: the same members, parts and shares.
+#[test]
+fn an_explanation_is_one_grouping_sets_query_and_the_same_on_bigquery() {
+    let bq = OnBigQuery::new();
+    let window =
+        kpibot::warehouse::demo::incident_window(common::tokyo_yesterday(chrono::Utc::now()));
+    let question = format!("why active_users {}..{}", window.start, window.end);
+    let (ok, stdout, stderr) = bq.run(&["ask", &question], &reports_dir());
+    assert!(ok, "{stdout}{stderr}");
+    let payload = |folder: &str| -> serde_json::Value {
+        let path = bq
+            .dir
+            .path()
+            .join(format!("{folder}/active_users_why.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{stdout}{stderr}", path.display()));
+        let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+        message["metadata"]["event_payload"].clone()
+    };
+    let on_bigquery = payload("bq-out");
+    let grouping: Vec<String> = bq
+        .fake
+        .calls_of("jobs.query")
+        .into_iter()
+        .filter(|call| call.body["dryRun"] != true)
+        .map(|call| call.body["query"].as_str().unwrap_or_default().to_string())
+        .filter(|sql| sql.contains("GROUPING SETS"))
+        .collect();
+    assert_eq!(grouping.len(), 1, "one query explains every dimension");
+    assert!(
+        grouping[0].contains("`mart.daily_active_users`") && grouping[0].contains("@compare_start"),
+        "{}",
+        grouping[0]
+    );
+    let (ok, stdout, stderr) = common::run_kpibot(
+        &["ask", &question],
+        bq.dir.path(),
+        &[
+            ("KPIBOT__REPORTS__DIR", &reports_dir()),
+            ("KPIBOT__DELIVERY__FOLDER", "duck-out"),
+        ],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let on_duckdb = payload("duck-out");
+    assert_eq!(on_duckdb["member_1"], "福岡県");
+    assert_eq!(on_bigquery, on_duckdb);
+}
