@@ -429,4 +429,64 @@ mod tests {
         assert_eq!(explanatory_power(&even), 0.0);
         assert_eq!(explanatory_power(&sum(&[("a", 10.0, 5.0)])), 0.0);
     }
+    /// The README's worked example, to the digits it prints.
+    #[test]
+    fn the_readme_worked_example() {
+        let sum = decompose_sum(
+            &[("A", 100.0, 60.0), ("B", 50.0, 55.0), ("C", 10.0, 15.0)].map(
+                |(m, before, after)| SumMember {
+                    member: Some(m.into()),
+                    before: Some(before),
+                    after: Some(after),
+                },
+            ),
+        );
+        let parts: Vec<(Option<&str>, f64)> = sum
+            .members
+            .iter()
+            .map(|m| (m.member.as_deref(), m.change))
+            .collect();
+        assert_eq!(
+            parts,
+            vec![(Some("A"), -40.0), (Some("B"), 5.0), (Some("C"), 5.0)]
+        );
+        assert!(close(
+            share_of_change(&sum.members[0], &sum).unwrap(),
+            40.0 / 30.0
+        ));
+        assert!(close(explanatory_power(&sum), 21.25 / 30.0));
+        let ratio = decompose_ratio(
+            &[
+                ("maths", (600.0, 100.0), (700.0, 100.0)),
+                ("English", (200.0, 100.0), (250.0, 125.0)),
+            ]
+            .map(|(m, before, after)| RatioMember {
+                member: Some(m.into()),
+                before: Some(before),
+                after: Some(after),
+            }),
+        )
+        .unwrap();
+        let rounded = |x: f64| (x * 1000.0).round() / 1000.0;
+        assert_eq!((rounded(ratio.before), rounded(ratio.after)), (4.0, 4.222));
+        let maths = &ratio.members[0];
+        assert_eq!(maths.member.as_deref(), Some("maths"));
+        assert_eq!(
+            (
+                rounded(maths.change),
+                rounded(maths.rate.unwrap()),
+                rounded(maths.mix.unwrap())
+            ),
+            (0.340, 0.472, -0.133)
+        );
+        let english = &ratio.members[1];
+        assert_eq!(
+            (
+                rounded(english.change),
+                rounded(english.rate.unwrap()),
+                rounded(english.mix.unwrap())
+            ),
+            (-0.117, 0.0, -0.117)
+        );
+    }
 }

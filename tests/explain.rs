@@ -356,3 +356,109 @@ async fn a_dimension_the_channel_may_not_see_is_never_computed_named_or_hinted()
         "{refused:?}"
     );
 }
+
+/// The action ids of a message's buttons.
+fn buttons(message: &serde_json::Value) -> Vec<String> {
+    message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap().iter())
+        .filter_map(|e| e["action_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn why_is_offered_under_posts_and_answers_whose_metric_splits_and_that_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = common::copy_reports(dir.path());
+    std::fs::write(
+        reports.join("users_weekly.toml"),
+        r##"title = "Active users this week"
+description = "Active users per day, compared with the week before."
+owner = "#data-team"
+
+[definition]
+source = "mart.daily_active_users"
+refreshed = "daily"
+purpose = "testing"
+
+[query]
+metric = "active_users"
+period = "last 7 days"
+
+[chart]
+kind = "line"
+x = "period"
+y = "value"
+
+[[schedule]]
+cron = "0 0 9 * * *"
+channel = "#data-team"
+"##,
+    )
+    .unwrap();
+    let common::Demo {
+        app,
+        catalog,
+        warehouse,
+        ..
+    } = common::demo(dir.path(), &reports).await;
+    let now = common::fixed_now();
+    let post = |id: &str| {
+        let spec = catalog.get(id).unwrap().clone();
+        let warehouse = &*warehouse;
+        async move {
+            let options = kpibot::pipeline::RunOptions::new(
+                now,
+                std::time::Duration::from_secs(30),
+                kpibot::warehouse::Trigger::Cli,
+            );
+            kpibot::pipeline::run(warehouse, &spec, &options)
+                .await
+                .unwrap()
+                .rendered
+                .message
+        }
+    };
+    // A scheduled post on a metric that splits: Why?. On a running total (which does not
+    // split into members' parts) or hand-written SQL: no button that could only fail.
+    assert!(buttons(&post("users_weekly").await).contains(&"kpi_why".to_string()));
+    assert!(!buttons(&post("signups_month_to_date").await).contains(&"kpi_why".to_string()));
+    assert!(!buttons(&post("daily_active_users").await).contains(&"kpi_why".to_string()));
+    // An answer: a sum or a ratio that compares, yes; a distinct count or `compare none`, no.
+    let context = common::cli_context(&app, &catalog, &*warehouse, now, kpibot::i18n::Locale::En);
+    let answer = |text: &str| {
+        let context = &context;
+        let text = text.to_string();
+        async move {
+            match kpibot::adhoc::answer(context, &text, &asker("data-team")).await {
+                kpibot::adhoc::Answer::Chart { rendered, .. } => buttons(&rendered.message),
+                kpibot::adhoc::Answer::Text(reply) => {
+                    panic!("{text}: {}", reply.text(kpibot::i18n::Locale::En))
+                }
+            }
+        }
+    };
+    assert!(
+        answer("active_users last 7 days")
+            .await
+            .contains(&"kpi_why".to_string())
+    );
+    assert!(
+        answer("minutes_per_submission last 7 days")
+            .await
+            .contains(&"kpi_why".to_string())
+    );
+    assert!(
+        !answer("active_users last 7 days compare none")
+            .await
+            .contains(&"kpi_why".to_string())
+    );
+    assert!(
+        !answer("signups_mtd last 7 days")
+            .await
+            .contains(&"kpi_why".to_string())
+    );
+}
