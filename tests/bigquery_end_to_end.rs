@@ -400,7 +400,7 @@ fn a_target_from_the_targets_table_paces_the_same_on_bigquery() {
         let text =
             std::fs::read_to_string(bq.dir.path().join(format!("{folder}/signups.json"))).unwrap();
         let message: serde_json::Value = serde_json::from_str(&text).unwrap();
-        message["metadata"]["event_payload"]["target"].clone()
+        common::target_of(&message["metadata"]["event_payload"])
     };
     let on_bigquery = target("bq-out");
     let read = bq

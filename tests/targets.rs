@@ -67,6 +67,12 @@ async fn this_months_answers_are_paced_against_their_targets() {
 
     // A sum against its monthly target, paced linearly over the days with data.
     let message = ask(&app, "signups this month", &out).await;
+    // Slack's metadata (and slack-morphism's type for it) holds strings only: a paced
+    // answer's message must be one Slack accepts.
+    let metadata = serde_json::from_value::<slack_morphism::prelude::SlackMessageMetadata>(
+        message["metadata"].clone(),
+    );
+    assert!(metadata.is_ok(), "{metadata:?}: {}", message["metadata"]);
     let payload = &message["metadata"]["event_payload"];
     let start: NaiveDate = payload["window_start"].as_str().unwrap().parse().unwrap();
     let end: NaiveDate = payload["window_end"].as_str().unwrap().parse().unwrap();
@@ -77,7 +83,7 @@ async fn this_months_answers_are_paced_against_their_targets() {
     let days = f64::from(
         (start.checked_add_months(chrono::Months::new(1)).unwrap() - start).num_days() as u32,
     );
-    let target = &payload["target"];
+    let target = &common::target_of(payload);
     assert_eq!(target["value"], 24000.0);
     assert_eq!(target["method"], "linear");
     assert!(
@@ -107,7 +113,7 @@ async fn this_months_answers_are_paced_against_their_targets() {
 
     // One channel's own target, for a question filtered to it.
     let message = ask(&app, "signups this month where channel=organic", &out).await;
-    let target = &message["metadata"]["event_payload"]["target"];
+    let target = &common::target_of(&message["metadata"]["event_payload"]);
     assert_eq!(target["value"], 7000.0);
     let organic = sum_signups(&db, start, through, true);
     assert!(
@@ -117,13 +123,13 @@ async fn this_months_answers_are_paced_against_their_targets() {
 
     // Split by channel, no total target applies: no pacing is made up.
     let message = ask(&app, "signups this month by channel", &out).await;
-    assert!(message["metadata"]["event_payload"].get("target").is_none());
+    assert!(common::target_of(&message["metadata"]["event_payload"]).is_null());
     // Nor for a window that does not start a month, nor at a grain whose buckets hide the
     // last day with data.
     for question in ["signups last 7 days", "signups this month weekly"] {
         let message = ask(&app, question, &out).await;
         assert!(
-            message["metadata"]["event_payload"].get("target").is_none(),
+            common::target_of(&message["metadata"]["event_payload"]).is_null(),
             "{question}"
         );
     }
@@ -138,7 +144,7 @@ async fn a_month_to_date_metric_is_paced_by_last_years_shape() {
     let db = settings.warehouse.duckdb.path.clone();
     let message = ask(&app, "signups_mtd this month", &out).await;
     let payload = &message["metadata"]["event_payload"];
-    let target = &payload["target"];
+    let target = &common::target_of(payload);
     let start: NaiveDate = payload["window_start"].as_str().unwrap().parse().unwrap();
     let end: NaiveDate = payload["window_end"].as_str().unwrap().parse().unwrap();
     // A running total ends with the data: paced to the last day with rows.
@@ -267,7 +273,7 @@ async fn targets_kept_in_a_mart_table_are_read_when_paced_and_guarded_by_its_pol
             |r| r.get(0),
         )
         .unwrap();
-    let target = &payload["target"];
+    let target = &common::target_of(payload);
     assert_eq!(target["value"].as_f64(), Some(planned), "{target}");
     let through = end.min(last_day_with_data(&db));
     let to_date = sum_channel(&db, start, through, Some("ads"));
@@ -292,7 +298,7 @@ async fn targets_kept_in_a_mart_table_are_read_when_paced_and_guarded_by_its_pol
     ));
     let message = ask(&app, question, &out).await;
     assert_eq!(
-        message["metadata"]["event_payload"]["target"]["value"],
+        common::target_of(&message["metadata"]["event_payload"])["value"],
         4321.0
     );
     assert!(message.to_string().contains("🎯 Target 4,321"), "{message}");
@@ -303,7 +309,7 @@ async fn targets_kept_in_a_mart_table_are_read_when_paced_and_guarded_by_its_pol
     ));
     let message = ask(&app, question, &out).await;
     assert!(
-        message["metadata"]["event_payload"].get("target").is_none(),
+        common::target_of(&message["metadata"]["event_payload"]).is_null(),
         "{message}"
     );
 

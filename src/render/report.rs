@@ -16,6 +16,9 @@ use super::format::NumberStyle;
 use super::native;
 use super::{Card, ChartData, ChartInput, MessageFacts, RenderError, build_message, render_png};
 
+/// The metadata keys of a paced post's target start with this (`target_value`, …).
+pub const TARGET_METADATA_PREFIX: &str = "target_";
+
 /// A report run ready to deliver: the chart, the message and the data behind it.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -346,24 +349,35 @@ impl Rendered {
             days = i64::from(pacing.period_days)
         );
         self.context_under_title(&Mrkdwn::formatted(line));
-        let numbers = serde_json::json!({
-            "value": pacing.target,
-            "period_start": pacing.period_start.to_string(),
-            "period_end": pacing.period_end.to_string(),
-            "to_date": pacing.to_date,
-            "attainment": pacing.attainment,
-            "projected": pacing.projected,
-            "pace": pacing.pace,
-            "elapsed_days": pacing.elapsed_days,
-            "period_days": pacing.period_days,
-            "method": match pacing.method {
-                PaceMethod::Linear => "linear",
-                PaceMethod::LastYear => "last_year",
-            },
-        });
+        // Flat and all strings, as Slack's payload (and slack-morphism's type) requires:
+        // `target_value`, `target_pace`, … — numbers written in full.
+        let numbers = [
+            ("value", pacing.target.to_string()),
+            ("period_start", pacing.period_start.to_string()),
+            ("period_end", pacing.period_end.to_string()),
+            ("to_date", pacing.to_date.to_string()),
+            ("attainment", pacing.attainment.to_string()),
+            ("projected", pacing.projected.to_string()),
+            ("pace", pacing.pace.to_string()),
+            ("elapsed_days", pacing.elapsed_days.to_string()),
+            ("period_days", pacing.period_days.to_string()),
+            (
+                "method",
+                match pacing.method {
+                    PaceMethod::Linear => "linear",
+                    PaceMethod::LastYear => "last_year",
+                }
+                .to_string(),
+            ),
+        ];
         for message in std::iter::once(&mut self.message).chain(self.image_message.as_mut()) {
             if let Some(payload) = message["metadata"]["event_payload"].as_object_mut() {
-                payload.insert("target".into(), numbers.clone());
+                for (key, value) in &numbers {
+                    payload.insert(
+                        format!("{TARGET_METADATA_PREFIX}{key}"),
+                        value.clone().into(),
+                    );
+                }
             }
         }
     }

@@ -373,3 +373,26 @@ pub async fn demo(dir: &Path, reports: &Path) -> Demo {
         warehouse,
     }
 }
+
+/// A paced post's target, from its flat metadata (`target_value`, … as strings) back into
+/// one object of numbers and text.
+pub fn target_of(payload: &serde_json::Value) -> serde_json::Value {
+    let mut target = serde_json::Map::new();
+    for (key, value) in payload.as_object().into_iter().flatten() {
+        let Some(name) = key.strip_prefix("target_") else {
+            continue;
+        };
+        let text = value.as_str().unwrap_or_default();
+        let value = match (text.parse::<u64>(), text.parse::<f64>()) {
+            (Ok(n), _) => serde_json::json!(n),
+            (_, Ok(x)) => serde_json::json!(x),
+            _ => serde_json::json!(text),
+        };
+        target.insert(name.to_string(), value);
+    }
+    if target.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::Value::Object(target)
+    }
+}
