@@ -76,6 +76,17 @@ pub struct Decomposition {
     pub members: Vec<Contribution>,
 }
 
+impl Decomposition {
+    /// Whether `value` (a part, or the change) is only rounding: within 1e-9 of the
+    /// larger total, or exactly 0.
+    pub fn negligible(&self, value: f64) -> bool {
+        value.abs() <= NEGLIGIBLE_RELATIVE * self.before.abs().max(self.after.abs())
+    }
+}
+
+/// Parts and changes smaller than this share of the larger total are rounding, not change.
+pub const NEGLIGIBLE_RELATIVE: f64 = 1e-9;
+
 /// Why a ratio cannot be split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecomposeError {
@@ -171,7 +182,7 @@ fn ranked(mut parts: Vec<Contribution>) -> Vec<Contribution> {
 
 /// `member`'s share of the whole change (`None` when nothing changed in total).
 pub fn share_of_change(member: &Contribution, decomposition: &Decomposition) -> Option<f64> {
-    (decomposition.change != 0.0).then(|| member.change / decomposition.change)
+    (!decomposition.negligible(decomposition.change)).then(|| member.change / decomposition.change)
 }
 
 /// How well one dimension explains a change (0 to 1): its largest departure from moving
@@ -179,7 +190,7 @@ pub fn share_of_change(member: &Contribution, decomposition: &Decomposition) -> 
 pub fn explanatory_power(decomposition: &Decomposition) -> f64 {
     let change = decomposition.change;
     let members = &decomposition.members;
-    if change == 0.0 || members.len() <= 1 {
+    if decomposition.negligible(change) || members.len() <= 1 {
         return 0.0;
     }
     let weights: Option<Vec<f64>> = members.iter().map(|m| m.weight).collect();

@@ -462,12 +462,15 @@ pub async fn run(
             });
         }
     }
-    let actions = options.actions.clone().unwrap_or_else(|| Actions {
+    let mut actions = options.actions.clone().unwrap_or_else(|| Actions {
         asked: Asked::report(&spec.id, options.period.unwrap_or(spec.query.period)),
         dimensions: Vec::new(),
-        why: spec.chart.compare != Compare::None
-            && spec.query.metric.as_ref().is_some_and(|m| m.explainable),
+        why: spec.query.metric.as_ref().is_some_and(|m| m.explainable),
     });
+    // Why? explains the headline's window against its comparison: only where the two are
+    // separate windows and the headline is the window's (not its last day's).
+    actions.why &= spec.chart.headline != Headline::Last
+        && comparison.is_some_and(|c| c.end < window.start || window.end < c.start);
     let headline_for_render = headline.clone();
     let (table, data, drawn) = off_runtime(spec, move || {
         let drawn = render::render_run(RunFacts {

@@ -291,25 +291,57 @@ timezone = "Asia/Tokyo"
     let (unfloored, floored) = (run("wobble").await, run("wobble_floored").await);
     let window = format!("BETWEEN DATE '{}' AND DATE '{}'", floored.from, floored.to);
     let db = dir.path().join("demo.duckdb");
+    // Per prefecture and day, from DuckDB: whether the drop held, and whether it was big
+    // enough. A value starts firing on a big day the drop holds and fires until a day it
+    // does not hold (the floor stops starts, not recoveries).
     let expected = |floor: &str| -> BTreeMap<String, Vec<(NaiveDate, NaiveDate)>> {
-        days_by_prefecture(
-            &db,
-            &format!(
-                "WITH daily AS (
-                    SELECT prefecture, activity_date AS day, SUM(active_users)::DOUBLE AS v
-                    FROM mart.daily_active_users GROUP BY 1, 2)
-                 SELECT d.prefecture, strftime(d.day, '%Y-%m-%d')
-                 FROM daily d JOIN daily p ON p.prefecture = d.prefecture AND p.day = d.day - 1
-                 WHERE d.day {window} AND (d.v - p.v) / p.v * 100 <= -15 {floor}
-                 ORDER BY 1, 2"
-            ),
-        )
-        .into_iter()
-        .map(|(p, days)| (p, common::spans(&days)))
-        .collect()
+        let conn = common::read_only_duckdb(&db);
+        let sql = format!(
+            "WITH daily AS (
+                SELECT prefecture, activity_date AS day, SUM(active_users)::DOUBLE AS v
+                FROM mart.daily_active_users GROUP BY 1, 2)
+             SELECT d.prefecture, strftime(d.day, '%Y-%m-%d'),
+                    (d.v - p.v) / p.v * 100 <= -15, {floor}
+             FROM daily d JOIN daily p ON p.prefecture = d.prefecture AND p.day = d.day - 1
+             WHERE d.day {window} ORDER BY 1, 2"
+        );
+        let mut statement = conn.prepare(&sql).unwrap();
+        let rows: Vec<(String, String, bool, bool)> = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut spans: BTreeMap<String, Vec<(NaiveDate, NaiveDate)>> = BTreeMap::new();
+        let mut firing: BTreeMap<String, NaiveDate> = BTreeMap::new();
+        let mut last: BTreeMap<String, NaiveDate> = BTreeMap::new();
+        for (prefecture, day, holds, big) in rows {
+            let day: NaiveDate = day.parse().unwrap();
+            match firing.get(&prefecture).copied() {
+                None if holds && big => {
+                    firing.insert(prefecture.clone(), day);
+                }
+                Some(since) if !holds => {
+                    let until = last[&prefecture];
+                    spans
+                        .entry(prefecture.clone())
+                        .or_default()
+                        .push((since, until));
+                    firing.remove(&prefecture);
+                }
+                _ => {}
+            }
+            last.insert(prefecture, day);
+        }
+        for (prefecture, since) in firing {
+            spans
+                .entry(prefecture.clone())
+                .or_default()
+                .push((since, last[&prefecture]));
+        }
+        spans
     };
-    let without = expected("");
-    let with = expected("AND greatest(d.v, p.v) >= 6000 AND abs(d.v - p.v) >= 3000");
+    let without = expected("true");
+    let with = expected("greatest(d.v, p.v) >= 6000 AND abs(d.v - p.v) >= 3000");
     assert_eq!(firing_spans(&unfloored), without);
     assert_eq!(firing_spans(&floored), with);
     // The floor matters here: small prefectures fire without it, and none with it.

@@ -255,7 +255,7 @@ fn a_spec_that_is_not_utf8_is_that_files_error_and_the_others_load() {
 
 fixture_test!(
     alert_problems,
-    12,
+    13,
     [
         "alert_problems.toml:4:8: error: `signups drop` cannot be an alert name",
         "an alert has one condition; `above` and `below` are both set",
@@ -270,6 +270,7 @@ fixture_test!(
         "`recover = 80` is past the firing threshold",
         "`ignore` is not a valid `alert[3].on_no_data`",
         "`min_value = -5` is below 0",
-        "`min_change` only goes with `change`"
+        "`min_change` only goes with `change`",
+        "`min_value` only goes with `above`, `change` or `band`"
     ]
 );

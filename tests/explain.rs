@@ -163,8 +163,7 @@ async fn a_ratios_change_splits_into_rate_and_mix_that_add_up_to_duckdbs_own() {
         .sum();
     assert!((parts - change).abs() < 1e-9);
     assert!(members.len() >= 2, "{members:?}");
-    // Windows that overlap are refused, not explained; a total over windows of unequal
-    // length too (a ratio may compare them).
+    // Windows that overlap are refused, not explained.
     assert!(explain_sql(warehouse.dialect(), metric, &["subject"], &[], asked, asked).is_err());
     let longer = Window {
         start: day("2026-09-01"),
@@ -181,13 +180,25 @@ async fn a_ratios_change_splits_into_rate_and_mix_that_add_up_to_duckdbs_own() {
         )
         .is_ok()
     );
+    // A total over windows of different lengths (November against October) is explained
+    // as the post compares it: total against total, the parts adding up exactly.
     let sum = catalog.metric("active_users").unwrap();
-    assert!(matches!(
-        explain_sql(warehouse.dialect(), sum, &["role"], &[], asked, longer),
-        Err(kpibot::spec::explain_sql::ExplainSqlError::UnequalWindows(
-            ..
-        ))
-    ));
+    let (sql, params, _) =
+        explain_sql(warehouse.dialect(), sum, &["role"], &[], asked, longer).unwrap();
+    let job = QueryJob::new(std::time::Duration::from_secs(30));
+    let table = warehouse.query(&sql, &params, &job).await.unwrap();
+    let d = decompose_sum(&sum_members(&members_of(&table, &["role"]).unwrap()[0]));
+    let users = |w: Window| {
+        number(
+            &db,
+            &format!(
+                "SELECT SUM(active_users)::DOUBLE FROM mart.daily_active_users
+                 WHERE activity_date BETWEEN DATE '{}' AND DATE '{}'",
+                w.start, w.end
+            ),
+        )
+    };
+    assert!((d.change - (users(asked) - users(longer))).abs() < 1e-6);
 }
 
 /// The demo incident's days at [`common::fixed_now`]: Fukuoka's outage, 24 to 19 days
@@ -373,9 +384,9 @@ fn buttons(message: &serde_json::Value) -> Vec<String> {
 async fn why_is_offered_under_posts_and_answers_whose_metric_splits_and_that_compare() {
     let dir = tempfile::tempdir().unwrap();
     let reports = common::copy_reports(dir.path());
-    std::fs::write(
-        reports.join("users_weekly.toml"),
-        r##"title = "Active users this week"
+    let report = |headline: &str| {
+        format!(
+            r##"title = "Active users this week"
 description = "Active users per day, compared with the week before."
 owner = "#data-team"
 
@@ -392,13 +403,16 @@ period = "last 7 days"
 kind = "line"
 x = "period"
 y = "value"
+headline = "{headline}"
 
 [[schedule]]
 cron = "0 0 9 * * *"
 channel = "#data-team"
-"##,
-    )
-    .unwrap();
+"##
+        )
+    };
+    std::fs::write(reports.join("users_weekly.toml"), report("total")).unwrap();
+    std::fs::write(reports.join("users_latest.toml"), report("last")).unwrap();
     let common::Demo {
         app,
         catalog,
@@ -422,9 +436,11 @@ channel = "#data-team"
                 .message
         }
     };
-    // A scheduled post on a metric that splits: Why?. On a running total (which does not
-    // split into members' parts) or hand-written SQL: no button that could only fail.
+    // A scheduled post on a metric that splits, headlining its window's total: Why?. One
+    // headlining its last day (Why? would explain another number), on a running total
+    // (which does not split into members' parts) or hand-written SQL: no button.
     assert!(buttons(&post("users_weekly").await).contains(&"kpi_why".to_string()));
+    assert!(!buttons(&post("users_latest").await).contains(&"kpi_why".to_string()));
     assert!(!buttons(&post("signups_month_to_date").await).contains(&"kpi_why".to_string()));
     assert!(!buttons(&post("daily_active_users").await).contains(&"kpi_why".to_string()));
     // An answer: a sum or a ratio that compares, yes; a distinct count or `compare none`, no.

@@ -1502,6 +1502,37 @@ async fn a_click_answer_whose_reply_was_lost_is_found_in_the_thread_not_posted_t
     assert!(audit.contains("\"outcome\":\"answered\""), "{audit}");
 }
 
+/// Why?: the explanation in the post's thread, naming who asked — once, even when Slack's
+/// answer to the post is lost (the thread is looked in, by the marker its small print
+/// carries, since replies come back without metadata).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn why_answers_in_the_thread_once_even_when_the_reply_is_lost() {
+    let bot = bot(&reports(), Duration::ZERO).await;
+    let (post, ts) = posted_answer(&bot, "active_users last 7 days", "U0ALICE").await;
+    let block_id = common::actions_block_id(&post);
+    bot.slack.fail_next(
+        "chat.postMessage",
+        [common::fake_slack::Fault::DropAfterProcessing],
+    );
+    let payload = common::block_actions_payload(
+        "U0BOB",
+        (SALES, "sales"),
+        (&post, &ts),
+        common::button_click("kpi_why", &block_id, "why"),
+    );
+    click(&bot, &payload).await;
+    wait_for("the click's audit line", Duration::from_secs(20), || {
+        std::fs::read_to_string(&bot.audit_log).is_ok_and(|a| a.contains("(click) kpi_why"))
+    })
+    .await;
+    let replies = thread_replies(&bot, &ts);
+    assert_eq!(replies.len(), 1, "posted exactly once");
+    let reply = &replies[0];
+    assert_eq!(reply["metadata"]["event_type"], "kpibot_explanation");
+    assert_eq!(first_context(reply), "why it changed, asked by <@U0BOB>");
+    assert!(!bot.slack.calls_of("conversations.replies").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_click_under_a_reply_answers_in_the_parents_thread() {
     let bot = bot(&reports(), Duration::ZERO).await;

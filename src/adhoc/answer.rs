@@ -185,7 +185,13 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
     }
     if query.why {
         let read_back = read_back_of(context, &query, &called, &spec);
-        return super::why::answer_why(context, query, spec, private, asker, &read_back).await;
+        let asked = super::why::Asked {
+            query,
+            spec,
+            gates,
+            private,
+        };
+        return super::why::answer_why(context, asked, asker, &read_back).await;
     }
     // Besides what the question names, every policy covering what the warehouse proves
     // the query reads (a metric on a view, a report through a table function).

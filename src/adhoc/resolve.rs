@@ -141,11 +141,26 @@ pub fn resolve_query(
     locale: Locale,
 ) -> Resolved {
     let mut query = query;
-    // Why a report changed is why its metric did, over the report's period and comparison.
+    // Why a report changed is why its metric did, over the report's period and comparison
+    // — still guarded by the report's own lists and policies, and private if it is.
+    let mut report_guard = None;
     if query.why
         && catalog.metric(&query.name).is_none()
         && let Some(report) = catalog.get(&query.name)
     {
+        if !viewer.sees_report(report) {
+            return Resolved::Reply(Reply::Unknown(reply::unknown_name(
+                viewer,
+                &query.name,
+                locale,
+            )));
+        }
+        if query.grain.is_some() || !query.filters.is_empty() {
+            return Resolved::Reply(Reply::NotAMetric {
+                report: report.id.clone(),
+            });
+        }
+        report_guard = Some((report_gates(catalog, report), report.access.restricted));
         let Some(metric) = &report.query.metric else {
             return Resolved::Reply(Reply::Mistake(tr_mrkdwn!(
                 locale,
@@ -196,7 +211,16 @@ pub fn resolve_query(
             locale,
         )));
     };
-    let private = query.private || spec.access.restricted;
+    let mut gates = gates;
+    let mut private = query.private || spec.access.restricted;
+    if let Some((report, restricted)) = report_guard {
+        for gate in report {
+            if !gates.contains(&gate) {
+                gates.push(gate);
+            }
+        }
+        private |= restricted;
+    }
     let mut spec = spec;
     if let Some(compare) = query.compare {
         spec.chart.compare = compare;

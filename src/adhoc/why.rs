@@ -6,7 +6,7 @@
 use chrono::SecondsFormat;
 
 use super::access::{
-    Asker, Decision, Viewer, base_columns, decide, metric_gates, with_proven_reads,
+    Asker, Decision, Gate, Viewer, base_columns, decide, metric_gates, with_proven_reads,
 };
 use super::answer::{Answer, Context};
 use super::grammar::Query;
@@ -27,10 +27,10 @@ use crate::warehouse::{QueryJob, Warehouse, WarehouseError};
 fn dimensions<'m>(
     context: &Context<'_>,
     metric: &'m MetricSpec,
-    query: &Query,
+    asked: &Asked,
     asker: &Asker,
-    private: bool,
 ) -> Vec<&'m str> {
+    let query = &asked.query;
     if let Some(by) = &query.by {
         return metric
             .dimensions
@@ -53,14 +53,14 @@ fn dimensions<'m>(
                 .any(|f| f.dimension == *d && f.values.len() == 1)
         })
         .collect();
-    if private {
+    if asked.private {
         return seen;
     }
     let in_channel: Vec<&str> = seen
         .iter()
         .copied()
         .filter(|d| {
-            let gates = gates_for(context, metric, query, &[d]);
+            let gates = gates_for(context, metric, asked, &[d]);
             matches!(
                 decide(&gates, asker, context.policy, false, ""),
                 Decision::Channel
@@ -74,17 +74,33 @@ fn dimensions<'m>(
     }
 }
 
-/// The gates of an explanation over `dimensions`: the metric's, its filters' and theirs.
+/// The gates of an explanation over `dimensions`: those the question resolved to (the
+/// metric's, its filters', a report's own), and each dimension's.
 fn gates_for(
     context: &Context<'_>,
     metric: &MetricSpec,
-    query: &Query,
+    asked: &Asked,
     dimensions: &[&str],
-) -> Vec<super::access::Gate> {
+) -> Vec<Gate> {
     let mut columns = base_columns(metric);
     columns.extend(dimensions.iter().copied());
-    columns.extend(query.filters.iter().map(|f| f.dimension.as_str()));
-    metric_gates(context.catalog, metric, &columns)
+    columns.extend(asked.query.filters.iter().map(|f| f.dimension.as_str()));
+    let mut gates = asked.gates.clone();
+    for gate in metric_gates(context.catalog, metric, &columns) {
+        if !gates.contains(&gate) {
+            gates.push(gate);
+        }
+    }
+    gates
+}
+
+/// A why question as resolved: the question, the metric's question as a report (its
+/// period and comparison), the gates it resolved to and whether it answers privately.
+pub struct Asked {
+    pub query: Query,
+    pub spec: ReportSpec,
+    pub gates: Vec<Gate>,
+    pub private: bool,
 }
 
 fn mistake(text: String) -> Answer {
@@ -95,25 +111,38 @@ fn mistake(text: String) -> Answer {
 /// its period and comparison).
 pub async fn answer_why(
     context: &Context<'_>,
-    query: Query,
-    spec: ReportSpec,
-    private: bool,
+    asked: Asked,
     asker: &Asker,
     read_back: &Mrkdwn,
 ) -> Answer {
     let locale = context.locale;
+    let (query, spec) = (&asked.query, &asked.spec);
     let name = query.name.as_str();
     let Some(metric) = context.catalog.metric(name) else {
         return mistake(tr_mrkdwn!(locale, "why-not-a-metric", name = name));
     };
-    let window = match window_for(&spec, None, context.now, &context.limits.window) {
+    // Who may not see the metric at all learns nothing more about it, not even why it
+    // cannot be explained.
+    if let Decision::Refused { owner } = decide(
+        &gates_for(context, metric, &asked, &[]),
+        asker,
+        context.policy,
+        asked.private,
+        &metric.owner,
+    ) {
+        return Answer::Text(Reply::Refused {
+            name: query.name.clone(),
+            owner,
+        });
+    }
+    let window = match window_for(spec, None, context.now, &context.limits.window) {
         Ok(window) => window,
         Err(error) => return mistake(error.mrkdwn(locale).into_string()),
     };
     let Some(compared) = comparison_window(window, spec.chart.compare) else {
         return mistake(tr_mrkdwn!(locale, "why-no-comparison", name = name));
     };
-    let dimensions = dimensions(context, metric, &query, asker, private);
+    let dimensions = dimensions(context, metric, &asked, asker);
     if dimensions.is_empty() {
         return mistake(tr_mrkdwn!(locale, "why-no-visible-dimension", name = name));
     }
@@ -147,11 +176,11 @@ pub async fn answer_why(
         Reads::nothing()
     };
     let gates = with_proven_reads(
-        gates_for(context, metric, &query, &dimensions),
+        gates_for(context, metric, &asked, &dimensions),
         context.catalog,
         &proven,
     );
-    let why_private = match decide(&gates, asker, context.policy, private, &metric.owner) {
+    let why_private = match decide(&gates, asker, context.policy, asked.private, &metric.owner) {
         Decision::Refused { owner } => {
             return Answer::Text(Reply::Refused {
                 name: query.name.clone(),
@@ -187,6 +216,7 @@ pub async fn answer_why(
         label: &spec.title,
         dimensions: &metric.dimensions,
         format: metric.format,
+        split: explanation.prepared.split,
         locale,
         timezone: context.timezone.name(),
     };

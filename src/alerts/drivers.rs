@@ -28,6 +28,8 @@ use crate::warehouse::{QueryJob, Trigger};
 
 /// Firing values of a split alert given their part in the drivers line.
 pub const DRIVER_VALUES_MAX: usize = 3;
+/// Longest the drivers query may take: the root is posted without the line past it.
+pub const DRIVERS_TIMEOUT_MS: u64 = 10_000;
 
 /// What an alert's root gains: the line and the button.
 pub(super) struct Drivers {
@@ -128,15 +130,27 @@ impl AlertRunner {
         let prepared = why::prepare(warehouse, metric, &dimensions, &filters, asked, compared)
             .inspect_err(|error| tracing::info!(alert = %alert.name, %error, "no drivers line"))
             .ok()?;
-        let job = QueryJob::new(self.config.query_timeout).for_report(&alert.name, Trigger::Alert);
+        // Within the alert's budget and row limit, and quick: the root waits for it.
+        let timeout = self
+            .config
+            .query_timeout
+            .min(std::time::Duration::from_millis(DRIVERS_TIMEOUT_MS));
+        let mut job = QueryJob::new(timeout).for_report(&alert.name, Trigger::Alert);
+        if let Some(max_rows) = self.config.limits.max_rows {
+            job = job.with_max_rows(max_rows);
+        }
         if catalog.has_policies() {
             let proven = prepared.reads(warehouse, &job).await;
             if !shown_here(&dimensions, &proven) {
                 return None;
             }
         }
+        let metered = self
+            .parts
+            .meter
+            .bill(warehouse, crate::budget::Payer::alert(&alert.name));
         let explanation = prepared
-            .run(warehouse, &job)
+            .run(&metered, &job)
             .await
             .inspect_err(
                 |error| tracing::warn!(alert = %alert.name, %error, "could not explain the firing"),
@@ -146,6 +160,7 @@ impl AlertRunner {
             label: &metric.label,
             dimensions: &metric.dimensions,
             format: metric.format,
+            split: explanation.prepared.split,
             locale: facts.locale,
             timezone: alert.timezone.name(),
         };

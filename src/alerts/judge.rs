@@ -173,7 +173,7 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
 }
 
 /// `seen` held to a volume floor: a value too small, or a change too small in units, does
-/// not fire, and a firing value below the floor counts as recovered.
+/// not start firing (its recovery is judged as it was).
 pub fn with_floor(seen: Seen, floor: &VolumeFloor) -> Seen {
     let Seen::Judged(mut judged) = seen else {
         return seen;
@@ -192,11 +192,10 @@ pub fn with_floor(seen: Seen, floor: &VolumeFloor) -> Seen {
         (Reference::Earlier { value: earlier, .. }, Some(min)) => (value - earlier).abs() < min,
         _ => false,
     };
-    // Too small to matter is not a concern at all: it does not fire, and a firing value
-    // that shrinks below the floor resolves.
+    // Too small to start firing. A value already firing stays so while its condition
+    // holds (it resolves when the condition recovers, not because it got small).
     if small || still {
         judged.holds = false;
-        judged.recovered = true;
     }
     Seen::Judged(judged)
 }

@@ -56,7 +56,9 @@ fn seconds(ts: &SlackTs) -> f64 {
 /// The (report, slot) a kpibot post's metadata names.
 pub(super) fn post_of(message: &SlackHistoryMessage) -> Option<(String, String)> {
     let metadata = message.content.metadata.as_ref()?;
-    if metadata.event_type != METADATA_EVENT_TYPE {
+    if metadata.event_type != METADATA_EVENT_TYPE
+        && metadata.event_type != crate::render::message::EXPLANATION_EVENT_TYPE
+    {
         return None;
     }
     let payload = metadata.event_payload.as_ref()?;

@@ -445,6 +445,13 @@ why-not-a-metric = `{ $name }` is a report without a catalog metric, so its chan
 why-cannot = `{ $name }` cannot be explained: { $why }
 why-no-visible-dimension = `{ $name }` has no dimension you may see here to explain its change by.
 why-no-comparison = `{ $name }` is asked with `compare none`: an explanation needs a window to compare with.
+why-error-not-additive = `{ $name }` is not a sum, a count, an average or a ratio of those over one table, so its change does not split into its members' parts
+why-error-no-dimensions = `{ $name }` has no dimension to split its change by
+why-error-overlapping = the two windows overlap ({ $asked } and { $compared }); compare with a window before it, e.g. `vs previous_period`
+why-error-no-denominator = { $window ->
+    [comparison] the ratio has no value in the comparison window (its denominator adds up to 0 there)
+   *[other] the ratio has no value in the asked window (its denominator adds up to 0 there)
+}
 why-driver = Driver: { $driver }
 action-why = Why?
 action-asked-why = why it changed, asked by { $user }

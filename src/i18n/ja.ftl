@@ -394,6 +394,13 @@ why-not-a-metric = `{ $name }` はカタログのメトリクスを持たない�
 why-cannot = `{ $name }` の変化は説明できません: { $why }
 why-no-visible-dimension = `{ $name }` には、ここであなたが見られる分割がないため、変化を説明できません。
 why-no-comparison = `{ $name }` は `比較 none` で聞かれています。説明には比較する期間が必要です。
+why-error-not-additive = `{ $name }` は1つのテーブルの合計・件数・平均・比率ではないため、変化を値ごとの寄与に分けられません
+why-error-no-dimensions = `{ $name }` には変化を分ける分割（ディメンション）がありません
+why-error-overlapping = 2つの期間（{ $asked } と { $compared }）が重なっています。`比較 previous_period` のように前の期間と比べてください
+why-error-no-denominator = { $window ->
+    [comparison] 比較期間では分母の合計が 0 のため、比率の値がありません
+   *[other] 指定期間では分母の合計が 0 のため、比率の値がありません
+}
 why-driver = 要因: { $driver }
 action-why = なぜ？
 action-asked-why = 変化の理由（{ $user } さんのリクエスト）

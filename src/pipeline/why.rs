@@ -6,10 +6,11 @@
 use crate::explain::{
     DecomposeError, Decomposition, decompose_ratio, decompose_sum, explanatory_power,
 };
-use crate::i18n::Locale;
+use crate::i18n::{self, Locale};
 use crate::spec::explain_sql::{ExplainSqlError, Split, explain_sql, members_of, sum_members};
 use crate::spec::metric::Filter;
 use crate::spec::{MetricSpec, Window};
+use crate::tr;
 use crate::warehouse::reads::Reads;
 use crate::warehouse::{Params, QueryJob, Warehouse, WarehouseError};
 
@@ -27,9 +28,26 @@ pub enum WhyError {
 impl WhyError {
     /// What went wrong, for the person who asked.
     pub fn text(&self, locale: Locale) -> String {
+        let window = |w: &Window| i18n::date_range(locale, w.start, w.end);
         match self {
             WhyError::Warehouse(error) => super::warehouse_failure(error, locale),
-            other => other.to_string(),
+            WhyError::Sql(ExplainSqlError::NotAdditive(name)) => {
+                tr!(locale, "why-error-not-additive", name = name.as_str())
+            }
+            WhyError::Sql(ExplainSqlError::NoDimensions(name)) => {
+                tr!(locale, "why-error-no-dimensions", name = name.as_str())
+            }
+            WhyError::Sql(ExplainSqlError::Overlapping(asked, compared)) => tr!(
+                locale,
+                "why-error-overlapping",
+                asked = window(asked),
+                compared = window(compared)
+            ),
+            WhyError::Decompose(DecomposeError::NoDenominator(which)) => {
+                tr!(locale, "why-error-no-denominator", window = *which)
+            }
+            // A bug in kpibot's own query: said as it is.
+            WhyError::Sql(other @ ExplainSqlError::MissingColumn(_)) => other.to_string(),
         }
     }
 }

@@ -13,9 +13,9 @@ use crate::explain::{Contribution, share_of_change};
 use crate::i18n::mrkdwn::{self, Mrkdwn};
 use crate::i18n::{self, Locale};
 use crate::render::format::{NumberStyle, truncate_chars};
-use crate::render::message::FILE_ID_PLACEHOLDER;
+use crate::render::message::{FILE_ID_PLACEHOLDER, post_marker};
 use crate::render::native::{
-    NATIVE_LABEL_MAX_CHARS, NATIVE_MAX_CATEGORIES, NATIVE_TITLE_MAX_CHARS,
+    NATIVE_LABEL_MAX_CHARS, NATIVE_MAX_CATEGORIES, NATIVE_TITLE_MAX_CHARS, number as native_number,
 };
 use crate::render::waterfall::{Step, Waterfall, render_waterfall_png};
 use crate::render::{RenderError, Rendered};
@@ -24,8 +24,7 @@ use crate::spec::explain_sql::Split;
 use crate::warehouse::{Cell, ColumnInfo, ColumnType, Table};
 use crate::{tr, tr_mrkdwn};
 
-/// `event_type` of every explanation message's metadata.
-pub const EXPLANATION_EVENT_TYPE: &str = "kpibot_explanation";
+pub use crate::render::message::EXPLANATION_EVENT_TYPE;
 /// Members of the best dimension named one by one; the rest are folded into one part.
 pub const MEMBERS_SHOWN: usize = 5;
 /// Other dimensions given a line each.
@@ -45,14 +44,21 @@ pub struct About<'a> {
     /// Dimension name → its label.
     pub dimensions: &'a BTreeMap<String, String>,
     pub format: NumberFormat,
+    /// A sum's parts or a ratio's.
+    pub split: Split,
     pub locale: Locale,
     pub timezone: &'a str,
 }
 
 impl About<'_> {
     fn style(&self) -> NumberStyle {
+        // A ratio's values and parts are fractions: whole numbers would print them as 0.
+        let format = match (self.format, self.split) {
+            (NumberFormat::Integer, Split::Ratio) => NumberFormat::Decimal,
+            (format, _) => format,
+        };
         NumberStyle {
-            format: self.format,
+            format,
             locale: self.locale,
             ..NumberStyle::integer()
         }
@@ -88,14 +94,11 @@ fn percent(share: f64) -> String {
 /// The members shown one by one (non-zero parts, largest first) and the rest folded.
 fn shown(explained: &Explained) -> (Vec<&Contribution>, Option<(usize, f64)>) {
     let members = &explained.decomposition.members;
-    let named: Vec<&Contribution> = members
-        .iter()
-        .filter(|m| m.change != 0.0)
-        .take(MEMBERS_SHOWN)
-        .collect();
+    let moved = |m: &&Contribution| !explained.decomposition.negligible(m.change);
+    let named: Vec<&Contribution> = members.iter().filter(moved).take(MEMBERS_SHOWN).collect();
     let rest = &members[named.len().min(members.len())..];
     let folded: f64 = rest.iter().map(|m| m.change).sum();
-    let others = rest.iter().filter(|m| m.change != 0.0).count();
+    let others = rest.iter().filter(moved).count();
     (named, (others > 0).then_some((others, folded)))
 }
 
@@ -179,7 +182,7 @@ pub fn render_explanation(
     let best = explanation
         .dimensions
         .first()
-        .filter(|d| d.decomposition.change != 0.0);
+        .filter(|d| !d.decomposition.negligible(d.decomposition.change));
     let mut steps = Vec::new();
     let mut fallback = headline.clone();
     match best {
@@ -256,7 +259,7 @@ pub fn render_explanation(
         .dimensions
         .iter()
         .skip(1)
-        .filter(|d| d.decomposition.change != 0.0)
+        .filter(|d| !d.decomposition.negligible(d.decomposition.change))
         .take(OTHER_DIMENSIONS_SHOWN)
         .filter_map(|d| {
             let top = d.decomposition.members.first()?;
@@ -285,7 +288,10 @@ pub fn render_explanation(
         Split::Sum => tr_mrkdwn!(locale, "why-how-sum"),
         Split::Ratio => tr_mrkdwn!(locale, "why-how-ratio"),
     };
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn::truncate(&how, SECTION_MAX_CHARS)}]}));
+    // Its block_id names the post, so a lost answer (a thread reply has no metadata in
+    // Slack's history) is found, not posted twice.
+    let report_id = format!("{}_why", prepared.metric);
+    blocks.push(json!({"type": "context", "block_id": post_marker(&report_id, &slot), "elements": [{"type": "mrkdwn", "text": mrkdwn::truncate(&how, SECTION_MAX_CHARS)}]}));
     if prepared.sql.chars().count() <= SQL_SHOWN_MAX_CHARS {
         blocks.push(section(&format!(
             "{}\n{}",
@@ -296,7 +302,7 @@ pub fn render_explanation(
     let mut message = json!({
         "text": mrkdwn::truncate(&format!("{} · {fallback}", mrkdwn::escape(&title)), TEXT_MAX_CHARS),
         "blocks": blocks,
-        "metadata": metadata(explanation, about),
+        "metadata": metadata(explanation, about, &report_id, &slot),
         "unfurl_links": false,
         "unfurl_media": false,
     });
@@ -311,7 +317,7 @@ pub fn render_explanation(
     }
     Ok(Rendered {
         // Its own files beside the metric's chart (`active_users_why.png`).
-        report_id: format!("{}_why", prepared.metric),
+        report_id,
         title,
         channel,
         slot,
@@ -349,17 +355,19 @@ fn native_bars(title: &str, steps: &[Step], locale: Locale) -> Option<Value> {
         .iter()
         .map(|s| truncate_chars(&s.label, NATIVE_LABEL_MAX_CHARS))
         .collect();
+    // Every label shown, each its own: else the picture (a refused block would switch
+    // Slack's own charts off for every post).
     let mut seen = std::collections::HashSet::new();
-    if !labels.iter().all(|l| seen.insert(l.as_str())) {
+    if !labels
+        .iter()
+        .all(|l| !l.trim().is_empty() && seen.insert(l.as_str()))
+    {
         return None;
     }
     let data: Option<Vec<Value>> = labels
         .iter()
         .zip(steps)
-        .map(|(label, s)| {
-            let value = serde_json::Number::from_f64(s.change)?;
-            Some(json!({"label": label, "value": value}))
-        })
+        .map(|(label, s)| Some(json!({"label": label, "value": native_number(s.change)?})))
         .collect();
     Some(json!({
         "type": "data_visualization",
@@ -374,7 +382,7 @@ fn native_bars(title: &str, steps: &[Step], locale: Locale) -> Option<Value> {
 
 /// The metadata: the metric, windows and best dimension, and each member shown with its
 /// part (and for a ratio its rate and mix), as numbers — flat, as Slack's payload wants.
-fn metadata(explanation: &Explanation, about: &About) -> Value {
+fn metadata(explanation: &Explanation, about: &About, report_id: &str, slot: &str) -> Value {
     let prepared = &explanation.prepared;
     let (before, after) = explanation.totals().unwrap_or((0.0, 0.0));
     // Slack's payload values are strings (slack-morphism's type says so too): numbers are
@@ -387,6 +395,8 @@ fn metadata(explanation: &Explanation, about: &About) -> Value {
         };
         payload.insert(key, Value::String(text));
     };
+    put("report_id".into(), json!(report_id));
+    put("slot".into(), json!(slot));
     put("metric".into(), json!(prepared.metric));
     put(
         "asked_start".into(),
@@ -412,6 +422,10 @@ fn metadata(explanation: &Explanation, about: &About) -> Value {
         for (i, m) in named.iter().enumerate() {
             let i = i + 1;
             put(format!("member_{i}"), json!(about.member(&m.member)));
+            if m.member.is_none() {
+                // The rows whose value is NULL, not a member named like the placeholder.
+                put(format!("member_{i}_null"), json!("true"));
+            }
             put(format!("change_{i}"), json!(m.change.to_string()));
             if let (Some(rate), Some(mix)) = (m.rate, m.mix) {
                 put(format!("rate_{i}"), json!(rate.to_string()));
@@ -465,5 +479,129 @@ fn csv(explanation: &Explanation) -> Table {
             .collect(),
         rows,
         bytes_processed: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::{RatioMember, SumMember, decompose_ratio, decompose_sum};
+    use crate::pipeline::why::{Explained, Prepared};
+    use crate::warehouse::Params;
+    use chrono::NaiveDate;
+
+    fn explanation(decomposition: crate::explain::Decomposition, split: Split) -> Explanation {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        Explanation {
+            prepared: Prepared {
+                metric: "m".into(),
+                dimensions: vec!["d".into()],
+                asked: crate::spec::Window {
+                    start: day(8),
+                    end: day(14),
+                },
+                compared: crate::spec::Window {
+                    start: day(1),
+                    end: day(7),
+                },
+                sql: "SELECT 1".into(),
+                params: Params::new(),
+                split,
+            },
+            dimensions: vec![Explained {
+                dimension: "d".into(),
+                power: 0.5,
+                decomposition,
+            }],
+            rows: 0,
+            bytes: None,
+        }
+    }
+
+    fn render(explanation: &Explanation, locale: Locale) -> Rendered {
+        let dimensions = BTreeMap::from([("d".to_string(), "D".to_string())]);
+        let about = About {
+            label: "M",
+            dimensions: &dimensions,
+            format: NumberFormat::Integer,
+            split: explanation.prepared.split,
+            locale,
+            timezone: "Asia/Tokyo",
+        };
+        render_explanation(explanation, &about, None, "2026-11-15T00:00:00Z".into()).unwrap()
+    }
+
+    fn texts(message: &Value) -> String {
+        message["blocks"].to_string()
+    }
+
+    /// The mrkdwn of every section and context (a chart's labels are plain text).
+    fn mrkdwn_of(message: &Value) -> String {
+        let mut out = Vec::new();
+        for block in message["blocks"].as_array().unwrap() {
+            out.extend(block["text"]["text"].as_str().map(str::to_string));
+            for element in block["elements"].as_array().into_iter().flatten() {
+                out.extend(element["text"].as_str().map(str::to_string));
+            }
+        }
+        out.join("\n")
+    }
+
+    #[test]
+    fn members_are_escaped_nulls_are_flagged_and_metadata_is_strings() {
+        let members = [
+            (Some("<!channel> *x* `y`"), 10.0, 2.0),
+            (None, 5.0, 6.0),
+            (Some(""), 3.0, 4.0),
+        ]
+        .map(|(member, before, after)| SumMember {
+            member: member.map(str::to_string),
+            before: Some(before),
+            after: Some(after),
+        });
+        for locale in [Locale::En, Locale::Ja] {
+            let rendered = render(&explanation(decompose_sum(&members), Split::Sum), locale);
+            let message = &rendered.message;
+            assert!(!mrkdwn_of(message).contains("<!channel>"), "{message}");
+            assert!(!message["text"].as_str().unwrap().contains("<!channel>"));
+            let payload = message["metadata"]["event_payload"].as_object().unwrap();
+            assert!(payload.values().all(Value::is_string), "{payload:?}");
+            assert_eq!(payload["member_2_null"], "true");
+            // An empty member's label cannot go in Slack's own chart: the picture instead.
+            assert!(!texts(message).contains("data_visualization"));
+        }
+    }
+
+    #[test]
+    fn a_ratios_parts_are_written_as_fractions_and_rounding_is_no_change() {
+        let ratio = |after: (f64, f64)| {
+            decompose_ratio(&[
+                RatioMember {
+                    member: Some("a".into()),
+                    before: Some((6.0, 10.0)),
+                    after: Some(after),
+                },
+                RatioMember {
+                    member: Some("b".into()),
+                    before: Some((2.0, 10.0)),
+                    after: Some((2.0, 10.0)),
+                },
+            ])
+            .unwrap()
+        };
+        let moved = render(&explanation(ratio((7.0, 10.0)), Split::Ratio), Locale::En);
+        let text = texts(&moved.message);
+        assert!(text.contains("+0.05"), "{text}");
+        assert!(text.contains("rate +0.05"), "{text}");
+        // 0.1 + 0.2 style noise is not a change to explain.
+        let mut still = ratio((6.0, 10.0));
+        still.after += 1e-17;
+        still.change = still.after - still.before;
+        let rendered = render(&explanation(still, Split::Ratio), Locale::En);
+        assert!(
+            texts(&rendered.message).contains("Nothing changed"),
+            "{}",
+            rendered.message
+        );
     }
 }

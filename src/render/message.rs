@@ -9,6 +9,10 @@ use crate::i18n::Locale;
 use crate::i18n::mrkdwn::{self, escape};
 use crate::tr_mrkdwn;
 
+/// `event_type` of an explanation's metadata (`/kpi why`): with `report_id` and `slot` in
+/// its payload too, so a lost answer is looked up like a report post.
+pub const EXPLANATION_EVENT_TYPE: &str = "kpibot_explanation";
+
 /// Slack's limit on a header block's text, in characters.
 pub const HEADER_MAX_CHARS: usize = 150;
 /// Slack's limit on a section field's text, in characters.

@@ -42,7 +42,7 @@ fn fitted_labels(labels: impl Iterator<Item = String>) -> Option<Vec<String>> {
 }
 
 /// A value as JSON: whole numbers without a fraction (`96722`, not `96722.0`).
-fn number(value: f64) -> Option<Number> {
+pub(crate) fn number(value: f64) -> Option<Number> {
     const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
     if value.fract() == 0.0 && value.abs() < EXACT_INTEGER_LIMIT {
         return Some(Number::from(value as i64));

@@ -379,6 +379,19 @@ impl Reader<'_> {
         };
         let min_value = bounded(self, "min_value");
         let min_change = bounded(self, "min_change");
+        // A floor on a value falling under a threshold (or a projection, or rows) would
+        // silence the worst cases: a value that falls furthest is the smallest.
+        if let (Some(Some(_)), Some(c)) = (&min_value, condition)
+            && !matches!(
+                c,
+                Condition::Above(_) | Condition::Change { .. } | Condition::Band { .. }
+            )
+        {
+            let span = Self::lookup(t, "min_value").map_or(t.anchor.clone(), |v| v.span());
+            self.error(span, "`min_value` only goes with `above`, `change` or `band`")
+                .hint = Some("a value falling under a threshold is smallest when it matters most; remove `min_value`".into());
+            return None;
+        }
         if let (Some(Some(_)), Some(c)) = (&min_change, condition)
             && !matches!(c, Condition::Change { .. })
         {

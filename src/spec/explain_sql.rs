@@ -34,10 +34,6 @@ pub enum ExplainSqlError {
     NoDimensions(String),
     #[error("the two windows overlap ({0} and {1}): a change is between separate windows")]
     Overlapping(Window, Window),
-    #[error(
-        "the two windows differ in length ({0} and {1}): a total over more days is not a change"
-    )]
-    UnequalWindows(Window, Window),
     #[error("the explanation's query returned no `{0}` column")]
     MissingColumn(&'static str),
 }
@@ -124,10 +120,8 @@ pub fn explain_sql(
     } else {
         Split::Sum
     };
-    // A ratio compares like with like over any lengths; a total does not.
-    if split == Split::Sum && asked.days() != compared.days() {
-        return Err(ExplainSqlError::UnequalWindows(asked, compared));
-    }
+    // Windows of different lengths (a month against the month before) are compared as the
+    // post compares them: total against total, and the parts still add up exactly.
     let sets: Vec<String> = (0..dimensions.len())
         .map(|i| format!("({AFTER_COLUMN}, d{i})"))
         .collect();

@@ -7,6 +7,7 @@
 pub mod calendar;
 mod readback;
 mod tokens;
+mod why;
 
 use super::grammar::{self, GrammarError, Query, Request};
 use crate::catalog::Catalog;
@@ -57,21 +58,26 @@ pub fn read(
     calendar: &Calendar,
     sees: &dyn Fn(EntryKind, &str) -> bool,
 ) -> Reading {
-    if let Some(rest) = why_question(text) {
-        let why = |(mut query, called): (Query, Called)| {
-            query.why = true;
-            (query, called)
-        };
-        return match read(catalog, rest, calendar, sees) {
-            Reading::Question { query, called } => {
-                let (query, called) = why((query, called));
-                Reading::Question { query, called }
-            }
-            Reading::Choose(readings) => Reading::Choose(readings.into_iter().map(why).collect()),
-            Reading::Command(_) => Reading::Mistake(GrammarError::new("grammar-why-usage")),
-            other => other,
-        };
+    let plain = read_plain(catalog, text, calendar, sees);
+    // A text that reads as it is (a name that happens to hold `なぜ`, `where reason = why`)
+    // is not asking why; one that does not may be.
+    if matches!(
+        plain,
+        Reading::Question { .. } | Reading::Choose(_) | Reading::Command(_)
+    ) || text.chars().count() > grammar::MAX_COMMAND_CHARS
+    {
+        return plain;
     }
+    why::read_why(text, &|t| read_plain(catalog, t, calendar, sees)).unwrap_or(plain)
+}
+
+/// [`read`] without asking why.
+fn read_plain(
+    catalog: &Catalog,
+    text: &str,
+    calendar: &Calendar,
+    sees: &dyn Fn(EntryKind, &str) -> bool,
+) -> Reading {
     let strict = grammar::parse(text);
     match &strict {
         Ok(Request::Query(query)) if is_entry(catalog, &query.name) => {
@@ -99,77 +105,6 @@ pub fn read(
         },
     }
 }
-
-/// Words that ask why, at the start (`why …`, `なぜ…`, `なんで…`, `どうして…`) or the end
-/// (`… why?`, `…はなぜ？`).
-const WHY_PREFIXES: [&str; 4] = ["why ", "なぜ", "なんで", "どうして"];
-const WHY_SUFFIXES: [&str; 3] = [" why", "はなぜ", "なぜ"];
-
-/// The question in a text that asks why it changed; `None` for any other text.
-fn why_question(text: &str) -> Option<&str> {
-    let trimmed = text.trim().trim_end_matches(['?', '？']).trim_end();
-    // What the change did is the question itself: `…が減った`, `did … drop`.
-    let without_verb = strip_end(trimmed, &WHY_FILLERS_AFTER);
-    let rest = match strip_start(trimmed, &WHY_PREFIXES) {
-        Some(rest) => strip_end(rest, &WHY_FILLERS_AFTER),
-        None => strip_end_once(without_verb, &WHY_SUFFIXES)?,
-    };
-    let mut rest = rest.trim().trim_start_matches(['、', ',']).trim();
-    if let Some(after) = strip_start(rest, &WHY_FILLERS_BEFORE) {
-        rest = after.trim_start();
-    }
-    (!rest.is_empty()).then_some(rest)
-}
-
-/// `text` without the first of `words` it starts with (ASCII case ignored).
-fn strip_start<'t>(text: &'t str, words: &[&str]) -> Option<&'t str> {
-    words.iter().find_map(|w| {
-        text.get(..w.len())
-            .filter(|h| h.eq_ignore_ascii_case(w))
-            .map(|_| &text[w.len()..])
-    })
-}
-
-/// `text` without the first of `words` it ends with (ASCII case ignored).
-fn strip_end_once<'t>(text: &'t str, words: &[&str]) -> Option<&'t str> {
-    words.iter().find_map(|w| {
-        let at = text.len().checked_sub(w.len())?;
-        text.get(at..)
-            .filter(|t| t.eq_ignore_ascii_case(w))
-            .map(|_| text[..at].trim_end())
-    })
-}
-
-fn strip_end<'t>(text: &'t str, words: &[&str]) -> &'t str {
-    strip_end_once(text, words).unwrap_or(text)
-}
-
-/// Words around a why question that say what the number did, not what it is.
-const WHY_FILLERS_BEFORE: [&str; 3] = ["did ", "is ", "are "];
-const WHY_FILLERS_AFTER: [&str; 22] = [
-    "が減った",
-    "は減った",
-    "減った",
-    "が増えた",
-    "は増えた",
-    "増えた",
-    "が下がった",
-    "下がった",
-    "が上がった",
-    "上がった",
-    "が落ちた",
-    "落ちた",
-    "が変わった",
-    "変わった",
-    " go down",
-    " go up",
-    " drop",
-    " fall",
-    " rise",
-    " change",
-    " down",
-    " up",
-];
 
 fn is_entry(catalog: &Catalog, name: &str) -> bool {
     catalog.metric(name).is_some() || catalog.get(name).is_some()
