@@ -478,3 +478,85 @@ channel = "#data-team"
             .contains(&"kpi_why".to_string())
     );
 }
+
+#[tokio::test]
+async fn why_about_a_report_keeps_the_reports_own_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = common::copy_reports(dir.path());
+    std::fs::write(
+        reports.join("exec_users.toml"),
+        r##"title = "Users for the executives"
+description = "Active users, for the executive channel only."
+owner = "#exec"
+
+[definition]
+source = "mart.daily_active_users"
+refreshed = "daily"
+purpose = "testing"
+
+[query]
+metric = "active_users"
+period = "last 7 days"
+
+[chart]
+kind = "line"
+x = "period"
+y = "value"
+headline = "total"
+
+[access]
+allowed_channels = ["#exec"]
+
+[[schedule]]
+cron = "0 0 9 * * *"
+channel = "#exec"
+"##,
+    )
+    .unwrap();
+    let common::Demo {
+        app,
+        catalog,
+        warehouse,
+        ..
+    } = common::demo(dir.path(), &reports).await;
+    assert!(catalog.get("exec_users").is_some());
+    let context = common::cli_context(
+        &app,
+        &catalog,
+        &*warehouse,
+        common::fixed_now(),
+        kpibot::i18n::Locale::En,
+    );
+    let ask = |text: &'static str, channel: &'static str| {
+        let context = &context;
+        async move { kpibot::adhoc::answer(context, text, &asker(channel)).await }
+    };
+    // The metric itself is open; the report on it is #exec's: asking why about the report
+    // elsewhere explains nothing, as asking for the report would.
+    assert!(matches!(
+        ask("active_users last 7 days", "general").await,
+        kpibot::adhoc::Answer::Chart { .. }
+    ));
+    for question in ["exec_users", "why exec_users"] {
+        let answer = ask(question, "general").await;
+        assert!(
+            matches!(
+                &answer,
+                kpibot::adhoc::Answer::Text(
+                    kpibot::adhoc::Reply::Refused { .. } | kpibot::adhoc::Reply::Unknown(_)
+                )
+            ),
+            "{question}: {answer:?}"
+        );
+    }
+    let (message, _) = explanation(&ask("why exec_users", "exec").await);
+    assert_eq!(
+        message["metadata"]["event_payload"]["metric"],
+        "active_users"
+    );
+    // A report takes a period only: the asker's own `where` is not silently dropped.
+    assert!(matches!(
+        ask("why exec_users where role=student", "exec").await,
+        kpibot::adhoc::Answer::Text(kpibot::adhoc::Reply::NotAMetric { .. })
+    ));
+}
