@@ -254,6 +254,18 @@ fn an_alert_fires_once_reminds_in_its_thread_and_resolves_by_editing_its_root() 
             .any(|b| b["type"] == "image"),
         "the edit keeps the chart"
     );
+    // And its drivers line and Why? button, as they were posted.
+    let drivers = |m: &Value| {
+        common::context_lines(m)
+            .into_iter()
+            .find(|l| l.starts_with("Driver: 福岡県"))
+    };
+    assert!(drivers(&root.body).is_some(), "{}", root.body);
+    assert_eq!(drivers(&edited.body), drivers(&root.body));
+    assert_eq!(
+        common::actions_block_id(&edited.body),
+        common::actions_block_id(&root.body)
+    );
     let (_, metrics) = bot.get("/metrics").unwrap();
     assert!(
         metrics.contains("kpibot_alert_firing_instances{alert=\"prefecture_drop\"} 0"),

@@ -19,7 +19,7 @@ use crate::i18n::mrkdwn;
 use crate::pipeline::comparison_window;
 use crate::pipeline::why::{self, Explanation};
 use crate::pipeline::why_message::{About, driver_line, member_share};
-use crate::render::actions::{Asked, why_block};
+use crate::render::actions::{ACTIONS_BLOCK_PREFIX, Asked, why_block};
 use crate::spec::alert::{Watch, as_filters};
 use crate::spec::explain_sql::explainable;
 use crate::spec::{AlertSpec, Compare, Window};
@@ -31,13 +31,43 @@ pub const DRIVER_VALUES_MAX: usize = 3;
 /// Longest the drivers query may take: the root is posted without the line past it.
 pub const DRIVERS_TIMEOUT_MS: u64 = 10_000;
 
-/// What an alert's root gains: the line and the button.
+/// The `block_id` of a root's drivers line, so its edit keeps it.
+pub const DRIVERS_BLOCK_ID: &str = "kpibot-drivers";
+
+/// What an alert's root gains: the line and the button, as blocks.
 pub(super) struct Drivers {
-    line: String,
+    line: Value,
     button: Option<Value>,
 }
 
 impl Drivers {
+    fn new(line: &str, button: Option<Value>) -> Self {
+        Self {
+            line: json!({"type": "context", "block_id": DRIVERS_BLOCK_ID, "elements": [{"type": "mrkdwn", "text": mrkdwn::truncate(line, 3000)}]}),
+            button,
+        }
+    }
+
+    /// Whether a posted block is a drivers line or its Why? button.
+    pub(super) fn is_one_of(block: &Value) -> bool {
+        block["block_id"] == DRIVERS_BLOCK_ID
+            || (block["type"] == "actions"
+                && block["block_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(ACTIONS_BLOCK_PREFIX)))
+    }
+
+    /// The drivers a posted root showed, from its blocks (picked by [`Self::is_one_of`]).
+    pub(super) fn from_blocks(blocks: Vec<Value>) -> Option<Self> {
+        let (lines, buttons): (Vec<Value>, Vec<Value>) = blocks
+            .into_iter()
+            .partition(|b| b["block_id"] == DRIVERS_BLOCK_ID);
+        Some(Self {
+            line: lines.into_iter().next()?,
+            button: buttons.into_iter().next(),
+        })
+    }
+
     /// Puts the line under the root's lead and the button above its small print.
     pub(super) fn add_to(&self, body: &mut Value) {
         let Some(blocks) = body["blocks"].as_array_mut() else {
@@ -47,10 +77,7 @@ impl Drivers {
             .iter()
             .position(|b| b["type"] == "section")
             .map_or(0, |at| at + 1);
-        blocks.insert(
-            lead,
-            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn::truncate(&self.line, 3000)}]}),
-        );
+        blocks.insert(lead, self.line.clone());
         if let Some(button) = &self.button {
             let at = blocks.len().saturating_sub(1);
             blocks.insert(at, button.clone());
@@ -184,10 +211,7 @@ impl AlertRunner {
                 .collect(),
             ..Asked::default()
         };
-        Some(Drivers {
-            line,
-            button: why_block(&asked, facts.locale),
-        })
+        Some(Drivers::new(&line, why_block(&asked, facts.locale)))
     }
 }
 

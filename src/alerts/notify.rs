@@ -224,33 +224,56 @@ impl Notifier {
         }
     }
 
-    /// The chart file a posted root shows, to keep it when the root is edited.
-    pub async fn chart_of(&self, channel: &str, ts: &str, marker: &Marker) -> Option<String> {
+    /// What a posted root shows that its edit keeps: the chart file, and the blocks
+    /// `keep` picks (its drivers line and Why? button), as JSON.
+    pub async fn root_parts(
+        &self,
+        channel: &str,
+        ts: &str,
+        marker: &Marker,
+        keep: impl Fn(&Value) -> bool,
+    ) -> (Option<String>, Vec<Value>) {
         match self {
             Notifier::Folder(folder) => {
                 let path = file_of(folder, marker).with_extension("png");
-                path.exists().then(|| path.display().to_string())
+                let chart = path.exists().then(|| path.display().to_string());
+                let posted: Option<Value> = std::fs::read(file_of(folder, marker))
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                let kept = posted
+                    .and_then(|m| m["blocks"].as_array().cloned())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|b| keep(b))
+                    .collect();
+                (chart, kept)
             }
             Notifier::Slack(slack) => {
                 let parent = SlackTs(ts.to_string());
-                let (messages, _) = slack
+                let Ok((messages, _)) = slack
                     .messages_page(channel, Some(&parent), (None, None), None, slack.deadline())
                     .await
-                    .ok()?;
-                let root = messages.into_iter().find(|m| m.origin.ts == parent)?;
-                root.content
-                    .blocks
-                    .iter()
-                    .flatten()
-                    .find_map(|block| match block {
-                        SlackBlock::Image(image) => match &image.image_url_or_file {
-                            SlackImageUrlOrFile::SlackFile {
-                                slack_file: SlackFileIdOrUrl::Id { id },
-                            } => Some(id.0.clone()),
-                            _ => None,
-                        },
+                else {
+                    return (None, Vec::new());
+                };
+                let Some(root) = messages.into_iter().find(|m| m.origin.ts == parent) else {
+                    return (None, Vec::new());
+                };
+                let blocks = root.content.blocks.iter().flatten();
+                let chart = blocks.clone().find_map(|block| match block {
+                    SlackBlock::Image(image) => match &image.image_url_or_file {
+                        SlackImageUrlOrFile::SlackFile {
+                            slack_file: SlackFileIdOrUrl::Id { id },
+                        } => Some(id.0.clone()),
                         _ => None,
-                    })
+                    },
+                    _ => None,
+                });
+                let kept = blocks
+                    .filter_map(|block| serde_json::to_value(block).ok())
+                    .filter(|b| keep(b))
+                    .collect();
+                (chart, kept)
             }
         }
     }

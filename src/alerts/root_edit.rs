@@ -51,10 +51,16 @@ impl AlertRunner {
             evaluated_at: root.evaluated_at,
             index: root.index,
         };
-        let chart = self
+        // The chart, the drivers line and the Why? button stay as they were posted.
+        let (chart, kept) = self
             .parts
             .notifier
-            .chart_of(channel, ts, &root_marker)
+            .root_parts(
+                channel,
+                ts,
+                &root_marker,
+                super::drivers::Drivers::is_one_of,
+            )
             .await;
         let title = facts.title;
         let root_facts = self.facts(
@@ -63,13 +69,16 @@ impl AlertRunner {
             style_of(catalog, alert, self.config.locale),
             root.evaluated_at,
         );
-        let body = resolved_root(
+        let mut body = resolved_root(
             facts,
             root_notice,
             &root_facts,
             &notice.still_firing,
             chart.as_deref(),
         );
+        if let Some(drivers) = super::drivers::Drivers::from_blocks(kept) {
+            drivers.add_to(&mut body);
+        }
         self.parts
             .notifier
             .update(channel, ts, &body, &root_marker)
