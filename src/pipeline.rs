@@ -87,6 +87,7 @@ pub struct RunOutcome {
 
 pub mod pace;
 pub mod why;
+mod why_data;
 pub mod why_message;
 
 /// What went wrong at the warehouse, in words that fit the failure.

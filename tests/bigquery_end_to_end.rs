@@ -435,8 +435,7 @@ fn a_target_from_the_targets_table_paces_the_same_on_bigquery() {
 #[test]
 fn an_explanation_is_one_grouping_sets_query_and_the_same_on_bigquery() {
     let bq = OnBigQuery::new();
-    let window =
-        kpibot::warehouse::demo::incident_window(common::tokyo_yesterday(chrono::Utc::now()));
+    let window = common::incident_window(common::tokyo_yesterday(chrono::Utc::now()));
     let question = format!("why active_users {}..{}", window.start, window.end);
     let (ok, stdout, stderr) = bq.run(&["ask", &question], &reports_dir());
     assert!(ok, "{stdout}{stderr}");

@@ -156,8 +156,7 @@ async fn demo_writes_every_report_and_the_numbers_are_the_warehouse_numbers() {
     assert_eq!(message["metadata"]["event_type"], "kpibot_explanation");
     assert_eq!(payload["dimension"], "prefecture");
     assert_eq!(payload["member_1"], "福岡県");
-    let window =
-        kpibot::warehouse::demo::incident_window(common::tokyo_yesterday(common::fixed_now()));
+    let window = common::incident_window(common::tokyo_yesterday(common::fixed_now()));
     assert_eq!(payload["asked_start"], window.start.to_string());
     let rows = common::parse_csv(&std::fs::read_to_string(why("csv")).unwrap());
     let fukuoka = rows

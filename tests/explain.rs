@@ -204,11 +204,7 @@ async fn a_ratios_change_splits_into_rate_and_mix_that_add_up_to_duckdbs_own() {
 /// The demo incident's days at [`common::fixed_now`]: Fukuoka's outage, 24 to 19 days
 /// before the mart's last day.
 fn incident() -> (Window, Window) {
-    let end = common::tokyo_yesterday(common::fixed_now());
-    let asked = Window {
-        start: end - chrono::Days::new(24),
-        end: end - chrono::Days::new(19),
-    };
+    let asked = common::incident_window(common::tokyo_yesterday(common::fixed_now()));
     (asked, asked.previous())
 }
 

@@ -9,6 +9,7 @@
 pub use crate::catalog::access;
 pub mod answer;
 pub mod audit;
+pub mod context;
 pub mod deliver;
 pub mod grammar;
 pub mod history;

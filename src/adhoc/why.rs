@@ -8,10 +8,9 @@ use chrono::SecondsFormat;
 use super::access::{
     Asker, Decision, Gate, Viewer, base_columns, decide, metric_gates, with_proven_reads,
 };
-use super::answer::{Answer, Context};
+use super::context::{Answer, Context};
 use super::grammar::Query;
 use super::reply::Reply;
-use crate::budget::Payer;
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::pipeline::why::{self, WhyError};
 use crate::pipeline::why_message::{About, render_explanation};
@@ -190,13 +189,10 @@ pub async fn answer_why(
         Decision::Private { why } => Some(why.map(|m| Mrkdwn::formatted(m.mrkdwn(locale)))),
         Decision::Channel => None,
     };
-    let metered = context
-        .meter
-        .map(|meter| meter.bill(context.warehouse, Payer::person(&asker.user_id)));
-    let warehouse: &dyn Warehouse = match &metered {
-        Some(metered) => metered,
-        None => context.warehouse,
-    };
+    let metered = context.metered(asker);
+    let warehouse = metered
+        .as_ref()
+        .map_or(context.warehouse, |m| m as &dyn Warehouse);
     let explanation = match prepared.run(warehouse, &job).await {
         Ok(explanation) => explanation,
         Err(WhyError::Warehouse(WarehouseError::OverBudget(over))) => {

@@ -130,11 +130,8 @@ pub async fn demo(
         .is_some_and(crate::spec::explain_sql::explainable)
     {
         let through = crate::pipeline::today_in(app.timezone, now) - chrono::Days::new(1);
-        let window = crate::warehouse::demo::incident_window(through);
-        let text = format!(
-            "why {DEMO_EXPLAINED_METRIC} {}..{}",
-            window.start, window.end
-        );
+        let (first, last) = crate::warehouse::demo::incident_days(through);
+        let text = format!("why {DEMO_EXPLAINED_METRIC} {first}..{last}");
         let context = super::ask::operator_context(app, &catalog, warehouse.as_ref(), None, now);
         super::ask::answer_into(&context, &text, &delivery, out).await?;
     }

@@ -6,15 +6,14 @@
 use chrono::NaiveDate;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use tiny_skia::Pixmap;
 
 use super::backend::SkiaBackend;
+use super::canvas::{heading, white_canvas};
 use super::chart::{
     Area, CHART_WIDTH_PX, DOWN, GRID, INK, LABEL_SIZE_PX, MARGIN_PX, MUTED, PALETTE, RenderError,
     draw_err, font, over_white, runs, text, y_range,
 };
 use super::encode::encode_indexed_png;
-use super::fonts;
 use super::format::NumberStyle;
 use super::labels::{Rect, Segment, default_spot, place_label};
 
@@ -45,15 +44,10 @@ const PANEL_HEIGHT_PX: u32 = 420;
 const SINGLE_PANEL_HEIGHT_PX: u32 = 700;
 const PANEL_GAP_PX: i32 = 24;
 const PANEL_TITLE_SIZE_PX: u32 = 30;
-const TITLE_SIZE_PX: u32 = 44;
-const SUBTITLE_SIZE_PX: u32 = 26;
 const MARK_RADIUS_PX: u32 = 11;
 
 /// The chart as a PNG: one column for one panel, two for more.
 pub fn render_alert_png(chart: &AlertChart) -> Result<Vec<u8>, RenderError> {
-    if !fonts::register() {
-        return Err(RenderError::Font);
-    }
     let columns: u32 = if chart.panels.len() > 1 { 2 } else { 1 };
     let rows = (chart.panels.len() as u32).div_ceil(columns).max(1);
     let panel_height = if chart.panels.len() > 1 {
@@ -62,25 +56,10 @@ pub fn render_alert_png(chart: &AlertChart) -> Result<Vec<u8>, RenderError> {
         SINGLE_PANEL_HEIGHT_PX
     };
     let height = HEADER_PX as u32 + rows * panel_height + MARGIN_PX as u32 / 2;
-    let size = tiny_skia::IntSize::from_wh(CHART_WIDTH_PX, height)
-        .ok_or_else(|| RenderError::Draw("cannot size the canvas".into()))?;
-    let white = vec![u8::MAX; (CHART_WIDTH_PX * height * 4) as usize];
-    let mut pixmap = Pixmap::from_vec(white, size)
-        .ok_or_else(|| RenderError::Draw("cannot allocate the canvas".into()))?;
+    let mut pixmap = white_canvas(CHART_WIDTH_PX, height)?;
     {
         let root = SkiaBackend::new(&mut pixmap).into_drawing_area();
-        text(
-            &root,
-            chart.title,
-            (MARGIN_PX, 28),
-            font(TITLE_SIZE_PX).style(FontStyle::Bold).color(&INK),
-        )?;
-        text(
-            &root,
-            chart.subtitle,
-            (MARGIN_PX, 90),
-            font(SUBTITLE_SIZE_PX).color(&MUTED),
-        )?;
+        heading(&root, chart.title, chart.subtitle)?;
         let width = (CHART_WIDTH_PX as i32 - 2 * MARGIN_PX) / columns as i32;
         for (index, panel) in chart.panels.iter().enumerate() {
             let column = index as i32 % columns as i32;

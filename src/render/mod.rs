@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod alert_chart;
 pub mod backend;
+mod canvas;
 pub mod chart;
 pub mod data;
 pub mod encode;

@@ -13,7 +13,6 @@ use super::chart::{
     text_width,
 };
 use super::encode::encode_indexed_png;
-use super::fonts;
 use super::panels::{draw_card, draw_table};
 use crate::spec::ChartKind;
 
@@ -32,16 +31,7 @@ pub fn render_png(input: &ChartInput) -> Result<Vec<u8>, RenderError> {
 
 /// Renders the chart to pixels (RGBA, opaque).
 pub fn render_pixmap(input: &ChartInput) -> Result<Pixmap, RenderError> {
-    if !fonts::register() {
-        return Err(RenderError::Font);
-    }
-    // Allocated already white (premultiplied opaque white is all 0xFF): one pass over
-    // 5.8 MB instead of zeroing it and then filling it.
-    let size = tiny_skia::IntSize::from_wh(CHART_WIDTH_PX, CHART_HEIGHT_PX)
-        .ok_or_else(|| RenderError::Draw("cannot size the canvas".into()))?;
-    let white = vec![u8::MAX; CHART_WIDTH_PX as usize * CHART_HEIGHT_PX as usize * 4];
-    let mut pixmap = Pixmap::from_vec(white, size)
-        .ok_or_else(|| RenderError::Draw("cannot allocate the canvas".into()))?;
+    let mut pixmap = super::canvas::white_canvas(CHART_WIDTH_PX, CHART_HEIGHT_PX)?;
     {
         let root = SkiaBackend::new(&mut pixmap).into_drawing_area();
         draw_chart(&root, input)?;

@@ -4,22 +4,19 @@
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use tiny_skia::Pixmap;
 
 use super::backend::SkiaBackend;
+use super::canvas::{heading, white_canvas};
 use super::chart::{
     CHART_HEIGHT_PX, CHART_WIDTH_PX, DOWN, GRID, INK, LABEL_SIZE_PX, MARGIN_PX, MUTED, PALETTE,
     RenderError, UP, draw_err, font, text, y_range,
 };
 use super::encode::encode_indexed_png;
-use super::fonts;
 use super::format::{NumberStyle, truncate_chars};
 
 /// Longest bar label, in characters, before it is shortened with "…".
 const BAR_LABEL_MAX_CHARS: usize = 12;
 const HEADER_PX: i32 = 150;
-const TITLE_SIZE_PX: u32 = 44;
-const SUBTITLE_SIZE_PX: u32 = 26;
 /// Part of each slot a bar fills.
 const BAR_WIDTH_FRACTION: f64 = 0.64;
 
@@ -59,28 +56,10 @@ fn bars(chart: &Waterfall) -> Vec<Bar> {
 
 /// The waterfall as a PNG.
 pub fn render_waterfall_png(chart: &Waterfall) -> Result<Vec<u8>, RenderError> {
-    if !fonts::register() {
-        return Err(RenderError::Font);
-    }
-    let size = tiny_skia::IntSize::from_wh(CHART_WIDTH_PX, CHART_HEIGHT_PX)
-        .ok_or_else(|| RenderError::Draw("cannot size the canvas".into()))?;
-    let white = vec![u8::MAX; (CHART_WIDTH_PX * CHART_HEIGHT_PX * 4) as usize];
-    let mut pixmap = Pixmap::from_vec(white, size)
-        .ok_or_else(|| RenderError::Draw("cannot allocate the canvas".into()))?;
+    let mut pixmap = white_canvas(CHART_WIDTH_PX, CHART_HEIGHT_PX)?;
     {
         let root = SkiaBackend::new(&mut pixmap).into_drawing_area();
-        text(
-            &root,
-            chart.title,
-            (MARGIN_PX, 28),
-            font(TITLE_SIZE_PX).style(FontStyle::Bold).color(&INK),
-        )?;
-        text(
-            &root,
-            chart.subtitle,
-            (MARGIN_PX, 90),
-            font(SUBTITLE_SIZE_PX).color(&MUTED),
-        )?;
+        heading(&root, chart.title, chart.subtitle)?;
         let mut bars = bars(chart);
         // The axis spans the levels the walk passes through, not from zero: a change of 3 %
         // stays visible. The totals stand on the axis' floor, which is labelled.

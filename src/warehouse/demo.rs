@@ -18,13 +18,13 @@ pub const DEMO_MART_VERSION: i64 = 3;
 /// users fall to about a third from this many days before the mart's last day to that many.
 pub const INCIDENT_DAYS_BEFORE_END: (u64, u64) = (24, 19);
 
-/// The incident's days for a mart whose last day is `data_through`.
-pub fn incident_window(data_through: NaiveDate) -> crate::spec::Window {
+/// The incident's first and last day for a mart whose last day is `data_through`.
+pub fn incident_days(data_through: NaiveDate) -> (NaiveDate, NaiveDate) {
     let (from, to) = INCIDENT_DAYS_BEFORE_END;
-    crate::spec::Window {
-        start: data_through - chrono::Days::new(from),
-        end: data_through - chrono::Days::new(to),
-    }
+    (
+        data_through - chrono::Days::new(from),
+        data_through - chrono::Days::new(to),
+    )
 }
 
 #[derive(Debug, thiserror::Error)]

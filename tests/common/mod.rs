@@ -396,3 +396,10 @@ pub fn target_of(payload: &serde_json::Value) -> serde_json::Value {
         serde_json::Value::Object(target)
     }
 }
+
+/// The demo incident's days (Fukuoka's outage) as a window, for a mart whose last day is
+/// `data_through`.
+pub fn incident_window(data_through: chrono::NaiveDate) -> kpibot::spec::Window {
+    let (start, end) = kpibot::warehouse::demo::incident_days(data_through);
+    kpibot::spec::Window { start, end }
+}
