@@ -466,7 +466,8 @@ pub async fn run(
     let mut actions = options.actions.clone().unwrap_or_else(|| Actions {
         asked: Asked::report(&spec.id, options.period.unwrap_or(spec.query.period)),
         dimensions: Vec::new(),
-        why: spec.query.metric.as_ref().is_some_and(|m| m.explainable),
+        why: spec.query.metric.as_ref().is_some_and(|m| m.explainable)
+            || spec.chart.metric.as_ref().is_some_and(|m| m.explainable),
     });
     // Why? explains the headline's window against its comparison: only where the two are
     // separate windows and the headline is the window's (not its last day's).

@@ -439,6 +439,8 @@ channel = "#data-team"
     assert!(!buttons(&post("users_latest").await).contains(&"kpi_why".to_string()));
     assert!(!buttons(&post("signups_month_to_date").await).contains(&"kpi_why".to_string()));
     assert!(!buttons(&post("daily_active_users").await).contains(&"kpi_why".to_string()));
+    // A report in SQL that names the metric its headline is (`[chart] metric`): Why?.
+    assert!(buttons(&post("signups_by_channel").await).contains(&"kpi_why".to_string()));
     // An answer: a sum or a ratio that compares, yes; a distinct count or `compare none`, no.
     let context = common::cli_context(&app, &catalog, &*warehouse, now, kpibot::i18n::Locale::En);
     let answer = |text: &str| {
@@ -555,4 +557,59 @@ channel = "#exec"
         ask("why exec_users where role=student", "exec").await,
         kpibot::adhoc::Answer::Text(kpibot::adhoc::Reply::NotAMetric { .. })
     ));
+}
+
+#[test]
+fn a_headline_metric_must_exist_and_split_into_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = common::copy_reports(dir.path());
+    let sql_report = |metric: &str| {
+        format!(
+            r##"title = "Sign-ups, {metric}"
+description = "d"
+owner = "#growth"
+
+[definition]
+source = "mart.daily_signups"
+refreshed = "daily"
+purpose = "testing"
+
+[query]
+sql = "SELECT signup_date AS day, SUM(signups) AS signups FROM mart.daily_signups WHERE signup_date BETWEEN @start_date AND @end_date GROUP BY 1"
+period = "last 14 days"
+
+[chart]
+kind = "line"
+x = "day"
+y = "signups"
+headline = "total"
+metric = "{metric}"
+"##
+        )
+    };
+    std::fs::write(reports.join("typo.toml"), sql_report("signup")).unwrap();
+    std::fs::write(reports.join("running.toml"), sql_report("signups_mtd")).unwrap();
+    let files = kpibot::spec::load_dir(
+        &reports,
+        &kpibot::spec::SpecDefaults::duckdb(chrono_tz::Asia::Tokyo),
+    )
+    .unwrap();
+    let rendered = |name: &str| {
+        files
+            .iter()
+            .find(|f| f.path.ends_with(name))
+            .unwrap()
+            .render_diagnostics()
+    };
+    let typo = rendered("typo.toml");
+    assert!(
+        typo.contains("typo.toml:19:10: error: no metric is named `signup`")
+            && typo.contains("did you mean `signups`?"),
+        "{typo}"
+    );
+    let running = rendered("running.toml");
+    assert!(
+        running.contains("running.toml:19:10: error: metric `signups_mtd` does not split"),
+        "{running}"
+    );
 }

@@ -44,9 +44,18 @@ async fn demo_messages(dir: &std::path::Path) -> Vec<(String, String)> {
 async fn every_example_reports_message_is_snapshotted() {
     let dir = tempfile::tempdir().unwrap();
     let messages = demo_messages(dir.path()).await;
-    assert_eq!(messages.len(), 10, "one message per example report");
+    assert_eq!(
+        messages.len(),
+        11,
+        "one message per example report, and the demo incident's explanation"
+    );
     for (report, json) in messages {
-        assert!(json.contains("\"kpibot_report\""), "{report}: no metadata");
+        let event_type = if report.ends_with("_why") {
+            "\"kpibot_explanation\""
+        } else {
+            "\"kpibot_report\""
+        };
+        assert!(json.contains(event_type), "{report}: no metadata");
         insta::assert_snapshot!(format!("message_{report}"), json);
     }
 }
@@ -212,6 +221,12 @@ async fn a_stacked_bar_keeps_its_picture_unless_the_author_opts_into_slacks_grou
     let reports = dir.path().join("reports");
     std::fs::create_dir(&reports).unwrap();
     std::fs::write(reports.join("signups_by_channel.toml"), &stacked).unwrap();
+    // Its headline names the catalog metric `signups`: the catalog comes along.
+    std::fs::copy(
+        common::repo_path("reports/metrics.toml"),
+        reports.join("metrics.toml"),
+    )
+    .unwrap();
     let opted_in = stacked.replace(
         "kind = \"stacked_bar\"\n",
         "kind = \"stacked_bar\"\nslack_chart = \"native\"\n",

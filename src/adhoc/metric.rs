@@ -171,6 +171,7 @@ pub fn metric_report(
             max_rows: 20,
             higher_is_better: true,
             slack_chart: SlackChart::Native,
+            metric: None,
         },
         schedules: Vec::new(),
         freshness: None,

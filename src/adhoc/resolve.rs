@@ -161,19 +161,24 @@ pub fn resolve_query(
             });
         }
         report_guard = Some((report_gates(catalog, report), report.access.restricted));
-        let Some(metric) = &report.query.metric else {
-            return Resolved::Reply(Reply::Mistake(tr_mrkdwn!(
-                locale,
-                "why-not-a-metric",
-                name = report.id.as_str()
-            )));
+        // The metric it is on, filtered as it is; or the one its headline names.
+        let (name, filters) = match (&report.query.metric, &report.chart.metric) {
+            (Some(metric), _) => (metric.name.clone(), metric.filters.clone()),
+            (None, Some(headline)) => (headline.name.clone(), Vec::new()),
+            (None, None) => {
+                return Resolved::Reply(Reply::Mistake(tr_mrkdwn!(
+                    locale,
+                    "why-not-a-metric",
+                    name = report.id.as_str()
+                )));
+            }
         };
         query = Query {
-            name: metric.name.clone(),
+            name,
             period: query.period.or(Some(report.query.period)),
             compare: query.compare.or(Some(report.chart.compare)),
             by: query.by.clone(),
-            filters: metric.filters.clone(),
+            filters,
             ..query
         };
     }

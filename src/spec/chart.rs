@@ -111,6 +111,18 @@ pub struct ChartSpec {
     /// PNG. Unset, a `stacked_bar` is the PNG (Slack's bars are grouped, without the
     /// stack's total) and every other kind native.
     pub slack_chart: SlackChart,
+    /// The catalog metric the headline is, for a report written in SQL (`metric =
+    /// "signups"`): its posts offer Why?, explaining that metric over the same windows.
+    pub metric: Option<HeadlineMetric>,
+}
+
+/// `[chart] metric = …`: which catalog metric the headline is.
+#[derive(Debug, Clone)]
+pub struct HeadlineMetric {
+    pub name: String,
+    pub span: std::ops::Range<usize>,
+    /// Its change splits into members' parts (set when linked).
+    pub explainable: bool,
 }
 
 /// How a chart goes to Slack.
@@ -218,7 +230,7 @@ pub struct Column {
     pub span: Range<usize>,
 }
 
-const CHART_KEYS: [&str; 15] = [
+const CHART_KEYS: [&str; 16] = [
     "kind",
     "x",
     "y",
@@ -234,6 +246,7 @@ const CHART_KEYS: [&str; 15] = [
     "max_rows",
     "higher_is_better",
     "slack_chart",
+    "metric",
 ];
 
 /// Rows a `table` chart shows unless `max_rows` says otherwise.
@@ -320,6 +333,11 @@ impl Reader<'_> {
         let max_rows = self
             .whole_number(t, "max_rows", 1..=100, "a whole number from 1 to 100")
             .map(|n| n.map_or(DEFAULT_TABLE_ROWS, |n| n as usize));
+        let metric = self.string(t, "metric", false).map(|name| HeadlineMetric {
+            span: name.span(),
+            name: name.into_inner(),
+            explainable: false,
+        });
         if !series_ok {
             return None;
         }
@@ -342,6 +360,7 @@ impl Reader<'_> {
             max_rows: max_rows?,
             higher_is_better: higher_is_better?,
             slack_chart: slack_chart?,
+            metric,
         })
     }
 }

@@ -27,6 +27,46 @@ pub fn link_metric_reports(files: &mut [LoadedFile], dialect: Dialect) {
         let Some(spec) = file.spec.as_mut() else {
             continue;
         };
+        // A report in SQL naming the metric its headline is: the metric must exist and
+        // split into parts, or its posts would offer a Why? that could only fail.
+        if let Some(headline) = spec.chart.metric.as_mut() {
+            let problem = match metrics.get(&headline.name) {
+                Some(metric) if super::explain_sql::explainable(metric) => {
+                    headline.explainable = true;
+                    None
+                }
+                Some(_) => Some(
+                    Diagnostic::new(
+                        &file.path,
+                        headline.span.clone(),
+                        format!(
+                            "metric `{}` does not split into its members' parts (a running total, a derived metric, a distinct count, or no dimension), so a post cannot explain it",
+                            headline.name
+                        ),
+                    )
+                    .with_hint("name a sum, count, average or ratio over one table, or remove `metric`"),
+                ),
+                None => Some(
+                    Diagnostic::new(
+                        &file.path,
+                        headline.span.clone(),
+                        format!("no metric is named `{}`", headline.name),
+                    )
+                    .maybe_hint(
+                        super::diagnostic::closest(
+                            &headline.name,
+                            metrics.keys().map(String::as_str),
+                        )
+                        .map(|c| format!("did you mean `{c}`?")),
+                    ),
+                ),
+            };
+            if let Some(problem) = problem {
+                file.diagnostics.push(problem);
+                file.spec = None;
+                continue;
+            }
+        }
         let Some(asked) = spec.query.metric.clone() else {
             continue;
         };
