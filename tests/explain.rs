@@ -460,6 +460,12 @@ channel = "#data-team"
             .await
             .contains(&"kpi_why".to_string())
     );
+    // A report asked again offers it as its post does.
+    assert!(
+        answer("signups_by_channel")
+            .await
+            .contains(&"kpi_why".to_string())
+    );
     assert!(
         answer("minutes_per_submission last 7 days")
             .await
@@ -563,9 +569,9 @@ channel = "#exec"
 fn a_headline_metric_must_exist_and_split_into_parts() {
     let dir = tempfile::tempdir().unwrap();
     let reports = common::copy_reports(dir.path());
-    let sql_report = |metric: &str| {
+    let sql_report = |metric: &str, headline: &str| {
         format!(
-            r##"title = "Sign-ups, {metric}"
+            r##"title = "Sign-ups, {metric}, {headline}"
 description = "d"
 owner = "#growth"
 
@@ -582,13 +588,34 @@ period = "last 14 days"
 kind = "line"
 x = "day"
 y = "signups"
-headline = "total"
+headline = "{headline}"
 metric = "{metric}"
 "##
         )
     };
-    std::fs::write(reports.join("typo.toml"), sql_report("signup")).unwrap();
-    std::fs::write(reports.join("running.toml"), sql_report("signups_mtd")).unwrap();
+    for (file, metric, headline) in [
+        ("typo.toml", "signup", "total"),
+        ("running.toml", "signups_mtd", "total"),
+        ("ratio.toml", "minutes_per_submission", "total"),
+        ("latest.toml", "signups", "last"),
+        ("fine.toml", "signups", "total"),
+    ] {
+        std::fs::write(reports.join(file), sql_report(metric, headline)).unwrap();
+    }
+    // A report on a metric already names the one Why? explains.
+    let on_metric = sql_report("signups", "total").replace(
+        "sql = \"SELECT signup_date AS day, SUM(signups) AS signups FROM mart.daily_signups WHERE signup_date BETWEEN @start_date AND @end_date GROUP BY 1\"",
+        "metric = \"signups\"",
+    );
+    assert!(
+        on_metric.contains("[query]\nmetric = \"signups\""),
+        "{on_metric}"
+    );
+    std::fs::write(
+        reports.join("both.toml"),
+        on_metric.replace("Sign-ups, signups, total", "Sign-ups on the metric"),
+    )
+    .unwrap();
     let files = kpibot::spec::load_dir(
         &reports,
         &kpibot::spec::SpecDefaults::duckdb(chrono_tz::Asia::Tokyo),
@@ -607,9 +634,20 @@ metric = "{metric}"
             && typo.contains("did you mean `signups`?"),
         "{typo}"
     );
-    let running = rendered("running.toml");
-    assert!(
-        running.contains("running.toml:19:10: error: metric `signups_mtd` does not split"),
-        "{running}"
-    );
+    for (file, says) in [
+        ("running.toml", "metric `signups_mtd` is not a sum or count"),
+        (
+            "ratio.toml",
+            "metric `minutes_per_submission` is not a sum or count",
+        ),
+        ("latest.toml", "but `headline` is not `total`"),
+        (
+            "both.toml",
+            "`[chart] metric` is for a report written in SQL",
+        ),
+    ] {
+        let text = rendered(file);
+        assert!(text.contains(says), "{file}: {text}");
+    }
+    assert_eq!(rendered("fine.toml"), "");
 }

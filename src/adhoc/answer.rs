@@ -253,9 +253,15 @@ pub fn actions_for(
                 .collect()
         })
         .unwrap_or_default();
-    let why = metric.is_some_and(crate::spec::explain_sql::explainable)
-        && spec.chart.compare != crate::spec::Compare::None
-        && !dimensions.is_empty();
+    // A report asked again offers Why? as its scheduled post does (the metric it is on,
+    // or the one its headline totals); the pipeline keeps it only where it can answer.
+    let report_explains = catalog.get(&query.name).is_some_and(|r| {
+        r.query.metric.as_ref().is_some_and(|m| m.explainable)
+            || r.chart.metric.as_ref().is_some_and(|m| m.explainable)
+    });
+    let why = (metric.is_some_and(crate::spec::explain_sql::explainable) && !dimensions.is_empty()
+        || report_explains)
+        && spec.chart.compare != crate::spec::Compare::None;
     Actions {
         why,
         asked: Asked {

@@ -160,7 +160,11 @@ pub fn resolve_query(
                 report: report.id.clone(),
             });
         }
-        report_guard = Some((report_gates(catalog, report), report.access.restricted));
+        report_guard = Some((
+            report_gates(catalog, report),
+            report.access.restricted,
+            (report.timezone, report.query.week_start),
+        ));
         // The metric it is on, filtered as it is; or the one its headline names.
         let (name, filters) = match (&report.query.metric, &report.chart.metric) {
             (Some(metric), _) => (metric.name.clone(), metric.filters.clone()),
@@ -218,15 +222,18 @@ pub fn resolve_query(
     };
     let mut gates = gates;
     let mut private = query.private || spec.access.restricted;
-    if let Some((report, restricted)) = report_guard {
+    let mut spec = spec;
+    if let Some((report, restricted, (timezone, week_start))) = report_guard {
         for gate in report {
             if !gates.contains(&gate) {
                 gates.push(gate);
             }
         }
         private |= restricted;
+        // The report's own calendar: its windows are the ones its posts compare.
+        spec.timezone = timezone;
+        spec.query.week_start = week_start;
     }
-    let mut spec = spec;
     if let Some(compare) = query.compare {
         spec.chart.compare = compare;
     }

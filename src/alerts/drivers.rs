@@ -19,7 +19,7 @@ use crate::i18n::mrkdwn;
 use crate::pipeline::comparison_window;
 use crate::pipeline::why::{self, Explanation};
 use crate::pipeline::why_message::{About, driver_line, member_share};
-use crate::render::actions::{ACTIONS_BLOCK_PREFIX, Asked, why_block};
+use crate::render::actions::{ACTION_WHY, Asked, why_block};
 use crate::spec::alert::{Watch, as_filters};
 use crate::spec::explain_sql::explainable;
 use crate::spec::{AlertSpec, Compare, Window};
@@ -36,48 +36,57 @@ pub const DRIVERS_BLOCK_ID: &str = "kpibot-drivers";
 
 /// What an alert's root gains: the line and the button, as blocks.
 pub(super) struct Drivers {
-    line: Value,
+    line: Option<Value>,
     button: Option<Value>,
 }
 
 impl Drivers {
     fn new(line: &str, button: Option<Value>) -> Self {
         Self {
-            line: json!({"type": "context", "block_id": DRIVERS_BLOCK_ID, "elements": [{"type": "mrkdwn", "text": mrkdwn::truncate(line, 3000)}]}),
+            line: Some(
+                json!({"type": "context", "block_id": DRIVERS_BLOCK_ID, "elements": [{"type": "mrkdwn", "text": mrkdwn::truncate(line, 3000)}]}),
+            ),
             button,
         }
     }
 
+    fn is_why_button(block: &Value) -> bool {
+        block["type"] == "actions"
+            && block["elements"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["action_id"] == ACTION_WHY))
+    }
+
     /// Whether a posted block is a drivers line or its Why? button.
     pub(super) fn is_one_of(block: &Value) -> bool {
-        block["block_id"] == DRIVERS_BLOCK_ID
-            || (block["type"] == "actions"
-                && block["block_id"]
-                    .as_str()
-                    .is_some_and(|id| id.starts_with(ACTIONS_BLOCK_PREFIX)))
+        block["block_id"] == DRIVERS_BLOCK_ID || Self::is_why_button(block)
     }
 
-    /// The drivers a posted root showed, from its blocks (picked by [`Self::is_one_of`]).
+    /// The drivers a posted root showed, from its blocks (picked by [`Self::is_one_of`]);
+    /// `None` when it showed neither.
     pub(super) fn from_blocks(blocks: Vec<Value>) -> Option<Self> {
-        let (lines, buttons): (Vec<Value>, Vec<Value>) = blocks
-            .into_iter()
-            .partition(|b| b["block_id"] == DRIVERS_BLOCK_ID);
-        Some(Self {
-            line: lines.into_iter().next()?,
-            button: buttons.into_iter().next(),
-        })
+        let line = blocks
+            .iter()
+            .find(|b| b["block_id"] == DRIVERS_BLOCK_ID)
+            .cloned();
+        let button = blocks.iter().find(|b| Self::is_why_button(b)).cloned();
+        (line.is_some() || button.is_some()).then_some(Self { line, button })
     }
 
-    /// Puts the line under the root's lead and the button above its small print.
+    /// Puts the line above the root's chart (under its lead and values, however many
+    /// sections an edit put above them) and the button above its small print.
     pub(super) fn add_to(&self, body: &mut Value) {
         let Some(blocks) = body["blocks"].as_array_mut() else {
             return;
         };
-        let lead = blocks
-            .iter()
-            .position(|b| b["type"] == "section")
-            .map_or(0, |at| at + 1);
-        blocks.insert(lead, self.line.clone());
+        let small_print = blocks.len().saturating_sub(1);
+        if let Some(line) = &self.line {
+            let at = blocks
+                .iter()
+                .position(|b| b["type"] == "image")
+                .unwrap_or(small_print);
+            blocks.insert(at, line.clone());
+        }
         if let Some(button) = &self.button {
             let at = blocks.len().saturating_sub(1);
             blocks.insert(at, button.clone());
@@ -243,4 +252,81 @@ fn split_line(
         })
         .collect();
     (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(body: &Value) -> Vec<String> {
+        body["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                b["block_id"]
+                    .as_str()
+                    .filter(|id| *id == DRIVERS_BLOCK_ID)
+                    .map_or_else(|| b["type"].as_str().unwrap().to_string(), str::to_string)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_line_stays_above_the_chart_and_the_button_above_the_small_print() {
+        let asked = Asked {
+            name: "active_users".into(),
+            metric: true,
+            period: "2026-11-12..2026-11-12".into(),
+            ..Asked::default()
+        };
+        let button = why_block(&asked, crate::i18n::Locale::En);
+        let drivers = Drivers::new("Driver: 福岡県 -2,742, 81% of the drop", button.clone());
+        // A root, and its edit once part of it resolved (a section above the values).
+        let root = json!({"blocks": [{"type": "header"}, {"type": "section"}, {"type": "image"}, {"type": "context"}]});
+        let edited = json!({"blocks": [{"type": "header"}, {"type": "section"}, {"type": "section"}, {"type": "image"}, {"type": "context"}]});
+        for (mut body, expected) in [
+            (
+                root,
+                vec![
+                    "header",
+                    "section",
+                    DRIVERS_BLOCK_ID,
+                    "image",
+                    "actions",
+                    "context",
+                ],
+            ),
+            (
+                edited,
+                vec![
+                    "header",
+                    "section",
+                    "section",
+                    DRIVERS_BLOCK_ID,
+                    "image",
+                    "actions",
+                    "context",
+                ],
+            ),
+        ] {
+            drivers.add_to(&mut body);
+            assert_eq!(kinds(&body), expected);
+            // What an edit reads back keeps both, and only those.
+            let kept = body["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|b| Drivers::is_one_of(b))
+                .count();
+            assert_eq!(kept, 2);
+        }
+        // A root posted before the line had its block_id: its button is still kept.
+        let button_only = Drivers::from_blocks(vec![button.unwrap()]).unwrap();
+        assert!(button_only.line.is_none() && button_only.button.is_some());
+        assert!(Drivers::from_blocks(Vec::new()).is_none());
+        // Another actions block is not the Why? button.
+        let other = json!({"type": "actions", "block_id": "kpi:{}", "elements": [{"action_id": "kpi_refresh"}]});
+        assert!(!Drivers::is_one_of(&other));
+    }
 }

@@ -13,7 +13,8 @@ use crate::spec::AlertSpec;
 
 impl AlertRunner {
     /// Edits a firing's root once values under it resolved: rebuilt from the root's own
-    /// round, its chart kept, what resolved (and what still fires) said on top.
+    /// round, its chart, drivers line and Why? button kept, what resolved (and what still fires)
+    /// said on top.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn edit_root(
         &self,

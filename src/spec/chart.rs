@@ -111,8 +111,9 @@ pub struct ChartSpec {
     /// PNG. Unset, a `stacked_bar` is the PNG (Slack's bars are grouped, without the
     /// stack's total) and every other kind native.
     pub slack_chart: SlackChart,
-    /// The catalog metric the headline is, for a report written in SQL (`metric =
-    /// "signups"`): its posts offer Why?, explaining that metric over the same windows.
+    /// The catalog metric whose total the headline is, for a report written in SQL
+    /// (`metric = "signups"`, with `headline = "total"`): its posts offer Why? (where the
+    /// windows it compares are separate), explaining that metric over the same windows.
     pub metric: Option<HeadlineMetric>,
 }
 

@@ -1,7 +1,8 @@
 //! Reports on a catalog metric (`[query] metric = "signups_mtd"`): linked once every file
 //! is read — the metric found, `by` and `where` named as `/kpi` names them, the SQL
 //! generated as for a `/kpi` answer, and the metric's targets attached, so a morning post
-//! shows its pacing.
+//! shows its pacing. A report written in SQL naming the metric its total headline is
+//! (`[chart] metric`) is checked here too, so its posts can offer Why?.
 
 use std::collections::BTreeMap;
 
@@ -30,8 +31,34 @@ pub fn link_metric_reports(files: &mut [LoadedFile], dialect: Dialect) {
         // A report in SQL naming the metric its headline is: the metric must exist and
         // split into parts, or its posts would offer a Why? that could only fail.
         if let Some(headline) = spec.chart.metric.as_mut() {
+            let at = |message: String, hint: &str| {
+                Some(
+                    Diagnostic::new(&file.path, headline.span.clone(), message)
+                        .with_hint(hint.to_string()),
+                )
+            };
             let problem = match metrics.get(&headline.name) {
-                Some(metric) if super::explain_sql::explainable(metric) => {
+                _ if spec.query.metric.is_some() => at(
+                    "`[chart] metric` is for a report written in SQL; this one is on `[query] metric` already".into(),
+                    "remove `[chart] metric`: the report's own metric is the one Why? explains",
+                ),
+                _ if spec.chart.headline != super::Headline::Total => at(
+                    format!(
+                        "`metric = \"{}\"` names the metric the headline totals, but `headline` is not `total`",
+                        headline.name
+                    ),
+                    "set `headline = \"total\"` (Why? explains the window's total), or remove `metric`",
+                ),
+                Some(metric) if metric.access.has_lists() || metric.access.restricted => at(
+                    format!(
+                        "metric `{}` has access lists of its own; a post offering to explain it would reach past them",
+                        metric.name
+                    ),
+                    "lift the metric's lists to a policy on its table, or remove `metric`",
+                ),
+                Some(metric)
+                    if super::explain_sql::explainable(metric) && metric.is_additive() =>
+                {
                     headline.explainable = true;
                     None
                 }
@@ -40,11 +67,11 @@ pub fn link_metric_reports(files: &mut [LoadedFile], dialect: Dialect) {
                         &file.path,
                         headline.span.clone(),
                         format!(
-                            "metric `{}` does not split into its members' parts (a running total, a derived metric, a distinct count, or no dimension), so a post cannot explain it",
+                            "metric `{}` is not a sum or count that splits into its members' parts (a ratio or average, a running total, a derived metric, a distinct count, a min or max, or no dimension), so a post's total cannot be explained by it",
                             headline.name
                         ),
                     )
-                    .with_hint("name a sum, count, average or ratio over one table, or remove `metric`"),
+                    .with_hint("name a sum or count over one table, or remove `metric`"),
                 ),
                 None => Some(
                     Diagnostic::new(
