@@ -12,15 +12,14 @@ use super::why_data::shown;
 use crate::explain::{Contribution, share_of_change};
 use crate::i18n::mrkdwn::{self, Mrkdwn};
 use crate::i18n::{self, Locale};
+use crate::render::data::{ChartData, Series, XAxis};
 use crate::render::format::{NumberStyle, truncate_chars};
 use crate::render::message::{FILE_ID_PLACEHOLDER, post_marker};
-use crate::render::native::{
-    NATIVE_LABEL_MAX_CHARS, NATIVE_MAX_CATEGORIES, NATIVE_TITLE_MAX_CHARS, number as native_number,
-};
+use crate::render::native::chart_block;
 use crate::render::waterfall::{Step, Waterfall, render_waterfall_png};
 use crate::render::{RenderError, Rendered};
-use crate::spec::NumberFormat;
 use crate::spec::explain_sql::Split;
+use crate::spec::{ChartKind, NumberFormat};
 use crate::{tr, tr_mrkdwn};
 
 pub use crate::render::message::EXPLANATION_EVENT_TYPE;
@@ -291,38 +290,17 @@ fn section(text: &str) -> Value {
     json!({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn::truncate(text, SECTION_MAX_CHARS)}})
 }
 
-/// A `data_visualization` bar chart of the parts; `None` when they do not fit it.
+/// Slack's own bar chart of the parts, through the same rules as a report's; `None` when
+/// they do not fit it.
 fn native_bars(title: &str, steps: &[Step], locale: Locale) -> Option<Value> {
-    if steps.is_empty() || steps.len() > NATIVE_MAX_CATEGORIES {
-        return None;
-    }
-    let labels: Vec<String> = steps
-        .iter()
-        .map(|s| truncate_chars(&s.label, NATIVE_LABEL_MAX_CHARS))
-        .collect();
-    // Every label shown, each its own: else the picture (a refused block would switch
-    // Slack's own charts off for every post).
-    let mut seen = std::collections::HashSet::new();
-    if !labels
-        .iter()
-        .all(|l| !l.trim().is_empty() && seen.insert(l.as_str()))
-    {
-        return None;
-    }
-    let data: Option<Vec<Value>> = labels
-        .iter()
-        .zip(steps)
-        .map(|(label, s)| Some(json!({"label": label, "value": native_number(s.change)?})))
-        .collect();
-    Some(json!({
-        "type": "data_visualization",
-        "title": truncate_chars(title, NATIVE_TITLE_MAX_CHARS),
-        "chart": {
-            "type": "bar",
-            "series": [{"name": truncate_chars(&tr!(locale, "why-series"), NATIVE_LABEL_MAX_CHARS), "data": data?}],
-            "axis_config": {"categories": labels},
-        },
-    }))
+    let data = ChartData {
+        x: XAxis::Categories(steps.iter().map(|s| s.label.clone()).collect()),
+        series: vec![Series {
+            name: tr!(locale, "why-series"),
+            values: steps.iter().map(|s| Some(s.change)).collect(),
+        }],
+    };
+    chart_block(ChartKind::Bar, &data, title, locale)
 }
 
 #[cfg(test)]

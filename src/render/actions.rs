@@ -110,6 +110,10 @@ fn plain(text: impl Into<String>) -> Value {
     json!({"type": "plain_text", "text": text.into(), "emoji": true})
 }
 
+fn button(action_id: &str, text: String, value: &str) -> Value {
+    json!({"type": "button", "action_id": action_id, "text": plain(text), "value": value})
+}
+
 fn option(text: &str, value: &str) -> Value {
     json!({
         "text": plain(super::format::truncate_chars(text, OPTION_TEXT_MAX_CHARS)),
@@ -151,26 +155,19 @@ pub fn actions_block(actions: &Actions, locale: Locale) -> Option<Value> {
         }));
     }
     if actions.why {
-        elements.push(json!({
-            "type": "button",
-            "action_id": ACTION_WHY,
-            "text": plain(tr!(locale, "action-why")),
-            "value": "why",
-        }));
+        elements.push(button(ACTION_WHY, tr!(locale, "action-why"), "why"));
     }
-    elements.push(json!({
-        "type": "button",
-        "action_id": ACTION_REFRESH,
-        "text": plain(tr!(locale, "action-refresh")),
-        "value": "refresh",
-    }));
+    elements.push(button(
+        ACTION_REFRESH,
+        tr!(locale, "action-refresh"),
+        "refresh",
+    ));
     if asked.metric {
-        elements.push(json!({
-            "type": "button",
-            "action_id": ACTION_DEFINITION,
-            "text": plain(tr!(locale, "action-definition")),
-            "value": "definition",
-        }));
+        elements.push(button(
+            ACTION_DEFINITION,
+            tr!(locale, "action-definition"),
+            "definition",
+        ));
     } else {
         // A report's definition and its history, in the overflow menu (two items: older
         // clients want at least two).
@@ -192,12 +189,7 @@ pub fn why_block(asked: &Asked, locale: Locale) -> Option<Value> {
     Some(json!({
         "type": "actions",
         "block_id": asked.block_id()?,
-        "elements": [{
-            "type": "button",
-            "action_id": ACTION_WHY,
-            "text": plain(tr!(locale, "action-why")),
-            "value": "why",
-        }],
+        "elements": [button(ACTION_WHY, tr!(locale, "action-why"), "why")],
     }))
 }
 

@@ -8,12 +8,11 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::backend::SkiaBackend;
-use super::canvas::{heading, white_canvas};
+use super::canvas::{heading, png_of, white_canvas};
 use super::chart::{
     Area, CHART_WIDTH_PX, DOWN, GRID, INK, LABEL_SIZE_PX, MARGIN_PX, MUTED, PALETTE, RenderError,
     draw_err, font, over_white, runs, text, y_range,
 };
-use super::encode::encode_indexed_png;
 use super::format::NumberStyle;
 use super::labels::{Rect, Segment, default_spot, place_label};
 
@@ -77,11 +76,7 @@ pub fn render_alert_png(chart: &AlertChart) -> Result<Vec<u8>, RenderError> {
         }
         root.present().map_err(draw_err)?;
     }
-    Ok(encode_indexed_png(
-        pixmap.data(),
-        pixmap.width(),
-        pixmap.height(),
-    )?)
+    png_of(&pixmap)
 }
 
 fn draw_panel(area: &Area, panel: &AlertPanel, style: &NumberStyle) -> Result<(), RenderError> {

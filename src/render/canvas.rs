@@ -23,6 +23,15 @@ pub(super) fn white_canvas(width: u32, height: u32) -> Result<Pixmap, RenderErro
         .ok_or_else(|| RenderError::Draw("cannot allocate the canvas".into()))
 }
 
+/// The finished canvas as a PNG.
+pub(super) fn png_of(pixmap: &Pixmap) -> Result<Vec<u8>, RenderError> {
+    Ok(super::encode::encode_indexed_png(
+        pixmap.data(),
+        pixmap.width(),
+        pixmap.height(),
+    )?)
+}
+
 /// The title in bold and the subtitle under it, at the top left.
 pub(super) fn heading(root: &Area, title: &str, subtitle: &str) -> Result<(), RenderError> {
     text(

@@ -29,7 +29,9 @@ pub const DATA_TABLE_MAX_CHARS: usize = 10_000;
 /// Rows a `data_table` shows per page.
 pub const DATA_TABLE_PAGE_SIZE: u32 = 10;
 
-/// Labels shortened to `max` characters, or `None` when shortening would make two equal.
+/// Labels shortened to `max` characters, or `None` when shortening would make two equal
+/// or one is blank (Slack refuses an empty label, and a refused block turns its own charts
+/// off for every later post).
 fn fitted_labels(labels: impl Iterator<Item = String>) -> Option<Vec<String>> {
     let fitted: Vec<String> = labels
         .map(|l| truncate_chars(&l, NATIVE_LABEL_MAX_CHARS))
@@ -37,7 +39,7 @@ fn fitted_labels(labels: impl Iterator<Item = String>) -> Option<Vec<String>> {
     let mut seen = std::collections::HashSet::new();
     fitted
         .iter()
-        .all(|l| seen.insert(l.as_str()))
+        .all(|l| !l.trim().is_empty() && seen.insert(l.as_str()))
         .then_some(fitted)
 }
 

@@ -12,7 +12,6 @@ use super::chart::{
     MARGIN_PX, MUTED, PALETTE, RenderError, draw_bars, draw_err, draw_lines, font, text,
     text_width,
 };
-use super::encode::encode_indexed_png;
 use super::panels::{draw_card, draw_table};
 use crate::spec::ChartKind;
 
@@ -21,12 +20,7 @@ const SUBTITLE_SIZE_PX: u32 = 28;
 
 /// Renders the chart as a PNG.
 pub fn render_png(input: &ChartInput) -> Result<Vec<u8>, RenderError> {
-    let pixmap = render_pixmap(input)?;
-    Ok(encode_indexed_png(
-        pixmap.data(),
-        pixmap.width(),
-        pixmap.height(),
-    )?)
+    super::canvas::png_of(&render_pixmap(input)?)
 }
 
 /// Renders the chart to pixels (RGBA, opaque).

@@ -6,12 +6,11 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::backend::SkiaBackend;
-use super::canvas::{heading, white_canvas};
+use super::canvas::{heading, png_of, white_canvas};
 use super::chart::{
     CHART_HEIGHT_PX, CHART_WIDTH_PX, DOWN, GRID, INK, LABEL_SIZE_PX, MARGIN_PX, MUTED, PALETTE,
     RenderError, UP, draw_err, font, text, y_range,
 };
-use super::encode::encode_indexed_png;
 use super::format::{NumberStyle, truncate_chars};
 
 /// Longest bar label, in characters, before it is shortened with "…".
@@ -152,11 +151,7 @@ pub fn render_waterfall_png(chart: &Waterfall) -> Result<Vec<u8>, RenderError> {
         }
         root.present().map_err(draw_err)?;
     }
-    Ok(encode_indexed_png(
-        pixmap.data(),
-        pixmap.width(),
-        pixmap.height(),
-    )?)
+    png_of(&pixmap)
 }
 
 #[cfg(test)]
