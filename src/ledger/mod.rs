@@ -5,6 +5,7 @@
 //! One cohesive thing: every statement on the ledger's one table.
 
 pub mod alerts;
+pub mod follows;
 pub mod postgres;
 pub mod redact;
 pub mod spend;

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod alert_checks;
 mod alert_condition;
 pub mod alias;
+pub mod cadence;
 pub mod chart;
 pub mod dbt;
 mod dbt_json;
