@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod cli;
 pub mod deliver;
 pub mod explain;
+pub mod follow;
 pub mod i18n;
 pub mod ledger;
 pub mod metrics;

@@ -77,6 +77,44 @@ pub struct Settings {
     pub alerts: AlertsSettings,
     pub cost: CostSettings,
     pub dbt: DbtSettings,
+    pub follows: FollowSettings,
+}
+
+/// Slack's limit on blocks in one message; a digest shows two per question.
+pub const DIGEST_QUESTIONS_MAX: u32 = 24;
+
+/// Following questions from Slack (`/kpi follow`) and the digests they are delivered in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FollowSettings {
+    /// Questions one person may follow. Default 20; at most 24, as every question of a
+    /// digest takes two of the 50 blocks Slack allows in a message.
+    pub max_per_person: u32,
+    /// Questions one channel may follow. Default 20 (at most 24, likewise).
+    pub max_per_channel: u32,
+    /// Follows in all. Default 50000.
+    pub max_total: u32,
+    /// The time of day a follow is due when it does not say (`HH:MM`, the follower's own
+    /// Slack timezone). Default `09:00`.
+    pub default_time: String,
+    /// How long after its slot a digest missed while kpibot was down is still sent, in
+    /// minutes (only the newest missed one). Default 360.
+    pub catch_up_minutes: u32,
+    /// Digests one process prepares at once. Default 8.
+    pub max_concurrent_digests: usize,
+}
+
+impl Default for FollowSettings {
+    fn default() -> Self {
+        Self {
+            max_per_person: 20,
+            max_per_channel: 20,
+            max_total: 50_000,
+            default_time: "09:00".into(),
+            catch_up_minutes: 360,
+            max_concurrent_digests: 8,
+        }
+    }
 }
 
 /// dbt's artifacts: every metric of its semantic layer becomes a kpibot metric under its
@@ -531,6 +569,7 @@ impl Default for Settings {
             alerts: AlertsSettings::default(),
             cost: CostSettings::default(),
             dbt: DbtSettings::default(),
+            follows: FollowSettings::default(),
         }
     }
 }

@@ -15,7 +15,8 @@ const OTHER_VARIABLES: [&str; 2] = ["RUST_LOG", "GOOGLE_APPLICATION_CREDENTIALS"
 
 /// Every Slack Web API method kpibot calls, by slack-morphism's function name, with the
 /// bot scope it needs (`None`: no scope, or a token other than the bot's).
-const SLACK_METHODS: [(&str, &str, Option<&str>); 14] = [
+const SLACK_METHODS: [(&str, &str, Option<&str>); 15] = [
+    ("views_publish", "views.publish", None),
     ("chat_post_message", "chat.postMessage", Some("chat:write")),
     ("chat_update", "chat.update", Some("chat:write")),
     ("conversations_open", "conversations.open", Some("im:write")),
@@ -316,6 +317,28 @@ fn the_slack_manifests_match_the_route_and_cover_every_method_called() {
                 "{}: HTTP interactivity needs a request_url",
                 path.display()
             ),
+        }
+        // The Home tab: enabled, and its opening delivered (to the events route over HTTP).
+        assert_eq!(
+            doc["features"]["app_home"]["home_tab_enabled"].as_bool(),
+            Some(true),
+            "{}: the Home tab",
+            path.display()
+        );
+        let events = &doc["settings"]["event_subscriptions"];
+        assert!(
+            events["bot_events"]
+                .as_sequence()
+                .is_some_and(|e| e.iter().any(|e| e.as_str() == Some("app_home_opened"))),
+            "{}: app_home_opened",
+            path.display()
+        );
+        match events["request_url"].as_str() {
+            Some(url) => {
+                assert!(!socket);
+                assert!(url.ends_with(kpibot::adhoc::events::EVENTS_PATH), "{url}");
+            }
+            None => assert!(socket, "{}: HTTP events need a request_url", path.display()),
         }
     }
 }

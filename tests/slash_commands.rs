@@ -180,6 +180,7 @@ async fn bot_throttled(
         fiscal_year_start_month: 4,
         ledger: Some(ledger.clone()),
         meter: None,
+        follows: Default::default(),
     });
     let verifier = Arc::new(kpibot::slack::inbound::Verifier::new(SECRET));
     let app = kpibot::adhoc::slash::router(verifier.clone(), handler.clone())

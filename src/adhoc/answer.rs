@@ -9,6 +9,7 @@ use super::grammar::Query;
 use super::phrase::{Called, read_back_line};
 use super::reply::Reply;
 use super::resolve::{Resolved, resolve};
+use crate::budget::Payer;
 use crate::catalog::Catalog;
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::pipeline::{self, PipelineError, RunOptions};
@@ -80,6 +81,12 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
             .await;
             return Answer::Text(Reply::Catalog(text));
         }
+        Resolved::Follow(asked) => return super::follow::follow(context, *asked, asker).await,
+        Resolved::Following => return super::follow::following(context, asker).await,
+        Resolved::Unfollow { which } => {
+            let canonical = canonical_question(context, &which, asker);
+            return super::follow::unfollow(context, &which, canonical, asker).await;
+        }
         Resolved::Run {
             query,
             spec,
@@ -102,20 +109,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         };
         return super::why::answer_why(context, asked, asker, &read_back).await;
     }
-    // Besides what the question names, every policy covering what the warehouse proves
-    // the query reads (a metric on a view, a report through a table function).
-    let proven_options = RunOptions {
-        period: Some(spec.query.period),
-        params: params.clone(),
-        limits: context.limits,
-        ..RunOptions::new(context.now, context.timeout, context.trigger)
-    };
-    let proven = if context.catalog.has_policies() {
-        pipeline::reads(context.warehouse, &spec, &proven_options).await
-    } else {
-        crate::warehouse::reads::Reads::nothing()
-    };
-    let gates = with_proven_reads(gates, context.catalog, &proven);
+    let gates = proven_gates(context, &spec, &params, gates).await;
     let why_private = match decide(&gates, asker, context.policy, private, &spec.owner) {
         Decision::Refused { owner } => {
             return Answer::Text(Reply::Refused {
@@ -145,7 +139,55 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         ..RunOptions::new(context.now, context.timeout, context.trigger)
     };
     // Billed to the asker, inside the cache: an answer from the cache costs nothing.
-    let metered = context.metered(asker);
+    let payer = Payer::person(&asker.user_id);
+    let mut answer = run_answer(context, payer, &spec, &options, (query, &called)).await;
+    if let Answer::Chart {
+        ephemeral,
+        why_private: why,
+        ..
+    } = &mut answer
+    {
+        *ephemeral = why_private.is_some();
+        *why = why_private.flatten();
+    }
+    answer
+}
+
+/// Besides what the question names, every policy covering what the warehouse proves the
+/// query reads (a metric on a view, a report through a table function).
+async fn proven_gates(
+    context: &Context<'_>,
+    spec: &ReportSpec,
+    params: &crate::warehouse::Params,
+    gates: Vec<super::access::Gate>,
+) -> Vec<super::access::Gate> {
+    let options = RunOptions {
+        period: Some(spec.query.period),
+        params: params.clone(),
+        limits: context.limits,
+        ..RunOptions::new(context.now, context.timeout, context.trigger)
+    };
+    let proven = if context.catalog.has_policies() {
+        pipeline::reads(context.warehouse, spec, &options).await
+    } else {
+        crate::warehouse::reads::Reads::nothing()
+    };
+    with_proven_reads(gates, context.catalog, &proven)
+}
+
+/// Runs `spec` through the pipeline (through the cache, billed to `payer` where answers
+/// are metered) into an answer for everyone allowed to see it: the chart, headed by how
+/// the question was read, or the reply saying what went wrong.
+async fn run_answer(
+    context: &Context<'_>,
+    payer: Payer,
+    spec: &ReportSpec,
+    options: &RunOptions,
+    (query, called): (Query, &Called),
+) -> Answer {
+    let metered = context
+        .meter
+        .map(|meter| meter.bill(context.warehouse, payer));
     let warehouse = metered
         .as_ref()
         .map_or(context.warehouse, |m| m as &dyn Warehouse);
@@ -156,11 +198,11 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 cache,
                 fresh: context.fresh,
             };
-            pipeline::run(&cached, &spec, &options).await
+            pipeline::run(&cached, spec, options).await
         }
-        None => pipeline::run(warehouse, &spec, &options).await,
+        None => pipeline::run(warehouse, spec, options).await,
     };
-    let read_back = read_back_of(context, &query, &called, &spec);
+    let read_back = read_back_of(context, &query, called, spec);
     match result {
         Ok(mut outcome) => {
             outcome.rendered.context_under_title(&read_back);
@@ -171,8 +213,8 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
                 },
                 rows: outcome.table.rows.len(),
                 rendered: Box::new(outcome.rendered),
-                ephemeral: why_private.is_some(),
-                why_private: why_private.flatten(),
+                ephemeral: false,
+                why_private: None,
             }
         }
         // A window outside the limits is a mistake in the question, answered as one: the
@@ -187,7 +229,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         Err(error) => Answer::Text(Reply::Failed {
             name: query.name,
             error: error.mrkdwn(context.locale),
-            owner: spec.owner,
+            owner: spec.owner.clone(),
             timed_out: matches!(
                 error,
                 PipelineError::Warehouse {
@@ -281,3 +323,127 @@ pub fn actions_for(
         dimensions,
     }
 }
+
+/// A question as the strict grammar writes it, if `text` reads as one (what a follow
+/// keeps).
+fn canonical_question(context: &Context<'_>, text: &str, asker: &Asker) -> Option<String> {
+    let viewer = Viewer {
+        catalog: context.catalog,
+        asker,
+        policy: context.policy,
+    };
+    match super::resolve::resolve(
+        context.catalog,
+        text,
+        context.warehouse.dialect(),
+        context.timezone,
+        &context.calendar(),
+        &viewer,
+        context.locale,
+    ) {
+        Resolved::Run { mut query, .. } => {
+            query.private = false;
+            Some(super::phrase::command(&query))
+        }
+        _ => None,
+    }
+}
+
+/// A question answered once for everyone it is shared with (the digests of one slot):
+/// its gates with what the warehouse proves it reads, and the chart as run — without
+/// buttons, billed to the digests' own budget (`report` `digests`). Each person is then
+/// decided by [`Shared::answer_for`] with the same rule `/kpi` uses.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    name: String,
+    owner: String,
+    private: bool,
+    gates: Vec<super::access::Gate>,
+    locale: crate::i18n::Locale,
+    answer: Answer,
+}
+
+impl Shared {
+    /// The answer `asker` gets: refused, or the shared chart (to them only, when the
+    /// place they are in may not see it).
+    pub fn answer_for(&self, asker: &Asker, policy: AccessPolicy) -> Answer {
+        // A policy file that cannot be read: nothing is answered to anyone.
+        if matches!(self.answer, Answer::Text(Reply::PoliciesUnreadable)) {
+            return self.answer.clone();
+        }
+        match decide(&self.gates, asker, policy, self.private, &self.owner) {
+            Decision::Refused { owner } => Answer::Text(Reply::Refused {
+                name: self.name.clone(),
+                owner,
+            }),
+            decision => match &self.answer {
+                Answer::Chart {
+                    rendered,
+                    rows,
+                    bytes,
+                    ..
+                } => {
+                    let why_private = match decision {
+                        Decision::Private { why } => {
+                            Some(why.map(|m| Mrkdwn::formatted(m.mrkdwn(self.locale))))
+                        }
+                        _ => None,
+                    };
+                    Answer::Chart {
+                        rendered: rendered.clone(),
+                        ephemeral: why_private.is_some(),
+                        why_private: why_private.flatten(),
+                        rows: *rows,
+                        bytes: *bytes,
+                    }
+                }
+                text => text.clone(),
+            },
+        }
+    }
+}
+
+/// Runs a resolved question once for sharing; `None` for what is not a plain question
+/// (a why, history, a reply), which each person is answered for alone.
+pub async fn answer_shared(context: &Context<'_>, resolved: Resolved) -> Option<Shared> {
+    let Resolved::Run {
+        query,
+        spec,
+        params,
+        gates,
+        private,
+        called,
+    } = resolved
+    else {
+        return None;
+    };
+    if query.why {
+        return None;
+    }
+    let spec = *spec;
+    let mut shared = Shared {
+        name: query.name.clone(),
+        owner: spec.owner.clone(),
+        private,
+        gates: Vec::new(),
+        locale: context.locale,
+        answer: Answer::Text(Reply::PoliciesUnreadable),
+    };
+    if context.catalog.policies_incomplete() {
+        return Some(shared);
+    }
+    shared.gates = proven_gates(context, &spec, &params, gates).await;
+    let options = RunOptions {
+        period: Some(spec.query.period),
+        params,
+        limits: context.limits,
+        locale: context.locale,
+        ..RunOptions::new(context.now, context.timeout, context.trigger)
+    };
+    let payer = Payer::report(DIGESTS_PAYER);
+    shared.answer = run_answer(context, payer, &spec, &options, (query, &called)).await;
+    Some(shared)
+}
+
+/// Whom the digests' shared queries are billed to: a report budget of their own.
+pub const DIGESTS_PAYER: &str = "digests";

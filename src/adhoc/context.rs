@@ -94,6 +94,9 @@ pub struct Context<'a> {
     pub locale: Locale,
     /// The month the company's fiscal year starts in (`今年度`, `上期`, `Q3`).
     pub fiscal_year_start_month: u32,
+    /// Following from Slack: its bounds and default time (`serve`; `None`: following
+    /// needs the bot).
+    pub follows: Option<&'a crate::settings::FollowSettings>,
 }
 
 impl Context<'_> {

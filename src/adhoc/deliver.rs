@@ -82,7 +82,13 @@ pub async fn deliver_answer(
     let outcome = answer.outcome();
     let delivered = match answer {
         Answer::Text(reply) => {
-            return reply_privately(slack, target, &reply.text(locale), reply.outcome()).await;
+            return reply_privately(
+                slack,
+                target,
+                (&reply.text(locale), reply.blocks(locale).as_ref()),
+                reply.outcome(),
+            )
+            .await;
         }
         Answer::Chart {
             mut rendered,
@@ -114,7 +120,7 @@ pub async fn deliver_answer(
                 error: error.mrkdwn(locale),
             }
             .text(locale);
-            reply_privately(slack, target, &text, "failed").await;
+            reply_privately(slack, target, (&text, None), "failed").await;
             format!("failed:{}", error.code())
         }
     }
@@ -125,18 +131,23 @@ pub async fn deliver_answer(
 pub async fn reply_privately(
     slack: &SlackDelivery,
     target: &AnswerTarget<'_>,
-    text: &str,
+    (text, blocks): (&str, Option<&serde_json::Value>),
     outcome: &str,
 ) -> String {
     let client = slack.slack();
     let sent = match target {
-        AnswerTarget::Command { response_url, .. } => client.respond(response_url, text).await,
+        AnswerTarget::Command { response_url, .. } => {
+            client.respond(response_url, text, blocks).await
+        }
         AnswerTarget::Click {
             channel,
             user,
             thread,
         } => {
             let mut message = json!({ "text": text });
+            if let Some(blocks) = blocks {
+                message["blocks"] = blocks.clone();
+            }
             if let Some(thread) = thread {
                 message["thread_ts"] = json!(thread);
             }

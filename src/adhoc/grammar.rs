@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! help | list [tag] | describe <name> | history <report> | alerts
+//! follow <question> [daily|weekdays|weekly <day>|monthly <day>] [at HH:MM] [in #channel]
+//! following | unfollow <n|question>                          (フォロー, フォロー一覧, フォロー解除)
 //! why <metric> [period] [vs <comparison>] [by <dim>] [where …]   (なぜ …)
 //! <report> [period]
 //! <metric> [period] [daily|weekly|monthly] [by <dim>] [where <dim>=<v>[,<v>…] [and …]] [private]
 //! ```
 
+pub use super::follow_words::FollowRequest;
 use crate::i18n::Message;
 use crate::spec::period::period_word;
 use crate::spec::{Compare, Period};
@@ -49,6 +52,14 @@ pub enum Request {
     },
     /// The alerts firing now.
     Alerts,
+    /// Follow a question: a digest at a time of the asker's choosing.
+    Follow(FollowRequest),
+    /// What the asker follows.
+    Following,
+    /// Stop following: a number from `following`, or the question.
+    Unfollow {
+        which: String,
+    },
     Query(Query),
 }
 
@@ -170,6 +181,25 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
                 _ => Err(GrammarError::new("grammar-alerts-usage")),
             };
         }
+        "follow" | "フォロー" => {
+            return super::follow_words::parse_follow(&words[1..])
+                .map(Request::Follow)
+                .map_err(GrammarError::new);
+        }
+        "following" | "フォロー一覧" | "フォロー中" => {
+            return match words.len() {
+                1 => Ok(Request::Following),
+                _ => Err(GrammarError::new("grammar-following-usage")),
+            };
+        }
+        "unfollow" | "フォロー解除" => {
+            return match words.len() {
+                1 => Err(GrammarError::new("grammar-unfollow-usage")),
+                _ => Ok(Request::Unfollow {
+                    which: words[1..].join(" "),
+                }),
+            };
+        }
         "history" | "履歴" => {
             return match words.get(1) {
                 Some(name) if words.len() == 2 => Ok(Request::History { name: name.clone() }),
@@ -229,6 +259,23 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
         i += 1;
     }
     Ok(Request::Query(query))
+}
+
+/// Whether `text` starts with a verb that takes its own words (`follow`, `unfollow`):
+/// a mistake in them is said as one, never read as a question.
+pub(crate) fn starts_with_verb(text: &str) -> bool {
+    let normalized = normalize(text);
+    let first = normalized.split_whitespace().next().unwrap_or_default();
+    matches!(
+        first.to_lowercase().as_str(),
+        "follow"
+            | "フォロー"
+            | "following"
+            | "フォロー一覧"
+            | "フォロー中"
+            | "unfollow"
+            | "フォロー解除"
+    )
 }
 
 pub(crate) fn is_keyword(word: &str) -> bool {

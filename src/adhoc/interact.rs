@@ -28,8 +28,8 @@ use crate::catalog::{Catalog, snapshot};
 use crate::i18n::Locale;
 use crate::i18n::mrkdwn::Mrkdwn;
 use crate::render::actions::{
-    ACTION_BY, ACTION_DEFINITION, ACTION_MORE, ACTION_PERIOD, ACTION_REFRESH, ACTION_WHY, Asked,
-    MORE_DEFINITION, MORE_HISTORY,
+    ACTION_BY, ACTION_DEFINITION, ACTION_FOLLOW, ACTION_MORE, ACTION_PERIOD, ACTION_REFRESH,
+    ACTION_WHY, Asked, MORE_DEFINITION, MORE_HISTORY,
 };
 use crate::slack::inbound::{ActionRequest, Verifier};
 use crate::spec::Period;
@@ -89,6 +89,7 @@ enum Click {
     Definition,
     History,
     Why,
+    Follow,
 }
 
 fn click_of(action: &ActionRequest) -> Option<Click> {
@@ -98,6 +99,7 @@ fn click_of(action: &ActionRequest) -> Option<Click> {
         ACTION_BY => Click::By(value.to_string()),
         ACTION_REFRESH => Click::Refresh,
         ACTION_WHY => Click::Why,
+        ACTION_FOLLOW => Click::Follow,
         ACTION_DEFINITION => Click::Definition,
         ACTION_MORE if value == MORE_HISTORY => Click::History,
         ACTION_MORE if value == MORE_DEFINITION => Click::Definition,
@@ -227,6 +229,96 @@ impl CommandHandler {
         });
     }
 
+    /// The Follow button under a post: that exact question followed by the clicker with
+    /// the defaults (daily at the default time, their own timezone), said privately with
+    /// an Unfollow button.
+    async fn follow_clicked(
+        &self,
+        action: &ActionRequest,
+        (asker, viewer): (&super::access::Asker, &Viewer<'_>),
+        catalog: &crate::catalog::Catalog,
+        mut query: Query,
+        locale: crate::i18n::Locale,
+    ) -> String {
+        query.private = false;
+        let resolved = resolve_query(
+            catalog,
+            query,
+            Called::default(),
+            self.warehouse.dialect(),
+            self.timezone,
+            viewer,
+            locale,
+        );
+        let reply = self.follow_resolved(resolved, asker, catalog, locale).await;
+        reply_privately(
+            &self.slack,
+            &AnswerTarget::click(action),
+            (&reply.text(locale), reply.blocks(locale).as_ref()),
+            reply.outcome(),
+        )
+        .await
+    }
+
+    /// A question resolved, followed by `asker` with the defaults: the reply saying so.
+    async fn follow_resolved(
+        &self,
+        resolved: super::resolve::Resolved,
+        asker: &super::access::Asker,
+        catalog: &crate::catalog::Catalog,
+        locale: crate::i18n::Locale,
+    ) -> Reply {
+        let request = super::grammar::FollowRequest {
+            question: String::new(),
+            cadence: None,
+            at: None,
+            channel: None,
+        };
+        let resolved = super::resolve::follow_of(resolved, request, locale);
+        let context = self.context(catalog, locale, false);
+        match super::answer::answer_resolved(&context, resolved, asker).await {
+            super::context::Answer::Text(reply) => reply,
+            super::context::Answer::Chart { .. } => {
+                Reply::Mistake(tr_mrkdwn!(locale, "grammar-follow-usage"))
+            }
+        }
+    }
+
+    /// An Unfollow button: the clicker's own follow, or the follow of the channel they
+    /// clicked in; never anyone else's.
+    async fn unfollow_clicked(
+        &self,
+        action: &ActionRequest,
+        locale: crate::i18n::Locale,
+    ) -> String {
+        let Some((target, question)) = super::reply::unfollow_of(&action.value) else {
+            return tr_mrkdwn!(locale, "action-outdated");
+        };
+        let Some(ledger) = &self.ledger else {
+            return tr_mrkdwn!(locale, "follow-needs-bot");
+        };
+        // Theirs: their own, the channel's they clicked in, or a channel's they made.
+        let made_it = || async {
+            ledger
+                .follows(Some(target))
+                .await
+                .unwrap_or_default()
+                .iter()
+                .any(|f| f.question == question && f.person == action.user_id)
+        };
+        if target != action.user_id && target != action.channel_id && !made_it().await {
+            return tr_mrkdwn!(locale, "unfollow-unknown", which = question);
+        }
+        match ledger.remove_follow(target, question).await {
+            Ok(true) => {
+                tracing::info!(person = %action.user_id, target = %target, question = %question, "unfollowed");
+                tr_mrkdwn!(locale, "unfollow-button-done", question = question)
+            }
+            Ok(false) => tr_mrkdwn!(locale, "unfollow-unknown", which = question),
+            Err(error) => tr_mrkdwn!(locale, "follow-failed", error = error.to_string().as_str()),
+        }
+    }
+
     /// Answers one click; the outcome for the audit line, whose other facts go in `audit`.
     async fn handle_action(&self, action: &ActionRequest, audit: &mut ClickAudit) -> String {
         let guess = self.locale;
@@ -245,6 +337,25 @@ impl CommandHandler {
             return self
                 .answer_click(action, &asker, &catalog, resolved, how, audit)
                 .await;
+        }
+        if action.action_id == super::reply::ACTION_UNFOLLOW {
+            let text = self.unfollow_clicked(action, locale).await;
+            // On the Home tab (no channel): the tab shows it, published again.
+            if action.channel_id.is_empty() {
+                self.publish_home(&action.user_id).await;
+                return "follows".into();
+            }
+            return self.tell(action, &text, "follows").await;
+        }
+        // A Follow button on the Home tab's catalog: that entry, with the defaults.
+        if action.action_id == super::home::ACTION_FOLLOW_ENTRY {
+            let resolved = self.resolve(&catalog, &action.value, &asker, locale);
+            audit.entries = resolved.entries();
+            let reply = self
+                .follow_resolved(resolved, &asker, &catalog, locale)
+                .await;
+            self.publish_home(&action.user_id).await;
+            return reply.outcome().to_string();
         }
         let Some(asked) = Asked::from_block_id(&action.block_id) else {
             return self
@@ -269,6 +380,11 @@ impl CommandHandler {
                 return self.tell(action, &text, "catalog").await;
             }
             Click::History => return self.history(action, &viewer, &asked.name, locale).await,
+            Click::Follow => {
+                return self
+                    .follow_clicked(action, (&asker, &viewer), &catalog, query, locale)
+                    .await;
+            }
             Click::Period(period) => {
                 query.period = Some(*period);
                 tr_mrkdwn!(
@@ -367,7 +483,13 @@ impl CommandHandler {
 
     /// A text only the clicker sees, where they clicked.
     async fn tell(&self, action: &ActionRequest, text: &str, outcome: &str) -> String {
-        reply_privately(&self.slack, &AnswerTarget::click(action), text, outcome).await
+        reply_privately(
+            &self.slack,
+            &AnswerTarget::click(action),
+            (text, None),
+            outcome,
+        )
+        .await
     }
 
     /// The report's last runs, to the clicker alone.

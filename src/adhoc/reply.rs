@@ -20,6 +20,9 @@ pub enum Reply {
     Help,
     /// A list or a definition, already written from the catalog.
     Catalog(String),
+    /// What following, listing or unfollowing did: lines already worded, each with the
+    /// (target, question) of the follow its Unfollow button stops, if it has one.
+    Follows(Vec<(String, Option<(String, String)>)>),
     /// The command could not be read: the grammar's words for what is wrong.
     Mistake(String),
     /// A name or dimension that does not exist, with what would (already worded).
@@ -66,6 +69,7 @@ impl Reply {
         match self {
             Reply::Help => "help",
             Reply::Catalog(_) => "catalog",
+            Reply::Follows(_) => "follows",
             Reply::Mistake(_) | Reply::Unknown(_) | Reply::NotAMetric { .. } => "mistake",
             Reply::Refused { .. } | Reply::PoliciesUnreadable => "refused",
             Reply::Failed {
@@ -85,6 +89,11 @@ impl Reply {
         match self {
             Reply::Help => tr_mrkdwn!(locale, "kpi-help"),
             Reply::Catalog(text) | Reply::Unknown(text) => text.clone(),
+            Reply::Follows(lines) => lines
+                .iter()
+                .map(|(line, _)| line.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
             Reply::Mistake(message) => tr_mrkdwn!(
                 locale,
                 "kpi-mistake",
@@ -131,6 +140,25 @@ impl Reply {
 
     /// Block Kit for a reply that has buttons (a question asked back), else `None`.
     pub fn blocks(&self, locale: Locale) -> Option<serde_json::Value> {
+        if let Reply::Follows(lines) = self {
+            if lines.iter().all(|(_, button)| button.is_none()) {
+                return None;
+            }
+            let blocks: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|(line, button)| {
+                    let mut section = serde_json::json!({
+                        "type": "section",
+                        "text": {"type": "mrkdwn", "text": line},
+                    });
+                    if let Some((target, question)) = button {
+                        section["accessory"] = unfollow_button(target, question, locale);
+                    }
+                    section
+                })
+                .collect();
+            return Some(serde_json::Value::Array(blocks));
+        }
         let Reply::Choose { choices } = self else {
             return None;
         };
@@ -151,6 +179,30 @@ impl Reply {
             {"type": "actions", "block_id": "kpi_choose", "elements": buttons},
         ]))
     }
+}
+
+/// The action id of an Unfollow button (its value: [`unfollow_value`]).
+pub const ACTION_UNFOLLOW: &str = "kpi_unfollow";
+
+/// An Unfollow button's value: the follow's target and question (a target never holds
+/// `|`).
+pub fn unfollow_value(target: &str, question: &str) -> String {
+    format!("{target}|{question}")
+}
+
+/// The (target, question) an Unfollow button's value names.
+pub fn unfollow_of(value: &str) -> Option<(&str, &str)> {
+    value.split_once('|')
+}
+
+/// An Unfollow button for a follow.
+pub fn unfollow_button(target: &str, question: &str, locale: Locale) -> serde_json::Value {
+    serde_json::json!({
+        "type": "button",
+        "action_id": ACTION_UNFOLLOW,
+        "text": {"type": "plain_text", "text": tr!(locale, "digest-unfollow"), "emoji": true},
+        "value": unfollow_value(target, question),
+    })
 }
 
 /// Slack's limit on a button's text, in characters.

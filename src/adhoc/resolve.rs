@@ -25,6 +25,14 @@ pub enum Resolved {
     },
     /// The alerts firing now that the asker may see: read from the ledger.
     Alerts,
+    /// Follow a question the asker may ask (checked again at every digest).
+    Follow(Box<FollowAsked>),
+    /// What the asker follows: read from the ledger.
+    Following,
+    /// Stop following (a number from `following`, or the question).
+    Unfollow {
+        which: String,
+    },
     Run {
         query: Query,
         spec: Box<ReportSpec>,
@@ -43,7 +51,12 @@ impl Resolved {
     pub fn policies(&self) -> Vec<String> {
         match self {
             Resolved::Run { gates, .. } => gates.iter().filter_map(|g| g.policy.clone()).collect(),
-            Resolved::Reply(_) | Resolved::History { .. } | Resolved::Alerts => Vec::new(),
+            Resolved::Follow(follow) => follow
+                .gates
+                .iter()
+                .filter_map(|g| g.policy.clone())
+                .collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -54,7 +67,8 @@ impl Resolved {
             Resolved::Run { query, .. } => vec![query.name.clone()],
             Resolved::History { name } => vec![name.clone()],
             Resolved::Alerts => vec!["alerts".to_string()],
-            Resolved::Reply(_) => Vec::new(),
+            Resolved::Follow(follow) => vec![follow.name.clone()],
+            Resolved::Reply(_) | Resolved::Following | Resolved::Unfollow { .. } => Vec::new(),
         }
     }
 
@@ -65,10 +79,26 @@ impl Resolved {
                 .iter()
                 .any(|g| !g.allowed.allowed_usergroups.is_empty()),
             // Whether the asker may see the report is decided when the history is read.
-            Resolved::History { .. } | Resolved::Alerts => true,
-            Resolved::Reply(_) => false,
+            Resolved::History { .. } | Resolved::Alerts | Resolved::Follow(_) => true,
+            Resolved::Reply(_) | Resolved::Following | Resolved::Unfollow { .. } => false,
         }
     }
+}
+
+/// A question to follow, resolved: what the ledger keeps and what access is decided on.
+pub struct FollowAsked {
+    /// The entry it is about.
+    pub name: String,
+    /// The question as the strict grammar writes it (what the digest asks again).
+    pub question: String,
+    /// Whom to ask for access.
+    pub owner: String,
+    pub gates: Vec<Gate>,
+    /// Answered privately whatever the place (the entry is `restricted`, or `private`
+    /// was asked): a channel may not follow it.
+    pub private: bool,
+    /// When and where, as typed.
+    pub request: super::grammar::FollowRequest,
 }
 
 /// Everything about a command that needs neither the warehouse nor Slack: help, lists,
@@ -123,10 +153,54 @@ pub fn resolve(
             }
             Request::History { name } => return Resolved::History { name },
             Request::Alerts => return Resolved::Alerts,
+            Request::Following => return Resolved::Following,
+            Request::Unfollow { which } => return Resolved::Unfollow { which },
+            Request::Follow(request) => {
+                let asked = resolve(
+                    catalog,
+                    &request.question,
+                    dialect,
+                    timezone,
+                    calendar,
+                    viewer,
+                    locale,
+                );
+                return follow_of(asked, request, locale);
+            }
             Request::Query(query) => (query, Called::default()),
         },
     };
     resolve_query(catalog, query, called, dialect, timezone, viewer, locale)
+}
+
+/// A question resolved, made into following it: what the ledger keeps is the question
+/// as the strict grammar writes it; a reply (an unknown name, a mistake) stays the reply.
+pub fn follow_of(
+    asked: Resolved,
+    request: super::grammar::FollowRequest,
+    locale: Locale,
+) -> Resolved {
+    match asked {
+        Resolved::Run {
+            mut query,
+            spec,
+            gates,
+            private,
+            ..
+        } => {
+            query.private = false;
+            Resolved::Follow(Box::new(FollowAsked {
+                name: query.name.clone(),
+                question: phrase::command(&query),
+                owner: spec.owner.clone(),
+                gates,
+                private,
+                request,
+            }))
+        }
+        Resolved::Reply(reply) => Resolved::Reply(reply),
+        _ => Resolved::Reply(Reply::Mistake(tr_mrkdwn!(locale, "grammar-follow-usage"))),
+    }
 }
 
 /// A question already read (typed, or rebuilt from a button under a post) resolved

@@ -71,6 +71,8 @@ pub struct CommandHandler {
     pub ledger: Option<Arc<Ledger>>,
     /// Bills each answer's queries to the asker, within their daily budget.
     pub meter: Option<Arc<crate::budget::Meter>>,
+    /// Following from Slack: bounds and the default time.
+    pub follows: crate::settings::FollowSettings,
 }
 
 #[derive(Clone)]
@@ -144,7 +146,7 @@ impl CommandHandler {
     }
 
     /// A command resolved against `catalog` as `asker` sees it, in `locale`.
-    pub(super) fn resolve(
+    pub(crate) fn resolve(
         &self,
         catalog: &Catalog,
         text: &str,
@@ -186,7 +188,7 @@ impl CommandHandler {
 
     /// The groups `user` belongs to (for group allow-lists); none, with a warning, when
     /// Slack cannot say.
-    pub(super) async fn usergroups_of(&self, user: &str) -> Vec<String> {
+    pub(crate) async fn usergroups_of(&self, user: &str) -> Vec<String> {
         match self.slack.slack().usergroups_of(user).await {
             Ok(groups) => groups,
             Err(e) => {
@@ -198,7 +200,7 @@ impl CommandHandler {
 
     /// How an answer is worked out for this handler, as `locale` reads it; `fresh` skips
     /// the cache ("Refresh").
-    pub(super) fn context<'a>(
+    pub(crate) fn context<'a>(
         &'a self,
         catalog: &'a Catalog,
         locale: Locale,
@@ -220,11 +222,12 @@ impl CommandHandler {
             fresh,
             fiscal_year_start_month: self.fiscal_year_start_month,
             locale,
+            follows: Some(&self.follows),
         }
     }
 
     /// A Slack user's language (cached); `guess` if Slack cannot say.
-    pub(super) async fn asker_locale_of(&self, user: &str, guess: Locale) -> Locale {
+    pub(crate) async fn asker_locale_of(&self, user: &str, guess: Locale) -> Locale {
         match self.slack.slack().locale_of(user, guess).await {
             Ok(locale) => locale,
             Err(e) => {
@@ -283,7 +286,7 @@ impl CommandHandler {
                     timed_out: false,
                 };
                 let target = AnswerTarget::command(&request);
-                reply_privately(&this.slack, &target, &reply.text(locale), "panicked").await;
+                reply_privately(&this.slack, &target, (&reply.text(locale), None), "panicked").await;
                 this.record(Done {
                     request: &request,
                     started,
@@ -403,7 +406,7 @@ impl CommandHandler {
     }
 
     /// Counts a request (a command or a click) and writes its audit line.
-    pub(super) fn record_line(
+    pub(crate) fn record_line(
         &self,
         user: &str,
         channel: &str,

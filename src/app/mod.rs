@@ -56,6 +56,7 @@ pub struct App {
 
 impl App {
     pub fn new(settings: Settings) -> Result<Self, SettingsError> {
+        crate::adhoc::follow::check_settings(&settings.follows).map_err(SettingsError::Invalid)?;
         let limits = &settings.limits;
         let earliest = NaiveDate::parse_from_str(&limits.earliest_date, "%Y-%m-%d")
             .map_err(|_| SettingsError::EarliestDate(limits.earliest_date.clone()))?;
@@ -263,6 +264,7 @@ impl App {
                 .clone()
                 .map(|ledger| self.meter(ledger, metrics.clone())),
             ledger,
+            follows: self.settings.follows.clone(),
         }
     }
 

@@ -173,12 +173,27 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
         ))
     });
     let answers = handler.as_ref().map(|handler| handler.answers.clone());
+    // Digests of followed questions go through the same answer path as `/kpi`.
+    let digests = handler.as_ref().map(|handler| {
+        let lease = app.scheduler_config().lease;
+        let digests = Arc::new(crate::follow::Digests::new(
+            handler.clone(),
+            ledger.clone(),
+            process_owner(),
+            lease,
+        ));
+        tokio::spawn(digests.run(shutdown.clone()))
+    });
     match (handler, settings.slash.transport) {
         (Some(handler), SlashTransport::Http) => match &settings.slack.signing_secret {
             Some(secret) => {
                 // One verifier for both: a signed request is taken once, by either.
                 let verifier = Arc::new(Verifier::new(secret.expose()));
                 router = router.merge(slash::router(verifier.clone(), handler.clone()));
+                router = router.merge(crate::adhoc::events::router(
+                    verifier.clone(),
+                    handler.clone(),
+                ));
                 router = router.merge(interact::router(verifier, handler));
                 tracing::info!(
                     path = slash::COMMANDS_PATH,
@@ -201,7 +216,10 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
             let socket_shutdown = shutdown.clone();
             tokio::spawn(async move {
                 if let Err(error) = run_socket_mode(
-                    slash::on_command(handler.clone()),
+                    (
+                        slash::on_command(handler.clone()),
+                        crate::adhoc::events::on_home_opened(handler.clone()),
+                    ),
                     (interact::actions_in, interact::on_action(handler)),
                     &api_url,
                     &app_token,
@@ -312,6 +330,11 @@ pub async fn serve(app: &App) -> anyhow::Result<()> {
     scheduler.run(shutdown, reloaded).await?;
     if let Err(error) = alerts.await {
         tracing::error!(error = %error, "the alert flow stopped");
+    }
+    if let Some(digests) = digests
+        && let Err(error) = digests.await
+    {
+        tracing::error!(error = %error, "the digests of followed questions stopped");
     }
     http.await??;
     // Questions acknowledged before the listeners closed still get their answers.

@@ -64,6 +64,7 @@ pub fn operator_context<'a>(
         fresh: false,
         locale: app.locale,
         fiscal_year_start_month: app.fiscal_year_start_month,
+        follows: None,
     }
 }
 

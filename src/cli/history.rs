@@ -11,13 +11,9 @@ use crate::i18n::Locale;
 use crate::ledger::Ledger;
 use crate::warehouse::cost::{bytes_text, cost_text};
 
-/// `kpibot history [report] [--limit N]`: recent runs from the ledger, newest first.
-pub async fn history(
-    app: &App,
-    report: Option<&str>,
-    limit: usize,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+/// The ledger the settings name, for a verb that only reads it: a SQLite file that is not
+/// there yet is an error saying who creates it, never an empty ledger made here.
+pub async fn existing_ledger(app: &App) -> anyhow::Result<Ledger> {
     let path = &app.settings.ledger.path;
     if app.settings.ledger.url.is_none() && !path.exists() {
         bail!(
@@ -25,7 +21,17 @@ pub async fn history(
             path.display()
         );
     }
-    let ledger = Ledger::from_settings(&app.settings.ledger).await?;
+    Ok(Ledger::from_settings(&app.settings.ledger).await?)
+}
+
+/// `kpibot history [report] [--limit N]`: recent runs from the ledger, newest first.
+pub async fn history(
+    app: &App,
+    report: Option<&str>,
+    limit: usize,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let ledger = existing_ledger(app).await?;
     let runs = ledger.history(report, limit).await?;
     let rounds = ledger.alert_history(report, limit).await?;
     let price = app.settings.cost.price_per_tib_usd;

@@ -7,6 +7,7 @@ pub mod ask;
 pub mod check;
 mod check_targets;
 pub mod config;
+pub mod follows;
 pub mod health;
 pub mod history;
 pub mod ledger;
@@ -96,6 +97,12 @@ pub enum Command {
         report: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// Every followed question (`/kpi follow`): who, where, when next, paused or not.
+    Follows {
+        /// Only this person's (a Slack user ID).
+        #[arg(long)]
+        person: Option<String>,
     },
     /// Alerts: every instance's state, or `alerts backtest <alert>` to replay one over
     /// history.
@@ -246,6 +253,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Schedule { count } => {
             schedule::schedule(&app, count, now, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Follows { person } => {
+            follows::follows(&app, person.as_deref(), now, &mut stdout).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::History { report, limit } => {

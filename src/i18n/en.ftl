@@ -50,6 +50,7 @@ kpi-help =
     • `/kpi describe <name>`: what a number means, where it comes from, who owns it
     • `/kpi history <report>`: its last scheduled runs, with links to the posts
     • `/kpi alerts`: the alerts firing now that you may see
+    • `/kpi follow <question> [daily|weekdays|weekly <day>|monthly <day>] [at HH:MM] [in #channel]`: get it in one direct message at that time, e.g. `/kpi follow active_users last 7 days weekly monday at 8:30`; `/kpi following` lists them, `/kpi unfollow <n>` stops one
     • `/kpi why <metric> [period] [vs previous_year] [by <dimension>]`: which members carried its change, e.g. `/kpi why active_users last 7 days`
     • `/kpi <report> [period]`: a report now, e.g. `/kpi daily_active_users last 7 days`
     • `/kpi <metric> [period] [daily|weekly|monthly] [by <dimension>] [where <dimension>=<value>,… [and …]] [private]`
@@ -455,3 +456,55 @@ why-error-no-denominator = { $window ->
 why-driver = Driver: { $driver }
 action-why = Why?
 action-asked-why = why it changed, asked by { $user }
+
+## Following
+
+grammar-follow-usage = write `follow <question> [daily|weekdays|weekly <day>|monthly <day>] [at HH:MM] [in #channel]`, e.g. `follow active_users last 7 days weekly monday at 8:30`
+grammar-follow-one-cadence = say when only once: `daily`, `weekdays`, `weekly <day>` or `monthly <day>`
+grammar-follow-one-time = say the time only once
+grammar-follow-time = write the time as `at 8:30` (24-hour clock)
+grammar-following-usage = write `following` on its own
+grammar-unfollow-usage = write `unfollow <number>` (from `/kpi following`) or `unfollow <question>`
+cadence-daily = every day
+cadence-weekdays = every weekday
+cadence-weekly = every { $day }
+cadence-monthly = on day { $day } of every month
+follow-when = { $cadence } at { $time } ({ $timezone })
+follow-needs-bot = Following needs the running bot and its ledger (`kpibot serve`).
+follow-done = Following `{ $question }`: { $when }, in a direct message. Next: { $next }.
+    `/kpi following` lists what you follow; `/kpi unfollow { $number }` stops this one.
+follow-done-channel = This channel follows `{ $question }`: { $when }. Next: { $next }.
+    `/kpi following` lists what you follow; `/kpi unfollow { $number }` stops this one.
+follow-refused = You cannot follow `{ $name }`: you may not see it. Ask its owner, { $owner }, for access.
+follow-channel-refused = This channel cannot follow `{ $name }`: not everyone here may see it. Follow it yourself instead (`/kpi follow …` without `in`), or ask its owner, { $owner }.
+follow-channel-here = A channel can follow only from inside it: type the command in { $channel }.
+follow-too-many = You follow { $max } questions already, the most allowed. Stop one first (`/kpi following`, then `/kpi unfollow <number>`).
+follow-too-many-total = kpibot keeps { $max } follows at most, and has that many. Ask the bot's operators.
+follow-failed = Could not follow it: { $error }
+following-none = You follow nothing yet. Try `/kpi follow active_users last 7 days`.
+following-heading = {"*"}What you follow*
+following-line = { $number }. `{ $question }` — { $when }{ $place }
+following-in = {" "}in <#{ $channel }>
+following-paused = {" "}— paused: { $reason }
+following-next = next { $next }
+unfollow-done = Stopped following `{ $question }`.
+unfollow-unknown = You do not follow `{ $which }`. `/kpi following` lists what you do.
+digest-heading = Your KPIs — { $date }
+digest-unfollow = Unfollow
+digest-footer = You follow these with `/kpi follow`. `/kpi following` lists them; the Unfollow button stops one.
+digest-paused = `{ $question }` is paused: { $reason }
+digest-paused-refused = you may no longer see it. Ask its owner, { $owner }, for access; it resumes by itself once you may.
+digest-paused-channel = not everyone in this channel may see it any more. Follow it yourself instead, or ask its owner.
+digest-paused-gone = its report or metric was renamed or removed. Follow it again under its new name (`/kpi list`).
+digest-not-computed = `{ $question }` could not be computed this time: { $reason }
+unfollow-button-done = Stopped following `{ $question }`; it will not be in your next digest.
+action-follow = Follow
+home-heading = Your KPIs
+home-no-follows = You follow nothing yet. Press Follow on anything below (or under any chart kpibot posts), or type `/kpi follow active_users last 7 days`: it arrives in one direct message every morning, on your own clock.
+home-catalog-heading = What you can follow
+home-entry = {"*"}{ $title }* `{ $name }`
+    { $description }
+    Source: { $source } · Refreshed: { $refreshed } · Owner: { $owner }
+home-more = … and { $count } more: `/kpi list` shows them all.
+follow-too-many-channel = This channel follows { $max } questions already, the most allowed. Stop one first (`/kpi following`, then `/kpi unfollow <number>`).
+home-more-follows = … and { $count } more: `/kpi following` lists them all.

@@ -44,6 +44,7 @@ kpi-help =
     • `/kpi 説明 <名前>`: 数字の意味、データ元、担当者
     • `/kpi 履歴 <レポート>`: 直近の定期実行と投稿へのリンク
     • `/kpi アラート`: 閲覧できる発生中のアラート
+    • `/kpi フォロー <質問> [毎日|平日|毎週月曜|毎月1日] [9時] [で #チャンネル]`: 決まった時刻にダイレクトメッセージでまとめて届けます。例: `/kpi フォロー アクティブユーザー 過去7日 毎週月曜 8時30分`。`/kpi フォロー一覧` で一覧、`/kpi フォロー解除 <番号>` で解除
     • `/kpi なぜ <メトリクス> [期間] [比較 previous_year] [by <ディメンション>]`: 変化の内訳（どの値がどれだけ動かしたか）。例: `/kpi なぜ active_users 過去7日`
     • `/kpi <レポート> [期間]`: レポートを今すぐ表示。例: `/kpi daily_active_users 過去7日`
     • `/kpi <メトリクス> [期間] [日次|週次|月次] [by <ディメンション>] [where <ディメンション>=<値>,… [and …]] [非公開]`
@@ -404,3 +405,55 @@ why-error-no-denominator = { $window ->
 why-driver = 要因: { $driver }
 action-why = なぜ？
 action-asked-why = 変化の理由（{ $user } さんのリクエスト）
+
+## Following
+
+grammar-follow-usage = `フォロー <質問> [毎日|平日|毎週月曜|毎月1日] [9時] [で #チャンネル]` と書いてください。例: `フォロー アクティブユーザー 過去7日 毎週月曜 8時30分`
+grammar-follow-one-cadence = 頻度（`毎日`・`平日`・`毎週月曜`・`毎月1日`）は1つだけ指定してください
+grammar-follow-one-time = 時刻は1つだけ指定してください
+grammar-follow-time = 時刻は `9時`、`9時30分`、`9:30` のように書いてください
+grammar-following-usage = `フォロー一覧` だけを書いてください
+grammar-unfollow-usage = `フォロー解除 <番号>`（`/kpi フォロー一覧` の番号）か `フォロー解除 <質問>` と書いてください
+cadence-daily = 毎日
+cadence-weekdays = 平日
+cadence-weekly = 毎週{ $day }曜
+cadence-monthly = 毎月{ $day }日
+follow-when = { $cadence } { $time }（{ $timezone }）
+follow-needs-bot = フォローには稼働中のボットと台帳が必要です（`kpibot serve`）。
+follow-done = `{ $question }` をフォローしました: { $when } にダイレクトメッセージで届けます。次回: { $next }。
+    `/kpi フォロー一覧` で一覧、`/kpi フォロー解除 { $number }` で解除できます。
+follow-done-channel = このチャンネルで `{ $question }` をフォローしました: { $when }。次回: { $next }。
+    `/kpi フォロー一覧` で一覧、`/kpi フォロー解除 { $number }` で解除できます。
+follow-refused = `{ $name }` はフォローできません: 閲覧権限がありません。担当者の { $owner } に権限を依頼してください。
+follow-channel-refused = このチャンネルでは `{ $name }` をフォローできません: 閲覧できない人がいます。ご自身でフォローするか（`で` を付けずに `/kpi フォロー …`）、担当者の { $owner } にご相談ください。
+follow-channel-here = チャンネルのフォローはそのチャンネルの中から行ってください: { $channel } でコマンドを入力してください。
+follow-too-many = すでに上限の { $max } 件をフォローしています。先に1件解除してください（`/kpi フォロー一覧` → `/kpi フォロー解除 <番号>`）。
+follow-too-many-total = kpibot のフォローは全体で { $max } 件までで、上限に達しています。ボットの運用担当者にご相談ください。
+follow-failed = フォローできませんでした: { $error }
+following-none = まだ何もフォローしていません。例: `/kpi フォロー アクティブユーザー 過去7日`
+following-heading = {"*"}フォロー一覧*
+following-line = { $number }. `{ $question }` — { $when }{ $place }
+following-in = {" "}（<#{ $channel }>）
+following-paused = {" "}— 停止中: { $reason }
+following-next = 次回 { $next }
+unfollow-done = `{ $question }` のフォローを解除しました。
+unfollow-unknown = `{ $which }` はフォローしていません。`/kpi フォロー一覧` をご覧ください。
+digest-heading = フォロー中のKPI — { $date }
+digest-unfollow = フォロー解除
+digest-footer = `/kpi フォロー` でフォローした質問です。`/kpi フォロー一覧` で一覧、「フォロー解除」ボタンで解除できます。
+digest-paused = `{ $question }` は停止中です: { $reason }
+digest-paused-refused = 閲覧権限がなくなりました。担当者の { $owner } に権限を依頼してください。権限が戻れば自動で再開します。
+digest-paused-channel = このチャンネルの全員が閲覧できるものではなくなりました。ご自身でフォローするか、担当者にご相談ください。
+digest-paused-gone = レポートまたはメトリクスの名前が変わったか、削除されました。新しい名前でフォローし直してください（`/kpi 一覧`）。
+digest-not-computed = `{ $question }` は今回集計できませんでした: { $reason }
+unfollow-button-done = `{ $question }` のフォローを解除しました。次回のまとめからは届きません。
+action-follow = フォロー
+home-heading = フォロー中のKPI
+home-no-follows = まだ何もフォローしていません。下の一覧（または kpibot のグラフの下）の「フォロー」を押すか、`/kpi フォロー アクティブユーザー 過去7日` と入力してください。毎朝（あなたのタイムゾーンで）ダイレクトメッセージでまとめて届きます。
+home-catalog-heading = フォローできるもの
+home-entry = {"*"}{ $title }* `{ $name }`
+    { $description }
+    データ元: { $source } · 更新: { $refreshed } · 担当: { $owner }
+home-more = …ほか { $count } 件は `/kpi 一覧` で表示できます。
+follow-too-many-channel = このチャンネルはすでに上限の { $max } 件をフォローしています。先に1件解除してください（`/kpi フォロー一覧` → `/kpi フォロー解除 <番号>`）。
+home-more-follows = …ほか { $count } 件は `/kpi フォロー一覧` で表示できます。

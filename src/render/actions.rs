@@ -37,6 +37,7 @@ pub const ACTION_REFRESH: &str = "kpi_refresh";
 pub const ACTION_DEFINITION: &str = "kpi_definition";
 pub const ACTION_MORE: &str = "kpi_more";
 pub const ACTION_WHY: &str = "kpi_why";
+pub const ACTION_FOLLOW: &str = "kpi_follow";
 /// The overflow menu's item that shows a report's recent runs.
 pub const MORE_HISTORY: &str = "history";
 /// The overflow menu's item that shows a report's definition.
@@ -161,6 +162,11 @@ pub fn actions_block(actions: &Actions, locale: Locale) -> Option<Value> {
         ACTION_REFRESH,
         tr!(locale, "action-refresh"),
         "refresh",
+    ));
+    elements.push(button(
+        ACTION_FOLLOW,
+        tr!(locale, "action-follow"),
+        "follow",
     ));
     if asked.metric {
         elements.push(button(

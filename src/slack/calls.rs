@@ -294,6 +294,22 @@ impl Slack {
         .map(|_| ())
     }
 
+    /// Publishes `view` (a Home tab, as Block Kit JSON) for `user` (`views.publish`).
+    pub async fn publish_view(
+        &self,
+        user: &str,
+        view: serde_json::Value,
+    ) -> Result<(), SlackError> {
+        let view: SlackView = super::message_request(view, "views.publish", user)?;
+        let request = SlackApiViewsPublishRequest::new(SlackUserId(user.to_string()), view);
+        let session = self.session();
+        self.idempotent("views.publish", user, self.deadline(), || {
+            session.views_publish(&request)
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// The direct-message channel with a user (`conversations.open`), for looking up what
     /// was posted to them.
     pub async fn direct_channel(

@@ -61,6 +61,21 @@ pub struct ActionRequest {
 /// What takes a click (its answer comes later), for HTTP and Socket Mode.
 pub type OnAction = Arc<dyn Fn(ActionRequest) + Send + Sync>;
 
+/// Called with the user whose Home tab was opened (`app_home_opened`).
+pub type OnHomeOpened = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The user whose Home tab a pushed event says was opened, if it is that event.
+pub fn home_opened_by(event: &SlackPushEventCallback) -> Option<String> {
+    match &event.event {
+        SlackEventCallbackBody::AppHomeOpened(opened)
+            if opened.tab.as_deref().is_none_or(|tab| tab == "home") =>
+        {
+            Some(opened.user.0.clone())
+        }
+        _ => None,
+    }
+}
+
 /// Turns an interaction payload into its clicks.
 pub type ReadActions = fn(&SlackInteractionEvent) -> Vec<ActionRequest>;
 
@@ -148,6 +163,18 @@ impl Verifier {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<HashMap<String, String>, (StatusCode, &'static str)> {
+        self.verify(headers, body)?;
+        Ok(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    /// The request's body as text when it is signed by Slack within the last five minutes
+    /// and was not received before (the Events API's JSON); otherwise the status and
+    /// reason to refuse it with.
+    pub fn verify<'b>(
+        &self,
+        headers: &HeaderMap,
+        body: &'b [u8],
+    ) -> Result<&'b str, (StatusCode, &'static str)> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let (Some(signature), Some(timestamp)) = (
             header(SlackEventSignatureVerifier::SLACK_SIGNED_HASH_HEADER),
@@ -176,7 +203,7 @@ impl Verifier {
                 "this signed request was already received",
             ));
         }
-        Ok(form_urlencoded::parse(body).into_owned().collect())
+        Ok(text)
     }
 }
 
@@ -242,10 +269,23 @@ async fn on_socket_interaction(
     Ok(())
 }
 
-/// Receives slash commands and clicks over Socket Mode (no public URL needed) until
-/// `shutdown`.
+/// The Socket Mode callback for the Events API's events: a Home tab opened.
+async fn on_socket_push(
+    event: SlackPushEventCallback,
+    _client: Arc<SlackHyperClient>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let on_home = state.read().await.get_user_state::<OnHomeOpened>().cloned();
+    if let (Some(on_home), Some(user)) = (on_home, home_opened_by(&event)) {
+        on_home(user);
+    }
+    Ok(())
+}
+
+/// Receives slash commands, clicks and Home tab openings over Socket Mode (no public URL
+/// needed) until `shutdown`.
 pub async fn run_socket_mode(
-    on_command: OnCommand,
+    (on_command, on_home): (OnCommand, OnHomeOpened),
     (read, on_action): (ReadActions, OnAction),
     api_url: &str,
     app_token: &str,
@@ -254,7 +294,8 @@ pub async fn run_socket_mode(
     let client = Arc::new(SlackClient::new(connector(api_url)?));
     let callbacks = SlackSocketModeListenerCallbacks::new()
         .with_command_events(on_socket_command)
-        .with_interaction_events(on_socket_interaction);
+        .with_interaction_events(on_socket_interaction)
+        .with_push_events(on_socket_push);
     let environment = Arc::new(
         SlackClientEventsListenerEnvironment::new(client)
             .with_error_handler(|error, _, _| {
@@ -262,6 +303,7 @@ pub async fn run_socket_mode(
                 axum::http::StatusCode::OK
             })
             .with_user_state(on_command)
+            .with_user_state(on_home)
             .with_user_state(InteractionHandling { read, on_action }),
     );
     let listener = SlackClientSocketModeListener::new(

@@ -46,7 +46,8 @@ pub fn tier_of(method: &str) -> Option<u8> {
         | "files.getUploadURLExternal"
         | "files.completeUploadExternal"
         | "chat.postEphemeral"
-        | "users.info" => Some(4),
+        | "users.info"
+        | "views.publish" => Some(4),
         _ => None,
     }
 }

@@ -37,13 +37,23 @@ fn groups_of(groups: &[(String, Vec<String>)], user: &str) -> Vec<String> {
 
 impl Slack {
     /// Answers a slash command through its `response_url` (text, visible to the asker only).
-    pub async fn respond(&self, response_url: &str, text: &str) -> Result<(), SlackError> {
+    pub async fn respond(
+        &self,
+        response_url: &str,
+        text: &str,
+        blocks: Option<&Value>,
+    ) -> Result<(), SlackError> {
         let url: url::Url = response_url
             .parse()
             .map_err(|e| SlackError::Setup(format!("Slack sent an unusable response_url: {e}")))?;
-        let request = SlackApiPostWebhookMessageRequest::new(
-            SlackMessageContent::new().with_text(text.to_string()),
-        );
+        let mut content = SlackMessageContent::new().with_text(text.to_string());
+        if let Some(blocks) = blocks {
+            let blocks: Vec<SlackBlock> = serde_json::from_value(blocks.clone()).map_err(|e| {
+                SlackError::Setup(format!("a reply's blocks are not Block Kit: {e}"))
+            })?;
+            content = content.with_blocks(blocks);
+        }
+        let request = SlackApiPostWebhookMessageRequest::new(content);
         self.idempotent("response_url", "", self.deadline(), || {
             self.client.post_webhook_message(&url, &request)
         })
@@ -141,6 +151,15 @@ impl Slack {
         }
         // Unknown until Slack answers: concurrent questions from this person guess.
         self.remember_locale(user, None, USER_LOCALE_RETRY_SECONDS);
+        Ok(self.user_info(user).await?.locale.map_or(guess, |tag| {
+            let locale = Locale::from_slack(&tag.0);
+            self.remember_locale(user, Some(locale), USER_LOCALE_CACHE_SECONDS);
+            locale
+        }))
+    }
+
+    /// `users.info` with the user's locale; one attempt, never retried.
+    async fn user_info(&self, user: &str) -> Result<SlackUser, SlackError> {
         let session = self.session();
         let request = SlackApiUsersInfoRequest {
             user: SlackUserId(user.to_string()),
@@ -150,14 +169,21 @@ impl Slack {
             .attempt("users.info", session.users_info(&request))
             .await
             .map_err(|failure| failure_error(failure, 1, ""))?;
-        match info.user.locale {
-            Some(tag) => {
-                let locale = Locale::from_slack(&tag.0);
-                self.remember_locale(user, Some(locale), USER_LOCALE_CACHE_SECONDS);
-                Ok(locale)
-            }
-            None => Ok(guess),
+        Ok(info.user)
+    }
+
+    /// The user's timezone from their Slack profile (`users.info`, scope `users:read`):
+    /// the IANA name Slack gives (`Asia/Tokyo`), or `None` when it gives none. One attempt.
+    pub async fn timezone_of(&self, user: &str) -> Result<Option<String>, SlackError> {
+        let info = self.user_info(user).await?;
+        if let Some(tag) = &info.locale {
+            self.remember_locale(
+                user,
+                Some(Locale::from_slack(&tag.0)),
+                USER_LOCALE_CACHE_SECONDS,
+            );
         }
+        Ok(info.tz)
     }
 
     async fn read_usergroups(&self) -> Result<UserGroups, SlackError> {

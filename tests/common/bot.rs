@@ -302,14 +302,38 @@ pub fn post_signed_click(port: u16, secret: &str, payload: &serde_json::Value) -
     post_signed(port, secret, "/slack/interactions", &body)
 }
 
+/// An Events API body (JSON) POSTed to `/slack/events`, signed as Slack signs it.
+pub fn post_signed_event(port: u16, secret: &str, event: &serde_json::Value) -> Option<String> {
+    post_signed_as(
+        port,
+        secret,
+        ("/slack/events", "application/json"),
+        &event.to_string(),
+    )
+}
+
 /// `body` POSTed to `path` on 127.0.0.1:`port`, signed with `secret`.
 fn post_signed(port: u16, secret: &str, path: &str, body: &str) -> Option<String> {
+    post_signed_as(
+        port,
+        secret,
+        (path, "application/x-www-form-urlencoded"),
+        body,
+    )
+}
+
+fn post_signed_as(
+    port: u16,
+    secret: &str,
+    (path, content_type): (&str, &str),
+    body: &str,
+) -> Option<String> {
     let timestamp = chrono::Utc::now().timestamp();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nX-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {}\r\nConnection: close\r\n\r\n{body}",
         body.len(),
         super::slack_signature(secret, timestamp, body)
     )

@@ -121,6 +121,10 @@ struct Inner {
     /// Each user's Slack language (`users.info` with `include_locale`); others read
     /// `en-US`, Slack's default.
     user_locales: HashMap<String, String>,
+    /// Each user's timezone (`users.info` `tz`); others read `Asia/Tokyo`.
+    user_timezones: HashMap<String, String>,
+    /// Home tabs published (`views.publish`): (user, view).
+    views: Vec<(String, Value)>,
     /// Socket Mode: where clients connect, the open connections, and the acks received.
     socket_url: String,
     sockets: Vec<tokio::sync::mpsc::UnboundedSender<String>>,
@@ -286,6 +290,26 @@ impl FakeSlack {
         self.with(|s| s.sockets.iter().any(|tx| tx.send(envelope.clone()).is_ok()))
     }
 
+    /// Sends an Events API event (an `event_callback` body) over Socket Mode, as Slack
+    /// does.
+    pub fn push_event(&self, envelope_id: &str, payload: Value) -> bool {
+        let envelope = json!({
+            "envelope_id": envelope_id,
+            "type": "events_api",
+            "accepts_response_payload": false,
+            "retry_attempt": 0,
+            "retry_reason": "",
+            "payload": payload,
+        })
+        .to_string();
+        self.with(|s| s.sockets.iter().any(|tx| tx.send(envelope.clone()).is_ok()))
+    }
+
+    /// Every Home tab published (`views.publish`), in order: (user, view).
+    pub fn published_views(&self) -> Vec<(String, Value)> {
+        self.with(|s| s.views.clone())
+    }
+
     /// The acknowledgements clients sent back over Socket Mode.
     pub fn socket_acks(&self) -> Vec<Value> {
         self.with(|s| s.socket_acks.clone())
@@ -303,6 +327,13 @@ impl FakeSlack {
         });
     }
 
+    /// Sets a user's timezone as their Slack profile gives it (`America/New_York`).
+    pub fn set_user_timezone(&self, user: &str, timezone: &str) {
+        self.with(|s| {
+            s.user_timezones.insert(user.into(), timezone.into());
+        });
+    }
+
     /// Adds a user group with these members.
     pub fn add_usergroup(&self, id: &str, members: &[&str]) {
         self.with(|s| {
@@ -314,15 +345,22 @@ impl FakeSlack {
     /// A report post already in `channel`, as kpibot posts them (its metadata names the
     /// report and slot): what a process that died after posting left behind.
     pub fn add_post(&self, channel: &str, report_id: &str, slot: &str) {
+        self.add_bot_message(
+            channel,
+            kpibot::render::message::METADATA_EVENT_TYPE,
+            json!({"report_id": report_id, "slot": slot}),
+        );
+    }
+
+    /// A message of the bot's already in `channel` with this metadata (a digest a process
+    /// posted before it died).
+    pub fn add_bot_message(&self, channel: &str, event_type: &str, payload: Value) {
         self.with(|s| {
             s.next_id += 1;
             let ts = format!("{}.{:06}", 1_800_000_000 + s.next_id, s.next_id);
             let body = json!({
-                "type": "message", "bot_id": "B0KPIBOT", "text": report_id, "ts": ts,
-                "metadata": {
-                    "event_type": kpibot::render::message::METADATA_EVENT_TYPE,
-                    "event_payload": {"report_id": report_id, "slot": slot},
-                },
+                "type": "message", "bot_id": "B0KPIBOT", "text": event_type, "ts": ts,
+                "metadata": {"event_type": event_type, "event_payload": payload},
             });
             s.messages.push(Posted {
                 channel: channel.to_string(),
@@ -938,6 +976,35 @@ fn post_message(s: &mut Inner, params: &Value) -> Response {
     ok(json!({"channel": channel_id, "ts": ts, "message": message}))
 }
 
+/// `views.publish`: a Home tab for a user, its blocks checked as Slack checks a view's
+/// (at most 100, each valid); `invalid_arguments` otherwise.
+fn publish_view(s: &mut Inner, params: &Value) -> Response {
+    let user = params["user_id"].as_str().unwrap_or_default().to_string();
+    // The view arrives as JSON, or as a JSON string in a form field.
+    let view = match &params["view"] {
+        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    if user.is_empty() || view["type"] != "home" {
+        return slack_error("invalid_arguments", None);
+    }
+    let blocks = view["blocks"].as_array().cloned().unwrap_or_default();
+    if blocks.len() > 100 {
+        return slack_error(
+            "invalid_arguments",
+            Some(vec![
+                "must provide no more than 100 items [json-pointer:/view/blocks]".into(),
+            ]),
+        );
+    }
+    let errors = block_errors(&blocks, &s.files, s.reject_native);
+    if !errors.is_empty() {
+        return slack_error("invalid_arguments", Some(errors));
+    }
+    s.views.push((user, view.clone()));
+    ok(json!({"view": view}))
+}
+
 /// The direct-message channel Slack keeps between the bot and a user.
 fn dm_channel(user: &str) -> String {
     format!("D{user}")
@@ -1170,10 +1237,26 @@ async fn api(
                 if user.is_empty() {
                     return slack_error("user_not_found", None);
                 }
+                let tz = s
+                    .user_timezones
+                    .get(&user)
+                    .cloned()
+                    .unwrap_or_else(|| "Asia/Tokyo".into());
+                let offset = tz
+                    .parse::<chrono_tz::Tz>()
+                    .map(|zone| {
+                        use chrono::Offset;
+                        chrono::Utc::now()
+                            .with_timezone(&zone)
+                            .offset()
+                            .fix()
+                            .local_minus_utc()
+                    })
+                    .unwrap_or(32400);
                 let mut body = json!({
                     "id": user, "team_id": "T0FAKE", "name": user.to_lowercase(),
                     "deleted": false, "color": "9f69e7", "real_name": user,
-                    "tz": "Asia/Tokyo", "tz_label": "Japan Standard Time", "tz_offset": 32400,
+                    "tz": tz, "tz_label": tz, "tz_offset": offset,
                     "profile": {"real_name": user, "display_name": user, "team": "T0FAKE"},
                     "is_admin": false, "is_owner": false, "is_bot": false,
                     "is_app_user": false, "updated": 1_700_000_000,
@@ -1190,6 +1273,7 @@ async fn api(
                 ok(json!({"user": body}))
             }
             "conversations.replies" => replies(&s, &params),
+            "views.publish" => publish_view(&mut s, &params),
             "chat.update" => update_message(&mut s, &params),
             "conversations.open" => {
                 // A JSON list, or a comma-separated form field.

@@ -83,6 +83,7 @@ pub fn cli_context<'a>(
         fresh: false,
         locale,
         fiscal_year_start_month: app.fiscal_year_start_month,
+        follows: None,
     }
 }
 

@@ -90,7 +90,10 @@ fn read_plain(
         }
         Ok(Request::Query(_)) => {}
         Ok(request) => return Reading::Command(request.clone()),
-        Err(error) if text.chars().count() > grammar::MAX_COMMAND_CHARS => {
+        Err(error)
+            if text.chars().count() > grammar::MAX_COMMAND_CHARS
+                || grammar::starts_with_verb(text) =>
+        {
             return Reading::Mistake(error.clone());
         }
         Err(_) => {}
