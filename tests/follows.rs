@@ -577,3 +577,127 @@ fn a_question_many_people_follow_is_queried_once_for_all_of_them_on_bigquery() {
         jobs.len()
     );
 }
+
+#[test]
+fn over_socket_mode_the_follow_button_follows_the_home_tab_opens_and_unfollow_stops_it() {
+    let slack = slack();
+    let dir = dir_with_metrics();
+    let bot = Bot::new(
+        dir.path(),
+        &[
+            ("KPIBOT__SLACK__BOT_TOKEN", TOKEN),
+            ("KPIBOT__SLACK__API_URL", slack.api_url.as_str()),
+            ("KPIBOT__SLACK__APP_TOKEN", common::fake_slack::APP_TOKEN),
+            ("KPIBOT__SLASH__TRANSPORT", "socket"),
+        ],
+    );
+    let running = bot.start("bot.log");
+    wait_for("a Socket Mode connection", Duration::from_secs(20), || {
+        slack.socket_connections() > 0
+    });
+    assert!(slack.push_slash_command(
+        "env-ask",
+        json!({
+            "token": "legacy", "team_id": "T0FAKE", "team_domain": "fake",
+            "channel_id": DATA_TEAM, "channel_name": "data-team",
+            "user_id": AKI, "user_name": "aki", "command": "/kpi", "text": "signups last 7 days",
+            "api_app_id": "A0FAKE", "response_url": slack.response_url("ask"), "trigger_id": "1.2.3",
+        }),
+    ));
+    wait_for("the chart in #data-team", Duration::from_secs(60), || {
+        !slack.messages_in(DATA_TEAM).is_empty()
+    });
+    // Ben presses Follow under Aki's answer: that exact question, his, with the defaults.
+    let post = slack.messages_in(DATA_TEAM)[0].clone();
+    let block_id = common::actions_block_id(&post.body);
+    let click = |id: &str, action: serde_json::Value| {
+        let payload = common::block_actions_payload(
+            BEN,
+            (DATA_TEAM, "data-team"),
+            (&post.body, &post.ts),
+            action,
+        );
+        assert!(slack.push_interaction(id, payload));
+    };
+    click(
+        "env-follow",
+        common::button_click("kpi_follow", &block_id, "follow"),
+    );
+    wait_for("the private confirmation", Duration::from_secs(60), || {
+        slack.ephemerals().iter().any(|(_, user, body)| {
+            user == BEN && body.to_string().contains("Following `signups last 7 days`")
+        })
+    });
+    let follows = block_on(ledger(dir.path()).follows(Some(BEN))).unwrap();
+    assert_eq!(
+        follows
+            .iter()
+            .map(|f| (
+                f.question.as_str(),
+                f.cadence.as_str(),
+                f.at_minute,
+                f.timezone.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        vec![("signups last 7 days", "daily", 540, "America/New_York")]
+    );
+    // His Home tab, opened over the same WebSocket, shows it.
+    assert!(slack.push_event(
+        "env-home",
+        json!({
+            "token": "legacy", "team_id": "T0FAKE", "api_app_id": "A0KPIBOT", "type": "event_callback",
+            "event_id": "Ev0HOME", "event_time": 1_700_000_000,
+            "event": {"type": "app_home_opened", "user": BEN, "channel": format!("D{BEN}"), "tab": "home", "event_ts": "1700000000.000100"},
+        }),
+    ));
+    wait_for("Ben's Home tab", Duration::from_secs(60), || {
+        slack
+            .published_views()
+            .iter()
+            .any(|(user, view)| user == BEN && view.to_string().contains("`signups last 7 days`"))
+    });
+    // The confirmation's Unfollow button stops it; pressed by someone else, it would not.
+    let confirmation = slack
+        .ephemerals()
+        .into_iter()
+        .find(|(_, user, body)| user == BEN && body.to_string().contains("Following"))
+        .unwrap()
+        .2;
+    let unfollow = confirmation["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|b| {
+            (b["accessory"]["action_id"] == "kpi_unfollow").then(|| b["accessory"]["value"].clone())
+        })
+        .unwrap();
+    assert_eq!(unfollow, json!(format!("{BEN}|signups last 7 days")));
+    let payload = |user: &str| {
+        common::block_actions_payload(
+            user,
+            (DATA_TEAM, "data-team"),
+            (&post.body, &post.ts),
+            common::button_click("kpi_unfollow", "kpi_follow_0", unfollow.as_str().unwrap()),
+        )
+    };
+    assert!(slack.push_interaction("env-other", payload(AKI)));
+    // In her own language.
+    wait_for("Aki told it is not hers", Duration::from_secs(30), || {
+        slack.ephemerals().iter().any(|(_, user, body)| {
+            user == AKI && body.to_string().contains("はフォローしていません")
+        })
+    });
+    assert_eq!(
+        block_on(ledger(dir.path()).follows(Some(BEN)))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(slack.push_interaction("env-unfollow", payload(BEN)));
+    wait_for("Ben's follow stopped", Duration::from_secs(30), || {
+        block_on(ledger(dir.path()).follows(Some(BEN)))
+            .unwrap()
+            .is_empty()
+    });
+    assert!(terminate(running).success());
+}

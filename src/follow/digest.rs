@@ -57,12 +57,18 @@ fn is_digest(message: &SlackHistoryMessage, target: &str, slot: &str) -> bool {
     })
 }
 
+/// The digest of `target` for `slot` in Slack, if it is there: in the channel, or in the
+/// direct message with the person (opened to read it: a post to a user ID needs none).
 async fn find_digest(
     slack: &Slack,
-    channel: &str,
     target: &str,
     slot: DateTime<Utc>,
 ) -> Result<Option<SlackTs>, SlackError> {
+    let channel = if is_channel(target) {
+        target.to_string()
+    } else {
+        slack.direct_channel(target, slack.deadline()).await?
+    };
     let oldest = SlackTs(format!(
         "{}.000000",
         slot.timestamp() - LOOKUP_MARGIN_SECONDS
@@ -70,7 +76,7 @@ async fn find_digest(
     let slot = slot_text(slot);
     slack
         .find_message(
-            channel,
+            &channel,
             None,
             Some(oldest),
             LOOKUP_MAX_PAGES,
@@ -94,16 +100,11 @@ pub(super) async fn send(digests: &Digests, due: &Due, claim: &DigestClaim) -> D
             error: error.to_string(),
         }
     };
-    let channel = if is_channel(&due.target) {
-        due.target.clone()
-    } else {
-        match slack.direct_channel(&due.target, slack.deadline()).await {
-            Ok(channel) => channel,
-            Err(error) => return failed(&error),
-        }
-    };
+    // A channel, or the person's user ID: Slack posts that into the direct message with
+    // them, so a morning of digests needs no `conversations.open` (Tier 3) per person.
+    let channel = due.target.clone();
     if claim.may_have_posted {
-        match find_digest(slack, &channel, &due.target, due.slot).await {
+        match find_digest(slack, &due.target, due.slot).await {
             Ok(Some(ts)) => {
                 return DigestOutcome::Posted {
                     channel,
@@ -125,10 +126,11 @@ pub(super) async fn send(digests: &Digests, due: &Due, claim: &DigestClaim) -> D
         .as_deref()
         .and_then(Locale::parse)
         .unwrap_or(handler.locale);
-    let locale = if is_channel(&due.target) {
-        guess
-    } else {
-        handler.asker_locale_of(&person, guess).await
+    // Their Slack language as last read (a question, a click), else as it was when they
+    // followed: a morning of digests asks `users.info` (Tier 4) of no one.
+    let locale = match slack.cached_locale_of(&person) {
+        crate::slack::replies::LocaleLookup::Known(locale) if !is_channel(&due.target) => locale,
+        _ => guess,
     };
     let mut items = Vec::new();
     let lease = chrono::Duration::from_std(digests.lease).unwrap_or_default();
@@ -224,7 +226,7 @@ pub(super) async fn send(digests: &Digests, due: &Due, claim: &DigestClaim) -> D
                         }
                     }
                 },
-                || find_digest(slack, &channel, &due.target, due.slot),
+                || find_digest(slack, &due.target, due.slot),
             )
             .await;
         match posted {

@@ -24,12 +24,19 @@ mod embedded {
 }
 
 /// Migrations written for PostgreSQL that SQLite replaces with its own text (version,
-/// name, SQL): `V7` makes text times compare bytewise, as SQLite always does.
-const SQLITE_REPLACEMENTS: [(i32, &str, &str); 1] = [(
-    7,
-    "V7__text_times_collate_c",
-    "-- SQLite compares text bytewise (BINARY): nothing to change.\nSELECT 1;",
-)];
+/// name, SQL): `V7` and `V9` make text times compare bytewise, as SQLite always does.
+const SQLITE_REPLACEMENTS: [(i32, &str, &str); 2] = [
+    (
+        7,
+        "V7__text_times_collate_c",
+        "-- SQLite compares text bytewise (BINARY): nothing to change.\nSELECT 1;",
+    ),
+    (
+        9,
+        "V9__digest_slot_collate_c",
+        "-- SQLite compares text bytewise (BINARY): nothing to change.\nSELECT 1;",
+    ),
+];
 
 /// The migrations a backend runs at start-up: the shared ones, with SQLite's own text
 /// where [`SQLITE_REPLACEMENTS`] has one.
