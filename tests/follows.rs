@@ -701,3 +701,53 @@ fn over_socket_mode_the_follow_button_follows_the_home_tab_opens_and_unfollow_st
     });
     assert!(terminate(running).success());
 }
+
+#[test]
+fn a_digest_of_many_questions_fits_slacks_limits_and_is_posted_once() {
+    const QUESTIONS: usize = 25;
+    let slack = slack();
+    let dir = dir_with_metrics();
+    let (minute, _) = minute_hours_ago(chrono_tz::Asia::Tokyo, 1);
+    {
+        // More than the settings allow (two follows racing past the bound, say).
+        let ledger = ledger(dir.path());
+        for n in 0..QUESTIONS {
+            let question = format!("signups last {} days", n + 2);
+            block_on(ledger.add_follow(&seeded(BEN, &question, minute, "Asia/Tokyo", "en")))
+                .unwrap();
+        }
+    }
+    let bot = bot(dir.path(), &slack);
+    let running = bot.start("bot.log");
+    wait_for("Ben's digest", Duration::from_secs(180), || {
+        !digests_to(&slack, BEN).is_empty()
+    });
+    wait_for("recorded", Duration::from_secs(60), || {
+        bot.metric("kpibot_digests_total{outcome=\"posted\"}") >= 1.0
+    });
+    assert!(terminate(running).success());
+    let digests = digests_to(&slack, BEN);
+    assert_eq!(digests.len(), 1);
+    let blocks = digests[0].body["blocks"].as_array().unwrap().clone();
+    assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+    let native = blocks
+        .iter()
+        .filter(|b| b["type"] == "data_visualization")
+        .count();
+    assert!(native <= 2, "{native} of Slack's own charts");
+    assert_eq!(
+        digests[0].body["metadata"]["event_payload"]["questions"],
+        json!(QUESTIONS.to_string())
+    );
+    // Every question is in it: a chart each while they fit, then a line.
+    let text = digests[0].body.to_string();
+    assert!(text.contains("Sign-ups"), "{text}");
+    assert!(
+        blocks
+            .iter()
+            .filter(|b| b["accessory"]["action_id"] == "kpi_unfollow")
+            .count()
+            >= 23,
+        "{text}"
+    );
+}

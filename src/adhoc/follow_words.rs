@@ -18,13 +18,14 @@ pub struct FollowRequest {
     pub channel: Option<String>,
 }
 
+/// `monday`, `mon`, `月`, `月曜`, `月曜日` (one day: `土日` is two, and no day).
 fn weekday_word(word: &str) -> Option<Weekday> {
     let lower = word.to_lowercase();
     let japanese = lower
-        .trim_end_matches('日')
-        .trim_end_matches("曜")
-        .to_string();
-    let day = match japanese.as_str() {
+        .strip_suffix("曜日")
+        .or_else(|| lower.strip_suffix('曜'))
+        .unwrap_or(&lower);
+    let day = match japanese {
         "月" => Weekday::Mon,
         "火" => Weekday::Tue,
         "水" => Weekday::Wed,
@@ -37,9 +38,23 @@ fn weekday_word(word: &str) -> Option<Weekday> {
     Some(day)
 }
 
-/// `8:30`, `08:30`, `9時`, `9時30分`, `9時半` (and `9時に`).
+/// `8:30`, `08:30`, `９：００`, `9時`, `9時30分`, `9時半`, `午後3時`, `午前9時` (and `9時に`).
 fn time_word(word: &str) -> Option<NaiveTime> {
-    let word = word.strip_suffix('に').unwrap_or(word);
+    let word = word.strip_suffix('に').unwrap_or(word).replace('：', ":");
+    let (afternoon, word) = match (word.strip_prefix("午後"), word.strip_prefix("午前")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => (false, word.as_str()),
+    };
+    let time = clock_word(word)?;
+    if !afternoon {
+        return Some(time);
+    }
+    use chrono::Timelike;
+    (time.hour() < 12).then(|| time + chrono::Duration::hours(12))
+}
+
+fn clock_word(word: &str) -> Option<NaiveTime> {
     if let Some((hour, minute)) = word.split_once(':') {
         return NaiveTime::from_hms_opt(hour.parse().ok()?, minute.parse().ok()?, 0);
     }
@@ -150,8 +165,8 @@ pub fn parse_follow(words: &[String]) -> Result<FollowRequest, &'static str> {
             // Last (or followed only by the time and the channel), it says when;
             // elsewhere it is the question's grain.
             set(&mut cadence, Cadence::Daily, "grammar-follow-one-cadence")?;
-        } else if lower == "at" || lower == "に" {
-            let time = next.and_then(time_word).ok_or("grammar-follow-time")?;
+        } else if let (Some(time), "at" | "に") = (next.and_then(time_word), lower.as_str()) {
+            // `at` before anything but a time stays the question's (`country=AT`).
             set(&mut at, time, "grammar-follow-one-time")?;
             i += 1;
         } else if let Some(time) = time_word(word) {
@@ -216,6 +231,15 @@ mod tests {
             follow("フォロー 売上 毎月1日 9時半").cadence,
             Some(Cadence::Monthly(1))
         );
+        for sunday in ["毎週日", "毎週日曜", "毎週日曜日"] {
+            assert_eq!(
+                follow(&format!("フォロー 売上 {sunday}")).cadence,
+                Some(Cadence::Weekly(Weekday::Sun)),
+                "{sunday}"
+            );
+        }
+        // Two days are not one: left to the question, never read as Saturday.
+        assert_eq!(follow("フォロー 売上 毎週土日").cadence, None);
         assert_eq!(
             follow("follow dau weekdays").cadence,
             Some(Cadence::Weekdays)
@@ -245,6 +269,26 @@ mod tests {
             follow("フォロー 売上 毎日 9時に").at,
             NaiveTime::from_hms_opt(9, 0, 0)
         );
+        assert_eq!(
+            follow("フォロー 売上 毎日 9：00").at,
+            NaiveTime::from_hms_opt(9, 0, 0)
+        );
+        assert_eq!(
+            follow("フォロー 売上 午後3時").at,
+            NaiveTime::from_hms_opt(15, 0, 0)
+        );
+        // `at` before what is not a time is the question's; a value `AT` too.
+        let country = follow("follow signups where country = AT");
+        assert_eq!(
+            (country.question.as_str(), country.at),
+            ("signups where country = AT", None)
+        );
+        assert_eq!(follow("follow dau at noon").question, "dau at noon");
+        assert_eq!(
+            follow("follow dau 9:5").at,
+            NaiveTime::from_hms_opt(9, 5, 0)
+        );
+        assert_eq!(follow("follow dau 24:00").question, "dau 24:00");
     }
 
     #[test]
@@ -252,9 +296,8 @@ mod tests {
         for text in [
             "follow",
             "follow at 9:00",
-            "follow dau at noon",
-            "follow dau at 25:00",
             "follow dau weekdays 毎日",
+            "follow dau 9:00 10:00",
         ] {
             assert!(parse(text).is_err(), "{text} was read");
         }

@@ -195,8 +195,13 @@ pub fn parse(text: &str) -> Result<Request, GrammarError> {
         "unfollow" | "フォロー解除" => {
             return match words.len() {
                 1 => Err(GrammarError::new("grammar-unfollow-usage")),
+                // As typed after the verb, quotes kept: a question copied from `following`
+                // reads as the one followed (`where plan="free trial"`).
                 _ => Ok(Request::Unfollow {
-                    which: words[1..].join(" "),
+                    which: normalize(text)
+                        .trim()
+                        .split_once(char::is_whitespace)
+                        .map_or_else(String::new, |(_, rest)| rest.trim().to_string()),
                 }),
             };
         }

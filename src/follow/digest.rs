@@ -17,6 +17,7 @@ use crate::catalog::snapshot;
 use crate::i18n::Locale;
 use crate::ledger::follows::{DigestClaim, DigestOutcome, Follow};
 use crate::render::Rendered;
+use crate::render::native::NATIVE_CHARTS_PER_MESSAGE;
 use crate::slack::post_once::PostOnce;
 use crate::slack::{Slack, SlackError};
 use crate::{tr, tr_mrkdwn};
@@ -28,6 +29,9 @@ use crate::adhoc::reply::unfollow_button;
 
 /// How far before its slot a lost digest is looked for in the channel's history.
 const LOOKUP_MARGIN_SECONDS: i64 = 600;
+
+/// Slack's limit on blocks in a message.
+const DIGEST_BLOCKS_MAX: usize = 50;
 
 /// Slack's limit on a section's text, in characters.
 const SECTION_TEXT_MAX_CHARS: usize = 3000;
@@ -439,6 +443,13 @@ async fn message(
     let mut lines = Vec::new();
     let mut fallback = vec![heading.clone()];
     let mut questions = serde_json::Map::new();
+    // The heading, two blocks a chart, the lines, the footer.
+    let charts = items
+        .iter()
+        .filter(|(_, item)| matches!(item, Item::Chart(_)))
+        .count();
+    let has_lines = items.iter().any(|(_, item)| matches!(item, Item::Line(_)));
+    let fits = 2 + 2 * charts + usize::from(has_lines) <= DIGEST_BLOCKS_MAX;
     for (i, (follow, item)) in items.iter().enumerate() {
         questions.insert(format!("question_{i}"), json!(follow.question));
         match item {
@@ -450,7 +461,7 @@ async fn message(
                     .flatten()
                     .find_map(|b| b["fields"].as_array().cloned())
                     .unwrap_or_default();
-                fallback.push(format!(
+                let summary = format!(
                     "{}: {}",
                     rendered.title,
                     fields
@@ -458,7 +469,14 @@ async fn message(
                         .filter_map(|f| f["text"].as_str())
                         .collect::<Vec<_>>()
                         .join(" / ")
-                ));
+                );
+                fallback.push(summary.clone());
+                // Within Slack's 50 blocks (room kept for the lines and the footer): past
+                // them a question is a line.
+                if !fits && blocks.len() + 2 > DIGEST_BLOCKS_MAX - 2 {
+                    lines.push(crate::i18n::mrkdwn::escape(&summary.replace('\n', " ")));
+                    continue;
+                }
                 let mut section = json!({
                     "type": "section",
                     "block_id": format!("kpi_digest_{i}"),
@@ -469,6 +487,12 @@ async fn message(
                     section["fields"] = json!(fields);
                 }
                 blocks.push(section);
+                // Slack takes two of its own charts in a message; the others are images.
+                let charts = blocks
+                    .iter()
+                    .filter(|b| b["type"] == "data_visualization")
+                    .count();
+                let native = native && charts < NATIVE_CHARTS_PER_MESSAGE;
                 if let Some(chart) = chart_block(slack, rendered, channel, native).await? {
                     blocks.push(chart);
                 }

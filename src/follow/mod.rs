@@ -61,7 +61,7 @@ pub struct Due {
 
 /// Tries one digest gets (each a takeover of the last) before a failure is recorded for
 /// good; until then a failed digest is let go and tried again.
-pub const DIGEST_ATTEMPTS_MAX: u32 = 3;
+pub const DIGEST_ATTEMPTS_MAX: u32 = 5;
 
 /// The digest of `target` for `slot` as it was due: every follow of the target with a
 /// slot at that instant, made before it (for taking over one a dead process left).
@@ -84,7 +84,11 @@ pub fn due_at(follows: &[Follow], target: &str, slot: DateTime<Utc>) -> Due {
 pub fn due(follows: &[Follow], now: DateTime<Utc>, catch_up: chrono::Duration) -> Vec<Due> {
     let mut by_target: BTreeMap<&str, Vec<(DateTime<Utc>, &Follow)>> = BTreeMap::new();
     for follow in follows {
-        let Some(slot) = schedule_of(follow).and_then(|s| s.latest_slot(now)) else {
+        let Some(schedule) = schedule_of(follow) else {
+            tracing::warn!(target = %follow.target, question = %follow.question, cadence = %follow.cadence, timezone = %follow.timezone, "a follow this version cannot read is not delivered; unfollow it and follow again");
+            continue;
+        };
+        let Some(slot) = schedule.latest_slot(now) else {
             continue;
         };
         if follow.created_at <= slot && now - slot <= catch_up {

@@ -191,10 +191,16 @@ fn phrase(
                 ) || (matches!(found[j].kind, Kind::Unknown)
                     && !grammar::is_keyword(&found[j].text))
             });
-        let Some(j) = neighbour else {
+        // A quote is never part of a name (`＂ロール` reads as `ロール`, as the command it
+        // writes back says it).
+        let Some(named) = neighbour
+            .map(|j| found[j].text.replace('"', ""))
+            .filter(|named| !named.is_empty())
+        else {
             return mistake(GrammarError::new("grammar-by-needs-dimension"));
         };
-        if by.replace(found[j].text.clone()).is_some() {
+        let j = neighbour.unwrap_or_default();
+        if by.replace(named).is_some() {
             return mistake(GrammarError::new("grammar-one-by"));
         }
         used[i] = true;
