@@ -110,16 +110,14 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         return super::why::answer_why(context, asked, asker, &read_back).await;
     }
     let gates = proven_gates(context, &spec, &params, gates).await;
-    let why_private = match decide(&gates, asker, context.policy, private, &spec.owner) {
-        Decision::Refused { owner } => {
-            return Answer::Text(Reply::Refused {
-                name: query.name,
-                owner,
-            });
-        }
-        Decision::Private { why } => Some(why.map(|m| Mrkdwn::formatted(m.mrkdwn(context.locale)))),
-        Decision::Channel => None,
-    };
+    let decision = decide(&gates, asker, context.policy, private, &spec.owner);
+    if let Decision::Refused { owner } = decision {
+        return Answer::Text(Reply::Refused {
+            name: query.name,
+            owner,
+        });
+    }
+    let in_channel = matches!(decision, Decision::Channel);
     // A channel post's "Split by" menu names only what the channel may see.
     let actions = actions_for(
         context.catalog,
@@ -127,7 +125,7 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
         &spec,
         asker,
         context.policy,
-        why_private.is_none(),
+        in_channel,
     );
     let options = RunOptions {
         actions: Some(actions),
@@ -140,17 +138,32 @@ pub async fn answer_resolved(context: &Context<'_>, resolved: Resolved, asker: &
     };
     // Billed to the asker, inside the cache: an answer from the cache costs nothing.
     let payer = Payer::person(&asker.user_id);
-    let mut answer = run_answer(context, payer, &spec, &options, (query, &called)).await;
-    if let Answer::Chart {
-        ephemeral,
-        why_private: why,
-        ..
-    } = &mut answer
-    {
-        *ephemeral = why_private.is_some();
-        *why = why_private.flatten();
+    let answer = run_answer(context, payer, &spec, &options, (query, &called)).await;
+    placed(answer, decision, context.locale)
+}
+
+/// A chart answered for everyone allowed, placed as `decision` (not a refusal) says: in
+/// the channel, or to the asker only with the line saying why.
+fn placed(answer: Answer, decision: Decision, locale: crate::i18n::Locale) -> Answer {
+    let why_private = match decision {
+        Decision::Private { why } => Some(why.map(|m| Mrkdwn::formatted(m.mrkdwn(locale)))),
+        Decision::Channel | Decision::Refused { .. } => None,
+    };
+    match answer {
+        Answer::Chart {
+            rendered,
+            rows,
+            bytes,
+            ..
+        } => Answer::Chart {
+            rendered,
+            rows,
+            bytes,
+            ephemeral: why_private.is_some(),
+            why_private: why_private.flatten(),
+        },
+        text => text,
     }
-    answer
 }
 
 /// Besides what the question names, every policy covering what the warehouse proves the
@@ -376,29 +389,7 @@ impl Shared {
                 name: self.name.clone(),
                 owner,
             }),
-            decision => match &self.answer {
-                Answer::Chart {
-                    rendered,
-                    rows,
-                    bytes,
-                    ..
-                } => {
-                    let why_private = match decision {
-                        Decision::Private { why } => {
-                            Some(why.map(|m| Mrkdwn::formatted(m.mrkdwn(self.locale))))
-                        }
-                        _ => None,
-                    };
-                    Answer::Chart {
-                        rendered: rendered.clone(),
-                        ephemeral: why_private.is_some(),
-                        why_private: why_private.flatten(),
-                        rows: *rows,
-                        bytes: *bytes,
-                    }
-                }
-                text => text.clone(),
-            },
+            decision => placed(self.answer.clone(), decision, self.locale),
         }
     }
 }
