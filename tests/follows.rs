@@ -742,12 +742,162 @@ fn a_digest_of_many_questions_fits_slacks_limits_and_is_posted_once() {
     // Every question is in it: a chart each while they fit, then a line.
     let text = digests[0].body.to_string();
     assert!(text.contains("Sign-ups"), "{text}");
-    assert!(
-        blocks
+    // Each chart with an Unfollow button: beside its headline, or among its buttons.
+    let unfollows = text.matches("\"kpi_unfollow\"").count();
+    assert!(unfollows >= 23, "{unfollows}: {text}");
+}
+
+/// The actions blocks of a digest (each question's buttons).
+fn digest_actions(digest: &Posted) -> Vec<serde_json::Value> {
+    digest.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_digest_carries_the_usual_buttons_each_persons_own_and_a_click_in_it_answers_in_the_dm() {
+    let slack = slack();
+    let dir = dir_with_metrics();
+    std::fs::write(
+        dir.path().join("reports/policies.toml"),
+        r##"[[policy]]
+name = "prefecture_detail"
+table = "mart.daily_active_users"
+columns = ["prefecture"]
+owner = "#data-team"
+allowed_channels = ["#data-team"]
+"##,
+    )
+    .unwrap();
+    let (minute, _) = minute_hours_ago(chrono_tz::Asia::Tokyo, 1);
+    {
+        let ledger = ledger(dir.path());
+        // Ben for himself; Aki for #data-team, the channel prefectures are for.
+        let question = "active_users last 7 days";
+        let mut team = seeded(DATA_TEAM, question, minute, "Asia/Tokyo", "en");
+        (team.person, team.place) = (AKI.into(), Some("data-team".into()));
+        let ben = seeded(BEN, question, minute, "Asia/Tokyo", "en");
+        for follow in [team, ben] {
+            block_on(ledger.add_follow(&follow)).unwrap();
+        }
+    }
+    let bot = bot(dir.path(), &slack);
+    let running = bot.start("bot.log");
+    let team_digests = || {
+        slack
+            .messages_in(DATA_TEAM)
+            .into_iter()
+            .filter(|m| m.body["metadata"]["event_type"] == "kpibot_digest")
+            .collect::<Vec<_>>()
+    };
+    wait_for("both digests", Duration::from_secs(120), || {
+        !team_digests().is_empty() && !digests_to(&slack, BEN).is_empty()
+    });
+    // Each digest's question has the buttons a chart has: another period, a split by what
+    // place may see, refresh — and Unfollow in place of Follow.
+    let menu_values = |actions: &serde_json::Value, action_id: &str| -> Vec<String> {
+        actions["elements"]
+            .as_array()
+            .unwrap()
             .iter()
-            .filter(|b| b["accessory"]["action_id"] == "kpi_unfollow")
-            .count()
-            >= 23,
-        "{text}"
+            .filter(|e| e["action_id"] == action_id)
+            .flat_map(|e| e["options"].as_array().cloned().unwrap_or_default())
+            .filter_map(|o| o["value"].as_str().map(str::to_string))
+            .collect()
+    };
+    let mut splits = Vec::new();
+    for (person, digest) in [
+        (DATA_TEAM, team_digests()[0].clone()),
+        (BEN, digests_to(&slack, BEN)[0].clone()),
+    ] {
+        let digest = &digest;
+        let actions = digest_actions(digest);
+        assert_eq!(
+            actions.len(),
+            1,
+            "one question, one actions block: {}",
+            digest.body
+        );
+        let block = &actions[0];
+        let asked: serde_json::Value = serde_json::from_str(
+            block["block_id"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("kpi:")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (asked["n"].as_str(), asked["m"].as_bool()),
+            (Some("active_users"), Some(true))
+        );
+        let ids: Vec<&str> = block["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["action_id"].as_str())
+            .collect();
+        for id in ["kpi_period", "kpi_refresh", "kpi_unfollow"] {
+            assert!(ids.contains(&id), "{person}: {id} missing from {ids:?}");
+        }
+        assert!(!ids.contains(&"kpi_follow"), "{person} already follows it");
+        assert!(menu_values(block, "kpi_period").contains(&"last 28 days".to_string()));
+        let unfollow = block["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action_id"] == "kpi_unfollow")
+            .unwrap();
+        assert_eq!(
+            unfollow["value"],
+            json!(format!("{person}|active_users last 7 days"))
+        );
+        splits.push(menu_values(block, "kpi_by"));
+    }
+    // Computed once, but each menu is its place's: prefecture is the data team's alone.
+    assert!(splits[0].contains(&"prefecture".to_string()), "{splits:?}");
+    assert!(!splits[1].contains(&"prefecture".to_string()), "{splits:?}");
+    assert!(
+        !splits[1].is_empty(),
+        "Ben may split by other things: {splits:?}"
     );
+
+    // Ben picks another period in his digest: the answer comes into his DM.
+    let digest = digests_to(&slack, BEN)[0].clone();
+    let block_id = digest_actions(&digest)[0]["block_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dm = format!("D{BEN}");
+    let payload = common::block_actions_payload(
+        BEN,
+        (&dm, "directmessage"),
+        (&digest.body, &digest.ts),
+        common::menu_choice("kpi_period", &block_id, "last 28 days"),
+    );
+    let response = common::bot::post_signed_click(bot.port(), SECRET, &payload).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let answers = || {
+        slack
+            .messages_in(&dm)
+            .into_iter()
+            .filter(|m| m.body["metadata"]["event_type"] != "kpibot_digest")
+            .collect::<Vec<_>>()
+    };
+    wait_for("the answer in Ben's DM", Duration::from_secs(60), || {
+        !answers().is_empty()
+    });
+    assert!(terminate(running).success());
+    let answer = answers()[0].body.to_string();
+    assert!(
+        answer.contains("last 28 days") || answer.contains("Last 28 days"),
+        "{answer}"
+    );
+    for covered in ["福岡県", "東京都"] {
+        assert!(!answer.contains(covered), "{covered} leaked: {answer}");
+    }
 }

@@ -363,8 +363,8 @@ fn canonical_question(context: &Context<'_>, text: &str, asker: &Asker) -> Optio
 }
 
 /// A question answered once for everyone it is shared with (the digests of one slot):
-/// its gates with what the warehouse proves it reads, and the chart as run — without
-/// buttons, billed to the digests' own budget (`report` `digests`). Each person is then
+/// its gates with what the warehouse proves it reads, and the chart as run — its buttons
+/// made for each person, billed to the digests' own budget (`report` `digests`). Each person is then
 /// decided by [`Shared::answer_for`] with the same rule `/kpi` uses.
 #[derive(Debug, Clone)]
 pub struct Shared {
@@ -374,12 +374,17 @@ pub struct Shared {
     gates: Vec<super::access::Gate>,
     locale: crate::i18n::Locale,
     answer: Answer,
+    /// The question and its spec, for each person's own buttons.
+    query: Query,
+    spec: Box<ReportSpec>,
 }
 
 impl Shared {
     /// The answer `asker` gets: refused, or the shared chart (to them only, when the
     /// place they are in may not see it).
-    pub fn answer_for(&self, asker: &Asker, policy: AccessPolicy) -> Answer {
+    /// Its buttons are theirs: the splits offered are those they may see (in a channel,
+    /// those the channel may), as `/kpi` would offer them.
+    pub fn answer_for(&self, catalog: &Catalog, asker: &Asker, policy: AccessPolicy) -> Answer {
         // A policy file that cannot be read: nothing is answered to anyone.
         if matches!(self.answer, Answer::Text(Reply::PoliciesUnreadable)) {
             return self.answer.clone();
@@ -389,7 +394,22 @@ impl Shared {
                 name: self.name.clone(),
                 owner,
             }),
-            decision => placed(self.answer.clone(), decision, self.locale),
+            decision => {
+                let in_channel = matches!(decision, Decision::Channel);
+                let mut answer = placed(self.answer.clone(), decision, self.locale);
+                if let Answer::Chart { rendered, .. } = &mut answer {
+                    let mut actions =
+                        actions_for(catalog, &self.query, &self.spec, asker, policy, in_channel);
+                    // Why? only where the run could explain (its windows allow it).
+                    actions.why &= rendered.actions().is_some_and(|block| {
+                        block
+                            .to_string()
+                            .contains(crate::render::actions::ACTION_WHY)
+                    });
+                    rendered.set_actions(&actions);
+                }
+                answer
+            }
         }
     }
 }
@@ -411,7 +431,6 @@ pub async fn answer_shared(context: &Context<'_>, resolved: Resolved) -> Option<
     if query.why {
         return None;
     }
-    let spec = *spec;
     let mut shared = Shared {
         name: query.name.clone(),
         owner: spec.owner.clone(),
@@ -419,12 +438,30 @@ pub async fn answer_shared(context: &Context<'_>, resolved: Resolved) -> Option<
         gates: Vec::new(),
         locale: context.locale,
         answer: Answer::Text(Reply::PoliciesUnreadable),
+        query: query.clone(),
+        spec: spec.clone(),
     };
+    let spec = *spec;
     if context.catalog.policies_incomplete() {
         return Some(shared);
     }
     shared.gates = proven_gates(context, &spec, &params, gates).await;
+    // Buttons with every split, so the run decides whether Why? can answer; each person's
+    // own replace them in `answer_for`.
+    let everyone = Asker {
+        operator: true,
+        ..Asker::default()
+    };
+    let actions = actions_for(
+        context.catalog,
+        &query,
+        &spec,
+        &everyone,
+        context.policy,
+        false,
+    );
     let options = RunOptions {
+        actions: Some(actions),
         period: Some(spec.query.period),
         params,
         limits: context.limits,

@@ -271,7 +271,7 @@ async fn ask(
     let answer = if plain {
         let cell = digests.shared_answer(slot, &follow.question, locale);
         match cell.get_or_init(|| answer_shared(&context, resolved)).await {
-            Some(shared) => shared.answer_for(asker, handler.policy),
+            Some(shared) => shared.answer_for(&catalog, asker, handler.policy),
             None => Answer::Text(Reply::Mistake(tr_mrkdwn!(locale, "grammar-follow-usage"))),
         }
     } else {
@@ -421,8 +421,21 @@ async fn chart_block(
     Ok(Some(block))
 }
 
-/// The digest message: a heading, each question's headline and chart with an Unfollow
-/// button, the lines for what is paused or failed, and the metadata that identifies it.
+/// The digest's small print under everything.
+const FOOTER_BLOCKS: usize = 1;
+
+/// A chart's buttons for someone who follows it: Unfollow where Follow was.
+fn with_unfollow(block: &Value, unfollow: Value) -> Value {
+    let mut block = block.clone();
+    if let Some(elements) = block["elements"].as_array_mut() {
+        elements.retain(|e| e["action_id"] != crate::render::actions::ACTION_FOLLOW);
+        elements.push(unfollow);
+    }
+    block
+}
+
+/// The digest message: a heading, each question's headline and chart with its buttons
+/// (Unfollow in place of Follow), the lines for what is paused or failed, and the metadata that identifies it.
 async fn message(
     slack: &Slack,
     channel: &str,
@@ -443,13 +456,14 @@ async fn message(
     let mut lines = Vec::new();
     let mut fallback = vec![heading.clone()];
     let mut questions = serde_json::Map::new();
-    // The heading, two blocks a chart, the lines, the footer.
+    // The heading, two blocks a chart (three with its buttons), the lines, the footer.
     let charts = items
         .iter()
         .filter(|(_, item)| matches!(item, Item::Chart(_)))
         .count();
     let has_lines = items.iter().any(|(_, item)| matches!(item, Item::Line(_)));
     let fits = 2 + 2 * charts + usize::from(has_lines) <= DIGEST_BLOCKS_MAX;
+    let mut charts_left = charts;
     for (i, (follow, item)) in items.iter().enumerate() {
         questions.insert(format!("question_{i}"), json!(follow.question));
         match item {
@@ -477,12 +491,24 @@ async fn message(
                     lines.push(crate::i18n::mrkdwn::escape(&summary.replace('\n', " ")));
                     continue;
                 }
+                charts_left -= 1;
+                // Its buttons where they fit beside every chart still to come; else only
+                // Unfollow, beside the headline.
+                let unfollow = unfollow_button(&follow.target, &follow.question, locale);
+                let needed = blocks.len() + 3 + 2 * charts_left + usize::from(has_lines);
+                let room = needed + FOOTER_BLOCKS <= DIGEST_BLOCKS_MAX;
+                let actions = rendered
+                    .actions()
+                    .filter(|_| room)
+                    .map(|block| with_unfollow(block, unfollow.clone()));
                 let mut section = json!({
                     "type": "section",
                     "block_id": format!("kpi_digest_{i}"),
                     "text": {"type": "mrkdwn", "text": format!("*{}*", crate::i18n::mrkdwn::escape(&rendered.title))},
-                    "accessory": unfollow_button(&follow.target, &follow.question, locale),
                 });
+                if actions.is_none() {
+                    section["accessory"] = unfollow;
+                }
                 if !fields.is_empty() {
                     section["fields"] = json!(fields);
                 }
@@ -496,6 +522,7 @@ async fn message(
                 if let Some(chart) = chart_block(slack, rendered, channel, native).await? {
                     blocks.push(chart);
                 }
+                blocks.extend(actions);
             }
         }
     }

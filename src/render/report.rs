@@ -108,6 +108,13 @@ impl std::fmt::Debug for PostGuard {
     }
 }
 
+fn is_actions_block(block: &serde_json::Value) -> bool {
+    block["type"] == "actions"
+        && block["block_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with(super::actions::ACTIONS_BLOCK_PREFIX))
+}
+
 impl Rendered {
     /// Puts one line of context at the top of the message — and of its PNG variant, so the
     /// line is there whichever goes out (why an answer went to the asker only, who asked
@@ -125,6 +132,34 @@ impl Rendered {
                 .position(|b| b["type"] == "header")
                 .map_or(0, |at| at + 1)
         });
+    }
+
+    /// The actions block under the chart, if it has one (the question it answers is its
+    /// `block_id`).
+    pub fn actions(&self) -> Option<&serde_json::Value> {
+        self.message["blocks"]
+            .as_array()?
+            .iter()
+            .find(|b| is_actions_block(b))
+    }
+
+    /// Puts `actions`' buttons in place of the ones the message has (in its PNG variant
+    /// too): the same chart offered to someone who may split by other things. When they do
+    /// not fit a `block_id`, the message has no buttons rather than another question's.
+    pub fn set_actions(&mut self, actions: &super::actions::Actions) {
+        let block = super::actions::actions_block(actions, self.locale);
+        for message in std::iter::once(&mut self.message).chain(self.image_message.as_mut()) {
+            if let Some(blocks) = message["blocks"].as_array_mut()
+                && let Some(at) = blocks.iter().position(is_actions_block)
+            {
+                match &block {
+                    Some(block) => blocks[at] = block.clone(),
+                    None => {
+                        blocks.remove(at);
+                    }
+                }
+            }
+        }
     }
 
     fn insert_context(&mut self, line: &Mrkdwn, at: impl Fn(&[serde_json::Value]) -> usize) {
