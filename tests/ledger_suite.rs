@@ -1,7 +1,7 @@
 //! One suite for both ledgers: every test runs against a SQLite file and against a real
 //! PostgreSQL database (when `KPIBOT_TEST_POSTGRES_URL` names a server; `.ci/run` starts
 //! one). Claims, races, leases, takeovers, fencing, catch-up history, thread steps,
-//! migrations, copying a SQLite history into PostgreSQL, and alert rounds and notices.
+//! migrations, copying a SQLite history into PostgreSQL, alert rounds and notices, and follows and digests.
 
 mod common;
 
@@ -887,6 +887,64 @@ async fn a_sqlite_history_moves_into_postgres_once() {
         },
         "a notice sent before the move is not sent again"
     );
+    // Follows move, paused or not, and a digest sent before the move is not sent again.
+    use kpibot::ledger::follows::{DigestClaimed, DigestOutcome, Follow};
+    let follow = |target: &str, question: &str| Follow {
+        target: target.into(),
+        question: question.into(),
+        person: "U1".into(),
+        cadence: "weekly mon".into(),
+        at_minute: 8 * 60 + 30,
+        timezone: "Asia/Tokyo".into(),
+        locale: Some("ja".into()),
+        created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
+        paused: None,
+        place: Some("data-team".into()),
+    };
+    sqlite
+        .add_follow(&follow("U1", "signups last 7 days"))
+        .await
+        .unwrap();
+    sqlite
+        .add_follow(&follow("C1", "active_users this month"))
+        .await
+        .unwrap();
+    sqlite
+        .set_follow_paused("C1", "active_users this month", Some("ask #data-team"))
+        .await
+        .unwrap();
+    let slot = at - chrono::Duration::hours(1);
+    let DigestClaimed::Won(claim) = sqlite
+        .claim_digest("U1", slot, "a", at + chrono::Duration::seconds(30), at)
+        .await
+        .unwrap()
+    else {
+        panic!("a new digest is won");
+    };
+    let posted = DigestOutcome::Posted {
+        channel: "U1".into(),
+        ts: "9.000002".into(),
+        questions: 1,
+    };
+    assert!(
+        sqlite
+            .finish_digest(&claim.fence, &posted, at)
+            .await
+            .unwrap()
+    );
+    assert_eq!(postgres.copy_follows_from(&sqlite).await.unwrap(), (3, 3));
+    assert_eq!(postgres.copy_follows_from(&sqlite).await.unwrap(), (3, 0));
+    assert_eq!(
+        postgres.follows(None).await.unwrap(),
+        sqlite.follows(None).await.unwrap()
+    );
+    assert!(matches!(
+        postgres
+            .claim_digest("U1", slot, "b", at + chrono::Duration::seconds(30), at)
+            .await
+            .unwrap(),
+        DigestClaimed::Finished
+    ));
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! `kpibot ledger migrate --from FILE`: moves a SQLite ledger's history into the ledger
-//! the settings name (usually PostgreSQL), so catch-up and `history` carry on there.
+//! the settings name (usually PostgreSQL), so catch-up, `history`, alerts and follows
+//! carry on there.
 
 use std::io::Write;
 use std::path::Path;
@@ -36,6 +37,12 @@ pub async fn migrate(app: &App, from: &Path, out: &mut dyn Write) -> anyhow::Res
     writeln!(
         out,
         "copied {copied} of {read} alert rounds and notices ({} were there already)",
+        read - copied
+    )?;
+    let (read, copied) = target.copy_follows_from(&source).await?;
+    writeln!(
+        out,
+        "copied {copied} of {read} follows and digests ({} were there already)",
         read - copied
     )?;
     Ok(())

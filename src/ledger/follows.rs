@@ -102,6 +102,38 @@ fn fenced<const N: usize>(fence: &DigestFence, more: [Param; N]) -> Vec<Param> {
     params
 }
 
+/// The follows table's columns for `kpibot ledger migrate` (with whether each is an
+/// integer).
+const FOLLOW_TABLE_COLUMNS: [(&str, bool); 10] = [
+    ("target", false),
+    ("question", false),
+    ("person", false),
+    ("place", false),
+    ("cadence", false),
+    ("at_minute", true),
+    ("timezone", false),
+    ("locale", false),
+    ("created_ms", true),
+    ("paused", false),
+];
+
+/// The digests table's columns, likewise.
+const DIGEST_TABLE_COLUMNS: [(&str, bool); 13] = [
+    ("target", false),
+    ("slot", false),
+    ("slot_ms", true),
+    ("state", false),
+    ("owner", false),
+    ("generation", true),
+    ("lease_until_ms", true),
+    ("post_started_ms", true),
+    ("channel", false),
+    ("ts", false),
+    ("questions", true),
+    ("error", false),
+    ("updated_ms", true),
+];
+
 const FOLLOW_COLUMNS: &str =
     "target, question, person, cadence, at_minute, timezone, locale, created_ms, paused, place";
 
@@ -123,6 +155,31 @@ fn follow_of(row: &[Cell]) -> Option<Follow> {
 impl Ledger {
     /// Follows a question, or — followed already at this target — changes when. Its
     /// pause, if any, is lifted: following again is asking again. One statement.
+    /// Copies the follows and the digests sent or begun (`kpibot ledger migrate`), so
+    /// no one stops receiving what they follow and no digest goes twice after the move.
+    /// Returns (rows read, rows copied).
+    pub async fn copy_follows_from(&self, from: &Ledger) -> Result<(usize, usize), LedgerError> {
+        let (follows_read, follows_copied) = self
+            .copy_table(
+                from,
+                "follows",
+                &FOLLOW_TABLE_COLUMNS,
+                "target, question",
+                "target, question",
+            )
+            .await?;
+        let (digests_read, digests_copied) = self
+            .copy_table(
+                from,
+                "digests",
+                &DIGEST_TABLE_COLUMNS,
+                "target, slot",
+                "slot_ms, target",
+            )
+            .await?;
+        Ok((follows_read + digests_read, follows_copied + digests_copied))
+    }
+
     pub async fn add_follow(&self, follow: &Follow) -> Result<(), LedgerError> {
         self.execute(
             "INSERT INTO follows (target, question, person, cadence, at_minute, timezone, locale, created_ms, paused, place)

@@ -1016,8 +1016,8 @@ impl Ledger {
         Ok((rounds_read + notices_read, rounds_copied + notices_copied))
     }
 
-    /// Copies every row of `table` (columns with whether each is an integer; `rows` and
-    /// `bytes` are 64-bit) that is not here yet, by its key `conflict`.
+    /// Copies every row of `table` (columns with whether each is an integer; `rows`,
+    /// `bytes`, `queries` and times in `…_ms` are 64-bit) that is not here yet, by its key `conflict`.
     async fn copy_table(
         &self,
         from: &Ledger,
@@ -1045,7 +1045,12 @@ impl Ledger {
                 .iter()
                 .zip(columns)
                 .map(|(cell, (name, integer))| match (integer, *name) {
-                    (true, "rows" | "bytes" | "queries") => Param::BigInt(cell.int()),
+                    (true, name)
+                        if name.ends_with("_ms")
+                            || matches!(name, "rows" | "bytes" | "queries") =>
+                    {
+                        Param::BigInt(cell.int())
+                    }
                     (true, _) => {
                         Param::Int(cell.int().map(|i| i32::try_from(i).unwrap_or(i32::MAX)))
                     }
