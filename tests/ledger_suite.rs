@@ -1,7 +1,8 @@
 //! One suite for both ledgers: every test runs against a SQLite file and against a real
 //! PostgreSQL database (when `KPIBOT_TEST_POSTGRES_URL` names a server; `.ci/run` starts
 //! one). Claims, races, leases, takeovers, fencing, catch-up history, thread steps,
-//! migrations, copying a SQLite history into PostgreSQL, alert rounds and notices, and follows and digests.
+//! migrations, copying a SQLite history into PostgreSQL (runs, alert rounds and notices,
+//! follows and digests).
 
 mod common;
 
