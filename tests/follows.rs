@@ -463,7 +463,75 @@ allowed_users = ["{AKI}"]
         let views = slack.published_views();
         views.iter().any(|(u, _)| u == BEN) && views.iter().any(|(u, _)| u == AKI)
     });
+    // Follow buttons on the tab: one from a tab shown before sign-ups were Aki's alone is
+    // refused, and the tab says so; another follows. (A click on the Home tab has a view,
+    // no channel.)
+    let home_click = |entry: &str| {
+        json!({
+            "type": "block_actions",
+            "user": {"id": BEN, "username": "ben", "name": "ben", "team_id": "T0FAKE"},
+            "api_app_id": "A0KPIBOT", "token": "legacy",
+            "container": {"type": "view", "view_id": "V0HOME0001"},
+            "trigger_id": "1700000000.123456.abcdef",
+            "team": {"id": "T0FAKE", "domain": "fake"},
+            "enterprise": null, "is_enterprise_install": false,
+            "view": {
+                "id": "V0HOME0001", "team_id": "T0FAKE", "type": "home", "blocks": [],
+                "private_metadata": "", "callback_id": "", "state": {"values": {}},
+                "hash": "1700000000.abcdef", "clear_on_close": false, "notify_on_close": false,
+                "root_view_id": "V0HOME0001", "app_id": "A0KPIBOT", "external_id": "",
+                "app_installed_team_id": "T0FAKE", "bot_id": "B0KPIBOT",
+            },
+            "actions": [common::button_click("kpi_follow_entry", "home_entry", entry)],
+        })
+    };
+    let views_of_ben = || {
+        slack
+            .published_views()
+            .into_iter()
+            .filter(|(u, _)| u == BEN)
+            .count()
+    };
+    for (entry, views) in [("signups", 2), ("study_minutes", 3)] {
+        let response = common::bot::post_signed_click(bot.port(), SECRET, &home_click(entry));
+        assert!(response.is_some_and(|r| r.starts_with("HTTP/1.1 200")));
+        wait_for("Ben's tab published again", Duration::from_secs(60), || {
+            views_of_ben() >= views
+        });
+    }
     assert!(terminate(running).success());
+    assert_eq!(views_of_ben(), 3, "each click publishes his tab once");
+    let bens_views: Vec<String> = slack
+        .published_views()
+        .into_iter()
+        .filter(|(u, _)| u == BEN)
+        .map(|(_, view)| view["blocks"][1].to_string())
+        .collect();
+    assert!(
+        bens_views[1].contains("#growth") && !bens_views[1].contains("Following"),
+        "the refusal, at the top of his tab: {}",
+        bens_views[1]
+    );
+    assert!(bens_views[2].contains("Following"), "{}", bens_views[2]);
+    let questions: Vec<String> = block_on(ledger(dir.path()).follows(Some(BEN)))
+        .unwrap()
+        .into_iter()
+        .map(|f| f.question)
+        .collect();
+    assert!(
+        questions.iter().all(|q| !q.starts_with("signups"))
+            && questions.iter().any(|q| q.starts_with("study_minutes")),
+        "{questions:?}"
+    );
+    // The numbers the tab showed him are in the audit log, as every answer is.
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|line| line.contains(&format!("\"user\":\"{BEN}\""))
+                && line.contains("\"command\":\"home active_users last 7 days\"")),
+        "{audit}"
+    );
     let view_of = |user: &str| {
         slack
             .published_views()

@@ -122,6 +122,10 @@ impl AuditLog {
             }
         }
         if file.is_none() {
+            // A fresh machine's `data/` may not exist yet: a line is never lost to that.
+            if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder)?;
+            }
             let opened = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -179,5 +183,14 @@ mod tests {
                 assert_eq!(value["duration_ms"], 12);
             }
         }
+    }
+
+    #[test]
+    fn a_folder_not_made_yet_is_made_so_no_line_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/audit/audit.jsonl");
+        AuditLog::new(&path).write(&entry("answered"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
     }
 }

@@ -42,7 +42,7 @@ pub fn on_home_opened(handler: Arc<CommandHandler>) -> OnHomeOpened {
         let handler_for_task = handler.clone();
         handler
             .answers
-            .spawn(async move { handler_for_task.publish_home(&user).await });
+            .spawn(async move { handler_for_task.publish_home(&user, None).await });
     })
 }
 

@@ -51,24 +51,26 @@ fn home_asker(user: &str, usergroups: Vec<String>) -> Asker {
 }
 
 impl CommandHandler {
-    /// Builds and publishes `user`'s Home tab; failures are logged (the tab keeps what it
-    /// showed before).
-    pub async fn publish_home(&self, user: &str) {
+    /// Builds and publishes `user`'s Home tab, with `notice` (what a click on it did, in
+    /// mrkdwn) at its top; failures are logged (the tab keeps what it showed before).
+    pub async fn publish_home(&self, user: &str, notice: Option<&str>) {
         let locale = self.asker_locale_of(user, self.locale).await;
-        let view = self.home_view(user, locale).await;
+        let view = self.home_view(user, locale, notice).await;
         if let Err(error) = self.slack.slack().publish_view(user, view).await {
             tracing::error!(user, error = %error, "could not publish the Home tab (views.publish)");
         }
     }
 
     /// The Home tab's view for `user`, in `locale`.
-    pub async fn home_view(&self, user: &str, locale: Locale) -> Value {
+    pub async fn home_view(&self, user: &str, locale: Locale, notice: Option<&str>) -> Value {
         let asker = home_asker(user, self.usergroups_of(user).await);
         let catalog = snapshot(&self.catalog);
         let mut blocks = vec![json!({
             "type": "header",
             "text": {"type": "plain_text", "text": tr!(locale, "home-heading"), "emoji": true},
         })];
+        // What their click did (a refusal included): the tab has no other place to say it.
+        blocks.extend(notice.map(|text| section(text.to_string())));
         let follows = match &self.ledger {
             Some(ledger) => ledger.follows_by(user).await.unwrap_or_else(|error| {
                 tracing::error!(error = %error, "could not read the person's follows for the Home tab");
@@ -85,10 +87,20 @@ impl CommandHandler {
             let mut text = following_line(i + 1, follow, now, locale);
             let mut chart = None;
             if i < HOME_CHARTS_MAX && follow.paused.is_none() {
+                let started = std::time::Instant::now();
                 let resolved = self.resolve(&catalog, &follow.question, &asker, locale);
-                if let Answer::Chart { rendered, .. } =
-                    answer_resolved(&context, resolved, &asker).await
-                {
+                let (entries, policies) = (resolved.entries(), resolved.policies());
+                let answer = answer_resolved(&context, resolved, &asker).await;
+                // Data shown to someone: a line in the audit log like any answer's.
+                self.record_line(
+                    user,
+                    "",
+                    &format!("home {}", follow.question),
+                    (&entries, &policies, answer.rows(), answer.bytes()),
+                    answer.outcome(),
+                    started,
+                );
+                if let Answer::Chart { rendered, .. } = answer {
                     let fields: Vec<String> = rendered.message["blocks"]
                         .as_array()
                         .into_iter()

@@ -342,7 +342,7 @@ impl CommandHandler {
             let text = self.unfollow_clicked(action, locale).await;
             // On the Home tab (no channel): the tab shows it, published again.
             if action.channel_id.is_empty() {
-                self.publish_home(&action.user_id).await;
+                self.publish_home(&action.user_id, Some(&text)).await;
                 return "follows".into();
             }
             return self.tell(action, &text, "follows").await;
@@ -354,7 +354,9 @@ impl CommandHandler {
             let reply = self
                 .follow_resolved(resolved, &asker, &catalog, locale)
                 .await;
-            self.publish_home(&action.user_id).await;
+            // The tab, published again, says what happened (a refusal too).
+            self.publish_home(&action.user_id, Some(&reply.text(locale)))
+                .await;
             return reply.outcome().to_string();
         }
         let Some(asked) = Asked::from_block_id(&action.block_id) else {

@@ -101,6 +101,10 @@ impl Bot {
                 dir.join("ledger.sqlite").display().to_string(),
             ),
             (
+                "KPIBOT__SLASH__AUDIT_LOG".into(),
+                dir.join("audit.jsonl").display().to_string(),
+            ),
+            (
                 "KPIBOT__DELIVERY__FOLDER".into(),
                 dir.join("out").display().to_string(),
             ),

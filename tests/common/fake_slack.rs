@@ -1002,7 +1002,28 @@ fn publish_view(s: &mut Inner, params: &Value) -> Response {
         return slack_error("invalid_arguments", Some(errors));
     }
     s.views.push((user, view.clone()));
-    ok(json!({"view": view}))
+    // The view as Slack returns it: with its id, team, hash and an empty state.
+    let id = format!("V0VIEW{:04}", s.views.len());
+    let mut published = view;
+    for (key, value) in [
+        ("id", json!(id)),
+        ("team_id", json!("T0FAKE")),
+        ("state", json!({"values": {}})),
+        ("hash", json!(format!("1700000000.{id}"))),
+        ("previous_view_id", Value::Null),
+        ("root_view_id", json!(id)),
+        ("app_id", json!("A0KPIBOT")),
+        ("bot_id", json!("B0KPIBOT")),
+        ("private_metadata", json!("")),
+        ("callback_id", json!("")),
+        ("external_id", json!("")),
+        ("clear_on_close", json!(false)),
+        ("notify_on_close", json!(false)),
+        ("app_installed_team_id", json!("T0FAKE")),
+    ] {
+        published[key] = value;
+    }
+    ok(json!({"view": published}))
 }
 
 /// The direct-message channel Slack keeps between the bot and a user.
