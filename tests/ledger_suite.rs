@@ -894,7 +894,7 @@ async fn a_sqlite_history_moves_into_postgres_once() {
         target: target.into(),
         question: question.into(),
         person: "U1".into(),
-        cadence: "weekly mon".into(),
+        cadence: "weekly:mon".into(),
         at_minute: 8 * 60 + 30,
         timezone: "Asia/Tokyo".into(),
         locale: Some("ja".into()),

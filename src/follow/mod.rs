@@ -78,11 +78,13 @@ pub fn due_at(follows: &[Follow], target: &str, slot: DateTime<Utc>) -> Due {
     }
 }
 
-/// The digests due at `now`: for each target, the newest slot any of its follows had
-/// (made before that slot) within `catch_up` — older missed slots are not sent — with
-/// every follow due in it.
+/// The digests due at `now`: each follow's newest slot within `catch_up` (if it was made
+/// before it; older missed slots are not sent), one digest per target and slot with every
+/// follow due in it. A follow due at 09:00 is never left out because another of the same
+/// person's was due at 09:01 before the loop came round (after downtime, or a busy
+/// minute): the 09:00 digest is its own.
 pub fn due(follows: &[Follow], now: DateTime<Utc>, catch_up: chrono::Duration) -> Vec<Due> {
-    let mut by_target: BTreeMap<&str, Vec<(DateTime<Utc>, &Follow)>> = BTreeMap::new();
+    let mut by_slot: BTreeMap<(&str, DateTime<Utc>), Vec<Follow>> = BTreeMap::new();
     for follow in follows {
         let Some(schedule) = schedule_of(follow) else {
             tracing::warn!(target = %follow.target, question = %follow.question, cadence = %follow.cadence, timezone = %follow.timezone, "a follow this version cannot read is not delivered; unfollow it and follow again");
@@ -92,25 +94,18 @@ pub fn due(follows: &[Follow], now: DateTime<Utc>, catch_up: chrono::Duration) -
             continue;
         };
         if follow.created_at <= slot && now - slot <= catch_up {
-            by_target
-                .entry(&follow.target)
+            by_slot
+                .entry((&follow.target, slot))
                 .or_default()
-                .push((slot, follow));
+                .push(follow.clone());
         }
     }
-    by_target
+    by_slot
         .into_iter()
-        .filter_map(|(target, slots)| {
-            let newest = slots.iter().map(|(slot, _)| *slot).max()?;
-            Some(Due {
-                target: target.to_string(),
-                slot: newest,
-                follows: slots
-                    .into_iter()
-                    .filter(|(slot, _)| *slot == newest)
-                    .map(|(_, follow)| follow.clone())
-                    .collect(),
-            })
+        .map(|((target, slot), follows)| Due {
+            target: target.to_string(),
+            slot,
+            follows,
         })
         .collect()
 }
@@ -346,24 +341,35 @@ mod tests {
     }
 
     #[test]
-    fn only_the_newest_missed_slot_is_due_with_every_follow_of_that_slot() {
+    fn each_follows_newest_missed_slot_is_due_one_digest_per_target_and_slot() {
         let now: DateTime<Utc> = "2026-12-07T10:00:00Z".parse().unwrap(); // 19:00 Tokyo
         let follows = vec![
+            // 09:00 Tokyo: ten hours ago, past the window.
             follow("U1", "daily", 9 * 60, "2026-12-01T00:00:00Z"),
+            // 18:30, the newest slot: the older ones are not left out for it.
+            follow("U1", "daily", 18 * 60 + 30, "2026-12-01T00:00:00Z"),
             follow("U1", "daily", 18 * 60, "2026-12-01T00:00:00Z"),
             follow("U1", "weekdays", 18 * 60 + 1, "2026-12-01T00:00:00Z"),
+            follow("U1", "weekly:mon", 18 * 60 + 1, "2026-12-01T00:00:00Z"),
             // Made after today's 18:00: not due until tomorrow.
             follow("U2", "daily", 18 * 60, "2026-12-07T09:30:00Z"),
         ];
         let due = due(&follows, now, chrono::Duration::hours(6));
-        assert_eq!(due.len(), 1);
-        assert_eq!(due[0].target, "U1");
+        let slots: Vec<(&str, String, usize)> = due
+            .iter()
+            .map(|d| (d.target.as_str(), d.slot.to_rfc3339(), d.follows.len()))
+            .collect();
+        // A follow due at 18:00 is not lost because another was due at 18:01: each slot
+        // missed is its own digest, with every follow due in it.
         assert_eq!(
-            due[0].slot,
-            "2026-12-07T09:01:00Z".parse::<DateTime<Utc>>().unwrap()
+            slots,
+            vec![
+                ("U1", "2026-12-07T09:00:00+00:00".to_string(), 1),
+                ("U1", "2026-12-07T09:01:00+00:00".to_string(), 2),
+                ("U1", "2026-12-07T09:30:00+00:00".to_string(), 1),
+            ]
         );
-        assert_eq!(due[0].follows.len(), 1);
         // Past the catch-up window nothing is due.
-        assert!(super::due(&follows, now, chrono::Duration::minutes(30)).is_empty());
+        assert!(super::due(&follows, now, chrono::Duration::minutes(20)).is_empty());
     }
 }
