@@ -969,3 +969,31 @@ allowed_channels = ["#data-team"]
         assert!(!answer.contains(covered), "{covered} leaked: {answer}");
     }
 }
+
+#[test]
+fn two_follows_of_one_question_worded_two_ways_share_a_digest_slack_accepts() {
+    let slack = slack();
+    let dir = dir_with_metrics();
+    let (minute, _) = minute_hours_ago(chrono_tz::Asia::Tokyo, 1);
+    {
+        // The metric's own period, and the same period said: one question to the buttons.
+        let ledger = ledger(dir.path());
+        for question in ["active_users", "active_users last 28 days"] {
+            block_on(ledger.add_follow(&seeded(BEN, question, minute, "Asia/Tokyo", "en")))
+                .unwrap();
+        }
+    }
+    let bot = bot(dir.path(), &slack);
+    let running = bot.start("bot.log");
+    wait_for("Ben's digest", Duration::from_secs(120), || {
+        !digests_to(&slack, BEN).is_empty()
+    });
+    assert!(terminate(running).success());
+    let digest = &digests_to(&slack, BEN)[0];
+    assert_eq!(
+        digest.body["metadata"]["event_payload"]["questions"],
+        json!("2")
+    );
+    let text = digest.body.to_string();
+    assert_eq!(text.matches("\"kpi_unfollow\"").count(), 2, "{text}");
+}

@@ -402,9 +402,11 @@ impl Shared {
                         actions_for(catalog, &self.query, &self.spec, asker, policy, in_channel);
                     // Why? only where the run could explain (its windows allow it).
                     actions.why &= rendered.actions().is_some_and(|block| {
-                        block
-                            .to_string()
-                            .contains(crate::render::actions::ACTION_WHY)
+                        block["elements"].as_array().is_some_and(|elements| {
+                            elements
+                                .iter()
+                                .any(|e| e["action_id"] == crate::render::actions::ACTION_WHY)
+                        })
                     });
                     rendered.set_actions(&actions);
                 }

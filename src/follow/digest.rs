@@ -464,6 +464,10 @@ async fn message(
     let has_lines = items.iter().any(|(_, item)| matches!(item, Item::Line(_)));
     let fits = 2 + 2 * charts + usize::from(has_lines) <= DIGEST_BLOCKS_MAX;
     let mut charts_left = charts;
+    // Slack refuses a message that repeats a block_id, and two follows may be one question
+    // to the buttons (`active_users`, and its default period said): the second keeps only
+    // Unfollow.
+    let mut block_ids = std::collections::HashSet::new();
     for (i, (follow, item)) in items.iter().enumerate() {
         questions.insert(format!("question_{i}"), json!(follow.question));
         match item {
@@ -500,6 +504,7 @@ async fn message(
                 let actions = rendered
                     .actions()
                     .filter(|_| room)
+                    .filter(|block| block_ids.insert(block["block_id"].to_string()))
                     .map(|block| with_unfollow(block, unfollow.clone()));
                 let mut section = json!({
                     "type": "section",

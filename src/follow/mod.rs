@@ -184,6 +184,9 @@ impl Digests {
                     tracing::error!(error = %error, "could not read the digests left unfinished");
                 }
             }
+            // What is due now first: after a restart, slots sent before it (each claim
+            // answered "finished") do not hold up this minute's digests.
+            all_due.sort_by_key(|due| std::cmp::Reverse(due.slot));
             for due in all_due {
                 let key = (due.target.clone(), due.slot);
                 if self.is_done(&due.target, due.slot) || !self.start(&key) {

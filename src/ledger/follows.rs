@@ -153,8 +153,6 @@ fn follow_of(row: &[Cell]) -> Option<Follow> {
 }
 
 impl Ledger {
-    /// Follows a question, or — followed already at this target — changes when. Its
-    /// pause, if any, is lifted: following again is asking again. One statement.
     /// Copies the follows and the digests sent or begun (`kpibot ledger migrate`), so
     /// no one stops receiving what they follow and no digest goes twice after the move.
     /// Returns (rows read, rows copied).
@@ -180,6 +178,8 @@ impl Ledger {
         Ok((follows_read + digests_read, follows_copied + digests_copied))
     }
 
+    /// Follows a question, or — followed already at this target — changes when. Its
+    /// pause, if any, is lifted: following again is asking again. One statement.
     pub async fn add_follow(&self, follow: &Follow) -> Result<(), LedgerError> {
         self.execute(
             "INSERT INTO follows (target, question, person, cadence, at_minute, timezone, locale, created_ms, paused, place)

@@ -610,6 +610,17 @@ fn block_errors(
 ) -> Vec<String> {
     let mut errors = Vec::new();
     let mut native_charts = 0;
+    // Slack refuses a message whose blocks repeat a block_id.
+    let mut block_ids = std::collections::HashSet::new();
+    for (i, block) in blocks.iter().enumerate() {
+        if let Some(id) = block["block_id"].as_str()
+            && !block_ids.insert(id)
+        {
+            errors.push(format!(
+                "duplicate block_id {id} [json-pointer:/blocks/{i}/block_id]"
+            ));
+        }
+    }
     if blocks.len() > MAX_BLOCKS {
         errors.push(format!(
             "no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"
