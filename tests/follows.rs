@@ -84,6 +84,11 @@ fn slash(bot: &Bot, slack: &FakeSlack, user: &str, text: &str, id: &str) -> Stri
         .join("\n")
 }
 
+/// The deployment's data policies, as `reports/policies.toml` says them.
+fn write_policies(dir: &std::path::Path, toml: &str) {
+    std::fs::write(dir.join("reports/policies.toml"), toml).unwrap();
+}
+
 fn ledger(dir: &std::path::Path) -> Ledger {
     block_on(Ledger::from_settings(&LedgerSettings {
         path: dir.join("ledger.sqlite"),
@@ -288,9 +293,9 @@ fn each_digest_arrives_once_in_its_persons_time_and_language_and_a_narrowed_poli
     );
 
     // Between two digests: prefectures become Aki's alone, and Ben's follow is due again.
-    std::fs::write(
-        dir.path().join("reports/policies.toml"),
-        format!(
+    write_policies(
+        dir.path(),
+        &format!(
             r##"[[policy]]
 name = "prefecture_detail"
 table = "mart.daily_active_users"
@@ -300,8 +305,7 @@ allowed_channels = ["#data-team"]
 allowed_users = ["{AKI}"]
 "##
         ),
-    )
-    .unwrap();
+    );
     let (ben_minute, ben_second_slot) = minute_hours_ago(chrono_tz::America::New_York, 1);
     {
         let ledger = ledger(dir.path());
@@ -409,9 +413,9 @@ fn the_home_tab_shows_each_person_what_they_follow_and_only_what_they_may_see() 
     let slack = slack();
     let dir = dir_with_metrics();
     // Sign-ups are Aki's alone.
-    std::fs::write(
-        dir.path().join("reports/policies.toml"),
-        format!(
+    write_policies(
+        dir.path(),
+        &format!(
             r##"[[policy]]
 name = "signups_private"
 table = "mart.daily_signups"
@@ -419,8 +423,7 @@ owner = "#growth"
 allowed_users = ["{AKI}"]
 "##
         ),
-    )
-    .unwrap();
+    );
     let bot = bot(dir.path(), &slack);
     let running = bot.start("bot.log");
     let followed = slash(
@@ -830,8 +833,8 @@ fn digest_actions(digest: &Posted) -> Vec<serde_json::Value> {
 fn a_digest_carries_the_usual_buttons_each_persons_own_and_a_click_in_it_answers_in_the_dm() {
     let slack = slack();
     let dir = dir_with_metrics();
-    std::fs::write(
-        dir.path().join("reports/policies.toml"),
+    write_policies(
+        dir.path(),
         r##"[[policy]]
 name = "prefecture_detail"
 table = "mart.daily_active_users"
@@ -839,8 +842,7 @@ columns = ["prefecture"]
 owner = "#data-team"
 allowed_channels = ["#data-team"]
 "##,
-    )
-    .unwrap();
+    );
     let (minute, _) = minute_hours_ago(chrono_tz::Asia::Tokyo, 1);
     {
         let ledger = ledger(dir.path());
