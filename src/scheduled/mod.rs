@@ -9,6 +9,7 @@ pub mod cron;
 pub mod freshness;
 mod held;
 mod recover;
+pub use recover::MAX_RECOVERIES;
 pub mod run;
 
 use std::collections::HashMap;
