@@ -6,7 +6,8 @@
 //! run → answer. Both run reports through [`pipeline`] (the [`warehouse`] query, then
 //! [`render`]) and hand them to [`deliver`] (a folder, or Slack through [`slack`]). The
 //! [`catalog`] of [`spec`]s is what both read. [`app`] assembles everything from
-//! [`settings`]; [`cli`] holds the verbs; [`ops`] the health and metrics endpoints.
+//! [`settings`]; [`cli`] holds the verbs; [`ops`] the health and metrics endpoints;
+//! [`studio`] the authors' local web page.
 
 pub mod adhoc;
 pub mod alerts;
@@ -29,4 +30,5 @@ pub mod scheduled;
 pub mod settings;
 pub mod slack;
 pub mod spec;
+pub mod studio;
 pub mod warehouse;

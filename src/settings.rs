@@ -78,6 +78,26 @@ pub struct Settings {
     pub cost: CostSettings,
     pub dbt: DbtSettings,
     pub follows: FollowSettings,
+    pub studio: StudioSettings,
+}
+
+/// `kpibot studio`, the authors' local web page.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StudioSettings {
+    /// Where it listens. Default `127.0.0.1:8787` (this machine only).
+    pub listen: String,
+    /// Required to listen anywhere but this machine: the page is opened with `?token=…`.
+    pub token: Option<Secret>,
+}
+
+impl Default for StudioSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8787".into(),
+            token: None,
+        }
+    }
 }
 
 /// Slack's limit on blocks in one message; a digest shows two per question.
@@ -570,6 +590,7 @@ impl Default for Settings {
             cost: CostSettings::default(),
             dbt: DbtSettings::default(),
             follows: FollowSettings::default(),
+            studio: StudioSettings::default(),
         }
     }
 }

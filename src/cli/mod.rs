@@ -1,5 +1,6 @@
 //! The command line, a file per verb: `check`, `run` (with `demo` and `preview`), `ask`,
-//! `schedule`, `history`, `config`, `health`; `serve` is [`crate::app::serve`]. Each verb
+//! `schedule`, `history`, `config`, `health`; `serve` is [`crate::app::serve`], `studio`
+//! is [`crate::studio`]. Each verb
 //! takes the [`App`] that the settings were assembled into.
 
 pub mod alerts;
@@ -13,6 +14,7 @@ pub mod history;
 pub mod ledger;
 pub mod run;
 pub mod schedule;
+pub mod studio;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +116,13 @@ pub enum Command {
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
+    },
+    /// The authors' workbench: a local web page previewing every report as it will be
+    /// posted, updated as you save, with the catalog (`studio.listen`, 127.0.0.1:8787).
+    Studio {
+        /// Listen here instead (an address other than 127.0.0.1 needs `studio.token`).
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// Print the effective settings, secrets redacted.
     Config {
@@ -245,6 +254,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ask { text } => {
             ask::ask(&app, &text, now, &mut stdout).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Studio { listen } => {
+            studio::studio(&app, listen.as_deref(), &mut stdout).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {

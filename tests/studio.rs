@@ -1,0 +1,303 @@
+//! `kpibot studio` through the real binary over real HTTP on 127.0.0.1, with the example
+//! reports on the embedded demo mart: the catalog lists every report, metric, policy and
+//! alert in English and Japanese; each example report's page shows its chart (a PNG at the
+//! address the page names, with alt text), its Slack message and its data; saving a file
+//! sends a change to open pages and the page shows the edit; a broken edit shows its
+//! problem at its line and keeps the last good preview; it will not listen beyond this
+//! machine without a token, and with one refuses requests that lack it.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a page may take on an unoptimised build (a preview runs the query and draws).
+const PAGE_TIMEOUT_SECONDS: u64 = 120;
+
+struct Studio {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Studio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(dir: &std::path::Path, listen: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kpibot"));
+    command
+        .args(["studio", "--listen", listen])
+        .current_dir(dir)
+        .env("KPIBOT__REPORTS__DIR", dir.join("reports"))
+        .env("KPIBOT__WAREHOUSE__DUCKDB__PATH", dir.join("demo.duckdb"))
+        .env("KPIBOT__LEDGER__PATH", dir.join("ledger.sqlite"))
+        .env_remove("KPIBOT__SLACK__BOT_TOKEN")
+        .envs(env.iter().copied());
+    command
+}
+
+/// Starts the studio and reads the address it prints.
+fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Studio {
+    let mut child = command(dir, "127.0.0.1:0", env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .find_map(|line| line.ok().filter(|l| l.contains("kpibot studio: open")))
+        .expect("the studio prints its address");
+    let port = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line}"));
+    // The rest of its output is not read; it must not block on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Studio { child, port }
+}
+
+/// A GET: (status, headers, body bytes).
+fn get(port: u16, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(PAGE_TIMEOUT_SECONDS)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, response[split + 4..].to_vec())
+}
+
+fn page(port: u16, path: &str) -> String {
+    let (status, _, body) = get(port, path, "");
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    String::from_utf8(body).unwrap()
+}
+
+fn dir_with_examples() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_reports(dir.path());
+    dir
+}
+
+#[test]
+fn the_catalog_and_every_example_reports_preview_are_served_in_both_languages() {
+    let dir = dir_with_examples();
+    let studio = start(dir.path(), &[]);
+    let settings = common::settings_in(dir.path(), &dir.path().join("reports"));
+    let catalog = common::app(&settings).load_catalog().unwrap();
+    let english = page(studio.port, "/?lang=en");
+    let japanese = page(studio.port, "/?lang=ja");
+    assert!(english.contains("<html lang=\"en\">") && english.contains("Reports"));
+    assert!(japanese.contains("<html lang=\"ja\">") && japanese.contains("レポート"));
+    for report in catalog.reports() {
+        assert!(
+            english.contains(&format!("href=\"/report/{}?lang=en\"", report.id)),
+            "{} is not listed",
+            report.id
+        );
+    }
+    for metric in catalog.metrics() {
+        assert!(english.contains(&format!("/entry/metric/{}?", metric.name)));
+        let (status, _, _) = get(studio.port, &format!("/entry/metric/{}", metric.name), "");
+        assert_eq!(status, 200, "{}", metric.name);
+    }
+    for policy in catalog.policies() {
+        assert!(english.contains(&format!("/entry/policy/{}?", policy.name)));
+    }
+    for alert in catalog.alerts() {
+        assert!(english.contains(&format!("/entry/alert/{}?", alert.name)));
+    }
+    // Search narrows the catalog.
+    let found = page(studio.port, "/?lang=en&q=sign");
+    assert!(
+        found.contains("/report/signups_by_channel?")
+            && !found.contains("/report/web_sessions_by_device?")
+    );
+
+    for report in catalog.reports() {
+        for lang in ["en", "ja"] {
+            let html = page(studio.port, &format!("/report/{}?lang={lang}", report.id));
+            assert!(
+                html.contains("class=\"slack_message\""),
+                "{}: {html}",
+                report.id
+            );
+            assert!(html.contains(&report.title) || html.contains("class=\"block header\""));
+            let src = html
+                .split(&format!("src=\"/report/{}/chart.png", report.id))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("{}: no chart in {html}", report.id));
+            let alt = html
+                .split("class=\"chart\"")
+                .nth(1)
+                .and_then(|rest| rest.split("alt=\"").nth(1))
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default();
+            assert!(
+                !alt.trim().is_empty(),
+                "{}: the chart has no alt text",
+                report.id
+            );
+            let (status, head, png) = get(
+                studio.port,
+                &format!(
+                    "/report/{}/chart.png{}",
+                    report.id,
+                    src.replace("&amp;", "&")
+                ),
+                "",
+            );
+            assert_eq!(status, 200, "{}", report.id);
+            assert!(
+                head.contains("image/png") && png.starts_with(b"\x89PNG"),
+                "{}",
+                report.id
+            );
+            assert!(html.contains("<table class=\"data\">"), "{}", report.id);
+        }
+    }
+    let japanese = page(studio.port, "/report/daily_active_users?lang=ja");
+    for english_word in ["The Slack message", "The chart", "Problems", "Period"] {
+        assert!(
+            !japanese.contains(english_word),
+            "{english_word} in Japanese: {japanese}"
+        );
+    }
+}
+
+/// Reads an open event stream until `event: change` arrives.
+fn wait_for_change(stream: &mut TcpStream) {
+    let deadline = Instant::now() + Duration::from_secs(PAGE_TIMEOUT_SECONDS);
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while Instant::now() < deadline {
+        match stream.read(&mut buffer) {
+            Ok(0) => panic!(
+                "the event stream closed: {}",
+                String::from_utf8_lossy(&seen)
+            ),
+            Ok(n) => {
+                seen.extend_from_slice(&buffer[..n]);
+                if String::from_utf8_lossy(&seen).contains("event: change") {
+                    return;
+                }
+            }
+            Err(error)
+                if error.kind() == std::io::ErrorKind::WouldBlock
+                    || error.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(error) => panic!("{error}"),
+        }
+    }
+    panic!("no change event: {}", String::from_utf8_lossy(&seen));
+}
+
+fn open_events(port: u16) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    stream
+}
+
+#[test]
+fn a_saved_edit_reaches_the_open_page_and_a_broken_one_shows_its_line_beside_the_last_good_preview()
+{
+    let dir = dir_with_examples();
+    let studio = start(dir.path(), &[]);
+    let path = dir.path().join("reports/daily_active_users.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let before = page(studio.port, "/report/daily_active_users?lang=en");
+    assert!(before.contains("No problems."));
+
+    let mut events = open_events(studio.port);
+    let retitled = original.replacen("title = \"", "title = \"Edited: ", 1);
+    assert_ne!(retitled, original, "the example has a title");
+    std::fs::write(&path, &retitled).unwrap();
+    wait_for_change(&mut events);
+    let after = page(studio.port, "/report/daily_active_users?lang=en");
+    assert!(after.contains("Edited: "), "{after}");
+
+    // A misspelt key: its line and column, and the last good preview beside it.
+    let broken = retitled.replacen("title = ", "titel = ", 1);
+    let line = broken.lines().position(|l| l.starts_with("titel")).unwrap() + 1;
+    std::fs::write(&path, &broken).unwrap();
+    wait_for_change(&mut events);
+    let shown = page(studio.port, "/report/daily_active_users?lang=en");
+    assert!(
+        shown.contains(&format!("reports/daily_active_users.toml:{line}:1")),
+        "{shown}"
+    );
+    assert!(shown.contains("titel"), "{shown}");
+    assert!(
+        shown.contains("The last good preview") && shown.contains("class=\"slack_message\""),
+        "{shown}"
+    );
+    // The catalog names the broken file, and its page shows the problem.
+    let index = page(studio.port, "/?lang=en");
+    let file = page(studio.port, "/file/daily_active_users.toml?lang=ja");
+    assert!(
+        file.contains(&format!("daily_active_users.toml:{line}:1")),
+        "{file}"
+    );
+    assert!(
+        index.contains("href=\"/file/daily_active_users.toml?"),
+        "{index}"
+    );
+}
+
+#[test]
+fn beyond_this_machine_it_needs_a_token_and_then_every_request_must_carry_it() {
+    let dir = dir_with_examples();
+    let output = command(dir.path(), "0.0.0.0:0", &[]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("studio.token"), "{stderr}");
+
+    let studio = start(dir.path(), &[("KPIBOT__STUDIO__TOKEN", "s3cret-token")]);
+    let (status, _, _) = get(studio.port, "/", "");
+    assert_eq!(status, 401);
+    let (status, head, _) = get(studio.port, "/?token=s3cret-token", "");
+    assert_eq!(status, 200);
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("the token is kept in a cookie")
+        .to_string();
+    let (status, _, _) = get(
+        studio.port,
+        "/entry/metric/active_users",
+        &format!("Cookie: {cookie}\r\n"),
+    );
+    assert_eq!(status, 200);
+    let (status, _, _) = get(
+        studio.port,
+        "/entry/metric/active_users",
+        "Cookie: kpibot_studio_token=wrong\r\n",
+    );
+    assert_eq!(status, 401);
+}
