@@ -301,3 +301,112 @@ fn beyond_this_machine_it_needs_a_token_and_then_every_request_must_carry_it() {
     );
     assert_eq!(status, 401);
 }
+
+/// Every word the studio writes in English, from the catalog (those Japanese writes the
+/// same way, and those with variables, left out).
+fn english_studio_words() -> Vec<String> {
+    let words = |catalog: &'static str| -> std::collections::BTreeMap<&'static str, &'static str> {
+        catalog
+            .lines()
+            .filter_map(|line| line.strip_prefix("studio-"))
+            .filter_map(|line| line.split_once(" = "))
+            .collect()
+    };
+    let ja = words(kpibot::i18n::JA_CATALOG);
+    words(kpibot::i18n::EN_CATALOG)
+        .into_iter()
+        .filter(|(key, text)| !text.contains('{') && ja.get(key) != Some(text))
+        .map(|(_, text)| text.to_string())
+        .collect()
+}
+
+#[test]
+fn in_a_real_browser_every_page_loads_clean_and_a_saved_edit_shows_in_the_open_page() {
+    use common::chromium::Browser;
+    if !common::chromium::available("the studio in a real browser") {
+        return;
+    }
+    let dir = dir_with_examples();
+    let studio = start(dir.path(), &[]);
+    let settings = common::settings_in(dir.path(), &dir.path().join("reports"));
+    let catalog = common::app(&settings).load_catalog().unwrap();
+    let base = format!("http://127.0.0.1:{}", studio.port);
+    let mut paths = vec!["/?lang=en".to_string(), "/?lang=ja".to_string()];
+    for report in catalog.reports() {
+        paths.push(format!("/report/{}?lang=en", report.id));
+    }
+    for metric in catalog.metrics() {
+        paths.push(format!("/entry/metric/{}?lang=ja", metric.name));
+    }
+    for policy in catalog.policies() {
+        paths.push(format!("/entry/policy/{}?lang=en", policy.name));
+    }
+    for alert in catalog.alerts() {
+        paths.push(format!("/entry/alert/{}?lang=ja", alert.name));
+    }
+    let path = dir.path().join("reports/daily_active_users.toml");
+    common::bot::block_on(async {
+        let mut browser = Browser::start().await;
+        for page in &paths {
+            let started = Instant::now();
+            browser.open(&format!("{base}{page}")).await;
+            eprintln!("{page}: {} ms", started.elapsed().as_millis());
+            assert!(browser.errors.is_empty(), "{page}: {:#?}", browser.errors);
+        }
+        // Every image drawn, each with words for those who cannot see it.
+        let report = format!("{base}/report/daily_active_users?lang=en");
+        browser.open(&report).await;
+        let images = browser
+            .eval("Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0, i.alt.trim().length > 0])")
+            .await;
+        assert!(
+            !images.as_array().unwrap().is_empty()
+                && images
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|i| i == &serde_json::json!([true, true])),
+            "{images}"
+        );
+
+        // Saved in any editor: the open page shows it, observed in the page.
+        let original = std::fs::read_to_string(&path).unwrap();
+        let retitled = original.replacen("title = \"", "title = \"Edited: ", 1);
+        std::fs::write(&path, &retitled).unwrap();
+        browser
+            .wait_until(
+                "the edited title in the open page",
+                "document.querySelector('h1').textContent.startsWith('Edited: ')",
+                Duration::from_secs(PAGE_TIMEOUT_SECONDS),
+            )
+            .await;
+        let broken = retitled.replacen("title = ", "titel = ", 1);
+        let line = broken.lines().position(|l| l.starts_with("titel")).unwrap() + 1;
+        std::fs::write(&path, &broken).unwrap();
+        let at = format!("daily_active_users.toml:{line}:1");
+        browser
+            .wait_until(
+                "the problem at its line in the open page",
+                &format!("Array.from(document.querySelectorAll('.diagnostic code')).some(c => c.textContent.endsWith('{at}'))"),
+                Duration::from_secs(PAGE_TIMEOUT_SECONDS),
+            )
+            .await;
+        assert!(browser.errors.is_empty(), "{:#?}", browser.errors);
+
+        // In Japanese, none of the studio's English words is left.
+        browser
+            .open(&format!("{base}/report/signups_by_channel?lang=ja"))
+            .await;
+        // The studio's own words: not the report's message, data, SQL or definitions.
+        let text = browser
+            .eval("(() => { const b = document.body.cloneNode(true); b.querySelectorAll('.slack_message, table.data, pre, code, dd, script').forEach(e => e.remove()); return b.innerText; })()")
+            .await;
+        let text = text.as_str().unwrap();
+        for word in english_studio_words() {
+            assert!(
+                !text.contains(&word),
+                "`{word}` in the Japanese page:\n{text}"
+            );
+        }
+    });
+}

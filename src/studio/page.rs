@@ -20,7 +20,7 @@ use crate::spec::{LoadedFile, ReportSpec};
 pub const NEXT_SLOTS_SHOWN: usize = 3;
 
 /// Every word the studio writes: `studio-<name>` in the catalogs, `t.<name>` in templates.
-const WORDS: [&str; 36] = [
+const WORDS: [&str; 35] = [
     "studio-title",
     "studio-skip",
     "studio-search",
@@ -51,7 +51,6 @@ const WORDS: [&str; 36] = [
     "studio-last-good",
     "studio-live",
     "studio-none",
-    "studio-not-found",
     "studio-catalog",
     "studio-table",
     "studio-columns",
@@ -64,6 +63,7 @@ const LAYOUT: &str = r##"<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>{{ heading }} — {{ t.title }}</title>
 <style>
 body { font-family: system-ui, "Noto Sans CJK JP", "Hiragino Sans", sans-serif; color: #1b1b1b; background: #fff; margin: 0; line-height: 1.5; }
@@ -102,7 +102,11 @@ code, pre { font-family: ui-monospace, "Noto Sans Mono CJK JP", monospace; }
 {{ body }}
 </main>
 <script>
-new EventSource("/events").addEventListener("change", function () { location.reload(); });
+// One stream per open page; closed as the page goes, so the browser's few connections
+// to this host are never held by pages no longer shown.
+var changes = new EventSource("/events");
+changes.addEventListener("change", function () { changes.close(); location.reload(); });
+window.addEventListener("pagehide", function () { changes.close(); });
 </script>
 </body>
 </html>

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod chromium;
 pub mod fake_bigquery;
 pub mod fake_slack;
 pub mod golden;
