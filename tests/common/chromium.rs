@@ -184,6 +184,14 @@ impl Browser {
         while self.loads == before {
             self.next_message().await;
         }
+        // A load event may be the page before's (it reloads itself on a change): the new
+        // one is loaded when its own address is, completely.
+        let loaded = format!(
+            "document.readyState === 'complete' && location.href === {}",
+            json!(url)
+        );
+        self.wait_until(url, &loaded, Duration::from_secs(120))
+            .await;
     }
 
     /// The value of `expression` in the page.
