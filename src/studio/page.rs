@@ -255,22 +255,29 @@ struct ReportListed {
     next: Option<String>,
 }
 
+/// The next posts of one cron in its timezone, each with where it goes.
+fn slots_of(
+    cron: &cron::Schedule,
+    timezone: chrono_tz::Tz,
+    channel: &str,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    crate::scheduled::cron::slots_after(cron, timezone, now)
+        .take(NEXT_SLOTS_SHOWN)
+        .map(|slot| {
+            format!(
+                "{} ({}) → {channel}",
+                slot.with_timezone(&timezone).format("%Y-%m-%d %H:%M"),
+                timezone.name(),
+            )
+        })
+        .collect()
+}
+
 fn next_slots(spec: &ReportSpec, now: DateTime<Utc>) -> Vec<String> {
     spec.schedules
         .iter()
-        .flat_map(|s| {
-            crate::scheduled::cron::slots_after(&s.cron, s.timezone, now)
-                .take(NEXT_SLOTS_SHOWN)
-                .map(|slot| {
-                    format!(
-                        "{} ({}) → {}",
-                        slot.with_timezone(&s.timezone).format("%Y-%m-%d %H:%M"),
-                        s.timezone.name(),
-                        s.channel
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|s| slots_of(&s.cron, s.timezone, &s.channel, now))
         .collect()
 }
 
@@ -547,17 +554,7 @@ pub fn entry(
         }
         "alert" => {
             let a = catalog.alert(name)?;
-            let next: Vec<String> = crate::scheduled::cron::slots_after(&a.cron, a.timezone, now)
-                .take(NEXT_SLOTS_SHOWN)
-                .map(|slot| {
-                    format!(
-                        "{} ({}) → {}",
-                        slot.with_timezone(&a.timezone).format("%Y-%m-%d %H:%M"),
-                        a.timezone.name(),
-                        a.channel
-                    )
-                })
-                .collect();
+            let next = slots_of(&a.cron, a.timezone, &a.channel, now);
             (
                 a.title.clone().unwrap_or_else(|| a.name.clone()),
                 vec![

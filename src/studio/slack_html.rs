@@ -237,6 +237,17 @@ fn element(element: &Value) -> String {
     }
 }
 
+/// A context or actions block: its elements in a row.
+fn elements(block: &Value, kind: &str) -> String {
+    let parts: Vec<String> = block["elements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(element)
+        .collect();
+    format!("<div class=\"block {kind}\">{}</div>", parts.join(" "))
+}
+
 /// The message's blocks as HTML; `image_src` is where the chart's PNG is served.
 pub fn message(message: &Value, image_src: &str) -> String {
     let mut html = String::from("<div class=\"slack_message\">");
@@ -274,15 +285,7 @@ pub fn message(message: &Value, image_src: &str) -> String {
                 section.push_str("</div>");
                 section
             }
-            Some("context") => {
-                let parts: Vec<String> = block["elements"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(element)
-                    .collect();
-                format!("<div class=\"block context\">{}</div>", parts.join(" "))
-            }
+            Some(kind @ ("context" | "actions")) => elements(block, kind),
             Some("image") => format!(
                 "<figure class=\"block image\"><img src=\"{}\" alt=\"{}\"></figure>",
                 escape(image_src),
@@ -291,15 +294,6 @@ pub fn message(message: &Value, image_src: &str) -> String {
             Some("data_visualization") => chart(block),
             Some("data_table") => data_table(block),
             Some("divider") => "<hr class=\"block divider\">".into(),
-            Some("actions") => {
-                let parts: Vec<String> = block["elements"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(element)
-                    .collect();
-                format!("<div class=\"block actions\">{}</div>", parts.join(" "))
-            }
             other => format!(
                 "<div class=\"block unknown\">{}</div>",
                 escape(other.unwrap_or("?"))
