@@ -345,13 +345,31 @@ fn in_a_real_browser_every_page_loads_clean_and_a_saved_edit_shows_in_the_open_p
         paths.push(format!("/entry/alert/{}?lang=ja", alert.name));
     }
     let path = dir.path().join("reports/daily_active_users.toml");
+    let axe = common::chromium::axe_script();
     common::bot::block_on(async {
         let mut browser = Browser::start().await;
+        if let Some(axe) = &axe {
+            // The checker sees what it must: an image without words, grey on white.
+            browser
+                .open("data:text/html,<html lang=en><title>t</title><main><img src=data:, width=9 height=9><p style='color:%23ccc'>faint</p></main></html>")
+                .await;
+            let violations = browser.accessibility_violations(axe).await.join("\n");
+            assert!(
+                violations.contains("image-alt") && violations.contains("color-contrast"),
+                "{violations}"
+            );
+        }
         for page in &paths {
             let started = Instant::now();
             browser.open(&format!("{base}{page}")).await;
             eprintln!("{page}: {} ms", started.elapsed().as_millis());
-            assert!(browser.errors.is_empty(), "{page}: {:#?}", browser.errors);
+            let errors = browser.take_errors();
+            assert!(errors.is_empty(), "{page}: {errors:#?}");
+            // Accessible: axe-core, in the same browser, finds nothing serious.
+            if let Some(axe) = &axe {
+                let violations = browser.accessibility_violations(axe).await;
+                assert!(violations.is_empty(), "{page}: {violations:#?}");
+            }
         }
         // Every image drawn, each with words for those who cannot see it.
         let report = format!("{base}/report/daily_active_users?lang=en");
@@ -391,7 +409,8 @@ fn in_a_real_browser_every_page_loads_clean_and_a_saved_edit_shows_in_the_open_p
                 Duration::from_secs(PAGE_TIMEOUT_SECONDS),
             )
             .await;
-        assert!(browser.errors.is_empty(), "{:#?}", browser.errors);
+        let errors = browser.take_errors();
+        assert!(errors.is_empty(), "{errors:#?}");
 
         // In Japanese, none of the studio's English words is left.
         browser

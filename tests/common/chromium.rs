@@ -1,34 +1,44 @@
 //! Headless Chromium (Debian's package, which `.ci/run` installs) driven over its DevTools
-//! protocol with tokio-tungstenite: open a page, run JavaScript in it, and collect every
-//! console error, uncaught exception and failed load the page reports.
+//! protocol with the chromiumoxide crate: open a page, run JavaScript in it, take its
+//! screenshot, run axe-core in it, and collect every console error, uncaught exception and
+//! failed load the page reports.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use chromiumoxide::browser::{Browser as Chromium, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::log::{EventEntryAdded, LogEntryLevel};
+use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::cdp::js_protocol::runtime::{
+    ConsoleApiCalledType, EvaluateParams, EventConsoleApiCalled, EventExceptionThrown,
+};
+use chromiumoxide::page::{Page, ScreenshotParams};
+use futures_util::StreamExt;
+use serde_json::Value;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// The window every page is drawn in (screenshots are this wide).
+pub const WINDOW_WIDTH_PX: u32 = 1280;
+pub const WINDOW_HEIGHT_PX: u32 = 900;
+/// How long one DevTools command may take: a debug build's first preview is slow.
+const COMMAND_TIMEOUT_S: u64 = 120;
 
-/// A headless Chromium with one page, killed when dropped.
+/// A headless Chromium with one page, closed when dropped.
 pub struct Browser {
-    child: Child,
+    chromium: Chromium,
+    page: Page,
     _profile: tempfile::TempDir,
-    socket: Socket,
-    next_id: u64,
-    /// What the page reported as errors, in order.
-    pub errors: Vec<String>,
-    /// Load events seen (a navigation's may arrive before its command's answer).
-    loads: u64,
+    errors: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(child) = self.chromium.get_mut_child() {
+            let _ = child.as_mut_inner().start_kill();
+        }
     }
 }
 
@@ -37,15 +47,19 @@ fn binary() -> String {
     std::env::var("KPIBOT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
 
+/// Whether CI demands the browser tests (`KPIBOT_REQUIRE_CHROMIUM=1`).
+fn required() -> bool {
+    std::env::var("KPIBOT_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1")
+}
+
 /// Whether the browser tests can run: Chromium is installed. Without it they skip with one
 /// line saying so; with `KPIBOT_REQUIRE_CHROMIUM=1` (CI, which installs it) they fail.
 pub fn available(skipping: &str) -> bool {
     if std::path::Path::new(&binary()).exists() {
         return true;
     }
-    let required = std::env::var("KPIBOT_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1");
     assert!(
-        !required,
+        !required(),
         "{} is missing but KPIBOT_REQUIRE_CHROMIUM=1: {skipping} must run (install Debian's chromium)",
         binary()
     );
@@ -56,211 +70,208 @@ pub fn available(skipping: &str) -> bool {
     false
 }
 
-impl Browser {
-    /// Starts Chromium headless and attaches to its first page.
-    pub async fn start() -> Self {
-        let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new(binary())
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--remote-debugging-port=0",
-                "--window-size=1280,1024",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot start {} ({error}): install Debian's chromium (.ci/run does)",
-                    binary()
-                )
-            });
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let endpoint = lines
-            .find_map(|line| {
-                let line = line.ok()?;
-                line.split("DevTools listening on ")
-                    .nth(1)
-                    .map(str::to_string)
-            })
-            .expect("Chromium prints its DevTools address");
-        std::thread::spawn(move || for _ in lines {});
-        // The browser's port; its page targets are listed at /json/list.
-        let port: u16 = endpoint
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .expect("a port in the DevTools address");
-        let page = loop {
-            let list = http_json(port, "/json/list").await;
-            if let Some(url) = list.as_array().into_iter().flatten().find_map(|t| {
-                (t["type"] == "page")
-                    .then(|| t["webSocketDebuggerUrl"].as_str().map(str::to_string))
-                    .flatten()
-            }) {
-                break url;
-            }
-            tokio::task::yield_now().await;
-        };
-        let (socket, _) = tokio_tungstenite::connect_async(page.as_str())
-            .await
-            .unwrap_or_else(|error| panic!("cannot open {page}: {error}"));
-        let mut browser = Self {
-            child,
-            _profile: profile,
-            socket,
-            next_id: 0,
-            errors: Vec::new(),
-            loads: 0,
-        };
-        for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
-            browser.call(domain, json!({})).await;
-        }
-        browser
-    }
-
-    /// Sends a command and waits for its answer, keeping the events that arrive meanwhile.
-    pub async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let message = json!({"id": id, "method": method, "params": params}).to_string();
-        self.socket.send(Message::text(message)).await.unwrap();
-        loop {
-            let value = self.next_message().await;
-            if value["id"] == id {
-                if let Some(error) = value.get("error") {
-                    panic!("{method} failed: {error}");
-                }
-                return value["result"].clone();
-            }
-        }
-    }
-
-    async fn next_message(&mut self) -> Value {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(120), self.socket.next())
-                .await
-                .expect("Chromium answers within two minutes")
-                .expect("the DevTools connection stays open")
-                .unwrap();
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let value: Value = serde_json::from_str(&text).unwrap();
-            self.note(&value);
-            return value;
-        }
-    }
-
-    /// Keeps what the page reports as an error.
-    fn note(&mut self, event: &Value) {
-        let params = &event["params"];
-        match event["method"].as_str() {
-            Some("Page.loadEventFired") => self.loads += 1,
-            Some("Runtime.exceptionThrown") => {
-                self.errors.push(params["exceptionDetails"].to_string())
-            }
-            Some("Runtime.consoleAPICalled") if params["type"] == "error" => {
-                self.errors.push(params["args"].to_string())
-            }
-            Some("Log.entryAdded") if params["entry"]["level"] == "error" => {
-                self.errors.push(params["entry"].to_string())
-            }
-            _ => {}
-        }
-    }
-
-    /// Opens `url` and waits until it has loaded.
-    pub async fn open(&mut self, url: &str) {
-        let before = self.loads;
-        self.call("Page.navigate", json!({"url": url})).await;
-        while self.loads == before {
-            self.next_message().await;
-        }
-        // A load event may be the page before's (it reloads itself on a change): the new
-        // one is loaded when its own address is, completely.
-        let loaded = format!(
-            "document.readyState === 'complete' && location.href === {}",
-            json!(url)
-        );
-        self.wait_until(url, &loaded, Duration::from_secs(120))
-            .await;
-    }
-
-    /// The value of `expression` in the page.
-    pub async fn eval(&mut self, expression: &str) -> Value {
-        let result = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
-            )
-            .await;
-        if let Some(details) = result.get("exceptionDetails") {
-            panic!("{expression} threw: {details}");
-        }
-        result["result"]["value"].clone()
-    }
-
-    /// Waits until `expression` is true in the page (it may reload meanwhile: a reload
-    /// answers the evaluation with an error, which counts as not yet).
-    pub async fn wait_until(&mut self, what: &str, expression: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            self.next_id += 1;
-            let id = self.next_id;
-            let message = json!({"id": id, "method": "Runtime.evaluate", "params": {"expression": expression, "returnByValue": true}}).to_string();
-            self.socket.send(Message::text(message)).await.unwrap();
-            let answer = loop {
-                let value = self.next_message().await;
-                if value["id"] == id {
-                    break value;
-                }
-            };
-            if answer["result"]["result"]["value"] == true {
-                return;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            // Let the page's own events (a reload) arrive before asking again.
-            let _ = tokio::time::timeout(Duration::from_millis(100), self.next_message()).await;
+/// axe-core's script (`KPIBOT_AXE_JS`, else where `.ci/axe` keeps it), or None when it is
+/// missing and CI does not demand it.
+pub fn axe_script() -> Option<String> {
+    let path = std::env::var("KPIBOT_AXE_JS").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/kpibot-axe/axe-core-4.14.1/axe.min.js")
+    });
+    match std::fs::read_to_string(&path) {
+        Ok(script) => Some(script),
+        Err(error) => {
+            assert!(
+                !required(),
+                "{path}: {error}; CI must run the accessibility check (.ci/axe fetches it)"
+            );
+            eprintln!("skipping the accessibility check: {path}: {error} (run .ci/axe)");
+            None
         }
     }
 }
 
-/// A GET answered with JSON, from Chromium's own HTTP endpoint (which keeps the
-/// connection open: the body is read to its `Content-Length`).
-async fn http_json(port: u16, path: &str) -> Value {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let mut stream = tokio::io::BufReader::new(stream);
-    stream
-        .get_mut()
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        stream.read_line(&mut line).await.unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
+impl Browser {
+    /// Starts Chromium headless with a blank page, its errors watched.
+    pub async fn start() -> Self {
+        let profile = tempfile::tempdir().unwrap();
+        let config = BrowserConfig::builder()
+            .chrome_executable(binary())
+            .new_headless_mode()
+            .no_sandbox()
+            .args(["--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+            .user_data_dir(profile.path())
+            .window_size(WINDOW_WIDTH_PX, WINDOW_HEIGHT_PX)
+            .viewport(None)
+            .launch_timeout(Duration::from_secs(COMMAND_TIMEOUT_S))
+            .request_timeout(Duration::from_secs(COMMAND_TIMEOUT_S))
+            .build()
+            .expect("a browser configuration");
+        let (chromium, mut handler) = Chromium::launch(config).await.unwrap_or_else(|error| {
+            panic!(
+                "cannot start {} ({error}): install Debian's chromium (.ci/run does)",
+                binary()
+            )
+        });
+        let mut tasks = vec![tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if event.is_err() {
+                    // A message this crate cannot parse is not the page's fault.
+                    continue;
+                }
+            }
+        })];
+        let page = chromium.new_page("about:blank").await.unwrap();
+        page.enable_log().await.unwrap();
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let mut exceptions = page.event_listener::<EventExceptionThrown>().await.unwrap();
+        let mut console = page
+            .event_listener::<EventConsoleApiCalled>()
+            .await
+            .unwrap();
+        let mut log = page.event_listener::<EventEntryAdded>().await.unwrap();
+        let kept = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = exceptions.next().await {
+                let details = &event.exception_details;
+                let text = details
+                    .exception
+                    .as_ref()
+                    .and_then(|e| e.description.clone())
+                    .unwrap_or_else(|| details.text.clone());
+                kept.lock().unwrap().push(format!("exception: {text}"));
+            }
+        }));
+        let kept = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = console.next().await {
+                if event.r#type == ConsoleApiCalledType::Error {
+                    let args: Vec<_> = event.args.iter().map(|a| a.value.clone()).collect();
+                    kept.lock()
+                        .unwrap()
+                        .push(format!("console.error: {args:?}"));
+                }
+            }
+        }));
+        let kept = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = log.next().await {
+                if event.entry.level == LogEntryLevel::Error {
+                    let entry = &event.entry;
+                    let url = entry.url.clone().unwrap_or_default();
+                    kept.lock()
+                        .unwrap()
+                        .push(format!("log: {} {url}", entry.text));
+                }
+            }
+        }));
+        Self {
+            chromium,
+            page,
+            _profile: profile,
+            errors,
+            tasks,
         }
     }
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body).await.unwrap();
-    serde_json::from_slice(&body).unwrap_or(Value::Null)
+
+    /// What the page reported as errors since the last call, in order.
+    pub fn take_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.errors.lock().unwrap())
+    }
+
+    /// Opens `url` and waits until it has loaded completely.
+    pub async fn open(&mut self, url: &str) {
+        self.page
+            .goto(url)
+            .await
+            .unwrap_or_else(|error| panic!("cannot open {url}: {error}"));
+        // The page before may reload itself on a change: the new one is loaded when its
+        // own address is, completely.
+        let loaded = format!(
+            "document.readyState === 'complete' && location.href === {}",
+            serde_json::json!(url)
+        );
+        self.wait_until(url, &loaded, Duration::from_secs(COMMAND_TIMEOUT_S))
+            .await;
+    }
+
+    /// The value of `expression` in the page (a promise is awaited).
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression)
+            .await
+            .unwrap_or_else(|error| panic!("{expression}: {error}"))
+    }
+
+    async fn try_eval(&self, expression: &str) -> Result<Value, String> {
+        let params = EvaluateParams::builder()
+            .expression(expression)
+            .return_by_value(true)
+            .await_promise(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        // An exception thrown in the page comes back as an error.
+        let result = self
+            .page
+            .evaluate_expression(params)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(result.value().cloned().unwrap_or(Value::Null))
+    }
+
+    /// Waits until `expression` is true in the page (it may reload meanwhile: an
+    /// evaluation a reload cuts short counts as not yet).
+    pub async fn wait_until(&mut self, what: &str, expression: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.try_eval(expression).await == Ok(Value::Bool(true)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            // Give the page's own work (a reload, a fetch) the loop before asking again.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The whole page as a PNG, WINDOW_WIDTH_PX wide.
+    pub async fn screenshot(&mut self) -> Vec<u8> {
+        self.page
+            .screenshot(
+                ScreenshotParams::builder()
+                    .format(CaptureScreenshotFormat::Png)
+                    .full_page(true)
+                    .build(),
+            )
+            .await
+            .unwrap_or_else(|error| panic!("no screenshot: {error}"))
+    }
+
+    /// Runs axe-core in the open page: the rules it breaks with impact `serious` or
+    /// `critical`, each with the elements that break it.
+    pub async fn accessibility_violations(&mut self, axe: &str) -> Vec<String> {
+        if self.eval("typeof window.axe").await != "object" {
+            self.try_eval(axe)
+                .await
+                .unwrap_or_else(|error| panic!("axe-core does not load: {error}"));
+        }
+        let found = self
+            .eval(
+                "axe.run(document).then(r => ({
+                   passed: r.passes.length,
+                   serious: r.violations
+                     .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
+                          + v.nodes.map(n => n.target.join(' ')).join(', '))}))",
+            )
+            .await;
+        // A checker that checked nothing proves nothing.
+        assert!(
+            found["passed"].as_u64() > Some(10),
+            "axe-core ran no rules: {found}"
+        );
+        found["serious"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
 }
