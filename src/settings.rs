@@ -89,6 +89,13 @@ pub struct StudioSettings {
     pub listen: String,
     /// Required to listen anywhere but this machine: the page is opened with `?token=…`.
     pub token: Option<Secret>,
+    /// The longest range an alert's page replays, in days. Default 366.
+    pub backtest_days_max: u32,
+    /// Recent runs shown on a report's page, from the ledger. Default 10.
+    pub runs_shown: u32,
+    /// The workspace's address (`https://acme.slack.com`), to link a run's post when the
+    /// ledger holds no permalink for it. Default none: such runs show channel and time.
+    pub slack_url: Option<String>,
 }
 
 impl Default for StudioSettings {
@@ -96,6 +103,9 @@ impl Default for StudioSettings {
         Self {
             listen: "127.0.0.1:8787".into(),
             token: None,
+            backtest_days_max: 366,
+            runs_shown: 10,
+            slack_url: None,
         }
     }
 }

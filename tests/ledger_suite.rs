@@ -49,6 +49,16 @@ enum Place {
 }
 
 impl Place {
+    /// The settings naming this place's ledger.
+    fn settings(&self) -> LedgerSettings {
+        let mut settings = LedgerSettings::default();
+        match self {
+            Place::Sqlite(dir) => settings.path = dir.path().join("ledger.sqlite"),
+            Place::Postgres(url) => settings.url = Some(kpibot::settings::Secret::new(url.clone())),
+        }
+        settings
+    }
+
     async fn open(&self) -> Ledger {
         match self {
             Place::Sqlite(dir) => Ledger::open(&dir.path().join("ledger.sqlite")).unwrap(),
@@ -1345,4 +1355,50 @@ async fn time_columns_compare_bytewise_on_a_database_with_a_language_collation()
         not_c.is_empty(),
         "compared by the database's collation: {not_c:?}"
     );
+}
+
+/// The studio reads runs through a ledger that cannot write: it sees what the bot
+/// recorded, and every write through it fails, on both databases (SQLite opens the file
+/// read-only; PostgreSQL holds every transaction read-only).
+#[tokio::test]
+async fn a_read_only_ledger_reads_the_runs_and_refuses_every_write() {
+    for (backend, place) in places().await {
+        assert!(
+            matches!(place, Place::Postgres(_))
+                || Ledger::read_only(&place.settings()).unwrap().is_none(),
+            "{backend}: no file yet is no ledger, and none is created"
+        );
+        let writer = place.open().await;
+        let k = key("dau", 0);
+        writer.claim(&k, &lease("a", 30), now()).await.unwrap();
+        writer.mark_running(&k, now()).await.unwrap();
+        writer.finish(&k, &delivered("1.5"), now()).await.unwrap();
+        let reader = Ledger::read_only(&place.settings()).unwrap().unwrap();
+        let runs = reader.history(Some("dau"), 10).await.unwrap();
+        assert_eq!(
+            runs,
+            writer.history(Some("dau"), 10).await.unwrap(),
+            "{backend}"
+        );
+        assert_eq!(runs.len(), 1, "{backend}");
+        assert!(
+            reader
+                .set_permalink(&k, "https://x.slack.com/p1")
+                .await
+                .is_err(),
+            "{backend}: a write through the read-only ledger must fail"
+        );
+        assert!(
+            reader
+                .claim(&key("dau", 1), &lease("b", 30), now())
+                .await
+                .is_err(),
+            "{backend}: so must a claim"
+        );
+        assert_eq!(
+            writer.get(&k).await.unwrap().unwrap().permalink,
+            None,
+            "{backend}"
+        );
+    }
 }

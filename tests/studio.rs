@@ -429,3 +429,222 @@ fn in_a_real_browser_every_page_loads_clean_and_a_saved_edit_shows_in_the_open_p
         }
     });
 }
+
+/// The rows of the page's table with class `class`, each a list of its cells' text.
+fn table_rows(html: &str, class: &str) -> Vec<Vec<String>> {
+    let Some(start) = html.find(&format!("<table class=\"{class}\"")) else {
+        return Vec::new();
+    };
+    let table = &html[start..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let cell = regex::Regex::new(r"<td>(.*?)</td>").unwrap();
+    table
+        .split("<tr")
+        .skip(2)
+        .map(|row| cell.captures_iter(row).map(|c| c[1].to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn an_alerts_page_replays_it_over_the_chosen_days_as_the_backtest_does() {
+    use kpibot::alerts::backtest::backtest;
+    use kpibot::alerts::engine::Kind;
+    let dir = dir_with_examples();
+    let studio = start(dir.path(), &[]);
+    let settings = common::settings_in(dir.path(), &dir.path().join("reports"));
+    let app = common::app(&settings);
+    let catalog = app.load_catalog().unwrap();
+    let alert = catalog.alert("active_users_prefecture_drop").unwrap();
+    let to = chrono::Utc::now().date_naive() - chrono::Days::new(2);
+    let chart = regex::Regex::new(
+        r#"<img class="chart" src="data:image/png;base64,([^"]+)" alt="([^"]+)""#,
+    )
+    .unwrap();
+    for days in [60, 20] {
+        let from = to - chrono::Days::new(days);
+        let html = page(
+            studio.port,
+            &format!("/entry/alert/{}?lang=en&from={from}&to={to}", alert.name),
+        );
+        // What `kpibot alerts backtest` computes for the same days, on the same mart.
+        let expected = common::bot::block_on(async {
+            let warehouse = app
+                .open_warehouse(chrono::Utc::now(), &mut std::io::sink())
+                .await
+                .unwrap();
+            let sources = kpibot::alerts::watch::Sources {
+                warehouse: warehouse.as_ref(),
+                catalog: &catalog,
+                timeout: app.query_timeout,
+                limits: app.limits,
+            };
+            backtest(sources, alert, from, to, 50).await.unwrap()
+        });
+        let shown: Vec<(String, String, String)> = table_rows(&html, "data transitions")
+            .into_iter()
+            .map(|r| (r[1].clone(), r[2].clone(), r[3].clone()))
+            .collect();
+        let computed: Vec<(String, String, String)> = expected
+            .transitions
+            .iter()
+            .map(|t| {
+                let change = if t.kind == Kind::Fired {
+                    "Fired"
+                } else {
+                    "Resolved"
+                };
+                (t.day.to_string(), t.instance.clone(), change.to_string())
+            })
+            .collect();
+        assert_eq!(shown, computed, "{days} days");
+        assert!(
+            html.contains(&format!("value=\"{from}\""))
+                && html.contains(&format!("value=\"{to}\"")),
+            "the form keeps the days asked"
+        );
+        let found = chart.captures(&html).expect("the backtest's chart");
+        let png =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &found[1]).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        assert!(
+            found[2].contains(&from.to_string()),
+            "alt text names the days: {}",
+            &found[2]
+        );
+    }
+    assert!(
+        table_rows(
+            &page(
+                studio.port,
+                &format!(
+                    "/entry/alert/{}?lang=en&from={}&to={to}",
+                    alert.name,
+                    to - chrono::Days::new(60)
+                )
+            ),
+            "data transitions"
+        )
+        .iter()
+        .any(|r| r[3] == "Fired"),
+        "the demo's prefecture drop fires within 60 days, so the comparison above compared something"
+    );
+    // Days that are not days, or too many of them, are refused in words, naming the word.
+    let html = page(
+        studio.port,
+        "/entry/alert/signups_floor?lang=en&from=2026-13-01",
+    );
+    assert!(html.contains("`2026-13-01` is not a day"), "{html}");
+    let html = page(
+        studio.port,
+        "/entry/alert/signups_floor?lang=ja&from=2020-01-01&to=2026-01-01",
+    );
+    assert!(html.contains("studio.backtest_days_max"), "{html}");
+}
+
+#[test]
+fn a_reports_page_shows_its_recent_runs_with_links_to_their_posts_and_never_writes_the_ledger() {
+    use chrono::TimeZone;
+    use kpibot::ledger::{Lease, Ledger, Outcome, SlotKey};
+    let dir = dir_with_examples();
+    let path = dir.path().join("ledger.sqlite");
+    let slot = |hour| SlotKey {
+        report: "daily_active_users".into(),
+        schedule: 0,
+        slot: chrono::Utc
+            .with_ymd_and_hms(2026, 12, 1, hour, 0, 0)
+            .unwrap(),
+    };
+    let now = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 5).unwrap();
+    common::bot::block_on(async {
+        let ledger = Ledger::open(&path).unwrap();
+        let lease = Lease {
+            owner: "bot".into(),
+            until: now + chrono::Duration::seconds(30),
+        };
+        for (hour, outcome) in [
+            (
+                0,
+                Outcome::Delivered {
+                    channel: "C0KPI".into(),
+                    ts: "1764547200.000100".into(),
+                    rows: 31,
+                    bytes: None,
+                },
+            ),
+            (
+                1,
+                Outcome::Delivered {
+                    channel: "C0KPI".into(),
+                    ts: "1764550800.000200".into(),
+                    rows: 32,
+                    bytes: None,
+                },
+            ),
+            (
+                2,
+                Outcome::Failed {
+                    error: "channel_not_found".into(),
+                },
+            ),
+        ] {
+            ledger.claim(&slot(hour), &lease, now).await.unwrap();
+            ledger.mark_running(&slot(hour), now).await.unwrap();
+            ledger.finish(&slot(hour), &outcome, now).await.unwrap();
+        }
+        ledger
+            .set_permalink(
+                &slot(0),
+                "https://acme.slack.com/archives/C0KPI/p1764547200000100?kept=1",
+            )
+            .await
+            .unwrap();
+    });
+    let before = std::fs::read(&path).unwrap();
+    let studio = start(
+        dir.path(),
+        &[("KPIBOT__STUDIO__SLACK_URL", "https://acme.slack.com")],
+    );
+    let html = page(studio.port, "/report/daily_active_users?lang=en");
+    let runs = table_rows(&html, "data runs");
+    assert_eq!(runs.len(), 3, "{html}");
+    // Newest first, in the schedule's timezone (Asia/Tokyo: UTC 02:00 is 11:00).
+    assert!(
+        runs[0][0].starts_with("2026-12-01 11:00") && runs[0][1].contains("channel_not_found"),
+        "{runs:?}"
+    );
+    assert!(
+        runs[1][3].contains("href=\"https://acme.slack.com/archives/C0KPI/p1764550800000200\""),
+        "built from the workspace's address: {runs:?}"
+    );
+    assert!(
+        runs[2][3].contains("?kept=1"),
+        "the kept permalink: {runs:?}"
+    );
+    assert_eq!(runs[1][2], "32");
+    let html = page(studio.port, "/report/daily_active_users?lang=ja");
+    assert!(
+        html.contains("最近の実行") && html.contains("投稿済み"),
+        "{html}"
+    );
+    drop(studio);
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the studio changed the ledger file"
+    );
+    assert!(
+        !dir.path().join("ledger.sqlite-wal").exists()
+            || std::fs::metadata(dir.path().join("ledger.sqlite-wal"))
+                .unwrap()
+                .len()
+                == 0
+    );
+    // Without a ledger file, the page says so and none is created.
+    let empty = dir_with_examples();
+    let studio = start(empty.path(), &[]);
+    let html = page(studio.port, "/report/daily_active_users?lang=en");
+    assert!(
+        html.contains("The ledger has no run of this report yet."),
+        "{html}"
+    );
+    assert!(!empty.path().join("ledger.sqlite").exists());
+}

@@ -159,3 +159,73 @@ impl Backtest {
         out
     }
 }
+
+/// The backtest drawn: a panel per instance that would have fired (at most
+/// `panels_max`), its series over the whole range with the firing days shaded. With
+/// `quiet_too`, an alert that never fired still shows its first series (an author choosing
+/// a threshold wants to see how far the values stayed from it). None when there is
+/// nothing to draw.
+pub fn draw(
+    catalog: &crate::catalog::Catalog,
+    alert: &AlertSpec,
+    result: &Backtest,
+    panels_max: usize,
+    locale: crate::i18n::Locale,
+    quiet_too: bool,
+) -> Result<Option<Vec<u8>>, crate::render::RenderError> {
+    use crate::render::alert_chart::{AlertChart, AlertPanel, render_alert_png};
+    let title = super::run::title_of(catalog, alert);
+    let mut spans = result.firing_days();
+    if spans.is_empty() && quiet_too {
+        spans.extend(result.series.keys().map(|name| (name.clone(), Vec::new())));
+    }
+    let threshold = match alert.condition {
+        Condition::Above(x) | Condition::Below(x) => Some(x),
+        _ => None,
+    };
+    let panels: Vec<AlertPanel> = spans
+        .into_iter()
+        .take(panels_max.max(1))
+        .map(|(instance, spans)| {
+            let series = result.series.get(&instance);
+            AlertPanel {
+                name: if instance.is_empty() {
+                    title.clone()
+                } else {
+                    instance
+                },
+                days: result
+                    .from
+                    .iter_days()
+                    .take_while(|d| *d <= result.to)
+                    .map(|d| (d, series.and_then(|s| s.get(&d).copied())))
+                    .collect(),
+                threshold,
+                band: None,
+                breach: None,
+                firing: spans
+                    .into_iter()
+                    .map(|(from, to)| (from, to.unwrap_or(result.to)))
+                    .collect(),
+            }
+        })
+        .collect();
+    if panels.is_empty() {
+        return Ok(None);
+    }
+    let heading = crate::tr!(locale, "backtest-title", title = title.clone());
+    let subtitle = crate::tr!(
+        locale,
+        "backtest-subtitle",
+        from = crate::i18n::date(locale, result.from),
+        to = crate::i18n::date(locale, result.to),
+        timezone = alert.timezone.name().to_string()
+    );
+    render_alert_png(&AlertChart {
+        title: &heading,
+        subtitle: &subtitle,
+        panels: &panels,
+        style: super::run::style_of(catalog, alert, locale),
+    })
+    .map(Some)
+}

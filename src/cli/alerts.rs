@@ -152,74 +152,30 @@ fn print_backtest(
     Ok(())
 }
 
-/// Draws the backtest: a panel per value that would have fired (up to `limit`), its
-/// series over the whole range with the firing days shaded.
+/// Draws the backtest into `path` (nothing when it never fired): see
+/// [`crate::alerts::backtest::draw`].
 pub fn draw_backtest(
     app: &App,
     alert_name: &str,
     result: &Backtest,
     path: &Path,
 ) -> anyhow::Result<()> {
-    use crate::render::alert_chart::{AlertChart, AlertPanel, render_alert_png};
     let catalog = app.load_catalog()?;
     let Some(alert) = catalog.alert(alert_name) else {
         return Ok(());
     };
-    let limit = app.settings.alerts.digest_charts.max(1) as usize;
-    let panels: Vec<AlertPanel> = result
-        .firing_days()
-        .into_iter()
-        .take(limit)
-        .map(|(instance, spans)| {
-            let series = result.series.get(&instance);
-            let days = result
-                .from
-                .iter_days()
-                .take_while(|d| *d <= result.to)
-                .map(|d| (d, series.and_then(|s| s.get(&d).copied())))
-                .collect();
-            let threshold = match alert.condition {
-                crate::spec::alert::Condition::Above(x)
-                | crate::spec::alert::Condition::Below(x) => Some(x),
-                _ => None,
-            };
-            AlertPanel {
-                name: if instance.is_empty() {
-                    crate::alerts::run::title_of(&catalog, alert)
-                } else {
-                    instance
-                },
-                days,
-                threshold,
-                band: None,
-                breach: None,
-                firing: spans
-                    .into_iter()
-                    .map(|(from, to)| (from, to.unwrap_or(result.to)))
-                    .collect(),
-            }
-        })
-        .collect();
-    if panels.is_empty() {
-        return Ok(());
+    let limit = app.settings.alerts.digest_charts as usize;
+    let drawn = crate::alerts::backtest::draw(
+        &catalog,
+        alert,
+        result,
+        limit,
+        crate::i18n::Locale::En,
+        false,
+    )?;
+    if let Some(png) = drawn {
+        std::fs::write(path, png)?;
     }
-    let title = format!(
-        "backtest: {}",
-        crate::alerts::run::title_of(&catalog, alert)
-    );
-    let subtitle = format!(
-        "{} – {} ({}), firing days shaded",
-        result.from,
-        result.to,
-        alert.timezone.name()
-    );
-    let png = render_alert_png(&AlertChart {
-        title: &title,
-        subtitle: &subtitle,
-        panels: &panels,
-        style: style_of(&catalog, alert),
-    })?;
-    std::fs::write(path, png)?;
     Ok(())
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::app::App;
-use crate::studio::{Parts, StudioError, listen_address, serve};
+use crate::ledger::Ledger;
+use crate::studio::{Parts, Reads, StudioError, listen_address, serve};
 use crate::warehouse::Warehouse;
 
 pub async fn studio(app: &App, listen: Option<&str>, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -35,7 +36,13 @@ pub async fn studio(app: &App, listen: Option<&str>, out: &mut dyn Write) -> any
         limits: app.limits,
         query_timeout: app.query_timeout,
         locale: app.locale,
+        alerts: app.settings.alerts.clone(),
+        backtest_days_max: settings.backtest_days_max,
+        runs_shown: settings.runs_shown as usize,
+        slack_url: settings.slack_url.clone(),
     };
-    serve(parts, warehouse, listener, token).await?;
+    // Recent runs come from the ledger, opened so that the studio cannot write to it.
+    let ledger = Ledger::read_only(&app.settings.ledger).map_err(|e| e.to_string());
+    serve(parts, Reads { warehouse, ledger }, listener, token).await?;
     Ok(())
 }

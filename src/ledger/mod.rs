@@ -428,6 +428,20 @@ impl Ledger {
         }
     }
 
+    /// The ledger the settings name, opened so that nothing can be written through it
+    /// and nothing is created or migrated: None when the SQLite file does not exist yet
+    /// (no run recorded). For pages that show runs (`kpibot studio`).
+    pub fn read_only(settings: &LedgerSettings) -> Result<Option<Self>, LedgerError> {
+        let backend = match &settings.url {
+            Some(url) => {
+                Backend::Postgres(postgres::PostgresLedger::read_only(url.expose(), settings)?)
+            }
+            None if !settings.path.exists() => return Ok(None),
+            None => Backend::Sqlite(sqlite::SqliteLedger::open_read_only(&settings.path)?),
+        };
+        Ok(Some(Self { backend }))
+    }
+
     /// Which ledger this is, for logs (a URL's password is never shown).
     pub fn describe(&self) -> String {
         match &self.backend {

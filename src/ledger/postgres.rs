@@ -205,13 +205,23 @@ fn describe_pool_error(error: &deadpool_postgres::PoolError) -> String {
 impl PostgresLedger {
     /// Builds the pool, checks one connection works, and brings the schema up to date.
     pub async fn connect(url: &str, settings: &LedgerSettings) -> Result<Self, LedgerError> {
-        let ledger = Self::pool_only(url, settings)?;
+        let ledger = Self::pool_only(url, settings, false)?;
         ledger.migrate().await?;
         Ok(ledger)
     }
 
+    /// A pool whose every transaction the server holds read-only, with no migration: for
+    /// pages that show the ledger and must never change it.
+    pub fn read_only(url: &str, settings: &LedgerSettings) -> Result<Self, LedgerError> {
+        Self::pool_only(url, settings, true)
+    }
+
     /// The pool, no connection made yet.
-    fn pool_only(url: &str, settings: &LedgerSettings) -> Result<Self, LedgerError> {
+    fn pool_only(
+        url: &str,
+        settings: &LedgerSettings,
+        read_only: bool,
+    ) -> Result<Self, LedgerError> {
         let shown = redact(url);
         let setup = |detail: String, advice: &str| LedgerError::Open {
             ledger: shown.clone(),
@@ -226,7 +236,10 @@ impl PostgresLedger {
         config.application_name("kpibot");
         // The server gives up on a statement when kpibot does, so a statement abandoned by
         // the client does not hold locks on.
-        let server_timeout = format!("-c statement_timeout={}", timeout.as_millis());
+        let mut server_timeout = format!("-c statement_timeout={}", timeout.as_millis());
+        if read_only {
+            server_timeout.push_str(" -c default_transaction_read_only=on");
+        }
         let options = match config.get_options() {
             Some(theirs) if !theirs.is_empty() => format!("{theirs} {server_timeout}"),
             _ => server_timeout,
@@ -263,7 +276,7 @@ impl PostgresLedger {
     /// `config --check`): unreachable, refused password and missing database each come
     /// back with what to do.
     pub async fn probe(url: &str, settings: &LedgerSettings) -> Result<(), LedgerError> {
-        let ledger = Self::pool_only(url, settings)?;
+        let ledger = Self::pool_only(url, settings, false)?;
         drop(
             ledger
                 .pool

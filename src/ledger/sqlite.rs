@@ -51,6 +51,28 @@ impl SqliteLedger {
         })
     }
 
+    /// Opens an existing ledger file read-only, its schema as it is: for pages that show
+    /// the ledger and must never change it (SQLite itself refuses any write).
+    pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
+        use rusqlite::OpenFlags;
+        let fail = |source: rusqlite::Error| {
+            LedgerError::Open {
+            ledger: path.display().to_string(),
+            detail: source.to_string(),
+            advice: "Check that the file is a SQLite database kpibot wrote and is readable (KPIBOT__LEDGER__PATH).".into(),
+        }
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(path, flags).map_err(fail)?;
+        connection
+            .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(fail)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            path: path.to_path_buf(),
+        })
+    }
+
     pub fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
     }

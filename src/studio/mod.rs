@@ -3,12 +3,16 @@
 //! chart, the Slack message drawn as Slack shows it, the data, what the query took, every
 //! `check` diagnostic with the lines around it), the catalog of reports, metrics, policies
 //! and alerts, and the page updated as files are saved (server-sent events from a poll of
-//! the folder's fingerprint, as hot reload takes it). Read-only: it never writes a spec,
-//! posts to Slack or opens the ledger. It listens on 127.0.0.1 unless told otherwise, and
-//! anywhere else only with a token.
+//! the folder's fingerprint, as hot reload takes it), each report's recent runs, and each
+//! alert replayed over a chosen range. Read-only: it never writes a spec or posts to
+//! Slack, and reads the ledger through a connection that cannot write. It listens on
+//! 127.0.0.1 unless told otherwise, and anywhere else only with a token.
 
+mod backtest;
+mod frame;
 mod page;
 mod preview;
+mod runs;
 mod slack_html;
 
 use std::collections::HashMap;
@@ -31,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::catalog::{Catalog, merge_catalog};
 use crate::i18n::Locale;
+use crate::ledger::Ledger;
 use crate::pipeline::RunLimits;
 use crate::spec::{self, LoadedFile, Period};
 use crate::warehouse::Warehouse;
@@ -88,12 +93,29 @@ pub struct Parts {
     pub query_timeout: Duration,
     /// The bot's language: pages and previews unless the page asks for another.
     pub locale: Locale,
+    /// Alerts' settings: a backtest's default range, instances and charts.
+    pub alerts: crate::settings::AlertsSettings,
+    /// The longest backtest, in days (`studio.backtest_days_max`).
+    pub backtest_days_max: u32,
+    /// Recent runs on a report's page (`studio.runs_shown`).
+    pub runs_shown: usize,
+    /// The workspace's address, for links to posts (`studio.slack_url`).
+    pub slack_url: Option<String>,
+}
+
+/// What the studio reads besides the folder: the warehouse previews run on, and the
+/// ledger, opened read-only, for recent runs.
+pub struct Reads {
+    pub warehouse: Arc<dyn Warehouse>,
+    pub ledger: Result<Option<Ledger>, String>,
 }
 
 /// The studio's state, shared by every request.
 pub struct Studio {
     app: Parts,
     warehouse: Arc<dyn Warehouse>,
+    /// The ledger opened read-only (None: no SQLite file yet; Err: why it cannot be read).
+    ledger: Result<Option<Ledger>, String>,
     loaded: RwLock<Loaded>,
     /// Counts the changes seen in the folder; each is sent to every open page.
     changes: watch::Sender<u64>,
@@ -105,11 +127,12 @@ pub struct Studio {
 
 impl Studio {
     /// The studio over `app`'s folder and `warehouse`, the folder read once.
-    pub fn new(app: Parts, warehouse: Arc<dyn Warehouse>, token: Option<String>) -> Arc<Self> {
+    pub fn new(app: Parts, reads: Reads, token: Option<String>) -> Arc<Self> {
         let (changes, _) = watch::channel(0);
         let studio = Arc::new(Self {
             app,
-            warehouse,
+            warehouse: reads.warehouse,
+            ledger: reads.ledger,
             loaded: RwLock::new(Loaded {
                 catalog: Arc::new(Catalog::default()),
                 files: Vec::new(),
@@ -180,6 +203,9 @@ pub struct PageQuery {
     pub q: Option<String>,
     /// The token, when the studio needs one (kept in a cookie once given).
     pub token: Option<String>,
+    /// The first and last day an alert's backtest judges (`YYYY-MM-DD`).
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 impl PageQuery {
@@ -327,14 +353,25 @@ async fn report(
             .get(&key)
             .cloned(),
     };
+    let frame = page::Frame::new(locale, studio.version(), &query);
+    let app = &studio.app;
+    let runs = runs::section(
+        &frame,
+        &studio.ledger,
+        &spec,
+        app.runs_shown,
+        app.slack_url.as_deref(),
+    )
+    .await;
     let html = page::report(
-        &page::Frame::new(locale, studio.version(), &query),
+        &frame,
         (&catalog, &spec),
         page::Shown {
             preview: current.as_deref().or(last_good.as_deref()),
             stale: current.is_none(),
             failure: failure.as_deref(),
             diagnostics: &diagnostics,
+            after: runs,
         },
         Utc::now(),
     );
@@ -378,7 +415,16 @@ async fn entry(
 ) -> Response {
     let (catalog, _, _) = studio.snapshot();
     let frame = page::Frame::new(query.locale(&studio.app), studio.version(), &query);
-    match page::entry(&frame, &catalog, &kind, &name, Utc::now()) {
+    let now = Utc::now();
+    let after = match catalog.alert(&name).filter(|_| kind == "alert") {
+        Some(alert) => {
+            let asked = (query.from.as_deref(), query.to.as_deref());
+            let reads = (&studio.app, studio.warehouse.as_ref());
+            backtest::section(&frame, reads, &catalog, alert, asked, now).await
+        }
+        None => String::new(),
+    };
+    match page::entry(&frame, &catalog, &kind, &name, now, after) {
         Some(html) => Html(html).into_response(),
         None => not_found(&studio, &query, &name),
     }
@@ -421,11 +467,11 @@ async fn events(State(studio): State<Arc<Studio>>) -> impl IntoResponse {
 /// Serves the studio on `listener` until Ctrl-C, the folder watched meanwhile.
 pub async fn serve(
     parts: Parts,
-    warehouse: Arc<dyn Warehouse>,
+    reads: Reads,
     listener: tokio::net::TcpListener,
     token: Option<String>,
 ) -> std::io::Result<()> {
-    let studio = Studio::new(parts, warehouse, token);
+    let studio = Studio::new(parts, reads, token);
     tokio::spawn(studio.clone().watch());
     // Open pages hold their event streams: Ctrl-C stops at once rather than wait on them.
     tokio::select! {

@@ -5,58 +5,19 @@
 //! folder changes.
 
 use chrono::{DateTime, Utc};
-use minijinja::value::{Serde, Value};
-use minijinja::{Environment, context};
+use minijinja::context;
+use minijinja::value::Value;
 use serde::Serialize;
 
-use super::PageQuery;
+pub use super::frame::Frame;
+use super::frame::{render, serde_value};
 use super::preview::{Preview, Shown as ShownDiagnostic};
 use super::slack_html;
 use crate::catalog::Catalog;
-use crate::i18n::Locale;
 use crate::spec::{LoadedFile, ReportSpec};
 
 /// Next posts listed for each schedule.
 pub const NEXT_SLOTS_SHOWN: usize = 3;
-
-/// Every word the studio writes: `studio-<name>` in the catalogs, `t.<name>` in templates.
-const WORDS: [&str; 35] = [
-    "studio-title",
-    "studio-skip",
-    "studio-search",
-    "studio-search-label",
-    "studio-reports",
-    "studio-metrics",
-    "studio-policies",
-    "studio-alerts",
-    "studio-broken",
-    "studio-owner",
-    "studio-source",
-    "studio-refreshed",
-    "studio-purpose",
-    "studio-description",
-    "studio-next-posts",
-    "studio-sql",
-    "studio-reads",
-    "studio-covered-by",
-    "studio-message",
-    "studio-chart",
-    "studio-data",
-    "studio-query",
-    "studio-period",
-    "studio-language",
-    "studio-apply",
-    "studio-diagnostics",
-    "studio-no-diagnostics",
-    "studio-last-good",
-    "studio-live",
-    "studio-none",
-    "studio-catalog",
-    "studio-table",
-    "studio-columns",
-    "studio-allowed",
-    "studio-condition",
-];
 
 const LAYOUT: &str = r##"<!doctype html>
 <html lang="{{ lang }}">
@@ -160,62 +121,6 @@ const FILE: &str = r##"
 <pre>{% for l in d.lines %}<span{% if l[2] %} class="pointed"{% endif %}>{{ l[0] }} | {{ l[1] }}</span>
 {% endfor %}</pre></div>{% else %}<p>{{ t.no_diagnostics }}</p>{% endfor %}
 "##;
-
-/// What every page shares: its language, the folder's version, the address's words.
-pub struct Frame {
-    pub locale: Locale,
-    pub version: u64,
-    pub q: String,
-    pub period: String,
-}
-
-impl Frame {
-    pub fn new(locale: Locale, version: u64, query: &PageQuery) -> Self {
-        Self {
-            locale,
-            version,
-            q: query.q.clone().unwrap_or_default(),
-            period: query.period.clone().unwrap_or_default(),
-        }
-    }
-
-    fn lang(&self) -> &'static str {
-        match self.locale {
-            Locale::Ja => "ja",
-            Locale::En => "en",
-        }
-    }
-
-    fn words(&self) -> Value {
-        let words: std::collections::BTreeMap<String, String> = WORDS
-            .iter()
-            .map(|key| {
-                let name = key.trim_start_matches("studio-").replace('-', "_");
-                (name, crate::tr!(self.locale, key))
-            })
-            .collect();
-        serde_value(&words)
-    }
-
-    fn word(&self, key: &str) -> String {
-        crate::tr!(self.locale, key)
-    }
-}
-
-/// Any serialisable value, for a template.
-fn serde_value<T: Serialize>(value: T) -> Value {
-    Value::from(Serde(value))
-}
-
-fn render(template: &str, ctx: Value) -> String {
-    let env = Environment::new();
-    env.render_str(template, ctx).unwrap_or_else(|error| {
-        format!(
-            "<p>kpibot studio could not draw this page: {}</p>",
-            slack_html::escape(&error.to_string())
-        )
-    })
-}
 
 /// `body` in the layout, under `heading`.
 fn layout(frame: &Frame, heading: &str, body: String) -> String {
@@ -419,6 +324,8 @@ pub struct Shown<'a> {
     pub stale: bool,
     pub failure: Option<&'a str>,
     pub diagnostics: &'a [ShownDiagnostic],
+    /// Sections drawn after the definition (the report's recent runs).
+    pub after: String,
 }
 
 /// A report's page: its problems, its preview (the Slack message, the chart, the query's
@@ -498,7 +405,7 @@ pub fn report(
             definition => Value::from_safe_string(report_definition(frame, catalog, spec, now)),
         },
     );
-    layout(frame, &spec.title, body)
+    layout(frame, &spec.title, body + &shown.after)
 }
 
 /// A metric's, policy's or alert's page: its definition; `None` if there is none by that
@@ -509,6 +416,7 @@ pub fn entry(
     kind: &str,
     name: &str,
     now: DateTime<Utc>,
+    after: String,
 ) -> Option<String> {
     let w = |key: &str| frame.word(key);
     let (heading, rows) = match kind {
@@ -558,7 +466,15 @@ pub fn entry(
             (
                 a.title.clone().unwrap_or_else(|| a.name.clone()),
                 vec![
-                    (w("studio-condition"), format!("{:?}", a.condition), true),
+                    (
+                        w("studio-condition"),
+                        crate::alerts::message::definition(
+                            a,
+                            &crate::alerts::run::style_of(catalog, a, frame.locale),
+                            frame.locale,
+                        ),
+                        false,
+                    ),
                     (w("studio-next-posts"), next.join("\n"), true),
                     (w("studio-owner"), a.owner.clone(), false),
                 ],
@@ -566,7 +482,7 @@ pub fn entry(
         }
         _ => return None,
     };
-    Some(layout(frame, &heading, definition(rows)))
+    Some(layout(frame, &heading, definition(rows) + &after))
 }
 
 /// A file's page: its problems with the lines around each.

@@ -1,0 +1,124 @@
+//! What every studio page shares: its language and the words it writes in it (from the
+//! message catalogs), the folder's version, the address's words, and the template call.
+
+use minijinja::Environment;
+use minijinja::value::{Serde, Value};
+use serde::Serialize;
+
+use super::PageQuery;
+use super::slack_html;
+use crate::i18n::Locale;
+
+/// Every word the studio writes: `studio-<name>` in the catalogs, `t.<name>` in templates.
+const WORDS: [&str; 54] = [
+    "studio-title",
+    "studio-skip",
+    "studio-search",
+    "studio-search-label",
+    "studio-reports",
+    "studio-metrics",
+    "studio-policies",
+    "studio-alerts",
+    "studio-broken",
+    "studio-owner",
+    "studio-source",
+    "studio-refreshed",
+    "studio-purpose",
+    "studio-description",
+    "studio-next-posts",
+    "studio-sql",
+    "studio-reads",
+    "studio-covered-by",
+    "studio-message",
+    "studio-chart",
+    "studio-data",
+    "studio-query",
+    "studio-period",
+    "studio-language",
+    "studio-apply",
+    "studio-diagnostics",
+    "studio-no-diagnostics",
+    "studio-last-good",
+    "studio-live",
+    "studio-none",
+    "studio-catalog",
+    "studio-table",
+    "studio-columns",
+    "studio-allowed",
+    "studio-condition",
+    "studio-backtest",
+    "studio-backtest-range",
+    "studio-backtest-from",
+    "studio-backtest-to",
+    "studio-backtest-none",
+    "studio-evaluated",
+    "studio-day",
+    "studio-instance",
+    "studio-change",
+    "studio-value",
+    "studio-against",
+    "studio-runs",
+    "studio-runs-none",
+    "studio-runs-no-ledger",
+    "studio-post",
+    "studio-slot",
+    "studio-state",
+    "studio-rows",
+    "studio-open-in-slack",
+];
+
+/// What every page shares: its language, the folder's version, the address's words.
+pub struct Frame {
+    pub locale: Locale,
+    pub version: u64,
+    pub q: String,
+    pub period: String,
+}
+
+impl Frame {
+    pub fn new(locale: Locale, version: u64, query: &PageQuery) -> Self {
+        Self {
+            locale,
+            version,
+            q: query.q.clone().unwrap_or_default(),
+            period: query.period.clone().unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn lang(&self) -> &'static str {
+        match self.locale {
+            Locale::Ja => "ja",
+            Locale::En => "en",
+        }
+    }
+
+    pub(super) fn words(&self) -> Value {
+        let words: std::collections::BTreeMap<String, String> = WORDS
+            .iter()
+            .map(|key| {
+                let name = key.trim_start_matches("studio-").replace('-', "_");
+                (name, crate::tr!(self.locale, key))
+            })
+            .collect();
+        serde_value(&words)
+    }
+
+    pub(super) fn word(&self, key: &str) -> String {
+        crate::tr!(self.locale, key)
+    }
+}
+
+/// Any serialisable value, for a template.
+pub(super) fn serde_value<T: Serialize>(value: T) -> Value {
+    Value::from(Serde(value))
+}
+
+pub(super) fn render(template: &str, ctx: Value) -> String {
+    let env = Environment::new();
+    env.render_str(template, ctx).unwrap_or_else(|error| {
+        format!(
+            "<p>kpibot studio could not draw this page: {}</p>",
+            slack_html::escape(&error.to_string())
+        )
+    })
+}
