@@ -648,3 +648,64 @@ fn a_reports_page_shows_its_recent_runs_with_links_to_their_posts_and_never_writ
     );
     assert!(!empty.path().join("ledger.sqlite").exists());
 }
+
+#[test]
+fn the_page_previews_on_the_configured_warehouse_or_the_embedded_demo_as_asked() {
+    let dir = dir_with_examples();
+    // A configured DuckDB mart that is not the demo: the demo's tables, with a role the
+    // demo never has, so each preview shows which warehouse it ran on.
+    let mart = dir.path().join("configured.duckdb");
+    let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+    kpibot::warehouse::demo::ensure_demo_mart(&mart, yesterday).unwrap();
+    duckdb::Connection::open(&mart)
+        .unwrap()
+        .execute_batch("UPDATE mart.daily_active_users SET role = 'auditor'")
+        .unwrap();
+    let mart_text = mart.display().to_string();
+    let studio = start(
+        dir.path(),
+        &[
+            ("KPIBOT__WAREHOUSE__DUCKDB__DEMO_MART", "false"),
+            ("KPIBOT__WAREHOUSE__DUCKDB__PATH", mart_text.as_str()),
+        ],
+    );
+    let configured = page(studio.port, "/report/daily_active_users?lang=en");
+    let asked = page(
+        studio.port,
+        "/report/daily_active_users?lang=en&warehouse=configured",
+    );
+    let demo = page(
+        studio.port,
+        "/report/daily_active_users?lang=en&warehouse=demo",
+    );
+    assert!(configured.contains("<td>auditor</td>") && asked.contains("<td>auditor</td>"));
+    assert!(
+        !demo.contains("auditor") && demo.contains("<td>student</td>"),
+        "{demo}"
+    );
+    assert!(
+        demo.contains("<option value=\"demo\" selected>")
+            && demo.contains("<option value=\"configured\">"),
+        "the switch shows the warehouse shown"
+    );
+    assert!(
+        demo.contains("chart.png?lang=en&warehouse=demo"),
+        "the chart is the demo's too"
+    );
+    let (status, _, png) = get(
+        studio.port,
+        "/report/daily_active_users/chart.png?lang=en&warehouse=demo",
+        "",
+    );
+    assert!(status == 200 && png.starts_with(b"\x89PNG"));
+    // The demo mart was built beside it, not over the configured file.
+    assert!(dir.path().join("data/demo.duckdb").exists());
+    let unknown = page(
+        studio.port,
+        "/report/daily_active_users?lang=en&warehouse=prod",
+    );
+    assert!(
+        unknown.contains("no warehouse `prod` here: choose configured or demo"),
+        "{unknown}"
+    );
+}

@@ -8,14 +8,15 @@ use chrono::Utc;
 
 use crate::app::App;
 use crate::ledger::Ledger;
-use crate::studio::{Parts, Reads, StudioError, listen_address, serve};
+use crate::settings::WarehouseKind;
+use crate::studio::{Parts, Reads, Source, StudioError, listen_address, serve};
 use crate::warehouse::Warehouse;
 
 pub async fn studio(app: &App, listen: Option<&str>, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings = &app.settings.studio;
     let token = settings.token.as_ref().map(|t| t.expose().to_string());
     let addr = listen_address(listen.unwrap_or(settings.listen.as_str()), token.as_deref())?;
-    let warehouse: Arc<dyn Warehouse> = Arc::from(app.open_warehouse(Utc::now(), out).await?);
+    let warehouses = warehouses(app, out).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StudioError::Bind { addr, source })?;
@@ -43,6 +44,43 @@ pub async fn studio(app: &App, listen: Option<&str>, out: &mut dyn Write) -> any
     };
     // Recent runs come from the ledger, opened so that the studio cannot write to it.
     let ledger = Ledger::read_only(&app.settings.ledger).map_err(|e| e.to_string());
-    serve(parts, Reads { warehouse, ledger }, listener, token).await?;
+    serve(parts, Reads { warehouses, ledger }, listener, token).await?;
     Ok(())
+}
+
+/// The warehouses the page offers: the configured one, and the embedded demo mart beside
+/// it (built in its usual place) when the configured one is not already the demo, so an
+/// author can try a report on either. The demo is never built over the configured file.
+async fn warehouses(app: &App, out: &mut dyn Write) -> anyhow::Result<Vec<Source>> {
+    let now = Utc::now();
+    let warehouse = &app.settings.warehouse;
+    let configured: Arc<dyn Warehouse> = Arc::from(app.open_warehouse(now, out).await?);
+    let demo = crate::settings::WarehouseSettings::default();
+    let is_demo = warehouse.kind == WarehouseKind::Duckdb && warehouse.duckdb.demo_mart;
+    let demo_path_taken =
+        warehouse.kind == WarehouseKind::Duckdb && warehouse.duckdb.path == demo.duckdb.path;
+    if is_demo || demo_path_taken {
+        let name = if is_demo { "demo" } else { "configured" };
+        return Ok(vec![Source {
+            name,
+            warehouse: configured,
+        }]);
+    }
+    let mut sources = vec![Source {
+        name: "configured",
+        warehouse: configured,
+    }];
+    let mut settings = app.settings.clone();
+    settings.warehouse = demo;
+    let opened = App::new(settings)
+        .map_err(anyhow::Error::from)
+        .and_then(|demo_app| demo_app.open_duckdb(now, out));
+    match opened {
+        Ok(demo) => sources.push(Source {
+            name: "demo",
+            warehouse: Arc::new(demo),
+        }),
+        Err(error) => writeln!(out, "the embedded demo mart is not offered: {error:#}")?,
+    }
+    Ok(sources)
 }

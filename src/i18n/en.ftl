@@ -581,3 +581,4 @@ studio-state-delivered = delivered
 studio-state-failed = failed
 studio-state-skipped = skipped
 studio-state-no-data = no data
+studio-warehouse = Warehouse

@@ -530,3 +530,4 @@ studio-state-delivered = 投稿済み
 studio-state-failed = 失敗
 studio-state-skipped = スキップ
 studio-state-no-data = データなし
+studio-warehouse = ウェアハウス

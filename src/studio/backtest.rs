@@ -16,7 +16,7 @@ use crate::spec::AlertSpec;
 use crate::warehouse::Warehouse;
 
 const BACKTEST: &str = r##"<section aria-labelledby="backtest"><h2 id="backtest">{{ t.backtest }}</h2>
-<form method="get" class="range" aria-label="{{ t.backtest_range }}"><input type="hidden" name="lang" value="{{ lang }}">
+<form method="get" class="range" aria-label="{{ t.backtest_range }}"><input type="hidden" name="lang" value="{{ lang }}">{% if warehouse %}<input type="hidden" name="warehouse" value="{{ warehouse }}">{% endif %}
 <label>{{ t.backtest_from }} <input type="date" name="from" value="{{ from }}"></label>
 <label>{{ t.backtest_to }} <input type="date" name="to" value="{{ to }}"></label>
 <button type="submit">{{ t.apply }}</button></form>
@@ -201,6 +201,7 @@ pub async fn section(
         BACKTEST,
         context! {
             t => frame.words(), lang => frame.lang(), from => from, to => to,
+            warehouse => frame.warehouse.clone(),
             problem => replayed.problem, summary => replayed.summary, png => replayed.png,
             alt => alt, transitions => serde_value(&replayed.rows),
         },

@@ -10,7 +10,7 @@ use super::slack_html;
 use crate::i18n::Locale;
 
 /// Every word the studio writes: `studio-<name>` in the catalogs, `t.<name>` in templates.
-const WORDS: [&str; 54] = [
+const WORDS: [&str; 55] = [
     "studio-title",
     "studio-skip",
     "studio-search",
@@ -65,6 +65,7 @@ const WORDS: [&str; 54] = [
     "studio-state",
     "studio-rows",
     "studio-open-in-slack",
+    "studio-warehouse",
 ];
 
 /// What every page shares: its language, the folder's version, the address's words.
@@ -73,6 +74,8 @@ pub struct Frame {
     pub version: u64,
     pub q: String,
     pub period: String,
+    /// The warehouse asked for by name (`demo`, `configured`); empty for the first.
+    pub warehouse: String,
 }
 
 impl Frame {
@@ -82,7 +85,21 @@ impl Frame {
             version,
             q: query.q.clone().unwrap_or_default(),
             period: query.period.clone().unwrap_or_default(),
+            warehouse: query.warehouse.clone().unwrap_or_default(),
         }
+    }
+
+    /// What a link to another view of this page keeps from the address: the period and
+    /// the warehouse (`&period=…&warehouse=…`).
+    pub(super) fn keep(&self) -> String {
+        [("period", &self.period), ("warehouse", &self.warehouse)]
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| {
+                let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                format!("&{name}={value}")
+            })
+            .collect()
     }
 
     pub(super) fn lang(&self) -> &'static str {

@@ -103,17 +103,25 @@ pub struct Parts {
     pub slack_url: Option<String>,
 }
 
-/// What the studio reads besides the folder: the warehouse previews run on, and the
-/// ledger, opened read-only, for recent runs.
-pub struct Reads {
+/// A warehouse the page can preview on.
+pub struct Source {
+    /// Its name in the page's address: `configured` (the settings' warehouse) or `demo`
+    /// (the embedded demo mart).
+    pub name: &'static str,
     pub warehouse: Arc<dyn Warehouse>,
+}
+
+/// What the studio reads besides the folder: the warehouses previews run on (the first
+/// unless the page asks for another), and the ledger, opened read-only, for recent runs.
+pub struct Reads {
+    pub warehouses: Vec<Source>,
     pub ledger: Result<Option<Ledger>, String>,
 }
 
 /// The studio's state, shared by every request.
 pub struct Studio {
     app: Parts,
-    warehouse: Arc<dyn Warehouse>,
+    warehouses: Vec<Source>,
     /// The ledger opened read-only (None: no SQLite file yet; Err: why it cannot be read).
     ledger: Result<Option<Ledger>, String>,
     loaded: RwLock<Loaded>,
@@ -126,12 +134,12 @@ pub struct Studio {
 }
 
 impl Studio {
-    /// The studio over `app`'s folder and `warehouse`, the folder read once.
+    /// The studio over `app`'s folder and the warehouses in `reads`, the folder read once.
     pub fn new(app: Parts, reads: Reads, token: Option<String>) -> Arc<Self> {
         let (changes, _) = watch::channel(0);
         let studio = Arc::new(Self {
             app,
-            warehouse: reads.warehouse,
+            warehouses: reads.warehouses,
             ledger: reads.ledger,
             loaded: RwLock::new(Loaded {
                 catalog: Arc::new(Catalog::default()),
@@ -182,6 +190,41 @@ impl Studio {
         *self.changes.borrow()
     }
 
+    /// The warehouse the page asks for by name (the first when it names none), or what
+    /// to say when there is none by that name.
+    fn warehouse(&self, asked: Option<&str>) -> Result<&dyn Warehouse, String> {
+        let asked = asked.map(str::trim).filter(|a| !a.is_empty());
+        self.warehouses
+            .iter()
+            .find(|s| asked.is_none_or(|a| a == s.name))
+            .map(|s| s.warehouse.as_ref())
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.warehouses.iter().map(|s| s.name).collect();
+                format!(
+                    "no warehouse `{}` here: choose {}",
+                    asked.unwrap_or_default(),
+                    names.join(" or ")
+                )
+            })
+    }
+
+    /// The choice the page offers: (name, what it is, whether it is the one asked for).
+    fn warehouse_choices(&self, asked: Option<&str>) -> Vec<(String, String, bool)> {
+        let asked = asked.map(str::trim).filter(|a| !a.is_empty());
+        self.warehouses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let chosen = asked.map_or(i == 0, |a| a == s.name);
+                (
+                    s.name.to_string(),
+                    format!("{}: {}", s.name, s.warehouse.describe()),
+                    chosen,
+                )
+            })
+            .collect()
+    }
+
     fn snapshot(&self) -> (Arc<Catalog>, Vec<LoadedFile>, Option<String>) {
         let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
         (
@@ -201,6 +244,8 @@ pub struct PageQuery {
     pub period: Option<String>,
     /// Words to look for in the catalog.
     pub q: Option<String>,
+    /// The warehouse to preview on, by name (`demo`, `configured`).
+    pub warehouse: Option<String>,
     /// The token, when the studio needs one (kept in a cookie once given).
     pub token: Option<String>,
     /// The first and last day an alert's backtest judges (`YYYY-MM-DD`).
@@ -283,8 +328,12 @@ async fn index(State(studio): State<Arc<Studio>>, Query(query): Query<PageQuery>
 }
 
 /// The preview's key: the report, the period asked and the language.
-fn preview_key(id: &str, period: Option<&str>, locale: Locale) -> String {
-    format!("{id}|{}|{locale:?}", period.unwrap_or_default())
+fn preview_key(id: &str, query: &PageQuery, locale: Locale) -> String {
+    format!(
+        "{id}|{}|{}|{locale:?}",
+        query.period.as_deref().unwrap_or_default(),
+        query.warehouse.as_deref().unwrap_or_default()
+    )
 }
 
 /// Runs the preview of `id`; `Ok(None)` when there is no such report.
@@ -302,23 +351,14 @@ async fn run_preview(
         Some(text) => Some(text.parse::<Period>().map_err(|e| e.to_string())?),
         None => None,
     };
-    let preview = preview::run(
-        &studio.app,
-        studio.warehouse.as_ref(),
-        spec,
-        (period, locale),
-        Utc::now(),
-    )
-    .await?;
+    let warehouse = studio.warehouse(query.warehouse.as_deref())?;
+    let preview = preview::run(&studio.app, warehouse, spec, (period, locale), Utc::now()).await?;
     let preview = Arc::new(preview);
     studio
         .previews
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            preview_key(id, query.period.as_deref(), locale),
-            preview.clone(),
-        );
+        .insert(preview_key(id, query, locale), preview.clone());
     Ok(Some(preview))
 }
 
@@ -334,7 +374,7 @@ async fn report(
     };
     let file = files.iter().find(|f| spec::report_id(&f.path) == id);
     let diagnostics = file.map(preview::diagnostics).unwrap_or_default();
-    let key = preview_key(&id, query.period.as_deref(), locale);
+    let key = preview_key(&id, &query, locale);
     // A broken edit is not run: its last good version is shown beside its problems.
     let (current, failure) = if diagnostics.is_empty() {
         match run_preview(&studio, &id, &query).await {
@@ -371,6 +411,7 @@ async fn report(
             stale: current.is_none(),
             failure: failure.as_deref(),
             diagnostics: &diagnostics,
+            warehouses: studio.warehouse_choices(query.warehouse.as_deref()),
             after: runs,
         },
         Utc::now(),
@@ -384,7 +425,7 @@ async fn chart(
     Query(query): Query<PageQuery>,
 ) -> Response {
     let locale = query.locale(&studio.app);
-    let key = preview_key(&id, query.period.as_deref(), locale);
+    let key = preview_key(&id, &query, locale);
     let cached = studio
         .previews
         .lock()
@@ -419,8 +460,13 @@ async fn entry(
     let after = match catalog.alert(&name).filter(|_| kind == "alert") {
         Some(alert) => {
             let asked = (query.from.as_deref(), query.to.as_deref());
-            let reads = (&studio.app, studio.warehouse.as_ref());
-            backtest::section(&frame, reads, &catalog, alert, asked, now).await
+            match studio.warehouse(query.warehouse.as_deref()) {
+                Ok(warehouse) => {
+                    let reads = (&studio.app, warehouse);
+                    backtest::section(&frame, reads, &catalog, alert, asked, now).await
+                }
+                Err(why) => format!("<p role=\"alert\">{}</p>", slack_html::escape(&why)),
+            }
         }
         None => String::new(),
     };

@@ -91,6 +91,8 @@ const REPORT: &str = r##"
 <input type="hidden" name="lang" value="{{ lang }}">
 <label for="period">{{ t.period }}</label>
 <input id="period" name="period" value="{{ period }}" placeholder="{{ own_period }}">
+<label for="warehouse">{{ t.warehouse }}</label>
+<select id="warehouse" name="warehouse">{% for w in warehouses %}<option value="{{ w[0] }}"{% if w[2] %} selected{% endif %}>{{ w[1] }}</option>{% endfor %}</select>
 <button type="submit">{{ t.apply }}</button>
 </form>
 <section aria-labelledby="problems"><h2 id="problems">{{ t.diagnostics }}</h2>
@@ -124,14 +126,7 @@ const FILE: &str = r##"
 
 /// `body` in the layout, under `heading`.
 fn layout(frame: &Frame, heading: &str, body: String) -> String {
-    let keep = if frame.period.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "&period={}",
-            form_urlencoded::byte_serialize(frame.period.as_bytes()).collect::<String>()
-        )
-    };
+    let keep = frame.keep();
     render(
         LAYOUT,
         context! {
@@ -324,6 +319,8 @@ pub struct Shown<'a> {
     pub stale: bool,
     pub failure: Option<&'a str>,
     pub diagnostics: &'a [ShownDiagnostic],
+    /// The warehouses to choose from: (name, what it is, whether it is the one shown).
+    pub warehouses: Vec<(String, String, bool)>,
     /// Sections drawn after the definition (the report's recent runs).
     pub after: String,
 }
@@ -337,17 +334,11 @@ pub fn report(
     now: DateTime<Utc>,
 ) -> String {
     let lang = frame.lang();
-    let period_part = if frame.period.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "&period={}",
-            form_urlencoded::byte_serialize(frame.period.as_bytes()).collect::<String>()
-        )
-    };
     let chart_src = format!(
-        "/report/{}/chart.png?lang={lang}{period_part}&v={}",
-        spec.id, frame.version
+        "/report/{}/chart.png?lang={lang}{}&v={}",
+        spec.id,
+        frame.keep(),
+        frame.version
     );
     let (message, stats, columns, rows, more, alt) = match shown.preview {
         Some(p) => {
@@ -391,6 +382,7 @@ pub fn report(
             lang => lang,
             period => frame.period.clone(),
             own_period => spec.query.period.to_string(),
+            warehouses => serde_value(&shown.warehouses),
             diagnostics => serde_value(shown.diagnostics),
             failure => shown.failure,
             preview => shown.preview.is_some(),
