@@ -8,60 +8,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::studio::{command, start};
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a page may take on an unoptimised build (a preview runs the query and draws).
 const PAGE_TIMEOUT_SECONDS: u64 = 120;
-
-struct Studio {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Studio {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(dir: &std::path::Path, listen: &str, env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kpibot"));
-    command
-        .args(["studio", "--listen", listen])
-        .current_dir(dir)
-        .env("KPIBOT__REPORTS__DIR", dir.join("reports"))
-        .env("KPIBOT__WAREHOUSE__DUCKDB__PATH", dir.join("demo.duckdb"))
-        .env("KPIBOT__LEDGER__PATH", dir.join("ledger.sqlite"))
-        .env_remove("KPIBOT__SLACK__BOT_TOKEN")
-        .envs(env.iter().copied());
-    command
-}
-
-/// Starts the studio and reads the address it prints.
-fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Studio {
-    let mut child = command(dir, "127.0.0.1:0", env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .find_map(|line| line.ok().filter(|l| l.contains("kpibot studio: open")))
-        .expect("the studio prints its address");
-    let port = line
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line}"));
-    // The rest of its output is not read; it must not block on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Studio { child, port }
-}
 
 /// A GET: (status, headers, body bytes).
 fn get(port: u16, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
@@ -416,6 +370,13 @@ fn in_a_real_browser_every_page_loads_clean_and_a_saved_edit_shows_in_the_open_p
         browser
             .open(&format!("{base}/report/signups_by_channel?lang=ja"))
             .await;
+        // Japanese is drawn with the bundled font, loaded from the studio itself, in
+        // every element that shows text, the form's buttons and fields included (they do
+        // not inherit the page's font unless told to, and drew empty boxes).
+        let fonts = browser
+            .eval("document.fonts.ready.then(() => [document.fonts.check('16px \"BIZ UDPGothic\"', '日本語'), Array.from(document.querySelectorAll('button, input, select, h1, h2, p, a, li, th, td')).filter(e => !getComputedStyle(e).fontFamily.startsWith('\"BIZ UDPGothic\"')).map(e => e.outerHTML.slice(0, 80))])")
+            .await;
+        assert_eq!(fonts, serde_json::json!([true, []]), "{fonts}");
         // The studio's own words: not the report's message, data, SQL or definitions.
         let text = browser
             .eval("(() => { const b = document.body.cloneNode(true); b.querySelectorAll('.slack_message, table.data, pre, code, dd, script').forEach(e => e.remove()); return b.innerText; })()")
@@ -708,4 +669,124 @@ fn the_page_previews_on_the_configured_warehouse_or_the_embedded_demo_as_asked()
         unknown.contains("no warehouse `prod` here: choose configured or demo"),
         "{unknown}"
     );
+}
+
+/// Where the screenshots kept as goldens live (the README shows them).
+const GOLDEN_SCREENSHOTS: &str = "docs/studio";
+/// A pixel differs when a channel differs by more than this (anti-aliasing does less).
+const PIXEL_CHANNEL_TOLERANCE: u8 = 48;
+/// The share of pixels that may differ before a screenshot no longer matches its golden
+/// (a heading's worth of missing or boxed glyphs is more).
+const DIFFERING_PIXELS_MAX_PERCENT: f64 = 0.5;
+
+/// A PNG's (width, height, RGBA pixels).
+fn rgba(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buffer = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut buffer).unwrap();
+    let pixels = &buffer[..frame.buffer_size()];
+    let rgba = match frame.color_type {
+        png::ColorType::Rgba => pixels.to_vec(),
+        png::ColorType::Rgb => pixels
+            .chunks(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        other => panic!("a screenshot in {other:?}"),
+    };
+    (frame.width, frame.height, rgba)
+}
+
+/// The share of pixels (percent) that differ between two screenshots of one size; None
+/// when their sizes differ.
+fn differing_percent(a: &[u8], b: &[u8]) -> Option<f64> {
+    let ((aw, ah, a), (bw, bh, b)) = (rgba(a), rgba(b));
+    if (aw, ah) != (bw, bh) {
+        return None;
+    }
+    let differing = a
+        .chunks(4)
+        .zip(b.chunks(4))
+        .filter(|(p, q)| {
+            p.iter()
+                .zip(q.iter())
+                .any(|(x, y)| x.abs_diff(*y) > PIXEL_CHANNEL_TOLERANCE)
+        })
+        .count();
+    Some(differing as f64 * 100.0 / f64::from(aw * ah))
+}
+
+#[test]
+fn screenshots_of_the_catalog_and_a_preview_match_their_goldens_in_both_languages() {
+    use common::chromium::Browser;
+    if !common::chromium::available("the studio's screenshots") {
+        return;
+    }
+    // Fixed data and a fixed period: a configured mart built through a day long past.
+    let dir = dir_with_examples();
+    let mart = dir.path().join("configured.duckdb");
+    let through = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    kpibot::warehouse::demo::ensure_demo_mart(&mart, through).unwrap();
+    let mart_text = mart.display().to_string();
+    let studio = start(
+        dir.path(),
+        &[
+            ("KPIBOT__WAREHOUSE__DUCKDB__DEMO_MART", "false"),
+            ("KPIBOT__WAREHOUSE__DUCKDB__PATH", mart_text.as_str()),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{}", studio.port);
+    let update = std::env::var("KPIBOT_UPDATE_GOLDENS").is_ok_and(|v| v == "1");
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN_SCREENSHOTS);
+    let shots = [
+        ("catalog-en", "/?lang=en"),
+        ("catalog-ja", "/?lang=ja"),
+        (
+            "report-en",
+            "/report/daily_active_users?lang=en&period=2026-11-01..2026-11-28",
+        ),
+        (
+            "report-ja",
+            "/report/daily_active_users?lang=ja&period=2026-11-01..2026-11-28",
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    common::bot::block_on(async {
+        let mut browser = Browser::start().await;
+        for (name, path) in shots {
+            browser.open(&format!("{base}{path}")).await;
+            // What changes with the clock or the machine is hidden (next posts, the query's
+            // time) or named plainly (a warehouse by its name, not its path); the rest is
+            // the page as drawn.
+            browser
+                .eval("document.fonts.ready.then(() => { document.querySelectorAll('select.varies').forEach(s => { s.classList.remove('varies'); s.querySelectorAll('option').forEach(o => o.textContent = o.value); }); const s = document.createElement('style'); s.textContent = '.varies { visibility: hidden !important; }'; document.head.appendChild(s); return Array.from(document.images).every(i => i.complete); })")
+                .await;
+            let shot = browser.screenshot().await;
+            let golden = folder.join(format!("{name}.png"));
+            if update {
+                std::fs::create_dir_all(&folder).unwrap();
+                std::fs::write(&golden, &shot).unwrap();
+                continue;
+            }
+            let kept = std::fs::read(&golden).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; KPIBOT_UPDATE_GOLDENS=1 writes it",
+                    golden.display()
+                )
+            });
+            let differing = differing_percent(&shot, &kept);
+            if differing.is_none_or(|p| p > DIFFERING_PIXELS_MAX_PERCENT) {
+                let actual = std::env::temp_dir().join(format!("kpibot-studio-{name}.png"));
+                std::fs::write(&actual, &shot).unwrap();
+                mismatches.push(format!(
+                    "{name}: {} differ from {} (see {})",
+                    differing.map_or("sizes".into(), |p| format!("{p:.2}% of pixels")),
+                    golden.display(),
+                    actual.display()
+                ));
+            }
+        }
+    });
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
 }

@@ -11,6 +11,12 @@ pub const FONT_FAMILY: &str = "sans-serif";
 static REGULAR: &[u8] = include_bytes!("../../assets/fonts/BIZUDPGothic-Regular.ttf");
 static BOLD: &[u8] = include_bytes!("../../assets/fonts/BIZUDPGothic-Bold.ttf");
 
+/// The bundled font file itself (TrueType), regular or bold: for pages that must draw
+/// Japanese the way the charts do on any machine (`kpibot studio` serves it).
+pub fn ttf(bold: bool) -> &'static [u8] {
+    if bold { BOLD } else { REGULAR }
+}
+
 /// Registers the bundled font once per process. Returns false if the font data is
 /// unreadable (a broken build), which the renderer turns into an error.
 pub fn register() -> bool {

@@ -271,6 +271,7 @@ pub fn router(studio: Arc<Studio>) -> Router {
         .route("/entry/{kind}/{name}", get(entry))
         .route("/file/{*path}", get(file))
         .route("/events", get(events))
+        .route("/font/{file}", get(font))
         .layer(middleware::from_fn_with_state(studio.clone(), guard))
         .with_state(studio)
 }
@@ -447,6 +448,24 @@ async fn chart(
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// The bundled font (BIZ UDPGothic), so every page draws Japanese as the charts do,
+/// whatever fonts the machine has; it never changes while the studio runs.
+async fn font(Path(file): Path<String>) -> Response {
+    let bold = match file.as_str() {
+        "regular.ttf" => false,
+        "bold.ttf" => true,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "font/ttf"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        crate::render::fonts::ttf(bold),
+    )
+        .into_response()
 }
 
 async fn entry(

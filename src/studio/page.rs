@@ -27,7 +27,10 @@ const LAYOUT: &str = r##"<!doctype html>
 <link rel="icon" href="data:,">
 <title>{{ heading }} — {{ t.title }}</title>
 <style>
-body { font-family: system-ui, "Noto Sans CJK JP", "Hiragino Sans", sans-serif; color: #1b1b1b; background: #fff; margin: 0; line-height: 1.5; }
+@font-face { font-family: "BIZ UDPGothic"; src: url("/font/regular.ttf") format("truetype"); font-weight: normal; font-display: block; }
+@font-face { font-family: "BIZ UDPGothic"; src: url("/font/bold.ttf") format("truetype"); font-weight: bold; font-display: block; }
+button, input, select, textarea { font: inherit; }
+body { font-family: "BIZ UDPGothic", sans-serif; color: #1b1b1b; background: #fff; margin: 0; line-height: 1.5; }
 a { color: #0b57a4; } a:focus, button:focus, input:focus, select:focus, summary:focus { outline: 3px solid #b35c00; outline-offset: 2px; }
 .skip { position: absolute; left: -999px; } .skip:focus { left: 1rem; top: 1rem; background: #fff; padding: .5rem; }
 header { background: #1b1b1b; color: #fff; padding: .5rem 1rem; display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; }
@@ -42,7 +45,7 @@ table.data { border-collapse: collapse; } table.data th, table.data td { border:
 .diagnostic { border-left: 4px solid #b3261e; padding-left: .75rem; margin: 1rem 0; }
 .diagnostic pre { background: #f4f4f4; padding: .5rem; overflow-x: auto; } .pointed { background: #fde7e4; font-weight: bold; }
 .stale { border: 2px dashed #8a6d00; padding: .5rem; }
-code, pre { font-family: ui-monospace, "Noto Sans Mono CJK JP", monospace; }
+code, pre { font-family: ui-monospace, monospace, "BIZ UDPGothic"; }
 </style>
 </head>
 <body data-version="{{ version }}">
@@ -79,7 +82,7 @@ const INDEX: &str = r##"
 {% for f in broken %}<li><a href="/file/{{ f.link }}?lang={{ lang }}">{{ f.path }}</a> ({{ f.count }})</li>{% endfor %}
 </ul></section>{% endif %}
 <section><h2>{{ t.reports }}</h2><ul>
-{% for r in reports %}<li><a href="/report/{{ r.id }}?lang={{ lang }}">{{ r.title }}</a> <code>{{ r.id }}</code> — {{ t.owner }} {{ r.owner }}{% if r.next %} — {{ t.next_posts }} {{ r.next }}{% endif %}</li>{% else %}<li>{{ t.none }}</li>{% endfor %}
+{% for r in reports %}<li><a href="/report/{{ r.id }}?lang={{ lang }}">{{ r.title }}</a> <code>{{ r.id }}</code> — {{ t.owner }} {{ r.owner }}{% if r.next %} — {{ t.next_posts }} <span class="varies">{{ r.next }}</span>{% endif %}</li>{% else %}<li>{{ t.none }}</li>{% endfor %}
 </ul></section>
 {% for group in groups %}<section><h2>{{ group.heading }}</h2><ul>
 {% for e in group.entries %}<li><a href="/entry/{{ group.kind }}/{{ e.name }}?lang={{ lang }}">{{ e.title }}</a> <code>{{ e.name }}</code></li>{% else %}<li>{{ t.none }}</li>{% endfor %}
@@ -92,7 +95,7 @@ const REPORT: &str = r##"
 <label for="period">{{ t.period }}</label>
 <input id="period" name="period" value="{{ period }}" placeholder="{{ own_period }}">
 <label for="warehouse">{{ t.warehouse }}</label>
-<select id="warehouse" name="warehouse">{% for w in warehouses %}<option value="{{ w[0] }}"{% if w[2] %} selected{% endif %}>{{ w[1] }}</option>{% endfor %}</select>
+<select id="warehouse" name="warehouse" class="varies">{% for w in warehouses %}<option value="{{ w[0] }}"{% if w[2] %} selected{% endif %}>{{ w[1] }}</option>{% endfor %}</select>
 <button type="submit">{{ t.apply }}</button>
 </form>
 <section aria-labelledby="problems"><h2 id="problems">{{ t.diagnostics }}</h2>
@@ -107,7 +110,7 @@ const REPORT: &str = r##"
 <section><h2>{{ t.message }}</h2>{{ message }}</section>
 <section class="chart"><h2>{{ t.chart }}</h2><img src="{{ chart_src }}" alt="{{ alt }}"></section>
 </div>
-<section><h2>{{ t.query }}</h2><p>{{ stats }}</p></section>
+<section><h2>{{ t.query }}</h2><p class="varies">{{ stats }}</p></section>
 <section><h2>{{ t.data }}</h2><table class="data"><tr>{% for c in columns %}<th scope="col">{{ c }}</th>{% endfor %}</tr>
 {% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>{% if more %}<p>{{ more }}</p>{% endif %}</section>
 </div>{% endif %}
@@ -115,7 +118,7 @@ const REPORT: &str = r##"
 "##;
 
 const DEFINITION: &str = r##"<dl>
-{% for row in rows %}<dt>{{ row[0] }}</dt><dd>{% if row[2] %}<pre><code>{{ row[1] }}</code></pre>{% else %}{{ row[1] }}{% endif %}</dd>
+{% for row in rows %}<dt>{{ row[0] }}</dt><dd{% if row[0] == t.next_posts %} class="varies"{% endif %}>{% if row[2] %}<pre><code>{{ row[1] }}</code></pre>{% else %}{{ row[1] }}{% endif %}</dd>
 {% endfor %}</dl>"##;
 
 const FILE: &str = r##"
@@ -271,12 +274,15 @@ pub fn index(
 }
 
 /// A definition list: (label, text, is code).
-fn definition(rows: Vec<(String, String, bool)>) -> String {
+fn definition(frame: &Frame, rows: Vec<(String, String, bool)>) -> String {
     let rows: Vec<(String, String, bool)> = rows
         .into_iter()
         .filter(|(_, text, _)| !text.trim().is_empty())
         .collect();
-    render(DEFINITION, context! { rows => serde_value(&rows) })
+    render(
+        DEFINITION,
+        context! { t => frame.words(), rows => serde_value(&rows) },
+    )
 }
 
 fn report_definition(
@@ -291,24 +297,27 @@ fn report_definition(
         .iter()
         .map(|p| format!("{} ({})", p.name, p.owner))
         .collect();
-    definition(vec![
-        (w("studio-purpose"), spec.definition.purpose.clone(), false),
-        (w("studio-description"), spec.description.clone(), false),
-        (w("studio-source"), spec.definition.source.clone(), false),
-        (
-            w("studio-refreshed"),
-            spec.definition.refreshed.clone(),
-            false,
-        ),
-        (w("studio-owner"), spec.owner.clone(), false),
-        (
-            w("studio-next-posts"),
-            next_slots(spec, now).join("\n"),
-            true,
-        ),
-        (w("studio-covered-by"), policies.join(", "), false),
-        (w("studio-sql"), spec.query.sql.trim().to_string(), true),
-    ])
+    definition(
+        frame,
+        vec![
+            (w("studio-purpose"), spec.definition.purpose.clone(), false),
+            (w("studio-description"), spec.description.clone(), false),
+            (w("studio-source"), spec.definition.source.clone(), false),
+            (
+                w("studio-refreshed"),
+                spec.definition.refreshed.clone(),
+                false,
+            ),
+            (w("studio-owner"), spec.owner.clone(), false),
+            (
+                w("studio-next-posts"),
+                next_slots(spec, now).join("\n"),
+                true,
+            ),
+            (w("studio-covered-by"), policies.join(", "), false),
+            (w("studio-sql"), spec.query.sql.trim().to_string(), true),
+        ],
+    )
 }
 
 /// What a report's page shows besides its definition.
@@ -474,7 +483,7 @@ pub fn entry(
         }
         _ => return None,
     };
-    Some(layout(frame, &heading, definition(rows) + &after))
+    Some(layout(frame, &heading, definition(frame, rows) + &after))
 }
 
 /// A file's page: its problems with the lines around each.

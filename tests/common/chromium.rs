@@ -231,13 +231,12 @@ impl Browser {
         }
     }
 
-    /// The whole page as a PNG, WINDOW_WIDTH_PX wide.
+    /// What the window shows, as a PNG (WINDOW_WIDTH_PX by WINDOW_HEIGHT_PX).
     pub async fn screenshot(&mut self) -> Vec<u8> {
         self.page
             .screenshot(
                 ScreenshotParams::builder()
                     .format(CaptureScreenshotFormat::Png)
-                    .full_page(true)
                     .build(),
             )
             .await

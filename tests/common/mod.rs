@@ -9,6 +9,7 @@ pub mod golden;
 pub mod morning;
 pub mod postgres;
 pub mod slack_limits;
+pub mod studio;
 
 use std::path::{Path, PathBuf};
 
