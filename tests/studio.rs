@@ -325,6 +325,25 @@ fn in_a_real_browser_every_page_loads_clean_and_a_saved_edit_shows_in_the_open_p
                 assert!(violations.is_empty(), "{page}: {violations:#?}");
             }
         }
+        // Keyboard only: Tab reaches everything one can act on and shows where it is (a catalog, a report with its forms, an alert with its range).
+        for page in [
+            "/?lang=ja".to_string(),
+            "/report/daily_active_users?lang=en".to_string(),
+            "/entry/alert/active_users_prefecture_drop?lang=ja".to_string(),
+        ] {
+            browser.open(&format!("{base}{page}")).await;
+            let (actionable, landed) = browser.tab_walk().await;
+            let distinct: std::collections::BTreeSet<_> = landed.iter().map(|l| &l.0).collect();
+            assert!(
+                actionable > 3 && distinct.len() == actionable,
+                "{page}: {actionable} to act on, Tab landed on {landed:#?}"
+            );
+            let unmarked: Vec<_> = landed.iter().filter(|l| !l.1).collect();
+            assert!(
+                unmarked.is_empty(),
+                "{page}: focus not shown on {unmarked:#?}"
+            );
+        }
         // Every image drawn, each with words for those who cannot see it.
         let report = format!("{base}/report/daily_active_users?lang=en");
         browser.open(&report).await;

@@ -130,9 +130,18 @@ pub(super) fn serde_value<T: Serialize>(value: T) -> Value {
     Value::from(Serde(value))
 }
 
+/// Every check problem with the lines around it (`diagnostics` and the words `t` in the
+/// context): included by the report's page and the file's page.
+const DIAGNOSTICS: &str = r##"{% for d in diagnostics %}<div class="diagnostic" role="alert"><p><code>{{ d.at }}</code>: {{ d.message }}</p>{% if d.hint %}<p>{{ d.hint }}</p>{% endif %}
+<pre>{% for l in d.lines %}<span{% if l[2] %} class="pointed"{% endif %}>{{ l[0] }} | {{ l[1] }}</span>
+{% endfor %}</pre></div>{% else %}<p>{{ t.no_diagnostics }}</p>{% endfor %}"##;
+
 pub(super) fn render(template: &str, ctx: Value) -> String {
-    let env = Environment::new();
-    env.render_str(template, ctx).unwrap_or_else(|error| {
+    let mut env = Environment::new();
+    let drawn = env
+        .add_template("diagnostics", DIAGNOSTICS)
+        .and_then(|()| env.render_str(template, ctx));
+    drawn.unwrap_or_else(|error| {
         format!(
             "<p>kpibot studio could not draw this page: {}</p>",
             slack_html::escape(&error.to_string())

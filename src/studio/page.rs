@@ -31,7 +31,7 @@ const LAYOUT: &str = r##"<!doctype html>
 @font-face { font-family: "BIZ UDPGothic"; src: url("/font/bold.ttf") format("truetype"); font-weight: bold; font-display: block; }
 button, input, select, textarea { font: inherit; }
 body { font-family: "BIZ UDPGothic", sans-serif; color: #1b1b1b; background: #fff; margin: 0; line-height: 1.5; }
-a { color: #0b57a4; } a:focus, button:focus, input:focus, select:focus, summary:focus { outline: 3px solid #b35c00; outline-offset: 2px; }
+a { color: #0b57a4; } a:focus, button:focus, input:focus, input:focus-within, select:focus, summary:focus { outline: 3px solid #b35c00; outline-offset: 2px; }
 .skip { position: absolute; left: -999px; } .skip:focus { left: 1rem; top: 1rem; background: #fff; padding: .5rem; }
 header { background: #1b1b1b; color: #fff; padding: .5rem 1rem; display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; }
 header a { color: #fff; } main { padding: 1rem; max-width: 80rem; }
@@ -99,9 +99,7 @@ const REPORT: &str = r##"
 <button type="submit">{{ t.apply }}</button>
 </form>
 <section aria-labelledby="problems"><h2 id="problems">{{ t.diagnostics }}</h2>
-{% for d in diagnostics %}<div class="diagnostic" role="alert"><p><code>{{ d.at }}</code>: {{ d.message }}</p>{% if d.hint %}<p>{{ d.hint }}</p>{% endif %}
-<pre>{% for l in d.lines %}<span{% if l[2] %} class="pointed"{% endif %}>{{ l[0] }} | {{ l[1] }}</span>
-{% endfor %}</pre></div>{% else %}<p>{{ t.no_diagnostics }}</p>{% endfor %}
+{% include "diagnostics" %}
 {% if failure %}<p role="alert">{{ failure }}</p>{% endif %}
 </section>
 {% if preview %}<div{% if stale %} class="stale"{% endif %}>
@@ -122,9 +120,7 @@ const DEFINITION: &str = r##"<dl>
 {% endfor %}</dl>"##;
 
 const FILE: &str = r##"
-{% for d in diagnostics %}<div class="diagnostic" role="alert"><p><code>{{ d.at }}</code>: {{ d.message }}</p>{% if d.hint %}<p>{{ d.hint }}</p>{% endif %}
-<pre>{% for l in d.lines %}<span{% if l[2] %} class="pointed"{% endif %}>{{ l[0] }} | {{ l[1] }}</span>
-{% endfor %}</pre></div>{% else %}<p>{{ t.no_diagnostics }}</p>{% endfor %}
+{% include "diagnostics" %}
 "##;
 
 /// `body` in the layout, under `heading`.

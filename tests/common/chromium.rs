@@ -231,6 +231,42 @@ impl Browser {
         }
     }
 
+    /// Presses a key (`Tab`, `Enter`) wherever the page's focus is, as a person would.
+    pub async fn press_key(&mut self, key: &str) {
+        let body = self.page.find_element("body").await.unwrap();
+        body.press_key(key)
+            .await
+            .unwrap_or_else(|error| panic!("cannot press {key}: {error}"));
+    }
+
+    /// Walks the page with the Tab key from the top: each element the focus lands on (its
+    /// opening tag, shortened), and whether it showed a focus outline there. As many steps
+    /// as it takes to leave the page again (a date field takes one per part), at most four
+    /// per element one can act on (the drawn Slack message's buttons are disabled: they
+    /// only show); with how many elements there are to act on.
+    pub async fn tab_walk(&mut self) -> (usize, Vec<(String, bool)>) {
+        let actionable = self
+            .eval("document.querySelectorAll('a[href], button:enabled, input:enabled:not([type=hidden]), select:enabled, textarea:enabled, summary').length")
+            .await
+            .as_u64()
+            .unwrap_or(0) as usize;
+        self.eval("document.activeElement && document.activeElement.blur(), true")
+            .await;
+        let mut landed: Vec<(String, bool)> = Vec::new();
+        for _ in 0..actionable * 4 {
+            self.press_key("Tab").await;
+            let at = self
+                .eval("(() => { const e = document.activeElement; const s = getComputedStyle(e); return [e.outerHTML.slice(0, 90), s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2]; })()")
+                .await;
+            let tag = at[0].as_str().unwrap_or_default().to_string();
+            if tag.starts_with("<body") {
+                break;
+            }
+            landed.push((tag, at[1].as_bool().unwrap_or(false)));
+        }
+        (actionable, landed)
+    }
+
     /// What the window shows, as a PNG (WINDOW_WIDTH_PX by WINDOW_HEIGHT_PX).
     pub async fn screenshot(&mut self) -> Vec<u8> {
         self.page
