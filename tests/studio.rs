@@ -448,12 +448,10 @@ fn an_alerts_page_replays_it_over_the_chosen_days_as_the_backtest_does() {
         );
         // What `kpibot alerts backtest` computes for the same days, on the same mart.
         let expected = common::bot::block_on(async {
-            let warehouse = app
-                .open_warehouse(chrono::Utc::now(), &mut std::io::sink())
-                .await
-                .unwrap();
+            // The mart the studio built, as it is (not rebuilt should the day turn).
+            let warehouse = app.local_planner().expect("the studio's demo mart");
             let sources = kpibot::alerts::watch::Sources {
-                warehouse: warehouse.as_ref(),
+                warehouse: &warehouse,
                 catalog: &catalog,
                 timeout: app.query_timeout,
                 limits: app.limits,
@@ -522,8 +520,10 @@ fn an_alerts_page_replays_it_over_the_chosen_days_as_the_backtest_does() {
 }
 
 #[test]
-fn a_reports_page_shows_its_recent_runs_with_links_to_their_posts_and_never_writes_the_ledger() {
+fn report_and_alert_pages_show_their_recent_runs_with_links_to_their_posts_and_never_write_the_ledger()
+ {
     use chrono::TimeZone;
+    use kpibot::ledger::alerts::NoticeKey;
     use kpibot::ledger::{Lease, Ledger, Outcome, SlotKey};
     let dir = dir_with_examples();
     let path = dir.path().join("ledger.sqlite");
@@ -545,7 +545,7 @@ fn a_reports_page_shows_its_recent_runs_with_links_to_their_posts_and_never_writ
             (
                 0,
                 Outcome::Delivered {
-                    channel: "C0KPI".into(),
+                    channel: "C0KPIDAILY".into(),
                     ts: "1764547200.000100".into(),
                     rows: 31,
                     bytes: None,
@@ -554,7 +554,7 @@ fn a_reports_page_shows_its_recent_runs_with_links_to_their_posts_and_never_writ
             (
                 1,
                 Outcome::Delivered {
-                    channel: "C0KPI".into(),
+                    channel: "C0KPIDAILY".into(),
                     ts: "1764550800.000200".into(),
                     rows: 32,
                     bytes: None,
@@ -566,6 +566,15 @@ fn a_reports_page_shows_its_recent_runs_with_links_to_their_posts_and_never_writ
                     error: "channel_not_found".into(),
                 },
             ),
+            (
+                3,
+                Outcome::Delivered {
+                    channel: "folder".into(),
+                    ts: "/srv/kpi/out/daily_active_users.png".into(),
+                    rows: 33,
+                    bytes: None,
+                },
+            ),
         ] {
             ledger.claim(&slot(hour), &lease, now).await.unwrap();
             ledger.mark_running(&slot(hour), now).await.unwrap();
@@ -574,7 +583,35 @@ fn a_reports_page_shows_its_recent_runs_with_links_to_their_posts_and_never_writ
         ledger
             .set_permalink(
                 &slot(0),
-                "https://acme.slack.com/archives/C0KPI/p1764547200000100?kept=1",
+                "https://acme.slack.com/archives/C0KPIDAILY/p1764547200000100?kept=1",
+            )
+            .await
+            .unwrap();
+        // An alert's evaluation that posted one notice (and a second notice unposted).
+        let evaluated = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+        let alert = "active_users_prefecture_drop";
+        assert!(
+            ledger
+                .insert_alert_round(alert, evaluated, None, "{}", 1, 2, None, "bot", now)
+                .await
+                .unwrap()
+        );
+        let notice = NoticeKey {
+            alert: alert.into(),
+            evaluated_at: evaluated,
+            index: 0,
+        };
+        ledger
+            .claim_notice(&notice, "fired", &lease, now)
+            .await
+            .unwrap();
+        ledger
+            .record_notice(
+                &notice,
+                "bot",
+                Some(("C0ALERTS01", "1764633600.000300")),
+                None,
+                now,
             )
             .await
             .unwrap();
@@ -586,25 +623,45 @@ fn a_reports_page_shows_its_recent_runs_with_links_to_their_posts_and_never_writ
     );
     let html = page(studio.port, "/report/daily_active_users?lang=en");
     let runs = table_rows(&html, "data runs");
-    assert_eq!(runs.len(), 3, "{html}");
-    // Newest first, in the schedule's timezone (Asia/Tokyo: UTC 02:00 is 11:00).
+    assert_eq!(runs.len(), 4, "{html}");
+    // Newest first, in the schedule's timezone (Asia/Tokyo: UTC 03:00 is 12:00). A
+    // delivery to the folder is no Slack post: where it went, and no link.
     assert!(
-        runs[0][0].starts_with("2026-12-01 11:00") && runs[0][1].contains("channel_not_found"),
+        runs[0][0].starts_with("2026-12-01 12:00")
+            && runs[0][3] == "folder · /srv/kpi/out/daily_active_users.png",
         "{runs:?}"
     );
+    assert!(runs[1][1].contains("channel_not_found"), "{runs:?}");
     assert!(
-        runs[1][3].contains("href=\"https://acme.slack.com/archives/C0KPI/p1764550800000200\""),
+        runs[2][3]
+            .contains("href=\"https://acme.slack.com/archives/C0KPIDAILY/p1764550800000200\""),
         "built from the workspace's address: {runs:?}"
     );
     assert!(
-        runs[2][3].contains("?kept=1"),
+        runs[3][3].contains("?kept=1"),
         "the kept permalink: {runs:?}"
     );
-    assert_eq!(runs[1][2], "32");
+    assert_eq!(runs[2][2], "32");
     let html = page(studio.port, "/report/daily_active_users?lang=ja");
     assert!(
         html.contains("最近の実行") && html.contains("投稿済み"),
         "{html}"
+    );
+    // An alert's page: its evaluations, with a link to the post each notice made.
+    let html = page(
+        studio.port,
+        "/entry/alert/active_users_prefecture_drop?lang=en",
+    );
+    let rounds = table_rows(&html, "data rounds");
+    assert_eq!(rounds.len(), 1, "{html}");
+    assert!(
+        rounds[0][0].starts_with("2026-12-02 09:00") && rounds[0][1] == "1",
+        "{rounds:?}"
+    );
+    assert!(
+        rounds[0][2]
+            .contains("href=\"https://acme.slack.com/archives/C0ALERTS01/p1764633600000300\""),
+        "{rounds:?}"
     );
     drop(studio);
     assert!(
@@ -669,7 +726,7 @@ fn the_page_previews_on_the_configured_warehouse_or_the_embedded_demo_as_asked()
         "the switch shows the warehouse shown"
     );
     assert!(
-        demo.contains("chart.png?lang=en&warehouse=demo"),
+        demo.contains("chart.png?lang=en&amp;warehouse=demo"),
         "the chart is the demo's too"
     );
     let (status, _, png) = get(
@@ -808,4 +865,162 @@ fn screenshots_of_the_catalog_and_a_preview_match_their_goldens_in_both_language
         }
     });
     assert!(mismatches.is_empty(), "{mismatches:#?}");
+}
+
+/// Open studio tabs at once: more than the six connections a browser gives one host.
+const OPEN_TABS: usize = 10;
+
+#[test]
+fn ten_open_tabs_all_load_and_each_shows_a_saved_edit() {
+    use common::chromium::Browser;
+    if !common::chromium::available("the studio's open tabs") {
+        return;
+    }
+    let dir = dir_with_examples();
+    let studio = start(dir.path(), &[]);
+    let settings = common::settings_in(dir.path(), &dir.path().join("reports"));
+    let ids: Vec<String> = common::app(&settings)
+        .load_catalog()
+        .unwrap()
+        .reports()
+        .map(|r| r.id.clone())
+        .collect();
+    let base = format!("http://127.0.0.1:{}", studio.port);
+    let path = dir.path().join("reports/daily_active_users.toml");
+    common::bot::block_on(async {
+        let mut browser = Browser::start().await;
+        browser
+            .open(&format!("{base}/report/daily_active_users?lang=en"))
+            .await;
+        // Each tab that held its own event stream held a connection: the seventh tab's
+        // page never loaded. They share one now, so every tab opens.
+        for i in 1..OPEN_TABS {
+            let page = match ids.get(i) {
+                Some(id) => format!("{base}/report/{id}?lang=ja"),
+                None => format!("{base}/?lang=en&q={i}"),
+            };
+            browser.open_in_new_tab(&page).await;
+        }
+        assert_eq!(browser.tab_count(), OPEN_TABS);
+        let shown = browser.eval("document.body.dataset.version").await;
+        let original = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            original.replacen("title = \"", "title = \"Edited: ", 1),
+        )
+        .unwrap();
+        // Every tab hears of the save, and shows the folder as it is now.
+        for tab in 0..OPEN_TABS {
+            browser.switch_to(tab);
+            browser
+                .wait_until(
+                    &format!("tab {tab} to show the saved folder"),
+                    &format!(
+                        "document.readyState === 'complete' && document.body.dataset.version !== {shown}"
+                    ),
+                    Duration::from_secs(PAGE_TIMEOUT_SECONDS),
+                )
+                .await;
+        }
+        browser.switch_to(0);
+        browser
+            .wait_until(
+                "the edit in the first tab",
+                "document.querySelector('h1').textContent.startsWith('Edited: ')",
+                Duration::from_secs(PAGE_TIMEOUT_SECONDS),
+            )
+            .await;
+    });
+}
+
+/// Words that would be markup if a page let them through.
+const HOSTILE: [&str; 4] = [
+    "<script>alert(1)</script>",
+    "\"><img src=x onerror=alert(1)>",
+    "'><svg onload=alert(1)>",
+    "</textarea><b>bold</b>",
+];
+
+/// Whether a page carries any of HOSTILE's markup as markup.
+fn carries_markup(html: &str) -> Option<&'static str> {
+    ["<script>alert", "<img src=x", "<svg onload", "<b>bold"]
+        .into_iter()
+        .find(|m| html.contains(m))
+}
+
+#[test]
+fn nothing_typed_into_the_address_or_written_in_a_file_becomes_markup_in_a_page() {
+    let dir = dir_with_examples();
+    // A report whose own words carry markup: shown as text in the catalog and its page.
+    let path = dir.path().join("reports/daily_active_users.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let in_toml = HOSTILE[1].replace('"', "\\\"");
+    let edited = original.replacen("title = \"", &format!("title = \"DAU {in_toml} "), 1);
+    assert_ne!(edited, original);
+    std::fs::write(&path, edited).unwrap();
+    let studio = start(dir.path(), &[]);
+    let mut shown = 0;
+    for word in HOSTILE {
+        let w: String = form_urlencoded::byte_serialize(word.as_bytes()).collect();
+        for address in [
+            format!("/?lang=en&q={w}"),
+            format!("/report/daily_active_users?lang=ja&period={w}"),
+            format!("/report/daily_active_users?lang=en&warehouse={w}"),
+            format!("/report/daily_active_users?lang={w}"),
+            format!("/entry/alert/active_users_prefecture_drop?lang=en&from={w}&to={w}"),
+            format!("/entry/alert/active_users_prefecture_drop?lang=en&from=2026-11-01&to={w}"),
+            format!("/entry/metric/{w}?lang=en"),
+            format!("/entry/{w}/x?lang=en"),
+            format!("/report/{w}?lang=ja"),
+            format!("/file/{w}?lang=en"),
+        ] {
+            let (_, _, body) = get(studio.port, &address, "");
+            let html = String::from_utf8_lossy(&body);
+            assert_eq!(carries_markup(&html), None, "{address}:\n{html}");
+            shown += usize::from(html.contains("&lt;") || html.contains("&quot;"));
+        }
+    }
+    for address in ["/?lang=en", "/report/daily_active_users?lang=en"] {
+        let html = page(studio.port, address);
+        assert_eq!(carries_markup(&html), None, "{address}:\n{html}");
+        assert!(
+            html.contains("DAU &quot;&gt;&lt;img src=x"),
+            "{address}: the title shown as text:\n{html}"
+        );
+    }
+    assert!(
+        shown > 10,
+        "the hostile words are shown, escaped, on the pages that echo them"
+    );
+}
+
+#[test]
+fn on_bigquery_a_preview_shows_the_bytes_its_query_scanned_and_the_demo_is_offered_beside_it() {
+    let dir = dir_with_examples();
+    let bigquery = common::fake_bigquery::on_demo_mart(dir.path());
+    bigquery.set_bytes_per_cell(64);
+    let studio = start(dir.path(), &common::fake_bigquery::settings_for(&bigquery));
+    let html = page(studio.port, "/report/daily_active_users?lang=en");
+    assert!(
+        !bigquery.calls_of("jobs.query").is_empty(),
+        "the preview ran on BigQuery"
+    );
+    let scanned = regex::Regex::new(r"· ([0-9.]+ (?:KiB|MiB|GiB|TiB)) scanned")
+        .unwrap()
+        .captures(&html)
+        .unwrap_or_else(|| panic!("no bytes scanned on the page:\n{html}"));
+    assert_ne!(&scanned[1], "0.0 KiB");
+    assert!(
+        html.contains("<option value=\"configured\" selected>")
+            && html.contains("<option value=\"demo\">"),
+        "{html}"
+    );
+    let demo = page(
+        studio.port,
+        "/report/daily_active_users?lang=ja&warehouse=demo",
+    );
+    assert!(
+        !demo.contains("scanned") && !demo.contains("スキャン"),
+        "DuckDB reports no bytes"
+    );
 }

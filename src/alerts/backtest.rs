@@ -53,6 +53,24 @@ pub enum BacktestError {
     Watch(#[from] WatchError),
 }
 
+/// The days a backtest replays when none are given: `days` days ending on the day the
+/// alert judges at `now`, or the given ends.
+pub fn range_or_default(
+    alert: &AlertSpec,
+    (since, until): (Option<NaiveDate>, Option<NaiveDate>),
+    days: u32,
+    now: DateTime<Utc>,
+) -> (NaiveDate, NaiveDate) {
+    let until = until.unwrap_or_else(|| super::evaluated_day(alert, now));
+    let since = since.unwrap_or_else(|| until - Days::new(u64::from(days)));
+    (since, until)
+}
+
+/// The values of one alert tracked at most: its own limit, else the settings'.
+pub fn instances_max(alert: &AlertSpec, settings_max: u32) -> usize {
+    alert.max_instances.unwrap_or(settings_max) as usize
+}
+
 /// Replays `alert` over the days `since..=until` (the days judged, not the evaluation
 /// times). Mute windows are ignored: they hold messages, not state changes.
 pub async fn backtest(

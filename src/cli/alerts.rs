@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, bail};
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::alerts::backtest::{Backtest, backtest};
 use crate::alerts::engine::{Kind, Phase, Round};
@@ -47,18 +47,20 @@ pub async fn backtest_command(
         );
     };
     let warehouse = app.open_warehouse(now, &mut std::io::stderr()).await?;
-    let until = until.unwrap_or_else(|| crate::alerts::evaluated_day(alert, now));
-    let since =
-        since.unwrap_or_else(|| until - Days::new(u64::from(app.settings.alerts.backtest_days)));
+    let (since, until) = crate::alerts::backtest::range_or_default(
+        alert,
+        (since, until),
+        app.settings.alerts.backtest_days,
+        now,
+    );
     let sources = Sources {
         warehouse: warehouse.as_ref(),
         catalog: &catalog,
         timeout: app.query_timeout,
         limits: app.limits,
     };
-    let max_instances = alert
-        .max_instances
-        .unwrap_or(app.settings.alerts.max_instances) as usize;
+    let max_instances =
+        crate::alerts::backtest::instances_max(alert, app.settings.alerts.max_instances);
     let result = backtest(sources, alert, since, until, max_instances)
         .await
         .map_err(|e| anyhow!("alert `{name}`: {e}"))?;

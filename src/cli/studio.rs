@@ -57,8 +57,8 @@ async fn warehouses(app: &App, out: &mut dyn Write) -> anyhow::Result<Vec<Source
     let configured: Arc<dyn Warehouse> = Arc::from(app.open_warehouse(now, out).await?);
     let demo = crate::settings::WarehouseSettings::default();
     let is_demo = warehouse.kind == WarehouseKind::Duckdb && warehouse.duckdb.demo_mart;
-    let demo_path_taken =
-        warehouse.kind == WarehouseKind::Duckdb && warehouse.duckdb.path == demo.duckdb.path;
+    let demo_path_taken = warehouse.kind == WarehouseKind::Duckdb
+        && same_file(&warehouse.duckdb.path, &demo.duckdb.path);
     if is_demo || demo_path_taken {
         let name = if is_demo { "demo" } else { "configured" };
         return Ok(vec![Source {
@@ -83,4 +83,21 @@ async fn warehouses(app: &App, out: &mut dyn Write) -> anyhow::Result<Vec<Source
         Err(error) => writeln!(out, "the embedded demo mart is not offered: {error:#}")?,
     }
     Ok(sources)
+}
+
+/// Whether two paths name one file, however written (`./data/x`, `data/x`, absolute, a
+/// link): the file's own canonical path when it exists, else its folder's plus its name.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolved = |path: &std::path::Path| {
+        std::fs::canonicalize(path).ok().or_else(|| {
+            let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let folder = std::fs::canonicalize(folder.unwrap_or(std::path::Path::new("."))).ok()?;
+            Some(folder.join(path.file_name()?))
+        })
+    };
+    match (resolved(a), resolved(b)) {
+        (Some(a), Some(b)) => a == b,
+        // Unresolvable (a folder that does not exist yet): compare as written.
+        _ => a == b,
+    }
 }

@@ -2,13 +2,13 @@
 //! the same judge and state machine `serve` uses, drawn as a chart with its transitions.
 
 use base64::Engine;
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use minijinja::context;
 use serde::Serialize;
 
 use super::Parts;
-use super::frame::{Frame, render, serde_value};
-use crate::alerts::backtest::{Backtest, backtest, draw};
+use super::frame::{Frame, local_time, render, serde_value};
+use crate::alerts::backtest::{Backtest, backtest, draw, instances_max, range_or_default};
 use crate::alerts::engine::Kind;
 use crate::alerts::watch::Sources;
 use crate::catalog::Catalog;
@@ -40,9 +40,14 @@ struct TransitionShown {
     against: String,
 }
 
+/// The earliest and latest year a day typed on the page may have (chrono's own range
+/// is far wider, and its arithmetic panics near the ends).
+const YEARS_ACCEPTED: std::ops::RangeInclusive<i32> = 1900..=2999;
+
 /// The days to replay: those the page asks for, else the settings' default range ending
-/// on the day the alert judges now; a word that is not a day, a range backwards or longer
-/// than `studio.backtest_days_max` is refused in words.
+/// on the day the alert judges now (shortened to `studio.backtest_days_max`); a word that
+/// is not a day, a range backwards or longer than `studio.backtest_days_max` is refused in
+/// words.
 fn range(
     frame: &Frame,
     parts: &Parts,
@@ -51,23 +56,35 @@ fn range(
     now: DateTime<Utc>,
 ) -> Result<(NaiveDate, NaiveDate), String> {
     let day = |word: Option<&str>| -> Result<Option<NaiveDate>, String> {
-        match word.map(str::trim).filter(|w| !w.is_empty()) {
-            None => Ok(None),
-            Some(word) => NaiveDate::parse_from_str(word, "%Y-%m-%d")
-                .map(Some)
-                .map_err(|_| crate::tr!(frame.locale, "studio-bad-date", word = word.to_string())),
-        }
+        let Some(word) = word.map(str::trim).filter(|w| !w.is_empty()) else {
+            return Ok(None);
+        };
+        NaiveDate::parse_from_str(word, "%Y-%m-%d")
+            .ok()
+            .filter(|d| YEARS_ACCEPTED.contains(&d.year()))
+            .map(Some)
+            .ok_or_else(|| crate::tr!(frame.locale, "studio-bad-date", word = word.to_string()))
     };
-    let to = day(to)?.unwrap_or_else(|| crate::alerts::evaluated_day(alert, now));
-    let from = day(from)?.unwrap_or_else(|| to - Days::new(u64::from(parts.alerts.backtest_days)));
-    let days = (to - from).num_days();
-    if days > i64::from(parts.backtest_days_max) {
+    let most = parts.backtest_days_max.max(1);
+    let default_days = parts.alerts.backtest_days.min(most - 1);
+    let (from, to) = range_or_default(alert, (day(from)?, day(to)?), default_days, now);
+    let (from_text, to_text) = (from.to_string(), to.to_string());
+    if to < from {
+        return Err(crate::tr!(
+            frame.locale,
+            "studio-range-backwards",
+            from = from_text,
+            to = to_text
+        ));
+    }
+    // Both ends count: 2026-01-01 to 2026-01-01 is one day.
+    if (to - from).num_days() + 1 > i64::from(most) {
         return Err(crate::tr!(
             frame.locale,
             "studio-range-too-long",
-            from = from.to_string(),
-            to = to.to_string(),
-            days = parts.backtest_days_max
+            from = from_text,
+            to = to_text,
+            days = most
         ));
     }
     Ok((from, to))
@@ -89,11 +106,7 @@ fn transitions(
                 _ => ("fired", "studio-fired"),
             };
             TransitionShown {
-                at: format!(
-                    "{} ({})",
-                    t.at.with_timezone(&alert.timezone).format("%Y-%m-%d %H:%M"),
-                    alert.timezone.name()
-                ),
+                at: local_time(t.at, alert.timezone),
                 day: crate::i18n::date(frame.locale, t.day),
                 instance: if t.instance.is_empty() {
                     "—".into()
@@ -136,7 +149,7 @@ async fn replay(
         timeout: parts.query_timeout,
         limits: parts.limits,
     };
-    let instances = alert.max_instances.unwrap_or(parts.alerts.max_instances) as usize;
+    let instances = instances_max(alert, parts.alerts.max_instances);
     let result = match backtest(sources, alert, from, to, instances).await {
         Ok(result) => result,
         Err(error) => {

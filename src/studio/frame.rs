@@ -10,7 +10,7 @@ use super::slack_html;
 use crate::i18n::Locale;
 
 /// Every word the studio writes: `studio-<name>` in the catalogs, `t.<name>` in templates.
-const WORDS: [&str; 55] = [
+const WORDS: [&str; 58] = [
     "studio-title",
     "studio-skip",
     "studio-search",
@@ -66,6 +66,9 @@ const WORDS: [&str; 55] = [
     "studio-rows",
     "studio-open-in-slack",
     "studio-warehouse",
+    "studio-rounds",
+    "studio-rounds-none",
+    "studio-firing",
 ];
 
 /// What every page shares: its language, the folder's version, the address's words.
@@ -130,14 +133,38 @@ pub(super) fn serde_value<T: Serialize>(value: T) -> Value {
     Value::from(Serde(value))
 }
 
+/// A moment as the studio writes it: on the clock of `timezone`, which is named
+/// (`2026-12-01 09:00 (Asia/Tokyo)`).
+pub(super) fn local_time(at: chrono::DateTime<chrono::Utc>, timezone: chrono_tz::Tz) -> String {
+    format!(
+        "{} ({})",
+        at.with_timezone(&timezone).format("%Y-%m-%d %H:%M"),
+        timezone.name()
+    )
+}
+
 /// Every check problem with the lines around it (`diagnostics` and the words `t` in the
 /// context): included by the report's page and the file's page.
 const DIAGNOSTICS: &str = r##"{% for d in diagnostics %}<div class="diagnostic" role="alert"><p><code>{{ d.at }}</code>: {{ d.message }}</p>{% if d.hint %}<p>{{ d.hint }}</p>{% endif %}
 <pre>{% for l in d.lines %}<span{% if l[2] %} class="pointed"{% endif %}>{{ l[0] }} | {{ l[1] }}</span>
 {% endfor %}</pre></div>{% else %}<p>{{ t.no_diagnostics }}</p>{% endfor %}"##;
 
+/// Renders `template` with every value HTML-escaped (minijinja escapes by the template's
+/// file name, and a template given as a string has none: without this, a word typed into
+/// the address, a file's content or a ledger's row would be markup in the page). What is
+/// already HTML is passed as `Value::from_safe_string`.
 pub(super) fn render(template: &str, ctx: Value) -> String {
     let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    // Text escaped as markupsafe does (`& < > " '`): minijinja's own also writes `/` as
+    // `&#x2f;`, which is safe but makes every address and path in the page unreadable
+    // in its source.
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) if !value.is_safe() => out
+            .write_str(&slack_html::escape(text))
+            .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "page output")),
+        _ => minijinja::escape_formatter(out, state, value),
+    });
     let drawn = env
         .add_template("diagnostics", DIAGNOSTICS)
         .and_then(|()| env.render_str(template, ctx));

@@ -111,6 +111,11 @@ pub struct Source {
     pub warehouse: Arc<dyn Warehouse>,
 }
 
+/// A name the address gives, if it gives one (blank is none).
+fn named(asked: Option<&str>) -> Option<&str> {
+    asked.map(str::trim).filter(|a| !a.is_empty())
+}
+
 /// What the studio reads besides the folder: the warehouses previews run on (the first
 /// unless the page asks for another), and the ledger, opened read-only, for recent runs.
 pub struct Reads {
@@ -193,7 +198,7 @@ impl Studio {
     /// The warehouse the page asks for by name (the first when it names none), or what
     /// to say when there is none by that name.
     fn warehouse(&self, asked: Option<&str>) -> Result<&dyn Warehouse, String> {
-        let asked = asked.map(str::trim).filter(|a| !a.is_empty());
+        let asked = named(asked);
         self.warehouses
             .iter()
             .find(|s| asked.is_none_or(|a| a == s.name))
@@ -210,7 +215,7 @@ impl Studio {
 
     /// The choice the page offers: (name, what it is, whether it is the one asked for).
     fn warehouse_choices(&self, asked: Option<&str>) -> Vec<(String, String, bool)> {
-        let asked = asked.map(str::trim).filter(|a| !a.is_empty());
+        let asked = named(asked);
         self.warehouses
             .iter()
             .enumerate()
@@ -482,7 +487,19 @@ async fn entry(
             match studio.warehouse(query.warehouse.as_deref()) {
                 Ok(warehouse) => {
                     let reads = (&studio.app, warehouse);
-                    backtest::section(&frame, reads, &catalog, alert, asked, now).await
+                    let app = &studio.app;
+                    let replayed =
+                        backtest::section(&frame, reads, &catalog, alert, asked, now).await;
+                    let slack_url = app.slack_url.as_deref();
+                    let rounds = runs::alert_section(
+                        &frame,
+                        &studio.ledger,
+                        alert,
+                        app.runs_shown,
+                        slack_url,
+                    )
+                    .await;
+                    replayed + &rounds
                 }
                 Err(why) => format!("<p role=\"alert\">{}</p>", slack_html::escape(&why)),
             }
@@ -518,14 +535,21 @@ fn not_found(studio: &Studio, query: &PageQuery, name: &str) -> Response {
 }
 
 /// Server-sent events: `change` with the new version each time the folder changes.
+/// The folder's version now (`event: version`), then each change (`event: change`): a page
+/// that shows another version reloads, so a change made before its stream opened is not
+/// missed.
 async fn events(State(studio): State<Arc<Studio>>) -> impl IntoResponse {
-    let receiver = studio.changes.subscribe();
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+    use futures_util::StreamExt;
+    let mut receiver = studio.changes.subscribe();
+    let now = *receiver.borrow_and_update();
+    let first = Event::default().event("version").data(now.to_string());
+    let changes = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.changed().await.ok()?;
         let version = *receiver.borrow_and_update();
         let event = Event::default().event("change").data(version.to_string());
         Some((Ok::<_, Infallible>(event), receiver))
     });
+    let stream = futures_util::stream::once(async move { Ok(first) }).chain(changes);
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

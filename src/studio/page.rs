@@ -10,7 +10,7 @@ use minijinja::value::Value;
 use serde::Serialize;
 
 pub use super::frame::Frame;
-use super::frame::{render, serde_value};
+use super::frame::{local_time, render, serde_value};
 use super::preview::{Preview, Shown as ShownDiagnostic};
 use super::slack_html;
 use crate::catalog::Catalog;
@@ -66,11 +66,33 @@ code, pre { font-family: ui-monospace, monospace, "BIZ UDPGothic"; }
 {{ body }}
 </main>
 <script>
-// One stream per open page; closed as the page goes, so the browser's few connections
-// to this host are never held by pages no longer shown.
-var changes = new EventSource("/events");
-changes.addEventListener("change", function () { changes.close(); location.reload(); });
-window.addEventListener("pagehide", function () { changes.close(); });
+// The folder's version this page shows; a different one means reload. A browser gives a
+// host six connections, so the studio's open tabs share one event stream: the tab holding
+// the lock listens and tells the others; when it goes, the next takes the lock. Without
+// locks (plain http beyond this machine) each tab listens itself.
+(function () {
+  var shown = document.body.dataset.version;
+  var tabs = window.BroadcastChannel ? new BroadcastChannel("kpibot-studio") : null;
+  function seen(version) { if (version !== shown) { location.reload(); } }
+  function listen(stop) {
+    var changes = new EventSource("/events");
+    function heard(event) {
+      if (tabs) { tabs.postMessage(event.data); }
+      if (event.data !== shown) { changes.close(); stop(); seen(event.data); }
+    }
+    changes.addEventListener("version", heard);
+    changes.addEventListener("change", heard);
+    window.addEventListener("pagehide", function () { changes.close(); stop(); });
+  }
+  if (tabs) { tabs.onmessage = function (message) { seen(message.data); }; }
+  if (tabs && navigator.locks) {
+    navigator.locks.request("kpibot-studio-events", function () {
+      return new Promise(function (done) { listen(done); });
+    });
+  } else {
+    listen(function () {});
+  }
+})();
 </script>
 </body>
 </html>
@@ -163,13 +185,7 @@ fn slots_of(
 ) -> Vec<String> {
     crate::scheduled::cron::slots_after(cron, timezone, now)
         .take(NEXT_SLOTS_SHOWN)
-        .map(|slot| {
-            format!(
-                "{} ({}) → {channel}",
-                slot.with_timezone(&timezone).format("%Y-%m-%d %H:%M"),
-                timezone.name(),
-            )
-        })
+        .map(|slot| format!("{} → {channel}", local_time(slot, timezone)))
         .collect()
 }
 
@@ -359,7 +375,7 @@ pub fn report(
                 stats.push_str(&crate::tr!(
                     frame.locale,
                     "studio-bytes",
-                    bytes = bytes.to_string()
+                    bytes = crate::warehouse::cost::bytes_text(bytes)
                 ));
             }
             let more = (p.row_count > p.rows.len()).then(|| {

@@ -19,13 +19,17 @@ use serde_json::Value;
 /// The window every page is drawn in (screenshots are this wide).
 pub const WINDOW_WIDTH_PX: u32 = 1280;
 pub const WINDOW_HEIGHT_PX: u32 = 900;
+/// The axe-core release `.ci/axe` fetches (pinned there with its hash).
+const AXE_VERSION: &str = "4.14.1";
 /// How long one DevTools command may take: a debug build's first preview is slow.
 const COMMAND_TIMEOUT_S: u64 = 120;
 
 /// A headless Chromium with one page, closed when dropped.
 pub struct Browser {
     chromium: Chromium,
-    page: Page,
+    /// Every tab opened, in order; the calls act on `current`.
+    tabs: Vec<Page>,
+    current: usize,
     _profile: tempfile::TempDir,
     errors: Arc<Mutex<Vec<String>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -73,9 +77,11 @@ pub fn available(skipping: &str) -> bool {
 /// axe-core's script (`KPIBOT_AXE_JS`, else where `.ci/axe` keeps it), or None when it is
 /// missing and CI does not demand it.
 pub fn axe_script() -> Option<String> {
+    // Where `.ci/axe` keeps it (which CI exports as KPIBOT_AXE_JS).
     let path = std::env::var("KPIBOT_AXE_JS").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        format!("{home}/.cache/kpibot-axe/axe-core-4.14.1/axe.min.js")
+        let cache = std::env::var("XDG_CACHE_HOME")
+            .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
+        format!("{cache}/kpibot-axe/axe-core-{AXE_VERSION}/axe.min.js")
     });
     match std::fs::read_to_string(&path) {
         Ok(script) => Some(script),
@@ -166,11 +172,36 @@ impl Browser {
         }));
         Self {
             chromium,
-            page,
+            tabs: vec![page],
+            current: 0,
             _profile: profile,
             errors,
             tasks,
         }
+    }
+
+    fn tab(&self) -> &Page {
+        &self.tabs[self.current]
+    }
+
+    /// Opens `url` in a new tab, which the calls then act on; the tabs before stay open.
+    /// (Only the first tab's errors are collected.)
+    pub async fn open_in_new_tab(&mut self, url: &str) {
+        let tab = self.chromium.new_page("about:blank").await.unwrap();
+        self.tabs.push(tab);
+        self.current = self.tabs.len() - 1;
+        self.open(url).await;
+    }
+
+    /// How many tabs are open.
+    pub fn tab_count(&self) -> usize {
+        self.tabs.len()
+    }
+
+    /// Makes the calls act on tab `index` (in the order they were opened).
+    pub fn switch_to(&mut self, index: usize) {
+        assert!(index < self.tabs.len(), "no tab {index}");
+        self.current = index;
     }
 
     /// What the page reported as errors since the last call, in order.
@@ -180,7 +211,7 @@ impl Browser {
 
     /// Opens `url` and waits until it has loaded completely.
     pub async fn open(&mut self, url: &str) {
-        self.page
+        self.tab()
             .goto(url)
             .await
             .unwrap_or_else(|error| panic!("cannot open {url}: {error}"));
@@ -210,7 +241,7 @@ impl Browser {
             .map_err(|e| e.to_string())?;
         // An exception thrown in the page comes back as an error.
         let result = self
-            .page
+            .tab()
             .evaluate_expression(params)
             .await
             .map_err(|e| e.to_string())?;
@@ -233,7 +264,7 @@ impl Browser {
 
     /// Presses a key (`Tab`, `Enter`) wherever the page's focus is, as a person would.
     pub async fn press_key(&mut self, key: &str) {
-        let body = self.page.find_element("body").await.unwrap();
+        let body = self.tab().find_element("body").await.unwrap();
         body.press_key(key)
             .await
             .unwrap_or_else(|error| panic!("cannot press {key}: {error}"));
@@ -250,13 +281,14 @@ impl Browser {
             .await
             .as_u64()
             .unwrap_or(0) as usize;
-        self.eval("document.activeElement && document.activeElement.blur(), true")
+        // Each element is told apart by a number of its own, not by its markup.
+        self.eval("document.querySelectorAll('a[href], button:enabled, input:enabled:not([type=hidden]), select:enabled, textarea:enabled, summary').forEach((e, i) => e.dataset.walk = i), document.activeElement && document.activeElement.blur(), true")
             .await;
         let mut landed: Vec<(String, bool)> = Vec::new();
         for _ in 0..actionable * 4 {
             self.press_key("Tab").await;
             let at = self
-                .eval("(() => { const e = document.activeElement; const s = getComputedStyle(e); return [e.outerHTML.slice(0, 90), s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2]; })()")
+                .eval("(() => { const e = document.activeElement; const s = getComputedStyle(e); return [e === document.body ? '<body>' : (e.dataset.walk || '?') + ' ' + e.outerHTML.slice(0, 90), s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2]; })()")
                 .await;
             let tag = at[0].as_str().unwrap_or_default().to_string();
             if tag.starts_with("<body") {
@@ -269,7 +301,7 @@ impl Browser {
 
     /// What the window shows, as a PNG (WINDOW_WIDTH_PX by WINDOW_HEIGHT_PX).
     pub async fn screenshot(&mut self) -> Vec<u8> {
-        self.page
+        self.tab()
             .screenshot(
                 ScreenshotParams::builder()
                     .format(CaptureScreenshotFormat::Png)
