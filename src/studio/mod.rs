@@ -141,7 +141,12 @@ pub struct Studio {
 impl Studio {
     /// The studio over `app`'s folder and the warehouses in `reads`, the folder read once.
     pub fn new(app: Parts, reads: Reads, token: Option<String>) -> Arc<Self> {
-        let (changes, _) = watch::channel(0);
+        // Versions start from the moment the studio started, so a page left open across a
+        // restart never mistakes the new studio's versions for the ones it showed.
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2));
+        let (changes, _) = watch::channel(started_ms);
         let studio = Arc::new(Self {
             app,
             warehouses: reads.warehouses,

@@ -68,30 +68,47 @@ code, pre { font-family: ui-monospace, monospace, "BIZ UDPGothic"; }
 <script>
 // The folder's version this page shows; a different one means reload. A browser gives a
 // host six connections, so the studio's open tabs share one event stream: the tab holding
-// the lock listens and tells the others; when it goes, the next takes the lock. Without
+// the lock listens and tells the others, and answers a new tab that asks what it last
+// heard; when it goes, or its stream fails for good, the next tab takes the lock. Without
 // locks (plain http beyond this machine) each tab listens itself.
 (function () {
   var shown = document.body.dataset.version;
+  var heard = null;
   var tabs = window.BroadcastChannel ? new BroadcastChannel("kpibot-studio") : null;
-  function seen(version) { if (version !== shown) { location.reload(); } }
+  function seen(version) { if (version && version !== shown) { location.reload(); } }
   function listen(stop) {
     var changes = new EventSource("/events");
-    function heard(event) {
-      if (tabs) { tabs.postMessage(event.data); }
-      if (event.data !== shown) { changes.close(); stop(); seen(event.data); }
+    function hear(event) {
+      heard = event.data;
+      if (tabs) { tabs.postMessage({ version: heard }); }
+      if (heard !== shown) { changes.close(); stop(); seen(heard); }
     }
-    changes.addEventListener("version", heard);
-    changes.addEventListener("change", heard);
+    changes.addEventListener("version", hear);
+    changes.addEventListener("change", hear);
+    changes.onerror = function () {
+      if (changes.readyState === EventSource.CLOSED) { heard = null; stop(); setTimeout(start, 1000); }
+    };
     window.addEventListener("pagehide", function () { changes.close(); stop(); });
   }
-  if (tabs) { tabs.onmessage = function (message) { seen(message.data); }; }
-  if (tabs && navigator.locks) {
-    navigator.locks.request("kpibot-studio-events", function () {
-      return new Promise(function (done) { listen(done); });
-    });
-  } else {
-    listen(function () {});
+  function start() {
+    if (tabs && navigator.locks) {
+      navigator.locks.request("kpibot-studio-events", function () {
+        return new Promise(function (done) { listen(done); });
+      });
+    } else {
+      listen(function () {});
+    }
   }
+  if (tabs) {
+    tabs.onmessage = function (message) {
+      var data = message.data || {};
+      if (data.ask && heard) { tabs.postMessage({ version: heard }); }
+      seen(data.version);
+    };
+    tabs.postMessage({ ask: true });
+  }
+  window.addEventListener("pageshow", function (event) { if (event.persisted) { location.reload(); } });
+  start();
 })();
 </script>
 </body>
