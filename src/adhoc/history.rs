@@ -64,14 +64,7 @@ pub async fn history_text(
         count = runs.len()
     )];
     for run in runs {
-        let state = match run.state {
-            RunState::Delivered => "history-state-delivered",
-            RunState::Failed => "history-state-failed",
-            RunState::Skipped => "history-state-skipped",
-            RunState::NoData => "history-state-no-data",
-            RunState::Running => "history-state-running",
-            RunState::Claimed => "history-state-claimed",
-        };
+        let state = state_key(run.state);
         let link = Mrkdwn::formatted(match permalink(ledger, slack, &run).await {
             Some(url) => tr_mrkdwn!(locale, "history-link", url = url),
             None => String::new(),
@@ -112,4 +105,16 @@ async fn permalink(ledger: &Ledger, slack: Option<&Slack>, run: &RunRecord) -> O
         tracing::warn!(error = %error, key = %run.key, "could not store a post's permalink; it will be asked for again");
     }
     Some(url)
+}
+
+/// The message key that names a run's state for its reader (`/kpi history`, the studio).
+pub fn state_key(state: RunState) -> &'static str {
+    match state {
+        RunState::Delivered => "history-state-delivered",
+        RunState::Failed => "history-state-failed",
+        RunState::Skipped => "history-state-skipped",
+        RunState::NoData => "history-state-no-data",
+        RunState::Running => "history-state-running",
+        RunState::Claimed => "history-state-claimed",
+    }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::frame::{Frame, local_time, render, serde_value};
 use crate::ledger::alerts::{NoticeKey, StoredRound};
-use crate::ledger::{Ledger, LedgerError, RunRecord, RunState};
+use crate::ledger::{Ledger, LedgerError, RunRecord};
 use crate::spec::{AlertSpec, ReportSpec};
 
 const RUNS: &str = r##"<section aria-labelledby="runs"><h2 id="runs">{{ t.runs }}</h2>
@@ -45,19 +45,6 @@ struct RunShown {
     link: Option<String>,
     /// Where it went, when there is no link: channel and Slack's timestamp.
     place: String,
-}
-
-/// The words for a run's state in the page's language.
-fn state_word(frame: &Frame, state: RunState) -> String {
-    let key = match state {
-        RunState::Claimed => "studio-state-claimed",
-        RunState::Running => "studio-state-running",
-        RunState::Delivered => "studio-state-delivered",
-        RunState::Failed => "studio-state-failed",
-        RunState::Skipped => "studio-state-skipped",
-        RunState::NoData => "studio-state-no-data",
-    };
-    crate::tr!(frame.locale, key)
 }
 
 /// A post's address: the permalink the ledger kept, else one built from the workspace's
@@ -107,7 +94,7 @@ fn shown(frame: &Frame, spec: &ReportSpec, run: &RunRecord, slack_url: Option<&s
         .unwrap_or(chrono_tz::UTC);
     RunShown {
         slot: local_time(run.key.slot, timezone),
-        state: state_word(frame, run.state),
+        state: crate::tr!(frame.locale, crate::adhoc::history::state_key(run.state)),
         error: run.error.clone().unwrap_or_default(),
         rows: run.rows.map(|r| r.to_string()).unwrap_or_default(),
         link: post_link(
